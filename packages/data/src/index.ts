@@ -1,0 +1,74 @@
+/**
+ * `@advrec/data`: interaction logs and item features in, seeded splits and BPR triples out.
+ *
+ * Read a log ({@link readMovieLens100K}, {@link readDelimited}, {@link readUserItemLists}, ...),
+ * clean it ({@link toImplicit}, {@link dedupe}, {@link kCore}), split it ({@link leaveOneOut},
+ * {@link ratioSplit}, {@link givenSplit}, {@link holdOutValidation}) into a {@link Dataset},
+ * then sample BPR triples ({@link TripleSampler}) or sampled-negative test sets
+ * ({@link generateSampledTestSet}). Every random choice is seeded.
+ *
+ * @packageDocumentation
+ */
+export { AdvrecError, ConfigError, DataError, DataFormatError } from './errors.js';
+export type { ConfigIssue, DataLocation } from './errors.js';
+export { Random, deriveSeed } from './random.js';
+export { IdMap } from './id-map.js';
+export type { InteractionLog } from './interaction-log.js';
+export { readLines } from './lines.js';
+export type { ReadLinesOptions, TextEncodingName } from './lines.js';
+export {
+  readAmrPositives,
+  readDelimited,
+  readMovieLens100K,
+  readMovieLensRatingsDat,
+  readNcfRatings,
+  readUserItemLists,
+} from './readers.js';
+export type { ColumnMapping, ColumnRef, DelimitedOptions, IdFormat, UserItemListOptions } from './readers.js';
+export { dedupe, filterByCount, kCore, selectInteractions, toImplicit } from './preprocess.js';
+export type { CountFilterOptions } from './preprocess.js';
+export { InteractionMatrix } from './interaction-matrix.js';
+export {
+  describe,
+  formatDescription,
+  givenSplit,
+  holdOutValidation,
+  leaveOneOut,
+  ratioSplit,
+} from './dataset.js';
+export type {
+  ColdStartPolicy,
+  Dataset,
+  DatasetDescription,
+  GivenSplitOptions,
+  LeaveOneOutOptions,
+  RatioSplitOptions,
+  SplitCounts,
+  SplitOptions,
+  SplitProtocol,
+  ValidationOptions,
+} from './dataset.js';
+export { NegativeSampler, TripleSampler } from './sampler.js';
+export type { TripleBatch, TripleSamplerOptions } from './sampler.js';
+export { generateSampledTestSet, readSampledTestSet, writeSampledTestSet } from './sampled-test-set.js';
+export type {
+  NegativeFileFormat,
+  ReadSampledTestSetOptions,
+  SampledTestSet,
+  SampledTestSetOptions,
+} from './sampled-test-set.js';
+export {
+  alignItemFeatures,
+  readFeatureMatrix,
+  readNpy,
+  readRawFeatures,
+  toHalf,
+  writeNpy,
+  writeRawFeatures,
+} from './features.js';
+export type { AlignOptions, FeatureMatrix, ItemFeatures, RowAlignment, WriteNpyOptions } from './features.js';
+export { generateSynthetic } from './synthetic.js';
+export type { SyntheticData, SyntheticOptions } from './synthetic.js';
+export { writeFileAtomic } from './write.js';
+export { loadAmrDataset, loadNcfDataset, readAmrTestPositives } from './repositories.js';
+export type { DatasetWithNegatives } from './repositories.js';
