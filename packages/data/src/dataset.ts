@@ -190,10 +190,15 @@ export function givenSplit(train: InteractionLog, test: InteractionLog, options:
     ...(options.extraItems ?? []),
   ]);
   const remap = (from: IdMap, to: IdMap): Int32Array => Int32Array.from(from.toArray(), (id) => to.get(id)!);
-  const combine = (log: InteractionLog, users: Int32Array, items: Int32Array): [Int32Array, Int32Array] => [
-    Int32Array.from(log.users, (u) => users[u]!),
-    Int32Array.from(log.items, (i) => items[i]!),
-  ];
+  const combine = (log: InteractionLog, users: Int32Array, items: Int32Array): [Int32Array, Int32Array] => {
+    const u = new Int32Array(log.length);
+    const i = new Int32Array(log.length);
+    for (let k = 0; k < log.length; k++) {
+      u[k] = users[log.users[k]!]!;
+      i[k] = items[log.items[k]!]!;
+    }
+    return [u, i];
+  };
   const [trainUsers, trainItems] = combine(
     trainLog,
     remap(trainLog.userIdMap, userIdMap),

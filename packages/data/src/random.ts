@@ -64,6 +64,19 @@ export class Random {
     return new Random(deriveSeed(seed, ...keys));
   }
 
+  /**
+   * The four 32-bit state words, for hot loops that inline the generator (see
+   * `TripleSampler`); `setState` puts them back so the stream continues exactly.
+   */
+  getState(): [number, number, number, number] {
+    return [this.a, this.b, this.c, this.d];
+  }
+
+  /** Restores state words taken with {@link Random.getState} (after advancing them). */
+  setState(state: readonly [number, number, number, number]): void {
+    [this.a, this.b, this.c, this.d] = state;
+  }
+
   /** A uniform 32-bit unsigned integer. */
   nextUint32(): number {
     const result = Math.imul(rotl(Math.imul(this.b, 5), 7), 9) >>> 0;
@@ -93,13 +106,17 @@ export class Random {
       throw new RangeError(`nextInt bound must be a positive safe integer, got ${n}`);
     }
     if (n <= TWO_POW_21) {
-      // Lemire's multiply-shift with rejection; r * n < 2^53 so the product is exact.
-      const threshold = (TWO_POW_32 - n) % n;
-      for (;;) {
-        const m = this.nextUint32() * n;
-        const hi = Math.floor(m / TWO_POW_32);
-        if (m - hi * TWO_POW_32 >= threshold) return hi;
+      // Lemire's nearly divisionless multiply-shift with rejection; r * n < 2^53 is exact.
+      let m = this.nextUint32() * n;
+      let hi = Math.floor(m / TWO_POW_32);
+      if (m - hi * TWO_POW_32 < n) {
+        const threshold = (TWO_POW_32 - n) % n;
+        while (m - hi * TWO_POW_32 < threshold) {
+          m = this.nextUint32() * n;
+          hi = Math.floor(m / TWO_POW_32);
+        }
       }
+      return hi;
     }
     const limit = Math.floor(9007199254740992 / n) * n;
     for (;;) {

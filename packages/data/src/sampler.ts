@@ -9,14 +9,27 @@ const TWO_POW_32 = 4294967296;
  * candidate items that are not among `u`'s training positives. By default the
  * candidates are the items with at least one training interaction, so a cold-start
  * test item is never sampled as a negative (the AMR code's leak guard).
+ *
+ * Draws are rejection sampling, exact: a candidate is drawn uniformly (Lemire's
+ * multiply-shift with rejection, no modulo bias) and redrawn while it is a positive.
+ * Membership is first checked against a one-hash Bloom filter of all (user, item)
+ * training pairs that fits in the L2 cache (about 8 bits per pair); only when the filter
+ * says "maybe" is the user's sorted row binary-searched. This keeps sampling far faster
+ * than training on data the size of Gowalla.
  */
 export class NegativeSampler {
   /** The training interactions whose positives are excluded. */
   readonly train: InteractionMatrix;
   /** Candidate item ids, ascending. */
   readonly candidates: Int32Array;
-  private readonly identity: boolean;
-  private readonly rejectBelow: number;
+  /** @internal */
+  readonly identity: boolean;
+  /** @internal */
+  readonly rejectBelow: number;
+  /** @internal Bloom filter bits over hash(user, item). */
+  readonly filter: Int32Array;
+  /** @internal Right shift that turns a 32-bit hash into a filter bit index. */
+  readonly filterShift: number;
 
   /**
    * @param train - the training split.
@@ -49,37 +62,97 @@ export class NegativeSampler {
         throw new DataError(`user ${u} has every candidate item as a training positive: no negative can be sampled`);
       }
     }
+    const bits = Math.min(26, Math.max(16, Math.ceil(Math.log2(Math.max(1, train.nnz) * 8))));
+    this.filterShift = 32 - bits;
+    this.filter = new Int32Array(1 << (bits - 5));
+    for (let u = 0; u < train.numUsers; u++) {
+      for (let p = train.indptr[u]!; p < train.indptr[u + 1]!; p++) {
+        const h = pairHash(u, train.indices[p]!) >>> this.filterShift;
+        this.filter[h >>> 5]! |= 1 << (h & 31);
+      }
+    }
   }
 
-  /** One negative for user `u`, drawn from `random`. */
+  /** True when `j` is a training positive of `u` (exact). */
+  isPositive(u: number, j: number): boolean {
+    const h = pairHash(u, j) >>> this.filterShift;
+    if ((this.filter[h >>> 5]! & (1 << (h & 31))) === 0) return false;
+    return this.train.has(u, j);
+  }
+
+  /** One negative for user `u`, drawn from `random` (the same draws as `TripleSampler`'s inlined loop). */
   sample(u: number, random: Random): number {
-    const candidates = this.candidates;
-    const n = candidates.length;
-    const indices = this.train.indices;
-    const rowStart = this.train.indptr[u]!;
-    const rowEnd = this.train.indptr[u + 1]! - 1;
+    const n = this.candidates.length;
     for (;;) {
-      // Lemire's exact bounded integer: multiply-shift with rejection of the biased low part.
       const m = random.nextUint32() * n;
       const hi = Math.floor(m / TWO_POW_32);
       if (m - hi * TWO_POW_32 < this.rejectBelow) continue;
-      const j = this.identity ? hi : candidates[hi]!;
-      let lo = rowStart;
-      let top = rowEnd;
-      let found = false;
-      while (lo <= top) {
-        const mid = (lo + top) >>> 1;
-        const v = indices[mid]!;
-        if (v < j) lo = mid + 1;
-        else if (v > j) top = mid - 1;
-        else {
-          found = true;
-          break;
-        }
-      }
-      if (!found) return j;
+      const j = this.identity ? hi : this.candidates[hi]!;
+      if (!this.isPositive(u, j)) return j;
     }
   }
+
+  /**
+   * Fills `negatives[t]` with a negative for `users[t]`, `t < size`: the same draws as
+   * `size` calls of {@link sample}, with the generator inlined (about 3x faster).
+   */
+  fill(users: Int32Array, negatives: Int32Array, size: number, random: Random): void {
+    let [a, b, c, d] = random.getState();
+    const n = this.candidates.length;
+    const candidates = this.candidates;
+    const identity = this.identity;
+    const rejectBelow = this.rejectBelow;
+    const filter = this.filter;
+    const shift = this.filterShift;
+    const indptr = this.train.indptr;
+    const indices = this.train.indices;
+    for (let t = 0; t < size; t++) {
+      const u = users[t]!;
+      for (;;) {
+        // xoshiro128** step, as Random.nextUint32.
+        const b5 = Math.imul(b, 5);
+        const r = Math.imul((b5 << 7) | (b5 >>> 25), 9) >>> 0;
+        const s = b << 9;
+        c ^= a;
+        d ^= b;
+        b ^= c;
+        a ^= d;
+        c ^= s;
+        d = (d << 11) | (d >>> 21);
+        const m = r * n;
+        const hi = Math.floor(m / TWO_POW_32);
+        if (m - hi * TWO_POW_32 < rejectBelow) continue;
+        const j = identity ? hi : candidates[hi]!;
+        const h = pairHash(u, j) >>> shift;
+        if ((filter[h >>> 5]! & (1 << (h & 31))) !== 0) {
+          let lo = indptr[u]!;
+          let top = indptr[u + 1]! - 1;
+          let found = false;
+          while (lo <= top) {
+            const mid = (lo + top) >>> 1;
+            const v = indices[mid]!;
+            if (v < j) lo = mid + 1;
+            else if (v > j) top = mid - 1;
+            else {
+              found = true;
+              break;
+            }
+          }
+          if (found) continue;
+        }
+        negatives[t] = j;
+        break;
+      }
+    }
+    random.setState([a, b, c, d]);
+  }
+}
+
+/** A 32-bit hash of a (user, item) pair for the membership filter. */
+function pairHash(u: number, j: number): number {
+  let x = (Math.imul(u ^ 0x5bd1e995, 0x9e3779b1) + j) | 0;
+  x = Math.imul(x ^ (x >>> 15), 0x85ebca77);
+  return (x ^ (x >>> 13)) >>> 0;
 }
 
 /** A mini-batch of BPR triples (u, i, j): `users[t]` prefers `positives[t]` over `negatives[t]`. */
@@ -126,8 +199,9 @@ export class TripleSampler {
   readonly batchSize: number;
   readonly order: 'shuffle' | 'with-replacement';
   private readonly entryUsers: Int32Array;
-  private permutationEpoch = -1;
-  private permutation: Int32Array | null = null;
+  private shuffledEpoch = -1;
+  /** (user, item) pairs of the training entries in the shuffled order of `shuffledEpoch`. */
+  private shuffledPairs: Int32Array | null = null;
 
   constructor(train: InteractionMatrix, options: TripleSamplerOptions = {}) {
     const issues = new IssueCollector();
@@ -187,17 +261,23 @@ export class TripleSampler {
     const positives = buffers.positives;
     const negatives = buffers.negatives;
     const random = Random.stream(this.seed, epoch, index);
-    const permutation = this.order === 'shuffle' ? this.permutationOf(epoch) : null;
-    const entryUsers = this.entryUsers;
-    const items = this.train.indices;
-    const negativeSampler = this.negatives;
-    for (let t = 0; t < size; t++) {
-      const e = permutation !== null ? permutation[start + t]! : random.nextInt(n);
-      const u = entryUsers[e]!;
-      users[t] = u;
-      positives[t] = items[e]!;
-      negatives[t] = negativeSampler.sample(u, random);
+    if (this.order === 'shuffle') {
+      // The epoch's pairs are already in shuffled order: a sequential read.
+      const pairs = this.shuffledPairsOf(epoch);
+      for (let t = 0, p = 2 * start; t < size; t++, p += 2) {
+        users[t] = pairs[p]!;
+        positives[t] = pairs[p + 1]!;
+      }
+    } else {
+      const entryUsers = this.entryUsers;
+      const items = this.train.indices;
+      for (let t = 0; t < size; t++) {
+        const e = random.nextInt(n);
+        users[t] = entryUsers[e]!;
+        positives[t] = items[e]!;
+      }
     }
+    this.negatives.fill(users, negatives, size, random);
     return {
       epoch,
       index,
@@ -213,16 +293,34 @@ export class TripleSampler {
     for (let b = 0; b < this.batchesPerEpoch; b++) yield this.batch(epoch, b);
   }
 
-  /** The order in which training entries are visited in `epoch` (shuffle order), cached per epoch. */
-  permutationOf(epoch: number): Int32Array {
-    if (this.permutationEpoch !== epoch || this.permutation === null) {
+  /**
+   * The training (user, item) pairs in the order `epoch` visits them (shuffle order):
+   * `[u0, i0, u1, i1, ...]`. A Fisher-Yates shuffle of the CSR order with the stream
+   * `(seed, epoch)`, so it depends on nothing else; cached for the latest epoch asked.
+   */
+  shuffledPairsOf(epoch: number): Int32Array {
+    if (this.shuffledEpoch !== epoch || this.shuffledPairs === null) {
       const n = this.train.nnz;
-      const permutation = this.permutation ?? new Int32Array(n);
-      for (let k = 0; k < n; k++) permutation[k] = k;
-      Random.stream(this.seed, epoch).shuffle(permutation);
-      this.permutation = permutation;
-      this.permutationEpoch = epoch;
+      const pairs = this.shuffledPairs ?? new Int32Array(2 * n);
+      const entryUsers = this.entryUsers;
+      const items = this.train.indices;
+      for (let e = 0; e < n; e++) {
+        pairs[2 * e] = entryUsers[e]!;
+        pairs[2 * e + 1] = items[e]!;
+      }
+      const random = Random.stream(this.seed, epoch);
+      for (let k = n - 1; k > 0; k--) {
+        const j = random.nextInt(k + 1);
+        const u = pairs[2 * k]!;
+        const i = pairs[2 * k + 1]!;
+        pairs[2 * k] = pairs[2 * j]!;
+        pairs[2 * k + 1] = pairs[2 * j + 1]!;
+        pairs[2 * j] = u;
+        pairs[2 * j + 1] = i;
+      }
+      this.shuffledPairs = pairs;
+      this.shuffledEpoch = epoch;
     }
-    return this.permutation;
+    return this.shuffledPairs;
   }
 }
