@@ -177,20 +177,33 @@ export interface GivenSplitOptions {
  * with one id map; duplicates within each log are merged; test interactions that also
  * occur in train are removed from test (and counted in the protocol).
  */
-export function givenSplit(train: InteractionLog, test: InteractionLog, options: GivenSplitOptions = {}): Dataset {
+export function givenSplit(
+  train: InteractionLog,
+  test: InteractionLog,
+  options: GivenSplitOptions = {},
+): Dataset {
   const issues = new IssueCollector();
-  if (options.coldStartItems !== undefined) issues.oneOf('coldStartItems', options.coldStartItems, ['keep', 'drop']);
+  if (options.coldStartItems !== undefined)
+    issues.oneOf('coldStartItems', options.coldStartItems, ['keep', 'drop']);
   issues.throwIfAny();
   const trainLog = dedupe(train);
   const testLog = dedupe(test);
-  const userIdMap = IdMap.fromSourceIds([...trainLog.userIdMap.toArray(), ...testLog.userIdMap.toArray()]);
+  const userIdMap = IdMap.fromSourceIds([
+    ...trainLog.userIdMap.toArray(),
+    ...testLog.userIdMap.toArray(),
+  ]);
   const itemIdMap = IdMap.fromSourceIds([
     ...trainLog.itemIdMap.toArray(),
     ...testLog.itemIdMap.toArray(),
     ...(options.extraItems ?? []),
   ]);
-  const remap = (from: IdMap, to: IdMap): Int32Array => Int32Array.from(from.toArray(), (id) => to.get(id)!);
-  const combine = (log: InteractionLog, users: Int32Array, items: Int32Array): [Int32Array, Int32Array] => {
+  const remap = (from: IdMap, to: IdMap): Int32Array =>
+    Int32Array.from(from.toArray(), (id) => to.get(id)!);
+  const combine = (
+    log: InteractionLog,
+    users: Int32Array,
+    items: Int32Array,
+  ): [Int32Array, Int32Array] => {
     const u = new Int32Array(log.length);
     const i = new Int32Array(log.length);
     for (let k = 0; k < log.length; k++) {
@@ -204,7 +217,11 @@ export function givenSplit(train: InteractionLog, test: InteractionLog, options:
     remap(trainLog.userIdMap, userIdMap),
     remap(trainLog.itemIdMap, itemIdMap),
   );
-  const [testUsers, testItems] = combine(testLog, remap(testLog.userIdMap, userIdMap), remap(testLog.itemIdMap, itemIdMap));
+  const [testUsers, testItems] = combine(
+    testLog,
+    remap(testLog.userIdMap, userIdMap),
+    remap(testLog.itemIdMap, itemIdMap),
+  );
   const trainMatrix = InteractionMatrix.fromPairs(
     userIdMap.size,
     itemIdMap.size,
@@ -229,7 +246,8 @@ export function givenSplit(train: InteractionLog, test: InteractionLog, options:
       }
     }
   }
-  const pick = <T extends Int32Array | Float64Array>(array: T): T => array.filter((_, k) => keep[k] === 1) as T;
+  const pick = <T extends Int32Array | Float64Array>(array: T): T =>
+    array.filter((_, k) => keep[k] === 1) as T;
   const testMatrix = InteractionMatrix.fromPairs(
     userIdMap.size,
     itemIdMap.size,
@@ -280,8 +298,10 @@ export function holdOutValidation(dataset: Dataset, options: ValidationOptions =
   const train = dataset.train;
   const order = options.order ?? (train.timestamps ? 'latest' : 'random');
   issues.oneOf('order', order, ['latest', 'random']);
-  if (order === 'latest' && !train.timestamps) issues.add('order', '"latest" needs train timestamps, and there are none');
-  if (dataset.validation !== null) issues.add('validation', 'the data set already has a validation split');
+  if (order === 'latest' && !train.timestamps)
+    issues.add('order', '"latest" needs train timestamps, and there are none');
+  if (dataset.validation !== null)
+    issues.add('validation', 'the data set already has a validation split');
   issues.throwIfAny();
   const isValidation = new Uint8Array(train.nnz);
   const positions = Int32Array.from({ length: train.nnz }, (_, p) => p);
@@ -289,7 +309,9 @@ export function holdOutValidation(dataset: Dataset, options: ValidationOptions =
     const start = train.indptr[u]!;
     const end = train.indptr[u + 1]!;
     if (end - start < 2) continue;
-    isValidation[pickHeldOut(positions, start, end, train.timestamps, order, Random.stream(seed, 3, u))] = 1;
+    isValidation[
+      pickHeldOut(positions, start, end, train.timestamps, order, Random.stream(seed, 3, u))
+    ] = 1;
   }
   const { kept, held } = partition(train, isValidation);
   const trainDegrees = kept.itemDegrees();
@@ -305,7 +327,8 @@ export function holdOutValidation(dataset: Dataset, options: ValidationOptions =
 function checkCommon(issues: IssueCollector, options: SplitOptions): number {
   const seed = options.seed ?? 0;
   issues.integer('seed', seed, 0);
-  if (options.coldStartItems !== undefined) issues.oneOf('coldStartItems', options.coldStartItems, ['keep', 'drop']);
+  if (options.coldStartItems !== undefined)
+    issues.oneOf('coldStartItems', options.coldStartItems, ['keep', 'drop']);
   return seed;
 }
 
@@ -340,7 +363,10 @@ function pickHeldOut(
 function assemble(
   log: InteractionLog,
   isTest: Uint8Array,
-  protocol: Omit<SplitProtocol, 'droppedColdStartInteractions' | 'droppedTrainTestOverlap' | 'validation'>,
+  protocol: Omit<
+    SplitProtocol,
+    'droppedColdStartInteractions' | 'droppedTrainTestOverlap' | 'validation'
+  >,
 ): Dataset {
   const numUsers = log.userIdMap.size;
   const numItems = log.itemIdMap.size;
@@ -365,7 +391,8 @@ function assemble(
     );
   };
   const train = select((k) => isTest[k] === 0);
-  if (train.nnz === 0) throw new DataError(`${log.source}: the split leaves no training interaction`);
+  if (train.nnz === 0)
+    throw new DataError(`${log.source}: the split leaves no training interaction`);
   const test = select((k) => inTest[k] === 1);
   return {
     name: log.source,
@@ -377,11 +404,19 @@ function assemble(
     validation: null,
     test,
     coldStartItems: findColdStartItems(trainDegrees, [test]),
-    protocol: { ...protocol, droppedColdStartInteractions: dropped, droppedTrainTestOverlap: 0, validation: null },
+    protocol: {
+      ...protocol,
+      droppedColdStartInteractions: dropped,
+      droppedTrainTestOverlap: 0,
+      validation: null,
+    },
   };
 }
 
-function partition(matrix: InteractionMatrix, isHeld: Uint8Array): { kept: InteractionMatrix; held: InteractionMatrix } {
+function partition(
+  matrix: InteractionMatrix,
+  isHeld: Uint8Array,
+): { kept: InteractionMatrix; held: InteractionMatrix } {
   const build = (want: number): InteractionMatrix => {
     const indptr = new Int32Array(matrix.numUsers + 1);
     let n = 0;
@@ -403,7 +438,10 @@ function partition(matrix: InteractionMatrix, isHeld: Uint8Array): { kept: Inter
   return { kept: build(0), held: build(1) };
 }
 
-function findColdStartItems(trainDegrees: Int32Array, heldOut: readonly InteractionMatrix[]): Int32Array {
+function findColdStartItems(
+  trainDegrees: Int32Array,
+  heldOut: readonly InteractionMatrix[],
+): Int32Array {
   const cold = new Uint8Array(trainDegrees.length);
   for (const matrix of heldOut) {
     for (let p = 0; p < matrix.nnz; p++) {
@@ -477,7 +515,9 @@ export function describe(dataset: Dataset): DatasetDescription {
 export function formatDescription(d: DatasetDescription): string {
   const n = (x: number): string => x.toLocaleString('en-US');
   const split = (name: string, s: SplitCounts | null): string =>
-    s ? `  ${name.padEnd(10)} ${n(s.interactions).padStart(11)} interactions, ${n(s.users)} users, ${n(s.items)} items` : '';
+    s
+      ? `  ${name.padEnd(10)} ${n(s.interactions).padStart(11)} interactions, ${n(s.users)} users, ${n(s.items)} items`
+      : '';
   const p = d.protocol;
   return [
     `${d.name}`,

@@ -14,7 +14,11 @@ const CONFIG_ERROR = Symbol.for('advrec.error.ConfigError');
 const DATA_ERROR = Symbol.for('advrec.error.DataError');
 
 function hasMarker(value: unknown, marker: symbol): boolean {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[marker] === true;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as Record<symbol, unknown>)[marker] === true
+  );
 }
 
 /** Base class of every advrec error. */
@@ -166,7 +170,10 @@ export class IssueCollector {
   /** Records a problem unless `value` is one of `allowed`. */
   oneOf(path: string, value: unknown, allowed: readonly string[]): void {
     if (typeof value !== 'string' || !allowed.includes(value)) {
-      this.add(path, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${JSON.stringify(value)}`);
+      this.add(
+        path,
+        `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${JSON.stringify(value)}`,
+      );
     }
   }
 

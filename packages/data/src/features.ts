@@ -68,7 +68,9 @@ export async function readRawFeatures(file: string): Promise<FeatureMatrix> {
 /** Reads `.npy` or the raw layout, chosen by the file's magic bytes. */
 export async function readFeatureMatrix(file: string): Promise<FeatureMatrix> {
   return readMatrix(file, (head, name) =>
-    NPY_MAGIC.every((b, k) => head[k] === b) ? parseNpyHeader(head, name) : parseRawHeader(head, name),
+    NPY_MAGIC.every((b, k) => head[k] === b)
+      ? parseNpyHeader(head, name)
+      : parseRawHeader(head, name),
   );
 }
 
@@ -86,7 +88,11 @@ async function readMatrix(
     const { rows, dimension, elementBytes } = header;
     const expectedBytes = header.dataOffset + rows * dimension * elementBytes;
     if (size < expectedBytes) {
-      throw new DataFormatError({ file }, `${expectedBytes} bytes for a ${rows} x ${dimension} matrix`, `${size} bytes (truncated)`);
+      throw new DataFormatError(
+        { file },
+        `${expectedBytes} bytes for a ${rows} x ${dimension} matrix`,
+        `${size} bytes (truncated)`,
+      );
     }
     const data = new Float32Array(rows * dimension);
     const rowBytes = dimension * elementBytes;
@@ -98,12 +104,15 @@ async function readMatrix(
       const n = Math.min(rowsPerChunk, rows - r0);
       const bytes = n * rowBytes;
       const { bytesRead } = await handle.read(chunk, 0, bytes, header.dataOffset + r0 * rowBytes);
-      if (bytesRead !== bytes) throw new DataFormatError({ file }, `${bytes} bytes at row ${r0}`, `${bytesRead} bytes`);
+      if (bytesRead !== bytes)
+        throw new DataFormatError({ file }, `${bytes} bytes at row ${r0}`, `${bytesRead} bytes`);
       const base = r0 * dimension;
       const count = n * dimension;
       const le = header.littleEndian;
-      if (elementBytes === 4) for (let k = 0; k < count; k++) data[base + k] = view.getFloat32(k * 4, le);
-      else if (elementBytes === 2) for (let k = 0; k < count; k++) data[base + k] = half![view.getUint16(k * 2, le)]!;
+      if (elementBytes === 4)
+        for (let k = 0; k < count; k++) data[base + k] = view.getFloat32(k * 4, le);
+      else if (elementBytes === 2)
+        for (let k = 0; k < count; k++) data[base + k] = half![view.getUint16(k * 2, le)]!;
       else for (let k = 0; k < count; k++) data[base + k] = view.getFloat64(k * 8, le);
       for (let k = 0; k < count; k++) {
         if (!Number.isFinite(data[base + k]!)) {
@@ -124,7 +133,11 @@ async function readMatrix(
 
 function parseNpyHeader(head: Buffer, file: string): MatrixHeader {
   if (head.length < 10 || !NPY_MAGIC.every((b, k) => head[k] === b)) {
-    throw new DataFormatError({ file }, 'a .npy file (magic "\\x93NUMPY")', head.subarray(0, 6).toString('latin1'));
+    throw new DataFormatError(
+      { file },
+      'a .npy file (magic "\\x93NUMPY")',
+      head.subarray(0, 6).toString('latin1'),
+    );
   }
   const major = head[6]!;
   let headerLength: number;
@@ -138,15 +151,21 @@ function parseNpyHeader(head: Buffer, file: string): MatrixHeader {
   } else {
     throw new DataFormatError({ file }, '.npy format version 1, 2 or 3', `version ${major}`);
   }
-  if (start + headerLength > head.length) throw new DataFormatError({ file }, 'a complete .npy header', 'a truncated header');
+  if (start + headerLength > head.length)
+    throw new DataFormatError({ file }, 'a complete .npy header', 'a truncated header');
   const text = head.subarray(start, start + headerLength).toString('latin1');
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(text)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(text)?.[1];
   const shape = /'shape'\s*:\s*\(([^)]*)\)/.exec(text)?.[1];
   if (descr === undefined || fortran === undefined || shape === undefined) {
-    throw new DataFormatError({ file }, "a .npy header dict with 'descr', 'fortran_order' and 'shape'", text.trim());
+    throw new DataFormatError(
+      { file },
+      "a .npy header dict with 'descr', 'fortran_order' and 'shape'",
+      text.trim(),
+    );
   }
-  if (fortran === 'True') throw new DataFormatError({ file }, 'C order (fortran_order False)', 'Fortran order');
+  if (fortran === 'True')
+    throw new DataFormatError({ file }, 'C order (fortran_order False)', 'Fortran order');
   const types: Record<string, [MatrixHeader['fileType'], 2 | 4 | 8]> = {
     f2: ['float16', 2],
     f4: ['float32', 4],
@@ -176,10 +195,15 @@ function parseNpyHeader(head: Buffer, file: string): MatrixHeader {
 
 function parseRawHeader(head: Buffer, file: string): MatrixHeader {
   if (head.length < RAW_HEADER_BYTES || head.toString('latin1', 0, 4) !== RAW_MAGIC) {
-    throw new DataFormatError({ file }, `a raw feature file (magic "${RAW_MAGIC}") or a .npy file`, head.subarray(0, 4).toString('latin1'));
+    throw new DataFormatError(
+      { file },
+      `a raw feature file (magic "${RAW_MAGIC}") or a .npy file`,
+      head.subarray(0, 4).toString('latin1'),
+    );
   }
   const version = head.readUInt32LE(4);
-  if (version !== 1) throw new DataFormatError({ file }, 'raw feature format version 1', `version ${version}`);
+  if (version !== 1)
+    throw new DataFormatError({ file }, 'raw feature format version 1', `version ${version}`);
   return {
     rows: head.readUInt32LE(8),
     dimension: head.readUInt32LE(12),
@@ -204,7 +228,10 @@ export async function writeNpy(
   dimension: number,
   options: WriteNpyOptions = {},
 ): Promise<void> {
-  if (data.length !== rows * dimension) throw new DataError(`writeNpy: data has ${data.length} values, expected ${rows} x ${dimension}`);
+  if (data.length !== rows * dimension)
+    throw new DataError(
+      `writeNpy: data has ${data.length} values, expected ${rows} x ${dimension}`,
+    );
   const dtype = options.dtype ?? 'float32';
   const dict = `{'descr': '${dtype === 'float16' ? '<f2' : '<f4'}', 'fortran_order': False, 'shape': (${rows}, ${dimension}), }`;
   const padded = dict + ' '.repeat(63 - ((10 + dict.length) % 64)) + '\n';
@@ -226,8 +253,16 @@ export async function writeNpy(
 }
 
 /** Writes the raw float32 layout read by {@link readRawFeatures}, atomically. */
-export async function writeRawFeatures(file: string, data: Float32Array, rows: number, dimension: number): Promise<void> {
-  if (data.length !== rows * dimension) throw new DataError(`writeRawFeatures: data has ${data.length} values, expected ${rows} x ${dimension}`);
+export async function writeRawFeatures(
+  file: string,
+  data: Float32Array,
+  rows: number,
+  dimension: number,
+): Promise<void> {
+  if (data.length !== rows * dimension)
+    throw new DataError(
+      `writeRawFeatures: data has ${data.length} values, expected ${rows} x ${dimension}`,
+    );
   const header = Buffer.alloc(RAW_HEADER_BYTES);
   header.write(RAW_MAGIC, 0, 'latin1');
   header.writeUInt32LE(1, 4);
@@ -267,30 +302,46 @@ export function alignItemFeatures(
   options: AlignOptions = {},
 ): ItemFeatures {
   const issues = new IssueCollector();
-  if (options.expectedDimension !== undefined) issues.integer('expectedDimension', options.expectedDimension, 1);
+  if (options.expectedDimension !== undefined)
+    issues.integer('expectedDimension', options.expectedDimension, 1);
   if (options.missing !== undefined) issues.oneOf('missing', options.missing, ['mark', 'error']);
-  if ('sourceIdOffset' in alignment) issues.integer('sourceIdOffset', alignment.sourceIdOffset, -Number.MAX_SAFE_INTEGER);
+  if ('sourceIdOffset' in alignment)
+    issues.integer('sourceIdOffset', alignment.sourceIdOffset, -Number.MAX_SAFE_INTEGER);
   issues.throwIfAny();
   const file = matrix.source;
   const d = matrix.dimension;
   if (options.expectedDimension !== undefined && d !== options.expectedDimension) {
-    throw new DataFormatError({ file }, `feature dimension ${options.expectedDimension}`, `dimension ${d}`);
+    throw new DataFormatError(
+      { file },
+      `feature dimension ${options.expectedDimension}`,
+      `dimension ${d}`,
+    );
   }
   if ('rowIds' in alignment && alignment.rowIds.length !== matrix.rows) {
-    throw new DataFormatError({ file }, `${alignment.rowIds.length} rows, one per listed item id`, `${matrix.rows} rows`);
+    throw new DataFormatError(
+      { file },
+      `${alignment.rowIds.length} rows, one per listed item id`,
+      `${matrix.rows} rows`,
+    );
   }
   const numItems = itemIdMap.size;
   const out = new Float32Array(numItems * d);
   const hasFeatures = new Uint8Array(numItems);
   let unusedRows = 0;
   for (let r = 0; r < matrix.rows; r++) {
-    const sourceId = 'rowIds' in alignment ? alignment.rowIds[r]! : String(r + alignment.sourceIdOffset);
+    const sourceId =
+      'rowIds' in alignment ? alignment.rowIds[r]! : String(r + alignment.sourceIdOffset);
     const item = itemIdMap.get(sourceId);
     if (item === undefined) {
       unusedRows++;
       continue;
     }
-    if (hasFeatures[item]) throw new DataFormatError({ file }, `one row per item`, `a second row (${r}) for item ${sourceId}`);
+    if (hasFeatures[item])
+      throw new DataFormatError(
+        { file },
+        `one row per item`,
+        `a second row (${r}) for item ${sourceId}`,
+      );
     out.set(matrix.data.subarray(r * d, (r + 1) * d), item * d);
     hasFeatures[item] = 1;
   }
@@ -298,9 +349,21 @@ export function alignItemFeatures(
   for (let i = 0; i < numItems; i++) if (!hasFeatures[i]) missing.push(i);
   if (missing.length > 0 && options.missing === 'error') {
     const shown = missing.slice(0, 5).map((i) => itemIdMap.toSource(i));
-    throw new DataFormatError({ file }, 'a feature row for every item', `${missing.length} items without one (${shown.join(', ')}${missing.length > 5 ? ', ...' : ''})`);
+    throw new DataFormatError(
+      { file },
+      'a feature row for every item',
+      `${missing.length} items without one (${shown.join(', ')}${missing.length > 5 ? ', ...' : ''})`,
+    );
   }
-  return { matrix: out, numItems, dimension: d, hasFeatures, missingItems: Int32Array.from(missing), unusedRows, source: file };
+  return {
+    matrix: out,
+    numItems,
+    dimension: d,
+    hasFeatures,
+    missingItems: Int32Array.from(missing),
+    unusedRows,
+    source: file,
+  };
 }
 
 let HALF_TABLE: Float32Array | undefined;

@@ -26,7 +26,8 @@ export class IdMap {
   /** Builds a map that keeps the given order (dense id = position). Ids must be distinct. */
   static inOrder(ids: readonly string[]): IdMap {
     const map = new IdMap([...ids]);
-    if (map.index.size !== ids.length) throw new DataError('IdMap.inOrder: source ids are not distinct');
+    if (map.index.size !== ids.length)
+      throw new DataError('IdMap.inOrder: source ids are not distinct');
     return map;
   }
 
@@ -48,14 +49,16 @@ export class IdMap {
   /** Dense id of a source id; throws {@link DataError} naming the id when unknown. */
   toDense(sourceId: string | number, what = 'id'): number {
     const dense = this.index.get(String(sourceId));
-    if (dense === undefined) throw new DataError(`unknown ${what} ${JSON.stringify(String(sourceId))}`);
+    if (dense === undefined)
+      throw new DataError(`unknown ${what} ${JSON.stringify(String(sourceId))}`);
     return dense;
   }
 
   /** Source id of a dense id. */
   toSource(denseId: number): string {
     const id = this.sourceIds[denseId];
-    if (id === undefined) throw new DataError(`dense id ${denseId} is out of range [0, ${this.size})`);
+    if (id === undefined)
+      throw new DataError(`dense id ${denseId} is out of range [0, ${this.size})`);
     return id;
   }
 

@@ -24,7 +24,13 @@ export {
   readNcfRatings,
   readUserItemLists,
 } from './readers.js';
-export type { ColumnMapping, ColumnRef, DelimitedOptions, IdFormat, UserItemListOptions } from './readers.js';
+export type {
+  ColumnMapping,
+  ColumnRef,
+  DelimitedOptions,
+  IdFormat,
+  UserItemListOptions,
+} from './readers.js';
 export { dedupe, filterByCount, kCore, selectInteractions, toImplicit } from './preprocess.js';
 export type { CountFilterOptions } from './preprocess.js';
 export { InteractionMatrix } from './interaction-matrix.js';
@@ -50,7 +56,11 @@ export type {
 } from './dataset.js';
 export { NegativeSampler, TripleSampler } from './sampler.js';
 export type { TripleBatch, TripleSamplerOptions } from './sampler.js';
-export { generateSampledTestSet, readSampledTestSet, writeSampledTestSet } from './sampled-test-set.js';
+export {
+  generateSampledTestSet,
+  readSampledTestSet,
+  writeSampledTestSet,
+} from './sampled-test-set.js';
 export type {
   NegativeFileFormat,
   ReadSampledTestSetOptions,
@@ -66,7 +76,13 @@ export {
   writeNpy,
   writeRawFeatures,
 } from './features.js';
-export type { AlignOptions, FeatureMatrix, ItemFeatures, RowAlignment, WriteNpyOptions } from './features.js';
+export type {
+  AlignOptions,
+  FeatureMatrix,
+  ItemFeatures,
+  RowAlignment,
+  WriteNpyOptions,
+} from './features.js';
 export { generateSynthetic } from './synthetic.js';
 export type { SyntheticData, SyntheticOptions } from './synthetic.js';
 export { writeFileAtomic } from './write.js';

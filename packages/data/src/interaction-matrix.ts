@@ -28,10 +28,14 @@ export class InteractionMatrix {
     timestamps: Float64Array | null = null,
   ) {
     if (indptr.length !== numUsers + 1) {
-      throw new DataError(`indptr has length ${indptr.length}, expected numUsers + 1 = ${numUsers + 1}`);
+      throw new DataError(
+        `indptr has length ${indptr.length}, expected numUsers + 1 = ${numUsers + 1}`,
+      );
     }
     if (indptr[numUsers] !== indices.length) {
-      throw new DataError(`indptr ends at ${indptr[numUsers]}, expected indices.length = ${indices.length}`);
+      throw new DataError(
+        `indptr ends at ${indptr[numUsers]}, expected indices.length = ${indices.length}`,
+      );
     }
     if (timestamps !== null && timestamps.length !== indices.length) {
       throw new DataError('timestamps must run parallel to indices');
@@ -59,8 +63,10 @@ export class InteractionMatrix {
     for (let k = 0; k < n; k++) {
       const u = users[k]!;
       const i = items[k]!;
-      if (!(u >= 0 && u < numUsers)) throw new DataError(`user id ${u} is out of range [0, ${numUsers})`);
-      if (!(i >= 0 && i < numItems)) throw new DataError(`item id ${i} is out of range [0, ${numItems})`);
+      if (!(u >= 0 && u < numUsers))
+        throw new DataError(`user id ${u} is out of range [0, ${numUsers})`);
+      if (!(i >= 0 && i < numItems))
+        throw new DataError(`item id ${i} is out of range [0, ${numItems})`);
       indptr[u + 1]!++;
     }
     for (let u = 0; u < numUsers; u++) indptr[u + 1]! += indptr[u]!;
@@ -76,7 +82,9 @@ export class InteractionMatrix {
     for (let u = 0; u < numUsers; u++) {
       for (let p = indptr[u]! + 1; p < indptr[u + 1]!; p++) {
         if (indices[p] === indices[p - 1]) {
-          throw new DataError(`duplicate interaction (user ${u}, item ${indices[p]}): merge duplicates with dedupe() first`);
+          throw new DataError(
+            `duplicate interaction (user ${u}, item ${indices[p]}): merge duplicates with dedupe() first`,
+          );
         }
       }
     }

@@ -88,7 +88,8 @@ export async function assertReadableFile(file: string): Promise<void> {
     const reason = isNodeError(error) && error.code === 'ENOENT' ? 'no such file' : String(error);
     throw new DataFormatError({ file }, 'an existing, readable file', reason, { cause: error });
   }
-  if (!info.isFile()) throw new DataFormatError({ file }, 'a regular file', 'a directory or device');
+  if (!info.isFile())
+    throw new DataFormatError({ file }, 'a regular file', 'a directory or device');
 }
 
 function stripCr(line: string): string {

@@ -5,7 +5,11 @@ import type { InteractionLog } from './interaction-log.js';
  * Keeps the interactions whose flag is set, then drops users and items left with no
  * interaction (dense ids are re-compacted; the id maps keep the source ids).
  */
-export function selectInteractions(log: InteractionLog, keep: Uint8Array, source = log.source): InteractionLog {
+export function selectInteractions(
+  log: InteractionLog,
+  keep: Uint8Array,
+  source = log.source,
+): InteractionLog {
   let n = 0;
   for (let k = 0; k < log.length; k++) if (keep[k]) n++;
   const userSeen = new Uint8Array(log.userIdMap.size);
@@ -39,7 +43,10 @@ export function selectInteractions(log: InteractionLog, keep: Uint8Array, source
  * no threshold is given). Ratings are kept as they were.
  * @throws {@link DataError} when a threshold is given and the log has no ratings.
  */
-export function toImplicit(log: InteractionLog, options: { threshold?: number } = {}): InteractionLog {
+export function toImplicit(
+  log: InteractionLog,
+  options: { threshold?: number } = {},
+): InteractionLog {
   if (options.threshold === undefined) return log;
   const issues = new IssueCollector();
   issues.number('threshold', options.threshold, -Infinity, Infinity);

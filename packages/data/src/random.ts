@@ -35,7 +35,7 @@ function hashInteger(value: number, salt: number): number {
   if (!Number.isSafeInteger(value)) {
     throw new RangeError(`seed keys must be safe integers, got ${value}`);
   }
-  const lo = value % TWO_POW_32 >>> 0;
+  const lo = (value % TWO_POW_32) >>> 0;
   const hi = Math.floor(value / TWO_POW_32) >>> 0;
   return mix32(mix32(lo ^ salt) ^ hi);
 }

@@ -81,11 +81,16 @@ export async function readDelimited(
   if (options.delimiter !== undefined && options.delimiter !== 'auto' && options.delimiter === '') {
     issues.add('delimiter', 'must not be empty');
   }
-  if (options.idFormat !== undefined) issues.oneOf('idFormat', options.idFormat, ['integer', 'string']);
+  if (options.idFormat !== undefined)
+    issues.oneOf('idFormat', options.idFormat, ['integer', 'string']);
   if (options.timestampFormat !== undefined) {
     issues.oneOf('timestampFormat', options.timestampFormat, ['number', 'date']);
   }
-  if (options.header !== undefined && typeof options.header !== 'boolean' && options.header !== 'auto') {
+  if (
+    options.header !== undefined &&
+    typeof options.header !== 'boolean' &&
+    options.header !== 'auto'
+  ) {
     issues.add('header', `must be true, false or "auto", got ${JSON.stringify(options.header)}`);
   }
   issues.throwIfAny();
@@ -194,7 +199,11 @@ export async function readUserItemLists(
     }
   });
   if (builder.length === 0) {
-    throw new DataFormatError({ file }, 'at least one "user item ..." line with an item', 'no interactions');
+    throw new DataFormatError(
+      { file },
+      'at least one "user item ..." line with an item',
+      'no interactions',
+    );
   }
   return builder.finish();
 }
@@ -264,10 +273,14 @@ export function detectDelimiter(line: string): string {
 }
 
 /** @internal */
-export function makeSplitter(file: string, delimiter: string): (line: string, lineNumber: number) => string[] {
+export function makeSplitter(
+  file: string,
+  delimiter: string,
+): (line: string, lineNumber: number) => string[] {
   if (delimiter === 'whitespace') return (line) => line.trim().split(/\s+/);
   if (delimiter === ',') {
-    return (line, lineNumber) => (line.includes('"') ? splitQuotedCsv(line, file, lineNumber) : line.split(','));
+    return (line, lineNumber) =>
+      line.includes('"') ? splitQuotedCsv(line, file, lineNumber) : line.split(',');
   }
   return (line) => line.split(delimiter);
 }
@@ -282,7 +295,11 @@ function splitQuotedCsv(line: string, file: string, lineNumber: number): string[
       for (;;) {
         const q = line.indexOf('"', p);
         if (q < 0) {
-          throw new DataFormatError({ file, line: lineNumber }, 'a closing double quote in a quoted field', line);
+          throw new DataFormatError(
+            { file, line: lineNumber },
+            'a closing double quote in a quoted field',
+            line,
+          );
         }
         value += line.slice(p, q);
         if (line.charCodeAt(q + 1) === 34) {
@@ -313,7 +330,11 @@ function splitQuotedCsv(line: string, file: string, lineNumber: number): string[
 
 const HEADER_WORD = /^(user|item|movie|product|business|rating|time|timestamp|date)/i;
 
-function decideHeader(fields: readonly string[], options: DelimitedOptions, idFormat: IdFormat): boolean {
+function decideHeader(
+  fields: readonly string[],
+  options: DelimitedOptions,
+  idFormat: IdFormat,
+): boolean {
   if (options.header === true || options.header === false) return options.header;
   const columns = options.columns;
   if (columns && Object.values(columns).some((c) => typeof c === 'string')) return true;
@@ -326,7 +347,11 @@ function decideHeader(fields: readonly string[], options: DelimitedOptions, idFo
     columns ? at(columns.timestamp, -1) : fields[3],
   ];
   if (idFormat === 'integer') numericFields.push(userField, itemField);
-  if (numericFields.some((f) => f !== undefined && !Number.isFinite(Number(f.trim() === '' ? 'x' : f)))) {
+  if (
+    numericFields.some(
+      (f) => f !== undefined && !Number.isFinite(Number(f.trim() === '' ? 'x' : f)),
+    )
+  ) {
     return true;
   }
   return [userField, itemField].some((f) => f !== undefined && HEADER_WORD.test(f.trim()));
@@ -344,7 +369,11 @@ function resolveColumns(
     if (ref === undefined) return -1;
     if (typeof ref === 'number') {
       if (!Number.isInteger(ref) || ref < 0) {
-        throw new DataFormatError({ file, line: lineNumber }, `a non-negative column index for ${what}`, String(ref));
+        throw new DataFormatError(
+          { file, line: lineNumber },
+          `a non-negative column index for ${what}`,
+          String(ref),
+        );
       }
       return ref;
     }
@@ -380,10 +409,17 @@ function resolveColumns(
   return result;
 }
 
-function parseId(field: string, format: IdFormat, what: string, file: string, line: number): string {
+function parseId(
+  field: string,
+  format: IdFormat,
+  what: string,
+  file: string,
+  line: number,
+): string {
   const id = field.trim();
   if (format === 'integer') {
-    if (!/^\d+$/.test(id)) throw new DataFormatError({ file, line }, `an integer ${what} id`, field);
+    if (!/^\d+$/.test(id))
+      throw new DataFormatError({ file, line }, `an integer ${what} id`, field);
     return id.length > 1 && id.charCodeAt(0) === 48 ? String(Number(id)) : id;
   }
   if (id === '') throw new DataFormatError({ file, line }, `a non-empty ${what} id`, field);
@@ -397,7 +433,12 @@ function parseRating(field: string, file: string, line: number): number {
   return value;
 }
 
-function parseTimestamp(field: string, format: 'number' | 'date', file: string, line: number): number {
+function parseTimestamp(
+  field: string,
+  format: 'number' | 'date',
+  file: string,
+  line: number,
+): number {
   const text = field.trim();
   if (format === 'date') {
     const ms = Date.parse(text);
@@ -405,6 +446,7 @@ function parseTimestamp(field: string, format: 'number' | 'date', file: string, 
     return ms;
   }
   const value = text === '' ? Number.NaN : Number(text);
-  if (!Number.isFinite(value)) throw new DataFormatError({ file, line }, 'a numeric timestamp', field);
+  if (!Number.isFinite(value))
+    throw new DataFormatError({ file, line }, 'a numeric timestamp', field);
   return value;
 }

@@ -49,10 +49,12 @@ export async function readAmrTestPositives(file: string): Promise<InteractionLog
     const tokens = line.trim().split(/\s+/);
     if (tokens[0] === '') return;
     row++;
-    if (!/^\d+$/.test(tokens[0]!)) throw new DataFormatError({ file, line: lineNumber }, 'an integer test item id', tokens[0]);
+    if (!/^\d+$/.test(tokens[0]!))
+      throw new DataFormatError({ file, line: lineNumber }, 'an integer test item id', tokens[0]);
     builder.push(builder.addUser(String(row)), builder.addItem(String(Number(tokens[0]))));
   });
-  if (builder.length === 0) throw new DataFormatError({ file }, 'at least one test line', 'no lines');
+  if (builder.length === 0)
+    throw new DataFormatError({ file }, 'at least one test line', 'no lines');
   return builder.finish();
 }
 
@@ -62,7 +64,8 @@ async function collectNegativeItems(file: string, format: 'ncf' | 'amr'): Promis
     const body = format === 'ncf' ? line.replace(/^\s*\([^)]*\)/, '') : line;
     for (const token of body.trim().split(/\s+/)) {
       if (token === '') continue;
-      if (!/^\d+$/.test(token)) throw new DataFormatError({ file, line: lineNumber }, 'integer item ids', token);
+      if (!/^\d+$/.test(token))
+        throw new DataFormatError({ file, line: lineNumber }, 'integer item ids', token);
       items.add(String(Number(token)));
     }
   });

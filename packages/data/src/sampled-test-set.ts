@@ -42,7 +42,10 @@ export interface SampledTestSetOptions {
  *
  * @throws {@link DataError} when a user has fewer candidate items than `negatives`.
  */
-export function generateSampledTestSet(dataset: Dataset, options: SampledTestSetOptions = {}): SampledTestSet {
+export function generateSampledTestSet(
+  dataset: Dataset,
+  options: SampledTestSetOptions = {},
+): SampledTestSet {
   const issues = new IssueCollector();
   const count = options.negatives ?? 999;
   const seed = options.seed ?? 0;
@@ -52,7 +55,8 @@ export function generateSampledTestSet(dataset: Dataset, options: SampledTestSet
   issues.oneOf('split', splitName, ['test', 'validation']);
   issues.throwIfAny();
   const split = splitName === 'test' ? dataset.test : dataset.validation;
-  if (split === null) throw new DataError(`${dataset.name}: the data set has no ${splitName} split`);
+  if (split === null)
+    throw new DataError(`${dataset.name}: the data set has no ${splitName} split`);
   const excluded = new Uint8Array(dataset.numItems);
   if (options.excludeColdStartItems) for (const i of dataset.coldStartItems) excluded[i] = 1;
   let numExcluded = 0;
@@ -104,7 +108,14 @@ export function generateSampledTestSet(dataset: Dataset, options: SampledTestSet
       }
     }
   }
-  return { users, positives, negatives, negativesPerCase: count, numCases, source: `generated (seed ${seed})` };
+  return {
+    users,
+    positives,
+    negatives,
+    negativesPerCase: count,
+    numCases,
+    source: `generated (seed ${seed})`,
+  };
 }
 
 /** File layouts for sampled negatives. */
@@ -130,7 +141,9 @@ export async function writeSampledTestSet(
   if (format === 'amr') {
     for (let c = 0; c < set.numCases; c++) {
       if (userIds.toSource(set.users[c]!) !== String(c)) {
-        throw new DataError(`the AMR layout needs case ${c} to belong to user "${c}"; use the NCF layout`);
+        throw new DataError(
+          `the AMR layout needs case ${c} to belong to user "${c}"; use the NCF layout`,
+        );
       }
     }
   }
@@ -169,7 +182,8 @@ export async function readSampledTestSet(
 ): Promise<SampledTestSet> {
   const splitName = options.split ?? 'test';
   const split = splitName === 'test' ? dataset.test : dataset.validation;
-  if (split === null) throw new DataError(`${dataset.name}: the data set has no ${splitName} split`);
+  if (split === null)
+    throw new DataError(`${dataset.name}: the data set has no ${splitName} split`);
   let format = options.format ?? 'auto';
   const users: number[] = [];
   const positives: number[] = [];
@@ -178,7 +192,8 @@ export async function readSampledTestSet(
   let row = -1;
   const item = (token: string, line: number, role: string): number => {
     const i = dataset.itemIdMap.get(token);
-    if (i === undefined) throw new DataFormatError({ file, line }, `a ${role} item id known to the data set`, token);
+    if (i === undefined)
+      throw new DataFormatError({ file, line }, `a ${role} item id known to the data set`, token);
     return i;
   };
   await readLines(file, (text, line) => {
@@ -190,28 +205,48 @@ export async function readSampledTestSet(
     let rest: string[];
     if (format === 'ncf') {
       const match = /^\s*\(\s*([^,\s]+)\s*,\s*([^)\s]+)\s*\)\s*(.*)$/.exec(text);
-      if (!match) throw new DataFormatError({ file, line }, '"(user,item)" followed by tab-separated negatives', text);
+      if (!match)
+        throw new DataFormatError(
+          { file, line },
+          '"(user,item)" followed by tab-separated negatives',
+          text,
+        );
       const u = dataset.userIdMap.get(match[1]!);
-      if (u === undefined) throw new DataFormatError({ file, line }, 'a user id known to the data set', match[1]);
+      if (u === undefined)
+        throw new DataFormatError({ file, line }, 'a user id known to the data set', match[1]);
       user = u;
       positive = item(match[2]!, line, 'positive');
       rest = match[3]!.trim() === '' ? [] : match[3]!.trim().split(/\s+/);
     } else {
       const tokens = text.trim().split(/\s+/);
       const u = dataset.userIdMap.get(String(row));
-      if (u === undefined) throw new DataFormatError({ file, line }, `line ${line} to be a known user (row ${row})`, text);
+      if (u === undefined)
+        throw new DataFormatError(
+          { file, line },
+          `line ${line} to be a known user (row ${row})`,
+          text,
+        );
       user = u;
       positive = item(tokens[0]!, line, 'positive');
       rest = tokens.slice(1);
     }
     if (perCase < 0) {
-      if (rest.length === 0) throw new DataFormatError({ file, line }, 'at least one negative item', text);
+      if (rest.length === 0)
+        throw new DataFormatError({ file, line }, 'at least one negative item', text);
       perCase = rest.length;
     } else if (rest.length !== perCase) {
-      throw new DataFormatError({ file, line }, `${perCase} negatives, as on the first line`, `${rest.length} negatives`);
+      throw new DataFormatError(
+        { file, line },
+        `${perCase} negatives, as on the first line`,
+        `${rest.length} negatives`,
+      );
     }
     if (!split.has(user, positive)) {
-      throw new DataFormatError({ file, line }, `a (user, item) pair of the ${splitName} split`, `(${dataset.userIdMap.toSource(user)},${dataset.itemIdMap.toSource(positive)})`);
+      throw new DataFormatError(
+        { file, line },
+        `a (user, item) pair of the ${splitName} split`,
+        `(${dataset.userIdMap.toSource(user)},${dataset.itemIdMap.toSource(positive)})`,
+      );
     }
     const c = users.length;
     if ((c + 1) * perCase > negatives.length) {
@@ -221,15 +256,24 @@ export async function readSampledTestSet(
     }
     for (let t = 0; t < perCase; t++) {
       const j = item(rest[t]!, line, 'negative');
-      if (dataset.train.has(user, j) || dataset.test.has(user, j) || dataset.validation?.has(user, j)) {
-        throw new DataFormatError({ file, line }, 'negatives the user never interacted with', rest[t]);
+      if (
+        dataset.train.has(user, j) ||
+        dataset.test.has(user, j) ||
+        dataset.validation?.has(user, j)
+      ) {
+        throw new DataFormatError(
+          { file, line },
+          'negatives the user never interacted with',
+          rest[t],
+        );
       }
       negatives[c * perCase + t] = j;
     }
     users.push(user);
     positives.push(positive);
   });
-  if (users.length === 0) throw new DataFormatError({ file }, 'at least one case line', 'no case lines');
+  if (users.length === 0)
+    throw new DataFormatError({ file }, 'at least one case line', 'no case lines');
   return {
     users: Int32Array.from(users),
     positives: Int32Array.from(positives),

@@ -45,7 +45,10 @@ export class NegativeSampler {
       candidates = Int32Array.from(warm);
     } else {
       candidates = Int32Array.from(new Set(candidates)).sort();
-      if (candidates.length > 0 && (candidates[0]! < 0 || candidates[candidates.length - 1]! >= train.numItems)) {
+      if (
+        candidates.length > 0 &&
+        (candidates[0]! < 0 || candidates[candidates.length - 1]! >= train.numItems)
+      ) {
         throw new DataError(`negative candidates must be item ids in [0, ${train.numItems})`);
       }
     }
@@ -57,9 +60,12 @@ export class NegativeSampler {
     for (const i of candidates) isCandidate[i] = 1;
     for (let u = 0; u < train.numUsers; u++) {
       let covered = 0;
-      for (let p = train.indptr[u]!; p < train.indptr[u + 1]!; p++) covered += isCandidate[train.indices[p]!]!;
+      for (let p = train.indptr[u]!; p < train.indptr[u + 1]!; p++)
+        covered += isCandidate[train.indices[p]!]!;
       if (covered === candidates.length && train.degree(u) > 0) {
-        throw new DataError(`user ${u} has every candidate item as a training positive: no negative can be sampled`);
+        throw new DataError(
+          `user ${u} has every candidate item as a training positive: no negative can be sampled`,
+        );
       }
     }
     const bits = Math.min(26, Math.max(16, Math.ceil(Math.log2(Math.max(1, train.nnz) * 8))));
@@ -212,7 +218,8 @@ export class TripleSampler {
     issues.integer('batchSize', batchSize, 1);
     issues.oneOf('order', order, ['shuffle', 'with-replacement']);
     issues.throwIfAny();
-    if (train.nnz === 0) throw new DataError('the training split has no interaction to sample from');
+    if (train.nnz === 0)
+      throw new DataError('the training split has no interaction to sample from');
     this.train = train;
     this.seed = seed;
     this.batchSize = batchSize;
@@ -249,7 +256,8 @@ export class TripleSampler {
     index: number,
     out?: { users: Int32Array; positives: Int32Array; negatives: Int32Array },
   ): TripleBatch {
-    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`epoch must be a non-negative integer, got ${epoch}`);
+    if (!Number.isSafeInteger(epoch) || epoch < 0)
+      throw new RangeError(`epoch must be a non-negative integer, got ${epoch}`);
     if (!Number.isInteger(index) || index < 0 || index >= this.batchesPerEpoch) {
       throw new RangeError(`batch index ${index} is outside [0, ${this.batchesPerEpoch})`);
     }
@@ -295,8 +303,11 @@ export class TripleSampler {
 
   /**
    * The training (user, item) pairs in the order `epoch` visits them (shuffle order):
-   * `[u0, i0, u1, i1, ...]`. A Fisher-Yates shuffle of the CSR order with the stream
-   * `(seed, epoch)`, so it depends on nothing else; cached for the latest epoch asked.
+   * `[u0, i0, u1, i1, ...]`, cached for the latest epoch asked. A uniformly random
+   * permutation drawn from the stream `(seed, epoch)` alone, by the Rao-Sandelius method:
+   * each pair goes to one of K buckets uniformly at random (one sequential pass), then each
+   * bucket, small enough for the L2 cache, gets a Fisher-Yates shuffle. Same law as one
+   * Fisher-Yates over the whole array, without its cache misses.
    */
   shuffledPairsOf(epoch: number): Int32Array {
     if (this.shuffledEpoch !== epoch || this.shuffledPairs === null) {
@@ -304,20 +315,60 @@ export class TripleSampler {
       const pairs = this.shuffledPairs ?? new Int32Array(2 * n);
       const entryUsers = this.entryUsers;
       const items = this.train.indices;
-      for (let e = 0; e < n; e++) {
-        pairs[2 * e] = entryUsers[e]!;
-        pairs[2 * e + 1] = items[e]!;
-      }
       const random = Random.stream(this.seed, epoch);
-      for (let k = n - 1; k > 0; k--) {
-        const j = random.nextInt(k + 1);
-        const u = pairs[2 * k]!;
-        const i = pairs[2 * k + 1]!;
-        pairs[2 * k] = pairs[2 * j]!;
-        pairs[2 * k + 1] = pairs[2 * j + 1]!;
-        pairs[2 * j] = u;
-        pairs[2 * j + 1] = i;
+      const bucketBits = Math.min(10, Math.max(0, Math.ceil(Math.log2(n / 4096))));
+      const buckets = 1 << bucketBits;
+      const bucketOf = new Uint16Array(n);
+      const cursor = new Int32Array(buckets + 1);
+      if (bucketBits > 0) {
+        const shift = 32 - bucketBits;
+        for (let e = 0; e < n; e++) {
+          const b = random.nextUint32() >>> shift;
+          bucketOf[e] = b;
+          cursor[b + 1]!++;
+        }
+      } else {
+        cursor[1] = n;
       }
+      for (let b = 0; b < buckets; b++) cursor[b + 1]! += cursor[b]!;
+      const starts = cursor.slice();
+      for (let e = 0; e < n; e++) {
+        const at = 2 * cursor[bucketOf[e]!]!++;
+        pairs[at] = entryUsers[e]!;
+        pairs[at + 1] = items[e]!;
+      }
+      // Fisher-Yates inside each bucket, with the generator inlined (as Random.nextInt).
+      let [sa, sb, sc, sd] = random.getState();
+      for (let b = 0; b < buckets; b++) {
+        const first = starts[b]!;
+        for (let k = starts[b + 1]! - 1; k > first; k--) {
+          const bound = k - first + 1;
+          let j = 0;
+          for (;;) {
+            const b5 = Math.imul(sb, 5);
+            const r = Math.imul((b5 << 7) | (b5 >>> 25), 9) >>> 0;
+            const t = sb << 9;
+            sc ^= sa;
+            sd ^= sb;
+            sb ^= sc;
+            sa ^= sd;
+            sc ^= t;
+            sd = (sd << 11) | (sd >>> 21);
+            const m = r * bound;
+            j = Math.floor(m / TWO_POW_32);
+            const low = m - j * TWO_POW_32;
+            if (low >= bound || low >= (TWO_POW_32 - bound) % bound) break;
+          }
+          j += first;
+          const u = pairs[2 * k]!;
+          const i = pairs[2 * k + 1]!;
+          pairs[2 * k] = pairs[2 * j]!;
+          pairs[2 * k + 1] = pairs[2 * j + 1]!;
+          pairs[2 * j] = u;
+          pairs[2 * j + 1] = i;
+        }
+      }
+      random.setState([sa, sb, sc, sd]);
       this.shuffledPairs = pairs;
       this.shuffledEpoch = epoch;
     }

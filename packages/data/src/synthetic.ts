@@ -76,9 +76,18 @@ export function generateSynthetic(options: SyntheticOptions = {}): SyntheticData
 
   const random = new Random(seed);
   const scale = 1 / Math.sqrt(rank);
-  const userFactors = Float32Array.from({ length: numUsers * rank }, () => random.nextGaussian() * scale);
-  const itemFactors = Float32Array.from({ length: numItems * rank }, () => random.nextGaussian() * scale);
-  const itemBias = Float32Array.from({ length: numItems }, () => random.nextGaussian() * popularity);
+  const userFactors = Float32Array.from(
+    { length: numUsers * rank },
+    () => random.nextGaussian() * scale,
+  );
+  const itemFactors = Float32Array.from(
+    { length: numItems * rank },
+    () => random.nextGaussian() * scale,
+  );
+  const itemBias = Float32Array.from(
+    { length: numItems },
+    () => random.nextGaussian() * popularity,
+  );
 
   const users: number[] = [];
   const items: number[] = [];
@@ -112,7 +121,9 @@ export function generateSynthetic(options: SyntheticOptions = {}): SyntheticData
 
   let itemFeatures: Float32Array | null = null;
   if (featureDimension > 0) {
-    const projection = Float32Array.from({ length: featureDimension * rank }, () => random.nextGaussian());
+    const projection = Float32Array.from({ length: featureDimension * rank }, () =>
+      random.nextGaussian(),
+    );
     itemFeatures = new Float32Array(numItems * featureDimension);
     for (let i = 0; i < numItems; i++) {
       for (let d = 0; d < featureDimension; d++) {

@@ -14,7 +14,10 @@ export async function writeFileAtomic(
   file: string,
   chunks: () => Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>,
 ): Promise<void> {
-  const temporary = join(dirname(file), `.${basename(file)}.${process.pid}.${Date.now().toString(36)}.tmp`);
+  const temporary = join(
+    dirname(file),
+    `.${basename(file)}.${process.pid}.${Date.now().toString(36)}.tmp`,
+  );
   const handle = await open(temporary, 'w');
   try {
     let pending: Uint8Array[] = [];

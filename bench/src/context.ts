@@ -1,0 +1,40 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** What a benchmark gets from the runner. */
+export interface BenchContext {
+  /** `../shared/data` beside the repository (or `ADVREC_SHARED_DATA`). */
+  readonly sharedData: string;
+  /** Progress output. */
+  readonly log: (line: string) => void;
+}
+
+/** A benchmark module: `bench/src/<name>.ts`. */
+export interface BenchModule {
+  run(context: BenchContext): Promise<Record<string, unknown>>;
+}
+
+/** Locates `../shared/data` beside the repository, or `ADVREC_SHARED_DATA`. */
+export function sharedDataDir(): string {
+  if (process.env.ADVREC_SHARED_DATA) return process.env.ADVREC_SHARED_DATA;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let up = 0; up < 6; up++) {
+    const candidate = join(dir, '..', 'shared', 'data');
+    if (existsSync(join(candidate, 'README.md'))) return resolve(candidate);
+    dir = dirname(dir);
+  }
+  throw new Error('../shared/data not found beside the repository; set ADVREC_SHARED_DATA');
+}
+
+/** Median of a list of numbers. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Seconds since `start` (a `performance.now()` value). */
+export function secondsSince(start: number): number {
+  return (performance.now() - start) / 1000;
+}

@@ -1,0 +1,105 @@
+/**
+ * `pnpm bench data`: loading the shared data sets into split Datasets, and BPR triple
+ * sampling throughput on Gowalla (one core, the main thread).
+ */
+import { join } from 'node:path';
+import {
+  describe,
+  givenSplit,
+  leaveOneOut,
+  readMovieLens100K,
+  readUserItemLists,
+  TripleSampler,
+  type Dataset,
+} from '@advrec/data';
+import { median, secondsSince, type BenchContext } from './context.js';
+
+const LOAD_RUNS = 5;
+const SAMPLER_EPOCHS = 12;
+
+export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
+  const loaders: Record<string, { protocol: string; load: () => Promise<Dataset> }> = {
+    gowalla: {
+      protocol: 'given split (train.txt / test.txt)',
+      load: async () =>
+        givenSplit(
+          await readUserItemLists(join(sharedData, 'gowalla', 'train.txt')),
+          await readUserItemLists(join(sharedData, 'gowalla', 'test.txt')),
+        ),
+    },
+    ml100k: {
+      protocol: 'leave-one-out, latest by timestamp (seed 0)',
+      load: async () =>
+        leaveOneOut(await readMovieLens100K(join(sharedData, 'movielens-100k', 'u.data'))),
+    },
+    ml1m: {
+      protocol: 'given split (train.txt / test.txt)',
+      load: async () =>
+        givenSplit(
+          await readUserItemLists(join(sharedData, 'ml-1m', 'train.txt')),
+          await readUserItemLists(join(sharedData, 'ml-1m', 'test.txt')),
+        ),
+    },
+  };
+  const results: Record<string, unknown> = {};
+  const datasets: Record<string, Dataset> = {};
+  for (const [name, { protocol, load }] of Object.entries(loaders)) {
+    const seconds: number[] = [];
+    let dataset: Dataset | undefined;
+    for (let r = 0; r < LOAD_RUNS; r++) {
+      const start = performance.now();
+      dataset = await load();
+      seconds.push(secondsSince(start));
+    }
+    const d = describe(dataset!);
+    datasets[name] = dataset!;
+    results[name] = {
+      users: d.users,
+      items: d.items,
+      train: d.train.interactions,
+      test: d.test.interactions,
+      coldStartTestInteractions: d.coldStartTestInteractions,
+      protocol,
+      loadSeconds: round(median(seconds)),
+      loadSecondsRuns: seconds.map(round),
+    };
+    log(
+      `${name}: ${d.users} users, ${d.items} items, ${d.train.interactions} + ${d.test.interactions}, load ${median(seconds).toFixed(3)} s (median of ${LOAD_RUNS})`,
+    );
+  }
+
+  const train = datasets['gowalla']!.train;
+  const sampler: Record<string, unknown> = {};
+  for (const order of ['shuffle', 'with-replacement'] as const) {
+    const triplesSampler = new TripleSampler(train, { seed: 1, batchSize: 512, order });
+    const out = triplesSampler.allocate();
+    const perEpoch: number[] = [];
+    for (let epoch = 0; epoch < SAMPLER_EPOCHS; epoch++) {
+      const start = performance.now();
+      let triples = 0;
+      for (let b = 0; b < triplesSampler.batchesPerEpoch; b++)
+        triples += triplesSampler.batch(epoch, b, out).size;
+      perEpoch.push(triples / secondsSince(start));
+    }
+    // The first epochs warm the JIT up; report the median of the rest.
+    const steady = perEpoch.slice(2);
+    sampler[order] = {
+      triplesPerSecond: Math.round(median(steady)),
+      epochs: steady.length,
+      perEpoch: perEpoch.map(Math.round),
+    };
+    log(
+      `sampler (${order}): ${(median(steady) / 1e6).toFixed(1)} M triples/s, median of ${steady.length} epochs (whole epochs, shuffle included)`,
+    );
+  }
+  return {
+    ...results,
+    samplerTriplesPerSecond: (sampler['shuffle'] as { triplesPerSecond: number }).triplesPerSecond,
+    samplerTarget: 20_000_000,
+    sampler: { dataset: 'gowalla', batchSize: 512, threads: 1, ...sampler },
+  };
+}
+
+function round(x: number): number {
+  return Math.round(x * 1e4) / 1e4;
+}
