@@ -321,11 +321,17 @@ export class TripleSampler {
       const bucketOf = new Uint16Array(n);
       const cursor = new Int32Array(buckets + 1);
       if (bucketBits > 0) {
-        const shift = 32 - bucketBits;
-        for (let e = 0; e < n; e++) {
-          const b = random.nextUint32() >>> shift;
-          bucketOf[e] = b;
-          cursor[b + 1]!++;
+        // Each 32-bit draw gives floor(32 / bucketBits) independent uniform bucket ids.
+        const perDraw = Math.floor(32 / bucketBits);
+        const mask = buckets - 1;
+        for (let e = 0; e < n;) {
+          let r = random.nextUint32();
+          for (let k = 0; k < perDraw && e < n; k++, e++) {
+            const b = r & mask;
+            r >>>= bucketBits;
+            bucketOf[e] = b;
+            cursor[b + 1]!++;
+          }
         }
       } else {
         cursor[1] = n;
