@@ -1,0 +1,27 @@
+/**
+ * `@advrec/metrics`: ranking evaluation under the full-ranking (APR) and sampled-negative
+ * (AMR, NCF) protocols, with per-user values, catalogue coverage, robustness-ready results
+ * and paired significance tests. Depends on `@advrec/data` and on the scoring part of the
+ * Model contract only ({@link Scorer}).
+ *
+ * @packageDocumentation
+ */
+export { EvaluationError } from './errors.js';
+export { dotScore, factorizedScorer, isFactorized } from './scorer.js';
+export type { FactorizedScorer, Scorer, ScoringFactors } from './scorer.js';
+export { CUTOFF_METRICS, DEFAULT_METRICS, METRIC_NAMES, metricKey } from './metrics.js';
+export type { MetricName } from './metrics.js';
+export { evaluateFullRanking, evaluateSampled, TIE_RULE } from './evaluate.js';
+export type {
+  EvaluationEngine,
+  EvaluationProtocol,
+  EvaluationResult,
+  FullRankingOptions,
+  SampledOptions,
+} from './evaluate.js';
+export { evaluateBruteForce } from './reference.js';
+export type { BruteForceResult } from './reference.js';
+export { buildTopKScoringModel, loadOnnxRuntime, OnnxTopKScorer } from './onnx.js';
+export type { TopKScoringModelSpec } from './onnx.js';
+export { pairedTTest, wilcoxonSignedRank } from './significance.js';
+export type { PairedTTestResult, WilcoxonResult } from './significance.js';

@@ -1,0 +1,271 @@
+/**
+ * The ranking kernel: per user, the pessimistic positions of the relevant items and the
+ * top-K list, from a row of scores. Written as one self-contained factory (no imports, no
+ * outer references) so worker threads can run the very same code from its source text.
+ *
+ * Order of candidates: score descending; at equal scores a non-relevant item comes before
+ * a relevant one (the pessimistic tie rule of both papers' code: the rank of a test item
+ * counts every candidate scoring >= it); then item id ascending.
+ */
+
+/** What one call of {@link RankingKernel.rankRow} needs about a user. */
+export interface RankRowInput {
+  /** Scores of every item for the user. */
+  readonly row: Float64Array;
+  /** The user's relevant items, sorted ascending. */
+  readonly relevant: Int32Array;
+  /** Items that are not candidates (training, validation...), sorted ascending. */
+  readonly excluded: Int32Array;
+  /** Length of the top list to build. */
+  readonly maxCutoff: number;
+  /** Also compute the exact position of relevant items ranked below `maxCutoff`. */
+  readonly fullRanks: boolean;
+}
+
+/** What {@link RankingKernel.rankRow} writes. */
+export interface RankRowOutput {
+  /** Top items, `maxCutoff` slots from `topOffset`, -1 padded when there are fewer candidates. */
+  readonly top: Int32Array;
+  readonly topOffset: number;
+  /**
+   * Pessimistic 1-based position of each relevant item (parallel to `relevant`), from
+   * `positionOffset`; 0 for "below maxCutoff" unless `fullRanks`.
+   */
+  readonly positions: Int32Array;
+  readonly positionOffset: number;
+}
+
+export interface RankingKernel {
+  /**
+   * Ranks one user's row. Returns the number of candidates, or `-(item + 1)` for the first
+   * candidate whose score is not finite.
+   */
+  rankRow(input: RankRowInput, output: RankRowOutput): number;
+  /** Fills `row` with the canonical inner-product scores of user `u` (see `dotScore`). */
+  scoreRow(
+    row: Float64Array,
+    u: number,
+    userFactors: Float32Array,
+    itemFactors: Float32Array,
+    itemBias: Float32Array | null,
+    dimension: number,
+    numItems: number,
+  ): void;
+}
+
+/** Builds the kernel. Self-contained on purpose: see the module comment. */
+export function makeRankingKernel(): RankingKernel {
+  let heapScores = new Float64Array(0);
+  let heapItems = new Int32Array(0);
+  let heapRelevant = new Uint8Array(0);
+  let isRelevant = new Uint8Array(0);
+
+  // "a before b" in the candidate order.
+  function before(sa: number, ra: number, ia: number, sb: number, rb: number, ib: number): boolean {
+    if (sa !== sb) return sa > sb;
+    if (ra !== rb) return ra < rb;
+    return ia < ib;
+  }
+
+  // Min-heap on the candidate order: the root is the last of the kept items.
+  function siftDown(size: number, at: number): void {
+    for (;;) {
+      const left = 2 * at + 1;
+      if (left >= size) return;
+      let worst = left;
+      const right = left + 1;
+      if (
+        right < size &&
+        before(
+          heapScores[worst]!,
+          heapRelevant[worst]!,
+          heapItems[worst]!,
+          heapScores[right]!,
+          heapRelevant[right]!,
+          heapItems[right]!,
+        )
+      ) {
+        worst = right;
+      }
+      if (
+        before(
+          heapScores[worst]!,
+          heapRelevant[worst]!,
+          heapItems[worst]!,
+          heapScores[at]!,
+          heapRelevant[at]!,
+          heapItems[at]!,
+        )
+      ) {
+        return;
+      }
+      swap(at, worst);
+      at = worst;
+    }
+  }
+
+  function siftUp(at: number): void {
+    while (at > 0) {
+      const parent = (at - 1) >> 1;
+      if (
+        !before(
+          heapScores[parent]!,
+          heapRelevant[parent]!,
+          heapItems[parent]!,
+          heapScores[at]!,
+          heapRelevant[at]!,
+          heapItems[at]!,
+        )
+      ) {
+        return;
+      }
+      swap(at, parent);
+      at = parent;
+    }
+  }
+
+  function swap(a: number, b: number): void {
+    const s = heapScores[a]!;
+    heapScores[a] = heapScores[b]!;
+    heapScores[b] = s;
+    const i = heapItems[a]!;
+    heapItems[a] = heapItems[b]!;
+    heapItems[b] = i;
+    const r = heapRelevant[a]!;
+    heapRelevant[a] = heapRelevant[b]!;
+    heapRelevant[b] = r;
+  }
+
+  function rankRow(input: RankRowInput, output: RankRowOutput): number {
+    const { row, relevant, excluded, maxCutoff, fullRanks } = input;
+    const numItems = row.length;
+    if (heapScores.length < maxCutoff) {
+      heapScores = new Float64Array(maxCutoff);
+      heapItems = new Int32Array(maxCutoff);
+      heapRelevant = new Uint8Array(maxCutoff);
+    }
+    if (isRelevant.length < numItems) isRelevant = new Uint8Array(numItems);
+    for (let r = 0; r < relevant.length; r++) isRelevant[relevant[r]!] = 1;
+
+    let size = 0;
+    let candidates = 0;
+    let nextExcluded = 0;
+    let failure = 0;
+    for (let i = 0; i < numItems; i++) {
+      if (nextExcluded < excluded.length && excluded[nextExcluded] === i) {
+        nextExcluded++;
+        continue;
+      }
+      const s = row[i]!;
+      if (!(s > -Infinity && s < Infinity)) {
+        failure = -(i + 1);
+        break;
+      }
+      candidates++;
+      const rel = isRelevant[i]!;
+      if (size < maxCutoff) {
+        heapScores[size] = s;
+        heapItems[size] = i;
+        heapRelevant[size] = rel;
+        siftUp(size);
+        size++;
+      } else if (before(s, rel, i, heapScores[0]!, heapRelevant[0]!, heapItems[0]!)) {
+        heapScores[0] = s;
+        heapItems[0] = i;
+        heapRelevant[0] = rel;
+        siftDown(size, 0);
+      }
+    }
+    if (failure !== 0) {
+      for (let r = 0; r < relevant.length; r++) isRelevant[relevant[r]!] = 0;
+      return failure;
+    }
+
+    // Pop the heap from the last kept item to the first.
+    const { top, topOffset, positions, positionOffset } = output;
+    for (let k = size; k < maxCutoff; k++) top[topOffset + k] = -1;
+    for (let r = 0; r < relevant.length; r++) positions[positionOffset + r] = 0;
+    for (let k = size - 1; k >= 0; k--) {
+      const item = heapItems[0]!;
+      top[topOffset + k] = item;
+      if (heapRelevant[0]) positions[positionOffset + indexOf(relevant, item)] = k + 1;
+      size--;
+      if (size > 0) {
+        swap(0, size);
+        siftDown(size, 0);
+      }
+    }
+
+    if (fullRanks) {
+      // position(r) = 1 + #{non-relevant c: s_c >= s_r} + #{relevant c before r}.
+      const count = relevant.length;
+      const order: number[] = [];
+      for (let r = 0; r < count; r++) order.push(r);
+      order.sort((a, b) =>
+        before(row[relevant[a]!]!, 1, relevant[a]!, row[relevant[b]!]!, 1, relevant[b]!) ? -1 : 1,
+      );
+      const ascending = order.map((r) => row[relevant[r]!]!).reverse(); // scores, ascending
+      const above = new Float64Array(count + 1);
+      nextExcluded = 0;
+      for (let i = 0; i < numItems; i++) {
+        if (nextExcluded < excluded.length && excluded[nextExcluded] === i) {
+          nextExcluded++;
+          continue;
+        }
+        if (isRelevant[i]) continue;
+        // Number of relevant scores <= s: those relevant items have this candidate before them.
+        const s = row[i]!;
+        let lo = 0;
+        let hi = count;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (ascending[mid]! <= s) lo = mid + 1;
+          else hi = mid;
+        }
+        above[lo]!++;
+      }
+      // ascending[j] belongs to order[count - 1 - j]; non-relevant items above it: sum of above[m] for m > j.
+      let running = 0;
+      for (let j = count - 1; j >= 0; j--) {
+        running += above[j + 1]!;
+        const r = order[count - 1 - j]!;
+        positions[positionOffset + r] = 1 + running + (count - 1 - j);
+      }
+    }
+    for (let r = 0; r < relevant.length; r++) isRelevant[relevant[r]!] = 0;
+    return candidates;
+  }
+
+  function indexOf(sorted: Int32Array, value: number): number {
+    let lo = 0;
+    let hi = sorted.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const v = sorted[mid]!;
+      if (v < value) lo = mid + 1;
+      else if (v > value) hi = mid - 1;
+      else return mid;
+    }
+    return -1;
+  }
+
+  function scoreRow(
+    row: Float64Array,
+    u: number,
+    userFactors: Float32Array,
+    itemFactors: Float32Array,
+    itemBias: Float32Array | null,
+    dimension: number,
+    numItems: number,
+  ): void {
+    const pu = u * dimension;
+    for (let i = 0; i < numItems; i++) {
+      const qi = i * dimension;
+      let s = 0;
+      for (let f = 0; f < dimension; f++) s += userFactors[pu + f]! * itemFactors[qi + f]!;
+      row[i] = itemBias === null ? s : s + itemBias[i]!;
+    }
+  }
+
+  return { rankRow, scoreRow };
+}

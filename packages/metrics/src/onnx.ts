@@ -1,0 +1,273 @@
+/**
+ * A small ONNX graph, built here byte by byte, that scores a block of users against every
+ * item and keeps the k best: `TopK(Gemm(users, items^T) + itemBias, k)`. onnxruntime-node
+ * runs it with MLAS kernels, the fastest dense product on these machines (see ENGINE.md).
+ *
+ * onnxruntime-node is optional: {@link loadOnnxRuntime} imports it dynamically and
+ * returns `null` when it is not installed.
+ */
+import type { InferenceSession, Tensor } from 'onnxruntime-node';
+
+type OrtModule = typeof import('onnxruntime-node');
+
+let ortPromise: Promise<OrtModule | null> | undefined;
+
+/** The onnxruntime-node module, or `null` when the package is not installed or fails to load. */
+export function loadOnnxRuntime(): Promise<OrtModule | null> {
+  ortPromise ??= import('onnxruntime-node').then(
+    (module) => ((module as { default?: OrtModule }).default ?? module) as OrtModule,
+    () => null,
+  );
+  return ortPromise;
+}
+
+// --- minimal protobuf writer -------------------------------------------------------------
+
+class ProtoWriter {
+  private readonly chunks: Uint8Array[] = [];
+  private length = 0;
+
+  private push(bytes: Uint8Array): void {
+    this.chunks.push(bytes);
+    this.length += bytes.length;
+  }
+
+  private varint(value: number | bigint): void {
+    let v = BigInt(value);
+    if (v < 0n) v += 1n << 64n; // two's complement, 10 bytes
+    const out: number[] = [];
+    do {
+      let byte = Number(v & 0x7fn);
+      v >>= 7n;
+      if (v !== 0n) byte |= 0x80;
+      out.push(byte);
+    } while (v !== 0n);
+    this.push(Uint8Array.from(out));
+  }
+
+  private key(field: number, wireType: number): void {
+    this.varint((field << 3) | wireType);
+  }
+
+  int(field: number, value: number | bigint): this {
+    this.key(field, 0);
+    this.varint(value);
+    return this;
+  }
+
+  bytes(field: number, value: Uint8Array): this {
+    this.key(field, 2);
+    this.varint(value.length);
+    this.push(value);
+    return this;
+  }
+
+  string(field: number, value: string): this {
+    return this.bytes(field, new TextEncoder().encode(value));
+  }
+
+  message(field: number, build: (writer: ProtoWriter) => void): this {
+    const inner = new ProtoWriter();
+    build(inner);
+    return this.bytes(field, inner.finish());
+  }
+
+  finish(): Uint8Array {
+    const out = new Uint8Array(this.length);
+    let at = 0;
+    for (const chunk of this.chunks) {
+      out.set(chunk, at);
+      at += chunk.length;
+    }
+    return out;
+  }
+}
+
+const FLOAT = 1;
+const INT64 = 7;
+const ATTRIBUTE_INT = 2;
+
+function tensorType(w: ProtoWriter, elemType: number, dims: readonly (number | string)[]): void {
+  // TypeProto { tensor_type (1): { elem_type (1), shape (2): { dim (1): { dim_value (1) | dim_param (2) } } } }
+  w.message(1, (t) => {
+    t.int(1, elemType);
+    t.message(2, (shape) => {
+      for (const d of dims)
+        shape.message(1, (dim) => (typeof d === 'number' ? dim.int(1, d) : dim.string(2, d)));
+    });
+  });
+}
+
+function valueInfo(
+  w: ProtoWriter,
+  field: number,
+  name: string,
+  elemType: number,
+  dims: readonly (number | string)[],
+): void {
+  w.message(field, (v) => {
+    v.string(1, name);
+    v.message(2, (t) => tensorType(t, elemType, dims));
+  });
+}
+
+function initializer(
+  w: ProtoWriter,
+  name: string,
+  dims: readonly number[],
+  elemType: number,
+  raw: Uint8Array,
+): void {
+  // TensorProto { dims (1), data_type (2), name (8), raw_data (9) }
+  w.message(5, (t) => {
+    for (const d of dims) t.int(1, d);
+    t.int(2, elemType);
+    t.string(8, name);
+    t.bytes(9, raw);
+  });
+}
+
+function node(
+  w: ProtoWriter,
+  opType: string,
+  inputs: readonly string[],
+  outputs: readonly string[],
+  attributes: readonly { name: string; int: number }[] = [],
+): void {
+  // NodeProto { input (1), output (2), name (3), op_type (4), attribute (5) }
+  // AttributeProto { name (1), i (3), type (20) }
+  w.message(1, (n) => {
+    for (const i of inputs) n.string(1, i);
+    for (const o of outputs) n.string(2, o);
+    n.string(3, `${opType}_${outputs[0]}`);
+    n.string(4, opType);
+    for (const a of attributes) {
+      n.message(5, (attr) => {
+        attr.string(1, a.name);
+        attr.int(3, a.int);
+        attr.int(20, ATTRIBUTE_INT);
+      });
+    }
+  });
+}
+
+/** Inputs of {@link buildTopKScoringModel}. */
+export interface TopKScoringModelSpec {
+  /** `numItems x dimension` item factors, row-major (the model's `Q`, or `Q + E C` for VBPR). */
+  readonly itemFactors: Float32Array;
+  readonly numItems: number;
+  readonly dimension: number;
+  /** Optional additive item term, length `numItems`. */
+  readonly itemBias?: Float32Array | undefined;
+  /** How many best items to return per user (at most `numItems`). */
+  readonly k: number;
+}
+
+/**
+ * Builds the ONNX model (opset 13): input `users` `[B, dimension]` float32, outputs
+ * `values` `[B, k]` float32 (descending) and `indices` `[B, k]` int64. The item factors and
+ * bias are initializers, so onnxruntime can pre-pack them once per session.
+ */
+export function buildTopKScoringModel(spec: TopKScoringModelSpec): Uint8Array {
+  const { itemFactors, numItems, dimension, itemBias, k } = spec;
+  if (itemFactors.length !== numItems * dimension)
+    throw new RangeError('itemFactors must be numItems x dimension');
+  if (!(k >= 1 && k <= numItems)) throw new RangeError(`k must be in [1, ${numItems}], got ${k}`);
+  const model = new ProtoWriter();
+  model.int(1, 8); // ir_version
+  model.string(2, '@advrec/metrics');
+  model.message(7, (graph) => {
+    const gemmInputs = itemBias ? ['users', 'items', 'item_bias'] : ['users', 'items'];
+    node(graph, 'Gemm', gemmInputs, ['scores'], [{ name: 'transB', int: 1 }]);
+    node(
+      graph,
+      'TopK',
+      ['scores', 'k'],
+      ['values', 'indices'],
+      [
+        { name: 'axis', int: -1 },
+        { name: 'largest', int: 1 },
+        { name: 'sorted', int: 1 },
+      ],
+    );
+    graph.string(2, 'advrec_topk_scoring');
+    initializer(
+      graph,
+      'items',
+      [numItems, dimension],
+      FLOAT,
+      new Uint8Array(itemFactors.buffer, itemFactors.byteOffset, itemFactors.byteLength),
+    );
+    if (itemBias)
+      initializer(
+        graph,
+        'item_bias',
+        [numItems],
+        FLOAT,
+        new Uint8Array(itemBias.buffer, itemBias.byteOffset, itemBias.byteLength),
+      );
+    const kBytes = new Uint8Array(8);
+    new DataView(kBytes.buffer).setBigInt64(0, BigInt(k), true);
+    initializer(graph, 'k', [1], INT64, kBytes);
+    valueInfo(graph, 11, 'users', FLOAT, ['batch', dimension]);
+    valueInfo(graph, 12, 'values', FLOAT, ['batch', k]);
+    valueInfo(graph, 12, 'indices', INT64, ['batch', k]);
+  });
+  model.message(8, (opset) => {
+    opset.string(1, '');
+    opset.int(2, 13);
+  });
+  return model.finish();
+}
+
+/** A running onnxruntime session of the top-k scoring graph. */
+export class OnnxTopKScorer {
+  private constructor(
+    private readonly ort: OrtModule,
+    private readonly session: InferenceSession,
+    /** k of the graph. */
+    readonly k: number,
+    readonly dimension: number,
+  ) {}
+
+  /**
+   * Creates a session for the given item side. Returns `null` when onnxruntime-node is not
+   * installed.
+   */
+  static async create(
+    spec: TopKScoringModelSpec,
+    options: { threads?: number } = {},
+  ): Promise<OnnxTopKScorer | null> {
+    const ort = await loadOnnxRuntime();
+    if (ort === null) return null;
+    const session = await ort.InferenceSession.create(buildTopKScoringModel(spec), {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: options.threads ?? 0,
+      interOpNumThreads: 1,
+    });
+    return new OnnxTopKScorer(ort, session, spec.k, spec.dimension);
+  }
+
+  /**
+   * The k best items of each user of a block: `users` is `rows x dimension` user factors.
+   * Returns float32 scores (descending per row) and item ids, `rows x k` each.
+   */
+  async topK(
+    users: Float32Array,
+    rows: number,
+  ): Promise<{ values: Float32Array; indices: Int32Array }> {
+    const input: Tensor = new this.ort.Tensor('float32', users, [rows, this.dimension]);
+    const output = await this.session.run({ users: input });
+    const values = output['values']!.data as Float32Array;
+    const indices64 = output['indices']!.data as BigInt64Array;
+    const indices = new Int32Array(indices64.length);
+    for (let t = 0; t < indices64.length; t++) indices[t] = Number(indices64[t]!);
+    return { values, indices };
+  }
+
+  /** Releases the native session. */
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,57 @@
+import { IdMap, InteractionMatrix, Random, type Dataset } from '@advrec/data';
+import { factorizedScorer, type FactorizedScorer, type Scorer } from '../index.js';
+
+/** Gaussian factors, seeded: a random MF model. */
+export function randomModel(
+  numUsers: number,
+  numItems: number,
+  dimension: number,
+  seed: number,
+  bias = false,
+): FactorizedScorer {
+  const random = new Random(seed);
+  return factorizedScorer({
+    userFactors: Float32Array.from({ length: numUsers * dimension }, () => random.nextGaussian()),
+    itemFactors: Float32Array.from({ length: numItems * dimension }, () => random.nextGaussian()),
+    dimension,
+    itemBias: bias
+      ? Float32Array.from({ length: numItems }, () => random.nextGaussian())
+      : undefined,
+  });
+}
+
+/** The same scores without the factors: forces the generic scoreAll path. */
+export function opaque(scorer: Scorer): Scorer {
+  return {
+    numUsers: scorer.numUsers,
+    numItems: scorer.numItems,
+    scoreAll: (u, o) => scorer.scoreAll(u, o),
+    score: (u, i) => scorer.score(u, i),
+  };
+}
+
+/** A data set keeping every `step`-th user (all items), for brute-force comparisons on big data. */
+export function sampleUsers(dataset: Dataset, step: number): Dataset {
+  const keep: number[] = [];
+  for (let u = 0; u < dataset.numUsers; u += step) keep.push(u);
+  const pick = (matrix: InteractionMatrix): InteractionMatrix => {
+    const users: number[] = [];
+    const items: number[] = [];
+    keep.forEach((u, k) => {
+      for (const i of matrix.row(u)) {
+        users.push(k);
+        items.push(i);
+      }
+    });
+    return InteractionMatrix.fromPairs(keep.length, dataset.numItems, users, items);
+  };
+  return {
+    ...dataset,
+    name: `${dataset.name} (every ${step}th user)`,
+    userIdMap: IdMap.inOrder(keep.map((u) => dataset.userIdMap.toSource(u))),
+    numUsers: keep.length,
+    train: pick(dataset.train),
+    validation: dataset.validation ? pick(dataset.validation) : null,
+    test: pick(dataset.test),
+  };
+}
