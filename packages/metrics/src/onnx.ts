@@ -6,16 +6,17 @@
  * onnxruntime-node is optional: {@link loadOnnxRuntime} imports it dynamically and
  * returns `null` when it is not installed.
  */
+import type * as OnnxRuntime from 'onnxruntime-node';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 
-type OrtModule = typeof import('onnxruntime-node');
+type OrtModule = typeof OnnxRuntime;
 
 let ortPromise: Promise<OrtModule | null> | undefined;
 
 /** The onnxruntime-node module, or `null` when the package is not installed or fails to load. */
 export function loadOnnxRuntime(): Promise<OrtModule | null> {
   ortPromise ??= import('onnxruntime-node').then(
-    (module) => ((module as { default?: OrtModule }).default ?? module) as OrtModule,
+    (module) => ((module as unknown as { default?: OrtModule }).default ?? module) as OrtModule,
     () => null,
   );
   return ortPromise;
