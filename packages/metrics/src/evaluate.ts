@@ -84,7 +84,8 @@ export interface FullRankingOptions {
   readonly metrics?: readonly MetricName[];
   /**
    * Splits whose items are not candidates. Default: train and validation when evaluating
-   * test, train when evaluating validation. Training items are always excluded.
+   * test, train when evaluating validation. `[]` ranks training items too (as Cornac did
+   * before 2023): for comparisons only, never for reported results.
    */
   readonly exclude?: readonly ('train' | 'validation')[];
   /** Users per block (default 1,024 for onnxruntime, 256 otherwise). Results do not depend on it. */
@@ -120,11 +121,8 @@ function prepare(scorer: Scorer, dataset: Dataset, options: FullRankingOptions):
       message: `must be "test" or "validation", got ${JSON.stringify(split)}`,
     });
   const exclude = [
-    ...new Set([
-      'train' as const,
-      ...(options.exclude ?? (split === 'test' ? ['train', 'validation'] : ['train'])),
-    ]),
-  ];
+    ...new Set(options.exclude ?? (split === 'test' ? ['train', 'validation'] : ['train'])),
+  ] as ('train' | 'validation')[];
   exclude.forEach((name, index) => {
     if (name !== 'train' && name !== 'validation')
       issues.push({
@@ -173,10 +171,10 @@ function prepare(scorer: Scorer, dataset: Dataset, options: FullRankingOptions):
   const excludedMatrices = exclude
     .map((name) => (name === 'train' ? dataset.train : dataset.validation))
     .filter((m): m is InteractionMatrix => m !== null);
-  const { indptr: excludedIndptr, indices: excludedIndices } = unionRows(
-    dataset.numUsers,
-    excludedMatrices,
-  );
+  const { indptr: excludedIndptr, indices: excludedIndices } =
+    excludedMatrices.length === 0
+      ? { indptr: new Int32Array(dataset.numUsers + 1), indices: new Int32Array(0) }
+      : unionRows(dataset.numUsers, excludedMatrices);
   // Relevant items that are also excluded cannot be ranked: they are left out of the relevant set.
   const relevant = subtractRows(relevantSplit, excludedIndptr, excludedIndices);
   let users: Int32Array;

@@ -12,7 +12,7 @@ import { ConfigError, type ConfigIssue } from '@advrec/data';
  * - `mrr`: 1 / min_r p_r if that is <= K, else 0 (MRR@K).
  * - `map`: (1 / min(|R|, K)) sum over the hits in the top K of precision at their position.
  * - `auc`: mean over r of the fraction of non-relevant candidates ranked below r (ties count
- *   against r); it has no cutoff.
+ *   against r); it has no cutoff, and is 1 for a user with no non-relevant candidate.
  *
  * With one relevant item (leave-one-out) `hr` and `recall` coincide and `ndcg` is
  * `1 / log2(p + 1)`, the papers' definitions.
@@ -144,7 +144,7 @@ export function userMetrics(
       for (let r = 0; r < count; r++) {
         // Non-relevant candidates at or above r: its position minus the relevant ones before it, minus itself.
         const aboveOrTied = sorted[r]! - 1 - r;
-        sum += numNegatives === 0 ? 0 : 1 - aboveOrTied / numNegatives;
+        sum += numNegatives === 0 ? 1 : 1 - aboveOrTied / numNegatives;
       }
       out['auc']![index] = sum / count;
       continue;

@@ -61,7 +61,7 @@ export async function evaluateBruteForce(
         let negativesSeen = 0;
         for (const item of ranked) {
           if (relevant.has(item))
-            sum += negatives === 0 ? 0 : (negatives - negativesSeen) / negatives;
+            sum += negatives === 0 ? 1 : (negatives - negativesSeen) / negatives;
           else negativesSeen++;
         }
         perUserLists['auc']!.push(sum / relevant.size);
