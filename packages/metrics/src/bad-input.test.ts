@@ -115,6 +115,11 @@ describe('bad input gives a clear error, never a silent NaN mean', () => {
 function keepUsers(d: Dataset, count: number): InteractionMatrix {
   const users: number[] = [];
   const items: number[] = [];
-  for (let u = 0; u < count; u++) for (const i of d.test.row(u)) (users.push(u), items.push(i));
+  for (let u = 0; u < count; u++) {
+    for (const i of d.test.row(u)) {
+      users.push(u);
+      items.push(i);
+    }
+  }
   return InteractionMatrix.fromPairs(d.numUsers, d.numItems, users, items);
 }
