@@ -395,60 +395,107 @@ async function rankWithOnnx(
   const { users, plan, relevant, excludedIndptr, excludedIndices } = prepared;
   const numItems = factors.itemFactors.length / factors.dimension;
   const dimension = factors.dimension;
-  let maxExcluded = 0;
-  for (const u of users)
-    maxExcluded = Math.max(maxExcluded, excludedIndptr[u + 1]! - excludedIndptr[u]!);
-  const k = Math.min(numItems, plan.maxCutoff + maxExcluded);
   const onnx = await OnnxTopKScorer.create(
-    { itemFactors: factors.itemFactors, itemBias: factors.itemBias, numItems, dimension, k },
+    { itemFactors: factors.itemFactors, itemBias: factors.itemBias, numItems, dimension },
     { threads },
   );
   if (onnx === null) return false;
   try {
+    // Users in tiers by how many items they exclude: k = maxCutoff + the tier's bound
+    // (a power of two >= the user's excluded count), so a user's excluded items can never
+    // crowd its top list out, and light users do not pay for the heaviest one's k.
+    const tiers = new Map<number, number[]>();
+    for (let b = 0; b < users.length; b++) {
+      const u = users[b]!;
+      const count = excludedIndptr[u + 1]! - excludedIndptr[u]!;
+      const bound = Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, count))));
+      const k = Math.min(numItems, plan.maxCutoff + bound);
+      const tier = tiers.get(k);
+      if (tier) tier.push(b);
+      else tiers.set(k, [b]);
+    }
     const errorBound = floatErrorBound(factors);
     const kernel = makeRankingKernel();
     const row = new Float64Array(numItems);
     const blockSize = options.blockSize ?? 1024;
-    const block = new Float32Array(blockSize * dimension);
-    const candidateItems = new Int32Array(k);
-    const candidateScores = new Float64Array(k);
-    const candidateRelevant = new Uint8Array(k);
-    const order = new Int32Array(k);
-    for (let start = 0; start < users.length; start += blockSize) {
-      const rows = Math.min(blockSize, users.length - start);
-      for (let t = 0; t < rows; t++) {
-        const u = users[start + t]!;
-        block.set(factors.userFactors.subarray(u * dimension, (u + 1) * dimension), t * dimension);
+    const maxCutoff = plan.maxCutoff;
+    const longestList = Math.min(numItems, plan.maxCutoff + Math.max(...tiers.keys()));
+    const chosenItems = new Int32Array(longestList);
+    const chosenScores = new Float64Array(longestList);
+    const chosenRelevant = new Uint8Array(longestList);
+    const blocks: { k: number; members: number[] }[] = [];
+    for (const [k, members] of [...tiers.entries()].sort((x, y) => x[0] - y[0])) {
+      for (let start = 0; start < members.length; start += blockSize) {
+        blocks.push({ k, members: members.slice(start, start + blockSize) });
       }
-      const { values, indices } = await onnx.topK(block.subarray(0, rows * dimension), rows);
+    }
+    // Two input buffers: onnxruntime computes block n + 1 while this thread ranks block n.
+    const buffers = [
+      new Float32Array(blockSize * dimension),
+      new Float32Array(blockSize * dimension),
+    ];
+    const launch = (n: number): ReturnType<OnnxTopKScorer['topKWords']> => {
+      const { k, members } = blocks[n]!;
+      const buffer = buffers[n % 2]!;
+      members.forEach((b, t) => {
+        const u = users[b]!;
+        buffer.set(factors.userFactors.subarray(u * dimension, (u + 1) * dimension), t * dimension);
+      });
+      return onnx.topKWords(buffer.subarray(0, members.length * dimension), members.length, k);
+    };
+    let pending = blocks.length > 0 ? launch(0) : undefined;
+    for (let n = 0; n < blocks.length; n++) {
+      const { values, indexWords } = await pending!;
+      pending = n + 1 < blocks.length ? launch(n + 1) : undefined;
+      const { k, members } = blocks[n]!;
+      const complete = k === numItems; // the graph returns every item: nothing is left out
+      const rows = members.length;
       for (let t = 0; t < rows; t++) {
-        const b = start + t;
+        const b = members[t]!;
         const u = users[b]!;
         const userRelevant = relevant.row(u);
         const excluded = excludedIndices.subarray(excludedIndptr[u]!, excludedIndptr[u + 1]!);
+        const delta = errorBound(u);
+        // Walk the graph's list (float32, descending): skip excluded items; once maxCutoff
+        // candidates are in, keep only those within 2 delta of the maxCutoff-th one: anything
+        // lower is certainly below the exact top list.
+        // Insertion into parallel arrays: the float32 order is nearly the exact order, so this
+        // is about linear.
         let n = 0;
+        let kthFloat = Infinity;
         for (let c = 0; c < k; c++) {
-          const item = indices[t * k + c]!;
-          if (binarySearch(excluded, item)) continue;
-          candidateItems[n] = item;
-          candidateScores[n] = dotScore(factors, u, item);
-          candidateRelevant[n] = binarySearch(userRelevant, item) ? 1 : 0;
-          order[n] = n;
-          n++;
+          const value = values[t * k + c]!;
+          if (n >= maxCutoff && value < kthFloat - 2 * delta) break;
+          const item = indexWords[2 * (t * k + c)]!;
+          if (indexIn(excluded, item) >= 0) continue;
+          const score = dotScore(factors, u, item);
+          const rel = indexIn(userRelevant, item) >= 0 ? 1 : 0;
+          let at = n++;
+          while (
+            at > 0 &&
+            before(
+              score,
+              rel,
+              item,
+              chosenScores[at - 1]!,
+              chosenRelevant[at - 1]!,
+              chosenItems[at - 1]!,
+            )
+          ) {
+            chosenScores[at] = chosenScores[at - 1]!;
+            chosenRelevant[at] = chosenRelevant[at - 1]!;
+            chosenItems[at] = chosenItems[at - 1]!;
+            at--;
+          }
+          chosenScores[at] = score;
+          chosenRelevant[at] = rel;
+          chosenItems[at] = item;
+          if (n === maxCutoff) kthFloat = value;
         }
-        const ranked = Array.from(order.subarray(0, n)).sort((a, c) => {
-          const sa = candidateScores[a]!;
-          const sc = candidateScores[c]!;
-          if (sa !== sc) return sc - sa;
-          if (candidateRelevant[a] !== candidateRelevant[c])
-            return candidateRelevant[a]! - candidateRelevant[c]!;
-          return candidateItems[a]! - candidateItems[c]!;
-        });
-        const totalCandidates = numItems - excluded.length;
-        const complete = k === numItems; // the graph returned every item: nothing was left out
-        const kth = ranked[plan.maxCutoff - 1];
-        const leftOutBound = values[t * k + k - 1]! + errorBound(u);
-        const certified = complete || (kth !== undefined && candidateScores[kth]! > leftOutBound);
+        // Items the graph left out score at most values[k-1] in float32, values[k-1] + delta exactly.
+        const certified =
+          complete ||
+          (n >= maxCutoff && chosenScores[maxCutoff - 1]! > values[t * k + k - 1]! + delta);
         if (!certified) {
           kernel.scoreRow(
             row,
@@ -460,19 +507,18 @@ async function rankWithOnnx(
             numItems,
           );
           candidates[b] = kernel.rankRow(
-            { row, relevant: userRelevant, excluded, maxCutoff: plan.maxCutoff, fullRanks: false },
-            { top, topOffset: b * plan.maxCutoff, positions, positionOffset: positionOffsets[b]! },
+            { row, relevant: userRelevant, excluded, maxCutoff, fullRanks: false },
+            { top, topOffset: b * maxCutoff, positions, positionOffset: positionOffsets[b]! },
           );
           continue;
         }
-        candidates[b] = totalCandidates;
+        candidates[b] = numItems - excluded.length;
         const offset = positionOffsets[b]!;
         for (let r = 0; r < userRelevant.length; r++) positions[offset + r] = 0;
-        for (let p = 0; p < plan.maxCutoff; p++) {
-          const c = ranked[p];
-          top[b * plan.maxCutoff + p] = c === undefined ? -1 : candidateItems[c]!;
-          if (c !== undefined && candidateRelevant[c])
-            positions[offset + indexIn(userRelevant, candidateItems[c]!)] = p + 1;
+        for (let p = 0; p < maxCutoff; p++) {
+          top[b * maxCutoff + p] = p < n ? chosenItems[p]! : -1;
+          if (p < n && chosenRelevant[p])
+            positions[offset + indexIn(userRelevant, chosenItems[p]!)] = p + 1;
         }
       }
     }
@@ -503,6 +549,13 @@ function floatErrorBound(factors: ScoringFactors): (u: number) => number {
     for (let f = 0; f < dimension; f++) s += userFactors[u * dimension + f]! ** 2;
     return 2 * gamma * (Math.sqrt(s) * maxItemNorm + maxBias) + 1e-30;
   };
+}
+
+/** The candidate order: score descending, non-relevant before relevant, then item id. */
+function before(sa: number, ra: number, ia: number, sb: number, rb: number, ib: number): boolean {
+  if (sa !== sb) return sa > sb;
+  if (ra !== rb) return ra < rb;
+  return ia < ib;
 }
 
 function binarySearch(sorted: Int32Array, value: number): boolean {

@@ -160,20 +160,19 @@ export interface TopKScoringModelSpec {
   readonly dimension: number;
   /** Optional additive item term, length `numItems`. */
   readonly itemBias?: Float32Array | undefined;
-  /** How many best items to return per user (at most `numItems`). */
-  readonly k: number;
 }
 
 /**
- * Builds the ONNX model (opset 13): input `users` `[B, dimension]` float32, outputs
- * `values` `[B, k]` float32 (descending) and `indices` `[B, k]` int64. The item factors and
- * bias are initializers, so onnxruntime can pre-pack them once per session.
+ * Builds the ONNX model (opset 13): inputs `users` `[B, dimension]` float32 and `k` `[1]`
+ * int64; outputs `values` `[B, k]` float32 (descending) and `indices` `[B, k]` int64. The
+ * item factors and bias are initializers, so onnxruntime pre-packs them once per session;
+ * k is an input, so one session serves every k.
  */
 export function buildTopKScoringModel(spec: TopKScoringModelSpec): Uint8Array {
-  const { itemFactors, numItems, dimension, itemBias, k } = spec;
-  if (itemFactors.length !== numItems * dimension)
+  const { itemFactors, numItems, dimension, itemBias } = spec;
+  if (itemFactors.length !== numItems * dimension) {
     throw new RangeError('itemFactors must be numItems x dimension');
-  if (!(k >= 1 && k <= numItems)) throw new RangeError(`k must be in [1, ${numItems}], got ${k}`);
+  }
   const model = new ProtoWriter();
   model.int(1, 8); // ir_version
   model.string(2, '@advrec/metrics');
@@ -207,12 +206,10 @@ export function buildTopKScoringModel(spec: TopKScoringModelSpec): Uint8Array {
         FLOAT,
         new Uint8Array(itemBias.buffer, itemBias.byteOffset, itemBias.byteLength),
       );
-    const kBytes = new Uint8Array(8);
-    new DataView(kBytes.buffer).setBigInt64(0, BigInt(k), true);
-    initializer(graph, 'k', [1], INT64, kBytes);
     valueInfo(graph, 11, 'users', FLOAT, ['batch', dimension]);
-    valueInfo(graph, 12, 'values', FLOAT, ['batch', k]);
-    valueInfo(graph, 12, 'indices', INT64, ['batch', k]);
+    valueInfo(graph, 11, 'k', INT64, [1]);
+    valueInfo(graph, 12, 'values', FLOAT, ['batch', 'k']);
+    valueInfo(graph, 12, 'indices', INT64, ['batch', 'k']);
   });
   model.message(8, (opset) => {
     opset.string(1, '');
@@ -226,8 +223,7 @@ export class OnnxTopKScorer {
   private constructor(
     private readonly ort: OrtModule,
     private readonly session: InferenceSession,
-    /** k of the graph. */
-    readonly k: number,
+    readonly numItems: number,
     readonly dimension: number,
   ) {}
 
@@ -247,24 +243,46 @@ export class OnnxTopKScorer {
       intraOpNumThreads: options.threads ?? 0,
       interOpNumThreads: 1,
     });
-    return new OnnxTopKScorer(ort, session, spec.k, spec.dimension);
+    return new OnnxTopKScorer(ort, session, spec.numItems, spec.dimension);
   }
 
   /**
-   * The k best items of each user of a block: `users` is `rows x dimension` user factors.
+   * The k best items of each user of a block (`1 <= k <= numItems`): `users` is
+   * `rows x dimension` user factors.
    * Returns float32 scores (descending per row) and item ids, `rows x k` each.
    */
   async topK(
     users: Float32Array,
     rows: number,
+    k: number,
   ): Promise<{ values: Float32Array; indices: Int32Array }> {
+    const { values, indexWords } = await this.topKWords(users, rows, k);
+    const indices = new Int32Array(values.length);
+    for (let t = 0; t < indices.length; t++) indices[t] = indexWords[2 * t]!;
+    return { values, indices };
+  }
+
+  /**
+   * As {@link topK}, without converting the int64 indices: `indexWords[2 * t]` is the
+   * index of entry `t` (the low word; item ids are below 2^31), which avoids a BigInt per
+   * entry on the hot path.
+   * @internal
+   */
+  async topKWords(
+    users: Float32Array,
+    rows: number,
+    k: number,
+  ): Promise<{ values: Float32Array; indexWords: Int32Array }> {
+    if (!(Number.isInteger(k) && k >= 1 && k <= this.numItems)) {
+      throw new RangeError(`k must be an integer in [1, ${this.numItems}], got ${k}`);
+    }
     const input: Tensor = new this.ort.Tensor('float32', users, [rows, this.dimension]);
-    const output = await this.session.run({ users: input });
+    const kInput: Tensor = new this.ort.Tensor('int64', BigInt64Array.of(BigInt(k)), [1]);
+    const output = await this.session.run({ users: input, k: kInput });
     const values = output['values']!.data as Float32Array;
     const indices64 = output['indices']!.data as BigInt64Array;
-    const indices = new Int32Array(indices64.length);
-    for (let t = 0; t < indices64.length; t++) indices[t] = Number(indices64[t]!);
-    return { values, indices };
+    const indexWords = new Int32Array(indices64.buffer, indices64.byteOffset, indices64.length * 2);
+    return { values, indexWords };
   }
 
   /** Releases the native session. */

@@ -54,33 +54,44 @@ function runRange(
   from: number,
   to: number,
 ): void {
-  const row = new Float64Array(job.numItems);
-  for (let b = from; b < to; b++) {
-    const u = job.users[b]!;
-    kernel.scoreRow(
-      row,
-      u,
+  const group = 4;
+  const rows = new Float64Array(group * job.numItems);
+  for (let start = from; start < to; start += group) {
+    const members = job.users.subarray(start, Math.min(to, start + group));
+    kernel.scoreRows(
+      rows,
+      members,
       job.userFactors,
       job.itemFactors,
       job.itemBias,
       job.dimension,
       job.numItems,
     );
-    job.candidates[b] = kernel.rankRow(
-      {
-        row,
-        relevant: job.relevantIndices.subarray(job.relevantIndptr[u]!, job.relevantIndptr[u + 1]!),
-        excluded: job.excludedIndices.subarray(job.excludedIndptr[u]!, job.excludedIndptr[u + 1]!),
-        maxCutoff: job.maxCutoff,
-        fullRanks: job.fullRanks,
-      },
-      {
-        top: job.top,
-        topOffset: b * job.maxCutoff,
-        positions: job.positions,
-        positionOffset: job.positionOffsets[b]!,
-      },
-    );
+    for (let t = 0; t < members.length; t++) {
+      const b = start + t;
+      const u = members[t]!;
+      job.candidates[b] = kernel.rankRow(
+        {
+          row: rows.subarray(t * job.numItems, (t + 1) * job.numItems),
+          relevant: job.relevantIndices.subarray(
+            job.relevantIndptr[u]!,
+            job.relevantIndptr[u + 1]!,
+          ),
+          excluded: job.excludedIndices.subarray(
+            job.excludedIndptr[u]!,
+            job.excludedIndptr[u + 1]!,
+          ),
+          maxCutoff: job.maxCutoff,
+          fullRanks: job.fullRanks,
+        },
+        {
+          top: job.top,
+          topOffset: b * job.maxCutoff,
+          positions: job.positions,
+          positionOffset: job.positionOffsets[b]!,
+        },
+      );
+    }
   }
 }
 
