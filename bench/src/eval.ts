@@ -19,6 +19,7 @@ import {
   evaluateFullRanking,
   factorizedScorer,
   loadOnnxRuntime,
+  OnnxTopKScorer,
   type EvaluationResult,
   type FactorizedScorer,
 } from '@advrec/metrics';
@@ -89,9 +90,32 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     onnx = await timed('onnxruntime', ONNX_RUNS);
     results['gowallaFullRankingSeconds'] = round(median(onnx.seconds));
     results['engine'] = onnx.result.protocol.engine;
+    // The floor: onnxruntime's Gemm + TopK(20) alone over every user, in the same run.
+    const floor: number[] = [];
+    const session = (await OnnxTopKScorer.create(
+      { itemFactors: scorer.factors().itemFactors, numItems: dataset.numItems, dimension },
+      { threads },
+    ))!;
+    const blockRows = 1024;
+    for (let r = 0; r < 3; r++) {
+      const start = performance.now();
+      for (let u0 = 0; u0 < dataset.numUsers; u0 += blockRows) {
+        const rows = Math.min(blockRows, dataset.numUsers - u0);
+        await session.topKWords(
+          scorer.factors().userFactors.subarray(u0 * dimension, (u0 + rows) * dimension),
+          rows,
+          20,
+        );
+      }
+      floor.push((performance.now() - start) / 1000);
+    }
+    await session.release();
+    log(`onnxruntime Gemm + TopK(20) alone: ${median(floor).toFixed(2)} s (median of 3)`);
     results['onnxruntime'] = {
       seconds: onnx.seconds.map(round),
       medianSeconds: round(median(onnx.seconds)),
+      gemmTopKOnlySeconds: round(median(floor)),
+      overheadOverGemmTopK: round(median(onnx.seconds) / median(floor)),
       metrics: onnx.result.metrics,
     };
   } else {
