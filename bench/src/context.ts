@@ -1,7 +1,3 @@
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
 /** What a benchmark gets from the runner. */
 export interface BenchContext {
   /** `../shared/data` beside the repository (or `ADVREC_SHARED_DATA`). */
@@ -15,17 +11,7 @@ export interface BenchModule {
   run(context: BenchContext): Promise<Record<string, unknown>>;
 }
 
-/** Locates `../shared/data` beside the repository, or `ADVREC_SHARED_DATA`. */
-export function sharedDataDir(): string {
-  if (process.env.ADVREC_SHARED_DATA) return process.env.ADVREC_SHARED_DATA;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let up = 0; up < 6; up++) {
-    const candidate = join(dir, '..', 'shared', 'data');
-    if (existsSync(join(candidate, 'README.md'))) return resolve(candidate);
-    dir = dirname(dir);
-  }
-  throw new Error('../shared/data not found beside the repository; set ADVREC_SHARED_DATA');
-}
+export { sharedDataDir } from '@advrec/testing';
 
 /** Median of a list of numbers. */
 export function median(values: readonly number[]): number {

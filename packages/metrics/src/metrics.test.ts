@@ -1,36 +1,11 @@
-import { generateSampledTestSet, IdMap, InteractionMatrix, type Dataset } from '@advrec/data';
+import { generateSampledTestSet, type Dataset } from '@advrec/data';
 import { describe, expect, it } from 'vitest';
 import { evaluateFullRanking, evaluateSampled, factorizedScorer, TIE_RULE } from './index.js';
+import { handDataset } from './test-support/models.js';
 
-/** A hand-made data set: 2 users, 8 items. */
+/** A hand-made data set over 8 items. */
 function tiny(test: number[][], train: number[][]): Dataset {
-  const pairs = (rows: number[][]) => {
-    const users: number[] = [];
-    const items: number[] = [];
-    rows.forEach((row, u) => row.forEach((i) => (users.push(u), items.push(i))));
-    return InteractionMatrix.fromPairs(rows.length, 8, users, items);
-  };
-  return {
-    name: 'tiny',
-    userIdMap: IdMap.inOrder(test.map((_, u) => `u${u}`)),
-    itemIdMap: IdMap.inOrder(Array.from({ length: 8 }, (_, i) => `i${i}`)),
-    numUsers: test.length,
-    numItems: 8,
-    train: pairs(train),
-    validation: null,
-    test: pairs(test),
-    coldStartItems: new Int32Array(0),
-    protocol: {
-      kind: 'given',
-      order: 'given',
-      seed: 0,
-      coldStartItems: 'keep',
-      droppedColdStartInteractions: 0,
-      mergedDuplicates: 0,
-      droppedTrainTestOverlap: 0,
-      validation: null,
-    },
-  };
+  return handDataset('tiny', 8, train, test);
 }
 
 /** Scores = itemBias only (dimension 1, zero user factors), so every user sees the same order. */

@@ -1,7 +1,8 @@
-import { IdMap, InteractionMatrix, type Dataset } from '@advrec/data';
+import type { Dataset } from '@advrec/data';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { evaluateFullRanking, factorizedScorer, type FullRankingOptions } from './index.js';
+import { handDataset } from './test-support/models.js';
 
 interface Case {
   numItems: number;
@@ -34,33 +35,12 @@ const worlds = fc.integer({ min: 2, max: 12 }).chain((numItems) =>
 
 function build(world: Case): { dataset: Dataset; scorer: ReturnType<typeof factorizedScorer> } {
   const { numItems, rows } = world;
-  const matrix = (pick: (row: Case['rows'][number]) => number[]) => {
-    const users: number[] = [];
-    const items: number[] = [];
-    rows.forEach((row, u) => pick(row).forEach((i) => (users.push(u), items.push(i))));
-    return InteractionMatrix.fromPairs(rows.length, numItems, users, items);
-  };
-  const dataset: Dataset = {
-    name: 'property world',
-    userIdMap: IdMap.inOrder(rows.map((_, u) => String(u))),
-    itemIdMap: IdMap.inOrder(Array.from({ length: numItems }, (_, i) => String(i))),
-    numUsers: rows.length,
+  const dataset = handDataset(
+    'property world',
     numItems,
-    train: matrix((r) => r.train),
-    validation: null,
-    test: matrix((r) => r.test),
-    coldStartItems: new Int32Array(0),
-    protocol: {
-      kind: 'given',
-      order: 'given',
-      seed: 0,
-      coldStartItems: 'keep',
-      droppedColdStartInteractions: 0,
-      mergedDuplicates: 0,
-      droppedTrainTestOverlap: 0,
-      validation: null,
-    },
-  };
+    rows.map((r) => r.train),
+    rows.map((r) => r.test),
+  );
   // score(u, i) = scores[u][i]: user factors are the score rows, item factors the identity.
   const identity = new Float32Array(numItems * numItems);
   for (let i = 0; i < numItems; i++) identity[i * numItems + i] = 1;

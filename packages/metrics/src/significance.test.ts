@@ -4,6 +4,13 @@ import { EvaluationError, pairedTTest, wilcoxonSignedRank } from './index.js';
 // Expected values from SciPy 1.x (scipy.stats.ttest_rel / wilcoxon) on the same vectors.
 const a = [0.61, 0.42, 0.55, 0.7, 0.38, 0.49, 0.66, 0.52, 0.47, 0.58];
 const b = [0.55, 0.4, 0.51, 0.61, 0.4, 0.45, 0.6, 0.5, 0.41, 0.57];
+// Per-user hits (HR@K) of two models on 60 users.
+const hitsA = Array.from({ length: 3 }, () => [
+  1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1,
+]).flat();
+const hitsB = Array.from({ length: 3 }, () => [
+  0, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1,
+]).flat();
 
 describe('pairedTTest', () => {
   it('matches scipy.stats.ttest_rel', () => {
@@ -14,13 +21,7 @@ describe('pairedTTest', () => {
   });
 
   it('matches on 60 binary per-user hits (HR@K of two models)', () => {
-    const c = Array.from({ length: 3 }, () => [
-      1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1,
-    ]).flat();
-    const d = Array.from({ length: 3 }, () => [
-      0, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1,
-    ]).flat();
-    const r = pairedTTest(c, d);
+    const r = pairedTTest(hitsA, hitsB);
     expect(r.t).toBeCloseTo(5.028490259085155, 10);
     expect(r.pValue).toBeCloseTo(4.91138209979863e-6, 12);
   });
@@ -54,13 +55,7 @@ describe('wilcoxonSignedRank', () => {
   });
 
   it('many zero differences are dropped; all zero gives p = 1', () => {
-    const c = Array.from({ length: 3 }, () => [
-      1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1,
-    ]).flat();
-    const d = Array.from({ length: 3 }, () => [
-      0, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1,
-    ]).flat();
-    const r = wilcoxonSignedRank(c, d);
+    const r = wilcoxonSignedRank(hitsA, hitsB);
     expect(r.n).toBe(18);
     expect(r.pValue).toBeCloseTo(2.4666475453268303e-5, 12);
     expect(wilcoxonSignedRank([1, 2], [1, 2])).toMatchObject({ n: 0, pValue: 1 });

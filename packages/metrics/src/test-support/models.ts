@@ -55,3 +55,44 @@ export function sampleUsers(dataset: Dataset, step: number): Dataset {
     test: pick(dataset.test),
   };
 }
+
+/** A hand-made data set: `train[u]` and `test[u]` list user u's items (dense ids). */
+export function handDataset(
+  name: string,
+  numItems: number,
+  train: number[][],
+  test: number[][],
+): Dataset {
+  const matrix = (rows: number[][]): InteractionMatrix => {
+    const users: number[] = [];
+    const items: number[] = [];
+    rows.forEach((row, u) => {
+      for (const i of row) {
+        users.push(u);
+        items.push(i);
+      }
+    });
+    return InteractionMatrix.fromPairs(test.length, numItems, users, items);
+  };
+  return {
+    name,
+    userIdMap: IdMap.inOrder(test.map((_, u) => `u${u}`)),
+    itemIdMap: IdMap.inOrder(Array.from({ length: numItems }, (_, i) => `i${i}`)),
+    numUsers: test.length,
+    numItems,
+    train: matrix(train),
+    validation: null,
+    test: matrix(test),
+    coldStartItems: new Int32Array(0),
+    protocol: {
+      kind: 'given',
+      order: 'given',
+      seed: 0,
+      coldStartItems: 'keep',
+      droppedColdStartInteractions: 0,
+      mergedDuplicates: 0,
+      droppedTrainTestOverlap: 0,
+      validation: null,
+    },
+  };
+}
