@@ -56,6 +56,11 @@ export interface EvaluationProtocol {
   readonly datasetSplit: SplitProtocol;
   readonly engine: EvaluationEngine;
   readonly threads: number;
+  /**
+   * onnxruntime engine: users whose float32 proposals could not be certified and were
+   * ranked from an exact full row instead (0 for the other engines).
+   */
+  readonly exactFallbackUsers: number;
 }
 
 /** Means, per-user values and coverage, with the protocol that produced them. */
@@ -241,22 +246,25 @@ export async function evaluateFullRanking(
   const candidates = sharedInt32(users.length);
 
   let engine: EvaluationEngine;
+  let exactFallbackUsers = 0;
   if (isFactorized(scorer)) {
     const factors = scorer.factors();
     checkFactors(factors, dataset);
     const wantOnnx = options.engine !== 'js' && !plan.fullRanks;
-    const onnxDone =
-      wantOnnx &&
-      (await rankWithOnnx(
-        factors,
-        prepared,
-        options,
-        threads,
-        top,
-        positions,
-        positionOffsets,
-        candidates,
-      ));
+    const onnxFallbacks = !wantOnnx
+      ? null
+      : await rankWithOnnx(
+          factors,
+          prepared,
+          options,
+          threads,
+          top,
+          positions,
+          positionOffsets,
+          candidates,
+        );
+    const onnxDone = onnxFallbacks !== null;
+    exactFallbackUsers = onnxFallbacks ?? 0;
     if (options.engine === 'onnxruntime' && !onnxDone) {
       throw new EvaluationError(
         plan.fullRanks
@@ -328,6 +336,7 @@ export async function evaluateFullRanking(
       datasetSplit: dataset.protocol,
       engine,
       threads: engine === 'js' || engine === 'score-all' ? 1 : threads,
+      exactFallbackUsers,
     },
     started,
   });
@@ -377,7 +386,8 @@ async function rankWithScoreAll(
 }
 
 /**
- * The onnxruntime path. Returns false (and does nothing) when onnxruntime-node is missing.
+ * The onnxruntime path. Returns how many users were ranked exactly after all, or null
+ * (having done nothing) when onnxruntime-node is missing.
  * Per user: the graph's top k (float32) minus excluded items, re-scored exactly, re-ranked;
  * accepted when the K-th exact score beats every item the graph left out by more than the
  * float32 error bound, else the user is ranked exactly from a full row.
@@ -391,7 +401,7 @@ async function rankWithOnnx(
   positions: Int32Array,
   positionOffsets: Int32Array,
   candidates: Int32Array,
-): Promise<boolean> {
+): Promise<number | null> {
   const { users, plan, relevant, excludedIndptr, excludedIndices } = prepared;
   const numItems = factors.itemFactors.length / factors.dimension;
   const dimension = factors.dimension;
@@ -399,7 +409,8 @@ async function rankWithOnnx(
     { itemFactors: factors.itemFactors, itemBias: factors.itemBias, numItems, dimension },
     { threads },
   );
-  if (onnx === null) return false;
+  if (onnx === null) return null;
+  let fallbacks = 0;
   try {
     // Users in tiers by how many items they exclude: k = maxCutoff + the tier's bound
     // (a power of two >= the user's excluded count), so a user's excluded items can never
@@ -408,7 +419,7 @@ async function rankWithOnnx(
     for (let b = 0; b < users.length; b++) {
       const u = users[b]!;
       const count = excludedIndptr[u + 1]! - excludedIndptr[u]!;
-      const bound = Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, count))));
+      const bound = Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, count))));
       const k = Math.min(numItems, plan.maxCutoff + bound);
       const tier = tiers.get(k);
       if (tier) tier.push(b);
@@ -456,7 +467,44 @@ async function rankWithOnnx(
         const userRelevant = relevant.row(u);
         const excluded = excludedIndices.subarray(excludedIndptr[u]!, excludedIndptr[u + 1]!);
         const delta = errorBound(u);
-        // Walk the graph's list (float32, descending): skip excluded items; once maxCutoff
+        // Fast acceptance: every exact score is within delta of its float32 score, so when
+        // the first maxCutoff candidates (excluded items skipped) are separated by more than
+        // 2 delta from each other and from whatever comes next (the next candidate, or what
+        // the graph left out), their float32 order is the exact order, without exact ties.
+        let found = 0;
+        let previous = Infinity;
+        let separated = true;
+        let c = 0;
+        for (; c < k && found < maxCutoff; c++) {
+          const item = indexWords[2 * (t * k + c)]!;
+          if (indexIn(excluded, item) >= 0) continue;
+          const value = values[t * k + c]!;
+          if (previous - value <= 2 * delta) separated = false;
+          previous = value;
+          chosenItems[found++] = item;
+        }
+        if (separated && found === maxCutoff) {
+          let next = complete ? -Infinity : values[t * k + k - 1]!;
+          for (; c < k; c++) {
+            if (indexIn(excluded, indexWords[2 * (t * k + c)]!) < 0) {
+              next = values[t * k + c]!;
+              break;
+            }
+          }
+          if (previous - next > 2 * delta) {
+            candidates[b] = numItems - excluded.length;
+            const offset = positionOffsets[b]!;
+            for (let r = 0; r < userRelevant.length; r++) positions[offset + r] = 0;
+            for (let p = 0; p < maxCutoff; p++) {
+              const item = chosenItems[p]!;
+              top[b * maxCutoff + p] = item;
+              const r = indexIn(userRelevant, item);
+              if (r >= 0) positions[offset + r] = p + 1;
+            }
+            continue;
+          }
+        }
+        // Otherwise re-score exactly. Walk the graph's list (float32, descending): skip excluded items; once maxCutoff
         // candidates are in, keep only those within 2 delta of the maxCutoff-th one: anything
         // lower is certainly below the exact top list.
         // Insertion into parallel arrays: the float32 order is nearly the exact order, so this
@@ -497,6 +545,7 @@ async function rankWithOnnx(
           complete ||
           (n >= maxCutoff && chosenScores[maxCutoff - 1]! > values[t * k + k - 1]! + delta);
         if (!certified) {
+          fallbacks++;
           kernel.scoreRow(
             row,
             u,
@@ -522,7 +571,7 @@ async function rankWithOnnx(
         }
       }
     }
-    return true;
+    return fallbacks;
   } finally {
     await onnx.release();
   }
@@ -829,6 +878,7 @@ export async function evaluateSampled(
       datasetSplit: dataset.protocol,
       engine: 'score-all',
       threads: 1,
+      exactFallbackUsers: 0,
     },
     seconds: (performance.now() - started) / 1000,
   };
