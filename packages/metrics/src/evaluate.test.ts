@@ -179,9 +179,13 @@ describe('massive ties (a popularity-like model with 3 distinct scores)', () => 
         keepTopLists: true,
       });
       await expectSameAsReference(scorer, ml100k, result);
-      // With ties everywhere nothing can be certified from float32: every user is ranked exactly.
-      if (options.engine === 'onnxruntime')
-        expect(result.protocol.exactFallbackUsers).toBe(result.protocol.usersEvaluated);
+      // With ties at the top most users cannot be certified from float32 and are ranked
+      // exactly (only users whose larger k reaches below the tied block are certified).
+      if (options.engine === 'onnxruntime') {
+        expect(result.protocol.exactFallbackUsers).toBeGreaterThan(
+          result.protocol.usersEvaluated / 2,
+        );
+      }
     }
   });
 });
