@@ -15,7 +15,7 @@ import {
 } from './index.js';
 
 async function main(): Promise<void> {
-  const path = process.argv[2];
+  const path = process.argv.slice(2).find((argument) => argument !== '--');
   const started = performance.now();
   const log = path
     ? await readMovieLens100K(path)
