@@ -600,28 +600,11 @@ function floatErrorBound(factors: ScoringFactors): (u: number) => number {
   };
 }
 
-/** The candidate order: score descending, non-relevant before relevant, then item id. */
-function before(sa: number, ra: number, ia: number, sb: number, rb: number, ib: number): boolean {
-  if (sa !== sb) return sa > sb;
-  if (ra !== rb) return ra < rb;
-  return ia < ib;
-}
+// The kernel's order and search, shared with the worker threads' copy of it.
+const { before, indexOf: indexIn } = makeRankingKernel();
 
 function binarySearch(sorted: Int32Array, value: number): boolean {
   return indexIn(sorted, value) >= 0;
-}
-
-function indexIn(sorted: Int32Array, value: number): number {
-  let lo = 0;
-  let hi = sorted.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const v = sorted[mid]!;
-    if (v < value) lo = mid + 1;
-    else if (v > value) hi = mid - 1;
-    else return mid;
-  }
-  return -1;
 }
 
 function checkFactors(factors: ScoringFactors, dataset: Dataset): void {

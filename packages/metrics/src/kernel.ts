@@ -41,6 +41,10 @@ export interface RankingKernel {
    * candidate whose score is not finite.
    */
   rankRow(input: RankRowInput, output: RankRowOutput): number;
+  /** The candidate order: true when (score, relevant, item) a comes before b. */
+  before(sa: number, ra: number, ia: number, sb: number, rb: number, ib: number): boolean;
+  /** Position of `value` in an ascending array, or -1. */
+  indexOf(sorted: Int32Array, value: number): number;
   /**
    * Fills `rows` (`users.length x numItems`, at most 4 users) with canonical scores: each
    * item's factors are read once for all the users (4 accumulators), the sum over the
@@ -428,5 +432,5 @@ export function makeRankingKernel(): RankingKernel {
     }
   }
 
-  return { rankRow, scoreRow, scoreRows };
+  return { rankRow, scoreRow, scoreRows, before, indexOf };
 }

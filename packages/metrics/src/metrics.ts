@@ -31,14 +31,7 @@ export const METRIC_NAMES: readonly MetricName[] = [
 ];
 
 /** Metrics that depend on a cutoff K. */
-export const CUTOFF_METRICS: readonly MetricName[] = [
-  'hr',
-  'recall',
-  'precision',
-  'ndcg',
-  'mrr',
-  'map',
-];
+export const CUTOFF_METRICS: readonly MetricName[] = METRIC_NAMES.filter((m) => m !== 'auc');
 
 /** Default metrics: every cutoff metric (AUC needs full ranks and costs a full pass per user). */
 export const DEFAULT_METRICS: readonly MetricName[] = CUTOFF_METRICS;
