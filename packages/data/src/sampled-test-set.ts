@@ -83,12 +83,18 @@ export function generateSampledTestSet(
       );
     }
     const dense = count * 2 > available;
+    // Dense case: the user's candidates, built once and copied per case (each case shuffles its copy).
+    let userPool: number[] | undefined;
+    if (dense) {
+      userPool = [];
+      for (let i = 0; i < dataset.numItems; i++)
+        if (!known.has(i) && !excluded[i]) userPool.push(i);
+    }
     for (let k = 0; k < cases; k++, c++) {
       const random = Random.stream(seed, c);
       const out = negatives.subarray(c * count, (c + 1) * count);
       if (dense) {
-        const pool: number[] = [];
-        for (let i = 0; i < dataset.numItems; i++) if (!known.has(i) && !excluded[i]) pool.push(i);
+        const pool = userPool!.slice();
         for (let t = 0; t < count; t++) {
           const r = t + random.nextInt(pool.length - t);
           const tmp = pool[t]!;

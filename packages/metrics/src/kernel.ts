@@ -85,6 +85,18 @@ export function makeRankingKernel(): RankingKernel {
     return ia < ib;
   }
 
+  // Heap slot a comes before slot b in the candidate order.
+  function heapBefore(a: number, b: number): boolean {
+    return before(
+      heapScores[a]!,
+      heapRelevant[a]!,
+      heapItems[a]!,
+      heapScores[b]!,
+      heapRelevant[b]!,
+      heapItems[b]!,
+    );
+  }
+
   // Min-heap on the candidate order: the root is the last of the kept items.
   function siftDown(size: number, at: number): void {
     for (;;) {
@@ -92,31 +104,10 @@ export function makeRankingKernel(): RankingKernel {
       if (left >= size) return;
       let worst = left;
       const right = left + 1;
-      if (
-        right < size &&
-        before(
-          heapScores[worst]!,
-          heapRelevant[worst]!,
-          heapItems[worst]!,
-          heapScores[right]!,
-          heapRelevant[right]!,
-          heapItems[right]!,
-        )
-      ) {
+      if (right < size && heapBefore(worst, right)) {
         worst = right;
       }
-      if (
-        before(
-          heapScores[worst]!,
-          heapRelevant[worst]!,
-          heapItems[worst]!,
-          heapScores[at]!,
-          heapRelevant[at]!,
-          heapItems[at]!,
-        )
-      ) {
-        return;
-      }
+      if (heapBefore(worst, at)) return;
       swap(at, worst);
       at = worst;
     }
@@ -125,18 +116,7 @@ export function makeRankingKernel(): RankingKernel {
   function siftUp(at: number): void {
     while (at > 0) {
       const parent = (at - 1) >> 1;
-      if (
-        !before(
-          heapScores[parent]!,
-          heapRelevant[parent]!,
-          heapItems[parent]!,
-          heapScores[at]!,
-          heapRelevant[at]!,
-          heapItems[at]!,
-        )
-      ) {
-        return;
-      }
+      if (!heapBefore(parent, at)) return;
       swap(at, parent);
       at = parent;
     }
