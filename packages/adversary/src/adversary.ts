@@ -1,0 +1,158 @@
+import { ConfigError, Random } from '@advrec/data';
+import { SparseRows } from '@advrec/models';
+import type { PerturbableSurface } from '@advrec/models';
+
+/** The version of the Adversary contract implemented by this package. */
+export const ADVERSARY_SPECIFICATION_VERSION = 'v1';
+
+/** What an adversary knows besides the gradient. */
+export interface PerturbContext {
+  /** The surface being perturbed (its name, side and row dimension). */
+  readonly surface: PerturbableSurface;
+  /** A seeded stream, for adversaries that draw random numbers. */
+  readonly random: Random;
+}
+
+/**
+ * The Adversary contract: given the gradient of the loss w.r.t. some rows of a surface
+ * (`Gamma` in APR Eq. 3 and 8, summed over the mini-batch), return a perturbation for
+ * those rows whose norm is at most `epsilon` per row (APR footnote 1). Used in training
+ * (APR, AMR) and in attacks (robustness sweeps).
+ */
+export interface Adversary {
+  readonly specificationVersion: typeof ADVERSARY_SPECIFICATION_VERSION;
+  /** Registered name (`fgm`, `fgsm`, `random`, `none`, or a plugin's). */
+  readonly adversaryName: string;
+  readonly description: string;
+  /**
+   * Whether the perturbation depends on the gradient. When false (random noise, none),
+   * trainers may skip computing the gradient.
+   */
+  readonly usesGradient: boolean;
+  /** The perturbation of `gradient`'s rows, in the same row order. */
+  perturb(gradient: SparseRows, epsilon: number, context: PerturbContext): SparseRows;
+}
+
+function copyRows(gradient: SparseRows): SparseRows {
+  const out = new SparseRows(gradient.dimension, gradient.size);
+  for (const row of gradient.rows) out.ensure(row);
+  return out;
+}
+
+/**
+ * Fast gradient method (APR Eq. 3 and 8): `Delta = epsilon * Gamma / ||Gamma||` per row.
+ * A row with a zero gradient gets a zero perturbation (as `tf.nn.l2_normalize`).
+ */
+export const fgm: Adversary = {
+  specificationVersion: ADVERSARY_SPECIFICATION_VERSION,
+  adversaryName: 'fgm',
+  description: 'fast gradient method: epsilon * g / ||g|| per row (APR, AMR)',
+  usesGradient: true,
+  perturb(gradient, epsilon) {
+    const out = copyRows(gradient);
+    const d = gradient.dimension;
+    const g = gradient.values;
+    const v = out.values;
+    const norms = gradient.norms();
+    for (let r = 0; r < gradient.size; r++) {
+      const n = norms[r]!;
+      if (n === 0) continue;
+      const scale = epsilon / n;
+      for (let f = r * d; f < (r + 1) * d; f++) v[f] = g[f]! * scale;
+    }
+    return out;
+  },
+};
+
+/**
+ * Fast gradient sign method (Goodfellow et al.): `Delta = epsilon * sign(Gamma)`, an
+ * L-infinity ball of radius epsilon (its L2 norm per row is up to `epsilon * sqrt(d)`).
+ */
+export const fgsm: Adversary = {
+  specificationVersion: ADVERSARY_SPECIFICATION_VERSION,
+  adversaryName: 'fgsm',
+  description: 'fast gradient sign method: epsilon * sign(g) (L-infinity ball)',
+  usesGradient: true,
+  perturb(gradient, epsilon) {
+    const out = copyRows(gradient);
+    const g = gradient.values;
+    const v = out.values;
+    for (let f = 0; f < g.length; f++) v[f] = g[f]! > 0 ? epsilon : g[f]! < 0 ? -epsilon : 0;
+    return out;
+  },
+};
+
+/**
+ * Random noise (APR section 2.3's baseline): per row, a direction uniform on the sphere
+ * (a normalised Gaussian vector) of norm epsilon.
+ */
+export const randomNoise: Adversary = {
+  specificationVersion: ADVERSARY_SPECIFICATION_VERSION,
+  adversaryName: 'random',
+  description: 'random direction of norm epsilon per row (the papers\' baseline)',
+  usesGradient: false,
+  perturb(gradient, epsilon, context) {
+    const out = copyRows(gradient);
+    const d = gradient.dimension;
+    const v = out.values;
+    for (let r = 0; r < gradient.size; r++) {
+      let s = 0;
+      do {
+        s = 0;
+        for (let f = r * d; f < (r + 1) * d; f++) {
+          const z = context.random.nextGaussian();
+          v[f] = z;
+          s += z * z;
+        }
+      } while (s === 0);
+      const scale = epsilon / Math.sqrt(s);
+      for (let f = r * d; f < (r + 1) * d; f++) v[f] = v[f]! * scale;
+    }
+    return out;
+  },
+};
+
+/** No perturbation (zero rows): APR with it is BPR plus lambda times BPR again. */
+export const noAdversary: Adversary = {
+  specificationVersion: ADVERSARY_SPECIFICATION_VERSION,
+  adversaryName: 'none',
+  description: 'no perturbation',
+  usesGradient: false,
+  perturb(gradient) {
+    return copyRows(gradient);
+  },
+};
+
+const registry = new Map<string, Adversary>();
+
+/** Registers an adversary under its name (a different one under a taken name throws). */
+export function registerAdversary(adversary: Adversary): void {
+  if (adversary.specificationVersion !== ADVERSARY_SPECIFICATION_VERSION)
+    throw new ConfigError([
+      {
+        path: `adversaries.${adversary.adversaryName}.specificationVersion`,
+        message: `unsupported ${String(adversary.specificationVersion)}, this advrec implements ${ADVERSARY_SPECIFICATION_VERSION}`,
+      },
+    ]);
+  const existing = registry.get(adversary.adversaryName);
+  if (existing && existing !== adversary)
+    throw new ConfigError([{ path: 'adversary', message: `an adversary named "${adversary.adversaryName}" is already registered` }]);
+  registry.set(adversary.adversaryName, adversary);
+}
+
+/** The adversary registered under `name`; the error lists what is registered. */
+export function getAdversary(name: string): Adversary {
+  const adversary = registry.get(name);
+  if (!adversary)
+    throw new ConfigError([
+      { path: 'adversary', message: `unknown adversary "${name}"; registered: ${[...registry.keys()].sort().join(', ')}` },
+    ]);
+  return adversary;
+}
+
+/** Names and descriptions of the registered adversaries. */
+export function listAdversaries(): { adversaryName: string; description: string }[] {
+  return [...registry.values()].map((a) => ({ adversaryName: a.adversaryName, description: a.description }));
+}
+
+for (const a of [fgm, fgsm, randomNoise, noAdversary]) registerAdversary(a);

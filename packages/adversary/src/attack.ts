@@ -1,0 +1,140 @@
+import { ConfigError, Random, TripleSampler } from '@advrec/data';
+import type { InteractionMatrix } from '@advrec/data';
+import { bprBatch } from '@advrec/losses';
+import { SparseRows, cloneTable, restoreModel } from '@advrec/models';
+import type { Model, SparseRowsByName } from '@advrec/models';
+import type { Adversary } from './adversary.js';
+
+/** Options of {@link craftPerturbation}. */
+export interface CraftPerturbationOptions {
+  readonly adversary: Adversary;
+  /** Norm bound per row. */
+  readonly epsilon: number;
+  /** Surfaces to perturb (default: every surface of the model). */
+  readonly surfaces?: readonly string[];
+  /** Seed of the sampled negatives and of random adversaries (default 0). */
+  readonly seed?: number;
+  /** Triples per forward/backward block (default 8192; does not change the result beyond rounding). */
+  readonly blockSize?: number;
+}
+
+/** A perturbation of a trained model and the training pair accuracy it leaves. */
+export interface CraftedPerturbation {
+  /** Surface name -> perturbation rows. */
+  readonly perturbations: SparseRowsByName;
+  /** BPR pair accuracy on the sampled training triples before the perturbation. */
+  readonly cleanAccuracy: number;
+  /** The same after it (APR Figure 1b/d). */
+  readonly perturbedAccuracy: number;
+  /** Sampled triples (one per training interaction). */
+  readonly triples: number;
+}
+
+/**
+ * The perturbation of APR section 2.3: `Delta = argmax_{||Delta|| <= eps} L_BPR(D' | Theta + Delta)`
+ * approximated by the adversary (FGM: `eps * Gamma / ||Gamma||` per row, Eq. 3), where
+ * `D'` pairs every training interaction with one sampled negative and `Gamma` is the
+ * gradient of the BPR loss over all of `D'` w.r.t. each row of the surfaces.
+ */
+export function craftPerturbation(
+  model: Model,
+  train: InteractionMatrix,
+  options: CraftPerturbationOptions,
+): CraftedPerturbation {
+  const seed = options.seed ?? 0;
+  const issues: { path: string; message: string }[] = [];
+  if (!Number.isFinite(options.epsilon) || options.epsilon < 0)
+    issues.push({ path: 'epsilon', message: `must be a finite non-negative number, got ${options.epsilon}` });
+  const surfaceNames = options.surfaces ?? model.surfaces.map((s) => s.name);
+  const surfaces = surfaceNames.map((name) => {
+    const surface = model.surfaces.find((s) => s.name === name);
+    if (!surface)
+      issues.push({
+        path: 'surfaces',
+        message: `model ${model.modelName} has no surface "${name}"; it has ${model.surfaces.map((s) => s.name).join(', ') || 'none'}`,
+      });
+    return surface;
+  });
+  if (issues.length > 0) throw new ConfigError(issues);
+  const sampler = new TripleSampler(train, { seed, batchSize: options.blockSize ?? 8192 });
+  const gradients: SparseRowsByName = new Map();
+  for (const s of surfaces) gradients.set(s!.name, new SparseRows(s!.dimension, 1024));
+  const batches = [];
+  let correct = 0;
+  for (let b = 0; b < sampler.batchesPerEpoch; b++) {
+    const batch = sampler.batch(0, b);
+    batches.push(batch);
+    const pos = model.pairScores(batch.users, batch.positives, batch.size);
+    const neg = model.pairScores(batch.users, batch.negatives, batch.size);
+    const dp = new Float64Array(batch.size);
+    const dn = new Float64Array(batch.size);
+    correct += bprBatch(pos, neg, batch.size, dp, dn).correct;
+    if (options.adversary.usesGradient) {
+      model.pairBackward(batch.users, batch.positives, batch.size, dp, gradients);
+      model.pairBackward(batch.users, batch.negatives, batch.size, dn, gradients);
+    }
+  }
+  const random = Random.stream(seed, 0x5eed);
+  const perturbations: SparseRowsByName = new Map();
+  for (const s of surfaces) {
+    const surface = s!;
+    let rows = gradients.get(surface.name)!;
+    if (!options.adversary.usesGradient) {
+      // Random noise touches every row of the surface.
+      rows = new SparseRows(surface.dimension, surface.rows);
+      for (let r = 0; r < surface.rows; r++) rows.ensure(r);
+    }
+    perturbations.set(surface.name, options.adversary.perturb(rows, options.epsilon, { surface, random }));
+  }
+  let perturbedCorrect = 0;
+  for (const batch of batches) {
+    const pos = model.pairScores(batch.users, batch.positives, batch.size, perturbations);
+    const neg = model.pairScores(batch.users, batch.negatives, batch.size, perturbations);
+    for (let t = 0; t < batch.size; t++) if (pos[t]! > neg[t]!) perturbedCorrect++;
+  }
+  return {
+    perturbations,
+    cleanAccuracy: correct / train.nnz,
+    perturbedAccuracy: perturbedCorrect / train.nnz,
+    triples: train.nnz,
+  };
+}
+
+/**
+ * A copy of `model` with the perturbations added to its tables (surface name = table
+ * name for embedding surfaces), rebuilt through the model registry. The original is
+ * untouched.
+ */
+export function perturbedCopy(model: Model, perturbations: SparseRowsByName): Model {
+  const tables = model.tables.map((t) => {
+    const copy = cloneTable(t);
+    const delta = perturbations.get(t.name);
+    if (delta) {
+      if (delta.dimension !== t.dimension)
+        throw new ConfigError([
+          { path: `perturbations.${t.name}`, message: `dimension ${delta.dimension} does not match the table's ${t.dimension}` },
+        ]);
+      const d = t.dimension;
+      const rows = delta.rows;
+      const v = delta.values;
+      for (let r = 0; r < rows.length; r++) {
+        const base = rows[r]! * d;
+        for (let f = 0; f < d; f++) copy.values[base + f] = copy.values[base + f]! + v[r * d + f]!;
+      }
+    }
+    return copy;
+  });
+  for (const name of perturbations.keys())
+    if (!model.tables.some((t) => t.name === name))
+      throw new ConfigError([
+        { path: 'perturbations', message: `surface "${name}" is not a table of ${model.modelName}; perturbedCopy handles embedding surfaces` },
+      ]);
+  return restoreModel({
+    modelName: model.modelName,
+    specificationVersion: model.specificationVersion,
+    config: model.config,
+    numUsers: model.numUsers,
+    numItems: model.numItems,
+    tables,
+  });
+}

@@ -1,0 +1,149 @@
+import { readFile } from 'node:fs/promises';
+import { DataFormatError, writeFileAtomic } from '@advrec/data';
+import type { JsonObject, Model, ModelState } from './model.js';
+import { createTable } from './tables.js';
+import type { ParameterTable, Side } from './tables.js';
+
+const MAGIC = 'ADVRECK1';
+
+/** A checkpoint: the model's state plus optional extra tables (optimiser state) and metadata. */
+export interface Checkpoint {
+  readonly model: ModelState;
+  /** Extra tables saved beside the model's (e.g. Adagrad accumulators), by name. */
+  readonly extraTables: readonly ParameterTable[];
+  /** Free JSON (training config, epoch, metrics, dataset fingerprint). */
+  readonly metadata: JsonObject;
+}
+
+interface TableHeader {
+  name: string;
+  side: Side;
+  rows: number;
+  dimension: number;
+  extra: boolean;
+}
+
+/**
+ * Serialises a model (and extras) to bytes: `ADVRECK1`, a little-endian uint32 header
+ * length, the JSON header (name, spec version, config, table shapes, metadata), zero
+ * padding to 4 bytes, then every table's float32 values, little-endian, in header order.
+ */
+export function serializeCheckpoint(
+  model: Model,
+  extraTables: readonly ParameterTable[] = [],
+  metadata: JsonObject = {},
+): Uint8Array[] {
+  const tables: TableHeader[] = [
+    ...model.tables.map((t) => ({ name: t.name, side: t.side, rows: t.rows, dimension: t.dimension, extra: false })),
+    ...extraTables.map((t) => ({ name: t.name, side: t.side, rows: t.rows, dimension: t.dimension, extra: true })),
+  ];
+  const header = Buffer.from(
+    JSON.stringify({
+      modelName: model.modelName,
+      specificationVersion: model.specificationVersion,
+      config: model.config,
+      numUsers: model.numUsers,
+      numItems: model.numItems,
+      tables,
+      metadata,
+    }),
+    'utf8',
+  );
+  const padding = (4 - ((MAGIC.length + 4 + header.length) % 4)) % 4;
+  const prefix = Buffer.alloc(MAGIC.length + 4 + header.length + padding);
+  prefix.write(MAGIC, 0, 'latin1');
+  prefix.writeUInt32LE(header.length, MAGIC.length);
+  header.copy(prefix, MAGIC.length + 4);
+  const chunks: Uint8Array[] = [prefix];
+  for (const table of [...model.tables, ...extraTables]) {
+    // Tables are float32 in platform order; every supported platform is little-endian.
+    chunks.push(new Uint8Array(table.values.buffer, table.values.byteOffset, table.values.byteLength).slice());
+  }
+  return chunks;
+}
+
+/**
+ * Writes a checkpoint atomically (a temporary file renamed over the target), so a crash
+ * or Ctrl-C never leaves a partial checkpoint.
+ */
+export async function writeCheckpoint(
+  file: string,
+  model: Model,
+  extraTables: readonly ParameterTable[] = [],
+  metadata: JsonObject = {},
+): Promise<void> {
+  const chunks = serializeCheckpoint(model, extraTables, metadata);
+  await writeFileAtomic(file, () => chunks);
+}
+
+/** Reads a checkpoint written by {@link writeCheckpoint}; tables land on SharedArrayBuffers. */
+export async function readCheckpoint(file: string): Promise<Checkpoint> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (cause) {
+    throw new DataFormatError({ file }, 'a readable advrec checkpoint', (cause as Error).message, { cause });
+  }
+  return parseCheckpoint(bytes, file);
+}
+
+/** Parses checkpoint bytes; `file` names the source in errors. */
+export function parseCheckpoint(bytes: Uint8Array, file = '<checkpoint>'): Checkpoint {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buffer.length < MAGIC.length + 4 || buffer.toString('latin1', 0, MAGIC.length) !== MAGIC)
+    throw new DataFormatError({ file }, `an advrec checkpoint starting with ${MAGIC}`, buffer.toString('latin1', 0, 8));
+  const headerLength = buffer.readUInt32LE(MAGIC.length);
+  const headerEnd = MAGIC.length + 4 + headerLength;
+  if (headerEnd > buffer.length)
+    throw new DataFormatError({ file }, `a ${headerLength}-byte header`, `${buffer.length} bytes in all`);
+  let header: {
+    modelName: string;
+    specificationVersion: string;
+    config: JsonObject;
+    numUsers: number;
+    numItems: number;
+    tables: TableHeader[];
+    metadata: JsonObject;
+  };
+  try {
+    header = JSON.parse(buffer.toString('utf8', MAGIC.length + 4, headerEnd)) as typeof header;
+  } catch (cause) {
+    throw new DataFormatError({ file }, 'a JSON checkpoint header', (cause as Error).message, { cause });
+  }
+  if (typeof header.modelName !== 'string' || !Array.isArray(header.tables))
+    throw new DataFormatError({ file }, 'a header with modelName and tables', JSON.stringify(header).slice(0, 80));
+  let offset = headerEnd + ((4 - (headerEnd % 4)) % 4);
+  const tables: ParameterTable[] = [];
+  const extraTables: ParameterTable[] = [];
+  for (const t of header.tables) {
+    const count = t.rows * t.dimension;
+    if (!Number.isInteger(count) || count < 0 || offset + 4 * count > buffer.length)
+      throw new DataFormatError(
+        { file },
+        `table ${t.name} of ${t.rows} x ${t.dimension} float32 values`,
+        `${buffer.length - offset} bytes left`,
+      );
+    const table = createTable(t.name, t.side, t.rows, t.dimension);
+    new Uint8Array(table.values.buffer).set(buffer.subarray(offset, offset + 4 * count));
+    offset += 4 * count;
+    for (let k = 0; k < table.values.length; k++) {
+      if (!Number.isFinite(table.values[k]))
+        throw new DataFormatError({ file }, `finite values in table ${t.name}`, `${table.values[k]} at row ${Math.floor(k / t.dimension)}`);
+    }
+    (t.extra ? extraTables : tables).push(table);
+  }
+  if (offset !== buffer.length)
+    throw new DataFormatError({ file }, `${offset} bytes`, `${buffer.length} bytes (trailing data)`);
+  return {
+    model: {
+      modelName: header.modelName,
+      specificationVersion: header.specificationVersion,
+      config: header.config,
+      numUsers: header.numUsers,
+      numItems: header.numItems,
+      tables,
+    },
+    extraTables,
+    metadata: header.metadata ?? {},
+  };
+}

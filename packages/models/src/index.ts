@@ -1,0 +1,36 @@
+/**
+ * `@advrec/models`: the Model contract (named parameter tables, perturbable surfaces,
+ * scoring, pair forward/backward with perturbations, tfjs reference definition,
+ * save/restore by registered name), matrix factorisation and ItemPop.
+ *
+ * @packageDocumentation
+ */
+export { MODEL_SPECIFICATION_VERSION } from './model.js';
+export type {
+  JsonObject,
+  JsonValue,
+  Model,
+  ModelDimensions,
+  ModelState,
+  PerturbableSurface,
+  ReferenceScore,
+  Tfjs,
+} from './model.js';
+export { cloneTable, createTable, initializeTruncatedNormal } from './tables.js';
+export type { ParameterTable, Side } from './tables.js';
+export { SparseRows } from './sparse-rows.js';
+export type { SparseRowsByName } from './sparse-rows.js';
+export {
+  ITEM_EMBEDDINGS,
+  MF_MODEL_NAME,
+  MatrixFactorization,
+  USER_EMBEDDINGS,
+  mfReferenceScore,
+  resolveMatrixFactorizationConfig,
+} from './mf.js';
+export type { MatrixFactorizationConfig, ResolvedMatrixFactorizationConfig } from './mf.js';
+export { ITEM_POP_MODEL_NAME, ItemPop } from './item-pop.js';
+export { createModel, getModelFactory, listModels, registerModel, restoreModel } from './registry.js';
+export type { ModelContext, ModelFactory } from './registry.js';
+export { parseCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint } from './checkpoint.js';
+export type { Checkpoint } from './checkpoint.js';

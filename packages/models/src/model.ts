@@ -1,0 +1,109 @@
+import type * as tfc from '@tensorflow/tfjs-core';
+import type { ParameterTable, Side } from './tables.js';
+import type { SparseRowsByName } from './sparse-rows.js';
+
+/** The version of the Model contract implemented by this package. */
+export const MODEL_SPECIFICATION_VERSION = 'v1';
+
+/** The `@tensorflow/tfjs-core` namespace (any backend), as passed to reference definitions. */
+export type Tfjs = typeof tfc;
+
+/** A JSON value (configs and checkpoint metadata are JSON). */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+/** A JSON object. */
+export type JsonObject = { [key: string]: JsonValue };
+
+/**
+ * A part of the model an adversary may perturb, in the papers' vocabulary:
+ * `userEmbeddings` (P), `itemEmbeddings` (Q), `itemFeatures` (c_i in AMR).
+ * The perturbation is a vector per row with a norm bound per row (APR footnote 1).
+ */
+export interface PerturbableSurface {
+  readonly name: string;
+  readonly side: Side;
+  readonly rows: number;
+  readonly dimension: number;
+}
+
+/**
+ * The reference definition of a model in tfjs-core ops, as a function of the rows the
+ * batch gathered from each table (`users` holds the user-side tables' rows of the pairs'
+ * users, `items` the item-side tables' rows of the pairs' items; every tensor is
+ * `pairs x dimension`), returning the pairs' scores. Perturbations of embedding surfaces
+ * are added to the gathered rows before the call. It is the test oracle of every fused
+ * kernel and what the generic trainer differentiates for plugin models.
+ */
+export type ReferenceScore = (
+  tf: Tfjs,
+  users: Readonly<Record<string, tfc.Tensor2D>>,
+  items: Readonly<Record<string, tfc.Tensor2D>>,
+) => tfc.Tensor1D;
+
+/** What a checkpoint stores to rebuild a model through the registry. */
+export interface ModelState {
+  readonly modelName: string;
+  readonly specificationVersion: string;
+  readonly config: JsonObject;
+  readonly numUsers: number;
+  readonly numItems: number;
+  readonly tables: readonly ParameterTable[];
+}
+
+/**
+ * The Model contract. Parameters are named tables (the single source of truth, trained in
+ * place); scoring satisfies the evaluator's `Scorer`; forward and backward work on pairs
+ * (a BPR triple is two pairs sharing the user) with optional perturbations on the
+ * model's surfaces.
+ */
+export interface Model {
+  readonly specificationVersion: typeof MODEL_SPECIFICATION_VERSION;
+  /** The name the model is registered under (checkpoints store it). */
+  readonly modelName: string;
+  /** The resolved configuration (checkpoints store it). */
+  readonly config: JsonObject;
+  readonly numUsers: number;
+  readonly numItems: number;
+  /** Every parameter table, trainable or not (checkpoints store them all). */
+  readonly tables: readonly ParameterTable[];
+  /** Names of the tables the trainer updates. */
+  readonly trainableTables: readonly string[];
+  /** What an adversary may perturb. */
+  readonly surfaces: readonly PerturbableSurface[];
+  /** The reference definition in tfjs-core ops (absent for models with nothing to train). */
+  readonly reference?: ReferenceScore | undefined;
+
+  /** Scores of the pairs `(users[t], items[t])`. */
+  score(users: Int32Array, items: Int32Array): Float64Array;
+  /** Scores of every item for each user of the block, row-major `users.length x numItems`. */
+  scoreAll(users: Int32Array, out?: Float64Array): Float64Array;
+  /**
+   * Scores of the first `count` pairs, with `perturbations` (surface name -> rows; absent
+   * rows are unperturbed) added to the surfaces.
+   */
+  pairScores(
+    users: Int32Array,
+    items: Int32Array,
+    count: number,
+    perturbations?: SparseRowsByName,
+  ): Float64Array;
+  /**
+   * Backward pass of `sum_t dScores[t] * score(users[t], items[t])` at the (perturbed)
+   * parameters: adds the gradient of every trainable table's touched rows into
+   * `gradients` (keyed by table name; a missing entry is created). For embedding
+   * surfaces, the gradient w.r.t. the perturbation is the gradient w.r.t. the table rows.
+   */
+  pairBackward(
+    users: Int32Array,
+    items: Int32Array,
+    count: number,
+    dScores: Float64Array,
+    gradients: SparseRowsByName,
+    perturbations?: SparseRowsByName,
+  ): void;
+}
+
+/** Sizes every model needs at creation. */
+export interface ModelDimensions {
+  readonly numUsers: number;
+  readonly numItems: number;
+}

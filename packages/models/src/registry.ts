@@ -1,0 +1,88 @@
+import type { InteractionMatrix } from '@advrec/data';
+import { ConfigError } from '@advrec/data';
+import { ItemPop, ITEM_POP_MODEL_NAME } from './item-pop.js';
+import { MatrixFactorization, MF_MODEL_NAME } from './mf.js';
+import type { MatrixFactorizationConfig } from './mf.js';
+import type { JsonObject, Model, ModelState } from './model.js';
+import { MODEL_SPECIFICATION_VERSION } from './model.js';
+
+/** What a model factory gets at creation. */
+export interface ModelContext {
+  readonly numUsers: number;
+  readonly numItems: number;
+  /** The training interactions (ItemPop counts them; feature-aware models may ignore them). */
+  readonly train: InteractionMatrix;
+  /** Seed for the initialisation, used when the config has none. */
+  readonly seed: number;
+}
+
+/**
+ * A registered model kind: how to create one from a config and restore one from a
+ * checkpoint. Plugins register theirs with {@link registerModel}.
+ */
+export interface ModelFactory {
+  readonly specificationVersion: typeof MODEL_SPECIFICATION_VERSION;
+  readonly modelName: string;
+  /** One line for `--help` and error messages. */
+  readonly description: string;
+  create(context: ModelContext, config: JsonObject): Model;
+  restore(state: ModelState): Model;
+}
+
+const registry = new Map<string, ModelFactory>();
+
+/** Registers a model kind under its name (replacing none: a duplicate name throws). */
+export function registerModel(factory: ModelFactory): void {
+  if (factory.specificationVersion !== MODEL_SPECIFICATION_VERSION)
+    throw new ConfigError([
+      {
+        path: `models.${factory.modelName}.specificationVersion`,
+        message: `unsupported ${String(factory.specificationVersion)}, this advrec implements ${MODEL_SPECIFICATION_VERSION}`,
+      },
+    ]);
+  if (registry.has(factory.modelName) && registry.get(factory.modelName) !== factory)
+    throw new ConfigError([{ path: 'model', message: `a model named "${factory.modelName}" is already registered` }]);
+  registry.set(factory.modelName, factory);
+}
+
+/** The factory registered under `name`; the error lists what is registered. */
+export function getModelFactory(name: string): ModelFactory {
+  const factory = registry.get(name);
+  if (!factory)
+    throw new ConfigError([
+      { path: 'model', message: `unknown model "${name}"; registered: ${[...registry.keys()].sort().join(', ')}` },
+    ]);
+  return factory;
+}
+
+/** Names and descriptions of the registered models. */
+export function listModels(): { modelName: string; description: string }[] {
+  return [...registry.values()].map((f) => ({ modelName: f.modelName, description: f.description }));
+}
+
+/** Creates a model by registered name. */
+export function createModel(name: string, context: ModelContext, config: JsonObject = {}): Model {
+  return getModelFactory(name).create(context, config);
+}
+
+/** Rebuilds a model from a checkpoint state through the registry. */
+export function restoreModel(state: ModelState): Model {
+  return getModelFactory(state.modelName).restore(state);
+}
+
+registerModel({
+  specificationVersion: MODEL_SPECIFICATION_VERSION,
+  modelName: MF_MODEL_NAME,
+  description: 'matrix factorisation, y_ui = p_u . q_i (embeddingSize, initStd, seed)',
+  create: (context, config) =>
+    new MatrixFactorization(context, { seed: context.seed, ...(config as MatrixFactorizationConfig) }),
+  restore: (state) => MatrixFactorization.restore(state),
+});
+
+registerModel({
+  specificationVersion: MODEL_SPECIFICATION_VERSION,
+  modelName: ITEM_POP_MODEL_NAME,
+  description: 'items ranked by training popularity (non-personalised baseline)',
+  create: (context) => new ItemPop(context.train),
+  restore: (state) => ItemPop.restore(state),
+});

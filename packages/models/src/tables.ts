@@ -1,0 +1,73 @@
+import { ConfigError, Random } from '@advrec/data';
+
+/** Which id space indexes the rows of a table or surface. */
+export type Side = 'user' | 'item';
+
+/**
+ * A named parameter table: `rows x dimension` float32 values, row-major. Its buffer is a
+ * `SharedArrayBuffer` by default, so worker threads train it in place; it is the single
+ * source of truth for the parameter (checkpoints write it as is).
+ */
+export interface ParameterTable {
+  /** Name in the papers' vocabulary, e.g. `userEmbeddings` (P) or `itemEmbeddings` (Q). */
+  readonly name: string;
+  /** Whether row `r` belongs to user `r` or item `r`. */
+  readonly side: Side;
+  readonly rows: number;
+  readonly dimension: number;
+  /** `rows * dimension` values, row-major. */
+  readonly values: Float32Array;
+}
+
+/** Allocates a zero table on a `SharedArrayBuffer` (or a plain buffer when `shared` is false). */
+export function createTable(
+  name: string,
+  side: Side,
+  rows: number,
+  dimension: number,
+  shared = true,
+): ParameterTable {
+  if (!Number.isInteger(rows) || rows < 0)
+    throw new ConfigError([{ path: `${name}.rows`, message: `must be a non-negative integer, got ${rows}` }]);
+  if (!Number.isInteger(dimension) || dimension < 1)
+    throw new ConfigError([
+      { path: `${name}.dimension`, message: `must be a positive integer, got ${dimension}` },
+    ]);
+  const bytes = rows * dimension * 4;
+  const buffer = shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+  return { name, side, rows, dimension, values: new Float32Array(buffer) };
+}
+
+/**
+ * Fills a table with `N(mean, std^2)` draws truncated at two standard deviations (redrawn
+ * beyond), as `tf.truncated_normal` in the APR and AMR code (std 0.01). Seeded: the
+ * stream is `Random.stream(seed, streamKey)`.
+ */
+export function initializeTruncatedNormal(
+  table: ParameterTable,
+  seed: number,
+  streamKey: number,
+  std: number,
+  mean = 0,
+): void {
+  const random = Random.stream(seed, streamKey);
+  const values = table.values;
+  for (let k = 0; k < values.length; k++) {
+    let z = random.nextGaussian();
+    while (z < -2 || z > 2) z = random.nextGaussian();
+    values[k] = mean + std * z;
+  }
+}
+
+/** Copies a table into a fresh one (shared when the original is). */
+export function cloneTable(table: ParameterTable): ParameterTable {
+  const copy = createTable(
+    table.name,
+    table.side,
+    table.rows,
+    table.dimension,
+    table.values.buffer instanceof SharedArrayBuffer,
+  );
+  copy.values.set(table.values);
+  return copy;
+}
