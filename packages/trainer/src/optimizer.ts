@@ -1,0 +1,139 @@
+import { createTable } from '@advrec/models';
+import type { ParameterTable, SparseRows } from '@advrec/models';
+import type { ConfigIssue } from '@advrec/data';
+
+/** Row-sparse optimisers. Only the rows a batch touches change (APR/AMR: mini-batch Adagrad). */
+export type OptimizerName = 'adagrad' | 'sgd' | 'lazy-adam';
+
+/** Optimiser configuration. */
+export interface OptimizerConfig {
+  /** Default `adagrad`, as both papers. */
+  readonly name?: OptimizerName;
+  /** eta (default 0.05, the APR code's Adagrad rate). */
+  readonly learningRate?: number;
+  /** Adagrad's initial accumulator (default 0.1, TensorFlow's and so the official code's). */
+  readonly initialAccumulator?: number;
+  /** Lazy Adam's beta1 (default 0.9). */
+  readonly beta1?: number;
+  /** Lazy Adam's beta2 (default 0.999). */
+  readonly beta2?: number;
+  /** Lazy Adam's epsilon (default 1e-8). */
+  readonly adamEpsilon?: number;
+}
+
+/** A fully resolved optimiser configuration. */
+export interface ResolvedOptimizerConfig {
+  readonly name: OptimizerName;
+  readonly learningRate: number;
+  readonly initialAccumulator: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly adamEpsilon: number;
+}
+
+/** Fills defaults and reports every invalid field under `path`. */
+export function resolveOptimizerConfig(
+  config: OptimizerConfig | undefined,
+  issues: ConfigIssue[],
+  path = 'optimizer',
+): ResolvedOptimizerConfig {
+  const resolved: ResolvedOptimizerConfig = {
+    name: config?.name ?? 'adagrad',
+    learningRate: config?.learningRate ?? 0.05,
+    initialAccumulator: config?.initialAccumulator ?? 0.1,
+    beta1: config?.beta1 ?? 0.9,
+    beta2: config?.beta2 ?? 0.999,
+    adamEpsilon: config?.adamEpsilon ?? 1e-8,
+  };
+  if (!['adagrad', 'sgd', 'lazy-adam'].includes(resolved.name))
+    issues.push({ path: `${path}.name`, message: `must be adagrad, sgd or lazy-adam, got ${String(resolved.name)}` });
+  const positive = (field: keyof ResolvedOptimizerConfig, value: number): void => {
+    if (!(Number.isFinite(value) && value > 0))
+      issues.push({ path: `${path}.${field}`, message: `must be a finite positive number, got ${value}` });
+  };
+  positive('learningRate', resolved.learningRate);
+  positive('initialAccumulator', resolved.initialAccumulator);
+  positive('adamEpsilon', resolved.adamEpsilon);
+  for (const field of ['beta1', 'beta2'] as const)
+    if (!(resolved[field] >= 0 && resolved[field] < 1))
+      issues.push({ path: `${path}.${field}`, message: `must be in [0, 1), got ${resolved[field]}` });
+  return resolved;
+}
+
+/** The optimiser state of one parameter table: zero, one or two tables shaped like it. */
+export interface OptimizerState {
+  readonly table: string;
+  /** Adagrad accumulator or Adam first moment. */
+  readonly state1: ParameterTable | null;
+  /** Adam second moment. */
+  readonly state2: ParameterTable | null;
+}
+
+/** Allocates (shared) optimiser state for a table, Adagrad accumulators at their initial value. */
+export function createOptimizerState(config: ResolvedOptimizerConfig, table: ParameterTable): OptimizerState {
+  if (config.name === 'sgd') return { table: table.name, state1: null, state2: null };
+  if (config.name === 'adagrad') {
+    const acc = createTable(`adagrad.${table.name}`, table.side, table.rows, table.dimension);
+    acc.values.fill(config.initialAccumulator);
+    return { table: table.name, state1: acc, state2: null };
+  }
+  return {
+    table: table.name,
+    state1: createTable(`adam.m.${table.name}`, table.side, table.rows, table.dimension),
+    state2: createTable(`adam.v.${table.name}`, table.side, table.rows, table.dimension),
+  };
+}
+
+/** The tables of a state list, for checkpoints. */
+export function optimizerTables(states: readonly OptimizerState[]): ParameterTable[] {
+  return states.flatMap((s) => [s.state1, s.state2].filter((t): t is ParameterTable => t !== null));
+}
+
+/**
+ * Applies one row-sparse update to `table` from `gradient`'s rows, with the same
+ * formulas as the fused kernel:
+ * - Adagrad (TensorFlow): `acc += g^2; theta -= eta * g / sqrt(acc)`;
+ * - SGD: `theta -= eta * g`;
+ * - lazy Adam: Adam's moments and update on the touched rows only, bias correction by the
+ *   global `step` (so it is not Adam: untouched rows keep stale moments).
+ */
+export function applySparseUpdate(
+  config: ResolvedOptimizerConfig,
+  table: ParameterTable,
+  state: OptimizerState,
+  gradient: SparseRows,
+  step: number,
+): void {
+  const k = table.dimension;
+  const values = table.values;
+  const rows = gradient.rows;
+  const g = gradient.values;
+  const lr = config.learningRate;
+  const lrt =
+    config.name === 'lazy-adam'
+      ? (lr * Math.sqrt(1 - Math.pow(config.beta2, step))) / (1 - Math.pow(config.beta1, step))
+      : 0;
+  for (let r = 0; r < rows.length; r++) {
+    const base = rows[r]! * k;
+    const o = r * k;
+    for (let f = 0; f < k; f++) {
+      const gf = g[o + f]!;
+      if (config.name === 'adagrad') {
+        const acc = state.state1!.values;
+        const a = acc[base + f]! + gf * gf;
+        acc[base + f] = a;
+        values[base + f] = values[base + f]! - (lr * gf) / Math.sqrt(a);
+      } else if (config.name === 'sgd') {
+        values[base + f] = values[base + f]! - lr * gf;
+      } else {
+        const m1 = state.state1!.values;
+        const m2 = state.state2!.values;
+        const m = config.beta1 * m1[base + f]! + (1 - config.beta1) * gf;
+        const v = config.beta2 * m2[base + f]! + (1 - config.beta2) * gf * gf;
+        m1[base + f] = m;
+        m2[base + f] = v;
+        values[base + f] = values[base + f]! - (lrt * m) / (Math.sqrt(v) + config.adamEpsilon);
+      }
+    }
+  }
+}
