@@ -30,3 +30,5 @@ export { loadTfjs } from './backend.js';
 export type { TfjsRuntime } from './backend.js';
 export { TfjsModel, registerTfjsModel } from './tfjs-model.js';
 export type { TfjsModelDefinition, TfjsTableSpec } from './tfjs-model.js';
+export { robustnessSweep } from './robustness.js';
+export type { RobustnessOptions, RobustnessPoint, RobustnessReport } from './robustness.js';

@@ -56,7 +56,7 @@ export function referenceMfStep(
   const qi = gatherRows(tf, Q, k, batch.positives);
   const qj = gatherRows(tf, Q, k, batch.negatives);
   const cleanTriples = (p: tfc.Tensor2D, a: tfc.Tensor2D, b: tfc.Tensor2D): tfc.Tensor1D =>
-    tf.softplus(tf.neg(tf.sub(score(p, a), score(p, b))));
+    tf.softplus(tf.neg(tf.sub(score(p, a), score(p, b)))) as tfc.Tensor1D;
   const tripleLoss = Float64Array.from(cleanTriples(pu, qi, qj).dataSync());
   const userDeltas: RowGradients = new Map();
   const itemDeltas: RowGradients = new Map();
