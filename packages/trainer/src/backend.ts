@@ -48,7 +48,11 @@ export function loadTfjs(prefer?: 'tensorflow' | 'wasm' | 'cpu'): Promise<TfjsRu
         try {
           if (await tf.setBackend('wasm')) {
             await tf.ready();
-            return { tf, backend: 'wasm', source: '@tensorflow/tfjs + @tensorflow/tfjs-backend-wasm' };
+            return {
+              tf,
+              backend: 'wasm',
+              source: '@tensorflow/tfjs + @tensorflow/tfjs-backend-wasm',
+            };
           }
         } catch {
           // fall through to cpu

@@ -78,7 +78,10 @@ export class GenericEngine {
         for (const name of options.surfaces) {
           const surface = model.surfaces.find((s) => s.name === name)!;
           const gamma = gradients.get(name) ?? new SparseRows(surface.dimension);
-          perturbations.set(name, options.adversary.perturb(gamma, options.epsilon, { surface, random }));
+          perturbations.set(
+            name,
+            options.adversary.perturb(gamma, options.epsilon, { surface, random }),
+          );
         }
         const pp = model.pairScores(batch.users, batch.positives, size, perturbations);
         const pn = model.pairScores(batch.users, batch.negatives, size, perturbations);

@@ -11,7 +11,12 @@ export {
   optimizerTables,
   resolveOptimizerConfig,
 } from './optimizer.js';
-export type { OptimizerConfig, OptimizerName, OptimizerState, ResolvedOptimizerConfig } from './optimizer.js';
+export type {
+  OptimizerConfig,
+  OptimizerName,
+  OptimizerState,
+  ResolvedOptimizerConfig,
+} from './optimizer.js';
 export { GenericEngine } from './generic-engine.js';
 export type { GenericEngineOptions } from './generic-engine.js';
 export { Trainer, resolveTrainConfig } from './trainer.js';

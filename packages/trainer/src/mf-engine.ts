@@ -2,7 +2,15 @@ import { Worker } from 'node:worker_threads';
 import type { TripleSampler } from '@advrec/data';
 import type { MatrixFactorization } from '@advrec/models';
 import { SLOT_FIELDS, createMfKernel } from './mf-kernel.js';
-import type { MfKernelBuffers, MfKernelParams } from './mf-kernel.js';
+import type {
+  MfKernelBuffers,
+  MfKernelParams,
+  MfMemoryLayout,
+  MfScratchLayout,
+  WasmApi,
+  WasmModuleHandle,
+} from './mf-kernel.js';
+import { MF_KERNEL_WASM_BASE64 } from './wasm/mf-kernel-bytes.js';
 import type { OptimizerState, ResolvedOptimizerConfig } from './optimizer.js';
 
 /** Totals of one epoch. */
@@ -57,20 +65,84 @@ function sharedI32(length: number): Int32Array {
   return new Int32Array(new SharedArrayBuffer(Math.max(4, length * 4)), 0, length);
 }
 
-function scratch(dimension: number, batchSize: number, shared: boolean) {
-  const f64 = shared ? sharedF64 : (n: number) => new Float64Array(n);
-  return {
-    tripleClean: f64(batchSize),
-    tripleAdversarial: f64(batchSize),
-    tripleLoss: f64(batchSize),
-    tripleAdversarialLoss: f64(batchSize),
-    userGradient: f64(batchSize * dimension),
-    itemGradient: f64(2 * batchSize * dimension),
-    userGamma: f64(batchSize * dimension),
-    itemGamma: f64(2 * batchSize * dimension),
-    userDelta: f64(batchSize * dimension),
-    itemDelta: f64(2 * batchSize * dimension),
+const WASM = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+let compiledKernel: WasmModuleHandle | null = null;
+
+/** The compiled SIMD row kernels (compiled once per process). @internal */
+export function kernelModule(): WasmModuleHandle {
+  compiledKernel ??= new WASM.Module(Buffer.from(MF_KERNEL_WASM_BASE64, 'base64'));
+  return compiledKernel;
+}
+
+/** Plans the kernel memory: tables, optimiser state and scratch regions, 16-byte aligned. @internal */
+export function planLayout(
+  numUsers: number,
+  numItems: number,
+  dimension: number,
+  batchSize: number,
+  optimizer: ResolvedOptimizerConfig['name'],
+  regions: number,
+): MfMemoryLayout {
+  const stride = Math.ceil(dimension / 4) * 4;
+  const row = stride * 4;
+  let offset = 0;
+  const take = (rows: number): number => {
+    const at = offset;
+    offset += rows * row;
+    return at;
   };
+  const userEmbeddings = take(numUsers);
+  const itemEmbeddings = take(numItems);
+  const state1 = optimizer !== 'sgd';
+  const state2 = optimizer === 'lazy-adam';
+  const userState1 = state1 ? take(numUsers) : -1;
+  const itemState1 = state1 ? take(numItems) : -1;
+  const userState2 = state2 ? take(numUsers) : -1;
+  const itemState2 = state2 ? take(numItems) : -1;
+  const scratch: MfScratchLayout[] = [];
+  for (let r = 0; r < regions; r++)
+    scratch.push({
+      userGradient: take(batchSize),
+      itemGradient: take(2 * batchSize),
+      userGamma: take(batchSize),
+      itemGamma: take(2 * batchSize),
+      userDelta: take(batchSize),
+      itemDelta: take(2 * batchSize),
+    });
+  return {
+    stride,
+    userEmbeddings,
+    itemEmbeddings,
+    userState1,
+    itemState1,
+    userState2,
+    itemState2,
+    scratch,
+    bytes: offset,
+  };
+}
+
+/** Copies `rows x dimension` values between a dense table and a padded kernel region. */
+function copyRows(
+  memory: Float32Array,
+  offset: number,
+  stride: number,
+  table: Float32Array,
+  rows: number,
+  dimension: number,
+  toKernel: boolean,
+): void {
+  const start = offset >> 2;
+  if (stride === dimension) {
+    if (toKernel) memory.set(table, start);
+    else table.set(memory.subarray(start, start + rows * dimension));
+    return;
+  }
+  for (let r = 0; r < rows; r++) {
+    const k = start + r * stride;
+    if (toKernel) memory.set(table.subarray(r * dimension, r * dimension + dimension), k);
+    else table.set(memory.subarray(k, k + dimension), r * dimension);
+  }
 }
 
 /** The kernel's hyper-parameters from engine options. @internal */
@@ -91,57 +163,83 @@ export function kernelParams(o: MfEngineOptions): MfKernelParams {
   };
 }
 
-/** Allocates the kernel's buffers (shared when `threaded`). @internal */
+/** Allocates the kernel's memory and buffers (shared when `threaded`). @internal */
 export function createKernelBuffers(
   model: MatrixFactorization,
-  options: Pick<MfEngineOptions, 'userState' | 'itemState' | 'threads'>,
+  options: Pick<MfEngineOptions, 'threads' | 'mode' | 'optimizer'>,
   b: number,
   ringSlots: number,
   threaded: boolean,
-): MfKernelBuffers & { workerStats: Float64Array; ringSlots: number } {
-  const k = model.embeddingSize;
+): MfKernelBuffers {
+  const regions = threaded && options.mode === 'hogwild' ? options.threads : 1;
+  const layout = planLayout(
+    model.numUsers,
+    model.numItems,
+    model.embeddingSize,
+    b,
+    options.optimizer.name,
+    regions,
+  );
+  const pages = Math.max(1, Math.ceil(layout.bytes / 65536));
+  const memory = new WASM.Memory({ initial: pages, maximum: pages, shared: true });
   const i32 = threaded ? sharedI32 : (n: number) => new Int32Array(n);
+  const f64 = threaded ? sharedF64 : (n: number) => new Float64Array(n);
   return {
     numUsers: model.numUsers,
     numItems: model.numItems,
-    dimension: k,
+    dimension: model.embeddingSize,
     batchSize: b,
     ringSlots,
-    userEmbeddings: model.userEmbeddings.values,
-    itemEmbeddings: model.itemEmbeddings.values,
-    userState1: options.userState.state1?.values ?? null,
-    itemState1: options.itemState.state1?.values ?? null,
-    userState2: options.userState.state2?.values ?? null,
-    itemState2: options.itemState.state2?.values ?? null,
+    memory,
+    module: kernelModule(),
+    layout,
     ringUsers: i32(ringSlots * b),
     ringPositives: i32(ringSlots * b),
     ringNegatives: i32(ringSlots * b),
     slotMeta: i32(ringSlots * SLOT_FIELDS),
     control: i32(4),
-    ...scratch(k, b, threaded),
-    stats: threaded ? sharedF64(5) : new Float64Array(5),
-    workerStats: threaded ? sharedF64(5 * options.threads) : new Float64Array(5),
+    tripleClean: f64(regions * b),
+    tripleAdversarial: f64(regions * b),
+    tripleLoss: f64(regions * b),
+    tripleAdversarialLoss: f64(regions * b),
+    stats: f64(regions * 5),
   };
+}
+
+/**
+ * Copies the model's tables and the optimiser state into (`toKernel`) or out of the
+ * kernel memory. @internal
+ */
+export function syncKernelMemory(
+  buffers: MfKernelBuffers,
+  model: MatrixFactorization,
+  userState: OptimizerState,
+  itemState: OptimizerState,
+  toKernel: boolean,
+): void {
+  const memory = new Float32Array(buffers.memory.buffer);
+  const { layout } = buffers;
+  const k = model.embeddingSize;
+  const pairs: [number, Float32Array | undefined, number][] = [
+    [layout.userEmbeddings, model.userEmbeddings.values, model.numUsers],
+    [layout.itemEmbeddings, model.itemEmbeddings.values, model.numItems],
+    [layout.userState1, userState.state1?.values, model.numUsers],
+    [layout.itemState1, itemState.state1?.values, model.numItems],
+    [layout.userState2, userState.state2?.values, model.numUsers],
+    [layout.itemState2, itemState.state2?.values, model.numItems],
+  ];
+  for (const [offset, table, rows] of pairs)
+    if (offset >= 0 && table) copyRows(memory, offset, layout.stride, table, rows, k, toKernel);
 }
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const createMfKernel = ${createMfKernel.toString()};
-const { shared, params, worker, threads, mode, algorithm, dimension, batchSize } = workerData;
-function f64(n) { return new Float64Array(Math.max(1, n)); }
-let buffers = shared;
-if (mode === 'hogwild') {
-  buffers = Object.assign({}, shared, {
-    tripleClean: f64(batchSize), tripleAdversarial: f64(batchSize), tripleLoss: f64(batchSize),
-    tripleAdversarialLoss: f64(batchSize), userGradient: f64(batchSize * dimension),
-    itemGradient: f64(2 * batchSize * dimension), userGamma: f64(batchSize * dimension),
-    itemGamma: f64(2 * batchSize * dimension), userDelta: f64(batchSize * dimension),
-    itemDelta: f64(2 * batchSize * dimension), stats: shared.workerStats.subarray(worker * 5, worker * 5 + 5),
-  });
-}
-const kernel = createMfKernel(buffers, params);
-const T = mode === 'hogwild' ? 1 : threads;
-const w = mode === 'hogwild' ? 0 : worker;
+const { shared, params, worker, threads, mode, algorithm } = workerData;
+const hogwild = mode === 'hogwild';
+const kernel = createMfKernel(shared, params, hogwild ? worker : 0);
+const T = hogwild ? 1 : threads;
+const w = hogwild ? 0 : worker;
 const barrier = kernel.makeBarrier(T);
 const meta = shared.slotMeta;
 const control = shared.control;
@@ -149,8 +247,8 @@ const R = shared.ringSlots;
 const F = ${SLOT_FIELDS};
 try {
   parentPort.postMessage({ ready: true });
-  let n = mode === 'hogwild' ? worker : 0;
-  const stride = mode === 'hogwild' ? threads : 1;
+  let n = hogwild ? worker : 0;
+  const stride = hogwild ? threads : 1;
   for (;;) {
     const slot = n % R;
     const at = slot * F;
@@ -161,7 +259,7 @@ try {
     }
     if (algorithm === 'sgd-triples') kernel.runSgdTriples(slot);
     else kernel.runBatch(slot, w, T, barrier);
-    if (mode === 'hogwild' || w === 0) { Atomics.store(meta, at, 0); Atomics.notify(meta, at); }
+    if (hogwild || w === 0) { Atomics.store(meta, at, 0); Atomics.notify(meta, at); }
     n += stride;
   }
 } catch (error) {
@@ -174,13 +272,14 @@ try {
 /**
  * Trains MF with the fused kernel: the calling thread samples batches into a ring of
  * shared slots while worker threads consume them (or, with one thread, samples and trains
- * in turn). Tables are the model's own shared tables, updated in place.
+ * in turn). The embeddings and optimiser state are copied into the kernel's memory at the
+ * start of each epoch and back into the model's tables (the source of truth) at its end.
  */
 export class MfEngine {
   private readonly model: MatrixFactorization;
   private readonly sampler: TripleSampler;
   private readonly options: MfEngineOptions;
-  private readonly buffers: MfKernelBuffers & { workerStats: Float64Array; ringSlots: number };
+  private readonly buffers: MfKernelBuffers;
   private readonly workers: Worker[] = [];
   private readonly local: ReturnType<typeof createMfKernel> | null;
   private sequence = 0;
@@ -188,21 +287,20 @@ export class MfEngine {
   /** Batches processed since the optimiser state was created (Adam's step). */
   step: number;
 
-  private constructor(model: MatrixFactorization, sampler: TripleSampler, options: MfEngineOptions, step: number) {
+  private constructor(
+    model: MatrixFactorization,
+    sampler: TripleSampler,
+    options: MfEngineOptions,
+    step: number,
+  ) {
     this.model = model;
     this.sampler = sampler;
     this.options = options;
     this.step = step;
-    const k = model.embeddingSize;
-    const b = sampler.batchSize;
     const threaded = options.threads > 1;
     const ringSlots = threaded ? (options.ringSlots ?? 128) : 1;
-    this.buffers = createKernelBuffers(model, options, b, ringSlots, threaded);
+    this.buffers = createKernelBuffers(model, options, sampler.batchSize, ringSlots, threaded);
     this.local = threaded ? null : createMfKernel(this.buffers, kernelParams(options));
-  }
-
-  private params(): MfKernelParams {
-    return kernelParams(this.options);
   }
 
   /** Creates the engine and starts its workers. */
@@ -225,13 +323,11 @@ export class MfEngine {
         eval: true,
         workerData: {
           shared: this.buffers,
-          params: this.params(),
+          params: kernelParams(this.options),
           worker: w,
           threads,
           mode,
           algorithm,
-          dimension: this.model.embeddingSize,
-          batchSize: this.sampler.batchSize,
         },
       });
       ready.push(
@@ -260,55 +356,56 @@ export class MfEngine {
    */
   trainEpoch(epoch: number, adversarial: boolean): EpochStats {
     const started = performance.now();
-    const { buffers, sampler } = this;
+    const { buffers, sampler, model } = this;
+    const { userState, itemState } = this.options;
+    syncKernelMemory(buffers, model, userState, itemState, true);
     const R = buffers.ringSlots;
     const B = sampler.batchSize;
     const meta = buffers.slotMeta;
     buffers.stats.fill(0);
-    buffers.workerStats.fill(0);
     const batches = sampler.batchesPerEpoch;
-    for (let b = 0; b < batches; b++) {
-      const n = this.sequence++;
-      const slot = n % R;
-      const at = slot * SLOT_FIELDS;
-      if (this.local === null) this.waitFor(() => Atomics.load(meta, at) === 0, meta, at);
-      const out = {
-        users: buffers.ringUsers.subarray(slot * B, slot * B + B),
-        positives: buffers.ringPositives.subarray(slot * B, slot * B + B),
-        negatives: buffers.ringNegatives.subarray(slot * B, slot * B + B),
-      };
-      const batch = sampler.batch(epoch, b, out);
-      this.step++;
-      meta[at + 1] = batch.size;
-      meta[at + 2] = epoch;
-      meta[at + 3] = b;
-      meta[at + 4] = adversarial ? 1 : 0;
-      meta[at + 5] = this.step;
-      if (this.local) {
-        if (this.options.algorithm === 'sgd-triples') this.local.runSgdTriples(slot);
-        else this.local.runBatch(slot, 0, 1, noBarrier);
-      } else {
-        Atomics.store(meta, at, n + 1);
-        Atomics.notify(meta, at);
+    try {
+      for (let b = 0; b < batches; b++) {
+        const n = this.sequence++;
+        const slot = n % R;
+        const at = slot * SLOT_FIELDS;
+        if (this.local === null) this.waitFor(() => Atomics.load(meta, at) === 0, meta, at);
+        const out = {
+          users: buffers.ringUsers.subarray(slot * B, slot * B + B),
+          positives: buffers.ringPositives.subarray(slot * B, slot * B + B),
+          negatives: buffers.ringNegatives.subarray(slot * B, slot * B + B),
+        };
+        const batch = sampler.batch(epoch, b, out);
+        this.step++;
+        meta[at + 1] = batch.size;
+        meta[at + 2] = epoch;
+        meta[at + 3] = b;
+        meta[at + 4] = adversarial ? 1 : 0;
+        meta[at + 5] = this.step;
+        if (this.local) {
+          if (this.options.algorithm === 'sgd-triples') this.local.runSgdTriples(slot);
+          else this.local.runBatch(slot, 0, 1, noBarrier);
+        } else {
+          Atomics.store(meta, at, n + 1);
+          Atomics.notify(meta, at);
+        }
       }
+      if (this.local === null)
+        for (let s = 0; s < R; s++)
+          this.waitFor(() => Atomics.load(meta, s * SLOT_FIELDS) === 0, meta, s * SLOT_FIELDS);
+    } finally {
+      syncKernelMemory(buffers, model, userState, itemState, false);
     }
-    if (this.local === null)
-      for (let s = 0; s < R; s++) this.waitFor(() => Atomics.load(meta, s * SLOT_FIELDS) === 0, meta, s * SLOT_FIELDS);
-    const stats = buffers.stats;
-    if (this.options.mode === 'hogwild' || this.options.algorithm === 'sgd-triples') {
-      if (this.local === null) {
-        stats.fill(0);
-        for (let w = 0; w < this.options.threads; w++)
-          for (let f = 0; f < 5; f++) stats[f]! += buffers.workerStats[w * 5 + f]!;
-      }
-    }
+    const totals = [0, 0, 0, 0, 0];
+    for (let r = 0; r < buffers.stats.length / 5; r++)
+      for (let f = 0; f < 5; f++) totals[f]! += buffers.stats[r * 5 + f]!;
     const seconds = (performance.now() - started) / 1000;
-    const triples = stats[3]!;
+    const triples = totals[3]!;
     return {
-      loss: stats[0]!,
-      adversarialLoss: stats[1]!,
-      trainAccuracy: triples > 0 ? stats[2]! / triples : 0,
-      adversarialAccuracy: adversarial && triples > 0 ? stats[4]! / triples : Number.NaN,
+      loss: totals[0]!,
+      adversarialLoss: totals[1]!,
+      trainAccuracy: triples > 0 ? totals[2]! / triples : 0,
+      adversarialAccuracy: adversarial && triples > 0 ? totals[4]! / triples : Number.NaN,
       triples,
       seconds,
       triplesPerSecond: triples / seconds,
@@ -326,7 +423,8 @@ export class MfEngine {
   /** Stops the workers. */
   async close(): Promise<void> {
     Atomics.store(this.buffers.control, 2, 1);
-    for (let s = 0; s < this.buffers.ringSlots; s++) Atomics.notify(this.buffers.slotMeta, s * SLOT_FIELDS);
+    for (let s = 0; s < this.buffers.ringSlots; s++)
+      Atomics.notify(this.buffers.slotMeta, s * SLOT_FIELDS);
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers.length = 0;
   }

@@ -3,6 +3,11 @@
  * one self-contained factory so the same function body runs in-process and, stringified,
  * inside worker threads. No import, no closure over module scope.
  *
+ * The row arithmetic (margins, gradient accumulation, optimiser updates) runs in a small
+ * WebAssembly SIMD module (`wasm/mf-kernel.wat`) over a shared `WebAssembly.Memory` that
+ * holds the embeddings, the optimiser state and the per-row scratch, rows padded to a
+ * multiple of 4 floats. The orchestration (batch index, phases, perturbations) is JS.
+ *
  * Determinism: a mini-batch is processed in phases separated by barriers. Per-triple work
  * (scores, loss derivatives) is split by triple ranges; per-row work (gradients,
  * perturbations, optimiser updates) is split by ranges of the batch's unique rows, and
@@ -12,42 +17,72 @@
  * @internal
  */
 
-/** Shared (or, for Hogwild workers, private) buffers the kernel reads and writes. @internal */
+/** Byte offsets of the regions of the kernel's memory (-1 when absent). @internal */
+export interface MfMemoryLayout {
+  /** Floats per row: the embedding size rounded up to a multiple of 4. */
+  readonly stride: number;
+  readonly userEmbeddings: number;
+  readonly itemEmbeddings: number;
+  readonly userState1: number;
+  readonly itemState1: number;
+  readonly userState2: number;
+  readonly itemState2: number;
+  /** Per scratch region (one, or one per Hogwild worker): gradient, gamma and delta rows. */
+  readonly scratch: readonly MfScratchLayout[];
+  readonly bytes: number;
+}
+
+/** Byte offsets of one scratch region. @internal */
+export interface MfScratchLayout {
+  readonly userGradient: number;
+  readonly itemGradient: number;
+  readonly userGamma: number;
+  readonly itemGamma: number;
+  readonly userDelta: number;
+  readonly itemDelta: number;
+}
+
+/** A compiled WebAssembly module (typed locally: the Node and ES libs have no WebAssembly types). @internal */
+export type WasmModuleHandle = object;
+/** A (shared) WebAssembly memory. @internal */
+export interface WasmMemoryHandle {
+  readonly buffer: ArrayBufferLike;
+}
+/** The parts of the WebAssembly API the kernel uses. @internal */
+export interface WasmApi {
+  Module: new (bytes: Uint8Array) => WasmModuleHandle;
+  Memory: new (descriptor: {
+    initial: number;
+    maximum: number;
+    shared: boolean;
+  }) => WasmMemoryHandle;
+  Instance: new (module: WasmModuleHandle, imports: object) => { exports: object };
+}
+
+/** Shared buffers the kernel reads and writes. @internal */
 export interface MfKernelBuffers {
   readonly numUsers: number;
   readonly numItems: number;
   readonly dimension: number;
   readonly batchSize: number;
   readonly ringSlots: number;
-  readonly userEmbeddings: Float32Array;
-  readonly itemEmbeddings: Float32Array;
-  /** Adagrad accumulators or Adam first moments (null for SGD). */
-  readonly userState1: Float32Array | null;
-  readonly itemState1: Float32Array | null;
-  /** Adam second moments (null otherwise). */
-  readonly userState2: Float32Array | null;
-  readonly itemState2: Float32Array | null;
+  readonly memory: WasmMemoryHandle;
+  readonly module: WasmModuleHandle;
+  readonly layout: MfMemoryLayout;
   /** ringSlots x batchSize each. */
   readonly ringUsers: Int32Array;
   readonly ringPositives: Int32Array;
   readonly ringNegatives: Int32Array;
   /** ringSlots x SLOT_FIELDS: seq (batch number + 1, 0 = free), size, epoch, index, adversarial, step. */
   readonly slotMeta: Int32Array;
-  /** [barrier count, barrier generation, stop]. */
+  /** [barrier count, barrier generation, stop, error]. */
   readonly control: Int32Array;
-  /** Per-triple scratch (batchSize each): clean dL/dx, adversarial dL/dx, clean loss, adversarial loss. */
+  /** Per-triple scratch (batchSize each, per scratch region): dL/dx clean and adversarial, margins. */
   readonly tripleClean: Float64Array;
   readonly tripleAdversarial: Float64Array;
   readonly tripleLoss: Float64Array;
   readonly tripleAdversarialLoss: Float64Array;
-  /** Per unique row scratch: users batchSize x K, items 2 batchSize x K. */
-  readonly userGradient: Float64Array;
-  readonly itemGradient: Float64Array;
-  readonly userGamma: Float64Array;
-  readonly itemGamma: Float64Array;
-  readonly userDelta: Float64Array;
-  readonly itemDelta: Float64Array;
-  /** Epoch totals: [clean loss, adversarial loss, correct pairs, triples, adversarial correct]. */
+  /** Epoch totals per scratch region: [clean loss, lambda * adversarial loss, correct, triples, adversarial correct]. */
   readonly stats: Float64Array;
 }
 
@@ -74,27 +109,75 @@ export interface MfKernelParams {
 /** Fields per ring slot in `slotMeta`. @internal */
 export const SLOT_FIELDS = 6;
 
-/** Builds the kernel. Keep it self-contained: it is stringified for the workers. @internal */
-export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams) {
+/** The exports of the wasm module. @internal */
+interface RowKernels {
+  margin(p: number, a: number, b: number, n: number): number;
+  marginPerturbed(
+    p: number,
+    dp: number,
+    a: number,
+    da: number,
+    b: number,
+    db: number,
+    n: number,
+  ): number;
+  axpyDiff(g: number, c: number, a: number, b: number, n: number): void;
+  axpyDiffPerturbed(
+    g: number,
+    c: number,
+    a: number,
+    da: number,
+    b: number,
+    db: number,
+    n: number,
+  ): void;
+  axpy(g: number, c: number, a: number, n: number): void;
+  axpyPerturbed(g: number, c: number, a: number, da: number, n: number): void;
+  initScaled(g: number, src: number, c: number, a: number, n: number): void;
+  zero(g: number, n: number): void;
+  adagrad(v: number, acc: number, g: number, n: number, lr: number): void;
+  sgd(v: number, g: number, n: number, lr: number): void;
+  adam(
+    v: number,
+    m: number,
+    s: number,
+    g: number,
+    n: number,
+    lrt: number,
+    b1: number,
+    b2: number,
+    eps: number,
+  ): void;
+}
+
+/**
+ * Builds the kernel for scratch region `region`. Keep it self-contained: it is
+ * stringified for the workers. @internal
+ */
+export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams, region = 0) {
+  const api = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+  const wasm = new api.Instance(buffers.module, { env: { memory: buffers.memory } })
+    .exports as RowKernels;
   const K = buffers.dimension;
   const B = buffers.batchSize;
-  const P = buffers.userEmbeddings;
-  const Q = buffers.itemEmbeddings;
-  const S1P = buffers.userState1;
-  const S1Q = buffers.itemState1;
-  const S2P = buffers.userState2;
-  const S2Q = buffers.itemState2;
-  const cx = buffers.tripleClean;
-  const ca = buffers.tripleAdversarial;
-  const lossT = buffers.tripleLoss;
-  const advLossT = buffers.tripleAdversarialLoss;
-  const gU = buffers.userGradient;
-  const gI = buffers.itemGradient;
-  const gamU = buffers.userGamma;
-  const gamI = buffers.itemGamma;
-  const dU = buffers.userDelta;
-  const dI = buffers.itemDelta;
-  const stats = buffers.stats;
+  const L = buffers.layout;
+  const S = L.stride;
+  const ROW = S * 4;
+  const F32 = new Float32Array(buffers.memory.buffer);
+  const P = L.userEmbeddings;
+  const Q = L.itemEmbeddings;
+  const scratchLayout = L.scratch[region]!;
+  const gU = scratchLayout.userGradient;
+  const gI = scratchLayout.itemGradient;
+  const gamU = scratchLayout.userGamma;
+  const gamI = scratchLayout.itemGamma;
+  const dU = scratchLayout.userDelta;
+  const dI = scratchLayout.itemDelta;
+  const cx = buffers.tripleClean.subarray(region * B, region * B + B);
+  const ca = buffers.tripleAdversarial.subarray(region * B, region * B + B);
+  const lossT = buffers.tripleLoss.subarray(region * B, region * B + B);
+  const advLossT = buffers.tripleAdversarialLoss.subarray(region * B, region * B + B);
+  const stats = buffers.stats.subarray(region * 5, region * 5 + 5);
   const meta = buffers.slotMeta;
   const control = buffers.control;
   const FIELDS = 6;
@@ -109,6 +192,7 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams)
   const occItemStart = new Int32Array(2 * B + 1);
   const occItem = new Int32Array(2 * B);
   const fill = new Int32Array(2 * B + 1);
+  const noise = new Float64Array(K);
   let nU = 0;
   let nI = 0;
 
@@ -126,7 +210,13 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams)
     return e / (1 + e);
   }
 
-  function buildIndex(users: Int32Array, pos: Int32Array, neg: Int32Array, base: number, size: number): void {
+  function buildIndex(
+    users: Int32Array,
+    pos: Int32Array,
+    neg: Int32Array,
+    base: number,
+    size: number,
+  ): void {
     nU = 0;
     nI = 0;
     for (let t = 0; t < size; t++) {
@@ -170,12 +260,6 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams)
     for (let s = 0; s < nI; s++) itemSlot[uniqueItems[s]!] = -1;
   }
 
-  /** Rows [from, to) of the combined (users then items) unique-row list for worker w of T. */
-  function rowRange(w: number, T: number): [number, number] {
-    const total = nU + nI;
-    return [Math.floor((w * total) / T), Math.floor(((w + 1) * total) / T)];
-  }
-
   // A counter-based Gaussian for random noise: independent of which worker draws it.
   function hash(a: number, b: number, c: number, d: number): number {
     let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b);
@@ -191,83 +275,96 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams)
     return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
   }
 
-  /** Gradient (gamma, no L2) of the clean BPR loss for unique row s; writes into out. */
-  function cleanGradientUser(s: number, users: Int32Array, pos: Int32Array, neg: Int32Array, base: number, out: Float64Array): void {
-    const o = s * K;
-    for (let f = 0; f < K; f++) out[o + f] = 0;
-    for (let e = occUserStart[s]!; e < occUserStart[s + 1]!; e++) {
+  /** Gamma (gradient of the clean BPR loss, no L2) of unique user row r into `out`. */
+  function userGamma(
+    r: number,
+    users: Int32Array,
+    pos: Int32Array,
+    neg: Int32Array,
+    base: number,
+    out: number,
+  ): void {
+    const g = out + r * ROW;
+    wasm.zero(g, S);
+    for (let e = occUserStart[r]!; e < occUserStart[r + 1]!; e++) {
       const t = occUser[e]!;
-      const c = cx[t]!;
-      const qi = pos[base + t]! * K;
-      const qj = neg[base + t]! * K;
-      for (let f = 0; f < K; f++) out[o + f]! += c * (Q[qi + f]! - Q[qj + f]!);
+      wasm.axpyDiff(g, cx[t]!, Q + pos[base + t]! * ROW, Q + neg[base + t]! * ROW, S);
     }
   }
-  function cleanGradientItem(s: number, users: Int32Array, base: number, out: Float64Array): void {
-    const o = s * K;
-    for (let f = 0; f < K; f++) out[o + f] = 0;
+  function itemGamma(s: number, users: Int32Array, base: number, out: number): void {
+    const g = out + s * ROW;
+    wasm.zero(g, S);
     for (let e = occItemStart[s]!; e < occItemStart[s + 1]!; e++) {
       const code = occItem[e]!;
       const t = code >> 1;
-      const c = code & 1 ? -cx[t]! : cx[t]!;
-      const pu = users[base + t]! * K;
-      for (let f = 0; f < K; f++) out[o + f]! += c * P[pu + f]!;
+      wasm.axpy(g, code & 1 ? -cx[t]! : cx[t]!, P + users[base + t]! * ROW, S);
     }
   }
 
-  function perturb(gamma: Float64Array, delta: Float64Array, s: number, side: number, row: number, epoch: number, index: number): void {
-    const o = s * K;
+  /** The adversary's perturbation of one row from its gamma (padding stays zero). */
+  function perturb(
+    gamma: number,
+    delta: number,
+    side: number,
+    row: number,
+    epoch: number,
+    index: number,
+  ): void {
+    const g = gamma >> 2;
+    const d = delta >> 2;
     const kind = params.adversary;
     if (kind === 1) {
       let n = 0;
-      for (let f = 0; f < K; f++) n += gamma[o + f]! * gamma[o + f]!;
+      for (let f = 0; f < K; f++) n += F32[g + f]! * F32[g + f]!;
       n = Math.sqrt(n);
       const scale = n > 0 ? eps / n : 0;
-      for (let f = 0; f < K; f++) delta[o + f] = gamma[o + f]! * scale;
+      for (let f = 0; f < S; f++) F32[d + f] = F32[g + f]! * scale;
     } else if (kind === 2) {
-      for (let f = 0; f < K; f++) {
-        const g = gamma[o + f]!;
-        delta[o + f] = g > 0 ? eps : g < 0 ? -eps : 0;
+      for (let f = 0; f < S; f++) {
+        const v = F32[g + f]!;
+        F32[d + f] = v > 0 ? eps : v < 0 ? -eps : 0;
       }
     } else if (kind === 3) {
       let n = 0;
       const key = (epoch * 0x10000 + index) | 0;
+      const z = noise;
       for (let f = 0; f < K; f++) {
-        const z = gaussian(params.seed, key, row * 2 + side, f);
-        delta[o + f] = z;
-        n += z * z;
+        z[f] = gaussian(params.seed, key, row * 2 + side, f);
+        n += z[f]! * z[f]!;
       }
       const scale = n > 0 ? eps / Math.sqrt(n) : 0;
-      for (let f = 0; f < K; f++) delta[o + f] = delta[o + f]! * scale;
+      for (let f = 0; f < S; f++) F32[d + f] = f < K ? z[f]! * scale : 0;
     } else {
-      for (let f = 0; f < K; f++) delta[o + f] = 0;
+      for (let f = 0; f < S; f++) F32[d + f] = 0;
     }
   }
 
-  function applyRow(V: Float32Array, S1: Float32Array | null, S2: Float32Array | null, row: number, g: Float64Array, o: number, step: number): void {
-    const base = row * K;
+  function applyRow(
+    table: number,
+    state1: number,
+    state2: number,
+    row: number,
+    g: number,
+    step: number,
+  ): void {
+    const v = table + row * ROW;
     const kind = params.optimizer;
-    if (kind === 0) {
-      for (let f = 0; f < K; f++) {
-        const gf = g[o + f]!;
-        const a = S1![base + f]! + gf * gf;
-        S1![base + f] = a;
-        V[base + f] = V[base + f]! - (lr * gf) / Math.sqrt(a);
-      }
-    } else if (kind === 1) {
-      for (let f = 0; f < K; f++) V[base + f] = V[base + f]! - lr * g[o + f]!;
-    } else {
-      const b1 = params.beta1;
-      const b2 = params.beta2;
-      const lrt = (lr * Math.sqrt(1 - Math.pow(b2, step))) / (1 - Math.pow(b1, step));
-      for (let f = 0; f < K; f++) {
-        const gf = g[o + f]!;
-        const m = b1 * S1![base + f]! + (1 - b1) * gf;
-        const v = b2 * S2![base + f]! + (1 - b2) * gf * gf;
-        S1![base + f] = m;
-        S2![base + f] = v;
-        V[base + f] = V[base + f]! - (lrt * m) / (Math.sqrt(v) + params.adamEpsilon);
-      }
+    if (kind === 0) wasm.adagrad(v, state1 + row * ROW, g, S, lr);
+    else if (kind === 1) wasm.sgd(v, g, S, lr);
+    else {
+      const lrt =
+        (lr * Math.sqrt(1 - Math.pow(params.beta2, step))) / (1 - Math.pow(params.beta1, step));
+      wasm.adam(
+        v,
+        state1 + row * ROW,
+        state2 + row * ROW,
+        g,
+        S,
+        lrt,
+        params.beta1,
+        params.beta2,
+        params.adamEpsilon,
+      );
     }
   }
 
@@ -291,97 +388,134 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams)
     const t0 = Math.floor((w * size) / T);
     const t1 = Math.floor(((w + 1) * size) / T);
     for (let t = t0; t < t1; t++) {
-      const pu = users[base + t]! * K;
-      const qi = pos[base + t]! * K;
-      const qj = neg[base + t]! * K;
-      let x = 0;
-      for (let f = 0; f < K; f++) x += P[pu + f]! * (Q[qi + f]! - Q[qj + f]!);
+      const x = wasm.margin(
+        P + users[base + t]! * ROW,
+        Q + pos[base + t]! * ROW,
+        Q + neg[base + t]! * ROW,
+        S,
+      );
       lossT[t] = x;
       cx[t] = -sigmoid(-x);
     }
     buildIndex(users, pos, neg, base, size);
-    const [r0, r1] = rowRange(w, T);
+    // Rows for the gradient phases, balanced by occurrences (a user occurrence reads two
+    // item rows, an item occurrence one user row); rows for the optimiser, by count.
+    const total = nU + nI;
+    let g0 = 0;
+    let g1 = total;
+    if (T > 1) {
+      const work = 3 * size + 2 * size + total;
+      const from = (w * work) / T;
+      const to = ((w + 1) * work) / T;
+      let acc = 0;
+      g0 = -1;
+      for (let r = 0; r < total; r++) {
+        if (g0 < 0 && acc >= from) g0 = r;
+        if (acc >= to) {
+          g1 = r;
+          break;
+        }
+        acc +=
+          r < nU
+            ? 1 + 3 * (occUserStart[r + 1]! - occUserStart[r]!)
+            : 1 + (occItemStart[r - nU + 1]! - occItemStart[r - nU]!);
+      }
+      if (g0 < 0) g0 = total;
+      if (w === T - 1) g1 = total;
+    }
+    const r0 = Math.floor((w * total) / T);
+    const r1 = Math.floor(((w + 1) * total) / T);
     barrier();
 
     if (!adversarial) {
       // Phase B: gradients of this worker's unique rows (clean BPR + L2 per occurrence).
-      for (let r = r0; r < r1; r++) {
+      for (let r = g0; r < g1; r++) {
         if (r < nU) {
-          cleanGradientUser(r, users, pos, neg, base, gU);
-          const n = occUserStart[r + 1]! - occUserStart[r]!;
-          const pu = uniqueUsers[r]! * K;
-          const o = r * K;
-          if (l2x2 !== 0) for (let f = 0; f < K; f++) gU[o + f]! += l2x2 * n * P[pu + f]!;
+          userGamma(r, users, pos, neg, base, gU);
+          if (l2x2 !== 0) {
+            const n = occUserStart[r + 1]! - occUserStart[r]!;
+            wasm.axpy(gU + r * ROW, l2x2 * n, P + uniqueUsers[r]! * ROW, S);
+          }
         } else {
           const s = r - nU;
-          cleanGradientItem(s, users, base, gI);
-          const n = occItemStart[s + 1]! - occItemStart[s]!;
-          const qi = uniqueItems[s]! * K;
-          const o = s * K;
-          if (l2x2 !== 0) for (let f = 0; f < K; f++) gI[o + f]! += l2x2 * n * Q[qi + f]!;
+          itemGamma(s, users, base, gI);
+          if (l2x2 !== 0) {
+            const n = occItemStart[s + 1]! - occItemStart[s]!;
+            wasm.axpy(gI + s * ROW, l2x2 * n, Q + uniqueItems[s]! * ROW, S);
+          }
         }
       }
     } else {
       // Phase B1: gamma (the clean gradient w.r.t. Delta at 0, APR Eq. 8) and Delta per row.
-      const usesGamma = params.adversary === 1 || params.adversary === 2;
-      for (let r = r0; r < r1; r++) {
+      for (let r = g0; r < g1; r++) {
         if (r < nU) {
-          cleanGradientUser(r, users, pos, neg, base, gamU);
-          if (params.perturbUsers) perturb(usesGamma ? gamU : gamU, dU, r, 0, uniqueUsers[r]!, epoch, index);
-          else for (let f = r * K; f < (r + 1) * K; f++) dU[f] = 0;
+          userGamma(r, users, pos, neg, base, gamU);
+          if (params.perturbUsers)
+            perturb(gamU + r * ROW, dU + r * ROW, 0, uniqueUsers[r]!, epoch, index);
+          else wasm.zero(dU + r * ROW, S);
         } else {
           const s = r - nU;
-          cleanGradientItem(s, users, base, gamI);
-          if (params.perturbItems) perturb(gamI, dI, s, 1, uniqueItems[s]!, epoch, index);
-          else for (let f = s * K; f < (s + 1) * K; f++) dI[f] = 0;
+          itemGamma(s, users, base, gamI);
+          if (params.perturbItems)
+            perturb(gamI + s * ROW, dI + s * ROW, 1, uniqueItems[s]!, epoch, index);
+          else wasm.zero(dI + s * ROW, S);
         }
       }
       barrier();
       // Phase A2: perturbed margins (APR Eq. 12) of this worker's triples.
       for (let t = t0; t < t1; t++) {
-        const pu = users[base + t]! * K;
-        const qi = pos[base + t]! * K;
-        const qj = neg[base + t]! * K;
-        const du = userSlot[users[base + t]!]! * K;
-        const di = itemSlot[pos[base + t]!]! * K;
-        const dj = itemSlot[neg[base + t]!]! * K;
-        let x = 0;
-        for (let f = 0; f < K; f++)
-          x += (P[pu + f]! + dU[du + f]!) * (Q[qi + f]! + dI[di + f]! - Q[qj + f]! - dI[dj + f]!);
+        const u = users[base + t]!;
+        const i = pos[base + t]!;
+        const j = neg[base + t]!;
+        const x = wasm.marginPerturbed(
+          P + u * ROW,
+          dU + userSlot[u]! * ROW,
+          Q + i * ROW,
+          dI + itemSlot[i]! * ROW,
+          Q + j * ROW,
+          dI + itemSlot[j]! * ROW,
+          S,
+        );
         advLossT[t] = x;
         ca[t] = -lambda * sigmoid(-x);
       }
       barrier();
       // Phase B2: gamma + L2 + lambda * the perturbed gradient (APR Eq. 10).
-      for (let r = r0; r < r1; r++) {
+      for (let r = g0; r < g1; r++) {
         if (r < nU) {
-          const o = r * K;
-          const pu = uniqueUsers[r]! * K;
+          const g = gU + r * ROW;
           const n = occUserStart[r + 1]! - occUserStart[r]!;
-          for (let f = 0; f < K; f++) gU[o + f] = gamU[o + f]! + l2x2 * n * P[pu + f]!;
+          wasm.initScaled(g, gamU + r * ROW, l2x2 * n, P + uniqueUsers[r]! * ROW, S);
           for (let e = occUserStart[r]!; e < occUserStart[r + 1]!; e++) {
             const t = occUser[e]!;
-            const c = ca[t]!;
-            const qi = pos[base + t]! * K;
-            const qj = neg[base + t]! * K;
-            const di = itemSlot[pos[base + t]!]! * K;
-            const dj = itemSlot[neg[base + t]!]! * K;
-            for (let f = 0; f < K; f++) gU[o + f]! += c * (Q[qi + f]! + dI[di + f]! - Q[qj + f]! - dI[dj + f]!);
+            const i = pos[base + t]!;
+            const j = neg[base + t]!;
+            wasm.axpyDiffPerturbed(
+              g,
+              ca[t]!,
+              Q + i * ROW,
+              dI + itemSlot[i]! * ROW,
+              Q + j * ROW,
+              dI + itemSlot[j]! * ROW,
+              S,
+            );
           }
         } else {
           const s = r - nU;
-          const o = s * K;
-          const qi = uniqueItems[s]! * K;
+          const g = gI + s * ROW;
           const n = occItemStart[s + 1]! - occItemStart[s]!;
-          for (let f = 0; f < K; f++) gI[o + f] = gamI[o + f]! + l2x2 * n * Q[qi + f]!;
+          wasm.initScaled(g, gamI + s * ROW, l2x2 * n, Q + uniqueItems[s]! * ROW, S);
           for (let e = occItemStart[s]!; e < occItemStart[s + 1]!; e++) {
             const code = occItem[e]!;
             const t = code >> 1;
-            const c = code & 1 ? -ca[t]! : ca[t]!;
             const u = users[base + t]!;
-            const pu = u * K;
-            const du = userSlot[u]! * K;
-            for (let f = 0; f < K; f++) gI[o + f]! += c * (P[pu + f]! + dU[du + f]!);
+            wasm.axpyPerturbed(
+              g,
+              code & 1 ? -ca[t]! : ca[t]!,
+              P + u * ROW,
+              dU + userSlot[u]! * ROW,
+              S,
+            );
           }
         }
       }
@@ -389,8 +523,8 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams)
     barrier();
     // Phase C: the optimiser on this worker's rows.
     for (let r = r0; r < r1; r++) {
-      if (r < nU) applyRow(P, S1P, S2P, uniqueUsers[r]!, gU, r * K, step);
-      else applyRow(Q, S1Q, S2Q, uniqueItems[r - nU]!, gI, (r - nU) * K, step);
+      if (r < nU) applyRow(P, L.userState1, L.userState2, uniqueUsers[r]!, gU + r * ROW, step);
+      else applyRow(Q, L.itemState1, L.itemState2, uniqueItems[r - nU]!, gI + (r - nU) * ROW, step);
     }
     if (w === 0) {
       let loss = 0;
@@ -426,24 +560,26 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams)
     const pos = buffers.ringPositives;
     const neg = buffers.ringNegatives;
     const reg = params.l2;
+    const p0 = P >> 2;
+    const q0 = Q >> 2;
     let loss = 0;
     let correct = 0;
     for (let t = 0; t < size; t++) {
-      const pu = users[base + t]! * K;
-      const qi = pos[base + t]! * K;
-      const qj = neg[base + t]! * K;
+      const pu = p0 + users[base + t]! * S;
+      const qi = q0 + pos[base + t]! * S;
+      const qj = q0 + neg[base + t]! * S;
       let x = 0;
-      for (let f = 0; f < K; f++) x += P[pu + f]! * (Q[qi + f]! - Q[qj + f]!);
+      for (let f = 0; f < K; f++) x += F32[pu + f]! * (F32[qi + f]! - F32[qj + f]!);
       loss += softplus(-x);
       if (x > 0) correct++;
       const z = sigmoid(-x);
       for (let f = 0; f < K; f++) {
-        const p = P[pu + f]!;
-        const a = Q[qi + f]!;
-        const b = Q[qj + f]!;
-        P[pu + f] = p + lr * (z * (a - b) - reg * p);
-        Q[qi + f] = a + lr * (z * p - reg * a);
-        Q[qj + f] = b + lr * (-z * p - reg * b);
+        const p = F32[pu + f]!;
+        const a = F32[qi + f]!;
+        const b = F32[qj + f]!;
+        F32[pu + f] = p + lr * (z * (a - b) - reg * p);
+        F32[qi + f] = a + lr * (z * p - reg * a);
+        F32[qj + f] = b + lr * (-z * p - reg * b);
       }
     }
     stats[0]! += loss;
@@ -463,7 +599,7 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams)
       } else {
         let spins = 0;
         while (Atomics.load(control, 1) === generation) {
-          if (++spins > 2000) Atomics.wait(control, 1, generation, 50);
+          if (++spins > 20000) Atomics.wait(control, 1, generation, 50);
         }
       }
     };

@@ -46,17 +46,26 @@ export function resolveOptimizerConfig(
     adamEpsilon: config?.adamEpsilon ?? 1e-8,
   };
   if (!['adagrad', 'sgd', 'lazy-adam'].includes(resolved.name))
-    issues.push({ path: `${path}.name`, message: `must be adagrad, sgd or lazy-adam, got ${String(resolved.name)}` });
+    issues.push({
+      path: `${path}.name`,
+      message: `must be adagrad, sgd or lazy-adam, got ${String(resolved.name)}`,
+    });
   const positive = (field: keyof ResolvedOptimizerConfig, value: number): void => {
     if (!(Number.isFinite(value) && value > 0))
-      issues.push({ path: `${path}.${field}`, message: `must be a finite positive number, got ${value}` });
+      issues.push({
+        path: `${path}.${field}`,
+        message: `must be a finite positive number, got ${value}`,
+      });
   };
   positive('learningRate', resolved.learningRate);
   positive('initialAccumulator', resolved.initialAccumulator);
   positive('adamEpsilon', resolved.adamEpsilon);
   for (const field of ['beta1', 'beta2'] as const)
     if (!(resolved[field] >= 0 && resolved[field] < 1))
-      issues.push({ path: `${path}.${field}`, message: `must be in [0, 1), got ${resolved[field]}` });
+      issues.push({
+        path: `${path}.${field}`,
+        message: `must be in [0, 1), got ${resolved[field]}`,
+      });
   return resolved;
 }
 
@@ -70,7 +79,10 @@ export interface OptimizerState {
 }
 
 /** Allocates (shared) optimiser state for a table, Adagrad accumulators at their initial value. */
-export function createOptimizerState(config: ResolvedOptimizerConfig, table: ParameterTable): OptimizerState {
+export function createOptimizerState(
+  config: ResolvedOptimizerConfig,
+  table: ParameterTable,
+): OptimizerState {
   if (config.name === 'sgd') return { table: table.name, state1: null, state2: null };
   if (config.name === 'adagrad') {
     const acc = createTable(`adagrad.${table.name}`, table.side, table.rows, table.dimension);

@@ -21,7 +21,11 @@ beforeAll(async () => {
 describe('robustness of a trained MF-BPR (APR section 2.3)', () => {
   it('FGM perturbations are norm epsilon per row and leave the model untouched', () => {
     const before = model.userEmbeddings.values.slice();
-    const crafted = craftPerturbation(model, dataset.train, { adversary: fgm, epsilon: 0.5, seed: 1 });
+    const crafted = craftPerturbation(model, dataset.train, {
+      adversary: fgm,
+      epsilon: 0.5,
+      seed: 1,
+    });
     expect(model.userEmbeddings.values).toEqual(before);
     for (const rows of crafted.perturbations.values()) {
       const norms = rows.norms();
@@ -34,10 +38,15 @@ describe('robustness of a trained MF-BPR (APR section 2.3)', () => {
   });
 
   it('adversarial noise hurts far more than random noise of the same size, growing with epsilon', async () => {
-    const report = await robustnessSweep(model, dataset, { epsilons: [0.5, 2], cutoffs: [100], seed: 2 });
+    const report = await robustnessSweep(model, dataset, {
+      epsilons: [0.5, 2],
+      cutoffs: [100],
+      seed: 2,
+    });
     const at = (adversary: string, epsilon: number) =>
       report.points.find((p) => p.adversary === adversary && p.epsilon === epsilon)!;
-    const drop = (adversary: string, epsilon: number) => -at(adversary, epsilon).relativeChange['ndcg@100']!;
+    const drop = (adversary: string, epsilon: number) =>
+      -at(adversary, epsilon).relativeChange['ndcg@100']!;
     expect(report.clean['ndcg@100']).toBeGreaterThan(0.1);
     expect(drop('fgm', 0.5)).toBeGreaterThan(0.1);
     expect(drop('fgm', 2)).toBeGreaterThan(drop('fgm', 0.5));

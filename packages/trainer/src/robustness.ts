@@ -61,7 +61,10 @@ export async function robustnessSweep(
   const issues = epsilons
     .map((e, k) => ({ e, k }))
     .filter(({ e }) => !(Number.isFinite(e) && e >= 0))
-    .map(({ e, k }) => ({ path: `epsilons[${k}]`, message: `must be a finite number >= 0, got ${e}` }));
+    .map(({ e, k }) => ({
+      path: `epsilons[${k}]`,
+      message: `must be a finite number >= 0, got ${e}`,
+    }));
   if (issues.length > 0) throw new ConfigError(issues);
   const split = options.split ?? 'test';
   const evaluation = {
@@ -70,19 +73,32 @@ export async function robustnessSweep(
     metrics: options.metrics ?? (['ndcg', 'recall', 'hr'] as MetricName[]),
     threads: options.threads,
   };
-  const evaluate = (m: Model) => evaluateFullRanking(m as Parameters<typeof evaluateFullRanking>[0], dataset, evaluation);
+  const evaluate = (m: Model) =>
+    evaluateFullRanking(m as Parameters<typeof evaluateFullRanking>[0], dataset, evaluation);
   const clean = (await evaluate(model)).metrics;
   const surfaces = options.surfaces ?? model.surfaces.map((s) => s.name);
   const points: RobustnessPoint[] = [];
   let cleanTrainAccuracy = Number.NaN;
   for (const adversary of adversaries) {
     for (const epsilon of epsilons) {
-      const crafted = craftPerturbation(model, dataset.train, { adversary, epsilon, surfaces, seed: options.seed ?? 0 });
+      const crafted = craftPerturbation(model, dataset.train, {
+        adversary,
+        epsilon,
+        surfaces,
+        seed: options.seed ?? 0,
+      });
       cleanTrainAccuracy = crafted.cleanAccuracy;
       const attacked = (await evaluate(perturbedCopy(model, crafted.perturbations))).metrics;
       const relativeChange: Record<string, number> = {};
-      for (const key of Object.keys(clean)) relativeChange[key] = (attacked[key]! - clean[key]!) / clean[key]!;
-      points.push({ adversary: adversary.adversaryName, epsilon, metrics: attacked, relativeChange, trainAccuracy: crafted.perturbedAccuracy });
+      for (const key of Object.keys(clean))
+        relativeChange[key] = (attacked[key]! - clean[key]!) / clean[key]!;
+      points.push({
+        adversary: adversary.adversaryName,
+        epsilon,
+        metrics: attacked,
+        relativeChange,
+        trainAccuracy: crafted.perturbedAccuracy,
+      });
     }
   }
   return { clean, cleanTrainAccuracy, points, surfaces, split };

@@ -73,7 +73,12 @@ export class TfjsModel implements Model {
       const given = options.tables?.find((t) => t.name === spec.name);
       if (given) {
         if (given.rows !== rows || given.dimension !== spec.dimension)
-          throw new ConfigError([{ path: `tables.${spec.name}`, message: `expected ${rows} x ${spec.dimension}, found ${given.rows} x ${given.dimension}` }]);
+          throw new ConfigError([
+            {
+              path: `tables.${spec.name}`,
+              message: `expected ${rows} x ${spec.dimension}, found ${given.rows} x ${given.dimension}`,
+            },
+          ]);
         return given;
       }
       const table = createTable(spec.name, spec.side, rows, spec.dimension);
@@ -83,11 +88,21 @@ export class TfjsModel implements Model {
     this.trainableTables = this.tables.map((t) => t.name);
     this.surfaces = definition.tables
       .filter((s) => s.perturbable !== false)
-      .map((s) => ({ name: s.name, side: s.side, rows: s.side === 'user' ? this.numUsers : this.numItems, dimension: s.dimension }));
+      .map((s) => ({
+        name: s.name,
+        side: s.side,
+        rows: s.side === 'user' ? this.numUsers : this.numItems,
+        dimension: s.dimension,
+      }));
     this.reference = definition.score;
   }
 
-  private gather(side: Side, ids: Int32Array, count: number, perturbations?: SparseRowsByName): Record<string, tfc.Tensor2D> {
+  private gather(
+    side: Side,
+    ids: Int32Array,
+    count: number,
+    perturbations?: SparseRowsByName,
+  ): Record<string, tfc.Tensor2D> {
     const out: Record<string, tfc.Tensor2D> = {};
     for (const table of this.tables) {
       if (table.side !== side) continue;
@@ -107,10 +122,19 @@ export class TfjsModel implements Model {
     return out;
   }
 
-  pairScores(users: Int32Array, items: Int32Array, count: number, perturbations?: SparseRowsByName): Float64Array {
+  pairScores(
+    users: Int32Array,
+    items: Int32Array,
+    count: number,
+    perturbations?: SparseRowsByName,
+  ): Float64Array {
     const tf = this.tf;
     const scores = tf.tidy(() =>
-      this.definition.score(tf, this.gather('user', users, count, perturbations), this.gather('item', items, count, perturbations)),
+      this.definition.score(
+        tf,
+        this.gather('user', users, count, perturbations),
+        this.gather('item', items, count, perturbations),
+      ),
     );
     const out = Float64Array.from(scores.dataSync());
     scores.dispose();
@@ -187,8 +211,13 @@ export function registerTfjsModel(tf: Tfjs, definition: TfjsModelDefinition): vo
     modelName: definition.modelName,
     description: definition.description,
     create: (context, config) =>
-      new TfjsModel(tf, definition, context, { seed: typeof config.seed === 'number' ? config.seed : context.seed }),
+      new TfjsModel(tf, definition, context, {
+        seed: typeof config.seed === 'number' ? config.seed : context.seed,
+      }),
     restore: (state: ModelState) =>
-      new TfjsModel(tf, definition, state, { seed: Number(state.config.seed ?? 0), tables: state.tables }),
+      new TfjsModel(tf, definition, state, {
+        seed: Number(state.config.seed ?? 0),
+        tables: state.tables,
+      }),
   });
 }

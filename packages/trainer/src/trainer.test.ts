@@ -2,9 +2,20 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, holdOutValidation, leaveOneOut, readMovieLens100K, toImplicit } from '@advrec/data';
+import {
+  ConfigError,
+  holdOutValidation,
+  leaveOneOut,
+  readMovieLens100K,
+  toImplicit,
+} from '@advrec/data';
 import type { Dataset } from '@advrec/data';
-import { MatrixFactorization, mfReferenceScore, readCheckpoint, restoreModel } from '@advrec/models';
+import {
+  MatrixFactorization,
+  mfReferenceScore,
+  readCheckpoint,
+  restoreModel,
+} from '@advrec/models';
 import type { Model } from '@advrec/models';
 import { sharedDataFiles } from '@advrec/testing';
 import { loadTfjs } from './backend.js';
@@ -28,10 +39,15 @@ function mf(seed = 1, k = 16): MatrixFactorization {
   return new MatrixFactorization(dataset, { embeddingSize: k, seed });
 }
 
-async function trainTables(config: TrainConfig, phases: boolean[], model: Model = mf()): Promise<Float32Array[]> {
+async function trainTables(
+  config: TrainConfig,
+  phases: boolean[],
+  model: Model = mf(),
+): Promise<Float32Array[]> {
   const trainer = await Trainer.create(model, dataset, config);
   try {
-    for (const adversarial of phases) await trainer.runPhase({ epochs: 1, adversarial, validate: false });
+    for (const adversarial of phases)
+      await trainer.runPhase({ epochs: 1, adversarial, validate: false });
   } finally {
     await trainer.close();
   }
@@ -93,7 +109,9 @@ describe('Trainer on MovieLens-100K', () => {
       expect([...y.rows].sort()).toEqual([...x.rows].sort());
       for (const row of x.rows)
         for (let f = 0; f < 16; f++)
-          expect(Math.abs(x.values[x.offsetOf(row) + f] - y.values[y.offsetOf(row) + f])).toBeLessThan(1e-5);
+          expect(
+            Math.abs(x.values[x.offsetOf(row) + f] - y.values[y.offsetOf(row) + f]),
+          ).toBeLessThan(1e-5);
     }
     const config = { seed: 4, threads: 1, engine: 'generic' } as const;
     const viaTfjs = await trainTables(config, [false, true], plugin);
@@ -108,11 +126,16 @@ describe('Trainer on MovieLens-100K', () => {
   it('learns: BPR raises validation NDCG well above the untrained model; APR epochs report an adversarial loss', async () => {
     const model = mf(9, 32);
     const events: number[] = [];
-    const trainer = await Trainer.create(model, dataset, { seed: 1, validation: { every: 5, metric: 'ndcg@100' } }, {
-      onEpochEnd: (e) => {
-        events.push(e.loss);
+    const trainer = await Trainer.create(
+      model,
+      dataset,
+      { seed: 1, validation: { every: 5, metric: 'ndcg@100' } },
+      {
+        onEpochEnd: (e) => {
+          events.push(e.loss);
+        },
       },
-    });
+    );
     const untrained = (await trainer.evaluate()).metrics['ndcg@100']!;
     const bpr = await trainer.runPhase({ epochs: 15, adversarial: false });
     const apr = await trainer.runPhase({ epochs: 2, adversarial: true, restoreBest: false });
@@ -133,7 +156,11 @@ describe('Trainer on MovieLens-100K', () => {
       optimizer: { learningRate: 2 }, // far too large: validation gets worse quickly
       validation: { every: 1, patience: 2, metric: 'ndcg@20' },
     });
-    const result = await trainer.runPhase({ epochs: 30, adversarial: false, checkpoint: join(directory, 'best.ckpt') });
+    const result = await trainer.runPhase({
+      epochs: 30,
+      adversarial: false,
+      checkpoint: join(directory, 'best.ckpt'),
+    });
     const restored = (await trainer.evaluate()).metrics['ndcg@20']!;
     await trainer.close();
     expect(result.stoppedEarly).toBe(true);
@@ -156,14 +183,22 @@ describe('Trainer on MovieLens-100K', () => {
     await first.close();
     const checkpoint = await readCheckpoint(join(directory, 'bpr.ckpt'));
     const resumedModel = restoreModel(checkpoint.model);
-    const second = await Trainer.create(resumedModel, dataset, config, {}, {
-      extraTables: checkpoint.extraTables,
-      epoch: Number(checkpoint.metadata.epoch),
-      step: Number(checkpoint.metadata.step),
-    });
+    const second = await Trainer.create(
+      resumedModel,
+      dataset,
+      config,
+      {},
+      {
+        extraTables: checkpoint.extraTables,
+        epoch: Number(checkpoint.metadata.epoch),
+        step: Number(checkpoint.metadata.step),
+      },
+    );
     await second.runPhase({ epochs: 1, adversarial: true, validate: false });
     await second.close();
-    resumedModel.tables.forEach((t, k) => expect(Buffer.from(t.values.buffer).equals(Buffer.from(straight[k]!.buffer))).toBe(true));
+    resumedModel.tables.forEach((t, k) =>
+      expect(Buffer.from(t.values.buffer).equals(Buffer.from(straight[k]!.buffer))).toBe(true),
+    );
   });
 
   it('Hogwild and per-triple SGD run and learn (opt-in, not reproducible across thread counts)', async () => {
@@ -219,8 +254,13 @@ describe('Trainer on MovieLens-100K', () => {
   it('refuses a model sized for another dataset and a learning rate that diverges to NaN', async () => {
     const wrong = new MatrixFactorization({ numUsers: 10, numItems: 10 }, { embeddingSize: 4 });
     await expect(Trainer.create(wrong, dataset)).rejects.toThrow(/10 users x 10 items/);
-    const trainer = await Trainer.create(mf(), dataset, { threads: 1, optimizer: { name: 'sgd', learningRate: 1e30 } });
-    await expect(trainer.runPhase({ epochs: 3, adversarial: false, validate: false })).rejects.toThrow(/diverged/);
+    const trainer = await Trainer.create(mf(), dataset, {
+      threads: 1,
+      optimizer: { name: 'sgd', learningRate: 1e30 },
+    });
+    await expect(
+      trainer.runPhase({ epochs: 3, adversarial: false, validate: false }),
+    ).rejects.toThrow(/diverged/);
     await trainer.close();
   });
 });

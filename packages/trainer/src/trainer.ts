@@ -157,19 +157,27 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
   const l2 = config.l2 ?? 0;
   int('seed', seed, 0);
   int('batchSize', batchSize, 1);
-  if (!(Number.isFinite(l2) && l2 >= 0)) issues.push({ path: 'l2', message: `must be a finite number >= 0, got ${l2}` });
+  if (!(Number.isFinite(l2) && l2 >= 0))
+    issues.push({ path: 'l2', message: `must be a finite number >= 0, got ${l2}` });
   const optimizer = resolveOptimizerConfig(config.optimizer, issues);
   const adversary = config.adversarial?.adversary ?? 'fgm';
   const epsilon = config.adversarial?.epsilon ?? 0.5;
   const adversarialWeight = config.adversarial?.adversarialWeight ?? 1;
   if (!(Number.isFinite(epsilon) && epsilon >= 0))
-    issues.push({ path: 'adversarial.epsilon', message: `must be a finite number >= 0, got ${epsilon}` });
+    issues.push({
+      path: 'adversarial.epsilon',
+      message: `must be a finite number >= 0, got ${epsilon}`,
+    });
   if (!(Number.isFinite(adversarialWeight) && adversarialWeight >= 0))
-    issues.push({ path: 'adversarial.adversarialWeight', message: `must be a finite number >= 0, got ${adversarialWeight}` });
+    issues.push({
+      path: 'adversarial.adversarialWeight',
+      message: `must be a finite number >= 0, got ${adversarialWeight}`,
+    });
   try {
     getAdversary(adversary);
   } catch (error) {
-    if (ConfigError.isInstance(error)) issues.push({ path: 'adversarial.adversary', message: error.issues[0]!.message });
+    if (ConfigError.isInstance(error))
+      issues.push({ path: 'adversarial.adversary', message: error.issues[0]!.message });
     else throw error;
   }
   const surfaces = config.adversarial?.surfaces ?? model?.surfaces.map((s) => s.name) ?? [];
@@ -183,7 +191,10 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
     });
   const sampling = config.sampling ?? 'shuffle';
   if (sampling !== 'shuffle' && sampling !== 'with-replacement')
-    issues.push({ path: 'sampling', message: `must be shuffle or with-replacement, got ${String(sampling)}` });
+    issues.push({
+      path: 'sampling',
+      message: `must be shuffle or with-replacement, got ${String(sampling)}`,
+    });
   const threads = config.threads ?? availableParallelism();
   int('threads', threads, 1);
   const mode = config.mode ?? 'deterministic';
@@ -191,17 +202,28 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
     issues.push({ path: 'mode', message: `must be deterministic or hogwild, got ${String(mode)}` });
   const algorithm = config.algorithm ?? 'minibatch';
   if (algorithm !== 'minibatch' && algorithm !== 'sgd-triples')
-    issues.push({ path: 'algorithm', message: `must be minibatch or sgd-triples, got ${String(algorithm)}` });
+    issues.push({
+      path: 'algorithm',
+      message: `must be minibatch or sgd-triples, got ${String(algorithm)}`,
+    });
   if (algorithm === 'sgd-triples' && optimizer.name !== 'sgd')
-    issues.push({ path: 'algorithm', message: 'sgd-triples (classic per-triple SGD) needs optimizer.name = sgd' });
+    issues.push({
+      path: 'algorithm',
+      message: 'sgd-triples (classic per-triple SGD) needs optimizer.name = sgd',
+    });
   const requested = config.engine ?? 'auto';
   if (!['auto', 'fused', 'generic'].includes(requested))
-    issues.push({ path: 'engine', message: `must be auto, fused or generic, got ${String(requested)}` });
-  const fusable = (model === undefined || model instanceof MatrixFactorization) && BUILT_IN_FUSED.has(adversary);
+    issues.push({
+      path: 'engine',
+      message: `must be auto, fused or generic, got ${String(requested)}`,
+    });
+  const fusable =
+    (model === undefined || model instanceof MatrixFactorization) && BUILT_IN_FUSED.has(adversary);
   if (requested === 'fused' && !fusable)
     issues.push({
       path: 'engine',
-      message: 'the fused kernel trains MF with a built-in adversary (none, fgm, fgsm, random); use engine "generic"',
+      message:
+        'the fused kernel trains MF with a built-in adversary (none, fgm, fgsm, random); use engine "generic"',
     });
   if (algorithm === 'sgd-triples' && requested === 'generic')
     issues.push({ path: 'engine', message: 'sgd-triples runs on the fused MF kernel only' });
@@ -210,7 +232,10 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
   const metric = v.metric ?? 'ndcg@100';
   const match = /^([a-z]+)@(\d+)$/.exec(metric);
   if (!match || !['hr', 'recall', 'precision', 'ndcg', 'mrr', 'map'].includes(match[1]!))
-    issues.push({ path: 'validation.metric', message: `must look like ndcg@100 (hr, recall, precision, ndcg, mrr, map), got ${metric}` });
+    issues.push({
+      path: 'validation.metric',
+      message: `must look like ndcg@100 (hr, recall, precision, ndcg, mrr, map), got ${metric}`,
+    });
   const validation = {
     every: v.every ?? 10,
     split: v.split ?? 'validation',
@@ -221,9 +246,15 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
   } as const;
   int('validation.every', validation.every, 1);
   if (validation.split !== 'validation' && validation.split !== 'test')
-    issues.push({ path: 'validation.split', message: `must be validation or test, got ${String(validation.split)}` });
+    issues.push({
+      path: 'validation.split',
+      message: `must be validation or test, got ${String(validation.split)}`,
+    });
   if (!(validation.patience >= 1))
-    issues.push({ path: 'validation.patience', message: `must be >= 1, got ${validation.patience}` });
+    issues.push({
+      path: 'validation.patience',
+      message: `must be >= 1, got ${validation.patience}`,
+    });
   if (issues.length > 0) throw new ConfigError(issues);
   return {
     seed,
@@ -303,16 +334,32 @@ export class Trainer {
           message: `model has ${model.numUsers} users x ${model.numItems} items, dataset ${dataset.name} has ${dataset.numUsers} x ${dataset.numItems}`,
         },
       ]);
-    if (resolved.validation.split === 'validation' && dataset.validation === null && config.validation !== undefined)
-      throw new ConfigError([{ path: 'validation.split', message: `dataset ${dataset.name} has no validation split` }]);
+    if (
+      resolved.validation.split === 'validation' &&
+      dataset.validation === null &&
+      config.validation !== undefined
+    )
+      throw new ConfigError([
+        { path: 'validation.split', message: `dataset ${dataset.name} has no validation split` },
+      ]);
     const states = model.trainableTables.map((name) => {
       const table = model.tables.find((t) => t.name === name)!;
       const state = createOptimizerState(resolved.optimizer, table);
       for (const saved of resume?.extraTables ?? []) {
-        const target = state.state1?.name === saved.name ? state.state1 : state.state2?.name === saved.name ? state.state2 : null;
+        const target =
+          state.state1?.name === saved.name
+            ? state.state1
+            : state.state2?.name === saved.name
+              ? state.state2
+              : null;
         if (target) {
           if (target.values.length !== saved.values.length)
-            throw new ConfigError([{ path: `resume.${saved.name}`, message: 'optimiser state shape does not match the model' }]);
+            throw new ConfigError([
+              {
+                path: `resume.${saved.name}`,
+                message: 'optimiser state shape does not match the model',
+              },
+            ]);
           target.values.set(saved.values);
         }
       }
@@ -382,7 +429,9 @@ export class Trainer {
   /** Runs one phase: `epochs` BPR or APR epochs with validation and early stopping. */
   async runPhase(options: PhaseOptions): Promise<PhaseResult> {
     if (!Number.isInteger(options.epochs) || options.epochs < 0)
-      throw new ConfigError([{ path: 'epochs', message: `must be a non-negative integer, got ${options.epochs}` }]);
+      throw new ConfigError([
+        { path: 'epochs', message: `must be a non-negative integer, got ${options.epochs}` },
+      ]);
     const phase = options.adversarial ? 'apr' : 'bpr';
     const validate =
       options.validate !== false &&
@@ -397,10 +446,17 @@ export class Trainer {
     let stoppedEarly = false;
     for (let e = 0; e < options.epochs; e++) {
       const stats = this.engine.trainEpoch(this.epoch, options.adversarial);
-      const event: EpochEvent = { ...stats, epoch: this.epoch, phase, parameterNorm: this.parameterNorm() };
+      const event: EpochEvent = {
+        ...stats,
+        epoch: this.epoch,
+        phase,
+        parameterNorm: this.parameterNorm(),
+      };
       this.epoch++;
       if (!Number.isFinite(stats.loss))
-        throw new Error(`training diverged at epoch ${event.epoch}: loss ${stats.loss} (lower the learning rate)`);
+        throw new Error(
+          `training diverged at epoch ${event.epoch}: loss ${stats.loss} (lower the learning rate)`,
+        );
       epochs.push(event);
       await this.callbacks.onEpochEnd?.(event);
       const last = e === options.epochs - 1;
@@ -413,7 +469,8 @@ export class Trainer {
           bestEpoch = event.epoch;
           sinceBest = 0;
           if (restoreBest) bestTables = this.model.tables.map(cloneTable);
-          if (options.checkpoint) await this.save(options.checkpoint, { bestEpoch: event.epoch, bestValue: value });
+          if (options.checkpoint)
+            await this.save(options.checkpoint, { bestEpoch: event.epoch, bestValue: value });
         } else sinceBest++;
         const v: ValidationEvent = {
           epoch: event.epoch,
@@ -434,7 +491,8 @@ export class Trainer {
       await new Promise((resolve) => setImmediate(resolve));
     }
     if (restoreBest && bestTables) {
-      for (const saved of bestTables) this.model.tables.find((t) => t.name === saved.name)!.values.set(saved.values);
+      for (const saved of bestTables)
+        this.model.tables.find((t) => t.name === saved.name)!.values.set(saved.values);
     }
     return {
       epochs,
@@ -448,14 +506,20 @@ export class Trainer {
   /** Full-ranking evaluation on the validation split (or test, as configured). */
   evaluate(): Promise<EvaluationResult> {
     const v = this.config.validation;
-    const cutoffs = [...new Set([...v.cutoffs, Number(v.metric.split('@')[1])])].sort((a, b) => a - b);
+    const cutoffs = [...new Set([...v.cutoffs, Number(v.metric.split('@')[1])])].sort(
+      (a, b) => a - b,
+    );
     const metrics = [...new Set<MetricName>([this.metricName, 'hr', 'ndcg', 'recall'])];
-    return evaluateFullRanking(this.model as Parameters<typeof evaluateFullRanking>[0], this.dataset, {
-      split: v.split,
-      cutoffs,
-      metrics,
-      threads: v.threads,
-    });
+    return evaluateFullRanking(
+      this.model as Parameters<typeof evaluateFullRanking>[0],
+      this.dataset,
+      {
+        split: v.split,
+        cutoffs,
+        metrics,
+        threads: v.threads,
+      },
+    );
   }
 
   /** Writes a checkpoint (model, optimiser state, config, epoch), atomically. */

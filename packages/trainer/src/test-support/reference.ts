@@ -28,7 +28,12 @@ function gatherRows(tf: Tfjs, table: Float32Array, k: number, ids: Int32Array): 
   return tf.tensor2d(rows, [ids.length, k]);
 }
 
-function scatter(values: Float32Array | Int32Array | Uint8Array, ids: Int32Array, k: number, into: RowGradients): void {
+function scatter(
+  values: Float32Array | Int32Array | Uint8Array,
+  ids: Int32Array,
+  k: number,
+  into: RowGradients,
+): void {
   ids.forEach((id, t) => {
     let g = into.get(id);
     if (!g) into.set(id, (g = new Float64Array(k)));
@@ -76,7 +81,10 @@ export function referenceMfStep(
     const normalise = (gamma: RowGradients, out: RowGradients): void => {
       for (const [id, g] of gamma) {
         const n = Math.sqrt(g.reduce((s, v) => s + v * v, 0));
-        out.set(id, g.map((v) => (n > 0 ? (options.adversarial!.epsilon * v) / n : 0)));
+        out.set(
+          id,
+          g.map((v) => (n > 0 ? (options.adversarial!.epsilon * v) / n : 0)),
+        );
       }
     };
     normalise(gammaU, userDeltas);
@@ -99,12 +107,18 @@ export function referenceMfStep(
     const B2 = b as tfc.Tensor2D;
     let loss = tf.add(
       tf.sum(cleanTriples(P2, A2, B2)),
-      tf.mul(options.l2, tf.add(tf.add(tf.sum(tf.square(P2)), tf.sum(tf.square(A2))), tf.sum(tf.square(B2)))),
+      tf.mul(
+        options.l2,
+        tf.add(tf.add(tf.sum(tf.square(P2)), tf.sum(tf.square(A2))), tf.sum(tf.square(B2))),
+      ),
     );
     if (options.adversarial && du && di && dj) {
       loss = tf.add(
         loss,
-        tf.mul(options.adversarial.adversarialWeight, tf.sum(cleanTriples(tf.add(P2, du), tf.add(A2, di), tf.add(B2, dj)))),
+        tf.mul(
+          options.adversarial.adversarialWeight,
+          tf.sum(cleanTriples(tf.add(P2, du), tf.add(A2, di), tf.add(B2, dj))),
+        ),
       );
     }
     return loss as tfc.Scalar;
@@ -114,7 +128,14 @@ export function referenceMfStep(
   scatter(gp!.dataSync(), batch.users, k, userGradients);
   scatter(gi!.dataSync(), batch.positives, k, itemGradients);
   scatter(gj!.dataSync(), batch.negatives, k, itemGradients);
-  return { tripleLoss, tripleAdversarialLoss, userGradients, itemGradients, userDeltas, itemDeltas };
+  return {
+    tripleLoss,
+    tripleAdversarialLoss,
+    userGradients,
+    itemGradients,
+    userDeltas,
+    itemDeltas,
+  };
 }
 
 /** One TF-style Adagrad step in tfjs ops on the touched rows: acc += g^2; theta -= lr g / sqrt(acc). */
