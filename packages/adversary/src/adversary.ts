@@ -89,7 +89,7 @@ export const fgsm: Adversary = {
 export const randomNoise: Adversary = {
   specificationVersion: ADVERSARY_SPECIFICATION_VERSION,
   adversaryName: 'random',
-  description: 'random direction of norm epsilon per row (the papers\' baseline)',
+  description: "random direction of norm epsilon per row (the papers' baseline)",
   usesGradient: false,
   perturb(gradient, epsilon, context) {
     const out = copyRows(gradient);
@@ -136,7 +136,12 @@ export function registerAdversary(adversary: Adversary): void {
     ]);
   const existing = registry.get(adversary.adversaryName);
   if (existing && existing !== adversary)
-    throw new ConfigError([{ path: 'adversary', message: `an adversary named "${adversary.adversaryName}" is already registered` }]);
+    throw new ConfigError([
+      {
+        path: 'adversary',
+        message: `an adversary named "${adversary.adversaryName}" is already registered`,
+      },
+    ]);
   registry.set(adversary.adversaryName, adversary);
 }
 
@@ -145,14 +150,20 @@ export function getAdversary(name: string): Adversary {
   const adversary = registry.get(name);
   if (!adversary)
     throw new ConfigError([
-      { path: 'adversary', message: `unknown adversary "${name}"; registered: ${[...registry.keys()].sort().join(', ')}` },
+      {
+        path: 'adversary',
+        message: `unknown adversary "${name}"; registered: ${[...registry.keys()].sort().join(', ')}`,
+      },
     ]);
   return adversary;
 }
 
 /** Names and descriptions of the registered adversaries. */
 export function listAdversaries(): { adversaryName: string; description: string }[] {
-  return [...registry.values()].map((a) => ({ adversaryName: a.adversaryName, description: a.description }));
+  return [...registry.values()].map((a) => ({
+    adversaryName: a.adversaryName,
+    description: a.description,
+  }));
 }
 
 for (const a of [fgm, fgsm, randomNoise, noAdversary]) registerAdversary(a);

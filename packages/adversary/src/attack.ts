@@ -44,7 +44,10 @@ export function craftPerturbation(
   const seed = options.seed ?? 0;
   const issues: { path: string; message: string }[] = [];
   if (!Number.isFinite(options.epsilon) || options.epsilon < 0)
-    issues.push({ path: 'epsilon', message: `must be a finite non-negative number, got ${options.epsilon}` });
+    issues.push({
+      path: 'epsilon',
+      message: `must be a finite non-negative number, got ${options.epsilon}`,
+    });
   const surfaceNames = options.surfaces ?? model.surfaces.map((s) => s.name);
   const surfaces = surfaceNames.map((name) => {
     const surface = model.surfaces.find((s) => s.name === name);
@@ -84,7 +87,10 @@ export function craftPerturbation(
       rows = new SparseRows(surface.dimension, surface.rows);
       for (let r = 0; r < surface.rows; r++) rows.ensure(r);
     }
-    perturbations.set(surface.name, options.adversary.perturb(rows, options.epsilon, { surface, random }));
+    perturbations.set(
+      surface.name,
+      options.adversary.perturb(rows, options.epsilon, { surface, random }),
+    );
   }
   let perturbedCorrect = 0;
   for (const batch of batches) {
@@ -112,7 +118,10 @@ export function perturbedCopy(model: Model, perturbations: SparseRowsByName): Mo
     if (delta) {
       if (delta.dimension !== t.dimension)
         throw new ConfigError([
-          { path: `perturbations.${t.name}`, message: `dimension ${delta.dimension} does not match the table's ${t.dimension}` },
+          {
+            path: `perturbations.${t.name}`,
+            message: `dimension ${delta.dimension} does not match the table's ${t.dimension}`,
+          },
         ]);
       const d = t.dimension;
       const rows = delta.rows;
@@ -127,7 +136,10 @@ export function perturbedCopy(model: Model, perturbations: SparseRowsByName): Mo
   for (const name of perturbations.keys())
     if (!model.tables.some((t) => t.name === name))
       throw new ConfigError([
-        { path: 'perturbations', message: `surface "${name}" is not a table of ${model.modelName}; perturbedCopy handles embedding surfaces` },
+        {
+          path: 'perturbations',
+          message: `surface "${name}" is not a table of ${model.modelName}; perturbedCopy handles embedding surfaces`,
+        },
       ]);
   return restoreModel({
     modelName: model.modelName,

@@ -39,6 +39,14 @@ describe('BPR loss', () => {
   });
 
   it('refuses NaN scores', () => {
-    expect(() => bprBatch(Float64Array.of(NaN), Float64Array.of(0), 1, new Float64Array(1), new Float64Array(1))).toThrow(/NaN/);
+    expect(() =>
+      bprBatch(
+        Float64Array.of(NaN),
+        Float64Array.of(0),
+        1,
+        new Float64Array(1),
+        new Float64Array(1),
+      ),
+    ).toThrow(/NaN/);
   });
 });

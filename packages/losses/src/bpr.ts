@@ -55,7 +55,9 @@ export function bprBatch(
   for (let t = 0; t < count; t++) {
     const margin = positiveScores[t]! - negativeScores[t]!;
     if (Number.isNaN(margin))
-      throw new RangeError(`BPR margin of triple ${t} is NaN (scores ${positiveScores[t]}, ${negativeScores[t]})`);
+      throw new RangeError(
+        `BPR margin of triple ${t} is NaN (scores ${positiveScores[t]}, ${negativeScores[t]})`,
+      );
     loss += softplus(-margin);
     if (margin > 0) correct++;
     const d = -weight * sigmoid(-margin);
@@ -71,7 +73,12 @@ export function bprBatch(
  * `tf.nn.l2_loss`-style penalties): returns the penalty of one row; its gradient is
  * `2 * l2 * theta`.
  */
-export function l2Penalty(values: Float32Array | Float64Array, offset: number, dimension: number, l2: number): number {
+export function l2Penalty(
+  values: Float32Array | Float64Array,
+  offset: number,
+  dimension: number,
+  l2: number,
+): number {
   let s = 0;
   for (let f = offset; f < offset + dimension; f++) s += values[f]! * values[f]!;
   return l2 * s;

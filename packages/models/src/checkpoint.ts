@@ -34,8 +34,20 @@ export function serializeCheckpoint(
   metadata: JsonObject = {},
 ): Uint8Array[] {
   const tables: TableHeader[] = [
-    ...model.tables.map((t) => ({ name: t.name, side: t.side, rows: t.rows, dimension: t.dimension, extra: false })),
-    ...extraTables.map((t) => ({ name: t.name, side: t.side, rows: t.rows, dimension: t.dimension, extra: true })),
+    ...model.tables.map((t) => ({
+      name: t.name,
+      side: t.side,
+      rows: t.rows,
+      dimension: t.dimension,
+      extra: false,
+    })),
+    ...extraTables.map((t) => ({
+      name: t.name,
+      side: t.side,
+      rows: t.rows,
+      dimension: t.dimension,
+      extra: true,
+    })),
   ];
   const header = Buffer.from(
     JSON.stringify({
@@ -57,7 +69,9 @@ export function serializeCheckpoint(
   const chunks: Uint8Array[] = [prefix];
   for (const table of [...model.tables, ...extraTables]) {
     // Tables are float32 in platform order; every supported platform is little-endian.
-    chunks.push(new Uint8Array(table.values.buffer, table.values.byteOffset, table.values.byteLength).slice());
+    chunks.push(
+      new Uint8Array(table.values.buffer, table.values.byteOffset, table.values.byteLength).slice(),
+    );
   }
   return chunks;
 }
@@ -82,7 +96,9 @@ export async function readCheckpoint(file: string): Promise<Checkpoint> {
   try {
     bytes = await readFile(file);
   } catch (cause) {
-    throw new DataFormatError({ file }, 'a readable advrec checkpoint', (cause as Error).message, { cause });
+    throw new DataFormatError({ file }, 'a readable advrec checkpoint', (cause as Error).message, {
+      cause,
+    });
   }
   return parseCheckpoint(bytes, file);
 }
@@ -91,11 +107,19 @@ export async function readCheckpoint(file: string): Promise<Checkpoint> {
 export function parseCheckpoint(bytes: Uint8Array, file = '<checkpoint>'): Checkpoint {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buffer.length < MAGIC.length + 4 || buffer.toString('latin1', 0, MAGIC.length) !== MAGIC)
-    throw new DataFormatError({ file }, `an advrec checkpoint starting with ${MAGIC}`, buffer.toString('latin1', 0, 8));
+    throw new DataFormatError(
+      { file },
+      `an advrec checkpoint starting with ${MAGIC}`,
+      buffer.toString('latin1', 0, 8),
+    );
   const headerLength = buffer.readUInt32LE(MAGIC.length);
   const headerEnd = MAGIC.length + 4 + headerLength;
   if (headerEnd > buffer.length)
-    throw new DataFormatError({ file }, `a ${headerLength}-byte header`, `${buffer.length} bytes in all`);
+    throw new DataFormatError(
+      { file },
+      `a ${headerLength}-byte header`,
+      `${buffer.length} bytes in all`,
+    );
   let header: {
     modelName: string;
     specificationVersion: string;
@@ -108,10 +132,16 @@ export function parseCheckpoint(bytes: Uint8Array, file = '<checkpoint>'): Check
   try {
     header = JSON.parse(buffer.toString('utf8', MAGIC.length + 4, headerEnd)) as typeof header;
   } catch (cause) {
-    throw new DataFormatError({ file }, 'a JSON checkpoint header', (cause as Error).message, { cause });
+    throw new DataFormatError({ file }, 'a JSON checkpoint header', (cause as Error).message, {
+      cause,
+    });
   }
   if (typeof header.modelName !== 'string' || !Array.isArray(header.tables))
-    throw new DataFormatError({ file }, 'a header with modelName and tables', JSON.stringify(header).slice(0, 80));
+    throw new DataFormatError(
+      { file },
+      'a header with modelName and tables',
+      JSON.stringify(header).slice(0, 80),
+    );
   let offset = headerEnd + ((4 - (headerEnd % 4)) % 4);
   const tables: ParameterTable[] = [];
   const extraTables: ParameterTable[] = [];
@@ -128,12 +158,20 @@ export function parseCheckpoint(bytes: Uint8Array, file = '<checkpoint>'): Check
     offset += 4 * count;
     for (let k = 0; k < table.values.length; k++) {
       if (!Number.isFinite(table.values[k]))
-        throw new DataFormatError({ file }, `finite values in table ${t.name}`, `${table.values[k]} at row ${Math.floor(k / t.dimension)}`);
+        throw new DataFormatError(
+          { file },
+          `finite values in table ${t.name}`,
+          `${table.values[k]} at row ${Math.floor(k / t.dimension)}`,
+        );
     }
     (t.extra ? extraTables : tables).push(table);
   }
   if (offset !== buffer.length)
-    throw new DataFormatError({ file }, `${offset} bytes`, `${buffer.length} bytes (trailing data)`);
+    throw new DataFormatError(
+      { file },
+      `${offset} bytes`,
+      `${buffer.length} bytes (trailing data)`,
+    );
   return {
     model: {
       modelName: header.modelName,

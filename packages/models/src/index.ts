@@ -30,7 +30,18 @@ export {
 } from './mf.js';
 export type { MatrixFactorizationConfig, ResolvedMatrixFactorizationConfig } from './mf.js';
 export { ITEM_POP_MODEL_NAME, ItemPop } from './item-pop.js';
-export { createModel, getModelFactory, listModels, registerModel, restoreModel } from './registry.js';
+export {
+  createModel,
+  getModelFactory,
+  listModels,
+  registerModel,
+  restoreModel,
+} from './registry.js';
 export type { ModelContext, ModelFactory } from './registry.js';
-export { parseCheckpoint, readCheckpoint, serializeCheckpoint, writeCheckpoint } from './checkpoint.js';
+export {
+  parseCheckpoint,
+  readCheckpoint,
+  serializeCheckpoint,
+  writeCheckpoint,
+} from './checkpoint.js';
 export type { Checkpoint } from './checkpoint.js';

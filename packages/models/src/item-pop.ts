@@ -35,7 +35,10 @@ export class ItemPop implements Model {
     if (popularity) {
       if (popularity.rows !== this.numItems || popularity.dimension !== 1)
         throw new ConfigError([
-          { path: 'tables.itemPopularity', message: `expected ${this.numItems} x 1, found ${popularity.rows} x ${popularity.dimension}` },
+          {
+            path: 'tables.itemPopularity',
+            message: `expected ${this.numItems} x 1, found ${popularity.rows} x ${popularity.dimension}`,
+          },
         ]);
       this.itemPopularity = popularity;
     } else {
@@ -50,13 +53,23 @@ export class ItemPop implements Model {
   /** Rebuilds ItemPop from a checkpoint's state. */
   static restore(state: ModelState): ItemPop {
     const table = state.tables.find((t) => t.name === 'itemPopularity');
-    if (!table) throw new ConfigError([{ path: 'tables', message: 'an ItemPop state needs itemPopularity' }]);
-    const fake = { numUsers: state.numUsers, numItems: state.numItems, itemDegrees: () => new Int32Array(0) };
+    if (!table)
+      throw new ConfigError([{ path: 'tables', message: 'an ItemPop state needs itemPopularity' }]);
+    const fake = {
+      numUsers: state.numUsers,
+      numItems: state.numItems,
+      itemDegrees: () => new Int32Array(0),
+    };
     return new ItemPop(fake as unknown as InteractionMatrix, table);
   }
 
   /** Factors for the evaluator: zero user factors and the popularity as item bias. */
-  factors(): { userFactors: Float32Array; itemFactors: Float32Array; dimension: number; itemBias: Float32Array } {
+  factors(): {
+    userFactors: Float32Array;
+    itemFactors: Float32Array;
+    dimension: number;
+    itemBias: Float32Array;
+  } {
     return {
       userFactors: this.zeroUsers,
       itemFactors: new Float32Array(this.numItems),

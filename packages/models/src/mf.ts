@@ -135,7 +135,9 @@ export class MatrixFactorization implements Model {
     const p = byName.get(USER_EMBEDDINGS);
     const q = byName.get(ITEM_EMBEDDINGS);
     if (!p || !q)
-      throw new ConfigError([{ path: 'tables', message: 'an MF state needs userEmbeddings and itemEmbeddings' }]);
+      throw new ConfigError([
+        { path: 'tables', message: 'an MF state needs userEmbeddings and itemEmbeddings' },
+      ]);
     return new MatrixFactorization(
       { numUsers: state.numUsers, numItems: state.numItems },
       state.config as MatrixFactorizationConfig,
@@ -264,7 +266,11 @@ function rowsFor(gradients: SparseRowsByName, name: string, dimension: number): 
 }
 
 function checkTable(table: ParameterTable, name: string, rows: number, dimension: number): void {
-  if (table.rows !== rows || table.dimension !== dimension || table.values.length !== rows * dimension)
+  if (
+    table.rows !== rows ||
+    table.dimension !== dimension ||
+    table.values.length !== rows * dimension
+  )
     throw new ConfigError([
       {
         path: `tables.${name}`,

@@ -9,7 +9,8 @@ export const MODEL_SPECIFICATION_VERSION = 'v1';
 export type Tfjs = typeof tfc;
 
 /** A JSON value (configs and checkpoint metadata are JSON). */
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonValue =
+  string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 /** A JSON object. */
 export type JsonObject = { [key: string]: JsonValue };
 

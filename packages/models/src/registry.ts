@@ -41,7 +41,9 @@ export function registerModel(factory: ModelFactory): void {
       },
     ]);
   if (registry.has(factory.modelName) && registry.get(factory.modelName) !== factory)
-    throw new ConfigError([{ path: 'model', message: `a model named "${factory.modelName}" is already registered` }]);
+    throw new ConfigError([
+      { path: 'model', message: `a model named "${factory.modelName}" is already registered` },
+    ]);
   registry.set(factory.modelName, factory);
 }
 
@@ -50,14 +52,20 @@ export function getModelFactory(name: string): ModelFactory {
   const factory = registry.get(name);
   if (!factory)
     throw new ConfigError([
-      { path: 'model', message: `unknown model "${name}"; registered: ${[...registry.keys()].sort().join(', ')}` },
+      {
+        path: 'model',
+        message: `unknown model "${name}"; registered: ${[...registry.keys()].sort().join(', ')}`,
+      },
     ]);
   return factory;
 }
 
 /** Names and descriptions of the registered models. */
 export function listModels(): { modelName: string; description: string }[] {
-  return [...registry.values()].map((f) => ({ modelName: f.modelName, description: f.description }));
+  return [...registry.values()].map((f) => ({
+    modelName: f.modelName,
+    description: f.description,
+  }));
 }
 
 /** Creates a model by registered name. */
@@ -75,7 +83,10 @@ registerModel({
   modelName: MF_MODEL_NAME,
   description: 'matrix factorisation, y_ui = p_u . q_i (embeddingSize, initStd, seed)',
   create: (context, config) =>
-    new MatrixFactorization(context, { seed: context.seed, ...(config as MatrixFactorizationConfig) }),
+    new MatrixFactorization(context, {
+      seed: context.seed,
+      ...(config as MatrixFactorizationConfig),
+    }),
   restore: (state) => MatrixFactorization.restore(state),
 });
 

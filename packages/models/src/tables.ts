@@ -28,7 +28,9 @@ export function createTable(
   shared = true,
 ): ParameterTable {
   if (!Number.isInteger(rows) || rows < 0)
-    throw new ConfigError([{ path: `${name}.rows`, message: `must be a non-negative integer, got ${rows}` }]);
+    throw new ConfigError([
+      { path: `${name}.rows`, message: `must be a non-negative integer, got ${rows}` },
+    ]);
   if (!Number.isInteger(dimension) || dimension < 1)
     throw new ConfigError([
       { path: `${name}.dimension`, message: `must be a positive integer, got ${dimension}` },

@@ -2,14 +2,20 @@ import { ConfigError, DataError } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
 
 /** Runs `check`, collecting every issue it reports; throws one ConfigError listing them all. */
-export function collectIssues(check: (issue: (path: string, message: string) => void) => void): void {
+export function collectIssues(
+  check: (issue: (path: string, message: string) => void) => void,
+): void {
   const issues: ConfigIssue[] = [];
   check((path, message) => issues.push({ path, message }));
   if (issues.length > 0) throw new ConfigError(issues);
 }
 
 /** Throws a DataError naming the first user id outside `[0, numUsers)`. */
-export function checkUsers(model: { numUsers: number }, users: Int32Array, count = users.length): void {
+export function checkUsers(
+  model: { numUsers: number },
+  users: Int32Array,
+  count = users.length,
+): void {
   for (let t = 0; t < count; t++) {
     const u = users[t]!;
     if (!(u >= 0 && u < model.numUsers))
