@@ -1,4 +1,5 @@
-import { ConfigError, Random } from '@advrec/data';
+import type { Random } from '@advrec/data';
+import { ConfigError } from '@advrec/data';
 import { SparseRows } from '@advrec/models';
 import type { PerturbableSurface } from '@advrec/models';
 

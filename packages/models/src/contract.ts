@@ -1,0 +1,218 @@
+/**
+ * The Model contract test suite, for plugin authors (and run by every built-in model):
+ *
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs';            // gradients registered
+ * import { describeModelContract } from '@advrec/models/contract';
+ * describeModelContract({ name: 'my-model', create: () => new MyModel(...), tf });
+ * ```
+ *
+ * It checks that `score` and `scoreAll` agree, that `pairScores` equals the tfjs reference
+ * definition (with and without perturbations), that `pairBackward` matches tfjs autodiff
+ * of the reference on the gathered rows (max abs diff 1e-5), that a checkpoint round trip
+ * through the registry restores identical scores, and that bad ids are refused.
+ *
+ * @packageDocumentation
+ */
+import type * as tfc from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { DataError, Random } from '@advrec/data';
+import { parseCheckpoint, serializeCheckpoint } from './checkpoint.js';
+import type { Model, Tfjs } from './model.js';
+import { restoreModel } from './registry.js';
+import { SparseRows } from './sparse-rows.js';
+import type { SparseRowsByName } from './sparse-rows.js';
+
+/** Options of {@link describeModelContract}. */
+export interface ModelContractOptions {
+  /** Name shown in the test report. */
+  readonly name: string;
+  /** A fresh model with non-trivial parameters (registered, so it can be restored). */
+  readonly create: () => Model;
+  /** tfjs with gradients registered (e.g. `@tensorflow/tfjs`), for the reference checks. */
+  readonly tf?: Tfjs;
+  /** Max abs difference allowed against tfjs (default 1e-5). */
+  readonly tolerance?: number;
+  /** Pairs per random batch (default 48). */
+  readonly pairs?: number;
+}
+
+function randomPairs(
+  model: Model,
+  count: number,
+  seed: number,
+): { users: Int32Array; items: Int32Array } {
+  const random = new Random(seed);
+  return {
+    users: Int32Array.from({ length: count }, () => random.nextInt(model.numUsers)),
+    items: Int32Array.from({ length: count }, () => random.nextInt(model.numItems)),
+  };
+}
+
+function randomPerturbations(
+  model: Model,
+  users: Int32Array,
+  items: Int32Array,
+  seed: number,
+): SparseRowsByName {
+  const random = new Random(seed);
+  const out: SparseRowsByName = new Map();
+  for (const surface of model.surfaces) {
+    const rows = new SparseRows(surface.dimension);
+    for (const id of surface.side === 'user' ? users : items) {
+      if (random.nextFloat() < 0.5) continue;
+      const o = rows.ensure(id);
+      for (let f = 0; f < surface.dimension; f++) rows.values[o + f] = 0.1 * random.nextGaussian();
+    }
+    out.set(surface.name, rows);
+  }
+  return out;
+}
+
+function gathered(
+  tf: Tfjs,
+  model: Model,
+  side: 'user' | 'item',
+  ids: Int32Array,
+  perturbations?: SparseRowsByName,
+): Record<string, tfc.Tensor2D> {
+  const out: Record<string, tfc.Tensor2D> = {};
+  for (const table of model.tables) {
+    if (table.side !== side || !model.trainableTables.includes(table.name)) continue;
+    const d = table.dimension;
+    const rows = new Float32Array(ids.length * d);
+    const delta = perturbations?.get(table.name);
+    ids.forEach((id, t) => {
+      for (let f = 0; f < d; f++) {
+        const o = delta ? delta.offsetOf(id) : -1;
+        rows[t * d + f] = table.values[id * d + f]! + (o >= 0 ? delta!.values[o + f]! : 0);
+      }
+    });
+    out[table.name] = tf.tensor2d(rows, [ids.length, d]);
+  }
+  return out;
+}
+
+/** Registers the contract tests for one model with vitest. */
+export function describeModelContract(options: ModelContractOptions): void {
+  const tolerance = options.tolerance ?? 1e-5;
+  const count = options.pairs ?? 48;
+  describe(`${options.name} satisfies the Model contract`, () => {
+    it('score agrees with scoreAll and with pairScores', () => {
+      const model = options.create();
+      const users = Int32Array.of(0, model.numUsers - 1, Math.floor(model.numUsers / 2));
+      const all = model.scoreAll(users);
+      expect(all.length).toBe(users.length * model.numItems);
+      const { items } = randomPairs(model, 20, 1);
+      for (let b = 0; b < users.length; b++) {
+        const u = new Int32Array(items.length).fill(users[b]!);
+        const scores = model.score(u, items);
+        const pairs = model.pairScores(u, items, items.length);
+        items.forEach((i, t) => {
+          expect(scores[t]).toBeCloseTo(all[b * model.numItems + i]!, 9);
+          expect(pairs[t]).toBeCloseTo(scores[t]!, 9);
+        });
+      }
+    });
+
+    it('pairScores equals the tfjs reference, with and without perturbations', (context) => {
+      const model = options.create();
+      if (!model.reference || !options.tf) return context.skip();
+      const tf = options.tf;
+      const { users, items } = randomPairs(model, count, 2);
+      const perturbations = randomPerturbations(model, users, items, 3);
+      for (const p of [undefined, perturbations]) {
+        const expected = model
+          .reference(
+            tf,
+            gathered(tf, model, 'user', users, p),
+            gathered(tf, model, 'item', items, p),
+          )
+          .dataSync();
+        const actual = model.pairScores(users, items, count, p);
+        for (let t = 0; t < count; t++)
+          expect(Math.abs(actual[t]! - expected[t]!)).toBeLessThanOrEqual(tolerance);
+      }
+    });
+
+    it(`pairBackward matches tfjs autodiff of the reference (max abs diff ${tolerance})`, (context) => {
+      const model = options.create();
+      if (!model.reference || !options.tf) return context.skip();
+      const tf = options.tf;
+      const { users, items } = randomPairs(model, count, 4);
+      const random = new Random(5);
+      const dScores = Float64Array.from({ length: count }, () => random.nextGaussian());
+      for (const p of [undefined, randomPerturbations(model, users, items, 6)]) {
+        const gradients: SparseRowsByName = new Map();
+        model.pairBackward(users, items, count, dScores, gradients, p);
+        const u = gathered(tf, model, 'user', users, p);
+        const i = gathered(tf, model, 'item', items, p);
+        const names = [...Object.keys(u), ...Object.keys(i)];
+        const inputs = [...Object.values(u), ...Object.values(i)];
+        const weights = tf.tensor1d(Float32Array.from(dScores));
+        const grads = tf.grads((...xs: tfc.Tensor[]) => {
+          const uu: Record<string, tfc.Tensor2D> = {};
+          const ii: Record<string, tfc.Tensor2D> = {};
+          names.forEach(
+            (name, k) => ((k < Object.keys(u).length ? uu : ii)[name] = xs[k] as tfc.Tensor2D),
+          );
+          return tf.sum(tf.mul(model.reference!(tf, uu, ii), weights));
+        })(inputs);
+        names.forEach((name, k) => {
+          const table = model.tables.find((t) => t.name === name)!;
+          const d = table.dimension;
+          const g = grads[k]!.dataSync();
+          const expected = new Map<number, Float64Array>();
+          (table.side === 'user' ? users : items).forEach((id, t) => {
+            const row = expected.get(id) ?? new Float64Array(d);
+            for (let f = 0; f < d; f++) row[f]! += g[t * d + f]!;
+            expected.set(id, row);
+          });
+          const actual = gradients.get(name);
+          expect(actual, `gradient of ${name}`).toBeDefined();
+          expect([...actual!.rows].sort((a, b) => a - b)).toEqual(
+            [...expected.keys()].sort((a, b) => a - b),
+          );
+          for (const [id, row] of expected) {
+            const o = actual!.offsetOf(id);
+            for (let f = 0; f < d; f++)
+              expect(Math.abs(actual!.values[o + f]! - row[f]!)).toBeLessThanOrEqual(tolerance);
+          }
+        });
+      }
+    });
+
+    it('a checkpoint round trip through the registry restores identical scores', () => {
+      const model = options.create();
+      const bytes = Buffer.concat(serializeCheckpoint(model, [], { note: 'contract' }));
+      const checkpoint = parseCheckpoint(bytes, 'contract.ckpt');
+      expect(checkpoint.metadata.note).toBe('contract');
+      const restored = restoreModel(checkpoint.model);
+      expect(restored.modelName).toBe(model.modelName);
+      expect(restored.config).toEqual(model.config);
+      const users = Int32Array.of(0, model.numUsers - 1);
+      expect(restored.scoreAll(users)).toEqual(model.scoreAll(users));
+      // A truncated file is refused with its name.
+      expect(() => parseCheckpoint(bytes.subarray(0, bytes.length - 3), 'contract.ckpt')).toThrow(
+        /contract\.ckpt/,
+      );
+    });
+
+    it('refuses ids outside the model', () => {
+      const model = options.create();
+      const bad = [Int32Array.of(model.numUsers), Int32Array.of(-1)];
+      for (const users of bad) {
+        expect(() => model.score(users, Int32Array.of(0))).toThrow(/outside/);
+        expect(() => model.scoreAll(users)).toThrow(/outside/);
+      }
+      expect(() => model.score(Int32Array.of(0), Int32Array.of(model.numItems))).toThrow(/outside/);
+      let error: unknown;
+      try {
+        model.pairScores(Int32Array.of(0), Int32Array.of(model.numItems), 1);
+      } catch (e) {
+        error = e;
+      }
+      expect(DataError.isInstance(error) || error instanceof RangeError).toBe(true);
+    });
+  });
+}

@@ -1,0 +1,32 @@
+import { describeModelContract } from '@advrec/models/contract';
+import { mfReferenceScore } from '@advrec/models';
+import type { ReferenceScore } from '@advrec/models';
+import { loadTfjs } from './backend.js';
+import { TfjsModel, registerTfjsModel } from './tfjs-model.js';
+
+const { tf } = await loadTfjs('cpu');
+
+/** A plugin-style model with a bias: y_ui = p_u . q_i + b_i (b_i as a 1-wide item table). */
+const biasedScore: ReferenceScore = (t, users, items) =>
+  t.add(
+    mfReferenceScore(t, users, items),
+    t.reshape(items.itemBias!, [-1]),
+  ) as ReturnType<ReferenceScore>;
+
+const definition = {
+  modelName: 'contract-biased-mf',
+  description: 'MF with item bias, defined in tfjs (contract test)',
+  tables: [
+    { name: 'userEmbeddings', side: 'user', dimension: 5, initStd: 0.5 },
+    { name: 'itemEmbeddings', side: 'item', dimension: 5, initStd: 0.5 },
+    { name: 'itemBias', side: 'item', dimension: 1, initStd: 0.5, perturbable: false },
+  ],
+  score: biasedScore,
+} as const;
+registerTfjsModel(tf, definition);
+
+describeModelContract({
+  name: 'a tfjs-defined plugin model',
+  create: () => new TfjsModel(tf, definition, { numUsers: 17, numItems: 29 }, { seed: 3 }),
+  tf,
+});
