@@ -6,7 +6,13 @@
  * perturbations of their embeddings (APR Table 2).
  */
 import { availableParallelism } from 'node:os';
-import { generateSynthetic, holdOutValidation, leaveOneOut, readMovieLens100K, toImplicit } from '@advrec/data';
+import {
+  generateSynthetic,
+  holdOutValidation,
+  leaveOneOut,
+  readMovieLens100K,
+  toImplicit,
+} from '@advrec/data';
 import { evaluateFullRanking, pairedTTest } from '@advrec/metrics';
 import type { EvaluationResult } from '@advrec/metrics';
 import { ItemPop, MatrixFactorization, cloneTable } from '@advrec/models';
@@ -26,9 +32,16 @@ async function main(): Promise<void> {
   );
   const cutoffs = [10, 50];
   const test = (model: Model): Promise<EvaluationResult> =>
-    evaluateFullRanking(model as Parameters<typeof evaluateFullRanking>[0], dataset, { cutoffs, metrics: ['hr', 'ndcg'] });
+    evaluateFullRanking(model as Parameters<typeof evaluateFullRanking>[0], dataset, {
+      cutoffs,
+      metrics: ['hr', 'ndcg'],
+    });
   const threads = Math.min(2, availableParallelism());
-  const config = { seed: 1, threads, validation: { every: 5, metric: 'ndcg@50', patience: 4 } } as const;
+  const config = {
+    seed: 1,
+    threads,
+    validation: { every: 5, metric: 'ndcg@50', patience: 4 },
+  } as const;
 
   const popularity = await test(new ItemPop(dataset.train));
   const mf = new MatrixFactorization(dataset, { embeddingSize: 64, seed: 1 });
@@ -54,35 +67,56 @@ async function main(): Promise<void> {
     [continued, false],
     [amf, true],
   ] as const) {
-    const trainer = await Trainer.create(model, dataset, { ...config, adversarial: { epsilon: 0.5, adversarialWeight: 1 } });
+    const trainer = await Trainer.create(model, dataset, {
+      ...config,
+      adversarial: { epsilon: 0.5, adversarialWeight: 1 },
+    });
     await trainer.runPhase({ epochs: 60, adversarial });
     await trainer.close();
   }
   const bprPlus = await test(continued);
   const apr = await test(amf);
   console.log('\ntest (full ranking, training and validation items excluded)');
-  console.log('model            ' + Object.keys(apr.metrics).map((k) => k.padStart(9)).join(''));
+  console.log(
+    'model            ' +
+      Object.keys(apr.metrics)
+        .map((k) => k.padStart(9))
+        .join(''),
+  );
   for (const [name, r] of [
     ['ItemPop', popularity],
     ['MF-BPR', mfBpr],
     ['BPR continued', bprPlus],
     ['AMF (eps 0.5)', apr],
   ] as const)
-    console.log(name.padEnd(17) + Object.values(r.metrics).map((v) => v.toFixed(4).padStart(9)).join(''));
+    console.log(
+      name.padEnd(17) +
+        Object.values(r.metrics)
+          .map((v) => v.toFixed(4).padStart(9))
+          .join(''),
+    );
   const t = pairedTTest(apr.perUser['ndcg@50']!, bprPlus.perUser['ndcg@50']!);
   console.log(
     `AMF vs BPR continued, ndcg@50: ${percent((apr.metrics['ndcg@50']! - bprPlus.metrics['ndcg@50']!) / bprPlus.metrics['ndcg@50']!)}, paired t-test p = ${t.pValue.toExponential(2)}`,
   );
 
-  console.log('\nrobustness: relative change of test ndcg@50 when the embeddings are perturbed (APR Table 2)');
+  console.log(
+    '\nrobustness: relative change of test ndcg@50 when the embeddings are perturbed (APR Table 2)',
+  );
   for (const [name, model] of [
     ['BPR continued', continued],
     ['AMF', amf],
   ] as const) {
-    const report = await robustnessSweep(model, dataset, { epsilons: [0.5, 1, 2], cutoffs: [50], metrics: ['ndcg'] });
+    const report = await robustnessSweep(model, dataset, {
+      epsilons: [0.5, 1, 2],
+      cutoffs: [50],
+      metrics: ['ndcg'],
+    });
     console.log(
       `${name.padEnd(14)} ` +
-        report.points.map((p) => `${p.adversary} ${p.epsilon}: ${percent(p.relativeChange['ndcg@50']!)}`).join('  '),
+        report.points
+          .map((p) => `${p.adversary} ${p.epsilon}: ${percent(p.relativeChange['ndcg@50']!)}`)
+          .join('  '),
     );
   }
 }
