@@ -1,0 +1,470 @@
+import { createHash } from 'node:crypto';
+import { open, readFile, rm, stat, truncate } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { ConfigError, DataFormatError, writeFileAtomic, writeNpy } from '@advrec/data';
+import type { ConfigIssue } from '@advrec/data';
+import { exposeTensor, inspectOnnxModel } from './onnx-graph.js';
+import { preprocessImage, resolvePreprocessing, tensorSize } from './preprocess.js';
+import type { Preprocessing } from './preprocess.js';
+
+/** One image to extract: the item it belongs to and its file. */
+export interface ImageEntry {
+  readonly itemId: string;
+  readonly file: string;
+}
+
+/** Progress of an extraction. */
+export interface ExtractionProgress {
+  /** Images handled so far (extracted or failed), resumed ones included. */
+  readonly done: number;
+  readonly total: number;
+  readonly failed: number;
+  /** Images per second in this run. */
+  readonly imagesPerSecond: number;
+}
+
+/** Options of {@link extractFeatures}. */
+export interface ExtractionOptions {
+  /** The ONNX CNN file (the user supplies it; nothing is downloaded). */
+  readonly model: string;
+  readonly images: readonly ImageEntry[];
+  /** The `.npy` matrix to write (rows = extracted images, in `images` order). */
+  readonly output: string;
+  /** Model input name (default: the graph's first input). */
+  readonly inputName?: string;
+  /**
+   * The feature tensor: a graph output or any intermediate tensor (exposed as an extra
+   * output). Default: the graph's first output. A rank-4 tensor `[N, C, H, W]` is averaged
+   * over `H x W` (global average pooling), giving `C` features per image.
+   */
+  readonly tensor?: string;
+  readonly preprocessing?: Partial<Preprocessing>;
+  /** Images per inference batch (default 32). */
+  readonly batchSize?: number;
+  /** Element type of the output file (default float32). */
+  readonly dtype?: 'float32' | 'float16';
+  /** Images decoded concurrently (default 8). */
+  readonly decodeConcurrency?: number;
+  /** onnxruntime intra-op threads (default: all cores). */
+  readonly threads?: number;
+  readonly onProgress?: (progress: ExtractionProgress) => void;
+  /** Stops after the current batch; the partial work is kept for a resume. */
+  readonly signal?: AbortSignal;
+}
+
+/** An image that could not be used, and why (recorded in the manifest, never zero-filled). */
+export interface FailedImage {
+  readonly itemId: string;
+  readonly file: string;
+  readonly reason: string;
+}
+
+/** The manifest written beside the matrix (`<output>.manifest.json`). */
+export interface FeatureManifest {
+  readonly format: 'advrec-features/1';
+  /** Item ids in row order. */
+  readonly itemIds: readonly string[];
+  readonly rows: number;
+  readonly dimension: number;
+  readonly dtype: 'float32' | 'float16';
+  readonly model: { readonly file: string; readonly sha256: string };
+  readonly inputName: string;
+  readonly tensor: string;
+  /** `mean over HxW` when the tensor was rank 4, else `none`. */
+  readonly pooling: string;
+  readonly preprocessing: Preprocessing;
+  readonly failed: readonly FailedImage[];
+  readonly images: number;
+}
+
+/** What {@link extractFeatures} returns. */
+export interface ExtractionResult {
+  readonly manifest: FeatureManifest;
+  readonly manifestFile: string;
+  /** Images handled by this call (not counting resumed ones). */
+  readonly processedNow: number;
+  readonly resumedFrom: number;
+  readonly seconds: number;
+  readonly imagesPerSecond: number;
+}
+
+interface PartialState {
+  fingerprint: string;
+  done: number;
+  rows: number;
+  dimension: number;
+  itemIds: string[];
+  failed: FailedImage[];
+}
+
+interface OrtTensor {
+  readonly dims: readonly number[];
+  readonly data: Float32Array;
+}
+interface OrtSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, unknown>, fetches: string[]): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
+interface OrtModule {
+  InferenceSession: { create(model: Uint8Array, options: object): Promise<OrtSession> };
+  Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => unknown;
+}
+
+/** Loads onnxruntime-node (an optional dependency); the error says how to install it. */
+export async function loadOnnxRuntime(): Promise<OrtModule> {
+  try {
+    const module = (await import('onnxruntime-node')) as unknown as OrtModule & {
+      default?: OrtModule;
+    };
+    return module.default ?? module;
+  } catch (cause) {
+    throw new Error(
+      'feature extraction needs onnxruntime-node: npm install --ignore-scripts onnxruntime-node (its CPU binaries ship in the package)',
+      { cause },
+    );
+  }
+}
+
+/** A CNN session that turns preprocessed image tensors into pooled feature vectors. */
+export class FeatureSession {
+  readonly inputName: string;
+  readonly tensor: string;
+  readonly preprocessing: Preprocessing;
+  private readonly ort: OrtModule;
+  private readonly session: OrtSession;
+  private readonly file: string;
+  /** Feature width, known after the first batch. */
+  dimension = 0;
+  pooling = 'none';
+
+  private constructor(
+    ort: OrtModule,
+    session: OrtSession,
+    file: string,
+    inputName: string,
+    tensor: string,
+    p: Preprocessing,
+  ) {
+    this.ort = ort;
+    this.session = session;
+    this.file = file;
+    this.inputName = inputName;
+    this.tensor = tensor;
+    this.preprocessing = p;
+  }
+
+  /** Opens `model` with `tensor` exposed as an output. */
+  static async open(
+    modelBytes: Uint8Array,
+    file: string,
+    options: {
+      inputName?: string;
+      tensor?: string;
+      preprocessing?: Partial<Preprocessing>;
+      threads?: number;
+    },
+  ): Promise<FeatureSession> {
+    const p = resolvePreprocessing(options.preprocessing);
+    const info = inspectOnnxModel(modelBytes, file);
+    const inputName = options.inputName ?? info.inputs[0];
+    if (!inputName || !info.inputs.includes(inputName))
+      throw new DataFormatError(
+        { file },
+        `an input named "${options.inputName}" (inputs: ${info.inputs.join(', ')})`,
+        'none',
+      );
+    const tensor = options.tensor ?? info.outputs[0]!;
+    const bytes = exposeTensor(modelBytes, tensor, file);
+    const ort = await loadOnnxRuntime();
+    let session: OrtSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, {
+        intraOpNumThreads: options.threads ?? availableParallelism(),
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+      });
+    } catch (cause) {
+      throw new DataFormatError(
+        { file },
+        'an ONNX model onnxruntime can load',
+        (cause as Error).message,
+        { cause },
+      );
+    }
+    return new FeatureSession(ort, session, file, inputName, tensor, p);
+  }
+
+  /** Features of `count` preprocessed images (`count x tensorSize` floats), `count x dimension`. */
+  async run(input: Float32Array, count: number): Promise<Float32Array> {
+    const p = this.preprocessing;
+    const dims =
+      p.layout === 'nchw'
+        ? [count, p.channels, p.crop, p.crop]
+        : [count, p.crop, p.crop, p.channels];
+    let result: Record<string, OrtTensor>;
+    try {
+      result = await this.session.run(
+        {
+          [this.inputName]: new this.ort.Tensor(
+            'float32',
+            input.subarray(0, count * tensorSize(p)),
+            dims,
+          ),
+        },
+        [this.tensor],
+      );
+    } catch (cause) {
+      throw new DataFormatError(
+        { file: this.file },
+        `a model taking ${this.inputName} as float32 [${dims.join(', ')}] (check preprocessing.channels, crop and layout)`,
+        (cause as Error).message,
+        { cause },
+      );
+    }
+    const out = result[this.tensor]!;
+    const [n, c] = out.dims;
+    if (n !== count)
+      throw new DataFormatError(
+        { file: this.file },
+        `${count} rows in tensor ${this.tensor}`,
+        `${n}`,
+      );
+    const spatial = out.dims.slice(2).reduce((a, b) => a * b, 1);
+    const dimension = out.dims.length <= 2 ? (c ?? 1) : c!;
+    if (this.dimension !== 0 && this.dimension !== dimension)
+      throw new DataFormatError({ file: this.file }, `${this.dimension} features`, `${dimension}`);
+    this.dimension = dimension;
+    this.pooling =
+      out.dims.length > 2 && spatial > 1 ? `mean over ${out.dims.slice(2).join('x')}` : 'none';
+    const features = new Float32Array(count * dimension);
+    const data = out.data;
+    for (let r = 0; r < count; r++) {
+      for (let f = 0; f < dimension; f++) {
+        let s = 0;
+        const base = (r * dimension + f) * spatial;
+        for (let k = 0; k < spatial; k++) s += data[base + k]!;
+        features[r * dimension + f] = s / spatial;
+      }
+    }
+    return features;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/**
+ * Extracts CNN features for a list of images: decoding (sharp, several images at once)
+ * is pipelined with inference (onnxruntime) one batch ahead. Resumable: rows are appended
+ * to `<output>.partial` and progress to `<output>.partial.json` after every batch, so a
+ * killed or aborted run continues where it stopped (same options) and produces the same
+ * file as an uninterrupted one. The final `.npy` and the manifest are written atomically.
+ * Unreadable images are skipped and listed in the manifest with the reason.
+ */
+export async function extractFeatures(options: ExtractionOptions): Promise<ExtractionResult> {
+  const started = performance.now();
+  const issues: ConfigIssue[] = [];
+  const batchSize = options.batchSize ?? 32;
+  const concurrency = options.decodeConcurrency ?? 8;
+  const dtype = options.dtype ?? 'float32';
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    issues.push({ path: 'batchSize', message: `must be a positive integer, got ${batchSize}` });
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    issues.push({
+      path: 'decodeConcurrency',
+      message: `must be a positive integer, got ${concurrency}`,
+    });
+  if (dtype !== 'float32' && dtype !== 'float16')
+    issues.push({ path: 'dtype', message: `must be float32 or float16, got ${String(dtype)}` });
+  if (!options.output.endsWith('.npy'))
+    issues.push({ path: 'output', message: `must end with .npy, got ${options.output}` });
+  const seen = new Set<string>();
+  options.images.forEach((image, k) => {
+    if (seen.has(image.itemId))
+      issues.push({ path: `images[${k}].itemId`, message: `duplicate item id ${image.itemId}` });
+    seen.add(image.itemId);
+  });
+  const preprocessing = (() => {
+    try {
+      return resolvePreprocessing(options.preprocessing);
+    } catch (error) {
+      if (ConfigError.isInstance(error)) issues.push(...error.issues);
+      else throw error;
+      return null;
+    }
+  })();
+  if (issues.length > 0 || !preprocessing) throw new ConfigError(issues);
+
+  let modelBytes: Buffer;
+  try {
+    modelBytes = await readFile(options.model);
+  } catch (cause) {
+    throw new DataFormatError(
+      { file: options.model },
+      'a readable ONNX model file',
+      (cause as Error).message,
+      { cause },
+    );
+  }
+  const sha256 = createHash('sha256').update(modelBytes).digest('hex');
+  const session = await FeatureSession.open(modelBytes, options.model, {
+    inputName: options.inputName,
+    tensor: options.tensor,
+    preprocessing,
+    threads: options.threads,
+  });
+  const fingerprint = createHash('sha256')
+    .update(
+      JSON.stringify([
+        sha256,
+        session.inputName,
+        session.tensor,
+        preprocessing,
+        options.images,
+        batchSize,
+      ]),
+    )
+    .digest('hex');
+  const partialFile = `${options.output}.partial`;
+  const stateFile = `${options.output}.partial.json`;
+  let state: PartialState = {
+    fingerprint,
+    done: 0,
+    rows: 0,
+    dimension: 0,
+    itemIds: [],
+    failed: [],
+  };
+  try {
+    const saved = JSON.parse(await readFile(stateFile, 'utf8')) as PartialState;
+    if (saved.fingerprint === fingerprint) {
+      state = saved;
+      // Rows appended after the last saved state (a kill between the two writes) are dropped.
+      const bytes = state.rows * state.dimension * 4;
+      if ((await stat(partialFile)).size < bytes)
+        throw new Error('partial file shorter than its state');
+      await truncate(partialFile, bytes);
+      session.dimension = state.dimension;
+    }
+  } catch {
+    state = { fingerprint, done: 0, rows: 0, dimension: 0, itemIds: [], failed: [] };
+  }
+  const resumedFrom = state.done;
+  const handle = await open(partialFile, state.done === 0 ? 'w' : 'a');
+  const total = options.images.length;
+  const size = tensorSize(preprocessing);
+  const decodeBatch = async (
+    from: number,
+  ): Promise<{ input: Float32Array; ok: number[]; failed: FailedImage[] }> => {
+    const to = Math.min(total, from + batchSize);
+    const input = new Float32Array((to - from) * size);
+    const status = new Array<string | null>(to - from).fill(null);
+    let next = from;
+    const worker = async (): Promise<void> => {
+      while (next < to) {
+        const k = next++;
+        try {
+          await preprocessImage(options.images[k]!.file, preprocessing, input, (k - from) * size);
+        } catch (error) {
+          status[k - from] = error instanceof Error ? error.message : String(error);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, to - from) }, worker));
+    const ok: number[] = [];
+    const failed: FailedImage[] = [];
+    status.forEach((reason, t) => {
+      const image = options.images[from + t]!;
+      if (reason === null) ok.push(from + t);
+      else failed.push({ itemId: image.itemId, file: image.file, reason });
+    });
+    // Compact the decoded images to the front, in order.
+    ok.forEach((k, t) => {
+      if (k - from !== t) input.copyWithin(t * size, (k - from) * size, (k - from + 1) * size);
+    });
+    return { input, ok, failed };
+  };
+  let processedNow = 0;
+  try {
+    let pending = state.done < total ? decodeBatch(state.done) : null;
+    while (pending) {
+      const batch = await pending;
+      const from = state.done;
+      const nextFrom = Math.min(total, from + batchSize);
+      // Decode the next batch while this one runs through the CNN.
+      pending = nextFrom < total && !options.signal?.aborted ? decodeBatch(nextFrom) : null;
+      if (batch.ok.length > 0) {
+        const features = await session.run(batch.input, batch.ok.length);
+        await handle.write(
+          new Uint8Array(features.buffer, features.byteOffset, features.byteLength),
+        );
+        await handle.sync();
+      }
+      state = {
+        ...state,
+        done: nextFrom,
+        rows: state.rows + batch.ok.length,
+        dimension: session.dimension || state.dimension,
+        itemIds: [...state.itemIds, ...batch.ok.map((k) => options.images[k]!.itemId)],
+        failed: [...state.failed, ...batch.failed],
+      };
+      await writeFileAtomic(stateFile, () => [JSON.stringify(state)]);
+      processedNow += nextFrom - from;
+      options.onProgress?.({
+        done: state.done,
+        total,
+        failed: state.failed.length,
+        imagesPerSecond: processedNow / ((performance.now() - started) / 1000),
+      });
+      if (options.signal?.aborted && state.done < total) {
+        pending = null;
+        throw new DOMException(
+          `feature extraction aborted after ${state.done} of ${total} images; run again to resume`,
+          'AbortError',
+        );
+      }
+    }
+  } finally {
+    await handle.close();
+    await session.release();
+  }
+  if (state.rows === 0)
+    throw new DataFormatError(
+      { file: options.images[0]?.file ?? options.output },
+      'at least one readable image',
+      `${state.failed.length} failed`,
+    );
+  const data = new Float32Array((await readFile(partialFile)).buffer.slice(0));
+  const matrix = new Float32Array(data.buffer, 0, state.rows * state.dimension);
+  await writeNpy(options.output, matrix, state.rows, state.dimension, { dtype });
+  const manifest: FeatureManifest = {
+    format: 'advrec-features/1',
+    itemIds: state.itemIds,
+    rows: state.rows,
+    dimension: state.dimension,
+    dtype,
+    model: { file: options.model, sha256 },
+    inputName: session.inputName,
+    tensor: session.tensor,
+    pooling: session.pooling,
+    preprocessing,
+    failed: state.failed,
+    images: total,
+  };
+  const manifestFile = `${options.output}.manifest.json`;
+  await writeFileAtomic(manifestFile, () => [JSON.stringify(manifest, null, 2) + '\n']);
+  await rm(partialFile, { force: true });
+  await rm(stateFile, { force: true });
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    manifest,
+    manifestFile,
+    processedNow,
+    resumedFrom,
+    seconds,
+    imagesPerSecond: processedNow / seconds,
+  };
+}

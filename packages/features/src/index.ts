@@ -1,0 +1,24 @@
+/**
+ * `@advrec/features`: item image features from a CNN in ONNX, through sharp and
+ * onnxruntime-node.
+ *
+ * @packageDocumentation
+ */
+export {
+  IMAGENET_PREPROCESSING,
+  preprocessImage,
+  resolvePreprocessing,
+  tensorSize,
+} from './preprocess.js';
+export type { Preprocessing } from './preprocess.js';
+export { exposeTensor, inspectOnnxModel } from './onnx-graph.js';
+export type { OnnxGraphInfo } from './onnx-graph.js';
+export { FeatureSession, extractFeatures, loadOnnxRuntime } from './extractor.js';
+export type {
+  ExtractionOptions,
+  ExtractionProgress,
+  ExtractionResult,
+  FailedImage,
+  FeatureManifest,
+  ImageEntry,
+} from './extractor.js';
