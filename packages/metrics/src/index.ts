@@ -21,7 +21,13 @@ export type {
 } from './evaluate.js';
 export { evaluateBruteForce } from './reference.js';
 export type { BruteForceResult } from './reference.js';
-export { buildTopKScoringModel, loadOnnxRuntime, OnnxTopKScorer } from './onnx.js';
+export {
+  buildGemmModel,
+  buildTopKScoringModel,
+  loadOnnxRuntime,
+  OnnxGemm,
+  OnnxTopKScorer,
+} from './onnx.js';
 export type { TopKScoringModelSpec } from './onnx.js';
 export { pairedTTest, wilcoxonSignedRank } from './significance.js';
 export type { PairedTTestResult, WilcoxonResult } from './significance.js';

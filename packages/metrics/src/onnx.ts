@@ -290,3 +290,99 @@ export class OnnxTopKScorer {
     await this.session.release();
   }
 }
+
+/**
+ * Builds a one-node ONNX model `y = op(a) . op(b)` (a Gemm with `transA` / `transB`),
+ * dynamic shapes, opset 13.
+ */
+export function buildGemmModel(transA: boolean, transB: boolean): Uint8Array {
+  const model = new ProtoWriter();
+  model.int(1, 8);
+  model.string(2, '@advrec/metrics');
+  model.message(7, (graph) => {
+    node(
+      graph,
+      'Gemm',
+      ['a', 'b'],
+      ['y'],
+      [
+        { name: 'transA', int: transA ? 1 : 0 },
+        { name: 'transB', int: transB ? 1 : 0 },
+      ],
+    );
+    graph.string(2, 'advrec_gemm');
+    valueInfo(graph, 11, 'a', FLOAT, ['a0', 'a1']);
+    valueInfo(graph, 11, 'b', FLOAT, ['b0', 'b1']);
+    valueInfo(graph, 12, 'y', FLOAT, ['y0', 'y1']);
+  });
+  model.message(8, (opset) => {
+    opset.string(1, '');
+    opset.int(2, 13);
+  });
+  return model.finish();
+}
+
+/**
+ * Dense float32 matrix products on onnxruntime (MLAS), for the training-time products of
+ * visual models (`C E`, `C^T G`, `G E^T`). One session per transposition; `run` is
+ * asynchronous like onnxruntime's.
+ */
+export class OnnxGemm {
+  private constructor(
+    private readonly ort: OrtModule,
+    private readonly sessions: Map<string, InferenceSession>,
+  ) {}
+
+  /** Sessions for every transposition; `null` when onnxruntime-node is not installed. */
+  static async create(options: { threads?: number } = {}): Promise<OnnxGemm | null> {
+    const ort = await loadOnnxRuntime();
+    if (ort === null) return null;
+    const sessions = new Map<string, InferenceSession>();
+    for (const transA of [false, true])
+      for (const transB of [false, true])
+        sessions.set(
+          `${transA}${transB}`,
+          await ort.InferenceSession.create(buildGemmModel(transA, transB), {
+            executionProviders: ['cpu'],
+            graphOptimizationLevel: 'all',
+            intraOpNumThreads: options.threads ?? 0,
+            interOpNumThreads: 1,
+          }),
+        );
+    return new OnnxGemm(ort, sessions);
+  }
+
+  /**
+   * `op(A) . op(B)` for row-major `A` (`aRows x aCols`) and `B` (`bRows x bCols`), with
+   * `op` the transpose when asked. Returns the row-major product.
+   */
+  async multiply(
+    a: Float32Array,
+    aRows: number,
+    aCols: number,
+    b: Float32Array,
+    bRows: number,
+    bCols: number,
+    transA = false,
+    transB = false,
+  ): Promise<Float32Array> {
+    const inner = transA ? aRows : aCols;
+    if (inner !== (transB ? bCols : bRows))
+      throw new RangeError(
+        `cannot multiply ${aRows}x${aCols}${transA ? 'ᵀ' : ''} by ${bRows}x${bCols}${transB ? 'ᵀ' : ''}`,
+      );
+    const session = this.sessions.get(`${transA}${transB}`)!;
+    // onnxruntime-node does not take views of shared memory: copy those.
+    const plain = (x: Float32Array, n: number): Float32Array =>
+      x.buffer instanceof SharedArrayBuffer ? x.slice(0, n) : x.subarray(0, n);
+    const output = await session.run({
+      a: new this.ort.Tensor('float32', plain(a, aRows * aCols), [aRows, aCols]),
+      b: new this.ort.Tensor('float32', plain(b, bRows * bCols), [bRows, bCols]),
+    });
+    return output.y!.data as Float32Array;
+  }
+
+  async release(): Promise<void> {
+    for (const session of this.sessions.values()) await session.release();
+  }
+}

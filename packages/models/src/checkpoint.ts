@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { DataFormatError, writeFileAtomic } from '@advrec/data';
 import type { JsonObject, Model, ModelState } from './model.js';
 import { createTable } from './tables.js';
-import type { ParameterTable, Side } from './tables.js';
+import type { ParameterTable, TableSide } from './tables.js';
 
 const MAGIC = 'ADVRECK1';
 
@@ -17,7 +17,7 @@ export interface Checkpoint {
 
 interface TableHeader {
   name: string;
-  side: Side;
+  side: TableSide;
   rows: number;
   dimension: number;
   extra: boolean;

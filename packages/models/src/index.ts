@@ -17,7 +17,7 @@ export type {
   Tfjs,
 } from './model.js';
 export { cloneTable, createTable, initializeTruncatedNormal } from './tables.js';
-export type { ParameterTable, Side } from './tables.js';
+export type { ParameterTable, Side, TableSide } from './tables.js';
 export { SparseRows } from './sparse-rows.js';
 export type { SparseRowsByName } from './sparse-rows.js';
 export {
@@ -30,6 +30,17 @@ export {
 } from './mf.js';
 export type { MatrixFactorizationConfig, ResolvedMatrixFactorizationConfig } from './mf.js';
 export { ITEM_POP_MODEL_NAME, ItemPop } from './item-pop.js';
+export {
+  FEATURE_PROJECTION,
+  ITEM_FEATURES,
+  USER_VISUAL_EMBEDDINGS,
+  VBPR_MODEL_NAME,
+  VISUAL_BIAS,
+  VisualBPR,
+  resolveVisualBPRConfig,
+  vbprReferenceScore,
+} from './vbpr.js';
+export type { ResolvedVisualBPRConfig, VisualBPRConfig } from './vbpr.js';
 export {
   createModel,
   getModelFactory,

@@ -30,14 +30,16 @@ export interface PerturbableSurface {
  * The reference definition of a model in tfjs-core ops, as a function of the rows the
  * batch gathered from each table (`users` holds the user-side tables' rows of the pairs'
  * users, `items` the item-side tables' rows of the pairs' items; every tensor is
- * `pairs x dimension`), returning the pairs' scores. Perturbations of embedding surfaces
- * are added to the gathered rows before the call. It is the test oracle of every fused
+ * `pairs x dimension`; `dense` holds the dense tables whole, e.g. the feature projection),
+ * returning the pairs' scores. Perturbations of surfaces are added to the gathered rows
+ * before the call (item features are an item-side table that is not trainable). It is the test oracle of every fused
  * kernel and what the generic trainer differentiates for plugin models.
  */
 export type ReferenceScore = (
   tf: Tfjs,
   users: Readonly<Record<string, tfc.Tensor2D>>,
   items: Readonly<Record<string, tfc.Tensor2D>>,
+  dense: Readonly<Record<string, tfc.Tensor2D>>,
 ) => tfc.Tensor1D;
 
 /** What a checkpoint stores to rebuild a model through the registry. */
@@ -90,8 +92,10 @@ export interface Model {
   /**
    * Backward pass of `sum_t dScores[t] * score(users[t], items[t])` at the (perturbed)
    * parameters: adds the gradient of every trainable table's touched rows into
-   * `gradients` (keyed by table name; a missing entry is created). For embedding
-   * surfaces, the gradient w.r.t. the perturbation is the gradient w.r.t. the table rows.
+   * `gradients` (keyed by table name; a missing entry is created; dense tables get all
+   * their rows). For embedding surfaces, the gradient w.r.t. the perturbation is the
+   * gradient w.r.t. the table rows; a surface that is not a trainable table (item
+   * features) gets its gradient under the surface name.
    */
   pairBackward(
     users: Int32Array,

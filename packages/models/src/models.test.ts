@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InteractionMatrix } from '@advrec/data';
 import { describeModelContract } from './contract.js';
-import { ItemPop, MatrixFactorization, getModelFactory, listModels } from './index.js';
+import { ItemPop, MatrixFactorization, VisualBPR, getModelFactory, listModels } from './index.js';
 
 await tf.setBackend('cpu');
 
@@ -72,6 +72,70 @@ describe('registry', () => {
     );
     expect(() => getModelFactory('bpr-mf')).toThrow(
       /unknown model "bpr-mf"; registered: item-pop, mf/,
+    );
+  });
+});
+
+const visualTrain = InteractionMatrix.fromPairs(
+  9,
+  12,
+  Int32Array.of(0, 1, 2, 3, 4, 5, 6, 7, 8, 8),
+  Int32Array.of(0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+);
+function features(
+  items: number,
+  d: number,
+  seed: number,
+): { data: Float32Array; dimension: number } {
+  let x = seed;
+  const data = Float32Array.from({ length: items * d }, () => {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    return (x / 2147483648) * 2;
+  });
+  return { data, dimension: d };
+}
+for (const [userVisual, visualBias] of [
+  ['shared', false],
+  ['separate', true],
+] as const) {
+  describeModelContract({
+    name: `VBPR (${userVisual}${visualBias ? ', visual bias' : ''})`,
+    create: () =>
+      new VisualBPR({ numUsers: 9, numItems: 12 }, features(12, 7, 3), {
+        embeddingSize: 5,
+        userVisual,
+        visualBias,
+        initStd: 0.5,
+        projectionInitStd: 0.3,
+        seed: 2,
+      }),
+    tf,
+  });
+}
+
+describe('VBPR', () => {
+  it('zeroes the ID embedding of cold-start items, which are scored by their features alone', () => {
+    const model = new VisualBPR(
+      { numUsers: 9, numItems: 12 },
+      features(12, 7, 5),
+      { embeddingSize: 4, initStd: 0.5 },
+      { train: visualTrain },
+    );
+    expect(model.itemEmbeddings.values.subarray(10 * 4, 12 * 4).every((v) => v === 0)).toBe(true);
+    expect(model.itemEmbeddings.values.subarray(0, 4).some((v) => v !== 0)).toBe(true);
+    const s = model.score(Int32Array.of(0), Int32Array.of(11))[0]!;
+    expect(s).not.toBe(0);
+  });
+
+  it('refuses features of the wrong size or with NaN', () => {
+    expect(
+      () =>
+        new VisualBPR({ numUsers: 3, numItems: 4 }, { data: new Float32Array(10), dimension: 3 }),
+    ).toThrow(/4 items x 3/);
+    const bad = features(4, 3, 1);
+    bad.data[5] = Number.NaN;
+    expect(() => new VisualBPR({ numUsers: 3, numItems: 4 }, bad)).toThrow(
+      /item feature 2 of item 1 is NaN/,
     );
   });
 });

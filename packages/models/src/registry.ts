@@ -4,6 +4,8 @@ import { ItemPop, ITEM_POP_MODEL_NAME } from './item-pop.js';
 import { MatrixFactorization, MF_MODEL_NAME } from './mf.js';
 import type { MatrixFactorizationConfig } from './mf.js';
 import type { JsonObject, Model, ModelState } from './model.js';
+import { VBPR_MODEL_NAME, VisualBPR } from './vbpr.js';
+import type { VisualBPRConfig } from './vbpr.js';
 import { MODEL_SPECIFICATION_VERSION } from './model.js';
 
 /** What a model factory gets at creation. */
@@ -14,6 +16,8 @@ export interface ModelContext {
   readonly train: InteractionMatrix;
   /** Seed for the initialisation, used when the config has none. */
   readonly seed: number;
+  /** Item content features aligned to dense item ids (`numItems x dimension`), for visual models. */
+  readonly itemFeatures?: { readonly data: Float32Array; readonly dimension: number };
 }
 
 /**
@@ -96,4 +100,19 @@ registerModel({
   description: 'items ranked by training popularity (non-personalised baseline)',
   create: (context) => new ItemPop(context.train),
   restore: (state) => ItemPop.restore(state),
+});
+
+registerModel({
+  specificationVersion: MODEL_SPECIFICATION_VERSION,
+  modelName: VBPR_MODEL_NAME,
+  description:
+    'visually-aware BPR over item features: p_u . (q_i + E c_i) (userVisual shared, AMR Eq. 4) or p_u . q_i + theta_u . E c_i (separate, VBPR)',
+  create: (context, config) =>
+    new VisualBPR(
+      context,
+      context.itemFeatures ?? null,
+      { seed: context.seed, ...(config as VisualBPRConfig) },
+      { train: context.train },
+    ),
+  restore: (state) => VisualBPR.restore(state),
 });

@@ -1,7 +1,13 @@
 import { ConfigError, Random } from '@advrec/data';
 
-/** Which id space indexes the rows of a table or surface. */
+/** Which id space indexes the rows of a surface (and of a row table). */
 export type Side = 'user' | 'item';
+
+/**
+ * What the rows of a table are: users, items, or `dense` (a small matrix such as the
+ * feature projection E, updated whole at every batch).
+ */
+export type TableSide = Side | 'dense';
 
 /**
  * A named parameter table: `rows x dimension` float32 values, row-major. Its buffer is a
@@ -11,8 +17,8 @@ export type Side = 'user' | 'item';
 export interface ParameterTable {
   /** Name in the papers' vocabulary, e.g. `userEmbeddings` (P) or `itemEmbeddings` (Q). */
   readonly name: string;
-  /** Whether row `r` belongs to user `r` or item `r`. */
-  readonly side: Side;
+  /** Whether row `r` belongs to user `r`, item `r`, or is a row of a dense matrix. */
+  readonly side: TableSide;
   readonly rows: number;
   readonly dimension: number;
   /** `rows * dimension` values, row-major. */
@@ -22,7 +28,7 @@ export interface ParameterTable {
 /** Allocates a zero table on a `SharedArrayBuffer` (or a plain buffer when `shared` is false). */
 export function createTable(
   name: string,
-  side: Side,
+  side: TableSide,
   rows: number,
   dimension: number,
   shared = true,

@@ -127,13 +127,17 @@ function addL2(
   const count = (id: number): void => {
     counts.set(id, (counts.get(id) ?? 0) + 1);
   };
-  for (let t = 0; t < size; t++) {
-    if (table.side === 'user') count(batch.users[t]!);
-    else {
-      count(batch.positives[t]!);
-      count(batch.negatives[t]!);
+  if (table.side === 'dense') {
+    // A dense table (e.g. the feature projection E) is regularised once per batch.
+    for (let r = 0; r < table.rows; r++) count(r);
+  } else
+    for (let t = 0; t < size; t++) {
+      if (table.side === 'user') count(batch.users[t]!);
+      else {
+        count(batch.positives[t]!);
+        count(batch.negatives[t]!);
+      }
     }
-  }
   const d = table.dimension;
   const ids = rows.rows;
   const v = rows.values;

@@ -7,9 +7,9 @@ import { TfjsModel, registerTfjsModel } from './tfjs-model.js';
 const { tf } = await loadTfjs('cpu');
 
 /** A plugin-style model with a bias: y_ui = p_u . q_i + b_i (b_i as a 1-wide item table). */
-const biasedScore: ReferenceScore = (t, users, items) =>
+const biasedScore: ReferenceScore = (t, users, items, dense) =>
   t.add(
-    mfReferenceScore(t, users, items),
+    mfReferenceScore(t, users, items, dense),
     t.reshape(items.itemBias!, [-1]),
   ) as ReturnType<ReferenceScore>;
 

@@ -134,6 +134,7 @@ export class TfjsModel implements Model {
         tf,
         this.gather('user', users, count, perturbations),
         this.gather('item', items, count, perturbations),
+        {},
       ),
     );
     const out = Float64Array.from(scores.dataSync());
@@ -179,7 +180,7 @@ export class TfjsModel implements Model {
         const target = k < Object.keys(userRows).length ? u : i;
         target[name] = xs[k] as tfc.Tensor2D;
       });
-      return tf.sum(tf.mul(this.definition.score(tf, u, i), weights));
+      return tf.sum(tf.mul(this.definition.score(tf, u, i, {}), weights));
     })(inputs);
     names.forEach((name, k) => {
       const table = this.tables.find((t) => t.name === name)!;

@@ -5,10 +5,11 @@ import { getAdversary } from '@advrec/adversary';
 import type { Adversary } from '@advrec/adversary';
 import { evaluateFullRanking } from '@advrec/metrics';
 import type { EvaluationResult, MetricName } from '@advrec/metrics';
-import { MatrixFactorization, cloneTable, writeCheckpoint } from '@advrec/models';
+import { MatrixFactorization, VisualBPR, cloneTable, writeCheckpoint } from '@advrec/models';
 import type { JsonObject, Model, ParameterTable } from '@advrec/models';
 import { GenericEngine } from './generic-engine.js';
 import { MfEngine } from './mf-engine.js';
+import { VisualEngine } from './visual-engine.js';
 import type { EpochStats } from './mf-engine.js';
 import { createOptimizerState, optimizerTables, resolveOptimizerConfig } from './optimizer.js';
 import type { OptimizerConfig, OptimizerState, ResolvedOptimizerConfig } from './optimizer.js';
@@ -59,8 +60,11 @@ export interface TrainConfig {
   readonly mode?: 'deterministic' | 'hogwild';
   /** `minibatch` (default) or `sgd-triples` (classic per-triple SGD BPR; BPR epochs only, SGD only). */
   readonly algorithm?: 'minibatch' | 'sgd-triples';
-  /** `auto` (fused for MF with a built-in adversary), `fused` or `generic`. */
-  readonly engine?: 'auto' | 'fused' | 'generic';
+  /**
+   * `auto` (the fused kernel for MF with a built-in adversary, the visual engine for VBPR,
+   * else generic), `fused`, `visual` or `generic`.
+   */
+  readonly engine?: 'auto' | 'fused' | 'visual' | 'generic';
   readonly validation?: ValidationConfig;
 }
 
@@ -80,7 +84,7 @@ export interface ResolvedTrainConfig {
   readonly threads: number;
   readonly mode: 'deterministic' | 'hogwild';
   readonly algorithm: 'minibatch' | 'sgd-triples';
-  readonly engine: 'fused' | 'generic';
+  readonly engine: 'fused' | 'visual' | 'generic';
   readonly validation: {
     readonly every: number;
     readonly split: 'validation' | 'test';
@@ -227,7 +231,19 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
     });
   if (algorithm === 'sgd-triples' && requested === 'generic')
     issues.push({ path: 'engine', message: 'sgd-triples runs on the fused MF kernel only' });
-  const engine = requested === 'generic' || !fusable ? 'generic' : 'fused';
+  const visual = model instanceof VisualBPR;
+  if (requested === 'visual' && model !== undefined && !visual)
+    issues.push({ path: 'engine', message: 'the visual engine trains VBPR models' });
+  const engine =
+    requested === 'generic'
+      ? 'generic'
+      : visual || requested === 'visual'
+        ? 'visual'
+        : fusable && model !== undefined
+          ? 'fused'
+          : requested === 'fused'
+            ? 'fused'
+            : 'generic';
   const v = config.validation ?? {};
   const metric = v.metric ?? 'ndcg@100';
   const match = /^([a-z]+)@(\d+)$/.exec(metric);
@@ -291,7 +307,7 @@ export class Trainer {
   readonly optimizerStates: readonly OptimizerState[];
   /** The next epoch number. */
   epoch: number;
-  private readonly engine: MfEngine | GenericEngine;
+  private readonly engine: MfEngine | GenericEngine | VisualEngine;
   private readonly callbacks: TrainCallbacks;
   private readonly metricName: MetricName;
 
@@ -300,7 +316,7 @@ export class Trainer {
     dataset: Dataset,
     config: ResolvedTrainConfig,
     states: OptimizerState[],
-    engine: MfEngine | GenericEngine,
+    engine: MfEngine | GenericEngine | VisualEngine,
     callbacks: TrainCallbacks,
     epoch: number,
   ) {
@@ -371,7 +387,7 @@ export class Trainer {
       order: resolved.sampling,
     });
     const step = resume?.step ?? 0;
-    let engine: MfEngine | GenericEngine;
+    let engine: MfEngine | GenericEngine | VisualEngine;
     if (resolved.engine === 'fused') {
       const mf = model as MatrixFactorization;
       const surfaces = resolved.adversarial.surfaces;
@@ -395,6 +411,23 @@ export class Trainer {
         },
         step,
       );
+    } else if (resolved.engine === 'visual') {
+      engine = await VisualEngine.create(
+        model as VisualBPR,
+        sampler,
+        {
+          optimizer: resolved.optimizer,
+          states,
+          l2: resolved.l2,
+          epsilon: resolved.adversarial.epsilon,
+          adversarialWeight: resolved.adversarial.adversarialWeight,
+          adversary: getAdversary(resolved.adversarial.adversary),
+          surfaces: resolved.adversarial.surfaces,
+          seed: resolved.seed,
+          threads: resolved.threads,
+        },
+        step,
+      );
     } else {
       const adversary: Adversary = getAdversary(resolved.adversarial.adversary);
       engine = new GenericEngine(
@@ -414,9 +447,11 @@ export class Trainer {
       );
     }
     callbacks.onLog?.(
-      resolved.engine === 'fused'
+      engine instanceof MfEngine
         ? `engine: fused MF kernel, ${resolved.threads} thread(s), ${resolved.mode}, ${resolved.algorithm}, ${resolved.optimizer.name}`
-        : `engine: generic (model contract${model.reference ? ', tfjs-defined' : ''}), 1 thread, ${resolved.optimizer.name}`,
+        : engine instanceof VisualEngine
+          ? `engine: visual (dense products on ${engine.denseBackend}), ${resolved.optimizer.name}, perturbing ${resolved.adversarial.surfaces.join(', ')}`
+          : `engine: generic (model contract${model.reference ? ', tfjs-defined' : ''}), 1 thread, ${resolved.optimizer.name}`,
     );
     return new Trainer(model, dataset, resolved, states, engine, callbacks, resume?.epoch ?? 0);
   }
@@ -445,7 +480,7 @@ export class Trainer {
     let sinceBest = 0;
     let stoppedEarly = false;
     for (let e = 0; e < options.epochs; e++) {
-      const stats = this.engine.trainEpoch(this.epoch, options.adversarial);
+      const stats = await this.engine.trainEpoch(this.epoch, options.adversarial);
       const event: EpochEvent = {
         ...stats,
         epoch: this.epoch,
