@@ -8,7 +8,13 @@
 import { readFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FeatureSession, extractFeatures, preprocessImage, resolvePreprocessing, tensorSize } from '@advrec/features';
+import {
+  FeatureSession,
+  extractFeatures,
+  preprocessImage,
+  resolvePreprocessing,
+  tensorSize,
+} from '@advrec/features';
 import { median, type BenchContext } from './context.js';
 
 const BATCH = 32;
@@ -26,14 +32,21 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     const p = resolvePreprocessing();
     const sample = images.slice(0, 8 * BATCH);
     const input = new Float32Array(sample.length * tensorSize(p));
-    for (let k = 0; k < sample.length; k++) await preprocessImage(sample[k]!.file, p, input, k * tensorSize(p));
-    const session = await FeatureSession.open(await readFile(model), model, { tensor: '627', threads });
+    for (let k = 0; k < sample.length; k++)
+      await preprocessImage(sample[k]!.file, p, input, k * tensorSize(p));
+    const session = await FeatureSession.open(await readFile(model), model, {
+      tensor: '627',
+      threads,
+    });
     await session.run(input, BATCH); // warm-up
     const ortRates: number[] = [];
     for (let round = 0; round < 3; round++) {
       const t0 = performance.now();
       for (let b = 0; b < sample.length / BATCH; b++)
-        await session.run(input.subarray(b * BATCH * tensorSize(p), (b + 1) * BATCH * tensorSize(p)), BATCH);
+        await session.run(
+          input.subarray(b * BATCH * tensorSize(p), (b + 1) * BATCH * tensorSize(p)),
+          BATCH,
+        );
       ortRates.push(sample.length / ((performance.now() - t0) / 1000));
       log(`onnxruntime alone: ${ortRates.at(-1)!.toFixed(1)} images/s`);
     }
@@ -52,11 +65,14 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         batchSize: BATCH,
         threads,
         onProgress: (q) => {
-          if (q.done % (BATCH * 40) === 0) log(`pipeline ${q.done}/${q.total}: ${q.imagesPerSecond.toFixed(1)} images/s`);
+          if (q.done % (BATCH * 40) === 0)
+            log(`pipeline ${q.done}/${q.total}: ${q.imagesPerSecond.toFixed(1)} images/s`);
         },
       });
       pipelineRates.push(last.imagesPerSecond);
-      log(`pipeline run ${round}: ${last.imagesPerSecond.toFixed(1)} images/s, ${last.seconds.toFixed(1)} s`);
+      log(
+        `pipeline run ${round}: ${last.imagesPerSecond.toFixed(1)} images/s, ${last.seconds.toFixed(1)} s`,
+      );
     }
     const ort = median(ortRates);
     const pipeline = median(pipelineRates);

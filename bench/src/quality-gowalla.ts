@@ -1,5 +1,5 @@
 /**
- * `pnpm bench quality-gowalla` (about 15-30 minutes): MF-BPR (K=64) to convergence on the
+ * `pnpm bench quality-gowalla` (about 30-45 minutes): MF-BPR (K=64) to convergence on the
  * real Gowalla split (LightGCN's train/test), full-ranking Recall@20 and NDCG@20 on its
  * test file (published MF-BPR: 0.1291 / 0.1109); then AMF (epsilon 0.5, lambda 1) from the
  * BPR checkpoint versus BPR continued, paired t-test, and the robustness sweep.
@@ -22,8 +22,8 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     validationMetric: 'recall@20',
     testCutoffs: [20],
     testMetrics: ['recall', 'ndcg', 'hr', 'precision'],
-    bprMaxEpochs: Number(process.env.ADVREC_BPR_EPOCHS ?? 500),
-    continueEpochs: Number(process.env.ADVREC_CONTINUE_EPOCHS ?? 100),
+    bprMaxEpochs: Number(process.env.ADVREC_BPR_EPOCHS ?? 1000),
+    continueEpochs: Number(process.env.ADVREC_CONTINUE_EPOCHS ?? 200),
     validateEvery: 10,
     patience: 5,
     epsilons,
@@ -31,6 +31,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     sweepEpsilons: [0.25, 0.5, 1, 2],
     sweepCutoffs: [20, 100],
     base: { seed: 1, batchSize: 512, l2: 0 },
+    resetOptimizer: process.env.ADVREC_RESET_OPTIMIZER === '1',
     log,
   });
   return {

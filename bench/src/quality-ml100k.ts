@@ -28,6 +28,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     sweepEpsilons: [0.25, 0.5, 1, 2],
     sweepCutoffs: [50, 100],
     base: { seed: 1, batchSize: 512, l2: 0 },
+    resetOptimizer: process.env.ADVREC_RESET_OPTIMIZER === '1',
     log,
   });
   return {

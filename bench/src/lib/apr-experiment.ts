@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Dataset } from '@advrec/data';
 import { evaluateFullRanking, pairedTTest } from '@advrec/metrics';
 import type { EvaluationResult, MetricName } from '@advrec/metrics';
-import { MatrixFactorization, readCheckpoint, restoreModel } from '@advrec/models';
+import { MatrixFactorization, cloneTable, readCheckpoint, restoreModel } from '@advrec/models';
 import { Trainer, robustnessSweep } from '@advrec/trainer';
 import type { PhaseResult, RobustnessReport, TrainConfig } from '@advrec/trainer';
 
@@ -31,6 +31,8 @@ export interface AprExperimentOptions {
   readonly sweepEpsilons: readonly number[];
   readonly sweepCutoffs: readonly number[];
   readonly base: TrainConfig;
+  /** Start both continuations with fresh optimiser state (as the official code's new Adagrad) instead of the checkpoint's. */
+  readonly resetOptimizer?: boolean;
   readonly log: (line: string) => void;
 }
 
@@ -85,16 +87,29 @@ export async function runAprExperiment(o: AprExperimentOptions): Promise<Record<
     const bprTest = await test(bprModel);
     o.log(`MF-BPR test ${JSON.stringify(bprTest.metrics)}`);
 
-    // 2. From the checkpoint: BPR continued vs AMF, same epochs, fresh optimiser state for
-    // both (the official code builds a new Adagrad for the adversarial stage).
+    // 2. From the checkpoint: BPR continued vs AMF, same epochs, both resuming the
+    // checkpoint's Adagrad state (or both fresh, with resetOptimizer).
     const checkpoint = await readCheckpoint(bprCheckpoint);
-    const fromCheckpoint = () => restoreModel(checkpoint.model) as MatrixFactorization;
+    // A fresh copy of the checkpoint's tables for each arm (restore does not copy).
+    const fromCheckpoint = () =>
+      restoreModel({
+        ...checkpoint.model,
+        tables: checkpoint.model.tables.map(cloneTable),
+      }) as MatrixFactorization;
+    const resume = o.resetOptimizer
+      ? undefined
+      : {
+          extraTables: checkpoint.extraTables,
+          epoch: Number(checkpoint.metadata.epoch),
+          step: Number(checkpoint.metadata.step),
+        };
     const continued = fromCheckpoint();
     const continuedTrainer = await Trainer.create(
       continued,
       o.tuning,
       { ...o.base, validation },
       logEvents('bpr+'),
+      resume,
     );
     const continuedPhase = await continuedTrainer.runPhase({
       epochs: o.continueEpochs,
@@ -116,6 +131,7 @@ export async function runAprExperiment(o: AprExperimentOptions): Promise<Record<
           adversarial: { adversary: 'fgm', epsilon, adversarialWeight: o.adversarialWeight },
         },
         logEvents(`amf(eps=${epsilon})`),
+        resume,
       );
       const phase = await trainer.runPhase({ epochs: o.continueEpochs, adversarial: true });
       await trainer.close();
@@ -173,7 +189,7 @@ export async function runAprExperiment(o: AprExperimentOptions): Promise<Record<
           optimizer: 'adagrad lr 0.05 (initial accumulator 0.1)',
           ...o.base,
         },
-        continuation: `${o.continueEpochs} epochs from the MF-BPR checkpoint for both arms, fresh Adagrad state, best validation epoch kept`,
+        continuation: `${o.continueEpochs} epochs from the MF-BPR checkpoint for both arms, ${o.resetOptimizer ? 'fresh Adagrad state' : "the checkpoint's Adagrad state"}, best validation epoch kept`,
         amfEpsilonsTried: o.epsilons,
         amfEpsilonChosenOnValidation: chosen.epsilon,
         adversarialWeight: o.adversarialWeight,

@@ -9,6 +9,7 @@ export class SparseRows {
   private data: Float64Array;
   private count = 0;
   private readonly slots = new Map<number, number>();
+  private view: Float64Array | null = null;
 
   constructor(dimension: number, capacity = 64) {
     this.dimension = dimension;
@@ -26,9 +27,10 @@ export class SparseRows {
     return this.ids.subarray(0, this.count);
   }
 
-  /** The values, `size x dimension` (a view, valid until the next insertion). */
+  /** The values, `size x dimension` (a view, valid until the next insertion; cached, cheap to read in loops). */
   get values(): Float64Array {
-    return this.data.subarray(0, this.count * this.dimension);
+    this.view ??= this.data.subarray(0, this.count * this.dimension);
+    return this.view;
   }
 
   /** Offset of `row`'s vector in {@link values}, or -1 when the row is absent. */
@@ -42,6 +44,7 @@ export class SparseRows {
     let slot = this.slots.get(row);
     if (slot === undefined) {
       slot = this.count++;
+      this.view = null;
       if (slot === this.ids.length) {
         const ids = new Int32Array(this.ids.length * 2);
         ids.set(this.ids);
@@ -60,6 +63,7 @@ export class SparseRows {
   /** Removes every row (keeps the storage). */
   clear(): void {
     this.count = 0;
+    this.view = null;
     this.slots.clear();
   }
 

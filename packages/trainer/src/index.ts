@@ -36,6 +36,11 @@ export type { TfjsRuntime } from './backend.js';
 export { TfjsModel, registerTfjsModel } from './tfjs-model.js';
 export type { TfjsModelDefinition, TfjsTableSpec } from './tfjs-model.js';
 export { robustnessSweep } from './robustness.js';
-export type { RobustnessOptions, RobustnessPoint, RobustnessReport } from './robustness.js';
+export type {
+  RankChangeSummary,
+  RobustnessOptions,
+  RobustnessPoint,
+  RobustnessReport,
+} from './robustness.js';
 export { VisualEngine } from './visual-engine.js';
 export type { VisualEngineOptions } from './visual-engine.js';

@@ -1,9 +1,13 @@
-import { ConfigError } from '@advrec/data';
-import type { Dataset } from '@advrec/data';
+import { ConfigError, TripleSampler } from '@advrec/data';
+import type { Dataset, SampledTestSet } from '@advrec/data';
 import { craftPerturbation, getAdversary, perturbedCopy } from '@advrec/adversary';
-import { evaluateFullRanking } from '@advrec/metrics';
-import type { MetricName } from '@advrec/metrics';
-import type { Model } from '@advrec/models';
+import type { Adversary } from '@advrec/adversary';
+import { dotScore, evaluateFullRanking, evaluateSampled } from '@advrec/metrics';
+import type { EvaluationResult, MetricName, ScoringFactors } from '@advrec/metrics';
+import { VisualBPR } from '@advrec/models';
+import type { Model, SparseRowsByName } from '@advrec/models';
+import { resolveOptimizerConfig } from './optimizer.js';
+import { VisualEngine } from './visual-engine.js';
 
 /** Options of {@link robustnessSweep}. */
 export interface RobustnessOptions {
@@ -23,6 +27,26 @@ export interface RobustnessOptions {
   readonly seed?: number;
   /** Evaluation threads. */
   readonly threads?: number;
+  /**
+   * Evaluate with the sampled protocol on this test set (AMR: 999 negatives) instead of
+   * full ranking; each point then also reports the distribution of the test items' rank
+   * changes (AMR Figure 5).
+   */
+  readonly testSet?: SampledTestSet;
+}
+
+/** Distribution of `attacked rank - clean rank` of the test items (positive = pushed down). */
+export interface RankChangeSummary {
+  readonly mean: number;
+  readonly min: number;
+  readonly q1: number;
+  readonly median: number;
+  readonly q3: number;
+  readonly max: number;
+  /** Share of cases whose rank did not change. */
+  readonly unchanged: number;
+  /** Share of cases pushed down. */
+  readonly worse: number;
 }
 
 /** One point of the sweep. */
@@ -34,6 +58,8 @@ export interface RobustnessPoint {
   readonly relativeChange: Readonly<Record<string, number>>;
   /** Training pair accuracy on the sampled triples under the perturbation (APR Figure 1b/d). */
   readonly trainAccuracy: number;
+  /** With the sampled protocol: how the test items' ranks moved. */
+  readonly rankChange?: RankChangeSummary;
 }
 
 /** The outcome of a sweep. */
@@ -67,39 +93,137 @@ export async function robustnessSweep(
     }));
   if (issues.length > 0) throw new ConfigError(issues);
   const split = options.split ?? 'test';
-  const evaluation = {
-    split,
-    cutoffs: options.cutoffs ?? [20, 100],
-    metrics: options.metrics ?? (['ndcg', 'recall', 'hr'] as MetricName[]),
-    threads: options.threads,
-  };
-  const evaluate = (m: Model) =>
-    evaluateFullRanking(m as Parameters<typeof evaluateFullRanking>[0], dataset, evaluation);
+  const cutoffs = options.cutoffs ?? [20, 100];
+  const metrics = options.metrics ?? (['ndcg', 'recall', 'hr'] as MetricName[]);
+  const scorer = (m: Model) => m as Parameters<typeof evaluateFullRanking>[0];
+  const evaluate = (m: Model): Promise<EvaluationResult> =>
+    options.testSet
+      ? evaluateSampled(scorer(m), dataset, options.testSet, { cutoffs, metrics })
+      : evaluateFullRanking(scorer(m), dataset, {
+          split,
+          cutoffs,
+          metrics,
+          threads: options.threads,
+        });
   const clean = (await evaluate(model)).metrics;
+  const cleanRanks = options.testSet ? sampledRanks(model, options.testSet) : null;
   const surfaces = options.surfaces ?? model.surfaces.map((s) => s.name);
   const points: RobustnessPoint[] = [];
   let cleanTrainAccuracy = Number.NaN;
   for (const adversary of adversaries) {
     for (const epsilon of epsilons) {
-      const crafted = craftPerturbation(model, dataset.train, {
-        adversary,
-        epsilon,
-        surfaces,
-        seed: options.seed ?? 0,
-      });
+      const crafted = await craft(model, dataset, adversary, epsilon, surfaces, options.seed ?? 0);
       cleanTrainAccuracy = crafted.cleanAccuracy;
-      const attacked = (await evaluate(perturbedCopy(model, crafted.perturbations))).metrics;
+      const attackedModel = perturbedCopy(model, crafted.perturbations);
+      const attacked = (await evaluate(attackedModel)).metrics;
       const relativeChange: Record<string, number> = {};
       for (const key of Object.keys(clean))
         relativeChange[key] = (attacked[key]! - clean[key]!) / clean[key]!;
-      points.push({
+      const point: RobustnessPoint = {
         adversary: adversary.adversaryName,
         epsilon,
         metrics: attacked,
         relativeChange,
         trainAccuracy: crafted.perturbedAccuracy,
-      });
+        ...(cleanRanks
+          ? { rankChange: summarise(sampledRanks(attackedModel, options.testSet!), cleanRanks) }
+          : {}),
+      };
+      points.push(point);
     }
   }
   return { clean, cleanTrainAccuracy, points, surfaces, split };
+}
+
+/** Crafts a perturbation: the visual engine's batched products for VBPR, the generic attack otherwise. */
+async function craft(
+  model: Model,
+  dataset: Dataset,
+  adversary: Adversary,
+  epsilon: number,
+  surfaces: readonly string[],
+  seed: number,
+): Promise<{ perturbations: SparseRowsByName; cleanAccuracy: number; perturbedAccuracy: number }> {
+  if (!(model instanceof VisualBPR))
+    return craftPerturbation(model, dataset.train, { adversary, epsilon, surfaces, seed });
+  const sampler = new TripleSampler(dataset.train, { seed, batchSize: 2048 });
+  const engine = await VisualEngine.create(model, sampler, {
+    optimizer: resolveOptimizerConfig({ name: 'sgd' }, []),
+    states: [],
+    l2: 0,
+    epsilon,
+    adversarialWeight: 1,
+    adversary,
+    surfaces,
+    seed,
+  });
+  try {
+    const crafted = await engine.craftPerturbation({ adversary, epsilon, surfaces, seed });
+    // Pair accuracy under the perturbation, on the same sampled triples.
+    const attacked = perturbedCopy(model, crafted.perturbations) as VisualBPR;
+    const f = attacked.factors();
+    let right = 0;
+    let total = 0;
+    for (let b = 0; b < sampler.batchesPerEpoch; b++) {
+      const batch = sampler.batch(0, b);
+      for (let t = 0; t < batch.size; t++, total++)
+        if (
+          dotScore(f, batch.users[t]!, batch.positives[t]!) >
+          dotScore(f, batch.users[t]!, batch.negatives[t]!)
+        )
+          right++;
+    }
+    return {
+      perturbations: crafted.perturbations,
+      cleanAccuracy: crafted.cleanAccuracy,
+      perturbedAccuracy: right / total,
+    };
+  } finally {
+    await engine.close();
+  }
+}
+
+/** 1-based pessimistic rank of each case's positive among its negatives. */
+function sampledRanks(model: Model, testSet: SampledTestSet): Int32Array {
+  const factors = (model as unknown as { factors?: () => ScoringFactors }).factors?.();
+  const n = testSet.negativesPerCase;
+  const ranks = new Int32Array(testSet.numCases);
+  for (let c = 0; c < testSet.numCases; c++) {
+    const u = testSet.users[c]!;
+    const items = Int32Array.of(
+      testSet.positives[c]!,
+      ...testSet.negatives.subarray(c * n, (c + 1) * n),
+    );
+    const scores = factors
+      ? Float64Array.from(items, (i) => dotScore(factors, u, i))
+      : model.score(new Int32Array(items.length).fill(u), items);
+    let above = 0;
+    for (let t = 1; t < scores.length; t++) if (scores[t]! >= scores[0]!) above++;
+    ranks[c] = 1 + above;
+  }
+  return ranks;
+}
+
+function summarise(attacked: Int32Array, clean: Int32Array): RankChangeSummary {
+  const changes = Float64Array.from(attacked, (r, c) => r - clean[c]!).sort();
+  const at = (q: number): number =>
+    changes[Math.min(changes.length - 1, Math.floor(q * (changes.length - 1)))]!;
+  let sum = 0;
+  let unchanged = 0;
+  let worse = 0;
+  for (const v of changes) {
+    sum += v;
+    if (v === 0) unchanged++;
+    else if (v > 0) worse++;
+  }
+  return {
+    mean: sum / changes.length,
+    min: changes[0]!,
+    q1: at(0.25),
+    median: at(0.5),
+    q3: at(0.75),
+    max: changes[changes.length - 1]!,
+    unchanged: unchanged / changes.length,
+    worse: worse / changes.length,
+  };
 }

@@ -4,6 +4,7 @@ import type { Adversary } from '@advrec/adversary';
 import { bprLoss } from '@advrec/losses';
 import { OnnxGemm } from '@advrec/metrics';
 import { ITEM_EMBEDDINGS, ITEM_FEATURES, SparseRows, USER_EMBEDDINGS } from '@advrec/models';
+import { fgm, fgsm, noAdversary } from '@advrec/adversary';
 import type { ParameterTable, PerturbableSurface, VisualBPR } from '@advrec/models';
 import type { EpochStats } from './mf-engine.js';
 import { applySparseUpdate } from './optimizer.js';
@@ -147,6 +148,14 @@ export class VisualEngine {
     batch: { size: number; users: Int32Array; positives: Int32Array; negatives: Int32Array },
     adversarial: boolean,
     random: Random,
+    onGamma?: (
+      users: number[],
+      items: number[],
+      gammaP: Float64Array,
+      gammaQ: Float64Array,
+      gammaC: Float32Array,
+      correct: number,
+    ) => void,
   ): Promise<{
     loss: number;
     adversarialLoss: number;
@@ -212,7 +221,11 @@ export class VisualEngine {
       gammaQ: Float64Array;
       gammaC: Float32Array | null;
     }> => {
-      const features = deltaC ? C.map((v, x) => v + deltaC[x]!) : C;
+      let features = C;
+      if (deltaC) {
+        features = new Float32Array(C.length);
+        for (let x = 0; x < C.length; x++) features[x] = C[x]! + deltaC[x]!;
+      }
       const V = await this.gemm(features, nI, d, E, d, k);
       const bias = new Float64Array(nI);
       if (beta)
@@ -279,7 +292,23 @@ export class VisualEngine {
     };
 
     const perturbFeatures = adversarial && o.surfaces.includes(ITEM_FEATURES);
-    const clean = await pass(1, null, null, null, perturbFeatures && o.adversary.usesGradient);
+    const clean = await pass(
+      1,
+      null,
+      null,
+      null,
+      (perturbFeatures && o.adversary.usesGradient) || onGamma !== undefined,
+    );
+    if (onGamma) {
+      // Attack mode: report the clean gradient of the surfaces, change nothing.
+      onGamma(users, items, clean.gammaP, clean.gammaQ, clean.gammaC!, clean.correct);
+      return {
+        loss: clean.loss,
+        adversarialLoss: 0,
+        correct: clean.correct,
+        adversarialCorrect: 0,
+      };
+    }
     let adversarialLoss = 0;
     let adversarialCorrect = 0;
     if (adversarial) {
@@ -292,10 +321,32 @@ export class VisualEngine {
         dimension: number,
       ): Float32Array | null => {
         if (!o.surfaces.includes(name)) return null;
+        const kind = o.adversary.adversaryName;
+        const builtIn = o.adversary === fgm || o.adversary === fgsm || o.adversary === noAdversary;
+        if (builtIn) {
+          // Built-in adversaries straight into a float32 buffer (same formulas as theirs).
+          const out = new Float32Array(ids.length * dimension);
+          for (let s = 0; s < ids.length; s++) {
+            const base = s * dimension;
+            if (kind === 'fgm') {
+              let n = 0;
+              for (let f = 0; f < dimension; f++) n += gamma[base + f]! * gamma[base + f]!;
+              if (n === 0) continue;
+              const scale = o.epsilon / Math.sqrt(n);
+              for (let f = 0; f < dimension; f++) out[base + f] = gamma[base + f]! * scale;
+            } else if (kind === 'fgsm') {
+              for (let f = 0; f < dimension; f++) {
+                const g = gamma[base + f]!;
+                out[base + f] = g > 0 ? o.epsilon : g < 0 ? -o.epsilon : 0;
+              }
+            }
+          }
+          return out;
+        }
         const rows = new SparseRows(dimension, ids.length);
         for (let s = 0; s < ids.length; s++) {
           const at = rows.ensure(ids[s]!);
-          for (let f = 0; f < dimension; f++) rows.values[at + f] = gamma[s * dimension + f]!;
+          rows.values.set(gamma.subarray(s * dimension, (s + 1) * dimension), at);
         }
         const delta = o.adversary.perturb(rows, o.epsilon, { surface: surface(name), random });
         return Float32Array.from(delta.values);
@@ -347,6 +398,78 @@ export class VisualEngine {
     apply(m.featureProjection, null, gE);
     apply(m.visualBias, null, gBeta);
     return { loss: clean.loss, adversarialLoss, correct: clean.correct, adversarialCorrect };
+  }
+
+  /**
+   * The attack of APR section 2.3 / AMR section 3.2 on the current model: Gamma = the
+   * gradient of the BPR loss over one sampled negative per training interaction (epoch
+   * `epoch` of the sampler) w.r.t. every row of each surface, then the adversary's
+   * perturbation per row (FGM: norm epsilon per item feature vector). Changes nothing.
+   */
+  async craftPerturbation(options: {
+    adversary: Adversary;
+    epsilon: number;
+    surfaces: readonly string[];
+    seed: number;
+    epoch?: number;
+  }): Promise<{ perturbations: Map<string, SparseRows>; cleanAccuracy: number }> {
+    const m = this.model;
+    const k = m.embeddingSize;
+    const d = m.featureSize;
+    const gP = new Float64Array(m.numUsers * k);
+    const gQ = new Float64Array(m.numItems * k);
+    const gC = new Float64Array(m.numItems * d);
+    const touchedUsers = new Uint8Array(m.numUsers);
+    const touchedItems = new Uint8Array(m.numItems);
+    const buffers = this.sampler.allocate();
+    const epoch = options.epoch ?? 0;
+    let correct = 0;
+    let triples = 0;
+    for (let b = 0; b < this.sampler.batchesPerEpoch; b++) {
+      const batch = this.sampler.batch(epoch, b, buffers);
+      triples += batch.size;
+      await this.step_(
+        batch,
+        false,
+        new Random(0),
+        (users, items, gammaP, gammaQ, gammaC, right) => {
+          correct += right;
+          users.forEach((u, s) => {
+            touchedUsers[u] = 1;
+            for (let f = 0; f < k; f++) gP[u * k + f]! += gammaP[s * k + f]!;
+          });
+          items.forEach((i, s) => {
+            touchedItems[i] = 1;
+            for (let f = 0; f < k; f++) gQ[i * k + f]! += gammaQ[s * k + f]!;
+            for (let j = 0; j < d; j++) gC[i * d + j]! += gammaC[s * d + j]!;
+          });
+        },
+      );
+    }
+    const random = Random.stream(options.seed, 0xa77ac);
+    const perturbations = new Map<string, SparseRows>();
+    for (const name of options.surfaces) {
+      const surface = m.surfaces.find((s) => s.name === name);
+      if (!surface) throw new RangeError(`model has no surface ${name}`);
+      const [gamma, touched] =
+        name === USER_EMBEDDINGS
+          ? [gP, touchedUsers]
+          : name === ITEM_EMBEDDINGS
+            ? [gQ, touchedItems]
+            : [gC, touchedItems];
+      const rows = new SparseRows(surface.dimension, surface.rows);
+      for (let r = 0; r < surface.rows; r++) {
+        if (!touched[r] && options.adversary.usesGradient) continue;
+        const at = rows.ensure(r);
+        for (let f = 0; f < surface.dimension; f++)
+          rows.values[at + f] = gamma[r * surface.dimension + f]!;
+      }
+      perturbations.set(
+        name,
+        options.adversary.perturb(rows, options.epsilon, { surface, random }),
+      );
+    }
+    return { perturbations, cleanAccuracy: triples > 0 ? correct / triples : 0 };
   }
 
   async close(): Promise<void> {
