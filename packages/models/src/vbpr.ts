@@ -219,7 +219,48 @@ export class VisualBPR implements Model {
     ];
   }
 
-  /** Rebuilds a model from a checkpoint's state. */
+  /**
+   * VBPR initialised from a trained MF (AMR section 4.1: "using the ID embeddings learned by
+   * MF leads to better performance"): P and Q copied (cold-start items' Q zeroed), E (and
+   * theta) freshly initialised.
+   */
+  static fromMatrixFactorization(
+    mf: {
+      numUsers: number;
+      numItems: number;
+      embeddingSize: number;
+      userEmbeddings: ParameterTable;
+      itemEmbeddings: ParameterTable;
+    },
+    features: { data: Float32Array; dimension: number },
+    config: VisualBPRConfig = {},
+    train?: InteractionMatrix,
+  ): VisualBPR {
+    if (config.embeddingSize !== undefined && config.embeddingSize !== mf.embeddingSize)
+      throw new ConfigError([
+        {
+          path: 'embeddingSize',
+          message: `must match the MF's ${mf.embeddingSize}, got ${config.embeddingSize}`,
+        },
+      ]);
+    const model = new VisualBPR(
+      mf,
+      features,
+      { ...config, embeddingSize: mf.embeddingSize },
+      train ? { train } : {},
+    );
+    model.userEmbeddings.values.set(mf.userEmbeddings.values);
+    model.itemEmbeddings.values.set(mf.itemEmbeddings.values);
+    if (train) {
+      const degrees = train.itemDegrees();
+      const k = mf.embeddingSize;
+      for (let i = 0; i < model.numItems; i++)
+        if (degrees[i] === 0) model.itemEmbeddings.values.fill(0, i * k, (i + 1) * k);
+    }
+    return model;
+  }
+
+  /** Rebuilds a model from a checkpoint's state (it adopts the state's tables, no copy). */
   static restore(state: ModelState): VisualBPR {
     return new VisualBPR(state, null, state.config as VisualBPRConfig, { tables: state.tables });
   }

@@ -44,3 +44,5 @@ export type {
 } from './robustness.js';
 export { VisualEngine } from './visual-engine.js';
 export type { VisualEngineOptions } from './visual-engine.js';
+export { trainAmrChain } from './amr-chain.js';
+export type { AmrChainOptions, AmrChainResult } from './amr-chain.js';
