@@ -23,7 +23,10 @@ function setup(userVisual: 'shared' | 'separate', visualBias: boolean) {
   const items: number[] = [];
   for (let u = 0; u < USERS; u++)
     for (let i = 0; i < ITEMS - 2; i++)
-      if (random.nextFloat() < 0.3) (users.push(u), items.push(i));
+      if (random.nextFloat() < 0.3) {
+        users.push(u);
+        items.push(i);
+      }
   const train = InteractionMatrix.fromPairs(
     USERS,
     ITEMS,
