@@ -56,6 +56,11 @@ export class TfjsModel implements Model {
   private readonly tf: Tfjs;
   private readonly definition: TfjsModelDefinition;
 
+  /** The tfjs backend running this model (`tensorflow` with tfjs-node, `wasm`, `cpu`). */
+  get backend(): string {
+    return this.tf.getBackend();
+  }
+
   constructor(
     tf: Tfjs,
     definition: TfjsModelDefinition,

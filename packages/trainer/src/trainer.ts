@@ -10,6 +10,7 @@ import type { JsonObject, Model, ParameterTable } from '@advrec/models';
 import { GenericEngine } from './generic-engine.js';
 import { MfEngine } from './mf-engine.js';
 import { VisualEngine } from './visual-engine.js';
+import { TfjsModel } from './tfjs-model.js';
 import type { EpochStats } from './mf-engine.js';
 import { createOptimizerState, optimizerTables, resolveOptimizerConfig } from './optimizer.js';
 import type { OptimizerConfig, OptimizerState, ResolvedOptimizerConfig } from './optimizer.js';
@@ -451,7 +452,7 @@ export class Trainer {
         ? `engine: fused MF kernel, ${resolved.threads} thread(s), ${resolved.mode}, ${resolved.algorithm}, ${resolved.optimizer.name}`
         : engine instanceof VisualEngine
           ? `engine: visual (dense products on ${engine.denseBackend}), ${resolved.optimizer.name}, perturbing ${resolved.adversarial.surfaces.join(', ')}`
-          : `engine: generic (model contract${model.reference ? ', tfjs-defined' : ''}), 1 thread, ${resolved.optimizer.name}`,
+          : `engine: generic (model contract${model instanceof TfjsModel ? `, tfjs on the ${model.backend} backend` : ''}), 1 thread, ${resolved.optimizer.name}`,
     );
     return new Trainer(model, dataset, resolved, states, engine, callbacks, resume?.epoch ?? 0);
   }
