@@ -12,7 +12,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     toImplicit(await readMovieLens100K(join(sharedData, 'movielens-100k', 'u.data'))),
   );
   const tuning = holdOutValidation(evaluation, { order: 'latest' });
-  const epsilons = (process.env.ADVREC_AMF_EPSILONS ?? '0.5').split(',').map(Number);
+  const epsilons = (process.env.ADVREC_AMF_EPSILONS ?? '0.25,0.5,1').split(',').map(Number);
   const results = await runAprExperiment({
     tuning,
     evaluation,

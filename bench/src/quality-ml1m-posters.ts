@@ -29,13 +29,20 @@ import { extractFeatures } from '@advrec/features';
 import type { FeatureManifest } from '@advrec/features';
 import { evaluateSampled, pairedTTest } from '@advrec/metrics';
 import type { EvaluationResult } from '@advrec/metrics';
-import { ItemPop, MatrixFactorization, VisualBPR, cloneTable } from '@advrec/models';
-import type { Model } from '@advrec/models';
+import {
+  ItemPop,
+  MatrixFactorization,
+  VisualBPR,
+  cloneTable,
+  readCheckpoint,
+} from '@advrec/models';
+import type { Checkpoint, Model } from '@advrec/models';
 import { Trainer, robustnessSweep } from '@advrec/trainer';
 import type { PhaseResult, TrainConfig } from '@advrec/trainer';
 import type { BenchContext } from './context.js';
 
 const SEED = 2024;
+const PROJECTION_INIT_STD = 0.001;
 const CUTOFFS = [5, 10, 20];
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const sourceIds = (map: IdMap): string[] =>
@@ -195,40 +202,56 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     const itemPop = await evaluate(new ItemPop(dataset.train));
     const mf = new MatrixFactorization(dataset, { embeddingSize: 64, seed: 1 });
     let trainer = await Trainer.create(mf, dataset, base, onValidation('mf-bpr'));
+    const mfCheckpoint = join(directory, 'mf.ckpt');
     const mfPhase = await trainer.runPhase({
       epochs: env('ADVREC_MF_EPOCHS', 200),
       adversarial: false,
+      checkpoint: mfCheckpoint,
     });
     await trainer.close();
     const mfResult = await evaluate(mf);
     log(`MF-BPR test ${JSON.stringify(mfResult.metrics)}`);
 
-    // VBPR (the AMR paper's model, Eq. 4) initialised from MF's embeddings.
-    const vbpr = new VisualBPR(
-      dataset,
+    // VBPR (the AMR paper's model, Eq. 4) initialised from MF's best embeddings, which keep
+    // their Adagrad state; E starts small (std 0.001: with poster features of norm ~25, the
+    // visual term starts at about a tenth of the ID embeddings' scale).
+    const mfState = await readCheckpoint(mfCheckpoint);
+    const vbpr = VisualBPR.fromMatrixFactorization(
+      mf,
       features,
-      { embeddingSize: 64, seed: 1 },
-      { train: dataset.train },
+      { seed: 1, projectionInitStd: PROJECTION_INIT_STD },
+      dataset.train,
     );
-    vbpr.userEmbeddings.values.set(mf.userEmbeddings.values);
-    vbpr.itemEmbeddings.values.set(mf.itemEmbeddings.values);
-    for (const i of dataset.coldStartItems)
-      vbpr.itemEmbeddings.values.fill(0, i * 64, (i + 1) * 64);
-    trainer = await Trainer.create(vbpr, dataset, base, onValidation('vbpr'));
+    const resumeFrom = (c: Checkpoint) => ({
+      extraTables: c.extraTables.map(cloneTable),
+      epoch: Number(c.metadata.epoch),
+      step: Number(c.metadata.step),
+    });
+    trainer = await Trainer.create(vbpr, dataset, base, onValidation('vbpr'), resumeFrom(mfState));
+    const vbprCheckpoint = join(directory, 'vbpr.ckpt');
     const vbprPhase = await trainer.runPhase({
       epochs: env('ADVREC_VBPR_EPOCHS', 30),
       adversarial: false,
+      checkpoint: vbprCheckpoint,
     });
     await trainer.close();
     const vbprResult = await evaluate(vbpr);
     log(`VBPR test ${JSON.stringify(vbprResult.metrics)}`);
 
-    // From VBPR: VBPR continued vs AMR (perturbing the image features), same epochs.
+    // From the VBPR checkpoint (tables and Adagrad state): VBPR continued vs AMR
+    // (perturbing the image features), same epochs.
+    const vbprState = await readCheckpoint(vbprCheckpoint);
     const copy = (): VisualBPR =>
-      new VisualBPR(dataset, null, vbpr.config, { tables: vbpr.tables.map(cloneTable) });
+      VisualBPR.restore({ ...vbprState.model, tables: vbprState.model.tables.map(cloneTable) });
     const continueEpochs = env('ADVREC_AMR_EPOCHS', 20);
     const continued = copy();
-    trainer = await Trainer.create(continued, dataset, base, onValidation('vbpr+'));
+    trainer = await Trainer.create(
+      continued,
+      dataset,
+      base,
+      onValidation('vbpr+'),
+      resumeFrom(vbprState),
+    );
     const continuedPhase = await trainer.runPhase({ epochs: continueEpochs, adversarial: false });
     await trainer.close();
     const continuedResult = await evaluate(continued);
@@ -250,6 +273,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
           },
         },
         onValidation(`amr(eps=${epsilon})`),
+        resumeFrom(vbprState),
       );
       amrRuns.push({
         epsilon,
@@ -340,7 +364,8 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         batchSize: 512,
         optimizer: 'adagrad lr 0.05, initial accumulator 0.1',
         l2: 0,
-        vbprModel: 'AMR Eq. 4: y_ui = p_u . (q_i + E c_i), initialised from MF',
+        vbprModel: `AMR Eq. 4: y_ui = p_u . (q_i + E c_i), P and Q (and their Adagrad state) from the best MF, E ~ N(0, ${PROJECTION_INIT_STD}^2)`,
+        continuation: "both arms from the best VBPR checkpoint's tables and Adagrad state",
         amrSurfaces: ['itemFeatures'],
         adversarialWeight: 1,
         amrEpsilonsTried: epsilons,
