@@ -180,6 +180,42 @@ function maxRowDiff(
   return m;
 }
 
+describe('visual engine without onnxruntime', () => {
+  it('the plain-JS products give the same AMR step as onnxruntime', async () => {
+    const tables: Float32Array[][] = [];
+    for (const dense of ['auto', 'js'] as const) {
+      const { model, sampler } = setup('separate', true);
+      const optimizer = resolveOptimizerConfig({}, []);
+      const states = model.trainableTables.map((name) =>
+        createOptimizerState(
+          optimizer,
+          model.tables.find((t) => t.name === name)!,
+        ),
+      );
+      const engine = await VisualEngine.create(model, sampler, {
+        optimizer,
+        states,
+        l2: L2,
+        epsilon: EPSILON,
+        adversarialWeight: LAMBDA,
+        adversary: fgm,
+        surfaces: ['itemFeatures', 'userEmbeddings'],
+        seed: 1,
+        threads: 1,
+        dense,
+      });
+      expect(engine.denseBackend).toBe(dense === 'js' ? 'js' : 'onnxruntime');
+      await engine.trainEpoch(0, false);
+      await engine.trainEpoch(1, true);
+      await engine.close();
+      tables.push(model.tables.map((t) => t.values.slice()));
+    }
+    tables[0]!.forEach((values, t) =>
+      values.forEach((v, k) => expect(Math.abs(v - tables[1]![t]![k]!)).toBeLessThan(1e-5)),
+    );
+  });
+});
+
 describe('visual engine (VBPR / AMR) vs tfjs autodiff', () => {
   for (const [userVisual, visualBias] of [
     ['shared', false],

@@ -23,6 +23,8 @@ export interface VisualEngineOptions {
   readonly seed: number;
   /** onnxruntime intra-op threads for the dense products (default: all cores). */
   readonly threads?: number;
+  /** `auto` (default: onnxruntime when installed, else plain JS) or `js`. */
+  readonly dense?: 'auto' | 'js';
 }
 
 type Gemm = (
@@ -107,7 +109,8 @@ export class VisualEngine {
     options: VisualEngineOptions,
     step = 0,
   ): Promise<VisualEngine> {
-    const onnx = await OnnxGemm.create({ threads: options.threads });
+    const onnx =
+      options.dense === 'js' ? null : await OnnxGemm.create({ threads: options.threads });
     return new VisualEngine(model, sampler, options, step, onnx);
   }
 
