@@ -42,7 +42,7 @@ import type { PhaseResult, TrainConfig } from '@advrec/trainer';
 import type { BenchContext } from './context.js';
 
 const SEED = 2024;
-const PROJECTION_INIT_STD = 0.001;
+const PROJECTION_INIT_STD = 0.01;
 const CUTOFFS = [5, 10, 20];
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const sourceIds = (map: IdMap): string[] =>
@@ -213,8 +213,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     log(`MF-BPR test ${JSON.stringify(mfResult.metrics)}`);
 
     // VBPR (the AMR paper's model, Eq. 4) initialised from MF's best embeddings, which keep
-    // their Adagrad state; E starts small (std 0.001: with poster features of norm ~25, the
-    // visual term starts at about a tenth of the ID embeddings' scale).
+    // their Adagrad state; E ~ N(0, 0.01^2) over unit-norm features.
     const mfState = await readCheckpoint(mfCheckpoint);
     const vbpr = VisualBPR.fromMatrixFactorization(
       mf,
@@ -230,7 +229,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     trainer = await Trainer.create(vbpr, dataset, base, onValidation('vbpr'), resumeFrom(mfState));
     const vbprCheckpoint = join(directory, 'vbpr.ckpt');
     const vbprPhase = await trainer.runPhase({
-      epochs: env('ADVREC_VBPR_EPOCHS', 30),
+      epochs: env('ADVREC_VBPR_EPOCHS', 25),
       adversarial: false,
       checkpoint: vbprCheckpoint,
     });
@@ -256,7 +255,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     await trainer.close();
     const continuedResult = await evaluate(continued);
     log(`VBPR continued test ${JSON.stringify(continuedResult.metrics)}`);
-    const epsilons = (process.env.ADVREC_AMR_EPSILONS ?? '0.5,2').split(',').map(Number);
+    const epsilons = (process.env.ADVREC_AMR_EPSILONS ?? '0.1').split(',').map(Number);
     const amrRuns: { epsilon: number; model: VisualBPR; phase: PhaseResult }[] = [];
     for (const epsilon of epsilons) {
       const amr = copy();
@@ -357,7 +356,8 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         dimension: features.dimension,
         itemsWithoutPoster: features.missing,
         failedImages: features.manifest.failed,
-        meanFeatureNorm: featureNorm,
+        meanFeatureNormAfterNormalisation: featureNorm,
+        normalisation: 'each item feature vector scaled to unit L2 norm',
       },
       config: {
         embeddingSize: 64,
