@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import sharp from 'sharp';
 import { ConfigError, DataFormatError, writeFileAtomic, writeNpy } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
 import { exposeTensor, inspectOnnxModel } from './onnx-graph.js';
@@ -354,6 +355,10 @@ export async function extractFeatures(options: ExtractionOptions): Promise<Extra
   }
   const resumedFrom = state.done;
   const handle = await open(partialFile, state.done === 0 ? 'w' : 'a');
+  // Images are decoded several at a time: one libvips thread each keeps the CPUs for them
+  // and onnxruntime instead of oversubscribing.
+  const previousConcurrency = sharp.concurrency();
+  sharp.concurrency(1);
   const total = options.images.length;
   const size = tensorSize(preprocessing);
   const decodeBatch = async (
@@ -428,6 +433,7 @@ export async function extractFeatures(options: ExtractionOptions): Promise<Extra
       }
     }
   } finally {
+    sharp.concurrency(previousConcurrency);
     await handle.close();
     await session.release();
   }

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { ConfigError, DataFormatError } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
@@ -103,7 +104,9 @@ export async function preprocessImage(
   let data: Buffer;
   let info: sharp.OutputInfo;
   try {
-    const metadata = await sharp(file, { failOn: 'error' }).metadata();
+    // One read: the header for the geometry, then the decode, from the same bytes.
+    const bytes = await readFile(file);
+    const metadata = await sharp(bytes, { failOn: 'error' }).metadata();
     const width = metadata.autoOrient?.width ?? metadata.width;
     const height = metadata.autoOrient?.height ?? metadata.height;
     if (!width || !height) throw new Error('no image dimensions');
@@ -113,7 +116,7 @@ export async function preprocessImage(
     const h = height < width ? p.resize : Math.floor((p.resize * height) / short);
     const left = Math.round((w - p.crop) / 2);
     const top = Math.round((h - p.crop) / 2);
-    let pipeline = sharp(file, { failOn: 'error' }).autoOrient().removeAlpha();
+    let pipeline = sharp(bytes, { failOn: 'error' }).autoOrient().removeAlpha();
     pipeline = p.channels === 3 ? pipeline.toColourspace('srgb') : pipeline.grayscale();
     ({ data, info } = await pipeline
       .resize(w, h, { kernel: p.kernel, fit: 'fill' })
