@@ -306,18 +306,7 @@ export class VisualBPR implements Model {
     const width = this.shared ? k : 2 * k;
     const itemFactors = new Float32Array(n * width);
     const v = new Float64Array(k);
-    const q = this.itemEmbeddings.values;
-    for (let i = 0; i < n; i++) {
-      this.project(i, v);
-      for (let f = 0; f < k; f++) {
-        const visual = Math.fround(v[f]!);
-        if (this.shared) itemFactors[i * k + f] = q[i * k + f]! + visual;
-        else {
-          itemFactors[i * width + f] = q[i * k + f]!;
-          itemFactors[i * width + k + f] = visual;
-        }
-      }
-    }
+    for (let i = 0; i < n; i++) this.itemFactorRow(i, itemFactors, i * width, v);
     let userFactors = this.userEmbeddings.values;
     if (!this.shared) {
       userFactors = new Float32Array(this.numUsers * width);
@@ -336,10 +325,46 @@ export class VisualBPR implements Model {
       : { userFactors, itemFactors, dimension: width };
   }
 
+  /** Item i's float32 factor row (`fl32(q_i + fl32(c_i E))` or `[q_i, fl32(c_i E)]`) into `out` at `offset`. */
+  private itemFactorRow(i: number, out: Float32Array, offset: number, scratch: Float64Array): void {
+    const k = this.embeddingSize;
+    const q = this.itemEmbeddings.values;
+    this.project(i, scratch);
+    for (let f = 0; f < k; f++) {
+      const visual = Math.fround(scratch[f]!);
+      if (this.shared) out[offset + f] = q[i * k + f]! + visual;
+      else {
+        out[offset + f] = q[i * k + f]!;
+        out[offset + k + f] = visual;
+      }
+    }
+  }
+
   score(users: Int32Array, items: Int32Array): Float64Array {
     checkPairs(this, users, items, users.length);
-    const f = this.factors();
-    return canonicalScores(f, users, items, users.length);
+    // Project only the items asked for (the same float32 rows as factors()).
+    const k = this.embeddingSize;
+    const width = this.shared ? k : 2 * k;
+    const rows = new Map<number, Float32Array>();
+    const v = new Float64Array(k);
+    const p = this.userEmbeddings.values;
+    const h = this.userVisualEmbeddings?.values ?? null;
+    const out = new Float64Array(users.length);
+    for (let t = 0; t < users.length; t++) {
+      const i = items[t]!;
+      let row = rows.get(i);
+      if (!row) {
+        row = new Float32Array(width);
+        this.itemFactorRow(i, row, 0, v);
+        rows.set(i, row);
+      }
+      const u = users[t]!;
+      let s = 0;
+      for (let f = 0; f < k; f++) s += p[u * k + f]! * row[f]!;
+      if (h) for (let f = 0; f < k; f++) s += h[u * k + f]! * row[k + f]!;
+      out[t] = this.visualBias ? s + this.biasOf(i) : s;
+    }
+    return out;
   }
 
   scoreAll(users: Int32Array, out?: Float64Array): Float64Array {

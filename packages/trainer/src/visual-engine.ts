@@ -6,21 +6,13 @@ import { OnnxGemm } from '@advrec/metrics';
 import { ITEM_EMBEDDINGS, ITEM_FEATURES, SparseRows, USER_EMBEDDINGS } from '@advrec/models';
 import { fgm, fgsm, noAdversary } from '@advrec/adversary';
 import type { ParameterTable, PerturbableSurface, VisualBPR } from '@advrec/models';
+import type { GenericEngineOptions } from './generic-engine.js';
 import type { EpochStats } from './mf-engine.js';
 import { applySparseUpdate } from './optimizer.js';
 import type { OptimizerState, ResolvedOptimizerConfig } from './optimizer.js';
 
-/** Options of {@link VisualEngine}. */
-export interface VisualEngineOptions {
-  readonly optimizer: ResolvedOptimizerConfig;
-  readonly states: readonly OptimizerState[];
-  readonly l2: number;
-  readonly epsilon: number;
-  readonly adversarialWeight: number;
-  readonly adversary: Adversary;
-  /** Surfaces to perturb: any of userEmbeddings, itemEmbeddings, itemFeatures (AMR: itemFeatures). */
-  readonly surfaces: readonly string[];
-  readonly seed: number;
+/** Options of {@link VisualEngine}: the generic engine's, plus where the dense products run. */
+export interface VisualEngineOptions extends GenericEngineOptions {
   /** onnxruntime intra-op threads for the dense products (default: all cores). */
   readonly threads?: number;
   /** `auto` (default: onnxruntime when installed, else plain JS) or `js`. */
