@@ -9,7 +9,7 @@ import type { ParameterTable, PerturbableSurface, VisualBPR } from '@advrec/mode
 import type { GenericEngineOptions } from './generic-engine.js';
 import type { EpochStats } from './mf-engine.js';
 import { applySparseUpdate } from './optimizer.js';
-import type { OptimizerState, ResolvedOptimizerConfig } from './optimizer.js';
+import type { OptimizerState } from './optimizer.js';
 
 /** Options of {@link VisualEngine}: the generic engine's, plus where the dense products run. */
 export interface VisualEngineOptions extends GenericEngineOptions {
