@@ -12,6 +12,14 @@ export interface PerturbContext {
   readonly surface: PerturbableSurface;
   /** A seeded stream, for adversaries that draw random numbers. */
   readonly random: Random;
+  /**
+   * For multi-step adversaries ({@link Adversary.steps} > 1): the 0-based step, and from
+   * step 1 on the perturbation this adversary returned at the previous step (for the same
+   * surface; look its rows up with `previous.offsetOf(row)`). The gradient of a later step
+   * is taken at the parameters plus that previous perturbation.
+   */
+  readonly step?: number;
+  readonly previous?: SparseRows;
 }
 
 /**
@@ -30,8 +38,59 @@ export interface Adversary {
    * trainers may skip computing the gradient.
    */
   readonly usesGradient: boolean;
+  /**
+   * Gradient evaluations per perturbation (default 1: FGM, FGSM). An iterative adversary
+   * (PGD: several FGM steps projected back onto the epsilon ball) sets more; the trainer's
+   * generic engine and {@link craftPerturbation} then call {@link Adversary.perturb} once per
+   * step with the gradient at the previous step's perturbation (`context.previous`).
+   */
+  readonly steps?: number;
   /** The perturbation of `gradient`'s rows, in the same row order. */
   perturb(gradient: SparseRows, epsilon: number, context: PerturbContext): SparseRows;
+}
+
+/**
+ * Runs an adversary for its {@link Adversary.steps}: step 0 perturbs `gradients`; each later
+ * step perturbs `gradientAt(previous perturbations)`, the gradient at the perturbed point.
+ * Returns the last step's perturbation per surface.
+ */
+export function perturbSteps(
+  adversary: Adversary,
+  epsilon: number,
+  surfaces: readonly PerturbableSurface[],
+  random: Random,
+  gradients: Map<string, SparseRows>,
+  gradientAt: (perturbations: Map<string, SparseRows>) => Map<string, SparseRows>,
+): Map<string, SparseRows> {
+  const steps = adversary.steps ?? 1;
+  if (!(Number.isInteger(steps) && steps >= 1))
+    throw new ConfigError([
+      {
+        path: `adversaries.${adversary.adversaryName}.steps`,
+        message: `must be an integer >= 1, got ${steps}`,
+      },
+    ]);
+  let perturbations = new Map<string, SparseRows>();
+  let current = gradients;
+  for (let step = 0; step < steps; step++) {
+    if (step > 0) current = gradientAt(perturbations);
+    const next = new Map<string, SparseRows>();
+    for (const surface of surfaces) {
+      const gradient = current.get(surface.name) ?? new SparseRows(surface.dimension);
+      const previous = perturbations.get(surface.name);
+      next.set(
+        surface.name,
+        adversary.perturb(gradient, epsilon, {
+          surface,
+          random,
+          step,
+          ...(previous ? { previous } : {}),
+        }),
+      );
+    }
+    perturbations = next;
+  }
+  return perturbations;
 }
 
 function copyRows(gradient: SparseRows): SparseRows {

@@ -1,8 +1,9 @@
 import { ConfigError, Random, TripleSampler } from '@advrec/data';
-import type { InteractionMatrix } from '@advrec/data';
+import type { InteractionMatrix, TripleBatch } from '@advrec/data';
 import { bprBatch } from '@advrec/losses';
 import { SparseRows, cloneTable, restoreModel } from '@advrec/models';
 import type { Model, SparseRowsByName } from '@advrec/models';
+import { perturbSteps } from './adversary.js';
 import type { Adversary } from './adversary.js';
 
 /** Options of {@link craftPerturbation}. */
@@ -62,7 +63,7 @@ export function craftPerturbation(
   const sampler = new TripleSampler(train, { seed, batchSize: options.blockSize ?? 8192 });
   const gradients: SparseRowsByName = new Map();
   for (const s of surfaces) gradients.set(s!.name, new SparseRows(s!.dimension, 1024));
-  const batches = [];
+  const batches: TripleBatch[] = [];
   let correct = 0;
   for (let b = 0; b < sampler.batchesPerEpoch; b++) {
     const batch = sampler.batch(0, b);
@@ -78,7 +79,7 @@ export function craftPerturbation(
     }
   }
   const random = Random.stream(seed, 0x5eed);
-  const perturbations: SparseRowsByName = new Map();
+  const initial: SparseRowsByName = new Map();
   for (const s of surfaces) {
     const surface = s!;
     let rows = gradients.get(surface.name)!;
@@ -87,11 +88,31 @@ export function craftPerturbation(
       rows = new SparseRows(surface.dimension, surface.rows);
       for (let r = 0; r < surface.rows; r++) rows.ensure(r);
     }
-    perturbations.set(
-      surface.name,
-      options.adversary.perturb(rows, options.epsilon, { surface, random }),
-    );
+    initial.set(surface.name, rows);
   }
+  // Multi-step adversaries (PGD): the gradient over the same triples at the perturbed point.
+  const gradientAt = (current: SparseRowsByName): SparseRowsByName => {
+    const next: SparseRowsByName = new Map();
+    for (const s of surfaces) next.set(s!.name, new SparseRows(s!.dimension, 1024));
+    for (const batch of batches) {
+      const pos = model.pairScores(batch.users, batch.positives, batch.size, current);
+      const neg = model.pairScores(batch.users, batch.negatives, batch.size, current);
+      const dp = new Float64Array(batch.size);
+      const dn = new Float64Array(batch.size);
+      bprBatch(pos, neg, batch.size, dp, dn);
+      model.pairBackward(batch.users, batch.positives, batch.size, dp, next, current);
+      model.pairBackward(batch.users, batch.negatives, batch.size, dn, next, current);
+    }
+    return next;
+  };
+  const perturbations = perturbSteps(
+    options.adversary,
+    options.epsilon,
+    surfaces.map((s) => s!),
+    random,
+    initial,
+    gradientAt,
+  );
   let perturbedCorrect = 0;
   for (const batch of batches) {
     const pos = model.pairScores(batch.users, batch.positives, batch.size, perturbations);

@@ -11,6 +11,7 @@ export {
   getAdversary,
   listAdversaries,
   noAdversary,
+  perturbSteps,
   randomNoise,
   registerAdversary,
 } from './adversary.js';

@@ -1,5 +1,6 @@
 import { Random } from '@advrec/data';
 import type { TripleSampler } from '@advrec/data';
+import { perturbSteps } from '@advrec/adversary';
 import type { Adversary } from '@advrec/adversary';
 import { bprBatch } from '@advrec/losses';
 import { SparseRows } from '@advrec/models';
@@ -74,15 +75,27 @@ export class GenericEngine {
       model.pairBackward(batch.users, batch.negatives, size, dn, gradients);
       if (adversarial) {
         const random = Random.stream(options.seed, 0xad, epoch, b);
-        const perturbations: SparseRowsByName = new Map();
-        for (const name of options.surfaces) {
-          const surface = model.surfaces.find((s) => s.name === name)!;
-          const gamma = gradients.get(name) ?? new SparseRows(surface.dimension);
-          perturbations.set(
-            name,
-            options.adversary.perturb(gamma, options.epsilon, { surface, random }),
-          );
-        }
+        const surfaces = options.surfaces.map((name) => model.surfaces.find((s) => s.name === name)!);
+        // Multi-step adversaries (PGD): the batch's gradient at the perturbed point.
+        const gradientAt = (current: SparseRowsByName): SparseRowsByName => {
+          const next: SparseRowsByName = new Map();
+          const qp = model.pairScores(batch.users, batch.positives, size, current);
+          const qn = model.pairScores(batch.users, batch.negatives, size, current);
+          const gp = new Float64Array(size);
+          const gn = new Float64Array(size);
+          bprBatch(qp, qn, size, gp, gn);
+          model.pairBackward(batch.users, batch.positives, size, gp, next, current);
+          model.pairBackward(batch.users, batch.negatives, size, gn, next, current);
+          return next;
+        };
+        const perturbations = perturbSteps(
+          options.adversary,
+          options.epsilon,
+          surfaces,
+          random,
+          gradients,
+          gradientAt,
+        );
         const pp = model.pairScores(batch.users, batch.positives, size, perturbations);
         const pn = model.pairScores(batch.users, batch.negatives, size, perturbations);
         const adv = bprBatch(pp, pn, size, dp, dn, options.adversarialWeight);

@@ -135,7 +135,10 @@ export async function robustnessSweep(
   return { clean, cleanTrainAccuracy, points, surfaces, split };
 }
 
-/** Crafts a perturbation: the visual engine's batched products for VBPR, the generic attack otherwise. */
+/**
+ * Crafts a perturbation: the visual engine's batched products for VBPR with a one-step
+ * adversary, the generic attack otherwise (multi-step adversaries such as PGD).
+ */
 async function craft(
   model: Model,
   dataset: Dataset,
@@ -144,7 +147,7 @@ async function craft(
   surfaces: readonly string[],
   seed: number,
 ): Promise<{ perturbations: SparseRowsByName; cleanAccuracy: number; perturbedAccuracy: number }> {
-  if (!(model instanceof VisualBPR))
+  if (!(model instanceof VisualBPR) || (adversary.steps ?? 1) > 1)
     return craftPerturbation(model, dataset.train, { adversary, epsilon, surfaces, seed });
   const sampler = new TripleSampler(dataset.train, { seed, batchSize: 2048 });
   const engine = await VisualEngine.create(model, sampler, {

@@ -178,8 +178,9 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
       path: 'adversarial.adversarialWeight',
       message: `must be a finite number >= 0, got ${adversarialWeight}`,
     });
+  let multiStep = false;
   try {
-    getAdversary(adversary);
+    multiStep = (getAdversary(adversary).steps ?? 1) > 1;
   } catch (error) {
     if (ConfigError.isInstance(error))
       issues.push({ path: 'adversarial.adversary', message: error.issues[0]!.message });
@@ -224,6 +225,11 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
     });
   const fusable =
     (model === undefined || model instanceof MatrixFactorization) && BUILT_IN_FUSED.has(adversary);
+  if (multiStep && (requested === 'fused' || requested === 'visual'))
+    issues.push({
+      path: 'engine',
+      message: `adversary ${adversary} takes several gradient steps; it runs on the generic engine (engine "generic" or "auto")`,
+    });
   if (requested === 'fused' && !fusable)
     issues.push({
       path: 'engine',
@@ -236,7 +242,7 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
   if (requested === 'visual' && model !== undefined && !visual)
     issues.push({ path: 'engine', message: 'the visual engine trains VBPR models' });
   const engine =
-    requested === 'generic'
+    requested === 'generic' || multiStep
       ? 'generic'
       : visual || requested === 'visual'
         ? 'visual'

@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+/**
+ * The `advrec` executable. The first Ctrl-C asks the running command to stop cleanly
+ * (training ends after the current epoch and saves `checkpoints/last.ckpt`); a second one
+ * exits at once. Checkpoints are written atomically, so neither leaves a partial file.
+ */
+import { runCli } from './cli.js';
+
+const controller = new AbortController();
+process.on('SIGINT', () => {
+  if (controller.signal.aborted) process.exit(130);
+  process.stderr.write('\nadvrec: interrupted; stopping after the current step (Ctrl-C again to quit now)\n');
+  controller.abort();
+});
+
+const code = await runCli(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  signal: controller.signal,
+});
+process.exitCode = code;
+// Worker pools close themselves; do not let a stray handle keep a finished command alive.
+setTimeout(() => process.exit(code), 200).unref();

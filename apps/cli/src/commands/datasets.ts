@@ -1,0 +1,145 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { describe, formatDescription } from '@advrec/data';
+import type { InteractionMatrix, Dataset } from '@advrec/data';
+import type { ResolvedRunConfig } from '../config.js';
+import { emit, textTable } from '../context.js';
+import type { CommandContext } from '../context.js';
+import { DATASETS, dataDirectory, datasetEntry, loadData, locateDataset } from '../datasets.js';
+import { downloadDataset } from '../download.js';
+import { toJson, writeText } from '../pipeline.js';
+
+/** Split flags shared by `datasets describe` and `datasets split`. */
+export interface SplitFlags {
+  readonly format?: ResolvedRunConfig['data']['format'];
+  readonly test?: string;
+  readonly protocol?: ResolvedRunConfig['data']['split']['protocol'];
+  readonly order?: ResolvedRunConfig['data']['split']['order'];
+  readonly testFraction?: number;
+  readonly seed?: number;
+  readonly validation?: boolean;
+}
+
+function dataConfig(source: string, flags: SplitFlags): ResolvedRunConfig['data'] {
+  return {
+    source,
+    format: flags.format ?? 'auto',
+    testPath: flags.test ?? null,
+    split: {
+      protocol: flags.protocol ?? 'auto',
+      order: flags.order ?? 'latest',
+      testFraction: flags.testFraction ?? 0.2,
+      seed: flags.seed ?? 42,
+    },
+    validation: flags.validation ?? false,
+    features: null,
+    synthetic: { users: 2000, items: 1500, featureDimension: 0, seed: 42 },
+  };
+}
+
+/** `advrec datasets list`. */
+export function listCommand(context: CommandContext): number {
+  const rows = DATASETS.map((d) => ({
+    name: d.name,
+    description: d.description,
+    publisher: d.publisher,
+    location: d.name === 'synthetic' ? 'embedded' : (locateDataset(d) ?? 'not downloaded'),
+    checksums: d.files.length === 0 ? 'n/a' : d.files.every((f) => f.sha256 !== null || f.members) ? 'pinned' : 'not pinned (needs --sha256)',
+  }));
+  emit(context, { dataDirectory: dataDirectory(), datasets: rows }, () =>
+    [
+      textTable(['name', 'location', 'checksums', 'description'], rows.map((r) => [r.name, r.location, r.checksums, r.description])),
+      `download folder: ${dataDirectory()} (ADVREC_DATA_DIR)`,
+    ].join('\n'),
+  );
+  return 0;
+}
+
+/** `advrec datasets describe <path-or-name>`. */
+export async function describeCommand(source: string, flags: SplitFlags, context: CommandContext): Promise<number> {
+  const data = await loadData(dataConfig(source, flags));
+  const description = describe(data.dataset);
+  emit(context, { ...description, fingerprint: data.fingerprint, files: data.files }, () =>
+    `${formatDescription(description)}\n  fingerprint ${data.fingerprint}`,
+  );
+  return 0;
+}
+
+function writeLists(matrix: InteractionMatrix, dataset: Dataset): string {
+  const lines: string[] = [];
+  for (let u = 0; u < matrix.numUsers; u++) {
+    const from = matrix.indptr[u]!;
+    const to = matrix.indptr[u + 1]!;
+    if (to === from) continue;
+    const items: string[] = [];
+    for (let p = from; p < to; p++) items.push(dataset.itemIdMap.toSource(matrix.indices[p]!));
+    lines.push(`${dataset.userIdMap.toSource(u)} ${items.join(' ')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** `advrec datasets split <path-or-name> --out <dir>`: writes train/validation/test as user-item lists. */
+export async function splitCommand(source: string, flags: SplitFlags & { out: string }, context: CommandContext): Promise<number> {
+  const config = dataConfig(source, flags);
+  const data = await loadData(config);
+  const out = resolve(flags.out);
+  await mkdir(out, { recursive: true });
+  const { dataset } = data;
+  const written = ['train.txt', 'test.txt'];
+  await writeText(join(out, 'train.txt'), writeLists(dataset.train, dataset));
+  await writeText(join(out, 'test.txt'), writeLists(dataset.test, dataset));
+  if (dataset.validation) {
+    await writeText(join(out, 'validation.txt'), writeLists(dataset.validation, dataset));
+    written.push('validation.txt');
+  }
+  const description = describe(dataset);
+  await writeText(join(out, 'split.json'), toJson({ source, config, fingerprint: data.fingerprint, description }));
+  emit(context, { folder: out, files: [...written, 'split.json'], fingerprint: data.fingerprint, description }, () =>
+    `${formatDescription(description)}\nwritten: ${written.map((f) => join(out, f)).join(', ')} (one line per user: user item item ..., source ids)`,
+  );
+  return 0;
+}
+
+/** `advrec datasets download <name>`. */
+export async function downloadCommand(
+  name: string,
+  flags: { dir?: string; mirror?: string; sha256?: string[]; skipChecksum?: boolean; force?: boolean },
+  context: CommandContext,
+): Promise<number> {
+  const entry = datasetEntry(name, 'name');
+  const pinned: Record<string, string> = {};
+  for (const pair of flags.sha256 ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq > 0) pinned[pair.slice(0, eq)] = pair.slice(eq + 1);
+    else if (entry.files.length === 1) pinned[new URL(entry.files[0]!.url).pathname.split('/').at(-1)!] = pair;
+  }
+  const directory = resolve(flags.dir ?? dataDirectory());
+  const bars = new Map<string, ReturnType<CommandContext['progress']['bar']>>();
+  const result = await downloadDataset(entry, {
+    directory,
+    ...(flags.mirror ? { mirror: flags.mirror } : {}),
+    sha256: pinned,
+    skipChecksum: flags.skipChecksum ?? false,
+    force: flags.force ?? false,
+    onProgress: (url, received, total) => {
+      let bar = bars.get(url);
+      if (!bar) {
+        bar = context.progress.bar(`downloading ${url.split('/').at(-1)} (KiB)`, total ? Math.ceil(total / 1024) : 0);
+        bars.set(url, bar);
+      }
+      bar.update(Math.floor(received / 1024));
+    },
+  });
+  for (const bar of bars.values()) bar.finish();
+  emit(context, result, () =>
+    [
+      ...result.files.map((f) => `${f.url}: ${f.bytes} bytes, sha256 ${f.sha256} ${f.verified ? '(verified)' : '(NOT verified: pin it with --sha256)'}`),
+      `extracted ${result.extracted.length} files into ${result.folder}`,
+      existsSync(join(result.folder, entry.main)) ? `use it with: advrec train --data ${entry.name}` : '',
+    ]
+      .filter((l) => l !== '')
+      .join('\n'),
+  );
+  return 0;
+}

@@ -1,0 +1,260 @@
+/**
+ * The run configuration of `advrec train` (YAML or JSON). The JSON schema in
+ * `schema/run-config.schema.json` is generated from these types (`pnpm --filter advrec
+ * schema`), and a test fails when the two drift apart. Every field can be overridden on the
+ * command line with `--set path=value`.
+ *
+ * @packageDocumentation
+ */
+
+/** Where the interactions come from and how they are split. */
+export interface DataConfig {
+  /**
+   * A data set name (`synthetic`, `ml-100k`, `ml-1m`, `gowalla`, ... see `advrec datasets
+   * list`) or a path to a file or folder.
+   */
+  source: string;
+  /**
+   * File format; `auto` guesses from the name (`u.data` -> movielens-100k, `ratings.dat` ->
+   * movielens-dat, a folder with `train.txt` + `test.txt` -> user-item-lists with a given
+   * split, `*.train.rating` -> ncf, a folder with `pos.txt` + `neg.txt` -> amr).
+   * @default "auto"
+   */
+  format?: 'auto' | 'movielens-100k' | 'movielens-dat' | 'user-item-lists' | 'ncf' | 'amr' | 'csv';
+  /** For `user-item-lists` with a given split: the test file (default `test.txt` beside the source). */
+  testPath?: string;
+  /** How to split the interactions into train / test (ignored when the files give the split). */
+  split?: SplitConfig;
+  /**
+   * Carve a validation split from train (the latest, or a random, training interaction per
+   * user), used for early stopping.
+   * @default true
+   */
+  validation?: boolean;
+  /** Item feature matrix (`.npy` with a `.manifest.json` of item ids, or aligned to dense item ids) for VBPR/AMR. */
+  features?: string;
+  /** Settings of the embedded synthetic data set (source `synthetic`). */
+  synthetic?: SyntheticConfig;
+}
+
+/** Split protocol. */
+export interface SplitConfig {
+  /**
+   * `leave-one-out` (one test interaction per user: APR, NCF), `ratio` (a fraction per
+   * user), `given` (the files' own split), or `auto`: the files' split when they carry one
+   * (train.txt + test.txt, NCF, AMR), else leave-one-out.
+   * @default "auto"
+   */
+  protocol?: 'auto' | 'leave-one-out' | 'ratio' | 'given';
+  /**
+   * `latest` / `temporal` (by timestamp) or `random`.
+   * @default "latest"
+   */
+  order?: 'latest' | 'random' | 'temporal';
+  /**
+   * Test fraction for `ratio`.
+   * @minimum 0
+   * @maximum 1
+   * @default 0.2
+   */
+  testFraction?: number;
+  /**
+   * Split seed.
+   * @minimum 0
+   * @default 42
+   */
+  seed?: number;
+}
+
+/** The embedded synthetic data set (planted low-rank preferences, popularity skew). */
+export interface SyntheticConfig {
+  /**
+   * @minimum 2
+   * @default 2000
+   */
+  users?: number;
+  /**
+   * @minimum 2
+   * @default 1500
+   */
+  items?: number;
+  /**
+   * Dimension of planted item features (0 = none; AMR runs need some).
+   * @minimum 0
+   * @default 0
+   */
+  featureDimension?: number;
+  /**
+   * @minimum 0
+   * @default 42
+   */
+  seed?: number;
+}
+
+/** Which model and its hyper-parameters. */
+export interface ModelConfig {
+  /** A registered model name: `mf`, `vbpr`, `itempop`, or a plugin's. */
+  name: string;
+  /**
+   * K, the embedding size.
+   * @minimum 1
+   * @default 64
+   */
+  embeddingSize?: number;
+  /**
+   * Initialisation seed.
+   * @minimum 0
+   * @default 1
+   */
+  seed?: number;
+  /** Further model-specific options, passed to the model's factory as they are. */
+  options?: Record<string, string | number | boolean | null>;
+}
+
+/** The optimiser (Adagrad, as in both papers). */
+export interface OptimizerSection {
+  /** @default "adagrad" */
+  name?: 'adagrad' | 'sgd' | 'lazy-adam';
+  /**
+   * @exclusiveMinimum 0
+   * @default 0.05
+   */
+  learningRate?: number;
+  /**
+   * Adagrad's initial accumulator (TensorFlow's 0.1).
+   * @exclusiveMinimum 0
+   * @default 0.1
+   */
+  initialAccumulator?: number;
+}
+
+/** Adversarial training (APR Eq. 6 / AMR Eq. 8). */
+export interface AdversarialSection {
+  /** A registered adversary: `fgm` (the papers'), `fgsm`, `random`, `none`, or a plugin's. */
+  adversary?: string;
+  /**
+   * epsilon, the norm bound of the perturbation per row.
+   * @minimum 0
+   * @default 0.5
+   */
+  epsilon?: number;
+  /**
+   * lambda, the weight of the adversarial BPR term.
+   * @minimum 0
+   * @default 1
+   */
+  adversarialWeight?: number;
+  /** Perturbed surfaces (default: every surface of the model). */
+  surfaces?: string[];
+}
+
+/** Validation and early stopping. */
+export interface ValidationSection {
+  /**
+   * Validate every this many epochs.
+   * @minimum 1
+   * @default 10
+   */
+  every?: number;
+  /** Early-stopping metric, e.g. `ndcg@100`, `recall@20`. */
+  metric?: string;
+  /**
+   * Stop after this many validations without improvement.
+   * @minimum 1
+   */
+  patience?: number;
+}
+
+/** The training schedule and settings. */
+export interface TrainingSection {
+  /**
+   * BPR (pre-training) epochs.
+   * @minimum 0
+   * @default 100
+   */
+  epochs?: number;
+  /**
+   * Adversarial (APR / AMR) epochs after pre-training; 0 trains BPR only.
+   * @minimum 0
+   * @default 0
+   */
+  adversarialEpochs?: number;
+  /**
+   * Triples per mini-batch.
+   * @minimum 1
+   * @default 512
+   */
+  batchSize?: number;
+  /**
+   * lambda_Theta, L2 on the batch's rows.
+   * @minimum 0
+   * @default 0
+   */
+  l2?: number;
+  /**
+   * Sampler seed.
+   * @minimum 0
+   * @default 0
+   */
+  seed?: number;
+  /**
+   * Worker threads (default: all cores).
+   * @minimum 1
+   */
+  threads?: number;
+  /** `deterministic` (bit-identical for any thread count) or `hogwild`. */
+  mode?: 'deterministic' | 'hogwild';
+  optimizer?: OptimizerSection;
+  adversarial?: AdversarialSection;
+  validation?: ValidationSection;
+  /**
+   * Write a resumable checkpoint every this many epochs (0 = only the best and the final).
+   * @minimum 0
+   * @default 10
+   */
+  checkpointEvery?: number;
+}
+
+/** The test evaluation after training. */
+export interface EvaluationSection {
+  /**
+   * `full` ranking (every item except the user's training and validation items; APR) or
+   * `sampled` (the test item among sampled negatives; AMR: 999, NCF: 99).
+   * @default "full"
+   */
+  protocol?: 'full' | 'sampled';
+  /**
+   * Negatives per test case for the sampled protocol.
+   * @minimum 1
+   * @default 999
+   */
+  negatives?: number;
+  /** Cutoffs K (default [10, 20, 50, 100]). */
+  cutoffs?: number[];
+  /** Metrics (default hr, ndcg, recall, mrr). */
+  metrics?: ('hr' | 'recall' | 'precision' | 'ndcg' | 'mrr' | 'map' | 'auc')[];
+}
+
+/** The robustness sweep written into the report (APR Table 2 / AMR Table 3). */
+export interface AttackSection {
+  /** Epsilons of the sweep (default [0.25, 0.5, 1, 2]). */
+  epsilons?: number[];
+  /** Adversaries compared (default fgm and random). */
+  adversaries?: string[];
+  /** Surfaces attacked (default every surface of the model). */
+  surfaces?: string[];
+}
+
+/** A whole run: `advrec train --config run.yaml`. */
+export interface RunConfig {
+  /** Path of the JSON schema, for editors (ignored). */
+  $schema?: string;
+  data: DataConfig;
+  model: ModelConfig;
+  training?: TrainingSection;
+  evaluation?: EvaluationSection;
+  /** When present, `advrec train` also runs this robustness sweep on the trained model. */
+  attack?: AttackSection;
+  /** Modules to load before the run (register plugin models and adversaries). */
+  plugins?: string[];
+}

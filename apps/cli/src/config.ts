@@ -1,0 +1,343 @@
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { ConfigError, DataFormatError } from '@advrec/data';
+import type { ConfigIssue } from '@advrec/data';
+import { listAdversaries } from '@advrec/adversary';
+import { listModels } from '@advrec/models';
+import { Ajv } from 'ajv';
+import type { ErrorObject } from 'ajv';
+import { parse as parseYaml, parseDocument } from 'yaml';
+import type { RunConfig } from './config-types.js';
+
+const require = createRequire(import.meta.url);
+
+/** The JSON schema of {@link RunConfig}, generated from its TypeScript types. */
+export const runConfigSchema = require('../schema/run-config.schema.json') as Record<
+  string,
+  unknown
+>;
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validateSchema = ajv.compile(runConfigSchema);
+
+/** Every default of a run, filled in (what the run folder records as `config.json`). */
+export interface ResolvedRunConfig {
+  readonly data: {
+    readonly source: string;
+    readonly format: NonNullable<RunConfig['data']['format']>;
+    readonly testPath: string | null;
+    readonly split: {
+      readonly protocol: 'auto' | 'leave-one-out' | 'ratio' | 'given';
+      readonly order: 'latest' | 'random' | 'temporal';
+      readonly testFraction: number;
+      readonly seed: number;
+    };
+    readonly validation: boolean;
+    readonly features: string | null;
+    readonly synthetic: {
+      readonly users: number;
+      readonly items: number;
+      readonly featureDimension: number;
+      readonly seed: number;
+    };
+  };
+  readonly model: {
+    readonly name: string;
+    readonly embeddingSize: number;
+    readonly seed: number;
+    readonly options: Readonly<Record<string, string | number | boolean | null>>;
+  };
+  readonly training: {
+    readonly epochs: number;
+    readonly adversarialEpochs: number;
+    readonly batchSize: number;
+    readonly l2: number;
+    readonly seed: number;
+    readonly threads: number;
+    readonly mode: 'deterministic' | 'hogwild';
+    readonly optimizer: {
+      readonly name: 'adagrad' | 'sgd' | 'lazy-adam';
+      readonly learningRate: number;
+      readonly initialAccumulator: number;
+    };
+    readonly adversarial: {
+      readonly adversary: string;
+      readonly epsilon: number;
+      readonly adversarialWeight: number;
+      readonly surfaces: readonly string[] | null;
+    };
+    readonly validation: {
+      readonly every: number;
+      readonly metric: string;
+      readonly patience: number | null;
+    };
+    readonly checkpointEvery: number;
+  };
+  readonly evaluation: {
+    readonly protocol: 'full' | 'sampled';
+    readonly negatives: number;
+    readonly cutoffs: readonly number[];
+    readonly metrics: readonly ('hr' | 'recall' | 'precision' | 'ndcg' | 'mrr' | 'map' | 'auc')[];
+  };
+  readonly attack: {
+    readonly epsilons: readonly number[];
+    readonly adversaries: readonly string[];
+    readonly surfaces: readonly string[] | null;
+  } | null;
+  readonly plugins: readonly string[];
+}
+
+/** Reads a YAML or JSON config file; syntax errors name the file and line. */
+export async function readConfigFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new DataFormatError({ file }, 'a readable config file', String((error as Error).message), {
+      cause: error,
+    });
+  }
+  if (/\.json$/i.test(file)) {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (error) {
+      const m = /position (\d+)/.exec((error as Error).message);
+      const line = m ? text.slice(0, Number(m[1])).split('\n').length : undefined;
+      throw new DataFormatError({ file, line }, 'valid JSON', (error as Error).message);
+    }
+  }
+  const document = parseDocument(text, { prettyErrors: true });
+  if (document.errors.length > 0) {
+    const first = document.errors[0]!;
+    throw new DataFormatError(
+      { file, line: first.linePos?.[0].line },
+      'valid YAML',
+      first.message.split('\n')[0],
+    );
+  }
+  return document.toJS() as unknown;
+}
+
+/**
+ * Applies `path=value` overrides (`training.adversarial.epsilon=0.5`, `evaluation.cutoffs=[10,20]`);
+ * the value is read as YAML, so numbers, booleans and lists keep their types.
+ */
+export function applyOverrides(config: unknown, overrides: readonly string[]): unknown {
+  const root = (
+    typeof config === 'object' && config !== null ? structuredClone(config) : {}
+  ) as Record<string, unknown>;
+  const issues: ConfigIssue[] = [];
+  for (const override of overrides) {
+    const eq = override.indexOf('=');
+    if (eq <= 0) {
+      issues.push({ path: override, message: 'an override must look like path=value' });
+      continue;
+    }
+    const path = override.slice(0, eq).trim().split('.');
+    let value: unknown;
+    try {
+      value = parseYaml(override.slice(eq + 1)) as unknown;
+    } catch {
+      value = override.slice(eq + 1);
+    }
+    let node = root;
+    for (const key of path.slice(0, -1)) {
+      const next = node[key];
+      if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+      node = node[key] as Record<string, unknown>;
+    }
+    node[path.at(-1)!] = value;
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return root;
+}
+
+function pathOf(error: ErrorObject): string {
+  const base = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : path ? `${path}.${part}` : part), '');
+  if (error.keyword === 'additionalProperties') {
+    const extra = String((error.params as { additionalProperty: string }).additionalProperty);
+    return base ? `${base}.${extra}` : extra;
+  }
+  if (error.keyword === 'required') {
+    const missing = String((error.params as { missingProperty: string }).missingProperty);
+    return base ? `${base}.${missing}` : missing;
+  }
+  return base || '(root)';
+}
+
+function messageOf(error: ErrorObject, data: unknown): string {
+  const found = error.instancePath
+    .split('/')
+    .slice(1)
+    .reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], data);
+  const shown = JSON.stringify(found);
+  switch (error.keyword) {
+    case 'additionalProperties':
+      return 'unknown field';
+    case 'required':
+      return 'is required';
+    case 'enum':
+      return `must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}, got ${shown}`;
+    case 'type':
+      return `must be ${(error.params as { type: string }).type}, got ${shown}`;
+    default:
+      return `${error.message ?? 'is invalid'}, got ${shown}`;
+  }
+}
+
+/** Schema validation: every problem, with its field path. */
+export function schemaIssues(config: unknown): ConfigIssue[] {
+  if (validateSchema(config)) return [];
+  const seen = new Set<string>();
+  const issues: ConfigIssue[] = [];
+  for (const error of validateSchema.errors ?? []) {
+    const issue = { path: pathOf(error), message: messageOf(error, config) };
+    const key = `${issue.path}\u0000${issue.message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      issues.push(issue);
+    }
+  }
+  return issues;
+}
+
+const METRIC = /^(hr|recall|precision|ndcg|mrr|map)@([1-9]\d*)$/;
+
+/**
+ * Validates a parsed config against the schema and the registries (model and adversary
+ * names, metric names) and fills every default. Throws one {@link ConfigError} listing every
+ * problem with its field path.
+ */
+export function resolveRunConfig(input: unknown): ResolvedRunConfig {
+  const issues = schemaIssues(input);
+  if (issues.length > 0) throw new ConfigError(issues);
+  const config = input as RunConfig;
+  const models = listModels().map((m) => m.modelName);
+  if (!models.includes(config.model.name))
+    issues.push({
+      path: 'model.name',
+      message: `unknown model "${config.model.name}"; registered: ${models.join(', ')}`,
+    });
+  const adversaries = listAdversaries().map((a) => a.adversaryName);
+  const checkAdversary = (path: string, name: string): void => {
+    if (!adversaries.includes(name))
+      issues.push({
+        path,
+        message: `unknown adversary "${name}"; registered: ${adversaries.join(', ')}`,
+      });
+  };
+  const t = config.training ?? {};
+  const adversary = t.adversarial?.adversary ?? 'fgm';
+  checkAdversary('training.adversarial.adversary', adversary);
+  const metric = t.validation?.metric ?? 'ndcg@100';
+  if (!METRIC.test(metric))
+    issues.push({
+      path: 'training.validation.metric',
+      message: `must look like ndcg@100 (hr, recall, precision, ndcg, mrr, map), got "${metric}"`,
+    });
+  const e = config.evaluation ?? {};
+  const cutoffs = e.cutoffs ?? [10, 20, 50, 100];
+  cutoffs.forEach((k, index) => {
+    if (!(Number.isInteger(k) && k >= 1))
+      issues.push({ path: `evaluation.cutoffs[${index}]`, message: `must be an integer >= 1, got ${k}` });
+  });
+  const integers: [string, number | undefined][] = [
+    ['training.epochs', t.epochs],
+    ['training.adversarialEpochs', t.adversarialEpochs],
+    ['training.batchSize', t.batchSize],
+    ['training.threads', t.threads],
+    ['training.seed', t.seed],
+    ['training.checkpointEvery', t.checkpointEvery],
+    ['training.validation.every', t.validation?.every],
+    ['training.validation.patience', t.validation?.patience],
+    ['model.embeddingSize', config.model.embeddingSize],
+    ['model.seed', config.model.seed],
+    ['data.split.seed', config.data.split?.seed],
+    ['evaluation.negatives', e.negatives],
+  ];
+  for (const [path, value] of integers)
+    if (value !== undefined && !Number.isInteger(value))
+      issues.push({ path, message: `must be an integer, got ${value}` });
+  const a = config.attack;
+  if (a) {
+    (a.epsilons ?? []).forEach((value, index) => {
+      if (!(Number.isFinite(value) && value >= 0))
+        issues.push({ path: `attack.epsilons[${index}]`, message: `must be >= 0, got ${value}` });
+    });
+    (a.adversaries ?? []).forEach((name, index) => checkAdversary(`attack.adversaries[${index}]`, name));
+  }
+  const split = config.data.split ?? {};
+  if (issues.length > 0) throw new ConfigError(issues);
+  return {
+    data: {
+      source: config.data.source,
+      format: config.data.format ?? 'auto',
+      testPath: config.data.testPath ?? null,
+      split: {
+        protocol: split.protocol ?? 'auto',
+        order: split.order ?? 'latest',
+        testFraction: split.testFraction ?? 0.2,
+        seed: split.seed ?? 42,
+      },
+      validation: config.data.validation ?? true,
+      features: config.data.features ?? null,
+      synthetic: {
+        users: config.data.synthetic?.users ?? 2000,
+        items: config.data.synthetic?.items ?? 1500,
+        featureDimension: config.data.synthetic?.featureDimension ?? 0,
+        seed: config.data.synthetic?.seed ?? 42,
+      },
+    },
+    model: {
+      name: config.model.name,
+      embeddingSize: config.model.embeddingSize ?? 64,
+      seed: config.model.seed ?? 1,
+      options: config.model.options ?? {},
+    },
+    training: {
+      epochs: t.epochs ?? 100,
+      adversarialEpochs: t.adversarialEpochs ?? 0,
+      batchSize: t.batchSize ?? 512,
+      l2: t.l2 ?? 0,
+      seed: t.seed ?? 0,
+      threads: t.threads ?? Math.min(availableParallelism(), 8),
+      mode: t.mode ?? 'deterministic',
+      optimizer: {
+        name: t.optimizer?.name ?? 'adagrad',
+        learningRate: t.optimizer?.learningRate ?? 0.05,
+        initialAccumulator: t.optimizer?.initialAccumulator ?? 0.1,
+      },
+      adversarial: {
+        adversary,
+        epsilon: t.adversarial?.epsilon ?? 0.5,
+        adversarialWeight: t.adversarial?.adversarialWeight ?? 1,
+        surfaces: t.adversarial?.surfaces ?? null,
+      },
+      validation: {
+        every: t.validation?.every ?? 10,
+        metric,
+        patience: t.validation?.patience ?? null,
+      },
+      checkpointEvery: t.checkpointEvery ?? 10,
+    },
+    evaluation: {
+      protocol: e.protocol ?? 'full',
+      negatives: e.negatives ?? 999,
+      cutoffs,
+      metrics: e.metrics ?? ['hr', 'ndcg', 'recall', 'mrr'],
+    },
+    attack: a
+      ? {
+          epsilons: a.epsilons ?? [0.25, 0.5, 1, 2],
+          adversaries: a.adversaries ?? ['fgm', 'random'],
+          surfaces: a.surfaces ?? null,
+        }
+      : null,
+    plugins: config.plugins ?? [],
+  };
+}

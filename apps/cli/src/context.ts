@@ -1,0 +1,63 @@
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ConfigError } from '@advrec/data';
+import { Progress } from './progress.js';
+import { toJson } from './pipeline.js';
+
+/** What every command gets: output streams, progress, the global flags. */
+export interface CommandContext {
+  /** Results (tables, or one JSON document with `--json`). */
+  readonly stdout: NodeJS.WritableStream;
+  /** Progress and logs. */
+  readonly progress: Progress;
+  /** `--json`: print one machine-readable JSON document on stdout and nothing else there. */
+  readonly json: boolean;
+  /** Aborted on the first Ctrl-C: training stops after the current epoch and saves. */
+  readonly signal: AbortSignal;
+}
+
+/** Prints a command's result: the JSON document with `--json`, else the human text. */
+export function emit(context: CommandContext, result: unknown, human: () => string): void {
+  context.stdout.write(context.json ? toJson(result) : `${human()}\n`);
+}
+
+/** A new run folder: `--out`, else `runs/<kind>-<date>-<time>`. */
+export async function runFolder(out: string | undefined, kind: string): Promise<string> {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  const folder = resolve(out ?? join('runs', `${kind}-${stamp}`));
+  await mkdir(folder, { recursive: true });
+  return folder;
+}
+
+/** A fixed-width text table: text left-aligned, numbers right-aligned. */
+export function textTable(
+  columns: readonly string[],
+  rows: readonly (readonly (string | number)[])[],
+): string {
+  const cells = rows.map((row) =>
+    row.map((v) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : v)),
+  );
+  const numeric = columns.map((_, k) => rows.length > 0 && rows.every((r) => typeof r[k] === 'number' || /^[+-]?[\d.]+(%|e[+-]?\d+)?$/.test(String(r[k]))));
+  const widths = columns.map((c, k) => Math.max(c.length, ...cells.map((r) => r[k]?.length ?? 0)));
+  const line = (values: readonly string[]): string =>
+    values
+      .map((v, k) => (numeric[k] ? v.padStart(widths[k]!) : v.padEnd(widths[k]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
+}
+
+/** `+5.3%`. */
+export function percent(x: number): string {
+  return Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}%` : 'n/a';
+}
+
+/** Parses `1,2,3` into numbers; names the flag when a value is not a number. */
+export function numberList(flag: string, text: string): number[] {
+  return text.split(',').map((part) => {
+    const value = Number(part.trim());
+    if (part.trim() === '' || !Number.isFinite(value))
+      throw new ConfigError([{ path: flag, message: `"${part}" is not a number` }]);
+    return value;
+  });
+}

@@ -1,0 +1,406 @@
+import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import {
+  ConfigError,
+  DataFormatError,
+  alignItemFeatures,
+  generateSynthetic,
+  givenSplit,
+  holdOutValidation,
+  leaveOneOut,
+  loadAmrDataset,
+  loadNcfDataset,
+  ratioSplit,
+  readDelimited,
+  readFeatureMatrix,
+  readMovieLens100K,
+  readMovieLensRatingsDat,
+  readUserItemLists,
+  toImplicit,
+} from '@advrec/data';
+import type { Dataset, InteractionLog, ItemFeatures, SampledTestSet } from '@advrec/data';
+import type { ResolvedRunConfig } from './config.js';
+
+/** A file of a public data set: where it is published and its SHA-256 when known. */
+export interface DatasetFile {
+  /** The published URL. */
+  readonly url: string;
+  /** SHA-256 of the downloaded file, or `null` when it could not be measured here. */
+  readonly sha256: string | null;
+  /** `zip` archives are extracted (safely); plain files are stored under their name. */
+  readonly kind: 'zip' | 'file';
+  /** For archives: SHA-256 of members checked after extraction (path inside the archive). */
+  readonly members?: Readonly<Record<string, string>>;
+  /** For plain files: the name to store it under. */
+  readonly saveAs?: string;
+}
+
+/** A public data set the papers use, as `advrec datasets list` shows it. */
+export interface DatasetEntry {
+  readonly name: string;
+  readonly description: string;
+  /** Who publishes it (and which paper's repository). */
+  readonly publisher: string;
+  readonly files: readonly DatasetFile[];
+  /** Folder names under `../shared/data` (or the data folder) that hold a copy. */
+  readonly folders: readonly string[];
+  /** The file (relative to the folder) that `data.source` points at, and its format. */
+  readonly main: string;
+  readonly format: NonNullable<ResolvedRunConfig['data']['format']>;
+  /** The split the papers use on it. */
+  readonly defaultSplit: 'leave-one-out' | 'given';
+}
+
+/**
+ * The data sets `advrec datasets download` knows. SHA-256 values were measured on the copies
+ * in `../shared/data` (the files as published); where no copy was available here the value
+ * is `null`, and a download needs `--sha256` (or `--skip-checksum`, which prints the hash so
+ * it can be pinned).
+ */
+export const DATASETS: readonly DatasetEntry[] = [
+  {
+    name: 'synthetic',
+    description:
+      'embedded: 2,000 users x 1,500 items with planted low-rank preferences and popularity skew (generated, nothing to download)',
+    publisher: 'advrec',
+    files: [],
+    folders: [],
+    main: '',
+    format: 'auto',
+    defaultSplit: 'leave-one-out',
+  },
+  {
+    name: 'ml-100k',
+    description: 'MovieLens 100K: 943 users, 1,682 movies, 100,000 ratings with timestamps',
+    publisher: 'GroupLens (grouplens.org); used by NCF-style leave-one-out studies',
+    files: [
+      {
+        url: 'https://files.grouplens.org/datasets/movielens/ml-100k.zip',
+        sha256: null,
+        kind: 'zip',
+        members: {
+          'ml-100k/u.data': '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490',
+        },
+      },
+    ],
+    folders: ['ml-100k', 'movielens-100k'],
+    main: 'u.data',
+    format: 'movielens-100k',
+    defaultSplit: 'leave-one-out',
+  },
+  {
+    name: 'ml-1m',
+    description: 'MovieLens 1M: 6,040 users, 3,706 movies, 1,000,209 ratings (the AMR paper evaluates on it)',
+    publisher: 'GroupLens (grouplens.org)',
+    files: [
+      {
+        url: 'https://files.grouplens.org/datasets/movielens/ml-1m.zip',
+        sha256: null,
+        kind: 'zip',
+      },
+    ],
+    folders: ['ml-1m'],
+    main: 'train.txt',
+    format: 'user-item-lists',
+    defaultSplit: 'given',
+  },
+  {
+    name: 'gowalla',
+    description:
+      'Gowalla check-ins, 10-core, the NGCF/LightGCN split: 29,858 users, 40,981 items, 810,128 train + 217,242 test',
+    publisher: 'LightGCN repository (gusye1234/LightGCN-PyTorch); APR evaluates on Gowalla',
+    files: [
+      {
+        url: 'https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/gowalla/train.txt',
+        sha256: '0f086326b28a56c2e6dcb81d86ee72d4ccb7eed3a8d26788392356d8f51111cc',
+        kind: 'file',
+        saveAs: 'train.txt',
+      },
+      {
+        url: 'https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/gowalla/test.txt',
+        sha256: '099a2a73924e4b754dc6efd730d764f492321b53c38eb93298850c83acf57be3',
+        kind: 'file',
+        saveAs: 'test.txt',
+      },
+    ],
+    folders: ['gowalla'],
+    main: 'train.txt',
+    format: 'user-item-lists',
+    defaultSplit: 'given',
+  },
+  {
+    name: 'yelp2018',
+    description: 'Yelp 2018, 10-core, the NGCF/LightGCN split (APR evaluates on an earlier Yelp)',
+    publisher: 'LightGCN repository (gusye1234/LightGCN-PyTorch)',
+    files: [
+      {
+        url: 'https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/yelp2018/train.txt',
+        sha256: null,
+        kind: 'file',
+        saveAs: 'train.txt',
+      },
+      {
+        url: 'https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/yelp2018/test.txt',
+        sha256: null,
+        kind: 'file',
+        saveAs: 'test.txt',
+      },
+    ],
+    folders: ['yelp2018'],
+    main: 'train.txt',
+    format: 'user-item-lists',
+    defaultSplit: 'given',
+  },
+  {
+    name: 'pinterest-20',
+    description:
+      'Pinterest, users with >= 20 pins, leave-one-out with 99 sampled test negatives (NCF; APR evaluates on Pinterest)',
+    publisher: 'NCF repository (hexiangnan/neural_collaborative_filtering)',
+    files: ['train.rating', 'test.rating', 'test.negative'].map((suffix) => ({
+      url: `https://raw.githubusercontent.com/hexiangnan/neural_collaborative_filtering/master/Data/pinterest-20.${suffix}`,
+      sha256: null,
+      kind: 'file' as const,
+      saveAs: `pinterest-20.${suffix}`,
+    })),
+    folders: ['pinterest-20'],
+    main: 'pinterest-20.train.rating',
+    format: 'ncf',
+    defaultSplit: 'given',
+  },
+];
+
+/** Looks a data set up by name; unknown names list the known ones. */
+export function datasetEntry(name: string, path = 'data.source'): DatasetEntry {
+  const entry = DATASETS.find((d) => d.name === name);
+  if (!entry)
+    throw new ConfigError([
+      {
+        path,
+        message: `unknown data set "${name}"; known: ${DATASETS.map((d) => d.name).join(', ')} (or give a path)`,
+      },
+    ]);
+  return entry;
+}
+
+/** Where downloaded data sets live: `ADVREC_DATA_DIR`, else `~/.advrec/datasets`. */
+export function dataDirectory(): string {
+  return process.env.ADVREC_DATA_DIR ?? join(homedir(), '.advrec', 'datasets');
+}
+
+/** The shared copy beside the repository: `ADVREC_SHARED_DATA`, else `../shared/data` from the working folder. */
+export function sharedDataDirectory(): string {
+  return process.env.ADVREC_SHARED_DATA ?? resolve('..', 'shared', 'data');
+}
+
+/** The folder holding a named data set's files, or `null` when it is not present. */
+export function locateDataset(entry: DatasetEntry): string | null {
+  for (const root of [dataDirectory(), sharedDataDirectory()])
+    for (const folder of [entry.name, ...entry.folders]) {
+      const candidate = join(root, folder);
+      if (existsSync(join(candidate, entry.main))) return candidate;
+    }
+  return null;
+}
+
+/** A loaded data set: the split, the sampled test negatives when the files give them, features. */
+export interface LoadedData {
+  readonly dataset: Dataset;
+  readonly sampledTestSet: SampledTestSet | null;
+  readonly itemFeatures: ItemFeatures | null;
+  /** What was read (absolute paths). */
+  readonly files: readonly string[];
+  /** SHA-256 over the split's contents and id maps (see {@link datasetFingerprint}). */
+  readonly fingerprint: string;
+}
+
+type Format = ResolvedRunConfig['data']['format'];
+
+function detectFormat(path: string): Exclude<Format, 'auto'> {
+  const isDir = existsSync(path) && statSync(path).isDirectory();
+  if (isDir) {
+    if (existsSync(join(path, 'pos.txt')) && existsSync(join(path, 'neg.txt'))) return 'amr';
+    if (existsSync(join(path, 'u.data'))) return 'movielens-100k';
+    if (existsSync(join(path, 'ratings.dat'))) return 'movielens-dat';
+    if (existsSync(join(path, 'train.txt'))) return 'user-item-lists';
+  }
+  const name = basename(path);
+  if (name === 'u.data') return 'movielens-100k';
+  if (name.endsWith('.dat')) return 'movielens-dat';
+  if (name.endsWith('.train.rating') || existsSync(`${path}.train.rating`)) return 'ncf';
+  if (name.endsWith('.txt')) return 'user-item-lists';
+  return 'csv';
+}
+
+function requirePath(path: string, field: string): string {
+  if (!existsSync(path))
+    throw new DataFormatError({ file: path }, `an existing file or folder (${field})`, 'no such path');
+  return path;
+}
+
+/** Resolves `data.source` (a name or a path) to a path and a format. */
+export function resolveSource(
+  data: ResolvedRunConfig['data'],
+): { path: string; format: Exclude<Format, 'auto'>; entry: DatasetEntry | null } | null {
+  if (data.source === 'synthetic') return null;
+  const entry = DATASETS.find((d) => d.name === data.source) ?? null;
+  if (entry) {
+    const folder = locateDataset(entry);
+    if (!folder)
+      throw new DataFormatError(
+        { file: join(dataDirectory(), entry.name, entry.main) },
+        `data set ${entry.name} (run: advrec datasets download ${entry.name})`,
+        'not downloaded',
+      );
+    return { path: join(folder, entry.main), format: entry.format as Exclude<Format, 'auto'>, entry };
+  }
+  const path = resolve(requirePath(data.source, 'data.source'));
+  const format = data.format === 'auto' ? detectFormat(path) : data.format;
+  return { path, format, entry: null };
+}
+
+function split(log: InteractionLog, data: ResolvedRunConfig['data']): Dataset {
+  const s = data.split;
+  if (s.protocol === 'ratio')
+    return ratioSplit(log, {
+      testFraction: s.testFraction,
+      order: s.order === 'random' ? 'random' : 'temporal',
+      seed: s.seed,
+    });
+  if (s.protocol === 'given')
+    throw new ConfigError([
+      {
+        path: 'data.split.protocol',
+        message: `"given" needs files that carry their split (${log.source} is one log)`,
+      },
+    ]);
+  return leaveOneOut(log, { order: s.order === 'random' ? 'random' : 'latest', seed: s.seed });
+}
+
+/**
+ * Loads the data set a run config names, splits it (seeded: the same config gives the same
+ * split), carves validation when asked, and aligns item features when given.
+ */
+export async function loadData(data: ResolvedRunConfig['data']): Promise<LoadedData> {
+  let dataset: Dataset;
+  let sampledTestSet: SampledTestSet | null = null;
+  let plantedFeatures: { data: Float32Array; dimension: number } | null = null;
+  const files: string[] = [];
+  const source = resolveSource(data);
+  if (source === null) {
+    const synthetic = generateSynthetic({
+      users: data.synthetic.users,
+      items: data.synthetic.items,
+      seed: data.synthetic.seed,
+      featureDimension: data.synthetic.featureDimension,
+    });
+    dataset = split(synthetic.log, data);
+    if (synthetic.itemFeatures)
+      plantedFeatures = { data: synthetic.itemFeatures, dimension: synthetic.featureDimension };
+  } else {
+    const { path, format } = source;
+    const isDir = statSync(path).isDirectory();
+    const inFolder = (name: string): string => (isDir ? join(path, name) : path);
+    switch (format) {
+      case 'movielens-100k': {
+        const file = inFolder('u.data');
+        files.push(file);
+        dataset = split(toImplicit(await readMovieLens100K(file)), data);
+        break;
+      }
+      case 'movielens-dat': {
+        const file = inFolder('ratings.dat');
+        files.push(file);
+        dataset = split(toImplicit(await readMovieLensRatingsDat(file)), data);
+        break;
+      }
+      case 'csv': {
+        files.push(path);
+        dataset = split(await readDelimited(path), data);
+        break;
+      }
+      case 'user-item-lists': {
+        const train = isDir ? join(path, 'train.txt') : path;
+        const test = data.testPath ?? join(dirname(train), 'test.txt');
+        files.push(train);
+        const trainLog = await readUserItemLists(train);
+        const protocol = data.split.protocol;
+        if (protocol === 'auto' || protocol === 'given') {
+          if (data.testPath !== null) requirePath(test, 'data.testPath');
+          if (existsSync(test)) {
+            files.push(test);
+            dataset = givenSplit(trainLog, await readUserItemLists(test), { name: dirname(train) });
+            break;
+          }
+          if (protocol === 'given') requirePath(test, 'data.testPath');
+        }
+        dataset = split(trainLog, data);
+        break;
+      }
+      case 'ncf': {
+        const prefix = path.replace(/\.train\.rating$/, '');
+        files.push(`${prefix}.train.rating`, `${prefix}.test.rating`, `${prefix}.test.negative`);
+        ({ dataset, sampledTestSet } = await loadNcfDataset(prefix));
+        break;
+      }
+      case 'amr': {
+        files.push(join(path, 'pos.txt'), join(path, 'neg.txt'));
+        ({ dataset, sampledTestSet } = await loadAmrDataset(path));
+        break;
+      }
+    }
+  }
+  if (data.validation) dataset = holdOutValidation(dataset, { seed: data.split.seed });
+  let itemFeatures: ItemFeatures | null = null;
+  if (data.features !== null) {
+    const file = resolve(requirePath(data.features, 'data.features'));
+    files.push(file);
+    const manifestFile = `${file}.manifest.json`;
+    const matrix = await readFeatureMatrix(file);
+    if (existsSync(manifestFile)) {
+      const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as { itemIds?: string[] };
+      if (!Array.isArray(manifest.itemIds))
+        throw new DataFormatError({ file: manifestFile }, 'an itemIds array', 'none');
+      itemFeatures = alignItemFeatures(matrix, dataset.itemIdMap, { rowIds: manifest.itemIds });
+    } else itemFeatures = alignItemFeatures(matrix, dataset.itemIdMap, { sourceIdOffset: 0 });
+  } else if (plantedFeatures) {
+    itemFeatures = {
+      matrix: plantedFeatures.data,
+      numItems: dataset.numItems,
+      dimension: plantedFeatures.dimension,
+      hasFeatures: new Uint8Array(dataset.numItems).fill(1),
+      missingItems: new Int32Array(0),
+      unusedRows: 0,
+      source: 'synthetic',
+    };
+    // The synthetic generator's rows follow its item ids i0, i1, ...: align them.
+    const aligned = new Float32Array(dataset.numItems * plantedFeatures.dimension);
+    const d = plantedFeatures.dimension;
+    for (let i = 0; i < dataset.numItems; i++) {
+      const row = Number(dataset.itemIdMap.toSource(i).slice(1));
+      aligned.set(plantedFeatures.data.subarray(row * d, (row + 1) * d), i * d);
+    }
+    itemFeatures = { ...itemFeatures, matrix: aligned };
+  }
+  return { dataset, sampledTestSet, itemFeatures, files, fingerprint: datasetFingerprint(dataset) };
+}
+
+/**
+ * SHA-256 over a split: user and item source ids in dense order, then train, validation and
+ * test in CSR form. Two runs with the same fingerprint trained and were scored on the same data.
+ */
+export function datasetFingerprint(dataset: Dataset): string {
+  const hash = createHash('sha256');
+  for (let u = 0; u < dataset.numUsers; u++) hash.update(`${dataset.userIdMap.toSource(u)}\n`);
+  hash.update('\u0000');
+  for (let i = 0; i < dataset.numItems; i++) hash.update(`${dataset.itemIdMap.toSource(i)}\n`);
+  for (const matrix of [dataset.train, dataset.validation, dataset.test]) {
+    hash.update('\u0000');
+    if (matrix === null) continue;
+    hash.update(new Uint8Array(matrix.indptr.buffer, matrix.indptr.byteOffset, matrix.indptr.byteLength));
+    hash.update(new Uint8Array(matrix.indices.buffer, matrix.indices.byteOffset, matrix.indices.byteLength));
+  }
+  return hash.digest('hex');
+}

@@ -1,0 +1,174 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
+import { unzipSync } from 'fflate';
+import type { DatasetEntry, DatasetFile } from './datasets.js';
+import { DownloadError } from './errors.js';
+
+/** Options of {@link downloadDataset}. */
+export interface DownloadOptions {
+  /** Folder that receives `<name>/` (default: the data folder). */
+  readonly directory: string;
+  /** Fetch every file from this base URL instead (a mirror; tests use a server on 127.0.0.1). */
+  readonly mirror?: string;
+  /** Pinned SHA-256 per file name, for files whose checksum the registry does not know. */
+  readonly sha256?: Readonly<Record<string, string>>;
+  /** Download files without a known checksum anyway (their hashes are printed to pin them). */
+  readonly skipChecksum?: boolean;
+  /** Replace an existing folder. */
+  readonly force?: boolean;
+  /** Progress: bytes received so far and the total when known. */
+  readonly onProgress?: (file: string, received: number, total: number | null) => void;
+  readonly fetch?: typeof fetch;
+}
+
+/** What {@link downloadDataset} did. */
+export interface DownloadResult {
+  readonly folder: string;
+  readonly files: readonly { url: string; sha256: string; verified: boolean; bytes: number }[];
+  readonly extracted: readonly string[];
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * The path an archive member may be written to, or an error when it would land outside the
+ * target folder (absolute paths, drive letters, `..` segments: "zip slip").
+ */
+export function safeMemberPath(target: string, member: string, archive: string): string {
+  const name = member.replace(/\\/g, '/');
+  if (name.includes('\u0000') || isAbsolute(name) || /^[a-zA-Z]:/.test(name) || name.startsWith('/'))
+    throw new DownloadError(`${archive}: refusing member "${member}": absolute path`);
+  const root = resolve(target);
+  const path = resolve(root, normalize(name));
+  if (path !== root && !path.startsWith(root + sep))
+    throw new DownloadError(`${archive}: refusing member "${member}": it would be written outside ${root}`);
+  return path;
+}
+
+async function fetchBytes(
+  url: string,
+  options: DownloadOptions,
+): Promise<Uint8Array> {
+  const doFetch = options.fetch ?? fetch;
+  let response: Response;
+  try {
+    response = await doFetch(url, { redirect: 'follow' });
+  } catch (error) {
+    throw new DownloadError(`${url}: ${(error as Error).message}`, { cause: error });
+  }
+  if (!response.ok || response.body === null)
+    throw new DownloadError(`${url}: HTTP ${response.status} ${response.statusText}`);
+  const length = Number(response.headers.get('content-length'));
+  const total = Number.isFinite(length) && length > 0 ? length : null;
+  const chunks: Uint8Array[] = [];
+  let received = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.byteLength;
+    options.onProgress?.(url, received, total);
+  }
+  if (total !== null && received !== total)
+    throw new DownloadError(`${url}: truncated download (${received} of ${total} bytes)`);
+  const out = new Uint8Array(received);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+function urlOf(file: DatasetFile, mirror: string | undefined): string {
+  if (!mirror) return file.url;
+  return new URL(basename(new URL(file.url).pathname), mirror.endsWith('/') ? mirror : `${mirror}/`).href;
+}
+
+/**
+ * Downloads a data set's files, checks each against its SHA-256 (and archive members against
+ * theirs), extracts archives without letting any member escape the target folder, and moves
+ * the result into place only when everything checked out: a failed download leaves no
+ * partial folder behind.
+ */
+export async function downloadDataset(
+  entry: DatasetEntry,
+  options: DownloadOptions,
+): Promise<DownloadResult> {
+  if (entry.files.length === 0)
+    throw new DownloadError(`${entry.name} is generated, there is nothing to download`);
+  const folder = resolve(options.directory, entry.name);
+  if (existsSync(folder) && !options.force)
+    throw new DownloadError(`${folder} already exists (pass --force to replace it)`);
+  const staging = `${folder}.partial-${process.pid}`;
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true });
+  const files: { url: string; sha256: string; verified: boolean; bytes: number }[] = [];
+  const extracted: string[] = [];
+  try {
+    for (const file of entry.files) {
+      const url = urlOf(file, options.mirror);
+      const name = basename(new URL(file.url).pathname);
+      const expected = options.sha256?.[name] ?? file.sha256;
+      if (expected === null && !options.skipChecksum)
+        throw new DownloadError(
+          `${name}: no SHA-256 is recorded for this file; pass --sha256 ${name}=<hex> from a source you trust, or --skip-checksum to download it unverified`,
+        );
+      const bytes = await fetchBytes(url, options);
+      const actual = sha256(bytes);
+      if (expected !== null && actual !== expected.toLowerCase())
+        throw new DownloadError(`${url}: SHA-256 mismatch: expected ${expected}, got ${actual}`);
+      files.push({ url, sha256: actual, verified: expected !== null, bytes: bytes.byteLength });
+      if (file.kind === 'file') {
+        const path = safeMemberPath(staging, file.saveAs ?? name, url);
+        await writeFile(path, bytes);
+        extracted.push(file.saveAs ?? name);
+        continue;
+      }
+      let members: Record<string, Uint8Array>;
+      try {
+        members = unzipSync(bytes);
+      } catch (error) {
+        throw new DownloadError(`${url}: not a readable zip archive (${(error as Error).message})`);
+      }
+      // Check every member's path before writing any of them.
+      const planned = Object.entries(members).map(([member, content]) => ({
+        member,
+        content,
+        path: safeMemberPath(staging, member, url),
+      }));
+      for (const [member, hash] of Object.entries(file.members ?? {})) {
+        const content = members[member];
+        if (!content) throw new DownloadError(`${url}: archive has no member ${member}`);
+        if (sha256(content) !== hash)
+          throw new DownloadError(`${url}: member ${member}: SHA-256 mismatch: expected ${hash}, got ${sha256(content)}`);
+      }
+      // Archives with one top folder (ml-100k/...) are flattened into the data set's folder.
+      const tops = new Set(planned.map((p) => p.member.replace(/\\/g, '/').split('/')[0]));
+      const strip = tops.size === 1 && planned.every((p) => p.member.includes('/'));
+      for (const p of planned) {
+        if (p.member.endsWith('/')) continue;
+        const relative = strip ? p.member.replace(/\\/g, '/').split('/').slice(1).join('/') : p.member;
+        const path = safeMemberPath(staging, relative, url);
+        await mkdir(dirname(path), { recursive: true });
+        await writeFile(path, p.content);
+        extracted.push(relative);
+      }
+    }
+    await writeFile(
+      join(staging, 'advrec-dataset.json'),
+      `${JSON.stringify({ name: entry.name, publisher: entry.publisher, downloaded: new Date().toISOString(), files }, null, 2)}\n`,
+    );
+    if (existsSync(folder)) await rm(folder, { recursive: true, force: true });
+    await rename(staging, folder);
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+  return { folder, files, extracted };
+}

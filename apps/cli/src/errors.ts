@@ -1,0 +1,59 @@
+import { AdvrecError, ConfigError, DataError, DataFormatError } from '@advrec/data';
+import type { ConfigIssue } from '@advrec/data';
+
+/**
+ * The exit codes of `advrec` (documented in its README and `advrec --help`).
+ */
+export const EXIT_CODES = {
+  /** The command did what was asked. */
+  ok: 0,
+  /** An unexpected failure (a bug: please report it with the printed stack). */
+  internal: 1,
+  /** Bad command line or config: unknown flag, invalid field, unknown model or adversary name. */
+  usage: 2,
+  /** Bad data: a missing or malformed file, an unknown id, a feature matrix that does not match. */
+  data: 3,
+  /** A download failed, a checksum did not match, or an archive tried to write outside its folder. */
+  download: 4,
+  /** Interrupted (Ctrl-C / SIGINT); the last complete checkpoint is intact. */
+  interrupted: 130,
+} as const;
+
+/** One of {@link EXIT_CODES}' values. */
+export type ExitCode = (typeof EXIT_CODES)[keyof typeof EXIT_CODES];
+
+const DOWNLOAD_ERROR = Symbol.for('advrec.error.DownloadError');
+
+/** A download, checksum or archive-safety failure (exit code 4). */
+export class DownloadError extends AdvrecError {
+  readonly [DOWNLOAD_ERROR] = true;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DownloadError';
+  }
+
+  static override isInstance(value: unknown): value is DownloadError {
+    return typeof value === 'object' && value !== null && DOWNLOAD_ERROR in value;
+  }
+}
+
+/** Throws a {@link ConfigError} when `issues` is not empty. */
+export function throwIfIssues(issues: readonly ConfigIssue[]): void {
+  if (issues.length > 0) throw new ConfigError(issues);
+}
+
+/** The exit code for an error thrown by a command. */
+export function exitCodeOf(error: unknown): ExitCode {
+  if (DownloadError.isInstance(error)) return EXIT_CODES.download;
+  if (ConfigError.isInstance(error)) return EXIT_CODES.usage;
+  if (DataFormatError.isInstance(error) || DataError.isInstance(error)) return EXIT_CODES.data;
+  if (AdvrecError.isInstance(error)) {
+    // Errors of other packages (EvaluationError, ...) are about the data or the model given.
+    return EXIT_CODES.data;
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') return EXIT_CODES.data;
+  if (typeof code === 'string' && code.startsWith('commander.')) return EXIT_CODES.usage;
+  return EXIT_CODES.internal;
+}

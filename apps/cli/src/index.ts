@@ -1,0 +1,33 @@
+/**
+ * `advrec`: the command line of the advrec project, and the pieces it is built from for
+ * programs that want them (config validation, data set registry and downloads, reports).
+ *
+ * @packageDocumentation
+ */
+export { createProgram, describeCli, runCli, EXIT_CODE_HELP } from './cli.js';
+export type { CliCommandReference, CliIo } from './cli.js';
+export { EXIT_CODES, DownloadError, exitCodeOf } from './errors.js';
+export type { ExitCode } from './errors.js';
+export { applyOverrides, readConfigFile, resolveRunConfig, runConfigSchema, schemaIssues } from './config.js';
+export type { ResolvedRunConfig } from './config.js';
+export type {
+  AdversarialSection,
+  AttackSection,
+  DataConfig,
+  EvaluationSection,
+  ModelConfig,
+  OptimizerSection,
+  RunConfig,
+  SplitConfig,
+  SyntheticConfig,
+  TrainingSection,
+  ValidationSection,
+} from './config-types.js';
+export { DATASETS, datasetEntry, datasetFingerprint, loadData, locateDataset } from './datasets.js';
+export type { DatasetEntry, DatasetFile, LoadedData } from './datasets.js';
+export { downloadDataset, safeMemberPath } from './download.js';
+export type { DownloadOptions, DownloadResult } from './download.js';
+export { renderHtml, renderMarkdown, renderSvg, writeReport } from './report.js';
+export type { LinePlot, PlotSeries, Report, ReportSection } from './report.js';
+export { Progress } from './progress.js';
+export type { ProgressBar, ProgressOptions } from './progress.js';
