@@ -9,7 +9,9 @@ import { runCli } from './cli.js';
 const controller = new AbortController();
 process.on('SIGINT', () => {
   if (controller.signal.aborted) process.exit(130);
-  process.stderr.write('\nadvrec: interrupted; stopping after the current step (Ctrl-C again to quit now)\n');
+  process.stderr.write(
+    '\nadvrec: interrupted; stopping after the current step (Ctrl-C again to quit now)\n',
+  );
   controller.abort();
 });
 

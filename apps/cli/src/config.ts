@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
 import { ConfigError, DataFormatError } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
 import { listAdversaries } from '@advrec/adversary';
@@ -94,9 +96,14 @@ export async function readConfigFile(file: string): Promise<unknown> {
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new DataFormatError({ file }, 'a readable config file', String((error as Error).message), {
-      cause: error,
-    });
+    throw new DataFormatError(
+      { file },
+      'a readable config file',
+      String((error as Error).message),
+      {
+        cause: error,
+      },
+    );
   }
   if (/\.json$/i.test(file)) {
     try {
@@ -158,7 +165,10 @@ function pathOf(error: ErrorObject): string {
     .split('/')
     .slice(1)
     .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : path ? `${path}.${part}` : part), '');
+    .reduce(
+      (path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : path ? `${path}.${part}` : part),
+      '',
+    );
   if (error.keyword === 'additionalProperties') {
     const extra = String((error.params as { additionalProperty: string }).additionalProperty);
     return base ? `${base}.${extra}` : extra;
@@ -244,7 +254,10 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
   const cutoffs = e.cutoffs ?? [10, 20, 50, 100];
   cutoffs.forEach((k, index) => {
     if (!(Number.isInteger(k) && k >= 1))
-      issues.push({ path: `evaluation.cutoffs[${index}]`, message: `must be an integer >= 1, got ${k}` });
+      issues.push({
+        path: `evaluation.cutoffs[${index}]`,
+        message: `must be an integer >= 1, got ${k}`,
+      });
   });
   const integers: [string, number | undefined][] = [
     ['training.epochs', t.epochs],
@@ -269,15 +282,21 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
       if (!(Number.isFinite(value) && value >= 0))
         issues.push({ path: `attack.epsilons[${index}]`, message: `must be >= 0, got ${value}` });
     });
-    (a.adversaries ?? []).forEach((name, index) => checkAdversary(`attack.adversaries[${index}]`, name));
+    (a.adversaries ?? []).forEach((name, index) =>
+      checkAdversary(`attack.adversaries[${index}]`, name),
+    );
   }
   const split = config.data.split ?? {};
   if (issues.length > 0) throw new ConfigError(issues);
+  // Paths are taken relative to the working folder and recorded absolute, so a run folder
+  // can be evaluated from anywhere.
+  const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(path));
+  const named = /^[a-z0-9][a-z0-9-]*$/.test(config.data.source) && !existsSync(config.data.source);
   return {
     data: {
-      source: config.data.source,
+      source: named ? config.data.source : absolute(config.data.source),
       format: config.data.format ?? 'auto',
-      testPath: config.data.testPath ?? null,
+      testPath: config.data.testPath !== undefined ? absolute(config.data.testPath) : null,
       split: {
         protocol: split.protocol ?? 'auto',
         order: split.order ?? 'latest',
@@ -285,7 +304,7 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
         seed: split.seed ?? 42,
       },
       validation: config.data.validation ?? true,
-      features: config.data.features ?? null,
+      features: config.data.features !== undefined ? absolute(config.data.features) : null,
       synthetic: {
         users: config.data.synthetic?.users ?? 2000,
         items: config.data.synthetic?.items ?? 1500,
@@ -338,6 +357,8 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
           surfaces: a.surfaces ?? null,
         }
       : null,
-    plugins: config.plugins ?? [],
+    plugins: (config.plugins ?? []).map((p) =>
+      p.startsWith('.') || isAbsolute(p) ? absolute(p) : p,
+    ),
   };
 }

@@ -1,7 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ConfigError } from '@advrec/data';
-import { Progress } from './progress.js';
+import type { Progress } from './progress.js';
 import { toJson } from './pipeline.js';
 
 /** What every command gets: output streams, progress, the global flags. */
@@ -37,7 +36,13 @@ export function textTable(
   const cells = rows.map((row) =>
     row.map((v) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : v)),
   );
-  const numeric = columns.map((_, k) => rows.length > 0 && rows.every((r) => typeof r[k] === 'number' || /^[+-]?[\d.]+(%|e[+-]?\d+)?$/.test(String(r[k]))));
+  const numeric = columns.map(
+    (_, k) =>
+      rows.length > 0 &&
+      rows.every(
+        (r) => typeof r[k] === 'number' || /^[+-]?[\d.]+(%|e[+-]?\d+)?$/.test(String(r[k])),
+      ),
+  );
   const widths = columns.map((c, k) => Math.max(c.length, ...cells.map((r) => r[k]?.length ?? 0)));
   const line = (values: readonly string[]): string =>
     values
@@ -50,14 +55,4 @@ export function textTable(
 /** `+5.3%`. */
 export function percent(x: number): string {
   return Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}%` : 'n/a';
-}
-
-/** Parses `1,2,3` into numbers; names the flag when a value is not a number. */
-export function numberList(flag: string, text: string): number[] {
-  return text.split(',').map((part) => {
-    const value = Number(part.trim());
-    if (part.trim() === '' || !Number.isFinite(value))
-      throw new ConfigError([{ path: flag, message: `"${part}" is not a number` }]);
-    return value;
-  });
 }

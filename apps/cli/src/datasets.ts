@@ -93,7 +93,8 @@ export const DATASETS: readonly DatasetEntry[] = [
   },
   {
     name: 'ml-1m',
-    description: 'MovieLens 1M: 6,040 users, 3,706 movies, 1,000,209 ratings (the AMR paper evaluates on it)',
+    description:
+      'MovieLens 1M: 6,040 users, 3,706 movies, 1,000,209 ratings (the AMR paper evaluates on it)',
     publisher: 'GroupLens (grouplens.org)',
     files: [
       {
@@ -236,7 +237,11 @@ function detectFormat(path: string): Exclude<Format, 'auto'> {
 
 function requirePath(path: string, field: string): string {
   if (!existsSync(path))
-    throw new DataFormatError({ file: path }, `an existing file or folder (${field})`, 'no such path');
+    throw new DataFormatError(
+      { file: path },
+      `an existing file or folder (${field})`,
+      'no such path',
+    );
   return path;
 }
 
@@ -254,7 +259,11 @@ export function resolveSource(
         `data set ${entry.name} (run: advrec datasets download ${entry.name})`,
         'not downloaded',
       );
-    return { path: join(folder, entry.main), format: entry.format as Exclude<Format, 'auto'>, entry };
+    return {
+      path: join(folder, entry.main),
+      format: entry.format as Exclude<Format, 'auto'>,
+      entry,
+    };
   }
   const path = resolve(requirePath(data.source, 'data.source'));
   const format = data.format === 'auto' ? detectFormat(path) : data.format;
@@ -399,8 +408,12 @@ export function datasetFingerprint(dataset: Dataset): string {
   for (const matrix of [dataset.train, dataset.validation, dataset.test]) {
     hash.update('\u0000');
     if (matrix === null) continue;
-    hash.update(new Uint8Array(matrix.indptr.buffer, matrix.indptr.byteOffset, matrix.indptr.byteLength));
-    hash.update(new Uint8Array(matrix.indices.buffer, matrix.indices.byteOffset, matrix.indices.byteLength));
+    hash.update(
+      new Uint8Array(matrix.indptr.buffer, matrix.indptr.byteOffset, matrix.indptr.byteLength),
+    );
+    hash.update(
+      new Uint8Array(matrix.indices.buffer, matrix.indices.byteOffset, matrix.indices.byteLength),
+    );
   }
   return hash.digest('hex');
 }

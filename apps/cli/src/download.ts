@@ -40,19 +40,23 @@ function sha256(bytes: Uint8Array): string {
  */
 export function safeMemberPath(target: string, member: string, archive: string): string {
   const name = member.replace(/\\/g, '/');
-  if (name.includes('\u0000') || isAbsolute(name) || /^[a-zA-Z]:/.test(name) || name.startsWith('/'))
+  if (
+    name.includes('\u0000') ||
+    isAbsolute(name) ||
+    /^[a-zA-Z]:/.test(name) ||
+    name.startsWith('/')
+  )
     throw new DownloadError(`${archive}: refusing member "${member}": absolute path`);
   const root = resolve(target);
   const path = resolve(root, normalize(name));
   if (path !== root && !path.startsWith(root + sep))
-    throw new DownloadError(`${archive}: refusing member "${member}": it would be written outside ${root}`);
+    throw new DownloadError(
+      `${archive}: refusing member "${member}": it would be written outside ${root}`,
+    );
   return path;
 }
 
-async function fetchBytes(
-  url: string,
-  options: DownloadOptions,
-): Promise<Uint8Array> {
+async function fetchBytes(url: string, options: DownloadOptions): Promise<Uint8Array> {
   const doFetch = options.fetch ?? fetch;
   let response: Response;
   try {
@@ -87,7 +91,8 @@ async function fetchBytes(
 
 function urlOf(file: DatasetFile, mirror: string | undefined): string {
   if (!mirror) return file.url;
-  return new URL(basename(new URL(file.url).pathname), mirror.endsWith('/') ? mirror : `${mirror}/`).href;
+  return new URL(basename(new URL(file.url).pathname), mirror.endsWith('/') ? mirror : `${mirror}/`)
+    .href;
 }
 
 /**
@@ -146,14 +151,18 @@ export async function downloadDataset(
         const content = members[member];
         if (!content) throw new DownloadError(`${url}: archive has no member ${member}`);
         if (sha256(content) !== hash)
-          throw new DownloadError(`${url}: member ${member}: SHA-256 mismatch: expected ${hash}, got ${sha256(content)}`);
+          throw new DownloadError(
+            `${url}: member ${member}: SHA-256 mismatch: expected ${hash}, got ${sha256(content)}`,
+          );
       }
       // Archives with one top folder (ml-100k/...) are flattened into the data set's folder.
       const tops = new Set(planned.map((p) => p.member.replace(/\\/g, '/').split('/')[0]));
       const strip = tops.size === 1 && planned.every((p) => p.member.includes('/'));
       for (const p of planned) {
         if (p.member.endsWith('/')) continue;
-        const relative = strip ? p.member.replace(/\\/g, '/').split('/').slice(1).join('/') : p.member;
+        const relative = strip
+          ? p.member.replace(/\\/g, '/').split('/').slice(1).join('/')
+          : p.member;
         const path = safeMemberPath(staging, relative, url);
         await mkdir(dirname(path), { recursive: true });
         await writeFile(path, p.content);

@@ -8,7 +8,13 @@ export { createProgram, describeCli, runCli, EXIT_CODE_HELP } from './cli.js';
 export type { CliCommandReference, CliIo } from './cli.js';
 export { EXIT_CODES, DownloadError, exitCodeOf } from './errors.js';
 export type { ExitCode } from './errors.js';
-export { applyOverrides, readConfigFile, resolveRunConfig, runConfigSchema, schemaIssues } from './config.js';
+export {
+  applyOverrides,
+  readConfigFile,
+  resolveRunConfig,
+  runConfigSchema,
+  schemaIssues,
+} from './config.js';
 export type { ResolvedRunConfig } from './config.js';
 export type {
   AdversarialSection,

@@ -4,9 +4,19 @@ import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ConfigError, DataFormatError, generateSampledTestSet, writeFileAtomic } from '@advrec/data';
+import {
+  ConfigError,
+  DataFormatError,
+  generateSampledTestSet,
+  writeFileAtomic,
+} from '@advrec/data';
 import type { Dataset, SampledTestSet } from '@advrec/data';
-import { evaluateFullRanking, evaluateSampled, pairedTTest, wilcoxonSignedRank } from '@advrec/metrics';
+import {
+  evaluateFullRanking,
+  evaluateSampled,
+  pairedTTest,
+  wilcoxonSignedRank,
+} from '@advrec/metrics';
 import type { EvaluationResult, MetricName, Scorer } from '@advrec/metrics';
 import { createModel, readCheckpoint, restoreModel } from '@advrec/models';
 import type { JsonObject, Model } from '@advrec/models';
@@ -28,7 +38,8 @@ export function toJson(value: unknown): string {
   return `${JSON.stringify(
     value,
     (_key, v: unknown) => {
-      if (ArrayBuffer.isView(v) && !(v instanceof DataView)) return Array.from(v as unknown as ArrayLike<number>);
+      if (ArrayBuffer.isView(v) && !(v instanceof DataView))
+        return Array.from(v as unknown as ArrayLike<number>);
       if (typeof v === 'number' && !Number.isFinite(v)) return null;
       return v;
     },
@@ -47,7 +58,8 @@ export async function loadPlugins(specs: readonly string[]): Promise<string[]> {
     let url: string;
     if (spec.startsWith('.') || spec.startsWith('/') || existsSync(spec)) {
       const path = resolve(spec);
-      if (!existsSync(path)) throw new DataFormatError({ file: path }, 'a plugin module (--plugin)', 'no such file');
+      if (!existsSync(path))
+        throw new DataFormatError({ file: path }, 'a plugin module (--plugin)', 'no such file');
       url = pathToFileURL(path).href;
     } else {
       try {
@@ -82,9 +94,11 @@ export function buildModel(config: ResolvedRunConfig, data: LoadedData): Model {
       seed: config.model.seed,
       ...(features ? { itemFeatures: features } : {}),
     },
-    config.model.name === 'itempop'
-      ? {}
-      : ({ embeddingSize: config.model.embeddingSize, seed: config.model.seed, ...config.model.options } as JsonObject),
+    {
+      embeddingSize: config.model.embeddingSize,
+      seed: config.model.seed,
+      ...config.model.options,
+    } as JsonObject,
   );
 }
 
@@ -154,7 +168,13 @@ export async function trainModel(
   if (model.trainableTables.length === 0) {
     options.progress.log(`${model.modelName} has nothing to train`);
     await saveModel(model, join(checkpoints, 'model.ckpt'), { dataset: data.fingerprint });
-    return { history, bestEpoch: { bpr: -1, apr: null }, stoppedEarly: false, interrupted: false, engine: 'none' };
+    return {
+      history,
+      bestEpoch: { bpr: -1, apr: null },
+      stoppedEarly: false,
+      interrupted: false,
+      engine: 'none',
+    };
   }
   let engine = '';
   let interrupted = false;
@@ -187,7 +207,9 @@ export async function trainModel(
         `loss ${(event.loss / event.triples).toFixed(4)}${lastValidation ? ` | ${t.validation.metric} ${(lastValidation[t.validation.metric] ?? Number.NaN).toFixed(4)}` : ''}`,
       );
       if (t.checkpointEvery > 0 && (event.epoch + 1) % t.checkpointEvery === 0)
-        await trainerRef().save(join(checkpoints, 'last.ckpt'), { datasetFingerprint: data.fingerprint });
+        await trainerRef().save(join(checkpoints, 'last.ckpt'), {
+          datasetFingerprint: data.fingerprint,
+        });
       if (options.signal?.aborted) throw new InterruptedError();
     },
     onValidation: (event: ValidationEvent) => {
@@ -227,7 +249,7 @@ export async function trainModel(
       });
       bestApr = apr.bestEpoch;
       stoppedEarly ||= apr.stoppedEarly;
-        bar.finish(
+      bar.finish(
         apr.bestEpoch >= 0
           ? `best ${t.validation.metric} ${apr.bestValue.toFixed(4)} at epoch ${apr.bestEpoch}${apr.stoppedEarly ? ' (stopped early)' : ''}`
           : '',
@@ -239,7 +261,9 @@ export async function trainModel(
     if (!(error instanceof InterruptedError)) throw error;
     // Stopped between two epochs: the tables are consistent; keep them as the last checkpoint.
     interrupted = true;
-    options.progress.log(`interrupted after epoch ${trainer.epoch - 1}; saving checkpoints/last.ckpt`);
+    options.progress.log(
+      `interrupted after epoch ${trainer.epoch - 1}; saving checkpoints/last.ckpt`,
+    );
     await trainer.save(join(checkpoints, 'last.ckpt'), {
       datasetFingerprint: data.fingerprint,
       interrupted: true,
@@ -269,11 +293,17 @@ export async function evaluateModel(
   model: Model,
   data: LoadedData,
   evaluation: ResolvedRunConfig['evaluation'],
-  options: { split?: 'test' | 'validation'; seed?: number; threads?: number; testSet?: SampledTestSet | null } = {},
+  options: {
+    split?: 'test' | 'validation';
+    seed?: number;
+    threads?: number;
+    testSet?: SampledTestSet | null;
+  } = {},
 ): Promise<EvaluationResult> {
   const metrics = evaluation.metrics as readonly MetricName[];
   if (evaluation.protocol === 'sampled') {
-    const testSet = options.testSet ?? sampledTestSetFor(data, evaluation.negatives, options.seed ?? 0);
+    const testSet =
+      options.testSet ?? sampledTestSetFor(data, evaluation.negatives, options.seed ?? 0);
     return evaluateSampled(model as unknown as Scorer, data.dataset, testSet, {
       cutoffs: evaluation.cutoffs,
       metrics,
@@ -289,8 +319,13 @@ export async function evaluateModel(
 }
 
 /** The sampled test set: the files' own negatives when they carry them, else generated (seeded). */
-export function sampledTestSetFor(data: LoadedData, negatives: number, seed: number): SampledTestSet {
-  if (data.sampledTestSet && data.sampledTestSet.negativesPerCase === negatives) return data.sampledTestSet;
+export function sampledTestSetFor(
+  data: LoadedData,
+  negatives: number,
+  seed: number,
+): SampledTestSet {
+  if (data.sampledTestSet && data.sampledTestSet.negativesPerCase === negatives)
+    return data.sampledTestSet;
   return generateSampledTestSet(data.dataset, { negatives, seed });
 }
 
@@ -307,7 +342,12 @@ export async function runCheckpoint(folder: string): Promise<string> {
   const dir = join(folder, 'checkpoints');
   for (const name of ['model.ckpt', 'adversarial-best.ckpt', 'bpr-best.ckpt', 'last.ckpt'])
     if (existsSync(join(dir, name))) return join(dir, name);
-  if (!existsSync(dir)) throw new DataFormatError({ file: dir }, 'a run folder with checkpoints', 'no checkpoints folder');
+  if (!existsSync(dir))
+    throw new DataFormatError(
+      { file: dir },
+      'a run folder with checkpoints',
+      'no checkpoints folder',
+    );
   const files = (await readdir(dir)).filter((f) => f.endsWith('.ckpt'));
   if (files.length === 0) throw new DataFormatError({ file: dir }, 'a checkpoint (*.ckpt)', 'none');
   return join(dir, files.sort().at(-1)!);
@@ -317,11 +357,17 @@ export async function runCheckpoint(folder: string): Promise<string> {
 export async function reloadRun(folder: string, checkpointFile?: string): Promise<ReloadedRun> {
   const configFile = join(folder, 'config.json');
   if (!existsSync(configFile))
-    throw new DataFormatError({ file: configFile }, 'a run folder written by advrec train (config.json)', 'no such file');
+    throw new DataFormatError(
+      { file: configFile },
+      'a run folder written by advrec train (config.json)',
+      'no such file',
+    );
   const config = JSON.parse(await readFile(configFile, 'utf8')) as ResolvedRunConfig;
   await loadPlugins(config.plugins);
   const data = await loadData(config.data);
-  const recorded = JSON.parse(await readFile(join(folder, 'dataset.json'), 'utf8').catch(() => '{}')) as {
+  const recorded = JSON.parse(
+    await readFile(join(folder, 'dataset.json'), 'utf8').catch(() => '{}'),
+  ) as {
     fingerprint?: string;
   };
   if (recorded.fingerprint && recorded.fingerprint !== data.fingerprint)
@@ -373,7 +419,8 @@ export function compareMetric(
 ): { a: number; b: number; relative: number; tTestP: number; wilcoxonP: number } {
   const x = a.perUser[key];
   const y = b.perUser[key];
-  if (!x || !y) throw new ConfigError([{ path: 'metric', message: `no per-user values for ${key}` }]);
+  if (!x || !y)
+    throw new ConfigError([{ path: 'metric', message: `no per-user values for ${key}` }]);
   return {
     a: a.metrics[key]!,
     b: b.metrics[key]!,
@@ -395,7 +442,9 @@ export function robustnessSections(
   metricKey: string,
   idPrefix = 'robustness',
 ): ReportSection[] {
-  const epsilons = [...new Set(reports.flatMap((r) => r.report.points.map((p) => p.epsilon)))].sort((a, b) => a - b);
+  const epsilons = [...new Set(reports.flatMap((r) => r.report.points.map((p) => p.epsilon)))].sort(
+    (a, b) => a - b,
+  );
   const adversaries = [...new Set(reports.flatMap((r) => r.report.points.map((p) => p.adversary)))];
   const rows: (string | number)[][] = [];
   for (const { name, report } of reports)
@@ -407,7 +456,9 @@ export function robustnessSections(
         ...epsilons.map((e) => {
           const point = report.points.find((p) => p.adversary === adversary && p.epsilon === e);
           const change = point?.relativeChange[metricKey];
-          return change === undefined ? 'n/a' : `${change >= 0 ? '+' : ''}${(change * 100).toFixed(1)}%`;
+          return change === undefined
+            ? 'n/a'
+            : `${change >= 0 ? '+' : ''}${(change * 100).toFixed(1)}%`;
         }),
       ]);
   return [
@@ -422,7 +473,8 @@ export function robustnessSections(
       kind: 'plot',
       id: `${idPrefix}-curve`,
       title: `${metricKey} under perturbation`,
-      caption: 'Solid lines: adversarial (gradient) perturbation; dashed: random noise of the same size.',
+      caption:
+        'Solid lines: adversarial (gradient) perturbation; dashed: random noise of the same size.',
       plot: {
         xLabel: 'epsilon',
         yLabel: metricKey,

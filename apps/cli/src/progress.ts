@@ -58,9 +58,13 @@ export class Progress {
     const render = (done: number, status: string): string => {
       const fraction = total > 0 ? Math.min(1, done / total) : 1;
       const seconds = (performance.now() - started) / 1000;
-      const eta = fraction > 0 && fraction < 1 ? ` eta ${formatSeconds((seconds / fraction) * (1 - fraction))}` : '';
+      const eta =
+        fraction > 0 && fraction < 1
+          ? ` eta ${formatSeconds((seconds / fraction) * (1 - fraction))}`
+          : '';
       const counts = `${done}/${total}`;
-      if (!this.tty) return `${label} ${counts} (${formatSeconds(seconds)})${status ? ` ${status}` : ''}`;
+      if (!this.tty)
+        return `${label} ${counts} (${formatSeconds(seconds)})${status ? ` ${status}` : ''}`;
       const filled = Math.round(fraction * WIDTH);
       const bar = `${'█'.repeat(filled)}${'░'.repeat(WIDTH - filled)}`;
       const line = `${label} ${bar} ${counts} ${(fraction * 100).toFixed(0)}%${eta}${status ? ` ${status}` : ''}`;

@@ -44,7 +44,16 @@ export interface Report {
   readonly sections: readonly ReportSection[];
 }
 
-const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
+const COLORS = [
+  '#1f77b4',
+  '#d62728',
+  '#2ca02c',
+  '#ff7f0e',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+];
 
 function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -61,7 +70,8 @@ function niceTicks(min: number, max: number, count = 5): number[] {
   const ticks: number[] = [];
   for (let t = Math.floor(min / step) * step; t <= max + step * 1e-9; t += step)
     ticks.push(Number(t.toPrecision(12)));
-  if (ticks[ticks.length - 1]! < max) ticks.push(Number((ticks[ticks.length - 1]! + step).toPrecision(12)));
+  if (ticks[ticks.length - 1]! < max)
+    ticks.push(Number((ticks[ticks.length - 1]! + step).toPrecision(12)));
   return ticks;
 }
 
@@ -80,7 +90,9 @@ export function renderSvg(plot: LinePlot, title = ''): string {
   const width = 600 + legendWidth;
   const height = Math.max(360, 80 + plot.series.length * 16);
   const margin = { left: 64, right: 16, top: title ? 32 : 12, bottom: 48 };
-  const points = plot.series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  const points = plot.series
+    .flatMap((s) => s.points)
+    .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   const xs = points.map((p) => p[0]);
   const ys = points.map((p) => p[1]);
   const xTicks = niceTicks(xs.length ? Math.min(...xs) : 0, xs.length ? Math.max(...xs) : 1);
@@ -98,19 +110,34 @@ export function renderSvg(plot: LinePlot, title = ''): string {
     `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeXml(title || plot.yLabel)}" font-family="system-ui, sans-serif" font-size="12">`,
   );
   parts.push(`<rect width="${width}" height="${height}" fill="#fff"/>`);
-  if (title) parts.push(`<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="600">${escapeXml(title)}</text>`);
+  if (title)
+    parts.push(
+      `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="600">${escapeXml(title)}</text>`,
+    );
   for (const t of yTicks) {
     const y = sy(t).toFixed(1);
-    parts.push(`<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${y}" y2="${y}" stroke="#e5e5e5"/>`);
-    parts.push(`<text x="${margin.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${formatTick(t, plot.yPercent ?? false)}</text>`);
+    parts.push(
+      `<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${y}" y2="${y}" stroke="#e5e5e5"/>`,
+    );
+    parts.push(
+      `<text x="${margin.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${formatTick(t, plot.yPercent ?? false)}</text>`,
+    );
   }
   for (const t of xTicks) {
     const x = sx(t).toFixed(1);
-    parts.push(`<line x1="${x}" x2="${x}" y1="${margin.top + plotH}" y2="${margin.top + plotH + 4}" stroke="#333"/>`);
-    parts.push(`<text x="${x}" y="${margin.top + plotH + 18}" text-anchor="middle">${formatTick(t, false)}</text>`);
+    parts.push(
+      `<line x1="${x}" x2="${x}" y1="${margin.top + plotH}" y2="${margin.top + plotH + 4}" stroke="#333"/>`,
+    );
+    parts.push(
+      `<text x="${x}" y="${margin.top + plotH + 18}" text-anchor="middle">${formatTick(t, false)}</text>`,
+    );
   }
-  parts.push(`<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333"/>`);
-  parts.push(`<text x="${margin.left + plotW / 2}" y="${height - 8}" text-anchor="middle">${escapeXml(plot.xLabel)}</text>`);
+  parts.push(
+    `<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333"/>`,
+  );
+  parts.push(
+    `<text x="${margin.left + plotW / 2}" y="${height - 8}" text-anchor="middle">${escapeXml(plot.xLabel)}</text>`,
+  );
   parts.push(
     `<text transform="translate(14 ${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(plot.yLabel)}</text>`,
   );
@@ -118,17 +145,25 @@ export function renderSvg(plot: LinePlot, title = ''): string {
     const color = COLORS[index % COLORS.length]!;
     const valid = series.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     if (valid.length === 0) return;
-    const d = valid.map(([x, y], k) => `${k === 0 ? 'M' : 'L'}${sx(x).toFixed(1)} ${sy(y).toFixed(1)}`).join(' ');
+    const d = valid
+      .map(([x, y], k) => `${k === 0 ? 'M' : 'L'}${sx(x).toFixed(1)} ${sy(y).toFixed(1)}`)
+      .join(' ');
     parts.push(
       `<path class="series" data-series="${escapeXml(series.name)}" d="${d}" fill="none" stroke="${color}" stroke-width="2"${series.dashed ? ' stroke-dasharray="6 4"' : ''}/>`,
     );
     if (valid.length <= 30)
       for (const [x, y] of valid)
-        parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${color}"/>`);
+        parts.push(
+          `<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${color}"/>`,
+        );
     const ly = margin.top + 8 + index * 16;
     const lx = margin.left + plotW + 12;
-    parts.push(`<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2"${series.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
-    parts.push(`<text x="${lx + 24}" y="${ly}" dominant-baseline="middle">${escapeXml(series.name)}</text>`);
+    parts.push(
+      `<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2"${series.dashed ? ' stroke-dasharray="6 4"' : ''}/>`,
+    );
+    parts.push(
+      `<text x="${lx + 24}" y="${ly}" dominant-baseline="middle">${escapeXml(series.name)}</text>`,
+    );
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
@@ -157,7 +192,8 @@ export function renderMarkdown(report: Report): string {
       if (section.caption) lines.push(section.caption, '');
       lines.push(`| ${section.columns.join(' | ')} |`);
       lines.push(`| ${section.columns.map(() => '---').join(' | ')} |`);
-      for (const row of section.rows) lines.push(`| ${row.map((v) => cell(v).replace(/\|/g, '\\|')).join(' | ')} |`);
+      for (const row of section.rows)
+        lines.push(`| ${row.map((v) => cell(v).replace(/\|/g, '\\|')).join(' | ')} |`);
     } else {
       lines.push(`## ${section.title}`, '');
       if (section.caption) lines.push(section.caption, '');
@@ -176,13 +212,15 @@ export function renderHtml(report: Report): string {
   const body: string[] = [];
   body.push(`<h1>${escapeHtml(report.title)}</h1>`);
   body.push('<dl class="facts">');
-  for (const [key, value] of report.facts) body.push(`<dt>${escapeHtml(key)}</dt><dd>${escapeHtml(value)}</dd>`);
+  for (const [key, value] of report.facts)
+    body.push(`<dt>${escapeHtml(key)}</dt><dd>${escapeHtml(value)}</dd>`);
   body.push('</dl>');
   for (const section of report.sections) {
     body.push('<section>');
     if (section.kind === 'text') {
       if (section.title) body.push(`<h2>${escapeHtml(section.title)}</h2>`);
-      for (const paragraph of section.text.split(/\n\n+/)) body.push(`<p>${escapeHtml(paragraph)}</p>`);
+      for (const paragraph of section.text.split(/\n\n+/))
+        body.push(`<p>${escapeHtml(paragraph)}</p>`);
     } else if (section.kind === 'table') {
       body.push(`<h2>${escapeHtml(section.title)}</h2>`);
       if (section.caption) body.push(`<p class="caption">${escapeHtml(section.caption)}</p>`);
@@ -190,7 +228,9 @@ export function renderHtml(report: Report): string {
       for (const c of section.columns) body.push(`<th>${escapeHtml(c)}</th>`);
       body.push('</tr></thead><tbody>');
       for (const row of section.rows)
-        body.push(`<tr>${row.map((v) => `<td${typeof v === 'number' ? ' class="num"' : ''}>${escapeHtml(cell(v))}</td>`).join('')}</tr>`);
+        body.push(
+          `<tr>${row.map((v) => `<td${typeof v === 'number' ? ' class="num"' : ''}>${escapeHtml(cell(v))}</td>`).join('')}</tr>`,
+        );
       body.push('</tbody></table>');
     } else {
       body.push(`<h2>${escapeHtml(section.title)}</h2>`);
@@ -230,7 +270,9 @@ export async function writeReport(folder: string, report: Report): Promise<void>
   await mkdir(join(folder, 'plots'), { recursive: true });
   for (const section of report.sections)
     if (section.kind === 'plot')
-      await writeFileAtomic(join(folder, 'plots', `${section.id}.svg`), () => [renderSvg(section.plot, section.title)]);
+      await writeFileAtomic(join(folder, 'plots', `${section.id}.svg`), () => [
+        renderSvg(section.plot, section.title),
+      ]);
   await writeFileAtomic(join(folder, 'report.md'), () => [renderMarkdown(report)]);
   await writeFileAtomic(join(folder, 'report.html'), () => [renderHtml(report)]);
 }

@@ -6,7 +6,11 @@
  *
  * @packageDocumentation
  */
-import { ADVERSARY_SPECIFICATION_VERSION, getAdversary, registerAdversary } from '@advrec/adversary';
+import {
+  ADVERSARY_SPECIFICATION_VERSION,
+  getAdversary,
+  registerAdversary,
+} from '@advrec/adversary';
 import type { Adversary } from '@advrec/adversary';
 import { SparseRows } from '@advrec/models';
 
@@ -29,7 +33,8 @@ export interface PgdOptions {
 export function createPgd(options: PgdOptions = {}): Adversary {
   const steps = options.steps ?? 5;
   const stepSize = options.stepSize ?? 2.5 / steps;
-  if (!(Number.isInteger(steps) && steps >= 1)) throw new RangeError(`pgd steps must be an integer >= 1, got ${steps}`);
+  if (!(Number.isInteger(steps) && steps >= 1))
+    throw new RangeError(`pgd steps must be an integer >= 1, got ${steps}`);
   if (!(stepSize > 0)) throw new RangeError(`pgd stepSize must be > 0, got ${stepSize}`);
   return {
     specificationVersion: ADVERSARY_SPECIFICATION_VERSION,

@@ -27,7 +27,11 @@ describeSuite('pgd plugin', () => {
   it('is FGM exactly with one step of size 1', () => {
     const g = randomGradient(10, 8, 1);
     const random = new Random(0);
-    const one = createPgd({ steps: 1, stepSize: 1, name: 'pgd-1' }).perturb(g, 0.7, { surface, random, step: 0 });
+    const one = createPgd({ steps: 1, stepSize: 1, name: 'pgd-1' }).perturb(g, 0.7, {
+      surface,
+      random,
+      step: 0,
+    });
     const reference = fgm.perturb(g, 0.7, { surface, random });
     expect(Array.from(one.rows)).toEqual(Array.from(reference.rows));
     one.values.forEach((v, k) => expect(v).toBeCloseTo(reference.values[k]!, 12));
@@ -46,7 +50,10 @@ describeSuite('pgd plugin', () => {
   });
 
   it('is a stronger attack than FGM of the same size on a trained MF (ML-100K)', async () => {
-    const dataset = leaveOneOut(toImplicit(await readMovieLens100K(sharedDataFiles().movielens100k)), { seed: 1 });
+    const dataset = leaveOneOut(
+      toImplicit(await readMovieLens100K(sharedDataFiles().movielens100k)),
+      { seed: 1 },
+    );
     const model = new MatrixFactorization(dataset, { embeddingSize: 16, seed: 1 });
     const trainer = await Trainer.create(model, dataset, { threads: 1, seed: 1 });
     await trainer.runPhase({ epochs: 30, adversarial: false });
@@ -65,10 +72,18 @@ describeSuite('pgd plugin', () => {
 
   it('trains APR with PGD on the generic engine', async () => {
     expect(resolveTrainConfig({ adversarial: { adversary: 'pgd' } }).engine).toBe('generic');
-    expect(() => resolveTrainConfig({ adversarial: { adversary: 'pgd' }, engine: 'fused' })).toThrow(/several gradient steps/);
-    const dataset = leaveOneOut(toImplicit(await readMovieLens100K(sharedDataFiles().movielens100k)), { seed: 1 });
+    expect(() =>
+      resolveTrainConfig({ adversarial: { adversary: 'pgd' }, engine: 'fused' }),
+    ).toThrow(/several gradient steps/);
+    const dataset = leaveOneOut(
+      toImplicit(await readMovieLens100K(sharedDataFiles().movielens100k)),
+      { seed: 1 },
+    );
     const model = new MatrixFactorization(dataset, { embeddingSize: 8, seed: 1 });
-    const trainer = await Trainer.create(model, dataset, { threads: 1, adversarial: { adversary: 'pgd', epsilon: 0.5 } });
+    const trainer = await Trainer.create(model, dataset, {
+      threads: 1,
+      adversarial: { adversary: 'pgd', epsilon: 0.5 },
+    });
     const phase = await trainer.runPhase({ epochs: 2, adversarial: true });
     await trainer.close();
     expect(phase.epochs).toHaveLength(2);

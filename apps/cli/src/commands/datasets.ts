@@ -45,11 +45,19 @@ export function listCommand(context: CommandContext): number {
     description: d.description,
     publisher: d.publisher,
     location: d.name === 'synthetic' ? 'embedded' : (locateDataset(d) ?? 'not downloaded'),
-    checksums: d.files.length === 0 ? 'n/a' : d.files.every((f) => f.sha256 !== null || f.members) ? 'pinned' : 'not pinned (needs --sha256)',
+    checksums:
+      d.files.length === 0
+        ? 'n/a'
+        : d.files.every((f) => f.sha256 !== null || f.members)
+          ? 'pinned'
+          : 'not pinned (needs --sha256)',
   }));
   emit(context, { dataDirectory: dataDirectory(), datasets: rows }, () =>
     [
-      textTable(['name', 'location', 'checksums', 'description'], rows.map((r) => [r.name, r.location, r.checksums, r.description])),
+      textTable(
+        ['name', 'location', 'checksums', 'description'],
+        rows.map((r) => [r.name, r.location, r.checksums, r.description]),
+      ),
       `download folder: ${dataDirectory()} (ADVREC_DATA_DIR)`,
     ].join('\n'),
   );
@@ -57,11 +65,17 @@ export function listCommand(context: CommandContext): number {
 }
 
 /** `advrec datasets describe <path-or-name>`. */
-export async function describeCommand(source: string, flags: SplitFlags, context: CommandContext): Promise<number> {
+export async function describeCommand(
+  source: string,
+  flags: SplitFlags,
+  context: CommandContext,
+): Promise<number> {
   const data = await loadData(dataConfig(source, flags));
   const description = describe(data.dataset);
-  emit(context, { ...description, fingerprint: data.fingerprint, files: data.files }, () =>
-    `${formatDescription(description)}\n  fingerprint ${data.fingerprint}`,
+  emit(
+    context,
+    { ...description, fingerprint: data.fingerprint, files: data.files },
+    () => `${formatDescription(description)}\n  fingerprint ${data.fingerprint}`,
   );
   return 0;
 }
@@ -80,7 +94,11 @@ function writeLists(matrix: InteractionMatrix, dataset: Dataset): string {
 }
 
 /** `advrec datasets split <path-or-name> --out <dir>`: writes train/validation/test as user-item lists. */
-export async function splitCommand(source: string, flags: SplitFlags & { out: string }, context: CommandContext): Promise<number> {
+export async function splitCommand(
+  source: string,
+  flags: SplitFlags & { out: string },
+  context: CommandContext,
+): Promise<number> {
   const config = dataConfig(source, flags);
   const data = await loadData(config);
   const out = resolve(flags.out);
@@ -94,9 +112,15 @@ export async function splitCommand(source: string, flags: SplitFlags & { out: st
     written.push('validation.txt');
   }
   const description = describe(dataset);
-  await writeText(join(out, 'split.json'), toJson({ source, config, fingerprint: data.fingerprint, description }));
-  emit(context, { folder: out, files: [...written, 'split.json'], fingerprint: data.fingerprint, description }, () =>
-    `${formatDescription(description)}\nwritten: ${written.map((f) => join(out, f)).join(', ')} (one line per user: user item item ..., source ids)`,
+  await writeText(
+    join(out, 'split.json'),
+    toJson({ source, config, fingerprint: data.fingerprint, description }),
+  );
+  emit(
+    context,
+    { folder: out, files: [...written, 'split.json'], fingerprint: data.fingerprint, description },
+    () =>
+      `${formatDescription(description)}\nwritten: ${written.map((f) => join(out, f)).join(', ')} (one line per user: user item item ..., source ids)`,
   );
   return 0;
 }
@@ -104,7 +128,13 @@ export async function splitCommand(source: string, flags: SplitFlags & { out: st
 /** `advrec datasets download <name>`. */
 export async function downloadCommand(
   name: string,
-  flags: { dir?: string; mirror?: string; sha256?: string[]; skipChecksum?: boolean; force?: boolean },
+  flags: {
+    dir?: string;
+    mirror?: string;
+    sha256?: string[];
+    skipChecksum?: boolean;
+    force?: boolean;
+  },
   context: CommandContext,
 ): Promise<number> {
   const entry = datasetEntry(name, 'name');
@@ -112,7 +142,8 @@ export async function downloadCommand(
   for (const pair of flags.sha256 ?? []) {
     const eq = pair.indexOf('=');
     if (eq > 0) pinned[pair.slice(0, eq)] = pair.slice(eq + 1);
-    else if (entry.files.length === 1) pinned[new URL(entry.files[0]!.url).pathname.split('/').at(-1)!] = pair;
+    else if (entry.files.length === 1)
+      pinned[new URL(entry.files[0]!.url).pathname.split('/').at(-1)!] = pair;
   }
   const directory = resolve(flags.dir ?? dataDirectory());
   const bars = new Map<string, ReturnType<CommandContext['progress']['bar']>>();
@@ -125,7 +156,10 @@ export async function downloadCommand(
     onProgress: (url, received, total) => {
       let bar = bars.get(url);
       if (!bar) {
-        bar = context.progress.bar(`downloading ${url.split('/').at(-1)} (KiB)`, total ? Math.ceil(total / 1024) : 0);
+        bar = context.progress.bar(
+          `downloading ${url.split('/').at(-1)} (KiB)`,
+          total ? Math.ceil(total / 1024) : 0,
+        );
         bars.set(url, bar);
       }
       bar.update(Math.floor(received / 1024));
@@ -134,9 +168,14 @@ export async function downloadCommand(
   for (const bar of bars.values()) bar.finish();
   emit(context, result, () =>
     [
-      ...result.files.map((f) => `${f.url}: ${f.bytes} bytes, sha256 ${f.sha256} ${f.verified ? '(verified)' : '(NOT verified: pin it with --sha256)'}`),
+      ...result.files.map(
+        (f) =>
+          `${f.url}: ${f.bytes} bytes, sha256 ${f.sha256} ${f.verified ? '(verified)' : '(NOT verified: pin it with --sha256)'}`,
+      ),
       `extracted ${result.extracted.length} files into ${result.folder}`,
-      existsSync(join(result.folder, entry.main)) ? `use it with: advrec train --data ${entry.name}` : '',
+      existsSync(join(result.folder, entry.main))
+        ? `use it with: advrec train --data ${entry.name}`
+        : '',
     ]
       .filter((l) => l !== '')
       .join('\n'),

@@ -47,10 +47,7 @@ export interface ReproduceOptions {
   readonly set?: readonly string[];
 }
 
-function recorder(
-  history: HistoryRow[],
-  onEpoch: (event: EpochEvent) => void,
-): TrainCallbacks {
+function recorder(history: HistoryRow[], onEpoch: (event: EpochEvent) => void): TrainCallbacks {
   return {
     onEpochEnd: (event) => {
       history.push({
@@ -155,29 +152,47 @@ function trainConfig(config: ResolvedRunConfig): TrainConfig {
  * early stopping, then AMF (APR on MF) versus BPR continued from the same checkpoint for as
  * many epochs, significance tests, and the robustness of both (APR Figure 1, Table 2).
  */
-export async function reproduceAprCommand(options: ReproduceOptions, context: CommandContext): Promise<number> {
+export async function reproduceAprCommand(
+  options: ReproduceOptions,
+  context: CommandContext,
+): Promise<number> {
   const config = baseConfig('apr', options);
-  const folder = await runFolder(options.out, 'reproduce-apr');
   const started = new Date();
   const { progress } = context;
+  const data = await loadData(config.data);
+  const folder = await runFolder(options.out, 'reproduce-apr');
   progress.log(`run folder: ${folder}`);
   await mkdir(join(folder, 'checkpoints'), { recursive: true });
-  const data = await loadData(config.data);
   const description = describe(data.dataset);
-  progress.log(`data: ${description.name}: ${description.users} users, ${description.items} items, ${description.train.interactions} training interactions`);
+  progress.log(
+    `data: ${description.name}: ${description.users} users, ${description.items} items, ${description.train.interactions} training interactions`,
+  );
   await writeText(join(folder, 'config.json'), toJson(config));
-  await writeText(join(folder, 'dataset.json'), toJson({ fingerprint: data.fingerprint, files: data.files, description }));
+  await writeText(
+    join(folder, 'dataset.json'),
+    toJson({ fingerprint: data.fingerprint, files: data.files, description }),
+  );
   const t = config.training;
-  const evaluate = (model: Model): Promise<EvaluationResult> => evaluateModel(model, data, config.evaluation, { seed: 7, threads: t.threads });
+  const evaluate = (model: Model): Promise<EvaluationResult> =>
+    evaluateModel(model, data, config.evaluation, { seed: 7, threads: t.threads });
 
-  const mf = new MatrixFactorization(data.dataset, { embeddingSize: config.model.embeddingSize, seed: config.model.seed });
+  const mf = new MatrixFactorization(data.dataset, {
+    embeddingSize: config.model.embeddingSize,
+    seed: config.model.seed,
+  });
   const bprHistory: HistoryRow[] = [];
   let bar = progress.bar('MF-BPR epochs (early stopping)', t.epochs);
   const pre = await Trainer.create(mf, data.dataset, trainConfig(config), {
-    ...recorder(bprHistory, (e) => bar.update(e.epoch + 1, `loss ${(e.loss / e.triples).toFixed(4)}`)),
+    ...recorder(bprHistory, (e) =>
+      bar.update(e.epoch + 1, `loss ${(e.loss / e.triples).toFixed(4)}`),
+    ),
     onLog: (m) => progress.log(m),
   });
-  const prePhase = await pre.runPhase({ epochs: t.epochs, adversarial: false, checkpoint: join(folder, 'checkpoints', 'mf-bpr.ckpt') });
+  const prePhase = await pre.runPhase({
+    epochs: t.epochs,
+    adversarial: false,
+    checkpoint: join(folder, 'checkpoints', 'mf-bpr.ckpt'),
+  });
   await pre.close();
   bar.finish(
     `best validation ${t.validation.metric} ${prePhase.bestValue.toFixed(4)} at epoch ${prePhase.bestEpoch}${prePhase.stoppedEarly ? ' (stopped early)' : ''}`,
@@ -189,7 +204,12 @@ export async function reproduceAprCommand(options: ReproduceOptions, context: Co
       userEmbeddings: cloneTable(mf.userEmbeddings),
       itemEmbeddings: cloneTable(mf.itemEmbeddings),
     });
-  const arms: { name: string; model: MatrixFactorization; adversarial: boolean; history: HistoryRow[] }[] = [
+  const arms: {
+    name: string;
+    model: MatrixFactorization;
+    adversarial: boolean;
+    history: HistoryRow[];
+  }[] = [
     { name: 'BPR continued', model: copy(), adversarial: false, history: [] },
     { name: `AMF (eps ${t.adversarial.epsilon})`, model: copy(), adversarial: true, history: [] },
   ];
@@ -201,7 +221,11 @@ export async function reproduceAprCommand(options: ReproduceOptions, context: Co
       data.dataset,
       {
         ...trainConfig(config),
-        adversarial: { adversary: t.adversarial.adversary, epsilon: t.adversarial.epsilon, adversarialWeight: t.adversarial.adversarialWeight },
+        adversarial: {
+          adversary: t.adversarial.adversary,
+          epsilon: t.adversarial.epsilon,
+          adversarialWeight: t.adversarial.adversarialWeight,
+        },
         // Validate every epoch-block but never stop early: both arms train as long (Algorithm 1).
         validation: { every: t.validation.every, metric: t.validation.metric, threads: t.threads },
       },
@@ -210,8 +234,14 @@ export async function reproduceAprCommand(options: ReproduceOptions, context: Co
       ),
       { epoch: start },
     );
-    await trainer.runPhase({ epochs: t.adversarialEpochs, adversarial: arm.adversarial, restoreBest: false });
-    await trainer.save(join(folder, 'checkpoints', `${arm.adversarial ? 'amf' : 'bpr-continued'}.ckpt`));
+    await trainer.runPhase({
+      epochs: t.adversarialEpochs,
+      adversarial: arm.adversarial,
+      restoreBest: false,
+    });
+    await trainer.save(
+      join(folder, 'checkpoints', `${arm.adversarial ? 'amf' : 'bpr-continued'}.ckpt`),
+    );
     await trainer.close();
     bar.finish();
   }
@@ -228,15 +258,26 @@ export async function reproduceAprCommand(options: ReproduceOptions, context: Co
   }
   bar.finish();
   const keys = Object.keys(results[0]![1].metrics);
-  const { section: comparison, comparisons } = comparisonSection('Test results', results, arms[1]!.name, arms[0]!.name, keys);
+  const { section: comparison, comparisons } = comparisonSection(
+    'Test results',
+    results,
+    arms[1]!.name,
+    arms[0]!.name,
+    keys,
+  );
   bar = progress.bar('robustness sweeps', 2);
   const robustness: { name: string; report: RobustnessReport }[] = [];
   for (const arm of arms) {
-    robustness.push({ name: arm.name, report: await attackModel(arm.model, data, config.evaluation, config.attack!, 11, t.threads) });
+    robustness.push({
+      name: arm.name,
+      report: await attackModel(arm.model, data, config.evaluation, config.attack!, 11, t.threads),
+    });
     bar.update(robustness.length);
   }
   bar.finish();
-  const metricKey = keys.find((k) => k.startsWith('ndcg@') && k.endsWith(`@${config.evaluation.cutoffs.at(-1)}`)) ?? keys[0]!;
+  const metricKey =
+    keys.find((k) => k.startsWith('ndcg@') && k.endsWith(`@${config.evaluation.cutoffs.at(-1)}`)) ??
+    keys[0]!;
   const sections: ReportSection[] = [
     {
       kind: 'text',
@@ -257,20 +298,44 @@ export async function reproduceAprCommand(options: ReproduceOptions, context: Co
   await writeReport(folder, {
     title: `advrec reproduce apr on ${description.name}`,
     facts: [
-      ['data', `${description.name}: ${description.users} users, ${description.items} items; split ${description.protocol.kind} (${description.protocol.order}, seed ${description.protocol.seed})`],
+      [
+        'data',
+        `${description.name}: ${description.users} users, ${description.items} items; split ${description.protocol.kind} (${description.protocol.order}, seed ${description.protocol.seed})`,
+      ],
       ['data set fingerprint', data.fingerprint],
-      ['model', `MF, K = ${config.model.embeddingSize}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`],
+      [
+        'model',
+        `MF, K = ${config.model.embeddingSize}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
+      ],
       ['started', started.toISOString()],
       ['machine', machineLine()],
     ],
     sections,
   });
   const metrics = Object.fromEntries(results.map(([name, r]) => [name, r.metrics]));
-  await writeText(join(folder, 'metrics.json'), toJson({ metrics, comparisons, protocol: results[0]![1].protocol }));
-  await writeText(join(folder, 'history.json'), toJson({ 'MF-BPR': bprHistory, [arms[0]!.name]: arms[0]!.history, [arms[1]!.name]: arms[1]!.history }));
-  await writeText(join(folder, 'robustness.json'), toJson(Object.fromEntries(robustness.map((r) => [r.name, r.report]))));
-  await writeText(join(folder, 'run.json'), toJson({ command: 'reproduce apr', status: 'done', started, ended: new Date() }));
-  emit(context, { folder, metrics, comparisons, robustness }, () => summary(results, comparisons, robustness, metricKey, folder));
+  await writeText(
+    join(folder, 'metrics.json'),
+    toJson({ metrics, comparisons, protocol: results[0]![1].protocol }),
+  );
+  await writeText(
+    join(folder, 'history.json'),
+    toJson({
+      'MF-BPR': bprHistory,
+      [arms[0]!.name]: arms[0]!.history,
+      [arms[1]!.name]: arms[1]!.history,
+    }),
+  );
+  await writeText(
+    join(folder, 'robustness.json'),
+    toJson(Object.fromEntries(robustness.map((r) => [r.name, r.report]))),
+  );
+  await writeText(
+    join(folder, 'run.json'),
+    toJson({ command: 'reproduce apr', status: 'done', started, ended: new Date() }),
+  );
+  emit(context, { folder, metrics, comparisons, robustness }, () =>
+    summary(results, comparisons, robustness, metricKey, folder),
+  );
   return 0;
 }
 
@@ -285,7 +350,10 @@ function summary(
   const epsilons = [...new Set(robustness[0]!.report.points.map((p) => p.epsilon))];
   return [
     `test (${protocolLine(results[0]![1])})`,
-    textTable(['model', ...keys], results.map(([n, r]) => [n, ...keys.map((k) => r.metrics[k]!)])),
+    textTable(
+      ['model', ...keys],
+      results.map(([n, r]) => [n, ...keys.map((k) => r.metrics[k]!)]),
+    ),
     `${results.at(-1)![0]} vs ${results.at(-2)![0]}: ${keys.map((k) => `${k} ${percent(comparisons[k]!.relative)} (p ${comparisons[k]!.tTestP.toExponential(1)})`).join(', ')}`,
     '',
     `robustness: relative change of ${metricKey}`,
@@ -295,7 +363,13 @@ function summary(
         ['fgm', 'random'].map((a) => [
           name,
           a,
-          ...epsilons.map((e) => percent(report.points.find((p) => p.adversary === a && p.epsilon === e)?.relativeChange[metricKey] ?? Number.NaN)),
+          ...epsilons.map((e) =>
+            percent(
+              report.points.find((p) => p.adversary === a && p.epsilon === e)?.relativeChange[
+                metricKey
+              ] ?? Number.NaN,
+            ),
+          ),
         ]),
       ),
     ),
@@ -310,25 +384,47 @@ function summary(
  * continued; the sampled protocol (999 negatives) by default, and the feature-robustness
  * table (AMR Table 3).
  */
-export async function reproduceAmrCommand(options: ReproduceOptions, context: CommandContext): Promise<number> {
+export async function reproduceAmrCommand(
+  options: ReproduceOptions,
+  context: CommandContext,
+): Promise<number> {
   const config = baseConfig('amr', options);
-  const folder = await runFolder(options.out, 'reproduce-amr');
   const started = new Date();
   const { progress } = context;
+  const data: LoadedData = await loadData(config.data);
+  const folder = await runFolder(options.out, 'reproduce-amr');
   progress.log(`run folder: ${folder}`);
   await mkdir(join(folder, 'checkpoints'), { recursive: true });
-  const data: LoadedData = await loadData(config.data);
   if (!data.itemFeatures)
     throw new (await import('@advrec/data')).ConfigError([
-      { path: '--features', message: 'AMR needs item features: pass a .npy feature file (advrec features), or use the synthetic default' },
+      {
+        path: '--features',
+        message:
+          'AMR needs item features: pass a .npy feature file (advrec features), or use the synthetic default',
+      },
     ]);
   const description = describe(data.dataset);
-  progress.log(`data: ${description.name}: ${description.users} users, ${description.items} items, features ${data.itemFeatures.dimension}-d (${data.itemFeatures.missingItems.length} items without)`);
+  progress.log(
+    `data: ${description.name}: ${description.users} users, ${description.items} items, features ${data.itemFeatures.dimension}-d (${data.itemFeatures.missingItems.length} items without)`,
+  );
   await writeText(join(folder, 'config.json'), toJson(config));
-  await writeText(join(folder, 'dataset.json'), toJson({ fingerprint: data.fingerprint, files: data.files, description }));
+  await writeText(
+    join(folder, 'dataset.json'),
+    toJson({ fingerprint: data.fingerprint, files: data.files, description }),
+  );
   const t = config.training;
-  const histories: Record<string, HistoryRow[]> = { mf: [], vbpr: [], 'vbpr-continued': [], amr: [] };
-  const totals: Record<string, number> = { mf: t.epochs, vbpr: t.epochs, 'vbpr-continued': t.adversarialEpochs, amr: t.adversarialEpochs };
+  const histories: Record<string, HistoryRow[]> = {
+    mf: [],
+    vbpr: [],
+    'vbpr-continued': [],
+    amr: [],
+  };
+  const totals: Record<string, number> = {
+    mf: t.epochs,
+    vbpr: t.epochs,
+    'vbpr-continued': t.adversarialEpochs,
+    amr: t.adversarialEpochs,
+  };
   let bar = progress.bar('mf epochs', t.epochs);
   let current = '';
   const chain = await trainAmrChain(data.dataset, {
@@ -359,7 +455,9 @@ export async function reproduceAmrCommand(options: ReproduceOptions, context: Co
     ['vbpr', chain.vbpr],
     ['amr', chain.amr],
   ] as const)
-    await writeCheckpoint(join(folder, 'checkpoints', `${name}.ckpt`), model, [], { datasetFingerprint: data.fingerprint });
+    await writeCheckpoint(join(folder, 'checkpoints', `${name}.ckpt`), model, [], {
+      datasetFingerprint: data.fingerprint,
+    });
   bar = progress.bar('evaluating on test', 5);
   const results: [string, EvaluationResult][] = [];
   for (const [name, model] of [
@@ -369,12 +467,21 @@ export async function reproduceAmrCommand(options: ReproduceOptions, context: Co
     ['VBPR continued', chain.vbprContinued!],
     [`AMR (eps ${t.adversarial.epsilon})`, chain.amr],
   ] as const) {
-    results.push([name, await evaluateModel(model, data, config.evaluation, { seed: 7, threads: t.threads })]);
+    results.push([
+      name,
+      await evaluateModel(model, data, config.evaluation, { seed: 7, threads: t.threads }),
+    ]);
     bar.update(results.length);
   }
   bar.finish();
   const keys = Object.keys(results[0]![1].metrics);
-  const { section: comparison, comparisons } = comparisonSection('Test results', results, results[4]![0], 'VBPR continued', keys);
+  const { section: comparison, comparisons } = comparisonSection(
+    'Test results',
+    results,
+    results[4]![0],
+    'VBPR continued',
+    keys,
+  );
   bar = progress.bar('feature robustness sweeps', 2);
   const attack = { ...config.attack!, surfaces: ['itemFeatures'] };
   const robustness: { name: string; report: RobustnessReport }[] = [];
@@ -382,7 +489,10 @@ export async function reproduceAmrCommand(options: ReproduceOptions, context: Co
     ['VBPR continued', chain.vbprContinued!],
     [results[4]![0], chain.amr],
   ] as const) {
-    robustness.push({ name, report: await attackModel(model, data, config.evaluation, attack, 11, t.threads) });
+    robustness.push({
+      name,
+      report: await attackModel(model, data, config.evaluation, attack, 11, t.threads),
+    });
     bar.update(robustness.length);
   }
   bar.finish();
@@ -391,9 +501,15 @@ export async function reproduceAmrCommand(options: ReproduceOptions, context: Co
   await writeReport(folder, {
     title: `advrec reproduce amr on ${description.name}`,
     facts: [
-      ['data', `${description.name}: ${description.users} users, ${description.items} items; split ${description.protocol.kind} (${description.protocol.order}, seed ${description.protocol.seed}); features ${data.itemFeatures.dimension}-d from ${data.itemFeatures.source}`],
+      [
+        'data',
+        `${description.name}: ${description.users} users, ${description.items} items; split ${description.protocol.kind} (${description.protocol.order}, seed ${description.protocol.seed}); features ${data.itemFeatures.dimension}-d from ${data.itemFeatures.source}`,
+      ],
       ['data set fingerprint', data.fingerprint],
-      ['model', `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`],
+      [
+        'model',
+        `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
+      ],
       ['started', started.toISOString()],
       ['machine', machineLine()],
     ],
@@ -412,10 +528,21 @@ export async function reproduceAmrCommand(options: ReproduceOptions, context: Co
     ],
   });
   const metrics = Object.fromEntries(results.map(([name, r]) => [name, r.metrics]));
-  await writeText(join(folder, 'metrics.json'), toJson({ metrics, comparisons, protocol: results[0]![1].protocol }));
+  await writeText(
+    join(folder, 'metrics.json'),
+    toJson({ metrics, comparisons, protocol: results[0]![1].protocol }),
+  );
   await writeText(join(folder, 'history.json'), toJson(histories));
-  await writeText(join(folder, 'robustness.json'), toJson(Object.fromEntries(robustness.map((r) => [r.name, r.report]))));
-  await writeText(join(folder, 'run.json'), toJson({ command: 'reproduce amr', status: 'done', started, ended: new Date() }));
-  emit(context, { folder, metrics, comparisons, robustness }, () => summary(results, comparisons, robustness, metricKey, folder));
+  await writeText(
+    join(folder, 'robustness.json'),
+    toJson(Object.fromEntries(robustness.map((r) => [r.name, r.report]))),
+  );
+  await writeText(
+    join(folder, 'run.json'),
+    toJson({ command: 'reproduce amr', status: 'done', started, ended: new Date() }),
+  );
+  emit(context, { folder, metrics, comparisons, robustness }, () =>
+    summary(results, comparisons, robustness, metricKey, folder),
+  );
   return 0;
 }

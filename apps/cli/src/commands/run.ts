@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { ConfigError, DataError, describe } from '@advrec/data';
 import type { EvaluationResult } from '@advrec/metrics';
@@ -44,7 +42,9 @@ export interface TrainOptions {
 
 /** Reads, overrides, validates and resolves the run config of `advrec train`. */
 export async function runConfigFromOptions(options: TrainOptions): Promise<ResolvedRunConfig> {
-  const base = options.config ? await readConfigFile(options.config) : { data: { source: 'synthetic' }, model: { name: 'mf' } };
+  const base = options.config
+    ? await readConfigFile(options.config)
+    : { data: { source: 'synthetic' }, model: { name: 'mf' } };
   const shorthands: string[] = [];
   const flag = (path: string, value: string | undefined): void => {
     if (value !== undefined) shorthands.push(`${path}=${value}`);
@@ -57,16 +57,23 @@ export async function runConfigFromOptions(options: TrainOptions): Promise<Resol
   flag('training.adversarial.epsilon', options.epsilon);
   flag('training.adversarial.adversarialWeight', options.lambda);
   flag('training.threads', options.threads);
-  const merged = applyOverrides(base, [...shorthands, ...(options.set ?? [])]) as Record<string, unknown>;
+  const merged = applyOverrides(base, [...shorthands, ...(options.set ?? [])]) as Record<
+    string,
+    unknown
+  >;
   const plugins = [...((merged.plugins as string[] | undefined) ?? []), ...(options.plugin ?? [])];
   if (plugins.length > 0) merged.plugins = [...new Set(plugins)];
-  if (Array.isArray(merged.plugins)) await loadPlugins(merged.plugins.filter((p): p is string => typeof p === 'string'));
+  if (Array.isArray(merged.plugins))
+    await loadPlugins(merged.plugins.filter((p): p is string => typeof p === 'string'));
   return resolveRunConfig(merged);
 }
 
 function metricsTable(rows: readonly (readonly [string, EvaluationResult])[]): string {
   const keys = Object.keys(rows[0]![1].metrics);
-  return textTable(['model', ...keys], rows.map(([name, r]) => [name, ...keys.map((k) => r.metrics[k]!)]));
+  return textTable(
+    ['model', ...keys],
+    rows.map(([name, r]) => [name, ...keys.map((k) => r.metrics[k]!)]),
+  );
 }
 
 /** Report sections of training history: loss and validation curves (papers' Figures 3-5). */
@@ -80,7 +87,8 @@ export function historySections(
       kind: 'plot',
       id: `${idPrefix}-loss`,
       title: 'Training loss per epoch',
-      caption: 'Mean BPR loss over the epoch\'s triples (for adversarial epochs: BPR on clean parameters; the adversarial term is dashed).',
+      caption:
+        "Mean BPR loss over the epoch's triples (for adversarial epochs: BPR on clean parameters; the adversarial term is dashed).",
       plot: {
         xLabel: 'epoch',
         yLabel: 'loss',
@@ -91,7 +99,9 @@ export function historySections(
                 {
                   name: `${name} (adversarial term)`,
                   dashed: true,
-                  points: history.filter((r) => r.adversarialLoss !== null).map((r) => [r.epoch, r.adversarialLoss!] as const),
+                  points: history
+                    .filter((r) => r.adversarialLoss !== null)
+                    .map((r) => [r.epoch, r.adversarialLoss!] as const),
                 },
               ]
             : []),
@@ -104,20 +114,26 @@ export function historySections(
       kind: 'plot',
       id: `${idPrefix}-validation`,
       title: `Validation ${metric} per epoch`,
-      caption: 'Full ranking on the validation split (training items excluded), at each validation epoch.',
+      caption:
+        'Full ranking on the validation split (training items excluded), at each validation epoch.',
       plot: {
         xLabel: 'epoch',
         yLabel: metric,
         series: histories.map(({ name, history }) => ({
           name,
-          points: history.filter((r) => r.validation?.[metric] !== undefined).map((r) => [r.epoch, r.validation![metric]!] as const),
+          points: history
+            .filter((r) => r.validation?.[metric] !== undefined)
+            .map((r) => [r.epoch, r.validation![metric]!] as const),
         })),
       },
     });
   return sections;
 }
 
-function evaluationSection(title: string, rows: readonly (readonly [string, EvaluationResult])[]): ReportSection {
+function evaluationSection(
+  title: string,
+  rows: readonly (readonly [string, EvaluationResult])[],
+): ReportSection {
   const keys = Object.keys(rows[0]![1].metrics);
   return {
     kind: 'table',
@@ -129,43 +145,79 @@ function evaluationSection(title: string, rows: readonly (readonly [string, Eval
 }
 
 /** `advrec train`: trains, evaluates on test, optionally attacks, writes the run folder. */
-export async function trainCommand(options: TrainOptions, context: CommandContext): Promise<number> {
+export async function trainCommand(
+  options: TrainOptions,
+  context: CommandContext,
+): Promise<number> {
   const config = await runConfigFromOptions(options);
-  const folder = await runFolder(options.out, 'train');
   const started = new Date();
-  context.progress.log(`run folder: ${folder}`);
+  // Load (and so check) the data before creating anything on disk.
   const data = await loadData(config.data);
+  const folder = await runFolder(options.out, 'train');
+  context.progress.log(`run folder: ${folder}`);
   const description = describe(data.dataset);
   context.progress.log(
     `data: ${description.name}: ${description.users} users, ${description.items} items, ${description.train.interactions} training interactions (fingerprint ${data.fingerprint.slice(0, 12)})`,
   );
   await writeText(join(folder, 'config.json'), toJson(config));
-  await writeText(join(folder, 'dataset.json'), toJson({ fingerprint: data.fingerprint, files: data.files, description }));
+  await writeText(
+    join(folder, 'dataset.json'),
+    toJson({ fingerprint: data.fingerprint, files: data.files, description }),
+  );
   const model = buildModel(config, data);
-  const outcome = await trainModel(model, data, config, { folder, progress: context.progress, signal: context.signal });
+  const outcome = await trainModel(model, data, config, {
+    folder,
+    progress: context.progress,
+    signal: context.signal,
+  });
   await writeText(join(folder, 'history.json'), toJson(outcome.history));
   if (outcome.interrupted) {
-    await writeText(join(folder, 'run.json'), toJson({ command: 'train', status: 'interrupted', started, ended: new Date() }));
-    context.progress.log(`interrupted: the last complete checkpoint is ${join(folder, 'checkpoints', 'last.ckpt')}`);
+    await writeText(
+      join(folder, 'run.json'),
+      toJson({ command: 'train', status: 'interrupted', started, ended: new Date() }),
+    );
+    context.progress.log(
+      `interrupted: the last complete checkpoint is ${join(folder, 'checkpoints', 'last.ckpt')}`,
+    );
     return 130;
   }
   const bar = context.progress.bar('evaluating on test', 1);
-  const result = await evaluateModel(model, data, config.evaluation, { seed: config.data.split.seed, threads: config.training.threads });
+  const result = await evaluateModel(model, data, config.evaluation, {
+    seed: config.data.split.seed,
+    threads: config.training.threads,
+  });
   bar.finish(`${result.protocol.usersEvaluated} users, ${result.seconds.toFixed(1)} s`);
-  const metrics = { metrics: result.metrics, coverage: result.coverage, protocol: result.protocol, seconds: result.seconds };
+  const metrics = {
+    metrics: result.metrics,
+    coverage: result.coverage,
+    protocol: result.protocol,
+    seconds: result.seconds,
+  };
   await writeText(join(folder, 'metrics.json'), toJson(metrics));
   let robustness = null;
   if (config.attack) {
     const b = context.progress.bar('robustness sweep', 1);
-    robustness = await attackModel(model, data, config.evaluation, config.attack, config.training.seed, config.training.threads);
+    robustness = await attackModel(
+      model,
+      data,
+      config.evaluation,
+      config.attack,
+      config.training.seed,
+      config.training.threads,
+    );
     b.finish();
     await writeText(join(folder, 'robustness.json'), toJson(robustness));
   }
   const metricKey = `ndcg@${config.evaluation.cutoffs[Math.min(1, config.evaluation.cutoffs.length - 1)]}`;
   const sections: ReportSection[] = [
     evaluationSection('Test results', [[config.model.name, result]]),
-    ...historySections([{ name: config.model.name, history: outcome.history }], config.training.validation.metric),
-    ...(robustness ? robustnessSections([{ name: config.model.name, report: robustness }], metricKey) : []),
+    ...historySections(
+      [{ name: config.model.name, history: outcome.history }],
+      config.training.validation.metric,
+    ),
+    ...(robustness
+      ? robustnessSections([{ name: config.model.name, report: robustness }], metricKey)
+      : []),
   ];
   await writeReport(folder, {
     title: `advrec train: ${config.model.name} on ${description.name}`,
@@ -174,7 +226,15 @@ export async function trainCommand(options: TrainOptions, context: CommandContex
   });
   await writeText(
     join(folder, 'run.json'),
-    toJson({ command: 'train', status: 'done', started, ended: new Date(), engine: outcome.engine, bestEpoch: outcome.bestEpoch, stoppedEarly: outcome.stoppedEarly }),
+    toJson({
+      command: 'train',
+      status: 'done',
+      started,
+      ended: new Date(),
+      engine: outcome.engine,
+      bestEpoch: outcome.bestEpoch,
+      stoppedEarly: outcome.stoppedEarly,
+    }),
   );
   emit(context, { folder, metrics: result.metrics, protocol: result.protocol, robustness }, () =>
     [
@@ -187,10 +247,18 @@ export async function trainCommand(options: TrainOptions, context: CommandContex
 }
 
 /** The facts block of a run's report. */
-export function runFacts(config: ResolvedRunConfig, fingerprint: string, started: Date, engine: string): [string, string][] {
+export function runFacts(
+  config: ResolvedRunConfig,
+  fingerprint: string,
+  started: Date,
+  engine: string,
+): [string, string][] {
   const t = config.training;
   return [
-    ['data', `${config.data.source} (split ${config.data.split.protocol}, order ${config.data.split.order}, seed ${config.data.split.seed}${config.data.validation ? ', validation carved from train' : ''})`],
+    [
+      'data',
+      `${config.data.source} (split ${config.data.split.protocol}, order ${config.data.split.order}, seed ${config.data.split.seed}${config.data.validation ? ', validation carved from train' : ''})`,
+    ],
     ['data set fingerprint', fingerprint],
     ['model', `${config.model.name}, K = ${config.model.embeddingSize}, seed ${config.model.seed}`],
     [
@@ -216,26 +284,52 @@ export interface EvaluateOptions {
 }
 
 /** `advrec evaluate`: evaluates a run's model under either protocol. */
-export async function evaluateCommand(options: EvaluateOptions, context: CommandContext): Promise<number> {
+export async function evaluateCommand(
+  options: EvaluateOptions,
+  context: CommandContext,
+): Promise<number> {
   const run = await reloadRun(options.run, options.checkpoint);
   const evaluation = {
     ...run.config.evaluation,
     ...(options.protocol ? { protocol: options.protocol } : {}),
     ...(options.negatives ? { negatives: options.negatives } : {}),
     ...(options.cutoffs ? { cutoffs: options.cutoffs } : {}),
-    ...(options.metrics ? { metrics: options.metrics as ResolvedRunConfig['evaluation']['metrics'] } : {}),
+    ...(options.metrics
+      ? { metrics: options.metrics as ResolvedRunConfig['evaluation']['metrics'] }
+      : {}),
   };
-  const bar = context.progress.bar(`evaluating ${relative(process.cwd(), run.checkpoint) || run.checkpoint}`, 1);
+  const bar = context.progress.bar(
+    `evaluating ${relative(process.cwd(), run.checkpoint) || run.checkpoint}`,
+    1,
+  );
   const result = await evaluateModel(run.model, run.data, evaluation, {
     split: options.split ?? 'test',
     seed: options.seed ?? run.config.data.split.seed,
     threads: run.config.training.threads,
   });
   bar.finish(`${result.seconds.toFixed(1)} s`);
-  const file = join(options.run, `evaluation-${evaluation.protocol}-${options.split ?? 'test'}.json`);
-  await writeText(file, toJson({ checkpoint: run.checkpoint, metrics: result.metrics, coverage: result.coverage, protocol: result.protocol }));
-  emit(context, { checkpoint: run.checkpoint, metrics: result.metrics, protocol: result.protocol, file }, () =>
-    [metricsTable([[run.model.modelName, result]]), `protocol: ${protocolLine(result)}`, `written: ${file}`].join('\n'),
+  const file = join(
+    options.run,
+    `evaluation-${evaluation.protocol}-${options.split ?? 'test'}.json`,
+  );
+  await writeText(
+    file,
+    toJson({
+      checkpoint: run.checkpoint,
+      metrics: result.metrics,
+      coverage: result.coverage,
+      protocol: result.protocol,
+    }),
+  );
+  emit(
+    context,
+    { checkpoint: run.checkpoint, metrics: result.metrics, protocol: result.protocol, file },
+    () =>
+      [
+        metricsTable([[run.model.modelName, result]]),
+        `protocol: ${protocolLine(result)}`,
+        `written: ${file}`,
+      ].join('\n'),
   );
   return 0;
 }
@@ -252,16 +346,29 @@ export interface AttackOptions {
 }
 
 /** `advrec attack`: the robustness sweep (adversarial vs random, epsilon list) on a run's model. */
-export async function attackCommand(options: AttackOptions, context: CommandContext): Promise<number> {
+export async function attackCommand(
+  options: AttackOptions,
+  context: CommandContext,
+): Promise<number> {
   const run = await reloadRun(options.run, options.checkpoint);
   const attack = {
     epsilons: options.epsilons ?? run.config.attack?.epsilons ?? [0.25, 0.5, 1, 2],
     adversaries: options.adversaries ?? run.config.attack?.adversaries ?? ['fgm', 'random'],
     surfaces: options.surfaces ?? run.config.attack?.surfaces ?? null,
   };
-  const evaluation = { ...run.config.evaluation, ...(options.protocol ? { protocol: options.protocol } : {}) };
+  const evaluation = {
+    ...run.config.evaluation,
+    ...(options.protocol ? { protocol: options.protocol } : {}),
+  };
   const bar = context.progress.bar('robustness sweep', 1);
-  const report = await attackModel(run.model, run.data, evaluation, attack, options.seed ?? 0, run.config.training.threads);
+  const report = await attackModel(
+    run.model,
+    run.data,
+    evaluation,
+    attack,
+    options.seed ?? 0,
+    run.config.training.threads,
+  );
   bar.finish();
   const file = join(options.run, 'robustness.json');
   await writeText(file, toJson({ checkpoint: run.checkpoint, ...report }));
@@ -272,7 +379,12 @@ export async function attackCommand(options: AttackOptions, context: CommandCont
     facts: [
       ['checkpoint', run.checkpoint],
       ['data set fingerprint', run.data.fingerprint],
-      ['protocol', evaluation.protocol === 'full' ? 'full ranking, training and validation items excluded' : `sampled, ${evaluation.negatives} negatives`],
+      [
+        'protocol',
+        evaluation.protocol === 'full'
+          ? 'full ranking, training and validation items excluded'
+          : `sampled, ${evaluation.negatives} negatives`,
+      ],
       ['machine', machineLine()],
     ],
     sections,
@@ -285,7 +397,13 @@ export async function attackCommand(options: AttackOptions, context: CommandCont
         attack.adversaries.map((a) => [
           a,
           report.clean[metricKey] ?? Number.NaN,
-          ...epsilons.map((e) => percent(report.points.find((p) => p.adversary === a && p.epsilon === e)?.relativeChange[metricKey] ?? Number.NaN)),
+          ...epsilons.map((e) =>
+            percent(
+              report.points.find((p) => p.adversary === a && p.epsilon === e)?.relativeChange[
+                metricKey
+              ] ?? Number.NaN,
+            ),
+          ),
         ]),
       ),
       `surfaces: ${report.surfaces.join(', ')}; written: ${file} and ${join(options.run, 'attack', 'report.html')}`,
@@ -317,7 +435,8 @@ export function recommend(
     const s = scores.subarray(row * n, (row + 1) * n);
     const excluded = new Uint8Array(n);
     for (const m of seen)
-      for (let p = m.indptr[users[row]!]!; p < m.indptr[users[row]! + 1]!; p++) excluded[m.indices[p]!] = 1;
+      for (let p = m.indptr[users[row]!]!; p < m.indptr[users[row]! + 1]!; p++)
+        excluded[m.indices[p]!] = 1;
     const order: number[] = [];
     for (let i = 0; i < n; i++) if (!excluded[i] && Number.isFinite(s[i]!)) order.push(i);
     // Ties broken by item id, as in the evaluator.
@@ -328,32 +447,44 @@ export function recommend(
 }
 
 /** `advrec recommend`: top-K for given users (source ids) as JSON or CSV. */
-export async function recommendCommand(options: RecommendOptions, context: CommandContext): Promise<number> {
+export async function recommendCommand(
+  options: RecommendOptions,
+  context: CommandContext,
+): Promise<number> {
   if (!(Number.isInteger(options.k) && options.k >= 1))
     throw new ConfigError([{ path: '--k', message: `must be an integer >= 1, got ${options.k}` }]);
   const run = await reloadRun(options.run, options.checkpoint);
   const { dataset } = run.data;
   const unknown = options.users.filter((u) => !dataset.userIdMap.has(u));
   if (unknown.length > 0)
-    throw new DataError(`unknown user id${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 10).join(', ')} (data set ${dataset.name} has ${dataset.numUsers} users)`);
+    throw new DataError(
+      `unknown user id${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 10).join(', ')} (data set ${dataset.name} has ${dataset.numUsers} users)`,
+    );
   const users = Int32Array.from(options.users, (u) => dataset.userIdMap.toDense(u));
-  const seen = options.includeSeen ? [] : [dataset.train, dataset.validation, dataset.test].filter((m) => m !== null);
+  const seen = options.includeSeen
+    ? []
+    : [dataset.train, dataset.validation, dataset.test].filter((m) => m !== null);
   const lists = recommend(run.model, seen, users, options.k);
   const out = options.users.map((user, row) => ({
     user,
-    items: Array.from(lists[row]!.items, (i, rank) => ({ item: dataset.itemIdMap.toSource(i), rank: rank + 1, score: lists[row]!.scores[rank]! })),
+    items: Array.from(lists[row]!.items, (i, rank) => ({
+      item: dataset.itemIdMap.toSource(i),
+      rank: rank + 1,
+      score: lists[row]!.scores[rank]!,
+    })),
   }));
   if (options.format === 'csv' && !context.json) {
     context.stdout.write('user,rank,item,score\n');
-    for (const u of out) for (const r of u.items) context.stdout.write(`${u.user},${r.rank},${r.item},${r.score}\n`);
-  } else context.stdout.write(toJson({ checkpoint: run.checkpoint, k: options.k, excludeSeen: !options.includeSeen, recommendations: out }));
+    for (const u of out)
+      for (const r of u.items) context.stdout.write(`${u.user},${r.rank},${r.item},${r.score}\n`);
+  } else
+    context.stdout.write(
+      toJson({
+        checkpoint: run.checkpoint,
+        k: options.k,
+        excludeSeen: !options.includeSeen,
+        recommendations: out,
+      }),
+    );
   return 0;
 }
-
-/** Whether a run folder exists (for clearer errors). */
-export function assertRunFolder(folder: string): void {
-  if (!existsSync(join(folder, 'config.json')))
-    throw new DataError(`${folder}: not a run folder (no config.json); create one with advrec train`);
-}
-
-export { readFile };

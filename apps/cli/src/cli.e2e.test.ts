@@ -1,0 +1,494 @@
+/**
+ * End-to-end tests: the built `advrec` binary run as a user runs it (a child process), on
+ * real data from ../shared/data. `pnpm test` builds every package first.
+ */
+import { spawn } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readCheckpoint } from '@advrec/models';
+import { readNpy } from '@advrec/data';
+import { sharedDataDir, sharedDataFiles } from '@advrec/testing';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const bin = join(root, 'dist', 'bin.js');
+const shared = sharedDataDir();
+const work = mkdtempSync(join(tmpdir(), 'advrec-e2e-'));
+/** Debian's chromium (or CHROMIUM_PATH) drives the HTML report test; it is skipped without one. */
+const chromium =
+  [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
+    (path): path is string => path !== undefined && path !== '' && existsSync(path),
+  ) ?? null;
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly seconds: number;
+}
+
+function advrec(
+  args: readonly string[],
+  options: {
+    cwd?: string;
+    onStderr?: (text: string, child: ReturnType<typeof spawn>) => void;
+  } = {},
+): Promise<Run> {
+  const started = performance.now();
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: options.cwd ?? root,
+      env: {
+        ...process.env,
+        ADVREC_SHARED_DATA: shared,
+        ADVREC_DATA_DIR: join(work, 'datasets'),
+        FORCE_COLOR: '0',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      options.onStderr?.(stderr, child);
+    });
+    child.on('error', fail);
+    child.on('close', (code) =>
+      done({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 }),
+    );
+  });
+}
+
+beforeAll(() => {
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: build first (pnpm build)`);
+});
+
+describe('advrec on ML-100K: train, evaluate, attack, recommend', () => {
+  const run = join(work, 'ml100k-run');
+  const config = join(work, 'ml100k.yaml');
+
+  beforeAll(() => {
+    writeFileSync(
+      config,
+      [
+        'data:',
+        `  source: ${sharedDataFiles().movielens100k}`,
+        'model:',
+        '  name: mf',
+        '  embeddingSize: 32',
+        'training:',
+        '  epochs: 30',
+        '  adversarialEpochs: 10',
+        '  threads: 2',
+        '  validation: { every: 10, metric: ndcg@50 }',
+        'evaluation:',
+        '  cutoffs: [10, 50]',
+        '  metrics: [hr, ndcg]',
+        'attack:',
+        '  epsilons: [0.5, 1]',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('train writes a complete run folder and prints the test metrics', async () => {
+    const r = await advrec([
+      'train',
+      '-c',
+      config,
+      '--set',
+      'training.adversarial.epsilon=0.5',
+      '--out',
+      run,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/hr@10\s+hr@50\s+ndcg@10\s+ndcg@50/);
+    expect(r.stdout).toMatch(
+      /protocol: full ranking on test; .*excluded: train, validation; .*943 users/,
+    );
+    expect(r.stderr).toMatch(/engine: fused MF kernel/);
+    for (const file of [
+      'config.json',
+      'dataset.json',
+      'history.json',
+      'metrics.json',
+      'robustness.json',
+      'run.json',
+      'report.md',
+      'report.html',
+    ])
+      expect(existsSync(join(run, file)), file).toBe(true);
+    expect(readdirSync(join(run, 'checkpoints')).sort()).toEqual([
+      'adversarial-best.ckpt',
+      'bpr-best.ckpt',
+      'last.ckpt',
+      'model.ckpt',
+    ]);
+    const resolved = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
+    expect(resolved.training).toMatchObject({
+      epochs: 30,
+      adversarialEpochs: 10,
+      batchSize: 512,
+      adversarial: { epsilon: 0.5 },
+    });
+    const history = JSON.parse(readFileSync(join(run, 'history.json'), 'utf8')) as {
+      phase: string;
+      loss: number;
+      validation: unknown;
+    }[];
+    expect(history).toHaveLength(40);
+    expect(history.filter((h) => h.phase === 'apr')).toHaveLength(10);
+    expect(history.filter((h) => h.validation !== null)).toHaveLength(4);
+    expect(history[29]!.loss).toBeLessThan(history[0]!.loss);
+    const metrics = JSON.parse(readFileSync(join(run, 'metrics.json'), 'utf8'));
+    // Measured: MF-BPR on ML-100K leave-one-out reaches HR@50 ~0.34 after 30 epochs (ItemPop: ~0.24).
+    expect(metrics.metrics['hr@50']).toBeGreaterThan(0.28);
+    expect(metrics.protocol).toMatchObject({ kind: 'full', split: 'test', usersEvaluated: 943 });
+    const dataset = JSON.parse(readFileSync(join(run, 'dataset.json'), 'utf8'));
+    expect(dataset.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    const checkpoint = await readCheckpoint(join(run, 'checkpoints', 'model.ckpt'));
+    expect(checkpoint.model.modelName).toBe('mf');
+    expect(checkpoint.metadata.datasetFingerprint).toBe(dataset.fingerprint);
+    const report = readFileSync(join(run, 'report.md'), 'utf8');
+    expect(report).toMatch(/## Test results/);
+    expect(report).toMatch(/## Robustness: relative change of ndcg@50 under perturbation/);
+    expect(report).toMatch(/!\[Training loss per epoch\]\(plots\/training-loss\.svg\)/);
+  });
+
+  it('evaluate re-scores the run under the sampled protocol', async () => {
+    const r = await advrec([
+      '--json',
+      'evaluate',
+      '--run',
+      run,
+      '--protocol',
+      'sampled',
+      '--negatives',
+      '99',
+      '--cutoffs',
+      '5,10',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.protocol).toMatchObject({
+      kind: 'sampled',
+      negativesPerCase: 99,
+      usersEvaluated: 943,
+    });
+    expect(Object.keys(out.metrics)).toEqual(['hr@5', 'hr@10', 'ndcg@5', 'ndcg@10']);
+    // With 99 negatives HR@10 is far above full ranking's (measured ~0.6 vs ~0.12).
+    expect(out.metrics['hr@10']).toBeGreaterThan(0.45);
+    expect(existsSync(join(run, 'evaluation-sampled-test.json'))).toBe(true);
+  });
+
+  it('attack sweeps FGM against random noise; FGM hurts more', async () => {
+    const r = await advrec(['--json', 'attack', '--run', run, '--epsilons', '0.5,1,2']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as {
+      points: { adversary: string; epsilon: number; relativeChange: Record<string, number> }[];
+    };
+    expect(report.points).toHaveLength(6);
+    for (const epsilon of [0.5, 1, 2]) {
+      const drop = (a: string): number =>
+        report.points.find((p) => p.adversary === a && p.epsilon === epsilon)!.relativeChange[
+          'ndcg@50'
+        ]!;
+      expect(drop('fgm')).toBeLessThan(drop('random'));
+    }
+    expect(existsSync(join(run, 'attack', 'report.html'))).toBe(true);
+  });
+
+  it('recommend lists top-K unseen items for source user ids, as CSV or JSON', async () => {
+    const csv = await advrec([
+      'recommend',
+      '--run',
+      run,
+      '--users',
+      '1,42',
+      '-k',
+      '5',
+      '--format',
+      'csv',
+    ]);
+    expect(csv.code, csv.stderr).toBe(0);
+    const lines = csv.stdout.trim().split('\n');
+    expect(lines[0]).toBe('user,rank,item,score');
+    expect(lines).toHaveLength(11);
+    const seen = new Set(
+      readFileSync(sharedDataFiles().movielens100k, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('1\t') || l.startsWith('42\t'))
+        .map((l) => `${l.split('\t')[0]},${l.split('\t')[1]}`),
+    );
+    for (const line of lines.slice(1)) {
+      const [user, , item] = line.split(',');
+      expect(seen.has(`${user},${item}`)).toBe(false);
+    }
+    const scores = lines.slice(1, 6).map((l) => Number(l.split(',')[3]));
+    expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+    const json = await advrec(['recommend', '--run', run, '--users', '7', '-k', '3']);
+    expect(JSON.parse(json.stdout).recommendations[0].items).toHaveLength(3);
+    const unknown = await advrec(['recommend', '--run', run, '--users', '7,99999']);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toMatch(/unknown user id 99999/);
+  });
+});
+
+describe('advrec reproduce apr on the embedded default', () => {
+  it('finishes in under 2 minutes with the comparison and the robustness table in its report', async () => {
+    const out = join(work, 'apr');
+    const r = await advrec(['reproduce', 'apr', '--out', out, '--threads', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.seconds).toBeLessThan(120);
+    expect(r.stdout).toMatch(/ItemPop[\s\S]*MF-BPR[\s\S]*BPR continued[\s\S]*AMF \(eps 0\.5\)/);
+    expect(r.stdout).toMatch(/AMF \(eps 0\.5\) vs BPR continued: .*ndcg@50 [+-]\d+\.\d%/);
+    const report = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(report).toMatch(/## Test results[\s\S]*\| AMF \(eps 0\.5\) vs BPR continued \|/);
+    expect(report).toMatch(
+      /## Robustness: relative change of ndcg@50 under perturbation[\s\S]*\| BPR continued \| fgm \|/,
+    );
+    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+    // Measured on the synthetic default: MF-BPR NDCG@50 ~0.31, ItemPop ~0.06; AMF above BPR continued.
+    expect(metrics.metrics['MF-BPR']['ndcg@50']).toBeGreaterThan(0.25);
+    expect(metrics.metrics['AMF (eps 0.5)']['ndcg@50']).toBeGreaterThan(
+      metrics.metrics['BPR continued']['ndcg@50'],
+    );
+    const robustness = JSON.parse(readFileSync(join(out, 'robustness.json'), 'utf8'));
+    const drop = (arm: string): number =>
+      robustness[arm].points.find(
+        (p: { adversary: string; epsilon: number }) => p.adversary === 'fgm' && p.epsilon === 1,
+      ).relativeChange['ndcg@50'];
+    expect(drop('AMF (eps 0.5)')).toBeGreaterThan(drop('BPR continued'));
+  }, 150_000);
+
+  it.skipIf(chromium === null)(
+    `renders its HTML report in headless Chromium (${chromium ?? 'no chromium found: set CHROMIUM_PATH'}); screenshot in artifacts/`,
+    async () => {
+      const { chromium: playwright } = await import('playwright-core');
+      const browser = await playwright.launch({
+        executablePath: chromium!,
+        args: ['--no-sandbox'],
+      });
+      try {
+        const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+        const errors: string[] = [];
+        page.on('console', (message) => {
+          if (message.type() === 'error') errors.push(message.text());
+        });
+        page.on('pageerror', (error) => errors.push(error.message));
+        await page.goto(pathToFileURL(join(work, 'apr', 'report.html')).href);
+        expect(await page.title()).toMatch(/advrec reproduce apr/);
+        // Three plots (loss, validation curve, robustness curve), each with its series drawn.
+        const figures = page.locator('figure svg');
+        expect(await figures.count()).toBe(3);
+        for (let k = 0; k < 3; k++) {
+          const box = await figures.nth(k).boundingBox();
+          expect(box!.width).toBeGreaterThan(400);
+          expect(box!.height).toBeGreaterThan(200);
+          expect(await figures.nth(k).locator('path.series').count()).toBeGreaterThanOrEqual(3);
+        }
+        const tables = page.locator('table');
+        expect(await tables.count()).toBe(2);
+        expect(await tables.nth(0).locator('tbody tr').count()).toBe(7);
+        expect(await tables.nth(1).locator('tbody tr').count()).toBe(4);
+        expect(await tables.nth(1).innerText()).toMatch(/AMF \(eps 0\.5\)\s+fgm/);
+        const artifacts = join(root, '..', '..', 'artifacts');
+        mkdirSync(artifacts, { recursive: true });
+        await page.screenshot({
+          path: join(artifacts, 'reproduce-apr-report.png'),
+          fullPage: true,
+        });
+        expect(errors).toEqual([]);
+      } finally {
+        await browser.close();
+      }
+    },
+    60_000,
+  );
+});
+
+describe('advrec features, plugins, errors and exit codes', () => {
+  it('extracts MobileNetV2 features for a few shared posters', async () => {
+    const model = join(shared, '..', 'models', 'mobilenetv2-12-int8', 'mobilenetv2-12-int8.onnx');
+    const output = join(work, 'features', 'posters.npy');
+    const r = await advrec([
+      'features',
+      '-m',
+      model,
+      '-i',
+      join(shared, 'ml-1m', 'posters'),
+      '--tensor',
+      '627',
+      '--id-offset',
+      '-1',
+      '--limit',
+      '6',
+      '-o',
+      output,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const matrix = await readNpy(output);
+    expect([matrix.rows, matrix.dimension]).toEqual([6, 1280]);
+    const manifest = JSON.parse(readFileSync(`${output}.manifest.json`, 'utf8'));
+    expect(manifest.itemIds).toEqual(['0', '1', '2', '3', '4', '5']);
+    expect(manifest.tensor).toBe('627');
+  });
+
+  it('loads a plugin adversary (PGD) for training and attacks', async () => {
+    const run = join(work, 'pgd-run');
+    const train = await advrec([
+      '--plugin',
+      '@advrec/example-plugin-pgd',
+      '--quiet',
+      'train',
+      '--data',
+      sharedDataFiles().movielens100k,
+      '--epochs',
+      '5',
+      '--adversarial-epochs',
+      '2',
+      '--adversary',
+      'pgd',
+      '--set',
+      'model.embeddingSize=16',
+      '--set',
+      'evaluation.cutoffs=[50]',
+      '--out',
+      run,
+    ]);
+    expect(train.code, train.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).plugins).toEqual([
+      '@advrec/example-plugin-pgd',
+    ]);
+    // The run folder remembers its plugins: attack reloads them.
+    const attack = await advrec([
+      '--json',
+      'attack',
+      '--run',
+      run,
+      '--adversaries',
+      'fgm,pgd',
+      '--epsilons',
+      '1',
+    ]);
+    expect(attack.code, attack.stderr).toBe(0);
+    const report = JSON.parse(attack.stdout) as {
+      points: { adversary: string; relativeChange: Record<string, number> }[];
+    };
+    expect(report.points.map((p) => p.adversary)).toEqual(['fgm', 'pgd']);
+    const missing = await advrec(['train', '--adversary', 'pgd', '--epochs', '1']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/unknown adversary "pgd"; registered: fgm, fgsm, random, none/);
+  });
+
+  it('reports five config mistakes at once with their paths (exit 2)', async () => {
+    const file = join(work, 'five.yaml');
+    writeFileSync(
+      file,
+      'data:\n  source: synthetic\n  format: parquet\nmodel:\n  name: mf\n  embeddingSize: -3\ntraining:\n  batchSize: big\n  optimiser: adam\n  adversarial:\n    epsilon: -1\n',
+    );
+    const r = await advrec(['train', '-c', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/5 invalid options/);
+    for (const path of [
+      'data.format',
+      'model.embeddingSize',
+      'training.batchSize',
+      'training.optimiser',
+      'training.adversarial.epsilon',
+    ])
+      expect(r.stderr).toContain(`  - ${path}: `);
+  });
+
+  it('names the registered models for an unknown one, and the path of a missing data file', async () => {
+    const unknown = await advrec(['train', '--model', 'nope']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(
+      /model\.name: unknown model "nope"; registered: mf, item-pop, vbpr/,
+    );
+    const missing = await advrec([
+      'train',
+      '--data',
+      join(work, 'nowhere', 'u.data'),
+      '--out',
+      join(work, 'never'),
+    ]);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain(join(work, 'nowhere', 'u.data'));
+    expect(existsSync(join(work, 'never'))).toBe(false);
+    const notRun = await advrec(['evaluate', '--run', work]);
+    expect(notRun.code).toBe(3);
+    expect(notRun.stderr).toMatch(/config\.json: expected a run folder written by advrec train/);
+  });
+
+  it('exits 0 for --help and --version, 2 for usage errors', async () => {
+    const help = await advrec(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Exit codes:\n {2}0 {4}success/);
+    for (const command of [
+      'train',
+      'evaluate',
+      'attack',
+      'recommend',
+      'features',
+      'datasets download',
+      'reproduce apr',
+    ]) {
+      const r = await advrec([...command.split(' '), '--help']);
+      expect(r.code, command).toBe(0);
+      expect(r.stdout, command).toMatch(/^Usage: advrec /);
+    }
+    expect((await advrec(['--version'])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const typo = await advrec(['trian']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(/unknown command 'trian'[\s\S]*Did you mean train\?/);
+    expect((await advrec(['evaluate'])).code).toBe(2); // missing --run
+    expect((await advrec(['attack', '--run', work, '--epsilons', 'a,b'])).code).toBe(2);
+  });
+
+  it('Ctrl-C stops training after the current epoch with exit 130 and an intact last checkpoint', async () => {
+    const run = join(work, 'interrupted');
+    let sent = false;
+    const r = await advrec(
+      [
+        'train',
+        '--data',
+        sharedDataFiles().movielens100k,
+        '--epochs',
+        '100000',
+        '--set',
+        'training.checkpointEvery=0',
+        '--out',
+        run,
+      ],
+      {
+        onStderr: (text, child) => {
+          if (!sent && /BPR epochs \d+\/100000/.test(text)) {
+            sent = true;
+            child.kill('SIGINT');
+          }
+        },
+      },
+    );
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/interrupted after epoch \d+; saving checkpoints\/last\.ckpt/);
+    const checkpoint = await readCheckpoint(join(run, 'checkpoints', 'last.ckpt'));
+    expect(checkpoint.metadata.interrupted).toBe(true);
+    expect(checkpoint.model.tables.map((t) => t.name)).toEqual([
+      'userEmbeddings',
+      'itemEmbeddings',
+    ]);
+    expect(readdirSync(join(run, 'checkpoints')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(JSON.parse(readFileSync(join(run, 'run.json'), 'utf8')).status).toBe('interrupted');
+  });
+});

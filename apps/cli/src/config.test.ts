@@ -1,0 +1,128 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DataFormatError } from '@advrec/data';
+import { applyOverrides, readConfigFile, resolveRunConfig, runConfigSchema } from './config.js';
+// @ts-expect-error -- a plain ESM script without types
+import { generateSchema } from '../scripts/generate-schema.mjs';
+
+const issuesOf = (input: unknown): { path: string; message: string }[] => {
+  try {
+    resolveRunConfig(input);
+  } catch (error) {
+    if (ConfigError.isInstance(error)) return [...error.issues];
+    throw error;
+  }
+  return [];
+};
+
+describe('run config', () => {
+  it('the committed JSON schema is the one generated from the config types', () => {
+    expect(`${JSON.stringify(runConfigSchema, null, 2)}\n`).toBe(
+      (generateSchema as () => string)(),
+    );
+  });
+
+  it('reports five mistakes at once, each with its field path', () => {
+    const issues = issuesOf({
+      data: { source: 'synthetic', format: 'parquet' },
+      model: { name: 'mf', embeddingSize: -3 },
+      training: { batchSize: 'big', optimiser: 'adam', adversarial: { epsilon: -1 } },
+    });
+    expect(issues.map((i) => i.path).sort()).toEqual(
+      [
+        'data.format',
+        'model.embeddingSize',
+        'training.adversarial.epsilon',
+        'training.batchSize',
+        'training.optimiser',
+      ].sort(),
+    );
+    expect(issues.find((i) => i.path === 'training.optimiser')!.message).toBe('unknown field');
+    expect(issues.find((i) => i.path === 'data.format')!.message).toMatch(
+      /one of .*"movielens-100k".*got "parquet"/,
+    );
+  });
+
+  it('reports a missing required section and names unknown models and adversaries with the registered ones', () => {
+    expect(issuesOf({ data: { source: 'synthetic' } })).toEqual([
+      { path: 'model', message: 'is required' },
+    ]);
+    const issues = issuesOf({
+      data: { source: 'synthetic' },
+      model: { name: 'nope' },
+      training: { adversarial: { adversary: 'pgdx' }, validation: { metric: 'ndcg' } },
+      evaluation: { cutoffs: [0, 10] },
+    });
+    expect(issues.map((i) => i.path)).toEqual([
+      'model.name',
+      'training.adversarial.adversary',
+      'training.validation.metric',
+      'evaluation.cutoffs[0]',
+    ]);
+    expect(issues[0]!.message).toMatch(/unknown model "nope"; registered: .*mf.*vbpr/);
+    expect(issues[1]!.message).toMatch(/registered: fgm, fgsm, random, none/);
+  });
+
+  it("fills every default (the papers': K 64, batch 512, Adagrad 0.05, epsilon 0.5, lambda 1)", () => {
+    const config = resolveRunConfig({ data: { source: 'synthetic' }, model: { name: 'mf' } });
+    expect(config.model.embeddingSize).toBe(64);
+    expect(config.training.batchSize).toBe(512);
+    expect(config.training.optimizer).toEqual({
+      name: 'adagrad',
+      learningRate: 0.05,
+      initialAccumulator: 0.1,
+    });
+    expect(config.training.adversarial).toMatchObject({
+      adversary: 'fgm',
+      epsilon: 0.5,
+      adversarialWeight: 1,
+    });
+    expect(config.data.split.protocol).toBe('auto');
+    expect(config.attack).toBeNull();
+  });
+
+  it('records paths absolute and keeps data set names', () => {
+    const named = resolveRunConfig({ data: { source: 'ml-100k' }, model: { name: 'mf' } });
+    expect(named.data.source).toBe('ml-100k');
+    const path = resolveRunConfig({
+      data: { source: 'some/u.data', features: 'f.npy' },
+      model: { name: 'mf' },
+    });
+    expect(path.data.source).toBe(resolve('some/u.data'));
+    expect(path.data.features).toBe(resolve('f.npy'));
+  });
+
+  it('overrides any field with typed values, creating sections as needed', () => {
+    const merged = applyOverrides({ data: { source: 'synthetic' }, model: { name: 'mf' } }, [
+      'training.adversarial.epsilon=0.25',
+      'evaluation.cutoffs=[5, 10]',
+      'data.validation=false',
+      'model.name=vbpr',
+    ]);
+    expect(merged).toEqual({
+      data: { source: 'synthetic', validation: false },
+      model: { name: 'vbpr' },
+      training: { adversarial: { epsilon: 0.25 } },
+      evaluation: { cutoffs: [5, 10] },
+    });
+    expect(() => applyOverrides({}, ['no-equals-sign'])).toThrow(/path=value/);
+  });
+
+  it('names the file and line of a YAML or JSON syntax error', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'advrec-config-'));
+    const yaml = join(folder, 'bad.yaml');
+    writeFileSync(yaml, 'data:\n  source: synthetic\nmodel: [unclosed\n');
+    const error = await readConfigFile(yaml).catch((e: unknown) => e);
+    expect(DataFormatError.isInstance(error)).toBe(true);
+    expect((error as DataFormatError).file).toBe(yaml);
+    expect((error as DataFormatError).line).toBeGreaterThanOrEqual(3);
+    const json = join(folder, 'bad.json');
+    writeFileSync(json, '{\n  "data": {\n    "source": "synthetic",\n  }\n}\n');
+    const jsonError = await readConfigFile(json).catch((e: unknown) => e);
+    expect((jsonError as Error).message).toMatch(/bad\.json.*valid JSON/);
+    const missing = await readConfigFile(join(folder, 'none.yaml')).catch((e: unknown) => e);
+    expect((missing as Error).message).toMatch(/none\.yaml: expected a readable config file/);
+  });
+});

@@ -1,0 +1,198 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { zipSync } from 'fflate';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sharedDataFiles } from '@advrec/testing';
+import { datasetEntry } from './datasets.js';
+import type { DatasetEntry } from './datasets.js';
+import { downloadDataset, safeMemberPath } from './download.js';
+import { DownloadError } from './errors.js';
+import { runCli } from './cli.js';
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** A local HTTP server serving fixture bodies by path (nothing else is reachable here). */
+const files = new Map<string, Uint8Array>();
+let server: Server;
+let base = '';
+const requests: string[] = [];
+
+beforeAll(async () => {
+  const uData = new Uint8Array(readFileSync(sharedDataFiles().movielens100k));
+  const readme = new TextEncoder().encode('MovieLens 100K fixture\n');
+  files.set('/good/ml-100k.zip', zipSync({ 'ml-100k/u.data': uData, 'ml-100k/README': readme }));
+  const tampered = uData.slice();
+  tampered[10] = tampered[10] === 0x31 ? 0x32 : 0x31;
+  files.set('/tampered/ml-100k.zip', zipSync({ 'ml-100k/u.data': tampered }));
+  files.set('/evil/evil.zip', zipSync({ 'data/ok.txt': readme, '../escape.txt': readme }));
+  files.set('/evil/absolute.zip', zipSync({ '/tmp/advrec-absolute.txt': readme }));
+  files.set('/good/train.txt', new Uint8Array(readFileSync(sharedDataFiles().gowallaTrain)));
+  files.set('/good/test.txt', new Uint8Array(readFileSync(sharedDataFiles().gowallaTest)));
+  server = createServer((request, response) => {
+    requests.push(request.url ?? '');
+    const body = files.get(request.url ?? '');
+    if (!body) {
+      response.writeHead(404).end('not found');
+      return;
+    }
+    response.writeHead(200, { 'content-length': body.byteLength }).end(Buffer.from(body));
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(() => new Promise<void>((done) => server.close(() => done())));
+
+const folder = (): string => mkdtempSync(join(tmpdir(), 'advrec-download-'));
+
+function sink(): NodeJS.WritableStream & { text: string } {
+  const stream = { text: '', write: (s: string) => ((stream.text += s), true) };
+  return stream as unknown as NodeJS.WritableStream & { text: string };
+}
+
+describe('datasets download (against a server on 127.0.0.1)', () => {
+  it('downloads MovieLens 100K, checks the u.data SHA-256 inside the zip, flattens its top folder', async () => {
+    const directory = folder();
+    const result = await downloadDataset(datasetEntry('ml-100k'), {
+      directory,
+      mirror: `${base}/good/`,
+      skipChecksum: true, // the archive itself has no pinned hash; its u.data member does
+    });
+    expect(result.folder).toBe(join(directory, 'ml-100k'));
+    expect(readdirSync(result.folder).sort()).toEqual(['README', 'advrec-dataset.json', 'u.data']);
+    expect(sha256(readFileSync(join(result.folder, 'u.data')))).toBe(
+      '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490',
+    );
+    expect(result.files[0]!.verified).toBe(false);
+  });
+
+  it('refuses an archive whose member does not match its checksum, leaving nothing behind', async () => {
+    const directory = folder();
+    const error = await downloadDataset(datasetEntry('ml-100k'), {
+      directory,
+      mirror: `${base}/tampered/`,
+      skipChecksum: true,
+    }).catch((e: unknown) => e);
+    expect(DownloadError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toMatch(/ml-100k\/u\.data: SHA-256 mismatch/);
+    expect(readdirSync(directory)).toEqual([]);
+  });
+
+  it("downloads Gowalla's two files and verifies both against the pinned hashes", async () => {
+    const directory = folder();
+    const result = await downloadDataset(datasetEntry('gowalla'), {
+      directory,
+      mirror: `${base}/good`,
+    });
+    expect(result.files.map((f) => f.verified)).toEqual([true, true]);
+    expect(readdirSync(result.folder).sort()).toEqual([
+      'advrec-dataset.json',
+      'test.txt',
+      'train.txt',
+    ]);
+    // A second download without --force is refused; with it the folder is replaced.
+    await expect(
+      downloadDataset(datasetEntry('gowalla'), { directory, mirror: `${base}/good` }),
+    ).rejects.toThrow(/already exists/);
+    await downloadDataset(datasetEntry('gowalla'), {
+      directory,
+      mirror: `${base}/good`,
+      force: true,
+    });
+  });
+
+  it('needs a pinned checksum (or an explicit opt-out) for files without one', async () => {
+    const directory = folder();
+    await expect(
+      downloadDataset(datasetEntry('ml-100k'), { directory, mirror: `${base}/good/` }),
+    ).rejects.toThrow(/no SHA-256 is recorded for this file; pass --sha256 ml-100k\.zip=<hex>/);
+    const zip = files.get('/good/ml-100k.zip')!;
+    await downloadDataset(datasetEntry('ml-100k'), {
+      directory,
+      mirror: `${base}/good/`,
+      sha256: { 'ml-100k.zip': sha256(zip) },
+    });
+    await expect(
+      downloadDataset(datasetEntry('ml-100k'), {
+        directory,
+        mirror: `${base}/good/`,
+        sha256: { 'ml-100k.zip': '0'.repeat(64) },
+        force: true,
+      }),
+    ).rejects.toThrow(/SHA-256 mismatch: expected 0{64}, got [0-9a-f]{64}/);
+    expect(readdirSync(directory)).toEqual(['ml-100k']);
+  });
+
+  it('never writes outside the target folder (zip slip, absolute members)', async () => {
+    for (const name of ['evil.zip', 'absolute.zip']) {
+      const directory = folder();
+      const entry: DatasetEntry = {
+        ...datasetEntry('ml-100k'),
+        name: 'evil',
+        files: [
+          { url: `${base}/evil/${name}`, sha256: sha256(files.get(`/evil/${name}`)!), kind: 'zip' },
+        ],
+      };
+      const error = await downloadDataset(entry, { directory }).catch((e: unknown) => e);
+      expect(DownloadError.isInstance(error)).toBe(true);
+      expect((error as Error).message).toMatch(/refusing member/);
+      expect(readdirSync(directory)).toEqual([]);
+      expect(existsSync(join(directory, '..', 'escape.txt'))).toBe(false);
+    }
+    expect(existsSync('/tmp/advrec-absolute.txt')).toBe(false);
+    expect(() => safeMemberPath('/data/x', 'a/../../b', 'z')).toThrow(/outside/);
+    expect(() => safeMemberPath('/data/x', 'C:\\windows\\x', 'z')).toThrow(/absolute/);
+    expect(safeMemberPath('/data/x', 'a/./b/../c.txt', 'z')).toBe('/data/x/a/c.txt');
+  });
+
+  it('reports HTTP errors as download errors', async () => {
+    const error = await downloadDataset(datasetEntry('gowalla'), {
+      directory: folder(),
+      mirror: `${base}/missing/`,
+    }).catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(/HTTP 404/);
+  });
+
+  it('works through the CLI: exit 0, then exit 4 for a checksum mismatch', async () => {
+    const directory = folder();
+    const stdout = sink();
+    const stderr = sink();
+    const ok = await runCli(
+      [
+        '--quiet',
+        'datasets',
+        'download',
+        'gowalla',
+        '--dir',
+        directory,
+        '--mirror',
+        `${base}/good/`,
+      ],
+      { stdout, stderr },
+    );
+    expect(ok).toBe(0);
+    expect(stdout.text).toMatch(/train\.txt: 4633414 bytes, sha256 0f086326.* \(verified\)/);
+    const bad = sink();
+    const code = await runCli(
+      [
+        'datasets',
+        'download',
+        'ml-100k',
+        '--dir',
+        directory,
+        '--mirror',
+        `${base}/tampered/`,
+        '--skip-checksum',
+      ],
+      { stdout: sink(), stderr: bad },
+    );
+    expect(code).toBe(4);
+    expect(bad.text).toMatch(/advrec: .*SHA-256 mismatch/);
+    expect(readdirSync(directory)).toEqual(['gowalla']);
+  });
+});
