@@ -1,0 +1,134 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DataFormatError, writeNpy } from '@advrec/data';
+import { sharedDataFiles } from '@advrec/testing';
+import { resolveRunConfig } from './config.js';
+import { datasetFingerprint, loadData } from './datasets.js';
+
+const folder = (): string => mkdtempSync(join(tmpdir(), 'advrec-datasets-'));
+const dataConfig = (data: Record<string, unknown>) =>
+  resolveRunConfig({ data, model: { name: 'mf' } }).data;
+
+describe('loading data sets from a run config', () => {
+  it('splits MovieLens 100K leave-one-out (latest) with validation, reproducibly', async () => {
+    const config = dataConfig({ source: sharedDataFiles().movielens100k });
+    const a = await loadData(config);
+    const b = await loadData(config);
+    expect(a.dataset.numUsers).toBe(943);
+    expect(a.dataset.test.nnz).toBe(943);
+    expect(a.dataset.validation!.nnz).toBe(943);
+    expect(a.dataset.protocol.kind).toBe('leave-one-out');
+    expect(a.fingerprint).toBe(b.fingerprint);
+    // Another seed for a random split changes the fingerprint.
+    const random = await loadData(
+      dataConfig({ source: sharedDataFiles().movielens100k, split: { order: 'random', seed: 1 } }),
+    );
+    expect(random.fingerprint).not.toBe(a.fingerprint);
+    expect(datasetFingerprint(random.dataset)).toBe(random.fingerprint);
+  });
+
+  it('uses the given split of train.txt + test.txt (Gowalla) and a ratio split when asked', async () => {
+    const given = await loadData(
+      dataConfig({ source: sharedDataFiles().gowallaTrain, validation: false }),
+    );
+    expect(given.dataset.protocol.kind).toBe('given');
+    expect([given.dataset.train.nnz, given.dataset.test.nnz]).toEqual([810_128, 217_242]);
+    expect(given.files).toHaveLength(2);
+    const ratio = await loadData(
+      dataConfig({
+        source: sharedDataFiles().ml1mTrain,
+        validation: false,
+        split: { protocol: 'ratio', testFraction: 0.5, order: 'random' },
+      }),
+    );
+    expect(ratio.dataset.protocol.kind).toBe('ratio');
+    expect(ratio.files).toHaveLength(1);
+  });
+
+  it('reads NCF files with their sampled negatives and AMR folders', async () => {
+    const dir = folder();
+    writeFileSync(
+      join(dir, 'tiny.train.rating'),
+      '0\t0\t1\t1\n0\t1\t1\t2\n1\t1\t1\t3\n1\t2\t1\t4\n',
+    );
+    writeFileSync(join(dir, 'tiny.test.rating'), '0\t2\t1\t5\n1\t3\t1\t6\n');
+    writeFileSync(join(dir, 'tiny.test.negative'), '(0,2)\t3\t4\n(1,3)\t0\t4\n');
+    const ncf = await loadData(
+      dataConfig({ source: join(dir, 'tiny.train.rating'), validation: false }),
+    );
+    expect(ncf.sampledTestSet!.negativesPerCase).toBe(2);
+    expect(ncf.dataset.numItems).toBe(5);
+    const amr = join(dir, 'amr');
+    mkdirSync(amr);
+    writeFileSync(join(amr, 'pos.txt'), '0 0\n0 1\n1 1\n1 2\n');
+    writeFileSync(join(amr, 'neg.txt'), '2 3 4\n0 3 4\n');
+    const loaded = await loadData(dataConfig({ source: amr, validation: false }));
+    expect(loaded.sampledTestSet!.negativesPerCase).toBe(2);
+    expect(loaded.dataset.test.nnz).toBe(2);
+  });
+
+  it('aligns a feature matrix by its manifest, and names the file when rows do not match', async () => {
+    const dir = folder();
+    writeFileSync(join(dir, 'log.csv'), 'user,item\na,x\na,y\nb,y\nb,z\nc,x\nc,z\n');
+    const features = join(dir, 'f.npy');
+    await writeNpy(features, Float32Array.from([1, 1, 2, 2, 3, 3]), 3, 2);
+    writeFileSync(`${features}.manifest.json`, JSON.stringify({ itemIds: ['z', 'y', 'x'] }));
+    const data = await loadData(
+      dataConfig({
+        source: join(dir, 'log.csv'),
+        features,
+        validation: false,
+        split: { order: 'random' },
+      }),
+    );
+    const itemFeatures = data.itemFeatures!;
+    expect(itemFeatures.dimension).toBe(2);
+    const row = (id: string): number[] => {
+      const i = data.dataset.itemIdMap.toDense(id);
+      return Array.from(itemFeatures.matrix.subarray(i * 2, i * 2 + 2));
+    };
+    expect([row('x'), row('y'), row('z')]).toEqual([
+      [3, 3],
+      [2, 2],
+      [1, 1],
+    ]);
+    writeFileSync(`${features}.manifest.json`, JSON.stringify({ itemIds: ['z', 'y'] }));
+    const error = await loadData(
+      dataConfig({
+        source: join(dir, 'log.csv'),
+        features,
+        validation: false,
+        split: { order: 'random' },
+      }),
+    ).catch((e: unknown) => e);
+    expect(DataFormatError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toContain(features);
+  });
+
+  it('names data sets that are not downloaded and paths that do not exist', async () => {
+    process.env.ADVREC_DATA_DIR = folder();
+    try {
+      await expect(loadData(dataConfig({ source: 'pinterest-20' }))).rejects.toThrow(
+        /expected data set pinterest-20 \(run: advrec datasets download pinterest-20\)/,
+      );
+    } finally {
+      delete process.env.ADVREC_DATA_DIR;
+    }
+    await expect(loadData(dataConfig({ source: '/nowhere/u.data' }))).rejects.toThrow(
+      /\/nowhere\/u\.data: expected an existing file/,
+    );
+  });
+
+  it('gives the synthetic data set planted features aligned to its dense item ids', async () => {
+    const data = await loadData(
+      dataConfig({
+        source: 'synthetic',
+        synthetic: { users: 200, items: 100, featureDimension: 8 },
+      }),
+    );
+    expect(data.itemFeatures!.dimension).toBe(8);
+    expect(data.itemFeatures!.matrix).toHaveLength(data.dataset.numItems * 8);
+  });
+});
