@@ -1,6 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DataFormatError } from '@advrec/data';
 import { applyOverrides, readConfigFile, resolveRunConfig, runConfigSchema } from './config.js';
@@ -108,6 +109,16 @@ describe('run config', () => {
       evaluation: { cutoffs: [5, 10] },
     });
     expect(() => applyOverrides({}, ['no-equals-sign'])).toThrow(/path=value/);
+  });
+
+  it('accepts every example config in configs/', async () => {
+    const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'configs');
+    const names = readdirSync(dir);
+    expect(names.length).toBeGreaterThanOrEqual(3);
+    for (const name of names) {
+      const config = resolveRunConfig(await readConfigFile(join(dir, name)));
+      expect(config.model.embeddingSize, name).toBe(64);
+    }
   });
 
   it('names the file and line of a YAML or JSON syntax error', async () => {

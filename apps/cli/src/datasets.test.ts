@@ -43,8 +43,11 @@ describe('loading data sets from a run config', () => {
         split: { protocol: 'ratio', testFraction: 0.5, order: 'random' },
       }),
     );
+    // Re-splitting files that carry a split splits their union: all 1,000,209 ML-1M pairs.
     expect(ratio.dataset.protocol.kind).toBe('ratio');
-    expect(ratio.files).toHaveLength(1);
+    expect(ratio.files).toHaveLength(2);
+    expect(ratio.dataset.train.nnz + ratio.dataset.test.nnz).toBe(1_000_209);
+    expect(ratio.dataset.numUsers).toBe(6040);
   });
 
   it('reads NCF files with their sampled negatives and AMR folders', async () => {

@@ -6,6 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import {
   ConfigError,
   DataFormatError,
+  IdMap,
   alignItemFeatures,
   generateSynthetic,
   givenSplit,
@@ -288,6 +289,45 @@ function split(log: InteractionLog, data: ResolvedRunConfig['data']): Dataset {
   return leaveOneOut(log, { order: s.order === 'random' ? 'random' : 'latest', seed: s.seed });
 }
 
+/** The interactions of two logs (ids keep the first log's order, then the second's new ones). */
+export function concatLogs(a: InteractionLog, b: InteractionLog): InteractionLog {
+  const merge = (x: IdMap, y: IdMap): { map: IdMap; remap: Int32Array } => {
+    const ids = [...x.toArray()];
+    const known = new Set(ids);
+    for (const id of y.toArray()) if (!known.has(id)) ids.push(id);
+    const map = IdMap.inOrder(ids);
+    return { map, remap: Int32Array.from(y.toArray(), (id) => map.toDense(id)) };
+  };
+  const users = merge(a.userIdMap, b.userIdMap);
+  const items = merge(a.itemIdMap, b.itemIdMap);
+  const n = a.length + b.length;
+  const outUsers = new Int32Array(n);
+  const outItems = new Int32Array(n);
+  outUsers.set(a.users.subarray(0, a.length));
+  outItems.set(a.items.subarray(0, a.length));
+  for (let k = 0; k < b.length; k++) {
+    outUsers[a.length + k] = users.remap[b.users[k]!]!;
+    outItems[a.length + k] = items.remap[b.items[k]!]!;
+  }
+  const both = <T extends Float32Array | Float64Array>(x: T | null, y: T | null, make: (n: number) => T): T | null => {
+    if (x === null || y === null) return null;
+    const out = make(n);
+    out.set(x.subarray(0, a.length));
+    out.set(y.subarray(0, b.length), a.length);
+    return out;
+  };
+  return {
+    source: `${a.source} + ${b.source}`,
+    userIdMap: users.map,
+    itemIdMap: items.map,
+    users: outUsers,
+    items: outItems,
+    ratings: both(a.ratings, b.ratings, (k) => new Float32Array(k)),
+    timestamps: both(a.timestamps, b.timestamps, (k) => new Float64Array(k)),
+    length: n,
+  };
+}
+
 /**
  * Loads the data set a run config names, splits it (seeded: the same config gives the same
  * split), carves validation when asked, and aligns item features when given.
@@ -345,7 +385,11 @@ export async function loadData(data: ResolvedRunConfig['data']): Promise<LoadedD
           }
           if (protocol === 'given') requirePath(test, 'data.testPath');
         }
-        dataset = split(trainLog, data);
+        // Re-splitting files that carry a split: split the union of train and test.
+        if (existsSync(test)) {
+          files.push(test);
+          dataset = split(concatLogs(trainLog, await readUserItemLists(test)), data);
+        } else dataset = split(trainLog, data);
         break;
       }
       case 'ncf': {

@@ -53,10 +53,9 @@ const report: Report = {
 
 describe('reports', () => {
   it('draws one path per series, skips non-finite points and escapes text', () => {
-    const svg = renderSvg(
-      report.sections[2]!.kind === 'plot' ? report.sections[2].plot : (undefined as never),
-      'T & t',
-    );
+    const section = report.sections[2]!;
+    if (section.kind !== 'plot') throw new Error('fixture: the third section is a plot');
+    const svg = renderSvg(section.plot, 'T & t');
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
     expect(svg.match(/<path class="series"/g)).toHaveLength(2);
     expect(svg).toContain('fgm &#60;adv&#62;');
