@@ -3,7 +3,7 @@ import type { TripleSampler } from '@advrec/data';
 import { perturbSteps } from '@advrec/adversary';
 import type { Adversary } from '@advrec/adversary';
 import { bprBatch } from '@advrec/losses';
-import { SparseRows } from '@advrec/models';
+import type { SparseRows } from '@advrec/models';
 import type { Model, ParameterTable, SparseRowsByName } from '@advrec/models';
 import type { EpochStats } from './mf-engine.js';
 import { applySparseUpdate } from './optimizer.js';
