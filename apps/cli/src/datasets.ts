@@ -309,7 +309,11 @@ export function concatLogs(a: InteractionLog, b: InteractionLog): InteractionLog
     outUsers[a.length + k] = users.remap[b.users[k]!]!;
     outItems[a.length + k] = items.remap[b.items[k]!]!;
   }
-  const both = <T extends Float32Array | Float64Array>(x: T | null, y: T | null, make: (n: number) => T): T | null => {
+  const both = <T extends Float32Array | Float64Array>(
+    x: T | null,
+    y: T | null,
+    make: (n: number) => T,
+  ): T | null => {
     if (x === null || y === null) return null;
     const out = make(n);
     out.set(x.subarray(0, a.length));

@@ -75,7 +75,9 @@ export class GenericEngine {
       model.pairBackward(batch.users, batch.negatives, size, dn, gradients);
       if (adversarial) {
         const random = Random.stream(options.seed, 0xad, epoch, b);
-        const surfaces = options.surfaces.map((name) => model.surfaces.find((s) => s.name === name)!);
+        const surfaces = options.surfaces.map((name) =>
+          model.surfaces.find((s) => s.name === name)!,
+        );
         // Multi-step adversaries (PGD): the batch's gradient at the perturbed point.
         const gradientAt = (current: SparseRowsByName): SparseRowsByName => {
           const next: SparseRowsByName = new Map();
