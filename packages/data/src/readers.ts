@@ -66,7 +66,8 @@ const DELIMITER_NAMES: Record<string, string> = {
  * and header detection, streaming it line by line. Blank lines are skipped; a CSV field
  * may be double-quoted (`"a,b"`, `""` for a quote).
  *
- * @example ml-latest `ratings.csv` (`userId,movieId,rating,timestamp` header):
+ * @example
+ * MovieLens latest `ratings.csv` (a `userId,movieId,rating,timestamp` header):
  * ```ts
  * const log = await readDelimited('ratings.csv', { idFormat: 'integer' });
  * ```
