@@ -19,6 +19,7 @@ import {
   evaluateFullRanking,
   factorizedScorer,
   loadOnnxRuntime,
+  ONNX_BLOCK_USERS,
   OnnxTopKScorer,
   type EvaluationResult,
   type FactorizedScorer,
@@ -108,7 +109,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       { itemFactors: scorer.factors().itemFactors, numItems: dataset.numItems, dimension },
       { threads },
     ))!;
-    const blockRows = 1024;
+    const blockRows = ONNX_BLOCK_USERS; // the evaluator's own block size
     for (let r = 0; r < 3; r++) {
       const start = performance.now();
       for (let u0 = 0; u0 < dataset.numUsers; u0 += blockRows) {

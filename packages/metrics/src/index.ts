@@ -11,7 +11,7 @@ export { dotScore, factorizedScorer, isFactorized } from './scorer.js';
 export type { FactorizedScorer, Scorer, ScoringFactors } from './scorer.js';
 export { CUTOFF_METRICS, DEFAULT_METRICS, METRIC_NAMES, metricKey } from './metrics.js';
 export type { MetricName } from './metrics.js';
-export { evaluateFullRanking, evaluateSampled, TIE_RULE } from './evaluate.js';
+export { evaluateFullRanking, evaluateSampled, ONNX_BLOCK_USERS, TIE_RULE } from './evaluate.js';
 export type {
   EvaluationEngine,
   EvaluationProtocol,
