@@ -480,6 +480,18 @@ describe('advrec features, plugins, errors and exit codes', () => {
     expect(missing.code).toBe(3);
     expect(missing.stderr).toContain(join(work, 'nowhere', 'u.data'));
     expect(existsSync(join(work, 'never'))).toBe(false);
+    const noFeatures = await advrec([
+      'train',
+      '--model',
+      'vbpr',
+      '--data',
+      sharedDataFiles().movielens100k,
+      '--out',
+      join(work, 'never-vbpr'),
+    ]);
+    expect(noFeatures.code).toBe(2);
+    expect(noFeatures.stderr).toMatch(/data\.features: VBPR needs an item feature matrix/);
+    expect(existsSync(join(work, 'never-vbpr'))).toBe(false);
     const notRun = await advrec(['evaluate', '--run', work]);
     expect(notRun.code).toBe(3);
     expect(notRun.stderr).toMatch(/config\.json: expected a run folder written by advrec train/);

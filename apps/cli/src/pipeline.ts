@@ -80,8 +80,30 @@ export async function loadPlugins(specs: readonly string[]): Promise<string[]> {
   return loaded;
 }
 
-/** Creates the model a run config names, on a loaded data set. */
+/**
+ * Creates the model a run config names, on a loaded data set. The factory's option errors
+ * are reported with their run-config paths (`data.features`, `model.embeddingSize`, ...).
+ */
 export function buildModel(config: ResolvedRunConfig, data: LoadedData): Model {
+  try {
+    return createConfiguredModel(config, data);
+  } catch (error) {
+    if (!ConfigError.isInstance(error)) throw error;
+    throw new ConfigError(
+      error.issues.map((issue) => ({
+        path:
+          issue.path === 'features'
+            ? 'data.features'
+            : ['embeddingSize', 'seed'].includes(issue.path)
+              ? `model.${issue.path}`
+              : `model.options.${issue.path}`,
+        message: issue.message,
+      })),
+    );
+  }
+}
+
+function createConfiguredModel(config: ResolvedRunConfig, data: LoadedData): Model {
   const features = data.itemFeatures
     ? { data: data.itemFeatures.matrix, dimension: data.itemFeatures.dimension }
     : undefined;

@@ -153,6 +153,7 @@ export async function trainCommand(
   const started = new Date();
   // Load (and so check) the data before creating anything on disk.
   const data = await loadData(config.data);
+  const model = buildModel(config, data);
   const folder = await runFolder(options.out, 'train');
   context.progress.log(`run folder: ${folder}`);
   const description = describe(data.dataset);
@@ -164,7 +165,6 @@ export async function trainCommand(
     join(folder, 'dataset.json'),
     toJson({ fingerprint: data.fingerprint, files: data.files, description }),
   );
-  const model = buildModel(config, data);
   const outcome = await trainModel(model, data, config, {
     folder,
     progress: context.progress,
