@@ -492,6 +492,18 @@ describe('advrec features, plugins, errors and exit codes', () => {
     expect(noFeatures.code).toBe(2);
     expect(noFeatures.stderr).toMatch(/data\.features: VBPR needs an item feature matrix/);
     expect(existsSync(join(work, 'never-vbpr'))).toBe(false);
+    const noSurface = await advrec([
+      'train',
+      '--set',
+      'training.adversarial.surfaces=[itemFeatures]',
+      '--out',
+      join(work, 'never-surface'),
+    ]);
+    expect(noSurface.code).toBe(2);
+    expect(noSurface.stderr).toMatch(
+      /training\.adversarial\.surfaces\[0\]: model mf has no surface "itemFeatures"/,
+    );
+    expect(existsSync(join(work, 'never-surface'))).toBe(false);
     const notRun = await advrec(['evaluate', '--run', work]);
     expect(notRun.code).toBe(3);
     expect(notRun.stderr).toMatch(/config\.json: expected a run folder written by advrec train/);

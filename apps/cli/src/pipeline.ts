@@ -20,7 +20,7 @@ import {
 import type { EvaluationResult, MetricName, Scorer } from '@advrec/metrics';
 import { createModel, readCheckpoint, restoreModel } from '@advrec/models';
 import type { JsonObject, Model } from '@advrec/models';
-import { Trainer, robustnessSweep } from '@advrec/trainer';
+import { Trainer, resolveTrainConfig, robustnessSweep } from '@advrec/trainer';
 import type { EpochEvent, RobustnessReport, TrainConfig, ValidationEvent } from '@advrec/trainer';
 import type { ResolvedRunConfig } from './config.js';
 import { loadData } from './datasets.js';
@@ -122,6 +122,22 @@ function createConfiguredModel(config: ResolvedRunConfig, data: LoadedData): Mod
       ...config.model.options,
     } as JsonObject,
   );
+}
+
+/**
+ * Checks the training section against the model (surfaces it has, engines that can train it)
+ * before anything is written; problems are reported with their run-config paths.
+ */
+export function checkTrainConfig(config: ResolvedRunConfig, model: Model): void {
+  if (model.trainableTables.length === 0) return;
+  try {
+    resolveTrainConfig(trainConfigOf(config), model);
+  } catch (error) {
+    if (!ConfigError.isInstance(error)) throw error;
+    throw new ConfigError(
+      error.issues.map((i) => ({ path: `training.${i.path}`, message: i.message })),
+    );
+  }
 }
 
 /** The trainer's config from a run config. */

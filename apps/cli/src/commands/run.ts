@@ -10,6 +10,7 @@ import { loadData } from '../datasets.js';
 import {
   attackModel,
   buildModel,
+  checkTrainConfig,
   evaluateModel,
   loadPlugins,
   machineLine,
@@ -154,6 +155,7 @@ export async function trainCommand(
   // Load (and so check) the data before creating anything on disk.
   const data = await loadData(config.data);
   const model = buildModel(config, data);
+  checkTrainConfig(config, model);
   const folder = await runFolder(options.out, 'train');
   context.progress.log(`run folder: ${folder}`);
   const description = describe(data.dataset);
