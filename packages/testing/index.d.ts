@@ -9,3 +9,6 @@ export declare function sharedDataFiles(): {
   readonly ml1mTrain: string;
   readonly ml1mTest: string;
 };
+
+/** `CHROMIUM_PATH`, else Debian's chromium, else `null` (browser tests then skip). */
+export declare function chromiumPath(): string | null;

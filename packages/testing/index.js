@@ -29,3 +29,17 @@ export function sharedDataFiles() {
     ml1mTest: join(root, 'ml-1m', 'test.txt'),
   };
 }
+
+/**
+ * Chromium for browser tests: `CHROMIUM_PATH`, else Debian's `/usr/bin/chromium` (or
+ * `chromium-browser`); `null` when none is installed (the tests that need one skip, naming it).
+ */
+export function chromiumPath() {
+  for (const candidate of [
+    process.env.CHROMIUM_PATH,
+    '/usr/bin/chromium',
+    '/usr/bin/chromium-browser',
+  ])
+    if (candidate && existsSync(candidate)) return candidate;
+  return null;
+}

@@ -17,17 +17,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '@advrec/models';
 import { readNpy } from '@advrec/data';
-import { sharedDataDir, sharedDataFiles } from '@advrec/testing';
+import { chromiumPath, sharedDataDir, sharedDataFiles } from '@advrec/testing';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'dist', 'bin.js');
 const shared = sharedDataDir();
 const work = mkdtempSync(join(tmpdir(), 'advrec-e2e-'));
 /** Debian's chromium (or CHROMIUM_PATH) drives the HTML report test; it is skipped without one. */
-const chromium =
-  [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
-    (path): path is string => path !== undefined && path !== '' && existsSync(path),
-  ) ?? null;
+const chromium = chromiumPath();
 
 interface Run {
   readonly code: number | null;

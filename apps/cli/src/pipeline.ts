@@ -21,7 +21,13 @@ import type { EvaluationResult, MetricName, Scorer } from '@advrec/metrics';
 import { createModel, readCheckpoint, restoreModel } from '@advrec/models';
 import type { JsonObject, Model } from '@advrec/models';
 import { Trainer, resolveTrainConfig, robustnessSweep } from '@advrec/trainer';
-import type { EpochEvent, RobustnessReport, TrainConfig, ValidationEvent } from '@advrec/trainer';
+import type {
+  EpochEvent,
+  PhaseResult,
+  RobustnessReport,
+  TrainConfig,
+  ValidationEvent,
+} from '@advrec/trainer';
 import type { ResolvedRunConfig } from './config.js';
 import { loadData } from './datasets.js';
 import type { LoadedData } from './datasets.js';
@@ -267,12 +273,7 @@ export async function trainModel(
     });
     bestBpr = bpr.bestEpoch;
     stoppedEarly ||= bpr.stoppedEarly;
-    bar.finish(
-      bpr.bestEpoch >= 0
-        ? `best ${t.validation.metric} ${bpr.bestValue.toFixed(4)} at epoch ${bpr.bestEpoch}${bpr.stoppedEarly ? ' (stopped early)' : ''}`
-        : '',
-      bpr.epochs.length,
-    );
+    bar.finish(phaseSummary(bpr, t.validation.metric), bpr.epochs.length);
     if (t.adversarialEpochs > 0) {
       phaseStart = trainer.epoch;
       lastValidation = null;
@@ -287,12 +288,7 @@ export async function trainModel(
       });
       bestApr = apr.bestEpoch;
       stoppedEarly ||= apr.stoppedEarly;
-      bar.finish(
-        apr.bestEpoch >= 0
-          ? `best ${t.validation.metric} ${apr.bestValue.toFixed(4)} at epoch ${apr.bestEpoch}${apr.stoppedEarly ? ' (stopped early)' : ''}`
-          : '',
-        apr.epochs.length,
-      );
+      bar.finish(phaseSummary(apr, t.validation.metric), apr.epochs.length);
     }
     await trainer.save(join(checkpoints, 'model.ckpt'), { datasetFingerprint: data.fingerprint });
   } catch (error) {
@@ -310,6 +306,12 @@ export async function trainModel(
     await trainer.close();
   }
   return { history, bestEpoch: { bpr: bestBpr, apr: bestApr }, stoppedEarly, interrupted, engine };
+}
+
+/** `best ndcg@100 0.1234 at epoch 41 (stopped early)`, or nothing without validation. */
+export function phaseSummary(phase: PhaseResult, metric: string): string {
+  if (phase.bestEpoch < 0) return '';
+  return `best ${metric} ${phase.bestValue.toFixed(4)} at epoch ${phase.bestEpoch}${phase.stoppedEarly ? ' (stopped early)' : ''}`;
 }
 
 /** Thrown from an epoch callback to stop training between two epochs (Ctrl-C). */

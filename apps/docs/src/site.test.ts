@@ -11,14 +11,12 @@ import type { AddressInfo } from 'node:net';
 import { dirname, extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumPath } from '@advrec/testing';
 
 const docs = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(docs, '.vitepress', 'dist');
 const artifacts = join(docs, '..', '..', 'artifacts');
-const chromium =
-  [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
-    (path): path is string => path !== undefined && path !== '' && existsSync(path),
-  ) ?? null;
+const chromium = chromiumPath();
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

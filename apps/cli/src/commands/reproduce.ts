@@ -9,7 +9,6 @@ import type {
   EpochEvent,
   RobustnessReport,
   TrainCallbacks,
-  TrainConfig,
   ValidationEvent,
 } from '@advrec/trainer';
 import { applyOverrides, resolveRunConfig } from '../config.js';
@@ -23,8 +22,10 @@ import {
   compareMetric,
   evaluateModel,
   machineLine,
+  phaseSummary,
   protocolLine,
   toJson,
+  trainConfigOf,
   writeText,
 } from '../pipeline.js';
 import type { HistoryRow } from '../pipeline.js';
@@ -131,22 +132,6 @@ function baseConfig(kind: 'apr' | 'amr', options: ReproduceOptions): ResolvedRun
   return resolveRunConfig(applyOverrides(raw, options.set ?? []));
 }
 
-function trainConfig(config: ResolvedRunConfig): TrainConfig {
-  const t = config.training;
-  return {
-    seed: t.seed,
-    batchSize: t.batchSize,
-    threads: t.threads,
-    optimizer: t.optimizer,
-    validation: {
-      every: t.validation.every,
-      metric: t.validation.metric,
-      ...(t.validation.patience ? { patience: t.validation.patience } : {}),
-      threads: t.threads,
-    },
-  };
-}
-
 /**
  * `advrec reproduce apr`: APR's pipeline (Algorithm 1) on a data set: ItemPop, MF-BPR with
  * early stopping, then AMF (APR on MF) versus BPR continued from the same checkpoint for as
@@ -182,7 +167,7 @@ export async function reproduceAprCommand(
   });
   const bprHistory: HistoryRow[] = [];
   let bar = progress.bar('MF-BPR epochs (early stopping)', t.epochs);
-  const pre = await Trainer.create(mf, data.dataset, trainConfig(config), {
+  const pre = await Trainer.create(mf, data.dataset, trainConfigOf(config), {
     ...recorder(bprHistory, (e) =>
       bar.update(e.epoch + 1, `loss ${(e.loss / e.triples).toFixed(4)}`),
     ),
@@ -194,10 +179,7 @@ export async function reproduceAprCommand(
     checkpoint: join(folder, 'checkpoints', 'mf-bpr.ckpt'),
   });
   await pre.close();
-  bar.finish(
-    `best validation ${t.validation.metric} ${prePhase.bestValue.toFixed(4)} at epoch ${prePhase.bestEpoch}${prePhase.stoppedEarly ? ' (stopped early)' : ''}`,
-    prePhase.epochs.length,
-  );
+  bar.finish(phaseSummary(prePhase, t.validation.metric), prePhase.epochs.length);
 
   const copy = (): MatrixFactorization =>
     new MatrixFactorization(data.dataset, mf.config, {
@@ -220,7 +202,7 @@ export async function reproduceAprCommand(
       arm.model,
       data.dataset,
       {
-        ...trainConfig(config),
+        ...trainConfigOf(config),
         adversarial: {
           adversary: t.adversarial.adversary,
           epsilon: t.adversarial.epsilon,
@@ -312,29 +294,53 @@ export async function reproduceAprCommand(
     ],
     sections,
   });
+  return finishReproduction(context, {
+    command: 'reproduce apr',
+    folder,
+    started,
+    results,
+    comparisons,
+    robustness,
+    metricKey,
+    histories: {
+      'MF-BPR': bprHistory,
+      [arms[0]!.name]: arms[0]!.history,
+      [arms[1]!.name]: arms[1]!.history,
+    },
+  });
+}
+
+/** Writes a reproduction's metrics, history, robustness and status, and prints its summary. */
+async function finishReproduction(
+  context: CommandContext,
+  run: {
+    readonly command: string;
+    readonly folder: string;
+    readonly started: Date;
+    readonly results: readonly (readonly [string, EvaluationResult])[];
+    readonly comparisons: Record<string, ReturnType<typeof compareMetric>>;
+    readonly robustness: readonly { name: string; report: RobustnessReport }[];
+    readonly metricKey: string;
+    readonly histories: Readonly<Record<string, readonly HistoryRow[]>>;
+  },
+): Promise<number> {
+  const { folder, results, comparisons, robustness } = run;
   const metrics = Object.fromEntries(results.map(([name, r]) => [name, r.metrics]));
   await writeText(
     join(folder, 'metrics.json'),
     toJson({ metrics, comparisons, protocol: results[0]![1].protocol }),
   );
-  await writeText(
-    join(folder, 'history.json'),
-    toJson({
-      'MF-BPR': bprHistory,
-      [arms[0]!.name]: arms[0]!.history,
-      [arms[1]!.name]: arms[1]!.history,
-    }),
-  );
+  await writeText(join(folder, 'history.json'), toJson(run.histories));
   await writeText(
     join(folder, 'robustness.json'),
     toJson(Object.fromEntries(robustness.map((r) => [r.name, r.report]))),
   );
   await writeText(
     join(folder, 'run.json'),
-    toJson({ command: 'reproduce apr', status: 'done', started, ended: new Date() }),
+    toJson({ command: run.command, status: 'done', started: run.started, ended: new Date() }),
   );
   emit(context, { folder, metrics, comparisons, robustness }, () =>
-    summary(results, comparisons, robustness, metricKey, folder),
+    summary(results, comparisons, robustness, run.metricKey, folder),
   );
   return 0;
 }
@@ -430,7 +436,7 @@ export async function reproduceAmrCommand(
   const chain = await trainAmrChain(data.dataset, {
     features: { data: data.itemFeatures.matrix, dimension: data.itemFeatures.dimension },
     embeddingSize: config.model.embeddingSize,
-    train: trainConfig(config),
+    train: trainConfigOf(config),
     mfEpochs: t.epochs,
     vbprEpochs: t.epochs,
     amrEpochs: t.adversarialEpochs,
@@ -527,22 +533,14 @@ export async function reproduceAmrCommand(
       ...robustnessSections(robustness, metricKey),
     ],
   });
-  const metrics = Object.fromEntries(results.map(([name, r]) => [name, r.metrics]));
-  await writeText(
-    join(folder, 'metrics.json'),
-    toJson({ metrics, comparisons, protocol: results[0]![1].protocol }),
-  );
-  await writeText(join(folder, 'history.json'), toJson(histories));
-  await writeText(
-    join(folder, 'robustness.json'),
-    toJson(Object.fromEntries(robustness.map((r) => [r.name, r.report]))),
-  );
-  await writeText(
-    join(folder, 'run.json'),
-    toJson({ command: 'reproduce amr', status: 'done', started, ended: new Date() }),
-  );
-  emit(context, { folder, metrics, comparisons, robustness }, () =>
-    summary(results, comparisons, robustness, metricKey, folder),
-  );
-  return 0;
+  return finishReproduction(context, {
+    command: 'reproduce amr',
+    folder,
+    started,
+    results,
+    comparisons,
+    robustness,
+    metricKey,
+    histories,
+  });
 }
