@@ -1,7 +1,11 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Progress } from './progress.js';
-import { toJson } from './pipeline.js';
+import { describe } from '@advrec/data';
+import type { DatasetDescription } from '@advrec/data';
+import type { ResolvedRunConfig } from './config.js';
+import type { LoadedData } from './datasets.js';
+import { toJson, writeText } from './pipeline.js';
 
 /** What every command gets: output streams, progress, the global flags. */
 export interface CommandContext {
@@ -26,6 +30,36 @@ export async function runFolder(out: string | undefined, kind: string): Promise<
   const folder = resolve(out ?? join('runs', `${kind}-${stamp}`));
   await mkdir(folder, { recursive: true });
   return folder;
+}
+
+/**
+ * Creates a run folder (and its `checkpoints/`), says where it is and what data it holds, and
+ * records the run's inputs: the resolved config and the data set (fingerprint, files read,
+ * statistics). Call it once the config, data and model have been checked.
+ */
+export async function openRunFolder(
+  out: string | undefined,
+  kind: string,
+  config: ResolvedRunConfig,
+  data: LoadedData,
+  progress: Progress,
+): Promise<{ folder: string; description: DatasetDescription }> {
+  const folder = await runFolder(out, kind);
+  await mkdir(join(folder, 'checkpoints'), { recursive: true });
+  progress.log(`run folder: ${folder}`);
+  const description = describe(data.dataset);
+  const features = data.itemFeatures
+    ? `, features ${data.itemFeatures.dimension}-d (${data.itemFeatures.missingItems.length} items without)`
+    : '';
+  progress.log(
+    `data: ${description.name}: ${description.users} users, ${description.items} items, ${description.train.interactions} training interactions${features} (fingerprint ${data.fingerprint.slice(0, 12)})`,
+  );
+  await writeText(join(folder, 'config.json'), toJson(config));
+  await writeText(
+    join(folder, 'dataset.json'),
+    toJson({ fingerprint: data.fingerprint, files: data.files, description }),
+  );
+  return { folder, description };
 }
 
 /** A fixed-width text table: text left-aligned, numbers right-aligned. */

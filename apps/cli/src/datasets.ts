@@ -423,23 +423,14 @@ export async function loadData(data: ResolvedRunConfig['data']): Promise<LoadedD
       itemFeatures = alignItemFeatures(matrix, dataset.itemIdMap, { rowIds: manifest.itemIds });
     } else itemFeatures = alignItemFeatures(matrix, dataset.itemIdMap, { sourceIdOffset: 0 });
   } else if (plantedFeatures) {
-    itemFeatures = {
-      matrix: plantedFeatures.data,
-      numItems: dataset.numItems,
-      dimension: plantedFeatures.dimension,
-      hasFeatures: new Uint8Array(dataset.numItems).fill(1),
-      missingItems: new Int32Array(0),
-      unusedRows: 0,
-      source: 'synthetic',
-    };
-    // The synthetic generator's rows follow its item ids i0, i1, ...: align them.
-    const aligned = new Float32Array(dataset.numItems * plantedFeatures.dimension);
-    const d = plantedFeatures.dimension;
-    for (let i = 0; i < dataset.numItems; i++) {
-      const row = Number(dataset.itemIdMap.toSource(i).slice(1));
-      aligned.set(plantedFeatures.data.subarray(row * d, (row + 1) * d), i * d);
-    }
-    itemFeatures = { ...itemFeatures, matrix: aligned };
+    // The generator's feature rows follow its item ids i0, i1, ...
+    const { data: values, dimension } = plantedFeatures;
+    const rows = values.length / dimension;
+    itemFeatures = alignItemFeatures(
+      { data: values, rows, dimension, fileType: 'float32', source: 'synthetic' },
+      dataset.itemIdMap,
+      { rowIds: Array.from({ length: rows }, (_, i) => `i${i}`) },
+    );
   }
   return { dataset, sampledTestSet, itemFeatures, files, fingerprint: datasetFingerprint(dataset) };
 }

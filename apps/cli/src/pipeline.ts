@@ -18,7 +18,7 @@ import {
   wilcoxonSignedRank,
 } from '@advrec/metrics';
 import type { EvaluationResult, MetricName, Scorer } from '@advrec/metrics';
-import { createModel, readCheckpoint, restoreModel } from '@advrec/models';
+import { createModel, readCheckpoint, restoreModel, writeCheckpoint } from '@advrec/models';
 import type { JsonObject, Model } from '@advrec/models';
 import { Trainer, resolveTrainConfig, robustnessSweep } from '@advrec/trainer';
 import type {
@@ -211,7 +211,9 @@ export async function trainModel(
   await mkdir(checkpoints, { recursive: true });
   if (model.trainableTables.length === 0) {
     options.progress.log(`${model.modelName} has nothing to train`);
-    await saveModel(model, join(checkpoints, 'model.ckpt'), { dataset: data.fingerprint });
+    await writeCheckpoint(join(checkpoints, 'model.ckpt'), model, [], {
+      datasetFingerprint: data.fingerprint,
+    });
     return {
       history,
       bestEpoch: { bpr: -1, apr: null },
@@ -320,12 +322,6 @@ export class InterruptedError extends Error {
     super('interrupted');
     this.name = 'InterruptedError';
   }
-}
-
-/** Writes a model checkpoint with metadata. */
-async function saveModel(model: Model, file: string, metadata: JsonObject): Promise<void> {
-  const { writeCheckpoint } = await import('@advrec/models');
-  await writeCheckpoint(file, model, [], metadata);
 }
 
 /** Evaluates a model on the test split under the run's protocol. */

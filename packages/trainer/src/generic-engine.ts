@@ -56,6 +56,7 @@ export class GenericEngine {
     const n = sampler.batchSize;
     const dp = new Float64Array(n);
     const dn = new Float64Array(n);
+    const surfaces = options.surfaces.map((name) => model.surfaces.find((s) => s.name === name)!);
     let loss = 0;
     let adversarialLoss = 0;
     let correct = 0;
@@ -75,9 +76,6 @@ export class GenericEngine {
       model.pairBackward(batch.users, batch.negatives, size, dn, gradients);
       if (adversarial) {
         const random = Random.stream(options.seed, 0xad, epoch, b);
-        const surfaces = options.surfaces.map((name) =>
-          model.surfaces.find((s) => s.name === name)!,
-        );
         // Multi-step adversaries (PGD): the batch's gradient at the perturbed point.
         const gradientAt = (current: SparseRowsByName): SparseRowsByName => {
           const next: SparseRowsByName = new Map();

@@ -1,6 +1,5 @@
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe } from '@advrec/data';
+import { ConfigError } from '@advrec/data';
 import type { EvaluationResult } from '@advrec/metrics';
 import { ItemPop, MatrixFactorization, cloneTable, writeCheckpoint } from '@advrec/models';
 import type { Model } from '@advrec/models';
@@ -13,7 +12,7 @@ import type {
 } from '@advrec/trainer';
 import { applyOverrides, resolveRunConfig } from '../config.js';
 import type { ResolvedRunConfig } from '../config.js';
-import { emit, percent, runFolder, textTable } from '../context.js';
+import { emit, openRunFolder, percent, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { loadData } from '../datasets.js';
 import type { LoadedData } from '../datasets.js';
@@ -24,6 +23,7 @@ import {
   machineLine,
   phaseSummary,
   protocolLine,
+  robustnessSections,
   toJson,
   trainConfigOf,
   writeText,
@@ -145,17 +145,12 @@ export async function reproduceAprCommand(
   const started = new Date();
   const { progress } = context;
   const data = await loadData(config.data);
-  const folder = await runFolder(options.out, 'reproduce-apr');
-  progress.log(`run folder: ${folder}`);
-  await mkdir(join(folder, 'checkpoints'), { recursive: true });
-  const description = describe(data.dataset);
-  progress.log(
-    `data: ${description.name}: ${description.users} users, ${description.items} items, ${description.train.interactions} training interactions`,
-  );
-  await writeText(join(folder, 'config.json'), toJson(config));
-  await writeText(
-    join(folder, 'dataset.json'),
-    toJson({ fingerprint: data.fingerprint, files: data.files, description }),
+  const { folder, description } = await openRunFolder(
+    options.out,
+    'reproduce-apr',
+    config,
+    data,
+    progress,
   );
   const t = config.training;
   const evaluate = (model: Model): Promise<EvaluationResult> =>
@@ -275,7 +270,7 @@ export async function reproduceAprCommand(
       ],
       t.validation.metric,
     ),
-    ...(await import('../pipeline.js')).robustnessSections(robustness, metricKey),
+    ...robustnessSections(robustness, metricKey),
   ];
   await writeReport(folder, {
     title: `advrec reproduce apr on ${description.name}`,
@@ -398,25 +393,20 @@ export async function reproduceAmrCommand(
   const started = new Date();
   const { progress } = context;
   const data: LoadedData = await loadData(config.data);
-  const folder = await runFolder(options.out, 'reproduce-amr');
-  progress.log(`run folder: ${folder}`);
-  await mkdir(join(folder, 'checkpoints'), { recursive: true });
   if (!data.itemFeatures)
-    throw new (await import('@advrec/data')).ConfigError([
+    throw new ConfigError([
       {
         path: '--features',
         message:
           'AMR needs item features: pass a .npy feature file (advrec features), or use the synthetic default',
       },
     ]);
-  const description = describe(data.dataset);
-  progress.log(
-    `data: ${description.name}: ${description.users} users, ${description.items} items, features ${data.itemFeatures.dimension}-d (${data.itemFeatures.missingItems.length} items without)`,
-  );
-  await writeText(join(folder, 'config.json'), toJson(config));
-  await writeText(
-    join(folder, 'dataset.json'),
-    toJson({ fingerprint: data.fingerprint, files: data.files, description }),
+  const { folder, description } = await openRunFolder(
+    options.out,
+    'reproduce-amr',
+    config,
+    data,
+    progress,
   );
   const t = config.training;
   const histories: Record<string, HistoryRow[]> = {
@@ -503,7 +493,6 @@ export async function reproduceAmrCommand(
   }
   bar.finish();
   const metricKey = keys.includes('ndcg@10') ? 'ndcg@10' : keys[0]!;
-  const { robustnessSections } = await import('../pipeline.js');
   await writeReport(folder, {
     title: `advrec reproduce amr on ${description.name}`,
     facts: [

@@ -1,10 +1,10 @@
 import { join, relative } from 'node:path';
-import { ConfigError, DataError, describe } from '@advrec/data';
+import { ConfigError, DataError } from '@advrec/data';
 import type { EvaluationResult } from '@advrec/metrics';
 import type { Model } from '@advrec/models';
 import { applyOverrides, readConfigFile, resolveRunConfig } from '../config.js';
 import type { ResolvedRunConfig } from '../config.js';
-import { emit, percent, runFolder, textTable } from '../context.js';
+import { emit, openRunFolder, percent, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { loadData } from '../datasets.js';
 import {
@@ -156,16 +156,12 @@ export async function trainCommand(
   const data = await loadData(config.data);
   const model = buildModel(config, data);
   checkTrainConfig(config, model);
-  const folder = await runFolder(options.out, 'train');
-  context.progress.log(`run folder: ${folder}`);
-  const description = describe(data.dataset);
-  context.progress.log(
-    `data: ${description.name}: ${description.users} users, ${description.items} items, ${description.train.interactions} training interactions (fingerprint ${data.fingerprint.slice(0, 12)})`,
-  );
-  await writeText(join(folder, 'config.json'), toJson(config));
-  await writeText(
-    join(folder, 'dataset.json'),
-    toJson({ fingerprint: data.fingerprint, files: data.files, description }),
+  const { folder, description } = await openRunFolder(
+    options.out,
+    'train',
+    config,
+    data,
+    context.progress,
   );
   const outcome = await trainModel(model, data, config, {
     folder,
