@@ -266,6 +266,16 @@ describe('advrec reproduce apr on the embedded default', () => {
         (p: { adversary: string; epsilon: number }) => p.adversary === 'fgm' && p.epsilon === 1,
       ).relativeChange['ndcg@50'];
     expect(drop('AMF (eps 0.5)')).toBeGreaterThan(drop('BPR continued'));
+    // The same tables as the main before the engine seam (recorded there, f5f310b).
+    const golden = JSON.parse(
+      readFileSync(new URL('./test-support/golden-reproduce-apr.json', import.meta.url), 'utf8'),
+    );
+    expectNumbersClose(metrics.metrics, golden.metrics, 'metrics');
+    expectNumbersClose(metrics.comparisons, golden.comparisons, 'comparisons');
+    for (const arm of Object.keys(golden.robustness)) {
+      expectNumbersClose(robustness[arm].clean, golden.robustness[arm].clean, `${arm} clean`);
+      expectNumbersClose(robustness[arm].points, golden.robustness[arm].points, `${arm} points`);
+    }
   }, 150_000);
 
   it.skipIf(chromium === null)(
@@ -567,3 +577,21 @@ describe('advrec features, plugins, errors and exit codes', () => {
     expect(JSON.parse(readFileSync(join(run, 'run.json'), 'utf8')).status).toBe('interrupted');
   });
 });
+
+/** Every number in `actual` equals `expected`'s to 1e-12 relative (same keys, same shape). */
+function expectNumbersClose(actual: unknown, expected: unknown, path: string): void {
+  if (typeof expected === 'number') {
+    expect(typeof actual, path).toBe('number');
+    const tolerance = 1e-12 * Math.max(1, Math.abs(expected));
+    expect(Math.abs((actual as number) - expected), path).toBeLessThanOrEqual(tolerance);
+  } else if (Array.isArray(expected)) {
+    expect(Array.isArray(actual), path).toBe(true);
+    expect((actual as unknown[]).length, path).toBe(expected.length);
+    expected.forEach((e, k) => expectNumbersClose((actual as unknown[])[k], e, `${path}[${k}]`));
+  } else if (expected !== null && typeof expected === 'object') {
+    const a = actual as Record<string, unknown>;
+    expect(Object.keys(a).sort(), path).toEqual(Object.keys(expected).sort());
+    for (const [key, e] of Object.entries(expected))
+      expectNumbersClose(a[key], e, `${path}.${key}`);
+  } else expect(actual, path).toEqual(expected);
+}
