@@ -104,9 +104,9 @@ describe('craftPerturbation (APR section 2.3)', () => {
     { embeddingSize: 3, initStd: 0.5, seed: 2 },
   );
 
-  it('perturbs every touched row by epsilon, lowers the training pair accuracy, and leaves the model as is', () => {
+  it('perturbs every touched row by epsilon, lowers the training pair accuracy, and leaves the model as is', async () => {
     const before = model.itemEmbeddings.values.slice();
-    const crafted = craftPerturbation(model, train, { adversary: fgm, epsilon: 3, seed: 4 });
+    const crafted = await craftPerturbation(model, train, { adversary: fgm, epsilon: 3, seed: 4 });
     expect(model.itemEmbeddings.values).toEqual(before);
     expect(crafted.triples).toBe(8);
     for (const rows of crafted.perturbations.values())
@@ -117,9 +117,9 @@ describe('craftPerturbation (APR section 2.3)', () => {
     expect(attacked.tables[1]!.values).not.toEqual(before);
   });
 
-  it('rejects bad options with field paths', () => {
-    expect(() =>
+  it('rejects bad options with field paths', async () => {
+    await expect(
       craftPerturbation(model, train, { adversary: fgm, epsilon: -1, surfaces: ['itemFeatures'] }),
-    ).toThrow(/epsilon[\s\S]*itemFeatures/);
+    ).rejects.toThrow(/epsilon[\s\S]*itemFeatures/);
   });
 });

@@ -1,5 +1,5 @@
 import type { Random } from '@advrec/data';
-import { ConfigError } from '@advrec/data';
+import { ConfigError, globalRegistry } from '@advrec/data';
 import { SparseRows } from '@advrec/models';
 import type { PerturbableSurface } from '@advrec/models';
 
@@ -51,17 +51,20 @@ export interface Adversary {
 
 /**
  * Runs an adversary for its {@link Adversary.steps}: step 0 perturbs `gradients`; each later
- * step perturbs `gradientAt(previous perturbations)`, the gradient at the perturbed point.
- * Returns the last step's perturbation per surface.
+ * step perturbs `gradientAt(previous perturbations)`, the gradient at the perturbed point
+ * (which may be computed asynchronously, by a model's batch step). Returns the last step's
+ * perturbation per surface.
  */
-export function perturbSteps(
+export async function perturbSteps(
   adversary: Adversary,
   epsilon: number,
   surfaces: readonly PerturbableSurface[],
   random: Random,
   gradients: Map<string, SparseRows>,
-  gradientAt: (perturbations: Map<string, SparseRows>) => Map<string, SparseRows>,
-): Map<string, SparseRows> {
+  gradientAt: (
+    perturbations: Map<string, SparseRows>,
+  ) => Map<string, SparseRows> | Promise<Map<string, SparseRows>>,
+): Promise<Map<string, SparseRows>> {
   const steps = adversary.steps ?? 1;
   if (!(Number.isInteger(steps) && steps >= 1))
     throw new ConfigError([
@@ -73,24 +76,57 @@ export function perturbSteps(
   let perturbations = new Map<string, SparseRows>();
   let current = gradients;
   for (let step = 0; step < steps; step++) {
-    if (step > 0) current = gradientAt(perturbations);
+    if (step > 0) current = await gradientAt(perturbations);
     const next = new Map<string, SparseRows>();
     for (const surface of surfaces) {
       const gradient = current.get(surface.name) ?? new SparseRows(surface.dimension);
       const previous = perturbations.get(surface.name);
       next.set(
         surface.name,
-        adversary.perturb(gradient, epsilon, {
+        checkedPerturbation(
+          adversary,
           surface,
-          random,
-          step,
-          ...(previous ? { previous } : {}),
-        }),
+          gradient,
+          adversary.perturb(gradient, epsilon, {
+            surface,
+            random,
+            step,
+            ...(previous ? { previous } : {}),
+          }),
+        ),
       );
     }
     perturbations = next;
   }
   return perturbations;
+}
+
+/**
+ * The adversary's answer, checked: one row per gradient row, the surface's dimension, and
+ * finite values; a plugin that breaks this is named in the error.
+ */
+function checkedPerturbation(
+  adversary: Adversary,
+  surface: PerturbableSurface,
+  gradient: SparseRows,
+  delta: SparseRows,
+): SparseRows {
+  const fail = (message: string): never => {
+    throw new ConfigError([
+      { path: `adversaries.${adversary.adversaryName}`, message: `${message} (surface ${surface.name})` },
+    ]);
+  };
+  if (typeof (delta as Partial<SparseRows> | undefined)?.offsetOf !== 'function')
+    fail('perturb must return SparseRows');
+  if (delta.dimension !== surface.dimension)
+    fail(`returned rows of dimension ${delta.dimension}, the surface has ${surface.dimension}`);
+  if (delta.size !== gradient.size)
+    fail(`returned ${delta.size} rows for a gradient of ${gradient.size}`);
+  const v = delta.values;
+  for (let x = 0; x < v.length; x++)
+    if (!Number.isFinite(v[x]))
+      fail(`returned ${v[x]} at row ${delta.rows[Math.floor(x / delta.dimension)]}, feature ${x % delta.dimension}`);
+  return delta;
 }
 
 function copyRows(gradient: SparseRows): SparseRows {
@@ -183,7 +219,8 @@ export const noAdversary: Adversary = {
   },
 };
 
-const registry = new Map<string, Adversary>();
+/** Shared by every installed copy of this package (`Symbol.for('advrec.registry.adversary')`). */
+const registry = globalRegistry<Adversary>('adversary');
 
 /** Registers an adversary under its name (a different one under a taken name throws). */
 export function registerAdversary(adversary: Adversary): void {
@@ -226,4 +263,6 @@ export function listAdversaries(): { adversaryName: string; description: string 
   }));
 }
 
-for (const a of [fgm, fgsm, randomNoise, noAdversary]) registerAdversary(a);
+// Built-ins, unless another installed copy of this package registered its own first.
+for (const a of [fgm, fgsm, randomNoise, noAdversary])
+  if (!registry.has(a.adversaryName)) registerAdversary(a);

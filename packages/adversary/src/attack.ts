@@ -1,7 +1,7 @@
 import { ConfigError, Random, TripleSampler } from '@advrec/data';
-import type { InteractionMatrix, TripleBatch } from '@advrec/data';
+import type { InteractionMatrix } from '@advrec/data';
 import { bprBatch } from '@advrec/losses';
-import { SparseRows, cloneTable, restoreModel } from '@advrec/models';
+import { SparseRows, cloneTable, forwardPairs, restoreModel } from '@advrec/models';
 import type { Model, SparseRowsByName } from '@advrec/models';
 import { perturbSteps } from './adversary.js';
 import type { Adversary } from './adversary.js';
@@ -37,11 +37,11 @@ export interface CraftedPerturbation {
  * `D'` pairs every training interaction with one sampled negative and `Gamma` is the
  * gradient of the BPR loss over all of `D'` w.r.t. each row of the surfaces.
  */
-export function craftPerturbation(
+export async function craftPerturbation(
   model: Model,
   train: InteractionMatrix,
   options: CraftPerturbationOptions,
-): CraftedPerturbation {
+): Promise<CraftedPerturbation> {
   const seed = options.seed ?? 0;
   const issues: { path: string; message: string }[] = [];
   if (!Number.isFinite(options.epsilon) || options.epsilon < 0)
@@ -63,21 +63,42 @@ export function craftPerturbation(
   const sampler = new TripleSampler(train, { seed, batchSize: options.blockSize ?? 8192 });
   const gradients: SparseRowsByName = new Map();
   for (const s of surfaces) gradients.set(s!.name, new SparseRows(s!.dimension, 1024));
-  const batches: TripleBatch[] = [];
-  let correct = 0;
+  const wanted = surfaces.map((s) => s!.name);
+  // Each block as one batch of pairs `[users; users] x [positives; negatives]` through the
+  // model's batch step (VBPR: dense products on onnxruntime).
+  const blocks: { users: Int32Array; items: Int32Array; size: number }[] = [];
   for (let b = 0; b < sampler.batchesPerEpoch; b++) {
     const batch = sampler.batch(0, b);
-    batches.push(batch);
-    const pos = model.pairScores(batch.users, batch.positives, batch.size);
-    const neg = model.pairScores(batch.users, batch.negatives, batch.size);
-    const dp = new Float64Array(batch.size);
-    const dn = new Float64Array(batch.size);
-    correct += bprBatch(pos, neg, batch.size, dp, dn).correct;
-    if (options.adversary.usesGradient) {
-      model.pairBackward(batch.users, batch.positives, batch.size, dp, gradients);
-      model.pairBackward(batch.users, batch.negatives, batch.size, dn, gradients);
-    }
+    const n = batch.size;
+    const users = new Int32Array(2 * n);
+    const items = new Int32Array(2 * n);
+    users.set(batch.users.subarray(0, n));
+    users.set(batch.users.subarray(0, n), n);
+    items.set(batch.positives.subarray(0, n));
+    items.set(batch.negatives.subarray(0, n), n);
+    blocks.push({ users, items, size: n });
   }
+  /** Pair accuracy over every block at `perturbations`, adding the BPR gradient when asked. */
+  const pass = async (
+    perturbations: SparseRowsByName | undefined,
+    into: SparseRowsByName | null,
+  ): Promise<number> => {
+    let correct = 0;
+    for (const { users, items, size } of blocks) {
+      const forward = await forwardPairs(model, users, items, 2 * size, perturbations);
+      const d = new Float64Array(2 * size);
+      correct += bprBatch(
+        forward.scores.subarray(0, size),
+        forward.scores.subarray(size),
+        size,
+        d.subarray(0, size),
+        d.subarray(size),
+      ).correct;
+      if (into) await forward.backward(d, into, wanted);
+    }
+    return correct;
+  };
+  const correct = await pass(undefined, options.adversary.usesGradient ? gradients : null);
   const random = Random.stream(seed, 0x5eed);
   const initial: SparseRowsByName = new Map();
   for (const s of surfaces) {
@@ -91,21 +112,13 @@ export function craftPerturbation(
     initial.set(surface.name, rows);
   }
   // Multi-step adversaries (PGD): the gradient over the same triples at the perturbed point.
-  const gradientAt = (current: SparseRowsByName): SparseRowsByName => {
+  const gradientAt = async (current: SparseRowsByName): Promise<SparseRowsByName> => {
     const next: SparseRowsByName = new Map();
     for (const s of surfaces) next.set(s!.name, new SparseRows(s!.dimension, 1024));
-    for (const batch of batches) {
-      const pos = model.pairScores(batch.users, batch.positives, batch.size, current);
-      const neg = model.pairScores(batch.users, batch.negatives, batch.size, current);
-      const dp = new Float64Array(batch.size);
-      const dn = new Float64Array(batch.size);
-      bprBatch(pos, neg, batch.size, dp, dn);
-      model.pairBackward(batch.users, batch.positives, batch.size, dp, next, current);
-      model.pairBackward(batch.users, batch.negatives, batch.size, dn, next, current);
-    }
+    await pass(current, next);
     return next;
   };
-  const perturbations = perturbSteps(
+  const perturbations = await perturbSteps(
     options.adversary,
     options.epsilon,
     surfaces.map((s) => s!),
@@ -113,12 +126,7 @@ export function craftPerturbation(
     initial,
     gradientAt,
   );
-  let perturbedCorrect = 0;
-  for (const batch of batches) {
-    const pos = model.pairScores(batch.users, batch.positives, batch.size, perturbations);
-    const neg = model.pairScores(batch.users, batch.negatives, batch.size, perturbations);
-    for (let t = 0; t < batch.size; t++) if (pos[t]! > neg[t]!) perturbedCorrect++;
-  }
+  const perturbedCorrect = await pass(perturbations, null);
   return {
     perturbations,
     cleanAccuracy: correct / train.nnz,

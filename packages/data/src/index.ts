@@ -88,3 +88,4 @@ export type { SyntheticData, SyntheticOptions } from './synthetic.js';
 export { writeFileAtomic } from './write.js';
 export { loadAmrDataset, loadNcfDataset, readAmrTestPositives } from './repositories.js';
 export type { DatasetWithNegatives } from './repositories.js';
+export { globalRegistry } from './registry.js';

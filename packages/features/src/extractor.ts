@@ -4,7 +4,8 @@ import { availableParallelism } from 'node:os';
 import sharp from 'sharp';
 import { ConfigError, DataFormatError, writeFileAtomic, writeNpy } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
-import { exposeTensor, inspectOnnxModel } from './onnx-graph.js';
+import { OnnxModelError, exposeTensor, inspectOnnxModel, requireOnnxRuntime } from '@advrec/onnx';
+import type { OnnxRuntimeModule, OnnxSession, OnnxTensor } from '@advrec/onnx';
 import { preprocessImage, resolvePreprocessing, tensorSize } from './preprocess.js';
 import type { Preprocessing } from './preprocess.js';
 
@@ -98,33 +99,16 @@ interface PartialState {
   failed: FailedImage[];
 }
 
-interface OrtTensor {
-  readonly dims: readonly number[];
-  readonly data: Float32Array;
-}
-interface OrtSession {
-  readonly inputNames: readonly string[];
-  readonly outputNames: readonly string[];
-  run(feeds: Record<string, unknown>, fetches: string[]): Promise<Record<string, OrtTensor>>;
-  release(): Promise<void>;
-}
-interface OrtModule {
-  InferenceSession: { create(model: Uint8Array, options: object): Promise<OrtSession> };
-  Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => unknown;
-}
-
-/** Loads onnxruntime-node (an optional dependency); the error says how to install it. */
-export async function loadOnnxRuntime(): Promise<OrtModule> {
+/**
+ * The model's graph, with `OnnxModelError` (from `@advrec/onnx`) reported as this
+ * package's `DataFormatError` naming the file.
+ */
+function graphOf<T>(file: string, read: () => T): T {
   try {
-    const module = (await import('onnxruntime-node')) as unknown as OrtModule & {
-      default?: OrtModule;
-    };
-    return module.default ?? module;
+    return read();
   } catch (cause) {
-    throw new Error(
-      'feature extraction needs onnxruntime-node: npm install --ignore-scripts onnxruntime-node (its CPU binaries ship in the package)',
-      { cause },
-    );
+    if (!OnnxModelError.isInstance(cause)) throw cause;
+    throw new DataFormatError({ file }, cause.expected, cause.found, { cause });
   }
 }
 
@@ -133,16 +117,16 @@ export class FeatureSession {
   readonly inputName: string;
   readonly tensor: string;
   readonly preprocessing: Preprocessing;
-  private readonly ort: OrtModule;
-  private readonly session: OrtSession;
+  private readonly ort: OnnxRuntimeModule;
+  private readonly session: OnnxSession;
   private readonly file: string;
   /** Feature width, known after the first batch. */
   dimension = 0;
   pooling = 'none';
 
   private constructor(
-    ort: OrtModule,
-    session: OrtSession,
+    ort: OnnxRuntimeModule,
+    session: OnnxSession,
     file: string,
     inputName: string,
     tensor: string,
@@ -168,7 +152,7 @@ export class FeatureSession {
     },
   ): Promise<FeatureSession> {
     const p = resolvePreprocessing(options.preprocessing);
-    const info = inspectOnnxModel(modelBytes, file);
+    const info = graphOf(file, () => inspectOnnxModel(modelBytes, file));
     const inputName = options.inputName ?? info.inputs[0];
     if (!inputName || !info.inputs.includes(inputName))
       throw new DataFormatError(
@@ -177,9 +161,9 @@ export class FeatureSession {
         'none',
       );
     const tensor = options.tensor ?? info.outputs[0]!;
-    const bytes = exposeTensor(modelBytes, tensor, file);
-    const ort = await loadOnnxRuntime();
-    let session: OrtSession;
+    const bytes = graphOf(file, () => exposeTensor(modelBytes, tensor, file));
+    const ort = await requireOnnxRuntime('feature extraction');
+    let session: OnnxSession;
     try {
       session = await ort.InferenceSession.create(bytes, {
         intraOpNumThreads: options.threads ?? availableParallelism(),
@@ -204,7 +188,7 @@ export class FeatureSession {
       p.layout === 'nchw'
         ? [count, p.channels, p.crop, p.crop]
         : [count, p.crop, p.crop, p.channels];
-    let result: Record<string, OrtTensor>;
+    let result: Record<string, OnnxTensor>;
     try {
       result = await this.session.run(
         {
@@ -240,7 +224,7 @@ export class FeatureSession {
     this.pooling =
       out.dims.length > 2 && spatial > 1 ? `mean over ${out.dims.slice(2).join('x')}` : 'none';
     const features = new Float32Array(count * dimension);
-    const data = out.data;
+    const data = out.data as Float32Array;
     for (let r = 0; r < count; r++) {
       for (let f = 0; f < dimension; f++) {
         let s = 0;

@@ -7,11 +7,11 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, DataFormatError, Random, readFeatureMatrix } from '@advrec/data';
+import { exposeTensor } from '@advrec/onnx';
 import { sharedDataDir } from '@advrec/testing';
 import {
   FeatureSession,
   IMAGENET_PREPROCESSING,
-  exposeTensor,
   extractFeatures,
   preprocessImage,
   resolvePreprocessing,

@@ -11,9 +11,7 @@ export {
   tensorSize,
 } from './preprocess.js';
 export type { Preprocessing } from './preprocess.js';
-export { exposeTensor, inspectOnnxModel } from './onnx-graph.js';
-export type { OnnxGraphInfo } from './onnx-graph.js';
-export { FeatureSession, extractFeatures, loadOnnxRuntime } from './extractor.js';
+export { FeatureSession, extractFeatures } from './extractor.js';
 export type {
   ExtractionOptions,
   ExtractionProgress,

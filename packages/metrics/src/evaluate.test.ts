@@ -7,11 +7,11 @@ import {
   type Dataset,
 } from '@advrec/data';
 import { describe, expect, it } from 'vitest';
+import { loadOnnxRuntime } from '@advrec/onnx';
 import {
   evaluateBruteForce,
   evaluateFullRanking,
   factorizedScorer,
-  loadOnnxRuntime,
   type EvaluationResult,
   type FullRankingOptions,
   type MetricName,
@@ -20,7 +20,7 @@ import {
 import { opaque, randomModel, sampleUsers } from './test-support/models.js';
 import { gowallaTest, gowallaTrain, movielens100k } from './test-support/paths.js';
 
-const hasOnnx = (await loadOnnxRuntime()) !== null;
+const hasOnnx = (await loadOnnxRuntime()).available;
 const ml100k = holdOutValidation(leaveOneOut(await readMovieLens100K(movielens100k), { seed: 3 }));
 const gowallaSample = sampleUsers(
   givenSplit(await readUserItemLists(gowallaTrain), await readUserItemLists(gowallaTest)),

@@ -15,7 +15,7 @@ import {
   type MetricName,
   type MetricPlan,
 } from './metrics.js';
-import { OnnxTopKScorer } from './onnx.js';
+import { OnnxTopKScorer } from '@advrec/onnx';
 import { dotScore, isFactorized, type Scorer, type ScoringFactors } from './scorer.js';
 import {
   rankJobInWorkers,

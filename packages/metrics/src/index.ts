@@ -9,7 +9,14 @@
 export { EvaluationError } from './errors.js';
 export { dotScore, factorizedScorer, isFactorized } from './scorer.js';
 export type { FactorizedScorer, Scorer, ScoringFactors } from './scorer.js';
-export { CUTOFF_METRICS, DEFAULT_METRICS, METRIC_NAMES, metricKey } from './metrics.js';
+export {
+  CUTOFF_METRICS,
+  DEFAULT_METRICS,
+  METRIC_KEY_FORMAT,
+  METRIC_NAMES,
+  metricKey,
+  parseMetricKey,
+} from './metrics.js';
 export type { MetricName } from './metrics.js';
 export { evaluateFullRanking, evaluateSampled, ONNX_BLOCK_USERS, TIE_RULE } from './evaluate.js';
 export type {
@@ -21,13 +28,12 @@ export type {
 } from './evaluate.js';
 export { evaluateBruteForce } from './reference.js';
 export type { BruteForceResult } from './reference.js';
-export {
-  buildGemmModel,
-  buildTopKScoringModel,
-  loadOnnxRuntime,
-  OnnxGemm,
-  OnnxTopKScorer,
-} from './onnx.js';
-export type { TopKScoringModelSpec } from './onnx.js';
 export { pairedTTest, wilcoxonSignedRank } from './significance.js';
 export type { PairedTTestResult, WilcoxonResult } from './significance.js';
+export { robustnessSweep } from './robustness.js';
+export type {
+  RankChangeSummary,
+  RobustnessOptions,
+  RobustnessPoint,
+  RobustnessReport,
+} from './robustness.js';

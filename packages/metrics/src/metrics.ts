@@ -41,6 +41,19 @@ export function metricKey(metric: MetricName, cutoff?: number): string {
   return metric === 'auc' ? 'auc' : `${metric}@${cutoff}`;
 }
 
+/**
+ * Parses a cutoff metric key such as `ndcg@100` (the early-stopping metric of a training
+ * config); `null` when it is not `<cutoff metric>@<positive integer>`.
+ */
+export function parseMetricKey(key: string): { metric: MetricName; cutoff: number } | null {
+  const match = /^([a-z]+)@([1-9]\d*)$/.exec(key);
+  if (!match || !CUTOFF_METRICS.includes(match[1] as MetricName)) return null;
+  return { metric: match[1] as MetricName, cutoff: Number(match[2]) };
+}
+
+/** What {@link parseMetricKey} accepts, for error messages. */
+export const METRIC_KEY_FORMAT = `<metric>@<K> with metric one of ${CUTOFF_METRICS.join(', ')} (e.g. ndcg@100)`;
+
 /** Validated metric options. @internal */
 export interface MetricPlan {
   readonly metrics: readonly MetricName[];

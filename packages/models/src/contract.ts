@@ -9,7 +9,9 @@
  *
  * It checks that `score` and `scoreAll` agree, that `pairScores` equals the tfjs reference
  * definition (with and without perturbations), that `pairBackward` matches tfjs autodiff
- * of the reference on the gathered rows (max abs diff 1e-5), that a checkpoint round trip
+ * of the reference on the gathered rows (max abs diff 1e-5), the same for the batch step
+ * (`forwardPairs`, contract v2) when the model has one, that `factors()` (when present)
+ * gives the same scores as `score`, that a checkpoint round trip
  * through the registry restores identical scores, and that bad ids are refused.
  *
  * @packageDocumentation
@@ -123,39 +125,60 @@ export function describeModelContract(options: ModelContractOptions): void {
       }
     });
 
-    itWithReference('pairScores equals the tfjs reference, with and without perturbations', () => {
-      const model = options.create();
-      if (!model.reference || !options.tf) throw new Error('unreachable: no reference');
-      const tf = options.tf;
-      const { users, items } = randomPairs(model, count, 2);
-      const perturbations = randomPerturbations(model, users, items, 3);
-      for (const p of [undefined, perturbations]) {
-        const expected = model
-          .reference(
-            tf,
-            gathered(tf, model, 'user', users, p),
-            gathered(tf, model, 'item', items, p),
-            gathered(tf, model, 'dense', users),
-          )
-          .dataSync();
-        const actual = model.pairScores(users, items, count, p);
-        for (let t = 0; t < count; t++)
-          expect(Math.abs(actual[t]! - expected[t]!)).toBeLessThanOrEqual(tolerance);
-      }
-    });
+    itWithReference(
+      'pairScores (and the batch step, forwardPairs) equal the tfjs reference, with and without perturbations',
+      async () => {
+        const model = options.create();
+        if (!model.reference || !options.tf) throw new Error('unreachable: no reference');
+        const tf = options.tf;
+        const { users, items } = randomPairs(model, count, 2);
+        const perturbations = randomPerturbations(model, users, items, 3);
+        for (const p of [undefined, perturbations]) {
+          const expected = model
+            .reference(
+              tf,
+              gathered(tf, model, 'user', users, p),
+              gathered(tf, model, 'item', items, p),
+              gathered(tf, model, 'dense', users),
+            )
+            .dataSync();
+          const paths: [string, Float64Array][] = [
+            ['pairScores', model.pairScores(users, items, count, p)],
+          ];
+          if (model.forwardPairs)
+            paths.push(['forwardPairs', (await model.forwardPairs(users, items, count, p)).scores]);
+          for (const [path, actual] of paths)
+            for (let t = 0; t < count; t++)
+              expect(Math.abs(actual[t]! - expected[t]!), `${path}[${t}]`).toBeLessThanOrEqual(
+                tolerance,
+              );
+        }
+      },
+    );
 
     itWithReference(
-      `pairBackward matches tfjs autodiff of the reference (max abs diff ${tolerance})`,
-      () => {
+      `pairBackward (and the batch step's backward) match tfjs autodiff of the reference (max abs diff ${tolerance})`,
+      async () => {
         const model = options.create();
         if (!model.reference || !options.tf) throw new Error('unreachable: no reference');
         const tf = options.tf;
         const { users, items } = randomPairs(model, count, 4);
         const random = new Random(5);
         const dScores = Float64Array.from({ length: count }, () => random.nextGaussian());
-        for (const p of [undefined, randomPerturbations(model, users, items, 6)]) {
+        for (const [path, p] of [
+          ['pairBackward', undefined],
+          ['pairBackward', randomPerturbations(model, users, items, 6)],
+          ...(model.forwardPairs
+            ? ([
+                ['forwardPairs', undefined],
+                ['forwardPairs', randomPerturbations(model, users, items, 6)],
+              ] as const)
+            : []),
+        ] as const) {
           const gradients: SparseRowsByName = new Map();
-          model.pairBackward(users, items, count, dScores, gradients, p);
+          if (path === 'pairBackward')
+            model.pairBackward(users, items, count, dScores, gradients, p);
+          else await (await model.forwardPairs!(users, items, count, p)).backward(dScores, gradients);
           const u = gathered(tf, model, 'user', users, p);
           const i = gathered(tf, model, 'item', items, p);
           const dense = gathered(tf, model, 'dense', users);
@@ -192,7 +215,7 @@ export function describeModelContract(options: ModelContractOptions): void {
               });
             }
             const actual = gradients.get(name);
-            expect(actual, `gradient of ${name}`).toBeDefined();
+            expect(actual, `${path}: gradient of ${name}`).toBeDefined();
             expect([...actual!.rows].sort((a, b) => a - b)).toEqual(
               [...expected.keys()].sort((a, b) => a - b),
             );
@@ -201,13 +224,30 @@ export function describeModelContract(options: ModelContractOptions): void {
               for (let f = 0; f < d; f++)
                 expect(
                   Math.abs(actual!.values[o + f]! - row[f]!),
-                  `${name}[${id}][${f}]`,
+                  `${path}: ${name}[${id}][${f}]`,
                 ).toBeLessThanOrEqual(tolerance);
             }
           });
         }
       },
     );
+
+    it('factors(), when present, give the scores of score() (float64 sums of float32 factors)', () => {
+      const model = options.create();
+      if (!model.factors) return;
+      const f = model.factors();
+      expect(f.userFactors.length).toBe(model.numUsers * f.dimension);
+      expect(f.itemFactors.length).toBe(model.numItems * f.dimension);
+      const { users, items } = randomPairs(model, 30, 7);
+      const scores = model.score(users, items);
+      users.forEach((u, t) => {
+        let s = 0;
+        for (let x = 0; x < f.dimension; x++)
+          s += f.userFactors[u * f.dimension + x]! * f.itemFactors[items[t]! * f.dimension + x]!;
+        if (f.itemBias) s += f.itemBias[items[t]!]!;
+        expect(s).toBe(scores[t]);
+      });
+    });
 
     it('a checkpoint round trip through the registry restores identical scores', () => {
       const model = options.create();

@@ -5,13 +5,16 @@
  *
  * @packageDocumentation
  */
-export { MODEL_SPECIFICATION_VERSION } from './model.js';
+export { MODEL_SPECIFICATION_VERSION, SUPPORTED_MODEL_SPECIFICATION_VERSIONS } from './model.js';
 export type {
   JsonObject,
   JsonValue,
   Model,
   ModelDimensions,
+  ModelFactors,
+  ModelSpecificationVersion,
   ModelState,
+  PairBatchForward,
   PerturbableSurface,
   ReferenceScore,
   Tfjs,
@@ -19,6 +22,7 @@ export type {
 export { cloneTable, createTable, initializeTruncatedNormal } from './tables.js';
 export type { ParameterTable, Side, TableSide } from './tables.js';
 export { SparseRows } from './sparse-rows.js';
+export { forwardPairs } from './batch.js';
 export type { SparseRowsByName } from './sparse-rows.js';
 export {
   ITEM_EMBEDDINGS,

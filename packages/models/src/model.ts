@@ -2,8 +2,18 @@ import type * as tfc from '@tensorflow/tfjs-core';
 import type { ParameterTable, Side } from './tables.js';
 import type { SparseRowsByName } from './sparse-rows.js';
 
-/** The version of the Model contract implemented by this package. */
-export const MODEL_SPECIFICATION_VERSION = 'v1';
+/**
+ * The version of the Model contract implemented by this package. v2 adds the optional
+ * batch-level step ({@link Model.forwardPairs}) and dense factors ({@link Model.factors});
+ * a v1 model (neither) is still accepted everywhere: see {@link SUPPORTED_MODEL_SPECIFICATION_VERSIONS}.
+ */
+export const MODEL_SPECIFICATION_VERSION = 'v2';
+
+/** Contract versions this package accepts (models and model factories). */
+export const SUPPORTED_MODEL_SPECIFICATION_VERSIONS = ['v1', 'v2'] as const;
+
+/** A Model contract version this package accepts. */
+export type ModelSpecificationVersion = (typeof SUPPORTED_MODEL_SPECIFICATION_VERSIONS)[number];
 
 /** The `@tensorflow/tfjs-core` namespace (any backend), as passed to reference definitions. */
 export type Tfjs = typeof tfc;
@@ -42,6 +52,40 @@ export type ReferenceScore = (
   dense: Readonly<Record<string, tfc.Tensor2D>>,
 ) => tfc.Tensor1D;
 
+/**
+ * Dense factors of a model whose score is `userFactors[u] . itemFactors[i] + itemBias[i]`
+ * (summed in float64 in order, then the bias): the evaluator then ranks with GEMMs.
+ */
+export interface ModelFactors {
+  /** `numUsers x dimension`, row-major. */
+  readonly userFactors: Float32Array;
+  /** `numItems x dimension`, row-major. */
+  readonly itemFactors: Float32Array;
+  readonly dimension: number;
+  /** Optional per-item additive term, length `numItems`. */
+  readonly itemBias?: Float32Array | undefined;
+}
+
+/**
+ * A forward pass over a mini-batch of pairs, kept for its backward pass (Model contract
+ * v2, {@link Model.forwardPairs}).
+ */
+export interface PairBatchForward {
+  /** Scores of the batch's pairs (at the perturbed parameters when perturbations were given). */
+  readonly scores: Float64Array;
+  /**
+   * Adds the gradient of `sum_t dScores[t] * score_t` into `gradients`, exactly as
+   * {@link Model.pairBackward} would. `surfaceGradients` names the surfaces that are not
+   * trainable tables (item features) whose gradient is wanted (default: all of them); a
+   * model may skip the others' (VBPR then saves a `G E^T` product).
+   */
+  backward(
+    dScores: Float64Array,
+    gradients: SparseRowsByName,
+    surfaceGradients?: readonly string[],
+  ): void | Promise<void>;
+}
+
 /** What a checkpoint stores to rebuild a model through the registry. */
 export interface ModelState {
   readonly modelName: string;
@@ -59,7 +103,7 @@ export interface ModelState {
  * model's surfaces.
  */
 export interface Model {
-  readonly specificationVersion: typeof MODEL_SPECIFICATION_VERSION;
+  readonly specificationVersion: ModelSpecificationVersion;
   /** The name the model is registered under (checkpoints store it). */
   readonly modelName: string;
   /** The resolved configuration (checkpoints store it). */
@@ -105,6 +149,23 @@ export interface Model {
     gradients: SparseRowsByName,
     perturbations?: SparseRowsByName,
   ): void;
+  /**
+   * Contract v2, optional: the batch-level step. Forward over a whole mini-batch of pairs
+   * (the trainer passes a BPR batch as `[users; users]` x `[positives; negatives]`), kept
+   * for its backward pass; it may answer with a Promise. A model with dense products (VBPR's
+   * `E c_i`) de-duplicates the batch's rows and runs them as GEMMs here; its gradient must
+   * equal {@link Model.pairBackward}'s (the contract suite checks both against the tfjs
+   * reference). Without it, trainers and attacks use `pairScores` / `pairBackward` (see
+   * `forwardPairs` in this package).
+   */
+  forwardPairs?(
+    users: Int32Array,
+    items: Int32Array,
+    count: number,
+    perturbations?: SparseRowsByName,
+  ): PairBatchForward | Promise<PairBatchForward>;
+  /** Contract v2, optional: dense factors, when scores are inner products (ranking by GEMM). */
+  factors?(): ModelFactors;
 }
 
 /** Sizes every model needs at creation. */

@@ -1,12 +1,13 @@
 import type { InteractionMatrix } from '@advrec/data';
-import { ConfigError } from '@advrec/data';
+import { ConfigError, globalRegistry } from '@advrec/data';
 import { ItemPop, ITEM_POP_MODEL_NAME } from './item-pop.js';
 import { MatrixFactorization, MF_MODEL_NAME } from './mf.js';
 import type { MatrixFactorizationConfig } from './mf.js';
 import type { JsonObject, Model, ModelState } from './model.js';
 import { VBPR_MODEL_NAME, VisualBPR } from './vbpr.js';
 import type { VisualBPRConfig } from './vbpr.js';
-import { MODEL_SPECIFICATION_VERSION } from './model.js';
+import { MODEL_SPECIFICATION_VERSION, SUPPORTED_MODEL_SPECIFICATION_VERSIONS } from './model.js';
+import type { ModelSpecificationVersion } from './model.js';
 
 /** What a model factory gets at creation. */
 export interface ModelContext {
@@ -25,7 +26,7 @@ export interface ModelContext {
  * checkpoint. Plugins register theirs with {@link registerModel}.
  */
 export interface ModelFactory {
-  readonly specificationVersion: typeof MODEL_SPECIFICATION_VERSION;
+  readonly specificationVersion: ModelSpecificationVersion;
   readonly modelName: string;
   /** One line for `--help` and error messages. */
   readonly description: string;
@@ -33,15 +34,16 @@ export interface ModelFactory {
   restore(state: ModelState): Model;
 }
 
-const registry = new Map<string, ModelFactory>();
+/** Shared by every installed copy of this package (`Symbol.for('advrec.registry.model')`). */
+const registry = globalRegistry<ModelFactory>('model');
 
 /** Registers a model kind under its name (replacing none: a duplicate name throws). */
 export function registerModel(factory: ModelFactory): void {
-  if (factory.specificationVersion !== MODEL_SPECIFICATION_VERSION)
+  if (!(SUPPORTED_MODEL_SPECIFICATION_VERSIONS as readonly string[]).includes(factory.specificationVersion))
     throw new ConfigError([
       {
         path: `models.${factory.modelName}.specificationVersion`,
-        message: `unsupported ${String(factory.specificationVersion)}, this advrec implements ${MODEL_SPECIFICATION_VERSION}`,
+        message: `unsupported ${String(factory.specificationVersion)}, this advrec implements ${SUPPORTED_MODEL_SPECIFICATION_VERSIONS.join(' and ')}`,
       },
     ]);
   if (registry.has(factory.modelName) && registry.get(factory.modelName) !== factory)
@@ -77,12 +79,17 @@ export function createModel(name: string, context: ModelContext, config: JsonObj
   return getModelFactory(name).create(context, config);
 }
 
+/** A built-in kind, unless another installed copy of this package registered it first. */
+function registerBuiltIn(factory: ModelFactory): void {
+  if (!registry.has(factory.modelName)) registerModel(factory);
+}
+
 /** Rebuilds a model from a checkpoint state through the registry. */
 export function restoreModel(state: ModelState): Model {
   return getModelFactory(state.modelName).restore(state);
 }
 
-registerModel({
+registerBuiltIn({
   specificationVersion: MODEL_SPECIFICATION_VERSION,
   modelName: MF_MODEL_NAME,
   description: 'matrix factorisation, y_ui = p_u . q_i (embeddingSize, initStd, seed)',
@@ -94,7 +101,7 @@ registerModel({
   restore: (state) => MatrixFactorization.restore(state),
 });
 
-registerModel({
+registerBuiltIn({
   specificationVersion: MODEL_SPECIFICATION_VERSION,
   modelName: ITEM_POP_MODEL_NAME,
   description: 'items ranked by training popularity (non-personalised baseline)',
@@ -102,7 +109,7 @@ registerModel({
   restore: (state) => ItemPop.restore(state),
 });
 
-registerModel({
+registerBuiltIn({
   specificationVersion: MODEL_SPECIFICATION_VERSION,
   modelName: VBPR_MODEL_NAME,
   description:

@@ -1,6 +1,17 @@
 import { ConfigError, DataError } from '@advrec/data';
 import type { InteractionMatrix } from '@advrec/data';
-import type { JsonObject, Model, ModelState, PerturbableSurface, ReferenceScore } from './model.js';
+import { createGemm, jsGemm, multiplyJs } from '@advrec/onnx';
+import type { Gemm, GemmBackendName } from '@advrec/onnx';
+import { andThen } from './batch.js';
+import type {
+  JsonObject,
+  Model,
+  ModelFactors,
+  ModelState,
+  PairBatchForward,
+  PerturbableSurface,
+  ReferenceScore,
+} from './model.js';
 import { MODEL_SPECIFICATION_VERSION } from './model.js';
 import { ITEM_EMBEDDINGS, USER_EMBEDDINGS } from './mf.js';
 import { SparseRows } from './sparse-rows.js';
@@ -265,104 +276,116 @@ export class VisualBPR implements Model {
     return new VisualBPR(state, null, state.config as VisualBPRConfig, { tables: state.tables });
   }
 
-  /** `fl32(c_i E)` for one item into `out` (length K), c_i optionally perturbed. */
-  private project(i: number, out: Float64Array, delta?: Float64Array, deltaOffset = -1): void {
-    const k = this.embeddingSize;
-    const d = this.featureSize;
-    const c = this.itemFeatures.values;
-    const e = this.featureProjection.values;
-    out.fill(0, 0, k);
-    const base = i * d;
-    for (let j = 0; j < d; j++) {
-      const cj = c[base + j]! + (deltaOffset >= 0 ? delta![deltaOffset + j]! : 0);
-      if (cj === 0) continue;
-      const row = j * k;
-      for (let f = 0; f < k; f++) out[f]! += cj * e[row + f]!;
-    }
+  /**
+   * The dense products of the batch step (`C E`, `C^T G`, `G E^T`): onnxruntime when
+   * installed (set on first use of {@link VisualBPR.forwardPairs}, or by
+   * {@link VisualBPR.useDenseProducts}), plain JS otherwise. The synchronous methods
+   * (`score`, `pairScores`, `pairBackward`, `factors`) always use plain JS.
+   */
+  get denseProducts(): GemmBackendName | null {
+    return this.gemm?.backend ?? null;
   }
 
-  private biasOf(i: number): number {
-    if (!this.visualBias) return 0;
-    const d = this.featureSize;
-    const c = this.itemFeatures.values;
-    const b = this.visualBias.values;
-    let s = 0;
-    for (let j = 0; j < d; j++) s += c[i * d + j]! * b[j]!;
-    return Math.fround(s);
+  /** Runs the batch step's dense products on `gemm` (e.g. `createGemm({ backend: 'js' })`). */
+  useDenseProducts(gemm: Gemm): void {
+    this.gemm = gemm;
   }
+
+  private gemm: Gemm | null = null;
+  private gemmLoading: Promise<Gemm> | null = null;
 
   /**
    * The dense factors the evaluator ranks with: user `p_u` (`[p_u, theta_u]`), item
    * `fl32(q_i + fl32(c_i E))` (`[q_i, fl32(c_i E)]`), bias `fl32(c_i . beta')`.
    */
-  factors(): {
-    userFactors: Float32Array;
-    itemFactors: Float32Array;
-    dimension: number;
-    itemBias?: Float32Array;
-  } {
+  factors(): ModelFactors {
+    // Every item, in id order (itemSide then reads the feature table in place).
+    const all = Int32Array.from({ length: this.numItems }, (_, i) => i);
+    const { itemFactors, itemBias } = this.itemSide(all, true);
     const k = this.embeddingSize;
-    const n = this.numItems;
-    const width = this.shared ? k : 2 * k;
-    const itemFactors = new Float32Array(n * width);
-    const v = new Float64Array(k);
-    for (let i = 0; i < n; i++) this.itemFactorRow(i, itemFactors, i * width, v);
     let userFactors = this.userEmbeddings.values;
     if (!this.shared) {
-      userFactors = new Float32Array(this.numUsers * width);
+      userFactors = new Float32Array(this.numUsers * 2 * k);
       const p = this.userEmbeddings.values;
       const h = this.userVisualEmbeddings!.values;
       for (let u = 0; u < this.numUsers; u++) {
-        userFactors.set(p.subarray(u * k, u * k + k), u * width);
-        userFactors.set(h.subarray(u * k, u * k + k), u * width + k);
+        userFactors.set(p.subarray(u * k, u * k + k), u * 2 * k);
+        userFactors.set(h.subarray(u * k, u * k + k), u * 2 * k + k);
       }
     }
-    const itemBias = this.visualBias
-      ? Float32Array.from({ length: n }, (_, i) => this.biasOf(i))
-      : undefined;
+    const dimension = this.shared ? k : 2 * k;
     return itemBias
-      ? { userFactors, itemFactors, dimension: width, itemBias }
-      : { userFactors, itemFactors, dimension: width };
+      ? { userFactors, itemFactors, dimension, itemBias }
+      : { userFactors, itemFactors, dimension };
   }
 
-  /** Item i's float32 factor row (`fl32(q_i + fl32(c_i E))` or `[q_i, fl32(c_i E)]`) into `out` at `offset`. */
-  private itemFactorRow(i: number, out: Float32Array, offset: number, scratch: Float64Array): void {
+  /**
+   * The float32 item factor rows (and biases) of `items`, in that order (see {@link factors});
+   * `every`: `items` is every item in id order.
+   */
+  private itemSide(
+    items: Int32Array,
+    every = false,
+  ): { itemFactors: Float32Array; itemBias?: Float32Array } {
     const k = this.embeddingSize;
+    const d = this.featureSize;
+    const n = items.length;
+    const c = every ? this.itemFeatures.values : this.gatherFeatures(items, n);
+    const visual = multiplyJs(c, n, d, this.featureProjection.values, d, k);
     const q = this.itemEmbeddings.values;
-    this.project(i, scratch);
-    for (let f = 0; f < k; f++) {
-      const visual = Math.fround(scratch[f]!);
-      if (this.shared) out[offset + f] = q[i * k + f]! + visual;
-      else {
-        out[offset + f] = q[i * k + f]!;
-        out[offset + k + f] = visual;
+    const width = this.shared ? k : 2 * k;
+    const itemFactors = new Float32Array(n * width);
+    for (let s = 0; s < n; s++) {
+      const i = items[s]!;
+      for (let f = 0; f < k; f++) {
+        if (this.shared) itemFactors[s * k + f] = q[i * k + f]! + visual[s * k + f]!;
+        else {
+          itemFactors[s * width + f] = q[i * k + f]!;
+          itemFactors[s * width + k + f] = visual[s * k + f]!;
+        }
       }
     }
+    if (!this.visualBias) return { itemFactors };
+    const beta = this.visualBias.values;
+    const itemBias = new Float32Array(n);
+    for (let s = 0; s < n; s++) {
+      let acc = 0;
+      for (let j = 0; j < d; j++) acc += c[s * d + j]! * beta[j]!;
+      itemBias[s] = acc;
+    }
+    return { itemFactors, itemBias };
+  }
+
+  /** Rows `c_i` of `items` (`n x D`, float32), plus a perturbation of the features when given. */
+  private gatherFeatures(items: Int32Array, n: number, delta?: SparseRows): Float32Array {
+    const d = this.featureSize;
+    const features = this.itemFeatures.values;
+    const c = new Float32Array(n * d);
+    for (let s = 0; s < n; s++) {
+      const i = items[s]!;
+      c.set(features.subarray(i * d, i * d + d), s * d);
+      const o = delta ? delta.offsetOf(i) : -1;
+      if (o >= 0) for (let j = 0; j < d; j++) c[s * d + j] = c[s * d + j]! + delta!.values[o + j]!;
+    }
+    return c;
   }
 
   score(users: Int32Array, items: Int32Array): Float64Array {
     checkPairs(this, users, items, users.length);
-    // Project only the items asked for (the same float32 rows as factors()).
-    const k = this.embeddingSize;
-    const width = this.shared ? k : 2 * k;
-    const rows = new Map<number, Float32Array>();
-    const v = new Float64Array(k);
+    const { unique, slot } = uniqueRows(items, items.length);
+    const f = this.itemSide(unique);
+    const width = this.shared ? this.embeddingSize : 2 * this.embeddingSize;
     const p = this.userEmbeddings.values;
     const h = this.userVisualEmbeddings?.values ?? null;
+    const k = this.embeddingSize;
     const out = new Float64Array(users.length);
     for (let t = 0; t < users.length; t++) {
-      const i = items[t]!;
-      let row = rows.get(i);
-      if (!row) {
-        row = new Float32Array(width);
-        this.itemFactorRow(i, row, 0, v);
-        rows.set(i, row);
-      }
       const u = users[t]!;
+      const at = slot[t]! * width;
       let s = 0;
-      for (let f = 0; f < k; f++) s += p[u * k + f]! * row[f]!;
-      if (h) for (let f = 0; f < k; f++) s += h[u * k + f]! * row[k + f]!;
-      out[t] = this.visualBias ? s + this.biasOf(i) : s;
+      for (let x = 0; x < k; x++) s += p[u * k + x]! * f.itemFactors[at + x]!;
+      if (h) for (let x = 0; x < k; x++) s += h[u * k + x]! * f.itemFactors[at + k + x]!;
+      out[t] = f.itemBias ? s + f.itemBias[slot[t]!]! : s;
     }
     return out;
   }
@@ -381,7 +404,7 @@ export class VisualBPR implements Model {
     return result;
   }
 
-  /** Training-time scores (float64 math, with optional perturbations of any surface). */
+  /** Training-time scores (the batch step with plain-JS products). */
   pairScores(
     users: Int32Array,
     items: Int32Array,
@@ -389,41 +412,10 @@ export class VisualBPR implements Model {
     perturbations?: SparseRowsByName,
   ): Float64Array {
     checkPairs(this, users, items, count);
-    const k = this.embeddingSize;
-    const out = new Float64Array(count);
-    const v = new Float64Array(k);
-    const p = this.userEmbeddings.values;
-    const q = this.itemEmbeddings.values;
-    const h = this.userVisualEmbeddings?.values ?? p;
-    const dp = perturbations?.get(USER_EMBEDDINGS);
-    const dq = perturbations?.get(ITEM_EMBEDDINGS);
-    const dc = perturbations?.get(ITEM_FEATURES);
-    for (let t = 0; t < count; t++) {
-      const u = users[t]!;
-      const i = items[t]!;
-      const op = dp ? dp.offsetOf(u) : -1;
-      const oq = dq ? dq.offsetOf(i) : -1;
-      const oc = dc ? dc.offsetOf(i) : -1;
-      this.project(i, v, dc?.values, oc);
-      let s = 0;
-      for (let f = 0; f < k; f++) {
-        const pu = p[u * k + f]! + (op >= 0 ? dp!.values[op + f]! : 0);
-        const qi = q[i * k + f]! + (oq >= 0 ? dq!.values[oq + f]! : 0);
-        const hu = this.shared ? pu : h[u * k + f]!;
-        s += pu * qi + hu * v[f]!;
-      }
-      if (this.visualBias) {
-        const d = this.featureSize;
-        const b = this.visualBias.values;
-        const c = this.itemFeatures.values;
-        for (let j = 0; j < d; j++)
-          s += (c[i * d + j]! + (oc >= 0 ? dc!.values[oc + j]! : 0)) * b[j]!;
-      }
-      out[t] = s;
-    }
-    return out;
+    return (this.forward(jsGemm, users, items, count, perturbations) as PairBatchForward).scores;
   }
 
+  /** The batch step's backward pass with plain-JS products (the one VBPR gradient). */
   pairBackward(
     users: Int32Array,
     items: Int32Array,
@@ -433,80 +425,176 @@ export class VisualBPR implements Model {
     perturbations?: SparseRowsByName,
   ): void {
     checkPairs(this, users, items, count);
+    const pass = this.forward(jsGemm, users, items, count, perturbations) as PairBatchForward;
+    void pass.backward(dScores, gradients);
+  }
+
+  /**
+   * The batch step (Model contract v2): the batch's unique items' features are gathered once
+   * and `C E` runs as one dense product; the backward pass computes `C^T G` (the gradient of
+   * E) and, when asked, `G E^T` (the gradient w.r.t. the features, AMR's Gamma) as products
+   * too. Dense products run on onnxruntime when installed.
+   */
+  forwardPairs(
+    users: Int32Array,
+    items: Int32Array,
+    count: number,
+    perturbations?: SparseRowsByName,
+  ): PairBatchForward | Promise<PairBatchForward> {
+    checkPairs(this, users, items, count);
+    if (this.gemm) return this.forward(this.gemm, users, items, count, perturbations);
+    this.gemmLoading ??= createGemm();
+    return this.gemmLoading.then((gemm) => {
+      this.gemm ??= gemm;
+      return this.forward(this.gemm, users, items, count, perturbations);
+    });
+  }
+
+  /**
+   * `y = p_u . q_i + h_u . (c_i E) (+ c_i . beta')` for a batch of pairs, with `h_u = p_u`
+   * (shared) or theta_u and every surface optionally perturbed; synchronous when `gemm` is.
+   */
+  private forward(
+    gemm: Gemm,
+    users: Int32Array,
+    items: Int32Array,
+    count: number,
+    perturbations?: SparseRowsByName,
+  ): PairBatchForward | Promise<PairBatchForward> {
     const k = this.embeddingSize;
     const d = this.featureSize;
-    const rows = (name: string, dimension: number, capacity = 1024): SparseRows => {
-      let r = gradients.get(name);
-      if (!r) gradients.set(name, (r = new SparseRows(dimension, capacity)));
-      return r;
-    };
-    const gp = rows(USER_EMBEDDINGS, k);
-    const gq = rows(ITEM_EMBEDDINGS, k);
-    const gh = this.userVisualEmbeddings ? rows(USER_VISUAL_EMBEDDINGS, k) : null;
-    const ge = rows(FEATURE_PROJECTION, k, d);
-    const gb = this.visualBias ? rows(VISUAL_BIAS, 1, d) : null;
-    const gc = rows(ITEM_FEATURES, d);
-    const oe = new Int32Array(d);
-    for (let j = 0; j < d; j++) oe[j] = ge.ensure(j);
-    const ob = gb ? Int32Array.from({ length: d }, (_, j) => gb.ensure(j)) : null;
-    const p = this.userEmbeddings.values;
-    const q = this.itemEmbeddings.values;
-    const h = this.userVisualEmbeddings?.values ?? null;
-    const e = this.featureProjection.values;
-    const c = this.itemFeatures.values;
+    const { unique, slot } = uniqueRows(items, count);
+    const nI = unique.length;
     const dp = perturbations?.get(USER_EMBEDDINGS);
     const dq = perturbations?.get(ITEM_EMBEDDINGS);
-    const dc = perturbations?.get(ITEM_FEATURES);
-    const v = new Float64Array(k);
-    const hu = new Float64Array(k);
-    for (let t = 0; t < count; t++) {
-      const w = dScores[t]!;
-      const u = users[t]!;
-      const i = items[t]!;
-      const op = dp ? dp.offsetOf(u) : -1;
-      const oq = dq ? dq.offsetOf(i) : -1;
-      const oc = dc ? dc.offsetOf(i) : -1;
-      this.project(i, v, dc?.values, oc);
-      const ou = gp.ensure(u);
-      const oi = gq.ensure(i);
-      const oh = gh ? gh.ensure(u) : -1;
-      const ocg = gc.ensure(i);
-      for (let f = 0; f < k; f++) {
-        const pu = p[u * k + f]! + (op >= 0 ? dp!.values[op + f]! : 0);
-        const qi = q[i * k + f]! + (oq >= 0 ? dq!.values[oq + f]! : 0);
-        hu[f] = h ? h[u * k + f]! : pu;
-        // d/dp_u = q_i (+ c_i E when shared); d/dq_i = p_u; d/dtheta_u = c_i E.
-        gp.values[ou + f]! += w * (this.shared ? qi + v[f]! : qi);
-        gq.values[oi + f]! += w * pu;
-        if (gh) gh.values[oh + f]! += w * v[f]!;
-      }
-      // d/dE[j,:] = c_ij h_u; d/dc_ij = E[j,:] . h_u (+ beta'_j).
-      for (let j = 0; j < d; j++) {
-        const cj = c[i * d + j]! + (oc >= 0 ? dc!.values[oc + j]! : 0);
-        const row = j * k;
-        let dot = 0;
+    const C = this.gatherFeatures(unique, nI, perturbations?.get(ITEM_FEATURES));
+    const E = this.featureProjection.values;
+    return andThen(gemm.multiply(C, nI, d, E, d, k), (V) => {
+      const P = this.userEmbeddings.values;
+      const Q = this.itemEmbeddings.values;
+      const H = this.userVisualEmbeddings?.values ?? null;
+      const beta = this.visualBias?.values ?? null;
+      const bias = new Float64Array(nI);
+      if (beta)
+        for (let s = 0; s < nI; s++) {
+          let acc = 0;
+          for (let j = 0; j < d; j++) acc += C[s * d + j]! * beta[j]!;
+          bias[s] = acc;
+        }
+      // The (perturbed) p_u and q_i of each pair, kept for the backward pass.
+      const pu = new Float64Array(count * k);
+      const qi = new Float64Array(count * k);
+      const scores = new Float64Array(count);
+      for (let t = 0; t < count; t++) {
+        const u = users[t]!;
+        const i = items[t]!;
+        const s = slot[t]!;
+        const op = dp ? dp.offsetOf(u) : -1;
+        const oq = dq ? dq.offsetOf(i) : -1;
+        let y = bias[s]!;
         for (let f = 0; f < k; f++) {
-          ge.values[oe[j]! + f]! += w * cj * hu[f]!;
-          dot += e[row + f]! * hu[f]!;
+          const p = P[u * k + f]! + (op >= 0 ? dp!.values[op + f]! : 0);
+          const q = Q[i * k + f]! + (oq >= 0 ? dq!.values[oq + f]! : 0);
+          const h = H ? H[u * k + f]! : p;
+          pu[t * k + f] = p;
+          qi[t * k + f] = q;
+          y += p * q + h * V[s * k + f]!;
         }
-        if (gb) {
-          gb.values[ob![j]!]! += w * cj;
-          dot += this.visualBias!.values[j]!;
-        }
-        gc.values[ocg + j]! += w * dot;
+        scores[t] = y;
       }
-    }
+      const backward = (
+        dScores: Float64Array,
+        gradients: SparseRowsByName,
+        surfaceGradients?: readonly string[],
+      ): void | Promise<void> => {
+        const rows = (name: string, dimension: number, capacity = 1024): SparseRows => {
+          let r = gradients.get(name);
+          if (!r) gradients.set(name, (r = new SparseRows(dimension, capacity)));
+          return r;
+        };
+        const gp = rows(USER_EMBEDDINGS, k);
+        const gq = rows(ITEM_EMBEDDINGS, k);
+        const gh = H ? rows(USER_VISUAL_EMBEDDINGS, k) : null;
+        // d loss / d (c_i E) per unique item, and d loss / d (c_i . beta').
+        const gV = new Float64Array(nI * k);
+        const gB = new Float64Array(nI);
+        for (let t = 0; t < count; t++) {
+          const w = dScores[t]!;
+          const u = users[t]!;
+          const s = slot[t]!;
+          const ou = gp.ensure(u);
+          const oi = gq.ensure(items[t]!);
+          const oh = gh ? gh.ensure(u) : -1;
+          for (let f = 0; f < k; f++) {
+            const p = pu[t * k + f]!;
+            const v = V[s * k + f]!;
+            // d/dp_u = q_i (+ c_i E when shared); d/dq_i = p_u; d/dtheta_u = c_i E.
+            gp.values[ou + f]! += w * (H ? qi[t * k + f]! : qi[t * k + f]! + v);
+            gq.values[oi + f]! += w * p;
+            if (gh) gh.values[oh + f]! += w * v;
+            gV[s * k + f]! += w * (H ? H[u * k + f]! : p);
+          }
+          gB[s]! += w;
+        }
+        if (beta) {
+          const gb = rows(VISUAL_BIAS, 1, d);
+          for (let j = 0; j < d; j++) {
+            let acc = 0;
+            for (let s = 0; s < nI; s++) acc += gB[s]! * C[s * d + j]!;
+            const o = gb.ensure(j); // before reading `values`: inserting a row renews the view
+            gb.values[o]! += acc;
+          }
+        }
+        const G = Float32Array.from(gV);
+        const wantFeatures = surfaceGradients?.includes(ITEM_FEATURES) ?? true;
+        // d/dE = C^T G (D x K); d/dc_i = G_i E^T (+ beta').
+        const dE = gemm.multiply(C, nI, d, G, nI, k, true, false);
+        const done = andThen(dE, (dE) => {
+          const ge = rows(FEATURE_PROJECTION, k, d);
+          for (let j = 0; j < d; j++) {
+            const o = ge.ensure(j);
+            for (let f = 0; f < k; f++) ge.values[o + f]! += dE[j * k + f]!;
+          }
+        });
+        if (!wantFeatures) return done;
+        const features = (): Float32Array | Promise<Float32Array> =>
+          gemm.multiply(G, nI, k, E, d, k, false, true);
+        const dC = done instanceof Promise ? done.then(features) : features();
+        return andThen(dC, (dC) => {
+            const gc = rows(ITEM_FEATURES, d);
+            for (let s = 0; s < nI; s++) {
+              const o = gc.ensure(unique[s]!);
+              for (let j = 0; j < d; j++)
+                gc.values[o + j]! += dC[s * d + j]! + (beta ? gB[s]! * beta[j]! : 0);
+            }
+          });
+      };
+      return { scores, backward };
+    });
   }
+}
+
+/** The distinct values of `ids[0..count)` in order of first appearance, and each id's slot. */
+function uniqueRows(ids: Int32Array, count: number): { unique: Int32Array; slot: Int32Array } {
+  const slots = new Map<number, number>();
+  const slot = new Int32Array(count);
+  const unique: number[] = [];
+  for (let t = 0; t < count; t++) {
+    const id = ids[t]!;
+    let s = slots.get(id);
+    if (s === undefined) {
+      s = unique.length;
+      slots.set(id, s);
+      unique.push(id);
+    }
+    slot[t] = s;
+  }
+  return { unique: Int32Array.from(unique), slot };
 }
 
 /** float64 sums of float32 factors in order, plus the bias: the evaluator's canonical score. */
 function canonicalScores(
-  f: {
-    userFactors: Float32Array;
-    itemFactors: Float32Array;
-    dimension: number;
-    itemBias?: Float32Array;
-  },
+  f: ModelFactors,
   users: Int32Array,
   items: Int32Array,
   count: number,

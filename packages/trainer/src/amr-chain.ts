@@ -2,7 +2,8 @@ import type { Dataset } from '@advrec/data';
 import { MatrixFactorization, VisualBPR, cloneTable } from '@advrec/models';
 import type { VisualBPRConfig } from '@advrec/models';
 import { Trainer } from './trainer.js';
-import type { PhaseResult, TrainCallbacks, TrainConfig } from './trainer.js';
+import type { TrainConfig } from './config.js';
+import type { PhaseResult, TrainCallbacks } from './trainer.js';
 
 /** Options of {@link trainAmrChain}; every default is the AMR paper's. */
 export interface AmrChainOptions {

@@ -3,9 +3,16 @@ import type { TripleSampler } from '@advrec/data';
 import { perturbSteps } from '@advrec/adversary';
 import type { Adversary } from '@advrec/adversary';
 import { bprBatch } from '@advrec/losses';
-import type { SparseRows } from '@advrec/models';
-import type { Model, ParameterTable, SparseRowsByName } from '@advrec/models';
-import type { EpochStats } from './mf-engine.js';
+import { forwardPairs } from '@advrec/models';
+import type {
+  Model,
+  ParameterTable,
+  PerturbableSurface,
+  SparseRows,
+  SparseRowsByName,
+} from '@advrec/models';
+import { EpochTotals } from './engine.js';
+import type { Engine, EngineInfo, EpochStats } from './engine.js';
 import { applySparseUpdate } from './optimizer.js';
 import type { OptimizerState, ResolvedOptimizerConfig } from './optimizer.js';
 
@@ -23,21 +30,26 @@ export interface GenericEngineOptions {
 }
 
 /**
- * Trains any model through its contract (`pairScores` / `pairBackward`, which tfjs-defined
- * plugin models implement with tfjs autodiff), with any registered adversary and the same
- * row-sparse optimisers as the fused kernels. One thread; deterministic.
+ * Trains any model through its contract: the model's batch step (`forwardPairs`, contract
+ * v2; VBPR runs its feature products as GEMMs there) or `pairScores` / `pairBackward` (v1
+ * models, tfjs-defined plugins), with any registered adversary and the same row-sparse
+ * optimisers as the fused kernel. One thread; deterministic.
  *
- * Per batch (APR Algorithm 1 in mini-batch form, section 3.3.1): clean scores and the BPR
- * gradient w.r.t. the scores; the clean gradient of every touched row (Gamma on the
- * surfaces); the adversary's perturbation from Gamma; the perturbed scores and the
- * adversarial term weighted by lambda; L2 on the batch's rows; one sparse update.
+ * Per batch (APR Algorithm 1 in mini-batch form, section 3.3.1; AMR Algorithm 1 for the
+ * feature surface): the BPR batch as pairs `[users; users] x [positives; negatives]`;
+ * clean scores and the BPR gradient w.r.t. the scores; the clean gradient of every touched
+ * row (Gamma on the surfaces); the adversary's perturbation from Gamma; the perturbed
+ * scores and the adversarial term weighted by lambda; L2 on the batch's rows; one sparse
+ * update.
  */
-export class GenericEngine {
+export class GenericEngine implements Engine {
   private readonly model: Model;
   private readonly sampler: TripleSampler;
   private readonly options: GenericEngineOptions;
   private readonly tables: Map<string, ParameterTable>;
   private readonly stateOf: Map<string, OptimizerState>;
+  private readonly surfaces: readonly PerturbableSurface[];
+  readonly info: EngineInfo;
   step: number;
 
   constructor(model: Model, sampler: TripleSampler, options: GenericEngineOptions, step = 0) {
@@ -47,63 +59,89 @@ export class GenericEngine {
     this.step = step;
     this.tables = new Map(model.tables.map((t) => [t.name, t]));
     this.stateOf = new Map(options.states.map((s) => [s.table, s]));
+    this.surfaces = options.surfaces.map((name) => model.surfaces.find((s) => s.name === name)!);
+    const batchStep = model.forwardPairs !== undefined;
+    this.info = {
+      name: 'generic',
+      description: `generic (Model contract${batchStep ? ', the model\'s batch step' : ', pairScores/pairBackward'}), 1 thread, ${options.optimizer.name}`,
+      threads: 1,
+      details: {
+        batchStep,
+        optimizer: options.optimizer.name,
+        adversary: options.adversary.adversaryName,
+        surfaces: [...options.surfaces],
+      },
+    };
   }
 
-  trainEpoch(epoch: number, adversarial: boolean): EpochStats {
-    const started = performance.now();
+  async trainEpoch(epoch: number, adversarial: boolean, signal?: AbortSignal): Promise<EpochStats> {
     const { model, sampler, options } = this;
+    const totals = new EpochTotals(adversarial);
     const buffers = sampler.allocate();
     const n = sampler.batchSize;
-    const dp = new Float64Array(n);
-    const dn = new Float64Array(n);
-    const surfaces = options.surfaces.map((name) => model.surfaces.find((s) => s.name === name)!);
-    let loss = 0;
-    let adversarialLoss = 0;
-    let correct = 0;
-    let adversarialCorrect = 0;
-    let triples = 0;
+    const users = new Int32Array(2 * n);
+    const items = new Int32Array(2 * n);
+    const dScores = new Float64Array(2 * n);
+    // Gamma is needed on the surfaces only when an adversary uses it.
+    const wanted = adversarial && options.adversary.usesGradient ? options.surfaces : [];
     for (let b = 0; b < sampler.batchesPerEpoch; b++) {
+      signal?.throwIfAborted();
       const batch = sampler.batch(epoch, b, buffers);
       const size = batch.size;
+      users.set(batch.users.subarray(0, size));
+      users.set(batch.users.subarray(0, size), size);
+      items.set(batch.positives.subarray(0, size));
+      items.set(batch.negatives.subarray(0, size), size);
       const gradients: SparseRowsByName = new Map();
-      const pos = model.pairScores(batch.users, batch.positives, size);
-      const neg = model.pairScores(batch.users, batch.negatives, size);
-      const clean = bprBatch(pos, neg, size, dp, dn);
-      loss += clean.loss;
-      correct += clean.correct;
-      triples += size;
-      model.pairBackward(batch.users, batch.positives, size, dp, gradients);
-      model.pairBackward(batch.users, batch.negatives, size, dn, gradients);
+      const pass = async (
+        perturbations: SparseRowsByName | undefined,
+        weight: number,
+        into: SparseRowsByName,
+        surfaceGradients: readonly string[],
+      ): Promise<{ loss: number; correct: number }> => {
+        const forward = await forwardPairs(model, users, items, 2 * size, perturbations);
+        const d = dScores.subarray(0, 2 * size);
+        const result = bprBatch(
+          forward.scores.subarray(0, size),
+          forward.scores.subarray(size, 2 * size),
+          size,
+          d.subarray(0, size),
+          d.subarray(size),
+          weight,
+        );
+        await forward.backward(d, into, surfaceGradients);
+        return result;
+      };
+      const clean = await pass(undefined, 1, gradients, wanted);
+      let adversarialLoss = 0;
+      let adversarialCorrect = 0;
       if (adversarial) {
         const random = Random.stream(options.seed, 0xad, epoch, b);
         // Multi-step adversaries (PGD): the batch's gradient at the perturbed point.
-        const gradientAt = (current: SparseRowsByName): SparseRowsByName => {
+        const gradientAt = async (current: SparseRowsByName): Promise<SparseRowsByName> => {
           const next: SparseRowsByName = new Map();
-          const qp = model.pairScores(batch.users, batch.positives, size, current);
-          const qn = model.pairScores(batch.users, batch.negatives, size, current);
-          const gp = new Float64Array(size);
-          const gn = new Float64Array(size);
-          bprBatch(qp, qn, size, gp, gn);
-          model.pairBackward(batch.users, batch.positives, size, gp, next, current);
-          model.pairBackward(batch.users, batch.negatives, size, gn, next, current);
+          await pass(current, 1, next, options.surfaces);
           return next;
         };
-        const perturbations = perturbSteps(
+        const perturbations = await perturbSteps(
           options.adversary,
           options.epsilon,
-          surfaces,
+          this.surfaces,
           random,
           gradients,
           gradientAt,
         );
-        const pp = model.pairScores(batch.users, batch.positives, size, perturbations);
-        const pn = model.pairScores(batch.users, batch.negatives, size, perturbations);
-        const adv = bprBatch(pp, pn, size, dp, dn, options.adversarialWeight);
-        adversarialLoss += adv.loss;
-        adversarialCorrect += adv.correct;
-        model.pairBackward(batch.users, batch.positives, size, dp, gradients, perturbations);
-        model.pairBackward(batch.users, batch.negatives, size, dn, gradients, perturbations);
+        const adv = await pass(perturbations, options.adversarialWeight, gradients, []);
+        adversarialLoss = adv.loss;
+        adversarialCorrect = adv.correct;
       }
+      totals.add({
+        loss: clean.loss,
+        correct: clean.correct,
+        adversarialLoss,
+        adversarialCorrect,
+        triples: size,
+      });
       this.step++;
       for (const name of model.trainableTables) {
         const rows = gradients.get(name);
@@ -113,16 +151,7 @@ export class GenericEngine {
         applySparseUpdate(options.optimizer, table, this.stateOf.get(name)!, rows, this.step);
       }
     }
-    const seconds = (performance.now() - started) / 1000;
-    return {
-      loss,
-      adversarialLoss,
-      trainAccuracy: triples > 0 ? correct / triples : 0,
-      adversarialAccuracy: adversarial && triples > 0 ? adversarialCorrect / triples : Number.NaN,
-      triples,
-      seconds,
-      triplesPerSecond: triples / seconds,
-    };
+    return totals.finish();
   }
 
   async close(): Promise<void> {}

@@ -24,8 +24,8 @@ import type { Dataset } from '@advrec/data';
 import { MatrixFactorization, VisualBPR } from '@advrec/models';
 import type { Model } from '@advrec/models';
 import { sharedDataFiles } from '@advrec/testing';
+import type { TrainConfig } from './config.js';
 import { Trainer } from './trainer.js';
-import type { TrainConfig } from './trainer.js';
 
 const FILE = new URL('./test-support/goldens.json', import.meta.url);
 const RECORD = process.env.ADVREC_RECORD_GOLDENS === '1';

@@ -1,10 +1,38 @@
 /**
- * `@advrec/trainer`.
+ * `@advrec/trainer`: BPR pre-training then adversarial training (APR, AMR) of any model of
+ * the Model contract. Engines come from providers ({@link selectEngineProvider}): the fused
+ * MF kernel, the generic engine over the contract, or a plugin's.
  *
  * @packageDocumentation
  */
+export { resolveTrainConfig } from './config.js';
+export type {
+  AdversarialConfig,
+  ResolvedTrainConfig,
+  TrainConfig,
+  ValidationConfig,
+} from './config.js';
+export {
+  EpochTotals,
+  getEngineProvider,
+  listEngineProviders,
+  registerEngineProvider,
+  selectEngineProvider,
+} from './engine.js';
+export type {
+  BatchTotals,
+  Engine,
+  EngineContext,
+  EngineInfo,
+  EngineProvider,
+  EngineSupport,
+  EpochStats,
+} from './engine.js';
+export { FUSED_MF_ADVERSARIES, fusedMfEngineProvider, genericEngineProvider } from './providers.js';
 export { MfEngine } from './mf-engine.js';
-export type { EpochStats, MfEngineOptions } from './mf-engine.js';
+export type { MfEngineOptions, MfTables } from './mf-engine.js';
+export { GenericEngine } from './generic-engine.js';
+export type { GenericEngineOptions } from './generic-engine.js';
 export {
   applySparseUpdate,
   createOptimizerState,
@@ -17,32 +45,17 @@ export type {
   OptimizerState,
   ResolvedOptimizerConfig,
 } from './optimizer.js';
-export { GenericEngine } from './generic-engine.js';
-export type { GenericEngineOptions } from './generic-engine.js';
-export { Trainer, resolveTrainConfig } from './trainer.js';
+export { Trainer } from './trainer.js';
 export type {
-  AdversarialConfig,
   EpochEvent,
   PhaseOptions,
   PhaseResult,
-  ResolvedTrainConfig,
   TrainCallbacks,
-  TrainConfig,
-  ValidationConfig,
   ValidationEvent,
 } from './trainer.js';
 export { loadTfjs } from './backend.js';
 export type { TfjsRuntime } from './backend.js';
 export { TfjsModel, registerTfjsModel } from './tfjs-model.js';
 export type { TfjsModelDefinition, TfjsTableSpec } from './tfjs-model.js';
-export { robustnessSweep } from './robustness.js';
-export type {
-  RankChangeSummary,
-  RobustnessOptions,
-  RobustnessPoint,
-  RobustnessReport,
-} from './robustness.js';
-export { VisualEngine } from './visual-engine.js';
-export type { VisualEngineOptions } from './visual-engine.js';
 export { trainAmrChain } from './amr-chain.js';
 export type { AmrChainOptions, AmrChainResult } from './amr-chain.js';

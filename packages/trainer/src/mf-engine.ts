@@ -1,6 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import type { TripleSampler } from '@advrec/data';
-import type { MatrixFactorization } from '@advrec/models';
+import type { ParameterTable } from '@advrec/models';
+import { EpochTotals } from './engine.js';
+import type { Engine, EngineInfo, EpochStats } from './engine.js';
 import { SLOT_FIELDS, createMfKernel } from './mf-kernel.js';
 import type {
   MfKernelBuffers,
@@ -13,19 +15,13 @@ import type {
 import { MF_KERNEL_WASM_BASE64 } from './wasm/mf-kernel-bytes.js';
 import type { OptimizerState, ResolvedOptimizerConfig } from './optimizer.js';
 
-/** Totals of one epoch. */
-export interface EpochStats {
-  /** Sum of the clean BPR loss over the epoch's triples (before each update). */
-  readonly loss: number;
-  /** Sum of lambda * the adversarial BPR loss (0 in BPR epochs). */
-  readonly adversarialLoss: number;
-  /** Fraction of triples with y_ui > y_uj (clean), before each update. */
-  readonly trainAccuracy: number;
-  /** Fraction of triples with y_ui > y_uj under the adversary's perturbation (APR epochs). */
-  readonly adversarialAccuracy: number;
-  readonly triples: number;
-  readonly seconds: number;
-  readonly triplesPerSecond: number;
+/** The tables the fused kernel trains: MF's `y = p_u . q_i` (`MfTables` has them). */
+export interface MfTables {
+  readonly numUsers: number;
+  readonly numItems: number;
+  readonly embeddingSize: number;
+  readonly userEmbeddings: ParameterTable;
+  readonly itemEmbeddings: ParameterTable;
 }
 
 /** How the fused MF engine runs. */
@@ -165,7 +161,7 @@ export function kernelParams(o: MfEngineOptions): MfKernelParams {
 
 /** Allocates the kernel's memory and buffers (shared when `threaded`). @internal */
 export function createKernelBuffers(
-  model: MatrixFactorization,
+  model: MfTables,
   options: Pick<MfEngineOptions, 'threads' | 'mode' | 'optimizer'>,
   b: number,
   ringSlots: number,
@@ -212,7 +208,7 @@ export function createKernelBuffers(
  */
 export function syncKernelMemory(
   buffers: MfKernelBuffers,
-  model: MatrixFactorization,
+  model: MfTables,
   userState: OptimizerState,
   itemState: OptimizerState,
   toKernel: boolean,
@@ -275,8 +271,8 @@ try {
  * in turn). The embeddings and optimiser state are copied into the kernel's memory at the
  * start of each epoch and back into the model's tables (the source of truth) at its end.
  */
-export class MfEngine {
-  private readonly model: MatrixFactorization;
+export class MfEngine implements Engine {
+  private readonly model: MfTables;
   private readonly sampler: TripleSampler;
   private readonly options: MfEngineOptions;
   private readonly buffers: MfKernelBuffers;
@@ -286,9 +282,10 @@ export class MfEngine {
   private workerError: string | null = null;
   /** Batches processed since the optimiser state was created (Adam's step). */
   step: number;
+  readonly info: EngineInfo;
 
   private constructor(
-    model: MatrixFactorization,
+    model: MfTables,
     sampler: TripleSampler,
     options: MfEngineOptions,
     step: number,
@@ -301,11 +298,22 @@ export class MfEngine {
     const ringSlots = threaded ? (options.ringSlots ?? 128) : 1;
     this.buffers = createKernelBuffers(model, options, sampler.batchSize, ringSlots, threaded);
     this.local = threaded ? null : createMfKernel(this.buffers, kernelParams(options));
+    this.info = {
+      name: 'fused-mf',
+      description: `fused MF kernel (WebAssembly SIMD), ${options.threads} thread(s), ${options.mode}, ${options.algorithm}, ${options.optimizer.name}`,
+      threads: options.threads,
+      details: {
+        mode: options.mode,
+        algorithm: options.algorithm,
+        optimizer: options.optimizer.name,
+        adversary: options.adversary,
+      },
+    };
   }
 
   /** Creates the engine and starts its workers. */
   static async create(
-    model: MatrixFactorization,
+    model: MfTables,
     sampler: TripleSampler,
     options: MfEngineOptions,
     step = 0,
@@ -355,7 +363,7 @@ export class MfEngine {
    * the epoch is done.
    */
   trainEpoch(epoch: number, adversarial: boolean): EpochStats {
-    const started = performance.now();
+    const totals = new EpochTotals(adversarial);
     const { buffers, sampler, model } = this;
     const { userState, itemState } = this.options;
     syncKernelMemory(buffers, model, userState, itemState, true);
@@ -396,20 +404,17 @@ export class MfEngine {
     } finally {
       syncKernelMemory(buffers, model, userState, itemState, false);
     }
-    const totals = [0, 0, 0, 0, 0];
-    for (let r = 0; r < buffers.stats.length / 5; r++)
-      for (let f = 0; f < 5; f++) totals[f]! += buffers.stats[r * 5 + f]!;
-    const seconds = (performance.now() - started) / 1000;
-    const triples = totals[3]!;
-    return {
-      loss: totals[0]!,
-      adversarialLoss: totals[1]!,
-      trainAccuracy: triples > 0 ? totals[2]! / triples : 0,
-      adversarialAccuracy: adversarial && triples > 0 ? totals[4]! / triples : Number.NaN,
-      triples,
-      seconds,
-      triplesPerSecond: triples / seconds,
-    };
+    // Per region: loss, adversarial loss, correct, triples, adversarial correct.
+    const stats = buffers.stats;
+    for (let r = 0; r < stats.length / 5; r++)
+      totals.add({
+        loss: stats[r * 5]!,
+        adversarialLoss: stats[r * 5 + 1]!,
+        correct: stats[r * 5 + 2]!,
+        triples: stats[r * 5 + 3]!,
+        adversarialCorrect: stats[r * 5 + 4]!,
+      });
+    return totals.finish();
   }
 
   private waitFor(done: () => boolean, array: Int32Array, index: number): void {

@@ -19,8 +19,9 @@ import {
 import type { Model } from '@advrec/models';
 import { sharedDataFiles } from '@advrec/testing';
 import { loadTfjs } from './backend.js';
-import { Trainer, resolveTrainConfig } from './trainer.js';
-import type { TrainConfig } from './trainer.js';
+import { resolveTrainConfig } from './config.js';
+import type { TrainConfig } from './config.js';
+import { Trainer } from './trainer.js';
 import { TfjsModel } from './tfjs-model.js';
 
 let dataset: Dataset;
@@ -70,7 +71,7 @@ describe('Trainer on MovieLens-100K', () => {
 
   it('the generic engine (model contract, any adversary) matches the fused kernel', async () => {
     const config = { seed: 2, l2: 0.001, threads: 1 } as const;
-    const fused = await trainTables({ ...config, engine: 'fused' }, [false, true]);
+    const fused = await trainTables({ ...config, engine: 'fused-mf' }, [false, true]);
     const generic = await trainTables({ ...config, engine: 'generic' }, [false, true]);
     for (let t = 0; t < fused.length; t++) {
       let m = 0;

@@ -1,100 +1,17 @@
-import { availableParallelism } from 'node:os';
 import { ConfigError, TripleSampler } from '@advrec/data';
-import type { ConfigIssue, Dataset } from '@advrec/data';
+import type { Dataset } from '@advrec/data';
 import { getAdversary } from '@advrec/adversary';
-import type { Adversary } from '@advrec/adversary';
-import { evaluateFullRanking } from '@advrec/metrics';
+import { evaluateFullRanking, parseMetricKey } from '@advrec/metrics';
 import type { EvaluationResult, MetricName } from '@advrec/metrics';
-import { MatrixFactorization, VisualBPR, cloneTable, writeCheckpoint } from '@advrec/models';
+import { cloneTable, writeCheckpoint } from '@advrec/models';
 import type { JsonObject, Model, ParameterTable } from '@advrec/models';
-import { GenericEngine } from './generic-engine.js';
-import { MfEngine } from './mf-engine.js';
-import { VisualEngine } from './visual-engine.js';
-import { TfjsModel } from './tfjs-model.js';
-import type { EpochStats } from './mf-engine.js';
-import { createOptimizerState, optimizerTables, resolveOptimizerConfig } from './optimizer.js';
-import type { OptimizerConfig, OptimizerState, ResolvedOptimizerConfig } from './optimizer.js';
-
-/** The adversarial part of APR (Eq. 4-5). */
-export interface AdversarialConfig {
-  /** Registered adversary (default `fgm`, the paper's). */
-  readonly adversary?: string;
-  /** Perturbation norm bound per row (default 0.5, the paper's). */
-  readonly epsilon?: number;
-  /** lambda, the weight of the adversarial regulariser (default 1, the paper's). */
-  readonly adversarialWeight?: number;
-  /** Surfaces to perturb (default: every surface of the model; MF: both embeddings). */
-  readonly surfaces?: readonly string[];
-}
-
-/** Validation and early stopping. */
-export interface ValidationConfig {
-  /** Validate every N epochs (default 10). */
-  readonly every?: number;
-  /** Split to validate on (default `validation`; the dataset must have one). */
-  readonly split?: 'validation' | 'test';
-  /** Metric driving early stopping and the best checkpoint, `name@K` (default `ndcg@100`, the APR tuning metric). */
-  readonly metric?: string;
-  /** Other cutoffs to report (default the metric's). */
-  readonly cutoffs?: readonly number[];
-  /** Validations without improvement before stopping (default: never stop early). */
-  readonly patience?: number;
-  /** Evaluation threads (default: all cores). */
-  readonly threads?: number;
-}
-
-/** Everything about how a model is trained. Every field has the papers' default. */
-export interface TrainConfig {
-  /** Seed of the sampler and of random adversaries (default 0). */
-  readonly seed?: number;
-  /** Triples per mini-batch (default 512). */
-  readonly batchSize?: number;
-  /** lambda_Theta, L2 on the batch's rows (default 0, the APR code's). */
-  readonly l2?: number;
-  readonly optimizer?: OptimizerConfig;
-  readonly adversarial?: AdversarialConfig;
-  /** `shuffle` (each interaction once per epoch, the papers' code) or `with-replacement`. */
-  readonly sampling?: 'shuffle' | 'with-replacement';
-  /** Threads for the fused MF kernel (default: all cores). */
-  readonly threads?: number;
-  /** `deterministic` (default, bit-identical for any thread count) or `hogwild` (opt-in, faster, not reproducible). */
-  readonly mode?: 'deterministic' | 'hogwild';
-  /** `minibatch` (default) or `sgd-triples` (classic per-triple SGD BPR; BPR epochs only, SGD only). */
-  readonly algorithm?: 'minibatch' | 'sgd-triples';
-  /**
-   * `auto` (the fused kernel for MF with a built-in adversary, the visual engine for VBPR,
-   * else generic), `fused`, `visual` or `generic`.
-   */
-  readonly engine?: 'auto' | 'fused' | 'visual' | 'generic';
-  readonly validation?: ValidationConfig;
-}
-
-/** A fully resolved training config (what run folders and checkpoints record). */
-export interface ResolvedTrainConfig {
-  readonly seed: number;
-  readonly batchSize: number;
-  readonly l2: number;
-  readonly optimizer: ResolvedOptimizerConfig;
-  readonly adversarial: {
-    readonly adversary: string;
-    readonly epsilon: number;
-    readonly adversarialWeight: number;
-    readonly surfaces: readonly string[];
-  };
-  readonly sampling: 'shuffle' | 'with-replacement';
-  readonly threads: number;
-  readonly mode: 'deterministic' | 'hogwild';
-  readonly algorithm: 'minibatch' | 'sgd-triples';
-  readonly engine: 'fused' | 'visual' | 'generic';
-  readonly validation: {
-    readonly every: number;
-    readonly split: 'validation' | 'test';
-    readonly metric: string;
-    readonly cutoffs: readonly number[];
-    readonly patience: number;
-    readonly threads: number;
-  };
-}
+import { resolveTrainConfig } from './config.js';
+import type { ResolvedTrainConfig, TrainConfig } from './config.js';
+import { selectEngineProvider } from './engine.js';
+import type { Engine, EngineInfo, EpochStats } from './engine.js';
+import './providers.js';
+import { createOptimizerState, optimizerTables } from './optimizer.js';
+import type { OptimizerState } from './optimizer.js';
 
 /** What `onEpochEnd` receives. */
 export interface EpochEvent extends EpochStats {
@@ -122,7 +39,7 @@ export interface ValidationEvent {
 export interface TrainCallbacks {
   onEpochEnd?(event: EpochEvent): void | Promise<void>;
   onValidation?(event: ValidationEvent, result: EvaluationResult): void | Promise<void>;
-  /** Called with a message naming the engine and backend in use. */
+  /** Called with messages for the log (the engine in use, once; it is also {@link Trainer.engineInfo}). */
   onLog?(message: string): void;
 }
 
@@ -136,6 +53,11 @@ export interface PhaseOptions {
   readonly restoreBest?: boolean;
   /** Skip validation in this phase. */
   readonly validate?: boolean;
+  /**
+   * Stops the phase: checked between batches (generic engine) and epochs; the phase then
+   * rejects with the signal's reason, after any checkpoint in progress was written.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** The outcome of a phase. */
@@ -146,152 +68,6 @@ export interface PhaseResult {
   readonly bestValue: number;
   readonly bestEpoch: number;
   readonly stoppedEarly: boolean;
-}
-
-const BUILT_IN_FUSED = new Set(['none', 'fgm', 'fgsm', 'random']);
-
-/** Validates and fills every default; reports every problem with its field path at once. */
-export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): ResolvedTrainConfig {
-  const issues: ConfigIssue[] = [];
-  const int = (path: string, value: number, min: number): void => {
-    if (!Number.isInteger(value) || value < min)
-      issues.push({ path, message: `must be an integer >= ${min}, got ${value}` });
-  };
-  const seed = config.seed ?? 0;
-  const batchSize = config.batchSize ?? 512;
-  const l2 = config.l2 ?? 0;
-  int('seed', seed, 0);
-  int('batchSize', batchSize, 1);
-  if (!(Number.isFinite(l2) && l2 >= 0))
-    issues.push({ path: 'l2', message: `must be a finite number >= 0, got ${l2}` });
-  const optimizer = resolveOptimizerConfig(config.optimizer, issues);
-  const adversary = config.adversarial?.adversary ?? 'fgm';
-  const epsilon = config.adversarial?.epsilon ?? 0.5;
-  const adversarialWeight = config.adversarial?.adversarialWeight ?? 1;
-  if (!(Number.isFinite(epsilon) && epsilon >= 0))
-    issues.push({
-      path: 'adversarial.epsilon',
-      message: `must be a finite number >= 0, got ${epsilon}`,
-    });
-  if (!(Number.isFinite(adversarialWeight) && adversarialWeight >= 0))
-    issues.push({
-      path: 'adversarial.adversarialWeight',
-      message: `must be a finite number >= 0, got ${adversarialWeight}`,
-    });
-  let multiStep = false;
-  try {
-    multiStep = (getAdversary(adversary).steps ?? 1) > 1;
-  } catch (error) {
-    if (ConfigError.isInstance(error))
-      issues.push({ path: 'adversarial.adversary', message: error.issues[0]!.message });
-    else throw error;
-  }
-  const surfaces = config.adversarial?.surfaces ?? model?.surfaces.map((s) => s.name) ?? [];
-  if (model)
-    surfaces.forEach((name, index) => {
-      if (!model.surfaces.some((s) => s.name === name))
-        issues.push({
-          path: `adversarial.surfaces[${index}]`,
-          message: `model ${model.modelName} has no surface "${name}"; it has ${model.surfaces.map((s) => s.name).join(', ') || 'none'}`,
-        });
-    });
-  const sampling = config.sampling ?? 'shuffle';
-  if (sampling !== 'shuffle' && sampling !== 'with-replacement')
-    issues.push({
-      path: 'sampling',
-      message: `must be shuffle or with-replacement, got ${String(sampling)}`,
-    });
-  const threads = config.threads ?? availableParallelism();
-  int('threads', threads, 1);
-  const mode = config.mode ?? 'deterministic';
-  if (mode !== 'deterministic' && mode !== 'hogwild')
-    issues.push({ path: 'mode', message: `must be deterministic or hogwild, got ${String(mode)}` });
-  const algorithm = config.algorithm ?? 'minibatch';
-  if (algorithm !== 'minibatch' && algorithm !== 'sgd-triples')
-    issues.push({
-      path: 'algorithm',
-      message: `must be minibatch or sgd-triples, got ${String(algorithm)}`,
-    });
-  if (algorithm === 'sgd-triples' && optimizer.name !== 'sgd')
-    issues.push({
-      path: 'algorithm',
-      message: 'sgd-triples (classic per-triple SGD) needs optimizer.name = sgd',
-    });
-  const requested = config.engine ?? 'auto';
-  if (!['auto', 'fused', 'generic'].includes(requested))
-    issues.push({
-      path: 'engine',
-      message: `must be auto, fused or generic, got ${String(requested)}`,
-    });
-  const fusable =
-    (model === undefined || model instanceof MatrixFactorization) && BUILT_IN_FUSED.has(adversary);
-  if (multiStep && (requested === 'fused' || requested === 'visual'))
-    issues.push({
-      path: 'engine',
-      message: `adversary ${adversary} takes several gradient steps; it runs on the generic engine (engine "generic" or "auto")`,
-    });
-  if (requested === 'fused' && !fusable)
-    issues.push({
-      path: 'engine',
-      message:
-        'the fused kernel trains MF with a built-in adversary (none, fgm, fgsm, random); use engine "generic"',
-    });
-  if (algorithm === 'sgd-triples' && requested === 'generic')
-    issues.push({ path: 'engine', message: 'sgd-triples runs on the fused MF kernel only' });
-  const visual = model instanceof VisualBPR;
-  if (requested === 'visual' && model !== undefined && !visual)
-    issues.push({ path: 'engine', message: 'the visual engine trains VBPR models' });
-  const engine =
-    requested === 'generic' || multiStep
-      ? 'generic'
-      : visual || requested === 'visual'
-        ? 'visual'
-        : fusable && model !== undefined
-          ? 'fused'
-          : requested === 'fused'
-            ? 'fused'
-            : 'generic';
-  const v = config.validation ?? {};
-  const metric = v.metric ?? 'ndcg@100';
-  const match = /^([a-z]+)@(\d+)$/.exec(metric);
-  if (!match || !['hr', 'recall', 'precision', 'ndcg', 'mrr', 'map'].includes(match[1]!))
-    issues.push({
-      path: 'validation.metric',
-      message: `must look like ndcg@100 (hr, recall, precision, ndcg, mrr, map), got ${metric}`,
-    });
-  const validation = {
-    every: v.every ?? 10,
-    split: v.split ?? 'validation',
-    metric,
-    cutoffs: v.cutoffs ?? (match ? [Number(match[2])] : [100]),
-    patience: v.patience ?? Number.POSITIVE_INFINITY,
-    threads: v.threads ?? availableParallelism(),
-  } as const;
-  int('validation.every', validation.every, 1);
-  if (validation.split !== 'validation' && validation.split !== 'test')
-    issues.push({
-      path: 'validation.split',
-      message: `must be validation or test, got ${String(validation.split)}`,
-    });
-  if (!(validation.patience >= 1))
-    issues.push({
-      path: 'validation.patience',
-      message: `must be >= 1, got ${validation.patience}`,
-    });
-  if (issues.length > 0) throw new ConfigError(issues);
-  return {
-    seed,
-    batchSize,
-    l2,
-    optimizer,
-    adversarial: { adversary, epsilon, adversarialWeight, surfaces },
-    sampling,
-    threads,
-    mode: algorithm === 'sgd-triples' ? 'hogwild' : mode,
-    algorithm,
-    engine,
-    validation,
-  };
 }
 
 /**
@@ -314,7 +90,7 @@ export class Trainer {
   readonly optimizerStates: readonly OptimizerState[];
   /** The next epoch number. */
   epoch: number;
-  private readonly engine: MfEngine | GenericEngine | VisualEngine;
+  private readonly engine: Engine;
   private readonly callbacks: TrainCallbacks;
   private readonly metricName: MetricName;
 
@@ -323,7 +99,7 @@ export class Trainer {
     dataset: Dataset,
     config: ResolvedTrainConfig,
     states: OptimizerState[],
-    engine: MfEngine | GenericEngine | VisualEngine,
+    engine: Engine,
     callbacks: TrainCallbacks,
     epoch: number,
   ) {
@@ -334,7 +110,7 @@ export class Trainer {
     this.engine = engine;
     this.callbacks = callbacks;
     this.epoch = epoch;
-    this.metricName = config.validation.metric.split('@')[0] as MetricName;
+    this.metricName = parseMetricKey(config.validation.metric)!.metric;
   }
 
   /**
@@ -393,79 +169,28 @@ export class Trainer {
       batchSize: resolved.batchSize,
       order: resolved.sampling,
     });
-    const step = resume?.step ?? 0;
-    let engine: MfEngine | GenericEngine | VisualEngine;
-    if (resolved.engine === 'fused') {
-      const mf = model as MatrixFactorization;
-      const surfaces = resolved.adversarial.surfaces;
-      engine = await MfEngine.create(
-        mf,
-        sampler,
-        {
-          threads: resolved.threads,
-          mode: resolved.mode,
-          algorithm: resolved.algorithm,
-          optimizer: resolved.optimizer,
-          userState: states[0]!,
-          itemState: states[1]!,
-          l2: resolved.l2,
-          epsilon: resolved.adversarial.epsilon,
-          adversarialWeight: resolved.adversarial.adversarialWeight,
-          adversary: resolved.adversarial.adversary as 'fgm',
-          perturbUsers: surfaces.includes('userEmbeddings'),
-          perturbItems: surfaces.includes('itemEmbeddings'),
-          seed: resolved.seed,
-        },
-        step,
-      );
-    } else if (resolved.engine === 'visual') {
-      engine = await VisualEngine.create(
-        model as VisualBPR,
-        sampler,
-        {
-          optimizer: resolved.optimizer,
-          states,
-          l2: resolved.l2,
-          epsilon: resolved.adversarial.epsilon,
-          adversarialWeight: resolved.adversarial.adversarialWeight,
-          adversary: getAdversary(resolved.adversarial.adversary),
-          surfaces: resolved.adversarial.surfaces,
-          seed: resolved.seed,
-          threads: resolved.threads,
-        },
-        step,
-      );
-    } else {
-      const adversary: Adversary = getAdversary(resolved.adversarial.adversary);
-      engine = new GenericEngine(
-        model,
-        sampler,
-        {
-          optimizer: resolved.optimizer,
-          states,
-          l2: resolved.l2,
-          epsilon: resolved.adversarial.epsilon,
-          adversarialWeight: resolved.adversarial.adversarialWeight,
-          adversary,
-          surfaces: resolved.adversarial.surfaces,
-          seed: resolved.seed,
-        },
-        step,
-      );
-    }
-    callbacks.onLog?.(
-      engine instanceof MfEngine
-        ? `engine: fused MF kernel, ${resolved.threads} thread(s), ${resolved.mode}, ${resolved.algorithm}, ${resolved.optimizer.name}`
-        : engine instanceof VisualEngine
-          ? `engine: visual (dense products on ${engine.denseBackend}), ${resolved.optimizer.name}, perturbing ${resolved.adversarial.surfaces.join(', ')}`
-          : `engine: generic (model contract${model instanceof TfjsModel ? `, tfjs on the ${model.backend} backend` : ''}), 1 thread, ${resolved.optimizer.name}`,
-    );
+    const adversary = getAdversary(resolved.adversarial.adversary);
+    const provider = selectEngineProvider(model, adversary, resolved);
+    const engine = await provider.create({
+      model,
+      sampler,
+      config: resolved,
+      adversary,
+      states,
+      step: resume?.step ?? 0,
+    });
+    callbacks.onLog?.(`engine: ${engine.info.description}`);
     return new Trainer(model, dataset, resolved, states, engine, callbacks, resume?.epoch ?? 0);
   }
 
   /** Optimiser steps taken (Adam's bias correction counts them). */
   get step(): number {
     return this.engine.step;
+  }
+
+  /** The engine in use (provider name, threads, details), for run records. */
+  get engineInfo(): EngineInfo {
+    return this.engine.info;
   }
 
   /** Runs one phase: `epochs` BPR or APR epochs with validation and early stopping. */
@@ -487,7 +212,8 @@ export class Trainer {
     let sinceBest = 0;
     let stoppedEarly = false;
     for (let e = 0; e < options.epochs; e++) {
-      const stats = await this.engine.trainEpoch(this.epoch, options.adversarial);
+      options.signal?.throwIfAborted();
+      const stats = await this.engine.trainEpoch(this.epoch, options.adversarial, options.signal);
       const event: EpochEvent = {
         ...stats,
         epoch: this.epoch,
@@ -548,13 +274,11 @@ export class Trainer {
   /** Full-ranking evaluation on the validation split (or test, as configured). */
   evaluate(): Promise<EvaluationResult> {
     const v = this.config.validation;
-    const cutoffs = [...new Set([...v.cutoffs, Number(v.metric.split('@')[1])])].sort(
+    const cutoffs = [...new Set([...v.cutoffs, parseMetricKey(v.metric)!.cutoff])].sort(
       (a, b) => a - b,
     );
     const metrics = [...new Set<MetricName>([this.metricName, 'hr', 'ndcg', 'recall'])];
-    return evaluateFullRanking(
-      this.model as Parameters<typeof evaluateFullRanking>[0],
-      this.dataset,
+    return evaluateFullRanking(this.model, this.dataset,
       {
         split: v.split,
         cutoffs,

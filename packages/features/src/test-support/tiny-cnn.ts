@@ -1,5 +1,5 @@
 import { Random } from '@advrec/data';
-import { ProtoWriter } from '../protobuf.js';
+import { ProtoWriter } from '@advrec/onnx';
 
 /** Weights of the tiny CNN, to recompute its features by hand. */
 export interface TinyCnn {

@@ -1,14 +1,21 @@
 /**
- * The few protobuf primitives the ONNX helpers need: a writer for building small models
- * and extra graph fields, and a reader that walks fields without a schema.
- * @internal
+ * The protobuf primitives the ONNX helpers need: a writer for building small models and
+ * extra graph fields, and a reader that walks fields without a schema. The one protobuf
+ * implementation of advrec.
  */
 
-/** Appends protobuf-encoded fields to a growing byte list. @internal */
+/** Appends protobuf-encoded fields to a growing byte list. */
 export class ProtoWriter {
   private readonly chunks: Uint8Array[] = [];
+  private size = 0;
+
+  private push(bytes: Uint8Array): void {
+    this.chunks.push(bytes);
+    this.size += bytes.length;
+  }
 
   private varint(value: number | bigint): void {
+    // Negative values: two's complement on 64 bits (10 bytes), as protobuf's int64.
     let v = BigInt.asUintN(64, BigInt(value));
     const out: number[] = [];
     do {
@@ -17,7 +24,7 @@ export class ProtoWriter {
       if (v !== 0n) byte |= 0x80;
       out.push(byte);
     } while (v !== 0n);
-    this.chunks.push(Uint8Array.from(out));
+    this.push(Uint8Array.from(out));
   }
 
   private key(field: number, wire: number): void {
@@ -36,7 +43,7 @@ export class ProtoWriter {
     this.key(field, 5);
     const b = new Uint8Array(4);
     new DataView(b.buffer).setFloat32(0, value, true);
-    this.chunks.push(b);
+    this.push(b);
     return this;
   }
 
@@ -44,30 +51,48 @@ export class ProtoWriter {
   bytes(field: number, value: Uint8Array | string | ProtoWriter): this {
     const data =
       typeof value === 'string'
-        ? Buffer.from(value, 'utf8')
+        ? new TextEncoder().encode(value)
         : value instanceof ProtoWriter
           ? value.finish()
           : value;
     this.key(field, 2);
     this.varint(data.length);
-    this.chunks.push(data);
+    this.push(data);
     return this;
+  }
+
+  /** A UTF-8 string field. */
+  string(field: number, value: string): this {
+    return this.bytes(field, value);
+  }
+
+  /** An embedded message built by `build`. */
+  message(field: number, build: (writer: ProtoWriter) => void): this {
+    const inner = new ProtoWriter();
+    build(inner);
+    return this.bytes(field, inner);
   }
 
   /** A packed repeated int64 field. */
   packedInts(field: number, values: readonly number[]): this {
     const inner = new ProtoWriter();
     for (const v of values) inner.varint(v);
-    return this.bytes(field, inner.finish());
+    return this.bytes(field, inner);
   }
 
   /** The encoded bytes. */
   finish(): Uint8Array {
-    return Buffer.concat(this.chunks);
+    const out = new Uint8Array(this.size);
+    let at = 0;
+    for (const chunk of this.chunks) {
+      out.set(chunk, at);
+      at += chunk.length;
+    }
+    return out;
   }
 }
 
-/** One field of a message, as read without a schema. @internal */
+/** One field of a message, as read without a schema. */
 export interface ProtoField {
   readonly field: number;
   readonly wire: number;
@@ -77,7 +102,7 @@ export interface ProtoField {
   readonly bytes?: Uint8Array;
 }
 
-/** Reads the fields of one message; throws RangeError on malformed input. @internal */
+/** Reads the fields of one message; throws RangeError on malformed input. */
 export function readFields(data: Uint8Array): ProtoField[] {
   const fields: ProtoField[] = [];
   let at = 0;
@@ -113,7 +138,7 @@ export function readFields(data: Uint8Array): ProtoField[] {
   return fields;
 }
 
-/** UTF-8 text of a length-delimited field. @internal */
+/** UTF-8 text of a length-delimited field. */
 export function text(field: ProtoField): string {
-  return Buffer.from(field.bytes ?? new Uint8Array(0)).toString('utf8');
+  return new TextDecoder().decode(field.bytes ?? new Uint8Array(0));
 }

@@ -1,11 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { leaveOneOut, readMovieLens100K, toImplicit } from '@advrec/data';
+import { Random, generateSynthetic, leaveOneOut, readMovieLens100K, toImplicit } from '@advrec/data';
 import type { Dataset } from '@advrec/data';
 import { craftPerturbation, fgm, perturbedCopy } from '@advrec/adversary';
-import { MatrixFactorization } from '@advrec/models';
+import { ITEM_FEATURES, MatrixFactorization, VisualBPR } from '@advrec/models';
 import { sharedDataFiles } from '@advrec/testing';
 import { robustnessSweep } from './robustness.js';
-import { Trainer } from './trainer.js';
+import { trainBpr } from './test-support/train-bpr.js';
 
 let dataset: Dataset;
 let model: MatrixFactorization;
@@ -13,15 +13,13 @@ let model: MatrixFactorization;
 beforeAll(async () => {
   dataset = leaveOneOut(toImplicit(await readMovieLens100K(sharedDataFiles().movielens100k)));
   model = new MatrixFactorization(dataset, { embeddingSize: 32, seed: 3 });
-  const trainer = await Trainer.create(model, dataset, { seed: 1 });
-  await trainer.runPhase({ epochs: 30, adversarial: false, validate: false });
-  await trainer.close();
+  trainBpr(model, dataset.train, { epochs: 30, seed: 1 });
 }, 120_000);
 
 describe('robustness of a trained MF-BPR (APR section 2.3)', () => {
-  it('FGM perturbations are norm epsilon per row and leave the model untouched', () => {
+  it('FGM perturbations are norm epsilon per row and leave the model untouched', async () => {
     const before = model.userEmbeddings.values.slice();
-    const crafted = craftPerturbation(model, dataset.train, {
+    const crafted = await craftPerturbation(model, dataset.train, {
       adversary: fgm,
       epsilon: 0.5,
       seed: 1,
@@ -55,4 +53,36 @@ describe('robustness of a trained MF-BPR (APR section 2.3)', () => {
     expect(drop('fgm', 2)).toBeGreaterThan(drop('random', 2));
     expect(at('fgm', 2).trainAccuracy).toBeLessThan(report.cleanTrainAccuracy);
   }, 120_000);
+});
+
+describe('robustness of VBPR to perturbations of its item features (AMR section 3.2)', () => {
+  it('FGM on itemFeatures: norm epsilon per item with an image, through the batch step; NDCG drops', async () => {
+    const synthetic = generateSynthetic({ users: 300, items: 200, featureDimension: 16, seed: 3 });
+    const data = leaveOneOut(toImplicit(synthetic.log));
+    const random = new Random(4);
+    const features = {
+      data: Float32Array.from({ length: data.numItems * 16 }, () => random.nextGaussian()),
+      dimension: 16,
+    };
+    const vbpr = new VisualBPR(data, features, { embeddingSize: 8, seed: 1 }, { train: data.train });
+    trainBpr(vbpr, data.train, { epochs: 10, seed: 2 });
+    const crafted = await craftPerturbation(vbpr, data.train, {
+      adversary: fgm,
+      epsilon: 2,
+      surfaces: [ITEM_FEATURES],
+      seed: 1,
+    });
+    const rows = crafted.perturbations.get(ITEM_FEATURES)!;
+    expect(rows.dimension).toBe(16);
+    expect(rows.size).toBeGreaterThan(150);
+    for (const n of rows.norms()) expect(n).toBeCloseTo(2, 9);
+    const report = await robustnessSweep(vbpr, data, {
+      epsilons: [2],
+      adversaries: ['fgm'],
+      surfaces: [ITEM_FEATURES],
+      cutoffs: [20],
+    });
+    expect(report.points[0]!.relativeChange['ndcg@20']).toBeLessThan(0);
+    expect(report.points[0]!.trainAccuracy).toBeLessThan(report.cleanTrainAccuracy);
+  }, 60_000);
 });

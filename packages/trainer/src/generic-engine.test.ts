@@ -2,11 +2,27 @@ import type * as tfc from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { InteractionMatrix, Random, TripleSampler } from '@advrec/data';
 import { fgm } from '@advrec/adversary';
+import type { Adversary } from '@advrec/adversary';
 import { VisualBPR, vbprReferenceScore } from '@advrec/models';
-import type { ParameterTable } from '@advrec/models';
+import type { ParameterTable, SparseRows } from '@advrec/models';
+import { jsGemm } from '@advrec/onnx';
 import { loadTfjs } from './backend.js';
+import { GenericEngine } from './generic-engine.js';
 import { createOptimizerState, resolveOptimizerConfig } from './optimizer.js';
-import { VisualEngine } from './visual-engine.js';
+
+/** FGM, recording the last perturbation it returned per surface. */
+function recordingFgm(): { adversary: Adversary; last: Map<string, SparseRows> } {
+  const last = new Map<string, SparseRows>();
+  const adversary: Adversary = {
+    ...fgm,
+    perturb(gradient, epsilon, context) {
+      const delta = fgm.perturb(gradient, epsilon, context);
+      last.set(context.surface.name, delta);
+      return delta;
+    },
+  };
+  return { adversary, last };
+}
 
 const { tf } = await loadTfjs('cpu');
 const USERS = 12;
@@ -180,11 +196,12 @@ function maxRowDiff(
   return m;
 }
 
-describe('visual engine without onnxruntime', () => {
-  it('the plain-JS products give the same AMR step as onnxruntime', async () => {
+describe('VBPR batch step without onnxruntime', () => {
+  it('the plain-JS products give the same AMR epochs as onnxruntime', async () => {
     const tables: Float32Array[][] = [];
     for (const dense of ['auto', 'js'] as const) {
       const { model, sampler } = setup('separate', true);
+      if (dense === 'js') model.useDenseProducts(jsGemm);
       const optimizer = resolveOptimizerConfig({}, []);
       const states = model.trainableTables.map((name) =>
         createOptimizerState(
@@ -192,7 +209,7 @@ describe('visual engine without onnxruntime', () => {
           model.tables.find((t) => t.name === name)!,
         ),
       );
-      const engine = await VisualEngine.create(model, sampler, {
+      const engine = new GenericEngine(model, sampler, {
         optimizer,
         states,
         l2: L2,
@@ -201,12 +218,10 @@ describe('visual engine without onnxruntime', () => {
         adversary: fgm,
         surfaces: ['itemFeatures', 'userEmbeddings'],
         seed: 1,
-        threads: 1,
-        dense,
       });
-      expect(engine.denseBackend).toBe(dense === 'js' ? 'js' : 'onnxruntime');
       await engine.trainEpoch(0, false);
       await engine.trainEpoch(1, true);
+      expect(model.denseProducts).toBe(dense === 'js' ? 'js' : 'onnxruntime');
       await engine.close();
       tables.push(model.tables.map((t) => t.values.slice()));
     }
@@ -216,7 +231,7 @@ describe('visual engine without onnxruntime', () => {
   });
 });
 
-describe('visual engine (VBPR / AMR) vs tfjs autodiff', () => {
+describe('generic engine with the VBPR batch step (VBPR / AMR) vs tfjs autodiff', () => {
   for (const [userVisual, visualBias] of [
     ['shared', false],
     ['separate', true],
@@ -234,19 +249,19 @@ describe('visual engine (VBPR / AMR) vs tfjs autodiff', () => {
         const batch = sampler.batch(0, 0);
         const before = model.tables.map((t) => t.values.slice());
         const expected = reference(model, batch, adversarial);
-        const engine = await VisualEngine.create(model, sampler, {
+        const recorder = recordingFgm();
+        const engine = new GenericEngine(model, sampler, {
           optimizer,
           states,
           l2: L2,
           epsilon: EPSILON,
           adversarialWeight: LAMBDA,
-          adversary: fgm,
+          adversary: recorder.adversary,
           surfaces: ['itemFeatures'],
           seed: 1,
-          threads: 1,
         });
-        expect(engine.denseBackend).toBe('onnxruntime');
         await engine.trainEpoch(0, adversarial);
+        expect(model.denseProducts).toBe('onnxruntime');
         await engine.close();
         const index = (name: string) => model.tables.findIndex((t) => t.name === name);
         expect(
@@ -281,8 +296,11 @@ describe('visual engine (VBPR / AMR) vs tfjs autodiff', () => {
         // The features themselves never change.
         expect(model.itemFeatures.values).toEqual(before[index('itemFeatures')]);
         if (adversarial) {
-          const delta = engine.lastFeaturePerturbation!;
-          delta.items.forEach((item, s) => {
+          const delta = recorder.last.get('itemFeatures')!;
+          expect([...delta.rows].sort((a, b) => a - b)).toEqual(
+            [...expected.deltas.keys()].sort((a, b) => a - b),
+          );
+          delta.rows.forEach((item, s) => {
             const row = delta.values.subarray(s * D, s * D + D);
             expect(Math.hypot(...row)).toBeCloseTo(EPSILON, 5);
             for (let f = 0; f < D; f++)

@@ -1,13 +1,16 @@
-import { ConfigError, TripleSampler } from '@advrec/data';
+/**
+ * Robustness of a trained model (APR Table 2, AMR Table 3): craft a perturbation with an
+ * adversary, apply it, evaluate, for several epsilons. Needs a model, an adversary and the
+ * metrics, never a training engine.
+ */
+import { ConfigError } from '@advrec/data';
 import type { Dataset, SampledTestSet } from '@advrec/data';
 import { craftPerturbation, getAdversary, perturbedCopy } from '@advrec/adversary';
-import type { Adversary } from '@advrec/adversary';
-import { dotScore, evaluateFullRanking, evaluateSampled } from '@advrec/metrics';
-import type { EvaluationResult, MetricName, ScoringFactors } from '@advrec/metrics';
-import { VisualBPR } from '@advrec/models';
-import type { Model, SparseRowsByName } from '@advrec/models';
-import { resolveOptimizerConfig } from './optimizer.js';
-import { VisualEngine } from './visual-engine.js';
+import type { Model } from '@advrec/models';
+import { evaluateFullRanking, evaluateSampled } from './evaluate.js';
+import type { EvaluationResult } from './evaluate.js';
+import type { MetricName } from './metrics.js';
+import { dotScore } from './scorer.js';
 
 /** Options of {@link robustnessSweep}. */
 export interface RobustnessOptions {
@@ -95,11 +98,10 @@ export async function robustnessSweep(
   const split = options.split ?? 'test';
   const cutoffs = options.cutoffs ?? [20, 100];
   const metrics = options.metrics ?? (['ndcg', 'recall', 'hr'] as MetricName[]);
-  const scorer = (m: Model) => m as Parameters<typeof evaluateFullRanking>[0];
   const evaluate = (m: Model): Promise<EvaluationResult> =>
     options.testSet
-      ? evaluateSampled(scorer(m), dataset, options.testSet, { cutoffs, metrics })
-      : evaluateFullRanking(scorer(m), dataset, {
+      ? evaluateSampled(m, dataset, options.testSet, { cutoffs, metrics })
+      : evaluateFullRanking(m, dataset, {
           split,
           cutoffs,
           metrics,
@@ -112,7 +114,12 @@ export async function robustnessSweep(
   let cleanTrainAccuracy = Number.NaN;
   for (const adversary of adversaries) {
     for (const epsilon of epsilons) {
-      const crafted = await craft(model, dataset, adversary, epsilon, surfaces, options.seed ?? 0);
+      const crafted = await craftPerturbation(model, dataset.train, {
+        adversary,
+        epsilon,
+        surfaces,
+        seed: options.seed ?? 0,
+      });
       cleanTrainAccuracy = crafted.cleanAccuracy;
       const attackedModel = perturbedCopy(model, crafted.perturbations);
       const attacked = (await evaluate(attackedModel)).metrics;
@@ -135,60 +142,9 @@ export async function robustnessSweep(
   return { clean, cleanTrainAccuracy, points, surfaces, split };
 }
 
-/**
- * Crafts a perturbation: the visual engine's batched products for VBPR with a one-step
- * adversary, the generic attack otherwise (multi-step adversaries such as PGD).
- */
-async function craft(
-  model: Model,
-  dataset: Dataset,
-  adversary: Adversary,
-  epsilon: number,
-  surfaces: readonly string[],
-  seed: number,
-): Promise<{ perturbations: SparseRowsByName; cleanAccuracy: number; perturbedAccuracy: number }> {
-  if (!(model instanceof VisualBPR) || (adversary.steps ?? 1) > 1)
-    return craftPerturbation(model, dataset.train, { adversary, epsilon, surfaces, seed });
-  const sampler = new TripleSampler(dataset.train, { seed, batchSize: 2048 });
-  const engine = await VisualEngine.create(model, sampler, {
-    optimizer: resolveOptimizerConfig({ name: 'sgd' }, []),
-    states: [],
-    l2: 0,
-    epsilon,
-    adversarialWeight: 1,
-    adversary,
-    surfaces,
-    seed,
-  });
-  try {
-    const crafted = await engine.craftPerturbation({ adversary, epsilon, surfaces, seed });
-    // Pair accuracy under the perturbation, on the same sampled triples.
-    const attacked = perturbedCopy(model, crafted.perturbations) as VisualBPR;
-    const f = attacked.factors();
-    let right = 0;
-    let total = 0;
-    for (let b = 0; b < sampler.batchesPerEpoch; b++) {
-      const batch = sampler.batch(0, b);
-      for (let t = 0; t < batch.size; t++, total++)
-        if (
-          dotScore(f, batch.users[t]!, batch.positives[t]!) >
-          dotScore(f, batch.users[t]!, batch.negatives[t]!)
-        )
-          right++;
-    }
-    return {
-      perturbations: crafted.perturbations,
-      cleanAccuracy: crafted.cleanAccuracy,
-      perturbedAccuracy: right / total,
-    };
-  } finally {
-    await engine.close();
-  }
-}
-
 /** 1-based pessimistic rank of each case's positive among its negatives. */
 function sampledRanks(model: Model, testSet: SampledTestSet): Int32Array {
-  const factors = (model as unknown as { factors?: () => ScoringFactors }).factors?.();
+  const factors = model.factors?.();
   const n = testSet.negativesPerCase;
   const ranks = new Int32Array(testSet.numCases);
   for (let c = 0; c < testSet.numCases; c++) {

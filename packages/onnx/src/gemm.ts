@@ -1,0 +1,176 @@
+/**
+ * Dense float32 products `op(A) . op(B)` for the training-time math of models with dense
+ * parts (VBPR's `C E`, `C^T G`, `G E^T`): onnxruntime (MLAS, the fastest GEMM on these
+ * machines, see ENGINE.md) when installed, plain JS otherwise.
+ */
+import { buildGemmModel } from './graphs.js';
+import { loadOnnxRuntime } from './runtime.js';
+import type { OnnxRuntimeModule, OnnxSession } from './runtime.js';
+
+/** Which implementation runs the products. */
+export type GemmBackendName = 'onnxruntime' | 'js';
+
+/**
+ * A dense product provider. `multiply` may answer synchronously (plain JS) or with a
+ * Promise (onnxruntime's `run` is asynchronous); callers that must stay synchronous ask
+ * for the `js` backend.
+ */
+export interface Gemm {
+  readonly backend: GemmBackendName;
+  /**
+   * `op(A) . op(B)` for row-major `A` (`aRows x aCols`) and `B` (`bRows x bCols`), with `op`
+   * the transpose when asked; the row-major float32 product.
+   */
+  multiply(
+    a: Float32Array,
+    aRows: number,
+    aCols: number,
+    b: Float32Array,
+    bRows: number,
+    bCols: number,
+    transA?: boolean,
+    transB?: boolean,
+  ): Float32Array | Promise<Float32Array>;
+  /** Releases native sessions (a no-op for plain JS). */
+  release(): Promise<void>;
+}
+
+/** Rows and columns of `op(A) . op(B)`, or a RangeError when the inner sizes differ. */
+function productShape(
+  aRows: number,
+  aCols: number,
+  bRows: number,
+  bCols: number,
+  transA: boolean,
+  transB: boolean,
+): { m: number; k: number; n: number } {
+  const k = transA ? aRows : aCols;
+  if (k !== (transB ? bCols : bRows))
+    throw new RangeError(
+      `cannot multiply ${aRows}x${aCols}${transA ? 'ᵀ' : ''} by ${bRows}x${bCols}${transB ? 'ᵀ' : ''}`,
+    );
+  return { m: transA ? aCols : aRows, k, n: transB ? bRows : bCols };
+}
+
+/**
+ * The plain-JS product: each entry summed in float64 in order of the inner index (zero
+ * entries of `op(A)` skipped), then rounded once to float32. The fallback without
+ * onnxruntime, and the exact oracle of its tests.
+ */
+export function multiplyJs(
+  a: Float32Array,
+  aRows: number,
+  aCols: number,
+  b: Float32Array,
+  bRows: number,
+  bCols: number,
+  transA = false,
+  transB = false,
+): Float32Array {
+  const { m, k, n } = productShape(aRows, aCols, bRows, bCols, transA, transB);
+  const out = new Float32Array(m * n);
+  const row = new Float64Array(n);
+  for (let r = 0; r < m; r++) {
+    row.fill(0);
+    for (let x = 0; x < k; x++) {
+      const av = transA ? a[x * aCols + r]! : a[r * aCols + x]!;
+      if (av === 0) continue;
+      if (transB) for (let c = 0; c < n; c++) row[c]! += av * b[c * bCols + x]!;
+      else {
+        const at = x * bCols;
+        for (let c = 0; c < n; c++) row[c]! += av * b[at + c]!;
+      }
+    }
+    out.set(row, r * n);
+  }
+  return out;
+}
+
+/** The plain-JS {@link Gemm}. */
+export const jsGemm: Gemm = {
+  backend: 'js',
+  multiply: multiplyJs,
+  release: async () => {},
+};
+
+/** Dense products on onnxruntime: one session per transposition. */
+export class OnnxGemm implements Gemm {
+  readonly backend = 'onnxruntime' as const;
+
+  private constructor(
+    private readonly ort: OnnxRuntimeModule,
+    private readonly sessions: Map<string, OnnxSession>,
+  ) {}
+
+  /** Sessions for every transposition; `null` when onnxruntime-node is not available. */
+  static async create(options: { threads?: number } = {}): Promise<OnnxGemm | null> {
+    const load = await loadOnnxRuntime();
+    if (!load.available) return null;
+    const sessions = new Map<string, OnnxSession>();
+    for (const transA of [false, true])
+      for (const transB of [false, true])
+        sessions.set(
+          `${transA}${transB}`,
+          await load.runtime.InferenceSession.create(buildGemmModel(transA, transB), {
+            executionProviders: ['cpu'],
+            graphOptimizationLevel: 'all',
+            intraOpNumThreads: options.threads ?? 0,
+            interOpNumThreads: 1,
+          }),
+        );
+    return new OnnxGemm(load.runtime, sessions);
+  }
+
+  async multiply(
+    a: Float32Array,
+    aRows: number,
+    aCols: number,
+    b: Float32Array,
+    bRows: number,
+    bCols: number,
+    transA = false,
+    transB = false,
+  ): Promise<Float32Array> {
+    productShape(aRows, aCols, bRows, bCols, transA, transB);
+    const session = this.sessions.get(`${transA}${transB}`)!;
+    // onnxruntime-node does not take views of shared memory: copy those.
+    const plain = (x: Float32Array, n: number): Float32Array =>
+      x.buffer instanceof SharedArrayBuffer ? x.slice(0, n) : x.subarray(0, n);
+    const output = await session.run({
+      a: new this.ort.Tensor('float32', plain(a, aRows * aCols), [aRows, aCols]),
+      b: new this.ort.Tensor('float32', plain(b, bRows * bCols), [bRows, bCols]),
+    });
+    return output['y']!.data as Float32Array;
+  }
+
+  async release(): Promise<void> {
+    for (const session of this.sessions.values()) await session.release();
+    this.sessions.clear();
+  }
+}
+
+/** Options of {@link createGemm}. */
+export interface GemmOptions {
+  /** `auto` (default: onnxruntime when available, else plain JS), `onnxruntime` or `js`. */
+  readonly backend?: 'auto' | GemmBackendName;
+  /** onnxruntime intra-op threads (default: every core). */
+  readonly threads?: number;
+}
+
+/**
+ * A {@link Gemm}: onnxruntime when available (or required: `backend: 'onnxruntime'` throws
+ * when it is not), else plain JS.
+ */
+export async function createGemm(options: GemmOptions = {}): Promise<Gemm> {
+  const backend = options.backend ?? 'auto';
+  if (backend === 'js') return jsGemm;
+  const onnx = await OnnxGemm.create(options.threads === undefined ? {} : { threads: options.threads });
+  if (onnx) return onnx;
+  if (backend === 'onnxruntime') {
+    const load = await loadOnnxRuntime();
+    throw new Error(
+      `dense products on onnxruntime were asked for, but ${load.available ? 'it failed' : load.reason}`,
+    );
+  }
+  return jsGemm;
+}

@@ -1,0 +1,209 @@
+/**
+ * The training configuration: every default and every check lives here
+ * ({@link resolveTrainConfig}); the CLI derives its run-config types and JSON schema from
+ * these types and calls this function.
+ */
+import { availableParallelism } from 'node:os';
+import { ConfigError } from '@advrec/data';
+import type { ConfigIssue } from '@advrec/data';
+import { getAdversary } from '@advrec/adversary';
+import { METRIC_KEY_FORMAT, parseMetricKey } from '@advrec/metrics';
+import type { Model } from '@advrec/models';
+import { resolveOptimizerConfig } from './optimizer.js';
+import type { OptimizerConfig, ResolvedOptimizerConfig } from './optimizer.js';
+
+/** The adversarial part of APR (Eq. 4-5). */
+export interface AdversarialConfig {
+  /** Registered adversary (default `fgm`, the paper's). */
+  readonly adversary?: string;
+  /** Perturbation norm bound per row (default 0.5, the paper's). */
+  readonly epsilon?: number;
+  /** lambda, the weight of the adversarial regulariser (default 1, the paper's). */
+  readonly adversarialWeight?: number;
+  /** Surfaces to perturb (default: every surface of the model; MF: both embeddings). */
+  readonly surfaces?: readonly string[];
+}
+
+/** Validation and early stopping. */
+export interface ValidationConfig {
+  /** Validate every N epochs (default 10). */
+  readonly every?: number;
+  /** Split to validate on (default `validation`; the dataset must have one). */
+  readonly split?: 'validation' | 'test';
+  /** Metric driving early stopping and the best checkpoint, `name@K` (default `ndcg@100`, the APR tuning metric). */
+  readonly metric?: string;
+  /** Other cutoffs to report (default the metric's). */
+  readonly cutoffs?: readonly number[];
+  /** Validations without improvement before stopping (default: never stop early). */
+  readonly patience?: number;
+  /** Evaluation threads (default: all cores). */
+  readonly threads?: number;
+}
+
+/** Everything about how a model is trained. Every field has the papers' default. */
+export interface TrainConfig {
+  /** Seed of the sampler and of random adversaries (default 0). */
+  readonly seed?: number;
+  /** Triples per mini-batch (default 512). */
+  readonly batchSize?: number;
+  /** lambda_Theta, L2 on the batch's rows (default 0, the APR code's). */
+  readonly l2?: number;
+  readonly optimizer?: OptimizerConfig;
+  readonly adversarial?: AdversarialConfig;
+  /** `shuffle` (each interaction once per epoch, the papers' code) or `with-replacement`. */
+  readonly sampling?: 'shuffle' | 'with-replacement';
+  /** Threads for the fused MF kernel (default: all cores). */
+  readonly threads?: number;
+  /** `deterministic` (default, bit-identical for any thread count) or `hogwild` (opt-in, faster, not reproducible). */
+  readonly mode?: 'deterministic' | 'hogwild';
+  /** `minibatch` (default) or `sgd-triples` (classic per-triple SGD BPR; BPR epochs only, SGD only). */
+  readonly algorithm?: 'minibatch' | 'sgd-triples';
+  /**
+   * `auto` (default: the first registered engine provider, in priority order, that supports
+   * the model, adversary and config: the fused MF kernel, then the generic engine) or a
+   * provider's name (`fused-mf`, `generic`, or a plugin's).
+   */
+  readonly engine?: string;
+  readonly validation?: ValidationConfig;
+}
+
+/** A fully resolved training config (what run folders and checkpoints record). */
+export interface ResolvedTrainConfig {
+  readonly seed: number;
+  readonly batchSize: number;
+  readonly l2: number;
+  readonly optimizer: ResolvedOptimizerConfig;
+  readonly adversarial: {
+    readonly adversary: string;
+    readonly epsilon: number;
+    readonly adversarialWeight: number;
+    readonly surfaces: readonly string[];
+  };
+  readonly sampling: 'shuffle' | 'with-replacement';
+  readonly threads: number;
+  readonly mode: 'deterministic' | 'hogwild';
+  readonly algorithm: 'minibatch' | 'sgd-triples';
+  /** `auto` or the provider asked for; the one in use is {@link EngineInfo} in the run record. */
+  readonly engine: string;
+  readonly validation: {
+    readonly every: number;
+    readonly split: 'validation' | 'test';
+    readonly metric: string;
+    readonly cutoffs: readonly number[];
+    readonly patience: number;
+    readonly threads: number;
+  };
+}
+
+/** Validates and fills every default; reports every problem with its field path at once. */
+export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): ResolvedTrainConfig {
+  const issues: ConfigIssue[] = [];
+  const int = (path: string, value: number, min: number): void => {
+    if (!Number.isInteger(value) || value < min)
+      issues.push({ path, message: `must be an integer >= ${min}, got ${value}` });
+  };
+  const seed = config.seed ?? 0;
+  const batchSize = config.batchSize ?? 512;
+  const l2 = config.l2 ?? 0;
+  int('seed', seed, 0);
+  int('batchSize', batchSize, 1);
+  if (!(Number.isFinite(l2) && l2 >= 0))
+    issues.push({ path: 'l2', message: `must be a finite number >= 0, got ${l2}` });
+  const optimizer = resolveOptimizerConfig(config.optimizer, issues);
+  const adversary = config.adversarial?.adversary ?? 'fgm';
+  const epsilon = config.adversarial?.epsilon ?? 0.5;
+  const adversarialWeight = config.adversarial?.adversarialWeight ?? 1;
+  if (!(Number.isFinite(epsilon) && epsilon >= 0))
+    issues.push({
+      path: 'adversarial.epsilon',
+      message: `must be a finite number >= 0, got ${epsilon}`,
+    });
+  if (!(Number.isFinite(adversarialWeight) && adversarialWeight >= 0))
+    issues.push({
+      path: 'adversarial.adversarialWeight',
+      message: `must be a finite number >= 0, got ${adversarialWeight}`,
+    });
+  try {
+    getAdversary(adversary);
+  } catch (error) {
+    if (ConfigError.isInstance(error))
+      issues.push({ path: 'adversarial.adversary', message: error.issues[0]!.message });
+    else throw error;
+  }
+  const surfaces = config.adversarial?.surfaces ?? model?.surfaces.map((s) => s.name) ?? [];
+  if (model)
+    surfaces.forEach((name, index) => {
+      if (!model.surfaces.some((s) => s.name === name))
+        issues.push({
+          path: `adversarial.surfaces[${index}]`,
+          message: `model ${model.modelName} has no surface "${name}"; it has ${model.surfaces.map((s) => s.name).join(', ') || 'none'}`,
+        });
+    });
+  const sampling = config.sampling ?? 'shuffle';
+  if (sampling !== 'shuffle' && sampling !== 'with-replacement')
+    issues.push({
+      path: 'sampling',
+      message: `must be shuffle or with-replacement, got ${String(sampling)}`,
+    });
+  const threads = config.threads ?? availableParallelism();
+  int('threads', threads, 1);
+  const mode = config.mode ?? 'deterministic';
+  if (mode !== 'deterministic' && mode !== 'hogwild')
+    issues.push({ path: 'mode', message: `must be deterministic or hogwild, got ${String(mode)}` });
+  const algorithm = config.algorithm ?? 'minibatch';
+  if (algorithm !== 'minibatch' && algorithm !== 'sgd-triples')
+    issues.push({
+      path: 'algorithm',
+      message: `must be minibatch or sgd-triples, got ${String(algorithm)}`,
+    });
+  if (algorithm === 'sgd-triples' && optimizer.name !== 'sgd')
+    issues.push({
+      path: 'algorithm',
+      message: 'sgd-triples (classic per-triple SGD) needs optimizer.name = sgd',
+    });
+  const engine = config.engine ?? 'auto';
+  if (typeof engine !== 'string' || engine.length === 0)
+    issues.push({ path: 'engine', message: `must be auto or an engine provider's name, got ${String(engine)}` });
+  const v = config.validation ?? {};
+  const metric = v.metric ?? 'ndcg@100';
+  const parsed = parseMetricKey(metric);
+  if (!parsed)
+    issues.push({
+      path: 'validation.metric',
+      message: `must be ${METRIC_KEY_FORMAT}, got ${JSON.stringify(metric)}`,
+    });
+  const validation = {
+    every: v.every ?? 10,
+    split: v.split ?? 'validation',
+    metric,
+    cutoffs: v.cutoffs ?? [parsed?.cutoff ?? 100],
+    patience: v.patience ?? Number.POSITIVE_INFINITY,
+    threads: v.threads ?? availableParallelism(),
+  } as const;
+  int('validation.every', validation.every, 1);
+  if (validation.split !== 'validation' && validation.split !== 'test')
+    issues.push({
+      path: 'validation.split',
+      message: `must be validation or test, got ${String(validation.split)}`,
+    });
+  if (!(validation.patience >= 1))
+    issues.push({
+      path: 'validation.patience',
+      message: `must be >= 1, got ${validation.patience}`,
+    });
+  if (issues.length > 0) throw new ConfigError(issues);
+  return {
+    seed,
+    batchSize,
+    l2,
+    optimizer,
+    adversarial: { adversary, epsilon, adversarialWeight, surfaces },
+    sampling,
+    threads,
+    mode: algorithm === 'sgd-triples' ? 'hogwild' : mode,
+    algorithm,
+    engine,
+    validation,
+  };
+}
+

@@ -1,0 +1,130 @@
+/**
+ * The built-in engine providers: the fused MF kernel (priority 100) and the generic engine
+ * over the Model contract (priority 0). Each declares what it trains; the trainer asks
+ * them in priority order ({@link selectEngineProvider}).
+ */
+import { getAdversary } from '@advrec/adversary';
+import type { Adversary } from '@advrec/adversary';
+import { ITEM_EMBEDDINGS, MF_MODEL_NAME, USER_EMBEDDINGS } from '@advrec/models';
+import type { Model, ParameterTable } from '@advrec/models';
+import { getEngineProvider, registerEngineProvider } from './engine.js';
+import type { EngineProvider, EngineSupport } from './engine.js';
+import { GenericEngine } from './generic-engine.js';
+import { MfEngine } from './mf-engine.js';
+import type { MfTables } from './mf-engine.js';
+
+/** The adversaries the fused kernel implements natively (its declaration). */
+export const FUSED_MF_ADVERSARIES = ['none', 'fgm', 'fgsm', 'random'] as const;
+
+const refuse = (reason: string): EngineSupport => ({ supported: false, reason });
+const SUPPORTED: EngineSupport = { supported: true };
+
+/** The model's MF tables when it is MF (`y = p_u . q_i`, both tables trained), else a reason. */
+function mfTables(model: Model): MfTables | string {
+  if (model.modelName !== MF_MODEL_NAME)
+    return `trains ${MF_MODEL_NAME} (y = p_u . q_i) only, not ${model.modelName}`;
+  const table = (name: string): ParameterTable | undefined =>
+    model.tables.find((t) => t.name === name);
+  const p = table(USER_EMBEDDINGS);
+  const q = table(ITEM_EMBEDDINGS);
+  const trainable = [...model.trainableTables].sort().join(',');
+  if (!p || !q || p.dimension !== q.dimension || trainable !== [ITEM_EMBEDDINGS, USER_EMBEDDINGS].join(','))
+    return `needs exactly the trainable tables ${USER_EMBEDDINGS} and ${ITEM_EMBEDDINGS} of one dimension`;
+  return {
+    numUsers: model.numUsers,
+    numItems: model.numItems,
+    embeddingSize: p.dimension,
+    userEmbeddings: p,
+    itemEmbeddings: q,
+  };
+}
+
+/** Whether `adversary` is the registered built-in the kernel re-implements. */
+function isFusedAdversary(adversary: Adversary): boolean {
+  return (
+    (FUSED_MF_ADVERSARIES as readonly string[]).includes(adversary.adversaryName) &&
+    getAdversary(adversary.adversaryName) === adversary
+  );
+}
+
+/**
+ * The fused WebAssembly SIMD kernel: MF with the built-in adversaries, mini-batch
+ * (deterministic or Hogwild) or classic per-triple SGD, over worker threads.
+ */
+export const fusedMfEngineProvider: EngineProvider = {
+  name: 'fused-mf',
+  priority: 100,
+  description: `fused WebAssembly SIMD kernel for MF with adversaries ${FUSED_MF_ADVERSARIES.join(', ')}, worker threads`,
+  supports(model, adversary) {
+    const tables = mfTables(model);
+    if (typeof tables === 'string') return refuse(tables);
+    if (!isFusedAdversary(adversary))
+      return refuse(
+        `implements the built-in adversaries ${FUSED_MF_ADVERSARIES.join(', ')}; ${adversary.adversaryName} is not one of them`,
+      );
+    return SUPPORTED;
+  },
+  async create({ model, sampler, config, states, step }) {
+    const tables = mfTables(model) as MfTables;
+    const surfaces = config.adversarial.surfaces;
+    return MfEngine.create(
+      tables,
+      sampler,
+      {
+        threads: config.threads,
+        mode: config.mode,
+        algorithm: config.algorithm,
+        optimizer: config.optimizer,
+        userState: states[model.trainableTables.indexOf(USER_EMBEDDINGS)]!,
+        itemState: states[model.trainableTables.indexOf(ITEM_EMBEDDINGS)]!,
+        l2: config.l2,
+        epsilon: config.adversarial.epsilon,
+        adversarialWeight: config.adversarial.adversarialWeight,
+        adversary: config.adversarial.adversary as (typeof FUSED_MF_ADVERSARIES)[number],
+        perturbUsers: surfaces.includes(USER_EMBEDDINGS),
+        perturbItems: surfaces.includes(ITEM_EMBEDDINGS),
+        seed: config.seed,
+      },
+      step,
+    );
+  },
+};
+
+/**
+ * The generic engine: any model through its contract (its batch step when it has one),
+ * any registered adversary (multi-step ones included), one thread, deterministic.
+ */
+export const genericEngineProvider: EngineProvider = {
+  name: 'generic',
+  priority: 0,
+  description: 'any model through its contract and batch step, any adversary, one thread',
+  supports(model, _adversary, config) {
+    if (model.trainableTables.length === 0) return refuse(`${model.modelName} has nothing to train`);
+    if (config.algorithm !== 'minibatch')
+      return refuse(`runs mini-batches only; algorithm ${config.algorithm} runs on the fused MF kernel`);
+    if (config.mode !== 'deterministic')
+      return refuse(`runs one thread, deterministically; mode ${config.mode} runs on the fused MF kernel`);
+    return SUPPORTED;
+  },
+  async create({ model, sampler, config, adversary, states, step }) {
+    return new GenericEngine(
+      model,
+      sampler,
+      {
+        optimizer: config.optimizer,
+        states,
+        l2: config.l2,
+        epsilon: config.adversarial.epsilon,
+        adversarialWeight: config.adversarial.adversarialWeight,
+        adversary,
+        surfaces: config.adversarial.surfaces,
+        seed: config.seed,
+      },
+      step,
+    );
+  },
+};
+
+// Built-ins, unless another installed copy of this package registered its own first.
+for (const provider of [fusedMfEngineProvider, genericEngineProvider])
+  if (!getEngineProvider(provider.name)) registerEngineProvider(provider);
