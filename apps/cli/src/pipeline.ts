@@ -11,23 +11,12 @@ import {
   writeFileAtomic,
 } from '@advrec/data';
 import type { Dataset, SampledTestSet } from '@advrec/data';
-import {
-  evaluateFullRanking,
-  evaluateSampled,
-  pairedTTest,
-  wilcoxonSignedRank,
-} from '@advrec/metrics';
-import type { EvaluationResult, MetricName, Scorer } from '@advrec/metrics';
+import { evaluateFullRanking, evaluateSampled, robustnessSweep } from '@advrec/metrics';
+import type { EvaluationResult, MetricName, RobustnessReport } from '@advrec/metrics';
 import { createModel, readCheckpoint, restoreModel, writeCheckpoint } from '@advrec/models';
 import type { JsonObject, Model } from '@advrec/models';
-import { Trainer, resolveTrainConfig, robustnessSweep } from '@advrec/trainer';
-import type {
-  EpochEvent,
-  PhaseResult,
-  RobustnessReport,
-  TrainConfig,
-  ValidationEvent,
-} from '@advrec/trainer';
+import { Trainer, resolveTrainConfig } from '@advrec/trainer';
+import type { EpochEvent, PhaseResult, TrainConfig, ValidationEvent } from '@advrec/trainer';
 import type { ResolvedRunConfig } from './config.js';
 import { loadData } from './datasets.js';
 import type { LoadedData } from './datasets.js';
@@ -340,13 +329,13 @@ export async function evaluateModel(
   if (evaluation.protocol === 'sampled') {
     const testSet =
       options.testSet ?? sampledTestSetFor(data, evaluation.negatives, options.seed ?? 0);
-    return evaluateSampled(model as unknown as Scorer, data.dataset, testSet, {
+    return evaluateSampled(model, data.dataset, testSet, {
       cutoffs: evaluation.cutoffs,
       metrics,
       split: options.split ?? 'test',
     });
   }
-  return evaluateFullRanking(model as unknown as Scorer, data.dataset, {
+  return evaluateFullRanking(model, data.dataset, {
     cutoffs: evaluation.cutoffs,
     metrics,
     split: options.split ?? 'test',
@@ -445,25 +434,6 @@ export function attackModel(
       ? { testSet: sampledTestSetFor(data, evaluation.negatives, seed) }
       : {}),
   });
-}
-
-/** Relative difference and both significance tests for one metric of two evaluations. */
-export function compareMetric(
-  a: EvaluationResult,
-  b: EvaluationResult,
-  key: string,
-): { a: number; b: number; relative: number; tTestP: number; wilcoxonP: number } {
-  const x = a.perUser[key];
-  const y = b.perUser[key];
-  if (!x || !y)
-    throw new ConfigError([{ path: 'metric', message: `no per-user values for ${key}` }]);
-  return {
-    a: a.metrics[key]!,
-    b: b.metrics[key]!,
-    relative: (a.metrics[key]! - b.metrics[key]!) / b.metrics[key]!,
-    tTestP: pairedTTest(x, y).pValue,
-    wilcoxonP: wilcoxonSignedRank(x, y).pValue,
-  };
 }
 
 /** The protocol line every table of results carries. */

@@ -1,8 +1,9 @@
 import { describe as describeSuite, expect, it } from 'vitest';
 import { Random, leaveOneOut, readMovieLens100K, toImplicit } from '@advrec/data';
 import { craftPerturbation, fgm, getAdversary } from '@advrec/adversary';
+import { describeAdversaryContract } from '@advrec/adversary/contract';
 import { MatrixFactorization, SparseRows } from '@advrec/models';
-import { Trainer, resolveTrainConfig } from '@advrec/trainer';
+import { Trainer, resolveTrainConfig, selectEngineProvider } from '@advrec/trainer';
 import { sharedDataFiles } from '@advrec/testing';
 import { createPgd, pgd } from './index.js';
 
@@ -17,6 +18,9 @@ function randomGradient(rows: number, dimension: number, seed: number): SparseRo
 }
 
 const surface = { name: 'userEmbeddings', side: 'user' as const, rows: 100, dimension: 8 };
+
+// The exported contract suite, as any adversary plugin runs it.
+describeAdversaryContract({ adversary: pgd });
 
 describeSuite('pgd plugin', () => {
   it('registers itself as "pgd" on import', () => {
@@ -60,8 +64,8 @@ describeSuite('pgd plugin', () => {
     await trainer.close();
     const attack = (adversary: typeof pgd) =>
       craftPerturbation(model, dataset.train, { adversary, epsilon: 0.5, seed: 3 });
-    const single = attack(fgm);
-    const iterative = attack(pgd);
+    const single = await attack(fgm);
+    const iterative = await attack(pgd);
     expect(single.cleanAccuracy).toBeGreaterThan(0.85);
     expect(iterative.cleanAccuracy).toBe(single.cleanAccuracy);
     // Measured: clean 0.924 of the training pairs ordered; FGM leaves 0.886, PGD 0.879.
@@ -71,15 +75,18 @@ describeSuite('pgd plugin', () => {
   });
 
   it('trains APR with PGD on the generic engine', async () => {
-    expect(resolveTrainConfig({ adversarial: { adversary: 'pgd' } }).engine).toBe('generic');
-    expect(() =>
-      resolveTrainConfig({ adversarial: { adversary: 'pgd' }, engine: 'fused' }),
-    ).toThrow(/several gradient steps/);
     const dataset = leaveOneOut(
       toImplicit(await readMovieLens100K(sharedDataFiles().movielens100k)),
       { seed: 1 },
     );
     const model = new MatrixFactorization(dataset, { embeddingSize: 8, seed: 1 });
+    const config = (engine?: string) =>
+      resolveTrainConfig({ adversarial: { adversary: 'pgd' }, ...(engine ? { engine } : {}) }, model);
+    // The fused kernel declares the built-in adversaries only: auto falls through to generic.
+    expect(selectEngineProvider(model, pgd, config()).name).toBe('generic');
+    expect(() => selectEngineProvider(model, pgd, config('fused-mf'))).toThrow(
+      /engine fused-mf: implements the built-in adversaries none, fgm, fgsm, random; pgd is not one of them/,
+    );
     const trainer = await Trainer.create(model, dataset, {
       threads: 1,
       adversarial: { adversary: 'pgd', epsilon: 0.5 },

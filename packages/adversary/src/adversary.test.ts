@@ -10,10 +10,12 @@ import {
   getAdversary,
   listAdversaries,
   noAdversary,
+  perturbSteps,
   perturbedCopy,
   randomNoise,
   registerAdversary,
 } from './index.js';
+import { describeAdversaryContract } from './contract.js';
 import type { Adversary } from './index.js';
 
 const surface: PerturbableSurface = {
@@ -123,3 +125,34 @@ describe('craftPerturbation (APR section 2.3)', () => {
     ).rejects.toThrow(/epsilon[\s\S]*itemFeatures/);
   });
 });
+
+for (const [adversary, norm] of [
+  [fgm, 'l2'],
+  [fgsm, 'linf'],
+  [randomNoise, 'l2'],
+  [noAdversary, 'l2'],
+] as const)
+  describeAdversaryContract({ adversary, norm });
+
+describe('perturbSteps refuses a broken plugin adversary, naming it', () => {
+  const surface = { name: 'userEmbeddings', side: 'user', rows: 4, dimension: 2 } as const;
+  const g = new SparseRows(2);
+  g.values[g.ensure(1)] = 1;
+  for (const [what, perturb] of [
+    ['NaN', () => brokenRows(Number.NaN)],
+    ['a wrong width', () => new SparseRows(3)],
+  ] as const)
+    it(`one that returns ${what}`, async () => {
+      const broken: Adversary = { ...fgm, adversaryName: 'broken-plugin', perturb: perturb as Adversary['perturb'] };
+      await expect(
+        perturbSteps(broken, 0.5, [surface], new Random(1), new Map([[surface.name, g]]), () => new Map()),
+      ).rejects.toThrow(/adversary broken-plugin/);
+    });
+});
+
+function brokenRows(value: number): SparseRows {
+  const rows = new SparseRows(2);
+  const at = rows.ensure(1);
+  rows.values[at] = value;
+  return rows;
+}

@@ -80,6 +80,15 @@ export async function perturbSteps(
     const next = new Map<string, SparseRows>();
     for (const surface of surfaces) {
       const gradient = current.get(surface.name) ?? new SparseRows(surface.dimension);
+      const g = gradient.values;
+      for (let x = 0; x < g.length; x++)
+        if (!Number.isFinite(g[x]))
+          throw new ConfigError([
+            {
+              path: `adversaries.${adversary.adversaryName}`,
+              message: `the gradient given to adversary ${adversary.adversaryName} on surface ${surface.name} is ${g[x]} at row ${gradient.rows[Math.floor(x / gradient.dimension)]} (the model's loss is not finite: lower the learning rate or check the inputs)`,
+            },
+          ]);
       const previous = perturbations.get(surface.name);
       next.set(
         surface.name,
@@ -117,15 +126,19 @@ function checkedPerturbation(
     ]);
   };
   if (typeof (delta as Partial<SparseRows> | undefined)?.offsetOf !== 'function')
-    fail('perturb must return SparseRows');
+    fail(`adversary ${adversary.adversaryName}: perturb must return SparseRows`);
   if (delta.dimension !== surface.dimension)
-    fail(`returned rows of dimension ${delta.dimension}, the surface has ${surface.dimension}`);
+    fail(
+      `adversary ${adversary.adversaryName} returned rows of dimension ${delta.dimension}, the surface has ${surface.dimension}`,
+    );
   if (delta.size !== gradient.size)
-    fail(`returned ${delta.size} rows for a gradient of ${gradient.size}`);
+    fail(`adversary ${adversary.adversaryName} returned ${delta.size} rows for a gradient of ${gradient.size}`);
   const v = delta.values;
   for (let x = 0; x < v.length; x++)
     if (!Number.isFinite(v[x]))
-      fail(`returned ${v[x]} at row ${delta.rows[Math.floor(x / delta.dimension)]}, feature ${x % delta.dimension}`);
+      fail(
+        `adversary ${adversary.adversaryName} returned ${v[x]} at row ${delta.rows[Math.floor(x / delta.dimension)]}, feature ${x % delta.dimension}`,
+      );
   return delta;
 }
 

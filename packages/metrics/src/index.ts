@@ -28,8 +28,8 @@ export type {
 } from './evaluate.js';
 export { evaluateBruteForce } from './reference.js';
 export type { BruteForceResult } from './reference.js';
-export { pairedTTest, wilcoxonSignedRank } from './significance.js';
-export type { PairedTTestResult, WilcoxonResult } from './significance.js';
+export { compareEvaluations, pairedTTest, wilcoxonSignedRank } from './significance.js';
+export type { MetricComparison, PairedTTestResult, WilcoxonResult } from './significance.js';
 export { robustnessSweep } from './robustness.js';
 export type {
   RankChangeSummary,

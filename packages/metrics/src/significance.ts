@@ -125,3 +125,40 @@ function pairDifferences(a: ArrayLike<number>, b: ArrayLike<number>, minimum: nu
   }
   return out;
 }
+
+/** One metric of two evaluations compared: values, relative change and both tests' p-values. */
+export interface MetricComparison {
+  /** The candidate's value. */
+  readonly a: number;
+  /** The baseline's value. */
+  readonly b: number;
+  /** `(a - b) / b`. */
+  readonly relative: number;
+  /** Two-sided paired t-test over the per-user values. */
+  readonly tTestP: number;
+  /** Two-sided Wilcoxon signed-rank test over the per-user values. */
+  readonly wilcoxonP: number;
+}
+
+/**
+ * Compares metric `key` of a candidate and a baseline evaluated on the same users (per-user
+ * values paired). Throws a RangeError when either lacks per-user values for `key`.
+ */
+export function compareEvaluations(
+  candidate: { readonly metrics: Readonly<Record<string, number>>; readonly perUser: Readonly<Record<string, Float64Array>> },
+  baseline: { readonly metrics: Readonly<Record<string, number>>; readonly perUser: Readonly<Record<string, Float64Array>> },
+  key: string,
+): MetricComparison {
+  const x = candidate.perUser[key];
+  const y = baseline.perUser[key];
+  if (!x || !y) throw new RangeError(`no per-user values for ${key}`);
+  const a = candidate.metrics[key]!;
+  const b = baseline.metrics[key]!;
+  return {
+    a,
+    b,
+    relative: (a - b) / b,
+    tTestP: pairedTTest(x, y).pValue,
+    wilcoxonP: wilcoxonSignedRank(x, y).pValue,
+  };
+}

@@ -57,5 +57,13 @@ export { loadTfjs } from './backend.js';
 export type { TfjsRuntime } from './backend.js';
 export { TfjsModel, registerTfjsModel } from './tfjs-model.js';
 export type { TfjsModelDefinition, TfjsTableSpec } from './tfjs-model.js';
-export { trainAmrChain } from './amr-chain.js';
-export type { AmrChainOptions, AmrChainResult } from './amr-chain.js';
+export { runAmrExperiment, runAprExperiment, trainAmrChain } from './recipes.js';
+export type {
+  AmrChainOptions,
+  AmrChainResult,
+  AprExperimentOptions,
+  AprExperimentResult,
+  ExperimentArm,
+  ExperimentOptions,
+  ExperimentResult,
+} from './recipes.js';

@@ -49,6 +49,8 @@ export interface PhaseOptions {
   readonly adversarial: boolean;
   /** Write the best model here (atomically), with its config, when validation improves. */
   readonly checkpoint?: string;
+  /** Extra metadata of that checkpoint (e.g. the data set's fingerprint). */
+  readonly checkpointMetadata?: JsonObject;
   /** Put the best validated tables back into the model at the end of the phase (default true when validating). */
   readonly restoreBest?: boolean;
   /** Skip validation in this phase. */
@@ -238,7 +240,11 @@ export class Trainer {
           sinceBest = 0;
           if (restoreBest) bestTables = this.model.tables.map(cloneTable);
           if (options.checkpoint)
-            await this.save(options.checkpoint, { bestEpoch: event.epoch, bestValue: value });
+            await this.save(options.checkpoint, {
+              ...options.checkpointMetadata,
+              bestEpoch: event.epoch,
+              bestValue: value,
+            });
         } else sinceBest++;
         const v: ValidationEvent = {
           epoch: event.epoch,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { generateSynthetic, holdOutValidation, leaveOneOut } from '@advrec/data';
 import { evaluateFullRanking } from '@advrec/metrics';
 import { VisualBPR } from '@advrec/models';
-import { trainAmrChain } from './amr-chain.js';
+import { trainAmrChain } from './recipes.js';
 
 describe('the AMR chain (MF-BPR -> VBPR -> AMR) on synthetic data with informative features', () => {
   it('initialises each stage from the previous one, trains AMR adversarially, and the features help', async () => {

@@ -1,0 +1,388 @@
+/**
+ * The papers' experiments as library functions, written once: the CLI's `reproduce apr|amr`,
+ * the quality benchmarks and the docs call these.
+ *
+ * - {@link runAprExperiment}: APR section 4 (Algorithm 1): MF-BPR pre-trained with early
+ *   stopping, then from its parameters AMF (APR, FGM on both embeddings) versus BPR
+ *   continued for as many epochs, compared on test (paired t-test, Wilcoxon), and both
+ *   attacked (robustness sweep, APR Table 2).
+ * - {@link trainAmrChain} and {@link runAmrExperiment}: AMR Algorithm 1: MF-BPR, VBPR
+ *   initialised from MF's embeddings, then AMR (FGM on the item features) versus VBPR
+ *   continued, compared on test, both attacked on their features (AMR Table 3).
+ */
+import { join } from 'node:path';
+import type { Dataset } from '@advrec/data';
+import {
+  compareEvaluations,
+  evaluateFullRanking,
+  robustnessSweep,
+} from '@advrec/metrics';
+import type {
+  EvaluationResult,
+  MetricComparison,
+  RobustnessOptions,
+  RobustnessReport,
+} from '@advrec/metrics';
+import { ITEM_FEATURES, ItemPop, MatrixFactorization, VisualBPR, cloneTable } from '@advrec/models';
+import { readCheckpoint } from '@advrec/models';
+import type { JsonObject, Model, VisualBPRConfig } from '@advrec/models';
+import type { TrainConfig } from './config.js';
+import { Trainer } from './trainer.js';
+import type { PhaseOptions, PhaseResult, TrainCallbacks } from './trainer.js';
+
+/** A trained model of an experiment, under the name its tables and reports use. */
+export interface ExperimentArm {
+  readonly name: string;
+  readonly model: Model;
+  /** The phase that trained it (ItemPop: none). */
+  readonly phase: PhaseResult | null;
+}
+
+/** What every experiment returns: models, test results, the comparison and the attacks. */
+export interface ExperimentResult {
+  /** Every model, in report order (baselines first, the candidate last). */
+  readonly arms: readonly ExperimentArm[];
+  /** Test results per arm name, in the same order. */
+  readonly test: readonly (readonly [string, EvaluationResult])[];
+  /** The candidate (adversarially trained) against the baseline continued for as long. */
+  readonly comparison: {
+    readonly candidate: string;
+    readonly baseline: string;
+    readonly metrics: Readonly<Record<string, MetricComparison>>;
+  };
+  /** Robustness of the baseline and the candidate (absent when disabled). */
+  readonly robustness: readonly { readonly name: string; readonly report: RobustnessReport }[];
+}
+
+/** Options shared by the experiments. */
+export interface ExperimentOptions {
+  /** K (default 64, the papers'). */
+  readonly embeddingSize?: number;
+  /** Seed of the model initialisation (default 0). */
+  readonly modelSeed?: number;
+  /** Training config of every stage; its `adversarial` part is the candidate's. */
+  readonly train?: TrainConfig;
+  /** Test evaluation of a model (default: full ranking on the test split). */
+  readonly evaluate?: (model: Model) => Promise<EvaluationResult>;
+  /** Robustness sweep of a model (default {@link robustnessSweep} with `robustness`); `false` skips it. */
+  readonly attack?: ((model: Model) => Promise<RobustnessReport>) | false;
+  /** Options of the default attack. */
+  readonly robustness?: RobustnessOptions;
+  /** Folder for each stage's checkpoint (`<stage>.ckpt`); none written when absent. */
+  readonly checkpoints?: string;
+  /** Extra metadata every checkpoint records (e.g. the data set's fingerprint). */
+  readonly checkpointMetadata?: JsonObject;
+  /** Subscribers per stage. */
+  readonly callbacks?: (stage: string) => TrainCallbacks;
+  /** Stops the experiment (between batches and epochs). */
+  readonly signal?: AbortSignal;
+}
+
+/** Options of {@link runAprExperiment}. */
+export interface AprExperimentOptions extends ExperimentOptions {
+  /** Most MF-BPR pre-training epochs (default 300; early stopping per `train.validation`). */
+  readonly bprEpochs?: number;
+  /** Epochs of each continuation, BPR and AMF (default 60). */
+  readonly continueEpochs?: number;
+  /**
+   * AMF epsilons to try (default: `train.adversarial.epsilon`, else 0.5); with several, the
+   * one with the best validation value is the candidate (validation only, never test).
+   */
+  readonly epsilons?: readonly number[];
+  /**
+   * How the continuations start from the pre-trained checkpoint: optimiser state `fresh`
+   * (default, as the APR code's new Adagrad) or the `checkpoint`'s; `keepBest` (default
+   * false: Algorithm 1 trains both arms as long and keeps their last parameters) restores
+   * each arm's best validation epoch; `earlyStopping` (default false) applies
+   * `train.validation.patience` to them.
+   */
+  readonly continuation?: {
+    readonly optimizerState?: 'fresh' | 'checkpoint';
+    readonly keepBest?: boolean;
+    readonly earlyStopping?: boolean;
+  };
+}
+
+/** What {@link runAprExperiment} adds to {@link ExperimentResult}. */
+export interface AprExperimentResult extends ExperimentResult {
+  readonly mf: MatrixFactorization;
+  readonly pretraining: PhaseResult;
+  /** Every AMF run (one per epsilon tried) and the epsilon chosen on validation. */
+  readonly amfRuns: readonly { readonly epsilon: number; readonly model: MatrixFactorization; readonly phase: PhaseResult }[];
+  readonly chosenEpsilon: number;
+}
+
+/**
+ * One stage: a trainer for `model`, one phase, closed whatever happens. With a checkpoints
+ * folder, the phase writes its best model to `<stage>.ckpt` when it validates, else the
+ * final one is written there (with the optimiser state and the config, as `Trainer.save`).
+ */
+async function trainStage(
+  stage: string,
+  model: Model,
+  dataset: Dataset,
+  config: TrainConfig,
+  options: ExperimentOptions,
+  phase: Omit<PhaseOptions, 'signal' | 'checkpoint'> & { readonly bestCheckpoint?: boolean },
+  resume?: Parameters<typeof Trainer.create>[4],
+): Promise<PhaseResult> {
+  const trainer = await Trainer.create(model, dataset, config, options.callbacks?.(stage) ?? {}, resume);
+  const file = options.checkpoints ? join(options.checkpoints, `${stage}.ckpt`) : undefined;
+  const metadata = options.checkpointMetadata ?? {};
+  try {
+    const { bestCheckpoint, ...rest } = phase;
+    const result = await trainer.runPhase({
+      ...rest,
+      ...(file && bestCheckpoint ? { checkpoint: file, checkpointMetadata: metadata } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    if (file && !(bestCheckpoint && result.bestEpoch >= 0)) await trainer.save(file, metadata);
+    return result;
+  } finally {
+    await trainer.close();
+  }
+}
+
+/** Test evaluations, the comparison of the last two arms, and the attacks on them. */
+async function finish(
+  dataset: Dataset,
+  arms: readonly ExperimentArm[],
+  options: ExperimentOptions,
+  defaultSurfaces?: readonly string[],
+): Promise<ExperimentResult> {
+  const evaluate =
+    options.evaluate ??
+    ((model: Model) => evaluateFullRanking(model, dataset, { split: 'test', cutoffs: [10, 20, 50, 100] }));
+  const test: [string, EvaluationResult][] = [];
+  for (const arm of arms) test.push([arm.name, await evaluate(arm.model)]);
+  const candidate = test.at(-1)!;
+  const baseline = test.at(-2)!;
+  const metrics = Object.fromEntries(
+    Object.keys(candidate[1].metrics).map((key) => [key, compareEvaluations(candidate[1], baseline[1], key)]),
+  );
+  const attack =
+    options.attack === false
+      ? null
+      : (options.attack ??
+        ((model: Model) =>
+          robustnessSweep(model, dataset, {
+            ...(defaultSurfaces ? { surfaces: defaultSurfaces } : {}),
+            ...options.robustness,
+          })));
+  const robustness: { name: string; report: RobustnessReport }[] = [];
+  if (attack)
+    for (const arm of arms.slice(-2)) {
+      options.signal?.throwIfAborted();
+      robustness.push({ name: arm.name, report: await attack(arm.model) });
+    }
+  return {
+    arms,
+    test,
+    comparison: { candidate: candidate[0], baseline: baseline[0], metrics },
+    robustness,
+  };
+}
+
+/**
+ * APR section 4 on `dataset` (see the module comment). The candidate's adversary, lambda and
+ * surfaces come from `train.adversarial` (default FGM on both embeddings, lambda 1).
+ */
+export async function runAprExperiment(
+  dataset: Dataset,
+  options: AprExperimentOptions = {},
+): Promise<AprExperimentResult> {
+  const base = options.train ?? {};
+  const mf = new MatrixFactorization(dataset, {
+    embeddingSize: options.embeddingSize ?? 64,
+    seed: options.modelSeed ?? 0,
+  });
+  const pretraining = await trainStage('mf-bpr', mf, dataset, base, options, {
+    epochs: options.bprEpochs ?? 300,
+    adversarial: false,
+    bestCheckpoint: true,
+  });
+  // The continuations start from the best pre-trained parameters (restored by the phase).
+  const start = pretraining.bestEpoch >= 0 ? pretraining.bestEpoch + 1 : pretraining.epochs.length;
+  const copy = (): MatrixFactorization =>
+    new MatrixFactorization(dataset, mf.config, {
+      userEmbeddings: cloneTable(mf.userEmbeddings),
+      itemEmbeddings: cloneTable(mf.itemEmbeddings),
+    });
+  const c = options.continuation ?? {};
+  // The checkpoint's optimiser state is that of the best epoch only when the phase wrote one.
+  const resume = async (): Promise<Parameters<typeof Trainer.create>[4]> => {
+    if (c.optimizerState !== 'checkpoint') return { epoch: start };
+    if (!options.checkpoints)
+      throw new RangeError('continuation.optimizerState "checkpoint" needs a checkpoints folder');
+    const saved = await readCheckpoint(join(options.checkpoints, 'mf-bpr.ckpt'));
+    return {
+      extraTables: saved.extraTables,
+      epoch: Number(saved.metadata['epoch']),
+      step: Number(saved.metadata['step']),
+    };
+  };
+  const validation = base.validation ?? {};
+  const continuationConfig = (adversarial?: TrainConfig['adversarial']): TrainConfig => ({
+    ...base,
+    ...(adversarial ? { adversarial } : {}),
+    validation: c.earlyStopping
+      ? validation
+      : {
+          ...(validation.every !== undefined ? { every: validation.every } : {}),
+          ...(validation.metric !== undefined ? { metric: validation.metric } : {}),
+          ...(validation.threads !== undefined ? { threads: validation.threads } : {}),
+        },
+  });
+  const epochs = options.continueEpochs ?? 60;
+  const continued = copy();
+  const continuedPhase = await trainStage(
+    'bpr-continued',
+    continued,
+    dataset,
+    continuationConfig(),
+    options,
+    { epochs, adversarial: false, restoreBest: c.keepBest ?? false },
+    await resume(),
+  );
+  const adversarial = base.adversarial ?? {};
+  const epsilons = options.epsilons ?? [adversarial.epsilon ?? 0.5];
+  const amfRuns: { epsilon: number; model: MatrixFactorization; phase: PhaseResult }[] = [];
+  for (const epsilon of epsilons) {
+    const amf = copy();
+    const phase = await trainStage(
+      epsilons.length > 1 ? `amf-eps-${epsilon}` : 'amf',
+      amf,
+      dataset,
+      continuationConfig({ ...adversarial, epsilon }),
+      options,
+      { epochs, adversarial: true, restoreBest: c.keepBest ?? false },
+      await resume(),
+    );
+    amfRuns.push({ epsilon, model: amf, phase });
+  }
+  const chosen = amfRuns.reduce((best, run) => (run.phase.bestValue > best.phase.bestValue ? run : best));
+  const result = await finish(
+    dataset,
+    [
+      { name: 'ItemPop', model: new ItemPop(dataset.train), phase: null },
+      { name: 'MF-BPR', model: mf, phase: pretraining },
+      { name: 'BPR continued', model: continued, phase: continuedPhase },
+      { name: `AMF (eps ${chosen.epsilon})`, model: chosen.model, phase: chosen.phase },
+    ],
+    options,
+  );
+  return { ...result, mf, pretraining, amfRuns, chosenEpsilon: chosen.epsilon };
+}
+
+/** Options of {@link trainAmrChain} and {@link runAmrExperiment}; every default is the AMR paper's. */
+export interface AmrChainOptions extends ExperimentOptions {
+  /** Item features aligned to the dataset's dense item ids (`numItems x D`). */
+  readonly features: { readonly data: Float32Array; readonly dimension: number };
+  readonly mfEpochs?: number;
+  readonly vbprEpochs?: number;
+  readonly amrEpochs?: number;
+  /** Perturbation size on the image features (default 0.1, the paper's best on Pinterest; tune on validation). */
+  readonly epsilon?: number;
+  /** lambda (default 1). */
+  readonly adversarialWeight?: number;
+  /** VBPR variant (default the paper's Eq. 4). */
+  readonly vbpr?: VisualBPRConfig;
+  /** Also continue VBPR for as many epochs as AMR, as the paper's comparison (default true). */
+  readonly continueVbpr?: boolean;
+}
+
+/** The chain's models and training records. */
+export interface AmrChainResult {
+  readonly mf: MatrixFactorization;
+  readonly vbpr: VisualBPR;
+  readonly vbprContinued: VisualBPR | null;
+  readonly amr: VisualBPR;
+  readonly phases: {
+    readonly mf: PhaseResult;
+    readonly vbpr: PhaseResult;
+    readonly vbprContinued: PhaseResult | null;
+    readonly amr: PhaseResult;
+  };
+}
+
+/**
+ * AMR Algorithm 1 as a chain: MF-BPR, then VBPR initialised from MF's embeddings, then AMR
+ * (BPR + lambda * BPR under FGM perturbations of the image features) initialised from
+ * VBPR, with VBPR continued from the same parameters for comparison. Each stage keeps its
+ * best validation epoch when the dataset has a validation split. Stages: `mf-bpr`, `vbpr`,
+ * `vbpr-continued`, `amr`.
+ */
+export async function trainAmrChain(dataset: Dataset, options: AmrChainOptions): Promise<AmrChainResult> {
+  const k = options.embeddingSize ?? 64;
+  const base = options.train ?? {};
+  const seed = options.modelSeed ?? base.seed ?? 0;
+  const mf = new MatrixFactorization(dataset, { embeddingSize: k, seed });
+  const mfPhase = await trainStage('mf-bpr', mf, dataset, base, options, {
+    epochs: options.mfEpochs ?? 100,
+    adversarial: false,
+  });
+  const vbpr = VisualBPR.fromMatrixFactorization(mf, options.features, { seed, ...options.vbpr }, dataset.train);
+  const vbprPhase = await trainStage('vbpr', vbpr, dataset, base, options, {
+    epochs: options.vbprEpochs ?? 50,
+    adversarial: false,
+  });
+  const copy = (): VisualBPR => new VisualBPR(dataset, null, vbpr.config, { tables: vbpr.tables.map(cloneTable) });
+  const amrEpochs = options.amrEpochs ?? 50;
+  let vbprContinued: VisualBPR | null = null;
+  let continuedPhase: PhaseResult | null = null;
+  if (options.continueVbpr ?? true) {
+    vbprContinued = copy();
+    continuedPhase = await trainStage('vbpr-continued', vbprContinued, dataset, base, options, {
+      epochs: amrEpochs,
+      adversarial: false,
+    });
+  }
+  const amr = copy();
+  const amrPhase = await trainStage(
+    'amr',
+    amr,
+    dataset,
+    {
+      ...base,
+      adversarial: {
+        adversary: 'fgm',
+        epsilon: options.epsilon ?? 0.1,
+        adversarialWeight: options.adversarialWeight ?? 1,
+        surfaces: [ITEM_FEATURES],
+      },
+    },
+    options,
+    { epochs: amrEpochs, adversarial: true },
+  );
+  return {
+    mf,
+    vbpr,
+    vbprContinued,
+    amr,
+    phases: { mf: mfPhase, vbpr: vbprPhase, vbprContinued: continuedPhase, amr: amrPhase },
+  };
+}
+
+/**
+ * The AMR experiment: {@link trainAmrChain}, then ItemPop, MF-BPR, VBPR, VBPR continued and
+ * AMR on test, AMR against VBPR continued, and both attacked on their item features.
+ */
+export async function runAmrExperiment(
+  dataset: Dataset,
+  options: AmrChainOptions,
+): Promise<ExperimentResult & { readonly chain: AmrChainResult }> {
+  const chain = await trainAmrChain(dataset, { ...options, continueVbpr: true });
+  const result = await finish(
+    dataset,
+    [
+      { name: 'ItemPop', model: new ItemPop(dataset.train), phase: null },
+      { name: 'MF-BPR', model: chain.mf, phase: chain.phases.mf },
+      { name: 'VBPR', model: chain.vbpr, phase: chain.phases.vbpr },
+      { name: 'VBPR continued', model: chain.vbprContinued!, phase: chain.phases.vbprContinued },
+      { name: `AMR (eps ${options.epsilon ?? 0.1})`, model: chain.amr, phase: chain.phases.amr },
+    ],
+    options,
+    [ITEM_FEATURES],
+  );
+  return { ...result, chain };
+}
