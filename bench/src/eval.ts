@@ -18,12 +18,11 @@ import {
   evaluateBruteForce,
   evaluateFullRanking,
   factorizedScorer,
-  loadOnnxRuntime,
   ONNX_BLOCK_USERS,
-  OnnxTopKScorer,
   type EvaluationResult,
   type FactorizedScorer,
 } from '@advrec/metrics';
+import { OnnxTopKScorer, loadOnnxRuntime } from '@advrec/onnx';
 import { median, type BenchContext } from './context.js';
 
 const ONNX_RUNS = 5;
@@ -99,7 +98,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
   };
 
   let onnx: { seconds: number[]; result: EvaluationResult } | undefined;
-  if ((await loadOnnxRuntime()) !== null) {
+  if ((await loadOnnxRuntime()).available) {
     onnx = await timed('onnxruntime', ONNX_RUNS);
     results['gowallaFullRankingSeconds'] = round(median(onnx.seconds));
     results['engine'] = onnx.result.protocol.engine;

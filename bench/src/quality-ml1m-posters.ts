@@ -27,7 +27,7 @@ import {
 import type { Dataset, IdMap } from '@advrec/data';
 import { extractFeatures } from '@advrec/features';
 import type { FeatureManifest } from '@advrec/features';
-import { evaluateSampled, pairedTTest } from '@advrec/metrics';
+import { evaluateSampled, pairedTTest, robustnessSweep } from '@advrec/metrics';
 import type { EvaluationResult } from '@advrec/metrics';
 import {
   ItemPop,
@@ -37,7 +37,7 @@ import {
   readCheckpoint,
 } from '@advrec/models';
 import type { Checkpoint, Model } from '@advrec/models';
-import { Trainer, robustnessSweep } from '@advrec/trainer';
+import { Trainer } from '@advrec/trainer';
 import type { PhaseResult, TrainConfig } from '@advrec/trainer';
 import type { BenchContext } from './context.js';
 

@@ -1,6 +1,15 @@
 import { defineConfig } from 'vitepress';
 
-const packages = ['data', 'models', 'losses', 'adversary', 'trainer', 'metrics', 'features'];
+const packages = [
+  'data',
+  'onnx',
+  'models',
+  'losses',
+  'adversary',
+  'trainer',
+  'metrics',
+  'features',
+];
 
 export default defineConfig({
   title: 'advrec',

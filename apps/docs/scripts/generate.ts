@@ -17,7 +17,16 @@ import { Application } from 'typedoc';
 
 const docs = join(dirname(fileURLToPath(import.meta.url)), '..');
 const repo = join(docs, '..', '..');
-const PACKAGES = ['data', 'models', 'losses', 'adversary', 'trainer', 'metrics', 'features'];
+const PACKAGES = [
+  'data',
+  'onnx',
+  'models',
+  'losses',
+  'adversary',
+  'trainer',
+  'metrics',
+  'features',
+];
 
 /** Text safe inside Markdown table cells and outside code (Vue would read `{{` and `<`). */
 function md(text: string): string {

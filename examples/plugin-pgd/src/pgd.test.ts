@@ -81,7 +81,10 @@ describeSuite('pgd plugin', () => {
     );
     const model = new MatrixFactorization(dataset, { embeddingSize: 8, seed: 1 });
     const config = (engine?: string) =>
-      resolveTrainConfig({ adversarial: { adversary: 'pgd' }, ...(engine ? { engine } : {}) }, model);
+      resolveTrainConfig(
+        { adversarial: { adversary: 'pgd' }, ...(engine ? { engine } : {}) },
+        model,
+      );
     // The fused kernel declares the built-in adversaries only: auto falls through to generic.
     expect(selectEngineProvider(model, pgd, config()).name).toBe('generic');
     expect(() => selectEngineProvider(model, pgd, config('fused-mf'))).toThrow(

@@ -143,9 +143,20 @@ describe('perturbSteps refuses a broken plugin adversary, naming it', () => {
     ['a wrong width', () => new SparseRows(3)],
   ] as const)
     it(`one that returns ${what}`, async () => {
-      const broken: Adversary = { ...fgm, adversaryName: 'broken-plugin', perturb: perturb as Adversary['perturb'] };
+      const broken: Adversary = {
+        ...fgm,
+        adversaryName: 'broken-plugin',
+        perturb: perturb as Adversary['perturb'],
+      };
       await expect(
-        perturbSteps(broken, 0.5, [surface], new Random(1), new Map([[surface.name, g]]), () => new Map()),
+        perturbSteps(
+          broken,
+          0.5,
+          [surface],
+          new Random(1),
+          new Map([[surface.name, g]]),
+          () => new Map(),
+        ),
       ).rejects.toThrow(/adversary broken-plugin/);
     });
 });

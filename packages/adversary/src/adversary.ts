@@ -122,7 +122,10 @@ function checkedPerturbation(
 ): SparseRows {
   const fail = (message: string): never => {
     throw new ConfigError([
-      { path: `adversaries.${adversary.adversaryName}`, message: `${message} (surface ${surface.name})` },
+      {
+        path: `adversaries.${adversary.adversaryName}`,
+        message: `${message} (surface ${surface.name})`,
+      },
     ]);
   };
   if (typeof (delta as Partial<SparseRows> | undefined)?.offsetOf !== 'function')
@@ -132,7 +135,9 @@ function checkedPerturbation(
       `adversary ${adversary.adversaryName} returned rows of dimension ${delta.dimension}, the surface has ${surface.dimension}`,
     );
   if (delta.size !== gradient.size)
-    fail(`adversary ${adversary.adversaryName} returned ${delta.size} rows for a gradient of ${gradient.size}`);
+    fail(
+      `adversary ${adversary.adversaryName} returned ${delta.size} rows for a gradient of ${gradient.size}`,
+    );
   const v = delta.values;
   for (let x = 0; x < v.length; x++)
     if (!Number.isFinite(v[x]))

@@ -67,9 +67,15 @@ export function describeAdversaryContract(options: AdversaryContractOptions): vo
   const norm = options.norm ?? 'l2';
   const tolerance = options.tolerance ?? 1e-9;
   const run = (surface: PerturbableSurface, g: SparseRows, epsilon: number, seed: number) =>
-    perturbSteps(adversary, epsilon, [surface], new Random(seed), new Map([[surface.name, g]]), () =>
-      // Later steps of a multi-step adversary: a fresh gradient over the same rows.
-      new Map([[surface.name, gradient(surface, seed + 100)]]),
+    perturbSteps(
+      adversary,
+      epsilon,
+      [surface],
+      new Random(seed),
+      new Map([[surface.name, g]]),
+      () =>
+        // Later steps of a multi-step adversary: a fresh gradient over the same rows.
+        new Map([[surface.name, gradient(surface, seed + 100)]]),
     ).then((m) => m.get(surface.name)!);
 
   describe(`${adversary.adversaryName} satisfies the Adversary contract`, () => {
@@ -78,7 +84,8 @@ export function describeAdversaryContract(options: AdversaryContractOptions): vo
       expect(adversary.adversaryName).toMatch(/^[a-z0-9][a-z0-9._-]*$/);
       expect(typeof adversary.description).toBe('string');
       expect(Number.isInteger(adversary.steps ?? 1) && (adversary.steps ?? 1) >= 1).toBe(true);
-      if (options.registered !== false) expect(getAdversary(adversary.adversaryName)).toBe(adversary);
+      if (options.registered !== false)
+        expect(getAdversary(adversary.adversaryName)).toBe(adversary);
     });
 
     for (const surface of SURFACES)

@@ -1,5 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Random, generateSynthetic, leaveOneOut, readMovieLens100K, toImplicit } from '@advrec/data';
+import {
+  Random,
+  generateSynthetic,
+  leaveOneOut,
+  readMovieLens100K,
+  toImplicit,
+} from '@advrec/data';
 import type { Dataset } from '@advrec/data';
 import { craftPerturbation, fgm, perturbedCopy } from '@advrec/adversary';
 import { ITEM_FEATURES, MatrixFactorization, VisualBPR } from '@advrec/models';
@@ -64,7 +70,12 @@ describe('robustness of VBPR to perturbations of its item features (AMR section 
       data: Float32Array.from({ length: data.numItems * 16 }, () => random.nextGaussian()),
       dimension: 16,
     };
-    const vbpr = new VisualBPR(data, features, { embeddingSize: 8, seed: 1 }, { train: data.train });
+    const vbpr = new VisualBPR(
+      data,
+      features,
+      { embeddingSize: 8, seed: 1 },
+      { train: data.train },
+    );
     trainBpr(vbpr, data.train, { epochs: 10, seed: 2 });
     const crafted = await craftPerturbation(vbpr, data.train, {
       adversary: fgm,

@@ -145,8 +145,14 @@ export interface MetricComparison {
  * values paired). Throws a RangeError when either lacks per-user values for `key`.
  */
 export function compareEvaluations(
-  candidate: { readonly metrics: Readonly<Record<string, number>>; readonly perUser: Readonly<Record<string, Float64Array>> },
-  baseline: { readonly metrics: Readonly<Record<string, number>>; readonly perUser: Readonly<Record<string, Float64Array>> },
+  candidate: {
+    readonly metrics: Readonly<Record<string, number>>;
+    readonly perUser: Readonly<Record<string, Float64Array>>;
+  },
+  baseline: {
+    readonly metrics: Readonly<Record<string, number>>;
+    readonly perUser: Readonly<Record<string, Float64Array>>;
+  },
   key: string,
 ): MetricComparison {
   const x = candidate.perUser[key];

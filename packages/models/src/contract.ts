@@ -178,7 +178,8 @@ export function describeModelContract(options: ModelContractOptions): void {
           const gradients: SparseRowsByName = new Map();
           if (path === 'pairBackward')
             model.pairBackward(users, items, count, dScores, gradients, p);
-          else await (await model.forwardPairs!(users, items, count, p)).backward(dScores, gradients);
+          else
+            await (await model.forwardPairs!(users, items, count, p)).backward(dScores, gradients);
           const u = gathered(tf, model, 'user', users, p);
           const i = gathered(tf, model, 'item', items, p);
           const dense = gathered(tf, model, 'dense', users);

@@ -39,7 +39,11 @@ const registry = globalRegistry<ModelFactory>('model');
 
 /** Registers a model kind under its name (replacing none: a duplicate name throws). */
 export function registerModel(factory: ModelFactory): void {
-  if (!(SUPPORTED_MODEL_SPECIFICATION_VERSIONS as readonly string[]).includes(factory.specificationVersion))
+  if (
+    !(SUPPORTED_MODEL_SPECIFICATION_VERSIONS as readonly string[]).includes(
+      factory.specificationVersion,
+    )
+  )
     throw new ConfigError([
       {
         path: `models.${factory.modelName}.specificationVersion`,

@@ -561,13 +561,13 @@ export class VisualBPR implements Model {
           gemm.multiply(G, nI, k, E, d, k, false, true);
         const dC = done instanceof Promise ? done.then(features) : features();
         return andThen(dC, (dC) => {
-            const gc = rows(ITEM_FEATURES, d);
-            for (let s = 0; s < nI; s++) {
-              const o = gc.ensure(unique[s]!);
-              for (let j = 0; j < d; j++)
-                gc.values[o + j]! += dC[s * d + j]! + (beta ? gB[s]! * beta[j]! : 0);
-            }
-          });
+          const gc = rows(ITEM_FEATURES, d);
+          for (let s = 0; s < nI; s++) {
+            const o = gc.ensure(unique[s]!);
+            for (let j = 0; j < d; j++)
+              gc.values[o + j]! += dC[s * d + j]! + (beta ? gB[s]! * beta[j]! : 0);
+          }
+        });
       };
       return { scores, backward };
     });

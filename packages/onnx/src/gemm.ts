@@ -164,7 +164,9 @@ export interface GemmOptions {
 export async function createGemm(options: GemmOptions = {}): Promise<Gemm> {
   const backend = options.backend ?? 'auto';
   if (backend === 'js') return jsGemm;
-  const onnx = await OnnxGemm.create(options.threads === undefined ? {} : { threads: options.threads });
+  const onnx = await OnnxGemm.create(
+    options.threads === undefined ? {} : { threads: options.threads },
+  );
   if (onnx) return onnx;
   if (backend === 'onnxruntime') {
     const load = await loadOnnxRuntime();

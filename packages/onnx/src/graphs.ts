@@ -136,9 +136,13 @@ export function buildTopKScoringModel(spec: TopKScoringModelSpec): Uint8Array {
   if (itemBias && itemBias.length !== numItems)
     throw new RangeError(`itemBias has ${itemBias.length} values, expected ${numItems}`);
   return model('advrec_topk_scoring', (graph) => {
-    node(graph, 'Gemm', itemBias ? ['users', 'items', 'item_bias'] : ['users', 'items'], ['scores'], [
-      { name: 'transB', int: 1 },
-    ]);
+    node(
+      graph,
+      'Gemm',
+      itemBias ? ['users', 'items', 'item_bias'] : ['users', 'items'],
+      ['scores'],
+      [{ name: 'transB', int: 1 }],
+    );
     node(
       graph,
       'TopK',

@@ -25,8 +25,9 @@ function gaussians(seed: number, length: number): Float32Array {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return (s + 0.5) / 2 ** 32;
   };
-  return Float32Array.from({ length }, () =>
-    Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next()),
+  return Float32Array.from(
+    { length },
+    () => Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next()),
   );
 }
 
@@ -59,7 +60,10 @@ describe('dense products', () => {
   const [m, k, n] = [37, 130, 9];
   for (const backend of ['onnxruntime', 'js'] as const)
     it(`${backend}: every transposition equals a float64 reference (1e-4)`, async () => {
-      const gemm = backend === 'js' ? await createGemm({ backend: 'js' }) : await OnnxGemm.create({ threads: 1 });
+      const gemm =
+        backend === 'js'
+          ? await createGemm({ backend: 'js' })
+          : await OnnxGemm.create({ threads: 1 });
       expect(gemm).not.toBeNull();
       expect(gemm!.backend).toBe(backend);
       for (const transA of [false, true])
@@ -89,9 +93,9 @@ describe('dense products', () => {
       /cannot multiply 2x3 by 4x2/,
     );
     const onnx = await OnnxGemm.create({ threads: 1 });
-    await expect(onnx!.multiply(new Float32Array(6), 2, 3, new Float32Array(8), 4, 2)).rejects.toThrow(
-      /cannot multiply 2x3 by 4x2/,
-    );
+    await expect(
+      onnx!.multiply(new Float32Array(6), 2, 3, new Float32Array(8), 4, 2),
+    ).rejects.toThrow(/cannot multiply 2x3 by 4x2/);
     await onnx!.release();
   });
 
@@ -119,7 +123,9 @@ describe('loading onnxruntime-node', () => {
     // ... or into an error that names the purpose and how to install it.
     const error = await requireOnnxRuntime('feature extraction').catch((e: unknown) => e);
     expect(OnnxRuntimeMissingError.isInstance(error)).toBe(true);
-    expect(String(error)).toMatch(/feature extraction needs onnxruntime-node.*ONNXRUNTIME_NODE_INSTALL_CUDA=skip/);
+    expect(String(error)).toMatch(
+      /feature extraction needs onnxruntime-node.*ONNXRUNTIME_NODE_INSTALL_CUDA=skip/,
+    );
     await expect(createGemm({ backend: 'onnxruntime' })).rejects.toThrow(/disabled by/);
   });
 });
@@ -129,13 +135,17 @@ describe('ONNX graphs', () => {
     const [items, dimension, users] = [50, 6, 7];
     const itemFactors = gaussians(5, items * dimension);
     const itemBias = gaussians(6, items);
-    const scorer = await OnnxTopKScorer.create({ itemFactors, numItems: items, dimension, itemBias }, { threads: 1 });
+    const scorer = await OnnxTopKScorer.create(
+      { itemFactors, numItems: items, dimension, itemBias },
+      { threads: 1 },
+    );
     const u = gaussians(7, users * dimension);
     const { values, indices } = await scorer!.topK(u, users, 5);
     for (let r = 0; r < users; r++) {
       const scores = Array.from({ length: items }, (_, i) => {
         let s = itemBias[i]!;
-        for (let f = 0; f < dimension; f++) s += u[r * dimension + f]! * itemFactors[i * dimension + f]!;
+        for (let f = 0; f < dimension; f++)
+          s += u[r * dimension + f]! * itemFactors[i * dimension + f]!;
         return s;
       });
       const best = scores
@@ -158,11 +168,17 @@ describe('ONNX graphs', () => {
     expect(info.outputs).toEqual(['y']);
     expect([...info.nodeOutputs]).toEqual(['y']);
     expect(info.nodes).toBe(1);
-    const topk = buildTopKScoringModel({ itemFactors: new Float32Array(6), numItems: 3, dimension: 2 });
+    const topk = buildTopKScoringModel({
+      itemFactors: new Float32Array(6),
+      numItems: 3,
+      dimension: 2,
+    });
     const exposed = inspectOnnxModel(exposeTensor(topk, 'scores', 'topk.onnx'));
     expect(exposed.outputs).toEqual(['values', 'indices', 'scores']);
     expect(exposed.initializers).toEqual(new Set(['items']));
-    expect(() => exposeTensor(topk, 'nope', 'topk.onnx')).toThrow(/topk\.onnx: expected a tensor named "nope"/);
+    expect(() => exposeTensor(topk, 'nope', 'topk.onnx')).toThrow(
+      /topk\.onnx: expected a tensor named "nope"/,
+    );
     let error: unknown;
     try {
       inspectOnnxModel(Uint8Array.of(0x3a, 0x05, 1), 'broken.onnx');
@@ -170,7 +186,9 @@ describe('ONNX graphs', () => {
       error = e;
     }
     expect(OnnxModelError.isInstance(error)).toBe(true);
-    expect(String(error)).toMatch(/broken\.onnx: expected an ONNX model \(ModelProto\), found truncated/);
+    expect(String(error)).toMatch(
+      /broken\.onnx: expected an ONNX model \(ModelProto\), found truncated/,
+    );
   });
 
   it('protobuf: what the writer writes, the reader reads back', () => {
@@ -196,7 +214,9 @@ describe('ONNX graphs', () => {
     expect(text(fields[2]!)).toBe('héllo');
     expect(readFields(fields[3]!.bytes!)[0]!.value).toBe(7n);
     expect(Array.from(fields[4]!.bytes!)).toEqual([1, 0x80, 1, 3]);
-    expect(new DataView(fields[5]!.bytes!.buffer, fields[5]!.bytes!.byteOffset).getFloat32(0, true)).toBe(1.5);
+    expect(
+      new DataView(fields[5]!.bytes!.buffer, fields[5]!.bytes!.byteOffset).getFloat32(0, true),
+    ).toBe(1.5);
     expect(() => readFields(Uint8Array.of(0x08))).toThrow(/truncated varint/);
   });
 });

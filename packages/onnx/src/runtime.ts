@@ -72,7 +72,9 @@ export class OnnxRuntimeMissingError extends Error {
   readonly reason: string;
 
   constructor(purpose: string, reason: string) {
-    super(`${purpose} needs onnxruntime-node, which is not available (${reason}); ${ONNXRUNTIME_INSTALL_HINT}`);
+    super(
+      `${purpose} needs onnxruntime-node, which is not available (${reason}); ${ONNXRUNTIME_INSTALL_HINT}`,
+    );
     this.name = 'OnnxRuntimeMissingError';
     this.reason = reason;
   }

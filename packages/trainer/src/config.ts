@@ -163,7 +163,10 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
     });
   const engine = config.engine ?? 'auto';
   if (typeof engine !== 'string' || engine.length === 0)
-    issues.push({ path: 'engine', message: `must be auto or an engine provider's name, got ${String(engine)}` });
+    issues.push({
+      path: 'engine',
+      message: `must be auto or an engine provider's name, got ${String(engine)}`,
+    });
   const v = config.validation ?? {};
   const metric = v.metric ?? 'ndcg@100';
   const parsed = parseMetricKey(metric);
@@ -206,4 +209,3 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
     validation,
   };
 }
-

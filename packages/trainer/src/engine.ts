@@ -95,7 +95,11 @@ export interface Engine {
    * One epoch (every batch of `epoch`), BPR or APR. An engine checks `signal` between
    * batches where it can and then stops with the signal's reason.
    */
-  trainEpoch(epoch: number, adversarial: boolean, signal?: AbortSignal): EpochStats | Promise<EpochStats>;
+  trainEpoch(
+    epoch: number,
+    adversarial: boolean,
+    signal?: AbortSignal,
+  ): EpochStats | Promise<EpochStats>;
   /** Stops worker threads and releases native resources. */
   close(): Promise<void>;
 }
@@ -113,7 +117,8 @@ export interface EngineContext {
 }
 
 /** A provider's answer to "can you train this?". */
-export type EngineSupport = { readonly supported: true } | { readonly supported: false; readonly reason: string };
+export type EngineSupport =
+  { readonly supported: true } | { readonly supported: false; readonly reason: string };
 
 /** Builds engines for the (model, adversary, config) combinations it declares. */
 export interface EngineProvider {
@@ -134,7 +139,10 @@ export function registerEngineProvider(provider: EngineProvider): void {
   const existing = providers.get(provider.name);
   if (existing && existing !== provider)
     throw new ConfigError([
-      { path: 'engine', message: `an engine provider named "${provider.name}" is already registered` },
+      {
+        path: 'engine',
+        message: `an engine provider named "${provider.name}" is already registered`,
+      },
     ]);
   providers.set(provider.name, provider);
 }
@@ -146,7 +154,9 @@ export function getEngineProvider(name: string): EngineProvider | undefined {
 
 /** The registered providers, highest priority first. */
 export function listEngineProviders(): EngineProvider[] {
-  return [...providers.values()].sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
+  return [...providers.values()].sort(
+    (a, b) => b.priority - a.priority || a.name.localeCompare(b.name),
+  );
 }
 
 /**
@@ -171,7 +181,9 @@ export function selectEngineProvider(
       ]);
     const support = provider.supports(model, adversary, config);
     if (!support.supported)
-      throw new ConfigError([{ path: 'engine', message: `engine ${provider.name}: ${support.reason}` }]);
+      throw new ConfigError([
+        { path: 'engine', message: `engine ${provider.name}: ${support.reason}` },
+      ]);
     return provider;
   }
   const refusals: string[] = [];

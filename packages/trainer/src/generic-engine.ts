@@ -63,7 +63,7 @@ export class GenericEngine implements Engine {
     const batchStep = model.forwardPairs !== undefined;
     this.info = {
       name: 'generic',
-      description: `generic (Model contract${batchStep ? ', the model\'s batch step' : ', pairScores/pairBackward'}), 1 thread, ${options.optimizer.name}`,
+      description: `generic (Model contract${batchStep ? ", the model's batch step" : ', pairScores/pairBackward'}), 1 thread, ${options.optimizer.name}`,
       threads: 1,
       details: {
         batchStep,

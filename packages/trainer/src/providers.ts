@@ -28,7 +28,12 @@ function mfTables(model: Model): MfTables | string {
   const p = table(USER_EMBEDDINGS);
   const q = table(ITEM_EMBEDDINGS);
   const trainable = [...model.trainableTables].sort().join(',');
-  if (!p || !q || p.dimension !== q.dimension || trainable !== [ITEM_EMBEDDINGS, USER_EMBEDDINGS].join(','))
+  if (
+    !p ||
+    !q ||
+    p.dimension !== q.dimension ||
+    trainable !== [ITEM_EMBEDDINGS, USER_EMBEDDINGS].join(',')
+  )
     return `needs exactly the trainable tables ${USER_EMBEDDINGS} and ${ITEM_EMBEDDINGS} of one dimension`;
   return {
     numUsers: model.numUsers,
@@ -99,11 +104,16 @@ export const genericEngineProvider: EngineProvider = {
   priority: 0,
   description: 'any model through its contract and batch step, any adversary, one thread',
   supports(model, _adversary, config) {
-    if (model.trainableTables.length === 0) return refuse(`${model.modelName} has nothing to train`);
+    if (model.trainableTables.length === 0)
+      return refuse(`${model.modelName} has nothing to train`);
     if (config.algorithm !== 'minibatch')
-      return refuse(`runs mini-batches only; algorithm ${config.algorithm} runs on the fused MF kernel`);
+      return refuse(
+        `runs mini-batches only; algorithm ${config.algorithm} runs on the fused MF kernel`,
+      );
     if (config.mode !== 'deterministic')
-      return refuse(`runs one thread, deterministically; mode ${config.mode} runs on the fused MF kernel`);
+      return refuse(
+        `runs one thread, deterministically; mode ${config.mode} runs on the fused MF kernel`,
+      );
     return SUPPORTED;
   },
   async create({ model, sampler, config, adversary, states, step }) {

@@ -12,11 +12,7 @@
  */
 import { join } from 'node:path';
 import type { Dataset } from '@advrec/data';
-import {
-  compareEvaluations,
-  evaluateFullRanking,
-  robustnessSweep,
-} from '@advrec/metrics';
+import { compareEvaluations, evaluateFullRanking, robustnessSweep } from '@advrec/metrics';
 import type {
   EvaluationResult,
   MetricComparison,
@@ -108,7 +104,11 @@ export interface AprExperimentResult extends ExperimentResult {
   readonly mf: MatrixFactorization;
   readonly pretraining: PhaseResult;
   /** Every AMF run (one per epsilon tried) and the epsilon chosen on validation. */
-  readonly amfRuns: readonly { readonly epsilon: number; readonly model: MatrixFactorization; readonly phase: PhaseResult }[];
+  readonly amfRuns: readonly {
+    readonly epsilon: number;
+    readonly model: MatrixFactorization;
+    readonly phase: PhaseResult;
+  }[];
   readonly chosenEpsilon: number;
 }
 
@@ -126,7 +126,13 @@ async function trainStage(
   phase: Omit<PhaseOptions, 'signal' | 'checkpoint'> & { readonly bestCheckpoint?: boolean },
   resume?: Parameters<typeof Trainer.create>[4],
 ): Promise<PhaseResult> {
-  const trainer = await Trainer.create(model, dataset, config, options.callbacks?.(stage) ?? {}, resume);
+  const trainer = await Trainer.create(
+    model,
+    dataset,
+    config,
+    options.callbacks?.(stage) ?? {},
+    resume,
+  );
   const file = options.checkpoints ? join(options.checkpoints, `${stage}.ckpt`) : undefined;
   const metadata = options.checkpointMetadata ?? {};
   try {
@@ -152,13 +158,17 @@ async function finish(
 ): Promise<ExperimentResult> {
   const evaluate =
     options.evaluate ??
-    ((model: Model) => evaluateFullRanking(model, dataset, { split: 'test', cutoffs: [10, 20, 50, 100] }));
+    ((model: Model) =>
+      evaluateFullRanking(model, dataset, { split: 'test', cutoffs: [10, 20, 50, 100] }));
   const test: [string, EvaluationResult][] = [];
   for (const arm of arms) test.push([arm.name, await evaluate(arm.model)]);
   const candidate = test.at(-1)!;
   const baseline = test.at(-2)!;
   const metrics = Object.fromEntries(
-    Object.keys(candidate[1].metrics).map((key) => [key, compareEvaluations(candidate[1], baseline[1], key)]),
+    Object.keys(candidate[1].metrics).map((key) => [
+      key,
+      compareEvaluations(candidate[1], baseline[1], key),
+    ]),
   );
   const attack =
     options.attack === false
@@ -260,7 +270,9 @@ export async function runAprExperiment(
     );
     amfRuns.push({ epsilon, model: amf, phase });
   }
-  const chosen = amfRuns.reduce((best, run) => (run.phase.bestValue > best.phase.bestValue ? run : best));
+  const chosen = amfRuns.reduce((best, run) =>
+    run.phase.bestValue > best.phase.bestValue ? run : best,
+  );
   const result = await finish(
     dataset,
     [
@@ -312,7 +324,10 @@ export interface AmrChainResult {
  * best validation epoch when the dataset has a validation split. Stages: `mf-bpr`, `vbpr`,
  * `vbpr-continued`, `amr`.
  */
-export async function trainAmrChain(dataset: Dataset, options: AmrChainOptions): Promise<AmrChainResult> {
+export async function trainAmrChain(
+  dataset: Dataset,
+  options: AmrChainOptions,
+): Promise<AmrChainResult> {
   const k = options.embeddingSize ?? 64;
   const base = options.train ?? {};
   const seed = options.modelSeed ?? base.seed ?? 0;
@@ -321,12 +336,18 @@ export async function trainAmrChain(dataset: Dataset, options: AmrChainOptions):
     epochs: options.mfEpochs ?? 100,
     adversarial: false,
   });
-  const vbpr = VisualBPR.fromMatrixFactorization(mf, options.features, { seed, ...options.vbpr }, dataset.train);
+  const vbpr = VisualBPR.fromMatrixFactorization(
+    mf,
+    options.features,
+    { seed, ...options.vbpr },
+    dataset.train,
+  );
   const vbprPhase = await trainStage('vbpr', vbpr, dataset, base, options, {
     epochs: options.vbprEpochs ?? 50,
     adversarial: false,
   });
-  const copy = (): VisualBPR => new VisualBPR(dataset, null, vbpr.config, { tables: vbpr.tables.map(cloneTable) });
+  const copy = (): VisualBPR =>
+    new VisualBPR(dataset, null, vbpr.config, { tables: vbpr.tables.map(cloneTable) });
   const amrEpochs = options.amrEpochs ?? 50;
   let vbprContinued: VisualBPR | null = null;
   let continuedPhase: PhaseResult | null = null;

@@ -284,14 +284,12 @@ export class Trainer {
       (a, b) => a - b,
     );
     const metrics = [...new Set<MetricName>([this.metricName, 'hr', 'ndcg', 'recall'])];
-    return evaluateFullRanking(this.model, this.dataset,
-      {
-        split: v.split,
-        cutoffs,
-        metrics,
-        threads: v.threads,
-      },
-    );
+    return evaluateFullRanking(this.model, this.dataset, {
+      split: v.split,
+      cutoffs,
+      metrics,
+      threads: v.threads,
+    });
   }
 
   /** Writes a checkpoint (model, optimiser state, config, epoch), atomically. */

@@ -2,7 +2,12 @@ import { join } from 'node:path';
 import { ConfigError } from '@advrec/data';
 import type { Model } from '@advrec/models';
 import { runAmrExperiment, runAprExperiment } from '@advrec/trainer';
-import type { EpochEvent, ExperimentResult, TrainCallbacks, ValidationEvent } from '@advrec/trainer';
+import type {
+  EpochEvent,
+  ExperimentResult,
+  TrainCallbacks,
+  ValidationEvent,
+} from '@advrec/trainer';
 import { applyOverrides, resolveRunConfig } from '../config.js';
 import type { ResolvedRunConfig } from '../config.js';
 import { emit, openRunFolder, percent, textTable } from '../context.js';
@@ -144,8 +149,9 @@ export async function reproduceAprCommand(
       [result.arms.at(-1)!.name]: stages.histories['amf']!,
     },
     metricKey: (keys) =>
-      keys.find((k) => k.startsWith('ndcg@') && k.endsWith(`@${config.evaluation.cutoffs.at(-1)}`)) ??
-      keys[0]!,
+      keys.find(
+        (k) => k.startsWith('ndcg@') && k.endsWith(`@${config.evaluation.cutoffs.at(-1)}`),
+      ) ?? keys[0]!,
   });
 }
 
@@ -340,7 +346,11 @@ async function finishReproduction(
   return 0;
 }
 
-function comparisonSection(title: string, result: ExperimentResult, keys: readonly string[]): ReportSection {
+function comparisonSection(
+  title: string,
+  result: ExperimentResult,
+  keys: readonly string[],
+): ReportSection {
   const { candidate, baseline, metrics: comparisons } = result.comparison;
   return {
     kind: 'table',

@@ -41,7 +41,8 @@ export function trainBpr(
           for (let f = 0; f < d; f++) {
             const g = rows.values[r * d + f]!;
             acc[id * d + f]! += g * g;
-            table.values[id * d + f] = table.values[id * d + f]! - (lr * g) / Math.sqrt(acc[id * d + f]!);
+            table.values[id * d + f] =
+              table.values[id * d + f]! - (lr * g) / Math.sqrt(acc[id * d + f]!);
           }
         });
       }
