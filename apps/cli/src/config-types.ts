@@ -6,6 +6,7 @@
  *
  * @packageDocumentation
  */
+import type { TrainConfig } from '@advrec/trainer';
 
 /** Where the interactions come from and how they are split. */
 export interface DataConfig {
@@ -102,71 +103,19 @@ export interface ModelConfig {
    */
   embeddingSize?: number;
   /**
-   * Initialisation seed.
+   * Initialisation seed (default: the model's own, 0 for the built-in models).
    * @minimum 0
-   * @default 1
    */
   seed?: number;
   /** Further model-specific options, passed to the model's factory as they are. */
   options?: Record<string, string | number | boolean | null>;
 }
 
-/** The optimiser (Adagrad, as in both papers). */
-export interface OptimizerSection {
-  /** @default "adagrad" */
-  name?: 'adagrad' | 'sgd' | 'lazy-adam';
-  /**
-   * @exclusiveMinimum 0
-   * @default 0.05
-   */
-  learningRate?: number;
-  /**
-   * Adagrad's initial accumulator (TensorFlow's 0.1).
-   * @exclusiveMinimum 0
-   * @default 0.1
-   */
-  initialAccumulator?: number;
-}
-
-/** Adversarial training (APR Eq. 6 / AMR Eq. 8). */
-export interface AdversarialSection {
-  /** A registered adversary: `fgm` (the papers'), `fgsm`, `random`, `none`, or a plugin's. */
-  adversary?: string;
-  /**
-   * epsilon, the norm bound of the perturbation per row.
-   * @minimum 0
-   * @default 0.5
-   */
-  epsilon?: number;
-  /**
-   * lambda, the weight of the adversarial BPR term.
-   * @minimum 0
-   * @default 1
-   */
-  adversarialWeight?: number;
-  /** Perturbed surfaces (default: every surface of the model). */
-  surfaces?: string[];
-}
-
-/** Validation and early stopping. */
-export interface ValidationSection {
-  /**
-   * Validate every this many epochs.
-   * @minimum 1
-   * @default 10
-   */
-  every?: number;
-  /** Early-stopping metric, e.g. `ndcg@100`, `recall@20`. */
-  metric?: string;
-  /**
-   * Stop after this many validations without improvement.
-   * @minimum 1
-   */
-  patience?: number;
-}
-
-/** The training schedule and settings. */
-export interface TrainingSection {
+/**
+ * The training schedule and settings: every field of the library's `TrainConfig`
+ * (`@advrec/trainer`, where each default and check lives), plus the schedule of a run.
+ */
+export interface TrainingSection extends TrainConfig {
   /**
    * BPR (pre-training) epochs.
    * @minimum 0
@@ -179,34 +128,6 @@ export interface TrainingSection {
    * @default 0
    */
   adversarialEpochs?: number;
-  /**
-   * Triples per mini-batch.
-   * @minimum 1
-   * @default 512
-   */
-  batchSize?: number;
-  /**
-   * lambda_Theta, L2 on the batch's rows.
-   * @minimum 0
-   * @default 0
-   */
-  l2?: number;
-  /**
-   * Sampler seed.
-   * @minimum 0
-   * @default 0
-   */
-  seed?: number;
-  /**
-   * Worker threads (default: all cores).
-   * @minimum 1
-   */
-  threads?: number;
-  /** `deterministic` (bit-identical for any thread count) or `hogwild`. */
-  mode?: 'deterministic' | 'hogwild';
-  optimizer?: OptimizerSection;
-  adversarial?: AdversarialSection;
-  validation?: ValidationSection;
   /**
    * Write a resumable checkpoint every this many epochs (0 = only the best and the final).
    * @minimum 0

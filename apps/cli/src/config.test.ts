@@ -4,7 +4,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DataFormatError } from '@advrec/data';
+import { DEFAULT_MODEL_SEED } from '@advrec/models';
+import { resolveTrainConfig } from '@advrec/trainer';
 import { applyOverrides, readConfigFile, resolveRunConfig, runConfigSchema } from './config.js';
+import { trainConfigOf } from './pipeline.js';
 // @ts-expect-error -- a plain ESM script without types
 import { generateSchema } from '../scripts/generate-schema.mjs';
 
@@ -63,18 +66,28 @@ describe('run config', () => {
       'evaluation.cutoffs[0]',
     ]);
     expect(issues[0]!.message).toMatch(/unknown model "nope"; registered: .*mf.*vbpr/);
-    expect(issues[1]!.message).toMatch(/registered: fgm, fgsm, random, none/);
+    expect(issues[1]!.message).toMatch(/registered: fgm, fgsm, none, random/);
   });
 
   it("fills every default (the papers': K 64, batch 512, Adagrad 0.05, epsilon 0.5, lambda 1)", () => {
     const config = resolveRunConfig({ data: { source: 'synthetic' }, model: { name: 'mf' } });
     expect(config.model.embeddingSize).toBe(64);
     expect(config.training.batchSize).toBe(512);
-    expect(config.training.optimizer).toEqual({
+    expect(config.training.optimizer).toMatchObject({
       name: 'adagrad',
       learningRate: 0.05,
       initialAccumulator: 0.1,
     });
+    // One source of truth: the training section is the library's resolution of it.
+    const { epochs, adversarialEpochs, checkpointEvery, ...library } = config.training;
+    expect([epochs, adversarialEpochs, checkpointEvery]).toEqual([100, 0, 10]);
+    const expected = resolveTrainConfig({});
+    expect(library).toEqual({
+      ...expected,
+      adversarial: { ...expected.adversarial, surfaces: null },
+      validation: { ...expected.validation, patience: null },
+    });
+    expect(config.model.seed).toBe(DEFAULT_MODEL_SEED);
     expect(config.training.adversarial).toMatchObject({
       adversary: 'fgm',
       epsilon: 0.5,
@@ -82,6 +95,43 @@ describe('run config', () => {
     });
     expect(config.data.split.protocol).toBe('auto');
     expect(config.attack).toBeNull();
+  });
+
+  it('reaches every library training option from a config file (engine, sampling, algorithm, validation split)', () => {
+    const config = resolveRunConfig({
+      data: { source: 'synthetic' },
+      model: { name: 'mf' },
+      training: {
+        engine: 'generic',
+        sampling: 'with-replacement',
+        algorithm: 'sgd-triples',
+        optimizer: { name: 'sgd', learningRate: 0.05 },
+        validation: { split: 'test', cutoffs: [5, 10], metric: 'recall@10' },
+      },
+    });
+    expect(config.training).toMatchObject({
+      engine: 'generic',
+      sampling: 'with-replacement',
+      algorithm: 'sgd-triples',
+      validation: { split: 'test', cutoffs: [5, 10], metric: 'recall@10' },
+    });
+    const trainConfig = trainConfigOf(config);
+    expect(trainConfig).toMatchObject({ engine: 'generic', algorithm: 'sgd-triples' });
+    let error: unknown;
+    try {
+      resolveRunConfig({
+        data: { source: 'synthetic' },
+        model: { name: 'mf' },
+        training: { algorithm: 'sgd-triples', validation: { metric: 'ndcg' } },
+      });
+    } catch (e) {
+      error = e;
+    }
+    // The library's checks, under the run config's paths.
+    expect((error as ConfigError).issues.map((i) => i.path)).toEqual([
+      'training.algorithm',
+      'training.validation.metric',
+    ]);
   });
 
   it('records paths absolute and keeps data set names', () => {

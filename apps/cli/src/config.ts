@@ -1,12 +1,13 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError, DataFormatError } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
 import { listAdversaries } from '@advrec/adversary';
-import { listModels } from '@advrec/models';
+import { DEFAULT_MODEL_SEED, listModels } from '@advrec/models';
+import { resolveTrainConfig } from '@advrec/trainer';
+import type { ResolvedTrainConfig } from '@advrec/trainer';
 import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
 import { parse as parseYaml, parseDocument } from 'yaml';
@@ -50,30 +51,20 @@ export interface ResolvedRunConfig {
     readonly seed: number;
     readonly options: Readonly<Record<string, string | number | boolean | null>>;
   };
-  readonly training: {
-    readonly epochs: number;
-    readonly adversarialEpochs: number;
-    readonly batchSize: number;
-    readonly l2: number;
-    readonly seed: number;
-    readonly threads: number;
-    readonly mode: 'deterministic' | 'hogwild';
-    readonly optimizer: {
-      readonly name: 'adagrad' | 'sgd' | 'lazy-adam';
-      readonly learningRate: number;
-      readonly initialAccumulator: number;
-    };
-    readonly adversarial: {
-      readonly adversary: string;
-      readonly epsilon: number;
-      readonly adversarialWeight: number;
+  /**
+   * The library's resolved training config (`resolveTrainConfig` of `@advrec/trainer`: the
+   * one place its defaults live), with the perturbed surfaces and the patience left `null`
+   * when not given (every surface of the model; never stop early), plus the run's schedule.
+   */
+  readonly training: Omit<ResolvedTrainConfig, 'adversarial' | 'validation'> & {
+    readonly adversarial: Omit<ResolvedTrainConfig['adversarial'], 'surfaces'> & {
       readonly surfaces: readonly string[] | null;
     };
-    readonly validation: {
-      readonly every: number;
-      readonly metric: string;
+    readonly validation: Omit<ResolvedTrainConfig['validation'], 'patience'> & {
       readonly patience: number | null;
     };
+    readonly epochs: number;
+    readonly adversarialEpochs: number;
     readonly checkpointEvery: number;
   };
   readonly evaluation: {
@@ -216,8 +207,6 @@ export function schemaIssues(config: unknown): ConfigIssue[] {
   return issues;
 }
 
-const METRIC = /^(hr|recall|precision|ndcg|mrr|map)@([1-9]\d*)$/;
-
 /**
  * Validates a parsed config against the schema and the registries (model and adversary
  * names, metric names) and fills every default. Throws one {@link ConfigError} listing every
@@ -241,15 +230,16 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
         message: `unknown adversary "${name}"; registered: ${adversaries.join(', ')}`,
       });
   };
-  const t = config.training ?? {};
-  const adversary = t.adversarial?.adversary ?? 'fgm';
-  checkAdversary('training.adversarial.adversary', adversary);
-  const metric = t.validation?.metric ?? 'ndcg@100';
-  if (!METRIC.test(metric))
-    issues.push({
-      path: 'training.validation.metric',
-      message: `must look like ndcg@100 (hr, recall, precision, ndcg, mrr, map), got "${metric}"`,
-    });
+  const { epochs, adversarialEpochs, checkpointEvery, ...trainConfig } = config.training ?? {};
+  // The library checks and fills the training config; its issues keep their field paths.
+  let training: ResolvedTrainConfig | null = null;
+  try {
+    training = resolveTrainConfig(trainConfig);
+  } catch (error) {
+    if (!ConfigError.isInstance(error)) throw error;
+    for (const issue of error.issues)
+      issues.push({ path: `training.${issue.path}`, message: issue.message });
+  }
   const e = config.evaluation ?? {};
   const cutoffs = e.cutoffs ?? [10, 20, 50, 100];
   cutoffs.forEach((k, index) => {
@@ -260,14 +250,10 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
       });
   });
   const integers: [string, number | undefined][] = [
-    ['training.epochs', t.epochs],
-    ['training.adversarialEpochs', t.adversarialEpochs],
-    ['training.batchSize', t.batchSize],
-    ['training.threads', t.threads],
-    ['training.seed', t.seed],
-    ['training.checkpointEvery', t.checkpointEvery],
-    ['training.validation.every', t.validation?.every],
-    ['training.validation.patience', t.validation?.patience],
+    ['training.epochs', epochs],
+    ['training.adversarialEpochs', adversarialEpochs],
+    ['training.checkpointEvery', checkpointEvery],
+    ['training.validation.patience', trainConfig.validation?.patience],
     ['model.embeddingSize', config.model.embeddingSize],
     ['model.seed', config.model.seed],
     ['data.split.seed', config.data.split?.seed],
@@ -287,7 +273,7 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
     );
   }
   const split = config.data.split ?? {};
-  if (issues.length > 0) throw new ConfigError(issues);
+  if (issues.length > 0 || training === null) throw new ConfigError(issues);
   // Paths are taken relative to the working folder and recorded absolute, so a run folder
   // can be evaluated from anywhere.
   const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(path));
@@ -315,34 +301,16 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
     model: {
       name: config.model.name,
       embeddingSize: config.model.embeddingSize ?? 64,
-      seed: config.model.seed ?? 1,
+      seed: config.model.seed ?? DEFAULT_MODEL_SEED,
       options: config.model.options ?? {},
     },
     training: {
-      epochs: t.epochs ?? 100,
-      adversarialEpochs: t.adversarialEpochs ?? 0,
-      batchSize: t.batchSize ?? 512,
-      l2: t.l2 ?? 0,
-      seed: t.seed ?? 0,
-      threads: t.threads ?? Math.min(availableParallelism(), 8),
-      mode: t.mode ?? 'deterministic',
-      optimizer: {
-        name: t.optimizer?.name ?? 'adagrad',
-        learningRate: t.optimizer?.learningRate ?? 0.05,
-        initialAccumulator: t.optimizer?.initialAccumulator ?? 0.1,
-      },
-      adversarial: {
-        adversary,
-        epsilon: t.adversarial?.epsilon ?? 0.5,
-        adversarialWeight: t.adversarial?.adversarialWeight ?? 1,
-        surfaces: t.adversarial?.surfaces ?? null,
-      },
-      validation: {
-        every: t.validation?.every ?? 10,
-        metric,
-        patience: t.validation?.patience ?? null,
-      },
-      checkpointEvery: t.checkpointEvery ?? 10,
+      ...training,
+      adversarial: { ...training.adversarial, surfaces: trainConfig.adversarial?.surfaces ?? null },
+      validation: { ...training.validation, patience: trainConfig.validation?.patience ?? null },
+      epochs: epochs ?? 100,
+      adversarialEpochs: adversarialEpochs ?? 0,
+      checkpointEvery: checkpointEvery ?? 10,
     },
     evaluation: {
       protocol: e.protocol ?? 'full',

@@ -17,17 +17,14 @@ export {
 } from './config.js';
 export type { ResolvedRunConfig } from './config.js';
 export type {
-  AdversarialSection,
   AttackSection,
   DataConfig,
   EvaluationSection,
   ModelConfig,
-  OptimizerSection,
   RunConfig,
   SplitConfig,
   SyntheticConfig,
   TrainingSection,
-  ValidationSection,
 } from './config-types.js';
 export { DATASETS, datasetEntry, datasetFingerprint, loadData, locateDataset } from './datasets.js';
 export type { DatasetEntry, DatasetFile, LoadedData } from './datasets.js';

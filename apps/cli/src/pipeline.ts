@@ -137,26 +137,17 @@ export function checkTrainConfig(config: ResolvedRunConfig, model: Model): void 
 
 /** The trainer's config from a run config. */
 export function trainConfigOf(config: ResolvedRunConfig): TrainConfig {
-  const t = config.training;
+  const { epochs, adversarialEpochs, checkpointEvery, adversarial, validation, ...rest } =
+    config.training;
+  void epochs;
+  void adversarialEpochs;
+  void checkpointEvery;
+  const { surfaces, ...attack } = adversarial;
+  const { patience, ...checks } = validation;
   return {
-    seed: t.seed,
-    batchSize: t.batchSize,
-    l2: t.l2,
-    threads: t.threads,
-    mode: t.mode,
-    optimizer: t.optimizer,
-    adversarial: {
-      adversary: t.adversarial.adversary,
-      epsilon: t.adversarial.epsilon,
-      adversarialWeight: t.adversarial.adversarialWeight,
-      ...(t.adversarial.surfaces ? { surfaces: t.adversarial.surfaces } : {}),
-    },
-    validation: {
-      every: t.validation.every,
-      metric: t.validation.metric,
-      ...(t.validation.patience !== null ? { patience: t.validation.patience } : {}),
-      threads: t.threads,
-    },
+    ...rest,
+    adversarial: { ...attack, ...(surfaces ? { surfaces } : {}) },
+    validation: { ...checks, ...(patience !== null ? { patience } : {}) },
   };
 }
 

@@ -5,7 +5,11 @@
  *
  * @packageDocumentation
  */
-export { MODEL_SPECIFICATION_VERSION, SUPPORTED_MODEL_SPECIFICATION_VERSIONS } from './model.js';
+export {
+  DEFAULT_MODEL_SEED,
+  MODEL_SPECIFICATION_VERSION,
+  SUPPORTED_MODEL_SPECIFICATION_VERSIONS,
+} from './model.js';
 export type {
   JsonObject,
   JsonValue,

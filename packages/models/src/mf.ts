@@ -7,7 +7,7 @@ import type {
   PerturbableSurface,
   ReferenceScore,
 } from './model.js';
-import { MODEL_SPECIFICATION_VERSION } from './model.js';
+import { DEFAULT_MODEL_SEED, MODEL_SPECIFICATION_VERSION } from './model.js';
 import { SparseRows } from './sparse-rows.js';
 import type { SparseRowsByName } from './sparse-rows.js';
 import { createTable, initializeTruncatedNormal } from './tables.js';
@@ -56,7 +56,7 @@ export function resolveMatrixFactorizationConfig(
   const resolved = {
     embeddingSize: config.embeddingSize ?? 64,
     initStd: config.initStd ?? 0.01,
-    seed: config.seed ?? 0,
+    seed: config.seed ?? DEFAULT_MODEL_SEED,
   };
   collectIssues((issue) => {
     if (!Number.isInteger(resolved.embeddingSize) || resolved.embeddingSize < 1)

@@ -9,6 +9,9 @@ import type { SparseRowsByName } from './sparse-rows.js';
  */
 export const MODEL_SPECIFICATION_VERSION = 'v2';
 
+/** The initialisation seed of the built-in models when their config gives none. */
+export const DEFAULT_MODEL_SEED = 0;
+
 /** Contract versions this package accepts (models and model factories). */
 export const SUPPORTED_MODEL_SPECIFICATION_VERSIONS = ['v1', 'v2'] as const;
 

@@ -12,7 +12,7 @@ import type {
   PerturbableSurface,
   ReferenceScore,
 } from './model.js';
-import { MODEL_SPECIFICATION_VERSION } from './model.js';
+import { DEFAULT_MODEL_SEED, MODEL_SPECIFICATION_VERSION } from './model.js';
 import { ITEM_EMBEDDINGS, USER_EMBEDDINGS } from './mf.js';
 import { SparseRows } from './sparse-rows.js';
 import type { SparseRowsByName } from './sparse-rows.js';
@@ -83,7 +83,7 @@ export function resolveVisualBPRConfig(config: VisualBPRConfig = {}): ResolvedVi
     visualBias: config.visualBias ?? false,
     initStd: config.initStd ?? 0.01,
     projectionInitStd: config.projectionInitStd ?? 0.01,
-    seed: config.seed ?? 0,
+    seed: config.seed ?? DEFAULT_MODEL_SEED,
   };
   collectIssues((issue) => {
     if (!Number.isInteger(r.embeddingSize) || r.embeddingSize < 1)

@@ -16,9 +16,17 @@ import type { OptimizerConfig, ResolvedOptimizerConfig } from './optimizer.js';
 export interface AdversarialConfig {
   /** Registered adversary (default `fgm`, the paper's). */
   readonly adversary?: string;
-  /** Perturbation norm bound per row (default 0.5, the paper's). */
+  /**
+   * epsilon, the perturbation norm bound per row (default 0.5, the paper's).
+   * @minimum 0
+   * @default 0.5
+   */
   readonly epsilon?: number;
-  /** lambda, the weight of the adversarial regulariser (default 1, the paper's). */
+  /**
+   * lambda, the weight of the adversarial regulariser (default 1, the paper's).
+   * @minimum 0
+   * @default 1
+   */
   readonly adversarialWeight?: number;
   /** Surfaces to perturb (default: every surface of the model; MF: both embeddings). */
   readonly surfaces?: readonly string[];
@@ -26,7 +34,11 @@ export interface AdversarialConfig {
 
 /** Validation and early stopping. */
 export interface ValidationConfig {
-  /** Validate every N epochs (default 10). */
+  /**
+   * Validate every N epochs (default 10).
+   * @minimum 1
+   * @default 10
+   */
   readonly every?: number;
   /** Split to validate on (default `validation`; the dataset must have one). */
   readonly split?: 'validation' | 'test';
@@ -34,25 +46,46 @@ export interface ValidationConfig {
   readonly metric?: string;
   /** Other cutoffs to report (default the metric's). */
   readonly cutoffs?: readonly number[];
-  /** Validations without improvement before stopping (default: never stop early). */
+  /**
+   * Validations without improvement before stopping (default: never stop early).
+   * @minimum 1
+   */
   readonly patience?: number;
-  /** Evaluation threads (default: all cores). */
+  /**
+   * Evaluation threads (default: all cores).
+   * @minimum 1
+   */
   readonly threads?: number;
 }
 
 /** Everything about how a model is trained. Every field has the papers' default. */
 export interface TrainConfig {
-  /** Seed of the sampler and of random adversaries (default 0). */
+  /**
+   * Seed of the sampler and of random adversaries (default 0).
+   * @minimum 0
+   * @default 0
+   */
   readonly seed?: number;
-  /** Triples per mini-batch (default 512). */
+  /**
+   * Triples per mini-batch (default 512).
+   * @minimum 1
+   * @default 512
+   */
   readonly batchSize?: number;
-  /** lambda_Theta, L2 on the batch's rows (default 0, the APR code's). */
+  /**
+   * lambda_Theta, L2 on the batch's rows (default 0, the APR code's).
+   * @minimum 0
+   * @default 0
+   */
   readonly l2?: number;
   readonly optimizer?: OptimizerConfig;
   readonly adversarial?: AdversarialConfig;
   /** `shuffle` (each interaction once per epoch, the papers' code) or `with-replacement`. */
   readonly sampling?: 'shuffle' | 'with-replacement';
-  /** Threads for the fused MF kernel (default: all cores). */
+  /**
+   * Threads for the fused MF kernel (default: all cores).
+   * @minimum 1
+   */
   readonly threads?: number;
   /** `deterministic` (default, bit-identical for any thread count) or `hogwild` (opt-in, faster, not reproducible). */
   readonly mode?: 'deterministic' | 'hogwild';

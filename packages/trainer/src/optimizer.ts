@@ -9,9 +9,17 @@ export type OptimizerName = 'adagrad' | 'sgd' | 'lazy-adam';
 export interface OptimizerConfig {
   /** Default `adagrad`, as both papers. */
   readonly name?: OptimizerName;
-  /** eta (default 0.05, the APR code's Adagrad rate). */
+  /**
+   * eta (default 0.05, the APR code's Adagrad rate).
+   * @exclusiveMinimum 0
+   * @default 0.05
+   */
   readonly learningRate?: number;
-  /** Adagrad's initial accumulator (default 0.1, TensorFlow's and so the official code's). */
+  /**
+   * Adagrad's initial accumulator (default 0.1, TensorFlow's and so the official code's).
+   * @exclusiveMinimum 0
+   * @default 0.1
+   */
   readonly initialAccumulator?: number;
   /** Lazy Adam's beta1 (default 0.9). */
   readonly beta1?: number;

@@ -76,7 +76,8 @@ function baseConfig(kind: 'apr' | 'amr', options: ReproduceOptions): ResolvedRun
       ...(amr && !options.data ? { synthetic: { featureDimension: 32 } } : {}),
       split: amr ? { protocol: 'leave-one-out', order: 'random' } : { protocol: 'auto' },
     },
-    model: { name: amr ? 'vbpr' : 'mf', embeddingSize: 64 },
+    // reproduce apr initialises MF with seed 1 (its recorded tables); AMR with the model default.
+    model: { name: amr ? 'vbpr' : 'mf', embeddingSize: 64, ...(amr ? {} : { seed: 1 }) },
     training: {
       epochs: options.epochs ?? (amr ? 100 : 300),
       adversarialEpochs: options.adversarialEpochs ?? (amr ? 40 : 60),
