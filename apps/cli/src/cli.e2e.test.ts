@@ -449,7 +449,7 @@ describe('advrec features, plugins, errors and exit codes', () => {
     expect(report.points.map((p) => p.adversary)).toEqual(['fgm', 'pgd']);
     const missing = await advrec(['train', '--adversary', 'pgd', '--epochs', '1']);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/unknown adversary "pgd"; registered: fgm, fgsm, random, none/);
+    expect(missing.stderr).toMatch(/unknown adversary "pgd"; registered: fgm, fgsm, none, random/);
   });
 
   it('reports five config mistakes at once with their paths (exit 2)', async () => {

@@ -222,7 +222,9 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
       path: 'model.name',
       message: `unknown model "${config.model.name}"; registered: ${models.join(', ')}`,
     });
-  const adversaries = listAdversaries().map((a) => a.adversaryName);
+  const adversaries = listAdversaries()
+    .map((a) => a.adversaryName)
+    .sort();
   const checkAdversary = (path: string, name: string): void => {
     if (!adversaries.includes(name))
       issues.push({

@@ -15,8 +15,15 @@ import { evaluateFullRanking, evaluateSampled, robustnessSweep } from '@advrec/m
 import type { EvaluationResult, MetricName, RobustnessReport } from '@advrec/metrics';
 import { createModel, readCheckpoint, restoreModel, writeCheckpoint } from '@advrec/models';
 import type { JsonObject, Model } from '@advrec/models';
-import { Trainer, resolveTrainConfig } from '@advrec/trainer';
-import type { EpochEvent, PhaseResult, TrainConfig, ValidationEvent } from '@advrec/trainer';
+import { getAdversary } from '@advrec/adversary';
+import { Trainer, resolveTrainConfig, selectEngineProvider } from '@advrec/trainer';
+import type {
+  EngineInfo,
+  EpochEvent,
+  PhaseResult,
+  TrainConfig,
+  ValidationEvent,
+} from '@advrec/trainer';
 import type { ResolvedRunConfig } from './config.js';
 import { loadData } from './datasets.js';
 import type { LoadedData } from './datasets.js';
@@ -126,7 +133,8 @@ function createConfiguredModel(config: ResolvedRunConfig, data: LoadedData): Mod
 export function checkTrainConfig(config: ResolvedRunConfig, model: Model): void {
   if (model.trainableTables.length === 0) return;
   try {
-    resolveTrainConfig(trainConfigOf(config), model);
+    const resolved = resolveTrainConfig(trainConfigOf(config), model);
+    selectEngineProvider(model, getAdversary(resolved.adversarial.adversary), resolved);
   } catch (error) {
     if (!ConfigError.isInstance(error)) throw error;
     throw new ConfigError(
@@ -171,7 +179,8 @@ export interface TrainOutcome {
   readonly bestEpoch: { readonly bpr: number; readonly apr: number | null };
   readonly stoppedEarly: boolean;
   readonly interrupted: boolean;
-  readonly engine: string;
+  /** The engine that trained the model (null when there was nothing to train). */
+  readonly engine: EngineInfo | null;
 }
 
 /**
@@ -199,10 +208,9 @@ export async function trainModel(
       bestEpoch: { bpr: -1, apr: null },
       stoppedEarly: false,
       interrupted: false,
-      engine: 'none',
+      engine: null,
     };
   }
-  let engine = '';
   let interrupted = false;
   const t = config.training;
   let bar = options.progress.bar('BPR epochs', t.epochs);
@@ -211,10 +219,7 @@ export async function trainModel(
   let trainer: Trainer | null = null;
   const trainerRef = (): Trainer => trainer!;
   trainer = await Trainer.create(model, data.dataset, trainConfigOf(config), {
-    onLog: (message) => {
-      engine = message;
-      options.progress.log(message);
-    },
+    onLog: (message) => options.progress.log(message),
     onEpochEnd: async (event: EpochEvent) => {
       const row: HistoryRow = {
         epoch: event.epoch,
@@ -236,7 +241,6 @@ export async function trainModel(
         await trainerRef().save(join(checkpoints, 'last.ckpt'), {
           datasetFingerprint: data.fingerprint,
         });
-      if (options.signal?.aborted) throw new InterruptedError();
     },
     onValidation: (event: ValidationEvent) => {
       lastValidation = { ...event.metrics };
@@ -249,6 +253,7 @@ export async function trainModel(
   let stoppedEarly = false;
   try {
     const bpr = await trainer.runPhase({
+      ...(options.signal ? { signal: options.signal } : {}),
       epochs: t.epochs,
       adversarial: false,
       checkpoint: join(checkpoints, 'bpr-best.ckpt'),
@@ -264,6 +269,7 @@ export async function trainModel(
         t.adversarialEpochs,
       );
       const apr = await trainer.runPhase({
+        ...(options.signal ? { signal: options.signal } : {}),
         epochs: t.adversarialEpochs,
         adversarial: true,
         checkpoint: join(checkpoints, 'adversarial-best.ckpt'),
@@ -274,7 +280,7 @@ export async function trainModel(
     }
     await trainer.save(join(checkpoints, 'model.ckpt'), { datasetFingerprint: data.fingerprint });
   } catch (error) {
-    if (!(error instanceof InterruptedError)) throw error;
+    if (!options.signal?.aborted) throw error;
     // Stopped between two epochs: the tables are consistent; keep them as the last checkpoint.
     interrupted = true;
     options.progress.log(
@@ -287,21 +293,19 @@ export async function trainModel(
   } finally {
     await trainer.close();
   }
-  return { history, bestEpoch: { bpr: bestBpr, apr: bestApr }, stoppedEarly, interrupted, engine };
+  return {
+    history,
+    bestEpoch: { bpr: bestBpr, apr: bestApr },
+    stoppedEarly,
+    interrupted,
+    engine: trainer.engineInfo,
+  };
 }
 
 /** `best ndcg@100 0.1234 at epoch 41 (stopped early)`, or nothing without validation. */
 export function phaseSummary(phase: PhaseResult, metric: string): string {
   if (phase.bestEpoch < 0) return '';
   return `best ${metric} ${phase.bestValue.toFixed(4)} at epoch ${phase.bestEpoch}${phase.stoppedEarly ? ' (stopped early)' : ''}`;
-}
-
-/** Thrown from an epoch callback to stop training between two epochs (Ctrl-C). */
-export class InterruptedError extends Error {
-  constructor() {
-    super('interrupted');
-    this.name = 'InterruptedError';
-  }
 }
 
 /** Evaluates a model on the test split under the run's protocol. */

@@ -74,7 +74,7 @@ export class GenericEngine implements Engine {
     };
   }
 
-  async trainEpoch(epoch: number, adversarial: boolean, signal?: AbortSignal): Promise<EpochStats> {
+  async trainEpoch(epoch: number, adversarial: boolean): Promise<EpochStats> {
     const { model, sampler, options } = this;
     const totals = new EpochTotals(adversarial);
     const buffers = sampler.allocate();
@@ -85,7 +85,6 @@ export class GenericEngine implements Engine {
     // Gamma is needed on the surfaces only when an adversary uses it.
     const wanted = adversarial && options.adversary.usesGradient ? options.surfaces : [];
     for (let b = 0; b < sampler.batchesPerEpoch; b++) {
-      signal?.throwIfAborted();
       const batch = sampler.batch(epoch, b, buffers);
       const size = batch.size;
       users.set(batch.users.subarray(0, size));

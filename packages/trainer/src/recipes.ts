@@ -70,7 +70,7 @@ export interface ExperimentOptions {
   readonly checkpointMetadata?: JsonObject;
   /** Subscribers per stage. */
   readonly callbacks?: (stage: string) => TrainCallbacks;
-  /** Stops the experiment (between batches and epochs). */
+  /** Stops the experiment between two epochs (or before an attack). */
   readonly signal?: AbortSignal;
 }
 

@@ -56,8 +56,9 @@ export interface PhaseOptions {
   /** Skip validation in this phase. */
   readonly validate?: boolean;
   /**
-   * Stops the phase: checked between batches (generic engine) and epochs; the phase then
-   * rejects with the signal's reason, after any checkpoint in progress was written.
+   * Stops the phase between two epochs (the epoch in progress finishes, so the model, the
+   * optimiser state and {@link Trainer.epoch} agree and a checkpoint saved then resumes
+   * exactly): the phase rejects with the signal's reason.
    */
   readonly signal?: AbortSignal;
 }
@@ -215,7 +216,7 @@ export class Trainer {
     let stoppedEarly = false;
     for (let e = 0; e < options.epochs; e++) {
       options.signal?.throwIfAborted();
-      const stats = await this.engine.trainEpoch(this.epoch, options.adversarial, options.signal);
+      const stats = await this.engine.trainEpoch(this.epoch, options.adversarial);
       const event: EpochEvent = {
         ...stats,
         epoch: this.epoch,

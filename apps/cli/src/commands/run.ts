@@ -2,6 +2,7 @@ import { join, relative } from 'node:path';
 import { ConfigError, DataError } from '@advrec/data';
 import type { EvaluationResult } from '@advrec/metrics';
 import type { Model } from '@advrec/models';
+import type { EngineInfo } from '@advrec/trainer';
 import { applyOverrides, readConfigFile, resolveRunConfig } from '../config.js';
 import type { ResolvedRunConfig } from '../config.js';
 import { emit, openRunFolder, percent, textTable } from '../context.js';
@@ -249,7 +250,7 @@ export function runFacts(
   config: ResolvedRunConfig,
   fingerprint: string,
   started: Date,
-  engine: string,
+  engine: EngineInfo | null,
 ): [string, string][] {
   const t = config.training;
   return [
@@ -263,7 +264,7 @@ export function runFacts(
       'training',
       `${t.epochs} BPR epochs + ${t.adversarialEpochs} adversarial epochs (${t.adversarial.adversary}, epsilon ${t.adversarial.epsilon}, lambda ${t.adversarial.adversarialWeight}); batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}, l2 ${t.l2}; validation ${t.validation.metric} every ${t.validation.every}${t.validation.patience ? `, patience ${t.validation.patience}` : ''}`,
     ],
-    ['engine', engine || 'n/a'],
+    ['engine', engine ? `${engine.name}: ${engine.description}` : 'n/a'],
     ['started', started.toISOString()],
     ['machine', machineLine()],
   ];

@@ -1,0 +1,125 @@
+// One measurement of `pnpm bench engine-seam`, against the packages of one checkout:
+//   node bench/scripts/measure.mjs <checkout root> <task> <shared data dir> <seed>
+// Prints one JSON line. It uses only APIs both the old and the new main have (Trainer,
+// MatrixFactorization, VisualBPR, evaluateFullRanking), so the same code measures both.
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const [root, task, shared, seedText] = process.argv.slice(2);
+const seed = Number(seedText ?? 0);
+const load = (name) => import(pathToFileURL(join(root, 'packages', name, 'dist', 'index.js')).href);
+const data = await load('data');
+const models = await load('models');
+const { Trainer } = await load('trainer');
+const { evaluateFullRanking } = await load('metrics');
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function gowalla() {
+  return data.givenSplit(
+    await data.readUserItemLists(join(shared, 'gowalla', 'train.txt')),
+    await data.readUserItemLists(join(shared, 'gowalla', 'test.txt')),
+  );
+}
+
+/** ML-1M's users and items, 100 batches of 512 training pairs, random 1280-d features. */
+async function ml1mVisual() {
+  const full = data.givenSplit(
+    await data.readUserItemLists(join(shared, 'ml-1m', 'train.txt')),
+    await data.readUserItemLists(join(shared, 'ml-1m', 'test.txt')),
+  );
+  const random = new data.Random(seed + 11);
+  const n = 100 * 512;
+  const users = new Int32Array(n);
+  const items = new Int32Array(n);
+  const { indptr, indices } = full.train;
+  // n distinct training interactions (a partial Fisher-Yates shuffle).
+  const order = Int32Array.from({ length: full.train.nnz }, (_, k) => k);
+  for (let t = 0; t < n; t++) {
+    const swap = t + random.nextInt(order.length - t);
+    const k = order[swap];
+    order[swap] = order[t];
+    order[t] = k;
+    let lo = 0;
+    let hi = full.numUsers;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (indptr[mid] <= k) lo = mid;
+      else hi = mid;
+    }
+    users[t] = lo;
+    items[t] = indices[k];
+  }
+  const train = data.InteractionMatrix.fromPairs(full.numUsers, full.numItems, users, items);
+  const dataset = { ...full, train, validation: null };
+  const features = {
+    data: Float32Array.from({ length: full.numItems * 1280 }, () => Math.abs(random.nextGaussian()) / 30),
+    dimension: 1280,
+  };
+  return { dataset, features };
+}
+
+async function trainRate(adversarial) {
+  const dataset = await gowalla();
+  const model = new models.MatrixFactorization(dataset, { embeddingSize: 64, seed });
+  const trainer = await Trainer.create(model, dataset, { seed, batchSize: 512, threads: 2 });
+  try {
+    await trainer.runPhase({ epochs: 1, adversarial, validate: false });
+    const r = await trainer.runPhase({ epochs: 2, adversarial, validate: false });
+    return { triplesPerSecond: median(r.epochs.map((e) => e.triplesPerSecond)) };
+  } finally {
+    await trainer.close();
+  }
+}
+
+async function evalSeconds() {
+  const dataset = await gowalla();
+  const model = new models.MatrixFactorization(dataset, { embeddingSize: 64, seed, initStd: 0.1 });
+  const options = { cutoffs: [20], metrics: ['recall', 'ndcg'], threads: 2 };
+  await evaluateFullRanking(model, dataset, options);
+  const seconds = [];
+  let engine = '';
+  for (let r = 0; r < 3; r++) {
+    const t = performance.now();
+    const result = await evaluateFullRanking(model, dataset, options);
+    seconds.push((performance.now() - t) / 1000);
+    engine = result.protocol.engine;
+  }
+  return { seconds: median(seconds), engine };
+}
+
+async function visualStep(adversarial) {
+  const { dataset, features } = await ml1mVisual();
+  const model = new models.VisualBPR(dataset, features, { embeddingSize: 64, seed }, { train: dataset.train });
+  const config = {
+    seed,
+    batchSize: 512,
+    threads: 2,
+    adversarial: { epsilon: 0.1, surfaces: ['itemFeatures'] },
+  };
+  const trainer = await Trainer.create(model, dataset, config);
+  try {
+    await trainer.runPhase({ epochs: 1, adversarial, validate: false });
+    const r = await trainer.runPhase({ epochs: 2, adversarial, validate: false });
+    const batches = Math.ceil(dataset.train.nnz / 512);
+    return { stepMilliseconds: (1000 * median(r.epochs.map((e) => e.seconds))) / batches, batches };
+  } finally {
+    await trainer.close();
+  }
+}
+
+const tasks = {
+  'train-bpr': () => trainRate(false),
+  'train-apr': () => trainRate(true),
+  eval: evalSeconds,
+  'vbpr-step': () => visualStep(false),
+  'amr-step': () => visualStep(true),
+};
+if (!tasks[task]) {
+  console.error(`unknown task ${task}; tasks: ${Object.keys(tasks).join(', ')}`);
+  process.exit(2);
+}
+console.log(JSON.stringify(await tasks[task]()));
