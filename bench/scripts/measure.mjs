@@ -56,7 +56,10 @@ async function ml1mVisual() {
   const train = data.InteractionMatrix.fromPairs(full.numUsers, full.numItems, users, items);
   const dataset = { ...full, train, validation: null };
   const features = {
-    data: Float32Array.from({ length: full.numItems * 1280 }, () => Math.abs(random.nextGaussian()) / 30),
+    data: Float32Array.from(
+      { length: full.numItems * 1280 },
+      () => Math.abs(random.nextGaussian()) / 30,
+    ),
     dimension: 1280,
   };
   return { dataset, features };
@@ -93,7 +96,12 @@ async function evalSeconds() {
 
 async function visualStep(adversarial) {
   const { dataset, features } = await ml1mVisual();
-  const model = new models.VisualBPR(dataset, features, { embeddingSize: 64, seed }, { train: dataset.train });
+  const model = new models.VisualBPR(
+    dataset,
+    features,
+    { embeddingSize: 64, seed },
+    { train: dataset.train },
+  );
   const config = {
     seed,
     batchSize: 512,

@@ -33,7 +33,9 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
   const samples: Record<string, Record<string, Record<string, number>[]>> = {};
   for (let round = 0; round < ROUNDS; round++)
     for (const task of TASKS)
-      for (const [side, dir] of round % 2 ? Object.entries(sides).reverse() : Object.entries(sides)) {
+      for (const [side, dir] of round % 2
+        ? Object.entries(sides).reverse()
+        : Object.entries(sides)) {
         const out = execFileSync(
           process.execPath,
           [join(here, '..', 'scripts', 'measure.mjs'), dir, task, sharedData, String(round)],

@@ -7,7 +7,7 @@ import { ConfigError, DataFormatError } from '@advrec/data';
 import { DEFAULT_MODEL_SEED } from '@advrec/models';
 import { resolveTrainConfig } from '@advrec/trainer';
 import { applyOverrides, readConfigFile, resolveRunConfig, runConfigSchema } from './config.js';
-import { trainConfigOf } from './pipeline.js';
+import { trainConfigOf } from './training.js';
 // @ts-expect-error -- a plain ESM script without types
 import { generateSchema } from '../scripts/generate-schema.mjs';
 

@@ -6,8 +6,9 @@ import { ConfigError, DataFormatError } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
 import { listAdversaries } from '@advrec/adversary';
 import { DEFAULT_MODEL_SEED, listModels } from '@advrec/models';
-import { resolveTrainConfig } from '@advrec/trainer';
-import type { ResolvedTrainConfig } from '@advrec/trainer';
+// The config module alone: resolving a run config does not load the training engines.
+import { resolveTrainConfig } from '@advrec/trainer/config';
+import type { ResolvedTrainConfig } from '@advrec/trainer/config';
 import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
 import { parse as parseYaml, parseDocument } from 'yaml';

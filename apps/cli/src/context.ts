@@ -5,7 +5,7 @@ import { describe } from '@advrec/data';
 import type { DatasetDescription } from '@advrec/data';
 import type { ResolvedRunConfig } from './config.js';
 import type { LoadedData } from './datasets.js';
-import { toJson, writeText } from './pipeline.js';
+import { toJson, writeText } from './runs.js';
 
 /** What every command gets: output streams, progress, the global flags. */
 export interface CommandContext {

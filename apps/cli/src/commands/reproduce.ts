@@ -1,3 +1,7 @@
+import { Option } from 'commander';
+import type { Command } from 'commander';
+import type { CliCommand } from '../command.js';
+import { collect, decimal, integer, numbers } from '../options.js';
 import { join } from 'node:path';
 import { ConfigError } from '@advrec/data';
 import type { Model } from '@advrec/models';
@@ -14,20 +18,12 @@ import { emit, openRunFolder, percent, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { loadData } from '../datasets.js';
 import type { LoadedData } from '../datasets.js';
-import {
-  attackModel,
-  evaluateModel,
-  machineLine,
-  protocolLine,
-  robustnessSections,
-  toJson,
-  trainConfigOf,
-  writeText,
-} from '../pipeline.js';
-import type { HistoryRow } from '../pipeline.js';
+import { attackModel, evaluateModel, protocolLine, robustnessSections } from '../evaluation.js';
+import { machineLine, toJson, writeText } from '../runs.js';
+import { historySections, trainConfigOf } from '../training.js';
+import type { HistoryRow } from '../training.js';
 import { writeReport } from '../report.js';
 import type { ReportSection } from '../report.js';
-import { historySections } from './run.js';
 
 /** Options of `advrec reproduce apr|amr`. */
 export interface ReproduceOptions {
@@ -402,3 +398,53 @@ function summary(result: ExperimentResult, metricKey: string, folder: string): s
     `report: ${join(folder, 'report.html')} and report.md`,
   ].join('\n');
 }
+
+/** `advrec reproduce`: its options and action. */
+export const reproduceCli: CliCommand = {
+  register(program, run) {
+    const reproduce = program
+      .command('reproduce')
+      .description("the papers' pipelines, with a report");
+    const reproduceOptions = (command: Command): Command =>
+      command
+        .option(
+          '--data <source>',
+          'data set name or path (default: the embedded synthetic data set)',
+        )
+        .option('-o, --out <folder>', 'run folder')
+        .option(
+          '--epochs <n>',
+          'maximum pre-training epochs (early stopping on validation)',
+          integer('--epochs'),
+        )
+        .option(
+          '--adversarial-epochs <n>',
+          'adversarial epochs (and as many for the continued baseline)',
+          integer('--adversarial-epochs'),
+        )
+        .option('--epsilon <eps>', 'epsilon of adversarial training', decimal('--epsilon'))
+        .option('--lambda <weight>', 'lambda, the adversarial weight', decimal('--lambda'))
+        .option('--epsilons <list>', 'epsilons of the robustness sweep', numbers('--epsilons'))
+        .addOption(
+          new Option('--protocol <protocol>', 'evaluation protocol').choices(['full', 'sampled']),
+        )
+        .option('--threads <n>', 'worker threads', integer('--threads'))
+        .option('--set <path=value>', 'override any run-config field (repeatable)', collect, []);
+    reproduceOptions(
+      reproduce
+        .command('apr')
+        .description(
+          'APR (SIGIR 2018): MF-BPR, then AMF vs BPR continued, robustness to FGM (Table 2, Figures 1 and 3)',
+        ),
+    ).action(run((context, flags) => reproduceAprCommand(flags, context)));
+    reproduceOptions(
+      reproduce
+        .command('amr')
+        .description(
+          'AMR (TKDE): MF-BPR -> VBPR -> AMR vs VBPR continued, feature robustness (Table 3)',
+        ),
+    )
+      .option('--features <file>', 'item feature .npy (from advrec features) for a real data set')
+      .action(run((context, flags) => reproduceAmrCommand(flags, context)));
+  },
+};

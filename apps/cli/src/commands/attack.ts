@@ -1,0 +1,111 @@
+import { Option } from 'commander';
+import { runFolderOptions } from '../command.js';
+import type { CliCommand } from '../command.js';
+import { integer, numbers, words } from '../options.js';
+import { attackModel, robustnessSections } from '../evaluation.js';
+import { machineLine, reloadRun, toJson, writeText } from '../runs.js';
+import { join } from 'node:path';
+import { emit, percent, textTable } from '../context.js';
+import type { CommandContext } from '../context.js';
+import { writeReport } from '../report.js';
+
+/** Options of `advrec attack`. */
+export interface AttackOptions {
+  readonly run: string;
+  readonly checkpoint?: string;
+  readonly epsilons?: number[];
+  readonly adversaries?: string[];
+  readonly surfaces?: string[];
+  readonly protocol?: 'full' | 'sampled';
+  readonly seed?: number;
+}
+
+/** `advrec attack`: the robustness sweep (adversarial vs random, epsilon list) on a run's model. */
+export async function attackCommand(
+  options: AttackOptions,
+  context: CommandContext,
+): Promise<number> {
+  const run = await reloadRun(options.run, options.checkpoint);
+  const attack = {
+    epsilons: options.epsilons ?? run.config.attack?.epsilons ?? [0.25, 0.5, 1, 2],
+    adversaries: options.adversaries ?? run.config.attack?.adversaries ?? ['fgm', 'random'],
+    surfaces: options.surfaces ?? run.config.attack?.surfaces ?? null,
+  };
+  const evaluation = {
+    ...run.config.evaluation,
+    ...(options.protocol ? { protocol: options.protocol } : {}),
+  };
+  const bar = context.progress.bar('robustness sweep', 1);
+  const report = await attackModel(
+    run.model,
+    run.data,
+    evaluation,
+    attack,
+    options.seed ?? 0,
+    run.config.training.threads,
+  );
+  bar.finish();
+  const file = join(options.run, 'robustness.json');
+  await writeText(file, toJson({ checkpoint: run.checkpoint, ...report }));
+  const metricKey = `ndcg@${evaluation.cutoffs[Math.min(1, evaluation.cutoffs.length - 1)]}`;
+  const sections = robustnessSections([{ name: run.model.modelName, report }], metricKey, 'attack');
+  await writeReport(join(options.run, 'attack'), {
+    title: `advrec attack: ${run.model.modelName} (${run.checkpoint})`,
+    facts: [
+      ['checkpoint', run.checkpoint],
+      ['data set fingerprint', run.data.fingerprint],
+      [
+        'protocol',
+        evaluation.protocol === 'full'
+          ? 'full ranking, training and validation items excluded'
+          : `sampled, ${evaluation.negatives} negatives`,
+      ],
+      ['machine', machineLine()],
+    ],
+    sections,
+  });
+  const epsilons = [...new Set(report.points.map((p) => p.epsilon))];
+  emit(context, { file, ...report }, () =>
+    [
+      textTable(
+        ['adversary', `clean ${metricKey}`, ...epsilons.map((e) => `eps ${e}`)],
+        attack.adversaries.map((a) => [
+          a,
+          report.clean[metricKey] ?? Number.NaN,
+          ...epsilons.map((e) =>
+            percent(
+              report.points.find((p) => p.adversary === a && p.epsilon === e)?.relativeChange[
+                metricKey
+              ] ?? Number.NaN,
+            ),
+          ),
+        ]),
+      ),
+      `surfaces: ${report.surfaces.join(', ')}; written: ${file} and ${join(options.run, 'attack', 'report.html')}`,
+    ].join('\n'),
+  );
+  return 0;
+}
+
+/** `advrec attack`: its options and action. */
+export const attackCli: CliCommand = {
+  register(program, run) {
+    runFolderOptions(
+      program
+        .command('attack')
+        .description('robustness sweep: adversarial vs random perturbations over an epsilon list'),
+    )
+      .option('--epsilons <list>', 'epsilons, e.g. 0.25,0.5,1,2', numbers('--epsilons'))
+      .option('--adversaries <list>', 'adversaries, e.g. fgm,random', words)
+      .option(
+        '--surfaces <list>',
+        'perturbed surfaces (default: every surface of the model)',
+        words,
+      )
+      .addOption(
+        new Option('--protocol <protocol>', 'evaluation protocol').choices(['full', 'sampled']),
+      )
+      .option('--seed <seed>', 'seed of the sampled triples and random noise', integer('--seed'))
+      .action(run((context, flags: AttackOptions) => attackCommand(flags, context)));
+  },
+};

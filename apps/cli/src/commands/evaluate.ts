@@ -1,0 +1,98 @@
+import { Option } from 'commander';
+import { runFolderOptions } from '../command.js';
+import type { CliCommand } from '../command.js';
+import { integer, numbers, words } from '../options.js';
+import { evaluateModel, metricsTable, protocolLine } from '../evaluation.js';
+import { reloadRun, toJson, writeText } from '../runs.js';
+import { join, relative } from 'node:path';
+import type { ResolvedRunConfig } from '../config.js';
+import { emit } from '../context.js';
+import type { CommandContext } from '../context.js';
+
+/** Options of `advrec evaluate`. */
+export interface EvaluateOptions {
+  readonly run: string;
+  readonly checkpoint?: string;
+  readonly protocol?: 'full' | 'sampled';
+  readonly negatives?: number;
+  readonly cutoffs?: number[];
+  readonly metrics?: string[];
+  readonly split?: 'test' | 'validation';
+  readonly seed?: number;
+}
+
+/** `advrec evaluate`: evaluates a run's model under either protocol. */
+export async function evaluateCommand(
+  options: EvaluateOptions,
+  context: CommandContext,
+): Promise<number> {
+  const run = await reloadRun(options.run, options.checkpoint);
+  const evaluation = {
+    ...run.config.evaluation,
+    ...(options.protocol ? { protocol: options.protocol } : {}),
+    ...(options.negatives ? { negatives: options.negatives } : {}),
+    ...(options.cutoffs ? { cutoffs: options.cutoffs } : {}),
+    ...(options.metrics
+      ? { metrics: options.metrics as ResolvedRunConfig['evaluation']['metrics'] }
+      : {}),
+  };
+  const bar = context.progress.bar(
+    `evaluating ${relative(process.cwd(), run.checkpoint) || run.checkpoint}`,
+    1,
+  );
+  const result = await evaluateModel(run.model, run.data, evaluation, {
+    split: options.split ?? 'test',
+    seed: options.seed ?? run.config.data.split.seed,
+    threads: run.config.training.threads,
+  });
+  bar.finish(`${result.seconds.toFixed(1)} s`);
+  const file = join(
+    options.run,
+    `evaluation-${evaluation.protocol}-${options.split ?? 'test'}.json`,
+  );
+  await writeText(
+    file,
+    toJson({
+      checkpoint: run.checkpoint,
+      metrics: result.metrics,
+      coverage: result.coverage,
+      protocol: result.protocol,
+    }),
+  );
+  emit(
+    context,
+    { checkpoint: run.checkpoint, metrics: result.metrics, protocol: result.protocol, file },
+    () =>
+      [
+        metricsTable([[run.model.modelName, result]]),
+        `protocol: ${protocolLine(result)}`,
+        `written: ${file}`,
+      ].join('\n'),
+  );
+  return 0;
+}
+
+/** `advrec evaluate`: its options and action. */
+export const evaluateCli: CliCommand = {
+  register(program, run) {
+    runFolderOptions(
+      program.command('evaluate').description('evaluate a trained model under either protocol'),
+    )
+      .addOption(
+        new Option('--protocol <protocol>', 'full ranking or sampled negatives').choices([
+          'full',
+          'sampled',
+        ]),
+      )
+      .option(
+        '--negatives <n>',
+        'negatives per test case (sampled protocol)',
+        integer('--negatives'),
+      )
+      .option('--cutoffs <list>', 'cutoffs K, e.g. 10,20', numbers('--cutoffs'))
+      .option('--metrics <list>', 'metrics, e.g. hr,ndcg,recall,precision,mrr,map,auc', words)
+      .addOption(new Option('--split <split>', 'evaluated split').choices(['test', 'validation']))
+      .option('--seed <seed>', 'seed of generated negatives', integer('--seed'))
+      .action(run((context, flags: EvaluateOptions) => evaluateCommand(flags, context)));
+  },
+};

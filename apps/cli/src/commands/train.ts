@@ -1,0 +1,239 @@
+import type { CliCommand } from '../command.js';
+import { collect } from '../options.js';
+import {
+  attackModel,
+  evaluateModel,
+  metricsTable,
+  protocolLine,
+  robustnessSections,
+} from '../evaluation.js';
+import { buildModel, loadPlugins, machineLine, toJson, writeText } from '../runs.js';
+import { checkTrainConfig, historySections, trainModel } from '../training.js';
+import { join } from 'node:path';
+import type { EvaluationResult } from '@advrec/metrics';
+import type { EngineInfo } from '@advrec/trainer';
+import { applyOverrides, readConfigFile, resolveRunConfig } from '../config.js';
+import type { ResolvedRunConfig } from '../config.js';
+import { emit, openRunFolder } from '../context.js';
+import type { CommandContext } from '../context.js';
+import { loadData } from '../datasets.js';
+import { writeReport } from '../report.js';
+import type { ReportSection } from '../report.js';
+
+/** Options of `advrec train`. */
+export interface TrainOptions {
+  readonly config?: string;
+  readonly set?: readonly string[];
+  readonly data?: string;
+  readonly model?: string;
+  readonly epochs?: string;
+  readonly adversarialEpochs?: string;
+  readonly adversary?: string;
+  readonly epsilon?: string;
+  readonly lambda?: string;
+  readonly threads?: string;
+  readonly out?: string;
+  readonly plugin?: readonly string[];
+}
+
+/** Reads, overrides, validates and resolves the run config of `advrec train`. */
+export async function runConfigFromOptions(options: TrainOptions): Promise<ResolvedRunConfig> {
+  const base = options.config
+    ? await readConfigFile(options.config)
+    : { data: { source: 'synthetic' }, model: { name: 'mf' } };
+  const shorthands: string[] = [];
+  const flag = (path: string, value: string | undefined): void => {
+    if (value !== undefined) shorthands.push(`${path}=${value}`);
+  };
+  flag('data.source', options.data);
+  flag('model.name', options.model);
+  flag('training.epochs', options.epochs);
+  flag('training.adversarialEpochs', options.adversarialEpochs);
+  flag('training.adversarial.adversary', options.adversary);
+  flag('training.adversarial.epsilon', options.epsilon);
+  flag('training.adversarial.adversarialWeight', options.lambda);
+  flag('training.threads', options.threads);
+  const merged = applyOverrides(base, [...shorthands, ...(options.set ?? [])]) as Record<
+    string,
+    unknown
+  >;
+  const plugins = [...((merged.plugins as string[] | undefined) ?? []), ...(options.plugin ?? [])];
+  if (plugins.length > 0) merged.plugins = [...new Set(plugins)];
+  if (Array.isArray(merged.plugins))
+    await loadPlugins(merged.plugins.filter((p): p is string => typeof p === 'string'));
+  return resolveRunConfig(merged);
+}
+
+function evaluationSection(
+  title: string,
+  rows: readonly (readonly [string, EvaluationResult])[],
+): ReportSection {
+  const keys = Object.keys(rows[0]![1].metrics);
+  return {
+    kind: 'table',
+    title,
+    caption: `Protocol: ${protocolLine(rows[0]![1])}.`,
+    columns: ['model', ...keys],
+    rows: rows.map(([name, r]) => [name, ...keys.map((k) => r.metrics[k]!)]),
+  };
+}
+
+/** `advrec train`: trains, evaluates on test, optionally attacks, writes the run folder. */
+export async function trainCommand(
+  options: TrainOptions,
+  context: CommandContext,
+): Promise<number> {
+  const config = await runConfigFromOptions(options);
+  const started = new Date();
+  // Load (and so check) the data before creating anything on disk.
+  const data = await loadData(config.data);
+  const model = buildModel(config, data);
+  checkTrainConfig(config, model);
+  const { folder, description } = await openRunFolder(
+    options.out,
+    'train',
+    config,
+    data,
+    context.progress,
+  );
+  const outcome = await trainModel(model, data, config, {
+    folder,
+    progress: context.progress,
+    signal: context.signal,
+  });
+  await writeText(join(folder, 'history.json'), toJson(outcome.history));
+  if (outcome.interrupted) {
+    await writeText(
+      join(folder, 'run.json'),
+      toJson({ command: 'train', status: 'interrupted', started, ended: new Date() }),
+    );
+    context.progress.log(
+      `interrupted: the last complete checkpoint is ${join(folder, 'checkpoints', 'last.ckpt')}`,
+    );
+    return 130;
+  }
+  const bar = context.progress.bar('evaluating on test', 1);
+  const result = await evaluateModel(model, data, config.evaluation, {
+    seed: config.data.split.seed,
+    threads: config.training.threads,
+  });
+  bar.finish(`${result.protocol.usersEvaluated} users, ${result.seconds.toFixed(1)} s`);
+  const metrics = {
+    metrics: result.metrics,
+    coverage: result.coverage,
+    protocol: result.protocol,
+    seconds: result.seconds,
+  };
+  await writeText(join(folder, 'metrics.json'), toJson(metrics));
+  let robustness = null;
+  if (config.attack) {
+    const b = context.progress.bar('robustness sweep', 1);
+    robustness = await attackModel(
+      model,
+      data,
+      config.evaluation,
+      config.attack,
+      config.training.seed,
+      config.training.threads,
+    );
+    b.finish();
+    await writeText(join(folder, 'robustness.json'), toJson(robustness));
+  }
+  const metricKey = `ndcg@${config.evaluation.cutoffs[Math.min(1, config.evaluation.cutoffs.length - 1)]}`;
+  const sections: ReportSection[] = [
+    evaluationSection('Test results', [[config.model.name, result]]),
+    ...historySections(
+      [{ name: config.model.name, history: outcome.history }],
+      config.training.validation.metric,
+    ),
+    ...(robustness
+      ? robustnessSections([{ name: config.model.name, report: robustness }], metricKey)
+      : []),
+  ];
+  await writeReport(folder, {
+    title: `advrec train: ${config.model.name} on ${description.name}`,
+    facts: runFacts(config, data.fingerprint, started, outcome.engine),
+    sections,
+  });
+  await writeText(
+    join(folder, 'run.json'),
+    toJson({
+      command: 'train',
+      status: 'done',
+      started,
+      ended: new Date(),
+      engine: outcome.engine,
+      bestEpoch: outcome.bestEpoch,
+      stoppedEarly: outcome.stoppedEarly,
+    }),
+  );
+  emit(context, { folder, metrics: result.metrics, protocol: result.protocol, robustness }, () =>
+    [
+      metricsTable([[config.model.name, result]]),
+      `protocol: ${protocolLine(result)}`,
+      `run folder: ${folder} (report.html, report.md, metrics.json, history.json, checkpoints/)`,
+    ].join('\n'),
+  );
+  return 0;
+}
+
+/** The facts block of a run's report. */
+export function runFacts(
+  config: ResolvedRunConfig,
+  fingerprint: string,
+  started: Date,
+  engine: EngineInfo | null,
+): [string, string][] {
+  const t = config.training;
+  return [
+    [
+      'data',
+      `${config.data.source} (split ${config.data.split.protocol}, order ${config.data.split.order}, seed ${config.data.split.seed}${config.data.validation ? ', validation carved from train' : ''})`,
+    ],
+    ['data set fingerprint', fingerprint],
+    ['model', `${config.model.name}, K = ${config.model.embeddingSize}, seed ${config.model.seed}`],
+    [
+      'training',
+      `${t.epochs} BPR epochs + ${t.adversarialEpochs} adversarial epochs (${t.adversarial.adversary}, epsilon ${t.adversarial.epsilon}, lambda ${t.adversarial.adversarialWeight}); batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}, l2 ${t.l2}; validation ${t.validation.metric} every ${t.validation.every}${t.validation.patience ? `, patience ${t.validation.patience}` : ''}`,
+    ],
+    ['engine', engine ? `${engine.name}: ${engine.description}` : 'n/a'],
+    ['started', started.toISOString()],
+    ['machine', machineLine()],
+  ];
+}
+
+/** `advrec train`: its options and action. */
+export const trainCli: CliCommand = {
+  register(program, run) {
+    program
+      .command('train')
+      .description(
+        'train a model from a config (YAML/JSON), evaluate it, write a run folder with a report',
+      )
+      .option(
+        '-c, --config <file>',
+        'run config, YAML or JSON (schema: advrec/run-config.schema.json)',
+      )
+      .option(
+        '--set <path=value>',
+        'override any config field, e.g. training.adversarial.epsilon=0.5 (repeatable)',
+        collect,
+        [],
+      )
+      .option('--data <source>', 'shorthand for --set data.source=...')
+      .option('--model <name>', 'shorthand for --set model.name=...')
+      .option('--epochs <n>', 'shorthand for --set training.epochs=...')
+      .option('--adversarial-epochs <n>', 'shorthand for --set training.adversarialEpochs=...')
+      .option('--adversary <name>', 'shorthand for --set training.adversarial.adversary=...')
+      .option('--epsilon <eps>', 'shorthand for --set training.adversarial.epsilon=...')
+      .option('--lambda <weight>', 'shorthand for --set training.adversarial.adversarialWeight=...')
+      .option('--threads <n>', 'shorthand for --set training.threads=...')
+      .option('-o, --out <folder>', 'run folder (default runs/train-<date>-<time>)')
+      .action(
+        run((context, flags: TrainOptions) =>
+          // Plugins given with the global --plugin are recorded in the run's config too.
+          trainCommand({ ...flags, plugin: program.opts<{ plugin: string[] }>().plugin }, context),
+        ),
+      );
+  },
+};

@@ -1,0 +1,151 @@
+/**
+ * Evaluation and attacks under a run's protocol (no training engine involved).
+ */
+import { generateSampledTestSet } from '@advrec/data';
+import type { SampledTestSet } from '@advrec/data';
+import { evaluateFullRanking, evaluateSampled, robustnessSweep } from '@advrec/metrics';
+import type { EvaluationResult, MetricName, RobustnessReport } from '@advrec/metrics';
+import type { Model } from '@advrec/models';
+import type { ResolvedRunConfig } from './config.js';
+import type { LoadedData } from './datasets.js';
+import type { ReportSection } from './report.js';
+import { textTable } from './context.js';
+
+/** Evaluates a model on the test split under the run's protocol. */
+export async function evaluateModel(
+  model: Model,
+  data: LoadedData,
+  evaluation: ResolvedRunConfig['evaluation'],
+  options: {
+    split?: 'test' | 'validation';
+    seed?: number;
+    threads?: number;
+    testSet?: SampledTestSet | null;
+  } = {},
+): Promise<EvaluationResult> {
+  const metrics = evaluation.metrics as readonly MetricName[];
+  if (evaluation.protocol === 'sampled') {
+    const testSet =
+      options.testSet ?? sampledTestSetFor(data, evaluation.negatives, options.seed ?? 0);
+    return evaluateSampled(model, data.dataset, testSet, {
+      cutoffs: evaluation.cutoffs,
+      metrics,
+      split: options.split ?? 'test',
+    });
+  }
+  return evaluateFullRanking(model, data.dataset, {
+    cutoffs: evaluation.cutoffs,
+    metrics,
+    split: options.split ?? 'test',
+    ...(options.threads ? { threads: options.threads } : {}),
+  });
+}
+
+/** The sampled test set: the files' own negatives when they carry them, else generated (seeded). */
+export function sampledTestSetFor(
+  data: LoadedData,
+  negatives: number,
+  seed: number,
+): SampledTestSet {
+  if (data.sampledTestSet && data.sampledTestSet.negativesPerCase === negatives)
+    return data.sampledTestSet;
+  return generateSampledTestSet(data.dataset, { negatives, seed });
+}
+
+/** Runs a robustness sweep (APR Table 2 / AMR Table 3) under the run's protocol. */
+export function attackModel(
+  model: Model,
+  data: LoadedData,
+  evaluation: ResolvedRunConfig['evaluation'],
+  attack: NonNullable<ResolvedRunConfig['attack']>,
+  seed: number,
+  threads?: number,
+): Promise<RobustnessReport> {
+  return robustnessSweep(model, data.dataset, {
+    epsilons: attack.epsilons,
+    adversaries: attack.adversaries,
+    ...(attack.surfaces ? { surfaces: attack.surfaces } : {}),
+    cutoffs: evaluation.cutoffs,
+    metrics: evaluation.metrics.filter((m) => m !== 'auc') as MetricName[],
+    seed,
+    ...(threads ? { threads } : {}),
+    ...(evaluation.protocol === 'sampled'
+      ? { testSet: sampledTestSetFor(data, evaluation.negatives, seed) }
+      : {}),
+  });
+}
+
+/** The protocol line every table of results carries. */
+export function protocolLine(result: EvaluationResult): string {
+  const p = result.protocol;
+  return `${p.kind === 'full' ? 'full ranking' : `sampled (${p.negativesPerCase} negatives, ${p.negativeSource ?? 'generated'})`} on ${p.split}; candidates: ${p.candidates}; excluded: ${p.excluded.join(', ') || 'none'}; ties: ${p.tieRule}; ${p.usersEvaluated} users`;
+}
+
+/** Report sections for a robustness sweep: the drop table (Tables 2/3) and the curve (Figures 1/4). */
+export function robustnessSections(
+  reports: readonly { readonly name: string; readonly report: RobustnessReport }[],
+  metricKey: string,
+  idPrefix = 'robustness',
+): ReportSection[] {
+  const epsilons = [...new Set(reports.flatMap((r) => r.report.points.map((p) => p.epsilon)))].sort(
+    (a, b) => a - b,
+  );
+  const adversaries = [...new Set(reports.flatMap((r) => r.report.points.map((p) => p.adversary)))];
+  const rows: (string | number)[][] = [];
+  for (const { name, report } of reports)
+    for (const adversary of adversaries)
+      rows.push([
+        name,
+        adversary,
+        report.clean[metricKey] ?? Number.NaN,
+        ...epsilons.map((e) => {
+          const point = report.points.find((p) => p.adversary === adversary && p.epsilon === e);
+          const change = point?.relativeChange[metricKey];
+          return change === undefined
+            ? 'n/a'
+            : `${change >= 0 ? '+' : ''}${(change * 100).toFixed(1)}%`;
+        }),
+      ]);
+  return [
+    {
+      kind: 'table',
+      title: `Robustness: relative change of ${metricKey} under perturbation`,
+      caption: `Surfaces perturbed: ${reports[0]?.report.surfaces.join(', ') ?? ''}; split ${reports[0]?.report.split ?? 'test'}. Each perturbation has norm epsilon per row (FGM: the direction that most increases the BPR loss; random: a random direction).`,
+      columns: ['model', 'adversary', `clean ${metricKey}`, ...epsilons.map((e) => `eps ${e}`)],
+      rows,
+    },
+    {
+      kind: 'plot',
+      id: `${idPrefix}-curve`,
+      title: `${metricKey} under perturbation`,
+      caption:
+        'Solid lines: adversarial (gradient) perturbation; dashed: random noise of the same size.',
+      plot: {
+        xLabel: 'epsilon',
+        yLabel: metricKey,
+        series: reports.flatMap(({ name, report }) =>
+          adversaries.map((adversary) => ({
+            name: `${name}, ${adversary}`,
+            dashed: adversary === 'random',
+            points: [
+              [0, report.clean[metricKey] ?? Number.NaN] as const,
+              ...report.points
+                .filter((p) => p.adversary === adversary)
+                .sort((a, b) => a.epsilon - b.epsilon)
+                .map((p) => [p.epsilon, p.metrics[metricKey] ?? Number.NaN] as const),
+            ],
+          })),
+        ),
+      },
+    },
+  ];
+}
+
+/** A text table of evaluation results, one row per model. */
+export function metricsTable(rows: readonly (readonly [string, EvaluationResult])[]): string {
+  const keys = Object.keys(rows[0]![1].metrics);
+  return textTable(
+    ['model', ...keys],
+    rows.map(([name, r]) => [name, ...keys.map((k) => r.metrics[k]!)]),
+  );
+}

@@ -1,0 +1,45 @@
+/** Option parsers shared by the commands: each error names the flag and the value. */
+import { InvalidArgumentError } from 'commander';
+
+/** Repeatable option: collects every value. */
+export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** An integer option. */
+export function integer(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n))
+      throw new InvalidArgumentError(`${flag} must be an integer, got "${value}"`);
+    return n;
+  };
+}
+
+/** A finite number option. */
+export function decimal(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n))
+      throw new InvalidArgumentError(`${flag} must be a number, got "${value}"`);
+    return n;
+  };
+}
+
+/** A comma-separated list of numbers. */
+export function numbers(flag: string): (value: string) => number[] {
+  return (value) =>
+    value.split(',').map((part) => {
+      const n = Number(part.trim());
+      if (part.trim() === '' || !Number.isFinite(n))
+        throw new InvalidArgumentError(
+          `${flag} must be a comma-separated list of numbers, got "${value}"`,
+        );
+      return n;
+    });
+}
+
+/** A comma-separated list of words. */
+export const words = (value: string): string[] =>
+  value
+    .split(',')
+    .map((w) => w.trim())
+    .filter((w) => w !== '');

@@ -1,0 +1,176 @@
+/**
+ * Run folders and plugins: writing results, loading plugins, building and reloading models.
+ */
+import { existsSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ConfigError, DataFormatError, writeFileAtomic } from '@advrec/data';
+import { createModel, readCheckpoint, restoreModel } from '@advrec/models';
+import type { JsonObject, Model } from '@advrec/models';
+import type { ResolvedRunConfig } from './config.js';
+import { loadData } from './datasets.js';
+import type { LoadedData } from './datasets.js';
+
+/** Writes text (or JSON) to a file atomically. */
+export async function writeText(file: string, text: string): Promise<void> {
+  await writeFileAtomic(file, () => [text]);
+}
+
+/** JSON with typed arrays as plain arrays and non-finite numbers as null. */
+export function toJson(value: unknown): string {
+  return `${JSON.stringify(
+    value,
+    (_key, v: unknown) => {
+      if (ArrayBuffer.isView(v) && !(v instanceof DataView))
+        return Array.from(v as unknown as ArrayLike<number>);
+      if (typeof v === 'number' && !Number.isFinite(v)) return null;
+      return v;
+    },
+    2,
+  )}\n`;
+}
+
+/**
+ * Loads plugin modules (a path, or a package name resolved from the working folder). A plugin
+ * registers models with `registerModel` / `registerTfjsModel` and adversaries with
+ * `registerAdversary` when imported.
+ */
+export async function loadPlugins(specs: readonly string[]): Promise<string[]> {
+  const loaded: string[] = [];
+  for (const spec of specs) {
+    let url: string;
+    if (spec.startsWith('.') || spec.startsWith('/') || existsSync(spec)) {
+      const path = resolve(spec);
+      if (!existsSync(path))
+        throw new DataFormatError({ file: path }, 'a plugin module (--plugin)', 'no such file');
+      url = pathToFileURL(path).href;
+    } else {
+      try {
+        url = pathToFileURL(createRequire(join(process.cwd(), 'noop.js')).resolve(spec)).href;
+      } catch {
+        url = spec;
+      }
+    }
+    try {
+      await import(url);
+    } catch (error) {
+      throw new ConfigError([
+        { path: 'plugins', message: `cannot load plugin "${spec}": ${(error as Error).message}` },
+      ]);
+    }
+    loaded.push(spec);
+  }
+  return loaded;
+}
+
+/**
+ * Creates the model a run config names, on a loaded data set. The factory's option errors
+ * are reported with their run-config paths (`data.features`, `model.embeddingSize`, ...).
+ */
+export function buildModel(config: ResolvedRunConfig, data: LoadedData): Model {
+  try {
+    return createConfiguredModel(config, data);
+  } catch (error) {
+    if (!ConfigError.isInstance(error)) throw error;
+    throw new ConfigError(
+      error.issues.map((issue) => ({
+        path:
+          issue.path === 'features'
+            ? 'data.features'
+            : ['embeddingSize', 'seed'].includes(issue.path)
+              ? `model.${issue.path}`
+              : `model.options.${issue.path}`,
+        message: issue.message,
+      })),
+    );
+  }
+}
+
+function createConfiguredModel(config: ResolvedRunConfig, data: LoadedData): Model {
+  const features = data.itemFeatures
+    ? { data: data.itemFeatures.matrix, dimension: data.itemFeatures.dimension }
+    : undefined;
+  return createModel(
+    config.model.name,
+    {
+      numUsers: data.dataset.numUsers,
+      numItems: data.dataset.numItems,
+      train: data.dataset.train,
+      seed: config.model.seed,
+      ...(features ? { itemFeatures: features } : {}),
+    },
+    {
+      embeddingSize: config.model.embeddingSize,
+      seed: config.model.seed,
+      ...config.model.options,
+    } as JsonObject,
+  );
+}
+
+/** A run folder's config, data and model, reloaded (for evaluate, attack, recommend). */
+export interface ReloadedRun {
+  readonly config: ResolvedRunConfig;
+  readonly data: LoadedData;
+  readonly model: Model;
+  readonly checkpoint: string;
+}
+
+/** The checkpoint of a run folder: `model.ckpt`, else the newest of the others. */
+export async function runCheckpoint(folder: string): Promise<string> {
+  const dir = join(folder, 'checkpoints');
+  for (const name of ['model.ckpt', 'adversarial-best.ckpt', 'bpr-best.ckpt', 'last.ckpt'])
+    if (existsSync(join(dir, name))) return join(dir, name);
+  if (!existsSync(dir))
+    throw new DataFormatError(
+      { file: dir },
+      'a run folder with checkpoints',
+      'no checkpoints folder',
+    );
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.ckpt'));
+  if (files.length === 0) throw new DataFormatError({ file: dir }, 'a checkpoint (*.ckpt)', 'none');
+  return join(dir, files.sort().at(-1)!);
+}
+
+/** Reloads a run folder written by `advrec train`, checking the data set fingerprint. */
+export async function reloadRun(folder: string, checkpointFile?: string): Promise<ReloadedRun> {
+  const configFile = join(folder, 'config.json');
+  if (!existsSync(configFile))
+    throw new DataFormatError(
+      { file: configFile },
+      'a run folder written by advrec train (config.json)',
+      'no such file',
+    );
+  const config = JSON.parse(await readFile(configFile, 'utf8')) as ResolvedRunConfig;
+  await loadPlugins(config.plugins);
+  const data = await loadData(config.data);
+  const recorded = JSON.parse(
+    await readFile(join(folder, 'dataset.json'), 'utf8').catch(() => '{}'),
+  ) as {
+    fingerprint?: string;
+  };
+  if (recorded.fingerprint && recorded.fingerprint !== data.fingerprint)
+    throw new DataFormatError(
+      { file: join(folder, 'dataset.json') },
+      `data set fingerprint ${recorded.fingerprint} (the data the run was trained on)`,
+      data.fingerprint,
+    );
+  const checkpoint = checkpointFile ?? (await runCheckpoint(folder));
+  const saved = await readCheckpoint(checkpoint);
+  const model = restoreModel(saved.model);
+  if (model.numUsers !== data.dataset.numUsers || model.numItems !== data.dataset.numItems)
+    throw new DataFormatError(
+      { file: checkpoint },
+      `a model of ${data.dataset.numUsers} users x ${data.dataset.numItems} items`,
+      `${model.numUsers} x ${model.numItems}`,
+    );
+  return { config, data, model, checkpoint };
+}
+
+/** Machine facts for reports: CPU, cores, memory, Node. */
+export function machineLine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  return `${cpu}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
+}

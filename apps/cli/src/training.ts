@@ -1,0 +1,258 @@
+/**
+ * Training a run config's model (the only CLI module that loads `@advrec/trainer`'s Trainer,
+ * with the reproductions).
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConfigError } from '@advrec/data';
+import { writeCheckpoint } from '@advrec/models';
+import type { Model } from '@advrec/models';
+import { getAdversary } from '@advrec/adversary';
+import { Trainer, resolveTrainConfig, selectEngineProvider } from '@advrec/trainer';
+import type {
+  EngineInfo,
+  EpochEvent,
+  PhaseResult,
+  TrainConfig,
+  ValidationEvent,
+} from '@advrec/trainer';
+import type { ResolvedRunConfig } from './config.js';
+import type { LoadedData } from './datasets.js';
+import type { Progress } from './progress.js';
+import type { ReportSection } from './report.js';
+
+/**
+ * Checks the training section against the model (surfaces it has, engines that can train it)
+ * before anything is written; problems are reported with their run-config paths.
+ */
+export function checkTrainConfig(config: ResolvedRunConfig, model: Model): void {
+  if (model.trainableTables.length === 0) return;
+  try {
+    const resolved = resolveTrainConfig(trainConfigOf(config), model);
+    selectEngineProvider(model, getAdversary(resolved.adversarial.adversary), resolved);
+  } catch (error) {
+    if (!ConfigError.isInstance(error)) throw error;
+    throw new ConfigError(
+      error.issues.map((i) => ({ path: `training.${i.path}`, message: i.message })),
+    );
+  }
+}
+
+/** The trainer's config from a run config. */
+export function trainConfigOf(config: ResolvedRunConfig): TrainConfig {
+  const { epochs, adversarialEpochs, checkpointEvery, adversarial, validation, ...rest } =
+    config.training;
+  void epochs;
+  void adversarialEpochs;
+  void checkpointEvery;
+  const { surfaces, ...attack } = adversarial;
+  const { patience, ...checks } = validation;
+  return {
+    ...rest,
+    adversarial: { ...attack, ...(surfaces ? { surfaces } : {}) },
+    validation: { ...checks, ...(patience !== null ? { patience } : {}) },
+  };
+}
+
+/** One row of a run's per-epoch history. */
+export interface HistoryRow {
+  readonly epoch: number;
+  readonly phase: 'bpr' | 'apr';
+  readonly loss: number;
+  readonly adversarialLoss: number | null;
+  readonly trainAccuracy: number | null;
+  readonly parameterNorm: number;
+  readonly seconds: number;
+  readonly triplesPerSecond: number;
+  /** Mean clean BPR loss per triple; `adversarialLoss` is lambda x the adversarial term's mean. */
+  readonly validation: Readonly<Record<string, number>> | null;
+}
+
+/** The outcome of {@link trainModel}. */
+export interface TrainOutcome {
+  readonly history: HistoryRow[];
+  readonly bestEpoch: { readonly bpr: number; readonly apr: number | null };
+  readonly stoppedEarly: boolean;
+  readonly interrupted: boolean;
+  /** The engine that trained the model (null when there was nothing to train). */
+  readonly engine: EngineInfo | null;
+}
+
+/**
+ * Trains a model as a run config says: BPR epochs, then adversarial epochs (APR/AMR), with
+ * validation, early stopping, the best checkpoint per phase, a resumable checkpoint every
+ * `checkpointEvery` epochs and the final model; all checkpoints are written atomically, so
+ * an interrupt (`signal`) leaves the last complete one intact.
+ */
+export async function trainModel(
+  model: Model,
+  data: LoadedData,
+  config: ResolvedRunConfig,
+  options: { folder: string; progress: Progress; signal?: AbortSignal },
+): Promise<TrainOutcome> {
+  const history: HistoryRow[] = [];
+  const checkpoints = join(options.folder, 'checkpoints');
+  await mkdir(checkpoints, { recursive: true });
+  if (model.trainableTables.length === 0) {
+    options.progress.log(`${model.modelName} has nothing to train`);
+    await writeCheckpoint(join(checkpoints, 'model.ckpt'), model, [], {
+      datasetFingerprint: data.fingerprint,
+    });
+    return {
+      history,
+      bestEpoch: { bpr: -1, apr: null },
+      stoppedEarly: false,
+      interrupted: false,
+      engine: null,
+    };
+  }
+  let interrupted = false;
+  const t = config.training;
+  let bar = options.progress.bar('BPR epochs', t.epochs);
+  let phaseStart = 0;
+  let lastValidation: Record<string, number> | null = null;
+  let trainer: Trainer | null = null;
+  const trainerRef = (): Trainer => trainer!;
+  trainer = await Trainer.create(model, data.dataset, trainConfigOf(config), {
+    onLog: (message) => options.progress.log(message),
+    onEpochEnd: async (event: EpochEvent) => {
+      const row: HistoryRow = {
+        epoch: event.epoch,
+        phase: event.phase,
+        loss: event.loss / event.triples,
+        adversarialLoss: event.phase === 'apr' ? event.adversarialLoss / event.triples : null,
+        trainAccuracy: event.trainAccuracy ?? null,
+        parameterNorm: event.parameterNorm,
+        seconds: event.seconds,
+        triplesPerSecond: event.triplesPerSecond,
+        validation: null,
+      };
+      history.push(row);
+      bar.update(
+        event.epoch + 1 - phaseStart,
+        `loss ${(event.loss / event.triples).toFixed(4)}${lastValidation ? ` | ${t.validation.metric} ${(lastValidation[t.validation.metric] ?? Number.NaN).toFixed(4)}` : ''}`,
+      );
+      if (t.checkpointEvery > 0 && (event.epoch + 1) % t.checkpointEvery === 0)
+        await trainerRef().save(join(checkpoints, 'last.ckpt'), {
+          datasetFingerprint: data.fingerprint,
+        });
+    },
+    onValidation: (event: ValidationEvent) => {
+      lastValidation = { ...event.metrics };
+      const row = history.findLast((r) => r.epoch === event.epoch);
+      if (row) history[history.indexOf(row)] = { ...row, validation: event.metrics };
+    },
+  });
+  let bestBpr = -1;
+  let bestApr: number | null = null;
+  let stoppedEarly = false;
+  try {
+    const bpr = await trainer.runPhase({
+      ...(options.signal ? { signal: options.signal } : {}),
+      epochs: t.epochs,
+      adversarial: false,
+      checkpoint: join(checkpoints, 'bpr-best.ckpt'),
+    });
+    bestBpr = bpr.bestEpoch;
+    stoppedEarly ||= bpr.stoppedEarly;
+    bar.finish(phaseSummary(bpr, t.validation.metric), bpr.epochs.length);
+    if (t.adversarialEpochs > 0) {
+      phaseStart = trainer.epoch;
+      lastValidation = null;
+      bar = options.progress.bar(
+        `${t.adversarial.adversary.toUpperCase()} adversarial epochs`,
+        t.adversarialEpochs,
+      );
+      const apr = await trainer.runPhase({
+        ...(options.signal ? { signal: options.signal } : {}),
+        epochs: t.adversarialEpochs,
+        adversarial: true,
+        checkpoint: join(checkpoints, 'adversarial-best.ckpt'),
+      });
+      bestApr = apr.bestEpoch;
+      stoppedEarly ||= apr.stoppedEarly;
+      bar.finish(phaseSummary(apr, t.validation.metric), apr.epochs.length);
+    }
+    await trainer.save(join(checkpoints, 'model.ckpt'), { datasetFingerprint: data.fingerprint });
+  } catch (error) {
+    if (!options.signal?.aborted) throw error;
+    // Stopped between two epochs: the tables are consistent; keep them as the last checkpoint.
+    interrupted = true;
+    options.progress.log(
+      `interrupted after epoch ${trainer.epoch - 1}; saving checkpoints/last.ckpt`,
+    );
+    await trainer.save(join(checkpoints, 'last.ckpt'), {
+      datasetFingerprint: data.fingerprint,
+      interrupted: true,
+    });
+  } finally {
+    await trainer.close();
+  }
+  return {
+    history,
+    bestEpoch: { bpr: bestBpr, apr: bestApr },
+    stoppedEarly,
+    interrupted,
+    engine: trainer.engineInfo,
+  };
+}
+
+/** `best ndcg@100 0.1234 at epoch 41 (stopped early)`, or nothing without validation. */
+export function phaseSummary(phase: PhaseResult, metric: string): string {
+  if (phase.bestEpoch < 0) return '';
+  return `best ${metric} ${phase.bestValue.toFixed(4)} at epoch ${phase.bestEpoch}${phase.stoppedEarly ? ' (stopped early)' : ''}`;
+}
+
+/** Report sections of training history: loss and validation curves (papers' Figures 3-5). */
+export function historySections(
+  histories: readonly { readonly name: string; readonly history: readonly HistoryRow[] }[],
+  metric: string,
+  idPrefix = 'training',
+): ReportSection[] {
+  const sections: ReportSection[] = [
+    {
+      kind: 'plot',
+      id: `${idPrefix}-loss`,
+      title: 'Training loss per epoch',
+      caption:
+        "Mean BPR loss over the epoch's triples (for adversarial epochs: BPR on clean parameters; the adversarial term is dashed).",
+      plot: {
+        xLabel: 'epoch',
+        yLabel: 'loss',
+        series: histories.flatMap(({ name, history }) => [
+          { name, points: history.map((r) => [r.epoch, r.loss] as const) },
+          ...(history.some((r) => r.adversarialLoss !== null)
+            ? [
+                {
+                  name: `${name} (adversarial term)`,
+                  dashed: true,
+                  points: history
+                    .filter((r) => r.adversarialLoss !== null)
+                    .map((r) => [r.epoch, r.adversarialLoss!] as const),
+                },
+              ]
+            : []),
+        ]),
+      },
+    },
+  ];
+  if (histories.some(({ history }) => history.some((r) => r.validation?.[metric] !== undefined)))
+    sections.push({
+      kind: 'plot',
+      id: `${idPrefix}-validation`,
+      title: `Validation ${metric} per epoch`,
+      caption:
+        'Full ranking on the validation split (training items excluded), at each validation epoch.',
+      plot: {
+        xLabel: 'epoch',
+        yLabel: metric,
+        series: histories.map(({ name, history }) => ({
+          name,
+          points: history
+            .filter((r) => r.validation?.[metric] !== undefined)
+            .map((r) => [r.epoch, r.validation![metric]!] as const),
+        })),
+      },
+    });
+  return sections;
+}
