@@ -19,21 +19,16 @@ export interface Gemm {
   readonly backend: GemmBackendName;
   /**
    * `op(A) . op(B)` for row-major `A` (`aRows x aCols`) and `B` (`bRows x bCols`), with `op`
-   * the transpose when asked; the row-major float32 product.
+   * the transpose when asked (the arguments of {@link multiplyJs}); the row-major float32
+   * product.
    */
-  multiply(
-    a: Float32Array,
-    aRows: number,
-    aCols: number,
-    b: Float32Array,
-    bRows: number,
-    bCols: number,
-    transA?: boolean,
-    transB?: boolean,
-  ): Float32Array | Promise<Float32Array>;
+  multiply(...args: GemmArguments): Float32Array | Promise<Float32Array>;
   /** Releases native sessions (a no-op for plain JS). */
   release(): Promise<void>;
 }
+
+/** `a, aRows, aCols, b, bRows, bCols, transA?, transB?`: the arguments of every product. */
+export type GemmArguments = Parameters<typeof multiplyJs>;
 
 /** Rows and columns of `op(A) . op(B)`, or a RangeError when the inner sizes differ. */
 function productShape(
@@ -121,16 +116,8 @@ export class OnnxGemm implements Gemm {
     return new OnnxGemm(load.runtime, sessions);
   }
 
-  async multiply(
-    a: Float32Array,
-    aRows: number,
-    aCols: number,
-    b: Float32Array,
-    bRows: number,
-    bCols: number,
-    transA = false,
-    transB = false,
-  ): Promise<Float32Array> {
+  async multiply(...args: GemmArguments): Promise<Float32Array> {
+    const [a, aRows, aCols, b, bRows, bCols, transA = false, transB = false] = args;
     productShape(aRows, aCols, bRows, bCols, transA, transB);
     const session = this.sessions.get(`${transA}${transB}`)!;
     // onnxruntime-node does not take views of shared memory: copy those.

@@ -31,5 +31,5 @@ export {
 } from './graphs.js';
 export type { OnnxGraphInfo, TopKScoringModelSpec } from './graphs.js';
 export { OnnxGemm, createGemm, jsGemm, multiplyJs } from './gemm.js';
-export type { Gemm, GemmBackendName, GemmOptions } from './gemm.js';
+export type { Gemm, GemmArguments, GemmBackendName, GemmOptions } from './gemm.js';
 export { OnnxTopKScorer } from './topk.js';

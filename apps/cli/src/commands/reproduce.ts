@@ -104,51 +104,38 @@ function baseConfig(kind: 'apr' | 'amr', options: ReproduceOptions): ResolvedRun
  * many epochs, significance tests, and the robustness of both (APR Figure 1, Table 2). The
  * experiment itself is `runAprExperiment` of `@advrec/trainer`.
  */
-export async function reproduceAprCommand(
+export function reproduceAprCommand(
   options: ReproduceOptions,
   context: CommandContext,
 ): Promise<number> {
-  const config = baseConfig('apr', options);
-  const started = new Date();
-  const data = await loadData(config.data);
-  const { folder, description } = await openRunFolder(
-    options.out,
-    'reproduce-apr',
-    config,
-    data,
-    context.progress,
-  );
-  const t = config.training;
-  const stages = stageProgress(context, {
-    'mf-bpr': ['MF-BPR epochs (early stopping)', t.epochs],
-    'bpr-continued': ['BPR continued epochs', t.adversarialEpochs],
-    amf: [`AMF (eps ${t.adversarial.epsilon}) epochs`, t.adversarialEpochs],
-  });
-  const result = await runAprExperiment(data.dataset, {
-    ...experimentOptions(config, data, folder, stages),
-    bprEpochs: t.epochs,
-    continueEpochs: t.adversarialEpochs,
-  });
-  stages.finish();
-  const pre = result.pretraining;
-  return finishReproduction(context, config, data, {
-    command: 'reproduce apr',
-    title: `advrec reproduce apr on ${description.name}`,
-    description,
-    modelFact: `MF, K = ${config.model.embeddingSize}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
-    whatWasRun: `APR Algorithm 1: MF-BPR trained with early stopping on validation ${t.validation.metric} (best epoch ${pre.bestEpoch}); from its best parameters, AMF (BPR + lambda x BPR under FGM perturbations of both embeddings, epsilon ${t.adversarial.epsilon}, lambda ${t.adversarial.adversarialWeight}) and plain BPR continued for ${t.adversarialEpochs} epochs each with the same sampler seed.`,
-    folder,
-    started,
-    result,
-    histories: {
-      'MF-BPR (pre-training)': stages.histories['mf-bpr']!,
-      'BPR continued': stages.histories['bpr-continued']!,
-      [result.arms.at(-1)!.name]: stages.histories['amf']!,
+  return reproduction('apr', options, context, {
+    stages: (t) => ({
+      'mf-bpr': ['MF-BPR epochs (early stopping)', t.epochs],
+      'bpr-continued': ['BPR continued epochs', t.adversarialEpochs],
+      amf: [`AMF (eps ${t.adversarial.epsilon}) epochs`, t.adversarialEpochs],
+    }),
+    run: (data, common, t) =>
+      runAprExperiment(data.dataset, {
+        ...common,
+        bprEpochs: t.epochs,
+        continueEpochs: t.adversarialEpochs,
+      }),
+    report: (result, config, _data, histories) => {
+      const t = config.training;
+      return {
+        modelFact: `MF, K = ${config.model.embeddingSize}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
+        whatWasRun: `APR Algorithm 1: MF-BPR trained with early stopping on validation ${t.validation.metric} (best epoch ${result.pretraining.bestEpoch}); from its best parameters, AMF (BPR + lambda x BPR under FGM perturbations of both embeddings, epsilon ${t.adversarial.epsilon}, lambda ${t.adversarial.adversarialWeight}) and plain BPR continued for ${t.adversarialEpochs} epochs each with the same sampler seed.`,
+        histories: {
+          'MF-BPR (pre-training)': histories['mf-bpr']!,
+          'BPR continued': histories['bpr-continued']!,
+          [result.arms.at(-1)!.name]: histories['amf']!,
+        },
+        metricKey: (keys) =>
+          keys.find(
+            (k) => k.startsWith('ndcg@') && k.endsWith(`@${config.evaluation.cutoffs.at(-1)}`),
+          ) ?? keys[0]!,
+      };
     },
-    metricKey: (keys) =>
-      keys.find(
-        (k) => k.startsWith('ndcg@') && k.endsWith(`@${config.evaluation.cutoffs.at(-1)}`),
-      ) ?? keys[0]!,
   });
 }
 
@@ -158,14 +145,75 @@ export async function reproduceAprCommand(
  * continued; the sampled protocol (999 negatives) by default, and the feature-robustness
  * table (AMR Table 3). The experiment itself is `runAmrExperiment` of `@advrec/trainer`.
  */
-export async function reproduceAmrCommand(
+export function reproduceAmrCommand(
   options: ReproduceOptions,
   context: CommandContext,
 ): Promise<number> {
-  const config = baseConfig('amr', options);
+  return reproduction('amr', options, context, {
+    stages: (t) => ({
+      'mf-bpr': ['mf epochs', t.epochs],
+      vbpr: ['vbpr epochs', t.epochs],
+      'vbpr-continued': ['vbpr-continued epochs', t.adversarialEpochs],
+      amr: ['amr epochs', t.adversarialEpochs],
+    }),
+    run: (data, common, t) =>
+      runAmrExperiment(data.dataset, {
+        ...common,
+        features: { data: data.itemFeatures!.matrix, dimension: data.itemFeatures!.dimension },
+        mfEpochs: t.epochs,
+        vbprEpochs: t.epochs,
+        amrEpochs: t.adversarialEpochs,
+        epsilon: t.adversarial.epsilon,
+        adversarialWeight: t.adversarial.adversarialWeight,
+      }),
+    report: (_result, config, data, histories) => {
+      const t = config.training;
+      return {
+        dataNote: `; features ${data.itemFeatures!.dimension}-d from ${data.itemFeatures!.source}`,
+        modelFact: `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
+        whatWasRun: `AMR Algorithm 1: MF-BPR (${t.epochs} epochs max, early stopping on validation ${t.validation.metric}), VBPR initialised from MF's embeddings, then from VBPR's parameters AMR (BPR + lambda x BPR under FGM perturbations of the item features, epsilon ${t.adversarial.epsilon}, lambda ${t.adversarial.adversarialWeight}) and VBPR continued, ${t.adversarialEpochs} epochs each.`,
+        histories,
+        metricKey: (keys) => (keys.includes('ndcg@10') ? 'ndcg@10' : keys[0]!),
+      };
+    },
+  });
+}
+
+/** How one reproduction differs from the other: its stages, its experiment, its report text. */
+interface ReproductionSpec<R extends ExperimentResult> {
+  readonly stages: (
+    t: ResolvedRunConfig['training'],
+  ) => Readonly<Record<string, readonly [label: string, epochs: number]>>;
+  readonly run: (
+    data: LoadedData,
+    common: ReturnType<typeof experimentOptions>,
+    t: ResolvedRunConfig['training'],
+  ) => Promise<R>;
+  readonly report: (
+    result: R,
+    config: ResolvedRunConfig,
+    data: LoadedData,
+    histories: Record<string, HistoryRow[]>,
+  ) => {
+    readonly dataNote?: string;
+    readonly modelFact: string;
+    readonly whatWasRun: string;
+    readonly histories: Readonly<Record<string, readonly HistoryRow[]>>;
+    readonly metricKey: (keys: readonly string[]) => string;
+  };
+}
+
+/** A reproduction: config, data, run folder, the experiment with progress, then the report. */
+async function reproduction<R extends ExperimentResult>(
+  kind: 'apr' | 'amr',
+  options: ReproduceOptions,
+  context: CommandContext,
+  spec: ReproductionSpec<R>,
+): Promise<number> {
+  const config = baseConfig(kind, options);
   const started = new Date();
-  const data: LoadedData = await loadData(config.data);
-  if (!data.itemFeatures)
+  const data = await loadData(config.data);
+  if (kind === 'amr' && !data.itemFeatures)
     throw new ConfigError([
       {
         path: '--features',
@@ -175,40 +223,26 @@ export async function reproduceAmrCommand(
     ]);
   const { folder, description } = await openRunFolder(
     options.out,
-    'reproduce-amr',
+    `reproduce-${kind}`,
     config,
     data,
     context.progress,
   );
-  const t = config.training;
-  const stages = stageProgress(context, {
-    'mf-bpr': ['mf epochs', t.epochs],
-    vbpr: ['vbpr epochs', t.epochs],
-    'vbpr-continued': ['vbpr-continued epochs', t.adversarialEpochs],
-    amr: ['amr epochs', t.adversarialEpochs],
-  });
-  const result = await runAmrExperiment(data.dataset, {
-    ...experimentOptions(config, data, folder, stages),
-    features: { data: data.itemFeatures.matrix, dimension: data.itemFeatures.dimension },
-    mfEpochs: t.epochs,
-    vbprEpochs: t.epochs,
-    amrEpochs: t.adversarialEpochs,
-    epsilon: t.adversarial.epsilon,
-    adversarialWeight: t.adversarial.adversarialWeight,
-  });
+  const stages = stageProgress(context, spec.stages(config.training));
+  const result = await spec.run(
+    data,
+    experimentOptions(config, data, folder, stages),
+    config.training,
+  );
   stages.finish();
   return finishReproduction(context, config, data, {
-    command: 'reproduce amr',
-    title: `advrec reproduce amr on ${description.name}`,
+    command: `reproduce ${kind}`,
+    title: `advrec reproduce ${kind} on ${description.name}`,
     description,
-    dataNote: `; features ${data.itemFeatures.dimension}-d from ${data.itemFeatures.source}`,
-    modelFact: `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
-    whatWasRun: `AMR Algorithm 1: MF-BPR (${t.epochs} epochs max, early stopping on validation ${t.validation.metric}), VBPR initialised from MF's embeddings, then from VBPR's parameters AMR (BPR + lambda x BPR under FGM perturbations of the item features, epsilon ${t.adversarial.epsilon}, lambda ${t.adversarial.adversarialWeight}) and VBPR continued, ${t.adversarialEpochs} epochs each.`,
     folder,
     started,
     result,
-    histories: stages.histories,
-    metricKey: (keys) => (keys.includes('ndcg@10') ? 'ndcg@10' : keys[0]!),
+    ...spec.report(result, config, data, stages.histories),
   });
 }
 
