@@ -1,15 +1,5 @@
 import { defineConfig } from 'vitepress';
-
-const packages = [
-  'data',
-  'onnx',
-  'models',
-  'losses',
-  'adversary',
-  'trainer',
-  'metrics',
-  'features',
-];
+import { PACKAGES as packages } from '../scripts/packages.js';
 
 export default defineConfig({
   title: 'advrec',

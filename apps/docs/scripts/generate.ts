@@ -14,19 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { describeCli, renderSvg, runConfigSchema } from 'advrec';
 import type { LinePlot } from 'advrec';
 import { Application } from 'typedoc';
+import { PACKAGES } from './packages.js';
 
 const docs = join(dirname(fileURLToPath(import.meta.url)), '..');
 const repo = join(docs, '..', '..');
-const PACKAGES = [
-  'data',
-  'onnx',
-  'models',
-  'losses',
-  'adversary',
-  'trainer',
-  'metrics',
-  'features',
-];
 
 /** Text safe inside Markdown table cells and outside code (Vue would read `{{` and `<`). */
 function md(text: string): string {
