@@ -81,14 +81,14 @@ export async function perturbSteps(
     for (const surface of surfaces) {
       const gradient = current.get(surface.name) ?? new SparseRows(surface.dimension);
       const g = gradient.values;
-      for (let x = 0; x < g.length; x++)
-        if (!Number.isFinite(g[x]))
-          throw new ConfigError([
-            {
-              path: `adversaries.${adversary.adversaryName}`,
-              message: `the gradient given to adversary ${adversary.adversaryName} on surface ${surface.name} is ${g[x]} at row ${gradient.rows[Math.floor(x / gradient.dimension)]} (the model's loss is not finite: lower the learning rate or check the inputs)`,
-            },
-          ]);
+      const bad = firstNonFinite(g);
+      if (bad >= 0)
+        throw new ConfigError([
+          {
+            path: `adversaries.${adversary.adversaryName}`,
+            message: `the gradient given to adversary ${adversary.adversaryName} on surface ${surface.name} is ${g[bad]} at row ${gradient.rows[Math.floor(bad / gradient.dimension)]} (the model's loss is not finite: lower the learning rate or check the inputs)`,
+          },
+        ]);
       const previous = perturbations.get(surface.name);
       next.set(
         surface.name,
@@ -139,12 +139,21 @@ function checkedPerturbation(
       `adversary ${adversary.adversaryName} returned ${delta.size} rows for a gradient of ${gradient.size}`,
     );
   const v = delta.values;
-  for (let x = 0; x < v.length; x++)
-    if (!Number.isFinite(v[x]))
-      fail(
-        `adversary ${adversary.adversaryName} returned ${v[x]} at row ${delta.rows[Math.floor(x / delta.dimension)]}, feature ${x % delta.dimension}`,
-      );
+  const x = firstNonFinite(v);
+  if (x >= 0)
+    fail(
+      `adversary ${adversary.adversaryName} returned ${v[x]} at row ${delta.rows[Math.floor(x / delta.dimension)]}, feature ${x % delta.dimension}`,
+    );
   return delta;
+}
+
+/** Index of the first NaN or infinite value, or -1 (one multiply-add per value when all are finite). */
+function firstNonFinite(values: Float64Array): number {
+  let probe = 0;
+  for (let x = 0; x < values.length; x++) probe += values[x]! * 0; // NaN once any is NaN or infinite
+  if (probe === 0) return -1;
+  for (let x = 0; x < values.length; x++) if (!Number.isFinite(values[x])) return x;
+  return -1;
 }
 
 function copyRows(gradient: SparseRows): SparseRows {

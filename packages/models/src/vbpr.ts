@@ -365,7 +365,10 @@ export class VisualBPR implements Model {
       const i = items[s]!;
       c.set(features.subarray(i * d, i * d + d), s * d);
       const o = delta ? delta.offsetOf(i) : -1;
-      if (o >= 0) for (let j = 0; j < d; j++) c[s * d + j] = c[s * d + j]! + delta!.values[o + j]!;
+      if (o >= 0) {
+        const dv = delta!.values;
+        for (let j = 0; j < d; j++) c[s * d + j] = c[s * d + j]! + dv[o + j]!;
+      }
     }
     return c;
   }
@@ -512,9 +515,16 @@ export class VisualBPR implements Model {
           if (!r) gradients.set(name, (r = new SparseRows(dimension, capacity)));
           return r;
         };
-        const gp = rows(USER_EMBEDDINGS, k);
-        const gq = rows(ITEM_EMBEDDINGS, k);
-        const gh = H ? rows(USER_VISUAL_EMBEDDINGS, k) : null;
+        const gp = rows(USER_EMBEDDINGS, k, count);
+        const gq = rows(ITEM_EMBEDDINGS, k, count);
+        const gh = H ? rows(USER_VISUAL_EMBEDDINGS, k, count) : null;
+        // Every row first: inserting a row renews `values`, read once afterwards.
+        const ou = offsetsOf(gp, users, count);
+        const oi = offsetsOf(gq, items, count);
+        const oh = gh ? offsetsOf(gh, users, count) : null;
+        const gpv = gp.values;
+        const gqv = gq.values;
+        const ghv = gh ? gh.values : null;
         // d loss / d (c_i E) per unique item, and d loss / d (c_i . beta').
         const gV = new Float64Array(nI * k);
         const gB = new Float64Array(nI);
@@ -522,27 +532,27 @@ export class VisualBPR implements Model {
           const w = dScores[t]!;
           const u = users[t]!;
           const s = slot[t]!;
-          const ou = gp.ensure(u);
-          const oi = gq.ensure(items[t]!);
-          const oh = gh ? gh.ensure(u) : -1;
+          const a = ou[t]!;
+          const b = oi[t]!;
           for (let f = 0; f < k; f++) {
             const p = pu[t * k + f]!;
             const v = V[s * k + f]!;
             // d/dp_u = q_i (+ c_i E when shared); d/dq_i = p_u; d/dtheta_u = c_i E.
-            gp.values[ou + f]! += w * (H ? qi[t * k + f]! : qi[t * k + f]! + v);
-            gq.values[oi + f]! += w * p;
-            if (gh) gh.values[oh + f]! += w * v;
+            gpv[a + f]! += w * (H ? qi[t * k + f]! : qi[t * k + f]! + v);
+            gqv[b + f]! += w * p;
+            if (ghv) ghv[oh![t]! + f]! += w * v;
             gV[s * k + f]! += w * (H ? H[u * k + f]! : p);
           }
           gB[s]! += w;
         }
         if (beta) {
           const gb = rows(VISUAL_BIAS, 1, d);
+          const ob = offsetsOf(gb, null, d);
+          const gbv = gb.values;
           for (let j = 0; j < d; j++) {
             let acc = 0;
             for (let s = 0; s < nI; s++) acc += gB[s]! * C[s * d + j]!;
-            const o = gb.ensure(j); // before reading `values`: inserting a row renews the view
-            gb.values[o]! += acc;
+            gbv[ob[j]!]! += acc;
           }
         }
         const G = Float32Array.from(gV);
@@ -551,9 +561,11 @@ export class VisualBPR implements Model {
         const dE = gemm.multiply(C, nI, d, G, nI, k, true, false);
         const done = andThen(dE, (dE) => {
           const ge = rows(FEATURE_PROJECTION, k, d);
+          const oe = offsetsOf(ge, null, d);
+          const gev = ge.values;
           for (let j = 0; j < d; j++) {
-            const o = ge.ensure(j);
-            for (let f = 0; f < k; f++) ge.values[o + f]! += dE[j * k + f]!;
+            const o = oe[j]!;
+            for (let f = 0; f < k; f++) gev[o + f]! += dE[j * k + f]!;
           }
         });
         if (!wantFeatures) return done;
@@ -561,17 +573,31 @@ export class VisualBPR implements Model {
           gemm.multiply(G, nI, k, E, d, k, false, true);
         const dC = done instanceof Promise ? done.then(features) : features();
         return andThen(dC, (dC) => {
-          const gc = rows(ITEM_FEATURES, d);
+          const gc = rows(ITEM_FEATURES, d, nI);
+          const oc = offsetsOf(gc, unique, nI);
+          const gcv = gc.values;
           for (let s = 0; s < nI; s++) {
-            const o = gc.ensure(unique[s]!);
-            for (let j = 0; j < d; j++)
-              gc.values[o + j]! += dC[s * d + j]! + (beta ? gB[s]! * beta[j]! : 0);
+            const o = oc[s]!;
+            if (beta) {
+              const bias = gB[s]!;
+              for (let j = 0; j < d; j++) gcv[o + j]! += dC[s * d + j]! + bias * beta[j]!;
+            } else for (let j = 0; j < d; j++) gcv[o + j]! += dC[s * d + j]!;
           }
         });
       };
       return { scores, backward };
     });
   }
+}
+
+/**
+ * Ensures the rows `ids[0..count)` (or `0..count)` when `ids` is null) in `rows`, in order,
+ * and returns each one's offset in `rows.values`.
+ */
+function offsetsOf(rows: SparseRows, ids: Int32Array | null, count: number): Int32Array {
+  const offsets = new Int32Array(count);
+  for (let t = 0; t < count; t++) offsets[t] = rows.ensure(ids ? ids[t]! : t);
+  return offsets;
 }
 
 /** The distinct values of `ids[0..count)` in order of first appearance, and each id's slot. */
