@@ -19,7 +19,9 @@ import {
 import type { Model } from '@advrec/models';
 import { sharedDataFiles } from '@advrec/testing';
 import { loadTfjs } from './backend.js';
+import { getAdversary } from '@advrec/adversary';
 import { resolveTrainConfig } from './config.js';
+import { selectEngineProvider } from './engine.js';
 import type { TrainConfig } from './config.js';
 import { Trainer } from './trainer.js';
 import { TfjsModel } from './tfjs-model.js';
@@ -250,6 +252,65 @@ describe('Trainer on MovieLens-100K', () => {
       ]),
     );
     expect((error as ConfigError).message).toMatch(/registered: fgm, fgsm, none, random/);
+  });
+
+  it('picks engines through the providers and lists every refusal when none fits', async () => {
+    const model = mf();
+    const fgm = getAdversary('fgm');
+    expect(selectEngineProvider(model, fgm, resolveTrainConfig({}, model)).name).toBe('fused-mf');
+    expect(
+      selectEngineProvider(model, fgm, resolveTrainConfig({ engine: 'generic' }, model)).name,
+    ).toBe('generic');
+    // A plugin adversary: the fused kernel declares the built-in ones only.
+    const plugin = { ...fgm, adversaryName: 'plugin-fgm' };
+    expect(selectEngineProvider(model, plugin, resolveTrainConfig({}, model)).name).toBe(
+      'generic',
+    );
+    // None fits: both reasons, under the config path `engine`.
+    let error: unknown;
+    try {
+      selectEngineProvider(model, plugin, resolveTrainConfig({ mode: 'hogwild' }, model));
+    } catch (e) {
+      error = e;
+    }
+    expect(ConfigError.isInstance(error)).toBe(true);
+    expect((error as ConfigError).issues[0]!.path).toBe('engine');
+    expect(String(error)).toMatch(/fused-mf: implements the built-in adversaries.*plugin-fgm/);
+    expect(String(error)).toMatch(/generic: runs one thread, deterministically; mode hogwild/);
+    expect(() =>
+      selectEngineProvider(model, fgm, resolveTrainConfig({ engine: 'visual' }, model)),
+    ).toThrow(/unknown engine "visual"; registered: auto, fused-mf, generic/);
+    await expect(
+      Trainer.create(model, dataset, { mode: 'hogwild', adversarial: { adversary: 'none' }, engine: 'generic' }),
+    ).rejects.toThrow(/engine generic: runs one thread/);
+    // The engine in use is a structured record.
+    const trainer = await Trainer.create(model, dataset, { threads: 1 });
+    expect(trainer.engineInfo).toMatchObject({ name: 'fused-mf', threads: 1 });
+    expect(trainer.engineInfo.details).toMatchObject({ mode: 'deterministic', adversary: 'fgm' });
+    await trainer.close();
+  });
+
+  it('an AbortSignal stops a phase between epochs; the tables are those of the epochs done', async () => {
+    const controller = new AbortController();
+    const model = mf();
+    const trainer = await Trainer.create(
+      model,
+      dataset,
+      { threads: 1 },
+      { onEpochEnd: (e) => void (e.epoch === 1 && controller.abort(new Error('stop here'))) },
+    );
+    await expect(
+      trainer.runPhase({ epochs: 5, adversarial: false, validate: false, signal: controller.signal }),
+    ).rejects.toThrow(/stop here/);
+    expect(trainer.epoch).toBe(2);
+    const stopped = model.tables.map((t) => t.values.slice());
+    await trainer.close();
+    // The same two epochs without a signal give the same tables.
+    const straight = mf();
+    const again = await Trainer.create(straight, dataset, { threads: 1 });
+    await again.runPhase({ epochs: 2, adversarial: false, validate: false });
+    await again.close();
+    straight.tables.forEach((t, k) => expect(t.values).toEqual(stopped[k]));
   });
 
   it('refuses a model sized for another dataset and a learning rate that diverges to NaN', async () => {
