@@ -5,7 +5,8 @@ describe('globalRegistry', () => {
   it('two copies of the module (as two installed copies of a package) share one registry per kind', async () => {
     const first = await import('./registry.js');
     // A second instance of the same module, as a second installed copy would be.
-    const second = (await import('./registry.js?second-copy')) as typeof first;
+    const copy = './registry.js?second-copy';
+    const second = (await import(/* @vite-ignore */ copy)) as typeof first;
     expect(second).not.toBe(first);
     const a = first.globalRegistry<number>('test-kind');
     const b = second.globalRegistry<number>('test-kind');

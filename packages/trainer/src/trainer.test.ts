@@ -263,9 +263,7 @@ describe('Trainer on MovieLens-100K', () => {
     ).toBe('generic');
     // A plugin adversary: the fused kernel declares the built-in ones only.
     const plugin = { ...fgm, adversaryName: 'plugin-fgm' };
-    expect(selectEngineProvider(model, plugin, resolveTrainConfig({}, model)).name).toBe(
-      'generic',
-    );
+    expect(selectEngineProvider(model, plugin, resolveTrainConfig({}, model)).name).toBe('generic');
     // None fits: both reasons, under the config path `engine`.
     let error: unknown;
     try {
@@ -281,7 +279,11 @@ describe('Trainer on MovieLens-100K', () => {
       selectEngineProvider(model, fgm, resolveTrainConfig({ engine: 'visual' }, model)),
     ).toThrow(/unknown engine "visual"; registered: auto, fused-mf, generic/);
     await expect(
-      Trainer.create(model, dataset, { mode: 'hogwild', adversarial: { adversary: 'none' }, engine: 'generic' }),
+      Trainer.create(model, dataset, {
+        mode: 'hogwild',
+        adversarial: { adversary: 'none' },
+        engine: 'generic',
+      }),
     ).rejects.toThrow(/engine generic: runs one thread/);
     // The engine in use is a structured record.
     const trainer = await Trainer.create(model, dataset, { threads: 1 });
@@ -300,7 +302,12 @@ describe('Trainer on MovieLens-100K', () => {
       { onEpochEnd: (e) => void (e.epoch === 1 && controller.abort(new Error('stop here'))) },
     );
     await expect(
-      trainer.runPhase({ epochs: 5, adversarial: false, validate: false, signal: controller.signal }),
+      trainer.runPhase({
+        epochs: 5,
+        adversarial: false,
+        validate: false,
+        signal: controller.signal,
+      }),
     ).rejects.toThrow(/stop here/);
     expect(trainer.epoch).toBe(2);
     const stopped = model.tables.map((t) => t.values.slice());
