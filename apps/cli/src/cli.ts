@@ -25,6 +25,7 @@ Exit codes:
   2    usage or config error (bad flag, invalid config field, unknown model/adversary/data set name)
   3    data error (missing or malformed file, unknown id, feature rows that do not match the items)
   4    download error (network, SHA-256 mismatch, unsafe archive member)
+  5    could not write a file (disk full, no permission); the previous file is kept
   130  interrupted (Ctrl-C); training saves checkpoints/last.ckpt after the current epoch
 `;
 

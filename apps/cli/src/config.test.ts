@@ -134,6 +134,26 @@ describe('run config', () => {
     ]);
   });
 
+  it('refuses overrides that would reach a prototype, and nothing is polluted', () => {
+    for (const path of [
+      '__proto__.polluted',
+      'training.__proto__.polluted',
+      'constructor.prototype.polluted',
+      'model..name',
+    ])
+      expect(() =>
+        applyOverrides({ data: { source: 'synthetic' }, model: { name: 'mf' } }, [`${path}=yes`]),
+      ).toThrow(ConfigError);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty('polluted');
+    // A config file's own "__proto__" key is an unknown field, not a prototype.
+    const parsed = JSON.parse(
+      '{"data":{"source":"synthetic"},"model":{"name":"mf"},"__proto__":{"polluted":1}}',
+    );
+    expect(() => resolveRunConfig(parsed)).toThrow(/__proto__: unknown field/);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+  });
+
   it('records paths absolute and keeps data set names', () => {
     const named = resolveRunConfig({ data: { source: 'ml-100k' }, model: { name: 'mf' } });
     expect(named.data.source).toBe('ml-100k');

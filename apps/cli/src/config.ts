@@ -118,6 +118,9 @@ export async function readConfigFile(file: string): Promise<unknown> {
   return document.toJS() as unknown;
 }
 
+/** Path segments that would reach an object's prototype. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'prototype', 'constructor']);
+
 /**
  * Applies `path=value` overrides (`training.adversarial.epsilon=0.5`, `evaluation.cutoffs=[10,20]`);
  * the value is read as YAML, so numbers, booleans and lists keep their types.
@@ -134,6 +137,18 @@ export function applyOverrides(config: unknown, overrides: readonly string[]): u
       continue;
     }
     const path = override.slice(0, eq).trim().split('.');
+    // Never walk into an object's prototype (`--set __proto__.x=1` would pollute the process).
+    const forbidden = path.find((part) => FORBIDDEN_KEYS.has(part) || part === '');
+    if (forbidden !== undefined) {
+      issues.push({
+        path: override.slice(0, eq).trim(),
+        message:
+          forbidden === ''
+            ? 'an empty path segment'
+            : `"${forbidden}" is not a config field (it would reach an object's prototype)`,
+      });
+      continue;
+    }
     let value: unknown;
     try {
       value = parseYaml(override.slice(eq + 1)) as unknown;
@@ -142,7 +157,7 @@ export function applyOverrides(config: unknown, overrides: readonly string[]): u
     }
     let node = root;
     for (const key of path.slice(0, -1)) {
-      const next = node[key];
+      const next = Object.hasOwn(node, key) ? node[key] : undefined;
       if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
       node = node[key] as Record<string, unknown>;
     }

@@ -1,4 +1,4 @@
-import { AdvrecError, ConfigError, DataError, DataFormatError } from '@advrec/data';
+import { AdvrecError, ConfigError, DataError, DataFormatError, WriteError } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
 
 /**
@@ -15,6 +15,8 @@ export const EXIT_CODES = {
   data: 3,
   /** A download failed, a checksum did not match, or an archive tried to write outside its folder. */
   download: 4,
+  /** A file could not be written (disk full, no permission, a file where a folder should be); the previous file is kept. */
+  io: 5,
   /** Interrupted (Ctrl-C / SIGINT); the last complete checkpoint is intact. */
   interrupted: 130,
 } as const;
@@ -46,6 +48,7 @@ export function throwIfIssues(issues: readonly ConfigIssue[]): void {
 /** The exit code for an error thrown by a command. */
 export function exitCodeOf(error: unknown): ExitCode {
   if (DownloadError.isInstance(error)) return EXIT_CODES.download;
+  if (WriteError.isInstance(error)) return EXIT_CODES.io;
   if (ConfigError.isInstance(error)) return EXIT_CODES.usage;
   if (DataFormatError.isInstance(error) || DataError.isInstance(error)) return EXIT_CODES.data;
   if (AdvrecError.isInstance(error)) {
@@ -53,6 +56,7 @@ export function exitCodeOf(error: unknown): ExitCode {
     return EXIT_CODES.data;
   }
   const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS') return EXIT_CODES.io;
   if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') return EXIT_CODES.data;
   if (typeof code === 'string' && code.startsWith('commander.')) return EXIT_CODES.usage;
   return EXIT_CODES.internal;

@@ -132,6 +132,30 @@ export class DataError extends AdvrecError {
   }
 }
 
+const WRITE_ERROR = Symbol.for('advrec.error.WriteError');
+
+/**
+ * A file could not be written completely (disk full, no permission, a folder where a file
+ * should be): names the file and the system's reason; the previous file, if any, is kept.
+ */
+export class WriteError extends AdvrecError {
+  readonly [WRITE_ERROR] = true;
+  readonly file: string;
+  /** The system error code (`ENOSPC`, `EACCES`, `EISDIR`, ...), when there is one. */
+  readonly code: string | undefined;
+
+  constructor(file: string, reason: string, code?: string, options?: { cause?: unknown }) {
+    super(`could not write ${file}: ${reason}${code ? ` (${code})` : ''}; the previous file, if any, is kept`, options);
+    this.name = 'WriteError';
+    this.file = file;
+    this.code = code;
+  }
+
+  static override isInstance(value: unknown): value is WriteError {
+    return hasMarker(value, WRITE_ERROR);
+  }
+}
+
 function quote(text: string): string {
   const short = text.length > 80 ? `${text.slice(0, 77)}...` : text;
   return JSON.stringify(short);
