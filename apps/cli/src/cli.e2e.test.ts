@@ -539,6 +539,26 @@ describe('advrec features, plugins, errors and exit codes', () => {
     expect(typo.stderr).toMatch(/unknown command 'trian'[\s\S]*Did you mean train\?/);
     expect((await advrec(['evaluate'])).code).toBe(2); // missing --run
     expect((await advrec(['attack', '--run', work, '--epsilons', 'a,b'])).code).toBe(2);
+    // Counts below their minimum are refused, not ignored.
+    for (const args of [
+      ['reproduce', 'apr', '--threads', '0'],
+      ['features', '-m', 'm.onnx', '-i', work, '-o', 'f.npy', '--limit', '-5'],
+      ['recommend', '--run', work, '--users', '1', '--k', '0'],
+    ]) {
+      const r = await advrec(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(/must be an integer >= [01], got "-?\d+"/);
+    }
+    // --set cannot reach a prototype.
+    const polluted = await advrec([
+      'train',
+      '--set',
+      '__proto__.polluted=yes',
+      '-o',
+      join(work, 'p'),
+    ]);
+    expect(polluted.code).toBe(2);
+    expect(polluted.stderr).toMatch(/__proto__.polluted: "__proto__" is not a config field/);
   });
 
   it('Ctrl-C stops training after the current epoch with exit 130 and an intact last checkpoint', async () => {

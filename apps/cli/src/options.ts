@@ -4,12 +4,14 @@ import { InvalidArgumentError } from 'commander';
 /** Repeatable option: collects every value. */
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
-/** An integer option. */
-export function integer(flag: string): (value: string) => number {
+/** An integer option, at least `min` when given (`--threads 0`, `--limit -5` are refused). */
+export function integer(flag: string, min?: number): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!Number.isInteger(n))
+    if (value.trim() === '' || !Number.isInteger(n))
       throw new InvalidArgumentError(`${flag} must be an integer, got "${value}"`);
+    if (min !== undefined && n < min)
+      throw new InvalidArgumentError(`${flag} must be an integer >= ${min}, got "${value}"`);
     return n;
   };
 }

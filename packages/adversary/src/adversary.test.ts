@@ -141,6 +141,8 @@ describe('perturbSteps refuses a broken plugin adversary, naming it', () => {
   for (const [what, perturb] of [
     ['NaN', () => brokenRows(Number.NaN)],
     ['a wrong width', () => new SparseRows(3)],
+    ['rows the gradient does not have', () => brokenRows(0.1, 10_000_000)],
+    ['nothing', () => null],
   ] as const)
     it(`one that returns ${what}`, async () => {
       const broken: Adversary = {
@@ -161,9 +163,9 @@ describe('perturbSteps refuses a broken plugin adversary, naming it', () => {
     });
 });
 
-function brokenRows(value: number): SparseRows {
+function brokenRows(value: number, row = 1): SparseRows {
   const rows = new SparseRows(2);
-  const at = rows.ensure(1);
+  const at = rows.ensure(row);
   rows.values[at] = value;
   return rows;
 }

@@ -138,6 +138,13 @@ function checkedPerturbation(
     fail(
       `adversary ${adversary.adversaryName} returned ${delta.size} rows for a gradient of ${gradient.size}`,
     );
+  const rows = delta.rows;
+  const expected = gradient.rows;
+  for (let r = 0; r < rows.length; r++)
+    if (rows[r] !== expected[r])
+      fail(
+        `adversary ${adversary.adversaryName} returned row ${rows[r]} where the gradient has row ${expected[r]} (perturb must answer the gradient's rows, in order)`,
+      );
   const v = delta.values;
   const x = firstNonFinite(v);
   if (x >= 0)

@@ -145,7 +145,10 @@ export class WriteError extends AdvrecError {
   readonly code: string | undefined;
 
   constructor(file: string, reason: string, code?: string, options?: { cause?: unknown }) {
-    super(`could not write ${file}: ${reason}${code ? ` (${code})` : ''}; the previous file, if any, is kept`, options);
+    super(
+      `could not write ${file}: ${reason}${code ? ` (${code})` : ''}; the previous file, if any, is kept`,
+      options,
+    );
     this.name = 'WriteError';
     this.file = file;
     this.code = code;

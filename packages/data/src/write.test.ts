@@ -80,7 +80,9 @@ describe('writeFileAtomic under faults', () => {
     fault.maxWrite = 1024;
     const error = await writeFileAtomic(file, () => [payload(2_000_000)]).catch((e: unknown) => e);
     expect(WriteError.isInstance(error)).toBe(true);
-    expect(String(error)).toMatch(/could not write .*model\.ckpt: no space left on the device \(ENOSPC\); the previous file, if any, is kept/);
+    expect(String(error)).toMatch(
+      /could not write .*model\.ckpt: no space left on the device \(ENOSPC\); the previous file, if any, is kept/,
+    );
     expect(readFileSync(file, 'utf8')).toBe('the good checkpoint');
     expect(readdirSync(dir)).toEqual(['model.ckpt']);
   });

@@ -34,7 +34,11 @@ async function writeAll(handle: FileHandle, bytes: Uint8Array, file: string): Pr
   while (offset < bytes.length) {
     const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
     if (bytesWritten <= 0)
-      throw new WriteError(file, `the system accepted 0 of ${bytes.length - offset} bytes`, 'ENOSPC');
+      throw new WriteError(
+        file,
+        `the system accepted 0 of ${bytes.length - offset} bytes`,
+        'ENOSPC',
+      );
     offset += bytesWritten;
   }
 }

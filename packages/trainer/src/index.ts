@@ -45,7 +45,7 @@ export type {
   OptimizerState,
   ResolvedOptimizerConfig,
 } from './optimizer.js';
-export { Trainer } from './trainer.js';
+export { Trainer, TrainingDivergedError } from './trainer.js';
 export type {
   EpochEvent,
   PhaseOptions,

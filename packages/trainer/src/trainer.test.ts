@@ -12,6 +12,7 @@ import {
 import type { Dataset } from '@advrec/data';
 import {
   MatrixFactorization,
+  VisualBPR,
   mfReferenceScore,
   readCheckpoint,
   restoreModel,
@@ -23,7 +24,7 @@ import { getAdversary } from '@advrec/adversary';
 import { resolveTrainConfig } from './config.js';
 import { selectEngineProvider } from './engine.js';
 import type { TrainConfig } from './config.js';
-import { Trainer } from './trainer.js';
+import { Trainer, TrainingDivergedError } from './trainer.js';
 import { TfjsModel } from './tfjs-model.js';
 
 let dataset: Dataset;
@@ -327,9 +328,29 @@ describe('Trainer on MovieLens-100K', () => {
       threads: 1,
       optimizer: { name: 'sgd', learningRate: 1e30 },
     });
-    await expect(
-      trainer.runPhase({ epochs: 3, adversarial: false, validate: false }),
-    ).rejects.toThrow(/diverged/);
+    const error = await trainer
+      .runPhase({ epochs: 3, adversarial: false, validate: false })
+      .catch((e: unknown) => e);
     await trainer.close();
+    expect(TrainingDivergedError.isInstance(error)).toBe(true);
+    expect((error as TrainingDivergedError).epoch).toBe(0);
+    expect(String(error)).toMatch(
+      /training diverged at epoch 0: (table \w+ holds (NaN|-?Infinity)|the .*); lower optimizer.learningRate \(now 1e\+30\)/,
+    );
+  });
+
+  it('huge item features stop a VBPR run with an error naming the cause, not a broken checkpoint', async () => {
+    const features = {
+      data: new Float32Array(dataset.numItems * 4).fill(3e38),
+      dimension: 4,
+    };
+    const vbpr = new VisualBPR(dataset, features, { embeddingSize: 4, seed: 1 });
+    const trainer = await Trainer.create(vbpr, dataset, { threads: 1 });
+    const error = await trainer
+      .runPhase({ epochs: 2, adversarial: false, validate: false })
+      .catch((e: unknown) => e);
+    await trainer.close();
+    expect(TrainingDivergedError.isInstance(error)).toBe(true);
+    expect(String(error)).toMatch(/scale the item features down/);
   });
 });

@@ -1,4 +1,4 @@
-import { ConfigError, TripleSampler } from '@advrec/data';
+import { AdvrecError, ConfigError, TripleSampler } from '@advrec/data';
 import type { Dataset } from '@advrec/data';
 import { getAdversary } from '@advrec/adversary';
 import { evaluateFullRanking, parseMetricKey } from '@advrec/metrics';
@@ -12,6 +12,28 @@ import type { Engine, EngineInfo, EpochStats } from './engine.js';
 import './providers.js';
 import { createOptimizerState, optimizerTables } from './optimizer.js';
 import type { OptimizerState } from './optimizer.js';
+
+const DIVERGED = Symbol.for('advrec.error.TrainingDivergedError');
+
+/** The loss, a parameter table or the optimiser state stopped being finite. */
+export class TrainingDivergedError extends AdvrecError {
+  readonly [DIVERGED] = true;
+
+  constructor(
+    message: string,
+    /** The epoch that produced it. */
+    readonly epoch: number,
+    /** The first table with a NaN or infinity (null when only the loss is). */
+    readonly table: string | null,
+  ) {
+    super(message);
+    this.name = 'TrainingDivergedError';
+  }
+
+  static override isInstance(value: unknown): value is TrainingDivergedError {
+    return typeof value === 'object' && value !== null && DIVERGED in value;
+  }
+}
 
 /** What `onEpochEnd` receives. */
 export interface EpochEvent extends EpochStats {
@@ -224,10 +246,12 @@ export class Trainer {
         parameterNorm: this.parameterNorm(),
       };
       this.epoch++;
-      if (!Number.isFinite(stats.loss))
-        throw new Error(
-          `training diverged at epoch ${event.epoch}: loss ${stats.loss} (lower the learning rate)`,
-        );
+      if (
+        !Number.isFinite(stats.loss) ||
+        !Number.isFinite(event.parameterNorm) ||
+        !this.optimizerStateFinite()
+      )
+        throw this.divergence(event.epoch, stats.loss);
       epochs.push(event);
       await this.callbacks.onEpochEnd?.(event);
       const last = e === options.epochs - 1;
@@ -302,6 +326,41 @@ export class Trainer {
       dataset: this.dataset.name,
       ...extra,
     });
+  }
+
+  /**
+   * The error for a run whose loss or parameters stopped being finite: names the epoch, the
+   * first table (or optimiser state) with a NaN or infinity, and what to change.
+   */
+  private divergence(epoch: number, loss: number): TrainingDivergedError {
+    const tables = [
+      ...this.model.trainableTables.map((name) => this.model.tables.find((t) => t.name === name)!),
+      ...this.optimizerStates.flatMap((s) => [s.state1, s.state2]).filter((t) => t !== null),
+    ];
+    const bad = tables.find((t) => t.values.some((v) => !Number.isFinite(v)));
+    const where = bad
+      ? `table ${bad.name} holds ${bad.values.find((v) => !Number.isFinite(v))}`
+      : Number.isFinite(loss)
+        ? 'the squared norm of the parameters overflows (values beyond 1e154)'
+        : `the loss is ${loss}`;
+    const features = this.model.surfaces.some((s) => s.name === 'itemFeatures');
+    return new TrainingDivergedError(
+      `training diverged at epoch ${epoch}: ${where}; lower optimizer.learningRate (now ${this.config.optimizer.learningRate})${features ? ', scale the item features down (e.g. unit norm per row)' : ''}${this.config.adversarial.epsilon > 0 ? `, or lower adversarial.epsilon (now ${this.config.adversarial.epsilon})` : ''}`,
+      epoch,
+      bad?.name ?? null,
+    );
+  }
+
+  /** Whether every optimiser state value is finite (one multiply-add per value). */
+  private optimizerStateFinite(): boolean {
+    let probe = 0;
+    for (const state of this.optimizerStates)
+      for (const table of [state.state1, state.state2]) {
+        if (!table) continue;
+        const v = table.values;
+        for (let k = 0; k < v.length; k++) probe += v[k]! * 0;
+      }
+    return probe === 0;
   }
 
   private parameterNorm(): number {

@@ -87,7 +87,7 @@ export const evaluateCli: CliCommand = {
       .option(
         '--negatives <n>',
         'negatives per test case (sampled protocol)',
-        integer('--negatives'),
+        integer('--negatives', 1),
       )
       .option('--cutoffs <list>', 'cutoffs K, e.g. 10,20', numbers('--cutoffs'))
       .option('--metrics <list>', 'metrics, e.g. hr,ndcg,recall,precision,mrr,map,auc', words)

@@ -114,7 +114,7 @@ export const featuresCli: CliCommand = {
       .option(
         '--batch-size <n>',
         'images per inference batch (default 32)',
-        integer('--batch-size'),
+        integer('--batch-size', 1),
       )
       .addOption(new Option('--dtype <dtype>', 'stored precision').choices(['float32', 'float16']))
       .option(
@@ -122,8 +122,8 @@ export const featuresCli: CliCommand = {
         'add this to numeric file names to get item ids (ML-1M posters: -1)',
         integer('--id-offset'),
       )
-      .option('--threads <n>', 'onnxruntime intra-op threads', integer('--threads'))
-      .option('--limit <n>', 'only the first n images (in numeric order)', integer('--limit'))
+      .option('--threads <n>', 'onnxruntime intra-op threads', integer('--threads', 1))
+      .option('--limit <n>', 'only the first n images (in numeric order)', integer('--limit', 1))
       .action(run((context, flags) => featuresCommand(flags, context)));
   },
 };

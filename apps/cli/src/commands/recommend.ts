@@ -93,7 +93,7 @@ export const recommendCli: CliCommand = {
         .description('top-K items for given users, excluding items they interacted with'),
     )
       .requiredOption('-u, --users <ids>', 'user ids as in the data files, comma-separated', words)
-      .option('-k, --k <k>', 'list length', integer('--k'), 10)
+      .option('-k, --k <k>', 'list length', integer('--k', 1), 10)
       .addOption(
         new Option('--format <format>', 'output format').choices(['json', 'csv']).default('json'),
       )

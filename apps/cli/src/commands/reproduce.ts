@@ -449,12 +449,12 @@ export const reproduceCli: CliCommand = {
         .option(
           '--epochs <n>',
           'maximum pre-training epochs (early stopping on validation)',
-          integer('--epochs'),
+          integer('--epochs', 0),
         )
         .option(
           '--adversarial-epochs <n>',
           'adversarial epochs (and as many for the continued baseline)',
-          integer('--adversarial-epochs'),
+          integer('--adversarial-epochs', 0),
         )
         .option('--epsilon <eps>', 'epsilon of adversarial training', decimal('--epsilon'))
         .option('--lambda <weight>', 'lambda, the adversarial weight', decimal('--lambda'))
@@ -462,7 +462,7 @@ export const reproduceCli: CliCommand = {
         .addOption(
           new Option('--protocol <protocol>', 'evaluation protocol').choices(['full', 'sampled']),
         )
-        .option('--threads <n>', 'worker threads', integer('--threads'))
+        .option('--threads <n>', 'worker threads', integer('--threads', 1))
         .option('--set <path=value>', 'override any run-config field (repeatable)', collect, []);
     reproduceOptions(
       reproduce
