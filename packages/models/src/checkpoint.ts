@@ -1,10 +1,15 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DataFormatError, writeFileAtomic } from '@advrec/data';
 import type { JsonObject, Model, ModelState } from './model.js';
 import { createTable } from './tables.js';
 import type { ParameterTable, TableSide } from './tables.js';
 
-const MAGIC = 'ADVRECK1';
+/** Written since 0.x with the engine seam: the file ends with the SHA-256 of what precedes it. */
+const MAGIC = 'ADVRECK2';
+/** Earlier checkpoints (no checksum): still read. */
+const MAGIC_V1 = 'ADVRECK1';
+const DIGEST_BYTES = 32;
 
 /** A checkpoint: the model's state plus optional extra tables (optimiser state) and metadata. */
 export interface Checkpoint {
@@ -24,9 +29,10 @@ interface TableHeader {
 }
 
 /**
- * Serialises a model (and extras) to bytes: `ADVRECK1`, a little-endian uint32 header
+ * Serialises a model (and extras) to bytes: `ADVRECK2`, a little-endian uint32 header
  * length, the JSON header (name, spec version, config, table shapes, metadata), zero
- * padding to 4 bytes, then every table's float32 values, little-endian, in header order.
+ * padding to 4 bytes, every table's float32 values, little-endian, in header order, and the
+ * SHA-256 of all of that (32 bytes), checked on load: a flipped bit anywhere is refused.
  */
 export function serializeCheckpoint(
   model: Model,
@@ -67,12 +73,18 @@ export function serializeCheckpoint(
   prefix.writeUInt32LE(header.length, MAGIC.length);
   header.copy(prefix, MAGIC.length + 4);
   const chunks: Uint8Array[] = [prefix];
+  const hash = createHash('sha256').update(prefix);
   for (const table of [...model.tables, ...extraTables]) {
     // Tables are float32 in platform order; every supported platform is little-endian.
-    chunks.push(
-      new Uint8Array(table.values.buffer, table.values.byteOffset, table.values.byteLength).slice(),
-    );
+    const bytes = new Uint8Array(
+      table.values.buffer,
+      table.values.byteOffset,
+      table.values.byteLength,
+    ).slice();
+    hash.update(bytes);
+    chunks.push(bytes);
   }
+  chunks.push(new Uint8Array(hash.digest()));
   return chunks;
 }
 
@@ -105,13 +117,29 @@ export async function readCheckpoint(file: string): Promise<Checkpoint> {
 
 /** Parses checkpoint bytes; `file` names the source in errors. */
 export function parseCheckpoint(bytes: Uint8Array, file = '<checkpoint>'): Checkpoint {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buffer.length < MAGIC.length + 4 || buffer.toString('latin1', 0, MAGIC.length) !== MAGIC)
+  const whole = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = whole.length >= MAGIC.length ? whole.toString('latin1', 0, MAGIC.length) : '';
+  if (whole.length < MAGIC.length + 4 || (magic !== MAGIC && magic !== MAGIC_V1))
     throw new DataFormatError(
       { file },
-      `an advrec checkpoint starting with ${MAGIC}`,
-      buffer.toString('latin1', 0, 8),
+      `an advrec checkpoint starting with ${MAGIC} (or ${MAGIC_V1})`,
+      whole.toString('latin1', 0, 8),
     );
+  let buffer = whole;
+  if (magic === MAGIC) {
+    // Verify the SHA-256 of everything before the last 32 bytes first: a flipped bit in the
+    // header or a table, or a truncated file, is refused before anything is parsed.
+    const end = whole.length - DIGEST_BYTES;
+    const digest =
+      end > MAGIC.length + 4 ? createHash('sha256').update(whole.subarray(0, end)).digest() : null;
+    if (!digest || !digest.equals(whole.subarray(end)))
+      throw new DataFormatError(
+        { file },
+        'a checkpoint whose SHA-256 matches its content',
+        'a mismatch: the file is corrupt or truncated (restore it from a copy, or retrain)',
+      );
+    buffer = whole.subarray(0, end);
+  }
   const headerLength = buffer.readUInt32LE(MAGIC.length);
   const headerEnd = MAGIC.length + 4 + headerLength;
   if (headerEnd > buffer.length)

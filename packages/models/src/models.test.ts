@@ -2,7 +2,15 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InteractionMatrix } from '@advrec/data';
 import { describeModelContract } from './contract.js';
-import { ItemPop, MatrixFactorization, VisualBPR, getModelFactory, listModels } from './index.js';
+import {
+  ItemPop,
+  MatrixFactorization,
+  VisualBPR,
+  getModelFactory,
+  listModels,
+  parseCheckpoint,
+  serializeCheckpoint,
+} from './index.js';
 
 await tf.setBackend('cpu');
 
@@ -137,5 +145,36 @@ describe('VBPR', () => {
     expect(() => new VisualBPR({ numUsers: 3, numItems: 4 }, bad)).toThrow(
       /item feature 2 of item 1 is NaN/,
     );
+  });
+});
+
+describe('checkpoint integrity', () => {
+  const model = new MatrixFactorization(
+    { numUsers: 7, numItems: 9 },
+    { embeddingSize: 4, seed: 2 },
+  );
+  const bytes = (): Buffer => Buffer.concat(serializeCheckpoint(model, [], { epoch: 3 }));
+
+  it('refuses a flipped bit anywhere (header, a table, the digest) and a truncated file, naming the file', () => {
+    const good = bytes();
+    expect(parseCheckpoint(good, 'good.ckpt').metadata).toEqual({ epoch: 3 });
+    for (const at of [12, 40, good.length - 100, good.length - 40, good.length - 1]) {
+      const bad = Buffer.from(good);
+      bad[at] = bad[at]! ^ 0x10;
+      expect(() => parseCheckpoint(bad, 'flipped.ckpt'), `byte ${at}`).toThrow(
+        /flipped\.ckpt: expected a checkpoint whose SHA-256 matches its content/,
+      );
+    }
+    expect(() => parseCheckpoint(good.subarray(0, good.length - 5), 'cut.ckpt')).toThrow(
+      /cut\.ckpt.*corrupt or truncated/,
+    );
+  });
+
+  it('still reads checkpoints of the earlier format (ADVRECK1, no checksum)', () => {
+    const good = bytes();
+    const v1 = Buffer.from(good.subarray(0, good.length - 32));
+    v1.write('ADVRECK1', 0, 'latin1');
+    const restored = parseCheckpoint(v1, 'old.ckpt');
+    expect(restored.model.tables[0]!.values).toEqual(model.userEmbeddings.values);
   });
 });
