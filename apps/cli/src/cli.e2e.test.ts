@@ -185,7 +185,10 @@ describe('advrec on ML-100K: train, evaluate, attack, recommend', () => {
     expect(Object.keys(out.metrics)).toEqual(['hr@5', 'hr@10', 'ndcg@5', 'ndcg@10']);
     // With 99 negatives HR@10 is far above full ranking's (measured ~0.6 vs ~0.12).
     expect(out.metrics['hr@10']).toBeGreaterThan(0.45);
-    expect(existsSync(join(run, 'evaluation-sampled-test.json'))).toBe(true);
+    // Each evaluation writes its own file: nothing earlier is replaced.
+    const written = () =>
+      readdirSync(run).filter((f) => /^evaluation-sampled-test-\d{8}-\d{6}-\d{3}.*\.json$/.test(f));
+    expect(written()).toHaveLength(1);
   });
 
   it('attack sweeps FGM against random noise; FGM hurts more', async () => {
@@ -202,8 +205,76 @@ describe('advrec on ML-100K: train, evaluate, attack, recommend', () => {
         ]!;
       expect(drop('fgm')).toBeLessThan(drop('random'));
     }
-    expect(existsSync(join(run, 'attack', 'report.html'))).toBe(true);
+    // Its own file and report folder; train's robustness.json is untouched.
+    const attacks = readdirSync(run).filter((f) => /^attack-\d{8}-\d{6}-\d{3}.*\.json$/.test(f));
+    expect(attacks).toHaveLength(1);
+    expect(existsSync(join(run, attacks[0]!.replace(/\.json$/, ''), 'report.html'))).toBe(true);
   });
+
+  it('run folders: a folder of another run or other files is refused, a busy one too; --force writes anyway', async () => {
+    const before = readFileSync(join(run, 'config.json'), 'utf8');
+    const other = await advrec([
+      'train',
+      '-c',
+      config,
+      '--set',
+      'model.embeddingSize=8',
+      '--epochs',
+      '1',
+      '--out',
+      run,
+    ]);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(
+      /--out: .* is not empty and holds a run of another config .*pass --force/,
+    );
+    expect(readFileSync(join(run, 'config.json'), 'utf8')).toBe(before);
+    const mine = join(work, 'my-files');
+    mkdirSync(mine, { recursive: true });
+    writeFileSync(join(mine, 'report.md'), 'my notes');
+    const notRun = await advrec(['train', '--epochs', '1', '--out', mine]);
+    expect(notRun.code).toBe(2);
+    expect(notRun.stderr).toMatch(/is not empty and is not an advrec run folder \(report\.md\)/);
+    expect(readFileSync(join(mine, 'report.md'), 'utf8')).toBe('my notes');
+    // A live lock (this test's own process holds it) refuses; a stale one is taken over.
+    const busy = join(work, 'busy');
+    mkdirSync(busy, { recursive: true });
+    writeFileSync(join(busy, '.advrec.lock'), `${process.pid}\n`);
+    const refused = await advrec(['train', '--epochs', '1', '--out', busy]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      new RegExp(`in use by another advrec command \\(process ${process.pid}\\)`),
+    );
+    writeFileSync(join(busy, '.advrec.lock'), '2147483646\n');
+    const taken = await advrec([
+      'train',
+      '--epochs',
+      '1',
+      '--set',
+      'data.synthetic.users=200',
+      '--set',
+      'data.synthetic.items=150',
+      '--out',
+      busy,
+    ]);
+    expect(taken.code, taken.stderr).toBe(0);
+    expect(existsSync(join(busy, '.advrec.lock'))).toBe(false);
+    const forced = await advrec([
+      'train',
+      '--epochs',
+      '1',
+      '--set',
+      'data.synthetic.users=200',
+      '--set',
+      'data.synthetic.items=150',
+      '--set',
+      'model.embeddingSize=4',
+      '--out',
+      mine,
+      '--force',
+    ]);
+    expect(forced.code, forced.stderr).toBe(0);
+  }, 120_000);
 
   it('recommend lists top-K unseen items for source user ids, as CSV or JSON', async () => {
     const csv = await advrec([
@@ -375,6 +446,29 @@ describe('advrec datasets', () => {
     expect([description.train.interactions, description.test.interactions]).toEqual([99_057, 943]);
     // Written with source ids in dense order, the split reads back as the very same data set.
     expect(description.fingerprint).toBe(fingerprint);
+    // Splitting the written split into its own folder would overwrite its source: refused.
+    const onto = await advrec(['datasets', 'split', out, '--format', 'user-item-lists', '-o', out]);
+    expect(onto.code).toBe(2);
+    expect(onto.stderr).toMatch(/train\.txt is a file this split was read from/);
+    expect(JSON.parse(readFileSync(join(out, 'split.json'), 'utf8')).fingerprint).toBe(fingerprint);
+    // An existing split elsewhere is replaced only with --force.
+    const twice = await advrec([
+      'datasets',
+      'split',
+      'ml-100k',
+      '-o',
+      out.replace(/split$/, 'split2'),
+    ]);
+    expect(twice.code, twice.stderr).toBe(0);
+    const refused = await advrec([
+      'datasets',
+      'split',
+      'ml-100k',
+      '-o',
+      out.replace(/split$/, 'split2'),
+    ]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/already holds train\.txt, test\.txt, split\.json; .*--force/);
   });
 });
 

@@ -1,5 +1,7 @@
-import { mkdir } from 'node:fs/promises';
+import { unlinkSync } from 'node:fs';
+import { mkdir, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { ConfigError } from '@advrec/data';
 import type { Progress } from './progress.js';
 import { describe } from '@advrec/data';
 import type { DatasetDescription } from '@advrec/data';
@@ -24,18 +26,129 @@ export function emit(context: CommandContext, result: unknown, human: () => stri
   context.stdout.write(context.json ? toJson(result) : `${human()}\n`);
 }
 
+/** `20261129-031502-123`: a time stamp for folder and result-file names. */
+export function timeStamp(date = new Date()): string {
+  return date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace('T', '-')
+    .replace('.', '-')
+    .replace('Z', '');
+}
+
 /** A new run folder: `--out`, else `runs/<kind>-<date>-<time>`. */
 export async function runFolder(out: string | undefined, kind: string): Promise<string> {
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-  const folder = resolve(out ?? join('runs', `${kind}-${stamp}`));
-  await mkdir(folder, { recursive: true });
+  const folder = resolve(out ?? join('runs', `${kind}-${timeStamp()}`));
+  try {
+    await mkdir(folder, { recursive: true });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR')
+      throw new ConfigError([{ path: '--out', message: `${folder} is a file, not a folder` }]);
+    throw error;
+  }
   return folder;
 }
 
 /**
- * Creates a run folder (and its `checkpoints/`), says where it is and what data it holds, and
- * records the run's inputs: the resolved config and the data set (fingerprint, files read,
- * statistics). Call it once the config, data and model have been checked.
+ * Refuses a run folder that holds anything but an advrec run of the same config (its files
+ * would be overwritten or mixed with this run's), unless `force`.
+ */
+async function checkRunFolder(
+  folder: string,
+  config: ResolvedRunConfig,
+  force: boolean,
+): Promise<void> {
+  const entries = (await readdir(folder)).filter((e) => e !== '.advrec.lock');
+  if (entries.length === 0 || force) return;
+  let previous: string | null = null;
+  try {
+    previous = await readFile(join(folder, 'config.json'), 'utf8');
+  } catch {
+    previous = null;
+  }
+  const same = previous !== null && previous.trim() === toJson(config).trim();
+  if (!same)
+    throw new ConfigError([
+      {
+        path: '--out',
+        message: `${folder} is not empty and ${previous === null ? 'is not an advrec run folder' : 'holds a run of another config'} (${entries.slice(0, 4).join(', ')}${entries.length > 4 ? ', ...' : ''}); choose another --out, or pass --force to write into it`,
+      },
+    ]);
+}
+
+/** Releases a run folder's lock (also done when the process exits). */
+export type ReleaseLock = () => Promise<void>;
+
+/**
+ * Locks a run folder for this process (`.advrec.lock` created exclusively, holding the pid):
+ * a second command writing the same folder is refused while the first runs; a lock left by a
+ * process that no longer exists is taken over.
+ */
+export async function lockRunFolder(folder: string): Promise<ReleaseLock> {
+  const file = join(folder, '.advrec.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(file, 'wx');
+      await handle.writeFile(`${process.pid}\n`);
+      await handle.close();
+      const onExit = (): void => {
+        try {
+          unlinkSync(file);
+        } catch {
+          // already gone
+        }
+      };
+      process.once('exit', onExit);
+      return async () => {
+        process.removeListener('exit', onExit);
+        await unlink(file).catch(() => undefined);
+      };
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'EEXIST') throw error;
+      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && isAlive(pid))
+        throw new ConfigError([
+          {
+            path: '--out',
+            message: `${folder} is in use by another advrec command (process ${pid}); wait for it or choose another --out`,
+          },
+        ]);
+      // A stale lock (its process is gone, or it is unreadable): take it over.
+      await unlink(file).catch(() => undefined);
+    }
+  }
+  throw new ConfigError([{ path: '--out', message: `could not lock ${folder}` }]);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** A result file of one command in a run folder, never replacing an earlier one. */
+export async function resultFile(folder: string, name: string): Promise<string> {
+  const base = `${name}-${timeStamp()}`;
+  for (let k = 0; ; k++) {
+    const file = join(folder, `${base}${k ? `-${k}` : ''}.json`);
+    const exists = await stat(file).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) return file;
+  }
+}
+
+/**
+ * Creates a run folder (and its `checkpoints/`), locks it for this command, refuses one that
+ * holds anything but a run of the same config (unless `force`), says where it is and what
+ * data it holds, and records the run's inputs: the resolved config and the data set
+ * (fingerprint, files read, statistics). Call it once the config, data and model have been
+ * checked, and `release()` the lock when the command ends.
  */
 export async function openRunFolder(
   out: string | undefined,
@@ -43,8 +156,16 @@ export async function openRunFolder(
   config: ResolvedRunConfig,
   data: LoadedData,
   progress: Progress,
-): Promise<{ folder: string; description: DatasetDescription }> {
+  options: { force?: boolean } = {},
+): Promise<{ folder: string; description: DatasetDescription; release: ReleaseLock }> {
   const folder = await runFolder(out, kind);
+  const release = await lockRunFolder(folder);
+  try {
+    await checkRunFolder(folder, config, options.force ?? false);
+  } catch (error) {
+    await release();
+    throw error;
+  }
   await mkdir(join(folder, 'checkpoints'), { recursive: true });
   progress.log(`run folder: ${folder}`);
   const description = describe(data.dataset);
@@ -59,7 +180,7 @@ export async function openRunFolder(
     join(folder, 'dataset.json'),
     toJson({ fingerprint: data.fingerprint, files: data.files, description }),
   );
-  return { folder, description };
+  return { folder, description, release };
 }
 
 /** A fixed-width text table: text left-aligned, numbers right-aligned. */

@@ -5,7 +5,7 @@ import { integer, numbers, words } from '../options.js';
 import { attackModel, robustnessSections } from '../evaluation.js';
 import { machineLine, reloadRun, toJson, writeText } from '../runs.js';
 import { join } from 'node:path';
-import { emit, percent, textTable } from '../context.js';
+import { emit, percent, resultFile, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { writeReport } from '../report.js';
 
@@ -45,11 +45,12 @@ export async function attackCommand(
     run.config.training.threads,
   );
   bar.finish();
-  const file = join(options.run, 'robustness.json');
+  // Its own file: the run's robustness.json (from train) and earlier attacks stay as they are.
+  const file = await resultFile(options.run, 'attack');
   await writeText(file, toJson({ checkpoint: run.checkpoint, ...report }));
   const metricKey = `ndcg@${evaluation.cutoffs[Math.min(1, evaluation.cutoffs.length - 1)]}`;
   const sections = robustnessSections([{ name: run.model.modelName, report }], metricKey, 'attack');
-  await writeReport(join(options.run, 'attack'), {
+  await writeReport(file.replace(/\.json$/, ''), {
     title: `advrec attack: ${run.model.modelName} (${run.checkpoint})`,
     facts: [
       ['checkpoint', run.checkpoint],
@@ -81,7 +82,7 @@ export async function attackCommand(
           ),
         ]),
       ),
-      `surfaces: ${report.surfaces.join(', ')}; written: ${file} and ${join(options.run, 'attack', 'report.html')}`,
+      `surfaces: ${report.surfaces.join(', ')}; written: ${file} and ${join(file.replace(/\.json$/, ''), 'report.html')}`,
     ].join('\n'),
   );
   return 0;

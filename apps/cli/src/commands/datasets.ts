@@ -4,8 +4,8 @@ import type { CliCommand } from '../command.js';
 import { collect, decimal, integer } from '../options.js';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { describe, formatDescription } from '@advrec/data';
+import { join, relative, resolve } from 'node:path';
+import { ConfigError, describe, formatDescription } from '@advrec/data';
 import type { InteractionMatrix, Dataset } from '@advrec/data';
 import type { ResolvedRunConfig } from '../config.js';
 import { emit, textTable } from '../context.js';
@@ -100,14 +100,39 @@ function writeLists(matrix: InteractionMatrix, dataset: Dataset): string {
 /** `advrec datasets split <path-or-name> --out <dir>`: writes train/validation/test as user-item lists. */
 export async function splitCommand(
   source: string,
-  flags: SplitFlags & { out: string },
+  flags: SplitFlags & { out: string; force?: boolean },
   context: CommandContext,
 ): Promise<number> {
   const config = dataConfig(source, flags);
   const data = await loadData(config);
   const out = resolve(flags.out);
-  await mkdir(out, { recursive: true });
   const { dataset } = data;
+  const targets = ['train.txt', 'test.txt', 'validation.txt', 'split.json'].map((f) =>
+    join(out, f),
+  );
+  // Never write over the files the split was read from, --force or not.
+  const read = new Set(data.files.map((f) => resolve(f)));
+  const clash = targets.find((t) => read.has(t));
+  if (clash)
+    throw new ConfigError([
+      {
+        path: '--out',
+        message: `${clash} is a file this split was read from; write the split to another folder`,
+      },
+    ]);
+  await mkdir(out, { recursive: true }).catch((error: { code?: string }) => {
+    throw error.code === 'EEXIST' || error.code === 'ENOTDIR'
+      ? new ConfigError([{ path: '--out', message: `${out} is a file, not a folder` }])
+      : error;
+  });
+  const existing = targets.filter((t) => existsSync(t));
+  if (existing.length > 0 && !flags.force)
+    throw new ConfigError([
+      {
+        path: '--out',
+        message: `${out} already holds ${existing.map((t) => relative(out, t)).join(', ')}; choose another folder or pass --force to replace them`,
+      },
+    ]);
   const written = ['train.txt', 'test.txt'];
   await writeText(join(out, 'train.txt'), writeLists(dataset.train, dataset));
   await writeText(join(out, 'test.txt'), writeLists(dataset.test, dataset));
@@ -244,7 +269,8 @@ export const datasetsCli: CliCommand = {
         .command('split')
         .description('split a data set and write train/validation/test as user-item lists')
         .argument('<source>', 'data set name or path')
-        .requiredOption('-o, --out <folder>', 'output folder'),
+        .requiredOption('-o, --out <folder>', 'output folder')
+        .option('--force', 'replace a split already in the output folder'),
     ).action(run((context, source: string, flags) => splitCommand(source, flags, context)));
     datasets
       .command('download')

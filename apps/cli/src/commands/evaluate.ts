@@ -4,9 +4,9 @@ import type { CliCommand } from '../command.js';
 import { integer, numbers, words } from '../options.js';
 import { evaluateModel, metricsTable, protocolLine } from '../evaluation.js';
 import { reloadRun, toJson, writeText } from '../runs.js';
-import { join, relative } from 'node:path';
+import { relative } from 'node:path';
 import type { ResolvedRunConfig } from '../config.js';
-import { emit } from '../context.js';
+import { emit, resultFile } from '../context.js';
 import type { CommandContext } from '../context.js';
 
 /** Options of `advrec evaluate`. */
@@ -46,9 +46,10 @@ export async function evaluateCommand(
     threads: run.config.training.threads,
   });
   bar.finish(`${result.seconds.toFixed(1)} s`);
-  const file = join(
+  // Its own file: earlier evaluations of the run stay as they are.
+  const file = await resultFile(
     options.run,
-    `evaluation-${evaluation.protocol}-${options.split ?? 'test'}.json`,
+    `evaluation-${evaluation.protocol}-${options.split ?? 'test'}`,
   );
   await writeText(
     file,

@@ -30,6 +30,8 @@ export interface ReproduceOptions {
   readonly data?: string;
   readonly features?: string;
   readonly out?: string;
+  /** Write into a run folder that holds other files or another run. */
+  readonly force?: boolean;
   readonly epochs?: number;
   readonly adversarialEpochs?: number;
   readonly epsilon?: number;
@@ -221,29 +223,34 @@ async function reproduction<R extends ExperimentResult>(
           'AMR needs item features: pass a .npy feature file (advrec features), or use the synthetic default',
       },
     ]);
-  const { folder, description } = await openRunFolder(
+  const { folder, description, release } = await openRunFolder(
     options.out,
     `reproduce-${kind}`,
     config,
     data,
     context.progress,
+    { force: options.force ?? false },
   );
-  const stages = stageProgress(context, spec.stages(config.training));
-  const result = await spec.run(
-    data,
-    experimentOptions(config, data, folder, stages),
-    config.training,
-  );
-  stages.finish();
-  return finishReproduction(context, config, data, {
-    command: `reproduce ${kind}`,
-    title: `advrec reproduce ${kind} on ${description.name}`,
-    description,
-    folder,
-    started,
-    result,
-    ...spec.report(result, config, data, stages.histories),
-  });
+  try {
+    const stages = stageProgress(context, spec.stages(config.training));
+    const result = await spec.run(
+      data,
+      experimentOptions(config, data, folder, stages),
+      config.training,
+    );
+    stages.finish();
+    return finishReproduction(context, config, data, {
+      command: `reproduce ${kind}`,
+      title: `advrec reproduce ${kind} on ${description.name}`,
+      description,
+      folder,
+      started,
+      result,
+      ...spec.report(result, config, data, stages.histories),
+    });
+  } finally {
+    await release();
+  }
 }
 
 /** Progress bars and per-epoch histories for the stages of an experiment. */
@@ -446,6 +453,7 @@ export const reproduceCli: CliCommand = {
           'data set name or path (default: the embedded synthetic data set)',
         )
         .option('-o, --out <folder>', 'run folder')
+        .option('--force', 'write into a folder that holds other files or a run of another config')
         .option(
           '--epochs <n>',
           'maximum pre-training epochs (early stopping on validation)',

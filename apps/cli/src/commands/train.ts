@@ -33,6 +33,8 @@ export interface TrainOptions {
   readonly lambda?: string;
   readonly threads?: string;
   readonly out?: string;
+  /** Write into a run folder that holds other files or another run. */
+  readonly force?: boolean;
   readonly plugin?: readonly string[];
 }
 
@@ -89,92 +91,97 @@ export async function trainCommand(
   const data = await loadData(config.data);
   const model = buildModel(config, data);
   checkTrainConfig(config, model);
-  const { folder, description } = await openRunFolder(
+  const { folder, description, release } = await openRunFolder(
     options.out,
     'train',
     config,
     data,
     context.progress,
+    { force: options.force ?? false },
   );
-  const outcome = await trainModel(model, data, config, {
-    folder,
-    progress: context.progress,
-    signal: context.signal,
-  });
-  await writeText(join(folder, 'history.json'), toJson(outcome.history));
-  if (outcome.interrupted) {
+  try {
+    const outcome = await trainModel(model, data, config, {
+      folder,
+      progress: context.progress,
+      signal: context.signal,
+    });
+    await writeText(join(folder, 'history.json'), toJson(outcome.history));
+    if (outcome.interrupted) {
+      await writeText(
+        join(folder, 'run.json'),
+        toJson({ command: 'train', status: 'interrupted', started, ended: new Date() }),
+      );
+      context.progress.log(
+        `interrupted: the last complete checkpoint is ${join(folder, 'checkpoints', 'last.ckpt')}`,
+      );
+      return 130;
+    }
+    const bar = context.progress.bar('evaluating on test', 1);
+    const result = await evaluateModel(model, data, config.evaluation, {
+      seed: config.data.split.seed,
+      threads: config.training.threads,
+    });
+    bar.finish(`${result.protocol.usersEvaluated} users, ${result.seconds.toFixed(1)} s`);
+    const metrics = {
+      metrics: result.metrics,
+      coverage: result.coverage,
+      protocol: result.protocol,
+      seconds: result.seconds,
+    };
+    await writeText(join(folder, 'metrics.json'), toJson(metrics));
+    let robustness = null;
+    if (config.attack) {
+      const b = context.progress.bar('robustness sweep', 1);
+      robustness = await attackModel(
+        model,
+        data,
+        config.evaluation,
+        config.attack,
+        config.training.seed,
+        config.training.threads,
+      );
+      b.finish();
+      await writeText(join(folder, 'robustness.json'), toJson(robustness));
+    }
+    const metricKey = `ndcg@${config.evaluation.cutoffs[Math.min(1, config.evaluation.cutoffs.length - 1)]}`;
+    const sections: ReportSection[] = [
+      evaluationSection('Test results', [[config.model.name, result]]),
+      ...historySections(
+        [{ name: config.model.name, history: outcome.history }],
+        config.training.validation.metric,
+      ),
+      ...(robustness
+        ? robustnessSections([{ name: config.model.name, report: robustness }], metricKey)
+        : []),
+    ];
+    await writeReport(folder, {
+      title: `advrec train: ${config.model.name} on ${description.name}`,
+      facts: runFacts(config, data.fingerprint, started, outcome.engine),
+      sections,
+    });
     await writeText(
       join(folder, 'run.json'),
-      toJson({ command: 'train', status: 'interrupted', started, ended: new Date() }),
+      toJson({
+        command: 'train',
+        status: 'done',
+        started,
+        ended: new Date(),
+        engine: outcome.engine,
+        bestEpoch: outcome.bestEpoch,
+        stoppedEarly: outcome.stoppedEarly,
+      }),
     );
-    context.progress.log(
-      `interrupted: the last complete checkpoint is ${join(folder, 'checkpoints', 'last.ckpt')}`,
+    emit(context, { folder, metrics: result.metrics, protocol: result.protocol, robustness }, () =>
+      [
+        metricsTable([[config.model.name, result]]),
+        `protocol: ${protocolLine(result)}`,
+        `run folder: ${folder} (report.html, report.md, metrics.json, history.json, checkpoints/)`,
+      ].join('\n'),
     );
-    return 130;
+    return 0;
+  } finally {
+    await release();
   }
-  const bar = context.progress.bar('evaluating on test', 1);
-  const result = await evaluateModel(model, data, config.evaluation, {
-    seed: config.data.split.seed,
-    threads: config.training.threads,
-  });
-  bar.finish(`${result.protocol.usersEvaluated} users, ${result.seconds.toFixed(1)} s`);
-  const metrics = {
-    metrics: result.metrics,
-    coverage: result.coverage,
-    protocol: result.protocol,
-    seconds: result.seconds,
-  };
-  await writeText(join(folder, 'metrics.json'), toJson(metrics));
-  let robustness = null;
-  if (config.attack) {
-    const b = context.progress.bar('robustness sweep', 1);
-    robustness = await attackModel(
-      model,
-      data,
-      config.evaluation,
-      config.attack,
-      config.training.seed,
-      config.training.threads,
-    );
-    b.finish();
-    await writeText(join(folder, 'robustness.json'), toJson(robustness));
-  }
-  const metricKey = `ndcg@${config.evaluation.cutoffs[Math.min(1, config.evaluation.cutoffs.length - 1)]}`;
-  const sections: ReportSection[] = [
-    evaluationSection('Test results', [[config.model.name, result]]),
-    ...historySections(
-      [{ name: config.model.name, history: outcome.history }],
-      config.training.validation.metric,
-    ),
-    ...(robustness
-      ? robustnessSections([{ name: config.model.name, report: robustness }], metricKey)
-      : []),
-  ];
-  await writeReport(folder, {
-    title: `advrec train: ${config.model.name} on ${description.name}`,
-    facts: runFacts(config, data.fingerprint, started, outcome.engine),
-    sections,
-  });
-  await writeText(
-    join(folder, 'run.json'),
-    toJson({
-      command: 'train',
-      status: 'done',
-      started,
-      ended: new Date(),
-      engine: outcome.engine,
-      bestEpoch: outcome.bestEpoch,
-      stoppedEarly: outcome.stoppedEarly,
-    }),
-  );
-  emit(context, { folder, metrics: result.metrics, protocol: result.protocol, robustness }, () =>
-    [
-      metricsTable([[config.model.name, result]]),
-      `protocol: ${protocolLine(result)}`,
-      `run folder: ${folder} (report.html, report.md, metrics.json, history.json, checkpoints/)`,
-    ].join('\n'),
-  );
-  return 0;
 }
 
 /** The facts block of a run's report. */
@@ -229,6 +236,7 @@ export const trainCli: CliCommand = {
       .option('--lambda <weight>', 'shorthand for --set training.adversarial.adversarialWeight=...')
       .option('--threads <n>', 'shorthand for --set training.threads=...')
       .option('-o, --out <folder>', 'run folder (default runs/train-<date>-<time>)')
+      .option('--force', 'write into a folder that holds other files or a run of another config')
       .action(
         run((context, flags: TrainOptions) =>
           // Plugins given with the global --plugin are recorded in the run's config too.
