@@ -31,6 +31,11 @@ beforeAll(async () => {
   files.set('/tampered/ml-100k.zip', zipSync({ 'ml-100k/u.data': tampered }));
   files.set('/evil/evil.zip', zipSync({ 'data/ok.txt': readme, '../escape.txt': readme }));
   files.set('/evil/absolute.zip', zipSync({ '/tmp/advrec-absolute.txt': readme }));
+  // A zip bomb: the real u.data plus 64 MiB of zeros (about 64 KiB compressed, 1000x).
+  files.set(
+    '/bomb/ml-100k.zip',
+    zipSync({ 'ml-100k/u.data': uData, 'ml-100k/zeros.bin': new Uint8Array(64 * 2 ** 20) }),
+  );
   files.set('/good/train.txt', new Uint8Array(readFileSync(sharedDataFiles().gowallaTrain)));
   files.set('/good/test.txt', new Uint8Array(readFileSync(sharedDataFiles().gowallaTest)));
   server = createServer((request, response) => {
@@ -81,6 +86,33 @@ describe('datasets download (against a server on 127.0.0.1)', () => {
     expect(DownloadError.isInstance(error)).toBe(true);
     expect((error as Error).message).toMatch(/ml-100k\/u\.data: SHA-256 mismatch/);
     expect(readdirSync(directory)).toEqual([]);
+  });
+
+  it('refuses a zip bomb before inflating it, naming the member and its ratio, leaving nothing behind', async () => {
+    const directory = folder();
+    const before = process.memoryUsage().rss;
+    const error = await downloadDataset(datasetEntry('ml-100k'), {
+      directory,
+      mirror: `${base}/bomb/`,
+      skipChecksum: true,
+    }).catch((e: unknown) => e);
+    expect(DownloadError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toMatch(
+      /refusing member "ml-100k\/zeros\.bin": it expands \d+x, more than 100x \(a zip bomb\?\)/,
+    );
+    expect(readdirSync(directory)).toEqual([]);
+    // Refused from the headers: the 64 MiB were never inflated.
+    expect(process.memoryUsage().rss - before).toBeLessThan(48 * 2 ** 20);
+    // Size caps apply too (here a 1 MiB cap on members and totals).
+    const capped = await downloadDataset(datasetEntry('ml-100k'), {
+      directory,
+      mirror: `${base}/good/`,
+      skipChecksum: true,
+      limits: { maxMemberBytes: 2 ** 20, maxTotalBytes: 2 ** 30, maxRatio: 100 },
+    }).catch((e: unknown) => e);
+    expect((capped as Error).message).toMatch(
+      /"ml-100k\/u\.data": it expands to \d+ bytes, more than 1048576/,
+    );
   });
 
   it("downloads Gowalla's two files and verifies both against the pinned hashes", async () => {

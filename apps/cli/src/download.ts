@@ -21,6 +21,8 @@ export interface DownloadOptions {
   /** Progress: bytes received so far and the total when known. */
   readonly onProgress?: (file: string, received: number, total: number | null) => void;
   readonly fetch?: typeof fetch;
+  /** What archives may expand to (default {@link EXTRACTION_LIMITS}). */
+  readonly limits?: ExtractionLimits;
 }
 
 /** What {@link downloadDataset} did. */
@@ -95,6 +97,70 @@ function urlOf(file: DatasetFile, mirror: string | undefined): string {
     .href;
 }
 
+/** What an archive may expand to: zip bombs are refused before they are inflated. */
+export interface ExtractionLimits {
+  /** Largest uncompressed member, bytes. */
+  readonly maxMemberBytes: number;
+  /** Largest uncompressed total, bytes. */
+  readonly maxTotalBytes: number;
+  /** Largest uncompressed / compressed size of a member (text data sets compress 3-10x). */
+  readonly maxRatio: number;
+}
+
+/** The limits `advrec datasets download` applies (the public data sets stay far below them). */
+export const EXTRACTION_LIMITS: ExtractionLimits = {
+  maxMemberBytes: 4 * 2 ** 30,
+  maxTotalBytes: 8 * 2 ** 30,
+  maxRatio: 100,
+};
+
+/**
+ * Inflates a zip archive within `limits`: each member's declared sizes are checked before it
+ * is inflated (fflate's filter), and the inflated sizes after, so a member that lies about
+ * its size is caught too.
+ */
+export function unzipBounded(
+  bytes: Uint8Array,
+  url: string,
+  limits: ExtractionLimits,
+): Record<string, Uint8Array> {
+  let declared = 0;
+  const refuse = (member: string, why: string): never => {
+    throw new DownloadError(`${url}: refusing member "${member}": ${why} (a zip bomb?)`);
+  };
+  let members: Record<string, Uint8Array>;
+  try {
+    members = unzipSync(bytes, {
+      filter: (file) => {
+        if (file.originalSize > limits.maxMemberBytes)
+          refuse(
+            file.name,
+            `it expands to ${file.originalSize} bytes, more than ${limits.maxMemberBytes}`,
+          );
+        if (file.size > 0 && file.originalSize / file.size > limits.maxRatio)
+          refuse(
+            file.name,
+            `it expands ${Math.round(file.originalSize / file.size)}x, more than ${limits.maxRatio}x`,
+          );
+        declared += file.originalSize;
+        if (declared > limits.maxTotalBytes)
+          refuse(file.name, `the archive expands to more than ${limits.maxTotalBytes} bytes`);
+        return true;
+      },
+    });
+  } catch (error) {
+    if (DownloadError.isInstance(error)) throw error;
+    throw new DownloadError(`${url}: not a readable zip archive (${(error as Error).message})`);
+  }
+  let total = 0;
+  for (const [member, content] of Object.entries(members)) {
+    total += content.byteLength;
+    if (content.byteLength > limits.maxMemberBytes || total > limits.maxTotalBytes)
+      refuse(member, 'it expanded beyond what its header declared');
+  }
+  return members;
+}
+
 /**
  * Downloads a data set's files, checks each against its SHA-256 (and archive members against
  * theirs), extracts archives without letting any member escape the target folder, and moves
@@ -135,12 +201,7 @@ export async function downloadDataset(
         extracted.push(file.saveAs ?? name);
         continue;
       }
-      let members: Record<string, Uint8Array>;
-      try {
-        members = unzipSync(bytes);
-      } catch (error) {
-        throw new DownloadError(`${url}: not a readable zip archive (${(error as Error).message})`);
-      }
+      const members = unzipBounded(bytes, url, options.limits ?? EXTRACTION_LIMITS);
       // Check every member's path before writing any of them.
       const planned = Object.entries(members).map(([member, content]) => ({
         member,
