@@ -140,9 +140,17 @@ describe('docs site', () => {
           if (message.type() === 'error') errors.push(`${page.url()}: ${message.text()}`);
         });
         page.on('pageerror', (error) => errors.push(`${page.url()}: ${error.message}`));
-        page.on('requestfailed', (request) =>
-          errors.push(`${page.url()}: failed ${request.url()}`),
-        );
+        // A prefetch still in flight when the next page is opened is aborted by the browser
+        // (net::ERR_ABORTED), which says nothing about the site; every other failure counts,
+        // and so does any response of status 400 or more.
+        page.on('requestfailed', (request) => {
+          if (request.failure()?.errorText === 'net::ERR_ABORTED') return;
+          errors.push(`${page.url()}: failed ${request.url()} (${request.failure()?.errorText})`);
+        });
+        page.on('response', (response) => {
+          if (response.status() >= 400)
+            errors.push(`${page.url()}: ${response.status()} for ${response.url()}`);
+        });
         const { pages } = await crawl();
         for (const path of pages) {
           const response = await page.goto(base + path, { waitUntil: 'networkidle' });
