@@ -4,9 +4,13 @@
  * both embeddings, epsilon 0.5, lambda 1) with the default deterministic kernel on 2 and 1
  * threads, the opt-in Hogwild mode, and classic per-triple SGD BPR (the algorithm of
  * Cornac and implicit). Variants are interleaved, several epochs each, medians reported;
- * ratios are taken within this one run.
+ * ratios are taken within this one run. Then the VBPR and AMR mini-batch step at ML-1M size
+ * (6,040 users, 3,706 items, K=64, 1280-d features, batch 512; AMR: FGM on the features),
+ * each round in its own process (`bench/scripts/measure.mjs`, shared with `engine-seam`).
  */
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { givenSplit, readUserItemLists } from '@advrec/data';
 import type { Dataset } from '@advrec/data';
 import { MatrixFactorization } from '@advrec/models';
@@ -88,6 +92,21 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       );
     }
   }
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const steps: Record<string, number[]> = { 'vbpr-step': [], 'amr-step': [] };
+  for (let round = 0; round < ROUNDS; round++)
+    for (const task of Object.keys(steps)) {
+      const out = execFileSync(
+        process.execPath,
+        [join(root, 'bench', 'scripts', 'measure.mjs'), root, task, sharedData, String(round)],
+        { encoding: 'utf8' },
+      );
+      const { stepMilliseconds } = JSON.parse(out.trim().split('\n').at(-1)!) as {
+        stepMilliseconds: number;
+      };
+      steps[task]!.push(stepMilliseconds);
+      log(`round ${round} ${task}: ${stepMilliseconds.toFixed(1)} ms per batch`);
+    }
   const med = (name: string): number => Math.round(median(samples.get(name)!));
   const bpr = med('bpr-2threads');
   const apr = med('apr-2threads');
@@ -120,6 +139,15 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       twoThreadsTriplesPerSecond: med('sgd-triples-2threads'),
     },
     samplesTriplesPerSecond: Object.fromEntries(samples),
+    visualStep: {
+      data: 'ML-1M users and items (6,040 x 3,706), 100 batches of 512 training pairs, random 1280-d features',
+      embeddingSize: 64,
+      featureDimension: 1280,
+      batchSize: 512,
+      vbprStepMilliseconds: Number(median(steps['vbpr-step']!).toFixed(2)),
+      amrStepMilliseconds: Number(median(steps['amr-step']!).toFixed(2)),
+      samplesMilliseconds: steps,
+    },
     measuredEpochs: `${ROUNDS} rounds x ${EPOCHS_PER_ROUND} epochs per variant, interleaved, after 1 warm-up epoch each`,
     peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
   };
