@@ -246,7 +246,8 @@ describe('advrec on ML-100K: train, evaluate, attack, recommend', () => {
       new RegExp(`in use by another advrec command \\(process ${process.pid}\\)`),
     );
     writeFileSync(join(busy, '.advrec.lock'), '2147483646\n');
-    const taken = await advrec([
+    // A small, fast run.
+    const tiny = [
       'train',
       '--epochs',
       '1',
@@ -254,19 +255,12 @@ describe('advrec on ML-100K: train, evaluate, attack, recommend', () => {
       'data.synthetic.users=200',
       '--set',
       'data.synthetic.items=150',
-      '--out',
-      busy,
-    ]);
+    ];
+    const taken = await advrec([...tiny, '--out', busy]);
     expect(taken.code, taken.stderr).toBe(0);
     expect(existsSync(join(busy, '.advrec.lock'))).toBe(false);
     const forced = await advrec([
-      'train',
-      '--epochs',
-      '1',
-      '--set',
-      'data.synthetic.users=200',
-      '--set',
-      'data.synthetic.items=150',
+      ...tiny,
       '--set',
       'model.embeddingSize=4',
       '--out',
