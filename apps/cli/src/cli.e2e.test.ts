@@ -259,6 +259,28 @@ describe('advrec on ML-100K: train, evaluate, attack, recommend', () => {
     const taken = await advrec([...tiny, '--out', busy]);
     expect(taken.code, taken.stderr).toBe(0);
     expect(existsSync(join(busy, '.advrec.lock'))).toBe(false);
+    // Another run's checkpoint (other data) is refused by evaluate, naming the checkpoint.
+    const foreign = await advrec([
+      'evaluate',
+      '-r',
+      run,
+      '--checkpoint',
+      join(busy, 'checkpoints', 'model.ckpt'),
+    ]);
+    expect(foreign.code).toBe(3);
+    expect(foreign.stderr).toMatch(
+      /model\.ckpt: expected a checkpoint trained on this run's data set .*another data set/,
+    );
+    // A corrupt config.json is a data error naming the file, not a stack trace.
+    const broken = join(work, 'broken');
+    mkdirSync(broken, { recursive: true });
+    writeFileSync(join(broken, 'config.json'), '{"data": ');
+    const corrupt = await advrec(['evaluate', '-r', broken]);
+    expect(corrupt.code).toBe(3);
+    expect(corrupt.stderr).toMatch(
+      /broken.config\.json: expected the run config advrec wrote \(JSON\)/,
+    );
+    expect(corrupt.stderr).not.toMatch(/at .*\.js:\d+/);
     const forced = await advrec([
       ...tiny,
       '--set',

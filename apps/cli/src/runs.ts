@@ -118,6 +118,16 @@ export interface ReloadedRun {
   readonly checkpoint: string;
 }
 
+/** A JSON file advrec wrote; a corrupt one is a DataFormatError naming it. */
+async function readJsonFile<T>(file: string, what: string): Promise<T> {
+  const text = await readFile(file, 'utf8');
+  try {
+    return JSON.parse(text) as T;
+  } catch (cause) {
+    throw new DataFormatError({ file }, `${what} (JSON)`, (cause as Error).message, { cause });
+  }
+}
+
 /** The checkpoint of a run folder: `model.ckpt`, else the newest of the others. */
 export async function runCheckpoint(folder: string): Promise<string> {
   const dir = join(folder, 'checkpoints');
@@ -143,14 +153,13 @@ export async function reloadRun(folder: string, checkpointFile?: string): Promis
       'a run folder written by advrec train (config.json)',
       'no such file',
     );
-  const config = JSON.parse(await readFile(configFile, 'utf8')) as ResolvedRunConfig;
+  const config = await readJsonFile<ResolvedRunConfig>(configFile, 'the run config advrec wrote');
   await loadPlugins(config.plugins);
   const data = await loadData(config.data);
-  const recorded = JSON.parse(
-    await readFile(join(folder, 'dataset.json'), 'utf8').catch(() => '{}'),
-  ) as {
-    fingerprint?: string;
-  };
+  const datasetFile = join(folder, 'dataset.json');
+  const recorded = existsSync(datasetFile)
+    ? await readJsonFile<{ fingerprint?: string }>(datasetFile, 'the data set record advrec wrote')
+    : {};
   if (recorded.fingerprint && recorded.fingerprint !== data.fingerprint)
     throw new DataFormatError(
       { file: join(folder, 'dataset.json') },
@@ -159,6 +168,27 @@ export async function reloadRun(folder: string, checkpointFile?: string): Promis
     );
   const checkpoint = checkpointFile ?? (await runCheckpoint(folder));
   const saved = await readCheckpoint(checkpoint);
+  // A checkpoint of another run (other data, another model) is refused, even of the same shape.
+  const trainedOn = saved.metadata['datasetFingerprint'];
+  if (typeof trainedOn === 'string' && trainedOn !== data.fingerprint)
+    throw new DataFormatError(
+      { file: checkpoint },
+      `a checkpoint trained on this run's data set (fingerprint ${data.fingerprint.slice(0, 12)})`,
+      `one trained on another data set (fingerprint ${trainedOn.slice(0, 12)})`,
+    );
+  if (saved.model.modelName !== config.model.name)
+    throw new DataFormatError(
+      { file: checkpoint },
+      `a ${config.model.name} checkpoint (the run's model)`,
+      `a ${saved.model.modelName} checkpoint`,
+    );
+  const k = saved.model.config['embeddingSize'];
+  if (typeof k === 'number' && k !== config.model.embeddingSize)
+    throw new DataFormatError(
+      { file: checkpoint },
+      `a model with K = ${config.model.embeddingSize} (the run's config)`,
+      `K = ${k}`,
+    );
   const model = restoreModel(saved.model);
   if (model.numUsers !== data.dataset.numUsers || model.numItems !== data.dataset.numItems)
     throw new DataFormatError(

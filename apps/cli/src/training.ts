@@ -152,6 +152,7 @@ export async function trainModel(
       epochs: t.epochs,
       adversarial: false,
       checkpoint: join(checkpoints, 'bpr-best.ckpt'),
+      checkpointMetadata: { datasetFingerprint: data.fingerprint },
     });
     bestBpr = bpr.bestEpoch;
     stoppedEarly ||= bpr.stoppedEarly;
@@ -168,6 +169,7 @@ export async function trainModel(
         epochs: t.adversarialEpochs,
         adversarial: true,
         checkpoint: join(checkpoints, 'adversarial-best.ckpt'),
+        checkpointMetadata: { datasetFingerprint: data.fingerprint },
       });
       bestApr = apr.bestEpoch;
       stoppedEarly ||= apr.stoppedEarly;
