@@ -659,6 +659,25 @@ describe('advrec features, plugins, errors and exit codes', () => {
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toMatch(/must be an integer >= [01], got "-?\d+"/);
     }
+    // K set twice (model.options would silently replace model.embeddingSize) is refused.
+    const twice = await advrec([
+      'train',
+      '--set',
+      'model.options.embeddingSize=4',
+      '-o',
+      join(work, 't'),
+    ]);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/model\.options\.embeddingSize: set model\.embeddingSize instead/);
+    const unknown = await advrec([
+      'train',
+      '--set',
+      'model.options.initstd=0.1',
+      '-o',
+      join(work, 't'),
+    ]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/model\.options\.initstd: unknown option of mf/);
     // --set cannot reach a prototype.
     const polluted = await advrec([
       'train',

@@ -71,6 +71,15 @@ export async function loadPlugins(specs: readonly string[]): Promise<string[]> {
  * are reported with their run-config paths (`data.features`, `model.embeddingSize`, ...).
  */
 export function buildModel(config: ResolvedRunConfig, data: LoadedData): Model {
+  // K and the seed have their own fields: the options may not set them a second time.
+  const twice = ['embeddingSize', 'seed'].filter((key) => key in config.model.options);
+  if (twice.length > 0)
+    throw new ConfigError(
+      twice.map((key) => ({
+        path: `model.options.${key}`,
+        message: `set model.${key} instead (model.options.${key} would silently replace it)`,
+      })),
+    );
   try {
     return createConfiguredModel(config, data);
   } catch (error) {

@@ -12,7 +12,7 @@ import { SparseRows } from './sparse-rows.js';
 import type { SparseRowsByName } from './sparse-rows.js';
 import { createTable, initializeTruncatedNormal } from './tables.js';
 import type { ParameterTable } from './tables.js';
-import { checkPairs, checkUsers, collectIssues } from './validate.js';
+import { checkKnownOptions, checkPairs, checkUsers, collectIssues } from './validate.js';
 
 /** Configuration of {@link MatrixFactorization}. */
 export interface MatrixFactorizationConfig {
@@ -59,6 +59,7 @@ export function resolveMatrixFactorizationConfig(
     seed: config.seed ?? DEFAULT_MODEL_SEED,
   };
   collectIssues((issue) => {
+    checkKnownOptions(config, ['embeddingSize', 'initStd', 'seed'], 'mf', issue);
     if (!Number.isInteger(resolved.embeddingSize) || resolved.embeddingSize < 1)
       issue('embeddingSize', `must be a positive integer, got ${resolved.embeddingSize}`);
     if (!Number.isFinite(resolved.initStd) || resolved.initStd < 0)

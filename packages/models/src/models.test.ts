@@ -178,3 +178,30 @@ describe('checkpoint integrity', () => {
     expect(restored.model.tables[0]!.values).toEqual(model.userEmbeddings.values);
   });
 });
+
+describe('model options', () => {
+  it("an unknown option (a typo, another model's) is an error naming it and the known ones", () => {
+    let error: unknown;
+    try {
+      new MatrixFactorization({ numUsers: 3, numItems: 4 }, {
+        embeddingSize: 4,
+        embedingSize: 8,
+        userVisual: 'shared',
+      } as never);
+    } catch (e) {
+      error = e;
+    }
+    expect(ConfigError.isInstance(error)).toBe(true);
+    expect((error as ConfigError).issues.map((i) => i.path)).toEqual([
+      'embedingSize',
+      'userVisual',
+    ]);
+    expect(String(error)).toMatch(/unknown option of mf; it takes embeddingSize, initStd, seed/);
+    expect(
+      () =>
+        new VisualBPR({ numUsers: 3, numItems: 2 }, { data: new Float32Array(4), dimension: 2 }, {
+          initstd: 0.1,
+        } as never),
+    ).toThrow(/initstd: unknown option of vbpr/);
+  });
+});

@@ -10,6 +10,18 @@ export function collectIssues(
   if (issues.length > 0) throw new ConfigError(issues);
 }
 
+/** Reports every key of `config` that is not one of `known` (a typo or another model's option). */
+export function checkKnownOptions(
+  config: object,
+  known: readonly string[],
+  model: string,
+  issue: (path: string, message: string) => void,
+): void {
+  for (const key of Object.keys(config))
+    if (!known.includes(key))
+      issue(key, `unknown option of ${model}; it takes ${known.join(', ')}`);
+}
+
 /** Throws a DataError naming the first user id outside `[0, numUsers)`. */
 export function checkUsers(
   model: { numUsers: number },

@@ -18,7 +18,7 @@ import { SparseRows } from './sparse-rows.js';
 import type { SparseRowsByName } from './sparse-rows.js';
 import { createTable, initializeTruncatedNormal } from './tables.js';
 import type { ParameterTable } from './tables.js';
-import { checkPairs, checkUsers, collectIssues } from './validate.js';
+import { checkKnownOptions, checkPairs, checkUsers, collectIssues } from './validate.js';
 
 /** Registered name of {@link VisualBPR}. */
 export const VBPR_MODEL_NAME = 'vbpr';
@@ -86,6 +86,12 @@ export function resolveVisualBPRConfig(config: VisualBPRConfig = {}): ResolvedVi
     seed: config.seed ?? DEFAULT_MODEL_SEED,
   };
   collectIssues((issue) => {
+    checkKnownOptions(
+      config,
+      ['embeddingSize', 'userVisual', 'visualBias', 'initStd', 'projectionInitStd', 'seed'],
+      'vbpr',
+      issue,
+    );
     if (!Number.isInteger(r.embeddingSize) || r.embeddingSize < 1)
       issue('embeddingSize', `must be a positive integer, got ${r.embeddingSize}`);
     if (r.userVisual !== 'shared' && r.userVisual !== 'separate')
