@@ -725,6 +725,42 @@ describe('advrec features, plugins, errors and exit codes', () => {
     expect(readdirSync(join(run, 'checkpoints')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     expect(JSON.parse(readFileSync(join(run, 'run.json'), 'utf8')).status).toBe('interrupted');
   });
+
+  it('Ctrl-C during the post-training robustness sweep stops it: exit 130, status interrupted, metrics kept', async () => {
+    const run = join(work, 'interrupted-sweep');
+    let sent = false;
+    const r = await advrec(
+      [
+        'train',
+        '--data',
+        sharedDataFiles().movielens100k,
+        '--epochs',
+        '2',
+        '--set',
+        'attack.epsilons=[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1,1.5,2,3,4]',
+        '--out',
+        run,
+      ],
+      {
+        onStderr: (text, child) => {
+          // The evaluation's line is printed as the sweep starts (progress is not a TTY here).
+          if (!sent && /evaluating on test 1\/1/.test(text)) {
+            sent = true;
+            child.kill('SIGINT');
+          }
+        },
+      },
+    );
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(
+      /interrupted during the robustness sweep: the trained model is .*model\.ckpt/,
+    );
+    const status = JSON.parse(readFileSync(join(run, 'run.json'), 'utf8'));
+    expect(status).toMatchObject({ status: 'interrupted', stage: 'the robustness sweep' });
+    expect(existsSync(join(run, 'metrics.json'))).toBe(true);
+    expect(existsSync(join(run, 'robustness.json'))).toBe(false);
+    expect(existsSync(join(run, 'checkpoints', 'model.ckpt'))).toBe(true);
+  });
 });
 
 /** Every number in `actual` equals `expected`'s to 1e-12 relative (same keys, same shape). */

@@ -133,6 +133,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return EXIT_CODES.ok;
       return error.exitCode === 0 ? EXIT_CODES.ok : EXIT_CODES.usage;
     }
+    if (io.signal?.aborted) {
+      // Stopped by Ctrl-C between two steps: what was complete is on disk.
+      io.stderr.write('advrec: interrupted\n');
+      return EXIT_CODES.interrupted;
+    }
     const code = exitCodeOf(error);
     if (ConfigError.isInstance(error)) io.stderr.write(`advrec: ${error.message}\n`);
     else if (AdvrecError.isInstance(error) || code !== EXIT_CODES.internal)

@@ -60,8 +60,10 @@ export function attackModel(
   attack: NonNullable<ResolvedRunConfig['attack']>,
   seed: number,
   threads?: number,
+  signal?: AbortSignal,
 ): Promise<RobustnessReport> {
   return robustnessSweep(model, data.dataset, {
+    ...(signal ? { signal } : {}),
     epsilons: attack.epsilons,
     adversaries: attack.adversaries,
     ...(attack.surfaces ? { surfaces: attack.surfaces } : {}),

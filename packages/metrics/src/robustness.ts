@@ -36,6 +36,8 @@ export interface RobustnessOptions {
    * changes (AMR Figure 5).
    */
   readonly testSet?: SampledTestSet;
+  /** Stops the sweep between two points (it then rejects with the signal's reason). */
+  readonly signal?: AbortSignal;
 }
 
 /** Distribution of `attacked rank - clean rank` of the test items (positive = pushed down). */
@@ -114,6 +116,10 @@ export async function robustnessSweep(
   let cleanTrainAccuracy = Number.NaN;
   for (const adversary of adversaries) {
     for (const epsilon of epsilons) {
+      // Let signals and timers run between points (the points themselves are long
+      // synchronous stretches), then stop if asked.
+      await new Promise((resolve) => setImmediate(resolve));
+      options.signal?.throwIfAborted();
       const crafted = await craftPerturbation(model, dataset.train, {
         adversary,
         epsilon,

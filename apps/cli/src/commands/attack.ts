@@ -43,6 +43,7 @@ export async function attackCommand(
     attack,
     options.seed ?? 0,
     run.config.training.threads,
+    context.signal,
   );
   bar.finish();
   // Its own file: the run's robustness.json (from train) and earlier attacks stay as they are.

@@ -129,18 +129,37 @@ export async function trainCommand(
       seconds: result.seconds,
     };
     await writeText(join(folder, 'metrics.json'), toJson(metrics));
+    // Ctrl-C after training: stop before (or during) the sweep, say so, exit 130.
+    const stopped = async (stage: string): Promise<number> => {
+      await writeText(
+        join(folder, 'run.json'),
+        toJson({ command: 'train', status: 'interrupted', stage, started, ended: new Date() }),
+      );
+      context.progress.log(
+        `interrupted during ${stage}: the trained model is ${join(folder, 'checkpoints', 'model.ckpt')}, its test metrics are in metrics.json`,
+      );
+      return 130;
+    };
     let robustness = null;
     if (config.attack) {
+      if (context.signal.aborted) return await stopped('the robustness sweep');
       const b = context.progress.bar('robustness sweep', 1);
-      robustness = await attackModel(
-        model,
-        data,
-        config.evaluation,
-        config.attack,
-        config.training.seed,
-        config.training.threads,
-      );
+      try {
+        robustness = await attackModel(
+          model,
+          data,
+          config.evaluation,
+          config.attack,
+          config.training.seed,
+          config.training.threads,
+          context.signal,
+        );
+      } catch (error) {
+        if (context.signal.aborted) return await stopped('the robustness sweep');
+        throw error;
+      }
       b.finish();
+      if (context.signal.aborted) return await stopped('the robustness sweep');
       await writeText(join(folder, 'robustness.json'), toJson(robustness));
     }
     const metricKey = `ndcg@${config.evaluation.cutoffs[Math.min(1, config.evaluation.cutoffs.length - 1)]}`;
