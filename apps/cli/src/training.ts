@@ -40,11 +40,15 @@ export function checkTrainConfig(config: ResolvedRunConfig, model: Model): void 
 
 /** The trainer's config from a run config. */
 export function trainConfigOf(config: ResolvedRunConfig): TrainConfig {
-  const { epochs, adversarialEpochs, checkpointEvery, adversarial, validation, ...rest } =
-    config.training;
-  void epochs;
-  void adversarialEpochs;
-  void checkpointEvery;
+  // The run's schedule is the CLI's; everything else is the library's TrainConfig.
+  const {
+    epochs: _epochs,
+    adversarialEpochs: _adversarialEpochs,
+    checkpointEvery: _checkpointEvery,
+    adversarial,
+    validation,
+    ...rest
+  } = config.training;
   const { surfaces, ...attack } = adversarial;
   const { patience, ...checks } = validation;
   return {
@@ -146,14 +150,17 @@ export async function trainModel(
   let bestBpr = -1;
   let bestApr: number | null = null;
   let stoppedEarly = false;
-  try {
-    const bpr = await trainer.runPhase({
+  // One phase: its best checkpoint records the data set, Ctrl-C stops it between epochs.
+  const phase = (epochs: number, adversarial: boolean, best: string): Promise<PhaseResult> =>
+    trainerRef().runPhase({
       ...(options.signal ? { signal: options.signal } : {}),
-      epochs: t.epochs,
-      adversarial: false,
-      checkpoint: join(checkpoints, 'bpr-best.ckpt'),
+      epochs,
+      adversarial,
+      checkpoint: join(checkpoints, best),
       checkpointMetadata: { datasetFingerprint: data.fingerprint },
     });
+  try {
+    const bpr = await phase(t.epochs, false, 'bpr-best.ckpt');
     bestBpr = bpr.bestEpoch;
     stoppedEarly ||= bpr.stoppedEarly;
     bar.finish(phaseSummary(bpr, t.validation.metric), bpr.epochs.length);
@@ -164,13 +171,7 @@ export async function trainModel(
         `${t.adversarial.adversary.toUpperCase()} adversarial epochs`,
         t.adversarialEpochs,
       );
-      const apr = await trainer.runPhase({
-        ...(options.signal ? { signal: options.signal } : {}),
-        epochs: t.adversarialEpochs,
-        adversarial: true,
-        checkpoint: join(checkpoints, 'adversarial-best.ckpt'),
-        checkpointMetadata: { datasetFingerprint: data.fingerprint },
-      });
+      const apr = await phase(t.adversarialEpochs, true, 'adversarial-best.ckpt');
       bestApr = apr.bestEpoch;
       stoppedEarly ||= apr.stoppedEarly;
       bar.finish(phaseSummary(apr, t.validation.metric), apr.epochs.length);

@@ -1,5 +1,5 @@
 import type { Random } from '@advrec/data';
-import { ConfigError, globalRegistry } from '@advrec/data';
+import { ConfigError, firstNonFinite, globalRegistry } from '@advrec/data';
 import { SparseRows } from '@advrec/models';
 import type { PerturbableSurface } from '@advrec/models';
 
@@ -152,15 +152,6 @@ function checkedPerturbation(
       `adversary ${adversary.adversaryName} returned ${v[x]} at row ${delta.rows[Math.floor(x / delta.dimension)]}, feature ${x % delta.dimension}`,
     );
   return delta;
-}
-
-/** Index of the first NaN or infinite value, or -1 (one multiply-add per value when all are finite). */
-function firstNonFinite(values: Float64Array): number {
-  let probe = 0;
-  for (let x = 0; x < values.length; x++) probe += values[x]! * 0; // NaN once any is NaN or infinite
-  if (probe === 0) return -1;
-  for (let x = 0; x < values.length; x++) if (!Number.isFinite(values[x])) return x;
-  return -1;
 }
 
 function copyRows(gradient: SparseRows): SparseRows {

@@ -89,3 +89,4 @@ export { writeFileAtomic } from './write.js';
 export { loadAmrDataset, loadNcfDataset, readAmrTestPositives } from './repositories.js';
 export type { DatasetWithNegatives } from './repositories.js';
 export { globalRegistry } from './registry.js';
+export { firstNonFinite } from './finite.js';

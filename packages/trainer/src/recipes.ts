@@ -220,6 +220,7 @@ export async function runAprExperiment(
     });
   const c = options.continuation ?? {};
   // The checkpoint's optimiser state is that of the best epoch only when the phase wrote one.
+  // Read once for every arm (Trainer.create copies the optimiser state, it does not adopt it).
   const resume = async (): Promise<Parameters<typeof Trainer.create>[4]> => {
     if (c.optimizerState !== 'checkpoint') return { epoch: start };
     if (!options.checkpoints)
@@ -231,6 +232,7 @@ export async function runAprExperiment(
       step: Number(saved.metadata['step']),
     };
   };
+  const resumed = await resume();
   const validation = base.validation ?? {};
   const continuationConfig = (adversarial?: TrainConfig['adversarial']): TrainConfig => ({
     ...base,
@@ -252,7 +254,7 @@ export async function runAprExperiment(
     continuationConfig(),
     options,
     { epochs, adversarial: false, restoreBest: c.keepBest ?? false },
-    await resume(),
+    resumed,
   );
   const adversarial = base.adversarial ?? {};
   const epsilons = options.epsilons ?? [adversarial.epsilon ?? 0.5];
@@ -266,7 +268,7 @@ export async function runAprExperiment(
       continuationConfig({ ...adversarial, epsilon }),
       options,
       { epochs, adversarial: true, restoreBest: c.keepBest ?? false },
-      await resume(),
+      resumed,
     );
     amfRuns.push({ epsilon, model: amf, phase });
   }

@@ -1,4 +1,4 @@
-import { AdvrecError, ConfigError, TripleSampler } from '@advrec/data';
+import { AdvrecError, ConfigError, TripleSampler, firstNonFinite } from '@advrec/data';
 import type { Dataset } from '@advrec/data';
 import { getAdversary } from '@advrec/adversary';
 import { evaluateFullRanking, parseMetricKey } from '@advrec/metrics';
@@ -337,9 +337,9 @@ export class Trainer {
       ...this.model.trainableTables.map((name) => this.model.tables.find((t) => t.name === name)!),
       ...this.optimizerStates.flatMap((s) => [s.state1, s.state2]).filter((t) => t !== null),
     ];
-    const bad = tables.find((t) => t.values.some((v) => !Number.isFinite(v)));
+    const bad = tables.find((t) => firstNonFinite(t.values) >= 0);
     const where = bad
-      ? `table ${bad.name} holds ${bad.values.find((v) => !Number.isFinite(v))}`
+      ? `table ${bad.name} holds ${bad.values[firstNonFinite(bad.values)]}`
       : Number.isFinite(loss)
         ? 'the squared norm of the parameters overflows (values beyond 1e154)'
         : `the loss is ${loss}`;
@@ -351,16 +351,11 @@ export class Trainer {
     );
   }
 
-  /** Whether every optimiser state value is finite (one multiply-add per value). */
+  /** Whether every optimiser state value is finite. */
   private optimizerStateFinite(): boolean {
-    let probe = 0;
-    for (const state of this.optimizerStates)
-      for (const table of [state.state1, state.state2]) {
-        if (!table) continue;
-        const v = table.values;
-        for (let k = 0; k < v.length; k++) probe += v[k]! * 0;
-      }
-    return probe === 0;
+    return this.optimizerStates.every((state) =>
+      [state.state1, state.state2].every((t) => t === null || firstNonFinite(t.values) < 0),
+    );
   }
 
   private parameterNorm(): number {
