@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { DataError, DataFormatError, IssueCollector } from './errors.js';
 import type { IdMap } from './id-map.js';
 import { assertReadableFile } from './lines.js';
@@ -87,14 +88,25 @@ async function readMatrix(
     const header = parseHeader(head, file);
     const { rows, dimension, elementBytes } = header;
     const expectedBytes = header.dataOffset + rows * dimension * elementBytes;
-    if (size < expectedBytes) {
+    if (rows < 1 || dimension < 1) {
       throw new DataFormatError(
         { file },
-        `${expectedBytes} bytes for a ${rows} x ${dimension} matrix`,
-        `${size} bytes (truncated)`,
+        'a matrix with at least one row and one column',
+        `shape (${rows}, ${dimension})`,
       );
     }
-    const data = new Float32Array(rows * dimension);
+    if (size !== expectedBytes) {
+      const dataBytes = size - header.dataOffset;
+      const fits = dataBytes > 0 && dataBytes % (rows * elementBytes) === 0;
+      throw new DataFormatError(
+        { file },
+        `${expectedBytes} bytes for the ${rows} x ${dimension} matrix its header declares`,
+        size < expectedBytes
+          ? `${size} bytes (truncated)`
+          : `${size} bytes (${size - expectedBytes} more${fits ? `: the data is ${rows} x ${dataBytes / (rows * elementBytes)}, the header is wrong` : ''})`,
+      );
+    }
+    const data = allocateFeatures(file, rows, dimension);
     const rowBytes = dimension * elementBytes;
     const rowsPerChunk = Math.max(1, Math.floor((8 << 20) / Math.max(rowBytes, 1)));
     const chunk = Buffer.alloc(rowsPerChunk * rowBytes);
@@ -129,6 +141,29 @@ async function readMatrix(
   } finally {
     await handle.close();
   }
+}
+
+/** Refuses a matrix the machine cannot hold before trying to allocate it. */
+function allocateFeatures(file: string, rows: number, dimension: number): Float32Array {
+  const bytes = rows * dimension * 4;
+  const limit = Math.min(totalmem(), MAX_FLOAT32_ELEMENTS * 4);
+  if (bytes > limit) {
+    throw new DataFormatError(
+      { file },
+      `a matrix that fits in memory (at most ${formatBytes(limit)} as float32)`,
+      `${rows} x ${dimension} = ${formatBytes(bytes)}`,
+    );
+  }
+  return new Float32Array(rows * dimension);
+}
+
+/** The longest typed array V8 allocates (2^32 - 1 elements on 64-bit Node). */
+const MAX_FLOAT32_ELEMENTS = 2 ** 32 - 1;
+
+function formatBytes(bytes: number): string {
+  return bytes >= 2 ** 30
+    ? `${(bytes / 2 ** 30).toFixed(1)} GiB`
+    : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 function parseNpyHeader(head: Buffer, file: string): MatrixHeader {

@@ -31,7 +31,10 @@ export async function readLines(
   options: ReadLinesOptions = {},
 ): Promise<number> {
   await assertReadableFile(file);
-  const decoder = new TextDecoder(options.encoding ?? 'utf-8');
+  const encoding = options.encoding ?? 'utf-8';
+  // utf-8 is decoded strictly: a Latin-1 file read as UTF-8 would otherwise merge distinct
+  // ids ("José" and "Josè" both become "Jos\uFFFD").
+  const decoder = new TextDecoder(encoding, { fatal: encoding === 'utf-8' });
   let stream: Readable = createReadStream(file, { highWaterMark: options.chunkBytes ?? 1 << 20 });
   if (file.endsWith('.gz')) stream = stream.pipe(createGunzip());
 
@@ -41,7 +44,12 @@ export async function readLines(
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       bytes += chunk.length;
-      let text = decoder.decode(chunk, { stream: true });
+      let text: string;
+      try {
+        text = decoder.decode(chunk, { stream: true });
+      } catch (error) {
+        throw invalidUtf8(file, lineNumber, carry, chunk, error);
+      }
       if (lineNumber === 0 && carry === '' && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
       let start = 0;
       let newline = text.indexOf('\n', start);
@@ -67,7 +75,11 @@ export async function readLines(
     }
     throw error;
   }
-  carry += decoder.decode();
+  try {
+    carry += decoder.decode();
+  } catch (error) {
+    throw invalidUtf8(file, lineNumber, carry, Buffer.alloc(0), error);
+  }
   if (carry !== '') {
     lineNumber++;
     onLine(stripCr(carry), lineNumber);
@@ -90,6 +102,27 @@ export async function assertReadableFile(file: string): Promise<void> {
   }
   if (!info.isFile())
     throw new DataFormatError({ file }, 'a regular file', 'a directory or device');
+}
+
+/** The error for bytes that are not UTF-8, naming the line they are on. */
+function invalidUtf8(
+  file: string,
+  linesDone: number,
+  carry: string,
+  chunk: Buffer,
+  cause: unknown,
+): DataFormatError {
+  const lenient = carry + new TextDecoder('utf-8').decode(chunk);
+  const bad = lenient.indexOf('\uFFFD');
+  const before = bad < 0 ? lenient : lenient.slice(0, bad);
+  let line = linesDone + 1;
+  for (let k = before.indexOf('\n'); k >= 0; k = before.indexOf('\n', k + 1)) line++;
+  return new DataFormatError(
+    { file, line },
+    'UTF-8 text (set the encoding to latin1 for a Latin-1 / ISO-8859-1 file)',
+    'bytes that are not valid UTF-8',
+    { cause },
+  );
 }
 
 function stripCr(line: string): string {

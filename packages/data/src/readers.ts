@@ -238,16 +238,19 @@ function parseIntegerListLine(
     const start = p;
     let value = 0;
     while (p < n && (c = line.charCodeAt(p)) !== 32 && c !== 9) {
-      if (c < 48 || c > 57 || value > 9007199254740) {
+      const digit = c - 48;
+      if (digit < 0 || digit > 9 || value * 10 + digit > Number.MAX_SAFE_INTEGER) {
         let end = p;
         while (end < n && line.charCodeAt(end) !== 32 && line.charCodeAt(end) !== 9) end++;
         throw new DataFormatError(
           { file, line: lineNumber },
-          `an integer ${user < 0 ? 'user' : 'item'} id`,
+          digit < 0 || digit > 9
+            ? `an integer ${user < 0 ? 'user' : 'item'} id`
+            : `an integer ${user < 0 ? 'user' : 'item'} id up to 2^53 - 1 (${Number.MAX_SAFE_INTEGER}); read larger ids as text (csv with idFormat "string")`,
           line.slice(start, end),
         );
       }
-      value = value * 10 + (c - 48);
+      value = value * 10 + digit;
       p++;
     }
     if (user < 0) user = builder.addIntegerUser(value);
@@ -421,7 +424,8 @@ function parseId(
   if (format === 'integer') {
     if (!/^\d+$/.test(id))
       throw new DataFormatError({ file, line }, `an integer ${what} id`, field);
-    return id.length > 1 && id.charCodeAt(0) === 48 ? String(Number(id)) : id;
+    // Leading zeros dropped as text: ids beyond 2^53 stay distinct (no Number round trip).
+    return id.length > 1 && id.charCodeAt(0) === 48 ? id.replace(/^0+(?=\d)/, '') : id;
   }
   if (id === '') throw new DataFormatError({ file, line }, `a non-empty ${what} id`, field);
   return id;

@@ -1,7 +1,12 @@
 import type { Dataset } from '@advrec/data';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { evaluateFullRanking, factorizedScorer, type FullRankingOptions } from './index.js';
+import {
+  evaluateBruteForce,
+  evaluateFullRanking,
+  factorizedScorer,
+  type FullRankingOptions,
+} from './index.js';
 import { handDataset } from './test-support/models.js';
 
 interface Case {
@@ -118,6 +123,34 @@ describe('metric properties (fast-check)', () => {
         }
       }),
       { numRuns: 150, seed: 11 },
+    );
+  });
+  it('equals the brute-force reference for any block size and thread count', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        worlds,
+        fc.integer({ min: 1, max: 7 }),
+        fc.constantFrom(1, 1, 2, 3),
+        async (world, blockSize, threads) => {
+          const { dataset, scorer } = build(world);
+          const metrics = options.metrics!;
+          const reference = await evaluateBruteForce(scorer, dataset, { cutoffs, metrics });
+          const result = await evaluateFullRanking(scorer, dataset, {
+            ...options,
+            blockSize,
+            threads,
+            keepTopLists: true,
+          });
+          expect(result.protocol.engine).toBe(threads > 1 ? 'js-workers' : 'js');
+          expect(Array.from(result.users)).toEqual(Array.from(reference.users));
+          expect(Array.from(result.topLists!)).toEqual(Array.from(reference.topLists));
+          for (const [key, values] of Object.entries(reference.perUser)) {
+            const fast = result.perUser[key]!;
+            values.forEach((v, b) => expect(fast[b]!).toBeCloseTo(v, 12));
+          }
+        },
+      ),
+      { numRuns: 60, seed: 2026 },
     );
   });
 });
