@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
-import { AdvrecError, ConfigError } from '@advrec/data';
+import { AdvrecError } from '@advrec/data';
 import type { CliCommand, Runner } from './command.js';
 import { attackCli } from './commands/attack.js';
 import { datasetsCli } from './commands/datasets.js';
@@ -12,7 +12,7 @@ import { trainCli } from './commands/train.js';
 import type { CommandContext } from './context.js';
 import { EXIT_CODES, exitCodeOf } from './errors.js';
 import { collect } from './options.js';
-import { loadPlugins } from './runs.js';
+import { loadPlugins, pluginBlamedFor } from './runs.js';
 import { Progress } from './progress.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -22,7 +22,8 @@ export const EXIT_CODE_HELP = `
 Exit codes:
   0    success
   1    unexpected internal error (a bug: please report it)
-  2    usage or config error (bad flag, invalid config field, unknown model/adversary/data set name)
+  2    usage or config error (bad flag, invalid config field, unknown model/adversary/data set name,
+       a plugin that fails to load or throws: the plugin is named)
   3    data error (missing or malformed file, unknown id, feature rows that do not match the items)
   4    download error (network, SHA-256 mismatch, unsafe archive member)
   5    could not write a file (disk full, no permission); the previous file is kept
@@ -138,13 +139,31 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stderr.write('advrec: interrupted\n');
       return EXIT_CODES.interrupted;
     }
-    const code = exitCodeOf(error);
-    if (ConfigError.isInstance(error)) io.stderr.write(`advrec: ${error.message}\n`);
-    else if (AdvrecError.isInstance(error) || code !== EXIT_CODES.internal)
-      io.stderr.write(`advrec: ${(error as Error).message}\n`);
-    else io.stderr.write(`advrec: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
-    return code;
+    const failure = describeFailure(error);
+    io.stderr.write(`${failure.line}\n`);
+    return failure.code;
   }
+}
+
+/**
+ * What `advrec` prints for an error, and its exit code: one line naming the file, field or
+ * plugin; a stack only for an internal error (a bug in advrec itself).
+ */
+export function describeFailure(error: unknown): { code: number; line: string } {
+  const code = exitCodeOf(error);
+  const message = (error as Error | null)?.message ?? String(error);
+  if (AdvrecError.isInstance(error) || code !== EXIT_CODES.internal)
+    return { code, line: `advrec: ${message}` };
+  const plugin = pluginBlamedFor(error);
+  if (plugin !== null)
+    return {
+      code: EXIT_CODES.usage,
+      line: `advrec: plugin "${plugin}" failed: ${message} (fix the plugin or run without it)`,
+    };
+  return {
+    code,
+    line: `advrec: internal error: ${(error as Error | null)?.stack ?? String(error)}`,
+  };
 }
 
 /** One command of the CLI reference. */

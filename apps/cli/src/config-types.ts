@@ -22,8 +22,17 @@ export interface DataConfig {
    * @default "auto"
    */
   format?: 'auto' | 'movielens-100k' | 'movielens-dat' | 'user-item-lists' | 'ncf' | 'amr' | 'csv';
-  /** For `user-item-lists` with a given split: the test file (default `test.txt` beside the source). */
+  /**
+   * The test file of a given split: for `user-item-lists` (default `test.txt` beside the
+   * source) and `csv` (then the source is the training file and the split is `given`).
+   */
   testPath?: string;
+  /**
+   * Text encoding of a `csv` source (and its test file). UTF-8 is read strictly: bytes that
+   * are not UTF-8 are an error naming the line, so a Latin-1 file is never read as mangled ids.
+   * @default "utf-8"
+   */
+  encoding?: 'utf-8' | 'latin1';
   /** How to split the interactions into train / test (ignored when the files give the split). */
   split?: SplitConfig;
   /**

@@ -31,6 +31,7 @@ export interface ResolvedRunConfig {
     readonly source: string;
     readonly format: NonNullable<RunConfig['data']['format']>;
     readonly testPath: string | null;
+    readonly encoding: 'utf-8' | 'latin1';
     readonly split: {
       readonly protocol: 'auto' | 'leave-one-out' | 'ratio' | 'given';
       readonly order: 'latest' | 'random' | 'temporal';
@@ -115,7 +116,17 @@ export async function readConfigFile(file: string): Promise<unknown> {
       first.message.split('\n')[0],
     );
   }
-  return document.toJS() as unknown;
+  try {
+    // yaml caps alias expansion (maxAliasCount): a "billion laughs" file stops here.
+    return document.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (error) {
+    throw new DataFormatError(
+      { file },
+      'a YAML config without excessive aliases (at most 100 expansions)',
+      (error as Error).message,
+      { cause: error },
+    );
+  }
 }
 
 /** Path segments that would reach an object's prototype. */
@@ -301,6 +312,7 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
       source: named ? config.data.source : absolute(config.data.source),
       format: config.data.format ?? 'auto',
       testPath: config.data.testPath !== undefined ? absolute(config.data.testPath) : null,
+      encoding: config.data.encoding ?? 'utf-8',
       split: {
         protocol: split.protocol ?? 'auto',
         order: split.order ?? 'latest',

@@ -272,6 +272,10 @@ export function resolveSource(
 }
 
 function split(log: InteractionLog, data: ResolvedRunConfig['data']): Dataset {
+  return withPathPrefix('data.split', () => splitLog(log, data));
+}
+
+function splitLog(log: InteractionLog, data: ResolvedRunConfig['data']): Dataset {
   const s = data.split;
   if (s.protocol === 'ratio')
     return ratioSplit(log, {
@@ -282,8 +286,8 @@ function split(log: InteractionLog, data: ResolvedRunConfig['data']): Dataset {
   if (s.protocol === 'given')
     throw new ConfigError([
       {
-        path: 'data.split.protocol',
-        message: `"given" needs files that carry their split (${log.source} is one log)`,
+        path: 'protocol',
+        message: `"given" needs files that carry their split (${log.source} is one log; give a csv its test file with data.testPath or --test)`,
       },
     ]);
   return leaveOneOut(log, { order: s.order === 'random' ? 'random' : 'latest', seed: s.seed });
@@ -343,17 +347,33 @@ export async function loadData(data: ResolvedRunConfig['data']): Promise<LoadedD
   const files: string[] = [];
   const source = resolveSource(data);
   if (source === null) {
-    const synthetic = generateSynthetic({
-      users: data.synthetic.users,
-      items: data.synthetic.items,
-      seed: data.synthetic.seed,
-      featureDimension: data.synthetic.featureDimension,
-    });
+    const synthetic = withPathPrefix('data.synthetic', () =>
+      generateSynthetic({
+        users: data.synthetic.users,
+        items: data.synthetic.items,
+        seed: data.synthetic.seed,
+        featureDimension: data.synthetic.featureDimension,
+      }),
+    );
     dataset = split(synthetic.log, data);
     if (synthetic.itemFeatures)
       plantedFeatures = { data: synthetic.itemFeatures, dimension: synthetic.featureDimension };
   } else {
     const { path, format } = source;
+    if (data.testPath !== null && format !== 'csv' && format !== 'user-item-lists')
+      throw new ConfigError([
+        {
+          path: 'data.testPath',
+          message: `is read with format csv or user-item-lists only; format ${format} carries its own test set`,
+        },
+      ]);
+    if (data.encoding !== 'utf-8' && format !== 'csv')
+      throw new ConfigError([
+        {
+          path: 'data.encoding',
+          message: `applies to format csv only (format ${format} has a fixed encoding)`,
+        },
+      ]);
     const isDir = statSync(path).isDirectory();
     const inFolder = (name: string): string => (isDir ? join(path, name) : path);
     switch (format) {
@@ -371,7 +391,24 @@ export async function loadData(data: ResolvedRunConfig['data']): Promise<LoadedD
       }
       case 'csv': {
         files.push(path);
-        dataset = split(await readDelimited(path), data);
+        const options = { encoding: data.encoding };
+        const log = await readDelimited(path, options);
+        if (
+          data.testPath !== null &&
+          data.split.protocol !== 'given' &&
+          data.split.protocol !== 'auto'
+        )
+          throw new ConfigError([
+            {
+              path: 'data.testPath',
+              message: `a test file gives the split; it cannot be combined with data.split.protocol "${data.split.protocol}" (use "given" or "auto")`,
+            },
+          ]);
+        if (data.testPath !== null) {
+          const test = resolve(requirePath(data.testPath, 'data.testPath'));
+          files.push(test);
+          dataset = givenSplit(log, await readDelimited(test, options), { name: path });
+        } else dataset = split(log, data);
         break;
       }
       case 'user-item-lists': {
@@ -417,10 +454,23 @@ export async function loadData(data: ResolvedRunConfig['data']): Promise<LoadedD
     const manifestFile = `${file}.manifest.json`;
     const matrix = await readFeatureMatrix(file);
     if (existsSync(manifestFile)) {
-      const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as { itemIds?: string[] };
-      if (!Array.isArray(manifest.itemIds))
-        throw new DataFormatError({ file: manifestFile }, 'an itemIds array', 'none');
-      itemFeatures = alignItemFeatures(matrix, dataset.itemIdMap, { rowIds: manifest.itemIds });
+      const manifest = (await readJsonFile(manifestFile, 'a features manifest')) as {
+        itemIds?: unknown;
+      } | null;
+      if (manifest === null || typeof manifest !== 'object')
+        throw new DataFormatError(
+          { file: manifestFile },
+          'a JSON object',
+          JSON.stringify(manifest),
+        );
+      if (
+        !Array.isArray(manifest.itemIds) ||
+        !manifest.itemIds.every((id) => typeof id === 'string')
+      )
+        throw new DataFormatError({ file: manifestFile }, 'an itemIds array of strings', 'none');
+      itemFeatures = alignItemFeatures(matrix, dataset.itemIdMap, {
+        rowIds: manifest.itemIds as string[],
+      });
     } else itemFeatures = alignItemFeatures(matrix, dataset.itemIdMap, { sourceIdOffset: 0 });
   } else if (plantedFeatures) {
     // The generator's feature rows follow its item ids i0, i1, ...
@@ -455,4 +505,31 @@ export function datasetFingerprint(dataset: Dataset): string {
     );
   }
   return hash.digest('hex');
+}
+
+/** Runs `make`, prefixing the paths of a {@link ConfigError} it throws (`users` -> `data.synthetic.users`). */
+function withPathPrefix<T>(prefix: string, make: () => T): T {
+  try {
+    return make();
+  } catch (error) {
+    if (!ConfigError.isInstance(error)) throw error;
+    throw new ConfigError(
+      error.issues.map((i) => ({ path: `${prefix}.${i.path}`, message: i.message })),
+    );
+  }
+}
+
+/** Reads and parses a JSON file; a corrupt one is a DataFormatError naming it. */
+export async function readJsonFile(file: string, what = 'valid JSON'): Promise<unknown> {
+  const text = await readFile(file, 'utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (cause) {
+    throw new DataFormatError(
+      { file },
+      what === 'valid JSON' ? what : `${what} (JSON)`,
+      (cause as Error).message,
+      { cause },
+    );
+  }
 }

@@ -41,6 +41,14 @@ beforeAll(async () => {
   server = createServer((request, response) => {
     requests.push(request.url ?? '');
     const body = files.get(request.url ?? '');
+    if (request.url === '/stall/ml-100k.zip') return; // never answers
+    if (request.url === '/cut/ml-100k.zip') {
+      // Promises 1 MB, sends 1 KB, then drops the connection.
+      response.writeHead(200, { 'content-length': 2 ** 20 });
+      response.write(Buffer.alloc(1024));
+      setTimeout(() => response.socket?.destroy(), 50);
+      return;
+    }
     if (!body) {
       response.writeHead(404).end('not found');
       return;
@@ -65,15 +73,14 @@ describe('datasets download (against a server on 127.0.0.1)', () => {
     const directory = folder();
     const result = await downloadDataset(datasetEntry('ml-100k'), {
       directory,
-      mirror: `${base}/good/`,
-      skipChecksum: true, // the archive itself has no pinned hash; its u.data member does
+      mirror: `${base}/good/`, // no --skip-checksum: the archive is verified through its pinned u.data
     });
     expect(result.folder).toBe(join(directory, 'ml-100k'));
     expect(readdirSync(result.folder).sort()).toEqual(['README', 'advrec-dataset.json', 'u.data']);
     expect(sha256(readFileSync(join(result.folder, 'u.data')))).toBe(
       '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490',
     );
-    expect(result.files[0]!.verified).toBe(false);
+    expect(result.files[0]!.verified).toBe(true);
   });
 
   it('refuses an archive whose member does not match its checksum, leaving nothing behind', async () => {
@@ -141,8 +148,8 @@ describe('datasets download (against a server on 127.0.0.1)', () => {
   it('needs a pinned checksum (or an explicit opt-out) for files without one', async () => {
     const directory = folder();
     await expect(
-      downloadDataset(datasetEntry('ml-100k'), { directory, mirror: `${base}/good/` }),
-    ).rejects.toThrow(/no SHA-256 is recorded for this file; pass --sha256 ml-100k\.zip=<hex>/);
+      downloadDataset(datasetEntry('ml-1m'), { directory, mirror: `${base}/good/` }),
+    ).rejects.toThrow(/no SHA-256 is recorded for this file; pass --sha256 ml-1m\.zip=<hex>/);
     const zip = files.get('/good/ml-100k.zip')!;
     await downloadDataset(datasetEntry('ml-100k'), {
       directory,
@@ -188,6 +195,48 @@ describe('datasets download (against a server on 127.0.0.1)', () => {
       mirror: `${base}/missing/`,
     }).catch((e: unknown) => e);
     expect((error as Error).message).toMatch(/HTTP 404/);
+  });
+
+  it('a server that never answers, or drops the connection, is a download error naming the URL', async () => {
+    const stalled = await downloadDataset(datasetEntry('ml-100k'), {
+      directory: folder(),
+      mirror: `${base}/stall/`,
+      timeoutSeconds: 0.5,
+    }).catch((e: unknown) => e);
+    expect(DownloadError.isInstance(stalled)).toBe(true);
+    expect((stalled as Error).message).toContain(
+      `${base}/stall/ml-100k.zip: no response: no data for 0.5 s`,
+    );
+    const directory = folder();
+    const cut = await downloadDataset(datasetEntry('ml-100k'), {
+      directory,
+      mirror: `${base}/cut/`,
+    }).catch((e: unknown) => e);
+    expect(DownloadError.isInstance(cut)).toBe(true);
+    expect((cut as Error).message).toMatch(
+      /cut\/ml-100k\.zip: the connection was lost after \d+ of 1048576 bytes/,
+    );
+    expect(readdirSync(directory)).toEqual([]);
+  });
+
+  it('a mirror that is not an http(s) URL is a usage error (exit 2)', async () => {
+    const stderr = sink();
+    const code = await runCli(
+      ['datasets', 'download', 'ml-100k', '--dir', folder(), '--mirror', 'not a url'],
+      { stdout: sink(), stderr },
+    );
+    expect(code).toBe(2);
+    expect(stderr.text).toMatch(/--mirror: not a URL/);
+  });
+
+  it('removes staging folders left by killed downloads, keeps those of running ones', async () => {
+    const directory = folder();
+    const { mkdirSync } = await import('node:fs');
+    // pid 2^22 + 1 is above Linux's pid_max default range: no such process.
+    mkdirSync(join(directory, `ml-100k.partial-${2 ** 22 + 1}`, 'ml-100k'), { recursive: true });
+    mkdirSync(join(directory, `ml-100k.partial-${process.ppid}`), { recursive: true });
+    await downloadDataset(datasetEntry('ml-100k'), { directory, mirror: `${base}/good/` });
+    expect(readdirSync(directory).sort()).toEqual(['ml-100k', `ml-100k.partial-${process.ppid}`]);
   });
 
   it('works through the CLI: exit 0, then exit 4 for a checksum mismatch', async () => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { ConfigError } from '@advrec/data';
 import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { unzipSync } from 'fflate';
 import type { DatasetEntry, DatasetFile } from './datasets.js';
@@ -23,6 +24,8 @@ export interface DownloadOptions {
   readonly fetch?: typeof fetch;
   /** What archives may expand to (default {@link EXTRACTION_LIMITS}). */
   readonly limits?: ExtractionLimits;
+  /** Seconds without data before giving up (default {@link DOWNLOAD_IDLE_TIMEOUT_SECONDS}). */
+  readonly timeoutSeconds?: number;
 }
 
 /** What {@link downloadDataset} did. */
@@ -58,27 +61,61 @@ export function safeMemberPath(target: string, member: string, archive: string):
   return path;
 }
 
+/** Seconds without a byte from the server before a download is given up (default). */
+export const DOWNLOAD_IDLE_TIMEOUT_SECONDS = 60;
+
 async function fetchBytes(url: string, options: DownloadOptions): Promise<Uint8Array> {
   const doFetch = options.fetch ?? fetch;
+  const idleMs = (options.timeoutSeconds ?? DOWNLOAD_IDLE_TIMEOUT_SECONDS) * 1000;
+  // One timer, re-armed by every chunk: a server that never answers, or stops sending,
+  // ends the download with the URL named instead of hanging.
+  const controller = new AbortController();
+  let timer = setTimeout(() => controller.abort(), idleMs);
+  const rearm = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => controller.abort(), idleMs);
+  };
+  const stalled = (what: string): DownloadError =>
+    new DownloadError(
+      `${url}: ${what}: no data for ${idleMs / 1000} s (check the URL or the network; --timeout sets the limit)`,
+    );
   let response: Response;
   try {
-    response = await doFetch(url, { redirect: 'follow' });
+    response = await doFetch(url, { redirect: 'follow', signal: controller.signal });
   } catch (error) {
-    throw new DownloadError(`${url}: ${(error as Error).message}`, { cause: error });
+    clearTimeout(timer);
+    if (controller.signal.aborted) throw stalled('no response');
+    const cause = (error as { cause?: { message?: string } }).cause?.message;
+    throw new DownloadError(`${url}: ${(error as Error).message}${cause ? ` (${cause})` : ''}`, {
+      cause: error,
+    });
   }
-  if (!response.ok || response.body === null)
+  if (!response.ok || response.body === null) {
+    clearTimeout(timer);
     throw new DownloadError(`${url}: HTTP ${response.status} ${response.statusText}`);
+  }
   const length = Number(response.headers.get('content-length'));
   const total = Number.isFinite(length) && length > 0 ? length : null;
   const chunks: Uint8Array[] = [];
   let received = 0;
   const reader = response.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    received += value.byteLength;
-    options.onProgress?.(url, received, total);
+  try {
+    for (;;) {
+      rearm();
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      received += value.byteLength;
+      options.onProgress?.(url, received, total);
+    }
+  } catch (error) {
+    if (controller.signal.aborted) throw stalled(`stalled after ${received} bytes`);
+    throw new DownloadError(
+      `${url}: the connection was lost after ${received}${total !== null ? ` of ${total}` : ''} bytes (${(error as Error).message}); run the download again`,
+      { cause: error },
+    );
+  } finally {
+    clearTimeout(timer);
   }
   if (total !== null && received !== total)
     throw new DownloadError(`${url}: truncated download (${received} of ${total} bytes)`);
@@ -93,8 +130,47 @@ async function fetchBytes(url: string, options: DownloadOptions): Promise<Uint8A
 
 function urlOf(file: DatasetFile, mirror: string | undefined): string {
   if (!mirror) return file.url;
-  return new URL(basename(new URL(file.url).pathname), mirror.endsWith('/') ? mirror : `${mirror}/`)
-    .href;
+  let base: URL;
+  try {
+    base = new URL(mirror.endsWith('/') ? mirror : `${mirror}/`);
+  } catch {
+    throw new ConfigError([{ path: '--mirror', message: `not a URL: ${JSON.stringify(mirror)}` }]);
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:')
+    throw new ConfigError([
+      { path: '--mirror', message: `must be an http(s) URL, got ${JSON.stringify(mirror)}` },
+    ]);
+  return new URL(basename(new URL(file.url).pathname), base).href;
+}
+
+/**
+ * Removes `<folder>.partial-<pid>` staging folders left by downloads that were killed: those
+ * whose process no longer runs.
+ */
+async function removeStaleStaging(folder: string): Promise<void> {
+  const parent = dirname(folder);
+  const prefix = `${basename(folder)}.partial-`;
+  let names: string[];
+  try {
+    names = await readdir(parent);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (!Number.isInteger(pid) || pid === process.pid || processIsAlive(pid)) continue;
+    await rm(join(parent, name), { recursive: true, force: true });
+  }
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** What an archive may expand to: zip bombs are refused before they are inflated. */
@@ -177,6 +253,7 @@ export async function downloadDataset(
   if (existsSync(folder) && !options.force)
     throw new DownloadError(`${folder} already exists (pass --force to replace it)`);
   const staging = `${folder}.partial-${process.pid}`;
+  await removeStaleStaging(folder);
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
   const files: { url: string; sha256: string; verified: boolean; bytes: number }[] = [];
@@ -186,7 +263,9 @@ export async function downloadDataset(
       const url = urlOf(file, options.mirror);
       const name = basename(new URL(file.url).pathname);
       const expected = options.sha256?.[name] ?? file.sha256;
-      if (expected === null && !options.skipChecksum)
+      // An archive whose members are pinned is verified through them.
+      const membersPinned = file.kind === 'zip' && Object.keys(file.members ?? {}).length > 0;
+      if (expected === null && !membersPinned && !options.skipChecksum)
         throw new DownloadError(
           `${name}: no SHA-256 is recorded for this file; pass --sha256 ${name}=<hex> from a source you trust, or --skip-checksum to download it unverified`,
         );
@@ -194,7 +273,12 @@ export async function downloadDataset(
       const actual = sha256(bytes);
       if (expected !== null && actual !== expected.toLowerCase())
         throw new DownloadError(`${url}: SHA-256 mismatch: expected ${expected}, got ${actual}`);
-      files.push({ url, sha256: actual, verified: expected !== null, bytes: bytes.byteLength });
+      files.push({
+        url,
+        sha256: actual,
+        verified: expected !== null || membersPinned,
+        bytes: bytes.byteLength,
+      });
       if (file.kind === 'file') {
         const path = safeMemberPath(staging, file.saveAs ?? name, url);
         await writeFile(path, bytes);

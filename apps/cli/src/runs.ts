@@ -6,12 +6,12 @@ import { readFile, readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError, DataFormatError, writeFileAtomic } from '@advrec/data';
 import { createModel, readCheckpoint, restoreModel } from '@advrec/models';
 import type { JsonObject, Model } from '@advrec/models';
 import type { ResolvedRunConfig } from './config.js';
-import { loadData } from './datasets.js';
+import { loadData, readJsonFile } from './datasets.js';
 import type { LoadedData } from './datasets.js';
 
 /** Writes text (or JSON) to a file atomically. */
@@ -38,6 +38,22 @@ export function toJson(value: unknown): string {
  * registers models with `registerModel` / `registerTfjsModel` and adversaries with
  * `registerAdversary` when imported.
  */
+/** Plugins loaded in this process: the spec the user gave and the file it resolved to. */
+const loadedPlugins: { spec: string; url: string; path: string | null }[] = [];
+
+/**
+ * The plugin an error came from, found from its stack: the loaded plugin module whose file
+ * appears in it (or `null` when none does). The CLI names it instead of printing a stack.
+ */
+export function pluginBlamedFor(error: unknown): string | null {
+  const stack = (error as { stack?: unknown } | null)?.stack;
+  if (typeof stack !== 'string') return null;
+  for (const plugin of loadedPlugins)
+    if (stack.includes(plugin.url) || (plugin.path !== null && stack.includes(plugin.path)))
+      return plugin.spec;
+  return null;
+}
+
 export async function loadPlugins(specs: readonly string[]): Promise<string[]> {
   const loaded: string[] = [];
   for (const spec of specs) {
@@ -54,6 +70,8 @@ export async function loadPlugins(specs: readonly string[]): Promise<string[]> {
         url = spec;
       }
     }
+    const path = url.startsWith('file:') ? fileURLToPath(url) : null;
+    if (!loadedPlugins.some((p) => p.url === url)) loadedPlugins.push({ spec, url, path });
     try {
       await import(url);
     } catch (error) {
@@ -127,16 +145,6 @@ export interface ReloadedRun {
   readonly checkpoint: string;
 }
 
-/** A JSON file advrec wrote; a corrupt one is a DataFormatError naming it. */
-async function readJsonFile<T>(file: string, what: string): Promise<T> {
-  const text = await readFile(file, 'utf8');
-  try {
-    return JSON.parse(text) as T;
-  } catch (cause) {
-    throw new DataFormatError({ file }, `${what} (JSON)`, (cause as Error).message, { cause });
-  }
-}
-
 /** The checkpoint of a run folder: `model.ckpt`, else the newest of the others. */
 export async function runCheckpoint(folder: string): Promise<string> {
   const dir = join(folder, 'checkpoints');
@@ -162,12 +170,17 @@ export async function reloadRun(folder: string, checkpointFile?: string): Promis
       'a run folder written by advrec train (config.json)',
       'no such file',
     );
-  const config = await readJsonFile<ResolvedRunConfig>(configFile, 'the run config advrec wrote');
+  const config = (await readJsonFile(
+    configFile,
+    'the run config advrec wrote',
+  )) as ResolvedRunConfig;
   await loadPlugins(config.plugins);
   const data = await loadData(config.data);
   const datasetFile = join(folder, 'dataset.json');
   const recorded = existsSync(datasetFile)
-    ? await readJsonFile<{ fingerprint?: string }>(datasetFile, 'the data set record advrec wrote')
+    ? ((await readJsonFile(datasetFile, 'the data set record advrec wrote')) as {
+        fingerprint?: string;
+      })
     : {};
   if (recorded.fingerprint && recorded.fingerprint !== data.fingerprint)
     throw new DataFormatError(

@@ -4,7 +4,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError } from '@advrec/data';
+import { checkAllocation, ConfigError } from '@advrec/data';
 import { writeCheckpoint } from '@advrec/models';
 import type { Model } from '@advrec/models';
 import { getAdversary } from '@advrec/adversary';
@@ -35,6 +35,22 @@ export function checkTrainConfig(config: ResolvedRunConfig, model: Model): void 
     throw new ConfigError(
       error.issues.map((i) => ({ path: `training.${i.path}`, message: i.message })),
     );
+  }
+}
+
+/**
+ * Checks, before any training, that the evaluation and validation cutoffs fit in memory
+ * for this data set (a cutoff of 1e9 is refused here, not after hours of training).
+ */
+export function checkRunSizes(config: ResolvedRunConfig, data: LoadedData): void {
+  const users = data.dataset.numUsers;
+  const lists: [string, readonly number[]][] = [
+    ['evaluation.cutoffs', config.evaluation.cutoffs],
+    ['training.validation.cutoffs', config.training.validation.cutoffs],
+  ];
+  for (const [path, cutoffs] of lists) {
+    const largest = Math.max(0, ...cutoffs);
+    checkAllocation(path, `top-${largest} lists of ${users} users`, users * largest, 4);
   }
 }
 

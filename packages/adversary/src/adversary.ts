@@ -96,18 +96,39 @@ export async function perturbSteps(
           adversary,
           surface,
           gradient,
-          adversary.perturb(gradient, epsilon, {
-            surface,
-            random,
-            step,
-            ...(previous ? { previous } : {}),
-          }),
+          callPerturb(adversary, surface, () =>
+            adversary.perturb(gradient, epsilon, {
+              surface,
+              random,
+              step,
+              ...(previous ? { previous } : {}),
+            }),
+          ),
         ),
       );
     }
     perturbations = next;
   }
   return perturbations;
+}
+
+/** Runs a (possibly plugin) adversary's `perturb`; what it throws is reported naming it. */
+function callPerturb(
+  adversary: Adversary,
+  surface: PerturbableSurface,
+  perturb: () => SparseRows,
+): SparseRows {
+  try {
+    return perturb();
+  } catch (error) {
+    if (ConfigError.isInstance(error)) throw error;
+    throw new ConfigError([
+      {
+        path: `adversaries.${adversary.adversaryName}`,
+        message: `adversary ${adversary.adversaryName} threw in perturb (surface ${surface.name}): ${(error as Error)?.message ?? String(error)}`,
+      },
+    ]);
+  }
 }
 
 /**

@@ -1,8 +1,8 @@
 import { open } from 'node:fs/promises';
-import { totalmem } from 'node:os';
-import { DataError, DataFormatError, IssueCollector } from './errors.js';
+import { ConfigError, DataError, DataFormatError, IssueCollector } from './errors.js';
 import type { IdMap } from './id-map.js';
 import { assertReadableFile } from './lines.js';
+import { checkAllocation } from './memory.js';
 import { writeFileAtomic } from './write.js';
 
 /** A dense row-major float32 matrix read from a file. */
@@ -145,25 +145,16 @@ async function readMatrix(
 
 /** Refuses a matrix the machine cannot hold before trying to allocate it. */
 function allocateFeatures(file: string, rows: number, dimension: number): Float32Array {
-  const bytes = rows * dimension * 4;
-  const limit = Math.min(totalmem(), MAX_FLOAT32_ELEMENTS * 4);
-  if (bytes > limit) {
+  try {
+    checkAllocation('features', `a ${rows} x ${dimension} feature matrix`, rows * dimension, 4);
+  } catch (error) {
     throw new DataFormatError(
       { file },
-      `a matrix that fits in memory (at most ${formatBytes(limit)} as float32)`,
-      `${rows} x ${dimension} = ${formatBytes(bytes)}`,
+      'a feature matrix that fits in memory',
+      ConfigError.isInstance(error) ? error.issues[0]!.message : String(error),
     );
   }
   return new Float32Array(rows * dimension);
-}
-
-/** The longest typed array V8 allocates (2^32 - 1 elements on 64-bit Node). */
-const MAX_FLOAT32_ELEMENTS = 2 ** 32 - 1;
-
-function formatBytes(bytes: number): string {
-  return bytes >= 2 ** 30
-    ? `${(bytes / 2 ** 30).toFixed(1)} GiB`
-    : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 function parseNpyHeader(head: Buffer, file: string): MatrixHeader {

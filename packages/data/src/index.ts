@@ -86,6 +86,7 @@ export type {
 export { generateSynthetic } from './synthetic.js';
 export type { SyntheticData, SyntheticOptions } from './synthetic.js';
 export { writeFileAtomic } from './write.js';
+export { checkAllocation, formatBytes } from './memory.js';
 export { loadAmrDataset, loadNcfDataset, readAmrTestPositives } from './repositories.js';
 export type { DatasetWithNegatives } from './repositories.js';
 export { globalRegistry } from './registry.js';

@@ -130,10 +130,18 @@ describe('readers round-trip random valid files (fast-check)', () => {
       fc.tuple(
         fc.constant(r),
         fc.constant(d),
-        fc.array(fc.float({ noNaN: true, noDefaultInfinity: true, min: Math.fround(-1e30), max: Math.fround(1e30) }), {
-          minLength: r * d,
-          maxLength: r * d,
-        }),
+        fc.array(
+          fc.float({
+            noNaN: true,
+            noDefaultInfinity: true,
+            min: Math.fround(-1e30),
+            max: Math.fround(1e30),
+          }),
+          {
+            minLength: r * d,
+            maxLength: r * d,
+          },
+        ),
       ),
     );
 

@@ -1,3 +1,4 @@
+import { checkAllocation } from './memory.js';
 import { IssueCollector } from './errors.js';
 import { IdMap } from './id-map.js';
 import type { InteractionLog } from './interaction-log.js';
@@ -73,6 +74,15 @@ export function generateSynthetic(options: SyntheticOptions = {}): SyntheticData
   issues.number('featureNoise', featureNoise, 0, 1e6);
   issues.integer('seed', seed, 0);
   issues.throwIfAny();
+  // Sizes typed by mistake (1e9 users) are refused by size before anything is allocated.
+  checkAllocation('items', `${numItems} items x rank ${rank} factors`, numItems * rank, 4);
+  checkAllocation('users', `${numUsers} users x rank ${rank} factors`, numUsers * rank, 4);
+  checkAllocation(
+    'users',
+    `about ${Math.round(numUsers * meanPerUser)} interactions (users x meanPerUser)`,
+    numUsers * meanPerUser,
+    3 * 8,
+  );
 
   const random = new Random(seed);
   const scale = 1 / Math.sqrt(rank);

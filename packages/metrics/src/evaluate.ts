@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import {
+  checkAllocation,
   InteractionMatrix,
   type ConfigIssue,
   type Dataset,
@@ -252,6 +253,12 @@ export async function evaluateFullRanking(
   const positionOffsets = new Int32Array(users.length + 1);
   for (let b = 0; b < users.length; b++)
     positionOffsets[b + 1] = positionOffsets[b]! + prepared.relevant.degree(users[b]!);
+  checkAllocation(
+    'cutoffs',
+    `top-${plan.maxCutoff} lists of ${users.length} users`,
+    users.length * plan.maxCutoff,
+    4,
+  );
   const top = sharedInt32(users.length * plan.maxCutoff);
   const positions = sharedInt32(positionOffsets[users.length]!);
   const candidates = sharedInt32(users.length);
@@ -814,6 +821,12 @@ export async function evaluateSampled(
   const width = n + 1;
   const perUser: Record<string, Float64Array> = {};
   for (const key of plan.keys) perUser[key] = new Float64Array(testSet.numCases);
+  checkAllocation(
+    'cutoffs',
+    `top-${plan.maxCutoff} lists of ${testSet.numCases} cases`,
+    testSet.numCases * plan.maxCutoff,
+    4,
+  );
   const top = new Int32Array(testSet.numCases * plan.maxCutoff).fill(-1);
   // A factorized model's canonical scores come from its factors, fetched once (VBPR
   // projects every item's features there: once, not once per block).

@@ -1,4 +1,4 @@
-import { ConfigError, Random } from '@advrec/data';
+import { checkAllocation, ConfigError, Random } from '@advrec/data';
 
 /** Which id space indexes the rows of a surface (and of a row table). */
 export type Side = 'user' | 'item';
@@ -41,6 +41,13 @@ export function createTable(
     throw new ConfigError([
       { path: `${name}.dimension`, message: `must be a positive integer, got ${dimension}` },
     ]);
+  // A size typed by mistake is a ConfigError on the embedding size, not a RangeError.
+  checkAllocation(
+    'embeddingSize',
+    `table ${name} (${rows.toLocaleString('en-US')} x ${dimension.toLocaleString('en-US')} float32)`,
+    rows * dimension,
+    4,
+  );
   const bytes = rows * dimension * 4;
   const buffer = shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
   return { name, side, rows, dimension, values: new Float32Array(buffer) };

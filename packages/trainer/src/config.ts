@@ -10,6 +10,15 @@ import { getAdversary } from '@advrec/adversary';
 import { METRIC_KEY_FORMAT, parseMetricKey } from '@advrec/metrics';
 import type { Model } from '@advrec/models';
 import { resolveOptimizerConfig } from './optimizer.js';
+
+/**
+ * The most threads a run may ask for: 4 x this machine's cores (at least 8). More threads
+ * than cores only adds contention (100 threads took a toy epoch from 0.1 s to 56 s).
+ */
+export function maxThreads(): number {
+  return Math.max(8, 4 * availableParallelism());
+}
+
 import type { OptimizerConfig, ResolvedOptimizerConfig } from './optimizer.js';
 
 /** The adversarial part of APR (Eq. 4-5). */
@@ -131,9 +140,14 @@ export interface ResolvedTrainConfig {
 /** Validates and fills every default; reports every problem with its field path at once. */
 export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): ResolvedTrainConfig {
   const issues: ConfigIssue[] = [];
-  const int = (path: string, value: number, min: number): void => {
+  const int = (path: string, value: number, min: number, max = Infinity): void => {
     if (!Number.isInteger(value) || value < min)
       issues.push({ path, message: `must be an integer >= ${min}, got ${value}` });
+    else if (value > max)
+      issues.push({
+        path,
+        message: `must be at most ${max} (this machine has ${availableParallelism()} cores), got ${value}`,
+      });
   };
   const seed = config.seed ?? 0;
   const batchSize = config.batchSize ?? 512;
@@ -179,7 +193,7 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
       message: `must be shuffle or with-replacement, got ${String(sampling)}`,
     });
   const threads = config.threads ?? availableParallelism();
-  int('threads', threads, 1);
+  int('threads', threads, 1, maxThreads());
   const mode = config.mode ?? 'deterministic';
   if (mode !== 'deterministic' && mode !== 'hogwild')
     issues.push({ path: 'mode', message: `must be deterministic or hogwild, got ${String(mode)}` });
@@ -217,6 +231,7 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
     threads: v.threads ?? availableParallelism(),
   } as const;
   int('validation.every', validation.every, 1);
+  int('validation.threads', validation.threads, 1, maxThreads());
   if (validation.split !== 'validation' && validation.split !== 'test')
     issues.push({
       path: 'validation.split',

@@ -5,7 +5,7 @@
  *
  * @packageDocumentation
  */
-export { resolveTrainConfig } from './config.js';
+export { maxThreads, resolveTrainConfig } from './config.js';
 export type {
   AdversarialConfig,
   ResolvedTrainConfig,

@@ -11,13 +11,14 @@ import type { ResolvedRunConfig } from '../config.js';
 import { emit, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { DATASETS, dataDirectory, datasetEntry, loadData, locateDataset } from '../datasets.js';
-import { downloadDataset } from '../download.js';
+import { DOWNLOAD_IDLE_TIMEOUT_SECONDS, downloadDataset } from '../download.js';
 import { toJson, writeText } from '../runs.js';
 
 /** Split flags shared by `datasets describe` and `datasets split`. */
 export interface SplitFlags {
   readonly format?: ResolvedRunConfig['data']['format'];
   readonly test?: string;
+  readonly encoding?: 'utf-8' | 'latin1';
   readonly protocol?: ResolvedRunConfig['data']['split']['protocol'];
   readonly order?: ResolvedRunConfig['data']['split']['order'];
   readonly testFraction?: number;
@@ -30,6 +31,7 @@ function dataConfig(source: string, flags: SplitFlags): ResolvedRunConfig['data'
     source,
     format: flags.format ?? 'auto',
     testPath: flags.test ?? null,
+    encoding: flags.encoding ?? 'utf-8',
     split: {
       protocol: flags.protocol ?? 'auto',
       order: flags.order ?? 'latest',
@@ -163,10 +165,13 @@ export async function downloadCommand(
     sha256?: string[];
     skipChecksum?: boolean;
     force?: boolean;
+    timeout?: number;
   },
   context: CommandContext,
 ): Promise<number> {
   const entry = datasetEntry(name, 'name');
+  if (flags.timeout !== undefined && !(flags.timeout > 0))
+    throw new ConfigError([{ path: '--timeout', message: `must be > 0, got ${flags.timeout}` }]);
   const pinned: Record<string, string> = {};
   for (const pair of flags.sha256 ?? []) {
     const eq = pair.indexOf('=');
@@ -182,6 +187,7 @@ export async function downloadCommand(
     sha256: pinned,
     skipChecksum: flags.skipChecksum ?? false,
     force: flags.force ?? false,
+    ...(flags.timeout !== undefined ? { timeoutSeconds: flags.timeout } : {}),
     onProgress: (url, received, total) => {
       let bar = bars.get(url);
       if (!bar) {
@@ -235,7 +241,13 @@ export const datasetsCli: CliCommand = {
             'csv',
           ]),
         )
-        .option('--test <file>', 'the test file of a given split')
+        .option('--test <file>', 'the test file of a given split (user-item-lists or csv)')
+        .addOption(
+          new Option(
+            '--encoding <encoding>',
+            'text encoding of a csv file (default utf-8)',
+          ).choices(['utf-8', 'latin1']),
+        )
         .addOption(
           new Option('--protocol <protocol>', 'split protocol').choices([
             'auto',
@@ -281,6 +293,11 @@ export const datasetsCli: CliCommand = {
       .option('--sha256 <name=hex>', 'pin the checksum of a file (repeatable)', collect, [])
       .option('--skip-checksum', 'download files without a recorded checksum (prints their hashes)')
       .option('--force', 'replace an existing folder')
+      .option(
+        '--timeout <seconds>',
+        `give up after this many seconds without data (default ${DOWNLOAD_IDLE_TIMEOUT_SECONDS})`,
+        decimal('--timeout'),
+      )
       .action(run((context, name: string, flags) => downloadCommand(name, flags, context)));
   },
 };

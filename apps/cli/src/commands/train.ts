@@ -8,7 +8,7 @@ import {
   robustnessSections,
 } from '../evaluation.js';
 import { buildModel, loadPlugins, machineLine, toJson, writeText } from '../runs.js';
-import { checkTrainConfig, historySections, trainModel } from '../training.js';
+import { checkRunSizes, checkTrainConfig, historySections, trainModel } from '../training.js';
 import { join } from 'node:path';
 import type { EvaluationResult } from '@advrec/metrics';
 import type { EngineInfo } from '@advrec/trainer';
@@ -91,6 +91,7 @@ export async function trainCommand(
   const data = await loadData(config.data);
   const model = buildModel(config, data);
   checkTrainConfig(config, model);
+  checkRunSizes(config, data);
   const { folder, description, release } = await openRunFolder(
     options.out,
     'train',
