@@ -1,7 +1,7 @@
 import { unlinkSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ConfigError } from '@advrec/data';
+import { ConfigError, removeStaleTemporaries } from '@advrec/data';
 import type { Progress } from './progress.js';
 import { describe } from '@advrec/data';
 import type { DatasetDescription } from '@advrec/data';
@@ -168,6 +168,10 @@ export async function openRunFolder(
   }
   await mkdir(join(folder, 'checkpoints'), { recursive: true });
   progress.log(`run folder: ${folder}`);
+  // Temporary files of a run that was killed mid-write (the lock says none is running here).
+  for (const dir of [folder, join(folder, 'checkpoints')])
+    for (const name of await removeStaleTemporaries(dir))
+      progress.log(`removed ${join(dir, name)} (left by a killed write)`);
   const description = describe(data.dataset);
   const features = data.itemFeatures
     ? `, features ${data.itemFeatures.dimension}-d (${data.itemFeatures.missingItems.length} items without)`

@@ -2,22 +2,25 @@
  * Training a run config's model (the only CLI module that loads `@advrec/trainer`'s Trainer,
  * with the reproductions).
  */
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkAllocation, ConfigError } from '@advrec/data';
-import { writeCheckpoint } from '@advrec/models';
-import type { Model } from '@advrec/models';
+import { checkAllocation, ConfigError, DataFormatError } from '@advrec/data';
+import { readCheckpoint, restoreModel, writeCheckpoint } from '@advrec/models';
+import type { JsonObject, Model, ParameterTable } from '@advrec/models';
 import { getAdversary } from '@advrec/adversary';
 import { Trainer, resolveTrainConfig, selectEngineProvider } from '@advrec/trainer';
 import type {
   EngineInfo,
   EpochEvent,
+  PhaseProgress,
   PhaseResult,
   TrainConfig,
   ValidationEvent,
 } from '@advrec/trainer';
 import type { ResolvedRunConfig } from './config.js';
 import type { LoadedData } from './datasets.js';
+import { readJsonFile } from './datasets.js';
 import type { Progress } from './progress.js';
 import type { ReportSection } from './report.js';
 
@@ -108,9 +111,19 @@ export async function trainModel(
   model: Model,
   data: LoadedData,
   config: ResolvedRunConfig,
-  options: { folder: string; progress: Progress; signal?: AbortSignal },
+  options: {
+    folder: string;
+    progress: Progress;
+    signal?: AbortSignal;
+    /** Continue a stopped run from this checkpoint (`checkpoints/last.ckpt`), exactly. */
+    resume?: ResumePoint;
+  },
 ): Promise<TrainOutcome> {
-  const history: HistoryRow[] = [];
+  const resume = options.resume;
+  // A resumed run keeps the history of the epochs it already ran.
+  const history: HistoryRow[] = resume
+    ? resume.history.filter((row) => row.epoch < resume.epoch)
+    : [];
   const checkpoints = join(options.folder, 'checkpoints');
   await mkdir(checkpoints, { recursive: true });
   if (model.trainableTables.length === 0) {
@@ -128,65 +141,104 @@ export async function trainModel(
   }
   let interrupted = false;
   const t = config.training;
-  let bar = options.progress.bar('BPR epochs', t.epochs);
-  let phaseStart = 0;
+  const resumeInApr = resume?.progress.phase === 'apr';
+  let bar = options.progress.bar(
+    resumeInApr ? `${t.adversarial.adversary.toUpperCase()} adversarial epochs` : 'BPR epochs',
+    resumeInApr ? t.adversarialEpochs : t.epochs,
+  );
+  let phaseStart = resume ? resume.epoch - resume.progress.epochsDone : 0;
   let lastValidation: Record<string, number> | null = null;
   let trainer: Trainer | null = null;
   const trainerRef = (): Trainer => trainer!;
-  trainer = await Trainer.create(model, data.dataset, trainConfigOf(config), {
-    onLog: (message) => options.progress.log(message),
-    onEpochEnd: async (event: EpochEvent) => {
-      const row: HistoryRow = {
-        epoch: event.epoch,
-        phase: event.phase,
-        loss: event.loss / event.triples,
-        adversarialLoss: event.phase === 'apr' ? event.adversarialLoss / event.triples : null,
-        trainAccuracy: event.trainAccuracy ?? null,
-        parameterNorm: event.parameterNorm,
-        seconds: event.seconds,
-        triplesPerSecond: event.triplesPerSecond,
-        validation: null,
-      };
-      history.push(row);
-      bar.update(
-        event.epoch + 1 - phaseStart,
-        `loss ${(event.loss / event.triples).toFixed(4)}${lastValidation ? ` | ${t.validation.metric} ${(lastValidation[t.validation.metric] ?? Number.NaN).toFixed(4)}` : ''}`,
-      );
-      if (t.checkpointEvery > 0 && (event.epoch + 1) % t.checkpointEvery === 0)
-        await trainerRef().save(join(checkpoints, 'last.ckpt'), {
-          datasetFingerprint: data.fingerprint,
-        });
+  trainer = await Trainer.create(
+    model,
+    data.dataset,
+    trainConfigOf(config),
+    {
+      onLog: (message) => options.progress.log(message),
+      onEpochEnd: async (event: EpochEvent) => {
+        const row: HistoryRow = {
+          epoch: event.epoch,
+          phase: event.phase,
+          loss: event.loss / event.triples,
+          adversarialLoss: event.phase === 'apr' ? event.adversarialLoss / event.triples : null,
+          trainAccuracy: event.trainAccuracy ?? null,
+          parameterNorm: event.parameterNorm,
+          seconds: event.seconds,
+          triplesPerSecond: event.triplesPerSecond,
+          validation: null,
+        };
+        history.push(row);
+        bar.update(
+          event.epoch + 1 - phaseStart,
+          `loss ${(event.loss / event.triples).toFixed(4)}${lastValidation ? ` | ${t.validation.metric} ${(lastValidation[t.validation.metric] ?? Number.NaN).toFixed(4)}` : ''}`,
+        );
+      },
+      onValidation: (event: ValidationEvent) => {
+        lastValidation = { ...event.metrics };
+        const row = history.findLast((r) => r.epoch === event.epoch);
+        if (row) history[history.indexOf(row)] = { ...row, validation: event.metrics };
+      },
     },
-    onValidation: (event: ValidationEvent) => {
-      lastValidation = { ...event.metrics };
-      const row = history.findLast((r) => r.epoch === event.epoch);
-      if (row) history[history.indexOf(row)] = { ...row, validation: event.metrics };
-    },
-  });
+    resume
+      ? { extraTables: resume.extraTables, epoch: resume.epoch, step: resume.step }
+      : undefined,
+  );
   let bestBpr = -1;
   let bestApr: number | null = null;
   let stoppedEarly = false;
   // One phase: its best checkpoint records the data set, Ctrl-C stops it between epochs.
-  const phase = (epochs: number, adversarial: boolean, best: string): Promise<PhaseResult> =>
-    trainerRef().runPhase({
+  const phase = async (
+    epochs: number,
+    adversarial: boolean,
+    best: string,
+  ): Promise<PhaseResult> => {
+    const continued = resume && resume.progress.phase === (adversarial ? 'apr' : 'bpr');
+    const bestFile = join(checkpoints, best);
+    const bestTables =
+      continued && resume.progress.bestEpoch >= 0 && existsSync(bestFile)
+        ? restoreModel((await readCheckpoint(bestFile)).model).tables
+        : undefined;
+    return trainerRef().runPhase({
       ...(options.signal ? { signal: options.signal } : {}),
       epochs,
       adversarial,
-      checkpoint: join(checkpoints, best),
+      checkpoint: bestFile,
       checkpointMetadata: { datasetFingerprint: data.fingerprint },
+      ...(t.checkpointEvery > 0
+        ? {
+            periodicCheckpoint: {
+              file: join(checkpoints, 'last.ckpt'),
+              every: t.checkpointEvery,
+              // The history so far travels with the checkpoint: a killed run resumes with it.
+              metadata: () => ({
+                datasetFingerprint: data.fingerprint,
+                history: history as unknown as JsonObject[],
+              }),
+            },
+          }
+        : {}),
+      ...(continued
+        ? { resume: { progress: resume.progress, ...(bestTables ? { bestTables } : {}) } }
+        : {}),
     });
+  };
   try {
-    const bpr = await phase(t.epochs, false, 'bpr-best.ckpt');
-    bestBpr = bpr.bestEpoch;
-    stoppedEarly ||= bpr.stoppedEarly;
-    bar.finish(phaseSummary(bpr, t.validation.metric), bpr.epochs.length);
+    if (!resumeInApr) {
+      const bpr = await phase(t.epochs, false, 'bpr-best.ckpt');
+      bestBpr = bpr.bestEpoch;
+      stoppedEarly ||= bpr.stoppedEarly;
+      bar.finish(phaseSummary(bpr, t.validation.metric), bpr.epochs.length);
+    } else bestBpr = resume!.bestBprEpoch;
     if (t.adversarialEpochs > 0) {
-      phaseStart = trainer.epoch;
-      lastValidation = null;
-      bar = options.progress.bar(
-        `${t.adversarial.adversary.toUpperCase()} adversarial epochs`,
-        t.adversarialEpochs,
-      );
+      if (!resumeInApr) {
+        phaseStart = trainer.epoch;
+        lastValidation = null;
+        bar = options.progress.bar(
+          `${t.adversarial.adversary.toUpperCase()} adversarial epochs`,
+          t.adversarialEpochs,
+        );
+      }
       const apr = await phase(t.adversarialEpochs, true, 'adversarial-best.ckpt');
       bestApr = apr.bestEpoch;
       stoppedEarly ||= apr.stoppedEarly;
@@ -202,6 +254,7 @@ export async function trainModel(
     );
     await trainer.save(join(checkpoints, 'last.ckpt'), {
       datasetFingerprint: data.fingerprint,
+      history: history as unknown as JsonObject[],
       interrupted: true,
     });
   } finally {
@@ -213,6 +266,71 @@ export async function trainModel(
     stoppedEarly,
     interrupted,
     engine: trainer.engineInfo,
+  };
+}
+
+/** Where a stopped run continues: its last checkpoint and the history written so far. */
+export interface ResumePoint {
+  readonly epoch: number;
+  readonly step: number;
+  readonly extraTables: readonly ParameterTable[];
+  readonly progress: PhaseProgress;
+  readonly history: readonly HistoryRow[];
+  /** The BPR phase's best epoch (from its checkpoint) when the run stopped in the adversarial phase. */
+  readonly bestBprEpoch: number;
+}
+
+/**
+ * Reads the resume point of a run folder: `checkpoints/last.ckpt` (written every
+ * `checkpointEvery` epochs and on Ctrl-C) with its phase progress, and `history.json`.
+ */
+export async function readResumePoint(folder: string, fingerprint: string): Promise<ResumePoint> {
+  const file = join(folder, 'checkpoints', 'last.ckpt');
+  if (!existsSync(file))
+    throw new DataFormatError(
+      { file },
+      'a checkpoint to resume from (written every training.checkpointEvery epochs and on Ctrl-C)',
+      'no such file',
+    );
+  const saved = await readCheckpoint(file);
+  const meta = saved.metadata;
+  const progress = meta['phaseProgress'] as unknown as PhaseProgress | undefined;
+  if (
+    typeof meta['epoch'] !== 'number' ||
+    typeof meta['step'] !== 'number' ||
+    progress === undefined ||
+    (progress.phase !== 'bpr' && progress.phase !== 'apr')
+  )
+    throw new DataFormatError(
+      { file },
+      'a resumable checkpoint (epoch, step and phase progress in its metadata)',
+      'a checkpoint without them (written by an older advrec?)',
+    );
+  if (meta['datasetFingerprint'] !== fingerprint)
+    throw new DataFormatError(
+      { file },
+      `a checkpoint of this run's data set (fingerprint ${fingerprint.slice(0, 12)})`,
+      `fingerprint ${String(meta['datasetFingerprint']).slice(0, 12)}`,
+    );
+  // The checkpoint's own history (periodic checkpoints), else history.json (Ctrl-C).
+  const historyFile = join(folder, 'history.json');
+  const history = Array.isArray(meta['history'])
+    ? (meta['history'] as unknown as HistoryRow[])
+    : existsSync(historyFile)
+      ? ((await readJsonFile(historyFile, 'the history advrec wrote')) as HistoryRow[])
+      : [];
+  const bprBest = join(folder, 'checkpoints', 'bpr-best.ckpt');
+  const bestBprEpoch =
+    progress.phase === 'apr' && existsSync(bprBest)
+      ? Number((await readCheckpoint(bprBest)).metadata['bestEpoch'] ?? -1)
+      : -1;
+  return {
+    epoch: meta['epoch'],
+    step: meta['step'],
+    extraTables: saved.extraTables,
+    progress,
+    history,
+    bestBprEpoch,
   };
 }
 

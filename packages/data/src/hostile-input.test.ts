@@ -62,6 +62,16 @@ describe('encodings', () => {
   });
 });
 
+describe('a file without line ends', () => {
+  it('is refused at its first line once it passes 16 Mi characters, not with a V8 RangeError', async () => {
+    const file = join(dir, 'one-line.csv');
+    writeFileSync(file, `u,i\n${'1,'.repeat(9 * 2 ** 20)}`);
+    const error = await failure(readDelimited(file));
+    expect(error.message).toContain(`${file}:2`);
+    expect(error.message).toContain('at most 16 Mi characters');
+  });
+});
+
 describe('ids beyond 2^53', () => {
   it('integer ids written with leading zeros stay distinct beyond 2^53', async () => {
     const file = join(dir, 'big.csv');

@@ -7,6 +7,12 @@ import { DataFormatError } from './errors.js';
 /** Text encodings the readers accept. */
 export type TextEncodingName = 'utf-8' | 'latin1';
 
+/**
+ * The longest line the readers accept (16 Mi characters): a user-item list of 100,000 items
+ * is about 1 Mi; a file without newlines would otherwise grow one string until V8 refuses.
+ */
+export const MAX_LINE_CHARS = 16 * 2 ** 20;
+
 /** Options of {@link readLines}. */
 export interface ReadLinesOptions {
   /** Text encoding (default `utf-8`; ML-1M's `.dat` files are `latin1`). */
@@ -67,6 +73,12 @@ export async function readLines(
         newline = text.indexOf('\n', start);
       }
       carry += text.slice(start);
+      if (carry.length > MAX_LINE_CHARS)
+        throw new DataFormatError(
+          { file, line: lineNumber + 1 },
+          `lines of at most ${MAX_LINE_CHARS / 2 ** 20} Mi characters`,
+          `a line with no end in its first ${Math.floor(carry.length / 2 ** 20)} Mi characters (is this a text file with one record per line?)`,
+        );
     }
   } catch (error) {
     stream.destroy();

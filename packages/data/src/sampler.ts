@@ -1,3 +1,4 @@
+import type { IdMap } from './id-map.js';
 import { DataError, IssueCollector } from './errors.js';
 import type { InteractionMatrix } from './interaction-matrix.js';
 import { Random } from './random.js';
@@ -36,7 +37,7 @@ export class NegativeSampler {
    * @param candidates - candidate negatives (default: items with a training interaction).
    * @throws {@link DataError} when a user's positives cover every candidate.
    */
-  constructor(train: InteractionMatrix, candidates?: Int32Array) {
+  constructor(train: InteractionMatrix, candidates?: Int32Array, userIds?: IdMap) {
     this.train = train;
     if (candidates === undefined) {
       const degrees = train.itemDegrees();
@@ -63,8 +64,11 @@ export class NegativeSampler {
       for (let p = train.indptr[u]!; p < train.indptr[u + 1]!; p++)
         covered += isCandidate[train.indices[p]!]!;
       if (covered === candidates.length && train.degree(u) > 0) {
+        const who = userIds
+          ? `user ${JSON.stringify(userIds.toSource(u))}`
+          : `user ${u} (dense id)`;
         throw new DataError(
-          `user ${u} has every candidate item as a training positive: no negative can be sampled`,
+          `${who} has every one of the ${candidates.length} candidate items as a training positive: no negative can be sampled (drop such users, e.g. with a maximum-count filter, or add items)`,
         );
       }
     }
@@ -188,6 +192,8 @@ export interface TripleSamplerOptions {
   readonly order?: 'shuffle' | 'with-replacement';
   /** Candidate negatives (default: items with a training interaction). */
   readonly candidates?: Int32Array;
+  /** Source user ids, to name a user in errors (e.g. `dataset.userIdMap`). */
+  readonly userIds?: IdMap;
 }
 
 /**
@@ -224,7 +230,7 @@ export class TripleSampler {
     this.seed = seed;
     this.batchSize = batchSize;
     this.order = order;
-    this.negatives = new NegativeSampler(train, options.candidates);
+    this.negatives = new NegativeSampler(train, options.candidates, options.userIds);
     this.entryUsers = train.entryUsers();
   }
 

@@ -47,7 +47,7 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   };
 });
 
-const { writeFileAtomic } = await import('./write.js');
+const { removeStaleTemporaries, writeFileAtomic } = await import('./write.js');
 const { WriteError } = await import('./errors.js');
 
 afterEach(() => {
@@ -120,5 +120,23 @@ describe('writeFileAtomic under faults', () => {
       }),
     ).rejects.toThrow(RangeError);
     expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('removeStaleTemporaries', () => {
+  it('removes the temporaries of dead processes only, and nothing else', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'advrec-stale-'));
+    const dead = 2 ** 22 + 1; // above Linux's largest pid_max: never a running process
+    const names = [
+      `.model.ckpt.${dead}.lq3x8k.tmp`, // killed mid-write: removed
+      `.model.ckpt.${process.pid}.lq3x8k.tmp`, // this process: kept
+      `.model.ckpt.${process.ppid}.lq3x8k.tmp`, // a running process: kept
+      'model.ckpt', // not a temporary
+      `model.ckpt.${dead}.tmp`, // not advrec's pattern
+    ];
+    for (const name of names) writeFileSync(join(dir, name), 'x');
+    expect(await removeStaleTemporaries(dir)).toEqual([names[0]]);
+    expect(readdirSync(dir).sort()).toEqual(names.slice(1).sort());
+    expect(await removeStaleTemporaries(join(dir, 'missing'))).toEqual([]);
   });
 });

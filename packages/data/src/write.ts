@@ -1,4 +1,4 @@
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, readdir, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { WriteError } from './errors.js';
@@ -102,5 +102,43 @@ export async function writeFileAtomic(
   if (folder) {
     await folder.sync().catch(() => undefined);
     await folder.close().catch(() => undefined);
+  }
+}
+
+/** `.<name>.<pid>.<time>.tmp`: the temporary files {@link writeFileAtomic} writes. */
+const TEMPORARY = /^\..+\.(\d+)\.[0-9a-z]+\.tmp$/;
+
+/**
+ * Deletes the temporary files that {@link writeFileAtomic} left in `folder` when its process
+ * was killed mid-write (a checkpoint can leave tens of MB): those whose process no longer
+ * runs. Files of running processes, and every other file, are left alone.
+ *
+ * @returns the names removed.
+ */
+export async function removeStaleTemporaries(folder: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(folder);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const match = TEMPORARY.exec(name);
+    if (!match) continue;
+    const pid = Number(match[1]);
+    if (pid === process.pid || processIsAlive(pid)) continue;
+    await unlink(join(folder, name)).catch(() => undefined);
+    removed.push(name);
+  }
+  return removed;
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -1,8 +1,16 @@
 import { createHash } from 'node:crypto';
-import { open, readFile, rm, stat, truncate } from 'node:fs/promises';
+import { open, readFile, rm, truncate } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import sharp from 'sharp';
-import { ConfigError, DataFormatError, writeFileAtomic, writeNpy } from '@advrec/data';
+import { dirname, resolve } from 'node:path';
+import {
+  ConfigError,
+  DataFormatError,
+  WriteError,
+  removeStaleTemporaries,
+  writeFileAtomic,
+  writeNpy,
+} from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
 import { OnnxModelError, exposeTensor, inspectOnnxModel, requireOnnxRuntime } from '@advrec/onnx';
 import type { OnnxRuntimeModule, OnnxSession, OnnxTensor } from '@advrec/onnx';
@@ -97,6 +105,58 @@ interface PartialState {
   dimension: number;
   itemIds: string[];
   failed: FailedImage[];
+  /**
+   * One entry per batch appended to the `.partial` file: images handled, rows and failures
+   * so far (cumulative) and the SHA-256 of the batch's bytes. A resume keeps the batches
+   * that still match; the final matrix is assembled only from verified bytes.
+   */
+  batches: PartialBatch[];
+}
+
+interface PartialBatch {
+  done: number;
+  rows: number;
+  failed: number;
+  sha256: string;
+}
+
+function emptyState(fingerprint: string): PartialState {
+  return { fingerprint, done: 0, rows: 0, dimension: 0, itemIds: [], failed: [], batches: [] };
+}
+
+/**
+ * The longest prefix of `state`'s batches whose bytes in `partial` still match their
+ * checksums, and the state cut back to it.
+ */
+function verifiedPrefix(
+  state: PartialState,
+  partial: Buffer,
+): { state: PartialState; intact: boolean } {
+  const rowBytes = state.dimension * 4;
+  let kept = 0;
+  let offset = 0;
+  for (const batch of state.batches) {
+    const end = batch.rows * rowBytes;
+    if (end > partial.length) break;
+    const hash = createHash('sha256').update(partial.subarray(offset, end)).digest('hex');
+    if (hash !== batch.sha256) break;
+    offset = end;
+    kept++;
+  }
+  if (kept === state.batches.length && offset === state.rows * rowBytes)
+    return { state, intact: true };
+  const last = kept > 0 ? state.batches[kept - 1]! : null;
+  return {
+    intact: false,
+    state: {
+      ...state,
+      done: last?.done ?? 0,
+      rows: last?.rows ?? 0,
+      itemIds: state.itemIds.slice(0, last?.rows ?? 0),
+      failed: state.failed.slice(0, last?.failed ?? 0),
+      batches: state.batches.slice(0, kept),
+    },
+  };
 }
 
 /**
@@ -313,29 +373,21 @@ export async function extractFeatures(options: ExtractionOptions): Promise<Extra
       ]),
     )
     .digest('hex');
+  await removeStaleTemporaries(dirname(resolve(options.output)));
   const partialFile = `${options.output}.partial`;
   const stateFile = `${options.output}.partial.json`;
-  let state: PartialState = {
-    fingerprint,
-    done: 0,
-    rows: 0,
-    dimension: 0,
-    itemIds: [],
-    failed: [],
-  };
+  let state = emptyState(fingerprint);
   try {
     const saved = JSON.parse(await readFile(stateFile, 'utf8')) as PartialState;
-    if (saved.fingerprint === fingerprint) {
-      state = saved;
-      // Rows appended after the last saved state (a kill between the two writes) are dropped.
-      const bytes = state.rows * state.dimension * 4;
-      if ((await stat(partialFile)).size < bytes)
-        throw new Error('partial file shorter than its state');
-      await truncate(partialFile, bytes);
-      session.dimension = state.dimension;
+    if (saved.fingerprint === fingerprint && Array.isArray(saved.batches)) {
+      // Batches whose bytes no longer match their checksum (a flipped byte) are redone, and
+      // rows appended after the last saved state (a kill between the two writes) dropped.
+      state = verifiedPrefix(saved, await readFile(partialFile)).state;
+      await truncate(partialFile, state.rows * state.dimension * 4);
+      if (state.rows > 0) session.dimension = state.dimension;
     }
   } catch {
-    state = { fingerprint, done: 0, rows: 0, dimension: 0, itemIds: [], failed: [] };
+    state = emptyState(fingerprint);
   }
   const resumedFrom = state.done;
   const handle = await open(partialFile, state.done === 0 ? 'w' : 'a');
@@ -385,20 +437,39 @@ export async function extractFeatures(options: ExtractionOptions): Promise<Extra
       const nextFrom = Math.min(total, from + batchSize);
       // Decode the next batch while this one runs through the CNN.
       pending = nextFrom < total && !options.signal?.aborted ? decodeBatch(nextFrom) : null;
+      let batchHash = createHash('sha256').digest('hex');
       if (batch.ok.length > 0) {
         const features = await session.run(batch.input, batch.ok.length);
-        await handle.write(
-          new Uint8Array(features.buffer, features.byteOffset, features.byteLength),
-        );
-        await handle.sync();
+        const bytes = new Uint8Array(features.buffer, features.byteOffset, features.byteLength);
+        batchHash = createHash('sha256').update(bytes).digest('hex');
+        try {
+          const { bytesWritten } = await handle.write(bytes);
+          if (bytesWritten !== bytes.byteLength)
+            throw Object.assign(
+              new Error(`short write (${bytesWritten} of ${bytes.byteLength} bytes)`),
+              {
+                code: 'ENOSPC',
+              },
+            );
+          await handle.sync();
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          throw new WriteError(partialFile, (error as Error).message, code, { cause: error });
+        }
       }
+      const rows = state.rows + batch.ok.length;
+      const failed = [...state.failed, ...batch.failed];
       state = {
         ...state,
         done: nextFrom,
-        rows: state.rows + batch.ok.length,
+        rows,
         dimension: session.dimension || state.dimension,
         itemIds: [...state.itemIds, ...batch.ok.map((k) => options.images[k]!.itemId)],
-        failed: [...state.failed, ...batch.failed],
+        failed,
+        batches: [
+          ...state.batches,
+          { done: nextFrom, rows, failed: failed.length, sha256: batchHash },
+        ],
       };
       await writeFileAtomic(stateFile, () => [JSON.stringify(state)]);
       processedNow += nextFrom - from;
@@ -427,7 +498,20 @@ export async function extractFeatures(options: ExtractionOptions): Promise<Extra
       'at least one readable image',
       `${state.failed.length} failed`,
     );
-  const data = new Float32Array((await readFile(partialFile)).buffer.slice(0));
+  const partial = await readFile(partialFile);
+  const checked = verifiedPrefix(state, partial);
+  if (!checked.intact) {
+    // Something changed the partial file after it was written: keep what still verifies.
+    await writeFileAtomic(stateFile, () => [JSON.stringify(checked.state)]);
+    throw new DataFormatError(
+      { file: partialFile },
+      `the features written so far (${state.rows} rows, checksummed per batch)`,
+      `bytes that no longer match their checksum after row ${checked.state.rows}; run again to redo the images from there`,
+    );
+  }
+  const data = new Float32Array(
+    partial.buffer.slice(partial.byteOffset, partial.byteOffset + partial.byteLength),
+  );
   const matrix = new Float32Array(data.buffer, 0, state.rows * state.dimension);
   await writeNpy(options.output, matrix, state.rows, state.dimension, { dtype });
   const manifest: FeatureManifest = {

@@ -254,6 +254,39 @@ describe('extraction with a tiny CNN built here', () => {
       );
   });
 
+  it('a flipped byte in the .partial file is never copied into the output: the bad batch is redone', async () => {
+    const options = {
+      model: tinyModel,
+      images,
+      tensor: 'features',
+      preprocessing: tinyPreprocessing,
+      batchSize: 3,
+    } as const;
+    const straight = join(dir, 'flip-reference.npy');
+    await extractFeatures({ ...options, output: straight });
+    const output = join(dir, 'flipped.npy');
+    const controller = new AbortController();
+    let batches = 0;
+    await expect(
+      extractFeatures({
+        ...options,
+        output,
+        signal: controller.signal,
+        onProgress: () => {
+          if (++batches === 2) controller.abort();
+        },
+      }),
+    ).rejects.toThrow(/aborted after 6 of 10 images/);
+    // Flip one bit in the second batch's rows (rows 3..5).
+    const partial = await readFile(`${output}.partial`);
+    const rowBytes = partial.length / 6;
+    partial[Math.floor(4.5 * rowBytes)]! ^= 0x40;
+    await writeFile(`${output}.partial`, partial);
+    const resumed = await extractFeatures({ ...options, output });
+    expect(resumed.resumedFrom).toBe(3); // the first batch verified, the second is redone
+    expect(await readFile(output)).toEqual(await readFile(straight));
+  });
+
   it('a SIGKILLed extraction resumes and produces the same file', async () => {
     const list = join(dir, 'images.json');
     await writeFile(list, JSON.stringify(images));

@@ -49,6 +49,7 @@ export { Trainer, TrainingDivergedError } from './trainer.js';
 export type {
   EpochEvent,
   PhaseOptions,
+  PhaseProgress,
   PhaseResult,
   TrainCallbacks,
   ValidationEvent,

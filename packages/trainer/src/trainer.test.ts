@@ -25,6 +25,7 @@ import { resolveTrainConfig } from './config.js';
 import { selectEngineProvider } from './engine.js';
 import type { TrainConfig } from './config.js';
 import { Trainer, TrainingDivergedError } from './trainer.js';
+import type { PhaseProgress } from './trainer.js';
 import { TfjsModel } from './tfjs-model.js';
 
 let dataset: Dataset;
@@ -204,6 +205,73 @@ describe('Trainer on MovieLens-100K', () => {
       expect(Buffer.from(t.values.buffer).equals(Buffer.from(straight[k]!.buffer))).toBe(true),
     );
   });
+
+  it('a phase stopped mid-way resumes from its periodic checkpoint to the same best model and history', async () => {
+    const config = {
+      seed: 8,
+      threads: 1,
+      optimizer: { learningRate: 0.5 },
+      validation: { every: 2, patience: 3, metric: 'ndcg@20' },
+    } as const;
+    const straightModel = mf(21);
+    const straight = await Trainer.create(straightModel, dataset, config);
+    const whole = await straight.runPhase({
+      epochs: 9,
+      adversarial: false,
+      checkpoint: join(directory, 'straight-best.ckpt'),
+    });
+    await straight.close();
+
+    // Stop after epoch 5 (a validation at 2 and 4 happened), from the periodic checkpoint on.
+    const controller = new AbortController();
+    const firstModel = mf(21);
+    const first = await Trainer.create(firstModel, dataset, config, {
+      onEpochEnd: (event) => {
+        if (event.epoch === 4) controller.abort();
+      },
+    });
+    await expect(
+      first.runPhase({
+        epochs: 9,
+        adversarial: false,
+        checkpoint: join(directory, 'stopped-best.ckpt'),
+        periodicCheckpoint: { file: join(directory, 'stopped-last.ckpt'), every: 1 },
+        signal: controller.signal,
+      }),
+    ).rejects.toThrow();
+    await first.close();
+    const last = await readCheckpoint(join(directory, 'stopped-last.ckpt'));
+    const progress = last.metadata.phaseProgress as unknown as PhaseProgress;
+    expect(progress).toMatchObject({ phase: 'bpr', epochsDone: 5 });
+    const best = await readCheckpoint(join(directory, 'stopped-best.ckpt'));
+    const model = restoreModel(last.model);
+    const second = await Trainer.create(
+      model,
+      dataset,
+      config,
+      {},
+      {
+        extraTables: last.extraTables,
+        epoch: Number(last.metadata.epoch),
+        step: Number(last.metadata.step),
+      },
+    );
+    const rest = await second.runPhase({
+      epochs: 9,
+      adversarial: false,
+      resume: { progress, bestTables: restoreModel(best.model).tables },
+    });
+    await second.close();
+    expect(rest.epochs.map((e) => e.epoch)).toEqual([5, 6, 7, 8].slice(0, rest.epochs.length));
+    expect(rest.bestEpoch).toBe(whole.bestEpoch);
+    expect(rest.bestValue).toBe(whole.bestValue);
+    expect(rest.stoppedEarly).toBe(whole.stoppedEarly);
+    model.tables.forEach((t, k) =>
+      expect(
+        Buffer.from(t.values.buffer).equals(Buffer.from(straightModel.tables[k]!.values.buffer)),
+      ).toBe(true),
+    );
+  }, 120_000);
 
   it('Hogwild and per-triple SGD run and learn (opt-in, not reproducible across thread counts)', async () => {
     for (const config of [

@@ -83,6 +83,39 @@ export interface PhaseOptions {
    * exactly): the phase rejects with the signal's reason.
    */
   readonly signal?: AbortSignal;
+  /**
+   * Continue a phase stopped earlier: its progress as a checkpoint recorded it
+   * (`metadata.phaseProgress`, see {@link Trainer.phaseProgress}) and, for `restoreBest`, the
+   * best tables so far (from the phase's best checkpoint). `epochs` stays the phase's total.
+   */
+  readonly resume?: {
+    readonly progress: PhaseProgress;
+    readonly bestTables?: readonly ParameterTable[];
+  };
+  /**
+   * Also write a resumable checkpoint here every `every` epochs (after that epoch's
+   * validation); `metadata` may be a function, called at each save (e.g. the history so far).
+   */
+  readonly periodicCheckpoint?: {
+    readonly file: string;
+    readonly every: number;
+    readonly metadata?: JsonObject | (() => JsonObject);
+  };
+}
+
+/**
+ * Where a phase stands: saved in every checkpoint the trainer writes, so a stopped run
+ * resumes exactly (same validation cadence, same best-so-far, same patience count).
+ */
+export interface PhaseProgress {
+  readonly phase: 'bpr' | 'apr';
+  /** Epochs of the phase completed. */
+  readonly epochsDone: number;
+  /** Best validation value so far (null before the first validation). */
+  readonly bestValue: number | null;
+  readonly bestEpoch: number;
+  /** Validations since the best one (early-stopping patience). */
+  readonly sinceBest: number;
 }
 
 /** The outcome of a phase. */
@@ -137,6 +170,8 @@ export class Trainer {
     this.epoch = epoch;
     this.metricName = parseMetricKey(config.validation.metric)!.metric;
   }
+
+  private currentPhase: PhaseProgress | null = null;
 
   /**
    * Builds the trainer and its engine. `resume` restores optimiser state (tables named as
@@ -193,6 +228,7 @@ export class Trainer {
       seed: resolved.seed,
       batchSize: resolved.batchSize,
       order: resolved.sampling,
+      userIds: dataset.userIdMap,
     });
     const adversary = getAdversary(resolved.adversarial.adversary);
     const provider = selectEngineProvider(model, adversary, resolved);
@@ -231,12 +267,29 @@ export class Trainer {
     const restoreBest = options.restoreBest ?? validate;
     const epochs: EpochEvent[] = [];
     const validations: ValidationEvent[] = [];
-    let bestValue = Number.NEGATIVE_INFINITY;
-    let bestEpoch = -1;
-    let bestTables: ParameterTable[] | null = null;
-    let sinceBest = 0;
+    const resumed = options.resume?.progress;
+    if (resumed && resumed.phase !== phase)
+      throw new ConfigError([
+        {
+          path: 'resume.progress.phase',
+          message: `the checkpoint stopped in a ${resumed.phase} phase, this phase is ${phase}`,
+        },
+      ]);
+    let bestValue = resumed?.bestValue ?? Number.NEGATIVE_INFINITY;
+    let bestEpoch = resumed?.bestEpoch ?? -1;
+    let bestTables: ParameterTable[] | null =
+      restoreBest && options.resume?.bestTables ? options.resume.bestTables.map(cloneTable) : null;
+    let sinceBest = resumed?.sinceBest ?? 0;
     let stoppedEarly = false;
-    for (let e = 0; e < options.epochs; e++) {
+    const progress = (epochsDone: number): PhaseProgress => ({
+      phase,
+      epochsDone,
+      bestValue: bestEpoch >= 0 ? bestValue : null,
+      bestEpoch,
+      sinceBest,
+    });
+    this.currentPhase = progress(resumed?.epochsDone ?? 0);
+    for (let e = resumed?.epochsDone ?? 0; e < options.epochs; e++) {
       options.signal?.throwIfAborted();
       const stats = await this.engine.trainEpoch(this.epoch, options.adversarial);
       const event: EpochEvent = {
@@ -264,6 +317,7 @@ export class Trainer {
           bestEpoch = event.epoch;
           sinceBest = 0;
           if (restoreBest) bestTables = this.model.tables.map(cloneTable);
+          this.currentPhase = progress(e + 1);
           if (options.checkpoint)
             await this.save(options.checkpoint, {
               ...options.checkpointMetadata,
@@ -283,9 +337,17 @@ export class Trainer {
         await this.callbacks.onValidation?.(v, result);
         if (sinceBest >= this.config.validation.patience) {
           stoppedEarly = true;
+          this.currentPhase = progress(e + 1);
           break;
         }
       }
+      this.currentPhase = progress(e + 1);
+      const periodic = options.periodicCheckpoint;
+      if (periodic && periodic.every > 0 && (e + 1) % periodic.every === 0)
+        await this.save(
+          periodic.file,
+          typeof periodic.metadata === 'function' ? periodic.metadata() : { ...periodic.metadata },
+        );
       // Let timers and I/O run between epochs (progress output, Ctrl-C handlers).
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -317,13 +379,22 @@ export class Trainer {
     });
   }
 
-  /** Writes a checkpoint (model, optimiser state, config, epoch), atomically. */
+  /**
+   * Where the current (or last) phase stands: what a checkpoint needs to resume it exactly
+   * ({@link PhaseOptions.resume}). `null` before the first phase.
+   */
+  get phaseProgress(): PhaseProgress | null {
+    return this.currentPhase;
+  }
+
+  /** Writes a checkpoint (model, optimiser state, config, epoch, phase progress), atomically. */
   async save(file: string, extra: JsonObject = {}): Promise<void> {
     await writeCheckpoint(file, this.model, optimizerTables(this.optimizerStates), {
       trainConfig: this.config as unknown as JsonObject,
       epoch: this.epoch,
       step: this.step,
       dataset: this.dataset.name,
+      ...(this.currentPhase ? { phaseProgress: { ...this.currentPhase } } : {}),
       ...extra,
     });
   }

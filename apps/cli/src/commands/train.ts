@@ -7,9 +7,18 @@ import {
   protocolLine,
   robustnessSections,
 } from '../evaluation.js';
-import { buildModel, loadPlugins, machineLine, toJson, writeText } from '../runs.js';
-import { checkRunSizes, checkTrainConfig, historySections, trainModel } from '../training.js';
-import { join } from 'node:path';
+import { buildModel, loadPlugins, machineLine, reloadRun, toJson, writeText } from '../runs.js';
+import {
+  checkRunSizes,
+  checkTrainConfig,
+  historySections,
+  readResumePoint,
+  trainModel,
+} from '../training.js';
+import type { ResumePoint } from '../training.js';
+import { join, resolve } from 'node:path';
+import { ConfigError } from '@advrec/data';
+import type { Model } from '@advrec/models';
 import type { EvaluationResult } from '@advrec/metrics';
 import type { EngineInfo } from '@advrec/trainer';
 import { applyOverrides, readConfigFile, resolveRunConfig } from '../config.js';
@@ -17,6 +26,7 @@ import type { ResolvedRunConfig } from '../config.js';
 import { emit, openRunFolder } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { loadData } from '../datasets.js';
+import type { LoadedData } from '../datasets.js';
 import { writeReport } from '../report.js';
 import type { ReportSection } from '../report.js';
 
@@ -36,6 +46,8 @@ export interface TrainOptions {
   /** Write into a run folder that holds other files or another run. */
   readonly force?: boolean;
   readonly plugin?: readonly string[];
+  /** Continue the run in this folder from its `checkpoints/last.ckpt`, with its own config. */
+  readonly resume?: string;
 }
 
 /** Reads, overrides, validates and resolves the run config of `advrec train`. */
@@ -85,15 +97,56 @@ export async function trainCommand(
   options: TrainOptions,
   context: CommandContext,
 ): Promise<number> {
-  const config = await runConfigFromOptions(options);
   const started = new Date();
-  // Load (and so check) the data before creating anything on disk.
-  const data = await loadData(config.data);
-  const model = buildModel(config, data);
+  let config: ResolvedRunConfig;
+  let data: LoadedData;
+  let model: Model;
+  let resume: ResumePoint | undefined;
+  if (options.resume !== undefined) {
+    // The run's own config, data (fingerprint checked) and last checkpoint; nothing else.
+    const conflicting = (
+      [
+        'config',
+        'set',
+        'data',
+        'model',
+        'epochs',
+        'adversarialEpochs',
+        'adversary',
+        'epsilon',
+        'lambda',
+        'threads',
+        'out',
+        'force',
+      ] as const
+    ).filter((key) => {
+      const value = options[key];
+      return Array.isArray(value) ? value.length > 0 : value !== undefined && value !== false;
+    });
+    if (conflicting.length > 0)
+      throw new ConfigError([
+        {
+          path: '--resume',
+          message: `continues a run with its own config; drop ${conflicting.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`,
+        },
+      ]);
+    const folder = resolve(options.resume);
+    const reloaded = await reloadRun(folder, join(folder, 'checkpoints', 'last.ckpt'));
+    ({ config, data, model } = reloaded);
+    resume = await readResumePoint(folder, data.fingerprint);
+    context.progress.log(
+      `resuming ${folder} at epoch ${resume.epoch} (${resume.progress.phase} phase, ${resume.progress.epochsDone} of its epochs done)`,
+    );
+  } else {
+    config = await runConfigFromOptions(options);
+    // Load (and so check) the data before creating anything on disk.
+    data = await loadData(config.data);
+    model = buildModel(config, data);
+  }
   checkTrainConfig(config, model);
   checkRunSizes(config, data);
   const { folder, description, release } = await openRunFolder(
-    options.out,
+    options.resume ?? options.out,
     'train',
     config,
     data,
@@ -105,6 +158,7 @@ export async function trainCommand(
       folder,
       progress: context.progress,
       signal: context.signal,
+      ...(resume ? { resume } : {}),
     });
     await writeText(join(folder, 'history.json'), toJson(outcome.history));
     if (outcome.interrupted) {
@@ -257,6 +311,10 @@ export const trainCli: CliCommand = {
       .option('--threads <n>', 'shorthand for --set training.threads=...')
       .option('-o, --out <folder>', 'run folder (default runs/train-<date>-<time>)')
       .option('--force', 'write into a folder that holds other files or a run of another config')
+      .option(
+        '--resume <folder>',
+        'continue a stopped run from its checkpoints/last.ckpt, exactly (same config, data and schedule)',
+      )
       .action(
         run((context, flags: TrainOptions) =>
           // Plugins given with the global --plugin are recorded in the run's config too.
