@@ -203,13 +203,13 @@ describe('data lost or corrupted', () => {
     );
   it.runIf(root_ && process.platform === 'linux')(
     'a full disk (tmpfs): exit 5 naming the file, and the previous checkpoint stays readable',
-    async () => {
+    async (context) => {
       const mount = join(work, 'small-disk');
       mkdirSync(mount);
       const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1200k', 'tmpfs', mount]);
       if (mounted.status !== 0) {
         console.warn(`fault suite: tmpfs not mountable here (${mounted.stderr}); case skipped`);
-        return;
+        context.skip();
       }
       try {
         const folder = join(mount, 'run');
@@ -240,6 +240,7 @@ describe('data lost or corrupted', () => {
     },
     120_000,
   );
+});
 
 describe('security', () => {
   it('prototype pollution through --set is refused (exit 2)', async () => {
