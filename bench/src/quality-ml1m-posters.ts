@@ -48,7 +48,12 @@ const env = (name: string, fallback: number): number => Number(process.env[name]
 const sourceIds = (map: IdMap): string[] =>
   Array.from({ length: map.size }, (_, i) => map.toSource(i));
 
-async function buildDataset(sharedData: string, directory: string): Promise<Dataset> {
+/** The AMR protocol's data set (exported for the VBPR diagnosis, which may keep a fraction of users). */
+export async function buildDataset(
+  sharedData: string,
+  directory: string,
+  userFraction = 1,
+): Promise<Dataset> {
   // The shared files are one train/test split: merge them back, then split our own way.
   const lists = new Map<string, string[]>();
   for (const file of ['train.txt', 'test.txt'])
@@ -57,6 +62,10 @@ async function buildDataset(sharedData: string, directory: string): Promise<Data
       if (!user) continue;
       lists.set(user, [...(lists.get(user) ?? []), ...items]);
     }
+  if (userFraction < 1) {
+    const keep = new Random(SEED + 1);
+    for (const user of [...lists.keys()]) if (keep.nextFloat() >= userFraction) lists.delete(user);
+  }
   const allFile = join(directory, 'all.txt');
   await writeFile(
     allFile,
@@ -103,7 +112,8 @@ async function buildDataset(sharedData: string, directory: string): Promise<Data
   return holdOutValidation(dataset, { order: 'random', seed: SEED });
 }
 
-async function posterFeatures(
+/** MobileNetV2 poster features aligned to the data set's items (extracted once, cached). */
+export async function posterFeatures(
   sharedData: string,
   dataset: Dataset,
   log: (line: string) => void,

@@ -1,0 +1,399 @@
+/**
+ * `pnpm bench vbpr-diagnosis`: why does VBPR lose to MF-BPR on real image features? One
+ * experiment that separates the causes, on the AMR protocol of `quality-ml1m-posters` (a
+ * seeded fraction of ML-1M's users, 10% of movies cold, MobileNetV2 poster features) and on
+ * the synthetic set whose preferences are planted through the features:
+ *
+ * - feature scale and centring (raw CNN features, unit rows, centred rows of mean norm 1):
+ *   under Adagrad the features' scale is E's effective learning rate;
+ * - the shared-user model (AMR Eq. 4) against VBPR's own (Eq. 2, theta_u);
+ * - what the posters carry: the same model on features shuffled across items;
+ * - L2 regularisation.
+ *
+ * Every arm trains from scratch with the same schedule and early stopping on validation
+ * NDCG@20; test is the AMR protocol (the test item among 999 sampled negatives), reported on
+ * all, warm and cold-start cases, plus cold items ranked among cold items only.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  generateSampledTestSet,
+  generateSynthetic,
+  holdOutValidation,
+  leaveOneOut,
+  Random,
+} from '@advrec/data';
+import type { Dataset, SampledTestSet } from '@advrec/data';
+import { evaluateFullRanking, evaluateSampled, pairedTTest } from '@advrec/metrics';
+import type { EvaluationResult } from '@advrec/metrics';
+import { MatrixFactorization, VisualBPR } from '@advrec/models';
+import type { Model } from '@advrec/models';
+import { Trainer } from '@advrec/trainer';
+import type { TrainConfig } from '@advrec/trainer';
+import type { BenchContext } from './context.js';
+import { buildDataset, posterFeatures } from './quality-ml1m-posters.js';
+
+const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
+
+interface Features {
+  readonly data: Float32Array;
+  readonly dimension: number;
+}
+
+/** Mean row L2 norm over rows that are not all zero. */
+function meanNorm(f: Features): number {
+  let sum = 0;
+  let rows = 0;
+  for (let i = 0; i < f.data.length / f.dimension; i++) {
+    let s = 0;
+    for (let k = 0; k < f.dimension; k++) s += f.data[i * f.dimension + k]! ** 2;
+    if (s > 0) {
+      sum += Math.sqrt(s);
+      rows++;
+    }
+  }
+  return sum / Math.max(1, rows);
+}
+
+/** Mean cosine similarity of 2,000 random pairs of non-zero rows: how alike the items look. */
+function meanCosine(f: Features, seed = 7): number {
+  const random = new Random(seed);
+  const n = f.data.length / f.dimension;
+  const row = (i: number) => f.data.subarray(i * f.dimension, (i + 1) * f.dimension);
+  let sum = 0;
+  let pairs = 0;
+  for (let t = 0; t < 2000; t++) {
+    const a = row(random.nextInt(n));
+    const b = row(random.nextInt(n));
+    let ab = 0;
+    let aa = 0;
+    let bb = 0;
+    for (let k = 0; k < f.dimension; k++) {
+      ab += a[k]! * b[k]!;
+      aa += a[k]! ** 2;
+      bb += b[k]! ** 2;
+    }
+    if (aa > 0 && bb > 0) {
+      sum += ab / Math.sqrt(aa * bb);
+      pairs++;
+    }
+  }
+  return sum / pairs;
+}
+
+function unitRows(f: Features): Features {
+  const data = Float32Array.from(f.data);
+  for (let i = 0; i < data.length / f.dimension; i++) {
+    const r = data.subarray(i * f.dimension, (i + 1) * f.dimension);
+    const n = Math.hypot(...r);
+    if (n > 0) for (let k = 0; k < r.length; k++) r[k]! /= n;
+  }
+  return { data, dimension: f.dimension };
+}
+
+/** Subtract the mean row (over items with features), then scale so the mean row norm is 1. */
+function centred(f: Features): Features {
+  const d = f.dimension;
+  const n = f.data.length / d;
+  const mean = new Float64Array(d);
+  const present: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = f.data.subarray(i * d, (i + 1) * d);
+    if (r.some((v) => v !== 0)) {
+      present.push(i);
+      for (let k = 0; k < d; k++) mean[k]! += r[k]!;
+    }
+  }
+  for (let k = 0; k < d; k++) mean[k]! /= present.length;
+  const data = new Float32Array(f.data.length);
+  for (const i of present)
+    for (let k = 0; k < d; k++) data[i * d + k] = f.data[i * d + k]! - mean[k]!;
+  const scale = 1 / meanNorm({ data, dimension: d });
+  for (let k = 0; k < data.length; k++) data[k]! *= scale;
+  return { data, dimension: d };
+}
+
+/** The same rows, assigned to other items (a seeded permutation): features without signal. */
+function shuffled(f: Features, seed = 11): Features {
+  const d = f.dimension;
+  const n = f.data.length / d;
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  new Random(seed).shuffle(order);
+  const data = new Float32Array(f.data.length);
+  for (let i = 0; i < n; i++) data.set(f.data.subarray(order[i]! * d, (order[i]! + 1) * d), i * d);
+  return { data, dimension: d };
+}
+
+interface Arm {
+  readonly name: string;
+  readonly create: () => Model;
+  readonly l2?: number;
+}
+
+export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
+  const directory = await mkdtemp(join(tmpdir(), 'advrec-vbpr-diag-'));
+  const maxEpochs = env('ADVREC_DIAG_EPOCHS', 60);
+  const mfEpochs = env('ADVREC_DIAG_MF_EPOCHS', 200);
+  const validation = { every: 5, metric: 'ndcg@20', patience: 4 } as const;
+  const base: TrainConfig = { seed: 1, batchSize: 512, l2: 0, validation };
+  try {
+    // ---- ML-1M posters -------------------------------------------------------------
+    const fraction = env('ADVREC_DIAG_USERS', 0.33);
+    const dataset = await buildDataset(sharedData, directory, fraction);
+    const poster = await posterFeatures(sharedData, dataset, log);
+    const raw: Features = { data: poster.data, dimension: poster.dimension };
+    const variants = { raw, unit: unitRows(raw), centred: centred(raw) };
+    const featureStats = Object.fromEntries(
+      Object.entries(variants).map(([name, f]) => [
+        name,
+        { meanRowNorm: meanNorm(f), meanCosineOfRandomPairs: meanCosine(f) },
+      ]),
+    );
+    log(`features: ${JSON.stringify(featureStats)}`);
+    const testSet = generateSampledTestSet(dataset, { negatives: 999, seed: 2024 });
+    const cold = new Uint8Array(dataset.numItems);
+    for (const i of dataset.coldStartItems) cold[i] = 1;
+    const coldItems = Int32Array.from(dataset.coldStartItems);
+    const coldCases = Array.from(testSet.positives, (i) => cold[i] === 1);
+    log(
+      `${dataset.numUsers} users, ${dataset.numItems} items, ${dataset.train.nnz} train, ${testSet.numCases} test cases (${coldCases.filter(Boolean).length} cold), ${coldItems.length} cold items`,
+    );
+    const vbpr =
+      (f: Features, config: Record<string, unknown> = {}) =>
+      (): Model =>
+        new VisualBPR(
+          dataset,
+          f,
+          { embeddingSize: 64, seed: 1, ...config },
+          { train: dataset.train },
+        );
+    const arms: Arm[] = [
+      {
+        name: 'mf-bpr',
+        create: () => new MatrixFactorization(dataset, { embeddingSize: 64, seed: 1 }),
+      },
+      { name: 'vbpr raw features', create: vbpr(variants.raw) },
+      { name: 'vbpr unit rows', create: vbpr(variants.unit) },
+      { name: 'vbpr centred', create: vbpr(variants.centred) },
+      { name: 'vbpr centred, shuffled across items', create: vbpr(shuffled(variants.centred)) },
+      {
+        name: 'vbpr centred, separate theta_u (VBPR Eq. 2)',
+        create: vbpr(variants.centred, { userVisual: 'separate' }),
+      },
+      { name: 'vbpr centred, l2 1e-4', create: vbpr(variants.centred), l2: 1e-4 },
+      {
+        name: 'mf-bpr, l2 1e-4',
+        create: () => new MatrixFactorization(dataset, { embeddingSize: 64, seed: 1 }),
+        l2: 1e-4,
+      },
+    ];
+    const only = process.env.ADVREC_DIAG_ARMS?.split('|');
+    const results: Record<string, unknown> = {};
+    const tests: Record<string, EvaluationResult> = {};
+    for (const arm of arms) {
+      if (only && !only.some((o) => arm.name.startsWith(o))) continue;
+      const model = arm.create();
+      const started = performance.now();
+      const trainer = await Trainer.create(
+        model,
+        dataset,
+        { ...base, l2: arm.l2 ?? 0 },
+        {
+          onValidation: (v) =>
+            log(
+              `${arm.name} epoch ${v.epoch} ndcg@20 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`,
+            ),
+        },
+      );
+      const phase = await trainer.runPhase({
+        epochs: arm.name.startsWith('mf') ? mfEpochs : maxEpochs,
+        adversarial: false,
+      });
+      await trainer.close();
+      const test = await evaluateSampled(
+        model as Parameters<typeof evaluateSampled>[0],
+        dataset,
+        testSet,
+        {
+          cutoffs: [10],
+          metrics: ['hr', 'ndcg'],
+        },
+      );
+      tests[arm.name] = test;
+      results[arm.name] = {
+        epochsRun: phase.epochs.length,
+        bestEpoch: phase.bestEpoch,
+        bestValidationNdcg20: phase.bestValue,
+        seconds: (performance.now() - started) / 1000,
+        test: {
+          all: test.metrics,
+          warm: subset(test, coldCases, false),
+          cold: subset(test, coldCases, true),
+          coldAmongColdHr10: coldAmongCold(model, testSet, cold, coldItems),
+        },
+      };
+      log(`${arm.name}: ${JSON.stringify(results[arm.name])}`);
+    }
+    const versusMf = Object.fromEntries(
+      Object.entries(tests)
+        .filter(([name]) => name !== 'mf-bpr' && tests['mf-bpr'])
+        .map(([name, r]) => [
+          name,
+          Object.fromEntries(
+            ['hr@10', 'ndcg@10'].map((key) => [
+              key,
+              {
+                relative: r.metrics[key]! / tests['mf-bpr']!.metrics[key]! - 1,
+                pValue: pairedTTest(r.perUser[key]!, tests['mf-bpr']!.perUser[key]!).pValue,
+              },
+            ]),
+          ),
+        ]),
+    );
+
+    // ---- Synthetic, preferences planted through the features --------------------------
+    const synthetic = generateSynthetic({
+      users: 2000,
+      items: 1500,
+      featureDimension: 32,
+      seed: 3,
+    });
+    const synth: Dataset = holdOutValidation(
+      leaveOneOut(synthetic.log, { order: 'random', seed: 3 }),
+      {
+        seed: 3,
+      },
+    );
+    const plantedRaw: Features = { data: synthetic.itemFeatures!, dimension: 32 };
+    const syntheticArms: Arm[] = [
+      {
+        name: 'mf-bpr',
+        create: () => new MatrixFactorization(synth, { embeddingSize: 64, seed: 1 }),
+      },
+      {
+        name: 'vbpr raw features',
+        create: () =>
+          new VisualBPR(synth, plantedRaw, { embeddingSize: 64, seed: 1 }, { train: synth.train }),
+      },
+      {
+        name: 'vbpr centred',
+        create: () =>
+          new VisualBPR(
+            synth,
+            centred(plantedRaw),
+            { embeddingSize: 64, seed: 1 },
+            { train: synth.train },
+          ),
+      },
+      {
+        name: 'vbpr centred, shuffled across items',
+        create: () =>
+          new VisualBPR(
+            synth,
+            shuffled(centred(plantedRaw)),
+            { embeddingSize: 64, seed: 1 },
+            { train: synth.train },
+          ),
+      },
+    ];
+    const syntheticResults: Record<string, unknown> = {};
+    for (const arm of syntheticArms) {
+      const model = arm.create();
+      const trainer = await Trainer.create(model, synth, base);
+      const phase = await trainer.runPhase({
+        epochs: arm.name.startsWith('mf') ? 200 : 100,
+        adversarial: false,
+      });
+      await trainer.close();
+      const test = await evaluateFullRanking(
+        model as Parameters<typeof evaluateFullRanking>[0],
+        synth,
+        {
+          cutoffs: [10, 20],
+          metrics: ['recall', 'ndcg'],
+        },
+      );
+      syntheticResults[arm.name] = {
+        bestEpoch: phase.bestEpoch,
+        bestValidationNdcg20: phase.bestValue,
+        test: test.metrics,
+      };
+      log(`synthetic ${arm.name}: ${JSON.stringify(syntheticResults[arm.name])}`);
+    }
+    return {
+      ml1mPosters: {
+        dataset: {
+          users: dataset.numUsers,
+          items: dataset.numItems,
+          train: dataset.train.nnz,
+          userFraction: fraction,
+          testCases: testSet.numCases,
+          coldCases: coldCases.filter(Boolean).length,
+          coldItems: coldItems.length,
+        },
+        features: {
+          source: poster.manifest.model,
+          tensor: poster.manifest.inputName,
+          statistics: featureStats,
+        },
+        protocol:
+          'AMR protocol: random leave-one-out, 10% of movies cold, test item among 999 sampled negatives; cold-among-cold: each cold test item ranked among all cold items',
+        training: { ...base, maxEpochs, mfEpochs, optimizer: 'adagrad lr 0.05 (default)' },
+        arms: results,
+        versusMfBpr: versusMf,
+      },
+      synthetic: {
+        dataset:
+          'generateSynthetic users 2000 items 1500 featureDimension 32 seed 3, random leave-one-out, full ranking',
+        arms: syntheticResults,
+      },
+    };
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+function subset(
+  result: EvaluationResult,
+  coldCases: boolean[],
+  wantCold: boolean,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, values] of Object.entries(result.perUser)) {
+    let s = 0;
+    let n = 0;
+    values.forEach((v, c) => {
+      if (coldCases[c] === wantCold) {
+        s += v;
+        n++;
+      }
+    });
+    out[key] = n > 0 ? s / n : Number.NaN;
+  }
+  return out;
+}
+
+/** HR@10 of each cold test item ranked among every cold item (pessimistic ties). */
+function coldAmongCold(
+  model: Model,
+  testSet: SampledTestSet,
+  cold: Uint8Array,
+  coldItems: Int32Array,
+): number {
+  let hits = 0;
+  let cases = 0;
+  for (let c = 0; c < testSet.numCases; c++) {
+    const item = testSet.positives[c]!;
+    if (cold[item] !== 1) continue;
+    const user = testSet.users[c]!;
+    const scores = model.score(new Int32Array(coldItems.length).fill(user), coldItems);
+    const own = scores[coldItems.indexOf(item)]!;
+    let above = 0;
+    for (let k = 0; k < coldItems.length; k++)
+      if (coldItems[k] !== item && scores[k]! >= own) above++;
+    if (above < 10) hits++;
+    cases++;
+  }
+  return cases > 0 ? hits / cases : Number.NaN;
+}
