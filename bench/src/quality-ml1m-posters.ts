@@ -11,7 +11,7 @@
  * and Figure 5).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -124,9 +124,11 @@ export async function posterFeatures(
   const manifestFile = `${output}.manifest.json`;
   if (!existsSync(manifestFile)) {
     const posters = join(sharedData, 'ml-1m', 'posters');
-    const images = sourceIds(dataset.itemIdMap)
-      .map((id) => ({ itemId: id, file: join(posters, `${Number(id) + 1}.jpg`) }))
-      .filter((image) => existsSync(image.file));
+    // Every poster in the folder (not only this data set's items): the cache serves any split.
+    const images = (await readdir(posters))
+      .filter((name) => /^\d+\.jpg$/.test(name))
+      .map((name) => ({ itemId: String(Number(name.slice(0, -4)) - 1), file: join(posters, name) }))
+      .sort((a, b) => Number(a.itemId) - Number(b.itemId));
     log(`extracting ${images.length} posters (cached in ${output})`);
     await extractFeatures({
       model: join(sharedData, '..', 'models', 'mobilenetv2-12-int8', 'mobilenetv2-12-int8.onnx'),

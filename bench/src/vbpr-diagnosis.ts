@@ -18,6 +18,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  alignItemFeatures,
   generateSampledTestSet,
   generateSynthetic,
   holdOutValidation,
@@ -114,6 +115,11 @@ function centred(f: Features): Features {
   return { data, dimension: d };
 }
 
+/** Every row multiplied by `factor` (E's effective Adagrad step scales with the features). */
+function scaled(f: Features, factor: number): Features {
+  return { data: Float32Array.from(f.data, (v) => v * factor), dimension: f.dimension };
+}
+
 /** The same rows, assigned to other items (a seeded permutation): features without signal. */
 function shuffled(f: Features, seed = 11): Features {
   const d = f.dimension;
@@ -165,7 +171,8 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         new VisualBPR(
           dataset,
           f,
-          { embeddingSize: 64, seed: 1, ...config },
+          // The arms prepare their own features: the model must take them as given.
+          { embeddingSize: 64, seed: 1, featureNormalization: 'none', ...config },
           { train: dataset.train },
         );
     const arms: Arm[] = [
@@ -176,6 +183,11 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       { name: 'vbpr raw features', create: vbpr(variants.raw) },
       { name: 'vbpr unit rows', create: vbpr(variants.unit) },
       { name: 'vbpr centred', create: vbpr(variants.centred) },
+      { name: 'vbpr centred, row norm 0.1', create: vbpr(scaled(variants.centred, 0.1)) },
+      {
+        name: 'vbpr centred, row norm 1/sqrt(D)',
+        create: vbpr(scaled(variants.centred, 1 / Math.sqrt(raw.dimension))),
+      },
       { name: 'vbpr centred, shuffled across items', create: vbpr(shuffled(variants.centred)) },
       {
         name: 'vbpr centred, separate theta_u (VBPR Eq. 2)',
@@ -192,7 +204,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     const results: Record<string, unknown> = {};
     const tests: Record<string, EvaluationResult> = {};
     for (const arm of arms) {
-      if (only && !only.some((o) => arm.name.startsWith(o))) continue;
+      if (only && !only.includes(arm.name)) continue;
       const model = arm.create();
       const started = performance.now();
       const trainer = await Trainer.create(
@@ -265,7 +277,21 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         seed: 3,
       },
     );
-    const plantedRaw: Features = { data: synthetic.itemFeatures!, dimension: 32 };
+    // The generator's rows follow its item ids i0, i1, ...; the split keeps items with interactions.
+    const plantedRaw: Features = {
+      data: alignItemFeatures(
+        {
+          data: synthetic.itemFeatures!,
+          rows: synthetic.itemFeatures!.length / 32,
+          dimension: 32,
+          fileType: 'float32',
+          source: 'synthetic',
+        },
+        synth.itemIdMap,
+        { rowIds: Array.from({ length: synthetic.itemFeatures!.length / 32 }, (_, i) => `i${i}`) },
+      ).matrix,
+      dimension: 32,
+    };
     const syntheticArms: Arm[] = [
       {
         name: 'mf-bpr',
@@ -274,7 +300,12 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       {
         name: 'vbpr raw features',
         create: () =>
-          new VisualBPR(synth, plantedRaw, { embeddingSize: 64, seed: 1 }, { train: synth.train }),
+          new VisualBPR(
+            synth,
+            plantedRaw,
+            { embeddingSize: 64, seed: 1, featureNormalization: 'none' },
+            { train: synth.train },
+          ),
       },
       {
         name: 'vbpr centred',
@@ -282,7 +313,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
           new VisualBPR(
             synth,
             centred(plantedRaw),
-            { embeddingSize: 64, seed: 1 },
+            { embeddingSize: 64, seed: 1, featureNormalization: 'none' },
             { train: synth.train },
           ),
       },
@@ -292,7 +323,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
           new VisualBPR(
             synth,
             shuffled(centred(plantedRaw)),
-            { embeddingSize: 64, seed: 1 },
+            { embeddingSize: 64, seed: 1, featureNormalization: 'none' },
             { train: synth.train },
           ),
       },

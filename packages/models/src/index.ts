@@ -39,16 +39,25 @@ export {
 export type { MatrixFactorizationConfig, ResolvedMatrixFactorizationConfig } from './mf.js';
 export { ITEM_POP_MODEL_NAME, ItemPop } from './item-pop.js';
 export {
+  DEFAULT_FEATURE_NORM,
+  DEFAULT_FEATURE_NORMALIZATION,
   FEATURE_PROJECTION,
   ITEM_FEATURES,
   USER_VISUAL_EMBEDDINGS,
   VBPR_MODEL_NAME,
   VISUAL_BIAS,
   VisualBPR,
+  applyFeatureTransform,
+  fitFeatureTransform,
   resolveVisualBPRConfig,
   vbprReferenceScore,
 } from './vbpr.js';
-export type { ResolvedVisualBPRConfig, VisualBPRConfig } from './vbpr.js';
+export type {
+  FeatureNormalization,
+  FeatureTransform,
+  ResolvedVisualBPRConfig,
+  VisualBPRConfig,
+} from './vbpr.js';
 export {
   createModel,
   getModelFactory,

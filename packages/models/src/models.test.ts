@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, InteractionMatrix } from '@advrec/data';
 import { describeModelContract } from './contract.js';
 import {
+  DEFAULT_FEATURE_NORM,
   ItemPop,
   MatrixFactorization,
   VisualBPR,
@@ -133,6 +134,50 @@ describe('VBPR', () => {
     expect(model.itemEmbeddings.values.subarray(0, 4).some((v) => v !== 0)).toBe(true);
     const s = model.score(Int32Array.of(0), Int32Array.of(11))[0]!;
     expect(s).not.toBe(0);
+  });
+
+  it('prepares features as configured: centred rows of mean norm 0.1 by default, recorded and reapplied', () => {
+    const raw = features(12, 7, 5);
+    raw.data.fill(0, 3 * 7, 4 * 7); // item 3 has no image
+    const model = new VisualBPR({ numUsers: 9, numItems: 12 }, raw, { embeddingSize: 4 });
+    expect(model.config.featureNormalization).toBe('centred');
+    const c = model.itemFeatures.values;
+    const rows = Array.from({ length: 12 }, (_, i) => c.subarray(i * 7, (i + 1) * 7));
+    expect(rows[3]!.every((v) => v === 0)).toBe(true);
+    const present = rows.filter((_, i) => i !== 3);
+    for (let k = 0; k < 7; k++)
+      expect(present.reduce((sum, r) => sum + r[k]!, 0) / present.length).toBeCloseTo(0, 5);
+    const norms = present.map((r) => Math.hypot(...r));
+    expect(norms.reduce((a, b) => a + b, 0) / norms.length).toBeCloseTo(DEFAULT_FEATURE_NORM, 6);
+    // Restored from its state, the model keeps the transform and applies it to new rows.
+    const restored = VisualBPR.restore({
+      modelName: model.modelName,
+      specificationVersion: model.specificationVersion,
+      config: JSON.parse(JSON.stringify(model.config)),
+      numUsers: model.numUsers,
+      numItems: model.numItems,
+      tables: model.tables.map((t) => ({ ...t, values: Float32Array.from(t.values) })),
+    });
+    expect(restored.featureTransform.scale).toBeCloseTo(model.featureTransform.scale, 6);
+    const again = restored.prepareFeatures(raw);
+    again.forEach((v, k) => expect(v).toBeCloseTo(c[k]!, 5));
+    const unit = new VisualBPR({ numUsers: 9, numItems: 12 }, raw, {
+      embeddingSize: 4,
+      featureNormalization: 'unit',
+      featureNorm: 1,
+    });
+    expect(Math.hypot(...unit.itemFeatures.values.subarray(0, 7))).toBeCloseTo(1, 6);
+    const none = new VisualBPR({ numUsers: 9, numItems: 12 }, raw, {
+      embeddingSize: 4,
+      featureNormalization: 'none',
+    });
+    expect(Array.from(none.itemFeatures.values)).toEqual(Array.from(raw.data));
+    expect(
+      () =>
+        new VisualBPR({ numUsers: 9, numItems: 12 }, raw, {
+          featureNormalization: 'whiten' as 'none',
+        }),
+    ).toThrow(/featureNormalization: must be centred, unit or none/);
   });
 
   it('refuses features of the wrong size or with NaN', () => {

@@ -20,6 +20,17 @@ import { createTable, initializeTruncatedNormal } from './tables.js';
 import type { ParameterTable } from './tables.js';
 import { checkKnownOptions, checkPairs, checkUsers, collectIssues } from './validate.js';
 
+/** The default {@link VisualBPRConfig.featureNormalization}. */
+export const DEFAULT_FEATURE_NORMALIZATION: FeatureNormalization = 'centred';
+
+/**
+ * The default {@link VisualBPRConfig.featureNorm}: 0.1. Measured (`pnpm bench
+ * vbpr-diagnosis`, ML-1M posters): centred rows of norm 1 trained the visual part too fast
+ * (validation NDCG@20 0.113 after 30 epochs against MF-BPR's 0.120); norm 0.1 kept pace with
+ * MF-BPR (0.120) and ranked cold items best (HR@10 among cold items 0.176; chance 0.09).
+ */
+export const DEFAULT_FEATURE_NORM = 0.1;
+
 /** Registered name of {@link VisualBPR}. */
 export const VBPR_MODEL_NAME = 'vbpr';
 /** Table and surface names of the visual models, in the papers' vocabulary. */
@@ -44,7 +55,109 @@ export interface VisualBPRConfig {
   readonly initStd?: number;
   /** Truncated-normal std of E (default 0.01). */
   readonly projectionInitStd?: number;
+  /**
+   * How the item features are prepared before training (default `centred`):
+   * - `centred`: subtract the mean feature row (over items that have features), then scale
+   *   every row by one factor so the mean row norm is 1. CNN features are non-negative and
+   *   alike (MobileNetV2 posters: random pairs have cosine 0.62, rows norm 26); centred,
+   *   they differ (cosine 0.004), and a norm of 1 keeps E's Adagrad steps, and AMR's
+   *   epsilon, on the scale of the embeddings whatever the extractor.
+   * - `unit`: each row scaled to norm 1 (no centring).
+   * - `none`: the features as given.
+   * Items without features (zero rows) stay zero. The mean and the factor are recorded in
+   * the config (`featureMean`, `featureScale`), so {@link VisualBPR.prepareFeatures} applies the
+   * same transform to the features of items added later.
+   */
+  readonly featureNormalization?: FeatureNormalization;
+  /**
+   * The mean row norm of the prepared features (`centred` and `unit`; default
+   * {@link DEFAULT_FEATURE_NORM}). Under Adagrad, E moves by about the learning rate per
+   * element whatever its gradient's size, so `E c_i` moves in proportion to the features'
+   * scale: this is the visual part's effective learning rate relative to the ID embeddings'.
+   */
+  readonly featureNorm?: number;
   readonly seed?: number;
+}
+
+/** See {@link VisualBPRConfig.featureNormalization}. */
+export type FeatureNormalization = 'centred' | 'unit' | 'none';
+
+/**
+ * The transform `featureNormalization` applies: `(c - mean) * scale` per non-zero row
+ * (`unit` scales each row by its own norm instead; `none` is the identity).
+ */
+export interface FeatureTransform {
+  readonly normalization: FeatureNormalization;
+  /** Subtracted from every non-zero row (`centred`), else null. */
+  readonly mean: Float32Array | null;
+  /** Multiplies every row after centring (`centred`; 1 otherwise). */
+  readonly scale: number;
+  /** The (mean) row norm of prepared features: the `featureNorm` fitted with (1 for `none`). */
+  readonly rowNorm: number;
+}
+
+/** Fits the transform of `normalization` on `features` (rows of zeros are ignored). */
+export function fitFeatureTransform(
+  features: { readonly data: Float32Array; readonly dimension: number },
+  normalization: FeatureNormalization,
+  featureNorm = 1,
+): FeatureTransform {
+  if (normalization === 'none') return { normalization, mean: null, scale: 1, rowNorm: 1 };
+  if (normalization === 'unit')
+    return { normalization, mean: null, scale: 1, rowNorm: featureNorm };
+  const d = features.dimension;
+  const rows = features.data.length / d;
+  const sum = new Float64Array(d);
+  let present = 0;
+  for (let i = 0; i < rows; i++) {
+    const row = features.data.subarray(i * d, (i + 1) * d);
+    if (!row.some((v) => v !== 0)) continue;
+    present++;
+    for (let k = 0; k < d; k++) sum[k]! += row[k]!;
+  }
+  const mean = Float32Array.from(sum, (v) => (present > 0 ? v / present : 0));
+  let normSum = 0;
+  for (let i = 0; i < rows; i++) {
+    const row = features.data.subarray(i * d, (i + 1) * d);
+    if (!row.some((v) => v !== 0)) continue;
+    let s = 0;
+    for (let k = 0; k < d; k++) s += (row[k]! - mean[k]!) ** 2;
+    normSum += Math.sqrt(s);
+  }
+  const meanNorm = present > 0 ? normSum / present : 0;
+  return {
+    normalization,
+    mean,
+    scale: meanNorm > 0 ? featureNorm / meanNorm : 1,
+    rowNorm: featureNorm,
+  };
+}
+
+/** Applies a {@link FeatureTransform} to feature rows (a new array; zero rows stay zero). */
+export function applyFeatureTransform(
+  features: { readonly data: Float32Array; readonly dimension: number },
+  transform: FeatureTransform,
+): Float32Array {
+  const d = features.dimension;
+  const out = Float32Array.from(features.data);
+  if (transform.normalization === 'none') return out;
+  if (transform.mean !== null && transform.mean.length !== d)
+    throw new DataError(
+      `the feature transform was fitted on ${transform.mean.length}-d features, these are ${d}-d`,
+    );
+  for (let i = 0; i < out.length / d; i++) {
+    const row = out.subarray(i * d, (i + 1) * d);
+    if (!row.some((v) => v !== 0)) continue;
+    if (transform.normalization === 'unit') {
+      let s = 0;
+      for (let k = 0; k < d; k++) s += row[k]! * row[k]!;
+      const n = Math.sqrt(s) / transform.rowNorm;
+      for (let k = 0; k < d; k++) row[k] = row[k]! / n;
+    } else {
+      for (let k = 0; k < d; k++) row[k] = (row[k]! - transform.mean![k]!) * transform.scale;
+    }
+  }
+  return out;
 }
 
 /** A resolved {@link VisualBPRConfig}. */
@@ -54,6 +167,8 @@ export interface ResolvedVisualBPRConfig {
   readonly visualBias: boolean;
   readonly initStd: number;
   readonly projectionInitStd: number;
+  readonly featureNormalization: FeatureNormalization;
+  readonly featureNorm: number;
   readonly seed: number;
 }
 
@@ -83,12 +198,26 @@ export function resolveVisualBPRConfig(config: VisualBPRConfig = {}): ResolvedVi
     visualBias: config.visualBias ?? false,
     initStd: config.initStd ?? 0.01,
     projectionInitStd: config.projectionInitStd ?? 0.01,
+    featureNormalization: config.featureNormalization ?? DEFAULT_FEATURE_NORMALIZATION,
+    featureNorm: config.featureNorm ?? DEFAULT_FEATURE_NORM,
     seed: config.seed ?? DEFAULT_MODEL_SEED,
   };
   collectIssues((issue) => {
     checkKnownOptions(
       config,
-      ['embeddingSize', 'userVisual', 'visualBias', 'initStd', 'projectionInitStd', 'seed'],
+      [
+        'embeddingSize',
+        'userVisual',
+        'visualBias',
+        'initStd',
+        'projectionInitStd',
+        'featureNormalization',
+        'featureNorm',
+        'seed',
+        // Recorded by the model itself (the fitted transform), accepted back on restore.
+        'featureMean',
+        'featureScale',
+      ],
       'vbpr',
       issue,
     );
@@ -101,6 +230,13 @@ export function resolveVisualBPRConfig(config: VisualBPRConfig = {}): ResolvedVi
     for (const key of ['initStd', 'projectionInitStd'] as const)
       if (!(Number.isFinite(r[key]) && r[key] >= 0))
         issue(key, `must be a finite number >= 0, got ${r[key]}`);
+    if (!(Number.isFinite(r.featureNorm) && r.featureNorm > 0))
+      issue('featureNorm', `must be a finite number > 0, got ${r.featureNorm}`);
+    if (!['centred', 'unit', 'none'].includes(r.featureNormalization))
+      issue(
+        'featureNormalization',
+        `must be centred, unit or none, got ${String(r.featureNormalization)}`,
+      );
     if (!Number.isInteger(r.seed) || r.seed < 0)
       issue('seed', `must be a non-negative integer, got ${r.seed}`);
   });
@@ -152,7 +288,7 @@ export class VisualBPR implements Model {
     options: { train?: InteractionMatrix; tables?: readonly ParameterTable[] } = {},
   ) {
     const r = resolveVisualBPRConfig(config);
-    this.config = { ...r };
+    const recorded = config as { featureMean?: unknown; featureScale?: unknown };
     this.numUsers = dimensions.numUsers;
     this.numItems = dimensions.numItems;
     this.embeddingSize = r.embeddingSize;
@@ -190,8 +326,28 @@ export class VisualBPR implements Model {
             `item feature ${k2 % features.dimension} of item ${Math.floor(k2 / features.dimension)} is ${features.data[k2]}`,
           );
       itemFeatures = createTable(ITEM_FEATURES, 'item', this.numItems, features.dimension);
-      itemFeatures.values.set(features.data);
+      this.featureTransform = fitFeatureTransform(features, r.featureNormalization, r.featureNorm);
+      itemFeatures.values.set(applyFeatureTransform(features, this.featureTransform));
+    } else {
+      // Restored: the table holds prepared features; the transform is the recorded one.
+      this.featureTransform = {
+        normalization: r.featureNormalization,
+        mean: Array.isArray(recorded.featureMean)
+          ? Float32Array.from(recorded.featureMean as number[])
+          : null,
+        scale: typeof recorded.featureScale === 'number' ? recorded.featureScale : 1,
+        rowNorm: r.featureNormalization === 'none' ? 1 : r.featureNorm,
+      };
     }
+    this.config = {
+      ...r,
+      ...(this.featureTransform.mean
+        ? {
+            featureMean: Array.from(this.featureTransform.mean),
+            featureScale: this.featureTransform.scale,
+          }
+        : {}),
+    };
     const d = itemFeatures.dimension;
     this.featureSize = d;
     this.itemFeatures = itemFeatures;
@@ -275,6 +431,17 @@ export class VisualBPR implements Model {
         if (degrees[i] === 0) model.itemEmbeddings.values.fill(0, i * k, (i + 1) * k);
     }
     return model;
+  }
+
+  /** How the features given to the constructor were prepared (see `featureNormalization`). */
+  readonly featureTransform: FeatureTransform;
+
+  /**
+   * Prepares raw features (e.g. of items added after training) exactly as this model's own
+   * were prepared, so that `E c_i` means the same for them.
+   */
+  prepareFeatures(features: { data: Float32Array; dimension: number }): Float32Array {
+    return applyFeatureTransform(features, this.featureTransform);
   }
 
   /** Rebuilds a model from a checkpoint's state (it adopts the state's tables, no copy). */

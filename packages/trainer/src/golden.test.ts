@@ -120,7 +120,15 @@ describe('golden outputs recorded before the engine seam', () => {
       const model = new VisualBPR(
         dataset,
         features,
-        { embeddingSize: 16, seed: 2, initStd: 0.1, projectionInitStd: 0.1, ...vbprConfig },
+        {
+          embeddingSize: 16,
+          seed: 2,
+          initStd: 0.1,
+          projectionInitStd: 0.1,
+          // The goldens were recorded on the features as given (before feature preparation).
+          featureNormalization: 'none',
+          ...vbprConfig,
+        },
         { train: dataset.train },
       );
       // Epochs of `batches` batches; the golden covers 3 batches in all.

@@ -295,7 +295,12 @@ export interface AmrChainOptions extends ExperimentOptions {
   readonly mfEpochs?: number;
   readonly vbprEpochs?: number;
   readonly amrEpochs?: number;
-  /** Perturbation size on the image features (default 0.1, the paper's best on Pinterest; tune on validation). */
+  /**
+   * Perturbation size on the image features, relative to the mean row norm of the features
+   * as VBPR prepared them (`featureTransform.rowNorm`, 0.1 by default): 0.1 (the default,
+   * the paper's best on Pinterest) perturbs each item's features by a tenth of a typical
+   * row's norm, whatever the extractor's scale. Tune it on validation.
+   */
   readonly epsilon?: number;
   /** lambda (default 1). */
   readonly adversarialWeight?: number;
@@ -369,7 +374,7 @@ export async function trainAmrChain(
       ...base,
       adversarial: {
         adversary: 'fgm',
-        epsilon: options.epsilon ?? 0.1,
+        epsilon: (options.epsilon ?? 0.1) * vbpr.featureTransform.rowNorm,
         adversarialWeight: options.adversarialWeight ?? 1,
         surfaces: [ITEM_FEATURES],
       },

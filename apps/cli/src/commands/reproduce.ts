@@ -4,7 +4,8 @@ import type { CliCommand } from '../command.js';
 import { collect, decimal, integer, numbers } from '../options.js';
 import { join } from 'node:path';
 import { ConfigError } from '@advrec/data';
-import type { Model } from '@advrec/models';
+import { DEFAULT_FEATURE_NORM } from '@advrec/models';
+import type { Model, VisualBPRConfig } from '@advrec/models';
 import { runAmrExperiment, runAprExperiment } from '@advrec/trainer';
 import type {
   EpochEvent,
@@ -93,7 +94,11 @@ function baseConfig(kind: 'apr' | 'amr', options: ReproduceOptions): ResolvedRun
       metrics: ['hr', 'ndcg'],
     },
     attack: {
-      epsilons: options.epsilons ?? (amr ? [0.05, 0.1, 0.2, 0.5, 1] : [0.25, 0.5, 1, 2]),
+      // AMR: absolute sizes in the prepared feature space, whose rows have mean norm
+      // DEFAULT_FEATURE_NORM (0.1): the paper's 0.05 .. 1 relative to a row's norm.
+      epsilons:
+        options.epsilons ??
+        (amr ? [0.05, 0.1, 0.2, 0.5, 1].map((e) => e * DEFAULT_FEATURE_NORM) : [0.25, 0.5, 1, 2]),
       adversaries: ['fgm', 'random'],
     },
   };
@@ -158,9 +163,11 @@ export function reproduceAmrCommand(
       'vbpr-continued': ['vbpr-continued epochs', t.adversarialEpochs],
       amr: ['amr epochs', t.adversarialEpochs],
     }),
-    run: (data, common, t) =>
+    run: (data, common, t, config) =>
       runAmrExperiment(data.dataset, {
         ...common,
+        // model.options (userVisual, visualBias, featureNormalization, ...) reach VBPR.
+        vbpr: config.model.options as VisualBPRConfig,
         features: { data: data.itemFeatures!.matrix, dimension: data.itemFeatures!.dimension },
         mfEpochs: t.epochs,
         vbprEpochs: t.epochs,
@@ -172,8 +179,8 @@ export function reproduceAmrCommand(
       const t = config.training;
       return {
         dataNote: `; features ${data.itemFeatures!.dimension}-d from ${data.itemFeatures!.source}`,
-        modelFact: `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
-        whatWasRun: `AMR Algorithm 1: MF-BPR (${t.epochs} epochs max, early stopping on validation ${t.validation.metric}), VBPR initialised from MF's embeddings, then from VBPR's parameters AMR (BPR + lambda x BPR under FGM perturbations of the item features, epsilon ${t.adversarial.epsilon}, lambda ${t.adversarial.adversarialWeight}) and VBPR continued, ${t.adversarialEpochs} epochs each.`,
+        modelFact: `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; features ${String(config.model.options['featureNormalization'] ?? 'centred')}, mean row norm ${String(config.model.options['featureNorm'] ?? DEFAULT_FEATURE_NORM)}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
+        whatWasRun: `AMR Algorithm 1: MF-BPR (${t.epochs} epochs max, early stopping on validation ${t.validation.metric}), VBPR initialised from MF's embeddings, then from VBPR's parameters AMR (BPR + lambda x BPR under FGM perturbations of the item features, epsilon ${t.adversarial.epsilon} of a feature row's mean norm, lambda ${t.adversarial.adversarialWeight}) and VBPR continued, ${t.adversarialEpochs} epochs each.`,
         histories,
         metricKey: (keys) => (keys.includes('ndcg@10') ? 'ndcg@10' : keys[0]!),
       };
@@ -190,6 +197,7 @@ interface ReproductionSpec<R extends ExperimentResult> {
     data: LoadedData,
     common: ReturnType<typeof experimentOptions>,
     t: ResolvedRunConfig['training'],
+    config: ResolvedRunConfig,
   ) => Promise<R>;
   readonly report: (
     result: R,
@@ -237,6 +245,7 @@ async function reproduction<R extends ExperimentResult>(
       data,
       experimentOptions(config, data, folder, stages),
       config.training,
+      config,
     );
     stages.finish();
     return finishReproduction(context, config, data, {
