@@ -30,7 +30,7 @@ import { evaluateFullRanking, evaluateSampled, pairedTTest } from '@advrec/metri
 import type { EvaluationResult } from '@advrec/metrics';
 import { MatrixFactorization, VisualBPR } from '@advrec/models';
 import type { Model } from '@advrec/models';
-import { Trainer } from '@advrec/trainer';
+import { Trainer, trainAmrChain } from '@advrec/trainer';
 import type { TrainConfig } from '@advrec/trainer';
 import type { BenchContext } from './context.js';
 import { buildDataset, posterFeatures } from './quality-ml1m-posters.js';
@@ -264,7 +264,72 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         ]),
     );
 
+    // ---- The AMR chain (MF -> VBPR -> VBPR continued | AMR) with the library's defaults ---
+    let chain: Record<string, unknown> | null = null;
+    if (process.env.ADVREC_DIAG_CHAIN === '1') {
+      const epochs = {
+        mf: env('ADVREC_DIAG_CHAIN_MF', 60),
+        vbpr: env('ADVREC_DIAG_CHAIN_VBPR', 10),
+        amr: env('ADVREC_DIAG_CHAIN_AMR', 10),
+      };
+      const result = await trainAmrChain(dataset, {
+        features: raw,
+        mfEpochs: epochs.mf,
+        vbprEpochs: epochs.vbpr,
+        amrEpochs: epochs.amr,
+        modelSeed: 1,
+        train: { ...base, validation: { ...validation, patience: 100 } },
+        callbacks: (stage) => ({
+          onValidation: (v) =>
+            log(
+              `chain ${stage} epoch ${v.epoch} ndcg@20 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`,
+            ),
+        }),
+      });
+      const stages = Object.fromEntries(
+        Object.entries(result.phases).map(([stage, phase]) => [
+          stage,
+          phase
+            ? {
+                firstValidation: phase.validations[0]?.value ?? null,
+                bestValidationNdcg20: phase.bestValue,
+                bestEpoch: phase.bestEpoch,
+                curve: phase.validations.map((v) => [v.epoch, v.value]),
+              }
+            : null,
+        ]),
+      );
+      const models = {
+        mf: result.mf,
+        vbpr: result.vbpr,
+        vbprContinued: result.vbprContinued!,
+        amr: result.amr,
+      };
+      const test: Record<string, unknown> = {};
+      for (const [name, model] of Object.entries(models)) {
+        const r = await evaluateSampled(
+          model as Parameters<typeof evaluateSampled>[0],
+          dataset,
+          testSet,
+          {
+            cutoffs: [10],
+            metrics: ['hr', 'ndcg'],
+          },
+        );
+        test[name] = {
+          all: r.metrics,
+          warm: subset(r, coldCases, false),
+          cold: subset(r, coldCases, true),
+          coldAmongColdHr10: coldAmongCold(model, testSet, cold, coldItems),
+        };
+      }
+      chain = { epochs, epsilonRelative: 0.1, stages, test };
+      log(`chain: ${JSON.stringify(chain)}`);
+    }
+
     // ---- Synthetic, preferences planted through the features --------------------------
+    if (process.env.ADVREC_DIAG_SYNTHETIC === '0')
+      return { ml1mPosters: { amrChainWithDefaults: chain } };
     const synthetic = generateSynthetic({
       users: 2000,
       items: 1500,
@@ -316,6 +381,11 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
             { embeddingSize: 64, seed: 1, featureNormalization: 'none' },
             { train: synth.train },
           ),
+      },
+      {
+        name: 'vbpr, default preparation (centred, mean norm 0.1)',
+        create: () =>
+          new VisualBPR(synth, plantedRaw, { embeddingSize: 64, seed: 1 }, { train: synth.train }),
       },
       {
         name: 'vbpr centred, shuffled across items',
@@ -373,6 +443,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         training: { ...base, maxEpochs, mfEpochs, optimizer: 'adagrad lr 0.05 (default)' },
         arms: results,
         versusMfBpr: versusMf,
+        amrChainWithDefaults: chain,
       },
       synthetic: {
         dataset:

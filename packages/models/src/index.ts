@@ -39,7 +39,6 @@ export {
 export type { MatrixFactorizationConfig, ResolvedMatrixFactorizationConfig } from './mf.js';
 export { ITEM_POP_MODEL_NAME, ItemPop } from './item-pop.js';
 export {
-  DEFAULT_FEATURE_NORM,
   DEFAULT_FEATURE_NORMALIZATION,
   FEATURE_PROJECTION,
   ITEM_FEATURES,
@@ -48,6 +47,7 @@ export {
   VISUAL_BIAS,
   VisualBPR,
   applyFeatureTransform,
+  defaultFeatureNorm,
   fitFeatureTransform,
   resolveVisualBPRConfig,
   vbprReferenceScore,

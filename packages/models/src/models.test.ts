@@ -3,10 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, InteractionMatrix } from '@advrec/data';
 import { describeModelContract } from './contract.js';
 import {
-  DEFAULT_FEATURE_NORM,
   ItemPop,
   MatrixFactorization,
   VisualBPR,
+  defaultFeatureNorm,
   getModelFactory,
   listModels,
   parseCheckpoint,
@@ -136,7 +136,7 @@ describe('VBPR', () => {
     expect(s).not.toBe(0);
   });
 
-  it('prepares features as configured: centred rows of mean norm 0.1 by default, recorded and reapplied', () => {
+  it('prepares features as configured: centred rows of mean norm 1/sqrt(D) by default, recorded and reapplied', () => {
     const raw = features(12, 7, 5);
     raw.data.fill(0, 3 * 7, 4 * 7); // item 3 has no image
     const model = new VisualBPR({ numUsers: 9, numItems: 12 }, raw, { embeddingSize: 4 });
@@ -148,7 +148,8 @@ describe('VBPR', () => {
     for (let k = 0; k < 7; k++)
       expect(present.reduce((sum, r) => sum + r[k]!, 0) / present.length).toBeCloseTo(0, 5);
     const norms = present.map((r) => Math.hypot(...r));
-    expect(norms.reduce((a, b) => a + b, 0) / norms.length).toBeCloseTo(DEFAULT_FEATURE_NORM, 6);
+    expect(norms.reduce((a, b) => a + b, 0) / norms.length).toBeCloseTo(defaultFeatureNorm(7), 6);
+    expect(model.config.featureNorm).toBeCloseTo(1 / Math.sqrt(7), 12);
     // Restored from its state, the model keeps the transform and applies it to new rows.
     const restored = VisualBPR.restore({
       modelName: model.modelName,

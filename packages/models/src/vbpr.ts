@@ -24,12 +24,19 @@ import { checkKnownOptions, checkPairs, checkUsers, collectIssues } from './vali
 export const DEFAULT_FEATURE_NORMALIZATION: FeatureNormalization = 'centred';
 
 /**
- * The default {@link VisualBPRConfig.featureNorm}: 0.1. Measured (`pnpm bench
- * vbpr-diagnosis`, ML-1M posters): centred rows of norm 1 trained the visual part too fast
- * (validation NDCG@20 0.113 after 30 epochs against MF-BPR's 0.120); norm 0.1 kept pace with
- * MF-BPR (0.120) and ranked cold items best (HR@10 among cold items 0.176; chance 0.09).
+ * The default {@link VisualBPRConfig.featureNorm} for D-dimensional features: `1 / sqrt(D)`
+ * (0.028 for MobileNetV2's 1280-d, 0.022 for ResNet-50's 2048-d). An Adagrad step moves each
+ * element of E by about the learning rate, so `E c_i` moves by about `lr * ||c_i||_1`, which
+ * is `lr * 0.8 * sqrt(D) * ||c_i||_2` for dense rows: rows of L2 norm `1 / sqrt(D)` make the
+ * visual part move at the pace of an ID embedding, whatever D and the extractor's scale.
+ * Measured (`pnpm bench vbpr-diagnosis`, ML-1M posters, 30 epochs): validation NDCG@20 0.121
+ * (MF-BPR 0.120; raw features 0.088; centred rows of norm 1: 0.113), cold items ranked among
+ * cold items at HR@10 0.180 (chance 0.092). Larger values train the visual part faster:
+ * worth trying when the images are known to be informative.
  */
-export const DEFAULT_FEATURE_NORM = 0.1;
+export function defaultFeatureNorm(dimension: number): number {
+  return 1 / Math.sqrt(dimension);
+}
 
 /** Registered name of {@link VisualBPR}. */
 export const VBPR_MODEL_NAME = 'vbpr';
@@ -58,11 +65,11 @@ export interface VisualBPRConfig {
   /**
    * How the item features are prepared before training (default `centred`):
    * - `centred`: subtract the mean feature row (over items that have features), then scale
-   *   every row by one factor so the mean row norm is 1. CNN features are non-negative and
-   *   alike (MobileNetV2 posters: random pairs have cosine 0.62, rows norm 26); centred,
-   *   they differ (cosine 0.004), and a norm of 1 keeps E's Adagrad steps, and AMR's
-   *   epsilon, on the scale of the embeddings whatever the extractor.
-   * - `unit`: each row scaled to norm 1 (no centring).
+   *   every row by one factor so the mean row norm is `featureNorm`. CNN features are
+   *   non-negative and alike (MobileNetV2 posters: random pairs have cosine 0.62, rows norm
+   *   26); centred, they differ (cosine 0.004), and a known norm keeps E's Adagrad steps,
+   *   and AMR's epsilon, on the scale of the embeddings whatever the extractor.
+   * - `unit`: each row scaled to norm `featureNorm` (no centring).
    * - `none`: the features as given.
    * Items without features (zero rows) stay zero. The mean and the factor are recorded in
    * the config (`featureMean`, `featureScale`), so {@link VisualBPR.prepareFeatures} applies the
@@ -71,7 +78,7 @@ export interface VisualBPRConfig {
   readonly featureNormalization?: FeatureNormalization;
   /**
    * The mean row norm of the prepared features (`centred` and `unit`; default
-   * {@link DEFAULT_FEATURE_NORM}). Under Adagrad, E moves by about the learning rate per
+   * {@link defaultFeatureNorm}: `1 / sqrt(D)`). Under Adagrad, E moves by about the learning rate per
    * element whatever its gradient's size, so `E c_i` moves in proportion to the features'
    * scale: this is the visual part's effective learning rate relative to the ID embeddings'.
    */
@@ -168,7 +175,8 @@ export interface ResolvedVisualBPRConfig {
   readonly initStd: number;
   readonly projectionInitStd: number;
   readonly featureNormalization: FeatureNormalization;
-  readonly featureNorm: number;
+  /** null: {@link defaultFeatureNorm} of the features' dimension. */
+  readonly featureNorm: number | null;
   readonly seed: number;
 }
 
@@ -199,7 +207,7 @@ export function resolveVisualBPRConfig(config: VisualBPRConfig = {}): ResolvedVi
     initStd: config.initStd ?? 0.01,
     projectionInitStd: config.projectionInitStd ?? 0.01,
     featureNormalization: config.featureNormalization ?? DEFAULT_FEATURE_NORMALIZATION,
-    featureNorm: config.featureNorm ?? DEFAULT_FEATURE_NORM,
+    featureNorm: config.featureNorm ?? null,
     seed: config.seed ?? DEFAULT_MODEL_SEED,
   };
   collectIssues((issue) => {
@@ -230,7 +238,7 @@ export function resolveVisualBPRConfig(config: VisualBPRConfig = {}): ResolvedVi
     for (const key of ['initStd', 'projectionInitStd'] as const)
       if (!(Number.isFinite(r[key]) && r[key] >= 0))
         issue(key, `must be a finite number >= 0, got ${r[key]}`);
-    if (!(Number.isFinite(r.featureNorm) && r.featureNorm > 0))
+    if (r.featureNorm !== null && !(Number.isFinite(r.featureNorm) && r.featureNorm > 0))
       issue('featureNorm', `must be a finite number > 0, got ${r.featureNorm}`);
     if (!['centred', 'unit', 'none'].includes(r.featureNormalization))
       issue(
@@ -326,7 +334,11 @@ export class VisualBPR implements Model {
             `item feature ${k2 % features.dimension} of item ${Math.floor(k2 / features.dimension)} is ${features.data[k2]}`,
           );
       itemFeatures = createTable(ITEM_FEATURES, 'item', this.numItems, features.dimension);
-      this.featureTransform = fitFeatureTransform(features, r.featureNormalization, r.featureNorm);
+      this.featureTransform = fitFeatureTransform(
+        features,
+        r.featureNormalization,
+        r.featureNorm ?? defaultFeatureNorm(features.dimension),
+      );
       itemFeatures.values.set(applyFeatureTransform(features, this.featureTransform));
     } else {
       // Restored: the table holds prepared features; the transform is the recorded one.
@@ -336,11 +348,16 @@ export class VisualBPR implements Model {
           ? Float32Array.from(recorded.featureMean as number[])
           : null,
         scale: typeof recorded.featureScale === 'number' ? recorded.featureScale : 1,
-        rowNorm: r.featureNormalization === 'none' ? 1 : r.featureNorm,
+        rowNorm:
+          r.featureNormalization === 'none'
+            ? 1
+            : (r.featureNorm ?? defaultFeatureNorm(itemFeatures.dimension)),
       };
     }
     this.config = {
       ...r,
+      // The norm actually used (the default depends on D), so a restored model reports it.
+      featureNorm: r.featureNormalization === 'none' ? null : this.featureTransform.rowNorm,
       ...(this.featureTransform.mean
         ? {
             featureMean: Array.from(this.featureTransform.mean),

@@ -297,7 +297,7 @@ export interface AmrChainOptions extends ExperimentOptions {
   readonly amrEpochs?: number;
   /**
    * Perturbation size on the image features, relative to the mean row norm of the features
-   * as VBPR prepared them (`featureTransform.rowNorm`, 0.1 by default): 0.1 (the default,
+   * as VBPR prepared them (`featureTransform.rowNorm`, `1 / sqrt(D)` by default): 0.1 (the default,
    * the paper's best on Pinterest) perturbs each item's features by a tenth of a typical
    * row's norm, whatever the extractor's scale. Tune it on validation.
    */

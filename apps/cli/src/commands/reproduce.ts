@@ -4,7 +4,7 @@ import type { CliCommand } from '../command.js';
 import { collect, decimal, integer, numbers } from '../options.js';
 import { join } from 'node:path';
 import { ConfigError } from '@advrec/data';
-import { DEFAULT_FEATURE_NORM } from '@advrec/models';
+import { defaultFeatureNorm } from '@advrec/models';
 import type { Model, VisualBPRConfig } from '@advrec/models';
 import { runAmrExperiment, runAprExperiment } from '@advrec/trainer';
 import type {
@@ -94,11 +94,8 @@ function baseConfig(kind: 'apr' | 'amr', options: ReproduceOptions): ResolvedRun
       metrics: ['hr', 'ndcg'],
     },
     attack: {
-      // AMR: absolute sizes in the prepared feature space, whose rows have mean norm
-      // DEFAULT_FEATURE_NORM (0.1): the paper's 0.05 .. 1 relative to a row's norm.
-      epsilons:
-        options.epsilons ??
-        (amr ? [0.05, 0.1, 0.2, 0.5, 1].map((e) => e * DEFAULT_FEATURE_NORM) : [0.25, 0.5, 1, 2]),
+      // AMR: relative to the mean row norm of the features as VBPR prepared them.
+      epsilons: options.epsilons ?? (amr ? [0.05, 0.1, 0.2, 0.5, 1] : [0.25, 0.5, 1, 2]),
       adversaries: ['fgm', 'random'],
     },
   };
@@ -179,7 +176,7 @@ export function reproduceAmrCommand(
       const t = config.training;
       return {
         dataNote: `; features ${data.itemFeatures!.dimension}-d from ${data.itemFeatures!.source}`,
-        modelFact: `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; features ${String(config.model.options['featureNormalization'] ?? 'centred')}, mean row norm ${String(config.model.options['featureNorm'] ?? DEFAULT_FEATURE_NORM)}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
+        modelFact: `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; features ${String(config.model.options['featureNormalization'] ?? 'centred')}, mean row norm ${Number(config.model.options['featureNorm'] ?? defaultFeatureNorm(data.itemFeatures!.dimension)).toPrecision(3)}; attack epsilons relative to it; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
         whatWasRun: `AMR Algorithm 1: MF-BPR (${t.epochs} epochs max, early stopping on validation ${t.validation.metric}), VBPR initialised from MF's embeddings, then from VBPR's parameters AMR (BPR + lambda x BPR under FGM perturbations of the item features, epsilon ${t.adversarial.epsilon} of a feature row's mean norm, lambda ${t.adversarial.adversarialWeight}) and VBPR continued, ${t.adversarialEpochs} epochs each.`,
         histories,
         metricKey: (keys) => (keys.includes('ndcg@10') ? 'ndcg@10' : keys[0]!),
@@ -314,8 +311,16 @@ function experimentOptions(
     train: trainConfigOf(config),
     evaluate: (model: Model) =>
       evaluateModel(model, data, config.evaluation, { seed: 7, threads: t.threads }),
-    attack: (model: Model) =>
-      attackModel(model, data, config.evaluation, config.attack!, 11, t.threads),
+    // Sizes on the item features are relative to the prepared rows' mean norm (VBPR).
+    attack: (model: Model) => {
+      const rowNorm = (model as { featureTransform?: { rowNorm: number } }).featureTransform
+        ?.rowNorm;
+      const attack =
+        rowNorm === undefined
+          ? config.attack!
+          : { ...config.attack!, epsilons: config.attack!.epsilons.map((e) => e * rowNorm) };
+      return attackModel(model, data, config.evaluation, attack, 11, t.threads);
+    },
     checkpoints: join(folder, 'checkpoints'),
     checkpointMetadata: { datasetFingerprint: data.fingerprint },
     callbacks: stages.callbacks,
