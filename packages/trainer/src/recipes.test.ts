@@ -1,7 +1,10 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateSynthetic, holdOutValidation, leaveOneOut } from '@advrec/data';
 import { evaluateFullRanking } from '@advrec/metrics';
-import { VisualBPR } from '@advrec/models';
+import { VisualBPR, readCheckpoint } from '@advrec/models';
 import { trainAmrChain } from './recipes.js';
 
 describe('the AMR chain (MF-BPR -> VBPR -> AMR) on synthetic data with informative features', () => {
@@ -42,6 +45,47 @@ describe('the AMR chain (MF-BPR -> VBPR -> AMR) on synthetic data with informati
     expect(vbpr).toBeGreaterThan(mf);
     expect(amr).toBeGreaterThan(mf);
   }, 180_000);
+
+  it('carries the Adagrad state from stage to stage by default (fresh on request)', async () => {
+    const synthetic = generateSynthetic({ users: 200, items: 150, seed: 6, featureDimension: 8 });
+    const dataset = leaveOneOut(synthetic.log, { seed: 6 });
+    const data = new Float32Array(dataset.numItems * 8);
+    for (let i = 0; i < dataset.numItems; i++) {
+      const row = Number(dataset.itemIdMap.toSource(i).slice(1));
+      data.set(synthetic.itemFeatures!.subarray(row * 8, row * 8 + 8), i * 8);
+    }
+    const accumulators = async (optimizerState: 'carry' | 'fresh') => {
+      const checkpoints = mkdtempSync(join(tmpdir(), 'advrec-chain-'));
+      await trainAmrChain(dataset, {
+        features: { data, dimension: 8 },
+        embeddingSize: 8,
+        train: { seed: 1, threads: 1 },
+        mfEpochs: 3,
+        // No epochs after MF: each later stage's state is exactly what it started from.
+        vbprEpochs: 0,
+        amrEpochs: 0,
+        checkpoints,
+        optimizerState,
+      });
+      const acc = async (stage: string): Promise<Float32Array> =>
+        (await readCheckpoint(join(checkpoints, `${stage}.ckpt`))).extraTables.find(
+          (t) => t.name === 'adagrad.userEmbeddings',
+        )!.values;
+      return {
+        mf: await acc('mf-bpr'),
+        vbpr: await acc('vbpr'),
+        continued: await acc('vbpr-continued'),
+      };
+    };
+    const carried = await accumulators('carry');
+    expect(carried.mf.some((v) => v > 0.1)).toBe(true);
+    expect(Array.from(carried.vbpr)).toEqual(Array.from(carried.mf));
+    expect(Array.from(carried.continued)).toEqual(Array.from(carried.mf));
+    const fresh = await accumulators('fresh');
+    // Adagrad's initial accumulator (0.1) everywhere: the optimiser restarted.
+    expect(fresh.vbpr.every((v) => Math.abs(v - 0.1) < 1e-7)).toBe(true);
+    expect(fresh.continued.every((v) => Math.abs(v - 0.1) < 1e-7)).toBe(true);
+  }, 120_000);
 
   it('VBPR from MF copies the embeddings and zeroes cold-start items', () => {
     const synthetic = generateSynthetic({ users: 50, items: 40, seed: 2, featureDimension: 4 });
