@@ -383,7 +383,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
           ),
       },
       {
-        name: 'vbpr, default preparation (centred, mean norm 0.1)',
+        name: 'vbpr, default preparation (centred, mean norm 1/sqrt(D))',
         create: () =>
           new VisualBPR(synth, plantedRaw, { embeddingSize: 64, seed: 1 }, { train: synth.train }),
       },
