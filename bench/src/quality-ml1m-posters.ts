@@ -112,6 +112,27 @@ export async function buildDataset(
   return holdOutValidation(dataset, { order: 'random', seed: SEED });
 }
 
+/** Each metric's mean over the test cases whose `coldCases` flag is `wantCold` (NaN for none). */
+export function meanOverCases(
+  result: EvaluationResult,
+  coldCases: readonly boolean[],
+  wantCold: boolean,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, values] of Object.entries(result.perUser)) {
+    let s = 0;
+    let n = 0;
+    values.forEach((v, c) => {
+      if (coldCases[c] === wantCold) {
+        s += v;
+        n++;
+      }
+    });
+    out[key] = n > 0 ? s / n : Number.NaN;
+  }
+  return out;
+}
+
 /** MobileNetV2 poster features aligned to the data set's items (extracted once, cached). */
 export async function posterFeatures(
   sharedData: string,
@@ -174,21 +195,8 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         cutoffs: CUTOFFS,
         metrics: ['hr', 'ndcg'],
       });
-    const subset = (result: EvaluationResult, wantCold: boolean): Record<string, number> => {
-      const out: Record<string, number> = {};
-      for (const [key, values] of Object.entries(result.perUser)) {
-        let s = 0;
-        let n = 0;
-        values.forEach((v, c) => {
-          if (coldCases[c] === wantCold) {
-            s += v;
-            n++;
-          }
-        });
-        out[key] = n > 0 ? s / n : Number.NaN;
-      }
-      return out;
-    };
+    const subset = (result: EvaluationResult, wantCold: boolean): Record<string, number> =>
+      meanOverCases(result, coldCases, wantCold);
     const validation = {
       every: env('ADVREC_VALIDATE_EVERY', 5),
       metric: 'ndcg@20',

@@ -28,12 +28,17 @@ import {
 import type { Dataset, SampledTestSet } from '@advrec/data';
 import { evaluateFullRanking, evaluateSampled, pairedTTest } from '@advrec/metrics';
 import type { EvaluationResult } from '@advrec/metrics';
-import { MatrixFactorization, VisualBPR } from '@advrec/models';
+import {
+  MatrixFactorization,
+  VisualBPR,
+  applyFeatureTransform,
+  fitFeatureTransform,
+} from '@advrec/models';
 import type { Model } from '@advrec/models';
 import { Trainer, trainAmrChain } from '@advrec/trainer';
 import type { TrainConfig } from '@advrec/trainer';
 import type { BenchContext } from './context.js';
-import { buildDataset, posterFeatures } from './quality-ml1m-posters.js';
+import { buildDataset, meanOverCases, posterFeatures } from './quality-ml1m-posters.js';
 
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 
@@ -83,36 +88,20 @@ function meanCosine(f: Features, seed = 7): number {
   return sum / pairs;
 }
 
+/** Each row scaled to norm 1 (the library's `unit` preparation). */
 function unitRows(f: Features): Features {
-  const data = Float32Array.from(f.data);
-  for (let i = 0; i < data.length / f.dimension; i++) {
-    const r = data.subarray(i * f.dimension, (i + 1) * f.dimension);
-    const n = Math.hypot(...r);
-    if (n > 0) for (let k = 0; k < r.length; k++) r[k]! /= n;
-  }
-  return { data, dimension: f.dimension };
+  return {
+    data: applyFeatureTransform(f, fitFeatureTransform(f, 'unit', 1)),
+    dimension: f.dimension,
+  };
 }
 
-/** Subtract the mean row (over items with features), then scale so the mean row norm is 1. */
+/** Centred rows of mean norm 1 (the library's `centred` preparation with `featureNorm` 1). */
 function centred(f: Features): Features {
-  const d = f.dimension;
-  const n = f.data.length / d;
-  const mean = new Float64Array(d);
-  const present: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const r = f.data.subarray(i * d, (i + 1) * d);
-    if (r.some((v) => v !== 0)) {
-      present.push(i);
-      for (let k = 0; k < d; k++) mean[k]! += r[k]!;
-    }
-  }
-  for (let k = 0; k < d; k++) mean[k]! /= present.length;
-  const data = new Float32Array(f.data.length);
-  for (const i of present)
-    for (let k = 0; k < d; k++) data[i * d + k] = f.data[i * d + k]! - mean[k]!;
-  const scale = 1 / meanNorm({ data, dimension: d });
-  for (let k = 0; k < data.length; k++) data[k]! *= scale;
-  return { data, dimension: d };
+  return {
+    data: applyFeatureTransform(f, fitFeatureTransform(f, 'centred', 1)),
+    dimension: f.dimension,
+  };
 }
 
 /** Every row multiplied by `factor` (E's effective Adagrad step scales with the features). */
@@ -240,8 +229,8 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         seconds: (performance.now() - started) / 1000,
         test: {
           all: test.metrics,
-          warm: subset(test, coldCases, false),
-          cold: subset(test, coldCases, true),
+          warm: meanOverCases(test, coldCases, false),
+          cold: meanOverCases(test, coldCases, true),
           coldAmongColdHr10: coldAmongCold(model, testSet, cold, coldItems),
         },
       };
@@ -318,8 +307,8 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         );
         test[name] = {
           all: r.metrics,
-          warm: subset(r, coldCases, false),
-          cold: subset(r, coldCases, true),
+          warm: meanOverCases(r, coldCases, false),
+          cold: meanOverCases(r, coldCases, true),
           coldAmongColdHr10: coldAmongCold(model, testSet, cold, coldItems),
         };
       }
@@ -454,26 +443,6 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
   } finally {
     await rm(directory, { recursive: true, force: true });
   }
-}
-
-function subset(
-  result: EvaluationResult,
-  coldCases: boolean[],
-  wantCold: boolean,
-): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [key, values] of Object.entries(result.perUser)) {
-    let s = 0;
-    let n = 0;
-    values.forEach((v, c) => {
-      if (coldCases[c] === wantCold) {
-        s += v;
-        n++;
-      }
-    });
-    out[key] = n > 0 ? s / n : Number.NaN;
-  }
-  return out;
 }
 
 /** HR@10 of each cold test item ranked among every cold item (pessimistic ties). */

@@ -1,7 +1,7 @@
 import { unlinkSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ConfigError, removeStaleTemporaries } from '@advrec/data';
+import { ConfigError, processIsAlive, removeStaleTemporaries } from '@advrec/data';
 import type { Progress } from './progress.js';
 import { describe } from '@advrec/data';
 import type { DatasetDescription } from '@advrec/data';
@@ -107,7 +107,7 @@ export async function lockRunFolder(folder: string): Promise<ReleaseLock> {
     } catch (error) {
       if ((error as { code?: string }).code !== 'EEXIST') throw error;
       const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && isAlive(pid))
+      if (Number.isInteger(pid) && pid > 0 && processIsAlive(pid))
         throw new ConfigError([
           {
             path: '--out',
@@ -119,15 +119,6 @@ export async function lockRunFolder(folder: string): Promise<ReleaseLock> {
     }
   }
   throw new ConfigError([{ path: '--out', message: `could not lock ${folder}` }]);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as { code?: string }).code === 'EPERM';
-  }
 }
 
 /** A result file of one command in a run folder, never replacing an earlier one. */

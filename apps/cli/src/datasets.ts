@@ -24,6 +24,7 @@ import {
 } from '@advrec/data';
 import type { Dataset, InteractionLog, ItemFeatures, SampledTestSet } from '@advrec/data';
 import type { ResolvedRunConfig } from './config.js';
+import { withPathPrefix } from './errors.js';
 
 /** A file of a public data set: where it is published and its SHA-256 when known. */
 export interface DatasetFile {
@@ -505,18 +506,6 @@ export function datasetFingerprint(dataset: Dataset): string {
     );
   }
   return hash.digest('hex');
-}
-
-/** Runs `make`, prefixing the paths of a {@link ConfigError} it throws (`users` -> `data.synthetic.users`). */
-function withPathPrefix<T>(prefix: string, make: () => T): T {
-  try {
-    return make();
-  } catch (error) {
-    if (!ConfigError.isInstance(error)) throw error;
-    throw new ConfigError(
-      error.issues.map((i) => ({ path: `${prefix}.${i.path}`, message: i.message })),
-    );
-  }
 }
 
 /** Reads and parses a JSON file; a corrupt one is a DataFormatError naming it. */

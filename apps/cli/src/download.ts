@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { ConfigError } from '@advrec/data';
+import { ConfigError, processIsAlive } from '@advrec/data';
 import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { unzipSync } from 'fflate';
 import type { DatasetEntry, DatasetFile } from './datasets.js';
@@ -161,15 +161,6 @@ async function removeStaleStaging(folder: string): Promise<void> {
     const pid = Number(name.slice(prefix.length));
     if (!Number.isInteger(pid) || pid === process.pid || processIsAlive(pid)) continue;
     await rm(join(parent, name), { recursive: true, force: true });
-  }
-}
-
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -61,3 +61,15 @@ export function exitCodeOf(error: unknown): ExitCode {
   if (typeof code === 'string' && code.startsWith('commander.')) return EXIT_CODES.usage;
   return EXIT_CODES.internal;
 }
+
+/** Runs `make`, prefixing the paths of a {@link ConfigError} it throws (`users` -> `data.synthetic.users`). */
+export function withPathPrefix<T>(prefix: string, make: () => T): T {
+  try {
+    return make();
+  } catch (error) {
+    if (!ConfigError.isInstance(error)) throw error;
+    throw new ConfigError(
+      error.issues.map((i) => ({ path: `${prefix}.${i.path}`, message: i.message })),
+    );
+  }
+}

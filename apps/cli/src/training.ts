@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkAllocation, ConfigError, DataFormatError } from '@advrec/data';
+import { checkAllocation, DataFormatError } from '@advrec/data';
 import { readCheckpoint, restoreModel, writeCheckpoint } from '@advrec/models';
 import type { JsonObject, Model, ParameterTable } from '@advrec/models';
 import { getAdversary } from '@advrec/adversary';
@@ -19,6 +19,7 @@ import type {
   ValidationEvent,
 } from '@advrec/trainer';
 import type { ResolvedRunConfig } from './config.js';
+import { withPathPrefix } from './errors.js';
 import type { LoadedData } from './datasets.js';
 import { readJsonFile } from './datasets.js';
 import type { Progress } from './progress.js';
@@ -30,15 +31,10 @@ import type { ReportSection } from './report.js';
  */
 export function checkTrainConfig(config: ResolvedRunConfig, model: Model): void {
   if (model.trainableTables.length === 0) return;
-  try {
+  withPathPrefix('training', () => {
     const resolved = resolveTrainConfig(trainConfigOf(config), model);
     selectEngineProvider(model, getAdversary(resolved.adversarial.adversary), resolved);
-  } catch (error) {
-    if (!ConfigError.isInstance(error)) throw error;
-    throw new ConfigError(
-      error.issues.map((i) => ({ path: `training.${i.path}`, message: i.message })),
-    );
-  }
+  });
 }
 
 /**

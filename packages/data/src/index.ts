@@ -85,7 +85,7 @@ export type {
 } from './features.js';
 export { generateSynthetic } from './synthetic.js';
 export type { SyntheticData, SyntheticOptions } from './synthetic.js';
-export { removeStaleTemporaries, writeFileAtomic } from './write.js';
+export { processIsAlive, removeStaleTemporaries, writeFileAtomic } from './write.js';
 export { checkAllocation, formatBytes } from './memory.js';
 export { loadAmrDataset, loadNcfDataset, readAmrTestPositives } from './repositories.js';
 export type { DatasetWithNegatives } from './repositories.js';

@@ -134,7 +134,8 @@ export async function removeStaleTemporaries(folder: string): Promise<string[]> 
   return removed;
 }
 
-function processIsAlive(pid: number): boolean {
+/** Whether a process with this pid runs (one owned by another user counts as running). */
+export function processIsAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -317,14 +317,15 @@ export class Trainer {
           bestEpoch = event.epoch;
           sinceBest = 0;
           if (restoreBest) bestTables = this.model.tables.map(cloneTable);
-          this.currentPhase = progress(e + 1);
-          if (options.checkpoint)
-            await this.save(options.checkpoint, {
-              ...options.checkpointMetadata,
-              bestEpoch: event.epoch,
-              bestValue: value,
-            });
         } else sinceBest++;
+        // Before the best checkpoint is written: it records the progress it belongs to.
+        this.currentPhase = progress(e + 1);
+        if (improved && options.checkpoint)
+          await this.save(options.checkpoint, {
+            ...options.checkpointMetadata,
+            bestEpoch: event.epoch,
+            bestValue: value,
+          });
         const v: ValidationEvent = {
           epoch: event.epoch,
           phase,
@@ -337,7 +338,6 @@ export class Trainer {
         await this.callbacks.onValidation?.(v, result);
         if (sinceBest >= this.config.validation.patience) {
           stoppedEarly = true;
-          this.currentPhase = progress(e + 1);
           break;
         }
       }
