@@ -143,6 +143,52 @@ export function robustnessSections(
   ];
 }
 
+/**
+ * Mean metrics over warm and over cold-start test cases separately (AMR's cold-start
+ * report), for the sampled protocol, where `perUser` holds one value per test case in the
+ * order of `positives`. Null when no test item is cold.
+ */
+export function coldStartSection(
+  test: readonly (readonly [string, EvaluationResult])[],
+  positives: Int32Array,
+  coldStartItems: Int32Array,
+): { section: ReportSection; metrics: Record<string, Record<string, number>> } | null {
+  const cold = new Set(coldStartItems);
+  const isCold = Array.from(positives, (i) => cold.has(i));
+  const coldCount = isCold.filter(Boolean).length;
+  if (coldCount === 0) return null;
+  const keys = Object.keys(test[0]![1].metrics);
+  const mean = (r: EvaluationResult, key: string, want: boolean): number => {
+    let s = 0;
+    let n = 0;
+    r.perUser[key]!.forEach((v, c) => {
+      if (isCold[c] === want) {
+        s += v;
+        n++;
+      }
+    });
+    return n > 0 ? s / n : Number.NaN;
+  };
+  const metrics: Record<string, Record<string, number>> = {};
+  const rows: (string | number)[][] = [];
+  for (const want of [false, true])
+    for (const [name, r] of test) {
+      const label = `${name} (${want ? 'cold' : 'warm'})`;
+      metrics[label] = Object.fromEntries(keys.map((k) => [k, mean(r, k, want)]));
+      rows.push([label, ...keys.map((k) => metrics[label]![k]!)]);
+    }
+  return {
+    metrics,
+    section: {
+      kind: 'table',
+      title: 'Warm and cold-start test cases',
+      caption: `${positives.length - coldCount} warm and ${coldCount} cold-start test cases (test items without a training interaction, scored by their features alone: zero ID embedding, as in the AMR paper). Cold items compete with warm negatives here; a features-only score ranks an item near the middle of them unless the features predict preference strongly.`,
+      columns: ['cases', ...keys],
+      rows,
+    },
+  };
+}
+
 /** A text table of evaluation results, one row per model. */
 export function metricsTable(rows: readonly (readonly [string, EvaluationResult])[]): string {
   const keys = Object.keys(rows[0]![1].metrics);

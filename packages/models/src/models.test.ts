@@ -116,6 +116,8 @@ for (const [userVisual, visualBias] of [
         visualBias,
         initStd: 0.5,
         projectionInitStd: 0.3,
+        // The model's definition; item-ID dropout (a training transform) is tested below.
+        itemIdDropout: 0,
         seed: 2,
       }),
     tf,
@@ -123,6 +125,64 @@ for (const [userVisual, visualBias] of [
 }
 
 describe('VBPR', () => {
+  it('drops item ID embeddings in training batches only, per batch, deterministically, at the configured rate', async () => {
+    const create = (rate: number) =>
+      new VisualBPR({ numUsers: 9, numItems: 12 }, features(12, 7, 3), {
+        embeddingSize: 4,
+        initStd: 0.5,
+        projectionInitStd: 0.3,
+        itemIdDropout: rate,
+        seed: 4,
+      });
+    const dropping = create(0.5);
+    const plain = create(0);
+    const zeroQ = create(0);
+    zeroQ.itemEmbeddings.values.fill(0);
+    const users = Int32Array.from({ length: 60 }, (_, t) => t % 9);
+    const items = Int32Array.from({ length: 60 }, (_, t) => (t * 7) % 12);
+    const pass = await dropping.forwardPairs(users, items, 60);
+    const again = await dropping.forwardPairs(users, items, 60);
+    expect(Array.from(again.scores)).toEqual(Array.from(pass.scores));
+    const full = plain.score(users, items);
+    const visualOnly = zeroQ.score(users, items);
+    // Each pair's score is either the full score or the features-only one, same per item.
+    const droppedItems = new Set<number>();
+    const keptItems = new Set<number>();
+    for (let t = 0; t < 60; t++) {
+      const dropped = Math.abs(pass.scores[t]! - visualOnly[t]!) < 1e-6;
+      if (!dropped) expect(pass.scores[t]!).toBeCloseTo(full[t]!, 6);
+      (dropped ? droppedItems : keptItems).add(items[t]!);
+    }
+    expect(droppedItems.size).toBeGreaterThan(0);
+    expect(keptItems.size).toBeGreaterThan(0);
+    for (const i of droppedItems) expect(keptItems.has(i)).toBe(false);
+    // No gradient reaches a dropped item's ID embedding.
+    const gradients = new Map();
+    await pass.backward(new Float64Array(60).fill(1), gradients);
+    const gq = gradients.get('itemEmbeddings');
+    for (const i of droppedItems) {
+      const o = gq.offsetOf(i);
+      if (o >= 0) for (let f = 0; f < 4; f++) expect(gq.values[o + f]).toBe(0);
+    }
+    // Another batch, another mask; scoring never drops; the rate holds over many batches.
+    let dropped = 0;
+    let total = 0;
+    for (let b = 0; b < 200; b++) {
+      const u = Int32Array.from({ length: 12 }, (_, t) => (t + b) % 9);
+      const i = Int32Array.from({ length: 12 }, (_, t) => t);
+      const s = (await dropping.forwardPairs(u, i, 12)).scores;
+      const visual = zeroQ.score(u, i);
+      for (let t = 0; t < 12; t++) {
+        total++;
+        if (Math.abs(s[t]! - visual[t]!) < 1e-6) dropped++;
+      }
+    }
+    expect(dropped / total).toBeGreaterThan(0.4);
+    expect(dropped / total).toBeLessThan(0.6);
+    expect(Array.from(dropping.score(users, items))).toEqual(Array.from(full));
+    expect(() => create(1)).toThrow(/itemIdDropout/);
+  });
+
   it('zeroes the ID embedding of cold-start items, which are scored by their features alone', () => {
     const model = new VisualBPR(
       { numUsers: 9, numItems: 12 },

@@ -59,6 +59,8 @@ function setup(userVisual: 'shared' | 'separate', visualBias: boolean) {
     visualBias,
     initStd: 0.5,
     projectionInitStd: 0.4,
+    // The reference is the model's definition; item-ID dropout is a training transform.
+    itemIdDropout: 0,
     seed: 3,
   });
   if (model.visualBias)

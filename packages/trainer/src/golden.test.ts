@@ -127,6 +127,8 @@ describe('golden outputs recorded before the engine seam', () => {
           projectionInitStd: 0.1,
           // The goldens were recorded on the features as given (before feature preparation).
           featureNormalization: 'none',
+          // ... and without item-ID dropout (default 0.2 since), the papers' VBPR.
+          itemIdDropout: 0,
           ...vbprConfig,
         },
         { train: dataset.train },

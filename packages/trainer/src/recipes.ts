@@ -11,6 +11,7 @@
  *   continued, compared on test, both attacked on their features (AMR Table 3).
  */
 import { join } from 'node:path';
+import { ConfigError } from '@advrec/data';
 import type { Dataset } from '@advrec/data';
 import { compareEvaluations, evaluateFullRanking, robustnessSweep } from '@advrec/metrics';
 import type {
@@ -305,6 +306,12 @@ export interface AmrChainOptions extends ExperimentOptions {
    * row's norm, whatever the extractor's scale. Tune it on validation.
    */
   readonly epsilon?: number;
+  /**
+   * AMR epsilons to try (relative, as `epsilon`; default `[epsilon]`): each trains AMR from
+   * the same VBPR parameters and optimiser state, and the one with the best validation value
+   * is the candidate (validation only, never test). The AMR paper tuned epsilon over a grid.
+   */
+  readonly epsilons?: readonly number[];
   /** lambda (default 1). */
   readonly adversarialWeight?: number;
   /** VBPR variant (default the paper's Eq. 4). */
@@ -326,7 +333,15 @@ export interface AmrChainResult {
   readonly mf: MatrixFactorization;
   readonly vbpr: VisualBPR;
   readonly vbprContinued: VisualBPR | null;
+  /** The AMR run chosen on validation (the only one when one epsilon was tried). */
   readonly amr: VisualBPR;
+  /** Every AMR run, one per epsilon tried (relative epsilons), and the one chosen. */
+  readonly amrRuns: readonly {
+    readonly epsilon: number;
+    readonly model: VisualBPR;
+    readonly phase: PhaseResult;
+  }[];
+  readonly chosenEpsilon: number;
   readonly phases: {
     readonly mf: PhaseResult;
     readonly vbpr: PhaseResult;
@@ -384,8 +399,12 @@ export async function trainAmrChain(
     from(),
     keep,
   );
+  // The item features are fixed (AMR perturbs a batch's copy, never the table): shared, not
+  // copied, by the continued and adversarial arms.
   const copy = (): VisualBPR =>
-    new VisualBPR(dataset, null, vbpr.config, { tables: vbpr.tables.map(cloneTable) });
+    new VisualBPR(dataset, null, vbpr.config, {
+      tables: vbpr.tables.map((t) => (t.name === ITEM_FEATURES ? t : cloneTable(t))),
+    });
   const amrEpochs = options.amrEpochs ?? 50;
   // Both arms start from VBPR's optimiser state (the same copy for each).
   const afterVbpr = state;
@@ -405,30 +424,50 @@ export async function trainAmrChain(
       vbprState(),
     );
   }
-  const amr = copy();
-  const amrPhase = await trainStage(
-    'amr',
-    amr,
-    dataset,
-    {
-      ...base,
-      adversarial: {
-        adversary: 'fgm',
-        epsilon: (options.epsilon ?? 0.1) * vbpr.featureTransform.rowNorm,
-        adversarialWeight: options.adversarialWeight ?? 1,
-        surfaces: [ITEM_FEATURES],
+  const epsilons = options.epsilons ?? [options.epsilon ?? 0.1];
+  if (epsilons.length === 0 || epsilons.some((e) => !(Number.isFinite(e) && e >= 0)))
+    throw new ConfigError([
+      {
+        path: 'epsilons',
+        message: `must be one or more finite numbers >= 0, got [${epsilons.join(', ')}]`,
       },
-    },
-    options,
-    { epochs: amrEpochs, adversarial: true },
-    vbprState(),
-  );
+    ]);
+  const amrRuns: { epsilon: number; model: VisualBPR; phase: PhaseResult }[] = [];
+  for (const epsilon of epsilons) {
+    const amr = copy();
+    const phase = await trainStage(
+      epsilons.length > 1 ? `amr-eps${epsilon}` : 'amr',
+      amr,
+      dataset,
+      {
+        ...base,
+        adversarial: {
+          adversary: 'fgm',
+          epsilon: epsilon * vbpr.featureTransform.rowNorm,
+          adversarialWeight: options.adversarialWeight ?? 1,
+          surfaces: [ITEM_FEATURES],
+        },
+      },
+      options,
+      { epochs: amrEpochs, adversarial: true },
+      vbprState(),
+    );
+    amrRuns.push({ epsilon, model: amr, phase });
+  }
+  const chosen = amrRuns.reduce((best, r) => (r.phase.bestValue > best.phase.bestValue ? r : best));
   return {
     mf,
     vbpr,
     vbprContinued,
-    amr,
-    phases: { mf: mfPhase, vbpr: vbprPhase, vbprContinued: continuedPhase, amr: amrPhase },
+    amr: chosen.model,
+    amrRuns,
+    chosenEpsilon: chosen.epsilon,
+    phases: {
+      mf: mfPhase,
+      vbpr: vbprPhase,
+      vbprContinued: continuedPhase,
+      amr: chosen.phase,
+    },
   };
 }
 
@@ -448,7 +487,7 @@ export async function runAmrExperiment(
       { name: 'MF-BPR', model: chain.mf, phase: chain.phases.mf },
       { name: 'VBPR', model: chain.vbpr, phase: chain.phases.vbpr },
       { name: 'VBPR continued', model: chain.vbprContinued!, phase: chain.phases.vbprContinued },
-      { name: `AMR (eps ${options.epsilon ?? 0.1})`, model: chain.amr, phase: chain.phases.amr },
+      { name: `AMR (eps ${chain.chosenEpsilon})`, model: chain.amr, phase: chain.phases.amr },
     ],
     options,
     [ITEM_FEATURES],

@@ -316,7 +316,12 @@ export class Trainer {
           bestValue = value;
           bestEpoch = event.epoch;
           sinceBest = 0;
-          if (restoreBest) bestTables = this.model.tables.map(cloneTable);
+          // Only what training changes: fixed tables (VBPR's item features, often the largest
+          // table by far) are never copied.
+          if (restoreBest)
+            bestTables = this.model.tables
+              .filter((t) => this.model.trainableTables.includes(t.name))
+              .map(cloneTable);
         } else sinceBest++;
         // Before the best checkpoint is written: it records the progress it belongs to.
         this.currentPhase = progress(e + 1);

@@ -19,12 +19,22 @@ import { emit, openRunFolder, percent, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { loadData } from '../datasets.js';
 import type { LoadedData } from '../datasets.js';
-import { attackModel, evaluateModel, protocolLine, robustnessSections } from '../evaluation.js';
+import {
+  attackModel,
+  coldStartSection,
+  evaluateModel,
+  protocolLine,
+  robustnessSections,
+  sampledTestSetFor,
+} from '../evaluation.js';
 import { machineLine, toJson, writeText } from '../runs.js';
 import { historySections, trainConfigOf } from '../training.js';
 import type { HistoryRow } from '../training.js';
 import { writeReport } from '../report.js';
 import type { ReportSection } from '../report.js';
+
+/** Seed of the sampled test set both reproductions evaluate on (and the cold-start table reads). */
+const TEST_SET_SEED = 7;
 
 /** Options of `advrec reproduce apr|amr`. */
 export interface ReproduceOptions {
@@ -172,9 +182,20 @@ export function reproduceAmrCommand(
         epsilon: t.adversarial.epsilon,
         adversarialWeight: t.adversarial.adversarialWeight,
       }),
-    report: (_result, config, data, histories) => {
+    report: (result, config, data, histories) => {
       const t = config.training;
+      const coldStart =
+        config.evaluation.protocol === 'sampled'
+          ? coldStartSection(
+              result.test,
+              sampledTestSetFor(data, config.evaluation.negatives, TEST_SET_SEED).positives,
+              data.dataset.coldStartItems,
+            )
+          : null;
       return {
+        ...(coldStart
+          ? { extraSections: [coldStart.section], extraMetrics: { coldStart: coldStart.metrics } }
+          : {}),
         dataNote: `; features ${data.itemFeatures!.dimension}-d from ${data.itemFeatures!.source}`,
         modelFact: `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; features ${String(config.model.options['featureNormalization'] ?? 'centred')}, mean row norm ${Number(config.model.options['featureNorm'] ?? defaultFeatureNorm(data.itemFeatures!.dimension)).toPrecision(3)}; attack epsilons relative to it; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
         whatWasRun: `AMR Algorithm 1: MF-BPR (${t.epochs} epochs max, early stopping on validation ${t.validation.metric}), VBPR initialised from MF's embeddings, then from VBPR's parameters AMR (BPR + lambda x BPR under FGM perturbations of the item features, epsilon ${t.adversarial.epsilon} of a feature row's mean norm, lambda ${t.adversarial.adversarialWeight}) and VBPR continued, ${t.adversarialEpochs} epochs each.`,
@@ -207,6 +228,10 @@ interface ReproductionSpec<R extends ExperimentResult> {
     readonly whatWasRun: string;
     readonly histories: Readonly<Record<string, readonly HistoryRow[]>>;
     readonly metricKey: (keys: readonly string[]) => string;
+    /** Sections after the test results (AMR: warm and cold-start cases). */
+    readonly extraSections?: readonly ReportSection[];
+    /** Written into metrics.json beside the metrics. */
+    readonly extraMetrics?: Readonly<Record<string, unknown>>;
   };
 }
 
@@ -310,7 +335,7 @@ function experimentOptions(
     modelSeed: config.model.seed,
     train: trainConfigOf(config),
     evaluate: (model: Model) =>
-      evaluateModel(model, data, config.evaluation, { seed: 7, threads: t.threads }),
+      evaluateModel(model, data, config.evaluation, { seed: TEST_SET_SEED, threads: t.threads }),
     // Sizes on the item features are relative to the prepared rows' mean norm (VBPR).
     attack: (model: Model) => {
       const rowNorm = (model as { featureTransform?: { rowNorm: number } }).featureTransform
@@ -344,6 +369,8 @@ async function finishReproduction(
     readonly result: ExperimentResult;
     readonly histories: Readonly<Record<string, readonly HistoryRow[]>>;
     readonly metricKey: (keys: readonly string[]) => string;
+    readonly extraSections?: readonly ReportSection[];
+    readonly extraMetrics?: Readonly<Record<string, unknown>>;
   },
 ): Promise<number> {
   const { folder, result, description } = run;
@@ -371,6 +398,7 @@ async function finishReproduction(
         text: `${run.whatWasRun}\n\nAll numbers below were measured by this run.`,
       },
       comparisonSection('Test results', result, keys),
+      ...(run.extraSections ?? []),
       ...historySections(
         Object.entries(run.histories).map(([name, history]) => ({ name, history })),
         config.training.validation.metric,
@@ -381,7 +409,7 @@ async function finishReproduction(
   const metrics = Object.fromEntries(results.map(([name, r]) => [name, r.metrics]));
   await writeText(
     join(folder, 'metrics.json'),
-    toJson({ metrics, comparisons, protocol: results[0]![1].protocol }),
+    toJson({ metrics, comparisons, protocol: results[0]![1].protocol, ...run.extraMetrics }),
   );
   await writeText(join(folder, 'history.json'), toJson(run.histories));
   await writeText(
