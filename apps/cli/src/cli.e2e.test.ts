@@ -489,7 +489,7 @@ describe('advrec datasets', () => {
 });
 
 describe('advrec features, plugins, errors and exit codes', () => {
-  it('extracts MobileNetV2 features for a few shared posters', async () => {
+  it('extracts MobileNetV2 features for a few shared posters (a known extractor by name)', async () => {
     const model = join(shared, '..', 'models', 'mobilenetv2-12-int8', 'mobilenetv2-12-int8.onnx');
     const output = join(work, 'features', 'posters.npy');
     const r = await advrec([
@@ -498,8 +498,8 @@ describe('advrec features, plugins, errors and exit codes', () => {
       model,
       '-i',
       join(shared, 'ml-1m', 'posters'),
-      '--tensor',
-      '627',
+      '--extractor',
+      'mobilenetv2-12-int8',
       '--id-offset',
       '-1',
       '--limit',

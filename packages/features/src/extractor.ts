@@ -14,6 +14,7 @@ import {
 import type { ConfigIssue } from '@advrec/data';
 import { OnnxModelError, exposeTensor, inspectOnnxModel, requireOnnxRuntime } from '@advrec/onnx';
 import type { OnnxRuntimeModule, OnnxSession, OnnxTensor } from '@advrec/onnx';
+import { identifyExtractor } from './extractors.js';
 import { preprocessImage, resolvePreprocessing, tensorSize } from './preprocess.js';
 import type { Preprocessing } from './preprocess.js';
 
@@ -44,7 +45,9 @@ export interface ExtractionOptions {
   readonly inputName?: string;
   /**
    * The feature tensor: a graph output or any intermediate tensor (exposed as an extra
-   * output). Default: the graph's first output. A rank-4 tensor `[N, C, H, W]` is averaged
+   * output). Default: a known extractor's feature tensor (`KNOWN_EXTRACTORS`: ResNet-50
+   * v1's pooled `resnetv17_pool1_fwd`, not its logits; MobileNetV2's `627`), else the
+   * graph's first output. A rank-4 tensor `[N, C, H, W]` is averaged
    * over `H x W` (global average pooling), giving `C` features per image.
    */
   readonly tensor?: string;
@@ -220,7 +223,12 @@ export class FeatureSession {
         `an input named "${options.inputName}" (inputs: ${info.inputs.join(', ')})`,
         'none',
       );
-    const tensor = options.tensor ?? info.outputs[0]!;
+    // Default: a known extractor's feature tensor (ResNet-50's pooled layer, not its logits),
+    // else the model's first output.
+    const known = options.tensor
+      ? null
+      : identifyExtractor(createHash('sha256').update(modelBytes).digest('hex'), info.nodeOutputs);
+    const tensor = options.tensor ?? known?.tensor ?? info.outputs[0]!;
     const bytes = graphOf(file, () => exposeTensor(modelBytes, tensor, file));
     const ort = await requireOnnxRuntime('feature extraction');
     let session: OnnxSession;

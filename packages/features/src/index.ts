@@ -20,3 +20,7 @@ export type {
   FeatureManifest,
   ImageEntry,
 } from './extractor.js';
+export { RESNET50_V1, buildResNet50 } from './resnet50.js';
+export type { ResNet50Options } from './resnet50.js';
+export { KNOWN_EXTRACTORS, identifyExtractor, knownExtractor } from './extractors.js';
+export type { KnownExtractor } from './extractors.js';

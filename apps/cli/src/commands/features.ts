@@ -4,7 +4,7 @@ import { integer } from '../options.js';
 import { mkdir, readdir } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
 import { ConfigError, DataFormatError } from '@advrec/data';
-import { extractFeatures } from '@advrec/features';
+import { extractFeatures, knownExtractor } from '@advrec/features';
 import { emit } from '../context.js';
 import type { CommandContext } from '../context.js';
 
@@ -15,6 +15,7 @@ export interface FeaturesOptions {
   readonly out: string;
   readonly tensor?: string;
   readonly input?: string;
+  readonly extractor?: string;
   readonly batchSize?: number;
   readonly dtype?: 'float32' | 'float16';
   readonly idOffset?: number;
@@ -32,6 +33,9 @@ export async function featuresCommand(
   options: FeaturesOptions,
   context: CommandContext,
 ): Promise<number> {
+  const known = options.extractor ? knownExtractor(options.extractor, '--extractor') : null;
+  const tensor = options.tensor ?? known?.tensor;
+  const input = options.input ?? known?.inputName;
   const folder = resolve(options.images);
   let names: string[];
   try {
@@ -66,8 +70,8 @@ export async function featuresCommand(
     model: resolve(options.model),
     images,
     output: resolve(options.out),
-    ...(options.tensor ? { tensor: options.tensor } : {}),
-    ...(options.input ? { inputName: options.input } : {}),
+    ...(tensor ? { tensor } : {}),
+    ...(input ? { inputName: input } : {}),
     ...(options.batchSize ? { batchSize: options.batchSize } : {}),
     ...(options.dtype ? { dtype: options.dtype } : {}),
     ...(options.threads ? { threads: options.threads } : {}),
@@ -105,12 +109,16 @@ export const featuresCli: CliCommand = {
       .description('extract CNN image features (ONNX model) for a folder of item images, resumable')
       .requiredOption(
         '-m, --model <file>',
-        'ONNX model file (ResNet-50 with its pooled output, or any CNN with --tensor)',
+        'ONNX model file (ResNet-50 v1 from the ONNX model zoo: its 2048-d pooled layer is found by name; any CNN with --tensor)',
       )
       .requiredOption('-i, --images <folder>', 'folder of images named <item id>.jpg/.png/.webp')
       .requiredOption('-o, --out <file>', 'output .npy (a .manifest.json is written beside it)')
       .option('--tensor <name>', 'feature tensor (an output, or an intermediate tensor, pooled)')
       .option('--input <name>', 'input tensor name')
+      .option(
+        '--extractor <name>',
+        'a known extractor (resnet50-v1, mobilenetv2-12-int8): its feature tensor and input',
+      )
       .option(
         '--batch-size <n>',
         'images per inference batch (default 32)',
