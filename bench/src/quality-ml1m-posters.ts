@@ -5,10 +5,15 @@
  * seeded 10% of movies held out of training entirely (cold-start test items, scored by
  * their features alone); validation carved from train for early stopping and tuning; the
  * AMR protocol on test (the test item among 999 sampled negatives, HR and NDCG at 5, 10,
- * 20): ItemPop, MF-BPR, VBPR (initialised from MF), AMR (initialised from VBPR) versus VBPR
- * continued, paired t-tests, cold-start and warm cases separately, and the robustness of
- * VBPR and AMR to adversarial and random perturbations of the image features (AMR Table 3
- * and Figure 5).
+ * 20). The experiment is the library's `runAmrExperiment` with its defaults (VBPR's
+ * feature preparation and item-ID dropout, Adagrad state carried between stages, AMR's
+ * epsilon relative to the prepared features' row norm, chosen on validation from a grid):
+ * ItemPop, MF-BPR, VBPR (initialised from MF), AMR versus VBPR continued for as many epochs,
+ * paired t-tests on all, warm and cold-start cases, cold items ranked among cold items, and
+ * the robustness of VBPR continued and AMR to adversarial and random perturbations of the
+ * image features (AMR Table 3 and Figure 5). Environment: ADVREC_USER_FRACTION (1),
+ * ADVREC_MF_EPOCHS (200), ADVREC_VBPR_EPOCHS (40), ADVREC_AMR_EPOCHS (20),
+ * ADVREC_AMR_EPSILONS (0.1,1), ADVREC_SWEEP_EPSILONS (0.1,0.5,1,2), ADVREC_VALIDATE_EVERY (5).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -24,25 +29,18 @@ import {
   readFeatureMatrix,
   readUserItemLists,
 } from '@advrec/data';
-import type { Dataset, IdMap } from '@advrec/data';
+import type { Dataset, IdMap, SampledTestSet } from '@advrec/data';
 import { extractFeatures } from '@advrec/features';
 import type { FeatureManifest } from '@advrec/features';
 import { evaluateSampled, pairedTTest, robustnessSweep } from '@advrec/metrics';
 import type { EvaluationResult } from '@advrec/metrics';
-import {
-  ItemPop,
-  MatrixFactorization,
-  VisualBPR,
-  cloneTable,
-  readCheckpoint,
-} from '@advrec/models';
-import type { Checkpoint, Model } from '@advrec/models';
-import { Trainer } from '@advrec/trainer';
+import { defaultFeatureNorm } from '@advrec/models';
+import type { Model } from '@advrec/models';
+import { runAmrExperiment } from '@advrec/trainer';
 import type { PhaseResult, TrainConfig } from '@advrec/trainer';
 import type { BenchContext } from './context.js';
 
 const SEED = 2024;
-const PROJECTION_INIT_STD = 0.01;
 const CUTOFFS = [5, 10, 20];
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const sourceIds = (map: IdMap): string[] =>
@@ -170,156 +168,107 @@ export async function posterFeatures(
   };
 }
 
+/** HR@10 of each cold test item ranked among every cold item (pessimistic ties), per case. */
+export function coldAmongColdHits(
+  model: Model,
+  testSet: SampledTestSet,
+  cold: Uint8Array,
+  coldItems: Int32Array,
+): number[] {
+  const hits: number[] = [];
+  for (let c = 0; c < testSet.numCases; c++) {
+    const item = testSet.positives[c]!;
+    if (cold[item] !== 1) continue;
+    const scores = model.score(new Int32Array(coldItems.length).fill(testSet.users[c]!), coldItems);
+    const own = scores[coldItems.indexOf(item)]!;
+    let above = 0;
+    for (let k = 0; k < coldItems.length; k++)
+      if (coldItems[k] !== item && scores[k]! >= own) above++;
+    hits.push(above < 10 ? 1 : 0);
+  }
+  return hits;
+}
+
+const list = (name: string, fallback: string): number[] =>
+  (process.env[name] ?? fallback).split(',').map(Number);
+
 export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
   const directory = await mkdtemp(join(tmpdir(), 'advrec-ml1m-'));
   try {
-    const dataset = await buildDataset(sharedData, directory);
+    const dataset = await buildDataset(sharedData, directory, env('ADVREC_USER_FRACTION', 1));
     const features = await posterFeatures(sharedData, dataset, log);
     const testSet = generateSampledTestSet(dataset, { negatives: 999, seed: SEED });
     const cold = new Uint8Array(dataset.numItems);
     for (const i of dataset.coldStartItems) cold[i] = 1;
+    const coldItems = Int32Array.from(dataset.coldStartItems);
     const coldCases = Array.from(testSet.positives, (i) => cold[i] === 1);
     log(
       `${dataset.numUsers} users, ${dataset.numItems} items, ${dataset.train.nnz} train, ${testSet.numCases} test cases (${coldCases.filter(Boolean).length} on cold-start items), features ${features.dimension}-d (${features.missing} items without a poster)`,
     );
-    let featureNorm = 0;
-    for (let i = 0; i < dataset.numItems; i++) {
-      let s = 0;
-      for (let f = 0; f < features.dimension; f++)
-        s += features.data[i * features.dimension + f]! ** 2;
-      featureNorm += Math.sqrt(s) / dataset.numItems;
-    }
-
-    const evaluate = (model: Model): Promise<EvaluationResult> =>
-      evaluateSampled(model as Parameters<typeof evaluateSampled>[0], dataset, testSet, {
-        cutoffs: CUTOFFS,
-        metrics: ['hr', 'ndcg'],
-      });
-    const subset = (result: EvaluationResult, wantCold: boolean): Record<string, number> =>
-      meanOverCases(result, coldCases, wantCold);
     const validation = {
       every: env('ADVREC_VALIDATE_EVERY', 5),
       metric: 'ndcg@20',
       patience: 4,
     } as const;
-    const base: TrainConfig = { seed: 1, batchSize: 512, l2: 0, validation };
-    const phaseSummary = (p: PhaseResult) => ({
-      epochsRun: p.epochs.length,
-      bestEpoch: p.bestEpoch,
-      bestValidationNdcg20: p.bestValue,
-      medianSecondsPerEpoch: [...p.epochs.map((e) => e.seconds)].sort((a, b) => a - b)[
-        p.epochs.length >> 1
-      ],
-      curve: p.validations.map((v) => ({ epoch: v.epoch, value: v.value })),
+    const train: TrainConfig = { seed: 1, batchSize: 512, l2: 0, validation };
+    const rowNorm = defaultFeatureNorm(features.dimension);
+    const amrEpsilons = list('ADVREC_AMR_EPSILONS', '0.1,1');
+    const sweepEpsilons = list('ADVREC_SWEEP_EPSILONS', '0.1,0.5,1,2');
+    const started = performance.now();
+    const experiment = await runAmrExperiment(dataset, {
+      features: { data: features.data, dimension: features.dimension },
+      embeddingSize: 64,
+      modelSeed: 1,
+      train,
+      mfEpochs: env('ADVREC_MF_EPOCHS', 200),
+      vbprEpochs: env('ADVREC_VBPR_EPOCHS', 40),
+      amrEpochs: env('ADVREC_AMR_EPOCHS', 20),
+      epsilons: amrEpsilons,
+      adversarialWeight: 1,
+      // AUC too: where a cold item ranks among the 999 negatives even outside the top 20.
+      evaluate: (model) =>
+        evaluateSampled(model as Parameters<typeof evaluateSampled>[0], dataset, testSet, {
+          cutoffs: CUTOFFS,
+          metrics: ['hr', 'ndcg', 'auc'],
+        }),
+      // AMR Table 3 / Figure 5: epsilons relative to the prepared features' mean row norm.
+      attack: (model) =>
+        robustnessSweep(model, dataset, {
+          epsilons: sweepEpsilons.map((e) => e * rowNorm),
+          adversaries: ['fgm', 'random'],
+          surfaces: ['itemFeatures'],
+          testSet,
+          cutoffs: CUTOFFS,
+          metrics: ['hr', 'ndcg'],
+          seed: 5,
+        }),
+      callbacks: (stage) => ({
+        onValidation: (v) =>
+          log(`${stage} epoch ${v.epoch} ndcg@20 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`),
+      }),
     });
-    const onValidation = (name: string) => ({
-      onValidation: (v: { epoch: number; value: number; improved: boolean }) =>
-        log(`${name} epoch ${v.epoch} ndcg@20 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`),
-      onLog: log,
+    const chain = experiment.chain;
+    const results = Object.fromEntries(experiment.test);
+    const names = experiment.test.map(([name]) => name);
+    const [itemPopName, mfName, vbprName, continuedName, amrName] = names as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    const subset = (result: EvaluationResult, wantCold: boolean): Record<string, number> =>
+      meanOverCases(result, coldCases, wantCold);
+    const onCases = (result: EvaluationResult, wantCold: boolean): EvaluationResult => ({
+      ...result,
+      perUser: Object.fromEntries(
+        Object.entries(result.perUser).map(([key, values]) => [
+          key,
+          Float64Array.from(values.filter((_, c) => coldCases[c] === wantCold)),
+        ]),
+      ),
+      metrics: subset(result, wantCold),
     });
-
-    // ItemPop and MF-BPR.
-    const itemPop = await evaluate(new ItemPop(dataset.train));
-    const mf = new MatrixFactorization(dataset, { embeddingSize: 64, seed: 1 });
-    let trainer = await Trainer.create(mf, dataset, base, onValidation('mf-bpr'));
-    const mfCheckpoint = join(directory, 'mf.ckpt');
-    const mfPhase = await trainer.runPhase({
-      epochs: env('ADVREC_MF_EPOCHS', 200),
-      adversarial: false,
-      checkpoint: mfCheckpoint,
-    });
-    await trainer.close();
-    const mfResult = await evaluate(mf);
-    log(`MF-BPR test ${JSON.stringify(mfResult.metrics)}`);
-
-    // VBPR (the AMR paper's model, Eq. 4) initialised from MF's best embeddings, which keep
-    // their Adagrad state; E ~ N(0, 0.01^2) over unit-norm features.
-    const mfState = await readCheckpoint(mfCheckpoint);
-    const vbpr = VisualBPR.fromMatrixFactorization(
-      mf,
-      features,
-      { seed: 1, projectionInitStd: PROJECTION_INIT_STD },
-      dataset.train,
-    );
-    const resumeFrom = (c: Checkpoint) => ({
-      extraTables: c.extraTables.map(cloneTable),
-      epoch: Number(c.metadata.epoch),
-      step: Number(c.metadata.step),
-    });
-    trainer = await Trainer.create(vbpr, dataset, base, onValidation('vbpr'), resumeFrom(mfState));
-    const vbprCheckpoint = join(directory, 'vbpr.ckpt');
-    const vbprPhase = await trainer.runPhase({
-      epochs: env('ADVREC_VBPR_EPOCHS', 25),
-      adversarial: false,
-      checkpoint: vbprCheckpoint,
-    });
-    await trainer.close();
-    const vbprResult = await evaluate(vbpr);
-    log(`VBPR test ${JSON.stringify(vbprResult.metrics)}`);
-
-    // From the VBPR checkpoint (tables and Adagrad state): VBPR continued vs AMR
-    // (perturbing the image features), same epochs.
-    const vbprState = await readCheckpoint(vbprCheckpoint);
-    const copy = (): VisualBPR =>
-      VisualBPR.restore({ ...vbprState.model, tables: vbprState.model.tables.map(cloneTable) });
-    const continueEpochs = env('ADVREC_AMR_EPOCHS', 20);
-    const continued = copy();
-    trainer = await Trainer.create(
-      continued,
-      dataset,
-      base,
-      onValidation('vbpr+'),
-      resumeFrom(vbprState),
-    );
-    const continuedPhase = await trainer.runPhase({ epochs: continueEpochs, adversarial: false });
-    await trainer.close();
-    const continuedResult = await evaluate(continued);
-    log(`VBPR continued test ${JSON.stringify(continuedResult.metrics)}`);
-    const epsilons = (process.env.ADVREC_AMR_EPSILONS ?? '0.1').split(',').map(Number);
-    const amrRuns: { epsilon: number; model: VisualBPR; phase: PhaseResult }[] = [];
-    for (const epsilon of epsilons) {
-      const amr = copy();
-      trainer = await Trainer.create(
-        amr,
-        dataset,
-        {
-          ...base,
-          adversarial: {
-            adversary: 'fgm',
-            epsilon,
-            adversarialWeight: 1,
-            surfaces: ['itemFeatures'],
-          },
-        },
-        onValidation(`amr(eps=${epsilon})`),
-        resumeFrom(vbprState),
-      );
-      amrRuns.push({
-        epsilon,
-        model: amr,
-        phase: await trainer.runPhase({ epochs: continueEpochs, adversarial: true }),
-      });
-      await trainer.close();
-    }
-    const chosen = amrRuns.reduce((best, r) =>
-      r.phase.bestValue > best.phase.bestValue ? r : best,
-    );
-    const amrResult = await evaluate(chosen.model);
-    log(`AMR(eps=${chosen.epsilon}) test ${JSON.stringify(amrResult.metrics)}`);
-
-    const results = {
-      itemPop,
-      mfBpr: mfResult,
-      vbpr: vbprResult,
-      vbprContinued: continuedResult,
-      amr: amrResult,
-    };
-    const table = Object.fromEntries(
-      Object.entries(results).map(([name, r]) => [
-        name,
-        { all: r.metrics, coldStartCases: subset(r, true), warmCases: subset(r, false) },
-      ]),
-    );
     const compare = (a: EvaluationResult, b: EvaluationResult) =>
       Object.fromEntries(
         Object.keys(a.metrics).map((key) => {
@@ -334,28 +283,66 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
           ];
         }),
       );
-
-    // Robustness to perturbations of the image features (AMR Table 3, Figure 5).
-    const sweepEpsilons = (process.env.ADVREC_SWEEP_EPSILONS ?? '0.05,0.1,0.2,0.5,1')
-      .split(',')
-      .map(Number);
-    const sweep = (model: VisualBPR) =>
-      robustnessSweep(model, dataset, {
-        epsilons: sweepEpsilons,
-        adversaries: ['fgm', 'random'],
-        surfaces: ['itemFeatures'],
-        testSet,
-        cutoffs: CUTOFFS,
-        metrics: ['hr', 'ndcg'],
-        seed: 5,
-      });
-    const robustness = { vbpr: await sweep(continued), amr: await sweep(chosen.model) };
-    for (const [name, report] of Object.entries(robustness))
-      for (const p of report.points)
-        log(
-          `robustness ${name} ${p.adversary} eps=${p.epsilon}: ndcg@10 ${(100 * p.relativeChange['ndcg@10']!).toFixed(1)}%`,
-        );
-
+    const onAll = (a: string, b: string) => ({
+      all: compare(results[a]!, results[b]!),
+      warm: compare(onCases(results[a]!, false), onCases(results[b]!, false)),
+      cold: compare(onCases(results[a]!, true), onCases(results[b]!, true)),
+    });
+    const coldAmongCold = Object.fromEntries(
+      experiment.arms.map((arm) => {
+        const hits = coldAmongColdHits(arm.model, testSet, cold, coldItems);
+        return [arm.name, hits.reduce((a, b) => a + b, 0) / Math.max(1, hits.length)];
+      }),
+    );
+    const chanceAmongCold = Math.min(1, 10 / Math.max(1, coldItems.length));
+    const table = Object.fromEntries(
+      names.map((name) => [
+        name,
+        {
+          all: results[name]!.metrics,
+          warmCases: subset(results[name]!, false),
+          coldStartCases: subset(results[name]!, true),
+          coldAmongColdHr10: coldAmongCold[name],
+        },
+      ]),
+    );
+    for (const name of names) log(`${name}: ${JSON.stringify(table[name])}`);
+    const phaseSummary = (p: PhaseResult | null) =>
+      p && {
+        epochsRun: p.epochs.length,
+        bestEpoch: p.bestEpoch,
+        bestValidationNdcg20: p.bestValue,
+        medianSecondsPerEpoch: [...p.epochs.map((e) => e.seconds)].sort((a, b) => a - b)[
+          p.epochs.length >> 1
+        ],
+        curve: p.validations.map((v) => ({ epoch: v.epoch, value: v.value })),
+      };
+    const robustness = Object.fromEntries(
+      experiment.robustness.map(({ name, report }) => [
+        name,
+        {
+          ...report,
+          points: report.points.map((p) => ({ ...p, relativeEpsilon: p.epsilon / rowNorm })),
+        },
+      ]),
+    );
+    const drop = (name: string, epsilon: number) =>
+      experiment.robustness
+        .find((r) => r.name === name)!
+        .report.points.find(
+          (p) => p.adversary === 'fgm' && Math.abs(p.epsilon / rowNorm - epsilon) < 1e-9,
+        )?.relativeChange['ndcg@10'] ?? Number.NaN;
+    const dropRatios = Object.fromEntries(
+      sweepEpsilons.map((e) => [
+        String(e),
+        {
+          vbprContinued: drop(continuedName, e),
+          amr: drop(amrName, e),
+          amrOverVbpr: drop(amrName, e) / drop(continuedName, e),
+        },
+      ]),
+    );
+    const vbprConfig = chain.vbpr.config;
     return {
       dataset: {
         name: dataset.name,
@@ -366,8 +353,9 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         testCases: testSet.numCases,
         coldStartTestCases: coldCases.filter(Boolean).length,
         coldStartItems: dataset.coldStartItems.length,
+        userFraction: env('ADVREC_USER_FRACTION', 1),
         protocol:
-          'random leave-one-out (seed 2024) over the shared train+test files; 10% of movies (seeded) removed from training; one random training interaction per user held out for validation; test item among 999 sampled negatives',
+          'random leave-one-out (seed 2024) over the shared train+test files; 10% of movies (seeded) removed from training; one random training interaction per user held out for validation; test item among 999 sampled negatives (cold items included, as in the paper); cold-among-cold: each cold test item ranked among all cold items',
       },
       features: {
         model: features.manifest.model,
@@ -376,38 +364,45 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         dimension: features.dimension,
         itemsWithoutPoster: features.missing,
         failedImages: features.manifest.failed,
-        meanFeatureNormAfterNormalisation: featureNorm,
-        normalisation: 'each item feature vector scaled to unit L2 norm',
+        preparation: `${String(vbprConfig['featureNormalization'])}, mean row norm ${rowNorm.toPrecision(3)} (1/sqrt(D))`,
       },
       config: {
         embeddingSize: 64,
         batchSize: 512,
-        optimizer: 'adagrad lr 0.05, initial accumulator 0.1',
+        optimizer: 'adagrad lr 0.05, initial accumulator 0.1, state carried between stages',
         l2: 0,
-        vbprModel: `AMR Eq. 4: y_ui = p_u . (q_i + E c_i), P and Q (and their Adagrad state) from the best MF, E ~ N(0, ${PROJECTION_INIT_STD}^2)`,
-        continuation: "both arms from the best VBPR checkpoint's tables and Adagrad state",
+        vbpr: Object.fromEntries(
+          Object.entries(vbprConfig).filter(([key]) => key !== 'featureMean'),
+        ),
+        vbprModel:
+          'AMR Eq. 4: y_ui = p_u . (q_i + E c_i), P and Q from the best MF (cold items Q = 0)',
+        continuation: "both arms from VBPR's best parameters and Adagrad state, same epochs",
         amrSurfaces: ['itemFeatures'],
         adversarialWeight: 1,
-        amrEpsilonsTried: epsilons,
-        amrEpsilonChosenOnValidation: chosen.epsilon,
-        earlyStopping: 'best validation ndcg@20 (full ranking) every 5 epochs, patience 4',
+        amrEpsilonsTried: amrEpsilons,
+        amrEpsilonChosenOnValidation: chain.chosenEpsilon,
+        epsilonUnit: 'relative to the prepared features mean row norm',
+        earlyStopping: `best validation ndcg@20 (full ranking) every ${validation.every} epochs, patience 4`,
       },
       training: {
-        mfBpr: phaseSummary(mfPhase),
-        vbpr: phaseSummary(vbprPhase),
-        vbprContinued: phaseSummary(continuedPhase),
+        mfBpr: phaseSummary(chain.phases.mf),
+        vbpr: phaseSummary(chain.phases.vbpr),
+        vbprContinued: phaseSummary(chain.phases.vbprContinued),
         amr: Object.fromEntries(
-          amrRuns.map((r) => [`epsilon=${r.epsilon}`, phaseSummary(r.phase)]),
+          chain.amrRuns.map((r) => [`epsilon=${r.epsilon}`, phaseSummary(r.phase)]),
         ),
       },
       test: table,
+      chanceHr10: { all: 10 / 1000, coldAmongCold: chanceAmongCold },
       comparisons: {
-        amrVsVbprContinued: compare(amrResult, continuedResult),
-        amrVsVbpr: compare(amrResult, vbprResult),
-        vbprVsMfBpr: compare(vbprResult, mfResult),
-        mfBprVsItemPop: compare(mfResult, itemPop),
+        vbprVsMfBpr: onAll(vbprName, mfName),
+        amrVsVbprContinued: onAll(amrName, continuedName),
+        amrVsVbpr: onAll(amrName, vbprName),
+        mfBprVsItemPop: onAll(mfName, itemPopName),
       },
       robustness,
+      robustnessDropNdcg10AtFgm: dropRatios,
+      seconds: (performance.now() - started) / 1000,
     };
   } finally {
     await rm(directory, { recursive: true, force: true });
