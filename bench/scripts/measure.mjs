@@ -164,7 +164,12 @@ async function amazonScale() {
     timestamps: null,
     length: users.length,
   };
+  const t0 = performance.now();
+  const note = (what) =>
+    console.error(`amazon-scale: ${what} after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  note(`${users.length} interactions generated`);
   const dataset = data.leaveOneOut(log, { order: 'random', seed });
+  note('split');
   // Built inside the call, so nothing here keeps the 2.45 GB input alive once the model
   // holds its own prepared copy.
   const randomFeatures = () => {
@@ -186,6 +191,7 @@ async function amazonScale() {
     { train: dataset.train },
   );
   const rssAfterModel = process.memoryUsage().rss;
+  note(`model built, RSS ${Math.round(rssAfterModel / 2 ** 20)} MiB`);
   const trainer = await Trainer.create(model, dataset, {
     seed,
     batchSize: 512,

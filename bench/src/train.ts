@@ -7,6 +7,8 @@
  * ratios are taken within this one run. Then the VBPR and AMR mini-batch step at ML-1M size
  * (6,040 users, 3,706 items, K=64, 1280-d features, batch 512; AMR: FGM on the features),
  * each round in its own process (`bench/scripts/measure.mjs`, shared with `engine-seam`).
+ * Last, one VBPR epoch and one AMR epoch at the AMR paper's Amazon scale (83,337 users,
+ * 299,555 items, 2048-d features) in a process of its own, with its peak RSS (budget 8 GiB).
  */
 import { execFileSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
@@ -107,6 +109,14 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       steps[task]!.push(stepMilliseconds);
       log(`round ${round} ${task}: ${stepMilliseconds.toFixed(1)} ms per batch`);
     }
+  // The AMR paper's Amazon scale, once, in its own process (its peak RSS is its own).
+  const amazonOut = execFileSync(
+    process.execPath,
+    [join(root, 'bench', 'scripts', 'measure.mjs'), root, 'amazon-scale', sharedData, '0'],
+    { encoding: 'utf8', maxBuffer: 1 << 24 },
+  );
+  const amazonScale = JSON.parse(amazonOut.trim().split('\n').at(-1)!) as Record<string, number>;
+  log(`amazon-scale: ${JSON.stringify(amazonScale)}`);
   const med = (name: string): number => Math.round(median(samples.get(name)!));
   const bpr = med('bpr-2threads');
   const apr = med('apr-2threads');
@@ -147,6 +157,14 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       vbprStepMilliseconds: Number(median(steps['vbpr-step']!).toFixed(2)),
       amrStepMilliseconds: Number(median(steps['amr-step']!).toFixed(2)),
       samplesMilliseconds: steps,
+    },
+    amazonScale: {
+      data: "the AMR paper's Amazon scale (Table 1): 83,337 users, 299,555 items, 706,949 synthetic interactions with skewed popularity, random leave-one-out, random non-negative 2048-d float32 features",
+      model:
+        'VBPR (shared), K=64, centred features, item-ID dropout 0.2; batch 512, Adagrad, 2 threads; AMR: FGM on the item features, epsilon 0.1 of the row norm',
+      budgetMiB: 8192,
+      withinBudget: amazonScale['peakRssMiB']! <= 8192,
+      ...amazonScale,
     },
     measuredEpochs: `${ROUNDS} rounds x ${EPOCHS_PER_ROUND} epochs per variant, interleaved, after 1 warm-up epoch each`,
     peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),

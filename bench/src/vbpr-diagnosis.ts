@@ -8,7 +8,8 @@
  *   under Adagrad the features' scale is E's effective learning rate;
  * - the shared-user model (AMR Eq. 4) against VBPR's own (Eq. 2, theta_u);
  * - what the posters carry: the same model on features shuffled across items;
- * - L2 regularisation.
+ * - L2 regularisation;
+ * - item-ID dropout (ADVREC_DIAG_DROPOUT=1): VBPR from one MF at several `itemIdDropout` rates.
  *
  * Every arm trains from scratch with the same schedule and early stopping on validation
  * NDCG@20; test is the AMR protocol (the test item among 999 sampled negatives), reported on
@@ -316,9 +317,61 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       log(`chain: ${JSON.stringify(chain)}`);
     }
 
+    // ---- Item-ID dropout: VBPR from one MF, each rate, same schedule --------------------
+    let dropout: Record<string, unknown> | null = null;
+    if (process.env.ADVREC_DIAG_DROPOUT === '1') {
+      const rates = (process.env.ADVREC_DIAG_DROPOUT_RATES ?? '0,0.2,0.5').split(',').map(Number);
+      const vbprEpochs = env('ADVREC_DIAG_DROPOUT_EPOCHS', 20);
+      const mf = new MatrixFactorization(dataset, { embeddingSize: 64, seed: 1 });
+      let trainer = await Trainer.create(mf, dataset, base);
+      const mfPhase = await trainer.runPhase({ epochs: mfEpochs, adversarial: false });
+      await trainer.close();
+      log(`dropout: mf best epoch ${mfPhase.bestEpoch} ndcg@20 ${mfPhase.bestValue.toFixed(4)}`);
+      const arms: Record<string, unknown> = {};
+      for (const rate of rates) {
+        const model = VisualBPR.fromMatrixFactorization(
+          mf,
+          raw,
+          { seed: 1, itemIdDropout: rate },
+          dataset.train,
+        );
+        trainer = await Trainer.create(model, dataset, base, {
+          onValidation: (v) =>
+            log(`dropout ${rate} epoch ${v.epoch} ndcg@20 ${v.value.toFixed(4)}`),
+        });
+        const phase = await trainer.runPhase({ epochs: vbprEpochs, adversarial: false });
+        await trainer.close();
+        const test = await evaluateSampled(
+          model as Parameters<typeof evaluateSampled>[0],
+          dataset,
+          testSet,
+          { cutoffs: [10], metrics: ['hr', 'ndcg', 'auc'] },
+        );
+        arms[String(rate)] = {
+          bestEpoch: phase.bestEpoch,
+          bestValidationNdcg20: phase.bestValue,
+          test: {
+            all: test.metrics,
+            warm: meanOverCases(test, coldCases, false),
+            cold: meanOverCases(test, coldCases, true),
+            coldAmongColdHr10: coldAmongCold(model, testSet, cold, coldItems),
+          },
+        };
+        log(`dropout ${rate}: ${JSON.stringify(arms[String(rate)])}`);
+      }
+      dropout = {
+        protocol:
+          'MF-BPR (early stopping), then VBPR initialised from it (library defaults but itemIdDropout; a fresh Adagrad), best validation epoch kept; test as above',
+        mf: { bestEpoch: mfPhase.bestEpoch, bestValidationNdcg20: mfPhase.bestValue },
+        vbprEpochs,
+        chanceAmongColdHr10: Math.min(1, 10 / coldItems.length),
+        rates: arms,
+      };
+    }
+
     // ---- Synthetic, preferences planted through the features --------------------------
     if (process.env.ADVREC_DIAG_SYNTHETIC === '0')
-      return { ml1mPosters: { amrChainWithDefaults: chain } };
+      return { ml1mPosters: { amrChainWithDefaults: chain, itemIdDropout: dropout } };
     const synthetic = generateSynthetic({
       users: 2000,
       items: 1500,
@@ -433,6 +486,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         arms: results,
         versusMfBpr: versusMf,
         amrChainWithDefaults: chain,
+        itemIdDropout: dropout,
       },
       synthetic: {
         dataset:

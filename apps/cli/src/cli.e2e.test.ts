@@ -328,6 +328,76 @@ describe('advrec on ML-100K: train, evaluate, attack, recommend', () => {
   });
 });
 
+describe('advrec reproduce amr and train --model vbpr on the embedded default', () => {
+  it('runs the AMR chain with the visual defaults and reports warm and cold-start cases', async () => {
+    const out = join(work, 'amr');
+    const r = await advrec([
+      'reproduce',
+      'amr',
+      '--out',
+      out,
+      '--epochs',
+      '3',
+      '--adversarial-epochs',
+      '1',
+      '--epsilons',
+      '0.5',
+      '--threads',
+      '2',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+    expect(Object.keys(metrics.metrics)).toEqual([
+      'ItemPop',
+      'MF-BPR',
+      'VBPR',
+      'VBPR continued',
+      'AMR (eps 0.1)',
+    ]);
+    // The leave-one-out split leaves a few test items without a training interaction.
+    expect(Object.keys(metrics.coldStart)).toContain('AMR (eps 0.1) (cold)');
+    const report = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(report).toMatch(/## Warm and cold-start test cases/);
+    expect(report).toMatch(/item-ID dropout 0\.2/);
+    // Sweep sizes in units of the prepared features' row norm, on the features only.
+    const robustness = JSON.parse(readFileSync(join(out, 'robustness.json'), 'utf8'));
+    const amr = robustness['AMR (eps 0.1)'];
+    expect(amr.surfaces).toEqual(['itemFeatures']);
+    expect(amr.points.map((p: { epsilon: number }) => p.epsilon)).toEqual([0.5, 0.5]);
+  });
+
+  it('train --model vbpr runs AMR on the item features with a relative epsilon', async () => {
+    const out = join(work, 'vbpr-train');
+    const r = await advrec([
+      'train',
+      '--model',
+      'vbpr',
+      '--set',
+      'data.synthetic.featureDimension=16',
+      '--epochs',
+      '2',
+      '--adversarial-epochs',
+      '1',
+      '--epsilon',
+      '0.2',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const report = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(report).toMatch(
+      /fgm on the item features, epsilon 0\.2 of the prepared features' mean row norm/,
+    );
+    // The recipe's choices are recorded with the model.
+    const checkpoint = await readCheckpoint(join(out, 'checkpoints', 'model.ckpt'));
+    expect(checkpoint.model.config).toMatchObject({
+      itemIdDropout: 0.2,
+      featureNormalization: 'centred',
+      featureNorm: 0.25,
+    });
+  });
+});
+
 describe('advrec reproduce apr on the embedded default', () => {
   it('finishes in under 2 minutes with the comparison and the robustness table in its report', async () => {
     const out = join(work, 'apr');

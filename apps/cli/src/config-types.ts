@@ -167,11 +167,14 @@ export interface EvaluationSection {
 
 /** The robustness sweep written into the report (APR Table 2 / AMR Table 3). */
 export interface AttackSection {
-  /** Epsilons of the sweep (default [0.25, 0.5, 1, 2]). */
+  /**
+   * Epsilons of the sweep (default [0.25, 0.5, 1, 2]). For VBPR with no `surfaces` named,
+   * relative to the prepared features' mean row norm.
+   */
   epsilons?: number[];
   /** Adversaries compared (default fgm and random). */
   adversaries?: string[];
-  /** Surfaces attacked (default every surface of the model). */
+  /** Surfaces attacked (default every surface of the model; VBPR: `itemFeatures`, AMR's attack). */
   surfaces?: string[];
 }
 

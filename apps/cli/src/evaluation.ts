@@ -5,6 +5,7 @@ import { generateSampledTestSet } from '@advrec/data';
 import type { SampledTestSet } from '@advrec/data';
 import { evaluateFullRanking, evaluateSampled, robustnessSweep } from '@advrec/metrics';
 import type { EvaluationResult, MetricName, RobustnessReport } from '@advrec/metrics';
+import { ITEM_FEATURES } from '@advrec/models';
 import type { Model } from '@advrec/models';
 import type { ResolvedRunConfig } from './config.js';
 import type { LoadedData } from './datasets.js';
@@ -53,7 +54,7 @@ export function sampledTestSetFor(
 }
 
 /** Runs a robustness sweep (APR Table 2 / AMR Table 3) under the run's protocol. */
-export function attackModel(
+export async function attackModel(
   model: Model,
   data: LoadedData,
   evaluation: ResolvedRunConfig['evaluation'],
@@ -62,11 +63,18 @@ export function attackModel(
   threads?: number,
   signal?: AbortSignal,
 ): Promise<RobustnessReport> {
-  return robustnessSweep(model, data.dataset, {
+  // A visual model with no surfaces named: AMR's attack, on the item features, with
+  // epsilons relative to the prepared rows' mean norm (reported in those units).
+  const rowNorm = attack.surfaces ? null : featureRowNorm(model);
+  const report = await robustnessSweep(model, data.dataset, {
     ...(signal ? { signal } : {}),
-    epsilons: attack.epsilons,
+    epsilons: rowNorm === null ? attack.epsilons : attack.epsilons.map((e) => e * rowNorm),
     adversaries: attack.adversaries,
-    ...(attack.surfaces ? { surfaces: attack.surfaces } : {}),
+    ...(attack.surfaces
+      ? { surfaces: attack.surfaces }
+      : rowNorm !== null
+        ? { surfaces: [ITEM_FEATURES] }
+        : {}),
     cutoffs: evaluation.cutoffs,
     metrics: evaluation.metrics.filter((m) => m !== 'auc') as MetricName[],
     seed,
@@ -75,6 +83,24 @@ export function attackModel(
       ? { testSet: sampledTestSetFor(data, evaluation.negatives, seed) }
       : {}),
   });
+  if (rowNorm === null) return report;
+  return {
+    ...report,
+    // Points run adversary by adversary over the epsilons in order: the k-th is epsilon k mod n.
+    points: report.points.map((p, k) => ({
+      ...p,
+      epsilon: attack.epsilons[k % attack.epsilons.length]!,
+    })),
+  };
+}
+
+/**
+ * The mean row norm of a visual model's prepared item features (VBPR's
+ * `featureTransform.rowNorm`), or null for a model without them.
+ */
+export function featureRowNorm(model: Model): number | null {
+  const norm = (model as { featureTransform?: { rowNorm?: unknown } }).featureTransform?.rowNorm;
+  return typeof norm === 'number' && Number.isFinite(norm) && norm > 0 ? norm : null;
 }
 
 /** The protocol line every table of results carries. */

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkAllocation, DataFormatError } from '@advrec/data';
-import { readCheckpoint, restoreModel, writeCheckpoint } from '@advrec/models';
+import { ITEM_FEATURES, readCheckpoint, restoreModel, writeCheckpoint } from '@advrec/models';
 import type { JsonObject, Model, ParameterTable } from '@advrec/models';
 import { getAdversary } from '@advrec/adversary';
 import { Trainer, resolveTrainConfig, selectEngineProvider } from '@advrec/trainer';
@@ -22,6 +22,7 @@ import type { ResolvedRunConfig } from './config.js';
 import { withPathPrefix } from './errors.js';
 import type { LoadedData } from './datasets.js';
 import { readJsonFile } from './datasets.js';
+import { featureRowNorm } from './evaluation.js';
 import type { Progress } from './progress.js';
 import type { ReportSection } from './report.js';
 
@@ -32,7 +33,7 @@ import type { ReportSection } from './report.js';
 export function checkTrainConfig(config: ResolvedRunConfig, model: Model): void {
   if (model.trainableTables.length === 0) return;
   withPathPrefix('training', () => {
-    const resolved = resolveTrainConfig(trainConfigOf(config), model);
+    const resolved = resolveTrainConfig(trainConfigOf(config, model), model);
     selectEngineProvider(model, getAdversary(resolved.adversarial.adversary), resolved);
   });
 }
@@ -53,8 +54,12 @@ export function checkRunSizes(config: ResolvedRunConfig, data: LoadedData): void
   }
 }
 
-/** The trainer's config from a run config. */
-export function trainConfigOf(config: ResolvedRunConfig): TrainConfig {
+/**
+ * The trainer's config from a run config. With a visual `model` (VBPR) and no surfaces
+ * named, the adversarial phase is AMR's: FGM on the item features only, with
+ * `training.adversarial.epsilon` relative to the prepared features' mean row norm.
+ */
+export function trainConfigOf(config: ResolvedRunConfig, model?: Model): TrainConfig {
   // The run's schedule is the CLI's; everything else is the library's TrainConfig.
   const {
     epochs: _epochs,
@@ -66,9 +71,13 @@ export function trainConfigOf(config: ResolvedRunConfig): TrainConfig {
   } = config.training;
   const { surfaces, ...attack } = adversarial;
   const { patience, ...checks } = validation;
+  const rowNorm = model && !surfaces ? featureRowNorm(model) : null;
   return {
     ...rest,
-    adversarial: { ...attack, ...(surfaces ? { surfaces } : {}) },
+    adversarial:
+      rowNorm !== null
+        ? { ...attack, epsilon: attack.epsilon * rowNorm, surfaces: [ITEM_FEATURES] }
+        : { ...attack, ...(surfaces ? { surfaces } : {}) },
     validation: { ...checks, ...(patience !== null ? { patience } : {}) },
   };
 }
@@ -149,7 +158,7 @@ export async function trainModel(
   trainer = await Trainer.create(
     model,
     data.dataset,
-    trainConfigOf(config),
+    trainConfigOf(config, model),
     {
       onLog: (message) => options.progress.log(message),
       onEpochEnd: async (event: EpochEvent) => {

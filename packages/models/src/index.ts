@@ -40,6 +40,7 @@ export type { MatrixFactorizationConfig, ResolvedMatrixFactorizationConfig } fro
 export { ITEM_POP_MODEL_NAME, ItemPop } from './item-pop.js';
 export {
   DEFAULT_FEATURE_NORMALIZATION,
+  DEFAULT_ITEM_ID_DROPOUT,
   FEATURE_PROJECTION,
   ITEM_FEATURES,
   USER_VISUAL_EMBEDDINGS,

@@ -37,7 +37,11 @@ export interface AdversarialConfig {
    * @default 1
    */
   readonly adversarialWeight?: number;
-  /** Surfaces to perturb (default: every surface of the model; MF: both embeddings). */
+  /**
+   * Surfaces to perturb (default: every surface of the model; MF: both embeddings). The
+   * `advrec` CLI, for VBPR with no surfaces named, perturbs `itemFeatures` only (AMR) and
+   * reads `epsilon` relative to the prepared features' mean row norm.
+   */
   readonly surfaces?: readonly string[];
 }
 

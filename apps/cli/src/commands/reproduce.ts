@@ -4,7 +4,7 @@ import type { CliCommand } from '../command.js';
 import { collect, decimal, integer, numbers } from '../options.js';
 import { join } from 'node:path';
 import { ConfigError } from '@advrec/data';
-import { defaultFeatureNorm } from '@advrec/models';
+import { DEFAULT_ITEM_ID_DROPOUT, defaultFeatureNorm } from '@advrec/models';
 import type { Model, VisualBPRConfig } from '@advrec/models';
 import { runAmrExperiment, runAprExperiment } from '@advrec/trainer';
 import type {
@@ -197,7 +197,7 @@ export function reproduceAmrCommand(
           ? { extraSections: [coldStart.section], extraMetrics: { coldStart: coldStart.metrics } }
           : {}),
         dataNote: `; features ${data.itemFeatures!.dimension}-d from ${data.itemFeatures!.source}`,
-        modelFact: `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; features ${String(config.model.options['featureNormalization'] ?? 'centred')}, mean row norm ${Number(config.model.options['featureNorm'] ?? defaultFeatureNorm(data.itemFeatures!.dimension)).toPrecision(3)}; attack epsilons relative to it; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
+        modelFact: `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; features ${String(config.model.options['featureNormalization'] ?? 'centred')}, mean row norm ${Number(config.model.options['featureNorm'] ?? defaultFeatureNorm(data.itemFeatures!.dimension)).toPrecision(3)}; attack epsilons relative to it; item-ID dropout ${Number(config.model.options['itemIdDropout'] ?? DEFAULT_ITEM_ID_DROPOUT)}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
         whatWasRun: `AMR Algorithm 1: MF-BPR (${t.epochs} epochs max, early stopping on validation ${t.validation.metric}), VBPR initialised from MF's embeddings, then from VBPR's parameters AMR (BPR + lambda x BPR under FGM perturbations of the item features, epsilon ${t.adversarial.epsilon} of a feature row's mean norm, lambda ${t.adversarial.adversarialWeight}) and VBPR continued, ${t.adversarialEpochs} epochs each.`,
         histories,
         metricKey: (keys) => (keys.includes('ndcg@10') ? 'ndcg@10' : keys[0]!),
@@ -337,15 +337,8 @@ function experimentOptions(
     evaluate: (model: Model) =>
       evaluateModel(model, data, config.evaluation, { seed: TEST_SET_SEED, threads: t.threads }),
     // Sizes on the item features are relative to the prepared rows' mean norm (VBPR).
-    attack: (model: Model) => {
-      const rowNorm = (model as { featureTransform?: { rowNorm: number } }).featureTransform
-        ?.rowNorm;
-      const attack =
-        rowNorm === undefined
-          ? config.attack!
-          : { ...config.attack!, epsilons: config.attack!.epsilons.map((e) => e * rowNorm) };
-      return attackModel(model, data, config.evaluation, attack, 11, t.threads);
-    },
+    attack: (model: Model) =>
+      attackModel(model, data, config.evaluation, config.attack!, 11, t.threads),
     checkpoints: join(folder, 'checkpoints'),
     checkpointMetadata: { datasetFingerprint: data.fingerprint },
     callbacks: stages.callbacks,

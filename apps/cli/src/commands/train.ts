@@ -266,6 +266,7 @@ export function runFacts(
   engine: EngineInfo | null,
 ): [string, string][] {
   const t = config.training;
+  const visual = config.model.name === 'vbpr' && t.adversarial.surfaces === null;
   return [
     [
       'data',
@@ -275,7 +276,7 @@ export function runFacts(
     ['model', `${config.model.name}, K = ${config.model.embeddingSize}, seed ${config.model.seed}`],
     [
       'training',
-      `${t.epochs} BPR epochs + ${t.adversarialEpochs} adversarial epochs (${t.adversarial.adversary}, epsilon ${t.adversarial.epsilon}, lambda ${t.adversarial.adversarialWeight}); batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}, l2 ${t.l2}; validation ${t.validation.metric} every ${t.validation.every}${t.validation.patience ? `, patience ${t.validation.patience}` : ''}`,
+      `${t.epochs} BPR epochs + ${t.adversarialEpochs} adversarial epochs (${t.adversarial.adversary}${visual ? ' on the item features' : ''}, epsilon ${t.adversarial.epsilon}${visual ? " of the prepared features' mean row norm" : ''}, lambda ${t.adversarial.adversarialWeight}); batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}, l2 ${t.l2}; validation ${t.validation.metric} every ${t.validation.every}${t.validation.patience ? `, patience ${t.validation.patience}` : ''}`,
     ],
     ['engine', engine ? `${engine.name}: ${engine.description}` : 'n/a'],
     ['started', started.toISOString()],
