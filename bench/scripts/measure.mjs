@@ -135,8 +135,12 @@ async function amazonScale() {
   const users = [];
   const items = [];
   const seen = new Set();
-  // At least 5 interactions per user (the paper's filter), the rest spread at random; items
-  // drawn with a power-law popularity (item = N * u^3).
+  // At least 5 interactions per user (the paper's filter), the rest spread at random. Every
+  // item gets one interaction first (a shuffled order, as the paper's items all have one),
+  // then items are drawn with a power-law popularity (item = N * u^3).
+  const order = Int32Array.from({ length: numItems }, (_, i) => i);
+  random.shuffle(order);
+  let next = 0;
   let left = target - 5 * numUsers;
   for (let u = 0; u < numUsers; u++) {
     const extra =
@@ -147,8 +151,10 @@ async function amazonScale() {
     seen.clear();
     for (let k = 0; k < 5 + extra; k++) {
       let i;
-      do i = Math.min(numItems - 1, Math.floor(numItems * random.nextFloat() ** 3));
-      while (seen.has(i));
+      if (next < numItems && !seen.has(order[next])) i = order[next++];
+      else
+        do i = Math.min(numItems - 1, Math.floor(numItems * random.nextFloat() ** 3));
+        while (seen.has(i));
       seen.add(i);
       users.push(u);
       items.push(i);

@@ -136,10 +136,11 @@ export async function posterFeatures(
   sharedData: string,
   dataset: Dataset,
   log: (line: string) => void,
+  tensor = '627',
 ): Promise<{ data: Float32Array; dimension: number; missing: number; manifest: FeatureManifest }> {
   const cache = join(import.meta.dirname, '..', '.cache');
   await mkdir(cache, { recursive: true });
-  const output = join(cache, 'ml1m-posters-mobilenetv2-627.npy');
+  const output = join(cache, `ml1m-posters-mobilenetv2-${tensor}.npy`);
   const manifestFile = `${output}.manifest.json`;
   if (!existsSync(manifestFile)) {
     const posters = join(sharedData, 'ml-1m', 'posters');
@@ -151,7 +152,7 @@ export async function posterFeatures(
     log(`extracting ${images.length} posters (cached in ${output})`);
     await extractFeatures({
       model: join(sharedData, '..', 'models', 'mobilenetv2-12-int8', 'mobilenetv2-12-int8.onnx'),
-      tensor: '627',
+      tensor,
       images,
       output,
     });
@@ -195,168 +196,14 @@ const list = (name: string, fallback: string): number[] =>
 export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
   const directory = await mkdtemp(join(tmpdir(), 'advrec-ml1m-'));
   try {
-    const dataset = await buildDataset(sharedData, directory, env('ADVREC_USER_FRACTION', 1));
+    const fraction = env('ADVREC_USER_FRACTION', 1);
+    const dataset = await buildDataset(sharedData, directory, fraction);
     const features = await posterFeatures(sharedData, dataset, log);
-    const testSet = generateSampledTestSet(dataset, { negatives: 999, seed: SEED });
-    const cold = new Uint8Array(dataset.numItems);
-    for (const i of dataset.coldStartItems) cold[i] = 1;
-    const coldItems = Int32Array.from(dataset.coldStartItems);
-    const coldCases = Array.from(testSet.positives, (i) => cold[i] === 1);
-    log(
-      `${dataset.numUsers} users, ${dataset.numItems} items, ${dataset.train.nnz} train, ${testSet.numCases} test cases (${coldCases.filter(Boolean).length} on cold-start items), features ${features.dimension}-d (${features.missing} items without a poster)`,
-    );
-    const validation = {
-      every: env('ADVREC_VALIDATE_EVERY', 5),
-      metric: 'ndcg@20',
-      patience: 4,
-    } as const;
-    const train: TrainConfig = { seed: 1, batchSize: 512, l2: 0, validation };
-    const rowNorm = defaultFeatureNorm(features.dimension);
-    const amrEpsilons = list('ADVREC_AMR_EPSILONS', '0.1,1');
-    const sweepEpsilons = list('ADVREC_SWEEP_EPSILONS', '0.1,0.5,1,2');
-    const started = performance.now();
-    const experiment = await runAmrExperiment(dataset, {
-      features: { data: features.data, dimension: features.dimension },
-      embeddingSize: 64,
-      modelSeed: 1,
-      train,
-      mfEpochs: env('ADVREC_MF_EPOCHS', 200),
-      vbprEpochs: env('ADVREC_VBPR_EPOCHS', 40),
-      amrEpochs: env('ADVREC_AMR_EPOCHS', 20),
-      epsilons: amrEpsilons,
-      adversarialWeight: 1,
-      // AUC too: where a cold item ranks among the 999 negatives even outside the top 20.
-      evaluate: (model) =>
-        evaluateSampled(model as Parameters<typeof evaluateSampled>[0], dataset, testSet, {
-          cutoffs: CUTOFFS,
-          metrics: ['hr', 'ndcg', 'auc'],
-        }),
-      // AMR Table 3 / Figure 5: epsilons relative to the prepared features' mean row norm.
-      attack: (model) =>
-        robustnessSweep(model, dataset, {
-          epsilons: sweepEpsilons.map((e) => e * rowNorm),
-          adversaries: ['fgm', 'random'],
-          surfaces: ['itemFeatures'],
-          testSet,
-          cutoffs: CUTOFFS,
-          metrics: ['hr', 'ndcg'],
-          seed: 5,
-        }),
-      callbacks: (stage) => ({
-        onValidation: (v) =>
-          log(`${stage} epoch ${v.epoch} ndcg@20 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`),
-      }),
-    });
-    const chain = experiment.chain;
-    const results = Object.fromEntries(experiment.test);
-    const names = experiment.test.map(([name]) => name);
-    const [itemPopName, mfName, vbprName, continuedName, amrName] = names as [
-      string,
-      string,
-      string,
-      string,
-      string,
-    ];
-    const subset = (result: EvaluationResult, wantCold: boolean): Record<string, number> =>
-      meanOverCases(result, coldCases, wantCold);
-    const onCases = (result: EvaluationResult, wantCold: boolean): EvaluationResult => ({
-      ...result,
-      perUser: Object.fromEntries(
-        Object.entries(result.perUser).map(([key, values]) => [
-          key,
-          Float64Array.from(values.filter((_, c) => coldCases[c] === wantCold)),
-        ]),
-      ),
-      metrics: subset(result, wantCold),
-    });
-    const compare = (a: EvaluationResult, b: EvaluationResult) =>
-      Object.fromEntries(
-        Object.keys(a.metrics).map((key) => {
-          const t = pairedTTest(a.perUser[key]!, b.perUser[key]!);
-          return [
-            key,
-            {
-              relativeImprovement: (a.metrics[key]! - b.metrics[key]!) / b.metrics[key]!,
-              pValue: t.pValue,
-              t: t.t,
-            },
-          ];
-        }),
-      );
-    const onAll = (a: string, b: string) => ({
-      all: compare(results[a]!, results[b]!),
-      warm: compare(onCases(results[a]!, false), onCases(results[b]!, false)),
-      cold: compare(onCases(results[a]!, true), onCases(results[b]!, true)),
-    });
-    const coldAmongCold = Object.fromEntries(
-      experiment.arms.map((arm) => {
-        const hits = coldAmongColdHits(arm.model, testSet, cold, coldItems);
-        return [arm.name, hits.reduce((a, b) => a + b, 0) / Math.max(1, hits.length)];
-      }),
-    );
-    const chanceAmongCold = Math.min(1, 10 / Math.max(1, coldItems.length));
-    const table = Object.fromEntries(
-      names.map((name) => [
-        name,
-        {
-          all: results[name]!.metrics,
-          warmCases: subset(results[name]!, false),
-          coldStartCases: subset(results[name]!, true),
-          coldAmongColdHr10: coldAmongCold[name],
-        },
-      ]),
-    );
-    for (const name of names) log(`${name}: ${JSON.stringify(table[name])}`);
-    const phaseSummary = (p: PhaseResult | null) =>
-      p && {
-        epochsRun: p.epochs.length,
-        bestEpoch: p.bestEpoch,
-        bestValidationNdcg20: p.bestValue,
-        medianSecondsPerEpoch: [...p.epochs.map((e) => e.seconds)].sort((a, b) => a - b)[
-          p.epochs.length >> 1
-        ],
-        curve: p.validations.map((v) => ({ epoch: v.epoch, value: v.value })),
-      };
-    const robustness = Object.fromEntries(
-      experiment.robustness.map(({ name, report }) => [
-        name,
-        {
-          ...report,
-          points: report.points.map((p) => ({ ...p, relativeEpsilon: p.epsilon / rowNorm })),
-        },
-      ]),
-    );
-    const drop = (name: string, epsilon: number) =>
-      experiment.robustness
-        .find((r) => r.name === name)!
-        .report.points.find(
-          (p) => p.adversary === 'fgm' && Math.abs(p.epsilon / rowNorm - epsilon) < 1e-9,
-        )?.relativeChange['ndcg@10'] ?? Number.NaN;
-    const dropRatios = Object.fromEntries(
-      sweepEpsilons.map((e) => [
-        String(e),
-        {
-          vbprContinued: drop(continuedName, e),
-          amr: drop(amrName, e),
-          amrOverVbpr: drop(amrName, e) / drop(continuedName, e),
-        },
-      ]),
-    );
-    const vbprConfig = chain.vbpr.config;
-    return {
-      dataset: {
-        name: dataset.name,
-        users: dataset.numUsers,
-        items: dataset.numItems,
-        train: dataset.train.nnz,
-        validation: dataset.validation?.nnz ?? 0,
-        testCases: testSet.numCases,
-        coldStartTestCases: coldCases.filter(Boolean).length,
-        coldStartItems: dataset.coldStartItems.length,
-        userFraction: env('ADVREC_USER_FRACTION', 1),
-        protocol:
-          'random leave-one-out (seed 2024) over the shared train+test files; 10% of movies (seeded) removed from training; one random training interaction per user held out for validation; test item among 999 sampled negatives (cold items included, as in the paper); cold-among-cold: each cold test item ranked among all cold items',
-      },
+    return await amrRecipe(dataset, features, {
+      log,
+      userFraction: fraction,
+      protocol:
+        'random leave-one-out (seed 2024) over the shared train+test files; 10% of movies (seeded) removed from training; one random training interaction per user held out for validation; test item among 999 sampled negatives (cold items included, as in the paper); cold-among-cold: each cold test item ranked among all cold items',
       features: {
         model: features.manifest.model,
         tensor: features.manifest.tensor,
@@ -364,47 +211,229 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         dimension: features.dimension,
         itemsWithoutPoster: features.missing,
         failedImages: features.manifest.failed,
-        preparation: `${String(vbprConfig['featureNormalization'])}, mean row norm ${rowNorm.toPrecision(3)} (1/sqrt(D))`,
       },
-      config: {
-        embeddingSize: 64,
-        batchSize: 512,
-        optimizer: 'adagrad lr 0.05, initial accumulator 0.1, state carried between stages',
-        l2: 0,
-        vbpr: Object.fromEntries(
-          Object.entries(vbprConfig).filter(([key]) => key !== 'featureMean'),
-        ),
-        vbprModel:
-          'AMR Eq. 4: y_ui = p_u . (q_i + E c_i), P and Q from the best MF (cold items Q = 0)',
-        continuation: "both arms from VBPR's best parameters and Adagrad state, same epochs",
-        amrSurfaces: ['itemFeatures'],
-        adversarialWeight: 1,
-        amrEpsilonsTried: amrEpsilons,
-        amrEpsilonChosenOnValidation: chain.chosenEpsilon,
-        epsilonUnit: 'relative to the prepared features mean row norm',
-        earlyStopping: `best validation ndcg@20 (full ranking) every ${validation.every} epochs, patience 4`,
-      },
-      training: {
-        mfBpr: phaseSummary(chain.phases.mf),
-        vbpr: phaseSummary(chain.phases.vbpr),
-        vbprContinued: phaseSummary(chain.phases.vbprContinued),
-        amr: Object.fromEntries(
-          chain.amrRuns.map((r) => [`epsilon=${r.epsilon}`, phaseSummary(r.phase)]),
-        ),
-      },
-      test: table,
-      chanceHr10: { all: 10 / 1000, coldAmongCold: chanceAmongCold },
-      comparisons: {
-        vbprVsMfBpr: onAll(vbprName, mfName),
-        amrVsVbprContinued: onAll(amrName, continuedName),
-        amrVsVbpr: onAll(amrName, vbprName),
-        mfBprVsItemPop: onAll(mfName, itemPopName),
-      },
-      robustness,
-      robustnessDropNdcg10AtFgm: dropRatios,
-      seconds: (performance.now() - started) / 1000,
-    };
+    });
   } finally {
     await rm(directory, { recursive: true, force: true });
   }
+}
+
+/**
+ * The AMR recipe as every user gets it (`runAmrExperiment` with the library defaults) on a
+ * data set with a validation split and item features: the test item among 999 sampled
+ * negatives, all / warm / cold-start cases, cold among cold, paired t-tests and the feature
+ * robustness sweep. Shared by the ML-1M poster benchmark and `quality-amr-recipe`.
+ */
+export async function amrRecipe(
+  dataset: Dataset,
+  features: { readonly data: Float32Array; readonly dimension: number },
+  info: {
+    readonly log: (line: string) => void;
+    readonly userFraction?: number;
+    readonly protocol: string;
+    readonly features: Record<string, unknown>;
+    /** Epochs (defaults: the environment's, else 200 / 40 / 20). */
+    readonly epochs?: { readonly mf: number; readonly vbpr: number; readonly amr: number };
+  },
+): Promise<Record<string, unknown>> {
+  const { log } = info;
+  const testSet = generateSampledTestSet(dataset, { negatives: 999, seed: SEED });
+  const cold = new Uint8Array(dataset.numItems);
+  for (const i of dataset.coldStartItems) cold[i] = 1;
+  const coldItems = Int32Array.from(dataset.coldStartItems);
+  const coldCases = Array.from(testSet.positives, (i) => cold[i] === 1);
+  log(
+    `${dataset.numUsers} users, ${dataset.numItems} items, ${dataset.train.nnz} train, ${testSet.numCases} test cases (${coldCases.filter(Boolean).length} on cold-start items), features ${features.dimension}-d`,
+  );
+  const validation = {
+    every: env('ADVREC_VALIDATE_EVERY', 5),
+    metric: 'ndcg@20',
+    patience: 4,
+  } as const;
+  const train: TrainConfig = { seed: 1, batchSize: 512, l2: 0, validation };
+  const rowNorm = defaultFeatureNorm(features.dimension);
+  const amrEpsilons = list('ADVREC_AMR_EPSILONS', '0.1,1');
+  const sweepEpsilons = list('ADVREC_SWEEP_EPSILONS', '0.1,0.5,1,2');
+  const started = performance.now();
+  const experiment = await runAmrExperiment(dataset, {
+    features: { data: features.data, dimension: features.dimension },
+    embeddingSize: 64,
+    modelSeed: 1,
+    train,
+    mfEpochs: info.epochs?.mf ?? env('ADVREC_MF_EPOCHS', 200),
+    vbprEpochs: info.epochs?.vbpr ?? env('ADVREC_VBPR_EPOCHS', 40),
+    amrEpochs: info.epochs?.amr ?? env('ADVREC_AMR_EPOCHS', 20),
+    epsilons: amrEpsilons,
+    adversarialWeight: 1,
+    // AUC too: where a cold item ranks among the 999 negatives even outside the top 20.
+    evaluate: (model) =>
+      evaluateSampled(model as Parameters<typeof evaluateSampled>[0], dataset, testSet, {
+        cutoffs: CUTOFFS,
+        metrics: ['hr', 'ndcg', 'auc'],
+      }),
+    // AMR Table 3 / Figure 5: epsilons relative to the prepared features' mean row norm.
+    attack: (model) =>
+      robustnessSweep(model, dataset, {
+        epsilons: sweepEpsilons.map((e) => e * rowNorm),
+        adversaries: ['fgm', 'random'],
+        surfaces: ['itemFeatures'],
+        testSet,
+        cutoffs: CUTOFFS,
+        metrics: ['hr', 'ndcg'],
+        seed: 5,
+      }),
+    callbacks: (stage) => ({
+      onValidation: (v) =>
+        log(`${stage} epoch ${v.epoch} ndcg@20 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`),
+    }),
+  });
+  const chain = experiment.chain;
+  const results = Object.fromEntries(experiment.test);
+  const names = experiment.test.map(([name]) => name);
+  const [itemPopName, mfName, vbprName, continuedName, amrName] = names as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  const subset = (result: EvaluationResult, wantCold: boolean): Record<string, number> =>
+    meanOverCases(result, coldCases, wantCold);
+  const onCases = (result: EvaluationResult, wantCold: boolean): EvaluationResult => ({
+    ...result,
+    perUser: Object.fromEntries(
+      Object.entries(result.perUser).map(([key, values]) => [
+        key,
+        Float64Array.from(values.filter((_, c) => coldCases[c] === wantCold)),
+      ]),
+    ),
+    metrics: subset(result, wantCold),
+  });
+  const compare = (a: EvaluationResult, b: EvaluationResult) =>
+    Object.fromEntries(
+      Object.keys(a.metrics).map((key) => {
+        const t = pairedTTest(a.perUser[key]!, b.perUser[key]!);
+        return [
+          key,
+          {
+            relativeImprovement: (a.metrics[key]! - b.metrics[key]!) / b.metrics[key]!,
+            pValue: t.pValue,
+            t: t.t,
+          },
+        ];
+      }),
+    );
+  const onAll = (a: string, b: string) => ({
+    all: compare(results[a]!, results[b]!),
+    warm: compare(onCases(results[a]!, false), onCases(results[b]!, false)),
+    cold: compare(onCases(results[a]!, true), onCases(results[b]!, true)),
+  });
+  const coldAmongCold = Object.fromEntries(
+    experiment.arms.map((arm) => {
+      const hits = coldAmongColdHits(arm.model, testSet, cold, coldItems);
+      return [arm.name, hits.reduce((a, b) => a + b, 0) / Math.max(1, hits.length)];
+    }),
+  );
+  const chanceAmongCold = Math.min(1, 10 / Math.max(1, coldItems.length));
+  const table = Object.fromEntries(
+    names.map((name) => [
+      name,
+      {
+        all: results[name]!.metrics,
+        warmCases: subset(results[name]!, false),
+        coldStartCases: subset(results[name]!, true),
+        coldAmongColdHr10: coldAmongCold[name],
+      },
+    ]),
+  );
+  for (const name of names) log(`${name}: ${JSON.stringify(table[name])}`);
+  const phaseSummary = (p: PhaseResult | null) =>
+    p && {
+      epochsRun: p.epochs.length,
+      bestEpoch: p.bestEpoch,
+      bestValidationNdcg20: p.bestValue,
+      medianSecondsPerEpoch: [...p.epochs.map((e) => e.seconds)].sort((a, b) => a - b)[
+        p.epochs.length >> 1
+      ],
+      curve: p.validations.map((v) => ({ epoch: v.epoch, value: v.value })),
+    };
+  const robustness = Object.fromEntries(
+    experiment.robustness.map(({ name, report }) => [
+      name,
+      {
+        ...report,
+        points: report.points.map((p) => ({ ...p, relativeEpsilon: p.epsilon / rowNorm })),
+      },
+    ]),
+  );
+  const drop = (name: string, epsilon: number) =>
+    experiment.robustness
+      .find((r) => r.name === name)!
+      .report.points.find(
+        (p) => p.adversary === 'fgm' && Math.abs(p.epsilon / rowNorm - epsilon) < 1e-9,
+      )?.relativeChange['ndcg@10'] ?? Number.NaN;
+  const dropRatios = Object.fromEntries(
+    sweepEpsilons.map((e) => [
+      String(e),
+      {
+        vbprContinued: drop(continuedName, e),
+        amr: drop(amrName, e),
+        amrOverVbpr: drop(amrName, e) / drop(continuedName, e),
+      },
+    ]),
+  );
+  const vbprConfig = chain.vbpr.config;
+  return {
+    dataset: {
+      name: dataset.name,
+      users: dataset.numUsers,
+      items: dataset.numItems,
+      train: dataset.train.nnz,
+      validation: dataset.validation?.nnz ?? 0,
+      testCases: testSet.numCases,
+      coldStartTestCases: coldCases.filter(Boolean).length,
+      coldStartItems: dataset.coldStartItems.length,
+      userFraction: info.userFraction ?? 1,
+      protocol: info.protocol,
+    },
+    features: {
+      ...info.features,
+      preparation: `${String(vbprConfig['featureNormalization'])}, mean row norm ${rowNorm.toPrecision(3)} (1/sqrt(D))`,
+    },
+    config: {
+      embeddingSize: 64,
+      batchSize: 512,
+      optimizer: 'adagrad lr 0.05, initial accumulator 0.1, state carried between stages',
+      l2: 0,
+      vbpr: Object.fromEntries(Object.entries(vbprConfig).filter(([key]) => key !== 'featureMean')),
+      vbprModel:
+        'AMR Eq. 4: y_ui = p_u . (q_i + E c_i), P and Q from the best MF (cold items Q = 0)',
+      continuation: "both arms from VBPR's best parameters and Adagrad state, same epochs",
+      amrSurfaces: ['itemFeatures'],
+      adversarialWeight: 1,
+      amrEpsilonsTried: amrEpsilons,
+      amrEpsilonChosenOnValidation: chain.chosenEpsilon,
+      epsilonUnit: 'relative to the prepared features mean row norm',
+      earlyStopping: `best validation ndcg@20 (full ranking) every ${validation.every} epochs, patience 4`,
+    },
+    training: {
+      mfBpr: phaseSummary(chain.phases.mf),
+      vbpr: phaseSummary(chain.phases.vbpr),
+      vbprContinued: phaseSummary(chain.phases.vbprContinued),
+      amr: Object.fromEntries(
+        chain.amrRuns.map((r) => [`epsilon=${r.epsilon}`, phaseSummary(r.phase)]),
+      ),
+    },
+    test: table,
+    chanceHr10: { all: 10 / 1000, coldAmongCold: chanceAmongCold },
+    comparisons: {
+      vbprVsMfBpr: onAll(vbprName, mfName),
+      amrVsVbprContinued: onAll(amrName, continuedName),
+      amrVsVbpr: onAll(amrName, vbprName),
+      mfBprVsItemPop: onAll(mfName, itemPopName),
+    },
+    robustness,
+    robustnessDropNdcg10AtFgm: dropRatios,
+    seconds: (performance.now() - started) / 1000,
+  };
 }

@@ -87,6 +87,35 @@ describe('the AMR chain (MF-BPR -> VBPR -> AMR) on synthetic data with informati
     expect(fresh.continued.every((v) => Math.abs(v - 0.1) < 1e-7)).toBe(true);
   }, 120_000);
 
+  it('tries a grid of AMR epsilons from the same VBPR state and keeps the best on validation', async () => {
+    const synthetic = generateSynthetic({ users: 200, items: 150, seed: 7, featureDimension: 8 });
+    const dataset = holdOutValidation(leaveOneOut(synthetic.log, { seed: 7 }));
+    const data = new Float32Array(dataset.numItems * 8);
+    for (let i = 0; i < dataset.numItems; i++) {
+      const row = Number(dataset.itemIdMap.toSource(i).slice(1));
+      data.set(synthetic.itemFeatures!.subarray(row * 8, row * 8 + 8), i * 8);
+    }
+    const stages = new Set<string>();
+    const options = {
+      features: { data, dimension: 8 },
+      embeddingSize: 8,
+      train: { seed: 1, threads: 1, validation: { every: 1, metric: 'ndcg@10' } },
+      mfEpochs: 3,
+      vbprEpochs: 1,
+      amrEpochs: 2,
+      callbacks: (stage: string) => ({ onEpochEnd: () => void stages.add(stage) }),
+    };
+    const result = await trainAmrChain(dataset, { ...options, epsilons: [0.05, 2] });
+    expect([...stages].filter((s) => s.startsWith('amr'))).toEqual(['amr-eps0.05', 'amr-eps2']);
+    expect(result.amrRuns.map((r) => r.epsilon)).toEqual([0.05, 2]);
+    const best = result.amrRuns.reduce((a, b) => (b.phase.bestValue > a.phase.bestValue ? b : a));
+    expect(result.chosenEpsilon).toBe(best.epsilon);
+    expect(result.amr).toBe(best.model);
+    // The fixed feature table is shared by every arm, never copied.
+    for (const r of result.amrRuns) expect(r.model.itemFeatures).toBe(result.vbpr.itemFeatures);
+    await expect(trainAmrChain(dataset, { ...options, epsilons: [] })).rejects.toThrow(/epsilons/);
+  }, 120_000);
+
   it('VBPR from MF copies the embeddings and zeroes cold-start items', () => {
     const synthetic = generateSynthetic({ users: 50, items: 40, seed: 2, featureDimension: 4 });
     const dataset = leaveOneOut(synthetic.log, { seed: 2 });
