@@ -254,15 +254,20 @@ export async function amrRecipe(
   const rowNorm = defaultFeatureNorm(features.dimension);
   const amrEpsilons = list('ADVREC_AMR_EPSILONS', '0.1,1');
   const sweepEpsilons = list('ADVREC_SWEEP_EPSILONS', '0.1,0.5,1,2');
+  const maxEpochs = {
+    mf: info.epochs?.mf ?? env('ADVREC_MF_EPOCHS', 200),
+    vbpr: info.epochs?.vbpr ?? env('ADVREC_VBPR_EPOCHS', 40),
+    amr: info.epochs?.amr ?? env('ADVREC_AMR_EPOCHS', 20),
+  };
   const started = performance.now();
   const experiment = await runAmrExperiment(dataset, {
     features: { data: features.data, dimension: features.dimension },
     embeddingSize: 64,
     modelSeed: 1,
     train,
-    mfEpochs: info.epochs?.mf ?? env('ADVREC_MF_EPOCHS', 200),
-    vbprEpochs: info.epochs?.vbpr ?? env('ADVREC_VBPR_EPOCHS', 40),
-    amrEpochs: info.epochs?.amr ?? env('ADVREC_AMR_EPOCHS', 20),
+    mfEpochs: maxEpochs.mf,
+    vbprEpochs: maxEpochs.vbpr,
+    amrEpochs: maxEpochs.amr,
     epsilons: amrEpsilons,
     adversarialWeight: 1,
     // AUC too: where a cold item ranks among the 999 negatives even outside the top 20.
@@ -409,6 +414,7 @@ export async function amrRecipe(
       vbprModel:
         'AMR Eq. 4: y_ui = p_u . (q_i + E c_i), P and Q from the best MF (cold items Q = 0)',
       continuation: "both arms from VBPR's best parameters and Adagrad state, same epochs",
+      maxEpochs: { ...maxEpochs, vbprContinued: maxEpochs.amr },
       amrSurfaces: ['itemFeatures'],
       adversarialWeight: 1,
       amrEpsilonsTried: amrEpsilons,
