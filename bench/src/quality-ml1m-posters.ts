@@ -12,7 +12,7 @@
  * paired t-tests on all, warm and cold-start cases, cold items ranked among cold items, and
  * the robustness of VBPR continued and AMR to adversarial and random perturbations of the
  * image features (AMR Table 3 and Figure 5). Environment: ADVREC_USER_FRACTION (1),
- * ADVREC_MF_EPOCHS (200), ADVREC_VBPR_EPOCHS (40), ADVREC_AMR_EPOCHS (20),
+ * ADVREC_MF_EPOCHS (200), ADVREC_VBPR_EPOCHS (20), ADVREC_AMR_EPOCHS (10),
  * ADVREC_AMR_EPSILONS (0.1,1), ADVREC_SWEEP_EPSILONS (0.1,0.5,1,2), ADVREC_VALIDATE_EVERY (5).
  */
 import { existsSync } from 'node:fs';
@@ -232,7 +232,7 @@ export async function amrRecipe(
     readonly userFraction?: number;
     readonly protocol: string;
     readonly features: Record<string, unknown>;
-    /** Epochs (defaults: the environment's, else 200 / 40 / 20). */
+    /** Epochs (defaults: the environment's, else 200 / 20 / 10). */
     readonly epochs?: { readonly mf: number; readonly vbpr: number; readonly amr: number };
   },
 ): Promise<Record<string, unknown>> {
@@ -256,8 +256,8 @@ export async function amrRecipe(
   const sweepEpsilons = list('ADVREC_SWEEP_EPSILONS', '0.1,0.5,1,2');
   const maxEpochs = {
     mf: info.epochs?.mf ?? env('ADVREC_MF_EPOCHS', 200),
-    vbpr: info.epochs?.vbpr ?? env('ADVREC_VBPR_EPOCHS', 40),
-    amr: info.epochs?.amr ?? env('ADVREC_AMR_EPOCHS', 20),
+    vbpr: info.epochs?.vbpr ?? env('ADVREC_VBPR_EPOCHS', 20),
+    amr: info.epochs?.amr ?? env('ADVREC_AMR_EPOCHS', 10),
   };
   const started = performance.now();
   const experiment = await runAmrExperiment(dataset, {

@@ -440,6 +440,8 @@ async function results(): Promise<void> {
     'quality-gowalla.json',
     'quality-ml100k.json',
     'quality-ml1m-posters.json',
+    'quality-amr-recipe.json',
+    'vbpr-diagnosis.json',
     'train.json',
     'eval.json',
     'features.json',

@@ -1,10 +1,11 @@
-import type { Model, PairBatchForward } from './model.js';
+import type { Model, PairBatchForward, PairBatchOptions } from './model.js';
 import type { SparseRowsByName } from './sparse-rows.js';
 
 /**
  * The batch-level step of any model: its own {@link Model.forwardPairs} (contract v2) when
  * it has one, else `pairScores` now and `pairBackward` on the backward pass (v1 models).
- * The arrays must stay unchanged until the backward pass has run.
+ * The arrays must stay unchanged until the backward pass has run. `options.training` marks
+ * a training step (see {@link PairBatchOptions}).
  */
 export async function forwardPairs(
   model: Model,
@@ -12,8 +13,9 @@ export async function forwardPairs(
   items: Int32Array,
   count: number,
   perturbations?: SparseRowsByName,
+  options?: PairBatchOptions,
 ): Promise<PairBatchForward> {
-  if (model.forwardPairs) return model.forwardPairs(users, items, count, perturbations);
+  if (model.forwardPairs) return model.forwardPairs(users, items, count, perturbations, options);
   return {
     scores: model.pairScores(users, items, count, perturbations),
     backward: (dScores, gradients) =>

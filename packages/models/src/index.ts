@@ -19,6 +19,7 @@ export type {
   ModelSpecificationVersion,
   ModelState,
   PairBatchForward,
+  PairBatchOptions,
   PerturbableSurface,
   ReferenceScore,
   Tfjs,

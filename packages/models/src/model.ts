@@ -73,6 +73,16 @@ export interface ModelFactors {
  * A forward pass over a mini-batch of pairs, kept for its backward pass (Model contract
  * v2, {@link Model.forwardPairs}).
  */
+/** How a batch step is used ({@link Model.forwardPairs}). */
+export interface PairBatchOptions {
+  /**
+   * True for a training step (trainers set it): a model may then apply its training-only
+   * transforms, such as VBPR's item-ID dropout. Attacks, robustness sweeps and tests leave it
+   * unset, so they see the model as it scores.
+   */
+  readonly training?: boolean;
+}
+
 export interface PairBatchForward {
   /** Scores of the batch's pairs (at the perturbed parameters when perturbations were given). */
   readonly scores: Float64Array;
@@ -166,6 +176,7 @@ export interface Model {
     items: Int32Array,
     count: number,
     perturbations?: SparseRowsByName,
+    options?: PairBatchOptions,
   ): PairBatchForward | Promise<PairBatchForward>;
   /** Contract v2, optional: dense factors, when scores are inner products (ranking by GEMM). */
   factors?(): ModelFactors;

@@ -125,7 +125,7 @@ for (const [userVisual, visualBias] of [
 }
 
 describe('VBPR', () => {
-  it('drops item ID embeddings in training batches only, per batch, deterministically, at the configured rate', async () => {
+  it('drops item ID embeddings in training steps only, per batch, deterministically, at the configured rate', async () => {
     const create = (rate: number) =>
       new VisualBPR({ numUsers: 9, numItems: 12 }, features(12, 7, 3), {
         embeddingSize: 4,
@@ -140,8 +140,14 @@ describe('VBPR', () => {
     zeroQ.itemEmbeddings.values.fill(0);
     const users = Int32Array.from({ length: 60 }, (_, t) => t % 9);
     const items = Int32Array.from({ length: 60 }, (_, t) => (t * 7) % 12);
-    const pass = await dropping.forwardPairs(users, items, 60);
-    const again = await dropping.forwardPairs(users, items, 60);
+    const training = { training: true };
+    const pass = await dropping.forwardPairs(users, items, 60, undefined, training);
+    const again = await dropping.forwardPairs(users, items, 60, undefined, training);
+    // Not a training step (attacks, sweeps): the whole model.
+    const scoring = await dropping.forwardPairs(users, items, 60);
+    expect(Array.from(scoring.scores).map((v) => Number(v.toFixed(6)))).toEqual(
+      Array.from(plain.score(users, items)).map((v) => Number(v.toFixed(6))),
+    );
     expect(Array.from(again.scores)).toEqual(Array.from(pass.scores));
     const full = plain.score(users, items);
     const visualOnly = zeroQ.score(users, items);
@@ -170,7 +176,7 @@ describe('VBPR', () => {
     for (let b = 0; b < 200; b++) {
       const u = Int32Array.from({ length: 12 }, (_, t) => (t + b) % 9);
       const i = Int32Array.from({ length: 12 }, (_, t) => t);
-      const s = (await dropping.forwardPairs(u, i, 12)).scores;
+      const s = (await dropping.forwardPairs(u, i, 12, undefined, training)).scores;
       const visual = zeroQ.score(u, i);
       for (let t = 0; t < 12; t++) {
         total++;

@@ -9,6 +9,7 @@ import type {
   ModelFactors,
   ModelState,
   PairBatchForward,
+  PairBatchOptions,
   PerturbableSurface,
   ReferenceScore,
 } from './model.js';
@@ -96,7 +97,8 @@ export interface VisualBPRConfig {
    * 0.1341 (0.5); cold items ranked among cold items, HR@10 0.117 / 0.171 / 0.185 (chance
    * 0.092); warm test HR@10 0.367 / 0.372 / 0.361. The mask is a hash of the batch and the seed:
    * deterministic, the same for AMR's clean and perturbed passes, and unchanged by a resume.
-   * Scoring (evaluation, `score`, `factors`) never drops anything.
+   * Only training steps drop (`forwardPairs` with `training: true`, as trainers call it):
+   * scoring, attacks and robustness sweeps see the whole model.
    */
   readonly itemIdDropout?: number;
   readonly seed?: number;
@@ -690,13 +692,15 @@ export class VisualBPR implements Model {
     items: Int32Array,
     count: number,
     perturbations?: SparseRowsByName,
+    options?: PairBatchOptions,
   ): PairBatchForward | Promise<PairBatchForward> {
     checkPairs(this, users, items, count);
-    if (this.gemm) return this.forward(this.gemm, users, items, count, perturbations, true);
+    const training = options?.training === true;
+    if (this.gemm) return this.forward(this.gemm, users, items, count, perturbations, training);
     this.gemmLoading ??= createGemm();
     return this.gemmLoading.then((gemm) => {
       this.gemm ??= gemm;
-      return this.forward(this.gemm, users, items, count, perturbations, true);
+      return this.forward(this.gemm, users, items, count, perturbations, training);
     });
   }
 

@@ -98,7 +98,9 @@ export class GenericEngine implements Engine {
         into: SparseRowsByName,
         surfaceGradients: readonly string[],
       ): Promise<{ loss: number; correct: number }> => {
-        const forward = await forwardPairs(model, users, items, 2 * size, perturbations);
+        const forward = await forwardPairs(model, users, items, 2 * size, perturbations, {
+          training: true,
+        });
         const d = dScores.subarray(0, 2 * size);
         const result = bprBatch(
           forward.scores.subarray(0, size),

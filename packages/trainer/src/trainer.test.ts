@@ -35,7 +35,8 @@ beforeAll(async () => {
   const log = await readMovieLens100K(sharedDataFiles().movielens100k);
   dataset = holdOutValidation(leaveOneOut(toImplicit(log)));
   directory = await mkdtemp(join(tmpdir(), 'advrec-trainer-'));
-});
+  // Generous: on a loaded 2-core machine, reading ML-100K has taken over 10 s.
+}, 60_000);
 afterAll(async () => {
   await rm(directory, { recursive: true, force: true });
 });
