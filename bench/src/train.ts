@@ -7,8 +7,9 @@
  * ratios are taken within this one run. Then the VBPR and AMR mini-batch step at ML-1M size
  * (6,040 users, 3,706 items, K=64, 1280-d features, batch 512; AMR: FGM on the features),
  * each round in its own process (`bench/scripts/measure.mjs`, shared with `engine-seam`).
- * Last, one VBPR epoch and one AMR epoch at the AMR paper's Amazon scale (83,337 users,
- * 299,555 items, 2048-d features) in a process of its own, with its peak RSS (budget 8 GiB).
+ * Last, VBPR and AMR at the AMR paper's Amazon scale (83,337 users, 299,555 items, 2048-d
+ * features) in a process of its own: 60 timed batches each, scaled to an epoch, and the
+ * process's peak RSS (budget 8 GiB).
  */
 import { execFileSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
