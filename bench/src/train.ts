@@ -110,13 +110,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       steps[task]!.push(stepMilliseconds);
       log(`round ${round} ${task}: ${stepMilliseconds.toFixed(1)} ms per batch`);
     }
-  // The AMR paper's Amazon scale, once, in its own process (its peak RSS is its own).
-  const amazonOut = execFileSync(
-    process.execPath,
-    [join(root, 'bench', 'scripts', 'measure.mjs'), root, 'amazon-scale', sharedData, '0'],
-    { encoding: 'utf8', maxBuffer: 1 << 24 },
-  );
-  const amazonScale = JSON.parse(amazonOut.trim().split('\n').at(-1)!) as Record<string, number>;
+  const amazonScale = measureAmazonScale(root, sharedData);
   log(`amazon-scale: ${JSON.stringify(amazonScale)}`);
   const med = (name: string): number => Math.round(median(samples.get(name)!));
   const bpr = med('bpr-2threads');
@@ -159,15 +153,29 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       amrStepMilliseconds: Number(median(steps['amr-step']!).toFixed(2)),
       samplesMilliseconds: steps,
     },
-    amazonScale: {
-      data: "the AMR paper's Amazon scale (Table 1): 83,337 users, 299,555 items, 706,949 synthetic interactions with skewed popularity, random leave-one-out, random non-negative 2048-d float32 features",
-      model:
-        'VBPR (shared), K=64, centred features, item-ID dropout 0.2; batch 512, Adagrad, 2 threads; AMR: FGM on the item features, epsilon 0.1 of the row norm',
-      budgetMiB: 8192,
-      withinBudget: amazonScale['peakRssMiB']! <= 8192,
-      ...amazonScale,
-    },
+    amazonScale,
     measuredEpochs: `${ROUNDS} rounds x ${EPOCHS_PER_ROUND} epochs per variant, interleaved, after 1 warm-up epoch each`,
     peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+  };
+}
+
+/**
+ * VBPR and AMR at the AMR paper's Amazon scale, once, in a process of its own (so its peak
+ * RSS is its own): `bench/scripts/measure.mjs amazon-scale`. Also `pnpm bench train-amazon-scale`.
+ */
+export function measureAmazonScale(root: string, sharedData: string): Record<string, unknown> {
+  const out = execFileSync(
+    process.execPath,
+    [join(root, 'bench', 'scripts', 'measure.mjs'), root, 'amazon-scale', sharedData, '0'],
+    { encoding: 'utf8', maxBuffer: 1 << 24 },
+  );
+  const figures = JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, number>;
+  return {
+    data: "the AMR paper's Amazon scale (Table 1): 83,337 users, 299,555 items, 706,949 synthetic interactions (every item at least once, then a skewed popularity), random leave-one-out, random non-negative 2048-d float32 features",
+    model:
+      'VBPR (shared), K=64, centred features, item-ID dropout 0.2; batch 512, Adagrad, 2 threads; AMR: FGM on the item features, epsilon 0.1 of the row norm',
+    budgetMiB: 8192,
+    withinBudget: figures['peakRssMiB']! <= 8192,
+    ...figures,
   };
 }
