@@ -3,14 +3,14 @@
  * `runAmrExperiment` with its defaults) on two more feature sets, to see whether the
  * ordering holds beyond one set of features:
  *
- * - ML-1M (the same protocol: random leave-one-out, 10% of movies cold, a third of the users
+ * - ML-1M (the same protocol: random leave-one-out, 10% of movies cold, a fifth of the users
  *   by default) with a second set of real image features built here: the shared
  *   MobileNetV2's classifier output (`output`, 1000 ImageNet logits per poster), a different
  *   layer from the pooled `627` the main benchmark uses;
  * - the synthetic set whose preferences are planted through 32-d item features, where VBPR
  *   must beat MF-BPR if the model and recipe are right.
  *
- * Environment: ADVREC_RECIPE_USERS (0.33), and the epoch and epsilon variables of
+ * Environment: ADVREC_RECIPE_USERS (0.2), and the epoch and epsilon variables of
  * `quality-ml1m-posters`.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -25,7 +25,7 @@ const SYNTHETIC_DIMENSION = 32;
 export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
   const directory = await mkdtemp(join(tmpdir(), 'advrec-amr-recipe-'));
   try {
-    const fraction = Number(process.env.ADVREC_RECIPE_USERS ?? 0.33);
+    const fraction = Number(process.env.ADVREC_RECIPE_USERS ?? 0.2);
     const ml1m = await buildDataset(sharedData, directory, fraction);
     const logits = await posterFeatures(sharedData, ml1m, log, 'output');
     const ml1mLogits = await amrRecipe(ml1m, logits, {
