@@ -39,7 +39,12 @@ import type { Model } from '@advrec/models';
 import { Trainer, trainAmrChain } from '@advrec/trainer';
 import type { TrainConfig } from '@advrec/trainer';
 import type { BenchContext } from './context.js';
-import { buildDataset, meanOverCases, posterFeatures } from './quality-ml1m-posters.js';
+import {
+  buildDataset,
+  coldAmongColdHits,
+  meanOverCases,
+  posterFeatures,
+} from './quality-ml1m-posters.js';
 
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 
@@ -499,26 +504,13 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
   }
 }
 
-/** HR@10 of each cold test item ranked among every cold item (pessimistic ties). */
+/** HR@10 of cold test items ranked among every cold item (pessimistic ties), over cases. */
 function coldAmongCold(
   model: Model,
   testSet: SampledTestSet,
   cold: Uint8Array,
   coldItems: Int32Array,
 ): number {
-  let hits = 0;
-  let cases = 0;
-  for (let c = 0; c < testSet.numCases; c++) {
-    const item = testSet.positives[c]!;
-    if (cold[item] !== 1) continue;
-    const user = testSet.users[c]!;
-    const scores = model.score(new Int32Array(coldItems.length).fill(user), coldItems);
-    const own = scores[coldItems.indexOf(item)]!;
-    let above = 0;
-    for (let k = 0; k < coldItems.length; k++)
-      if (coldItems[k] !== item && scores[k]! >= own) above++;
-    if (above < 10) hits++;
-    cases++;
-  }
-  return cases > 0 ? hits / cases : Number.NaN;
+  const hits = coldAmongColdHits(model, testSet, cold, coldItems);
+  return hits.length > 0 ? hits.reduce((a, b) => a + b, 0) / hits.length : Number.NaN;
 }
