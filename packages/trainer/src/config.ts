@@ -102,7 +102,12 @@ export interface TrainConfig {
   readonly threads?: number;
   /** `deterministic` (default, bit-identical for any thread count) or `hogwild` (opt-in, faster, not reproducible). */
   readonly mode?: 'deterministic' | 'hogwild';
-  /** `minibatch` (default) or `sgd-triples` (classic per-triple SGD BPR; BPR epochs only, SGD only). */
+  /**
+   * `minibatch` (default) or `sgd-triples`: classic per-triple SGD BPR (Cornac's algorithm:
+   * positives drawn with replacement whatever `sampling` says, each thread sampling its own
+   * triples, Hogwild; `l2` is Cornac's `lambda_reg`, each update adding `-l2 * row`). BPR
+   * epochs only, optimizer `sgd` only.
+   */
   readonly algorithm?: 'minibatch' | 'sgd-triples';
   /**
    * `auto` (default: the first registered engine provider, in priority order, that supports

@@ -34,8 +34,6 @@ export interface MfEngineOptions {
    * batches and updates the shared tables without locks (faster, not reproducible).
    */
   readonly mode: 'deterministic' | 'hogwild';
-  /** `minibatch` (APR/AMR) or `sgd-triples` (classic per-triple SGD BPR, Cornac/implicit). */
-  readonly algorithm: 'minibatch' | 'sgd-triples';
   readonly optimizer: ResolvedOptimizerConfig;
   readonly userState: OptimizerState;
   readonly itemState: OptimizerState;
@@ -118,8 +116,8 @@ export function planLayout(
   };
 }
 
-/** Copies `rows x dimension` values between a dense table and a padded kernel region. */
-function copyRows(
+/** Copies `rows x dimension` values between a dense table and a padded kernel region. @internal */
+export function copyRows(
   memory: Float32Array,
   offset: number,
   stride: number,
@@ -231,7 +229,7 @@ export function syncKernelMemory(
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const createMfKernel = ${createMfKernel.toString()};
-const { shared, params, worker, threads, mode, algorithm } = workerData;
+const { shared, params, worker, threads, mode } = workerData;
 const hogwild = mode === 'hogwild';
 const kernel = createMfKernel(shared, params, hogwild ? worker : 0);
 const T = hogwild ? 1 : threads;
@@ -253,8 +251,7 @@ try {
       if (Atomics.load(control, 2) === 1) { process.exit(0); }
       if (++spins > 4000) Atomics.wait(meta, at, Atomics.load(meta, at), 20);
     }
-    if (algorithm === 'sgd-triples') kernel.runSgdTriples(slot);
-    else kernel.runBatch(slot, w, T, barrier);
+    kernel.runBatch(slot, w, T, barrier);
     if (hogwild || w === 0) { Atomics.store(meta, at, 0); Atomics.notify(meta, at); }
     n += stride;
   }
@@ -300,11 +297,11 @@ export class MfEngine implements Engine {
     this.local = threaded ? null : createMfKernel(this.buffers, kernelParams(options));
     this.info = {
       name: 'fused-mf',
-      description: `fused MF kernel (WebAssembly SIMD), ${options.threads} thread(s), ${options.mode}, ${options.algorithm}, ${options.optimizer.name}`,
+      description: `fused MF kernel (WebAssembly SIMD), ${options.threads} thread(s), ${options.mode}, minibatch, ${options.optimizer.name}`,
       threads: options.threads,
       details: {
         mode: options.mode,
-        algorithm: options.algorithm,
+        algorithm: 'minibatch',
         optimizer: options.optimizer.name,
         adversary: options.adversary,
       },
@@ -324,7 +321,7 @@ export class MfEngine implements Engine {
   }
 
   private async startWorkers(): Promise<void> {
-    const { threads, mode, algorithm } = this.options;
+    const { threads, mode } = this.options;
     const ready: Promise<void>[] = [];
     for (let w = 0; w < threads; w++) {
       const worker = new Worker(WORKER_SOURCE, {
@@ -335,7 +332,6 @@ export class MfEngine implements Engine {
           worker: w,
           threads,
           mode,
-          algorithm,
         },
       });
       ready.push(
@@ -390,10 +386,8 @@ export class MfEngine implements Engine {
         meta[at + 3] = b;
         meta[at + 4] = adversarial ? 1 : 0;
         meta[at + 5] = this.step;
-        if (this.local) {
-          if (this.options.algorithm === 'sgd-triples') this.local.runSgdTriples(slot);
-          else this.local.runBatch(slot, 0, 1, noBarrier);
-        } else {
+        if (this.local) this.local.runBatch(slot, 0, 1, noBarrier);
+        else {
           Atomics.store(meta, at, n + 1);
           Atomics.notify(meta, at);
         }

@@ -26,7 +26,6 @@ function setup(optimizer: OptimizerConfig, extra: Partial<MfEngineOptions> = {},
   const options: MfEngineOptions = {
     threads: 1,
     mode: 'deterministic',
-    algorithm: 'minibatch',
     optimizer: resolved,
     userState: createOptimizerState(resolved, model.userEmbeddings),
     itemState: createOptimizerState(resolved, model.itemEmbeddings),

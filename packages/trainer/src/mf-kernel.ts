@@ -551,42 +551,6 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     barrier();
   }
 
-  /** Classic per-triple SGD BPR (Cornac, implicit): updates u, i, j right after each triple. */
-  function runSgdTriples(slot: number): void {
-    const m = slot * FIELDS;
-    const size = meta[m + 1]!;
-    const base = slot * B;
-    const users = buffers.ringUsers;
-    const pos = buffers.ringPositives;
-    const neg = buffers.ringNegatives;
-    const reg = params.l2;
-    const p0 = P >> 2;
-    const q0 = Q >> 2;
-    let loss = 0;
-    let correct = 0;
-    for (let t = 0; t < size; t++) {
-      const pu = p0 + users[base + t]! * S;
-      const qi = q0 + pos[base + t]! * S;
-      const qj = q0 + neg[base + t]! * S;
-      let x = 0;
-      for (let f = 0; f < K; f++) x += F32[pu + f]! * (F32[qi + f]! - F32[qj + f]!);
-      loss += softplus(-x);
-      if (x > 0) correct++;
-      const z = sigmoid(-x);
-      for (let f = 0; f < K; f++) {
-        const p = F32[pu + f]!;
-        const a = F32[qi + f]!;
-        const b = F32[qj + f]!;
-        F32[pu + f] = p + lr * (z * (a - b) - reg * p);
-        F32[qi + f] = a + lr * (z * p - reg * a);
-        F32[qj + f] = b + lr * (-z * p - reg * b);
-      }
-    }
-    stats[0]! += loss;
-    stats[2]! += correct;
-    stats[3]! += size;
-  }
-
   /** A spinning barrier over `control[0..1]` for T workers (spins briefly, then sleeps). */
   function makeBarrier(T: number): () => void {
     if (T === 1) return () => {};
@@ -605,5 +569,5 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     };
   }
 
-  return { runBatch, runSgdTriples, makeBarrier };
+  return { runBatch, makeBarrier };
 }

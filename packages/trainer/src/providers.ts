@@ -11,6 +11,7 @@ import { getEngineProvider, registerEngineProvider } from './engine.js';
 import type { EngineProvider, EngineSupport } from './engine.js';
 import { GenericEngine } from './generic-engine.js';
 import { MfEngine } from './mf-engine.js';
+import { SgdTriplesEngine } from './sgd-engine.js';
 import type { MfTables } from './mf-engine.js';
 
 /** The adversaries the fused kernel implements natively (its declaration). */
@@ -71,6 +72,18 @@ export const fusedMfEngineProvider: EngineProvider = {
   },
   async create({ model, sampler, config, states, step }) {
     const tables = mfTables(model) as MfTables;
+    if (config.algorithm === 'sgd-triples')
+      return SgdTriplesEngine.create(
+        tables,
+        sampler,
+        {
+          threads: config.threads,
+          learningRate: config.optimizer.learningRate,
+          l2: config.l2,
+          seed: config.seed,
+        },
+        step,
+      );
     const surfaces = config.adversarial.surfaces;
     return MfEngine.create(
       tables,
@@ -78,7 +91,6 @@ export const fusedMfEngineProvider: EngineProvider = {
       {
         threads: config.threads,
         mode: config.mode,
-        algorithm: config.algorithm,
         optimizer: config.optimizer,
         userState: states[model.trainableTables.indexOf(USER_EMBEDDINGS)]!,
         itemState: states[model.trainableTables.indexOf(ITEM_EMBEDDINGS)]!,

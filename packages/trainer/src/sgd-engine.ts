@@ -1,0 +1,397 @@
+/**
+ * Classic per-triple SGD BPR (Cornac's and implicit's algorithm) on the WebAssembly SIMD
+ * kernel `wasm/sgd-kernel.wat`: every thread samples its own triples and updates the shared
+ * tables right after each one (Hogwild), so no thread waits for another and none samples
+ * for the others. Positives are drawn uniformly with replacement from the training pairs,
+ * negatives uniformly from the candidate items, drawn again while they are the user's
+ * training items.
+ */
+import { Worker } from 'node:worker_threads';
+import type { TripleSampler } from '@advrec/data';
+import { EpochTotals } from './engine.js';
+import type { Engine, EngineInfo, EpochStats } from './engine.js';
+import { copyRows } from './mf-engine.js';
+import type { MfTables } from './mf-engine.js';
+import type { WasmApi, WasmMemoryHandle, WasmModuleHandle } from './mf-kernel.js';
+import { SGD_KERNEL_WASM_BASE64 } from './wasm/sgd-kernel-bytes.js';
+
+/** How {@link SgdTriplesEngine} runs. */
+export interface SgdTriplesEngineOptions {
+  /** Threads (1: the calling thread; more: that many worker threads, Hogwild). */
+  readonly threads: number;
+  readonly learningRate: number;
+  /** Cornac's `lambda_reg`: each update adds `-l2 * row` to the row's gradient step. */
+  readonly l2: number;
+  readonly seed: number;
+}
+
+/** Byte offsets of the kernel memory's regions. @internal */
+export interface SgdMemoryLayout {
+  /** Bytes per table row (the embedding size padded to a multiple of 4 floats). */
+  readonly row: number;
+  readonly userEmbeddings: number;
+  readonly itemEmbeddings: number;
+  readonly entryUsers: number;
+  readonly rowPointers: number;
+  /** The training items, row by row, sorted within a row (also each entry's item). */
+  readonly items: number;
+  readonly candidates: number;
+  /** One 16-byte generator state per thread. */
+  readonly states: number;
+  /** Per thread: loss, correct, triples, skipped (f64). */
+  readonly stats: number;
+  readonly bytes: number;
+}
+
+interface SgdKernel {
+  sgdTriples(
+    P: number,
+    Q: number,
+    row: number,
+    entryUsers: number,
+    entryItems: number,
+    nnz: number,
+    rowPtr: number,
+    cols: number,
+    candidates: number,
+    numCandidates: number,
+    count: number,
+    statePtr: number,
+    lr: number,
+    reg: number,
+    stats: number,
+  ): void;
+}
+
+/** What a worker needs (structured-cloned; the memory and control are shared). @internal */
+interface SgdJob {
+  readonly memory: WasmMemoryHandle;
+  readonly module: WasmModuleHandle;
+  readonly control: Int32Array;
+  readonly layout: SgdMemoryLayout;
+  readonly nnz: number;
+  readonly numCandidates: number;
+  readonly learningRate: number;
+  readonly l2: number;
+  readonly seed: number;
+  readonly threads: number;
+}
+
+const WASM = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+let compiled: WasmModuleHandle | null = null;
+function sgdModule(): WasmModuleHandle {
+  compiled ??= new WASM.Module(Buffer.from(SGD_KERNEL_WASM_BASE64, 'base64'));
+  return compiled;
+}
+
+/** Plans the kernel memory, 16-byte aligned. @internal */
+export function planSgdLayout(
+  numUsers: number,
+  numItems: number,
+  dimension: number,
+  nnz: number,
+  numCandidates: number,
+  threads: number,
+): SgdMemoryLayout {
+  const row = Math.ceil(dimension / 4) * 16;
+  let offset = 0;
+  const take = (bytes: number): number => {
+    const at = offset;
+    offset += Math.ceil(bytes / 16) * 16;
+    return at;
+  };
+  return {
+    row,
+    userEmbeddings: take(numUsers * row),
+    itemEmbeddings: take(numItems * row),
+    entryUsers: take(nnz * 4),
+    rowPointers: take((numUsers + 1) * 4),
+    items: take(nnz * 4),
+    candidates: take(numCandidates * 4),
+    states: take(threads * 16),
+    stats: take(threads * 32),
+    // Evaluated last: the total after every region above.
+    bytes: offset,
+  };
+}
+
+/** A non-zero xorshift32 state for (seed, epoch, thread): a splitmix-style hash. @internal */
+export function sgdStreamState(seed: number, epoch: number, thread: number): number {
+  let x = (Math.imul(seed | 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca77)) | 0;
+  x = (x + Math.imul(thread + 1, 0xc2b2ae3d)) | 0;
+  x = Math.imul(x ^ (x >>> 16), 0x7feb352d);
+  x = Math.imul(x ^ (x >>> 15), 0x846ca68b);
+  x ^= x >>> 16;
+  return x === 0 ? 0x6d2b79f5 : x;
+}
+
+/**
+ * Runs one thread's share of an epoch: `count` triples from the stream of
+ * (seed, epoch, thread). Self-contained: it is stringified for the workers. @internal
+ */
+export function runSgdShare(
+  kernel: SgdKernel,
+  memory: WasmMemoryHandle,
+  job: Omit<SgdJob, 'memory' | 'module' | 'control'>,
+  epoch: number,
+  thread: number,
+  streamState: (seed: number, epoch: number, thread: number) => number,
+): void {
+  const L = job.layout;
+  const share = Math.floor(job.nnz / job.threads) + (thread < job.nnz % job.threads ? 1 : 0);
+  const words = new Int32Array(memory.buffer, L.states + thread * 16, 1);
+  words[0] = streamState(job.seed, epoch, thread);
+  kernel.sgdTriples(
+    L.userEmbeddings,
+    L.itemEmbeddings,
+    L.row,
+    L.entryUsers,
+    L.items,
+    job.nnz,
+    L.rowPointers,
+    L.items,
+    L.candidates,
+    job.numCandidates,
+    share,
+    L.states + thread * 16,
+    job.learningRate,
+    job.l2,
+    L.stats + thread * 32,
+  );
+}
+
+const MATH_IMPORTS = '{ exp: Math.exp, log1p: Math.log1p }';
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const runSgdShare = ${runSgdShare.toString()};
+const sgdStreamState = ${sgdStreamState.toString()};
+const { job, thread } = workerData;
+const control = job.control;
+try {
+  const kernel = new WebAssembly.Instance(job.module, {
+    env: { memory: job.memory },
+    math: ${MATH_IMPORTS},
+  }).exports;
+  parentPort.postMessage({ ready: true });
+  let seen = 0;
+  for (;;) {
+    while (Atomics.load(control, 0) === seen) {
+      if (Atomics.load(control, 2) === 1) process.exit(0);
+      Atomics.wait(control, 0, seen, 1000);
+    }
+    seen = Atomics.load(control, 0);
+    if (Atomics.load(control, 2) === 1) process.exit(0);
+    runSgdShare(kernel, job.memory, job, Atomics.load(control, 4), thread, sgdStreamState);
+    Atomics.add(control, 1, 1);
+    Atomics.notify(control, 1);
+  }
+} catch (error) {
+  Atomics.store(control, 3, 1);
+  Atomics.notify(control, 1);
+  parentPort.postMessage({ error: String((error && error.stack) || error) });
+}
+`;
+
+/**
+ * The per-triple SGD engine. The tables are copied into the kernel's memory at the start of
+ * each epoch and back into the model's tables (the source of truth) at its end.
+ */
+export class SgdTriplesEngine implements Engine {
+  readonly info: EngineInfo;
+  step: number;
+  private readonly model: MfTables;
+  private readonly job: SgdJob;
+  private readonly local: SgdKernel | null;
+  private readonly workers: Worker[] = [];
+  private workerError: string | null = null;
+  private readonly batchesPerEpoch: number;
+
+  private constructor(
+    model: MfTables,
+    sampler: TripleSampler,
+    options: SgdTriplesEngineOptions,
+    step: number,
+  ) {
+    this.model = model;
+    this.step = step;
+    this.batchesPerEpoch = sampler.batchesPerEpoch;
+    const train = sampler.train;
+    const candidates = sampler.negatives.candidates;
+    const threads = options.threads;
+    const layout = planSgdLayout(
+      model.numUsers,
+      model.numItems,
+      model.embeddingSize,
+      train.nnz,
+      candidates.length,
+      threads,
+    );
+    const pages = Math.max(1, Math.ceil(layout.bytes / 65536));
+    const memory = new WASM.Memory({ initial: pages, maximum: pages, shared: true });
+    const i32 = (at: number, n: number): Int32Array => new Int32Array(memory.buffer, at, n);
+    i32(layout.entryUsers, train.nnz).set(train.entryUsers());
+    i32(layout.rowPointers, model.numUsers + 1).set(train.indptr);
+    i32(layout.items, train.nnz).set(train.indices);
+    i32(layout.candidates, candidates.length).set(candidates);
+    this.job = {
+      memory,
+      module: sgdModule(),
+      control: new Int32Array(new SharedArrayBuffer(8 * 4)),
+      layout,
+      nnz: train.nnz,
+      numCandidates: candidates.length,
+      learningRate: options.learningRate,
+      l2: options.l2,
+      seed: options.seed,
+      threads,
+    };
+    this.local =
+      threads > 1
+        ? null
+        : (new WASM.Instance(this.job.module, {
+            env: { memory },
+            math: { exp: Math.exp, log1p: Math.log1p },
+          }).exports as unknown as SgdKernel);
+    this.info = {
+      name: 'fused-mf',
+      description: `per-triple SGD kernel (WebAssembly SIMD, sampling in each thread), ${threads} thread(s), hogwild, sgd-triples, sgd`,
+      threads,
+      details: { mode: 'hogwild', algorithm: 'sgd-triples', optimizer: 'sgd', adversary: 'none' },
+    };
+  }
+
+  /** Creates the engine and starts its workers. */
+  static async create(
+    model: MfTables,
+    sampler: TripleSampler,
+    options: SgdTriplesEngineOptions,
+    step = 0,
+  ): Promise<SgdTriplesEngine> {
+    if (sampler.train.numUsers !== model.numUsers || sampler.train.numItems > model.numItems)
+      throw new RangeError('the training matrix does not match the model size');
+    const engine = new SgdTriplesEngine(model, sampler, options, step);
+    if (options.threads > 1) await engine.startWorkers();
+    return engine;
+  }
+
+  private async startWorkers(): Promise<void> {
+    const ready: Promise<void>[] = [];
+    for (let thread = 0; thread < this.job.threads; thread++) {
+      const worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { job: this.job, thread },
+      });
+      ready.push(
+        new Promise((resolve, reject) => {
+          worker.once('message', (m: { ready?: boolean; error?: string }) =>
+            m.ready ? resolve() : reject(new Error(m.error)),
+          );
+          worker.once('error', reject);
+        }),
+      );
+      worker.on('message', (m: { error?: string }) => {
+        if (m.error) this.workerError = m.error;
+      });
+      worker.on('error', (e) => {
+        this.workerError = String(e.stack ?? e);
+        Atomics.store(this.job.control, 3, 1);
+        Atomics.notify(this.job.control, 1);
+      });
+      this.workers.push(worker);
+    }
+    await Promise.all(ready);
+  }
+
+  /** Trains one epoch of per-triple SGD (as many triples as training pairs). */
+  trainEpoch(epoch: number, adversarial: boolean): EpochStats {
+    if (adversarial)
+      throw new RangeError(
+        'per-triple SGD trains BPR epochs only (adversarial epochs run mini-batches)',
+      );
+    const totals = new EpochTotals(false);
+    const { job, model } = this;
+    const L = job.layout;
+    const memory = new Float32Array(job.memory.buffer);
+    const stride = L.row / 4;
+    const k = model.embeddingSize;
+    const stats = new Float64Array(job.memory.buffer, L.stats, job.threads * 4);
+    copyRows(
+      memory,
+      L.userEmbeddings,
+      stride,
+      model.userEmbeddings.values,
+      model.numUsers,
+      k,
+      true,
+    );
+    copyRows(
+      memory,
+      L.itemEmbeddings,
+      stride,
+      model.itemEmbeddings.values,
+      model.numItems,
+      k,
+      true,
+    );
+    stats.fill(0);
+    try {
+      if (this.local) runSgdShare(this.local, job.memory, job, epoch, 0, sgdStreamState);
+      else this.runThreads(epoch);
+    } finally {
+      copyRows(
+        memory,
+        L.userEmbeddings,
+        stride,
+        model.userEmbeddings.values,
+        model.numUsers,
+        k,
+        false,
+      );
+      copyRows(
+        memory,
+        L.itemEmbeddings,
+        stride,
+        model.itemEmbeddings.values,
+        model.numItems,
+        k,
+        false,
+      );
+    }
+    for (let t = 0; t < job.threads; t++)
+      totals.add({
+        loss: stats[4 * t]!,
+        adversarialLoss: 0,
+        correct: stats[4 * t + 1]!,
+        adversarialCorrect: 0,
+        triples: stats[4 * t + 2]!,
+      });
+    // Counted in batches of the configured size, as the mini-batch engines count steps.
+    this.step += this.batchesPerEpoch;
+    return totals.finish();
+  }
+
+  private runThreads(epoch: number): void {
+    const control = this.job.control;
+    Atomics.store(control, 1, 0);
+    Atomics.store(control, 4, epoch);
+    Atomics.add(control, 0, 1);
+    Atomics.notify(control, 0);
+    for (;;) {
+      const done = Atomics.load(control, 1);
+      if (done === this.job.threads) return;
+      if (Atomics.load(control, 3) === 1 || this.workerError)
+        throw new Error(`training worker failed: ${this.workerError ?? 'see worker error'}`);
+      Atomics.wait(control, 1, done, 100);
+    }
+  }
+
+  /** Stops the workers. */
+  async close(): Promise<void> {
+    Atomics.store(this.job.control, 2, 1);
+    Atomics.add(this.job.control, 0, 1);
+    Atomics.notify(this.job.control, 0);
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers.length = 0;
+  }
+}
