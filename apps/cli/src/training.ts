@@ -70,7 +70,7 @@ export function trainConfigOf(config: ResolvedRunConfig, model?: Model): TrainCo
     ...rest
   } = config.training;
   const { surfaces, ...attack } = adversarial;
-  const { patience, ...checks } = validation;
+  const { patience, users, ...checks } = validation;
   const rowNorm = model && !surfaces ? featureRowNorm(model) : null;
   return {
     ...rest,
@@ -78,7 +78,11 @@ export function trainConfigOf(config: ResolvedRunConfig, model?: Model): TrainCo
       rowNorm !== null
         ? { ...attack, epsilon: attack.epsilon * rowNorm, surfaces: [ITEM_FEATURES] }
         : { ...attack, ...(surfaces ? { surfaces } : {}) },
-    validation: { ...checks, ...(patience !== null ? { patience } : {}) },
+    validation: {
+      ...checks,
+      ...(patience !== null ? { patience } : {}),
+      ...(users !== null ? { users } : {}),
+    },
   };
 }
 

@@ -69,6 +69,13 @@ export interface ValidationConfig {
    * @minimum 1
    */
   readonly threads?: number;
+  /**
+   * Validate on a fixed random sample of this many users (those with items in the split,
+   * drawn once from the seed) instead of all of them: early stopping that costs little on
+   * large data sets (default: all users).
+   * @minimum 1
+   */
+  readonly users?: number;
 }
 
 /** Everything about how a model is trained. Every field has the papers' default. */
@@ -143,6 +150,8 @@ export interface ResolvedTrainConfig {
     readonly cutoffs: readonly number[];
     readonly patience: number;
     readonly threads: number;
+    /** Users sampled for validation; null: all. */
+    readonly users: number | null;
   };
 }
 
@@ -238,8 +247,10 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
     cutoffs: v.cutoffs ?? [parsed?.cutoff ?? 100],
     patience: v.patience ?? Number.POSITIVE_INFINITY,
     threads: v.threads ?? availableParallelism(),
+    users: v.users ?? null,
   } as const;
   int('validation.every', validation.every, 1);
+  if (validation.users !== null) int('validation.users', validation.users, 1);
   int('validation.threads', validation.threads, 1, maxThreads());
   if (validation.split !== 'validation' && validation.split !== 'test')
     issues.push({

@@ -26,6 +26,8 @@ export interface EpochStats {
   readonly triples: number;
   readonly seconds: number;
   readonly triplesPerSecond: number;
+  /** Of `seconds`, the time spent copying tables into and out of a kernel's memory (fused engines). */
+  readonly copySeconds?: number;
 }
 
 /** What one batch (or one worker's share of an epoch) adds to the epoch's totals. */
@@ -59,10 +61,11 @@ export class EpochTotals {
   }
 
   /** The epoch's {@link EpochStats}, timed from this accumulator's creation. */
-  finish(): EpochStats {
+  finish(copySeconds?: number): EpochStats {
     const seconds = (performance.now() - this.started) / 1000;
     const t = this.triples;
     return {
+      ...(copySeconds === undefined ? {} : { copySeconds }),
       loss: this.loss,
       adversarialLoss: this.adversarialLoss,
       trainAccuracy: t > 0 ? this.correct / t : 0,

@@ -51,6 +51,7 @@ export type {
   PhaseOptions,
   PhaseProgress,
   PhaseResult,
+  PhaseTimings,
   TrainCallbacks,
   ValidationEvent,
 } from './trainer.js';

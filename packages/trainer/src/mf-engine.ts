@@ -362,7 +362,9 @@ export class MfEngine implements Engine {
     const totals = new EpochTotals(adversarial);
     const { buffers, sampler, model } = this;
     const { userState, itemState } = this.options;
+    let copyStarted = performance.now();
     syncKernelMemory(buffers, model, userState, itemState, true);
+    let copyMilliseconds = performance.now() - copyStarted;
     const R = buffers.ringSlots;
     const B = sampler.batchSize;
     const meta = buffers.slotMeta;
@@ -396,7 +398,9 @@ export class MfEngine implements Engine {
         for (let s = 0; s < R; s++)
           this.waitFor(() => Atomics.load(meta, s * SLOT_FIELDS) === 0, meta, s * SLOT_FIELDS);
     } finally {
+      copyStarted = performance.now();
       syncKernelMemory(buffers, model, userState, itemState, false);
+      copyMilliseconds += performance.now() - copyStarted;
     }
     // Per region: loss, adversarial loss, correct, triples, adversarial correct.
     const stats = buffers.stats;
@@ -408,7 +412,7 @@ export class MfEngine implements Engine {
         triples: stats[r * 5 + 3]!,
         adversarialCorrect: stats[r * 5 + 4]!,
       });
-    return totals.finish();
+    return totals.finish(copyMilliseconds / 1000);
   }
 
   private waitFor(done: () => boolean, array: Int32Array, index: number): void {

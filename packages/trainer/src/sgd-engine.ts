@@ -316,47 +316,22 @@ export class SgdTriplesEngine implements Engine {
     const stride = L.row / 4;
     const k = model.embeddingSize;
     const stats = new Float64Array(job.memory.buffer, L.stats, job.threads * 4);
-    copyRows(
-      memory,
-      L.userEmbeddings,
-      stride,
-      model.userEmbeddings.values,
-      model.numUsers,
-      k,
-      true,
-    );
-    copyRows(
-      memory,
-      L.itemEmbeddings,
-      stride,
-      model.itemEmbeddings.values,
-      model.numItems,
-      k,
-      true,
-    );
+    const copy = (toKernel: boolean): number => {
+      const started = performance.now();
+      for (const [at, table, rows] of [
+        [L.userEmbeddings, model.userEmbeddings.values, model.numUsers],
+        [L.itemEmbeddings, model.itemEmbeddings.values, model.numItems],
+      ] as const)
+        copyRows(memory, at, stride, table, rows, k, toKernel);
+      return performance.now() - started;
+    };
+    let copyMilliseconds = copy(true);
     stats.fill(0);
     try {
       if (this.local) runSgdShare(this.local, job.memory, job, epoch, 0, sgdStreamState);
       else this.runThreads(epoch);
     } finally {
-      copyRows(
-        memory,
-        L.userEmbeddings,
-        stride,
-        model.userEmbeddings.values,
-        model.numUsers,
-        k,
-        false,
-      );
-      copyRows(
-        memory,
-        L.itemEmbeddings,
-        stride,
-        model.itemEmbeddings.values,
-        model.numItems,
-        k,
-        false,
-      );
+      copyMilliseconds += copy(false);
     }
     for (let t = 0; t < job.threads; t++)
       totals.add({
@@ -368,7 +343,7 @@ export class SgdTriplesEngine implements Engine {
       });
     // Counted in batches of the configured size, as the mini-batch engines count steps.
     this.step += this.batchesPerEpoch;
-    return totals.finish();
+    return totals.finish(copyMilliseconds / 1000);
   }
 
   private runThreads(epoch: number): void {

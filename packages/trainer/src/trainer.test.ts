@@ -179,6 +179,50 @@ describe('Trainer on MovieLens-100K', () => {
     expect((await readdir(directory)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   }, 120_000);
 
+  it('validates on a fixed sample of users when asked, and says where the phase time went', async () => {
+    const seen: Int32Array[] = [];
+    const model = mf(4);
+    const trainer = await Trainer.create(
+      model,
+      dataset,
+      { seed: 3, threads: 1, validation: { every: 2, users: 100, metric: 'ndcg@20' } },
+      { onValidation: (_v, result) => void seen.push(result.users.slice()) },
+    );
+    const result = await trainer.runPhase({
+      epochs: 4,
+      adversarial: false,
+      checkpoint: join(directory, 'sampled.ckpt'),
+    });
+    await trainer.close();
+    expect(seen.length).toBe(2);
+    expect(seen[0]!.length).toBe(100);
+    expect(seen[1]).toEqual(seen[0]); // the same users at every validation
+    const withItems = seen[0]!.every(
+      (u) => dataset.validation!.indptr[u + 1]! > dataset.validation!.indptr[u]!,
+    );
+    expect(withItems).toBe(true);
+    const t = result.timings;
+    for (const part of [
+      'training',
+      'copy',
+      'checks',
+      'callbacks',
+      'validation',
+      'checkpoints',
+    ] as const)
+      expect(t[part], part).toBeGreaterThanOrEqual(0);
+    expect(t.validation).toBeGreaterThan(0);
+    expect(t.copy).toBeGreaterThan(0); // the fused kernel copies tables in and out each epoch
+    expect(t.copy).toBeLessThan(t.training);
+    const parts = t.training + t.checks + t.callbacks + t.validation + t.checkpoints;
+    expect(parts).toBeLessThanOrEqual(t.total + 1e-9);
+    expect(t.untilBest).toBeGreaterThan(0);
+    expect(t.untilBest).toBeLessThanOrEqual(t.total);
+    await expect(Trainer.create(mf(), dataset, { validation: { users: 0 } })).rejects.toThrow(
+      /validation\.users/,
+    );
+  }, 120_000);
+
   it('resuming from a checkpoint (tables, Adagrad state, epoch, step) continues exactly', async () => {
     const config = { seed: 6, threads: 1 } as const;
     const straight = await trainTables(config, [false, false, true]);

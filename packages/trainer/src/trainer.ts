@@ -1,4 +1,4 @@
-import { AdvrecError, ConfigError, TripleSampler, firstNonFinite } from '@advrec/data';
+import { AdvrecError, ConfigError, Random, TripleSampler, firstNonFinite } from '@advrec/data';
 import type { Dataset } from '@advrec/data';
 import { getAdversary } from '@advrec/adversary';
 import { evaluateFullRanking, parseMetricKey } from '@advrec/metrics';
@@ -126,6 +126,26 @@ export interface PhaseResult {
   readonly bestValue: number;
   readonly bestEpoch: number;
   readonly stoppedEarly: boolean;
+  /** Where the phase's wall time went. */
+  readonly timings: PhaseTimings;
+}
+
+/** Where a phase's wall time went, in seconds (the parts add up to about `total`). */
+export interface PhaseTimings {
+  readonly total: number;
+  /** The engine's epochs (sampling and kernel), `copy` included. */
+  readonly training: number;
+  /** Of `training`: copying tables into and out of a fused kernel's memory. */
+  readonly copy: number;
+  /** The per-epoch checks: parameter norm, non-finite optimiser state. */
+  readonly checks: number;
+  /** `onEpochEnd` and `onValidation` callbacks (progress output, run records). */
+  readonly callbacks: number;
+  readonly validation: number;
+  /** Keeping the best tables in memory and writing checkpoints. */
+  readonly checkpoints: number;
+  /** From the phase's start to the end of its best validation (NaN without validation). */
+  readonly untilBest: number;
 }
 
 /**
@@ -289,27 +309,36 @@ export class Trainer {
       sinceBest,
     });
     this.currentPhase = progress(resumed?.epochsDone ?? 0);
+    const phaseStarted = performance.now();
+    const spent = { training: 0, copy: 0, checks: 0, callbacks: 0, validation: 0, checkpoints: 0 };
+    let untilBest = Number.NaN;
+    const timed = async <T>(part: keyof typeof spent, work: () => T | Promise<T>): Promise<T> => {
+      const started = performance.now();
+      try {
+        return await work();
+      } finally {
+        spent[part] += (performance.now() - started) / 1000;
+      }
+    };
     for (let e = resumed?.epochsDone ?? 0; e < options.epochs; e++) {
       options.signal?.throwIfAborted();
-      const stats = await this.engine.trainEpoch(this.epoch, options.adversarial);
-      const event: EpochEvent = {
-        ...stats,
-        epoch: this.epoch,
-        phase,
-        parameterNorm: this.parameterNorm(),
-      };
+      const stats = await timed('training', () =>
+        this.engine.trainEpoch(this.epoch, options.adversarial),
+      );
+      spent.copy += stats.copySeconds ?? 0;
+      const [parameterNorm, stateFinite] = await timed('checks', () => [
+        this.parameterNorm(),
+        this.optimizerStateFinite(),
+      ]);
+      const event: EpochEvent = { ...stats, epoch: this.epoch, phase, parameterNorm };
       this.epoch++;
-      if (
-        !Number.isFinite(stats.loss) ||
-        !Number.isFinite(event.parameterNorm) ||
-        !this.optimizerStateFinite()
-      )
+      if (!Number.isFinite(stats.loss) || !Number.isFinite(parameterNorm) || !stateFinite)
         throw this.divergence(event.epoch, stats.loss);
       epochs.push(event);
-      await this.callbacks.onEpochEnd?.(event);
+      await timed('callbacks', () => this.callbacks.onEpochEnd?.(event));
       const last = e === options.epochs - 1;
       if (validate && ((e + 1) % this.config.validation.every === 0 || last)) {
-        const result = await this.evaluate();
+        const result = await timed('validation', () => this.evaluate());
         const value = result.metrics[this.config.validation.metric] ?? Number.NaN;
         const improved = value > bestValue;
         if (improved) {
@@ -319,18 +348,23 @@ export class Trainer {
           // Only what training changes: fixed tables (VBPR's item features, often the largest
           // table by far) are never copied.
           if (restoreBest)
-            bestTables = this.model.tables
-              .filter((t) => this.model.trainableTables.includes(t.name))
-              .map(cloneTable);
+            bestTables = await timed('checkpoints', () =>
+              this.model.tables
+                .filter((t) => this.model.trainableTables.includes(t.name))
+                .map(cloneTable),
+            );
         } else sinceBest++;
         // Before the best checkpoint is written: it records the progress it belongs to.
         this.currentPhase = progress(e + 1);
         if (improved && options.checkpoint)
-          await this.save(options.checkpoint, {
-            ...options.checkpointMetadata,
-            bestEpoch: event.epoch,
-            bestValue: value,
-          });
+          await timed('checkpoints', () =>
+            this.save(options.checkpoint!, {
+              ...options.checkpointMetadata,
+              bestEpoch: event.epoch,
+              bestValue: value,
+            }),
+          );
+        if (improved) untilBest = (performance.now() - phaseStarted) / 1000;
         const v: ValidationEvent = {
           epoch: event.epoch,
           phase,
@@ -340,7 +374,7 @@ export class Trainer {
           seconds: result.seconds,
         };
         validations.push(v);
-        await this.callbacks.onValidation?.(v, result);
+        await timed('callbacks', () => this.callbacks.onValidation?.(v, result));
         if (sinceBest >= this.config.validation.patience) {
           stoppedEarly = true;
           break;
@@ -349,9 +383,13 @@ export class Trainer {
       this.currentPhase = progress(e + 1);
       const periodic = options.periodicCheckpoint;
       if (periodic && periodic.every > 0 && (e + 1) % periodic.every === 0)
-        await this.save(
-          periodic.file,
-          typeof periodic.metadata === 'function' ? periodic.metadata() : { ...periodic.metadata },
+        await timed('checkpoints', () =>
+          this.save(
+            periodic.file,
+            typeof periodic.metadata === 'function'
+              ? periodic.metadata()
+              : { ...periodic.metadata },
+          ),
         );
       // Let timers and I/O run between epochs (progress output, Ctrl-C handlers).
       await new Promise((resolve) => setImmediate(resolve));
@@ -366,6 +404,7 @@ export class Trainer {
       bestValue: bestEpoch >= 0 ? bestValue : Number.NaN,
       bestEpoch,
       stoppedEarly,
+      timings: { total: (performance.now() - phaseStarted) / 1000, ...spent, untilBest },
     };
   }
 
@@ -381,7 +420,24 @@ export class Trainer {
       cutoffs,
       metrics,
       threads: v.threads,
+      ...(v.users === null ? {} : { users: this.validationUsers(v.users) }),
     });
+  }
+
+  private sampledValidationUsers: Int32Array | null = null;
+
+  /** The fixed sample of `size` users with items in the validation split (drawn once, from the seed). */
+  private validationUsers(size: number): Int32Array {
+    if (this.sampledValidationUsers) return this.sampledValidationUsers;
+    const split =
+      this.config.validation.split === 'test' ? this.dataset.test : this.dataset.validation!;
+    const candidates: number[] = [];
+    for (let u = 0; u < split.numUsers; u++)
+      if (split.indptr[u + 1]! > split.indptr[u]!) candidates.push(u);
+    const order = Int32Array.from(candidates);
+    if (size < order.length) new Random(this.config.seed).shuffle(order);
+    this.sampledValidationUsers = order.subarray(0, Math.min(size, order.length)).sort();
+    return this.sampledValidationUsers;
   }
 
   /**
