@@ -28,6 +28,8 @@ export interface EpochStats {
   readonly triplesPerSecond: number;
   /** Of `seconds`, the time spent copying tables into and out of a kernel's memory (fused engines). */
   readonly copySeconds?: number;
+  /** Sum of squares of the trainable tables after the epoch, when the engine computed it (else the trainer does). */
+  readonly parameterNorm?: number;
 }
 
 /** What one batch (or one worker's share of an epoch) adds to the epoch's totals. */

@@ -80,6 +80,13 @@ export interface ExperimentOptions {
 export interface AprExperimentOptions extends ExperimentOptions {
   /** Most MF-BPR pre-training epochs (default 300; early stopping per `train.validation`). */
   readonly bprEpochs?: number;
+  /**
+   * Training config of the MF-BPR pre-training alone (default `train`): e.g. classic
+   * per-triple SGD (`algorithm: 'sgd-triples'`), the fastest route to a good MF-BPR, while
+   * both continuations run `train` (APR's mini-batches). With a different optimiser the
+   * continuations start with fresh optimiser state.
+   */
+  readonly pretrainingTrain?: TrainConfig;
   /** Epochs of each continuation, BPR and AMF (default 60). */
   readonly continueEpochs?: number;
   /**
@@ -210,11 +217,18 @@ export async function runAprExperiment(
     embeddingSize: options.embeddingSize ?? 64,
     seed: options.modelSeed ?? 0,
   });
-  const pretraining = await trainStage('mf-bpr', mf, dataset, base, options, {
-    epochs: options.bprEpochs ?? 300,
-    adversarial: false,
-    bestCheckpoint: true,
-  });
+  const pretraining = await trainStage(
+    'mf-bpr',
+    mf,
+    dataset,
+    options.pretrainingTrain ?? base,
+    options,
+    {
+      epochs: options.bprEpochs ?? 300,
+      adversarial: false,
+      bestCheckpoint: true,
+    },
+  );
   // The continuations start from the best pre-trained parameters (restored by the phase).
   const start = pretraining.bestEpoch >= 0 ? pretraining.bestEpoch + 1 : pretraining.epochs.length;
   const copy = (): MatrixFactorization =>
@@ -225,8 +239,11 @@ export async function runAprExperiment(
   const c = options.continuation ?? {};
   // The checkpoint's optimiser state is that of the best epoch only when the phase wrote one.
   // Read once for every arm (Trainer.create copies the optimiser state, it does not adopt it).
+  const sameOptimizer =
+    (options.pretrainingTrain?.optimizer?.name ?? 'adagrad') ===
+    (base.optimizer?.name ?? 'adagrad');
   const resume = async (): Promise<Parameters<typeof Trainer.create>[4]> => {
-    if (c.optimizerState !== 'checkpoint') return { epoch: start };
+    if (c.optimizerState !== 'checkpoint' || !sameOptimizer) return { epoch: start };
     if (!options.checkpoints)
       throw new RangeError('continuation.optimizerState "checkpoint" needs a checkpoints folder');
     const saved = await readCheckpoint(join(options.checkpoints, 'mf-bpr.ckpt'));

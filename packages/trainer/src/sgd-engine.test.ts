@@ -177,6 +177,9 @@ describe('per-triple SGD engine', () => {
       true,
     );
     expect(Math.abs(stats.loss / expected.loss - 1)).toBeLessThan(1e-9);
+    let sumSquares = 0;
+    for (const v of [...P, ...Q]) sumSquares += v * v;
+    expect(Math.abs(stats.parameterNorm! / sumSquares - 1)).toBeLessThan(1e-12);
   });
 
   it('trains through the Trainer: reproducible on one thread, learns on two, BPR epochs only', async () => {

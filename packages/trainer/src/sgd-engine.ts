@@ -61,6 +61,7 @@ interface SgdKernel {
     reg: number,
     stats: number,
   ): void;
+  sumSquares(p: number, n: number): number;
 }
 
 /** What a worker needs (structured-cloned; the memory and control are shared). @internal */
@@ -160,8 +161,6 @@ export function runSgdShare(
   );
 }
 
-const MATH_IMPORTS = '{ exp: Math.exp, log1p: Math.log1p }';
-
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const runSgdShare = ${runSgdShare.toString()};
@@ -169,10 +168,7 @@ const sgdStreamState = ${sgdStreamState.toString()};
 const { job, thread } = workerData;
 const control = job.control;
 try {
-  const kernel = new WebAssembly.Instance(job.module, {
-    env: { memory: job.memory },
-    math: ${MATH_IMPORTS},
-  }).exports;
+  const kernel = new WebAssembly.Instance(job.module, { env: { memory: job.memory } }).exports;
   parentPort.postMessage({ ready: true });
   let seen = 0;
   for (;;) {
@@ -202,7 +198,8 @@ export class SgdTriplesEngine implements Engine {
   step: number;
   private readonly model: MfTables;
   private readonly job: SgdJob;
-  private readonly local: SgdKernel | null;
+  /** The kernel on the calling thread (it trains there with one thread). */
+  private readonly kernel: SgdKernel;
   private readonly workers: Worker[] = [];
   private workerError: string | null = null;
   private readonly batchesPerEpoch: number;
@@ -246,13 +243,8 @@ export class SgdTriplesEngine implements Engine {
       seed: options.seed,
       threads,
     };
-    this.local =
-      threads > 1
-        ? null
-        : (new WASM.Instance(this.job.module, {
-            env: { memory },
-            math: { exp: Math.exp, log1p: Math.log1p },
-          }).exports as unknown as SgdKernel);
+    this.kernel = new WASM.Instance(this.job.module, { env: { memory } })
+      .exports as unknown as SgdKernel;
     this.info = {
       name: 'fused-mf',
       description: `per-triple SGD kernel (WebAssembly SIMD, sampling in each thread), ${threads} thread(s), hogwild, sgd-triples, sgd`,
@@ -328,11 +320,15 @@ export class SgdTriplesEngine implements Engine {
     let copyMilliseconds = copy(true);
     stats.fill(0);
     try {
-      if (this.local) runSgdShare(this.local, job.memory, job, epoch, 0, sgdStreamState);
+      if (job.threads === 1) runSgdShare(this.kernel, job.memory, job, epoch, 0, sgdStreamState);
       else this.runThreads(epoch);
     } finally {
       copyMilliseconds += copy(false);
     }
+    // The padding lanes are zero: summing whole rows is the tables' sum of squares.
+    const parameterNorm =
+      this.kernel.sumSquares(L.userEmbeddings, model.numUsers * stride) +
+      this.kernel.sumSquares(L.itemEmbeddings, model.numItems * stride);
     for (let t = 0; t < job.threads; t++)
       totals.add({
         loss: stats[4 * t]!,
@@ -343,7 +339,7 @@ export class SgdTriplesEngine implements Engine {
       });
     // Counted in batches of the configured size, as the mini-batch engines count steps.
     this.step += this.batchesPerEpoch;
-    return totals.finish(copyMilliseconds / 1000);
+    return { ...totals.finish(copyMilliseconds / 1000), parameterNorm };
   }
 
   private runThreads(epoch: number): void {

@@ -327,7 +327,7 @@ export class Trainer {
       );
       spent.copy += stats.copySeconds ?? 0;
       const [parameterNorm, stateFinite] = await timed('checks', () => [
-        this.parameterNorm(),
+        stats.parameterNorm ?? this.parameterNorm(),
         this.optimizerStateFinite(),
       ]);
       const event: EpochEvent = { ...stats, epoch: this.epoch, phase, parameterNorm };

@@ -194,4 +194,23 @@
     (f64.store offset=8 (local.get $stats) (f64.add (f64.load offset=8 (local.get $stats)) (local.get $correct)))
     (f64.store offset=16 (local.get $stats) (f64.add (f64.load offset=16 (local.get $stats)) (local.get $done)))
     (f64.store offset=24 (local.get $stats) (f64.add (f64.load offset=24 (local.get $stats)) (local.get $skipped))))
+;; sum_f v[f]^2 over n floats (n a multiple of 4), squares and sums in double precision:
+  ;; the parameter norm the trainer records after each epoch, without a pass in JS.
+  (func (export "sumSquares") (param $p i32) (param $n i32) (result f64)
+    (local $end i32) (local $v v128) (local $lo v128) (local $hi v128) (local $a v128) (local $b v128)
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $v (v128.load (local.get $p)))
+        (local.set $lo (f64x2.promote_low_f32x4 (local.get $v)))
+        (local.set $hi (f64x2.promote_low_f32x4
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v) (local.get $v))))
+        (local.set $a (f64x2.add (local.get $a) (f64x2.mul (local.get $lo) (local.get $lo))))
+        (local.set $b (f64x2.add (local.get $b) (f64x2.mul (local.get $hi) (local.get $hi))))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (br $l)))
+    (f64.add
+      (f64.add (f64x2.extract_lane 0 (local.get $a)) (f64x2.extract_lane 1 (local.get $a)))
+      (f64.add (f64x2.extract_lane 0 (local.get $b)) (f64x2.extract_lane 1 (local.get $b)))))
 )
