@@ -7,14 +7,17 @@
  * ratios are taken within this one run. Then the VBPR and AMR mini-batch step at ML-1M size
  * (6,040 users, 3,706 items, K=64, 1280-d features, batch 512; AMR: FGM on the features),
  * each round in its own process (`bench/scripts/measure.mjs`, shared with `engine-seam`).
+ * Then the deterministic mode with a CPU-bound process competing for the cores (interleaved
+ * with idle runs), and the trainer end to end (validation every 10 epochs, on all users and
+ * on a 5,000-user sample) against its engine's rate in the same phase.
  * Last, VBPR and AMR at the AMR paper's Amazon scale (83,337 users, 299,555 items, 2048-d
  * features) in a process of its own: 60 timed batches each, scaled to an epoch, and the
  * process's peak RSS (budget 8 GiB).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { givenSplit, readUserItemLists } from '@advrec/data';
+import { givenSplit, holdOutValidation, readUserItemLists } from '@advrec/data';
 import type { Dataset } from '@advrec/data';
 import { MatrixFactorization } from '@advrec/models';
 import { Trainer } from '@advrec/trainer';
@@ -58,6 +61,52 @@ const VARIANTS: Variant[] = [
     },
   },
 ];
+
+/**
+ * The trainer end to end: one phase of MF-BPR (deterministic, 2 threads) validating every
+ * 10 epochs on `users` sampled users (all when null), its wall time against the engine's
+ * own epoch rate in the same phase.
+ */
+async function endToEnd(tuning: Dataset, users: number | null): Promise<Record<string, number>> {
+  const model = new MatrixFactorization(tuning, { embeddingSize: 64, seed: 1 });
+  const trainer = await Trainer.create(model, tuning, {
+    seed: 1,
+    threads: 2,
+    validation: { every: 10, metric: 'recall@20', ...(users === null ? {} : { users }) },
+  });
+  try {
+    await trainer.runPhase({ epochs: 1, adversarial: false, validate: false });
+    const r = await trainer.runPhase({ epochs: 20, adversarial: false });
+    const triples = r.epochs.reduce((n, e) => n + e.triples, 0);
+    const t = r.timings;
+    const engineRate = triples / t.training;
+    const endToEndRate = triples / t.total;
+    return {
+      engineTriplesPerSecond: Math.round(engineRate),
+      endToEndTriplesPerSecond: Math.round(endToEndRate),
+      endToEndOverEngine: Number((endToEndRate / engineRate).toFixed(3)),
+      secondsTotal: Number(t.total.toFixed(2)),
+      secondsTraining: Number(t.training.toFixed(2)),
+      secondsTableCopies: Number(t.copy.toFixed(2)),
+      secondsChecks: Number(t.checks.toFixed(2)),
+      secondsValidation: Number(t.validation.toFixed(2)),
+      secondsCheckpoints: Number(t.checkpoints.toFixed(2)),
+    };
+  } finally {
+    await trainer.close();
+  }
+}
+
+/** A CPU-bound process competing for the cores while `work` runs. */
+async function withCompetitor<T>(work: () => Promise<T>): Promise<T> {
+  const child = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  try {
+    return await work();
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
 
 async function measure(dataset: Dataset, variant: Variant, round: number): Promise<number[]> {
   const model = new MatrixFactorization(dataset, { embeddingSize: 64, seed: round });
@@ -110,6 +159,23 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       steps[task]!.push(stepMilliseconds);
       log(`round ${round} ${task}: ${stepMilliseconds.toFixed(1)} ms per batch`);
     }
+  // The deterministic mode with a CPU-bound process beside it, interleaved with idle runs.
+  const bprVariant = VARIANTS[0]!;
+  const contention = { idle: [] as number[], competing: [] as number[] };
+  for (let round = 0; round < ROUNDS; round++) {
+    contention.idle.push(...(await measure(dataset, bprVariant, round)));
+    contention.competing.push(...(await withCompetitor(() => measure(dataset, bprVariant, round))));
+    log(
+      `round ${round} contention: idle ${(contention.idle.at(-1)! / 1e6).toFixed(3)}, with a competing process ${(contention.competing.at(-1)! / 1e6).toFixed(3)} M triples/s`,
+    );
+  }
+  // The trainer end to end (validation every 10 epochs) against its engine.
+  const tuning = holdOutValidation(dataset, { seed: 1, order: 'random' });
+  const trainerEndToEnd = {
+    allValidationUsers: await endToEnd(tuning, null),
+    sampledValidationUsers: await endToEnd(tuning, 5000),
+  };
+  log(`trainer end to end: ${JSON.stringify(trainerEndToEnd)}`);
   const amazonScale = measureAmazonScale(root, sharedData);
   log(`amazon-scale: ${JSON.stringify(amazonScale)}`);
   const med = (name: string): number => Math.round(median(samples.get(name)!));
@@ -144,6 +210,23 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       twoThreadsTriplesPerSecond: med('sgd-triples-2threads'),
     },
     samplesTriplesPerSecond: Object.fromEntries(samples),
+    contention: {
+      variant:
+        'MF-BPR, deterministic, 2 threads, with and without a CPU-bound process (node -e "for(;;){}") beside it, interleaved',
+      idleTriplesPerSecond: Math.round(median(contention.idle)),
+      competingTriplesPerSecond: Math.round(median(contention.competing)),
+      competingOverIdle: Number(
+        (median(contention.competing) / median(contention.idle)).toFixed(3),
+      ),
+      target: 0.67,
+      samples: contention,
+    },
+    trainerEndToEnd: {
+      protocol:
+        'MF-BPR, deterministic, 2 threads, 20 epochs validating every 10 (Recall@20, full ranking) on Gowalla train minus one validation interaction per user',
+      target: 'end to end >= 0.9 of the engine rate',
+      ...trainerEndToEnd,
+    },
     visualStep: {
       data: 'ML-1M users and items (6,040 x 3,706), 100 batches of 512 training pairs, random 1280-d features',
       embeddingSize: 64,
