@@ -31,6 +31,7 @@ export { forwardPairs } from './batch.js';
 export type { SparseRowsByName } from './sparse-rows.js';
 export {
   ITEM_EMBEDDINGS,
+  ITEM_BIAS,
   MF_MODEL_NAME,
   MatrixFactorization,
   USER_EMBEDDINGS,

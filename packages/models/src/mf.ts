@@ -22,6 +22,11 @@ export interface MatrixFactorizationConfig {
   readonly initStd?: number;
   /** Seed of the initialisation (default 0). */
   readonly seed?: number;
+  /**
+   * Add a learned item bias, `y_ui = p_u^T q_i + b_i` (Cornac's and LightFM's BPR; default
+   * false: the APR paper's MF has none). The bias starts at 0 and is not perturbed.
+   */
+  readonly itemBias?: boolean;
 }
 
 /** The resolved MF configuration. */
@@ -29,6 +34,7 @@ export interface ResolvedMatrixFactorizationConfig {
   readonly embeddingSize: number;
   readonly initStd: number;
   readonly seed: number;
+  readonly itemBias: boolean;
 }
 
 /** Registered name of {@link MatrixFactorization}. */
@@ -37,16 +43,21 @@ export const MF_MODEL_NAME = 'mf';
 /** Table (and surface) names of MF, in the papers' vocabulary. */
 export const USER_EMBEDDINGS = 'userEmbeddings';
 export const ITEM_EMBEDDINGS = 'itemEmbeddings';
+/** MF's optional item bias table (`numItems x 1`). */
+export const ITEM_BIAS = 'itemBias';
 
 /**
  * The reference definition of MF in tfjs-core: `y_ui = p_u^T q_i` (APR section 2.1; with
- * perturbations, Eq. 12: `(p_u + Delta_u)^T (q_i + Delta_i)`).
+ * perturbations, Eq. 12: `(p_u + Delta_u)^T (q_i + Delta_i)`), plus `b_i` when the model
+ * has an item bias.
  */
 export const mfReferenceScore: ReferenceScore = (tf, users, items) => {
   const p = users[USER_EMBEDDINGS];
   const q = items[ITEM_EMBEDDINGS];
   if (!p || !q) throw new Error('MF reference needs userEmbeddings and itemEmbeddings rows');
-  return tf.sum(tf.mul(p, q), 1);
+  const dot = tf.sum(tf.mul(p, q), 1);
+  const b = items[ITEM_BIAS];
+  return (b ? tf.add(dot, tf.reshape(b, [-1])) : dot) as ReturnType<ReferenceScore>;
 };
 
 /** Validates and fills the defaults of an MF configuration (every problem at once). */
@@ -57,9 +68,12 @@ export function resolveMatrixFactorizationConfig(
     embeddingSize: config.embeddingSize ?? 64,
     initStd: config.initStd ?? 0.01,
     seed: config.seed ?? DEFAULT_MODEL_SEED,
+    itemBias: config.itemBias ?? false,
   };
   collectIssues((issue) => {
-    checkKnownOptions(config, ['embeddingSize', 'initStd', 'seed'], 'mf', issue);
+    checkKnownOptions(config, ['embeddingSize', 'initStd', 'seed', 'itemBias'], 'mf', issue);
+    if (typeof resolved.itemBias !== 'boolean')
+      issue('itemBias', `must be true or false, got ${String(resolved.itemBias)}`);
     if (!Number.isInteger(resolved.embeddingSize) || resolved.embeddingSize < 1)
       issue('embeddingSize', `must be a positive integer, got ${resolved.embeddingSize}`);
     if (!Number.isFinite(resolved.initStd) || resolved.initStd < 0)
@@ -72,8 +86,9 @@ export function resolveMatrixFactorizationConfig(
 
 /**
  * Matrix factorisation: `y_ui = p_u^T q_i` with user embeddings P (`numUsers x K`) and
- * item embeddings Q (`numItems x K`), both perturbable (APR/AMF). Scores are float64 sums
- * over the dimension in order, the number the evaluator ranks by.
+ * item embeddings Q (`numItems x K`), both perturbable (APR/AMF), and optionally an item
+ * bias `b_i` (`itemBias: true`). Scores are float64 sums over the dimension in order (then
+ * `+ b_i`), the number the evaluator ranks by.
  */
 export class MatrixFactorization implements Model {
   readonly specificationVersion = MODEL_SPECIFICATION_VERSION;
@@ -86,8 +101,10 @@ export class MatrixFactorization implements Model {
   readonly userEmbeddings: ParameterTable;
   /** Q, `numItems x K`. */
   readonly itemEmbeddings: ParameterTable;
+  /** b, `numItems x 1`, when the model has an item bias. */
+  readonly itemBias: ParameterTable | null;
   readonly tables: readonly ParameterTable[];
-  readonly trainableTables = [USER_EMBEDDINGS, ITEM_EMBEDDINGS] as const;
+  readonly trainableTables: readonly string[];
   readonly surfaces: readonly PerturbableSurface[];
   readonly reference = mfReferenceScore;
 
@@ -98,7 +115,11 @@ export class MatrixFactorization implements Model {
   constructor(
     dimensions: ModelDimensions,
     config: MatrixFactorizationConfig = {},
-    tables?: { userEmbeddings: ParameterTable; itemEmbeddings: ParameterTable },
+    tables?: {
+      userEmbeddings: ParameterTable;
+      itemEmbeddings: ParameterTable;
+      itemBias?: ParameterTable;
+    },
   ) {
     const resolved = resolveMatrixFactorizationConfig(config);
     collectIssues((issue) => {
@@ -107,7 +128,9 @@ export class MatrixFactorization implements Model {
       if (!Number.isInteger(dimensions.numItems) || dimensions.numItems < 1)
         issue('numItems', `must be a positive integer, got ${dimensions.numItems}`);
     });
-    this.config = { ...resolved };
+    // The bias is recorded only when present: configs of bias-free MF read as before.
+    const { itemBias, ...rest } = resolved;
+    this.config = itemBias ? { ...rest, itemBias } : rest;
     this.numUsers = dimensions.numUsers;
     this.numItems = dimensions.numItems;
     const k = resolved.embeddingSize;
@@ -117,13 +140,28 @@ export class MatrixFactorization implements Model {
       checkTable(tables.itemEmbeddings, ITEM_EMBEDDINGS, this.numItems, k);
       this.userEmbeddings = tables.userEmbeddings;
       this.itemEmbeddings = tables.itemEmbeddings;
+      if (itemBias) {
+        if (!tables.itemBias)
+          throw new ConfigError([
+            {
+              path: `tables.${ITEM_BIAS}`,
+              message: 'itemBias is true but no itemBias table is given',
+            },
+          ]);
+        checkTable(tables.itemBias, ITEM_BIAS, this.numItems, 1);
+      }
+      this.itemBias = itemBias ? tables.itemBias! : null;
     } else {
       this.userEmbeddings = createTable(USER_EMBEDDINGS, 'user', this.numUsers, k);
       this.itemEmbeddings = createTable(ITEM_EMBEDDINGS, 'item', this.numItems, k);
       initializeTruncatedNormal(this.userEmbeddings, resolved.seed, 1, resolved.initStd);
       initializeTruncatedNormal(this.itemEmbeddings, resolved.seed, 2, resolved.initStd);
+      this.itemBias = itemBias ? createTable(ITEM_BIAS, 'item', this.numItems, 1) : null;
     }
-    this.tables = [this.userEmbeddings, this.itemEmbeddings];
+    this.tables = this.itemBias
+      ? [this.userEmbeddings, this.itemEmbeddings, this.itemBias]
+      : [this.userEmbeddings, this.itemEmbeddings];
+    this.trainableTables = this.tables.map((t) => t.name);
     this.surfaces = [
       { name: USER_EMBEDDINGS, side: 'user', rows: this.numUsers, dimension: k },
       { name: ITEM_EMBEDDINGS, side: 'item', rows: this.numItems, dimension: k },
@@ -135,6 +173,7 @@ export class MatrixFactorization implements Model {
     const byName = new Map(state.tables.map((t) => [t.name, t]));
     const p = byName.get(USER_EMBEDDINGS);
     const q = byName.get(ITEM_EMBEDDINGS);
+    const b = byName.get(ITEM_BIAS);
     if (!p || !q)
       throw new ConfigError([
         { path: 'tables', message: 'an MF state needs userEmbeddings and itemEmbeddings' },
@@ -142,16 +181,22 @@ export class MatrixFactorization implements Model {
     return new MatrixFactorization(
       { numUsers: state.numUsers, numItems: state.numItems },
       state.config as MatrixFactorizationConfig,
-      { userEmbeddings: p, itemEmbeddings: q },
+      { userEmbeddings: p, itemEmbeddings: q, ...(b ? { itemBias: b } : {}) },
     );
   }
 
   /** The dense factors (`userFactors . itemFactors`), for the evaluator's GEMM paths. */
-  factors(): { userFactors: Float32Array; itemFactors: Float32Array; dimension: number } {
+  factors(): {
+    userFactors: Float32Array;
+    itemFactors: Float32Array;
+    dimension: number;
+    itemBias?: Float32Array;
+  } {
     return {
       userFactors: this.userEmbeddings.values,
       itemFactors: this.itemEmbeddings.values,
       dimension: this.embeddingSize,
+      ...(this.itemBias ? { itemBias: this.itemBias.values } : {}),
     };
   }
 
@@ -169,6 +214,7 @@ export class MatrixFactorization implements Model {
       throw new RangeError(`out has ${result.length} values, needs ${users.length * n}`);
     const p = this.userEmbeddings.values;
     const q = this.itemEmbeddings.values;
+    const bias = this.itemBias?.values;
     for (let b = 0; b < users.length; b++) {
       const pu = users[b]! * k;
       const row = b * n;
@@ -176,7 +222,7 @@ export class MatrixFactorization implements Model {
         const qi = i * k;
         let s = 0;
         for (let f = 0; f < k; f++) s += p[pu + f]! * q[qi + f]!;
-        result[row + i] = s;
+        result[row + i] = bias ? s + bias[i]! : s;
       }
     }
     return result;
@@ -194,6 +240,7 @@ export class MatrixFactorization implements Model {
     const q = this.itemEmbeddings.values;
     const du = perturbations?.get(USER_EMBEDDINGS);
     const di = perturbations?.get(ITEM_EMBEDDINGS);
+    const bias = this.itemBias?.values;
     const out = new Float64Array(count);
     for (let t = 0; t < count; t++) {
       const u = users[t]!;
@@ -214,7 +261,7 @@ export class MatrixFactorization implements Model {
           s += a * b;
         }
       }
-      out[t] = s;
+      out[t] = bias ? s + bias[i]! : s;
     }
     return out;
   }
@@ -235,10 +282,15 @@ export class MatrixFactorization implements Model {
     const di = perturbations?.get(ITEM_EMBEDDINGS);
     const gu = rowsFor(gradients, USER_EMBEDDINGS, k);
     const gi = rowsFor(gradients, ITEM_EMBEDDINGS, k);
+    const gb = this.itemBias ? rowsFor(gradients, ITEM_BIAS, 1) : null;
     for (let t = 0; t < count; t++) {
       const d = dScores[t]!;
       const u = users[t]!;
       const i = items[t]!;
+      if (gb) {
+        const o = gb.ensure(i);
+        gb.values[o]! += d;
+      }
       const ou = du ? du.offsetOf(u) : -1;
       const oi = di ? di.offsetOf(i) : -1;
       const gOffU = gu.ensure(u);

@@ -25,6 +25,20 @@ describeModelContract({
   tf,
 });
 
+describeModelContract({
+  name: 'MF with item bias',
+  create: () => {
+    const model = new MatrixFactorization(
+      { numUsers: 23, numItems: 31 },
+      { embeddingSize: 8, initStd: 0.5, seed: 4, itemBias: true },
+    );
+    // The bias starts at 0: give it values so every check sees it.
+    model.itemBias!.values.forEach((_, i, b) => (b[i] = Math.sin(i) * 0.7));
+    return model;
+  },
+  tf,
+});
+
 const train = InteractionMatrix.fromPairs(
   5,
   7,
@@ -45,6 +59,36 @@ describe('MF', () => {
     const expected = p[3]! * q[6]! + p[4]! * q[7]! + p[5]! * q[8]!;
     expect(a.score(Int32Array.of(1), Int32Array.of(2))[0]).toBeCloseTo(expected, 15);
     expect(a.tables[0]!.values.buffer).toBeInstanceOf(SharedArrayBuffer);
+  });
+
+  it('adds a learned item bias when asked (Cornac-style BPR), recorded in its config and checkpoint', () => {
+    const a = new MatrixFactorization(
+      { numUsers: 4, numItems: 5 },
+      { embeddingSize: 3, seed: 9, itemBias: true },
+    );
+    expect(a.config).toEqual({ embeddingSize: 3, initStd: 0.01, seed: 9, itemBias: true });
+    expect(a.trainableTables).toEqual(['userEmbeddings', 'itemEmbeddings', 'itemBias']);
+    expect(a.surfaces.map((s) => s.name)).toEqual(['userEmbeddings', 'itemEmbeddings']);
+    expect([...a.itemBias!.values]).toEqual([0, 0, 0, 0, 0]);
+    a.itemBias!.values.set([0.5, -1, 2, 0.25, 3]);
+    const p = a.userEmbeddings.values;
+    const q = a.itemEmbeddings.values;
+    const expected = p[3]! * q[6]! + p[4]! * q[7]! + p[5]! * q[8]! + 2;
+    expect(a.score(Int32Array.of(1), Int32Array.of(2))[0]).toBeCloseTo(expected, 12);
+    expect(a.scoreAll(Int32Array.of(1))[2]).toBeCloseTo(expected, 12);
+    expect(a.factors().itemBias).toBe(a.itemBias!.values);
+    const restored = getModelFactory('mf').restore(
+      parseCheckpoint(Buffer.concat(serializeCheckpoint(a))).model,
+    ) as MatrixFactorization;
+    expect([...restored.itemBias!.values]).toEqual([0.5, -1, 2, 0.25, 3]);
+    expect(new MatrixFactorization({ numUsers: 4, numItems: 5 }).itemBias).toBeNull();
+    expect(
+      () =>
+        new MatrixFactorization(
+          { numUsers: 4, numItems: 5 },
+          { itemBias: 1 as unknown as boolean },
+        ),
+    ).toThrow(/itemBias/);
   });
 
   it('reports every bad config field at once', () => {

@@ -96,7 +96,8 @@ export function restoreModel(state: ModelState): Model {
 registerBuiltIn({
   specificationVersion: MODEL_SPECIFICATION_VERSION,
   modelName: MF_MODEL_NAME,
-  description: 'matrix factorisation, y_ui = p_u . q_i (embeddingSize, initStd, seed)',
+  description:
+    'matrix factorisation, y_ui = p_u . q_i (+ b_i with itemBias) (embeddingSize, initStd, seed, itemBias)',
   create: (context, config) =>
     new MatrixFactorization(context, {
       seed: context.seed,

@@ -22,6 +22,8 @@ export interface MfTables {
   readonly embeddingSize: number;
   readonly userEmbeddings: ParameterTable;
   readonly itemEmbeddings: ParameterTable;
+  /** MF's optional item bias (`y = p_u . q_i + b_i`); only per-triple SGD trains it. */
+  readonly itemBias?: ParameterTable | null;
 }
 
 /** How the fused MF engine runs. */

@@ -5,7 +5,7 @@
  */
 import { getAdversary } from '@advrec/adversary';
 import type { Adversary } from '@advrec/adversary';
-import { ITEM_EMBEDDINGS, MF_MODEL_NAME, USER_EMBEDDINGS } from '@advrec/models';
+import { ITEM_BIAS, ITEM_EMBEDDINGS, MF_MODEL_NAME, USER_EMBEDDINGS } from '@advrec/models';
 import type { Model, ParameterTable } from '@advrec/models';
 import { getEngineProvider, registerEngineProvider } from './engine.js';
 import type { EngineProvider, EngineSupport } from './engine.js';
@@ -28,20 +28,18 @@ function mfTables(model: Model): MfTables | string {
     model.tables.find((t) => t.name === name);
   const p = table(USER_EMBEDDINGS);
   const q = table(ITEM_EMBEDDINGS);
+  const b = table(ITEM_BIAS);
   const trainable = [...model.trainableTables].sort().join(',');
-  if (
-    !p ||
-    !q ||
-    p.dimension !== q.dimension ||
-    trainable !== [ITEM_EMBEDDINGS, USER_EMBEDDINGS].join(',')
-  )
-    return `needs exactly the trainable tables ${USER_EMBEDDINGS} and ${ITEM_EMBEDDINGS} of one dimension`;
+  const expected = [...(b ? [ITEM_BIAS] : []), ITEM_EMBEDDINGS, USER_EMBEDDINGS].join(',');
+  if (!p || !q || p.dimension !== q.dimension || trainable !== expected)
+    return `needs exactly the trainable tables ${USER_EMBEDDINGS} and ${ITEM_EMBEDDINGS} of one dimension (and ${ITEM_BIAS})`;
   return {
     numUsers: model.numUsers,
     numItems: model.numItems,
     embeddingSize: p.dimension,
     userEmbeddings: p,
     itemEmbeddings: q,
+    ...(b ? { itemBias: b } : {}),
   };
 }
 
@@ -61,9 +59,13 @@ export const fusedMfEngineProvider: EngineProvider = {
   name: 'fused-mf',
   priority: 100,
   description: `fused WebAssembly SIMD kernel for MF with adversaries ${FUSED_MF_ADVERSARIES.join(', ')}, worker threads`,
-  supports(model, adversary) {
+  supports(model, adversary, config) {
     const tables = mfTables(model);
     if (typeof tables === 'string') return refuse(tables);
+    if (tables.itemBias && config.algorithm !== 'sgd-triples')
+      return refuse(
+        `trains MF with an item bias by per-triple SGD only (algorithm sgd-triples), not by ${config.algorithm}`,
+      );
     if (!isFusedAdversary(adversary))
       return refuse(
         `implements the built-in adversaries ${FUSED_MF_ADVERSARIES.join(', ')}; ${adversary.adversaryName} is not one of them`,

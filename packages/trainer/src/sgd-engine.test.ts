@@ -14,6 +14,9 @@ import { MatrixFactorization } from '@advrec/models';
 import { sharedDataFiles } from '@advrec/testing';
 import type { WasmApi } from './mf-kernel.js';
 import { SgdTriplesEngine, sgdStreamState } from './sgd-engine.js';
+import { getAdversary } from '@advrec/adversary';
+import { resolveTrainConfig } from './config.js';
+import { selectEngineProvider } from './engine.js';
 import { Trainer } from './trainer.js';
 import { SGD_KERNEL_WASM_BASE64 } from './wasm/sgd-kernel-bytes.js';
 import { MF_KERNEL_WASM_BASE64 } from './wasm/mf-kernel-bytes.js';
@@ -83,6 +86,7 @@ function referenceSgdEpoch(
   state: number,
   exp: (a: number) => number,
   log1p: (e: number) => number,
+  bias: Float32Array | null,
 ): { loss: number; correct: number; triples: number } {
   const f = Math.fround;
   const entryUsers = train.entryUsers();
@@ -121,13 +125,20 @@ function referenceSgdEpoch(
       const b = d < k ? Q[j * k + d]! : 0;
       lanes[d % 4] = f(lanes[d % 4]! + f(p * f(a - b)));
     }
-    const x = lanes[0]! + lanes[1]! + (lanes[2]! + lanes[3]!);
+    let x = lanes[0]! + lanes[1]! + (lanes[2]! + lanes[3]!);
+    const bi = bias ? bias[i]! : 0;
+    const bj = bias ? bias[j]! : 0;
+    if (bias) x += f(bi - bj);
     const ex = exp(Math.abs(x));
     const z = x > 0 ? ex / (1 + ex) : 1 / (1 + ex);
     loss += x > 0 ? log1p(ex) : log1p(ex) - x;
     if (x > 0) correct++;
     triples++;
     const z4 = f(f(lr) * f(z));
+    if (bias) {
+      bias[i] = f(f(keep * bi) + z4);
+      bias[j] = f(f(keep * bj) - z4);
+    }
     for (let d = 0; d < k; d++) {
       const p = P[u * k + d]!;
       const a = Q[i * k + d]!;
@@ -142,45 +153,58 @@ function referenceSgdEpoch(
 }
 
 describe('per-triple SGD engine', () => {
-  it('one thread follows the reference algorithm bit for bit (padded rows, sampling, updates)', async () => {
-    const k = 6; // not a multiple of 4: the kernel's rows are padded
-    const model = new MatrixFactorization(dataset, { embeddingSize: k, seed: 3, initStd: 0.3 });
-    const sampler = new TripleSampler(dataset.train, { seed: 5 });
-    const P = model.userEmbeddings.values.slice();
-    const Q = model.itemEmbeddings.values.slice();
-    const engine = await SgdTriplesEngine.create(model, sampler, {
-      threads: 1,
-      learningRate: 0.05,
-      l2: 0.01,
-      seed: 5,
-    });
-    const stats = engine.trainEpoch(2, false);
-    await engine.close();
-    const expected = referenceSgdEpoch(
-      dataset.train,
-      sampler.negatives.candidates,
-      P,
-      Q,
-      k,
-      0.05,
-      0.01,
-      sgdStreamState(5, 2, 0),
-      mathKernels().expNeg,
-      mathKernels().log1p,
-    );
-    expect(stats.triples).toBe(expected.triples);
-    expect(stats.trainAccuracy).toBe(expected.correct / expected.triples);
-    expect(Buffer.from(model.userEmbeddings.values.buffer).equals(Buffer.from(P.buffer))).toBe(
-      true,
-    );
-    expect(Buffer.from(model.itemEmbeddings.values.buffer).equals(Buffer.from(Q.buffer))).toBe(
-      true,
-    );
-    expect(Math.abs(stats.loss / expected.loss - 1)).toBeLessThan(1e-9);
-    let sumSquares = 0;
-    for (const v of [...P, ...Q]) sumSquares += v * v;
-    expect(Math.abs(stats.parameterNorm! / sumSquares - 1)).toBeLessThan(1e-12);
-  });
+  it.each([false, true])(
+    'one thread follows the reference algorithm bit for bit (padded rows, sampling, updates; item bias %s)',
+    async (itemBias) => {
+      const k = 6; // not a multiple of 4: the kernel's rows are padded
+      const model = new MatrixFactorization(dataset, {
+        embeddingSize: k,
+        seed: 3,
+        initStd: 0.3,
+        itemBias,
+      });
+      model.itemBias?.values.forEach((_, i, b) => (b[i] = Math.cos(i) * 0.2));
+      const B = model.itemBias?.values.slice() ?? null;
+      const sampler = new TripleSampler(dataset.train, { seed: 5 });
+      const P = model.userEmbeddings.values.slice();
+      const Q = model.itemEmbeddings.values.slice();
+      const engine = await SgdTriplesEngine.create(model, sampler, {
+        threads: 1,
+        learningRate: 0.05,
+        l2: 0.01,
+        seed: 5,
+      });
+      const stats = engine.trainEpoch(2, false);
+      await engine.close();
+      const expected = referenceSgdEpoch(
+        dataset.train,
+        sampler.negatives.candidates,
+        P,
+        Q,
+        k,
+        0.05,
+        0.01,
+        sgdStreamState(5, 2, 0),
+        mathKernels().expNeg,
+        mathKernels().log1p,
+        B,
+      );
+      expect(stats.triples).toBe(expected.triples);
+      expect(stats.trainAccuracy).toBe(expected.correct / expected.triples);
+      expect(Buffer.from(model.userEmbeddings.values.buffer).equals(Buffer.from(P.buffer))).toBe(
+        true,
+      );
+      expect(Buffer.from(model.itemEmbeddings.values.buffer).equals(Buffer.from(Q.buffer))).toBe(
+        true,
+      );
+      expect(Math.abs(stats.loss / expected.loss - 1)).toBeLessThan(1e-9);
+      if (B)
+        expect(Buffer.from(model.itemBias!.values.buffer).equals(Buffer.from(B.buffer))).toBe(true);
+      let sumSquares = 0;
+      for (const v of [...P, ...Q, ...(B ?? [])]) sumSquares += v * v;
+      expect(Math.abs(stats.parameterNorm! / sumSquares - 1)).toBeLessThan(1e-12);
+    },
+  );
 
   it('trains through the Trainer: reproducible on one thread, learns on two, BPR epochs only', async () => {
     const config = {
@@ -202,6 +226,13 @@ describe('per-triple SGD engine', () => {
         await trainer.close();
       }
     };
+    const biased = new MatrixFactorization(dataset, { embeddingSize: 16, itemBias: true });
+    const fgm = getAdversary('none');
+    expect(selectEngineProvider(biased, fgm, resolveTrainConfig(config, biased)).name).toBe(
+      'fused-mf',
+    );
+    // The mini-batch kernel has no item bias: the generic engine trains that model.
+    expect(selectEngineProvider(biased, fgm, resolveTrainConfig({}, biased)).name).toBe('generic');
     const a = await run(1);
     const b = await run(1);
     a.tables.forEach((t, k) => expect(t).toEqual(b.tables[k]));

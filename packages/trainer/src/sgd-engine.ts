@@ -36,6 +36,10 @@ export interface SgdMemoryLayout {
   /** The training items, row by row, sorted within a row (also each entry's item). */
   readonly items: number;
   readonly candidates: number;
+  /** The item bias (f32 per item, padded to a multiple of 4), or -1 without one. */
+  readonly itemBias: number;
+  /** Floats in the bias region (a multiple of 4). */
+  readonly itemBiasLength: number;
   /** One 16-byte generator state per thread. */
   readonly states: number;
   /** Per thread: loss, correct, triples, skipped (f64). */
@@ -60,6 +64,7 @@ interface SgdKernel {
     lr: number,
     reg: number,
     stats: number,
+    bias: number,
   ): void;
   sumSquares(p: number, n: number): number;
 }
@@ -93,6 +98,7 @@ export function planSgdLayout(
   nnz: number,
   numCandidates: number,
   threads: number,
+  itemBias = false,
 ): SgdMemoryLayout {
   const row = Math.ceil(dimension / 4) * 16;
   let offset = 0;
@@ -109,6 +115,8 @@ export function planSgdLayout(
     rowPointers: take((numUsers + 1) * 4),
     items: take(nnz * 4),
     candidates: take(numCandidates * 4),
+    itemBias: itemBias ? take(numItems * 4) : -1,
+    itemBiasLength: itemBias ? Math.ceil(numItems / 4) * 4 : 0,
     states: take(threads * 16),
     stats: take(threads * 32),
     // Evaluated last: the total after every region above.
@@ -158,6 +166,7 @@ export function runSgdShare(
     job.learningRate,
     job.l2,
     L.stats + thread * 32,
+    L.itemBias,
   );
 }
 
@@ -223,6 +232,7 @@ export class SgdTriplesEngine implements Engine {
       train.nnz,
       candidates.length,
       threads,
+      !!model.itemBias,
     );
     const pages = Math.max(1, Math.ceil(layout.bytes / 65536));
     const memory = new WASM.Memory({ initial: pages, maximum: pages, shared: true });
@@ -247,7 +257,7 @@ export class SgdTriplesEngine implements Engine {
       .exports as unknown as SgdKernel;
     this.info = {
       name: 'fused-mf',
-      description: `per-triple SGD kernel (WebAssembly SIMD, sampling in each thread), ${threads} thread(s), hogwild, sgd-triples, sgd`,
+      description: `per-triple SGD kernel (WebAssembly SIMD, sampling in each thread), ${threads} thread(s), hogwild, sgd-triples, sgd${model.itemBias ? ', item bias' : ''}`,
       threads,
       details: { mode: 'hogwild', algorithm: 'sgd-triples', optimizer: 'sgd', adversary: 'none' },
     };
@@ -315,6 +325,8 @@ export class SgdTriplesEngine implements Engine {
         [L.itemEmbeddings, model.itemEmbeddings.values, model.numItems],
       ] as const)
         copyRows(memory, at, stride, table, rows, k, toKernel);
+      if (model.itemBias)
+        copyRows(memory, L.itemBias, 1, model.itemBias.values, model.numItems, 1, toKernel);
       return performance.now() - started;
     };
     let copyMilliseconds = copy(true);
@@ -328,7 +340,8 @@ export class SgdTriplesEngine implements Engine {
     // The padding lanes are zero: summing whole rows is the tables' sum of squares.
     const parameterNorm =
       this.kernel.sumSquares(L.userEmbeddings, model.numUsers * stride) +
-      this.kernel.sumSquares(L.itemEmbeddings, model.numItems * stride);
+      this.kernel.sumSquares(L.itemEmbeddings, model.numItems * stride) +
+      (L.itemBias >= 0 ? this.kernel.sumSquares(L.itemBias, L.itemBiasLength) : 0);
     for (let t = 0; t < job.threads; t++)
       totals.add({
         loss: stats[4 * t]!,

@@ -3,10 +3,11 @@
 ;; triples: a training pair (u, i) drawn uniformly with replacement, a negative j drawn
 ;; uniformly from the candidate items and drawn again while it is one of u's training items
 ;; (at most 64 draws; a triple whose 64 draws all hit positives is skipped and counted),
-;; then x = p_u . (q_i - q_j) and, with z = sigmoid(-x),
+;; then x = p_u . (q_i - q_j) (+ b_i - b_j with an item bias) and, with z = sigmoid(-x),
 ;;   p_u += lr (z (q_i - q_j) - reg p_u)
 ;;   q_i += lr (z p_u - reg q_i)
 ;;   q_j += lr (-z p_u - reg q_j)
+;;   b_i += lr (z - reg b_i),  b_j += lr (-z - reg b_j)
 ;; (every update reads the rows as they were before the triple). Several threads may run
 ;; it on the same tables at once (Hogwild): rows are written without locks.
 ;;
@@ -74,17 +75,19 @@
       (param $rowPtr i32) (param $cols i32)
       (param $candidates i32) (param $numCandidates i32)
       (param $count i32) (param $statePtr i32) (param $lr f32) (param $reg f32) (param $stats i32)
+      (param $bias i32) ;; byte offset of the item bias (f32 per item), or -1 without one
+    (local $item i32) (local $bi f32) (local $bj f32) (local $keep f32) (local $lrz f32)
     (local $s i32) (local $t i32) (local $e i32) (local $u i32) (local $j i32)
     (local $lo i32) (local $hi i32) (local $mid i32) (local $c i32) (local $hit i32)
     (local $tries i32) (local $pu i32) (local $qi i32) (local $qj i32) (local $end i32)
     (local $acc v128) (local $p v128) (local $a v128) (local $b v128) (local $d v128)
-    (local $z4 v128) (local $lr4 v128) (local $keep4 v128)
+    (local $z4 v128)  (local $keep4 v128)
     (local $x f64) (local $ex f64) (local $z f64)
     (local $loss f64) (local $correct f64) (local $done f64) (local $skipped f64)
     (local.set $s (i32.load (local.get $statePtr)))
-    (local.set $lr4 (f32x4.splat (local.get $lr)))
     ;; (1 - lr reg): the decay of every updated row.
-    (local.set $keep4 (f32x4.splat (f32.sub (f32.const 1) (f32.mul (local.get $lr) (local.get $reg)))))
+    (local.set $keep (f32.sub (f32.const 1) (f32.mul (local.get $lr) (local.get $reg))))
+    (local.set $keep4 (f32x4.splat (local.get $keep)))
     (block $finished
       (loop $triple
         (br_if $finished (i32.ge_u (local.get $t) (local.get $count)))
@@ -97,8 +100,8 @@
           (i64.mul (i64.extend_i32_u (local.get $s)) (i64.extend_i32_u (local.get $nnz)))
           (i64.const 32))) (i32.const 2)))
         (local.set $u (i32.load (i32.add (local.get $entryUsers) (local.get $e))))
-        (local.set $qi (i32.add (local.get $Q)
-          (i32.mul (i32.load (i32.add (local.get $entryItems) (local.get $e))) (local.get $row))))
+        (local.set $item (i32.load (i32.add (local.get $entryItems) (local.get $e))))
+        (local.set $qi (i32.add (local.get $Q) (i32.mul (local.get $item) (local.get $row))))
         ;; The negative: a candidate that is not one of u's training items.
         (local.set $tries (i32.const 0))
         (block $found
@@ -156,6 +159,12 @@
           (f64.add
             (f64.promote_f32 (f32x4.extract_lane 2 (local.get $acc)))
             (f64.promote_f32 (f32x4.extract_lane 3 (local.get $acc))))))
+        (if (i32.ge_s (local.get $bias) (i32.const 0))
+          (then
+            (local.set $bi (f32.load (i32.add (local.get $bias) (i32.shl (local.get $item) (i32.const 2)))))
+            (local.set $bj (f32.load (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2)))))
+            (local.set $x (f64.add (local.get $x)
+              (f64.promote_f32 (f32.sub (local.get $bi) (local.get $bj)))))))
         ;; ex = exp(-|x|); z = sigmoid(-x); loss += softplus(-x) = max(-x, 0) + log1p(ex).
         (local.set $ex (call $expNeg (f64.abs (local.get $x))))
         (if (f64.gt (local.get $x) (f64.const 0))
@@ -169,7 +178,14 @@
               (f64.sub (call $log1p (local.get $ex)) (local.get $x))))))
         (local.set $done (f64.add (local.get $done) (f64.const 1)))
         ;; p' = (1 - lr reg) p + lr z (a - b); a' = (1 - lr reg) a + lr z p; b' = (1 - lr reg) b - lr z p
-        (local.set $z4 (f32x4.mul (local.get $lr4) (f32x4.splat (f32.demote_f64 (local.get $z)))))
+        (local.set $lrz (f32.mul (local.get $lr) (f32.demote_f64 (local.get $z))))
+        (local.set $z4 (f32x4.splat (local.get $lrz)))
+        (if (i32.ge_s (local.get $bias) (i32.const 0))
+          (then
+            (f32.store (i32.add (local.get $bias) (i32.shl (local.get $item) (i32.const 2)))
+              (f32.add (f32.mul (local.get $keep) (local.get $bi)) (local.get $lrz)))
+            (f32.store (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2)))
+              (f32.sub (f32.mul (local.get $keep) (local.get $bj)) (local.get $lrz)))))
         (local.set $mid (local.get $pu))
         (local.set $lo (local.get $qi))
         (local.set $hi (local.get $qj))
