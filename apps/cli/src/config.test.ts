@@ -131,7 +131,19 @@ describe('run config', () => {
     expect((error as ConfigError).issues.map((i) => i.path)).toEqual([
       'training.algorithm',
       'training.validation.metric',
-    ]);
+    ]); // Per-triple SGD with adversarial epochs would fail after the whole BPR phase: refused up front.
+    expect(() =>
+      resolveRunConfig({
+        data: { source: 'synthetic' },
+        model: { name: 'mf', options: { itemBias: true } },
+        training: {
+          algorithm: 'sgd-triples',
+          optimizer: { name: 'sgd' },
+          validation: { users: 500 },
+          adversarialEpochs: 5,
+        },
+      }),
+    ).toThrow(/training\.adversarialEpochs.*BPR epochs only/);
   });
 
   it('refuses overrides that would reach a prototype, and nothing is polluted', () => {

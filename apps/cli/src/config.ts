@@ -269,6 +269,12 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
     for (const issue of error.issues)
       issues.push({ path: `training.${issue.path}`, message: issue.message });
   }
+  if (training?.algorithm === 'sgd-triples' && (adversarialEpochs ?? 0) > 0)
+    issues.push({
+      path: 'training.adversarialEpochs',
+      message:
+        "per-triple SGD (training.algorithm sgd-triples) trains BPR epochs only; adversarial epochs need algorithm minibatch (the library's runAprExperiment takes a separate pre-training config)",
+    });
   const e = config.evaluation ?? {};
   const cutoffs = e.cutoffs ?? [10, 20, 50, 100];
   cutoffs.forEach((k, index) => {
