@@ -97,6 +97,50 @@ async function endToEnd(tuning: Dataset, users: number | null): Promise<Record<s
   }
 }
 
+/**
+ * The deterministic mode with a CPU-bound process beside it (interleaved with idle runs),
+ * and the trainer end to end against its engine. Also `pnpm bench train-overheads`.
+ */
+export async function measureTrainerOverheads(
+  dataset: Dataset,
+  log: (line: string) => void,
+): Promise<Record<string, unknown>> {
+  const bprVariant = VARIANTS[0]!;
+  const contention = { idle: [] as number[], competing: [] as number[] };
+  for (let round = 0; round < ROUNDS; round++) {
+    contention.idle.push(...(await measure(dataset, bprVariant, round)));
+    contention.competing.push(...(await withCompetitor(() => measure(dataset, bprVariant, round))));
+    log(
+      `round ${round} contention: idle ${(contention.idle.at(-1)! / 1e6).toFixed(3)}, with a competing process ${(contention.competing.at(-1)! / 1e6).toFixed(3)} M triples/s`,
+    );
+  }
+  const tuning = holdOutValidation(dataset, { seed: 1, order: 'random' });
+  const trainerEndToEnd = {
+    allValidationUsers: await endToEnd(tuning, null),
+    sampledValidationUsers: await endToEnd(tuning, 5000),
+  };
+  log(`trainer end to end: ${JSON.stringify(trainerEndToEnd)}`);
+  return {
+    contention: {
+      variant:
+        'MF-BPR, deterministic, 2 threads, with and without a CPU-bound process (node -e "for(;;){}") beside it, interleaved',
+      idleTriplesPerSecond: Math.round(median(contention.idle)),
+      competingTriplesPerSecond: Math.round(median(contention.competing)),
+      competingOverIdle: Number(
+        (median(contention.competing) / median(contention.idle)).toFixed(3),
+      ),
+      target: 0.67,
+      samples: contention,
+    },
+    trainerEndToEnd: {
+      protocol:
+        'MF-BPR, deterministic, 2 threads, 20 epochs validating every 10 (Recall@20, full ranking) on Gowalla train minus one validation interaction per user',
+      target: 'end to end >= 0.9 of the engine rate',
+      ...trainerEndToEnd,
+    },
+  };
+}
+
 /** A CPU-bound process competing for the cores while `work` runs. */
 async function withCompetitor<T>(work: () => Promise<T>): Promise<T> {
   const child = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
@@ -129,11 +173,16 @@ async function measure(dataset: Dataset, variant: Variant, round: number): Promi
   }
 }
 
-export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
-  const dataset = givenSplit(
+/** Gowalla's LightGCN split. */
+export async function gowalla(sharedData: string): Promise<Dataset> {
+  return givenSplit(
     await readUserItemLists(join(sharedData, 'gowalla', 'train.txt')),
     await readUserItemLists(join(sharedData, 'gowalla', 'test.txt')),
   );
+}
+
+export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
+  const dataset = await gowalla(sharedData);
   const samples = new Map<string, number[]>(VARIANTS.map((v) => [v.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const variant of VARIANTS) {
@@ -159,23 +208,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       steps[task]!.push(stepMilliseconds);
       log(`round ${round} ${task}: ${stepMilliseconds.toFixed(1)} ms per batch`);
     }
-  // The deterministic mode with a CPU-bound process beside it, interleaved with idle runs.
-  const bprVariant = VARIANTS[0]!;
-  const contention = { idle: [] as number[], competing: [] as number[] };
-  for (let round = 0; round < ROUNDS; round++) {
-    contention.idle.push(...(await measure(dataset, bprVariant, round)));
-    contention.competing.push(...(await withCompetitor(() => measure(dataset, bprVariant, round))));
-    log(
-      `round ${round} contention: idle ${(contention.idle.at(-1)! / 1e6).toFixed(3)}, with a competing process ${(contention.competing.at(-1)! / 1e6).toFixed(3)} M triples/s`,
-    );
-  }
-  // The trainer end to end (validation every 10 epochs) against its engine.
-  const tuning = holdOutValidation(dataset, { seed: 1, order: 'random' });
-  const trainerEndToEnd = {
-    allValidationUsers: await endToEnd(tuning, null),
-    sampledValidationUsers: await endToEnd(tuning, 5000),
-  };
-  log(`trainer end to end: ${JSON.stringify(trainerEndToEnd)}`);
+  const trainer = await measureTrainerOverheads(dataset, log);
   const amazonScale = measureAmazonScale(root, sharedData);
   log(`amazon-scale: ${JSON.stringify(amazonScale)}`);
   const med = (name: string): number => Math.round(median(samples.get(name)!));
@@ -210,23 +243,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       twoThreadsTriplesPerSecond: med('sgd-triples-2threads'),
     },
     samplesTriplesPerSecond: Object.fromEntries(samples),
-    contention: {
-      variant:
-        'MF-BPR, deterministic, 2 threads, with and without a CPU-bound process (node -e "for(;;){}") beside it, interleaved',
-      idleTriplesPerSecond: Math.round(median(contention.idle)),
-      competingTriplesPerSecond: Math.round(median(contention.competing)),
-      competingOverIdle: Number(
-        (median(contention.competing) / median(contention.idle)).toFixed(3),
-      ),
-      target: 0.67,
-      samples: contention,
-    },
-    trainerEndToEnd: {
-      protocol:
-        'MF-BPR, deterministic, 2 threads, 20 epochs validating every 10 (Recall@20, full ranking) on Gowalla train minus one validation interaction per user',
-      target: 'end to end >= 0.9 of the engine rate',
-      ...trainerEndToEnd,
-    },
+    ...trainer,
     visualStep: {
       data: 'ML-1M users and items (6,040 x 3,706), 100 batches of 512 training pairs, random 1280-d features',
       embeddingSize: 64,

@@ -437,6 +437,7 @@ async function results(): Promise<void> {
   const dir = join(repo, 'bench', 'results');
   const files = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
   const order = [
+    'time-to-quality.json',
     'quality-gowalla.json',
     'quality-ml100k.json',
     'quality-ml1m-posters.json',

@@ -39,6 +39,8 @@ export interface MfEngineOptions {
   readonly optimizer: ResolvedOptimizerConfig;
   readonly userState: OptimizerState;
   readonly itemState: OptimizerState;
+  /** The optimiser state of MF's item bias, when the model has one. */
+  readonly itemBiasState?: OptimizerState;
   readonly l2: number;
   readonly epsilon: number;
   readonly adversarialWeight: number;
@@ -78,6 +80,7 @@ export function planLayout(
   batchSize: number,
   optimizer: ResolvedOptimizerConfig['name'],
   regions: number,
+  itemBias = false,
 ): MfMemoryLayout {
   const stride = Math.ceil(dimension / 4) * 4;
   const row = stride * 4;
@@ -95,6 +98,16 @@ export function planLayout(
   const itemState1 = state1 ? take(numItems) : -1;
   const userState2 = state2 ? take(numUsers) : -1;
   const itemState2 = state2 ? take(numItems) : -1;
+  // The item bias: one 16-byte row per item, the bias in lane 0 (so the SIMD optimiser
+  // kernels update it with n = 4), and its optimiser state likewise.
+  const takeBias = (rows: number): number => {
+    const at = offset;
+    offset += rows * 16;
+    return at;
+  };
+  const itemBiasAt = itemBias ? takeBias(numItems) : -1;
+  const itemBiasState1 = itemBias && state1 ? takeBias(numItems) : -1;
+  const itemBiasState2 = itemBias && state2 ? takeBias(numItems) : -1;
   const scratch: MfScratchLayout[] = [];
   for (let r = 0; r < regions; r++)
     scratch.push({
@@ -104,6 +117,7 @@ export function planLayout(
       itemGamma: take(2 * batchSize),
       userDelta: take(batchSize),
       itemDelta: take(2 * batchSize),
+      itemBiasGradient: itemBias ? takeBias(2 * batchSize) : -1,
     });
   return {
     stride,
@@ -113,6 +127,9 @@ export function planLayout(
     itemState1,
     userState2,
     itemState2,
+    itemBias: itemBiasAt,
+    itemBiasState1,
+    itemBiasState2,
     scratch,
     bytes: offset,
   };
@@ -175,6 +192,7 @@ export function createKernelBuffers(
     b,
     options.optimizer.name,
     regions,
+    !!model.itemBias,
   );
   const pages = Math.max(1, Math.ceil(layout.bytes / 65536));
   const memory = new WASM.Memory({ initial: pages, maximum: pages, shared: true });
@@ -184,6 +202,7 @@ export function createKernelBuffers(
     numUsers: model.numUsers,
     numItems: model.numItems,
     dimension: model.embeddingSize,
+    optimizer: OPTIMIZER_CODES[options.optimizer.name],
     batchSize: b,
     ringSlots,
     memory,
@@ -212,20 +231,28 @@ export function syncKernelMemory(
   userState: OptimizerState,
   itemState: OptimizerState,
   toKernel: boolean,
+  itemBiasState?: OptimizerState,
 ): void {
   const memory = new Float32Array(buffers.memory.buffer);
   const { layout } = buffers;
   const k = model.embeddingSize;
-  const pairs: [number, Float32Array | undefined, number][] = [
-    [layout.userEmbeddings, model.userEmbeddings.values, model.numUsers],
-    [layout.itemEmbeddings, model.itemEmbeddings.values, model.numItems],
-    [layout.userState1, userState.state1?.values, model.numUsers],
-    [layout.itemState1, itemState.state1?.values, model.numItems],
-    [layout.userState2, userState.state2?.values, model.numUsers],
-    [layout.itemState2, itemState.state2?.values, model.numItems],
+  const pairs: [number, Float32Array | undefined, number, number, number][] = [
+    [layout.userEmbeddings, model.userEmbeddings.values, model.numUsers, layout.stride, k],
+    [layout.itemEmbeddings, model.itemEmbeddings.values, model.numItems, layout.stride, k],
+    [layout.userState1, userState.state1?.values, model.numUsers, layout.stride, k],
+    [layout.itemState1, itemState.state1?.values, model.numItems, layout.stride, k],
+    [layout.userState2, userState.state2?.values, model.numUsers, layout.stride, k],
+    [layout.itemState2, itemState.state2?.values, model.numItems, layout.stride, k],
+    [layout.itemBias, model.itemBias?.values, model.numItems, 4, 1],
+    [layout.itemBiasState1, itemBiasState?.state1?.values, model.numItems, 4, 1],
+    [layout.itemBiasState2, itemBiasState?.state2?.values, model.numItems, 4, 1],
   ];
-  for (const [offset, table, rows] of pairs)
-    if (offset >= 0 && table) copyRows(memory, offset, layout.stride, table, rows, k, toKernel);
+  for (const [offset, table, rows, stride, dimension] of pairs)
+    if (offset >= 0 && table) copyRows(memory, offset, stride, table, rows, dimension, toKernel);
+  // The unused lanes of the bias's Adagrad accumulators stay 1 (0 would divide 0 by 0).
+  if (toKernel && layout.itemBiasState1 >= 0 && buffers.optimizer === 0)
+    for (let r = 0, at = layout.itemBiasState1 >> 2; r < model.numItems; r++, at += 4)
+      memory[at + 1] = memory[at + 2] = memory[at + 3] = 1;
 }
 
 const WORKER_SOURCE = `
@@ -299,7 +326,7 @@ export class MfEngine implements Engine {
     this.local = threaded ? null : createMfKernel(this.buffers, kernelParams(options));
     this.info = {
       name: 'fused-mf',
-      description: `fused MF kernel (WebAssembly SIMD), ${options.threads} thread(s), ${options.mode}, minibatch, ${options.optimizer.name}`,
+      description: `fused MF kernel (WebAssembly SIMD), ${options.threads} thread(s), ${options.mode}, minibatch, ${options.optimizer.name}${model.itemBias ? ', item bias' : ''}`,
       threads: options.threads,
       details: {
         mode: options.mode,
@@ -363,9 +390,9 @@ export class MfEngine implements Engine {
   trainEpoch(epoch: number, adversarial: boolean): EpochStats {
     const totals = new EpochTotals(adversarial);
     const { buffers, sampler, model } = this;
-    const { userState, itemState } = this.options;
+    const { userState, itemState, itemBiasState } = this.options;
     let copyStarted = performance.now();
-    syncKernelMemory(buffers, model, userState, itemState, true);
+    syncKernelMemory(buffers, model, userState, itemState, true, itemBiasState);
     let copyMilliseconds = performance.now() - copyStarted;
     const R = buffers.ringSlots;
     const B = sampler.batchSize;
@@ -401,7 +428,7 @@ export class MfEngine implements Engine {
           this.waitFor(() => Atomics.load(meta, s * SLOT_FIELDS) === 0, meta, s * SLOT_FIELDS);
     } finally {
       copyStarted = performance.now();
-      syncKernelMemory(buffers, model, userState, itemState, false);
+      syncKernelMemory(buffers, model, userState, itemState, false, itemBiasState);
       copyMilliseconds += performance.now() - copyStarted;
     }
     // Per region: loss, adversarial loss, correct, triples, adversarial correct.

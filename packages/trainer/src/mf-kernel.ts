@@ -27,6 +27,10 @@ export interface MfMemoryLayout {
   readonly itemState1: number;
   readonly userState2: number;
   readonly itemState2: number;
+  /** MF's item bias, one 16-byte row per item (the bias in lane 0), and its optimiser state; -1 when absent. */
+  readonly itemBias: number;
+  readonly itemBiasState1: number;
+  readonly itemBiasState2: number;
   /** Per scratch region (one, or one per Hogwild worker): gradient, gamma and delta rows. */
   readonly scratch: readonly MfScratchLayout[];
   readonly bytes: number;
@@ -40,6 +44,8 @@ export interface MfScratchLayout {
   readonly itemGamma: number;
   readonly userDelta: number;
   readonly itemDelta: number;
+  /** The item bias gradients of the batch's unique items (16-byte rows), or -1. */
+  readonly itemBiasGradient: number;
 }
 
 /** A compiled WebAssembly module (typed locally: the Node and ES libs have no WebAssembly types). @internal */
@@ -64,6 +70,8 @@ export interface MfKernelBuffers {
   readonly numUsers: number;
   readonly numItems: number;
   readonly dimension: number;
+  /** The optimiser's code (as {@link MfKernelParams.optimizer}). */
+  readonly optimizer: number;
   readonly batchSize: number;
   readonly ringSlots: number;
   readonly memory: WasmMemoryHandle;
@@ -173,6 +181,11 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
   const gamI = scratchLayout.itemGamma;
   const dU = scratchLayout.userDelta;
   const dI = scratchLayout.itemDelta;
+  // MF's item bias (lane 0 of 16-byte rows), or none.
+  const BIAS = L.itemBias;
+  const B32 = BIAS >> 2;
+  const gB = scratchLayout.itemBiasGradient;
+  const biasOf = (item: number): number => (BIAS >= 0 ? F32[B32 + item * 4]! : 0);
   const cx = buffers.tripleClean.subarray(region * B, region * B + B);
   const ca = buffers.tripleAdversarial.subarray(region * B, region * B + B);
   const lossT = buffers.tripleLoss.subarray(region * B, region * B + B);
@@ -301,6 +314,23 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     }
   }
 
+  /**
+   * The item bias gradient of unique item `s` into lane 0 of its scratch row: the clean BPR
+   * term (+1 for a positive, -1 for a negative occurrence, times dL/dx), the adversarial
+   * term when `adversarial`, and L2 per occurrence.
+   */
+  function biasGradient(s: number, adversarial: boolean): void {
+    let g = 0;
+    for (let e = occItemStart[s]!; e < occItemStart[s + 1]!; e++) {
+      const code = occItem[e]!;
+      const t = code >> 1;
+      const d = adversarial ? cx[t]! + ca[t]! : cx[t]!;
+      g += code & 1 ? -d : d;
+    }
+    const n = occItemStart[s + 1]! - occItemStart[s]!;
+    F32[(gB >> 2) + s * 4] = g + l2x2 * n * biasOf(uniqueItems[s]!);
+  }
+
   /** The adversary's perturbation of one row from its gamma (padding stays zero). */
   function perturb(
     gamma: number,
@@ -339,6 +369,7 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     }
   }
 
+  /** The optimiser on one row (`n` floats, `rowBytes` apart: an embedding row, or a bias row of 4). */
   function applyRow(
     table: number,
     state1: number,
@@ -346,20 +377,22 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     row: number,
     g: number,
     step: number,
+    n = S,
+    rowBytes = ROW,
   ): void {
-    const v = table + row * ROW;
+    const v = table + row * rowBytes;
     const kind = params.optimizer;
-    if (kind === 0) wasm.adagrad(v, state1 + row * ROW, g, S, lr);
-    else if (kind === 1) wasm.sgd(v, g, S, lr);
+    if (kind === 0) wasm.adagrad(v, state1 + row * rowBytes, g, n, lr);
+    else if (kind === 1) wasm.sgd(v, g, n, lr);
     else {
       const lrt =
         (lr * Math.sqrt(1 - Math.pow(params.beta2, step))) / (1 - Math.pow(params.beta1, step));
       wasm.adam(
         v,
-        state1 + row * ROW,
-        state2 + row * ROW,
+        state1 + row * rowBytes,
+        state2 + row * rowBytes,
         g,
-        S,
+        n,
         lrt,
         params.beta1,
         params.beta2,
@@ -394,8 +427,9 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
         Q + neg[base + t]! * ROW,
         S,
       );
-      lossT[t] = x;
-      cx[t] = -sigmoid(-x);
+      const xb = BIAS >= 0 ? x + (biasOf(pos[base + t]!) - biasOf(neg[base + t]!)) : x;
+      lossT[t] = xb;
+      cx[t] = -sigmoid(-xb);
     }
     buildIndex(users, pos, neg, base, size);
     // Rows for the gradient phases, balanced by occurrences (a user occurrence reads two
@@ -443,6 +477,7 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
             const n = occItemStart[s + 1]! - occItemStart[s]!;
             wasm.axpy(gI + s * ROW, l2x2 * n, Q + uniqueItems[s]! * ROW, S);
           }
+          if (BIAS >= 0) biasGradient(s, false);
         }
       }
     } else {
@@ -467,7 +502,7 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
         const u = users[base + t]!;
         const i = pos[base + t]!;
         const j = neg[base + t]!;
-        const x = wasm.marginPerturbed(
+        const xp = wasm.marginPerturbed(
           P + u * ROW,
           dU + userSlot[u]! * ROW,
           Q + i * ROW,
@@ -476,6 +511,8 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
           dI + itemSlot[j]! * ROW,
           S,
         );
+        // The bias is not perturbed: it enters the perturbed margin as it is.
+        const x = BIAS >= 0 ? xp + (biasOf(i) - biasOf(j)) : xp;
         advLossT[t] = x;
         ca[t] = -lambda * sigmoid(-x);
       }
@@ -517,6 +554,7 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
               S,
             );
           }
+          if (BIAS >= 0) biasGradient(s, true);
         }
       }
     }
@@ -524,7 +562,22 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     // Phase C: the optimiser on this worker's rows.
     for (let r = r0; r < r1; r++) {
       if (r < nU) applyRow(P, L.userState1, L.userState2, uniqueUsers[r]!, gU + r * ROW, step);
-      else applyRow(Q, L.itemState1, L.itemState2, uniqueItems[r - nU]!, gI + (r - nU) * ROW, step);
+      else {
+        applyRow(Q, L.itemState1, L.itemState2, uniqueItems[r - nU]!, gI + (r - nU) * ROW, step);
+        if (BIAS >= 0) {
+          const s = r - nU;
+          applyRow(
+            BIAS,
+            L.itemBiasState1,
+            L.itemBiasState2,
+            uniqueItems[s]!,
+            gB + s * 16,
+            step,
+            4,
+            16,
+          );
+        }
+      }
     }
     if (w === 0) {
       let loss = 0;

@@ -59,13 +59,9 @@ export const fusedMfEngineProvider: EngineProvider = {
   name: 'fused-mf',
   priority: 100,
   description: `fused WebAssembly SIMD kernel for MF with adversaries ${FUSED_MF_ADVERSARIES.join(', ')}, worker threads`,
-  supports(model, adversary, config) {
+  supports(model, adversary) {
     const tables = mfTables(model);
     if (typeof tables === 'string') return refuse(tables);
-    if (tables.itemBias && config.algorithm !== 'sgd-triples')
-      return refuse(
-        `trains MF with an item bias by per-triple SGD only (algorithm sgd-triples), not by ${config.algorithm}`,
-      );
     if (!isFusedAdversary(adversary))
       return refuse(
         `implements the built-in adversaries ${FUSED_MF_ADVERSARIES.join(', ')}; ${adversary.adversaryName} is not one of them`,
@@ -96,6 +92,9 @@ export const fusedMfEngineProvider: EngineProvider = {
         optimizer: config.optimizer,
         userState: states[model.trainableTables.indexOf(USER_EMBEDDINGS)]!,
         itemState: states[model.trainableTables.indexOf(ITEM_EMBEDDINGS)]!,
+        ...(tables.itemBias
+          ? { itemBiasState: states[model.trainableTables.indexOf(ITEM_BIAS)]! }
+          : {}),
         l2: config.l2,
         epsilon: config.adversarial.epsilon,
         adversarialWeight: config.adversarial.adversarialWeight,

@@ -87,6 +87,8 @@ export interface AprExperimentOptions extends ExperimentOptions {
    * continuations start with fresh optimiser state.
    */
   readonly pretrainingTrain?: TrainConfig;
+  /** Give MF a learned item bias (`y = p_u . q_i + b_i`, Cornac's BPR; default false, the paper's MF). */
+  readonly itemBias?: boolean;
   /** Epochs of each continuation, BPR and AMF (default 60). */
   readonly continueEpochs?: number;
   /**
@@ -216,6 +218,7 @@ export async function runAprExperiment(
   const mf = new MatrixFactorization(dataset, {
     embeddingSize: options.embeddingSize ?? 64,
     seed: options.modelSeed ?? 0,
+    ...(options.itemBias ? { itemBias: true } : {}),
   });
   const pretraining = await trainStage(
     'mf-bpr',
@@ -235,6 +238,7 @@ export async function runAprExperiment(
     new MatrixFactorization(dataset, mf.config, {
       userEmbeddings: cloneTable(mf.userEmbeddings),
       itemEmbeddings: cloneTable(mf.itemEmbeddings),
+      ...(mf.itemBias ? { itemBias: cloneTable(mf.itemBias) } : {}),
     });
   const c = options.continuation ?? {};
   // The checkpoint's optimiser state is that of the best epoch only when the phase wrote one.

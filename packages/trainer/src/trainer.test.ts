@@ -85,6 +85,28 @@ describe('Trainer on MovieLens-100K', () => {
     }
   });
 
+  it('MF with an item bias: the fused kernel matches the generic engine and is bit-identical on 1 and 2 threads', async () => {
+    const biased = () =>
+      new MatrixFactorization(dataset, { embeddingSize: 16, seed: 1, itemBias: true });
+    for (const optimizer of [
+      { name: 'adagrad' },
+      { name: 'lazy-adam', learningRate: 0.01 },
+    ] as const) {
+      const config = { seed: 2, l2: 0.001, threads: 1, optimizer } as const;
+      const fused = await trainTables({ ...config, engine: 'fused-mf' }, [false, true], biased());
+      const generic = await trainTables({ ...config, engine: 'generic' }, [false, true], biased());
+      const twoThreads = await trainTables({ ...config, threads: 2 }, [false, true], biased());
+      expect(fused.length).toBe(3);
+      expect(fused[2]!.some((b) => b !== 0)).toBe(true); // the bias learned
+      for (let t = 0; t < fused.length; t++) {
+        let m = 0;
+        fused[t]!.forEach((v, k) => (m = Math.max(m, Math.abs(v - generic[t]![k]!))));
+        expect(m, `${optimizer.name} table ${t}`).toBeLessThan(1e-4);
+        expect(Buffer.from(twoThreads[t]!.buffer).equals(Buffer.from(fused[t]!.buffer))).toBe(true);
+      }
+    }
+  }, 120_000);
+
   it('a tfjs-defined MF (the plugin path, tfjs autodiff on the gathered rows) trains like the built-in MF', async () => {
     const { tf, backend } = await loadTfjs();
     expect(['wasm', 'cpu', 'tensorflow']).toContain(backend);
