@@ -231,8 +231,7 @@ describe('per-triple SGD engine', () => {
     expect(selectEngineProvider(biased, fgm, resolveTrainConfig(config, biased)).name).toBe(
       'fused-mf',
     );
-    // The mini-batch kernel has no item bias: the generic engine trains that model.
-    expect(selectEngineProvider(biased, fgm, resolveTrainConfig({}, biased)).name).toBe('generic');
+    expect(selectEngineProvider(biased, fgm, resolveTrainConfig({}, biased)).name).toBe('fused-mf');
     const a = await run(1);
     const b = await run(1);
     a.tables.forEach((t, k) => expect(t).toEqual(b.tables[k]));
