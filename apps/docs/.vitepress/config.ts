@@ -25,6 +25,7 @@ export default defineConfig({
         items: [
           { text: 'Getting started', link: '/guide/getting-started' },
           { text: 'Command line', link: '/guide/cli' },
+          { text: 'Training a good model fast', link: '/guide/fast-training' },
           { text: 'Image-aware recommendation', link: '/guide/image-aware' },
           { text: 'Writing plugins', link: '/guide/plugins' },
         ],
