@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DataFormatError, writeFileAtomic } from '@advrec/data';
 import type { JsonObject, Model, ModelState } from './model.js';
+import { isSafetensors, parseSafetensors, serializeSafetensors } from './safetensors.js';
 import { createTable } from './tables.js';
 import type { ParameterTable, TableSide } from './tables.js';
 
@@ -90,7 +91,8 @@ export function serializeCheckpoint(
 
 /**
  * Writes a checkpoint atomically (a temporary file renamed over the target), so a crash
- * or Ctrl-C never leaves a partial checkpoint.
+ * or Ctrl-C never leaves a partial checkpoint. A file name ending in `.safetensors` gets the
+ * safetensors layout (readable from Python; no checksum), any other the advrec format.
  */
 export async function writeCheckpoint(
   file: string,
@@ -98,11 +100,13 @@ export async function writeCheckpoint(
   extraTables: readonly ParameterTable[] = [],
   metadata: JsonObject = {},
 ): Promise<void> {
-  const chunks = serializeCheckpoint(model, extraTables, metadata);
+  const chunks = file.endsWith('.safetensors')
+    ? serializeSafetensors(model, extraTables, metadata)
+    : serializeCheckpoint(model, extraTables, metadata);
   await writeFileAtomic(file, () => chunks);
 }
 
-/** Reads a checkpoint written by {@link writeCheckpoint}; tables land on SharedArrayBuffers. */
+/** Reads a checkpoint written by {@link writeCheckpoint} (either format); tables land on SharedArrayBuffers. */
 export async function readCheckpoint(file: string): Promise<Checkpoint> {
   let bytes: Buffer;
   try {
@@ -117,6 +121,7 @@ export async function readCheckpoint(file: string): Promise<Checkpoint> {
 
 /** Parses checkpoint bytes; `file` names the source in errors. */
 export function parseCheckpoint(bytes: Uint8Array, file = '<checkpoint>'): Checkpoint {
+  if (isSafetensors(bytes)) return parseSafetensors(bytes, file);
   const whole = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = whole.length >= MAGIC.length ? whole.toString('latin1', 0, MAGIC.length) : '';
   if (whole.length < MAGIC.length + 4 || (magic !== MAGIC && magic !== MAGIC_V1))

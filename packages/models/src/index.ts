@@ -76,3 +76,9 @@ export {
   writeCheckpoint,
 } from './checkpoint.js';
 export type { Checkpoint } from './checkpoint.js';
+export {
+  SAFETENSORS_FORMAT,
+  isSafetensors,
+  parseSafetensors,
+  serializeSafetensors,
+} from './safetensors.js';
