@@ -326,6 +326,27 @@ describe('advrec on ML-100K: train, evaluate, attack, recommend', () => {
     expect(unknown.code).toBe(3);
     expect(unknown.stderr).toMatch(/unknown user id 99999/);
   });
+
+  it('export writes the run model as safetensors, which every command reads back', async () => {
+    const file = join(work, 'exported.safetensors');
+    const exported = await advrec(['export', '--from', run, '--out', file]);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(exported.stdout).toMatch(/safetensors, mf/);
+    const header = readFileSync(file);
+    const n = Number(header.readBigUInt64LE(0));
+    expect(JSON.parse(header.subarray(8, 8 + n).toString('utf8')).__metadata__.format).toBe(
+      'advrec',
+    );
+    const args = ['recommend', '--run', run, '--users', '7', '-k', '5'];
+    const original = JSON.parse((await advrec(args)).stdout).recommendations;
+    const fromSafetensors = JSON.parse(
+      (await advrec([...args, '--checkpoint', file])).stdout,
+    ).recommendations;
+    expect(fromSafetensors).toEqual(original);
+    const missing = await advrec(['export', '--from', join(work, 'nope'), '--out', file]);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toMatch(/nope: no such checkpoint/);
+  });
 });
 
 describe('advrec reproduce amr and train --model vbpr on the embedded default', () => {

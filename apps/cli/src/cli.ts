@@ -7,6 +7,7 @@ import { datasetsCli } from './commands/datasets.js';
 import { evaluateCli } from './commands/evaluate.js';
 import { featuresCli } from './commands/features.js';
 import { recommendCli } from './commands/recommend.js';
+import { exportCli } from './commands/export.js';
 import { reproduceCli } from './commands/reproduce.js';
 import { trainCli } from './commands/train.js';
 import type { CommandContext } from './context.js';
@@ -37,6 +38,7 @@ const COMMANDS: readonly CliCommand[] = [
   evaluateCli,
   attackCli,
   recommendCli,
+  exportCli,
   featuresCli,
   reproduceCli,
 ];

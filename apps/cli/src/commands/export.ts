@@ -1,0 +1,67 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, DataError } from '@advrec/data';
+import { readCheckpoint, restoreModel, writeCheckpoint } from '@advrec/models';
+import type { CliCommand } from '../command.js';
+import type { CommandContext } from '../context.js';
+import { toJson } from '../runs.js';
+
+/** Options of `advrec export`. */
+export interface ExportOptions {
+  /** A checkpoint file, or a run folder (its `checkpoints/model.ckpt`). */
+  readonly from: string;
+  readonly out: string;
+}
+
+/**
+ * `advrec export`: rewrites a checkpoint in the format its `--out` name asks for: `.safetensors`
+ * (readable from Python: `safetensors.numpy.load_file`, or numpy) or the advrec format
+ * (anything else). The model, its optimiser state and the metadata travel unchanged.
+ */
+export async function exportCommand(
+  options: ExportOptions,
+  context: CommandContext,
+): Promise<number> {
+  const runCheckpoint = join(options.from, 'checkpoints', 'model.ckpt');
+  const file = existsSync(runCheckpoint) ? runCheckpoint : options.from;
+  if (!existsSync(file))
+    throw new DataError(
+      `${options.from}: no such checkpoint or run folder (with checkpoints/model.ckpt)`,
+    );
+  if (options.out === file)
+    throw new ConfigError([{ path: '--out', message: 'must differ from the checkpoint read' }]);
+  const checkpoint = await readCheckpoint(file);
+  // Rebuilt through the model registry: a checkpoint of an unknown model is refused by name.
+  const model = restoreModel(checkpoint.model);
+  await writeCheckpoint(options.out, model, checkpoint.extraTables, checkpoint.metadata);
+  const format = options.out.endsWith('.safetensors') ? 'safetensors' : 'advrec';
+  if (context.json)
+    context.stdout.write(
+      toJson({
+        from: file,
+        out: options.out,
+        format,
+        model: model.modelName,
+        tables: model.tables.length,
+      }),
+    );
+  else context.stdout.write(`wrote ${options.out} (${format}, ${model.modelName}, from ${file})\n`);
+  return 0;
+}
+
+/** `advrec export`: its options and action. */
+export const exportCli: CliCommand = {
+  register(program, run) {
+    program
+      .command('export')
+      .description(
+        'rewrite a checkpoint as safetensors (--out *.safetensors, readable from Python) or in the advrec format',
+      )
+      .requiredOption(
+        '--from <path>',
+        'a checkpoint file, or a run folder (its checkpoints/model.ckpt)',
+      )
+      .requiredOption('-o, --out <file>', 'the file to write; *.safetensors selects that layout')
+      .action(run((context, flags: ExportOptions) => exportCommand(flags, context)));
+  },
+};
