@@ -25,13 +25,14 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { givenSplit, holdOutValidation, readUserItemLists } from '@advrec/data';
+import { holdOutValidation } from '@advrec/data';
 import type { Dataset } from '@advrec/data';
 import { evaluateFullRanking } from '@advrec/metrics';
 import { MatrixFactorization } from '@advrec/models';
 import { Trainer, runAprExperiment } from '@advrec/trainer';
 import type { PhaseResult, TrainConfig } from '@advrec/trainer';
 import { median, type BenchContext } from './context.js';
+import { gowalla } from './train.js';
 
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const RATE_EPOCHS = 8;
@@ -109,10 +110,7 @@ function phaseSummary(phase: PhaseResult): Record<string, unknown> {
 
 export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
   const trainFile = join(sharedData, 'gowalla', 'train.txt');
-  const evaluation = givenSplit(
-    await readUserItemLists(trainFile),
-    await readUserItemLists(join(sharedData, 'gowalla', 'test.txt')),
-  );
+  const evaluation = await gowalla(sharedData);
   const tuning = holdOutValidation(evaluation, { seed: 1, order: 'random' });
   const directory = await mkdtemp(join(tmpdir(), 'advrec-ttq-'));
   try {

@@ -1,7 +1,8 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { TripleSampler } from '@advrec/data';
 import type { ParameterTable } from '@advrec/models';
 import { EpochTotals } from './engine.js';
+import { startKernelWorkers } from './kernel-workers.js';
 import type { Engine, EngineInfo, EpochStats } from './engine.js';
 import { SLOT_FIELDS, createMfKernel } from './mf-kernel.js';
 import type {
@@ -351,36 +352,17 @@ export class MfEngine implements Engine {
 
   private async startWorkers(): Promise<void> {
     const { threads, mode } = this.options;
-    const ready: Promise<void>[] = [];
-    for (let w = 0; w < threads; w++) {
-      const worker = new Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: {
-          shared: this.buffers,
-          params: kernelParams(this.options),
-          worker: w,
-          threads,
-          mode,
-        },
-      });
-      ready.push(
-        new Promise((resolve, reject) => {
-          worker.once('message', (m: { ready?: boolean; error?: string }) =>
-            m.ready ? resolve() : reject(new Error(m.error)),
-          );
-          worker.once('error', reject);
-        }),
-      );
-      worker.on('message', (m: { error?: string }) => {
-        if (m.error) this.workerError = m.error;
-      });
-      worker.on('error', (e) => {
-        this.workerError = String(e.stack ?? e);
+    const params = kernelParams(this.options);
+    const started = await startKernelWorkers(
+      WORKER_SOURCE,
+      threads,
+      (worker) => ({ shared: this.buffers, params, worker, threads, mode }),
+      (message) => {
+        this.workerError = message;
         Atomics.store(this.buffers.control, 3, 1);
-      });
-      this.workers.push(worker);
-    }
-    await Promise.all(ready);
+      },
+    );
+    this.workers.push(...started);
   }
 
   /**

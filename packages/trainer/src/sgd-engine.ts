@@ -6,9 +6,10 @@
  * negatives uniformly from the candidate items, drawn again while they are the user's
  * training items.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { TripleSampler } from '@advrec/data';
 import { EpochTotals } from './engine.js';
+import { startKernelWorkers } from './kernel-workers.js';
 import type { Engine, EngineInfo, EpochStats } from './engine.js';
 import { copyRows } from './mf-engine.js';
 import type { MfTables } from './mf-engine.js';
@@ -278,31 +279,18 @@ export class SgdTriplesEngine implements Engine {
   }
 
   private async startWorkers(): Promise<void> {
-    const ready: Promise<void>[] = [];
-    for (let thread = 0; thread < this.job.threads; thread++) {
-      const worker = new Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: { job: this.job, thread },
-      });
-      ready.push(
-        new Promise((resolve, reject) => {
-          worker.once('message', (m: { ready?: boolean; error?: string }) =>
-            m.ready ? resolve() : reject(new Error(m.error)),
-          );
-          worker.once('error', reject);
-        }),
-      );
-      worker.on('message', (m: { error?: string }) => {
-        if (m.error) this.workerError = m.error;
-      });
-      worker.on('error', (e) => {
-        this.workerError = String(e.stack ?? e);
-        Atomics.store(this.job.control, 3, 1);
-        Atomics.notify(this.job.control, 1);
-      });
-      this.workers.push(worker);
-    }
-    await Promise.all(ready);
+    const control = this.job.control;
+    const started = await startKernelWorkers(
+      WORKER_SOURCE,
+      this.job.threads,
+      (thread) => ({ job: this.job, thread }),
+      (message) => {
+        this.workerError = message;
+        Atomics.store(control, 3, 1);
+        Atomics.notify(control, 1);
+      },
+    );
+    this.workers.push(...started);
   }
 
   /** Trains one epoch of per-triple SGD (as many triples as training pairs). */
