@@ -264,7 +264,6 @@ const hogwild = mode === 'hogwild';
 const kernel = createMfKernel(shared, params, hogwild ? worker : 0);
 const T = hogwild ? 1 : threads;
 const w = hogwild ? 0 : worker;
-const barrier = kernel.makeBarrier(T);
 const meta = shared.slotMeta;
 const control = shared.control;
 const R = shared.ringSlots;
@@ -281,8 +280,9 @@ try {
       if (Atomics.load(control, 2) === 1) { process.exit(0); }
       if (++spins > 4000) Atomics.wait(meta, at, Atomics.load(meta, at), 20);
     }
-    kernel.runBatch(slot, w, T, barrier);
-    if (hogwild || w === 0) { Atomics.store(meta, at, 0); Atomics.notify(meta, at); }
+    kernel.runBatch(slot, w, T);
+    // The last worker through the batch frees its slot.
+    if (hogwild || Atomics.add(meta, at + 8, 1) === T - 1) { Atomics.store(meta, at, 0); Atomics.notify(meta, at); }
     n += stride;
   }
 } catch (error) {
@@ -399,7 +399,10 @@ export class MfEngine implements Engine {
         meta[at + 3] = b;
         meta[at + 4] = adversarial ? 1 : 0;
         meta[at + 5] = this.step;
-        if (this.local) this.local.runBatch(slot, 0, 1, noBarrier);
+        meta[at + 6] = 0;
+        meta[at + 7] = 0;
+        meta[at + 8] = 0;
+        if (this.local) this.local.runBatch(slot, 0, 1);
         else {
           Atomics.store(meta, at, n + 1);
           Atomics.notify(meta, at);
@@ -443,5 +446,3 @@ export class MfEngine implements Engine {
     this.workers.length = 0;
   }
 }
-
-function noBarrier(): void {}

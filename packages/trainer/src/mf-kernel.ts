@@ -8,11 +8,13 @@
  * holds the embeddings, the optimiser state and the per-row scratch, rows padded to a
  * multiple of 4 floats. The orchestration (batch index, phases, perturbations) is JS.
  *
- * Determinism: a mini-batch is processed in phases separated by barriers. Per-triple work
- * (scores, loss derivatives) is split by triple ranges; per-row work (gradients,
- * perturbations, optimiser updates) is split by ranges of the batch's unique rows, and
- * every row's gradient is summed over its occurrences in triple order. No sum depends on
- * which worker computes it, so the tables are bit-identical for any number of workers.
+ * Determinism: a mini-batch is processed in phases; a phase starts when every chunk of the
+ * one before it is done. Per-triple work (scores, loss derivatives) is split into chunks of
+ * triples; per-row work (gradients, perturbations, optimiser updates) into chunks of the
+ * batch's unique rows, and every row's gradient is summed over its occurrences in triple
+ * order. Workers claim chunks dynamically (a worker the scheduler pauses does not hold the
+ * others up for long), and no sum depends on which worker computes it, so the tables are
+ * bit-identical for any number of workers.
  *
  * @internal
  */
@@ -81,9 +83,12 @@ export interface MfKernelBuffers {
   readonly ringUsers: Int32Array;
   readonly ringPositives: Int32Array;
   readonly ringNegatives: Int32Array;
-  /** ringSlots x SLOT_FIELDS: seq (batch number + 1, 0 = free), size, epoch, index, adversarial, step. */
+  /**
+   * ringSlots x SLOT_FIELDS: seq (batch number + 1, 0 = free), size, epoch, index, adversarial,
+   * step, chunks claimed, chunks done, workers done with the batch.
+   */
   readonly slotMeta: Int32Array;
-  /** [barrier count, barrier generation, stop, error]. */
+  /** [unused, unused, stop, error]. */
   readonly control: Int32Array;
   /** Per-triple scratch (batchSize each, per scratch region): dL/dx clean and adversarial, margins. */
   readonly tripleClean: Float64Array;
@@ -115,7 +120,7 @@ export interface MfKernelParams {
 }
 
 /** Fields per ring slot in `slotMeta`. @internal */
-export const SLOT_FIELDS = 6;
+export const SLOT_FIELDS = 9;
 
 /** The exports of the wasm module. @internal */
 interface RowKernels {
@@ -193,7 +198,7 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
   const stats = buffers.stats.subarray(region * 5, region * 5 + 5);
   const meta = buffers.slotMeta;
   const control = buffers.control;
-  const FIELDS = 6;
+  const FIELDS = 9;
 
   // Thread-local index of the batch's unique rows (every worker builds the same one).
   const userSlot = new Int32Array(buffers.numUsers).fill(-1);
@@ -205,6 +210,8 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
   const occItemStart = new Int32Array(2 * B + 1);
   const occItem = new Int32Array(2 * B);
   const fill = new Int32Array(2 * B + 1);
+  // Row-chunk boundaries of the gradient phases (grown to the chunk count on first use).
+  let rowBounds = new Int32Array(1);
   const noise = new Float64Array(K);
   let nU = 0;
   let nI = 0;
@@ -401,11 +408,63 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     }
   }
 
+  /** Work units of unique row r in the gradient phases (a user occurrence reads two item rows). */
+  function rowWork(r: number): number {
+    return r < nU
+      ? 1 + 3 * (occUserStart[r + 1]! - occUserStart[r]!)
+      : 1 + (occItemStart[r - nU + 1]! - occItemStart[r - nU]!);
+  }
+
   /**
-   * Runs batch `slot` as worker `w` of `T`; `barrier` synchronises the T workers (a no-op
-   * when T = 1). Worker 0 adds the batch's totals to `stats`.
+   * Runs chunks `from .. from + count - 1` of the batch in ring slot `m / FIELDS`. With one
+   * worker, in order. With several, each worker claims the next unclaimed chunk from the
+   * slot's claim counter until none is left: a worker the scheduler has paused holds up at
+   * most the one chunk it is computing, and the others take the rest. Chunks write disjoint
+   * outputs, so no result depends on which worker computes a chunk.
    */
-  function runBatch(slot: number, w: number, T: number, barrier: () => void): void {
+  function claimChunks(
+    m: number,
+    T: number,
+    from: number,
+    count: number,
+    body: (c: number) => void,
+  ): void {
+    const end = from + count;
+    if (T === 1) {
+      for (let c = 0; c < count; c++) body(c);
+      return;
+    }
+    for (;;) {
+      const c = Atomics.load(meta, m + 6);
+      if (c >= end) return;
+      if (Atomics.compareExchange(meta, m + 6, c, c + 1) !== c) continue;
+      body(c - from);
+      if (Atomics.add(meta, m + 7, 1) + 1 === end) Atomics.notify(meta, m + 7);
+    }
+  }
+
+  /** Waits until every chunk before `end` of the slot's batch is done (spins briefly, then sleeps). */
+  function awaitChunks(m: number, T: number, end: number): void {
+    if (T === 1) return;
+    let spins = 0;
+    for (;;) {
+      const done = Atomics.load(meta, m + 7);
+      if (done >= end) return;
+      if (++spins > 2000) {
+        if (Atomics.load(control, 3) === 1) throw new Error('another training worker failed');
+        Atomics.wait(meta, m + 7, done, 20);
+      }
+    }
+  }
+
+  /**
+   * Runs batch `slot` as worker `w` of `T` (T = 1: the whole batch in order). The batch runs
+   * in phases (margins; gradients; with APR, gamma and Delta, perturbed margins, perturbed
+   * gradients; the optimiser), each split into chunks that the workers claim
+   * ({@link claimChunks}); a phase starts when every chunk of the one before it is done.
+   * Worker-local work (the row index) is repeated by every worker.
+   */
+  function runBatch(slot: number, _w: number, T: number): void {
     const m = slot * FIELDS;
     const size = meta[m + 1]!;
     const epoch = meta[m + 2]!;
@@ -416,211 +475,212 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     const users = buffers.ringUsers;
     const pos = buffers.ringPositives;
     const neg = buffers.ringNegatives;
+    // Chunks per phase: a paused worker strands at most 1/N of a phase.
+    const N = T === 1 ? 1 : 8 * T;
+    if (rowBounds.length < N + 1) rowBounds = new Int32Array(N + 1);
+    let end = 0;
 
-    // Phase A: clean margins of this worker's triples.
-    const t0 = Math.floor((w * size) / T);
-    const t1 = Math.floor(((w + 1) * size) / T);
-    for (let t = t0; t < t1; t++) {
-      const x = wasm.margin(
-        P + users[base + t]! * ROW,
-        Q + pos[base + t]! * ROW,
-        Q + neg[base + t]! * ROW,
-        S,
-      );
-      const xb = BIAS >= 0 ? x + (biasOf(pos[base + t]!) - biasOf(neg[base + t]!)) : x;
-      lossT[t] = xb;
-      cx[t] = -sigmoid(-xb);
-    }
-    buildIndex(users, pos, neg, base, size);
-    // Rows for the gradient phases, balanced by occurrences (a user occurrence reads two
-    // item rows, an item occurrence one user row); rows for the optimiser, by count.
-    const total = nU + nI;
-    let g0 = 0;
-    let g1 = total;
-    if (T > 1) {
-      const work = 3 * size + 2 * size + total;
-      const from = (w * work) / T;
-      const to = ((w + 1) * work) / T;
-      let acc = 0;
-      g0 = -1;
-      for (let r = 0; r < total; r++) {
-        if (g0 < 0 && acc >= from) g0 = r;
-        if (acc >= to) {
-          g1 = r;
-          break;
-        }
-        acc +=
-          r < nU
-            ? 1 + 3 * (occUserStart[r + 1]! - occUserStart[r]!)
-            : 1 + (occItemStart[r - nU + 1]! - occItemStart[r - nU]!);
-      }
-      if (g0 < 0) g0 = total;
-      if (w === T - 1) g1 = total;
-    }
-    const r0 = Math.floor((w * total) / T);
-    const r1 = Math.floor(((w + 1) * total) / T);
-    barrier();
-
-    if (!adversarial) {
-      // Phase B: gradients of this worker's unique rows (clean BPR + L2 per occurrence).
-      for (let r = g0; r < g1; r++) {
-        if (r < nU) {
-          userGamma(r, users, pos, neg, base, gU);
-          if (l2x2 !== 0) {
-            const n = occUserStart[r + 1]! - occUserStart[r]!;
-            wasm.axpy(gU + r * ROW, l2x2 * n, P + uniqueUsers[r]! * ROW, S);
-          }
-        } else {
-          const s = r - nU;
-          itemGamma(s, users, base, gI);
-          if (l2x2 !== 0) {
-            const n = occItemStart[s + 1]! - occItemStart[s]!;
-            wasm.axpy(gI + s * ROW, l2x2 * n, Q + uniqueItems[s]! * ROW, S);
-          }
-          if (BIAS >= 0) biasGradient(s, false);
-        }
-      }
-    } else {
-      // Phase B1: gamma (the clean gradient w.r.t. Delta at 0, APR Eq. 8) and Delta per row.
-      for (let r = g0; r < g1; r++) {
-        if (r < nU) {
-          userGamma(r, users, pos, neg, base, gamU);
-          if (params.perturbUsers)
-            perturb(gamU + r * ROW, dU + r * ROW, 0, uniqueUsers[r]!, epoch, index);
-          else wasm.zero(dU + r * ROW, S);
-        } else {
-          const s = r - nU;
-          itemGamma(s, users, base, gamI);
-          if (params.perturbItems)
-            perturb(gamI + s * ROW, dI + s * ROW, 1, uniqueItems[s]!, epoch, index);
-          else wasm.zero(dI + s * ROW, S);
-        }
-      }
-      barrier();
-      // Phase A2: perturbed margins (APR Eq. 12) of this worker's triples.
-      for (let t = t0; t < t1; t++) {
-        const u = users[base + t]!;
-        const i = pos[base + t]!;
-        const j = neg[base + t]!;
-        const xp = wasm.marginPerturbed(
-          P + u * ROW,
-          dU + userSlot[u]! * ROW,
-          Q + i * ROW,
-          dI + itemSlot[i]! * ROW,
-          Q + j * ROW,
-          dI + itemSlot[j]! * ROW,
+    // Phase A: clean margins, by ranges of triples.
+    claimChunks(m, T, end, N, (c) => {
+      const t1 = Math.floor(((c + 1) * size) / N);
+      for (let t = Math.floor((c * size) / N); t < t1; t++) {
+        const x = wasm.margin(
+          P + users[base + t]! * ROW,
+          Q + pos[base + t]! * ROW,
+          Q + neg[base + t]! * ROW,
           S,
         );
-        // The bias is not perturbed: it enters the perturbed margin as it is.
-        const x = BIAS >= 0 ? xp + (biasOf(i) - biasOf(j)) : xp;
-        advLossT[t] = x;
-        ca[t] = -lambda * sigmoid(-x);
+        const xb = BIAS >= 0 ? x + (biasOf(pos[base + t]!) - biasOf(neg[base + t]!)) : x;
+        lossT[t] = xb;
+        cx[t] = -sigmoid(-xb);
       }
-      barrier();
-      // Phase B2: gamma + L2 + lambda * the perturbed gradient (APR Eq. 10).
-      for (let r = g0; r < g1; r++) {
-        if (r < nU) {
-          const g = gU + r * ROW;
-          const n = occUserStart[r + 1]! - occUserStart[r]!;
-          wasm.initScaled(g, gamU + r * ROW, l2x2 * n, P + uniqueUsers[r]! * ROW, S);
-          for (let e = occUserStart[r]!; e < occUserStart[r + 1]!; e++) {
-            const t = occUser[e]!;
-            const i = pos[base + t]!;
-            const j = neg[base + t]!;
-            wasm.axpyDiffPerturbed(
-              g,
-              ca[t]!,
-              Q + i * ROW,
-              dI + itemSlot[i]! * ROW,
-              Q + j * ROW,
-              dI + itemSlot[j]! * ROW,
-              S,
-            );
-          }
-        } else {
-          const s = r - nU;
-          const g = gI + s * ROW;
-          const n = occItemStart[s + 1]! - occItemStart[s]!;
-          wasm.initScaled(g, gamI + s * ROW, l2x2 * n, Q + uniqueItems[s]! * ROW, S);
-          for (let e = occItemStart[s]!; e < occItemStart[s + 1]!; e++) {
-            const code = occItem[e]!;
-            const t = code >> 1;
-            const u = users[base + t]!;
-            wasm.axpyPerturbed(
-              g,
-              code & 1 ? -ca[t]! : ca[t]!,
-              P + u * ROW,
-              dU + userSlot[u]! * ROW,
-              S,
-            );
-          }
-          if (BIAS >= 0) biasGradient(s, true);
-        }
+    });
+    end += N;
+    buildIndex(users, pos, neg, base, size);
+    // Row chunks for the gradient phases, balanced by work; for the optimiser, by count.
+    const total = nU + nI;
+    rowBounds[0] = 0;
+    if (N > 1) {
+      let work = 0;
+      for (let r = 0; r < total; r++) work += rowWork(r);
+      let acc = 0;
+      let c = 1;
+      for (let r = 0; r < total && c < N; r++) {
+        while (c < N && acc >= (c * work) / N) rowBounds[c++] = r;
+        acc += rowWork(r);
       }
+      while (c < N) rowBounds[c++] = total;
     }
-    barrier();
-    // Phase C: the optimiser on this worker's rows.
-    for (let r = r0; r < r1; r++) {
-      if (r < nU) applyRow(P, L.userState1, L.userState2, uniqueUsers[r]!, gU + r * ROW, step);
-      else {
-        applyRow(Q, L.itemState1, L.itemState2, uniqueItems[r - nU]!, gI + (r - nU) * ROW, step);
-        if (BIAS >= 0) {
-          const s = r - nU;
-          applyRow(
-            BIAS,
-            L.itemBiasState1,
-            L.itemBiasState2,
-            uniqueItems[s]!,
-            gB + s * 16,
-            step,
-            4,
-            16,
+    rowBounds[N] = total;
+    const rowsFrom = (c: number): number => rowBounds[c]!;
+    awaitChunks(m, T, end);
+
+    if (!adversarial) {
+      // Phase B: gradients of unique rows (clean BPR + L2 per occurrence).
+      claimChunks(m, T, end, N, (c) => {
+        for (let r = rowsFrom(c); r < rowsFrom(c + 1); r++) {
+          if (r < nU) {
+            userGamma(r, users, pos, neg, base, gU);
+            if (l2x2 !== 0) {
+              const n = occUserStart[r + 1]! - occUserStart[r]!;
+              wasm.axpy(gU + r * ROW, l2x2 * n, P + uniqueUsers[r]! * ROW, S);
+            }
+          } else {
+            const s = r - nU;
+            itemGamma(s, users, base, gI);
+            if (l2x2 !== 0) {
+              const n = occItemStart[s + 1]! - occItemStart[s]!;
+              wasm.axpy(gI + s * ROW, l2x2 * n, Q + uniqueItems[s]! * ROW, S);
+            }
+            if (BIAS >= 0) biasGradient(s, false);
+          }
+        }
+      });
+      end += N;
+      awaitChunks(m, T, end);
+    } else {
+      // Phase B1: gamma (the clean gradient w.r.t. Delta at 0, APR Eq. 8) and Delta per row.
+      claimChunks(m, T, end, N, (c) => {
+        for (let r = rowsFrom(c); r < rowsFrom(c + 1); r++) {
+          if (r < nU) {
+            userGamma(r, users, pos, neg, base, gamU);
+            if (params.perturbUsers)
+              perturb(gamU + r * ROW, dU + r * ROW, 0, uniqueUsers[r]!, epoch, index);
+            else wasm.zero(dU + r * ROW, S);
+          } else {
+            const s = r - nU;
+            itemGamma(s, users, base, gamI);
+            if (params.perturbItems)
+              perturb(gamI + s * ROW, dI + s * ROW, 1, uniqueItems[s]!, epoch, index);
+            else wasm.zero(dI + s * ROW, S);
+          }
+        }
+      });
+      end += N;
+      awaitChunks(m, T, end);
+      // Phase A2: perturbed margins (APR Eq. 12), by ranges of triples.
+      claimChunks(m, T, end, N, (c) => {
+        const t1 = Math.floor(((c + 1) * size) / N);
+        for (let t = Math.floor((c * size) / N); t < t1; t++) {
+          const u = users[base + t]!;
+          const i = pos[base + t]!;
+          const j = neg[base + t]!;
+          const xp = wasm.marginPerturbed(
+            P + u * ROW,
+            dU + userSlot[u]! * ROW,
+            Q + i * ROW,
+            dI + itemSlot[i]! * ROW,
+            Q + j * ROW,
+            dI + itemSlot[j]! * ROW,
+            S,
           );
+          // The bias is not perturbed: it enters the perturbed margin as it is.
+          const x = BIAS >= 0 ? xp + (biasOf(i) - biasOf(j)) : xp;
+          advLossT[t] = x;
+          ca[t] = -lambda * sigmoid(-x);
+        }
+      });
+      end += N;
+      awaitChunks(m, T, end);
+      // Phase B2: gamma + L2 + lambda * the perturbed gradient (APR Eq. 10).
+      claimChunks(m, T, end, N, (c) => {
+        for (let r = rowsFrom(c); r < rowsFrom(c + 1); r++) {
+          if (r < nU) {
+            const g = gU + r * ROW;
+            const n = occUserStart[r + 1]! - occUserStart[r]!;
+            wasm.initScaled(g, gamU + r * ROW, l2x2 * n, P + uniqueUsers[r]! * ROW, S);
+            for (let e = occUserStart[r]!; e < occUserStart[r + 1]!; e++) {
+              const t = occUser[e]!;
+              const i = pos[base + t]!;
+              const j = neg[base + t]!;
+              wasm.axpyDiffPerturbed(
+                g,
+                ca[t]!,
+                Q + i * ROW,
+                dI + itemSlot[i]! * ROW,
+                Q + j * ROW,
+                dI + itemSlot[j]! * ROW,
+                S,
+              );
+            }
+          } else {
+            const s = r - nU;
+            const g = gI + s * ROW;
+            const n = occItemStart[s + 1]! - occItemStart[s]!;
+            wasm.initScaled(g, gamI + s * ROW, l2x2 * n, Q + uniqueItems[s]! * ROW, S);
+            for (let e = occItemStart[s]!; e < occItemStart[s + 1]!; e++) {
+              const code = occItem[e]!;
+              const t = code >> 1;
+              const u = users[base + t]!;
+              wasm.axpyPerturbed(
+                g,
+                code & 1 ? -ca[t]! : ca[t]!,
+                P + u * ROW,
+                dU + userSlot[u]! * ROW,
+                S,
+              );
+            }
+            if (BIAS >= 0) biasGradient(s, true);
+          }
+        }
+      });
+      end += N;
+      awaitChunks(m, T, end);
+    }
+    // Phase C: the optimiser, by ranges of rows; one more chunk adds the batch's totals to
+    // `stats` (in triple order, so the sums do not depend on the workers either).
+    claimChunks(m, T, end, N + 1, (c) => {
+      if (c === N) {
+        addStats(size, adversarial);
+        return;
+      }
+      const r1 = Math.floor(((c + 1) * total) / N);
+      for (let r = Math.floor((c * total) / N); r < r1; r++) {
+        if (r < nU) applyRow(P, L.userState1, L.userState2, uniqueUsers[r]!, gU + r * ROW, step);
+        else {
+          applyRow(Q, L.itemState1, L.itemState2, uniqueItems[r - nU]!, gI + (r - nU) * ROW, step);
+          if (BIAS >= 0) {
+            const s = r - nU;
+            applyRow(
+              BIAS,
+              L.itemBiasState1,
+              L.itemBiasState2,
+              uniqueItems[s]!,
+              gB + s * 16,
+              step,
+              4,
+              16,
+            );
+          }
         }
       }
-    }
-    if (w === 0) {
-      let loss = 0;
-      let correct = 0;
-      let advLoss = 0;
-      let advCorrect = 0;
-      for (let t = 0; t < size; t++) {
-        const x = lossT[t]!;
-        loss += softplus(-x);
-        if (x > 0) correct++;
-        if (adversarial) {
-          const xa = advLossT[t]!;
-          advLoss += softplus(-xa);
-          if (xa > 0) advCorrect++;
-        }
-      }
-      stats[0]! += loss;
-      stats[1]! += lambda * advLoss;
-      stats[2]! += correct;
-      stats[3]! += size;
-      stats[4]! += advCorrect;
-    }
+    });
+    end += N + 1;
     clearIndex();
-    barrier();
+    awaitChunks(m, T, end);
   }
 
-  /** A spinning barrier over `control[0..1]` for T workers (spins briefly, then sleeps). */
-  function makeBarrier(T: number): () => void {
-    if (T === 1) return () => {};
-    return () => {
-      const generation = Atomics.load(control, 1);
-      if (Atomics.add(control, 0, 1) === T - 1) {
-        Atomics.store(control, 0, 0);
-        Atomics.add(control, 1, 1);
-        Atomics.notify(control, 1);
-      } else {
-        let spins = 0;
-        while (Atomics.load(control, 1) === generation) {
-          if (++spins > 20000) Atomics.wait(control, 1, generation, 50);
-        }
+  function addStats(size: number, adversarial: boolean): void {
+    let loss = 0;
+    let correct = 0;
+    let advLoss = 0;
+    let advCorrect = 0;
+    for (let t = 0; t < size; t++) {
+      const x = lossT[t]!;
+      loss += softplus(-x);
+      if (x > 0) correct++;
+      if (adversarial) {
+        const xa = advLossT[t]!;
+        advLoss += softplus(-xa);
+        if (xa > 0) advCorrect++;
       }
-    };
+    }
+    stats[0]! += loss;
+    stats[1]! += lambda * advLoss;
+    stats[2]! += correct;
+    stats[3]! += size;
+    stats[4]! += advCorrect;
   }
 
-  return { runBatch, makeBarrier };
+  return { runBatch };
 }
