@@ -6,7 +6,7 @@ import type { Progress } from './progress.js';
 import { describe } from '@advrec/data';
 import type { DatasetDescription } from '@advrec/data';
 import type { ResolvedRunConfig } from './config.js';
-import type { LoadedData } from './datasets.js';
+import type { LoadDataOptions, LoadedData } from './datasets.js';
 import { toJson, writeText } from './runs.js';
 
 /** What every command gets: output streams, progress, the global flags. */
@@ -19,6 +19,29 @@ export interface CommandContext {
   readonly json: boolean;
   /** Aborted on the first Ctrl-C: training stops after the current epoch and saves. */
   readonly signal: AbortSignal;
+}
+
+/**
+ * {@link loadData} options that report a first-use download of a named data set on the
+ * command's progress output (a line saying what and from where, then a progress bar).
+ */
+export function dataLoading(context: CommandContext): LoadDataOptions {
+  const bars = new Map<string, ReturnType<Progress['bar']>>();
+  return {
+    onDownload: (message) => context.progress.log(message),
+    onProgress: (url, received, total) => {
+      let bar = bars.get(url);
+      if (!bar) {
+        bar = context.progress.bar(
+          `downloading ${url.split('/').at(-1)} (KiB)`,
+          total ? Math.ceil(total / 1024) : 0,
+        );
+        bars.set(url, bar);
+      }
+      bar.update(Math.floor(received / 1024));
+      if (total !== null && received >= total) bar.finish();
+    },
+  };
 }
 
 /** Prints a command's result: the JSON document with `--json`, else the human text. */

@@ -114,7 +114,7 @@ describe('loading data sets from a run config', () => {
     process.env.ADVREC_DATA_DIR = folder();
     try {
       await expect(loadData(dataConfig({ source: 'pinterest-20' }))).rejects.toThrow(
-        /expected data set pinterest-20 \(run: advrec datasets download pinterest-20\)/,
+        /expected data set pinterest-20 \(run: advrec datasets download pinterest-20; no SHA-256 is pinned/,
       );
     } finally {
       delete process.env.ADVREC_DATA_DIR;

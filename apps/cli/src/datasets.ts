@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import {
   ConfigError,
   DataFormatError,
@@ -188,9 +188,21 @@ export function datasetEntry(name: string, path = 'data.source'): DatasetEntry {
   return entry;
 }
 
-/** Where downloaded data sets live: `ADVREC_DATA_DIR`, else `~/.advrec/datasets`. */
+/**
+ * Where downloaded data sets are cached: `ADVREC_DATA_DIR`, else
+ * `$XDG_CACHE_HOME/advrec/datasets` (`~/.cache/advrec/datasets` when `XDG_CACHE_HOME` is not
+ * set to an absolute path, as the XDG specification says).
+ */
 export function dataDirectory(): string {
-  return process.env.ADVREC_DATA_DIR ?? join(homedir(), '.advrec', 'datasets');
+  if (process.env.ADVREC_DATA_DIR) return process.env.ADVREC_DATA_DIR;
+  const xdg = process.env.XDG_CACHE_HOME;
+  const cache = xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.cache');
+  return join(cache, 'advrec', 'datasets');
+}
+
+/** The download folder of advrec 0.1 (`~/.advrec/datasets`): still searched, never written. */
+function legacyDataDirectory(): string {
+  return join(homedir(), '.advrec', 'datasets');
 }
 
 /** The shared copy beside the repository: `ADVREC_SHARED_DATA`, else `../shared/data` from the working folder. */
@@ -200,12 +212,57 @@ export function sharedDataDirectory(): string {
 
 /** The folder holding a named data set's files, or `null` when it is not present. */
 export function locateDataset(entry: DatasetEntry): string | null {
-  for (const root of [dataDirectory(), sharedDataDirectory()])
+  const roots = [dataDirectory(), sharedDataDirectory()];
+  if (!process.env.ADVREC_DATA_DIR) roots.push(legacyDataDirectory());
+  for (const root of roots)
     for (const folder of [entry.name, ...entry.folders]) {
       const candidate = join(root, folder);
       if (existsSync(join(candidate, entry.main))) return candidate;
     }
   return null;
+}
+
+/** Options of {@link loadData}. */
+export interface LoadDataOptions {
+  /**
+   * Download a named data set that is in no data folder into the cache ({@link dataDirectory})
+   * first, verified against its pinned SHA-256 (default true; `ADVREC_OFFLINE=1` turns it off).
+   */
+  readonly download?: boolean;
+  /** Where to fetch from instead of the publisher (default: `ADVREC_DATASETS_MIRROR`). */
+  readonly mirror?: string;
+  /** Told once before a download starts. */
+  readonly onDownload?: (message: string) => void;
+  /** Download progress. */
+  readonly onProgress?: (file: string, received: number, total: number | null) => void;
+}
+
+/**
+ * Downloads a named data set into the cache when no data folder holds it and every file it
+ * needs can be verified (a pinned SHA-256 for the file, or for the archive members read).
+ * Data sets without pinned checksums are left to `advrec datasets download`, which asks for
+ * one; {@link resolveSource} then says so.
+ */
+async function fetchIfMissing(source: string, options: LoadDataOptions): Promise<void> {
+  const entry = DATASETS.find((d) => d.name === source);
+  if (!entry || entry.files.length === 0 || locateDataset(entry) !== null) return;
+  if (options.download === false || process.env.ADVREC_OFFLINE === '1') return;
+  const verifiable = entry.files.every(
+    (f) => f.sha256 !== null || (f.kind === 'zip' && Object.keys(f.members ?? {}).length > 0),
+  );
+  if (!verifiable) return;
+  const mirror = options.mirror ?? process.env.ADVREC_DATASETS_MIRROR;
+  const directory = dataDirectory();
+  options.onDownload?.(
+    `${entry.name} is not in ${directory}: downloading it from ${mirror ?? new URL(entry.files[0]!.url).origin} (SHA-256 checked; ADVREC_OFFLINE=1 turns this off)`,
+  );
+  const { downloadDataset } = await import('./download.js');
+  await mkdir(directory, { recursive: true });
+  await downloadDataset(entry, {
+    directory,
+    ...(mirror ? { mirror } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
 }
 
 /** A loaded data set: the split, the sampled test negatives when the files give them, features. */
@@ -258,7 +315,7 @@ export function resolveSource(
     if (!folder)
       throw new DataFormatError(
         { file: join(dataDirectory(), entry.name, entry.main) },
-        `data set ${entry.name} (run: advrec datasets download ${entry.name})`,
+        `data set ${entry.name} (run: advrec datasets download ${entry.name}${entry.files.some((f) => f.sha256 === null && !(f.members && Object.keys(f.members).length)) ? '; no SHA-256 is pinned for its files, so pass --sha256 <file>=<hex> or --skip-checksum' : ''})`,
         'not downloaded',
       );
     return {
@@ -341,11 +398,15 @@ export function concatLogs(a: InteractionLog, b: InteractionLog): InteractionLog
  * Loads the data set a run config names, splits it (seeded: the same config gives the same
  * split), carves validation when asked, and aligns item features when given.
  */
-export async function loadData(data: ResolvedRunConfig['data']): Promise<LoadedData> {
+export async function loadData(
+  data: ResolvedRunConfig['data'],
+  options: LoadDataOptions = {},
+): Promise<LoadedData> {
   let dataset: Dataset;
   let sampledTestSet: SampledTestSet | null = null;
   let plantedFeatures: { data: Float32Array; dimension: number } | null = null;
   const files: string[] = [];
+  await fetchIfMissing(data.source, options);
   const source = resolveSource(data);
   if (source === null) {
     const synthetic = withPathPrefix('data.synthetic', () =>

@@ -277,3 +277,59 @@ describe('datasets download (against a server on 127.0.0.1)', () => {
     expect(readdirSync(directory)).toEqual(['gowalla']);
   });
 });
+
+describe('data sets by name on first use (a mirror on 127.0.0.1, an empty cache)', () => {
+  it('train --data ml-100k downloads into $XDG_CACHE_HOME/advrec, verifies, trains; the second run uses the cache', async () => {
+    const cache = folder();
+    const saved = { ...process.env };
+    delete process.env.ADVREC_DATA_DIR;
+    // No shared copy to find: the data set must come from the mirror.
+    process.env.ADVREC_SHARED_DATA = join(cache, 'no-shared-copy');
+    process.env.XDG_CACHE_HOME = cache;
+    process.env.ADVREC_DATASETS_MIRROR = `${base}/good/`;
+    const train = async (out: string): Promise<{ code: number; stderr: string }> => {
+      const stderr = sink();
+      const code = await runCli(
+        [
+          'train',
+          '--data',
+          'ml-100k',
+          '--set',
+          'training.epochs=1',
+          '--set',
+          'training.adversarialEpochs=0',
+          '--set',
+          'attack.epsilons=[]',
+          '--out',
+          join(cache, out),
+        ],
+        { stdout: sink(), stderr },
+      );
+      return { code, stderr: stderr.text };
+    };
+    try {
+      const before = requests.length;
+      const first = await train('run-1');
+      expect(first.stderr).toMatch(
+        /ml-100k is not in .*advrec\/datasets: downloading it from http:\/\/127\.0\.0\.1/,
+      );
+      expect(first.code).toBe(0);
+      expect(requests.slice(before)).toEqual(['/good/ml-100k.zip']);
+      expect(sha256(readFileSync(join(cache, 'advrec', 'datasets', 'ml-100k', 'u.data')))).toBe(
+        '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490',
+      );
+      const second = await train('run-2');
+      expect(second.code).toBe(0);
+      expect(second.stderr).not.toMatch(/downloading/);
+      expect(requests.length).toBe(before + 1);
+      // Offline, a missing data set is named with the command that fetches it.
+      process.env.XDG_CACHE_HOME = join(cache, 'empty');
+      process.env.ADVREC_OFFLINE = '1';
+      const offline = await train('run-3');
+      expect(offline.code).toBe(3);
+      expect(offline.stderr).toMatch(/run: advrec datasets download ml-100k/);
+    } finally {
+      process.env = saved;
+    }
+  }, 120_000);
+});

@@ -26,7 +26,15 @@ export type {
   SyntheticConfig,
   TrainingSection,
 } from './config-types.js';
-export { DATASETS, datasetEntry, datasetFingerprint, loadData, locateDataset } from './datasets.js';
+export {
+  DATASETS,
+  dataDirectory,
+  datasetEntry,
+  datasetFingerprint,
+  loadData,
+  locateDataset,
+} from './datasets.js';
+export type { LoadDataOptions } from './datasets.js';
 export type { DatasetEntry, DatasetFile, LoadedData } from './datasets.js';
 export { downloadDataset, safeMemberPath } from './download.js';
 export type { DownloadOptions, DownloadResult } from './download.js';

@@ -8,7 +8,7 @@ import { join, relative, resolve } from 'node:path';
 import { ConfigError, describe, formatDescription } from '@advrec/data';
 import type { InteractionMatrix, Dataset } from '@advrec/data';
 import type { ResolvedRunConfig } from '../config.js';
-import { emit, textTable } from '../context.js';
+import { dataLoading, emit, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { DATASETS, dataDirectory, datasetEntry, loadData, locateDataset } from '../datasets.js';
 import { DOWNLOAD_IDLE_TIMEOUT_SECONDS, downloadDataset } from '../download.js';
@@ -76,7 +76,7 @@ export async function describeCommand(
   flags: SplitFlags,
   context: CommandContext,
 ): Promise<number> {
-  const data = await loadData(dataConfig(source, flags));
+  const data = await loadData(dataConfig(source, flags), dataLoading(context));
   const description = describe(data.dataset);
   emit(
     context,
@@ -106,7 +106,7 @@ export async function splitCommand(
   context: CommandContext,
 ): Promise<number> {
   const config = dataConfig(source, flags);
-  const data = await loadData(config);
+  const data = await loadData(config, dataLoading(context));
   const out = resolve(flags.out);
   const { dataset } = data;
   const targets = ['train.txt', 'test.txt', 'validation.txt', 'split.json'].map((f) =>
@@ -288,7 +288,10 @@ export const datasetsCli: CliCommand = {
       .command('download')
       .description('download a public data set with SHA-256 verification and safe extraction')
       .argument('<name>', 'data set name (see datasets list)')
-      .option('--dir <folder>', 'download folder (default $ADVREC_DATA_DIR or ~/.advrec/datasets)')
+      .option(
+        '--dir <folder>',
+        'download folder (default $ADVREC_DATA_DIR, else $XDG_CACHE_HOME/advrec/datasets)',
+      )
       .option('--mirror <url>', 'fetch the files from this base URL instead')
       .option('--sha256 <name=hex>', 'pin the checksum of a file (repeatable)', collect, [])
       .option('--skip-checksum', 'download files without a recorded checksum (prints their hashes)')

@@ -15,7 +15,7 @@ import type {
 } from '@advrec/trainer';
 import { applyOverrides, resolveRunConfig } from '../config.js';
 import type { ResolvedRunConfig } from '../config.js';
-import { emit, openRunFolder, percent, textTable } from '../context.js';
+import { dataLoading, emit, openRunFolder, percent, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { loadData } from '../datasets.js';
 import type { LoadedData } from '../datasets.js';
@@ -244,7 +244,7 @@ async function reproduction<R extends ExperimentResult>(
 ): Promise<number> {
   const config = baseConfig(kind, options);
   const started = new Date();
-  const data = await loadData(config.data);
+  const data = await loadData(config.data, dataLoading(context));
   if (kind === 'amr' && !data.itemFeatures)
     throw new ConfigError([
       {

@@ -23,7 +23,7 @@ import type { EvaluationResult } from '@advrec/metrics';
 import type { EngineInfo } from '@advrec/trainer';
 import { applyOverrides, readConfigFile, resolveRunConfig } from '../config.js';
 import type { ResolvedRunConfig } from '../config.js';
-import { emit, openRunFolder } from '../context.js';
+import { dataLoading, emit, openRunFolder } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { loadData } from '../datasets.js';
 import type { LoadedData } from '../datasets.js';
@@ -140,7 +140,7 @@ export async function trainCommand(
   } else {
     config = await runConfigFromOptions(options);
     // Load (and so check) the data before creating anything on disk.
-    data = await loadData(config.data);
+    data = await loadData(config.data, dataLoading(context));
     model = buildModel(config, data);
   }
   checkTrainConfig(config, model);
