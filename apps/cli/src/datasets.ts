@@ -205,9 +205,18 @@ function legacyDataDirectory(): string {
   return join(homedir(), '.advrec', 'datasets');
 }
 
-/** The shared copy beside the repository: `ADVREC_SHARED_DATA`, else `../shared/data` from the working folder. */
+/**
+ * The shared copy beside the repository: `ADVREC_SHARED_DATA`, else the nearest
+ * `../shared/data` from the working folder or one of its parents (so that commands run from
+ * any folder of the repository find it), else `../shared/data`.
+ */
 export function sharedDataDirectory(): string {
-  return process.env.ADVREC_SHARED_DATA ?? resolve('..', 'shared', 'data');
+  if (process.env.ADVREC_SHARED_DATA) return process.env.ADVREC_SHARED_DATA;
+  for (let dir = resolve('.'); dirname(dir) !== dir; dir = dirname(dir)) {
+    const candidate = join(dirname(dir), 'shared', 'data');
+    if (existsSync(candidate)) return candidate;
+  }
+  return resolve('..', 'shared', 'data');
 }
 
 /** The folder holding a named data set's files, or `null` when it is not present. */

@@ -61,8 +61,8 @@ export function safeMemberPath(target: string, member: string, archive: string):
   return path;
 }
 
-/** Seconds without a byte from the server before a download is given up (default). */
-export const DOWNLOAD_IDLE_TIMEOUT_SECONDS = 60;
+import { DOWNLOAD_IDLE_TIMEOUT_SECONDS } from './options.js';
+export { DOWNLOAD_IDLE_TIMEOUT_SECONDS };
 
 async function fetchBytes(url: string, options: DownloadOptions): Promise<Uint8Array> {
   const doFetch = options.fetch ?? fetch;

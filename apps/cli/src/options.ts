@@ -45,3 +45,6 @@ export const words = (value: string): string[] =>
     .split(',')
     .map((w) => w.trim())
     .filter((w) => w !== '');
+
+/** Seconds without a byte from the server before a download is given up (default). */
+export const DOWNLOAD_IDLE_TIMEOUT_SECONDS = 60;

@@ -1,12 +1,9 @@
-import { Option } from 'commander';
-import { runFolderOptions } from '../command.js';
-import type { CliCommand } from '../command.js';
-import { integer, numbers, words } from '../options.js';
 import { attackModel, robustnessSections } from '../evaluation.js';
 import { machineLine, reloadRun, toJson, writeText } from '../runs.js';
 import { join } from 'node:path';
 import { emit, percent, resultFile, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
+import { warnIfNoOnnxRuntime } from '../runtime-notice.js';
 import { writeReport } from '../report.js';
 
 /** Options of `advrec attack`. */
@@ -36,6 +33,7 @@ export async function attackCommand(
     ...(options.protocol ? { protocol: options.protocol } : {}),
   };
   const bar = context.progress.bar('robustness sweep', 1);
+  await warnIfNoOnnxRuntime(context, evaluation.protocol);
   const report = await attackModel(
     run.model,
     run.data,
@@ -88,26 +86,3 @@ export async function attackCommand(
   );
   return 0;
 }
-
-/** `advrec attack`: its options and action. */
-export const attackCli: CliCommand = {
-  register(program, run) {
-    runFolderOptions(
-      program
-        .command('attack')
-        .description('robustness sweep: adversarial vs random perturbations over an epsilon list'),
-    )
-      .option('--epsilons <list>', 'epsilons, e.g. 0.25,0.5,1,2', numbers('--epsilons'))
-      .option('--adversaries <list>', 'adversaries, e.g. fgm,random', words)
-      .option(
-        '--surfaces <list>',
-        'perturbed surfaces (default: every surface of the model)',
-        words,
-      )
-      .addOption(
-        new Option('--protocol <protocol>', 'evaluation protocol').choices(['full', 'sampled']),
-      )
-      .option('--seed <seed>', 'seed of the sampled triples and random noise', integer('--seed'))
-      .action(run((context, flags: AttackOptions) => attackCommand(flags, context)));
-  },
-};

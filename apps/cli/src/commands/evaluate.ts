@@ -1,13 +1,10 @@
-import { Option } from 'commander';
-import { runFolderOptions } from '../command.js';
-import type { CliCommand } from '../command.js';
-import { integer, numbers, words } from '../options.js';
 import { evaluateModel, metricsTable, protocolLine } from '../evaluation.js';
 import { reloadRun, toJson, writeText } from '../runs.js';
 import { relative } from 'node:path';
 import type { ResolvedRunConfig } from '../config.js';
 import { emit, resultFile } from '../context.js';
 import type { CommandContext } from '../context.js';
+import { warnIfNoOnnxRuntime } from '../runtime-notice.js';
 
 /** Options of `advrec evaluate`. */
 export interface EvaluateOptions {
@@ -40,6 +37,7 @@ export async function evaluateCommand(
     `evaluating ${relative(process.cwd(), run.checkpoint) || run.checkpoint}`,
     1,
   );
+  await warnIfNoOnnxRuntime(context, evaluation.protocol);
   const result = await evaluateModel(run.model, run.data, evaluation, {
     split: options.split ?? 'test',
     seed: options.seed ?? run.config.data.split.seed,
@@ -72,28 +70,3 @@ export async function evaluateCommand(
   );
   return 0;
 }
-
-/** `advrec evaluate`: its options and action. */
-export const evaluateCli: CliCommand = {
-  register(program, run) {
-    runFolderOptions(
-      program.command('evaluate').description('evaluate a trained model under either protocol'),
-    )
-      .addOption(
-        new Option('--protocol <protocol>', 'full ranking or sampled negatives').choices([
-          'full',
-          'sampled',
-        ]),
-      )
-      .option(
-        '--negatives <n>',
-        'negatives per test case (sampled protocol)',
-        integer('--negatives', 1),
-      )
-      .option('--cutoffs <list>', 'cutoffs K, e.g. 10,20', numbers('--cutoffs'))
-      .option('--metrics <list>', 'metrics, e.g. hr,ndcg,recall,precision,mrr,map,auc', words)
-      .addOption(new Option('--split <split>', 'evaluated split').choices(['test', 'validation']))
-      .option('--seed <seed>', 'seed of generated negatives', integer('--seed'))
-      .action(run((context, flags: EvaluateOptions) => evaluateCommand(flags, context)));
-  },
-};

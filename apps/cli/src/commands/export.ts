@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, DataError } from '@advrec/data';
 import { readCheckpoint, restoreModel, writeCheckpoint } from '@advrec/models';
-import type { CliCommand } from '../command.js';
 import type { CommandContext } from '../context.js';
 import { toJson } from '../runs.js';
 
@@ -48,20 +47,3 @@ export async function exportCommand(
   else context.stdout.write(`wrote ${options.out} (${format}, ${model.modelName}, from ${file})\n`);
   return 0;
 }
-
-/** `advrec export`: its options and action. */
-export const exportCli: CliCommand = {
-  register(program, run) {
-    program
-      .command('export')
-      .description(
-        'rewrite a checkpoint as safetensors (--out *.safetensors, readable from Python) or in the advrec format',
-      )
-      .requiredOption(
-        '--from <path>',
-        'a checkpoint file, or a run folder (its checkpoints/model.ckpt)',
-      )
-      .requiredOption('-o, --out <file>', 'the file to write; *.safetensors selects that layout')
-      .action(run((context, flags: ExportOptions) => exportCommand(flags, context)));
-  },
-};

@@ -1,6 +1,3 @@
-import { Option } from 'commander';
-import type { CliCommand } from '../command.js';
-import { integer } from '../options.js';
 import { mkdir, readdir } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
 import { ConfigError, DataFormatError } from '@advrec/data';
@@ -100,38 +97,3 @@ export async function featuresCommand(
   );
   return 0;
 }
-
-/** `advrec features`: its options and action. */
-export const featuresCli: CliCommand = {
-  register(program, run) {
-    program
-      .command('features')
-      .description('extract CNN image features (ONNX model) for a folder of item images, resumable')
-      .requiredOption(
-        '-m, --model <file>',
-        'ONNX model file (ResNet-50 v1 from the ONNX model zoo: its 2048-d pooled layer is found by name; any CNN with --tensor)',
-      )
-      .requiredOption('-i, --images <folder>', 'folder of images named <item id>.jpg/.png/.webp')
-      .requiredOption('-o, --out <file>', 'output .npy (a .manifest.json is written beside it)')
-      .option('--tensor <name>', 'feature tensor (an output, or an intermediate tensor, pooled)')
-      .option('--input <name>', 'input tensor name')
-      .option(
-        '--extractor <name>',
-        'a known extractor (resnet50-v1, mobilenetv2-12-int8): its feature tensor and input',
-      )
-      .option(
-        '--batch-size <n>',
-        'images per inference batch (default 32)',
-        integer('--batch-size', 1),
-      )
-      .addOption(new Option('--dtype <dtype>', 'stored precision').choices(['float32', 'float16']))
-      .option(
-        '--id-offset <n>',
-        'add this to numeric file names to get item ids (ML-1M posters: -1)',
-        integer('--id-offset'),
-      )
-      .option('--threads <n>', 'onnxruntime intra-op threads', integer('--threads', 1))
-      .option('--limit <n>', 'only the first n images (in numeric order)', integer('--limit', 1))
-      .action(run((context, flags) => featuresCommand(flags, context)));
-  },
-};

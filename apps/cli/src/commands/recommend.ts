@@ -1,7 +1,3 @@
-import { Option } from 'commander';
-import { runFolderOptions } from '../command.js';
-import type { CliCommand } from '../command.js';
-import { integer, words } from '../options.js';
 import { reloadRun, toJson } from '../runs.js';
 import { ConfigError, DataError } from '@advrec/data';
 import type { Model } from '@advrec/models';
@@ -83,21 +79,3 @@ export async function recommendCommand(
     );
   return 0;
 }
-
-/** `advrec recommend`: its options and action. */
-export const recommendCli: CliCommand = {
-  register(program, run) {
-    runFolderOptions(
-      program
-        .command('recommend')
-        .description('top-K items for given users, excluding items they interacted with'),
-    )
-      .requiredOption('-u, --users <ids>', 'user ids as in the data files, comma-separated', words)
-      .option('-k, --k <k>', 'list length', integer('--k', 1), 10)
-      .addOption(
-        new Option('--format <format>', 'output format').choices(['json', 'csv']).default('json'),
-      )
-      .option('--include-seen', 'do not exclude the items a user interacted with')
-      .action(run((context, flags: RecommendOptions) => recommendCommand(flags, context)));
-  },
-};

@@ -1,7 +1,3 @@
-import { Option } from 'commander';
-import type { Command } from 'commander';
-import type { CliCommand } from '../command.js';
-import { collect, decimal, integer, numbers } from '../options.js';
 import { join } from 'node:path';
 import { ConfigError } from '@advrec/data';
 import { DEFAULT_ITEM_ID_DROPOUT, defaultFeatureNorm } from '@advrec/models';
@@ -17,6 +13,7 @@ import { applyOverrides, resolveRunConfig } from '../config.js';
 import type { ResolvedRunConfig } from '../config.js';
 import { dataLoading, emit, openRunFolder, percent, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
+import { warnIfNoOnnxRuntime } from '../runtime-notice.js';
 import { loadData } from '../datasets.js';
 import type { LoadedData } from '../datasets.js';
 import {
@@ -245,6 +242,7 @@ async function reproduction<R extends ExperimentResult>(
   const config = baseConfig(kind, options);
   const started = new Date();
   const data = await loadData(config.data, dataLoading(context));
+  await warnIfNoOnnxRuntime(context, 'full');
   if (kind === 'amr' && !data.itemFeatures)
     throw new ConfigError([
       {
@@ -474,54 +472,3 @@ function summary(result: ExperimentResult, metricKey: string, folder: string): s
     `report: ${join(folder, 'report.html')} and report.md`,
   ].join('\n');
 }
-
-/** `advrec reproduce`: its options and action. */
-export const reproduceCli: CliCommand = {
-  register(program, run) {
-    const reproduce = program
-      .command('reproduce')
-      .description("the papers' pipelines, with a report");
-    const reproduceOptions = (command: Command): Command =>
-      command
-        .option(
-          '--data <source>',
-          'data set name or path (default: the embedded synthetic data set)',
-        )
-        .option('-o, --out <folder>', 'run folder')
-        .option('--force', 'write into a folder that holds other files or a run of another config')
-        .option(
-          '--epochs <n>',
-          'maximum pre-training epochs (early stopping on validation)',
-          integer('--epochs', 0),
-        )
-        .option(
-          '--adversarial-epochs <n>',
-          'adversarial epochs (and as many for the continued baseline)',
-          integer('--adversarial-epochs', 0),
-        )
-        .option('--epsilon <eps>', 'epsilon of adversarial training', decimal('--epsilon'))
-        .option('--lambda <weight>', 'lambda, the adversarial weight', decimal('--lambda'))
-        .option('--epsilons <list>', 'epsilons of the robustness sweep', numbers('--epsilons'))
-        .addOption(
-          new Option('--protocol <protocol>', 'evaluation protocol').choices(['full', 'sampled']),
-        )
-        .option('--threads <n>', 'worker threads', integer('--threads', 1))
-        .option('--set <path=value>', 'override any run-config field (repeatable)', collect, []);
-    reproduceOptions(
-      reproduce
-        .command('apr')
-        .description(
-          'APR (SIGIR 2018): MF-BPR, then AMF vs BPR continued, robustness to FGM (Table 2, Figures 1 and 3)',
-        ),
-    ).action(run((context, flags) => reproduceAprCommand(flags, context)));
-    reproduceOptions(
-      reproduce
-        .command('amr')
-        .description(
-          'AMR (TKDE): MF-BPR -> VBPR -> AMR vs VBPR continued, feature robustness (Table 3)',
-        ),
-    )
-      .option('--features <file>', 'item feature .npy (from advrec features) for a real data set')
-      .action(run((context, flags) => reproduceAmrCommand(flags, context)));
-  },
-};

@@ -1,0 +1,67 @@
+/**
+ * `advrec reproduce`: its options, defined without loading the command's implementation (it is
+ * imported when the command runs), so that `advrec --help` starts fast.
+ */
+import { Option } from 'commander';
+import type { Command } from 'commander';
+import type { CliCommand } from '../command.js';
+import { collect, decimal, integer, numbers } from '../options.js';
+
+/** `advrec reproduce`: its options and action. */
+export const reproduceCli: CliCommand = {
+  register(program, run) {
+    const reproduce = program
+      .command('reproduce')
+      .description("the papers' pipelines, with a report");
+    const reproduceOptions = (command: Command): Command =>
+      command
+        .option(
+          '--data <source>',
+          'data set name or path (default: the embedded synthetic data set)',
+        )
+        .option('-o, --out <folder>', 'run folder')
+        .option('--force', 'write into a folder that holds other files or a run of another config')
+        .option(
+          '--epochs <n>',
+          'maximum pre-training epochs (early stopping on validation)',
+          integer('--epochs', 0),
+        )
+        .option(
+          '--adversarial-epochs <n>',
+          'adversarial epochs (and as many for the continued baseline)',
+          integer('--adversarial-epochs', 0),
+        )
+        .option('--epsilon <eps>', 'epsilon of adversarial training', decimal('--epsilon'))
+        .option('--lambda <weight>', 'lambda, the adversarial weight', decimal('--lambda'))
+        .option('--epsilons <list>', 'epsilons of the robustness sweep', numbers('--epsilons'))
+        .addOption(
+          new Option('--protocol <protocol>', 'evaluation protocol').choices(['full', 'sampled']),
+        )
+        .option('--threads <n>', 'worker threads', integer('--threads', 1))
+        .option('--set <path=value>', 'override any run-config field (repeatable)', collect, []);
+    reproduceOptions(
+      reproduce
+        .command('apr')
+        .description(
+          'APR (SIGIR 2018): MF-BPR, then AMF vs BPR continued, robustness to FGM (Table 2, Figures 1 and 3)',
+        ),
+    ).action(
+      run(async (context, flags) =>
+        (await import('./reproduce.js')).reproduceAprCommand(flags, context),
+      ),
+    );
+    reproduceOptions(
+      reproduce
+        .command('amr')
+        .description(
+          'AMR (TKDE): MF-BPR -> VBPR -> AMR vs VBPR continued, feature robustness (Table 3)',
+        ),
+    )
+      .option('--features <file>', 'item feature .npy (from advrec features) for a real data set')
+      .action(
+        run(async (context, flags) =>
+          (await import('./reproduce.js')).reproduceAmrCommand(flags, context),
+        ),
+      );
+  },
+};
