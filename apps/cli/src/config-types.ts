@@ -28,6 +28,13 @@ export interface DataConfig {
    */
   testPath?: string;
   /**
+   * The validation file of a given split (train / valid / test as NGCF, LightGCN and MMRec
+   * publish them), for `user-item-lists` (default: `valid.txt` or `validation.txt` beside
+   * the source, when there is one) and `csv` with a `testPath`. Used as the validation split
+   * instead of holding one interaction per user out of train (`data.validation`).
+   */
+  validationPath?: string;
+  /**
    * Text encoding of a `csv` source (and its test file). UTF-8 is read strictly: bytes that
    * are not UTF-8 are an error naming the line, so a Latin-1 file is never read as mangled ids.
    * @default "utf-8"
@@ -57,10 +64,12 @@ export interface SplitConfig {
    */
   protocol?: 'auto' | 'leave-one-out' | 'ratio' | 'given';
   /**
-   * `latest` / `temporal` (by timestamp) or `random`.
-   * @default "latest"
+   * Which interactions go to test and validation: `latest` / `temporal` (by timestamp),
+   * `random`, or `auto`: by timestamp when the data has timestamps, else random (the split
+   * records which one it used).
+   * @default "auto"
    */
-  order?: 'latest' | 'random' | 'temporal';
+  order?: 'auto' | 'latest' | 'random' | 'temporal';
   /**
    * Test fraction for `ratio`.
    * @minimum 0

@@ -31,10 +31,11 @@ export interface ResolvedRunConfig {
     readonly source: string;
     readonly format: NonNullable<RunConfig['data']['format']>;
     readonly testPath: string | null;
+    readonly validationPath: string | null;
     readonly encoding: 'utf-8' | 'latin1';
     readonly split: {
       readonly protocol: 'auto' | 'leave-one-out' | 'ratio' | 'given';
-      readonly order: 'latest' | 'random' | 'temporal';
+      readonly order: 'auto' | 'latest' | 'random' | 'temporal';
       readonly testFraction: number;
       readonly seed: number;
     };
@@ -318,10 +319,12 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
       source: named ? config.data.source : absolute(config.data.source),
       format: config.data.format ?? 'auto',
       testPath: config.data.testPath !== undefined ? absolute(config.data.testPath) : null,
+      validationPath:
+        config.data.validationPath !== undefined ? absolute(config.data.validationPath) : null,
       encoding: config.data.encoding ?? 'utf-8',
       split: {
         protocol: split.protocol ?? 'auto',
-        order: split.order ?? 'latest',
+        order: split.order ?? 'auto',
         testFraction: split.testFraction ?? 0.2,
         seed: split.seed ?? 42,
       },

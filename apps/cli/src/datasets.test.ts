@@ -50,6 +50,50 @@ describe('loading data sets from a run config', () => {
     expect(ratio.dataset.numUsers).toBe(6040);
   });
 
+  it('reads a given train / valid / test folder (LightGCN, MMRec layout) with its validation file', async () => {
+    const dir = folder();
+    const users = Array.from({ length: 30 }, (_, u) => u);
+    // Each user: items u..u+5 in train, u+6 in valid, u+7 in test (items 0..36).
+    const lines = (pick: (u: number) => number[]): string =>
+      users.map((u) => [u, ...pick(u)].join(' ')).join('\n') + '\n';
+    writeFileSync(
+      join(dir, 'train.txt'),
+      lines((u) => [u, u + 1, u + 2, u + 3, u + 4, u + 5]),
+    );
+    writeFileSync(
+      join(dir, 'valid.txt'),
+      lines((u) => [u + 6]),
+    );
+    writeFileSync(
+      join(dir, 'test.txt'),
+      lines((u) => [u + 7]),
+    );
+    const data = await loadData(dataConfig({ source: dir }));
+    expect(data.dataset.protocol.kind).toBe('given');
+    expect(data.dataset.protocol.validation).toEqual({ order: 'given', seed: 0 });
+    expect([data.dataset.train.nnz, data.dataset.validation!.nnz, data.dataset.test.nnz]).toEqual([
+      180, 30, 30,
+    ]);
+    expect(data.files.map((f) => f.split('/').at(-1))).toEqual([
+      'train.txt',
+      'test.txt',
+      'valid.txt',
+    ]);
+    // validation: false reads train and test only.
+    const without = await loadData(dataConfig({ source: dir, validation: false }));
+    expect(without.dataset.validation).toBeNull();
+    expect(without.files).toHaveLength(2);
+    // Files without timestamps: the default order (auto) splits at random; an explicit
+    // "latest" is refused with the field named, never silently replaced.
+    const resplit = await loadData(
+      dataConfig({ source: dir, split: { protocol: 'leave-one-out' } }),
+    );
+    expect(resplit.dataset.protocol.order).toBe('random');
+    await expect(
+      loadData(dataConfig({ source: dir, split: { protocol: 'leave-one-out', order: 'latest' } })),
+    ).rejects.toThrow(/data\.split\.order.*"latest" needs timestamps/);
+  });
+
   it('reads NCF files with their sampled negatives and AMR folders', async () => {
     const dir = folder();
     writeFileSync(

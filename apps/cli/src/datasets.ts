@@ -338,16 +338,34 @@ export function resolveSource(
   return { path, format, entry: null };
 }
 
+/**
+ * The validation file of a given user-item-lists split: `data.validationPath`, else
+ * `valid.txt` or `validation.txt` in the folder (what NGCF, LightGCN and MMRec publish, and
+ * what `advrec datasets split` writes), else none.
+ */
+function givenValidationFile(data: ResolvedRunConfig['data'], folder: string): string | null {
+  if (data.validationPath)
+    return resolve(requirePath(data.validationPath, 'data.validationPath'));
+  for (const name of ['valid.txt', 'validation.txt']) {
+    const candidate = join(folder, name);
+    if (existsSync(candidate)) return candidate;
+  }
+  return null;
+}
+
 function split(log: InteractionLog, data: ResolvedRunConfig['data']): Dataset {
   return withPathPrefix('data.split', () => splitLog(log, data));
 }
 
 function splitLog(log: InteractionLog, data: ResolvedRunConfig['data']): Dataset {
   const s = data.split;
+  // `auto`: by timestamp when the log has them (an explicit latest / temporal without
+  // timestamps is refused by the split, naming the option).
+  const byTime = s.order === 'auto' ? log.timestamps !== null : s.order !== 'random';
   if (s.protocol === 'ratio')
     return ratioSplit(log, {
       testFraction: s.testFraction,
-      order: s.order === 'random' ? 'random' : 'temporal',
+      order: byTime ? 'temporal' : 'random',
       seed: s.seed,
     });
   if (s.protocol === 'given')
@@ -357,7 +375,7 @@ function splitLog(log: InteractionLog, data: ResolvedRunConfig['data']): Dataset
         message: `"given" needs files that carry their split (${log.source} is one log; give a csv its test file with data.testPath or --test)`,
       },
     ]);
-  return leaveOneOut(log, { order: s.order === 'random' ? 'random' : 'latest', seed: s.seed });
+  return leaveOneOut(log, { order: byTime ? 'latest' : 'random', seed: s.seed });
 }
 
 /** The interactions of two logs (ids keep the first log's order, then the second's new ones). */
@@ -478,8 +496,26 @@ export async function loadData(
         if (data.testPath !== null) {
           const test = resolve(requirePath(data.testPath, 'data.testPath'));
           files.push(test);
-          dataset = givenSplit(log, await readDelimited(test, options), { name: path });
-        } else dataset = split(log, data);
+          const validationFile =
+            data.validation && data.validationPath
+              ? resolve(requirePath(data.validationPath, 'data.validationPath'))
+              : null;
+          if (validationFile) files.push(validationFile);
+          dataset = givenSplit(log, await readDelimited(test, options), {
+            name: path,
+            ...(validationFile ? { validation: await readDelimited(validationFile, options) } : {}),
+          });
+        } else {
+          if (data.validationPath)
+            throw new ConfigError([
+              {
+                path: 'data.validationPath',
+                message:
+                  'a validation file belongs to a given split: give its test file too (data.testPath)',
+              },
+            ]);
+          dataset = split(log, data);
+        }
         break;
       }
       case 'user-item-lists': {
@@ -492,7 +528,14 @@ export async function loadData(
           if (data.testPath !== null) requirePath(test, 'data.testPath');
           if (existsSync(test)) {
             files.push(test);
-            dataset = givenSplit(trainLog, await readUserItemLists(test), { name: dirname(train) });
+            const validationFile = data.validation
+              ? givenValidationFile(data, dirname(train))
+              : null;
+            if (validationFile) files.push(validationFile);
+            dataset = givenSplit(trainLog, await readUserItemLists(test), {
+              name: dirname(train),
+              ...(validationFile ? { validation: await readUserItemLists(validationFile) } : {}),
+            });
             break;
           }
           if (protocol === 'given') requirePath(test, 'data.testPath');
@@ -517,7 +560,17 @@ export async function loadData(
       }
     }
   }
-  if (data.validation) dataset = holdOutValidation(dataset, { seed: data.split.seed });
+  if (data.validation && dataset.validation === null) {
+    // The validation interaction follows data.split.order; `auto` lets the split decide
+    // (latest when train has timestamps, else random), an explicit order is kept or refused.
+    const order = data.split.order;
+    dataset = withPathPrefix('data.split', () =>
+      holdOutValidation(dataset, {
+        seed: data.split.seed,
+        ...(order === 'auto' ? {} : { order: order === 'random' ? 'random' : 'latest' }),
+      }),
+    );
+  }
   let itemFeatures: ItemFeatures | null = null;
   if (data.features !== null) {
     const file = resolve(requirePath(data.features, 'data.features'));

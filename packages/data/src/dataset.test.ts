@@ -192,4 +192,29 @@ describe('givenSplit', () => {
     expect(d.train.timestamps![0]).toBe(0); // the earliest of the duplicates is kept
     expect(Array.from(d.coldStartItems, (i) => d.itemIdMap.toSource(i))).toEqual(['12']);
   });
+
+  it('keeps a given validation file as the validation split (train overlap removed, ids unioned)', () => {
+    const train = smallLog([
+      ['1', '10', 1],
+      ['2', '11', 1],
+    ]);
+    const validation = smallLog([
+      ['1', '13', 2],
+      ['2', '11', 2], // also in train: dropped from validation
+      ['4', '10', 2], // a user only in validation
+    ]);
+    const test = smallLog([['1', '11', 5]]);
+    const d = givenSplit(train, test, { validation });
+    expect(d.userIdMap.toArray()).toEqual(['1', '2', '4']);
+    expect(d.itemIdMap.toArray()).toEqual(['10', '11', '13']);
+    expect(d.validation!.nnz).toBe(2);
+    expect(d.validation!.has(d.userIdMap.get('1')!, d.itemIdMap.get('13')!)).toBe(true);
+    expect(d.protocol.validation).toEqual({ order: 'given', seed: 0 });
+    expect(d.protocol.droppedTrainValidationOverlap).toBe(1);
+    expect(d.protocol.droppedTrainTestOverlap).toBe(0);
+    // Item 13 occurs in validation only: it is cold.
+    expect(Array.from(d.coldStartItems, (i) => d.itemIdMap.toSource(i))).toEqual(['13']);
+    // A carved validation on top of a given one is refused.
+    expect(() => holdOutValidation(d)).toThrow(/already has a validation split/);
+  });
 });

@@ -26,8 +26,13 @@ export interface SplitProtocol {
   readonly mergedDuplicates: number;
   /** Given splits: test interactions also present in train, removed from test. */
   readonly droppedTrainTestOverlap: number;
+  /** With a given validation file: its interactions dropped because they also occur in train. */
+  readonly droppedTrainValidationOverlap?: number;
   /** The validation hold-out, when one was taken from train. */
-  readonly validation: { readonly order: 'latest' | 'random'; readonly seed: number } | null;
+  readonly validation: {
+    readonly order: 'latest' | 'random' | 'given';
+    readonly seed: number;
+  } | null;
 }
 
 /**
@@ -169,13 +174,21 @@ export interface GivenSplitOptions {
   readonly extraItems?: Iterable<string>;
   /** A name for the data set (default: the train log's source). */
   readonly name?: string;
+  /**
+   * A given validation split (a published `valid.txt`): its interactions that also occur in
+   * train are removed from it, as for test. Default: none (carve one with
+   * {@link holdOutValidation}).
+   */
+  readonly validation?: InteractionLog;
 }
 
 /**
  * A split given as two files (Gowalla's `train.txt`/`test.txt`, NCF's `.train.rating`/
  * `.test.rating`, AMR's `pos.txt`/`neg.txt`). Users and items are the union of both logs,
  * with one id map; duplicates within each log are merged; test interactions that also
- * occur in train are removed from test (and counted in the protocol).
+ * occur in train are removed from test (and counted in the protocol). A given validation
+ * log (train/valid/test as NGCF, LightGCN and MMRec publish them) is kept as the
+ * validation split the same way.
  */
 export function givenSplit(
   train: InteractionLog,
@@ -188,12 +201,15 @@ export function givenSplit(
   issues.throwIfAny();
   const trainLog = dedupe(train);
   const testLog = dedupe(test);
+  const validationLog = options.validation ? dedupe(options.validation) : null;
   const userIdMap = IdMap.fromSourceIds([
     ...trainLog.userIdMap.toArray(),
+    ...(validationLog?.userIdMap.toArray() ?? []),
     ...testLog.userIdMap.toArray(),
   ]);
   const itemIdMap = IdMap.fromSourceIds([
     ...trainLog.itemIdMap.toArray(),
+    ...(validationLog?.itemIdMap.toArray() ?? []),
     ...testLog.itemIdMap.toArray(),
     ...(options.extraItems ?? []),
   ]);
@@ -255,6 +271,30 @@ export function givenSplit(
     pick(testItems),
     testLog.timestamps ? pick(testLog.timestamps) : null,
   );
+  // A given validation split: interactions already in train are dropped, as for test.
+  let validationMatrix: InteractionMatrix | null = null;
+  let validationOverlap = 0;
+  if (validationLog) {
+    const [users, items] = combine(
+      validationLog,
+      remap(validationLog.userIdMap, userIdMap),
+      remap(validationLog.itemIdMap, itemIdMap),
+    );
+    const kept = new Uint8Array(validationLog.length);
+    for (let k = 0; k < validationLog.length; k++) {
+      if (trainMatrix.has(users[k]!, items[k]!)) validationOverlap++;
+      else kept[k] = 1;
+    }
+    const take = <T extends Int32Array | Float64Array>(array: T): T =>
+      array.filter((_, k) => kept[k] === 1) as T;
+    validationMatrix = InteractionMatrix.fromPairs(
+      userIdMap.size,
+      itemIdMap.size,
+      take(users),
+      take(items),
+      validationLog.timestamps ? take(validationLog.timestamps) : null,
+    );
+  }
   return {
     name: options.name ?? train.source,
     userIdMap,
@@ -262,18 +302,27 @@ export function givenSplit(
     numUsers: userIdMap.size,
     numItems: itemIdMap.size,
     train: trainMatrix,
-    validation: null,
+    validation: validationMatrix,
     test: testMatrix,
-    coldStartItems: findColdStartItems(trainDegrees, [testMatrix]),
+    coldStartItems: findColdStartItems(
+      trainDegrees,
+      validationMatrix ? [validationMatrix, testMatrix] : [testMatrix],
+    ),
     protocol: {
       kind: 'given',
       order: 'given',
       seed: 0,
       coldStartItems: policy,
       droppedColdStartInteractions: droppedCold,
-      mergedDuplicates: train.length - trainLog.length + test.length - testLog.length,
+      mergedDuplicates:
+        train.length -
+        trainLog.length +
+        test.length -
+        testLog.length +
+        (validationLog ? options.validation!.length - validationLog.length : 0),
       droppedTrainTestOverlap: overlap,
-      validation: null,
+      ...(validationLog ? { droppedTrainValidationOverlap: validationOverlap } : {}),
+      validation: validationLog ? { order: 'given', seed: 0 } : null,
     },
   };
 }
@@ -527,7 +576,11 @@ export function formatDescription(d: DatasetDescription): string {
     split('test', d.test),
     `  cold-start items ${n(d.coldStartItems)} (${n(d.coldStartTestInteractions)} test interactions, policy "${p.coldStartItems}")`,
     `  split: ${p.kind}, order ${p.order}, seed ${p.seed}${p.testFraction === undefined ? '' : `, test fraction ${p.testFraction}`}` +
-      (p.validation ? `; validation: ${p.validation.order}, seed ${p.validation.seed}` : ''),
+      (p.validation
+        ? p.validation.order === 'given'
+          ? '; validation: given'
+          : `; validation: ${p.validation.order}, seed ${p.validation.seed}`
+        : ''),
   ]
     .filter((line) => line !== '')
     .join('\n');

@@ -32,6 +32,10 @@ export const datasetsCli: CliCommand = {
           ]),
         )
         .option('--test <file>', 'the test file of a given split (user-item-lists or csv)')
+        .option(
+          '--validation-file <file>',
+          'the validation file of a given split (default for user-item-lists: valid.txt or validation.txt beside train.txt)',
+        )
         .addOption(
           new Option(
             '--encoding <encoding>',
@@ -47,11 +51,10 @@ export const datasetsCli: CliCommand = {
           ]),
         )
         .addOption(
-          new Option('--order <order>', 'which interactions go to test').choices([
-            'latest',
-            'random',
-            'temporal',
-          ]),
+          new Option(
+            '--order <order>',
+            'which interactions go to test (auto: by timestamp when there are timestamps, else random)',
+          ).choices(['auto', 'latest', 'random', 'temporal']),
         )
         .option(
           '--test-fraction <fraction>',

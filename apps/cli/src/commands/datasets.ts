@@ -14,6 +14,7 @@ import { toJson, writeText } from '../runs.js';
 export interface SplitFlags {
   readonly format?: ResolvedRunConfig['data']['format'];
   readonly test?: string;
+  readonly validationFile?: string;
   readonly encoding?: 'utf-8' | 'latin1';
   readonly protocol?: ResolvedRunConfig['data']['split']['protocol'];
   readonly order?: ResolvedRunConfig['data']['split']['order'];
@@ -27,10 +28,11 @@ function dataConfig(source: string, flags: SplitFlags): ResolvedRunConfig['data'
     source,
     format: flags.format ?? 'auto',
     testPath: flags.test ?? null,
+    validationPath: flags.validationFile ?? null,
     encoding: flags.encoding ?? 'utf-8',
     split: {
       protocol: flags.protocol ?? 'auto',
-      order: flags.order ?? 'latest',
+      order: flags.order ?? 'auto',
       testFraction: flags.testFraction ?? 0.2,
       seed: flags.seed ?? 42,
     },

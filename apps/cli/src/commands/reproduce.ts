@@ -80,7 +80,10 @@ function baseConfig(kind: 'apr' | 'amr', options: ReproduceOptions): ResolvedRun
       source: options.data ?? 'synthetic',
       ...(options.features ? { features: options.features } : {}),
       ...(amr && !options.data ? { synthetic: { featureDimension: 32 } } : {}),
-      split: amr ? { protocol: 'leave-one-out', order: 'random' } : { protocol: 'auto' },
+      // AMR: leave-one-out at random on one log; files that carry their split keep it.
+      split: amr
+        ? { protocol: options.data ? 'auto' : 'leave-one-out', order: 'random' }
+        : { protocol: 'auto' },
     },
     // reproduce apr initialises MF with seed 1 (its recorded tables); AMR with the model default.
     model: { name: amr ? 'vbpr' : 'mf', embeddingSize: 64, ...(amr ? {} : { seed: 1 }) },
