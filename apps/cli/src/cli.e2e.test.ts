@@ -466,13 +466,22 @@ describe('advrec reproduce apr on the embedded default', () => {
         args: ['--no-sandbox'],
       });
       try {
-        const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+        const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
         const errors: string[] = [];
         page.on('console', (message) => {
           if (message.type() === 'error') errors.push(message.text());
         });
         page.on('pageerror', (error) => errors.push(error.message));
         await page.goto(pathToFileURL(join(work, 'apr', 'report.html')).href);
+        // At 1280 px no table is cut off: each fits, or scrolls in its own box.
+        const clipped = (await page.evaluate(`[...document.querySelectorAll('table')]
+          .filter((t) => {
+            const box = t.parentElement;
+            const scrolls = ['auto', 'scroll'].includes(getComputedStyle(box).overflowX);
+            return !scrolls && t.getBoundingClientRect().right > window.innerWidth;
+          })
+          .map((t) => t.innerText.slice(0, 60))`)) as string[];
+        expect(clipped).toEqual([]);
         expect(await page.title()).toMatch(/advrec reproduce apr/);
         // Three plots (loss, validation curve, robustness curve), each with its series drawn.
         const figures = page.locator('figure svg');

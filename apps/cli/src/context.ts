@@ -226,6 +226,17 @@ export function textTable(
 }
 
 /** `+5.3%`. */
+/**
+ * A p-value as people write it: two significant digits down to 0.001 (`0.53`, `0.012`),
+ * then `3.1e-5`, and `< 1e-300` for an underflow (not `5.3e-1`).
+ */
+export function pValue(p: number): string {
+  if (!Number.isFinite(p)) return 'n/a';
+  if (p === 0) return '< 1e-300';
+  if (p >= 0.001) return String(Number(p.toPrecision(2)));
+  return p.toExponential(1);
+}
+
 export function percent(x: number): string {
   return Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}%` : 'n/a';
 }

@@ -344,8 +344,7 @@ export function resolveSource(
  * what `advrec datasets split` writes), else none.
  */
 function givenValidationFile(data: ResolvedRunConfig['data'], folder: string): string | null {
-  if (data.validationPath)
-    return resolve(requirePath(data.validationPath, 'data.validationPath'));
+  if (data.validationPath) return resolve(requirePath(data.validationPath, 'data.validationPath'));
   for (const name of ['valid.txt', 'validation.txt']) {
     const candidate = join(folder, name);
     if (existsSync(candidate)) return candidate;

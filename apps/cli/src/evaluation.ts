@@ -109,6 +109,22 @@ export function protocolLine(result: EvaluationResult): string {
   return `${p.kind === 'full' ? 'full ranking' : `sampled (${p.negativesPerCase} negatives, ${p.negativeSource ?? 'generated'})`} on ${p.split}; candidates: ${p.candidates}; excluded: ${p.excluded.join(', ') || 'none'}; ties: ${p.tieRule}; ${p.usersEvaluated} users`;
 }
 
+/**
+ * What epsilon means for each adversary: FGM and random noise have L2 norm epsilon per row;
+ * FGSM moves every coordinate by epsilon, so its L2 norm per row is sqrt(K) epsilon (8x at
+ * K = 64): columns at equal epsilon are not equal budgets across those adversaries.
+ */
+function normNote(adversaries: readonly string[]): string {
+  const parts = [
+    'FGM and random noise: L2 norm epsilon per row (FGM along the direction that most increases the BPR loss, random along a random one)',
+  ];
+  if (adversaries.includes('fgsm'))
+    parts.push(
+      'FGSM: every coordinate moves by epsilon, so its L2 norm per row is sqrt(K) x epsilon (8 x epsilon at K = 64); compare FGSM at epsilon / sqrt(K) with FGM at epsilon for an equal budget',
+    );
+  return `${parts.join('. ')}.`;
+}
+
 /** Report sections for a robustness sweep: the drop table (Tables 2/3) and the curve (Figures 1/4). */
 export function robustnessSections(
   reports: readonly { readonly name: string; readonly report: RobustnessReport }[],
@@ -138,7 +154,7 @@ export function robustnessSections(
     {
       kind: 'table',
       title: `Robustness: relative change of ${metricKey} under perturbation`,
-      caption: `Surfaces perturbed: ${reports[0]?.report.surfaces.join(', ') ?? ''}; split ${reports[0]?.report.split ?? 'test'}. Each perturbation has norm epsilon per row (FGM: the direction that most increases the BPR loss; random: a random direction).`,
+      caption: `Surfaces perturbed: ${reports[0]?.report.surfaces.join(', ') ?? ''}; split ${reports[0]?.report.split ?? 'test'}. ${normNote(adversaries)}`,
       columns: ['model', 'adversary', `clean ${metricKey}`, ...epsilons.map((e) => `eps ${e}`)],
       rows,
     },

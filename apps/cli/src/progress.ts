@@ -10,8 +10,11 @@ export interface ProgressOptions {
 
 /** One unit of long work (epochs, users, images) with a known total. */
 export interface ProgressBar {
-  /** Sets the count done, with a short status (loss, metric, rate). */
-  update(done: number, status?: string): void;
+  /**
+   * Sets the count done, with a short status (loss, metric, rate). Without a terminal, lines
+   * are printed at most every few seconds or quarter; `always` prints this one regardless.
+   */
+  update(done: number, status?: string, always?: boolean): void;
   /** Ends the bar with a final line (`done` when it stopped short of the total, e.g. early stopping). */
   finish(status?: string, done?: number): void;
 }
@@ -55,7 +58,7 @@ export class Progress {
     const started = performance.now();
     let lastLine = 0;
     let lastFraction = -1;
-    const render = (done: number, status: string): string => {
+    const render = (done: number, status: string, cut = true): string => {
       const fraction = total > 0 ? Math.min(1, done / total) : 1;
       const seconds = (performance.now() - started) / 1000;
       const eta =
@@ -69,10 +72,11 @@ export class Progress {
       const bar = `${'█'.repeat(filled)}${'░'.repeat(WIDTH - filled)}`;
       const line = `${label} ${bar} ${counts} ${(fraction * 100).toFixed(0)}%${eta}${status ? ` ${status}` : ''}`;
       const columns = this.stream.columns ?? 120;
-      return line.length > columns - 1 ? line.slice(0, columns - 1) : line;
+      // Redrawn lines must fit the terminal; the final line is printed whole.
+      return cut && line.length > columns - 1 ? line.slice(0, columns - 1) : line;
     };
     return {
-      update: (done, status = '') => {
+      update: (done, status = '', always = false) => {
         if (this.quiet) return;
         if (this.tty) {
           this.stream.write(`\r\u001b[2K${render(done, status)}`);
@@ -81,7 +85,7 @@ export class Progress {
         }
         const now = performance.now();
         const fraction = total > 0 ? done / total : 1;
-        if (now - lastLine >= this.interval || fraction - lastFraction >= 0.25) {
+        if (always || now - lastLine >= this.interval || fraction - lastFraction >= 0.25) {
           lastLine = now;
           lastFraction = fraction;
           this.stream.write(`${render(done, status)}\n`);
@@ -91,7 +95,7 @@ export class Progress {
         if (this.quiet) return;
         this.clear();
         if (!this.tty && status === '' && lastFraction >= 1) return;
-        this.stream.write(`${render(done, status)}\n`);
+        this.stream.write(`${render(done, status, false)}\n`);
       },
     };
   }

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { pValue } from './context.js';
 import { Progress } from './progress.js';
 import { renderHtml, renderMarkdown, renderSvg, writeReport } from './report.js';
 import type { Report } from './report.js';
@@ -125,5 +126,18 @@ describe('progress', () => {
     const quiet = sink();
     new Progress(quiet, { quiet: true }).bar('x', 1).finish();
     expect(quiet.text).toBe('');
+  });
+});
+
+describe('p-values as people write them', () => {
+  it('two significant digits down to 0.001, then scientific notation', () => {
+    expect([0.53, 0.0123, 0.0042, 3.14e-5, 0, Number.NaN].map(pValue)).toEqual([
+      '0.53',
+      '0.012',
+      '0.0042',
+      '3.1e-5',
+      '< 1e-300',
+      'n/a',
+    ]);
   });
 });

@@ -16,6 +16,8 @@ export interface LinePlot {
   readonly series: readonly PlotSeries[];
   /** Show y values as percentages. */
   readonly yPercent?: boolean;
+  /** Vertical lines at an x value, labelled (e.g. where adversarial training starts). */
+  readonly markers?: readonly { readonly x: number; readonly label: string }[];
 }
 
 /** A block of a report. */
@@ -141,6 +143,16 @@ export function renderSvg(plot: LinePlot, title = ''): string {
   parts.push(
     `<text transform="translate(14 ${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(plot.yLabel)}</text>`,
   );
+  (plot.markers ?? []).forEach((marker, index) => {
+    if (!Number.isFinite(marker.x)) return;
+    const x = sx(marker.x).toFixed(1);
+    parts.push(
+      `<line class="marker" x1="${x}" x2="${x}" y1="${margin.top}" y2="${margin.top + plotH}" stroke="#555" stroke-dasharray="2 3"/>`,
+    );
+    parts.push(
+      `<text x="${(Number(x) + 4).toFixed(1)}" y="${margin.top + 12 + index * 14}" fill="#555">${escapeXml(marker.label)}</text>`,
+    );
+  });
   plot.series.forEach((series, index) => {
     const color = COLORS[index % COLORS.length]!;
     const valid = series.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
@@ -224,14 +236,15 @@ export function renderHtml(report: Report): string {
     } else if (section.kind === 'table') {
       body.push(`<h2>${escapeHtml(section.title)}</h2>`);
       if (section.caption) body.push(`<p class="caption">${escapeHtml(section.caption)}</p>`);
-      body.push('<table><thead><tr>');
+      // Wide tables (a column per metric or epsilon) scroll in their own box.
+      body.push('<div class="table-wrap"><table><thead><tr>');
       for (const c of section.columns) body.push(`<th>${escapeHtml(c)}</th>`);
       body.push('</tr></thead><tbody>');
       for (const row of section.rows)
         body.push(
           `<tr>${row.map((v) => `<td${typeof v === 'number' ? ' class="num"' : ''}>${escapeHtml(cell(v))}</td>`).join('')}</tr>`,
         );
-      body.push('</tbody></table>');
+      body.push('</tbody></table></div>');
     } else {
       body.push(`<h2>${escapeHtml(section.title)}</h2>`);
       if (section.caption) body.push(`<p class="caption">${escapeHtml(section.caption)}</p>`);
@@ -250,6 +263,7 @@ body { font-family: system-ui, -apple-system, sans-serif; max-width: 980px; marg
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; font-size: 0.9rem; }
 dt { font-weight: 600; } dd { margin: 0; word-break: break-all; }
+div.table-wrap { max-width: 100%; overflow-x: auto; }
 table { border-collapse: collapse; font-size: 0.9rem; margin: 0.5rem 0; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }

@@ -180,13 +180,22 @@ export async function trainModel(
         history.push(row);
         bar.update(
           event.epoch + 1 - phaseStart,
-          `loss ${(event.loss / event.triples).toFixed(4)}${lastValidation ? ` | ${t.validation.metric} ${(lastValidation[t.validation.metric] ?? Number.NaN).toFixed(4)}` : ''}`,
+          `loss ${(event.loss / event.triples).toFixed(4)}${lastValidation ? ` | last ${t.validation.metric} ${(lastValidation[t.validation.metric] ?? Number.NaN).toFixed(4)}` : ''}`,
         );
       },
       onValidation: (event: ValidationEvent) => {
         lastValidation = { ...event.metrics };
         const row = history.findLast((r) => r.epoch === event.epoch);
-        if (row) history[history.indexOf(row)] = { ...row, validation: event.metrics };
+        if (row) {
+          history[history.indexOf(row)] = { ...row, validation: event.metrics };
+          // The epoch's line again, now with this epoch's validation (it arrives after the
+          // epoch's end).
+          bar.update(
+            event.epoch + 1 - phaseStart,
+            `loss ${row.loss.toFixed(4)} | ${t.validation.metric} ${(event.metrics[t.validation.metric] ?? Number.NaN).toFixed(4)}`,
+            true,
+          );
+        }
       },
     },
     resume
@@ -258,9 +267,7 @@ export async function trainModel(
     if (!options.signal?.aborted) throw error;
     // Stopped between two epochs: the tables are consistent; keep them as the last checkpoint.
     interrupted = true;
-    options.progress.log(
-      `interrupted after epoch ${trainer.epoch - 1}; saving checkpoints/last.ckpt`,
-    );
+    options.progress.log(`interrupted after epoch ${trainer.epoch}; saving checkpoints/last.ckpt`);
     await trainer.save(join(checkpoints, 'last.ckpt'), {
       datasetFingerprint: data.fingerprint,
       history: history as unknown as JsonObject[],
@@ -343,10 +350,11 @@ export async function readResumePoint(folder: string, fingerprint: string): Prom
   };
 }
 
-/** `best ndcg@100 0.1234 at epoch 41 (stopped early)`, or nothing without validation. */
+/** `best ndcg@100 0.1234 after epoch 42 (stopped early)`, or nothing without validation. */
 export function phaseSummary(phase: PhaseResult, metric: string): string {
   if (phase.bestEpoch < 0) return '';
-  return `best ${metric} ${phase.bestValue.toFixed(4)} at epoch ${phase.bestEpoch}${phase.stoppedEarly ? ' (stopped early)' : ''}`;
+  // Epochs are counted from 1 on screen and in the plots, as in the progress bar.
+  return `best ${metric} ${phase.bestValue.toFixed(4)} after epoch ${phase.bestEpoch + 1}${phase.stoppedEarly ? ' (stopped early)' : ''}`;
 }
 
 /** Report sections of training history: loss and validation curves (papers' Figures 3-5). */
@@ -354,7 +362,18 @@ export function historySections(
   histories: readonly { readonly name: string; readonly history: readonly HistoryRow[] }[],
   metric: string,
   idPrefix = 'training',
+  bestEpochs: readonly { readonly epoch: number; readonly label: string }[] = [],
 ): ReportSection[] {
+  // Markers (1-based epochs, as plotted): where adversarial training starts, and the best
+  // validation epochs (0-based in `bestEpochs`, as the trainer reports them).
+  const markers: { x: number; label: string }[] = [];
+  if (histories.length === 1) {
+    const first = histories[0]!.history.find((r) => r.adversarialLoss !== null);
+    if (first && first !== histories[0]!.history[0])
+      markers.push({ x: first.epoch + 1, label: 'adversarial training from here' });
+  }
+  for (const best of bestEpochs)
+    if (best.epoch >= 0) markers.push({ x: best.epoch + 1, label: best.label });
   const sections: ReportSection[] = [
     {
       kind: 'plot',
@@ -365,8 +384,9 @@ export function historySections(
       plot: {
         xLabel: 'epoch',
         yLabel: 'loss',
+        markers,
         series: histories.flatMap(({ name, history }) => [
-          { name, points: history.map((r) => [r.epoch, r.loss] as const) },
+          { name, points: history.map((r) => [r.epoch + 1, r.loss] as const) },
           ...(history.some((r) => r.adversarialLoss !== null)
             ? [
                 {
@@ -374,7 +394,7 @@ export function historySections(
                   dashed: true,
                   points: history
                     .filter((r) => r.adversarialLoss !== null)
-                    .map((r) => [r.epoch, r.adversarialLoss!] as const),
+                    .map((r) => [r.epoch + 1, r.adversarialLoss!] as const),
                 },
               ]
             : []),
@@ -392,11 +412,12 @@ export function historySections(
       plot: {
         xLabel: 'epoch',
         yLabel: metric,
+        markers,
         series: histories.map(({ name, history }) => ({
           name,
           points: history
             .filter((r) => r.validation?.[metric] !== undefined)
-            .map((r) => [r.epoch, r.validation![metric]!] as const),
+            .map((r) => [r.epoch + 1, r.validation![metric]!] as const),
         })),
       },
     });

@@ -232,6 +232,35 @@ function fmt(value: Json): string {
 const isObject = (v: Json | undefined): v is { [key: string]: Json } =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/**
+ * A results key path as words: `protocol.config.embeddingSize` -> `protocol › config ›
+ * embedding size` (acronyms and metric names such as `ndcg@20` kept).
+ */
+function humanKey(path: string): string {
+  return path
+    .split('.')
+    .map((segment) =>
+      segment
+        .replace(/(KiB|MiB|GiB)/g, (unit) => `\u0001${unit.toLowerCase()}`)
+        .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+        .replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2')
+        .replace(/\b([A-Z])([a-z])/g, (_m, a: string, b: string) => a.toLowerCase() + b)
+        .replace(
+          /\u0001(kib|mib|gib)/g,
+          (_m, unit: string) => ` ${unit[0]!.toUpperCase()}i${unit[2]!.toUpperCase()}`,
+        ),
+    )
+    .join(' › ');
+}
+
+/** A p-value as people write it: `0.53`, `0.012`, `3.1e-5` (as the CLI prints them). */
+function pValueText(p: number): string {
+  if (!Number.isFinite(p)) return 'n/a';
+  if (p === 0) return '< 1e-300';
+  if (p >= 0.001) return String(Number(p.toPrecision(2)));
+  return p.toExponential(1);
+}
+
 /** Scalars of a results object as `path | value` rows (long arrays summarised). */
 function scalarRows(value: Json, path: string, rows: [string, string][], depth = 0): void {
   if (depth > 5) return;
@@ -298,7 +327,7 @@ function resultsSection(file: string, bench: BenchFile): string {
   for (const key of protocolKeys) if (r[key] !== undefined) scalarRows(r[key]!, key, protocolRows);
   if (protocolRows.length > 0) {
     out.push('**Protocol, data set, split and seeds**', '', '| | |', '| --- | --- |');
-    for (const [k, v] of protocolRows) out.push(`| ${md(k)} | ${v} |`);
+    for (const [k, v] of protocolRows) out.push(`| ${md(humanKey(k))} | ${v} |`);
     out.push('');
   }
   // Model comparisons: objects whose values are metric maps (`hr@20`, `ndcg@10`, ...).
@@ -326,7 +355,7 @@ function resultsSection(file: string, bench: BenchFile): string {
       `| --- | ${metrics.map(() => '---:').join(' | ')} |`,
     );
     for (const [path, values] of rows)
-      out.push(`| ${md(path)} | ${metrics.map((m) => fmt(values[m]!)).join(' | ')} |`);
+      out.push(`| ${md(humanKey(path))} | ${metrics.map((m) => fmt(values[m]!)).join(' | ')} |`);
     out.push('');
   }
   // Significance: paired t-tests recorded by the benchmark.
@@ -343,7 +372,7 @@ function resultsSection(file: string, bench: BenchFile): string {
     );
     for (const [path, t] of tests)
       out.push(
-        `| ${md(path)} | ${t.t.toFixed(2)} | ${t.pValue.toExponential(2)} | ${t.n === undefined ? '' : t.n.toLocaleString('en-US')} |`,
+        `| ${md(humanKey(path))} | ${t.t.toFixed(2)} | ${pValueText(t.pValue)} | ${t.n === undefined ? '' : t.n.toLocaleString('en-US')} |`,
       );
     out.push('');
   }
@@ -372,7 +401,7 @@ function resultsSection(file: string, bench: BenchFile): string {
           .filter((p) => p.adversary === adversary)
           .sort((a, b) => a.epsilon - b.epsilon);
         out.push(
-          `| ${md(path)} | ${adversary} | ${fmt(sweep.clean[metric]!)} | ${epsilons
+          `| ${md(humanKey(path))} | ${adversary} | ${fmt(sweep.clean[metric]!)} | ${epsilons
             .map((e) => {
               const c = points.find((p) => p.epsilon === e)?.relativeChange[metric];
               return c === undefined ? '' : `${c >= 0 ? '+' : ''}${(100 * c).toFixed(1)}%`;
@@ -380,7 +409,7 @@ function resultsSection(file: string, bench: BenchFile): string {
             .join(' | ')} |`,
         );
         series.push({
-          name: `${path.replace(/^robustness\./, '')}, ${adversary}`,
+          name: `${humanKey(path.replace(/^robustness\./, ''))}, ${adversary}`,
           dashed: adversary === 'random',
           points: [
             [0, 0] as const,
@@ -427,7 +456,7 @@ function resultsSection(file: string, bench: BenchFile): string {
       '| figure | value |',
       '| --- | --- |',
     );
-    for (const [k, v] of rows.slice(0, 400)) out.push(`| ${md(k)} | ${v} |`);
+    for (const [k, v] of rows.slice(0, 400)) out.push(`| ${md(humanKey(k))} | ${v} |`);
     out.push('', '</details>', '');
   }
   return out.join('\n');

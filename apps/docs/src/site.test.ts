@@ -2,7 +2,9 @@
  * The built site (`pnpm --filter docs build`, part of `pnpm build`), served on 127.0.0.1:
  * every page reachable from the home page, no broken internal link, and, in headless
  * Chromium (Debian's `chromium`, or CHROMIUM_PATH), no console error, equations and plots
- * rendered; screenshots of the home, a guide and the results page go to artifacts/.
+ * rendered; screenshots of the home, a guide, the results page and a package page go to
+ * artifacts/, each checked at 1280 px for tables or code cut off at the column's edge and for
+ * raw JSON key paths used as labels.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -86,6 +88,26 @@ async function crawl(): Promise<{ pages: string[]; links: Map<string, string> }>
   }
   return { pages, links };
 }
+
+/**
+ * Run in the page (a string: this package has no DOM types): tables and code blocks whose
+ * content is cut at the column's edge (neither fitting nor scrolling in their own box), and
+ * table labels that are raw JSON key paths (`protocol.config.embeddingSize`).
+ */
+const LAYOUT_CHECK = `(() => {
+  const clipped = [];
+  for (const box of document.querySelectorAll('.vp-doc table, .vp-doc div[class*="language-"] pre')) {
+    const scrolls = ['auto', 'scroll'].includes(getComputedStyle(box).overflowX);
+    const right = box.getBoundingClientRect().right;
+    if (!scrolls && (box.scrollWidth > box.clientWidth + 1 || right > window.innerWidth))
+      clipped.push(box.textContent.slice(0, 60));
+  }
+  const rawKeys = [...document.querySelectorAll('.vp-doc td, .vp-doc th')]
+    .filter((cell) => cell.querySelector('code') === null)
+    .map((cell) => cell.textContent.trim())
+    .filter((text) => /^[a-z]\\w*(\\.[\\w@-]+)+$/.test(text) && /[a-z][A-Z]/.test(text));
+  return { clipped, rawKeys };
+})()`;
 
 describe('docs site', () => {
   it('every internal link resolves, and every guide, concept, package and reference page is reachable', async () => {
@@ -179,13 +201,27 @@ describe('docs site', () => {
           ['/', 'home'],
           ['/guide/getting-started.html', 'guide'],
           ['/results/', 'results'],
+          ['/packages/metrics.html', 'package'],
         ] as const) {
           await page.goto(base + path, { waitUntil: 'networkidle' });
           await page.screenshot({
             path: join(artifacts, `docs-${name}.png`),
             fullPage: name !== 'results',
           });
+          // At 1280 px: no table or code block cut off at the column's edge (wide ones scroll
+          // in their own box), and no raw JSON key path (`protocol.config.embeddingSize`) as a
+          // table label.
+          const layout = (await page.evaluate(LAYOUT_CHECK)) as {
+            clipped: string[];
+            rawKeys: string[];
+          };
+          expect(layout.clipped, `${path}: clipped`).toEqual([]);
+          expect(layout.rawKeys, `${path}: raw keys`).toEqual([]);
         }
+        // The home page says how to install and where the source is.
+        await page.goto(`${base}/`, { waitUntil: 'networkidle' });
+        expect(await page.locator('body').innerText()).toMatch(/pnpm@10\.34\.9 install/);
+        expect(await page.locator('a[href^="https://github.com/"]').count()).toBeGreaterThan(0);
         expect(errors).toEqual([]);
       } finally {
         await browser.close();

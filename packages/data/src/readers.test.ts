@@ -100,6 +100,19 @@ describe('readDelimited', () => {
     expect(Array.from(log.timestamps!)).toEqual([1260759144, 1260759179, 835355493]);
   });
 
+  it('reads a quoted field with a line break (RFC 4180); an unclosed quote names its line', async () => {
+    const file = write(
+      'multiline.csv',
+      'user,item,note\nu1,"item, one","first line\nsecond ""line"""\nu2,i2,plain\nu3,"i\n3",x\nu4,6" tv,stray quote\nu5,i5,y\n',
+    );
+    const log = await readDelimited(file, { columns: { user: 'user', item: 'item' } });
+    expect(log.length).toBe(5);
+    // A quote inside an unquoted field is a character, not the start of a multi-line field.
+    expect([...log.itemIdMap.toArray()].sort()).toEqual(['6" tv', 'i\n3', 'i2', 'i5', 'item, one']);
+    const broken = write('unclosed.csv', 'user,item\nu1,i1\nu2,"i2\nu3,i3\n');
+    await expect(readDelimited(broken)).rejects.toThrow(/unclosed\.csv:3: .*closing double quote/);
+  });
+
   it('maps columns by header name, string ids, quoted fields, CRLF and a BOM', async () => {
     const file = write(
       'amazon.csv',

@@ -64,7 +64,8 @@ const DELIMITER_NAMES: Record<string, string> = {
 /**
  * Reads a delimited interaction file (CSV, TSV, `::`-separated, ...) with column mapping
  * and header detection, streaming it line by line. Blank lines are skipped; a CSV field
- * may be double-quoted (`"a,b"`, `""` for a quote).
+ * may be double-quoted (`"a,b"`, `""` for a quote) and, as RFC 4180 allows, hold line
+ * breaks inside the quotes.
  *
  * @example
  * MovieLens latest `ratings.csv` (a `userId,movieId,rating,timestamp` header):
@@ -103,9 +104,33 @@ export async function readDelimited(
   let builder: InteractionLogBuilder | undefined;
   let split: (line: string, lineNumber: number) => string[] = () => [];
 
+  // RFC 4180: a quoted CSV field may hold line breaks. A line that ends inside a quoted field
+  // (a quote at the start of a field, not closed) is joined with the next lines until the
+  // field closes, and the record is reported at the line it starts on. A stray quote inside
+  // an unquoted field (`6" screen`) opens nothing.
+  let pending: string | null = null;
+  let pendingLine = 0;
   await readLines(
     file,
-    (line, lineNumber) => {
+    (rawLine, rawLineNumber) => {
+      let line = rawLine;
+      let lineNumber = rawLineNumber;
+      if (pending !== null) {
+        pending += `\n${rawLine}`;
+        if (endsInsideQuotes(pending)) return;
+        line = pending;
+        lineNumber = pendingLine;
+        pending = null;
+      } else if (
+        (delimiter === ',' || (delimiter === 'auto' && builder === undefined)) &&
+        rawLine.includes('"') &&
+        rawLine.includes(',') &&
+        endsInsideQuotes(rawLine)
+      ) {
+        pending = rawLine;
+        pendingLine = rawLineNumber;
+        return;
+      }
       if (isBlank(line)) return;
       if (builder === undefined) {
         if (delimiter === 'auto') delimiter = detectDelimiter(line);
@@ -137,6 +162,12 @@ export async function readDelimited(
     },
     { encoding: options.encoding ?? 'utf-8' },
   );
+  if (pending !== null)
+    throw new DataFormatError(
+      { file, line: pendingLine },
+      'a closing double quote in a quoted field',
+      'the file ends inside the quoted field opened on this line',
+    );
   if (builder === undefined || builder.length === 0) {
     throw new DataFormatError({ file }, 'at least one interaction line', 'no data lines');
   }
@@ -274,6 +305,19 @@ export function detectDelimiter(line: string): string {
   if (line.includes(';')) return ';';
   if (line.includes('|')) return '|';
   return 'whitespace';
+}
+
+/** Whether a CSV record ends inside a quoted field (RFC 4180 quoting; `""` is a quote). */
+function endsInsideQuotes(text: string): boolean {
+  let inside = false;
+  for (let k = 0; k < text.length; k++) {
+    if (text.charCodeAt(k) !== 34) continue;
+    if (!inside) {
+      if (k === 0 || text.charCodeAt(k - 1) === 44) inside = true;
+    } else if (text.charCodeAt(k + 1) === 34) k++;
+    else inside = false;
+  }
+  return inside;
 }
 
 /** @internal */

@@ -11,7 +11,7 @@ import type {
 } from '@advrec/trainer';
 import { applyOverrides, resolveRunConfig } from '../config.js';
 import type { ResolvedRunConfig } from '../config.js';
-import { dataLoading, emit, openRunFolder, percent, textTable } from '../context.js';
+import { dataLoading, emit, openRunFolder, pValue, percent, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { warnIfNoOnnxRuntime } from '../runtime-notice.js';
 import { loadData } from '../datasets.js';
@@ -434,8 +434,8 @@ function comparisonSection(
     rows: [
       ...result.test.map(([name, r]) => [name, ...keys.map((k) => r.metrics[k]!)]),
       [`${candidate} vs ${baseline}`, ...keys.map((k) => percent(comparisons[k]!.relative))],
-      ['paired t-test p', ...keys.map((k) => comparisons[k]!.tTestP.toExponential(2))],
-      ['Wilcoxon p', ...keys.map((k) => comparisons[k]!.wilcoxonP.toExponential(2))],
+      ['paired t-test p', ...keys.map((k) => pValue(comparisons[k]!.tTestP))],
+      ['Wilcoxon p', ...keys.map((k) => pValue(comparisons[k]!.wilcoxonP))],
     ],
   };
 }
@@ -452,7 +452,7 @@ function summary(result: ExperimentResult, metricKey: string, folder: string): s
       ['model', ...keys],
       results.map(([n, r]) => [n, ...keys.map((k) => r.metrics[k]!)]),
     ),
-    `${result.comparison.candidate} vs ${result.comparison.baseline}: ${keys.map((k) => `${k} ${percent(comparisons[k]!.relative)} (p ${comparisons[k]!.tTestP.toExponential(1)})`).join(', ')}`,
+    `${result.comparison.candidate} vs ${result.comparison.baseline}: ${keys.map((k) => `${k} ${percent(comparisons[k]!.relative)} (p ${pValue(comparisons[k]!.tTestP).startsWith('<') ? '' : '= '}${pValue(comparisons[k]!.tTestP)})`).join(', ')}`,
     '',
     `robustness: relative change of ${metricKey}`,
     textTable(

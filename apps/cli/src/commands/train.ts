@@ -21,7 +21,7 @@ import type { EvaluationResult } from '@advrec/metrics';
 import type { EngineInfo } from '@advrec/trainer';
 import { applyOverrides, readConfigFile, resolveRunConfig } from '../config.js';
 import type { ResolvedRunConfig } from '../config.js';
-import { dataLoading, emit, openRunFolder } from '../context.js';
+import { dataLoading, emit, openRunFolder, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { warnIfNoOnnxRuntime } from '../runtime-notice.js';
 import { loadData } from '../datasets.js';
@@ -134,7 +134,7 @@ export async function trainCommand(
     ({ config, data, model } = reloaded);
     resume = await readResumePoint(folder, data.fingerprint);
     context.progress.log(
-      `resuming ${folder} at epoch ${resume.epoch} (${resume.progress.phase} phase, ${resume.progress.epochsDone} of its epochs done)`,
+      `resuming ${folder} after epoch ${resume.epoch} (${resume.progress.phase} phase, ${resume.progress.epochsDone} of its epochs done)`,
     );
   } else {
     config = await runConfigFromOptions(options);
@@ -219,15 +219,24 @@ export async function trainCommand(
       await writeText(join(folder, 'robustness.json'), toJson(robustness));
     }
     const metricKey = `ndcg@${config.evaluation.cutoffs[Math.min(1, config.evaluation.cutoffs.length - 1)]}`;
+    const label = runLabel(config);
+    const robustnessTables = robustness
+      ? robustnessSections([{ name: label, report: robustness }], metricKey)
+      : [];
     const sections: ReportSection[] = [
-      evaluationSection('Test results', [[config.model.name, result]]),
+      evaluationSection('Test results', [[label, result]]),
       ...historySections(
-        [{ name: config.model.name, history: outcome.history }],
+        [{ name: label, history: outcome.history }],
         config.training.validation.metric,
+        'training',
+        [
+          { epoch: outcome.bestEpoch.bpr, label: 'best BPR validation' },
+          ...(outcome.bestEpoch.apr !== null
+            ? [{ epoch: outcome.bestEpoch.apr, label: 'best adversarial validation' }]
+            : []),
+        ],
       ),
-      ...(robustness
-        ? robustnessSections([{ name: config.model.name, report: robustness }], metricKey)
-        : []),
+      ...robustnessTables,
     ];
     await writeReport(folder, {
       title: `advrec train: ${config.model.name} on ${description.name}`,
@@ -248,8 +257,13 @@ export async function trainCommand(
     );
     emit(context, { folder, metrics: result.metrics, protocol: result.protocol, robustness }, () =>
       [
-        metricsTable([[config.model.name, result]]),
+        metricsTable([[label, result]]),
         `protocol: ${protocolLine(result)}`,
+        ...robustnessTables.flatMap((section) =>
+          section.kind === 'table'
+            ? ['', `${section.title.toLowerCase()}`, textTable(section.columns, section.rows)]
+            : [],
+        ),
         `run folder: ${folder} (report.html, report.md, metrics.json, history.json, checkpoints/)`,
       ].join('\n'),
     );
@@ -257,6 +271,23 @@ export async function trainCommand(
   } finally {
     await release();
   }
+}
+
+/**
+ * What a run trained, in the papers' names: MF-BPR, AMF (MF with adversarial training on its
+ * embeddings), VBPR, AMR (VBPR with adversarial training on its image features), or the
+ * model's name with "+ APR".
+ */
+export function runLabel(config: ResolvedRunConfig): string {
+  const adversarial = config.training.adversarialEpochs > 0;
+  const name = config.model.name;
+  if (name === 'mf') return adversarial ? 'AMF' : 'MF-BPR';
+  if (name === 'vbpr') {
+    if (!adversarial) return 'VBPR';
+    const surfaces = config.training.adversarial.surfaces;
+    return surfaces === null || surfaces.includes('itemFeatures') ? 'AMR' : 'VBPR + APR';
+  }
+  return adversarial ? `${name} + APR` : name;
 }
 
 /** The facts block of a run's report. */
