@@ -241,12 +241,12 @@ function humanKey(path: string): string {
     .split('.')
     .map((segment) =>
       segment
-        .replace(/(KiB|MiB|GiB)/g, (unit) => `\u0001${unit.toLowerCase()}`)
+        .replace(/(KiB|MiB|GiB)/g, (unit) => `§${unit.toLowerCase()}`)
         .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
         .replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2')
         .replace(/\b([A-Z])([a-z])/g, (_m, a: string, b: string) => a.toLowerCase() + b)
         .replace(
-          /\u0001(kib|mib|gib)/g,
+          /§(kib|mib|gib)/g,
           (_m, unit: string) => ` ${unit[0]!.toUpperCase()}i${unit[2]!.toUpperCase()}`,
         ),
     )
