@@ -18,10 +18,21 @@ export interface DataConfig {
   /**
    * File format; `auto` guesses from the name (`u.data` -> movielens-100k, `ratings.dat` ->
    * movielens-dat, a folder with `train.txt` + `test.txt` -> user-item-lists with a given
-   * split, `*.train.rating` -> ncf, a folder with `pos.txt` + `neg.txt` -> amr).
+   * split, `*.train.rating` -> ncf, a folder with `pos.txt` + `neg.txt` -> amr, `*.inter`
+   * (or a folder with one) -> mmrec, with its train / validation / test split by `x_label`; a
+   * `.txt` whose lines all have the same 3 or 4 fields with a non-integer among them, such as
+   * `user item weight`, -> csv rather than per-user lists).
    * @default "auto"
    */
-  format?: 'auto' | 'movielens-100k' | 'movielens-dat' | 'user-item-lists' | 'ncf' | 'amr' | 'csv';
+  format?:
+    | 'auto'
+    | 'movielens-100k'
+    | 'movielens-dat'
+    | 'user-item-lists'
+    | 'ncf'
+    | 'amr'
+    | 'mmrec'
+    | 'csv';
   /**
    * The test file of a given split: for `user-item-lists` (default `test.txt` beside the
    * source) and `csv` (then the source is the training file and the split is `given`).

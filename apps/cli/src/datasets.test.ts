@@ -94,6 +94,34 @@ describe('loading data sets from a run config', () => {
     ).rejects.toThrow(/data\.split\.order.*"latest" needs timestamps/);
   });
 
+  it('reads an MMRec .inter file with its split, and a user-item-weight .txt as a table', async () => {
+    const dir = folder();
+    const rows = ['userID\titemID\trating\ttimestamp\tx_label'];
+    for (let u = 0; u < 20; u++) {
+      for (let k = 0; k < 5; k++) rows.push(`${u}\t${u + k}\t5\t${k}\t0`);
+      rows.push(`${u}\t${u + 5}\t4\t10\t1`, `${u}\t${u + 6}\t3\t11\t2`);
+    }
+    writeFileSync(join(dir, 'baby.inter'), `${rows.join('\n')}\n`);
+    const mmrec = await loadData(dataConfig({ source: dir }));
+    expect(mmrec.dataset.protocol.kind).toBe('given');
+    expect([
+      mmrec.dataset.train.nnz,
+      mmrec.dataset.validation!.nnz,
+      mmrec.dataset.test.nnz,
+    ]).toEqual([100, 20, 20]);
+    // user item weight (as some published splits ship): not per-user lists.
+    const weights = join(dir, 'train.txt');
+    writeFileSync(weights, '1 10 0.5\n1 11 1.0\n2 10 0.25\n2 12 2.5\n3 11 1\n3 12 1\n');
+    const test = join(dir, 'test-weights.txt');
+    writeFileSync(test, '1 12 1.0\n2 11 0.5\n3 10 1.0\n');
+    const table = await loadData(
+      dataConfig({ source: weights, testPath: test, validation: false }),
+    );
+    expect(table.dataset.protocol.kind).toBe('given');
+    expect(table.dataset.itemIdMap.toArray().sort()).toEqual(['10', '11', '12']);
+    expect([table.dataset.train.nnz, table.dataset.test.nnz]).toEqual([6, 3]);
+  });
+
   it('reads NCF files with their sampled negatives and AMR folders', async () => {
     const dir = folder();
     writeFileSync(

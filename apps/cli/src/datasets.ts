@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
@@ -19,6 +19,7 @@ import {
   readFeatureMatrix,
   readMovieLens100K,
   readMovieLensRatingsDat,
+  readMmrecInter,
   readUserItemLists,
   toImplicit,
 } from '@advrec/data';
@@ -294,12 +295,14 @@ function detectFormat(path: string): Exclude<Format, 'auto'> {
     if (existsSync(join(path, 'u.data'))) return 'movielens-100k';
     if (existsSync(join(path, 'ratings.dat'))) return 'movielens-dat';
     if (existsSync(join(path, 'train.txt'))) return 'user-item-lists';
+    if (readdirSync(path).filter((f) => f.endsWith('.inter')).length === 1) return 'mmrec';
   }
   const name = basename(path);
+  if (name.endsWith('.inter')) return 'mmrec';
   if (name === 'u.data') return 'movielens-100k';
   if (name.endsWith('.dat')) return 'movielens-dat';
   if (name.endsWith('.train.rating') || existsSync(`${path}.train.rating`)) return 'ncf';
-  if (name.endsWith('.txt')) return 'user-item-lists';
+  if (name.endsWith('.txt')) return looksLikeRatingTable(path) ? 'csv' : 'user-item-lists';
   return 'csv';
 }
 
@@ -311,6 +314,36 @@ function requirePath(path: string, field: string): string {
       'no such path',
     );
   return path;
+}
+
+/**
+ * Whether a `.txt` file reads as a table (`user item weight`, `user item rating timestamp`)
+ * rather than per-user lists (`user item item ...`): its first lines all have the same 3 or
+ * 4 fields and one of the fields after the first two is not an integer.
+ */
+function looksLikeRatingTable(path: string): boolean {
+  let text: string;
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const buffer = Buffer.alloc(16384);
+      text = buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0)).toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+  const lines = text
+    .split('\n')
+    .slice(0, -1)
+    .filter((l) => l.trim() !== '')
+    .slice(0, 20);
+  if (lines.length === 0) return false;
+  const rows = lines.map((l) => l.trim().split(/[\s,;]+/));
+  const width = rows[0]!.length;
+  if ((width !== 3 && width !== 4) || rows.some((r) => r.length !== width)) return false;
+  return rows.some((r) => r.slice(2).some((f) => !/^-?\d+$/.test(f)));
 }
 
 /** Resolves `data.source` (a name or a path) to a path and a format. */
@@ -555,6 +588,22 @@ export async function loadData(
       case 'amr': {
         files.push(join(path, 'pos.txt'), join(path, 'neg.txt'));
         ({ dataset, sampledTestSet } = await loadAmrDataset(path));
+        break;
+      }
+      case 'mmrec': {
+        const file = isDir
+          ? join(
+              path,
+              readdirSync(path).find((f) => f.endsWith('.inter'))!,
+            )
+          : path;
+        files.push(file);
+        const { train, validation, test } = await readMmrecInter(file);
+        // MMRec's own validation rows (x_label 1) are the validation split when asked for.
+        dataset = givenSplit(train, test, {
+          name: file,
+          ...(data.validation && validation.length > 0 ? { validation } : {}),
+        });
         break;
       }
     }

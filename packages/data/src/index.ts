@@ -19,6 +19,7 @@ export type { ReadLinesOptions, TextEncodingName } from './lines.js';
 export {
   readAmrPositives,
   readDelimited,
+  readMmrecInter,
   readMovieLens100K,
   readMovieLensRatingsDat,
   readNcfRatings,
@@ -29,6 +30,7 @@ export type {
   ColumnRef,
   DelimitedOptions,
   IdFormat,
+  MmrecSplit,
   UserItemListOptions,
 } from './readers.js';
 export { dedupe, filterByCount, kCore, selectInteractions, toImplicit } from './preprocess.js';

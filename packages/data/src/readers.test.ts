@@ -5,6 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
   readDelimited,
+  readMmrecInter,
   readMovieLens100K,
   readMovieLensRatingsDat,
   readUserItemLists,
@@ -177,5 +178,25 @@ describe('readLines via readers: chunk boundaries', () => {
     const small: string[] = [];
     await readLines(file, (line) => small.push(line), { chunkBytes: 7 });
     expect(small).toEqual(lines.split('\n'));
+  });
+});
+describe('readMmrecInter', () => {
+  it("reads MMRec's .inter layout into its train / validation / test logs", async () => {
+    const file = write(
+      'baby.inter',
+      'userID\titemID\trating\ttimestamp\tx_label\n0\t10\t5.0\t100\t0\n0\t11\t4.0\t101\t0\n0\t12\t3.0\t102\t1\n0\t13\t5.0\t103\t2\n1\t10\t2.0\t104\t0\n1\t14\t1.0\t105\t2\n',
+    );
+    const { train, validation, test } = await readMmrecInter(file);
+    expect([train.length, validation.length, test.length]).toEqual([3, 1, 2]);
+    expect(Array.from(test.timestamps!)).toEqual([103, 105]);
+    const dataset = givenSplit(train, test, { validation });
+    expect(dataset.validation!.nnz).toBe(1);
+    expect(dataset.itemIdMap.size).toBe(5);
+    const bad = write('bad.inter', 'userID\titemID\tx_label\n0\t1\t3\n');
+    await expect(readMmrecInter(bad)).rejects.toThrow(
+      /bad\.inter:2: .*x_label of 0 \(train\), 1 \(validation\) or 2 \(test\)/,
+    );
+    const noLabel = write('nolabel.inter', 'userID\titemID\trating\n0\t1\t5\n');
+    await expect(readMmrecInter(noLabel)).rejects.toThrow(/nolabel\.inter:1: .*no x_label column/);
   });
 });

@@ -499,3 +499,100 @@ function parseTimestamp(
     throw new DataFormatError({ file, line }, 'a numeric timestamp', field);
   return value;
 }
+
+/** The three logs of an MMRec `.inter` file, by its `x_label` column. */
+export interface MmrecSplit {
+  /** `x_label` 0. */
+  readonly train: InteractionLog;
+  /** `x_label` 1. */
+  readonly validation: InteractionLog;
+  /** `x_label` 2. */
+  readonly test: InteractionLog;
+}
+
+/**
+ * Reads an MMRec `.inter` file (the multimodal benchmarks' layout: a tab-separated header
+ * naming `userID`, `itemID`, optionally `rating` and `timestamp`, and `x_label`, whose value
+ * puts the row in train (0), validation (1) or test (2)). Pass the result to
+ * {@link givenSplit} (`givenSplit(train, test, { validation })`) to keep MMRec's split.
+ *
+ * @throws {@link DataFormatError} naming the file and line: a header without one of the
+ * required columns, a row with too few fields, an `x_label` other than 0, 1 or 2, a rating
+ * or timestamp that is not a number.
+ */
+export async function readMmrecInter(file: string): Promise<MmrecSplit> {
+  let columns: {
+    user: number;
+    item: number;
+    label: number;
+    rating: number;
+    timestamp: number;
+  } | null = null;
+  let builders: InteractionLogBuilder[] = [];
+  await readLines(file, (line, lineNumber) => {
+    if (isBlank(line)) return;
+    const fields = line.split('\t');
+    if (columns === null) {
+      const at = (name: string): number => fields.findIndex((f) => f.trim() === name);
+      columns = {
+        user: at('userID'),
+        item: at('itemID'),
+        label: at('x_label'),
+        rating: at('rating'),
+        timestamp: at('timestamp'),
+      };
+      const missing = (['userID', 'itemID', 'x_label'] as const).filter(
+        (_, k) => [columns!.user, columns!.item, columns!.label][k]! < 0,
+      );
+      if (missing.length > 0)
+        throw new DataFormatError(
+          { file, line: lineNumber },
+          'an MMRec header naming userID, itemID and x_label (tab-separated)',
+          `no ${missing.join(', ')} column in "${line.slice(0, 80)}"`,
+        );
+      builders = [0, 1, 2].map(
+        (k) =>
+          new InteractionLogBuilder(
+            `${file} (${['train', 'validation', 'test'][k]})`,
+            columns!.rating >= 0,
+            columns!.timestamp >= 0,
+          ),
+      );
+      return;
+    }
+    const c = columns;
+    const needed = Math.max(c.user, c.item, c.label, c.rating, c.timestamp) + 1;
+    if (fields.length < needed)
+      throw new DataFormatError({ file, line: lineNumber }, `${needed} tab-separated fields`, line);
+    const label = fields[c.label]!.trim();
+    if (label !== '0' && label !== '1' && label !== '2')
+      throw new DataFormatError(
+        { file, line: lineNumber },
+        'an x_label of 0 (train), 1 (validation) or 2 (test)',
+        JSON.stringify(label),
+      );
+    const b = builders[Number(label)]!;
+    const user = b.addUser(fields[c.user]!.trim());
+    const item = b.addItem(fields[c.item]!.trim());
+    b.push(
+      user,
+      item,
+      c.rating >= 0 ? parseRating(fields[c.rating]!.trim(), file, lineNumber) : Number.NaN,
+      c.timestamp >= 0
+        ? parseTimestamp(fields[c.timestamp]!.trim(), 'number', file, lineNumber)
+        : Number.NaN,
+    );
+  });
+  if (columns === null || builders[0]!.length === 0 || builders[2]!.length === 0)
+    throw new DataFormatError(
+      { file },
+      'an MMRec .inter file with train (x_label 0) and test (x_label 2) rows',
+      columns === null ? 'no header' : 'no train or no test rows',
+    );
+  const [train, validation, test] = builders.map((b) => b.finish()) as [
+    InteractionLog,
+    InteractionLog,
+    InteractionLog,
+  ];
+  return { train, validation, test };
+}

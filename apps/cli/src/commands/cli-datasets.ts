@@ -28,6 +28,7 @@ export const datasetsCli: CliCommand = {
             'user-item-lists',
             'ncf',
             'amr',
+            'mmrec',
             'csv',
           ]),
         )
