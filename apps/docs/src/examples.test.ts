@@ -178,7 +178,8 @@ describe('docs code examples', () => {
       docs,
     );
     expect(result.code, result.output).toBe(0);
-    expect(result.output).toMatch(/biased-mf\s+\d\.\d{4}/);
+    // One adversarial epoch: the result row names the model and its adversarial training.
+    expect(result.output).toMatch(/biased-mf \+ APR\s+\d\.\d{4}/);
     expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).model.name).toBe('biased-mf');
   }, 120_000);
 });
