@@ -59,7 +59,11 @@ export interface DataConfig {
    * @default true
    */
   validation?: boolean;
-  /** Item feature matrix (`.npy` with a `.manifest.json` of item ids, or aligned to dense item ids) for VBPR/AMR. */
+  /**
+   * Item feature matrix for VBPR/AMR: a `.npy` whose rows are matched to items by the item ids
+   * of its `.manifest.json` (what `advrec features` writes); without a manifest, row `r` is
+   * the item whose source id is the integer `r` (ML-1M movie ids, say), not the r-th item.
+   */
   features?: string;
   /** Settings of the embedded synthetic data set (source `synthetic`). */
   synthetic?: SyntheticConfig;

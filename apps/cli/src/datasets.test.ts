@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { DataFormatError, writeNpy } from '@advrec/data';
 import { sharedDataFiles } from '@advrec/testing';
 import { resolveRunConfig } from './config.js';
+import { runCli } from './cli.js';
 import { datasetFingerprint, loadData } from './datasets.js';
 
 const folder = (): string => mkdtempSync(join(tmpdir(), 'advrec-datasets-'));
@@ -118,7 +119,7 @@ describe('loading data sets from a run config', () => {
       dataConfig({ source: weights, testPath: test, validation: false }),
     );
     expect(table.dataset.protocol.kind).toBe('given');
-    expect(table.dataset.itemIdMap.toArray().sort()).toEqual(['10', '11', '12']);
+    expect([...table.dataset.itemIdMap.toArray()].sort()).toEqual(['10', '11', '12']);
     expect([table.dataset.train.nnz, table.dataset.test.nnz]).toEqual([6, 3]);
   });
 
@@ -205,5 +206,23 @@ describe('loading data sets from a run config', () => {
     );
     expect(data.itemFeatures!.dimension).toBe(8);
     expect(data.itemFeatures!.matrix).toHaveLength(data.dataset.numItems * 8);
+  });
+});
+
+describe('datasets describe <name>', () => {
+  it("prints the published results on the data set's standard split", async () => {
+    const out = { text: '', write: (s: string) => ((out.text += s), true) };
+    const code = await runCli(['--json', 'datasets', 'describe', 'gowalla'], {
+      stdout: out as unknown as NodeJS.WritableStream,
+      stderr: { write: () => true } as unknown as NodeJS.WritableStream,
+    });
+    expect(code).toBe(0);
+    const baselines = (
+      JSON.parse(out.text) as { baselines: { model: string; metrics: Record<string, number> }[] }
+    ).baselines;
+    expect(baselines[0]).toMatchObject({
+      model: 'MF-BPR',
+      metrics: { 'recall@20': 0.1291, 'ndcg@20': 0.1109 },
+    });
   });
 });

@@ -41,6 +41,16 @@ export interface DatasetFile {
   readonly saveAs?: string;
 }
 
+/** A published result on a data set, to compare a run with (same split and protocol). */
+export interface PublishedBaseline {
+  readonly model: string;
+  /** Metric name (`recall@20`, ...) to value. */
+  readonly metrics: Readonly<Record<string, number>>;
+  /** Where the figure comes from (paper and table, or who measured it and how). */
+  readonly source: string;
+  readonly protocol: string;
+}
+
 /** A public data set the papers use, as `advrec datasets list` shows it. */
 export interface DatasetEntry {
   readonly name: string;
@@ -53,6 +63,8 @@ export interface DatasetEntry {
   /** The file (relative to the folder) that `data.source` points at, and its format. */
   readonly main: string;
   readonly format: NonNullable<ResolvedRunConfig['data']['format']>;
+  /** Published results on its standard split (none recorded: empty). */
+  readonly baselines?: readonly PublishedBaseline[];
   /** The split the papers use on it. */
   readonly defaultSplit: 'leave-one-out' | 'given';
 }
@@ -131,6 +143,20 @@ export const DATASETS: readonly DatasetEntry[] = [
       },
     ],
     folders: ['gowalla'],
+    baselines: [
+      {
+        model: 'MF-BPR',
+        metrics: { 'recall@20': 0.1291, 'ndcg@20': 0.1109 },
+        source: 'LightGCN paper (He et al., SIGIR 2020), MF-BPR on this split',
+        protocol: 'full ranking of all items, training items excluded, the LightGCN test file',
+      },
+      {
+        model: 'MF-BPR (Cornac 2.6.0, item bias, lr 0.05, L2 0.001, 1,300 epochs)',
+        metrics: { 'recall@20': 0.1594, 'ndcg@20': 0.1297 },
+        source: 'measured for advrec issue 15 with Cornac built from source (2 threads, 162 s)',
+        protocol: 'full ranking of all items, training items excluded, the LightGCN test file',
+      },
+    ],
     main: 'train.txt',
     format: 'user-item-lists',
     defaultSplit: 'given',

@@ -76,10 +76,26 @@ export async function describeCommand(
 ): Promise<number> {
   const data = await loadData(dataConfig(source, flags), dataLoading(context));
   const description = describe(data.dataset);
+  // A named data set: the published results on its standard split, to compare runs with.
+  const baselines = DATASETS.find((d) => d.name === source)?.baselines ?? [];
   emit(
     context,
-    { ...description, fingerprint: data.fingerprint, files: data.files },
-    () => `${formatDescription(description)}\n  fingerprint ${data.fingerprint}`,
+    { ...description, fingerprint: data.fingerprint, files: data.files, baselines },
+    () =>
+      [
+        `${formatDescription(description)}\n  fingerprint ${data.fingerprint}`,
+        ...(baselines.length > 0
+          ? [
+              '  published results on this split:',
+              ...baselines.map(
+                (b) =>
+                  `    ${b.model}: ${Object.entries(b.metrics)
+                    .map(([k, v]) => `${k} ${v}`)
+                    .join(', ')} (${b.source}; ${b.protocol})`,
+              ),
+            ]
+          : []),
+      ].join('\n'),
   );
   return 0;
 }
