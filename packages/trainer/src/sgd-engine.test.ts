@@ -97,7 +97,8 @@ function referenceSgdEpoch(
     s ^= s >>> 17;
     s ^= s << 5;
     s >>>= 0;
-    return Number((BigInt(s) * BigInt(n)) >> 32n);
+    // The kernel maps the xorshift32* output (the state times an odd constant) to [0, n).
+    return Number((BigInt(Math.imul(s, 0x2545f491) >>> 0) * BigInt(n)) >> 32n);
   };
   const stride = Math.ceil(k / 4) * 4;
   const keep = f(1 - f(f(lr) * f(reg)));
