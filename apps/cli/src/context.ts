@@ -26,20 +26,43 @@ export interface CommandContext {
  * command's progress output (a line saying what and from where, then a progress bar).
  */
 export function dataLoading(context: CommandContext): LoadDataOptions {
-  const bars = new Map<string, ReturnType<Progress['bar']>>();
   return {
     onDownload: (message) => context.progress.log(message),
+    onProgress: downloadBars(context).onProgress,
+  };
+}
+
+/**
+ * One progress bar per downloaded file (KiB), finished when the file is complete;
+ * `finish` ends any still open (a file of unknown size).
+ */
+export function downloadBars(context: CommandContext): {
+  onProgress: (url: string, received: number, total: number | null) => void;
+  finish: () => void;
+} {
+  const open = new Map<string, ReturnType<Progress['bar']>>();
+  const done = new Set<string>();
+  return {
     onProgress: (url, received, total) => {
-      let bar = bars.get(url);
+      if (done.has(url)) return;
+      let bar = open.get(url);
       if (!bar) {
         bar = context.progress.bar(
           `downloading ${url.split('/').at(-1)} (KiB)`,
           total ? Math.ceil(total / 1024) : 0,
         );
-        bars.set(url, bar);
+        open.set(url, bar);
       }
       bar.update(Math.floor(received / 1024));
-      if (total !== null && received >= total) bar.finish();
+      if (total !== null && received >= total) {
+        bar.finish();
+        open.delete(url);
+        done.add(url);
+      }
+    },
+    finish: () => {
+      for (const bar of open.values()) bar.finish();
+      open.clear();
     },
   };
 }

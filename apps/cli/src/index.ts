@@ -38,6 +38,7 @@ export type { LoadDataOptions } from './datasets.js';
 export type { DatasetEntry, DatasetFile, LoadedData } from './datasets.js';
 export { downloadDataset, safeMemberPath } from './download.js';
 export type { DownloadOptions, DownloadResult } from './download.js';
+export { pValue } from './context.js';
 export { renderHtml, renderMarkdown, renderSvg, writeReport } from './report.js';
 export type { LinePlot, PlotSeries, Report, ReportSection } from './report.js';
 export { Progress } from './progress.js';

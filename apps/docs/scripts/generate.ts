@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeCli, renderSvg, runConfigSchema } from 'advrec';
+import { describeCli, pValue, renderSvg, runConfigSchema } from 'advrec';
 import type { LinePlot } from 'advrec';
 import { Application } from 'typedoc';
 import { PACKAGES } from './packages.js';
@@ -253,14 +253,6 @@ function humanKey(path: string): string {
     .join(' › ');
 }
 
-/** A p-value as people write it: `0.53`, `0.012`, `3.1e-5` (as the CLI prints them). */
-function pValueText(p: number): string {
-  if (!Number.isFinite(p)) return 'n/a';
-  if (p === 0) return '< 1e-300';
-  if (p >= 0.001) return String(Number(p.toPrecision(2)));
-  return p.toExponential(1);
-}
-
 /** Scalars of a results object as `path | value` rows (long arrays summarised). */
 function scalarRows(value: Json, path: string, rows: [string, string][], depth = 0): void {
   if (depth > 5) return;
@@ -372,7 +364,7 @@ function resultsSection(file: string, bench: BenchFile): string {
     );
     for (const [path, t] of tests)
       out.push(
-        `| ${md(humanKey(path))} | ${t.t.toFixed(2)} | ${pValueText(t.pValue)} | ${t.n === undefined ? '' : t.n.toLocaleString('en-US')} |`,
+        `| ${md(humanKey(path))} | ${t.t.toFixed(2)} | ${pValue(t.pValue)} | ${t.n === undefined ? '' : t.n.toLocaleString('en-US')} |`,
       );
     out.push('');
   }

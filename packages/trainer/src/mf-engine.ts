@@ -263,7 +263,6 @@ const { shared, params, worker, threads, mode } = workerData;
 const hogwild = mode === 'hogwild';
 const kernel = createMfKernel(shared, params, hogwild ? worker : 0);
 const T = hogwild ? 1 : threads;
-const w = hogwild ? 0 : worker;
 const meta = shared.slotMeta;
 const control = shared.control;
 const R = shared.ringSlots;
@@ -280,7 +279,7 @@ try {
       if (Atomics.load(control, 2) === 1) { process.exit(0); }
       if (++spins > 4000) Atomics.wait(meta, at, Atomics.load(meta, at), 20);
     }
-    kernel.runBatch(slot, w, T);
+    kernel.runBatch(slot, T);
     // The last worker through the batch frees its slot.
     if (hogwild || Atomics.add(meta, at + 8, 1) === T - 1) { Atomics.store(meta, at, 0); Atomics.notify(meta, at); }
     n += stride;
@@ -402,7 +401,7 @@ export class MfEngine implements Engine {
         meta[at + 6] = 0;
         meta[at + 7] = 0;
         meta[at + 8] = 0;
-        if (this.local) this.local.runBatch(slot, 0, 1);
+        if (this.local) this.local.runBatch(slot, 1);
         else {
           Atomics.store(meta, at, n + 1);
           Atomics.notify(meta, at);

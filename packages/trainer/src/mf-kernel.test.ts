@@ -67,7 +67,7 @@ function setup(optimizer: OptimizerConfig, extra: Partial<MfEngineOptions> = {},
   const run = (adversarial: boolean): void => {
     buffers.slotMeta.set([1, SIZE, 0, 0, adversarial ? 1 : 0, 1]);
     syncKernelMemory(buffers, model, options.userState, options.itemState, true);
-    createMfKernel(buffers, kernelParams(options)).runBatch(0, 0, 1);
+    createMfKernel(buffers, kernelParams(options)).runBatch(0, 1);
     syncKernelMemory(buffers, model, options.userState, options.itemState, false);
   };
   return { model, options, buffers, batch, run, delta };

@@ -458,13 +458,13 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
   }
 
   /**
-   * Runs batch `slot` as worker `w` of `T` (T = 1: the whole batch in order). The batch runs
+   * Runs batch `slot` as one of `T` workers (T = 1: the whole batch in order). The batch runs
    * in phases (margins; gradients; with APR, gamma and Delta, perturbed margins, perturbed
    * gradients; the optimiser), each split into chunks that the workers claim
    * ({@link claimChunks}); a phase starts when every chunk of the one before it is done.
    * Worker-local work (the row index) is repeated by every worker.
    */
-  function runBatch(slot: number, _w: number, T: number): void {
+  function runBatch(slot: number, T: number): void {
     const m = slot * FIELDS;
     const size = meta[m + 1]!;
     const epoch = meta[m + 2]!;

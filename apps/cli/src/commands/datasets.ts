@@ -4,7 +4,7 @@ import { join, relative, resolve } from 'node:path';
 import { ConfigError, describe, formatDescription } from '@advrec/data';
 import type { InteractionMatrix, Dataset } from '@advrec/data';
 import type { ResolvedRunConfig } from '../config.js';
-import { dataLoading, emit, textTable } from '../context.js';
+import { dataLoading, downloadBars, emit, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { DATASETS, dataDirectory, datasetEntry, loadData, locateDataset } from '../datasets.js';
 import { downloadDataset } from '../download.js';
@@ -194,7 +194,7 @@ export async function downloadCommand(
       pinned[new URL(entry.files[0]!.url).pathname.split('/').at(-1)!] = pair;
   }
   const directory = resolve(flags.dir ?? dataDirectory());
-  const bars = new Map<string, ReturnType<CommandContext['progress']['bar']>>();
+  const bars = downloadBars(context);
   const result = await downloadDataset(entry, {
     directory,
     ...(flags.mirror ? { mirror: flags.mirror } : {}),
@@ -202,19 +202,9 @@ export async function downloadCommand(
     skipChecksum: flags.skipChecksum ?? false,
     force: flags.force ?? false,
     ...(flags.timeout !== undefined ? { timeoutSeconds: flags.timeout } : {}),
-    onProgress: (url, received, total) => {
-      let bar = bars.get(url);
-      if (!bar) {
-        bar = context.progress.bar(
-          `downloading ${url.split('/').at(-1)} (KiB)`,
-          total ? Math.ceil(total / 1024) : 0,
-        );
-        bars.set(url, bar);
-      }
-      bar.update(Math.floor(received / 1024));
-    },
+    onProgress: bars.onProgress,
   });
-  for (const bar of bars.values()) bar.finish();
+  bars.finish();
   emit(context, result, () =>
     [
       ...result.files.map(

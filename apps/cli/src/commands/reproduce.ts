@@ -440,6 +440,12 @@ function comparisonSection(
   };
 }
 
+/** `p = 0.012`, or `p < 1e-300`. */
+function pEquals(p: number): string {
+  const text = pValue(p);
+  return text.startsWith('<') ? `p ${text}` : `p = ${text}`;
+}
+
 function summary(result: ExperimentResult, metricKey: string, folder: string): string {
   const results = result.test;
   const comparisons = result.comparison.metrics;
@@ -452,7 +458,7 @@ function summary(result: ExperimentResult, metricKey: string, folder: string): s
       ['model', ...keys],
       results.map(([n, r]) => [n, ...keys.map((k) => r.metrics[k]!)]),
     ),
-    `${result.comparison.candidate} vs ${result.comparison.baseline}: ${keys.map((k) => `${k} ${percent(comparisons[k]!.relative)} (p ${pValue(comparisons[k]!.tTestP).startsWith('<') ? '' : '= '}${pValue(comparisons[k]!.tTestP)})`).join(', ')}`,
+    `${result.comparison.candidate} vs ${result.comparison.baseline}: ${keys.map((k) => `${k} ${percent(comparisons[k]!.relative)} (${pEquals(comparisons[k]!.tTestP)})`).join(', ')}`,
     '',
     `robustness: relative change of ${metricKey}`,
     textTable(
