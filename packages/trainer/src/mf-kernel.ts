@@ -501,8 +501,9 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     const total = nU + nI;
     rowBounds[0] = 0;
     if (N > 1) {
-      let work = 0;
-      for (let r = 0; r < total; r++) work += rowWork(r);
+      // Sum of rowWork over all rows: one unit per row, 3 per user occurrence (one per
+      // triple), 1 per item occurrence (two per triple).
+      const work = total + 5 * size;
       let acc = 0;
       let c = 1;
       for (let r = 0; r < total && c < N; r++) {
@@ -512,13 +513,12 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
       while (c < N) rowBounds[c++] = total;
     }
     rowBounds[N] = total;
-    const rowsFrom = (c: number): number => rowBounds[c]!;
     awaitChunks(m, T, end);
 
     if (!adversarial) {
       // Phase B: gradients of unique rows (clean BPR + L2 per occurrence).
       claimChunks(m, T, end, N, (c) => {
-        for (let r = rowsFrom(c); r < rowsFrom(c + 1); r++) {
+        for (let r = rowBounds[c]!; r < rowBounds[c + 1]!; r++) {
           if (r < nU) {
             userGamma(r, users, pos, neg, base, gU);
             if (l2x2 !== 0) {
@@ -541,7 +541,7 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     } else {
       // Phase B1: gamma (the clean gradient w.r.t. Delta at 0, APR Eq. 8) and Delta per row.
       claimChunks(m, T, end, N, (c) => {
-        for (let r = rowsFrom(c); r < rowsFrom(c + 1); r++) {
+        for (let r = rowBounds[c]!; r < rowBounds[c + 1]!; r++) {
           if (r < nU) {
             userGamma(r, users, pos, neg, base, gamU);
             if (params.perturbUsers)
@@ -584,7 +584,7 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
       awaitChunks(m, T, end);
       // Phase B2: gamma + L2 + lambda * the perturbed gradient (APR Eq. 10).
       claimChunks(m, T, end, N, (c) => {
-        for (let r = rowsFrom(c); r < rowsFrom(c + 1); r++) {
+        for (let r = rowBounds[c]!; r < rowBounds[c + 1]!; r++) {
           if (r < nU) {
             const g = gU + r * ROW;
             const n = occUserStart[r + 1]! - occUserStart[r]!;
