@@ -30,6 +30,15 @@ export interface AprExperimentOptions {
   readonly sweepEpsilons: readonly number[];
   readonly sweepCutoffs: readonly number[];
   readonly base: TrainConfig;
+  /**
+   * MF-BPR's own training (the fast path: per-triple SGD with Cornac's item bias) when it
+   * differs from `base`; the continuations then run `base` (APR's mini-batch Adagrad).
+   */
+  readonly pretraining?: {
+    readonly train: TrainConfig;
+    readonly itemBias: boolean;
+    readonly description: string;
+  };
   /** Start both continuations with fresh optimiser state (as the official code's new Adagrad) instead of the checkpoint's. */
   readonly resetOptimizer?: boolean;
   readonly log: (line: string) => void;
@@ -68,6 +77,9 @@ export async function runAprExperiment(o: AprExperimentOptions): Promise<Record<
         adversarial: { adversary: 'fgm', adversarialWeight: o.adversarialWeight },
       },
       bprEpochs: o.bprMaxEpochs,
+      ...(o.pretraining
+        ? { pretrainingTrain: o.pretraining.train, itemBias: o.pretraining.itemBias }
+        : {}),
       continueEpochs: o.continueEpochs,
       epsilons: o.epsilons,
       continuation: {
@@ -125,6 +137,15 @@ export async function runAprExperiment(o: AprExperimentOptions): Promise<Record<
           'train minus one random validation interaction per user (validation split carved from train)',
         test: 'full ranking over all items, training and validation items excluded, pessimistic ties',
         earlyStopping: `best ${o.validationMetric} on validation every ${o.validateEvery} epochs, patience ${o.patience} validations`,
+        ...(o.pretraining
+          ? {
+              pretraining: {
+                description: o.pretraining.description,
+                itemBias: o.pretraining.itemBias,
+                config: o.pretraining.train,
+              },
+            }
+          : {}),
         config: {
           embeddingSize: 64,
           batchSize: 512,

@@ -85,6 +85,8 @@ export type {
   RowAlignment,
   WriteNpyOptions,
 } from './features.js';
+export { principalComponents } from './pca.js';
+export type { PrincipalComponents, PrincipalComponentsOptions } from './pca.js';
 export { generateSynthetic } from './synthetic.js';
 export type { SyntheticData, SyntheticOptions } from './synthetic.js';
 export { processIsAlive, removeStaleTemporaries, writeFileAtomic } from './write.js';

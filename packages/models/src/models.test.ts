@@ -291,6 +291,56 @@ describe('VBPR', () => {
     ).toThrow(/featureNormalization: must be centred, unit or none/);
   });
 
+  it('reduces features to principal components when asked: a fixed basis saved with the model and applied to new rows', async () => {
+    const raw = features(12, 7, 5);
+    raw.data.fill(0, 3 * 7, 4 * 7); // item 3 has no image
+    const model = new VisualBPR({ numUsers: 9, numItems: 12 }, raw, {
+      embeddingSize: 4,
+      featureComponents: 3,
+    });
+    expect(model.featureSize).toBe(3);
+    expect(model.itemFeatures.dimension).toBe(3);
+    expect(model.featureProjection.rows).toBe(3);
+    expect(model.featureBasis?.rows).toBe(7);
+    expect(model.trainableTables).not.toContain('featureBasis');
+    expect(model.config.featureComponents).toBe(3);
+    expect(model.itemFeatures.values.subarray(9, 12).every((v) => v === 0)).toBe(true);
+    // The reduced rows are centred with mean norm 1/sqrt(3), as any prepared features.
+    const norms = Array.from({ length: 12 }, (_, i) =>
+      Math.hypot(...model.itemFeatures.values.subarray(i * 3, i * 3 + 3)),
+    ).filter((_, i) => i !== 3);
+    expect(norms.reduce((a, b) => a + b, 0) / norms.length).toBeCloseTo(defaultFeatureNorm(3), 6);
+    // The basis columns are orthonormal directions of the raw features.
+    const b = model.featureBasis!.values;
+    for (let j = 0; j < 3; j++)
+      for (let l = 0; l < 3; l++) {
+        let dot = 0;
+        for (let c = 0; c < 7; c++) dot += b[c * 3 + j]! * b[c * 3 + l]!;
+        expect(dot).toBeCloseTo(j === l ? 1 : 0, 5);
+      }
+    // Saved and restored (checkpoint state), it prepares raw rows exactly as at training.
+    const restored = VisualBPR.restore({
+      modelName: model.modelName,
+      specificationVersion: model.specificationVersion,
+      config: JSON.parse(JSON.stringify(model.config)),
+      numUsers: model.numUsers,
+      numItems: model.numItems,
+      tables: model.tables.map((t) => ({ ...t, values: Float32Array.from(t.values) })),
+    });
+    const again = restored.prepareFeatures(raw);
+    again.forEach((v, k) => expect(v).toBeCloseTo(model.itemFeatures.values[k]!, 5));
+    expect(() => restored.prepareFeatures(features(2, 5, 1))).toThrow(
+      /reduced from 7-d raw features/,
+    );
+    expect(
+      () => new VisualBPR({ numUsers: 9, numItems: 12 }, raw, { featureComponents: 0 }),
+    ).toThrow(/featureComponents: must be a positive integer/);
+    // As many components as dimensions (or more): the features are kept as they are.
+    const whole = new VisualBPR({ numUsers: 9, numItems: 12 }, raw, { featureComponents: 7 });
+    expect(whole.featureBasis).toBeNull();
+    expect(whole.featureSize).toBe(7);
+  });
+
   it('refuses features of the wrong size or with NaN', () => {
     expect(
       () =>

@@ -99,6 +99,14 @@ export interface TrainConfig {
    */
   readonly l2?: number;
   readonly optimizer?: OptimizerConfig;
+  /**
+   * Per-table learning rate and L2, by the model's table name, over `optimizer.learningRate`
+   * and `l2` (VBPR's separate regularisers: lambda_Theta for the embeddings, lambda_E for the
+   * feature projection). E.g. `{ featureProjection: { learningRate: 0.01, l2: 0.001 } }`.
+   * The generic engine applies them; the fused MF kernel has one rate and one L2, so it
+   * refuses a config that sets any.
+   */
+  readonly tables?: Readonly<Record<string, TableTrainConfig>>;
   readonly adversarial?: AdversarialConfig;
   /** `shuffle` (each interaction once per epoch, the papers' code) or `with-replacement`. */
   readonly sampling?: 'shuffle' | 'with-replacement';
@@ -125,12 +133,28 @@ export interface TrainConfig {
   readonly validation?: ValidationConfig;
 }
 
+/** A learning rate and L2 for one parameter table (`TrainConfig.tables`). */
+export interface TableTrainConfig {
+  /**
+   * This table's learning rate (default `optimizer.learningRate`).
+   * @exclusiveMinimum 0
+   */
+  readonly learningRate?: number;
+  /**
+   * This table's L2 (default `l2`).
+   * @minimum 0
+   */
+  readonly l2?: number;
+}
+
 /** A fully resolved training config (what run folders and checkpoints record). */
 export interface ResolvedTrainConfig {
   readonly seed: number;
   readonly batchSize: number;
   readonly l2: number;
   readonly optimizer: ResolvedOptimizerConfig;
+  /** Only the tables given, each with both fields filled from the global ones. */
+  readonly tables: Readonly<Record<string, { readonly learningRate: number; readonly l2: number }>>;
   readonly adversarial: {
     readonly adversary: string;
     readonly epsilon: number;
@@ -175,6 +199,38 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
   if (!(Number.isFinite(l2) && l2 >= 0))
     issues.push({ path: 'l2', message: `must be a finite number >= 0, got ${l2}` });
   const optimizer = resolveOptimizerConfig(config.optimizer, issues);
+  const tables: Record<string, { learningRate: number; l2: number }> = {};
+  if (config.tables !== undefined && (typeof config.tables !== 'object' || config.tables === null))
+    issues.push({ path: 'tables', message: 'must be an object of table names' });
+  else
+    for (const [name, table] of Object.entries(config.tables ?? {})) {
+      const path = `tables.${name}`;
+      if (model && !model.trainableTables.includes(name)) {
+        issues.push({
+          path,
+          message: `model ${model.modelName} has no trainable table "${name}"; it has ${model.trainableTables.join(', ')}`,
+        });
+        continue;
+      }
+      const unknown = Object.keys(table ?? {}).filter((k) => k !== 'learningRate' && k !== 'l2');
+      if (unknown.length > 0)
+        issues.push({ path: `${path}.${unknown[0]}`, message: 'unknown field (learningRate, l2)' });
+      const resolved = {
+        learningRate: table?.learningRate ?? optimizer.learningRate,
+        l2: table?.l2 ?? l2,
+      };
+      if (!(Number.isFinite(resolved.learningRate) && resolved.learningRate > 0))
+        issues.push({
+          path: `${path}.learningRate`,
+          message: `must be a finite positive number, got ${resolved.learningRate}`,
+        });
+      if (!(Number.isFinite(resolved.l2) && resolved.l2 >= 0))
+        issues.push({
+          path: `${path}.l2`,
+          message: `must be a finite number >= 0, got ${resolved.l2}`,
+        });
+      tables[name] = resolved;
+    }
   const adversary = config.adversarial?.adversary ?? 'fgm';
   const epsilon = config.adversarial?.epsilon ?? 0.5;
   const adversarialWeight = config.adversarial?.adversarialWeight ?? 1;
@@ -268,6 +324,7 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
     batchSize,
     l2,
     optimizer,
+    tables,
     adversarial: { adversary, epsilon, adversarialWeight, surfaces },
     sampling,
     threads,

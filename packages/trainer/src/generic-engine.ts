@@ -21,6 +21,10 @@ export interface GenericEngineOptions {
   readonly optimizer: ResolvedOptimizerConfig;
   readonly states: readonly OptimizerState[];
   readonly l2: number;
+  /** Per-table learning rate and L2 over `optimizer.learningRate` and `l2`. */
+  readonly tables?: Readonly<
+    Record<string, { readonly learningRate: number; readonly l2: number }>
+  >;
   readonly epsilon: number;
   readonly adversarialWeight: number;
   readonly adversary: Adversary;
@@ -49,6 +53,8 @@ export class GenericEngine implements Engine {
   private readonly tables: Map<string, ParameterTable>;
   private readonly stateOf: Map<string, OptimizerState>;
   private readonly surfaces: readonly PerturbableSurface[];
+  /** Each trainable table's optimiser config and L2 (per-table overrides applied). */
+  private readonly updateOf: Map<string, { optimizer: ResolvedOptimizerConfig; l2: number }>;
   readonly info: EngineInfo;
   step: number;
 
@@ -60,6 +66,17 @@ export class GenericEngine implements Engine {
     this.tables = new Map(model.tables.map((t) => [t.name, t]));
     this.stateOf = new Map(options.states.map((s) => [s.table, s]));
     this.surfaces = options.surfaces.map((name) => model.surfaces.find((s) => s.name === name)!);
+    this.updateOf = new Map(
+      model.trainableTables.map((name) => {
+        const own = options.tables?.[name];
+        return [
+          name,
+          own
+            ? { optimizer: { ...options.optimizer, learningRate: own.learningRate }, l2: own.l2 }
+            : { optimizer: options.optimizer, l2: options.l2 },
+        ];
+      }),
+    );
     const batchStep = model.forwardPairs !== undefined;
     this.info = {
       name: 'generic',
@@ -148,8 +165,9 @@ export class GenericEngine implements Engine {
         const rows = gradients.get(name);
         const table = this.tables.get(name)!;
         if (!rows) continue;
-        if (options.l2 !== 0) addL2(rows, table, batch, size, options.l2);
-        applySparseUpdate(options.optimizer, table, this.stateOf.get(name)!, rows, this.step);
+        const { optimizer, l2 } = this.updateOf.get(name)!;
+        if (l2 !== 0) addL2(rows, table, batch, size, l2);
+        applySparseUpdate(optimizer, table, this.stateOf.get(name)!, rows, this.step);
       }
     }
     return totals.finish();

@@ -9,6 +9,7 @@ export { maxThreads, resolveTrainConfig } from './config.js';
 export type {
   AdversarialConfig,
   ResolvedTrainConfig,
+  TableTrainConfig,
   TrainConfig,
   ValidationConfig,
 } from './config.js';

@@ -129,30 +129,41 @@ export function applySparseUpdate(
   const rows = gradient.rows;
   const g = gradient.values;
   const lr = config.learningRate;
-  const lrt =
-    config.name === 'lazy-adam'
-      ? (lr * Math.sqrt(1 - Math.pow(config.beta2, step))) / (1 - Math.pow(config.beta1, step))
-      : 0;
-  for (let r = 0; r < rows.length; r++) {
-    const base = rows[r]! * k;
-    const o = r * k;
-    for (let f = 0; f < k; f++) {
-      const gf = g[o + f]!;
-      if (config.name === 'adagrad') {
-        const acc = state.state1!.values;
+  // One loop per optimiser (the branch hoisted out of the per-element loop).
+  if (config.name === 'adagrad') {
+    const acc = state.state1!.values;
+    for (let r = 0; r < rows.length; r++) {
+      const base = rows[r]! * k;
+      const o = r * k;
+      for (let f = 0; f < k; f++) {
+        const gf = g[o + f]!;
         const a = acc[base + f]! + gf * gf;
         acc[base + f] = a;
         values[base + f] = values[base + f]! - (lr * gf) / Math.sqrt(a);
-      } else if (config.name === 'sgd') {
-        values[base + f] = values[base + f]! - lr * gf;
-      } else {
-        const m1 = state.state1!.values;
-        const m2 = state.state2!.values;
-        const m = config.beta1 * m1[base + f]! + (1 - config.beta1) * gf;
-        const v = config.beta2 * m2[base + f]! + (1 - config.beta2) * gf * gf;
+      }
+    }
+  } else if (config.name === 'sgd') {
+    for (let r = 0; r < rows.length; r++) {
+      const base = rows[r]! * k;
+      const o = r * k;
+      for (let f = 0; f < k; f++) values[base + f] = values[base + f]! - lr * g[o + f]!;
+    }
+  } else {
+    const lrt =
+      (lr * Math.sqrt(1 - Math.pow(config.beta2, step))) / (1 - Math.pow(config.beta1, step));
+    const { beta1, beta2, adamEpsilon } = config;
+    const m1 = state.state1!.values;
+    const m2 = state.state2!.values;
+    for (let r = 0; r < rows.length; r++) {
+      const base = rows[r]! * k;
+      const o = r * k;
+      for (let f = 0; f < k; f++) {
+        const gf = g[o + f]!;
+        const m = beta1 * m1[base + f]! + (1 - beta1) * gf;
+        const v = beta2 * m2[base + f]! + (1 - beta2) * gf * gf;
         m1[base + f] = m;
         m2[base + f] = v;
-        values[base + f] = values[base + f]! - (lrt * m) / (Math.sqrt(v) + config.adamEpsilon);
+        values[base + f] = values[base + f]! - (lrt * m) / (Math.sqrt(v) + adamEpsilon);
       }
     }
   }

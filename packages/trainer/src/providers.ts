@@ -59,9 +59,13 @@ export const fusedMfEngineProvider: EngineProvider = {
   name: 'fused-mf',
   priority: 100,
   description: `fused WebAssembly SIMD kernel for MF with adversaries ${FUSED_MF_ADVERSARIES.join(', ')}, worker threads`,
-  supports(model, adversary) {
+  supports(model, adversary, config) {
     const tables = mfTables(model);
     if (typeof tables === 'string') return refuse(tables);
+    if (Object.keys(config.tables).length > 0)
+      return refuse(
+        'has one learning rate and one L2 for every table; per-table ones (tables) run on the generic engine',
+      );
     if (!isFusedAdversary(adversary))
       return refuse(
         `implements the built-in adversaries ${FUSED_MF_ADVERSARIES.join(', ')}; ${adversary.adversaryName} is not one of them`,
@@ -137,6 +141,7 @@ export const genericEngineProvider: EngineProvider = {
         optimizer: config.optimizer,
         states,
         l2: config.l2,
+        tables: config.tables,
         epsilon: config.adversarial.epsilon,
         adversarialWeight: config.adversarial.adversarialWeight,
         adversary,

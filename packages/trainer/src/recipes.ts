@@ -20,7 +20,18 @@ import type {
   RobustnessOptions,
   RobustnessReport,
 } from '@advrec/metrics';
-import { ITEM_FEATURES, ItemPop, MatrixFactorization, VisualBPR, cloneTable } from '@advrec/models';
+import {
+  FEATURE_PROJECTION,
+  ITEM_EMBEDDINGS,
+  ITEM_FEATURES,
+  ItemPop,
+  MatrixFactorization,
+  USER_EMBEDDINGS,
+  USER_VISUAL_EMBEDDINGS,
+  VISUAL_BIAS,
+  VisualBPR,
+  cloneTable,
+} from '@advrec/models';
 import { readCheckpoint } from '@advrec/models';
 import type { JsonObject, Model, ParameterTable, VisualBPRConfig } from '@advrec/models';
 import type { TrainConfig } from './config.js';
@@ -138,10 +149,15 @@ async function trainStage(
   resume?: Parameters<typeof Trainer.create>[4],
   keepOptimizerState?: (tables: ParameterTable[]) => void,
 ): Promise<PhaseResult> {
+  // A chain's config names tables of its later models (VBPR's featureProjection): each stage
+  // takes the overrides of the tables its own model has.
+  const tables = Object.fromEntries(
+    Object.entries(config.tables ?? {}).filter(([name]) => model.trainableTables.includes(name)),
+  );
   const trainer = await Trainer.create(
     model,
     dataset,
-    config,
+    { ...config, tables },
     options.callbacks?.(stage) ?? {},
     resume,
   );
@@ -384,6 +400,21 @@ export async function trainAmrChain(
 ): Promise<AmrChainResult> {
   const k = options.embeddingSize ?? 64;
   const base = options.train ?? {};
+  const chainTables = [
+    USER_EMBEDDINGS,
+    ITEM_EMBEDDINGS,
+    USER_VISUAL_EMBEDDINGS,
+    FEATURE_PROJECTION,
+    VISUAL_BIAS,
+  ];
+  const unknownTables = Object.keys(base.tables ?? {}).filter((n) => !chainTables.includes(n));
+  if (unknownTables.length > 0)
+    throw new ConfigError(
+      unknownTables.map((name) => ({
+        path: `train.tables.${name}`,
+        message: `no model of the AMR chain has a table "${name}"; they have ${chainTables.join(', ')}`,
+      })),
+    );
   const seed = options.modelSeed ?? base.seed ?? 0;
   const mf = new MatrixFactorization(dataset, { embeddingSize: k, seed });
   const carry = (options.optimizerState ?? 'carry') === 'carry';

@@ -22,7 +22,7 @@ import { sharedDataFiles } from '@advrec/testing';
 import { loadTfjs } from './backend.js';
 import { getAdversary } from '@advrec/adversary';
 import { resolveTrainConfig } from './config.js';
-import { selectEngineProvider } from './engine.js';
+import { getEngineProvider, selectEngineProvider } from './engine.js';
 import type { TrainConfig } from './config.js';
 import { Trainer, TrainingDivergedError } from './trainer.js';
 import type { PhaseProgress } from './trainer.js';
@@ -83,6 +83,44 @@ describe('Trainer on MovieLens-100K', () => {
       fused[t]!.forEach((v, k) => (m = Math.max(m, Math.abs(v - generic[t]![k]!))));
       expect(m).toBeLessThan(1e-4);
     }
+  });
+
+  it('per-table learning rates and L2 (tables): the same values as the global ones change nothing, others change only their table, and the fused kernel refuses them', async () => {
+    const config = { seed: 2, l2: 0.001, engine: 'generic' } as const;
+    const plain = await trainTables(config, [false]);
+    const same = await trainTables(
+      { ...config, tables: { itemEmbeddings: { learningRate: 0.05, l2: 0.001 } } },
+      [false],
+    );
+    same.forEach((values, t) => expect(values).toEqual(plain[t]));
+    // A learning rate of ~0 freezes the item embeddings at their initial values.
+    const initial = mf().tables.map((t) => t.values.slice());
+    const frozen = await trainTables(
+      { ...config, tables: { itemEmbeddings: { learningRate: 1e-30 } } },
+      [false],
+    );
+    const item = mf().tables.findIndex((t) => t.name === 'itemEmbeddings');
+    const user = mf().tables.findIndex((t) => t.name === 'userEmbeddings');
+    let moved = 0;
+    frozen[item]!.forEach((v, k) => (moved = Math.max(moved, Math.abs(v - initial[item]![k]!))));
+    expect(moved).toBeLessThan(1e-12);
+    expect(frozen[user]).not.toEqual(initial[user]);
+    // A heavy L2 on the item embeddings shrinks them, and only them, against plain training.
+    const norm = (v: Float32Array): number => Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+    const shrunk = await trainTables({ ...config, tables: { itemEmbeddings: { l2: 0.5 } } }, [
+      false,
+    ]);
+    expect(norm(shrunk[item]!)).toBeLessThan(0.8 * norm(plain[item]!));
+    const resolved = resolveTrainConfig({ tables: { itemEmbeddings: { l2: 0.5 } } }, mf());
+    expect(resolved.tables).toEqual({ itemEmbeddings: { learningRate: 0.05, l2: 0.5 } });
+    const support = getEngineProvider('fused-mf')!.supports(mf(), getAdversary('fgm'), resolved);
+    expect(support.supported).toBe(false);
+    expect(support.supported ? '' : support.reason).toMatch(/generic engine/);
+    await expect(
+      trainTables({ seed: 2, engine: 'fused-mf', tables: { itemEmbeddings: { l2: 0.5 } } }, [
+        false,
+      ]),
+    ).rejects.toThrow(/per-table/);
   });
 
   it('MF with an item bias: the fused kernel matches the generic engine and is bit-identical on 1 and 2 threads', async () => {
@@ -365,6 +403,11 @@ describe('Trainer on MovieLens-100K', () => {
           adversarial: { adversary: 'pgd', epsilon: -0.5, surfaces: ['userEmbedings'] },
           validation: { metric: 'ndcg', every: 0 },
           algorithm: 'sgd-triples',
+          tables: {
+            itemEmbedings: { l2: 0.1 },
+            userEmbeddings: { learningRate: 0, l2: -1 },
+            itemEmbeddings: { momentum: 0.9 } as { l2: number },
+          },
         },
         mf(),
       );
@@ -385,8 +428,13 @@ describe('Trainer on MovieLens-100K', () => {
         'validation.metric',
         'validation.every',
         'algorithm',
+        'tables.itemEmbedings',
+        'tables.userEmbeddings.learningRate',
+        'tables.userEmbeddings.l2',
+        'tables.itemEmbeddings.momentum',
       ]),
     );
+    expect((error as ConfigError).message).toMatch(/no trainable table "itemEmbedings"/);
     expect((error as ConfigError).message).toMatch(/registered: fgm, fgsm, none, random/);
   });
 
