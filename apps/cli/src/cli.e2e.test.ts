@@ -420,6 +420,56 @@ describe('advrec reproduce amr and train --model vbpr on the embedded default', 
   });
 });
 
+describe('advrec train --model vbpr with principal components and a per-table L2', () => {
+  it('records both, and evaluate on the run folder restores the same model', async () => {
+    const out = join(work, 'vbpr-pca');
+    const r = await advrec([
+      'train',
+      '--model',
+      'vbpr',
+      '--set',
+      'data.synthetic.featureDimension=16',
+      '--set',
+      'model.options.featureComponents=8',
+      '--set',
+      'training.tables.featureProjection.l2=0.01',
+      '--epochs',
+      '2',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const checkpoint = await readCheckpoint(join(out, 'checkpoints', 'model.ckpt'));
+    expect(checkpoint.model.config).toMatchObject({ featureComponents: 8 });
+    expect(checkpoint.model.tables.find((t) => t.name === 'featureBasis')).toMatchObject({
+      rows: 16,
+      dimension: 8,
+    });
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(config.training.tables).toEqual({ featureProjection: { learningRate: 0.05, l2: 0.01 } });
+    const trained = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+    const again = await advrec(['evaluate', '--run', out]);
+    expect(again.code, again.stderr).toBe(0);
+    const written = again.stdout.match(/written: (\S+\.json)/)![1]!;
+    const evaluated = JSON.parse(readFileSync(written, 'utf8'));
+    expect(evaluated.metrics['ndcg@20']).toBeCloseTo(trained.metrics['ndcg@20'], 10);
+    // A table the model does not have is named in the error.
+    const bad = await advrec([
+      'train',
+      '--set',
+      'training.tables.featureProjection.l2=0.01',
+      '--epochs',
+      '1',
+      '--out',
+      join(work, 'mf-bad-table'),
+    ]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(
+      /tables\.featureProjection: model mf has no trainable table "featureProjection"/,
+    );
+  });
+});
+
 describe('advrec reproduce apr on the embedded default', () => {
   it('finishes in under 2 minutes with the comparison and the robustness table in its report', async () => {
     const out = join(work, 'apr');
