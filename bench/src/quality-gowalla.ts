@@ -1,5 +1,5 @@
 /**
- * `pnpm bench quality-gowalla` (about 15-20 minutes): MF-BPR (K=64) to convergence on the
+ * `pnpm bench quality-gowalla` (about 26 minutes): MF-BPR (K=64) to convergence on the
  * real Gowalla split (LightGCN's train/test) by the fast path that `time-to-quality` tuned
  * (per-triple SGD, Cornac's algorithm: item bias, lr 0.05, L2 0.001, 2 threads, early
  * stopping on a 10,000-user validation sample every 50 epochs), full-ranking Recall@20 and

@@ -152,7 +152,7 @@ export async function runAprExperiment(o: AprExperimentOptions): Promise<Record<
           optimizer: 'adagrad lr 0.05 (initial accumulator 0.1)',
           ...o.base,
         },
-        continuation: `${o.continueEpochs} epochs from the MF-BPR checkpoint for both arms, ${o.resetOptimizer ? 'fresh Adagrad state' : "the checkpoint's Adagrad state"}, best validation epoch kept`,
+        continuation: `${o.continueEpochs} epochs from the MF-BPR checkpoint for both arms, ${o.resetOptimizer || (o.pretraining && (o.pretraining.train.optimizer?.name ?? 'adagrad') !== (o.base.optimizer?.name ?? 'adagrad')) ? 'fresh Adagrad state' : "the checkpoint's Adagrad state"}, best validation epoch kept`,
         amfEpsilonsTried: o.epsilons,
         amfEpsilonChosenOnValidation: result.chosenEpsilon,
         adversarialWeight: o.adversarialWeight,

@@ -1,0 +1,213 @@
+/**
+ * `pnpm bench amr-diagnosis`: why AMR does not beat VBPR continued on ML-1M posters. The AMR
+ * protocol of `quality-ml1m-posters` on a fraction of the users; MF-BPR, then VBPR from it
+ * (128 principal components, library defaults otherwise), then from VBPR's parameters and
+ * Adagrad state: VBPR continued and AMR at each relative epsilon, the same epochs. For each
+ * model: the Frobenius norm of the feature projection E, the share of the visual part in
+ * the scores of the test items (`|p_u . E c_i| / (|p_u . q_i| + |p_u . E c_i|)`, warm test
+ * cases), test HR/NDCG@10 and the drop of NDCG@10 under FGM on the item features at the
+ * model's own training epsilon. If AMR defends itself by shrinking E (the adversary's
+ * perturbation acts through `E delta`), its visual share falls and it becomes MF-BPR again.
+ * Environment: ADVREC_USER_FRACTION (0.33), ADVREC_MF_EPOCHS (200), ADVREC_VBPR_EPOCHS (20),
+ * ADVREC_AMR_EPOCHS (10), ADVREC_AMR_EPSILONS (0.1,1).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateSampledTestSet } from '@advrec/data';
+import { evaluateSampled, robustnessSweep } from '@advrec/metrics';
+import { ITEM_FEATURES, MatrixFactorization, VisualBPR, cloneTable } from '@advrec/models';
+import type { Model, ParameterTable } from '@advrec/models';
+import { Trainer, optimizerTables } from '@advrec/trainer';
+import type { TrainConfig } from '@advrec/trainer';
+import type { BenchContext } from './context.js';
+import { buildDataset, meanOverCases, posterFeatures } from './quality-ml1m-posters.js';
+
+const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
+
+export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
+  const directory = await mkdtemp(join(tmpdir(), 'advrec-amr-diagnosis-'));
+  try {
+    const fraction = env('ADVREC_USER_FRACTION', 0.33);
+    const dataset = await buildDataset(sharedData, directory, fraction);
+    const poster = await posterFeatures(sharedData, dataset, log);
+    const testSet = generateSampledTestSet(dataset, { negatives: 999, seed: 2024 });
+    const cold = new Uint8Array(dataset.numItems);
+    for (const i of dataset.coldStartItems) cold[i] = 1;
+    const coldCases = Array.from(testSet.positives, (i) => cold[i] === 1);
+    const validation = { every: 5, metric: 'ndcg@20', patience: 4 } as const;
+    const base: TrainConfig = { seed: 1, batchSize: 512, l2: 0.0001, validation };
+    const train = async (
+      name: string,
+      model: Model,
+      config: TrainConfig,
+      epochs: number,
+      adversarial: boolean,
+      state?: readonly ParameterTable[],
+    ): Promise<{ record: Record<string, unknown>; state: ParameterTable[] }> => {
+      const trainer = await Trainer.create(
+        model,
+        dataset,
+        config,
+        {
+          onValidation: (v) =>
+            log(
+              `${name} epoch ${v.epoch + 1} ndcg@20 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`,
+            ),
+        },
+        state ? { extraTables: state.map(cloneTable) } : undefined,
+      );
+      try {
+        const phase = await trainer.runPhase({ epochs, adversarial });
+        return {
+          record: {
+            epochsRun: phase.epochs.length,
+            bestEpoch: phase.bestEpoch + 1,
+            bestValidationNdcg20: phase.bestValue,
+          },
+          state: optimizerTables(trainer.optimizerStates).map(cloneTable),
+        };
+      } finally {
+        await trainer.close();
+      }
+    };
+    const mf = new MatrixFactorization(dataset, { embeddingSize: 64, seed: 1 });
+    const mfRun = await train('mf', mf, base, env('ADVREC_MF_EPOCHS', 200), false);
+    const vbpr = VisualBPR.fromMatrixFactorization(
+      mf,
+      { data: poster.data, dimension: poster.dimension },
+      { seed: 1, featureComponents: 128 },
+      dataset.train,
+    );
+    const vbprRun = await train(
+      'vbpr',
+      vbpr,
+      base,
+      env('ADVREC_VBPR_EPOCHS', 20),
+      false,
+      mfRun.state,
+    );
+    const copy = (): VisualBPR =>
+      new VisualBPR(dataset, null, vbpr.config, {
+        tables: vbpr.tables.map((t) => (t.name === ITEM_FEATURES ? t : cloneTable(t))),
+      });
+    const rowNorm = vbpr.featureTransform.rowNorm;
+
+    /** E's norm, the visual share of warm test scores, test metrics, and the FGM drop. */
+    const describe = async (
+      model: VisualBPR,
+      attackEpsilon: number,
+    ): Promise<Record<string, unknown>> => {
+      const e = model.featureProjection.values;
+      let norm = 0;
+      for (const v of e) norm += v * v;
+      const k = model.embeddingSize;
+      const d = model.featureSize;
+      const p = model.userEmbeddings.values;
+      const q = model.itemEmbeddings.values;
+      const c = model.itemFeatures.values;
+      let share = 0;
+      let cases = 0;
+      for (let t = 0; t < testSet.numCases; t++) {
+        const item = testSet.positives[t]!;
+        if (cold[item] === 1) continue;
+        const u = testSet.users[t]!;
+        let id = 0;
+        let visual = 0;
+        for (let f = 0; f < k; f++) {
+          let ec = 0;
+          for (let j = 0; j < d; j++) ec += c[item * d + j]! * e[j * k + f]!;
+          id += p[u * k + f]! * q[item * k + f]!;
+          visual += p[u * k + f]! * ec;
+        }
+        share += Math.abs(visual) / (Math.abs(id) + Math.abs(visual) || 1);
+        cases++;
+      }
+      const result = await evaluateSampled(
+        model as Parameters<typeof evaluateSampled>[0],
+        dataset,
+        testSet,
+        {
+          cutoffs: [10],
+          metrics: ['hr', 'ndcg'],
+        },
+      );
+      const sweep = await robustnessSweep(model, dataset, {
+        epsilons: [attackEpsilon * rowNorm],
+        adversaries: ['fgm'],
+        surfaces: [ITEM_FEATURES],
+        cutoffs: [10],
+        metrics: ['ndcg'],
+        seed: 7,
+        testSet,
+      });
+      return {
+        featureProjectionNorm: Math.sqrt(norm),
+        visualShareOfWarmTestScores: share / cases,
+        test: { all: result.metrics, warm: meanOverCases(result, coldCases, false) },
+        ndcg10DropUnderFgm: {
+          relativeEpsilon: attackEpsilon,
+          change: sweep.points[0]?.relativeChange,
+        },
+      };
+    };
+    const epsilons = (process.env.ADVREC_AMR_EPSILONS ?? '0.1,1').split(',').map(Number);
+    const amrEpochs = env('ADVREC_AMR_EPOCHS', 10);
+    const models: Record<string, unknown> = {
+      vbpr: { ...vbprRun.record, ...(await describe(vbpr, Math.max(...epsilons))) },
+    };
+    log(`vbpr: ${JSON.stringify(models.vbpr)}`);
+    const continued = copy();
+    const continuedRun = await train(
+      'vbpr continued',
+      continued,
+      base,
+      amrEpochs,
+      false,
+      vbprRun.state,
+    );
+    models['vbpr continued'] = {
+      ...continuedRun.record,
+      ...(await describe(continued, Math.max(...epsilons))),
+    };
+    log(`vbpr continued: ${JSON.stringify(models['vbpr continued'])}`);
+    for (const epsilon of epsilons) {
+      const amr = copy();
+      const run = await train(
+        `amr eps ${epsilon}`,
+        amr,
+        {
+          ...base,
+          adversarial: {
+            adversary: 'fgm',
+            epsilon: epsilon * rowNorm,
+            adversarialWeight: 1,
+            surfaces: [ITEM_FEATURES],
+          },
+        },
+        amrEpochs,
+        true,
+        vbprRun.state,
+      );
+      models[`amr eps ${epsilon}`] = { ...run.record, ...(await describe(amr, epsilon)) };
+      log(`amr eps ${epsilon}: ${JSON.stringify(models[`amr eps ${epsilon}`])}`);
+    }
+    return {
+      dataset: {
+        users: dataset.numUsers,
+        items: dataset.numItems,
+        train: dataset.train.nnz,
+        userFraction: fraction,
+        testCases: testSet.numCases,
+        coldStartTestCases: coldCases.filter(Boolean).length,
+      },
+      protocol:
+        "as quality-ml1m-posters; MF-BPR (L2 1e-4, chosen by vbpr-tuning) -> VBPR (128 principal components) -> VBPR continued | AMR (FGM on the item features, relative epsilons, lambda 1), same epochs, from VBPR's best parameters and Adagrad state; FGM drop at the largest epsilon for VBPR and VBPR continued, at its own for AMR",
+      featureRowNorm: rowNorm,
+      mfBpr: mfRun.record,
+      models,
+    };
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
