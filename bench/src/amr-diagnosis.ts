@@ -8,7 +8,8 @@
  * cases), test HR/NDCG@10 and the drop of NDCG@10 under FGM on the item features at the
  * model's own training epsilon. If AMR defends itself by shrinking E (the adversary's
  * perturbation acts through `E delta`), its visual share falls and it becomes MF-BPR again.
- * Environment: ADVREC_USER_FRACTION (0.33), ADVREC_MF_EPOCHS (200), ADVREC_VBPR_EPOCHS (20),
+ * Each AMR epsilon also runs with E's norm held (`tables.featureProjection.keepNorm`), unless
+ * ADVREC_KEEP_NORM=0. Environment: ADVREC_USER_FRACTION (0.33), ADVREC_MF_EPOCHS (200), ADVREC_VBPR_EPOCHS (20),
  * ADVREC_AMR_EPOCHS (10), ADVREC_AMR_EPSILONS (0.1,1).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -171,10 +172,20 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       ...(await describe(continued, Math.max(...epsilons))),
     };
     log(`vbpr continued: ${JSON.stringify(models['vbpr continued'])}`);
-    for (const epsilon of epsilons) {
+    const keepNorm = process.env.ADVREC_KEEP_NORM !== '0';
+    for (const [epsilon, held] of epsilons.flatMap(
+      (e) =>
+        (keepNorm
+          ? [
+              [e, false],
+              [e, true],
+            ]
+          : [[e, false]]) as [number, boolean][],
+    )) {
+      const name = `amr eps ${epsilon}${held ? ', E norm kept' : ''}`;
       const amr = copy();
       const run = await train(
-        `amr eps ${epsilon}`,
+        name,
         amr,
         {
           ...base,
@@ -184,13 +195,14 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
             adversarialWeight: 1,
             surfaces: [ITEM_FEATURES],
           },
+          ...(held ? { tables: { featureProjection: { keepNorm: true } } } : {}),
         },
         amrEpochs,
         true,
         vbprRun.state,
       );
-      models[`amr eps ${epsilon}`] = { ...run.record, ...(await describe(amr, epsilon)) };
-      log(`amr eps ${epsilon}: ${JSON.stringify(models[`amr eps ${epsilon}`])}`);
+      models[name] = { ...run.record, ...(await describe(amr, epsilon)) };
+      log(`${name}: ${JSON.stringify(models[name])}`);
     }
     return {
       dataset: {

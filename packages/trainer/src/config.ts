@@ -145,6 +145,14 @@ export interface TableTrainConfig {
    * @minimum 0
    */
   readonly l2?: number;
+  /**
+   * After every update, rescale the whole table to the Frobenius norm it had when the phase
+   * started (default false). For AMR's feature projection E: FGM on the item features
+   * reaches the scores only through `E delta`, so a free E defends by shrinking, and AMR
+   * turns back into MF-BPR (`bench/results/amr-diagnosis.json`). With its norm held, E
+   * has to become robust instead.
+   */
+  readonly keepNorm?: boolean;
 }
 
 /** A fully resolved training config (what run folders and checkpoints record). */
@@ -154,7 +162,12 @@ export interface ResolvedTrainConfig {
   readonly l2: number;
   readonly optimizer: ResolvedOptimizerConfig;
   /** Only the tables given, each with both fields filled from the global ones. */
-  readonly tables: Readonly<Record<string, { readonly learningRate: number; readonly l2: number }>>;
+  readonly tables: Readonly<
+    Record<
+      string,
+      { readonly learningRate: number; readonly l2: number; readonly keepNorm: boolean }
+    >
+  >;
   readonly adversarial: {
     readonly adversary: string;
     readonly epsilon: number;
@@ -199,7 +212,7 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
   if (!(Number.isFinite(l2) && l2 >= 0))
     issues.push({ path: 'l2', message: `must be a finite number >= 0, got ${l2}` });
   const optimizer = resolveOptimizerConfig(config.optimizer, issues);
-  const tables: Record<string, { learningRate: number; l2: number }> = {};
+  const tables: Record<string, { learningRate: number; l2: number; keepNorm: boolean }> = {};
   if (config.tables !== undefined && (typeof config.tables !== 'object' || config.tables === null))
     issues.push({ path: 'tables', message: 'must be an object of table names' });
   else
@@ -212,13 +225,24 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
         });
         continue;
       }
-      const unknown = Object.keys(table ?? {}).filter((k) => k !== 'learningRate' && k !== 'l2');
+      const unknown = Object.keys(table ?? {}).filter(
+        (k) => k !== 'learningRate' && k !== 'l2' && k !== 'keepNorm',
+      );
       if (unknown.length > 0)
-        issues.push({ path: `${path}.${unknown[0]}`, message: 'unknown field (learningRate, l2)' });
+        issues.push({
+          path: `${path}.${unknown[0]}`,
+          message: 'unknown field (learningRate, l2, keepNorm)',
+        });
       const resolved = {
         learningRate: table?.learningRate ?? optimizer.learningRate,
         l2: table?.l2 ?? l2,
+        keepNorm: table?.keepNorm ?? false,
       };
+      if (typeof resolved.keepNorm !== 'boolean')
+        issues.push({
+          path: `${path}.keepNorm`,
+          message: `must be true or false, got ${String(resolved.keepNorm)}`,
+        });
       if (!(Number.isFinite(resolved.learningRate) && resolved.learningRate > 0))
         issues.push({
           path: `${path}.learningRate`,

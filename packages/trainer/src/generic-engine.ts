@@ -23,7 +23,10 @@ export interface GenericEngineOptions {
   readonly l2: number;
   /** Per-table learning rate and L2 over `optimizer.learningRate` and `l2`. */
   readonly tables?: Readonly<
-    Record<string, { readonly learningRate: number; readonly l2: number }>
+    Record<
+      string,
+      { readonly learningRate: number; readonly l2: number; readonly keepNorm?: boolean }
+    >
   >;
   readonly epsilon: number;
   readonly adversarialWeight: number;
@@ -54,7 +57,10 @@ export class GenericEngine implements Engine {
   private readonly stateOf: Map<string, OptimizerState>;
   private readonly surfaces: readonly PerturbableSurface[];
   /** Each trainable table's optimiser config and L2 (per-table overrides applied). */
-  private readonly updateOf: Map<string, { optimizer: ResolvedOptimizerConfig; l2: number }>;
+  private readonly updateOf: Map<
+    string,
+    { optimizer: ResolvedOptimizerConfig; l2: number; norm: number | null }
+  >;
   readonly info: EngineInfo;
   step: number;
 
@@ -72,8 +78,12 @@ export class GenericEngine implements Engine {
         return [
           name,
           own
-            ? { optimizer: { ...options.optimizer, learningRate: own.learningRate }, l2: own.l2 }
-            : { optimizer: options.optimizer, l2: options.l2 },
+            ? {
+                optimizer: { ...options.optimizer, learningRate: own.learningRate },
+                l2: own.l2,
+                norm: own.keepNorm ? frobeniusNorm(this.tables.get(name)!.values) : null,
+              }
+            : { optimizer: options.optimizer, l2: options.l2, norm: null },
         ];
       }),
     );
@@ -165,15 +175,30 @@ export class GenericEngine implements Engine {
         const rows = gradients.get(name);
         const table = this.tables.get(name)!;
         if (!rows) continue;
-        const { optimizer, l2 } = this.updateOf.get(name)!;
+        const { optimizer, l2, norm } = this.updateOf.get(name)!;
         if (l2 !== 0) addL2(rows, table, batch, size, l2);
         applySparseUpdate(optimizer, table, this.stateOf.get(name)!, rows, this.step);
+        if (norm !== null) {
+          const now = frobeniusNorm(table.values);
+          if (now > 0) {
+            const scale = norm / now;
+            const v = table.values;
+            for (let k = 0; k < v.length; k++) v[k] = v[k]! * scale;
+          }
+        }
       }
     }
     return totals.finish();
   }
 
   async close(): Promise<void> {}
+}
+
+/** The Frobenius norm of a table's values (float64 sum). */
+function frobeniusNorm(values: Float32Array): number {
+  let s = 0;
+  for (let k = 0; k < values.length; k++) s += values[k]! * values[k]!;
+  return Math.sqrt(s);
 }
 
 /** Adds `2 * l2 * occurrences * theta` to each touched row (L2 on the batch's gathered rows). */

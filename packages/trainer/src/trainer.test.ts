@@ -112,7 +112,16 @@ describe('Trainer on MovieLens-100K', () => {
     ]);
     expect(norm(shrunk[item]!)).toBeLessThan(0.8 * norm(plain[item]!));
     const resolved = resolveTrainConfig({ tables: { itemEmbeddings: { l2: 0.5 } } }, mf());
-    expect(resolved.tables).toEqual({ itemEmbeddings: { learningRate: 0.05, l2: 0.5 } });
+    expect(resolved.tables).toEqual({
+      itemEmbeddings: { learningRate: 0.05, l2: 0.5, keepNorm: false },
+    });
+    // keepNorm holds a table's Frobenius norm through training.
+    const kept = await trainTables({ ...config, tables: { itemEmbeddings: { keepNorm: true } } }, [
+      false,
+    ]);
+    expect(norm(kept[item]!) / norm(initial[item]!)).toBeCloseTo(1, 4);
+    expect(norm(plain[item]!) / norm(initial[item]!)).not.toBeCloseTo(1, 1);
+    expect(kept[item]).not.toEqual(initial[item]);
     const support = getEngineProvider('fused-mf')!.supports(mf(), getAdversary('fgm'), resolved);
     expect(support.supported).toBe(false);
     expect(support.supported ? '' : support.reason).toMatch(/generic engine/);
@@ -406,7 +415,7 @@ describe('Trainer on MovieLens-100K', () => {
           tables: {
             itemEmbedings: { l2: 0.1 },
             userEmbeddings: { learningRate: 0, l2: -1 },
-            itemEmbeddings: { momentum: 0.9 } as { l2: number },
+            itemEmbeddings: { momentum: 0.9 } as unknown as { l2: number },
           },
         },
         mf(),
