@@ -15,63 +15,38 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateSampledTestSet } from '@advrec/data';
 import { evaluateSampled, robustnessSweep } from '@advrec/metrics';
 import { ITEM_FEATURES, MatrixFactorization, VisualBPR, cloneTable } from '@advrec/models';
 import type { Model, ParameterTable } from '@advrec/models';
-import { Trainer, optimizerTables } from '@advrec/trainer';
 import type { TrainConfig } from '@advrec/trainer';
 import type { BenchContext } from './context.js';
-import { buildDataset, meanOverCases, posterFeatures } from './quality-ml1m-posters.js';
-
-const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
+import { env, postersSetup, trainStage } from './lib/posters-setup.js';
+import { meanOverCases } from './quality-ml1m-posters.js';
 
 export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
   const directory = await mkdtemp(join(tmpdir(), 'advrec-amr-diagnosis-'));
   try {
     const fraction = env('ADVREC_USER_FRACTION', 0.33);
-    const dataset = await buildDataset(sharedData, directory, fraction);
-    const poster = await posterFeatures(sharedData, dataset, log);
-    const testSet = generateSampledTestSet(dataset, { negatives: 999, seed: 2024 });
-    const cold = new Uint8Array(dataset.numItems);
-    for (const i of dataset.coldStartItems) cold[i] = 1;
-    const coldCases = Array.from(testSet.positives, (i) => cold[i] === 1);
+    const { dataset, poster, testSet, cold, coldCases } = await postersSetup(
+      sharedData,
+      directory,
+      fraction,
+      log,
+    );
     const validation = { every: 5, metric: 'ndcg@20', patience: 4 } as const;
     const base: TrainConfig = { seed: 1, batchSize: 512, l2: 0.0001, validation };
-    const train = async (
+    const train = (
       name: string,
       model: Model,
       config: TrainConfig,
       epochs: number,
       adversarial: boolean,
       state?: readonly ParameterTable[],
-    ): Promise<{ record: Record<string, unknown>; state: ParameterTable[] }> => {
-      const trainer = await Trainer.create(
-        model,
-        dataset,
-        config,
-        {
-          onValidation: (v) =>
-            log(
-              `${name} epoch ${v.epoch + 1} ndcg@20 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`,
-            ),
-        },
-        state ? { extraTables: state.map(cloneTable) } : undefined,
-      );
-      try {
-        const phase = await trainer.runPhase({ epochs, adversarial });
-        return {
-          record: {
-            epochsRun: phase.epochs.length,
-            bestEpoch: phase.bestEpoch + 1,
-            bestValidationNdcg20: phase.bestValue,
-          },
-          state: optimizerTables(trainer.optimizerStates).map(cloneTable),
-        };
-      } finally {
-        await trainer.close();
-      }
-    };
+    ) =>
+      trainStage(dataset, log, name, model, config, epochs, {
+        adversarial,
+        ...(state ? { state } : {}),
+      });
     const mf = new MatrixFactorization(dataset, { embeddingSize: 64, seed: 1 });
     const mfRun = await train('mf', mf, base, env('ADVREC_MF_EPOCHS', 200), false);
     const vbpr = VisualBPR.fromMatrixFactorization(

@@ -20,7 +20,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   alignItemFeatures,
-  generateSampledTestSet,
   generateSynthetic,
   holdOutValidation,
   leaveOneOut,
@@ -39,14 +38,8 @@ import type { Model } from '@advrec/models';
 import { Trainer, trainAmrChain } from '@advrec/trainer';
 import type { TrainConfig } from '@advrec/trainer';
 import type { BenchContext } from './context.js';
-import {
-  buildDataset,
-  coldAmongColdHits,
-  meanOverCases,
-  posterFeatures,
-} from './quality-ml1m-posters.js';
-
-const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
+import { env, postersSetup } from './lib/posters-setup.js';
+import { coldAmongColdHits, meanOverCases } from './quality-ml1m-posters.js';
 
 interface Features {
   readonly data: Float32Array;
@@ -141,8 +134,12 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
   try {
     // ---- ML-1M posters -------------------------------------------------------------
     const fraction = env('ADVREC_DIAG_USERS', 0.33);
-    const dataset = await buildDataset(sharedData, directory, fraction);
-    const poster = await posterFeatures(sharedData, dataset, log);
+    const { dataset, poster, testSet, cold, coldItems, coldCases } = await postersSetup(
+      sharedData,
+      directory,
+      fraction,
+      log,
+    );
     const raw: Features = { data: poster.data, dimension: poster.dimension };
     const variants = { raw, unit: unitRows(raw), centred: centred(raw) };
     const featureStats = Object.fromEntries(
@@ -152,14 +149,6 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       ]),
     );
     log(`features: ${JSON.stringify(featureStats)}`);
-    const testSet = generateSampledTestSet(dataset, { negatives: 999, seed: 2024 });
-    const cold = new Uint8Array(dataset.numItems);
-    for (const i of dataset.coldStartItems) cold[i] = 1;
-    const coldItems = Int32Array.from(dataset.coldStartItems);
-    const coldCases = Array.from(testSet.positives, (i) => cold[i] === 1);
-    log(
-      `${dataset.numUsers} users, ${dataset.numItems} items, ${dataset.train.nnz} train, ${testSet.numCases} test cases (${coldCases.filter(Boolean).length} cold), ${coldItems.length} cold items`,
-    );
     const vbpr =
       (f: Features, config: Record<string, unknown> = {}) =>
       (): Model =>

@@ -14,22 +14,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateSampledTestSet, principalComponents } from '@advrec/data';
+import { principalComponents } from '@advrec/data';
 import { evaluateSampled, pairedTTest } from '@advrec/metrics';
 import type { EvaluationResult } from '@advrec/metrics';
-import { MatrixFactorization, VisualBPR, cloneTable, defaultFeatureNorm } from '@advrec/models';
+import { MatrixFactorization, VisualBPR, defaultFeatureNorm } from '@advrec/models';
 import type { Model, ParameterTable, VisualBPRConfig } from '@advrec/models';
-import { Trainer, optimizerTables } from '@advrec/trainer';
 import type { TrainConfig } from '@advrec/trainer';
 import type { BenchContext } from './context.js';
-import {
-  buildDataset,
-  coldAmongColdHits,
-  meanOverCases,
-  posterFeatures,
-} from './quality-ml1m-posters.js';
+import { env, postersSetup, trainStage } from './lib/posters-setup.js';
+import { coldAmongColdHits, meanOverCases } from './quality-ml1m-posters.js';
 
-const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const list = (name: string, fallback: string): number[] =>
   (process.env[name] ?? fallback).split(',').map(Number);
 
@@ -50,17 +44,13 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
   const directory = await mkdtemp(join(tmpdir(), 'advrec-vbpr-tuning-'));
   try {
     const fraction = env('ADVREC_USER_FRACTION', 0.33);
-    const dataset = await buildDataset(sharedData, directory, fraction);
-    const poster = await posterFeatures(sharedData, dataset, log);
-    const full: Features = { data: poster.data, dimension: poster.dimension };
-    const testSet = generateSampledTestSet(dataset, { negatives: 999, seed: 2024 });
-    const cold = new Uint8Array(dataset.numItems);
-    for (const i of dataset.coldStartItems) cold[i] = 1;
-    const coldItems = Int32Array.from(dataset.coldStartItems);
-    const coldCases = Array.from(testSet.positives, (i) => cold[i] === 1);
-    log(
-      `${dataset.numUsers} users, ${dataset.numItems} items, ${dataset.train.nnz} train, ${testSet.numCases} test cases (${coldCases.filter(Boolean).length} cold)`,
+    const { dataset, poster, testSet, cold, coldItems, coldCases } = await postersSetup(
+      sharedData,
+      directory,
+      fraction,
+      log,
     );
+    const full: Features = { data: poster.data, dimension: poster.dimension };
     const validation = { every: 5, metric: 'ndcg@20', patience: 4 } as const;
     const only = process.env.ADVREC_TUNING_ARMS?.split('|');
     const wanted = (name: string): boolean => !only || only.includes(name);
@@ -88,43 +78,13 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         },
       };
     };
-    const train = async (
+    const train = (
       name: string,
       model: Model,
       config: TrainConfig,
       epochs: number,
       state?: readonly ParameterTable[],
-    ): Promise<{ record: Record<string, unknown>; state: ParameterTable[] }> => {
-      const started = performance.now();
-      const trainer = await Trainer.create(
-        model,
-        dataset,
-        config,
-        {
-          onValidation: (v) =>
-            log(
-              `${name} epoch ${v.epoch + 1} ndcg@20 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`,
-            ),
-        },
-        state ? { extraTables: state.map(cloneTable) } : undefined,
-      );
-      try {
-        const phase = await trainer.runPhase({ epochs, adversarial: false });
-        const seconds = phase.epochs.map((e) => e.seconds).sort((a, b) => a - b);
-        return {
-          record: {
-            epochsRun: phase.epochs.length,
-            bestEpoch: phase.bestEpoch + 1,
-            bestValidationNdcg20: phase.bestValue,
-            medianSecondsPerEpoch: seconds[Math.floor(seconds.length / 2)] ?? null,
-            seconds: (performance.now() - started) / 1000,
-          },
-          state: optimizerTables(trainer.optimizerStates).map(cloneTable),
-        };
-      } finally {
-        await trainer.close();
-      }
-    };
+    ) => trainStage(dataset, log, name, model, config, epochs, state ? { state } : {});
 
     // ---- MF-BPR: L2 on validation ---------------------------------------------------
     const mfEpochs = env('ADVREC_MF_EPOCHS', 200);

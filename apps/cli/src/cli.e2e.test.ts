@@ -446,7 +446,9 @@ describe('advrec train --model vbpr with principal components and a per-table L2
       dimension: 8,
     });
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-    expect(config.training.tables).toEqual({ featureProjection: { learningRate: 0.05, l2: 0.01 } });
+    expect(config.training.tables).toEqual({
+      featureProjection: { learningRate: 0.05, l2: 0.01, keepNorm: false },
+    });
     const trained = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
     const again = await advrec(['evaluate', '--run', out]);
     expect(again.code, again.stderr).toBe(0);

@@ -47,6 +47,18 @@ const train = InteractionMatrix.fromPairs(
 );
 describeModelContract({ name: 'ItemPop', create: () => new ItemPop(train), tf });
 
+/** A VBPR rebuilt from a copy of its state, as a checkpoint round trip gives it. */
+function restoredCopy(model: VisualBPR): VisualBPR {
+  return VisualBPR.restore({
+    modelName: model.modelName,
+    specificationVersion: model.specificationVersion,
+    config: JSON.parse(JSON.stringify(model.config)),
+    numUsers: model.numUsers,
+    numItems: model.numItems,
+    tables: model.tables.map((t) => ({ ...t, values: Float32Array.from(t.values) })),
+  });
+}
+
 describe('MF', () => {
   it('scores p_u . q_i with the seeded truncated-normal initialisation', () => {
     const a = new MatrixFactorization({ numUsers: 4, numItems: 5 }, { embeddingSize: 3, seed: 9 });
@@ -261,14 +273,7 @@ describe('VBPR', () => {
     expect(norms.reduce((a, b) => a + b, 0) / norms.length).toBeCloseTo(defaultFeatureNorm(7), 6);
     expect(model.config.featureNorm).toBeCloseTo(1 / Math.sqrt(7), 12);
     // Restored from its state, the model keeps the transform and applies it to new rows.
-    const restored = VisualBPR.restore({
-      modelName: model.modelName,
-      specificationVersion: model.specificationVersion,
-      config: JSON.parse(JSON.stringify(model.config)),
-      numUsers: model.numUsers,
-      numItems: model.numItems,
-      tables: model.tables.map((t) => ({ ...t, values: Float32Array.from(t.values) })),
-    });
+    const restored = restoredCopy(model);
     expect(restored.featureTransform.scale).toBeCloseTo(model.featureTransform.scale, 6);
     const again = restored.prepareFeatures(raw);
     again.forEach((v, k) => expect(v).toBeCloseTo(c[k]!, 5));
@@ -319,14 +324,7 @@ describe('VBPR', () => {
         expect(dot).toBeCloseTo(j === l ? 1 : 0, 5);
       }
     // Saved and restored (checkpoint state), it prepares raw rows exactly as at training.
-    const restored = VisualBPR.restore({
-      modelName: model.modelName,
-      specificationVersion: model.specificationVersion,
-      config: JSON.parse(JSON.stringify(model.config)),
-      numUsers: model.numUsers,
-      numItems: model.numItems,
-      tables: model.tables.map((t) => ({ ...t, values: Float32Array.from(t.values) })),
-    });
+    const restored = restoredCopy(model);
     const again = restored.prepareFeatures(raw);
     again.forEach((v, k) => expect(v).toBeCloseTo(model.itemFeatures.values[k]!, 5));
     expect(() => restored.prepareFeatures(features(2, 5, 1))).toThrow(

@@ -1,0 +1,90 @@
+/**
+ * What the ML-1M posters studies share (`vbpr-tuning`, `amr-diagnosis`): the AMR protocol's
+ * data set on a fraction of the users with its poster features, sampled test set and cold
+ * flags, and a training stage that can start from another stage's optimiser state.
+ */
+import { generateSampledTestSet } from '@advrec/data';
+import type { Dataset, SampledTestSet } from '@advrec/data';
+import { cloneTable } from '@advrec/models';
+import type { Model, ParameterTable } from '@advrec/models';
+import { Trainer, optimizerTables } from '@advrec/trainer';
+import type { TrainConfig } from '@advrec/trainer';
+import { buildDataset, posterFeatures } from '../quality-ml1m-posters.js';
+
+export const env = (name: string, fallback: number): number =>
+  Number(process.env[name] ?? fallback);
+
+/** The posters data set, its MobileNetV2 features, the test set (999 negatives) and cold flags. */
+export async function postersSetup(
+  sharedData: string,
+  directory: string,
+  fraction: number,
+  log: (line: string) => void,
+): Promise<{
+  dataset: Dataset;
+  poster: Awaited<ReturnType<typeof posterFeatures>>;
+  testSet: SampledTestSet;
+  cold: Uint8Array;
+  coldItems: Int32Array;
+  coldCases: boolean[];
+}> {
+  const dataset = await buildDataset(sharedData, directory, fraction);
+  const poster = await posterFeatures(sharedData, dataset, log);
+  const testSet = generateSampledTestSet(dataset, { negatives: 999, seed: 2024 });
+  const cold = new Uint8Array(dataset.numItems);
+  for (const i of dataset.coldStartItems) cold[i] = 1;
+  const coldItems = Int32Array.from(dataset.coldStartItems);
+  const coldCases = Array.from(testSet.positives, (i) => cold[i] === 1);
+  log(
+    `${dataset.numUsers} users, ${dataset.numItems} items, ${dataset.train.nnz} train, ${testSet.numCases} test cases (${coldCases.filter(Boolean).length} cold)`,
+  );
+  return { dataset, poster, testSet, cold, coldItems, coldCases };
+}
+
+/** A stage's record (1-based best epoch, median seconds an epoch) and its optimiser state. */
+export interface StageRun {
+  readonly record: Record<string, unknown>;
+  readonly state: ParameterTable[];
+}
+
+/**
+ * Trains `model` for up to `epochs` (BPR, or adversarial), logging each validation, starting
+ * from a copy of `state` (another stage's optimiser tables) when given.
+ */
+export async function trainStage(
+  dataset: Dataset,
+  log: (line: string) => void,
+  name: string,
+  model: Model,
+  config: TrainConfig,
+  epochs: number,
+  options: { adversarial?: boolean; state?: readonly ParameterTable[] } = {},
+): Promise<StageRun> {
+  const started = performance.now();
+  const trainer = await Trainer.create(
+    model,
+    dataset,
+    config,
+    {
+      onValidation: (v) =>
+        log(`${name} epoch ${v.epoch + 1} ndcg@20 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`),
+    },
+    options.state ? { extraTables: options.state.map(cloneTable) } : undefined,
+  );
+  try {
+    const phase = await trainer.runPhase({ epochs, adversarial: options.adversarial ?? false });
+    const seconds = phase.epochs.map((e) => e.seconds).sort((a, b) => a - b);
+    return {
+      record: {
+        epochsRun: phase.epochs.length,
+        bestEpoch: phase.bestEpoch + 1,
+        bestValidationNdcg20: phase.bestValue,
+        medianSecondsPerEpoch: seconds[Math.floor(seconds.length / 2)] ?? null,
+        seconds: (performance.now() - started) / 1000,
+      },
+      state: optimizerTables(trainer.optimizerStates).map(cloneTable),
+    };
+  } finally {
+    await trainer.close();
+  }
+}
