@@ -15,7 +15,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { evaluateSampled, robustnessSweep } from '@advrec/metrics';
+import { robustnessSweep } from '@advrec/metrics';
 import { ITEM_FEATURES, MatrixFactorization, VisualBPR, cloneTable } from '@advrec/models';
 import type { Model, ParameterTable } from '@advrec/models';
 import type { TrainConfig } from '@advrec/trainer';
@@ -27,12 +27,8 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
   const directory = await mkdtemp(join(tmpdir(), 'advrec-amr-diagnosis-'));
   try {
     const fraction = env('ADVREC_USER_FRACTION', 0.33);
-    const { dataset, poster, testSet, cold, coldCases } = await postersSetup(
-      sharedData,
-      directory,
-      fraction,
-      log,
-    );
+    const { dataset, poster, testSet, cold, coldCases, summary, evaluateAtTen } =
+      await postersSetup(sharedData, directory, fraction, log);
     const validation = { every: 5, metric: 'ndcg@20', patience: 4 } as const;
     const base: TrainConfig = { seed: 1, batchSize: 512, l2: 0.0001, validation };
     const train = (
@@ -99,15 +95,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         share += Math.abs(visual) / (Math.abs(id) + Math.abs(visual) || 1);
         cases++;
       }
-      const result = await evaluateSampled(
-        model as Parameters<typeof evaluateSampled>[0],
-        dataset,
-        testSet,
-        {
-          cutoffs: [10],
-          metrics: ['hr', 'ndcg'],
-        },
-      );
+      const result = await evaluateAtTen(model);
       const sweep = await robustnessSweep(model, dataset, {
         epsilons: [attackEpsilon * rowNorm],
         adversaries: ['fgm'],
@@ -180,14 +168,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       log(`${name}: ${JSON.stringify(models[name])}`);
     }
     return {
-      dataset: {
-        users: dataset.numUsers,
-        items: dataset.numItems,
-        train: dataset.train.nnz,
-        userFraction: fraction,
-        testCases: testSet.numCases,
-        coldStartTestCases: coldCases.filter(Boolean).length,
-      },
+      dataset: summary,
       protocol:
         "as quality-ml1m-posters; MF-BPR (L2 1e-4, chosen by vbpr-tuning) -> VBPR (128 principal components) -> VBPR continued | AMR (FGM on the item features, relative epsilons, lambda 1), same epochs, from VBPR's best parameters and Adagrad state; FGM drop at the largest epsilon for VBPR and VBPR continued, at its own for AMR",
       featureRowNorm: rowNorm,

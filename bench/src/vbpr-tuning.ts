@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { principalComponents } from '@advrec/data';
-import { evaluateSampled, pairedTTest } from '@advrec/metrics';
+import { pairedTTest } from '@advrec/metrics';
 import type { EvaluationResult } from '@advrec/metrics';
 import { MatrixFactorization, VisualBPR, defaultFeatureNorm } from '@advrec/models';
 import type { Model, ParameterTable, VisualBPRConfig } from '@advrec/models';
@@ -44,12 +44,8 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
   const directory = await mkdtemp(join(tmpdir(), 'advrec-vbpr-tuning-'));
   try {
     const fraction = env('ADVREC_USER_FRACTION', 0.33);
-    const { dataset, poster, testSet, cold, coldItems, coldCases } = await postersSetup(
-      sharedData,
-      directory,
-      fraction,
-      log,
-    );
+    const { dataset, poster, testSet, cold, coldItems, coldCases, summary, evaluateAtTen } =
+      await postersSetup(sharedData, directory, fraction, log);
     const full: Features = { data: poster.data, dimension: poster.dimension };
     const validation = { every: 5, metric: 'ndcg@20', patience: 4 } as const;
     const only = process.env.ADVREC_TUNING_ARMS?.split('|');
@@ -58,15 +54,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     const evaluate = async (
       model: Model,
     ): Promise<{ result: EvaluationResult; summary: Record<string, unknown> }> => {
-      const result = await evaluateSampled(
-        model as Parameters<typeof evaluateSampled>[0],
-        dataset,
-        testSet,
-        {
-          cutoffs: [10],
-          metrics: ['hr', 'ndcg'],
-        },
-      );
+      const result = await evaluateAtTen(model);
       const coldHits = coldAmongColdHits(model, testSet, cold, coldItems);
       return {
         result,
@@ -197,13 +185,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     }
     return {
       dataset: {
-        name: dataset.name,
-        users: dataset.numUsers,
-        items: dataset.numItems,
-        train: dataset.train.nnz,
-        userFraction: fraction,
-        testCases: testSet.numCases,
-        coldStartTestCases: coldCases.filter(Boolean).length,
+        ...summary,
         protocol:
           'as quality-ml1m-posters: random leave-one-out, 10% of movies cold, validation carved from train; test item among 999 sampled negatives',
       },

@@ -4,6 +4,8 @@
  * flags, and a training stage that can start from another stage's optimiser state.
  */
 import { generateSampledTestSet } from '@advrec/data';
+import { evaluateSampled } from '@advrec/metrics';
+import type { EvaluationResult } from '@advrec/metrics';
 import type { Dataset, SampledTestSet } from '@advrec/data';
 import { cloneTable } from '@advrec/models';
 import type { Model, ParameterTable } from '@advrec/models';
@@ -27,6 +29,10 @@ export async function postersSetup(
   cold: Uint8Array;
   coldItems: Int32Array;
   coldCases: boolean[];
+  /** What the bench JSONs record of the data set. */
+  summary: Record<string, unknown>;
+  /** HR@10 and NDCG@10 on the sampled test set. */
+  evaluateAtTen: (model: Model) => Promise<EvaluationResult>;
 }> {
   const dataset = await buildDataset(sharedData, directory, fraction);
   const poster = await posterFeatures(sharedData, dataset, log);
@@ -38,7 +44,21 @@ export async function postersSetup(
   log(
     `${dataset.numUsers} users, ${dataset.numItems} items, ${dataset.train.nnz} train, ${testSet.numCases} test cases (${coldCases.filter(Boolean).length} cold)`,
   );
-  return { dataset, poster, testSet, cold, coldItems, coldCases };
+  const summary = {
+    name: dataset.name,
+    users: dataset.numUsers,
+    items: dataset.numItems,
+    train: dataset.train.nnz,
+    userFraction: fraction,
+    testCases: testSet.numCases,
+    coldStartTestCases: coldCases.filter(Boolean).length,
+  };
+  const evaluateAtTen = (model: Model): Promise<EvaluationResult> =>
+    evaluateSampled(model as Parameters<typeof evaluateSampled>[0], dataset, testSet, {
+      cutoffs: [10],
+      metrics: ['hr', 'ndcg'],
+    });
+  return { dataset, poster, testSet, cold, coldItems, coldCases, summary, evaluateAtTen };
 }
 
 /** A stage's record (1-based best epoch, median seconds an epoch) and its optimiser state. */
