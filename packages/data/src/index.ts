@@ -85,7 +85,7 @@ export type {
   RowAlignment,
   WriteNpyOptions,
 } from './features.js';
-export { principalComponents } from './pca.js';
+export { principalComponents, projectRows } from './pca.js';
 export type { PrincipalComponents, PrincipalComponentsOptions } from './pca.js';
 export { generateSynthetic } from './synthetic.js';
 export type { SyntheticData, SyntheticOptions } from './synthetic.js';

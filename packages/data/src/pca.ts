@@ -26,15 +26,44 @@ export interface PrincipalComponents {
   readonly mean: Float32Array;
   /** The principal directions, `k x D` row-major, unit norm, by decreasing variance. */
   readonly components: Float32Array;
+  /** The same directions as columns, `D x k` row-major: what {@link projectRows} takes. */
+  readonly basis: Float32Array;
   /** The variance along each direction (length k, decreasing). */
   readonly variances: Float64Array;
   /** The share of the total variance the k directions keep. */
   readonly explainedVarianceRatio: number;
-  /**
-   * Projects `N x D` rows onto the components (`(c - mean) . w_j`), into a new `N x k`
-   * array; rows of zeros (items without features) stay zero.
-   */
+  /** {@link projectRows} with this PCA's mean and basis. */
   project(features: { readonly data: Float32Array; readonly dimension: number }): Float32Array;
+}
+
+/**
+ * Projects `N x D` feature rows onto a basis (`D x k` row-major, e.g.
+ * {@link PrincipalComponents.basis}) after subtracting `mean`: `(c - mean) . w_j`, into a
+ * new `N x k` array. Rows of zeros (items without features) stay zero.
+ */
+export function projectRows(
+  features: { readonly data: Float32Array; readonly dimension: number },
+  mean: Float32Array,
+  basis: Float32Array,
+  k: number,
+): Float32Array {
+  const d = features.dimension;
+  if (mean.length !== d || basis.length !== d * k)
+    throw new DataError(`the basis was fitted on ${mean.length}-d features, these are ${d}-d`);
+  const count = features.data.length / d;
+  const out = new Float32Array(count * k);
+  const acc = new Float64Array(k);
+  for (let i = 0; i < count; i++) {
+    if (isZeroRow(features.data, i * d, d)) continue;
+    acc.fill(0);
+    for (let c = 0; c < d; c++) {
+      const x = features.data[i * d + c]! - mean[c]!;
+      const w = c * k;
+      for (let j = 0; j < k; j++) acc[j]! += x * basis[w + j]!;
+    }
+    for (let j = 0; j < k; j++) out[i * k + j] = acc[j]!;
+  }
+  return out;
 }
 
 const isZeroRow = (data: Float32Array, offset: number, d: number): boolean => {
@@ -159,11 +188,14 @@ export function principalComponents(
     }
   }
   const meanF = Float32Array.from(mean);
+  const basis = new Float32Array(d * k);
+  for (let j = 0; j < k; j++) for (let c = 0; c < d; c++) basis[c * k + j] = components[j * d + c]!;
   return {
     inputDimension: d,
     dimension: k,
     mean: meanF,
     components,
+    basis,
     variances,
     explainedVarianceRatio: trace > 0 ? Math.min(1, kept / trace) : 0,
     project(input) {
@@ -171,20 +203,7 @@ export function principalComponents(
         throw new DataError(
           `the PCA was fitted on ${d}-d features, these are ${input.dimension}-d`,
         );
-      const count = input.data.length / d;
-      const out = new Float32Array(count * k);
-      const centred = new Float64Array(d);
-      for (let i = 0; i < count; i++) {
-        if (isZeroRow(input.data, i * d, d)) continue;
-        for (let c = 0; c < d; c++) centred[c] = input.data[i * d + c]! - meanF[c]!;
-        for (let j = 0; j < k; j++) {
-          let s = 0;
-          const w = j * d;
-          for (let c = 0; c < d; c++) s += centred[c]! * components[w + c]!;
-          out[i * k + j] = s;
-        }
-      }
-      return out;
+      return projectRows(input, meanF, basis, k);
     },
   };
 }

@@ -1,4 +1,4 @@
-import { ConfigError, DataError, principalComponents } from '@advrec/data';
+import { ConfigError, DataError, principalComponents, projectRows } from '@advrec/data';
 import type { InteractionMatrix } from '@advrec/data';
 import { createGemm, jsGemm, multiplyJs } from '@advrec/onnx';
 import type { Gemm, GemmBackendName } from '@advrec/onnx';
@@ -408,9 +408,7 @@ export class VisualBPR implements Model {
           seed: r.seed,
         });
         const basis = createTable(FEATURE_BASIS, 'dense', features.dimension, pca.dimension);
-        for (let j = 0; j < pca.dimension; j++)
-          for (let c = 0; c < features.dimension; c++)
-            basis.values[c * pca.dimension + j] = pca.components[j * features.dimension + c]!;
+        basis.values.set(pca.basis);
         this.featureBasis = basis;
         this.featureBasisMean = pca.mean;
         features = { data: pca.project(features), dimension: pca.dimension };
@@ -563,20 +561,7 @@ export class VisualBPR implements Model {
         throw new DataError(
           `this model's features were reduced from ${d}-d raw features (featureComponents), these are ${features.dimension}-d`,
         );
-      const mean = this.featureBasisMean!;
-      const rows = features.data.length / d;
-      const reduced = new Float32Array(rows * m);
-      const centred = new Float64Array(d);
-      for (let i = 0; i < rows; i++) {
-        const row = features.data.subarray(i * d, (i + 1) * d);
-        if (!row.some((v) => v !== 0)) continue;
-        for (let c = 0; c < d; c++) centred[c] = row[c]! - mean[c]!;
-        for (let j = 0; j < m; j++) {
-          let acc = 0;
-          for (let c = 0; c < d; c++) acc += centred[c]! * basis.values[c * m + j]!;
-          reduced[i * m + j] = acc;
-        }
-      }
+      const reduced = projectRows(features, this.featureBasisMean!, basis.values, m);
       return applyFeatureTransform({ data: reduced, dimension: m }, this.featureTransform);
     }
     return applyFeatureTransform(features, this.featureTransform);

@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import { ConfigError } from '@advrec/data';
-import { DEFAULT_ITEM_ID_DROPOUT, defaultFeatureNorm } from '@advrec/models';
 import type { Model, VisualBPRConfig } from '@advrec/models';
 import { runAmrExperiment, runAprExperiment } from '@advrec/trainer';
 import type {
@@ -192,16 +191,15 @@ export function reproduceAmrCommand(
               data.dataset.coldStartItems,
             )
           : null;
-      const reducedDimension = Math.min(
-        Number(config.model.options['featureComponents'] ?? data.itemFeatures!.dimension),
-        data.itemFeatures!.dimension,
-      );
+      // What the trained VBPR did with its features, not a second reading of its options.
+      const vbpr = result.chain.vbpr;
+      const reduced = vbpr.featureBasis !== null;
       return {
         ...(coldStart
           ? { extraSections: [coldStart.section], extraMetrics: { coldStart: coldStart.metrics } }
           : {}),
         dataNote: `; features ${data.itemFeatures!.dimension}-d from ${data.itemFeatures!.source}`,
-        modelFact: `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; features ${reducedDimension < data.itemFeatures!.dimension ? `reduced to ${reducedDimension} principal components, ` : ''}${String(config.model.options['featureNormalization'] ?? 'centred')}, mean row norm ${Number(config.model.options['featureNorm'] ?? defaultFeatureNorm(reducedDimension)).toPrecision(3)}; attack epsilons relative to it; item-ID dropout ${Number(config.model.options['itemIdDropout'] ?? DEFAULT_ITEM_ID_DROPOUT)}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
+        modelFact: `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; features ${reduced ? `reduced to ${vbpr.featureSize} principal components, ` : ''}${vbpr.featureTransform.normalization}, mean row norm ${vbpr.featureTransform.rowNorm.toPrecision(3)}; attack epsilons relative to it; item-ID dropout ${vbpr.itemIdDropout}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
         whatWasRun: `AMR Algorithm 1: MF-BPR (${t.epochs} epochs max, early stopping on validation ${t.validation.metric}), VBPR initialised from MF's embeddings, then from VBPR's parameters AMR (BPR + lambda x BPR under FGM perturbations of the item features, epsilon ${t.adversarial.epsilon} of a feature row's mean norm, lambda ${t.adversarial.adversarialWeight}) and VBPR continued, ${t.adversarialEpochs} epochs each.`,
         histories,
         metricKey: (keys) => (keys.includes('ndcg@10') ? 'ndcg@10' : keys[0]!),
