@@ -12,3 +12,5 @@ export declare function sharedDataFiles(): {
 
 /** `CHROMIUM_PATH`, else Debian's chromium, else `null` (browser tests then skip). */
 export declare function chromiumPath(): string | null;
+/** `REDIS_SERVER`, else Debian's redis-server, else `null` (the job-queue tests then skip). */
+export declare function redisServerPath(): string | null;

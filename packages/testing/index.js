@@ -43,3 +43,17 @@ export function chromiumPath() {
     if (candidate && existsSync(candidate)) return candidate;
   return null;
 }
+
+/**
+ * `REDIS_SERVER`, else Debian's `redis-server`, else `null` (the job-queue tests then say they
+ * are skipped; `.ci/run` installs it).
+ */
+export function redisServerPath() {
+  for (const candidate of [
+    process.env.REDIS_SERVER,
+    '/usr/bin/redis-server',
+    '/usr/local/bin/redis-server',
+  ])
+    if (candidate && existsSync(candidate)) return candidate;
+  return null;
+}

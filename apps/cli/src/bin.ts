@@ -25,6 +25,12 @@ process.on('SIGINT', () => {
   controller.abort();
 });
 
+// SIGTERM (a process manager stopping a worker) stops like Ctrl-C: the running step ends cleanly.
+process.on('SIGTERM', () => {
+  if (controller.signal.aborted) process.exit(143);
+  controller.abort();
+});
+
 const code = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,

@@ -9,6 +9,7 @@ import { featuresCli } from './commands/cli-features.js';
 import { recommendCli } from './commands/cli-recommend.js';
 import { exportCli } from './commands/cli-export.js';
 import { reproduceCli } from './commands/cli-reproduce.js';
+import { sweepCli } from './commands/cli-sweep.js';
 import { trainCli } from './commands/cli-train.js';
 import type { CommandContext } from './context.js';
 import { EXIT_CODES, exitCodeOf } from './errors.js';
@@ -41,6 +42,7 @@ const COMMANDS: readonly CliCommand[] = [
   exportCli,
   featuresCli,
   reproduceCli,
+  sweepCli,
 ];
 
 /** I/O of one CLI invocation (tests pass their own streams). */

@@ -20,6 +20,23 @@ export interface LinePlot {
   readonly markers?: readonly { readonly x: number; readonly label: string }[];
 }
 
+/**
+ * A heat map over two axes of a grid (a sweep's mean validation metric per epsilon and
+ * lambda), drawn as SVG: one cell per pair, darker is higher, the value printed in the cell.
+ */
+export interface HeatMap {
+  readonly xLabel: string;
+  readonly yLabel: string;
+  readonly xValues: readonly string[];
+  readonly yValues: readonly string[];
+  /** `cells[y][x]`; null where the grid has no result (a failed run). */
+  readonly cells: readonly (readonly (number | null)[])[];
+  /** What the cells hold, e.g. `validation ndcg@20 (mean over 2 seeds)`. */
+  readonly valueLabel: string;
+  /** The cell to outline (the best configuration), as [y, x]. */
+  readonly highlight?: readonly [number, number];
+}
+
 /** A block of a report. */
 export type ReportSection =
   | { readonly kind: 'text'; readonly title?: string; readonly text: string }
@@ -36,6 +53,13 @@ export type ReportSection =
       readonly title: string;
       readonly caption?: string;
       readonly plot: LinePlot;
+    }
+  | {
+      readonly kind: 'heatmap';
+      readonly id: string;
+      readonly title: string;
+      readonly caption?: string;
+      readonly map: HeatMap;
     };
 
 /** A run's human report: Markdown and a self-contained HTML page with SVG plots. */
@@ -190,6 +214,78 @@ function cell(value: string | number): string {
   return value;
 }
 
+/** Draws a heat map as a standalone SVG document (labelled cells, a colour scale). */
+export function renderHeatmapSvg(map: HeatMap, title = ''): string {
+  const cellWidth = Math.max(64, 8 * Math.max(...map.xValues.map((v) => v.length)) + 16);
+  const cellHeight = 36;
+  const left = Math.max(70, 7 * Math.max(...map.yValues.map((v) => v.length)) + 30);
+  const top = title ? 48 : 24;
+  const legend = `${map.valueLabel}; range 0.00000 to 0.00000${map.highlight ? '; outlined: best on validation' : ''}`;
+  // Wide enough for the grid, the title and the legend line.
+  const width = Math.ceil(
+    Math.max(
+      left + cellWidth * map.xValues.length + 20,
+      title.length * 8.5 + 40,
+      left + legend.length * 6.6 + 20,
+    ),
+  );
+  const height = top + cellHeight * map.yValues.length + 70;
+  const values = map.cells.flat().filter((v): v is number => v !== null && Number.isFinite(v));
+  const min = values.length > 0 ? Math.min(...values) : 0;
+  const max = values.length > 0 ? Math.max(...values) : 1;
+  const shade = (v: number): string => {
+    // White to the report's blue (#1f77b4), linear in the value.
+    const t = max > min ? (v - min) / (max - min) : 1;
+    const mix = (from: number, to: number): number => Math.round(from + (to - from) * t);
+    return `rgb(${mix(247, 31)},${mix(251, 119)},${mix(255, 180)})`;
+  };
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" font-family="system-ui, sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+  ];
+  if (title)
+    parts.push(
+      `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="600">${escapeXml(title)}</text>`,
+    );
+  map.yValues.forEach((label, y) => {
+    parts.push(
+      `<text x="${left - 8}" y="${top + y * cellHeight + cellHeight / 2 + 4}" text-anchor="end">${escapeXml(label)}</text>`,
+    );
+    map.xValues.forEach((_, x) => {
+      const v = map.cells[y]?.[x] ?? null;
+      const px = left + x * cellWidth;
+      const py = top + y * cellHeight;
+      const fill = v === null || !Number.isFinite(v) ? '#eeeeee' : shade(v);
+      parts.push(
+        `<rect x="${px}" y="${py}" width="${cellWidth}" height="${cellHeight}" fill="${fill}" stroke="white"/>`,
+      );
+      const dark = v !== null && max > min && (v - min) / (max - min) > 0.55;
+      parts.push(
+        `<text x="${px + cellWidth / 2}" y="${py + cellHeight / 2 + 4}" text-anchor="middle" fill="${dark ? 'white' : '#222'}">${v === null || !Number.isFinite(v) ? 'n/a' : escapeXml(formatTick(v, false))}</text>`,
+      );
+    });
+  });
+  if (map.highlight) {
+    const [y, x] = map.highlight;
+    parts.push(
+      `<rect x="${left + x * cellWidth + 1.5}" y="${top + y * cellHeight + 1.5}" width="${cellWidth - 3}" height="${cellHeight - 3}" fill="none" stroke="#d62728" stroke-width="3"/>`,
+    );
+  }
+  const bottom = top + cellHeight * map.yValues.length;
+  map.xValues.forEach((label, x) =>
+    parts.push(
+      `<text x="${left + x * cellWidth + cellWidth / 2}" y="${bottom + 16}" text-anchor="middle">${escapeXml(label)}</text>`,
+    ),
+  );
+  parts.push(
+    `<text x="${left + (cellWidth * map.xValues.length) / 2}" y="${bottom + 36}" text-anchor="middle" font-weight="600">${escapeXml(map.xLabel)}</text>`,
+    `<text x="14" y="${top + (cellHeight * map.yValues.length) / 2}" text-anchor="middle" font-weight="600" transform="rotate(-90 14 ${top + (cellHeight * map.yValues.length) / 2})">${escapeXml(map.yLabel)}</text>`,
+    `<text x="${left}" y="${bottom + 58}" fill="#555">${escapeXml(map.valueLabel)}; range ${escapeXml(formatTick(min, false))} to ${escapeXml(formatTick(max, false))}${map.highlight ? '; outlined: best on validation' : ''}</text>`,
+    '</svg>',
+  );
+  return parts.join('\n');
+}
+
 /** The report as Markdown; plots are linked as `plots/<id>.svg`. */
 export function renderMarkdown(report: Report): string {
   const lines: string[] = [`# ${report.title}`, ''];
@@ -210,6 +306,22 @@ export function renderMarkdown(report: Report): string {
       lines.push(`## ${section.title}`, '');
       if (section.caption) lines.push(section.caption, '');
       lines.push(`![${section.title}](plots/${section.id}.svg)`);
+      if (section.kind === 'heatmap') {
+        // The numbers too, for readers without images.
+        const map = section.map;
+        lines.push('', `| ${map.yLabel} \\ ${map.xLabel} | ${map.xValues.join(' | ')} |`);
+        lines.push(`| --- | ${map.xValues.map(() => '---').join(' | ')} |`);
+        map.yValues.forEach((label, y) =>
+          lines.push(
+            `| ${label} | ${map.xValues
+              .map((_, x) => {
+                const v = map.cells[y]?.[x] ?? null;
+                return v === null ? 'n/a' : cell(v);
+              })
+              .join(' | ')} |`,
+          ),
+        );
+      }
     }
   }
   return `${lines.join('\n')}\n`;
@@ -248,7 +360,9 @@ export function renderHtml(report: Report): string {
     } else {
       body.push(`<h2>${escapeHtml(section.title)}</h2>`);
       if (section.caption) body.push(`<p class="caption">${escapeHtml(section.caption)}</p>`);
-      body.push(`<figure id="plot-${escapeHtml(section.id)}">${renderSvg(section.plot)}</figure>`);
+      body.push(
+        `<figure id="plot-${escapeHtml(section.id)}">${section.kind === 'heatmap' ? renderHeatmapSvg(section.map) : renderSvg(section.plot)}</figure>`,
+      );
     }
     body.push('</section>');
   }
@@ -283,9 +397,11 @@ ${body.join('\n')}
 export async function writeReport(folder: string, report: Report): Promise<void> {
   await mkdir(join(folder, 'plots'), { recursive: true });
   for (const section of report.sections)
-    if (section.kind === 'plot')
+    if (section.kind === 'plot' || section.kind === 'heatmap')
       await writeFileAtomic(join(folder, 'plots', `${section.id}.svg`), () => [
-        renderSvg(section.plot, section.title),
+        section.kind === 'heatmap'
+          ? renderHeatmapSvg(section.map, section.title)
+          : renderSvg(section.plot, section.title),
       ]);
   await writeFileAtomic(join(folder, 'report.md'), () => [renderMarkdown(report)]);
   await writeFileAtomic(join(folder, 'report.html'), () => [renderHtml(report)]);

@@ -13,6 +13,8 @@ import {
   FeatureSession,
   IMAGENET_PREPROCESSING,
   extractFeatures,
+  mergeFeatureShards,
+  planFeatureShards,
   preprocessImage,
   resolvePreprocessing,
   tensorSize,
@@ -252,6 +254,63 @@ describe('extraction with a tiny CNN built here', () => {
       expect(Math.abs(h.data[k]! - f.data[k]!)).toBeLessThan(
         2e-3 * Math.max(1, Math.abs(f.data[k]!)),
       );
+  });
+
+  it('shards of whole batches, extracted apart and merged, give the bytes of one run (float32 and float16, with a failed image)', async () => {
+    expect(planFeatureShards(10, 3, 3)).toEqual([
+      { index: 0, start: 0, end: 6 },
+      { index: 1, start: 6, end: 9 },
+      { index: 2, start: 9, end: 10 },
+    ]);
+    expect(planFeatureShards(4, 8, 3)).toEqual([
+      { index: 0, start: 0, end: 3 },
+      { index: 1, start: 3, end: 4 },
+    ]);
+    expect(() => planFeatureShards(10, 0)).toThrow(/shards must be a positive integer/);
+    const broken = join(dir, 'broken.jpg');
+    await writeFile(broken, 'not an image');
+    const list = [...images.slice(0, 4), { itemId: 'broken', file: broken }, ...images.slice(4)];
+    const options = {
+      model: tinyModel,
+      tensor: 'features',
+      preprocessing: tinyPreprocessing,
+      batchSize: 3,
+    } as const;
+    for (const dtype of ['float32', 'float16'] as const) {
+      const single = join(dir, `single-${dtype}.npy`);
+      await extractFeatures({ ...options, images: list, output: single, dtype });
+      const shardFiles: string[] = [];
+      for (const shard of planFeatureShards(list.length, 3, options.batchSize)) {
+        const file = join(dir, `shard-${dtype}-${shard.index}.npy`);
+        await extractFeatures({
+          ...options,
+          images: list.slice(shard.start, shard.end),
+          output: file,
+        });
+        shardFiles.push(file);
+      }
+      const merged = join(dir, `merged-${dtype}.npy`);
+      const { manifest } = await mergeFeatureShards(shardFiles, merged, { dtype });
+      expect(manifest.failed.map((f) => f.file)).toEqual([broken]);
+      expect(await readFile(merged)).toEqual(await readFile(single));
+      expect(await readFile(`${merged}.manifest.json`, 'utf8')).toBe(
+        await readFile(`${single}.manifest.json`, 'utf8'),
+      );
+    }
+    // A shard of another extraction (another tensor) is refused, naming its manifest.
+    const other = join(dir, 'other-shard.npy');
+    await extractFeatures({
+      ...options,
+      tensor: 'logits',
+      images: images.slice(0, 3),
+      output: other,
+    });
+    await expect(
+      mergeFeatureShards([join(dir, 'shard-float32-0.npy'), other], join(dir, 'bad.npy')),
+    ).rejects.toThrow(/other-shard\.npy\.manifest\.json.*different.*tensor/);
+    await expect(mergeFeatureShards([join(dir, 'nope.npy')], join(dir, 'bad.npy'))).rejects.toThrow(
+      /nope\.npy\.manifest\.json/,
+    );
   });
 
   it('a flipped byte in the .partial file is never copied into the output: the bad batch is redone', async () => {

@@ -20,6 +20,8 @@ export type {
   FeatureManifest,
   ImageEntry,
 } from './extractor.js';
+export { mergeFeatureShards, planFeatureShards } from './shards.js';
+export type { FeatureShard } from './shards.js';
 export { RESNET50_V1, buildResNet50 } from './resnet50.js';
 export type { ResNet50Options } from './resnet50.js';
 export { KNOWN_EXTRACTORS, identifyExtractor, knownExtractor } from './extractors.js';

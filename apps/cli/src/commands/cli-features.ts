@@ -37,6 +37,21 @@ export const featuresCli: CliCommand = {
       )
       .option('--threads <n>', 'onnxruntime intra-op threads', integer('--threads', 1))
       .option('--limit <n>', 'only the first n images (in numeric order)', integer('--limit', 1))
+      .option(
+        '--shards <n>',
+        'cut the images into n shards of whole batches, extracted by workers and merged (same bytes as one run)',
+        integer('--shards', 1),
+      )
+      .option(
+        '--workers <n>',
+        'shards at once in the in-process pool (each in its own thread)',
+        integer('--workers', 1),
+      )
+      .option(
+        '--queue <url>',
+        'a Redis URL: put the shards on a job queue served by `advrec worker` processes (default 8 shards)',
+      )
+      .option('--queue-name <name>', 'queue name (default advrec)')
       .action(
         run(async (context, flags) =>
           (await import('./features.js')).featuresCommand(flags, context),

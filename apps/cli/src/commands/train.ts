@@ -32,6 +32,11 @@ import type { ReportSection } from '../report.js';
 /** Options of `advrec train`. */
 export interface TrainOptions {
   readonly config?: string;
+  /**
+   * The run config itself instead of a file (programmatic callers, e.g. a sweep's jobs);
+   * `--set` and the shorthands still apply on top.
+   */
+  readonly configObject?: Readonly<Record<string, unknown>>;
   readonly set?: readonly string[];
   readonly data?: string;
   readonly model?: string;
@@ -51,9 +56,11 @@ export interface TrainOptions {
 
 /** Reads, overrides, validates and resolves the run config of `advrec train`. */
 export async function runConfigFromOptions(options: TrainOptions): Promise<ResolvedRunConfig> {
-  const base = options.config
-    ? await readConfigFile(options.config)
-    : { data: { source: 'synthetic' }, model: { name: 'mf' } };
+  const base =
+    options.configObject ??
+    (options.config
+      ? await readConfigFile(options.config)
+      : { data: { source: 'synthetic' }, model: { name: 'mf' } });
   const shorthands: string[] = [];
   const flag = (path: string, value: string | undefined): void => {
     if (value !== undefined) shorthands.push(`${path}=${value}`);
@@ -106,6 +113,7 @@ export async function trainCommand(
     const conflicting = (
       [
         'config',
+        'configObject',
         'set',
         'data',
         'model',

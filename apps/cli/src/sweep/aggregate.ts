@@ -1,0 +1,328 @@
+/**
+ * A sweep's results, read from its run folders (the single source of truth, whichever
+ * workers ran them): per configuration the mean and spread over seeds of the validation and
+ * test metrics, and the best configuration, chosen on validation only.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DataFormatError } from '@advrec/data';
+import type { HeatMap, ReportSection } from '../report.js';
+import type { AxisValue, SweepPlan, SweepRun } from './spec.js';
+
+/** One finished run of a sweep. */
+export interface SweepRunResult {
+  readonly id: string;
+  readonly point: Readonly<Record<string, AxisValue>>;
+  readonly seed: number | null;
+  /** The validation metric of the run's final model (the epoch its best checkpoint holds). */
+  readonly validation: number;
+  readonly validationEpoch: number;
+  /** Test metrics of the final model (`metrics.json`). */
+  readonly test: Readonly<Record<string, number>>;
+}
+
+/** Mean, sample standard deviation (0 for one run) and count. */
+export interface Spread {
+  readonly mean: number;
+  readonly std: number;
+  readonly n: number;
+}
+
+/** One configuration (grid point) over its seeds. */
+export interface ConfigurationSummary {
+  readonly point: Readonly<Record<string, AxisValue>>;
+  readonly runs: readonly string[];
+  readonly validation: Spread;
+  readonly test: Readonly<Record<string, Spread>>;
+}
+
+/** What `aggregate.json` holds (no timings: two executions of one sweep give equal ones). */
+export interface SweepAggregate {
+  readonly format: 'advrec-sweep/1';
+  readonly fingerprint: string;
+  readonly axes: readonly {
+    readonly path: string;
+    readonly name: string;
+    readonly values: readonly AxisValue[];
+  }[];
+  readonly seeds: readonly number[];
+  /** The validation metric the best configuration is chosen on. */
+  readonly metric: string;
+  readonly runs: readonly SweepRunResult[];
+  /** Runs without a result (failed), by id. */
+  readonly missing: readonly string[];
+  readonly configurations: readonly ConfigurationSummary[];
+  /** The configuration with the highest mean validation metric (ties: first in grid order). */
+  readonly best: ConfigurationSummary | null;
+}
+
+async function readJson(file: string, what: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as unknown;
+  } catch (error) {
+    throw new DataFormatError({ file }, what, (error as Error).message);
+  }
+}
+
+/** Reads one finished run folder: its final model's validation and test metrics. */
+export async function readRunResult(
+  run: SweepRun,
+  folder: string,
+  metric: string,
+): Promise<SweepRunResult> {
+  const status = (await readJson(join(folder, 'run.json'), 'a finished run (run.json)')) as {
+    status?: string;
+    bestEpoch?: { bpr: number; apr: number | null };
+  };
+  if (status.status !== 'done' || !status.bestEpoch)
+    throw new DataFormatError(
+      { file: join(folder, 'run.json') },
+      'a finished run (status done)',
+      `status ${String(status.status)}`,
+    );
+  const history = (await readJson(join(folder, 'history.json'), 'a run history')) as {
+    epoch: number;
+    phase: 'bpr' | 'apr';
+    validation: Record<string, number> | null;
+  }[];
+  const metrics = (await readJson(join(folder, 'metrics.json'), 'test metrics')) as {
+    metrics: Record<string, number>;
+  };
+  const phase = status.bestEpoch.apr !== null ? 'apr' : 'bpr';
+  const epoch = status.bestEpoch.apr ?? status.bestEpoch.bpr;
+  const validated = history.filter((row) => row.phase === phase && row.validation);
+  const row =
+    validated.find((r) => r.epoch === epoch) ??
+    validated.reduce<(typeof validated)[number] | undefined>(
+      (best, r) =>
+        best === undefined ||
+        (r.validation![metric] ?? -Infinity) > (best.validation![metric] ?? -Infinity)
+          ? r
+          : best,
+      undefined,
+    );
+  const value = row?.validation?.[metric];
+  if (row === undefined || value === undefined)
+    throw new DataFormatError(
+      { file: join(folder, 'history.json') },
+      `a validation ${metric} in the ${phase} phase`,
+      'none (set training.validation.every so that the run validates)',
+    );
+  return {
+    id: run.id,
+    point: run.point,
+    seed: run.seed,
+    validation: value,
+    validationEpoch: row.epoch,
+    test: metrics.metrics,
+  };
+}
+
+function spread(values: readonly number[]): Spread {
+  const n = values.length;
+  const mean = values.reduce((s, v) => s + v, 0) / n;
+  const variance = n > 1 ? values.reduce((s, v) => s + (v - mean) ** 2, 0) / (n - 1) : 0;
+  return { mean, std: Math.sqrt(variance), n };
+}
+
+/** Aggregates the finished runs of a plan (missing ones are listed, not guessed). */
+export function aggregateSweep(
+  plan: SweepPlan,
+  results: ReadonlyMap<string, SweepRunResult>,
+): SweepAggregate {
+  const runs = plan.runs.flatMap((r) => (results.has(r.id) ? [results.get(r.id)!] : []));
+  const groups = new Map<string, SweepRun[]>();
+  for (const run of plan.runs)
+    groups.set(run.configuration, [...(groups.get(run.configuration) ?? []), run]);
+  const configurations: ConfigurationSummary[] = [];
+  for (const members of groups.values()) {
+    const done = members.flatMap((r) => (results.has(r.id) ? [results.get(r.id)!] : []));
+    if (done.length === 0) continue;
+    const keys = Object.keys(done[0]!.test).filter((k) => done.every((r) => k in r.test));
+    configurations.push({
+      point: members[0]!.point,
+      runs: done.map((r) => r.id),
+      validation: spread(done.map((r) => r.validation)),
+      test: Object.fromEntries(keys.map((k) => [k, spread(done.map((r) => r.test[k]!))])),
+    });
+  }
+  const best = configurations.reduce<ConfigurationSummary | null>(
+    (b, c) => (b === null || c.validation.mean > b.validation.mean ? c : b),
+    null,
+  );
+  return {
+    format: 'advrec-sweep/1',
+    fingerprint: plan.fingerprint,
+    axes: plan.spec.axes.map((a) => ({ path: a.path, name: a.name, values: a.values })),
+    seeds: plan.spec.seeds,
+    metric: plan.metric,
+    runs,
+    missing: plan.runs.filter((r) => !results.has(r.id)).map((r) => r.id),
+    configurations,
+    best,
+  };
+}
+
+function pointLabel(point: Readonly<Record<string, AxisValue>>): string {
+  const parts = Object.entries(point).map(([k, v]) => `${k}=${String(v)}`);
+  return parts.length > 0 ? parts.join(', ') : '(base config)';
+}
+
+function meanStd(s: Spread | undefined): string {
+  if (!s) return 'n/a';
+  return s.n > 1 ? `${s.mean.toFixed(4)} ± ${s.std.toFixed(4)}` : s.mean.toFixed(4);
+}
+
+/** The test metric shown beside validation: the validation metric's own name when tested. */
+export function headlineTestMetric(aggregate: SweepAggregate): string | null {
+  const keys = Object.keys(aggregate.configurations[0]?.test ?? {});
+  return keys.includes(aggregate.metric) ? aggregate.metric : (keys[0] ?? null);
+}
+
+/**
+ * The report sections of a sweep: the configurations ranked by validation (mean ± std over
+ * seeds) with their test metrics, heat maps of validation and test over the first two axes
+ * (the other axes held at the best configuration's values), and every run.
+ */
+export function sweepSections(aggregate: SweepAggregate): ReportSection[] {
+  const sections: ReportSection[] = [];
+  const testKey = headlineTestMetric(aggregate);
+  const seeds = aggregate.seeds.length;
+  const spreadNote = seeds > 1 ? ` (mean ± standard deviation over ${seeds} seeds)` : '';
+  const ranked = [...aggregate.configurations].sort(
+    (a, b) => b.validation.mean - a.validation.mean,
+  );
+  const testKeys = Object.keys(aggregate.configurations[0]?.test ?? {});
+  if (aggregate.best) {
+    sections.push({
+      kind: 'text',
+      title: 'Best configuration (chosen on validation only)',
+      text: `${pointLabel(aggregate.best.point)}: validation ${aggregate.metric} ${meanStd(aggregate.best.validation)}${testKey ? `, test ${testKey} ${meanStd(aggregate.best.test[testKey])}` : ''}. The test metrics are reported, never used to choose.`,
+    });
+  }
+  sections.push({
+    kind: 'table',
+    title: 'Configurations ranked by validation',
+    caption: `Validation ${aggregate.metric} of each run's final model${spreadNote}; test metrics of the same models.`,
+    columns: [
+      ...aggregate.axes.map((a) => a.name),
+      'runs',
+      `validation ${aggregate.metric}`,
+      ...testKeys.map((k) => `test ${k}`),
+    ],
+    rows: ranked.map((c) => [
+      ...aggregate.axes.map((a) => String(c.point[a.name])),
+      c.runs.length,
+      meanStd(c.validation),
+      ...testKeys.map((k) => meanStd(c.test[k])),
+    ]),
+  });
+  if (aggregate.axes.length >= 2 && aggregate.best) {
+    const [yAxis, xAxis] = aggregate.axes as [
+      SweepAggregate['axes'][number],
+      SweepAggregate['axes'][number],
+    ];
+    const fixed = aggregate.axes.slice(2);
+    const held = fixed.map((a) => `${a.name}=${String(aggregate.best!.point[a.name])}`).join(', ');
+    const cellOf = (y: AxisValue, x: AxisValue): ConfigurationSummary | undefined =>
+      aggregate.configurations.find(
+        (c) =>
+          c.point[yAxis.name] === y &&
+          c.point[xAxis.name] === x &&
+          fixed.every((a) => c.point[a.name] === aggregate.best!.point[a.name]),
+      );
+    const heat = (
+      value: (c: ConfigurationSummary) => number | undefined,
+      label: string,
+    ): HeatMap => {
+      let highlight: [number, number] | undefined;
+      const cells = yAxis.values.map((y, yi) =>
+        xAxis.values.map((x, xi) => {
+          const c = cellOf(y, x);
+          if (c === aggregate.best) highlight = [yi, xi];
+          return c ? (value(c) ?? null) : null;
+        }),
+      );
+      return {
+        xLabel: xAxis.name,
+        yLabel: yAxis.name,
+        xValues: xAxis.values.map(String),
+        yValues: yAxis.values.map(String),
+        cells,
+        valueLabel: label,
+        ...(highlight ? { highlight } : {}),
+      };
+    };
+    const caption = `Mean over seeds${held ? `; ${held} (the best configuration's)` : ''}. Outlined: the best on validation.`;
+    sections.push({
+      kind: 'heatmap',
+      id: 'sweep-validation',
+      title: `Validation ${aggregate.metric}: ${yAxis.name} x ${xAxis.name}`,
+      caption,
+      map: heat((c) => c.validation.mean, `validation ${aggregate.metric}`),
+    });
+    if (testKey)
+      sections.push({
+        kind: 'heatmap',
+        id: 'sweep-test',
+        title: `Test ${testKey}: ${yAxis.name} x ${xAxis.name}`,
+        caption,
+        map: heat((c) => c.test[testKey]?.mean, `test ${testKey}`),
+      });
+  } else if (aggregate.axes.length === 1) {
+    const axis = aggregate.axes[0]!;
+    if (axis.values.every((v) => typeof v === 'number'))
+      sections.push({
+        kind: 'plot',
+        id: 'sweep-validation',
+        title: `Validation ${aggregate.metric} over ${axis.name}`,
+        plot: {
+          xLabel: axis.name,
+          yLabel: aggregate.metric,
+          series: [
+            {
+              name: `validation ${aggregate.metric}`,
+              points: aggregate.configurations.map(
+                (c) => [c.point[axis.name] as number, c.validation.mean] as const,
+              ),
+            },
+            ...(testKey
+              ? [
+                  {
+                    name: `test ${testKey}`,
+                    dashed: true,
+                    points: aggregate.configurations.map(
+                      (c) => [c.point[axis.name] as number, c.test[testKey]?.mean ?? 0] as const,
+                    ),
+                  },
+                ]
+              : []),
+          ],
+        },
+      });
+  }
+  sections.push({
+    kind: 'table',
+    title: 'Runs',
+    caption:
+      'Every run of the grid: its folder is runs/<run>/ (an ordinary advrec train run folder).',
+    columns: [
+      'run',
+      'seed',
+      `validation ${aggregate.metric}`,
+      'at epoch',
+      ...(testKey ? [`test ${testKey}`] : []),
+    ],
+    rows: [
+      ...aggregate.runs.map((r) => [
+        r.id,
+        r.seed === null ? '-' : r.seed,
+        r.validation,
+        r.validationEpoch,
+        ...(testKey ? [r.test[testKey] ?? 'n/a'] : []),
+      ]),
+      ...aggregate.missing.map((id) => [id, '-', 'failed', '-', ...(testKey ? ['-'] : [])]),
+    ],
+  });
+  return sections;
+}

@@ -1,0 +1,206 @@
+/**
+ * The jobs a sweep or a sharded extraction hands to workers (an in-process pool or a job
+ * queue), and how one is run. Jobs are idempotent: a run folder completed by an earlier
+ * attempt is read, not recomputed; a run killed after a resumable checkpoint continues from
+ * it; a feature shard already extracted is kept.
+ */
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { DataFormatError } from '@advrec/data';
+import type { ImageEntry } from '@advrec/features';
+import type { CommandContext } from '../context.js';
+import { Progress } from '../progress.js';
+import { toJson } from '../runs.js';
+
+/** Train one run of a sweep into its run folder (`advrec train` with the run's config). */
+export interface TrainJob {
+  readonly kind: 'train';
+  /** The sweep folder (its `completions.jsonl` records every training that finished). */
+  readonly sweep: string;
+  readonly runId: string;
+  /** The run folder, absolute. */
+  readonly folder: string;
+  /** The run's raw config (paths absolute). */
+  readonly config: Readonly<Record<string, unknown>>;
+}
+
+/** Extract the features of one shard of an image list into its own float32 `.npy`. */
+export interface FeatureShardJob {
+  readonly kind: 'features-shard';
+  readonly shard: number;
+  readonly output: string;
+  readonly model: string;
+  readonly images: readonly ImageEntry[];
+  readonly tensor?: string;
+  readonly inputName?: string;
+  readonly batchSize: number;
+  readonly threads?: number;
+}
+
+/** A unit of work for a worker. */
+export type WorkerJob = TrainJob | FeatureShardJob;
+
+/** What a finished job reports (small: a queue stores it). */
+export type JobResult =
+  | {
+      readonly kind: 'train';
+      readonly runId: string;
+      /** `trained` from scratch, `resumed` from a killed attempt's checkpoint, `reused` a finished folder. */
+      readonly status: 'trained' | 'resumed' | 'reused';
+      readonly seconds: number;
+    }
+  | {
+      readonly kind: 'features-shard';
+      readonly shard: number;
+      readonly status: 'extracted' | 'reused';
+      readonly rows: number;
+      readonly seconds: number;
+    };
+
+/** A job's failure, carried across threads and queues with the exit code it would give. */
+export class JobFailedError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.name = 'JobFailedError';
+    this.exitCode = exitCode;
+  }
+}
+
+function silentContext(signal: AbortSignal): CommandContext {
+  const sink = { write: () => true } as unknown as NodeJS.WritableStream;
+  return { stdout: sink, progress: new Progress(sink, { quiet: true }), json: false, signal };
+}
+
+async function readJson(file: string): Promise<unknown> {
+  return JSON.parse(await readFile(file, 'utf8')) as unknown;
+}
+
+/** Whether a run folder holds a finished run of exactly this resolved config. */
+export async function finishedRun(folder: string, resolvedJson: string): Promise<boolean> {
+  try {
+    const run = (await readJson(join(folder, 'run.json'))) as { status?: string };
+    const config = await readFile(join(folder, 'config.json'), 'utf8');
+    return (
+      run.status === 'done' &&
+      config.trim() === resolvedJson.trim() &&
+      existsSync(join(folder, 'metrics.json'))
+    );
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs a job in this thread. A train job whose folder already holds the finished run returns
+ * `reused`; one whose folder holds a resumable checkpoint of the same config continues from it
+ * (`advrec train --resume`: the same result as an uninterrupted run); otherwise it trains from
+ * scratch into the folder (replacing what a killed attempt left). Every training that
+ * finishes appends one line to the sweep's `completions.jsonl`.
+ */
+export async function runJob(
+  job: WorkerJob,
+  signal: AbortSignal = new AbortController().signal,
+): Promise<JobResult> {
+  const started = performance.now();
+  const seconds = (): number => (performance.now() - started) / 1000;
+  if (job.kind === 'features-shard') return runFeatureShard(job, signal, seconds);
+  const { trainCommand, runConfigFromOptions } = await import('../commands/train.js');
+  const resolved = toJson(await runConfigFromOptions({ configObject: job.config }));
+  if (await finishedRun(job.folder, resolved))
+    return { kind: 'train', runId: job.runId, status: 'reused', seconds: seconds() };
+  const context = silentContext(signal);
+  let status: 'trained' | 'resumed' = 'trained';
+  let code: number | null = null;
+  const sameConfig = await readFile(join(job.folder, 'config.json'), 'utf8').then(
+    (text) => text.trim() === resolved.trim(),
+    () => false,
+  );
+  if (sameConfig && existsSync(join(job.folder, 'checkpoints', 'last.ckpt'))) {
+    try {
+      code = await trainCommand({ resume: job.folder }, context);
+      status = 'resumed';
+    } catch {
+      // A checkpoint the killed attempt left unusable: train again from scratch below.
+      code = null;
+    }
+  }
+  if (code === null)
+    code = await trainCommand({ configObject: job.config, out: job.folder, force: true }, context);
+  if (code === 130) throw new JobFailedError(`run ${job.runId} was interrupted`, 130);
+  if (code !== 0) throw new JobFailedError(`run ${job.runId} exited with ${code}`, code);
+  await mkdir(job.sweep, { recursive: true });
+  await appendFile(
+    join(job.sweep, 'completions.jsonl'),
+    `${JSON.stringify({ runId: job.runId, status, host: hostname(), pid: process.pid, at: new Date().toISOString() })}\n`,
+  );
+  return { kind: 'train', runId: job.runId, status, seconds: seconds() };
+}
+
+async function runFeatureShard(
+  job: FeatureShardJob,
+  signal: AbortSignal,
+  seconds: () => number,
+): Promise<JobResult> {
+  const { extractFeatures } = await import('@advrec/features');
+  const manifestFile = `${job.output}.manifest.json`;
+  if (existsSync(job.output) && existsSync(manifestFile)) {
+    try {
+      const manifest = (await readJson(manifestFile)) as { images?: number; rows?: number };
+      if (manifest.images === job.images.length)
+        return {
+          kind: 'features-shard',
+          shard: job.shard,
+          status: 'reused',
+          rows: manifest.rows ?? 0,
+          seconds: seconds(),
+        };
+    } catch {
+      // An unreadable manifest: extract again.
+    }
+  }
+  await mkdir(dirname(job.output), { recursive: true });
+  const result = await extractFeatures({
+    model: job.model,
+    images: job.images,
+    output: job.output,
+    batchSize: job.batchSize,
+    ...(job.tensor ? { tensor: job.tensor } : {}),
+    ...(job.inputName ? { inputName: job.inputName } : {}),
+    ...(job.threads ? { threads: job.threads } : {}),
+    signal,
+  });
+  return {
+    kind: 'features-shard',
+    shard: job.shard,
+    status: 'extracted',
+    rows: result.manifest.rows,
+    seconds: seconds(),
+  };
+}
+
+/** Checks that a value received from a queue or a thread is a job advrec knows. */
+export function asWorkerJob(value: unknown, where: string): WorkerJob {
+  const job = value as Partial<WorkerJob> | null;
+  if (
+    typeof job === 'object' &&
+    job !== null &&
+    ((job.kind === 'train' &&
+      typeof job.runId === 'string' &&
+      typeof job.folder === 'string' &&
+      typeof job.sweep === 'string' &&
+      typeof job.config === 'object') ||
+      (job.kind === 'features-shard' &&
+        typeof job.output === 'string' &&
+        typeof job.model === 'string' &&
+        Array.isArray(job.images)))
+  )
+    return job as WorkerJob;
+  throw new DataFormatError(
+    { file: where },
+    'an advrec job (kind train or features-shard)',
+    JSON.stringify(value)?.slice(0, 120) ?? String(value),
+  );
+}

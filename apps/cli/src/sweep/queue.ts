@@ -1,0 +1,214 @@
+/**
+ * Jobs on a Redis-backed queue (BullMQ): `advrec sweep --queue` and `advrec features
+ * --queue` add jobs and wait for them; `advrec worker --queue` processes on any number of
+ * machines run them. A job's id is its run (or shard) and its sweep's fingerprint, so adding
+ * the same sweep twice adds nothing; a worker that dies (kill -9, a lost machine) stops
+ * renewing its job's lock and another worker takes the job over (BullMQ's stalled-job check);
+ * every job runs in a worker thread, so the worker's own thread keeps renewing locks while a
+ * job computes.
+ */
+import { ConfigError } from '@advrec/data';
+import type { Job as QueueJob } from 'bullmq';
+import { JobFailedError, asWorkerJob } from './jobs.js';
+import type { JobResult, WorkerJob } from './jobs.js';
+import type { JobEvents } from './pool.js';
+import { runInThread } from './pool.js';
+
+/** The default queue name (BullMQ keys `bull:advrec:*`). */
+export const DEFAULT_QUEUE_NAME = 'advrec';
+
+function connectionOf(url: string): { url: string; maxRetriesPerRequest: null } {
+  return { url, maxRetriesPerRequest: null };
+}
+
+/** Checks a `redis://` URL and that a server answers there (within 5 s), naming the flag. */
+export async function checkQueue(url: string, flag = '--queue'): Promise<void> {
+  if (!/^rediss?:\/\//.test(url))
+    throw new ConfigError([
+      { path: flag, message: `must be a redis:// or rediss:// URL, got "${url}"` },
+    ]);
+  const { Redis } = await import('ioredis');
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 5000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (error) {
+    throw new ConfigError([
+      {
+        path: flag,
+        message: `no Redis server answers at ${url} (${(error as Error).message}); start one (redis-server) or run without ${flag} to use the in-process pool`,
+      },
+    ]);
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** `[exit 3] message`: the exit code travels with a failed job's reason. */
+function encodeFailure(error: unknown): string {
+  const code =
+    error instanceof JobFailedError
+      ? error.exitCode
+      : typeof (error as { exitCode?: unknown }).exitCode === 'number'
+        ? (error as { exitCode: number }).exitCode
+        : 1;
+  return `[exit ${code}] ${(error as Error | null)?.message ?? String(error)}`;
+}
+
+function decodeFailure(reason: string | undefined): JobFailedError {
+  const m = /^\[exit (\d+)\] ([\s\S]*)$/.exec(reason ?? '');
+  return m
+    ? new JobFailedError(m[2]!, Number(m[1]))
+    : new JobFailedError(reason ?? 'failed on the queue', 1);
+}
+
+/**
+ * Adds `jobs` to the queue (ids already there are left alone: a sweep re-run adds nothing
+ * twice) and waits until each has completed or failed for good, reporting each exactly once
+ * through `events`. A job is tried `attempts` times; a config or data error (exit 2 or 3)
+ * is not retried. After `signal`, stops waiting (the jobs stay on the queue for the workers).
+ */
+export async function runOnQueue<
+  J extends { readonly id: string; readonly key: string; readonly job: WorkerJob },
+>(
+  url: string,
+  name: string,
+  jobs: readonly J[],
+  events: JobEvents<J> & { onWaiting?(counts: Record<string, number>): void },
+  signal: AbortSignal,
+  options: { readonly attempts?: number; readonly pollMs?: number } = {},
+): Promise<void> {
+  const { Queue, Job } = await import('bullmq');
+  const queue = new Queue(name, { connection: connectionOf(url) });
+  try {
+    await queue.addBulk(
+      jobs.map((item) => ({
+        name: item.job.kind,
+        data: item.job,
+        opts: {
+          jobId: item.key,
+          attempts: options.attempts ?? 3,
+          backoff: { type: 'fixed', delay: 1000 },
+          removeOnComplete: false,
+          removeOnFail: false,
+        },
+      })),
+    );
+    // Jobs that failed for good in an earlier attempt of this sweep are tried again.
+    for (const item of jobs) {
+      const job = await Job.fromId(queue, item.key);
+      if (job && (await job.getState()) === 'failed') await job.retry('failed');
+    }
+    const pending = new Map(jobs.map((item) => [item.key, item]));
+    const started = new Set<string>();
+    while (pending.size > 0 && !signal.aborted) {
+      for (const [key, item] of [...pending]) {
+        const job = (await Job.fromId(queue, key)) as QueueJob<WorkerJob, JobResult> | undefined;
+        if (!job) {
+          pending.delete(key);
+          events.onFail?.(item, new JobFailedError(`job ${key} disappeared from the queue`, 1));
+          continue;
+        }
+        const state = await job.getState();
+        if (
+          (state === 'active' || state === 'completed' || state === 'failed') &&
+          !started.has(key)
+        ) {
+          started.add(key);
+          events.onStart?.(item);
+        }
+        if (state === 'completed') {
+          pending.delete(key);
+          events.onDone?.(item, job.returnvalue);
+        } else if (state === 'failed') {
+          pending.delete(key);
+          events.onFail?.(item, decodeFailure(job.failedReason));
+        }
+      }
+      if (pending.size > 0)
+        await new Promise((resolveWait) => setTimeout(resolveWait, options.pollMs ?? 500));
+    }
+  } finally {
+    await queue.close();
+  }
+}
+
+/** Options of a queue worker. */
+export interface QueueWorkerOptions {
+  /** Jobs at once in this process (each in its own thread). */
+  readonly concurrency: number;
+  /** How long a job's lock lasts without renewal: a dead worker's job is taken over after it. */
+  readonly lockDurationMs: number;
+  /** How often this worker looks for stalled jobs of dead workers. */
+  readonly stalledIntervalMs: number;
+  readonly log: (line: string) => void;
+}
+
+/**
+ * Processes jobs from the queue until `signal`: each job in a worker thread; a config or
+ * data error fails the job for good, anything else is retried (up to the job's attempts).
+ * On `signal`, the running jobs are stopped as Ctrl-C stops a run (a checkpoint is written;
+ * the retry on another worker resumes from it) and the worker closes.
+ */
+export async function runQueueWorker(
+  url: string,
+  name: string,
+  options: QueueWorkerOptions,
+  signal: AbortSignal,
+): Promise<{ readonly completed: number; readonly failed: number }> {
+  const { Worker, UnrecoverableError } = await import('bullmq');
+  let completed = 0;
+  let failed = 0;
+  const running = new Set<AbortController>();
+  const worker = new Worker<WorkerJob, JobResult>(
+    name,
+    async (job) => {
+      const data = asWorkerJob(job.data, `queue ${name}, job ${job.id}`);
+      const what = data.kind === 'train' ? `run ${data.runId}` : `features shard ${data.shard}`;
+      options.log(`job ${job.id} started: ${what} (attempt ${job.attemptsMade + 1})`);
+      const controller = new AbortController();
+      running.add(controller);
+      try {
+        const result = await runInThread(data, controller.signal);
+        completed++;
+        options.log(
+          `job ${job.id} done: ${what}, ${result.status}, ${result.seconds.toFixed(1)} s`,
+        );
+        return result;
+      } catch (error) {
+        failed++;
+        const reason = encodeFailure(error);
+        options.log(`job ${job.id} failed: ${what}: ${reason}`);
+        const code = error instanceof JobFailedError ? error.exitCode : 1;
+        throw code === 2 || code === 3 ? new UnrecoverableError(reason) : new Error(reason);
+      } finally {
+        running.delete(controller);
+      }
+    },
+    {
+      connection: connectionOf(url),
+      concurrency: options.concurrency,
+      lockDuration: options.lockDurationMs,
+      stalledInterval: options.stalledIntervalMs,
+      maxStalledCount: 2,
+    },
+  );
+  worker.on('error', (error) => options.log(`queue error: ${error.message}`));
+  await worker.waitUntilReady();
+  options.log(
+    `worker ready on ${url} (queue ${name}, ${options.concurrency} job(s) at a time, lock ${options.lockDurationMs} ms)`,
+  );
+  await new Promise<void>((resolveStop) => {
+    if (signal.aborted) resolveStop();
+    else signal.addEventListener('abort', () => resolveStop(), { once: true });
+  });
+  for (const controller of running) controller.abort();
+  await worker.close();
+  return { completed, failed };
+}
