@@ -1,29 +1,39 @@
 /**
- * Entry of a worker thread that runs one job ({@link runJob}) and posts its result; the
- * message `abort` stops it as Ctrl-C stops a command (after the current epoch, with a
- * checkpoint).
+ * Entry of a worker thread that runs jobs ({@link runJob}) one at a time, for as long as its
+ * pool keeps it: the modules (training engines, onnxruntime) load once per thread, not once
+ * per job. Messages: `{ type: 'run', job }` answers `{ ok, result | message, exitCode }`;
+ * `{ type: 'abort' }` stops the running job as Ctrl-C stops a command (after the current
+ * epoch, with a checkpoint).
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { exitCodeOf } from '../errors.js';
 import { asWorkerJob, runJob } from './jobs.js';
 
-const controller = new AbortController();
-parentPort?.on('message', (message: unknown) => {
-  if (message === 'abort') controller.abort();
+let controller: AbortController | null = null;
+parentPort?.on('message', (message: { type: 'run'; job: unknown } | { type: 'abort' }) => {
+  if (message.type === 'abort') {
+    controller?.abort();
+    return;
+  }
+  controller = new AbortController();
+  const signal = controller.signal;
+  void (async () => {
+    try {
+      const job = asWorkerJob(message.job, 'worker thread message');
+      const result = await runJob(job, signal);
+      parentPort?.postMessage({ ok: true, result });
+    } catch (error) {
+      const exitCode =
+        typeof (error as { exitCode?: unknown }).exitCode === 'number'
+          ? (error as { exitCode: number }).exitCode
+          : exitCodeOf(error);
+      parentPort?.postMessage({
+        ok: false,
+        message: (error as Error | null)?.message ?? String(error),
+        exitCode,
+      });
+    } finally {
+      controller = null;
+    }
+  })();
 });
-try {
-  const job = asWorkerJob((workerData as { job: unknown }).job, 'worker thread data');
-  const result = await runJob(job, controller.signal);
-  parentPort?.postMessage({ ok: true, result });
-} catch (error) {
-  const exitCode =
-    typeof (error as { exitCode?: unknown }).exitCode === 'number'
-      ? (error as { exitCode: number }).exitCode
-      : exitCodeOf(error);
-  parentPort?.postMessage({
-    ok: false,
-    message: (error as Error | null)?.message ?? String(error),
-    exitCode,
-  });
-}
-parentPort?.close();

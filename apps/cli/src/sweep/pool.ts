@@ -1,7 +1,7 @@
 /**
  * The in-process worker pool: the embedded default, no server. One worker runs the jobs one
- * after another in this thread; more run each job in its own worker thread of this process,
- * that many at a time.
+ * after another in this thread; more run them in that many worker threads of this process,
+ * each thread kept for all the jobs it runs.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -35,37 +35,68 @@ function threadEntry(): URL {
   return entry;
 }
 
-/** Runs one job in a new worker thread of this process; `signal` stops it like Ctrl-C. */
-export function runInThread(job: WorkerJob, signal?: AbortSignal): Promise<JobResult> {
-  return new Promise((resolvePromise, reject) => {
-    const worker = new Worker(threadEntry(), { workerData: { job } });
-    let settled = false;
-    const onAbort = (): void => worker.postMessage('abort');
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const settle = (action: () => void): void => {
-      if (settled) return;
-      settled = true;
-      signal?.removeEventListener('abort', onAbort);
-      action();
-      // The job is over: stop whatever the thread still holds (idle kernel threads).
-      void worker.terminate();
+type ThreadAnswer =
+  { ok: true; result: JobResult } | { ok: false; message: string; exitCode: number };
+
+/**
+ * A worker thread of this process that runs jobs one at a time and is kept between them
+ * (modules load once per thread). A thread that dies mid-job fails that job and is replaced
+ * by the next {@link JobThread.run}.
+ */
+export class JobThread {
+  private worker: Worker | null = null;
+  private current: { resolve: (r: JobResult) => void; reject: (e: JobFailedError) => void } | null =
+    null;
+
+  private spawn(): Worker {
+    const worker = new Worker(threadEntry());
+    const fail = (error: JobFailedError): void => {
+      if (this.worker === worker) this.worker = null;
+      const current = this.current;
+      this.current = null;
+      current?.reject(error);
     };
-    worker.on(
-      'message',
-      (
-        message: { ok: true; result: JobResult } | { ok: false; message: string; exitCode: number },
-      ) =>
-        settle(() =>
-          message.ok
-            ? resolvePromise(message.result)
-            : reject(new JobFailedError(message.message, message.exitCode)),
-        ),
-    );
-    worker.on('error', (error) => settle(() => reject(new JobFailedError(error.message, 1))));
-    worker.on('exit', (code) =>
-      settle(() => reject(new JobFailedError(`worker thread exited with ${code}`, 1))),
-    );
-  });
+    worker.on('message', (answer: ThreadAnswer) => {
+      const current = this.current;
+      this.current = null;
+      if (!current) return;
+      if (answer.ok) current.resolve(answer.result);
+      else current.reject(new JobFailedError(answer.message, answer.exitCode));
+    });
+    worker.on('error', (error) => fail(new JobFailedError(error.message, 1)));
+    worker.on('exit', (code) => fail(new JobFailedError(`worker thread exited with ${code}`, 1)));
+    return worker;
+  }
+
+  /** Runs one job in the thread; `signal` stops it like Ctrl-C. */
+  run(job: WorkerJob, signal?: AbortSignal): Promise<JobResult> {
+    if (this.current) throw new Error('JobThread.run: a job is already running');
+    this.worker ??= this.spawn();
+    const worker = this.worker;
+    return new Promise<JobResult>((resolvePromise, reject) => {
+      const onAbort = (): void => worker.postMessage({ type: 'abort' });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const done = (): void => signal?.removeEventListener('abort', onAbort);
+      this.current = {
+        resolve: (result) => {
+          done();
+          resolvePromise(result);
+        },
+        reject: (error) => {
+          done();
+          reject(error);
+        },
+      };
+      worker.postMessage({ type: 'run', job });
+    });
+  }
+
+  /** Stops the thread (and whatever it still holds). */
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = null;
+    if (worker) await worker.terminate();
+  }
 }
 
 /**
@@ -81,12 +112,20 @@ export async function runLocalPool<J extends { readonly id: string; readonly job
 ): Promise<void> {
   let next = 0;
   const lane = async (): Promise<void> => {
+    const thread = workers === 1 ? null : new JobThread();
+    try {
+      await runLane(thread);
+    } finally {
+      await thread?.close();
+    }
+  };
+  const runLane = async (thread: JobThread | null): Promise<void> => {
     while (next < jobs.length && !signal.aborted) {
       const item = jobs[next++]!;
       events.onStart?.(item);
       try {
         const result =
-          workers === 1 ? await runJob(item.job, signal) : await runInThread(item.job, signal);
+          thread === null ? await runJob(item.job, signal) : await thread.run(item.job, signal);
         events.onDone?.(item, result);
       } catch (error) {
         const failure =

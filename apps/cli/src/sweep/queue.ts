@@ -4,15 +4,15 @@
  * machines run them. A job's id is its run (or shard) and its sweep's fingerprint, so adding
  * the same sweep twice adds nothing; a worker that dies (kill -9, a lost machine) stops
  * renewing its job's lock and another worker takes the job over (BullMQ's stalled-job check);
- * every job runs in a worker thread, so the worker's own thread keeps renewing locks while a
- * job computes.
+ * every job runs in a worker thread (kept between jobs), so the worker's own thread keeps
+ * renewing locks while a job computes.
  */
 import { ConfigError } from '@advrec/data';
 import type { Job as QueueJob } from 'bullmq';
 import { JobFailedError, asWorkerJob } from './jobs.js';
 import type { JobResult, WorkerJob } from './jobs.js';
 import type { JobEvents } from './pool.js';
-import { runInThread } from './pool.js';
+import { JobThread } from './pool.js';
 
 /** The default queue name (BullMQ keys `bull:advrec:*`). */
 export const DEFAULT_QUEUE_NAME = 'advrec';
@@ -166,6 +166,9 @@ export async function runQueueWorker(
   let completed = 0;
   let failed = 0;
   const running = new Set<AbortController>();
+  // Threads kept between jobs (one per concurrent job): modules load once per thread.
+  const idle: JobThread[] = [];
+  const threads: JobThread[] = [];
   const worker = new Worker<WorkerJob, JobResult>(
     name,
     async (job) => {
@@ -175,7 +178,14 @@ export async function runQueueWorker(
       const controller = new AbortController();
       running.add(controller);
       try {
-        const result = await runInThread(data, controller.signal);
+        const thread = idle.pop() ?? new JobThread();
+        if (!threads.includes(thread)) threads.push(thread);
+        let result: JobResult;
+        try {
+          result = await thread.run(data, controller.signal);
+        } finally {
+          idle.push(thread);
+        }
         completed++;
         options.log(
           `job ${job.id} done: ${what}, ${result.status}, ${result.seconds.toFixed(1)} s`,
@@ -210,5 +220,6 @@ export async function runQueueWorker(
   });
   for (const controller of running) controller.abort();
   await worker.close();
+  await Promise.all(threads.map((thread) => thread.close()));
   return { completed, failed };
 }

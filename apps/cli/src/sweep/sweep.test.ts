@@ -1,6 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { renderHeatmapSvg } from '../report.js';
 import { aggregateSweep, sweepSections } from './aggregate.js';
@@ -158,5 +159,17 @@ describe('aggregating a sweep', () => {
       '-',
       '-',
     ]);
+  });
+});
+
+describe('the example sweeps', () => {
+  it('every file in sweeps/ expands into runs that resolve', async () => {
+    const folder = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'sweeps');
+    const names = readdirSync(folder);
+    expect(names.length).toBeGreaterThanOrEqual(1);
+    for (const name of names) {
+      const plan = expandSweep(await readSweepFile(join(folder, name)));
+      expect(plan.runs.length, name).toBeGreaterThan(1);
+    }
   });
 });
