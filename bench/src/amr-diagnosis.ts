@@ -9,14 +9,26 @@
  * model's own training epsilon. If AMR defends itself by shrinking E (the adversary's
  * perturbation acts through `E delta`), its visual share falls and it becomes MF-BPR again.
  * Each AMR epsilon also runs with E's norm held (`tables.featureProjection.keepNorm`), unless
- * ADVREC_KEEP_NORM=0. Environment: ADVREC_USER_FRACTION (0.33), ADVREC_MF_EPOCHS (200), ADVREC_VBPR_EPOCHS (20),
+ * ADVREC_KEEP_NORM=0. A last arm (unless ADVREC_APR_ARM=0) trains VBPR + APR instead: FGM on the
+ * user and item ID embeddings (epsilon 0.5, lambda 1, as AMF), features untouched: does
+ * adversarial training help on this data set at all when E cannot be shrunk to escape it?
+ * Every arm's test NDCG@10 and HR@10 are compared with VBPR continued's (paired t-test over
+ * the test cases). Environment: ADVREC_USER_FRACTION (0.33), ADVREC_MF_EPOCHS (200), ADVREC_VBPR_EPOCHS (20),
  * ADVREC_AMR_EPOCHS (10), ADVREC_AMR_EPSILONS (0.1,1).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { robustnessSweep } from '@advrec/metrics';
-import { ITEM_FEATURES, MatrixFactorization, VisualBPR, cloneTable } from '@advrec/models';
+import { pairedTTest, robustnessSweep } from '@advrec/metrics';
+import type { EvaluationResult } from '@advrec/metrics';
+import {
+  ITEM_EMBEDDINGS,
+  ITEM_FEATURES,
+  MatrixFactorization,
+  USER_EMBEDDINGS,
+  VisualBPR,
+  cloneTable,
+} from '@advrec/models';
 import type { Model, ParameterTable } from '@advrec/models';
 import type { TrainConfig } from '@advrec/trainer';
 import type { BenchContext } from './context.js';
@@ -65,6 +77,24 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       });
     const rowNorm = vbpr.featureTransform.rowNorm;
 
+    let reference: EvaluationResult | null = null;
+    /** Paired t-test of a model's per-case HR/NDCG@10 against VBPR continued's. */
+    const versusContinued = (result: EvaluationResult): Record<string, unknown> | null => {
+      if (reference === null) return null;
+      const ref = reference;
+      return Object.fromEntries(
+        ['hr@10', 'ndcg@10'].map((key) => {
+          const t = pairedTTest(result.perUser[key]!, ref.perUser[key]!);
+          return [
+            key,
+            {
+              relativeChange: result.metrics[key]! / ref.metrics[key]! - 1,
+              pValue: t.pValue,
+            },
+          ];
+        }),
+      );
+    };
     /** E's norm, the visual share of warm test scores, test metrics, and the FGM drop. */
     const describe = async (
       model: VisualBPR,
@@ -96,8 +126,10 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         cases++;
       }
       const result = await evaluateAtTen(model);
+      const comparison = versusContinued(result);
+      if (attackEpsilon < 0) reference = result;
       const sweep = await robustnessSweep(model, dataset, {
-        epsilons: [attackEpsilon * rowNorm],
+        epsilons: [Math.abs(attackEpsilon) * rowNorm],
         adversaries: ['fgm'],
         surfaces: [ITEM_FEATURES],
         cutoffs: [10],
@@ -109,8 +141,9 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         featureProjectionNorm: Math.sqrt(norm),
         visualShareOfWarmTestScores: share / cases,
         test: { all: result.metrics, warm: meanOverCases(result, coldCases, false) },
+        ...(comparison ? { versusVbprContinued: comparison } : {}),
         ndcg10DropUnderFgm: {
-          relativeEpsilon: attackEpsilon,
+          relativeEpsilon: Math.abs(attackEpsilon),
           change: sweep.points[0]?.relativeChange,
         },
       };
@@ -132,7 +165,8 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     );
     models['vbpr continued'] = {
       ...continuedRun.record,
-      ...(await describe(continued, Math.max(...epsilons))),
+      // A negative epsilon marks the reference of the paired tests (attacked at its absolute value).
+      ...(await describe(continued, -Math.max(...epsilons))),
     };
     log(`vbpr continued: ${JSON.stringify(models['vbpr continued'])}`);
     const keepNorm = process.env.ADVREC_KEEP_NORM !== '0';
@@ -167,10 +201,32 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       models[name] = { ...run.record, ...(await describe(amr, epsilon)) };
       log(`${name}: ${JSON.stringify(models[name])}`);
     }
+    if (process.env.ADVREC_APR_ARM !== '0') {
+      const name = 'vbpr + apr (FGM on the ID embeddings, eps 0.5)';
+      const apr = copy();
+      const run = await train(
+        name,
+        apr,
+        {
+          ...base,
+          adversarial: {
+            adversary: 'fgm',
+            epsilon: 0.5,
+            adversarialWeight: 1,
+            surfaces: [USER_EMBEDDINGS, ITEM_EMBEDDINGS],
+          },
+        },
+        amrEpochs,
+        true,
+        vbprRun.state,
+      );
+      models[name] = { ...run.record, ...(await describe(apr, Math.max(...epsilons))) };
+      log(`${name}: ${JSON.stringify(models[name])}`);
+    }
     return {
       dataset: summary,
       protocol:
-        "as quality-ml1m-posters; MF-BPR (L2 1e-4, chosen by vbpr-tuning) -> VBPR (128 principal components) -> VBPR continued | AMR (FGM on the item features, relative epsilons, lambda 1), same epochs, from VBPR's best parameters and Adagrad state; FGM drop at the largest epsilon for VBPR and VBPR continued, at its own for AMR",
+        "as quality-ml1m-posters; MF-BPR (L2 1e-4, chosen by vbpr-tuning) -> VBPR (128 principal components) -> VBPR continued | AMR (FGM on the item features, relative epsilons, lambda 1), same epochs, from VBPR's best parameters and Adagrad state; VBPR + APR (FGM on the user and item ID embeddings, epsilon 0.5, lambda 1) the same way; paired t-tests against VBPR continued over the test cases; FGM drop at the largest epsilon for VBPR and VBPR continued, at its own for AMR",
       featureRowNorm: rowNorm,
       mfBpr: mfRun.record,
       models,

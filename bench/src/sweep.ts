@@ -295,7 +295,7 @@ export async function run(context: BenchContext): Promise<Record<string, unknown
         queueTwoWorkersEightShardsSeconds: Number(shardedSeconds.toFixed(1)),
         byteIdentical: identical,
       },
-      note: 'Two cores: runs in parallel share them, so more workers do not make the sweep faster here; on several machines each worker brings its own cores.',
+      note: 'Two cores: two one-thread runs at a time use both (faster than one run with two training threads, whose threads synchronise every batch); a third worker only shares them. On several machines each worker brings its own cores.',
     };
   } finally {
     redis.kill('SIGKILL');

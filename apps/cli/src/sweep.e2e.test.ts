@@ -87,6 +87,7 @@ config:
     threads: 1
     validation: { every: 1, metric: ndcg@20 }
   evaluation: { protocol: full, cutoffs: [10, 20], metrics: [hr, ndcg] }
+  attack: { epsilons: [0.5], adversaries: [fgm] }
 axes:
   training.adversarial.epsilon: [0.1, 0.5, 1]
   training.adversarial.adversarialWeight: [0.1, 1, 10]
@@ -152,6 +153,9 @@ describe('advrec sweep', () => {
     const report = readFileSync(join(poolFolder, 'report.md'), 'utf8');
     expect(report).toMatch(/Best configuration \(chosen on validation only\)/);
     expect(report).toMatch(/\| epsilon \\ adversarialWeight \| 0\.1 \| 1 \| 10 \|/);
+    // The robustness audit of every run, per configuration.
+    expect(report).toMatch(/## Robustness: change of test ndcg@20 under attack/);
+    expect(report).toMatch(/\| epsilon \| adversarialWeight \| fgm@0\.5 \|/);
     expect(readdirSync(join(poolFolder, 'runs'))).toHaveLength(18);
     const progress = JSON.parse(readFileSync(join(poolFolder, 'progress.json'), 'utf8')) as {
       done: number;

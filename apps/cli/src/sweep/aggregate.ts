@@ -3,6 +3,7 @@
  * workers ran them): per configuration the mean and spread over seeds of the validation and
  * test metrics, and the best configuration, chosen on validation only.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataFormatError } from '@advrec/data';
@@ -19,6 +20,11 @@ export interface SweepRunResult {
   readonly validationEpoch: number;
   /** Test metrics of the final model (`metrics.json`). */
   readonly test: Readonly<Record<string, number>>;
+  /**
+   * Relative change of every test metric under each attack of the run's robustness sweep
+   * (\`attack\` in its config), keyed \`<adversary>@<epsilon>\`; empty without one.
+   */
+  readonly robustness: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
 
 /** Mean, sample standard deviation (0 for one run) and count. */
@@ -34,6 +40,8 @@ export interface ConfigurationSummary {
   readonly runs: readonly string[];
   readonly validation: Spread;
   readonly test: Readonly<Record<string, Spread>>;
+  /** Relative change of each test metric under each attack, over seeds (\`fgm@0.5\` -> metric -> spread). */
+  readonly robustness: Readonly<Record<string, Readonly<Record<string, Spread>>>>;
 }
 
 /** What `aggregate.json` holds (no timings: two executions of one sweep give equal ones). */
@@ -88,6 +96,15 @@ export async function readRunResult(
   const metrics = (await readJson(join(folder, 'metrics.json'), 'test metrics')) as {
     metrics: Record<string, number>;
   };
+  const robustness: Record<string, Record<string, number>> = {};
+  const robustnessFile = join(folder, 'robustness.json');
+  if (existsSync(robustnessFile)) {
+    const report = (await readJson(robustnessFile, 'a robustness sweep')) as {
+      points?: { adversary: string; epsilon: number; relativeChange: Record<string, number> }[];
+    };
+    for (const point of report.points ?? [])
+      robustness[`${point.adversary}@${point.epsilon}`] = point.relativeChange;
+  }
   const phase = status.bestEpoch.apr !== null ? 'apr' : 'bpr';
   const epoch = status.bestEpoch.apr ?? status.bestEpoch.bpr;
   const validated = history.filter((row) => row.phase === phase && row.validation);
@@ -115,6 +132,7 @@ export async function readRunResult(
     validation: value,
     validationEpoch: row.epoch,
     test: metrics.metrics,
+    robustness,
   };
 }
 
@@ -139,11 +157,24 @@ export function aggregateSweep(
     const done = members.flatMap((r) => (results.has(r.id) ? [results.get(r.id)!] : []));
     if (done.length === 0) continue;
     const keys = Object.keys(done[0]!.test).filter((k) => done.every((r) => k in r.test));
+    const attacks = Object.keys(done[0]!.robustness).filter((a) =>
+      done.every((r) => a in r.robustness),
+    );
     configurations.push({
       point: members[0]!.point,
       runs: done.map((r) => r.id),
       validation: spread(done.map((r) => r.validation)),
       test: Object.fromEntries(keys.map((k) => [k, spread(done.map((r) => r.test[k]!))])),
+      robustness: Object.fromEntries(
+        attacks.map((a) => [
+          a,
+          Object.fromEntries(
+            Object.keys(done[0]!.robustness[a]!)
+              .filter((k) => done.every((r) => Number.isFinite(r.robustness[a]![k])))
+              .map((k) => [k, spread(done.map((r) => r.robustness[a]![k]!))]),
+          ),
+        ]),
+      ),
     });
   }
   const best = configurations.reduce<ConfigurationSummary | null>(
@@ -217,6 +248,23 @@ export function sweepSections(aggregate: SweepAggregate): ReportSection[] {
       ...testKeys.map((k) => meanStd(c.test[k])),
     ]),
   });
+  const attacks = Object.keys(aggregate.configurations[0]?.robustness ?? {});
+  if (testKey && attacks.length > 0)
+    sections.push({
+      kind: 'table',
+      title: `Robustness: change of test ${testKey} under attack`,
+      caption: `Relative change of each configuration's test ${testKey} under each perturbation of the runs' robustness sweep (adversary@epsilon)${spreadNote}. A robust configuration loses little.`,
+      columns: [...aggregate.axes.map((a) => a.name), ...attacks],
+      rows: ranked.map((c) => [
+        ...aggregate.axes.map((a) => String(c.point[a.name])),
+        ...attacks.map((a) => {
+          const s = c.robustness[a]?.[testKey];
+          if (!s) return 'n/a';
+          const pct = (v: number): string => `${(v * 100).toFixed(1)}%`;
+          return s.n > 1 ? `${pct(s.mean)} ± ${pct(s.std)}` : pct(s.mean);
+        }),
+      ]),
+    });
   if (aggregate.axes.length >= 2 && aggregate.best) {
     const [yAxis, xAxis] = aggregate.axes as [
       SweepAggregate['axes'][number],

@@ -128,6 +128,7 @@ describe('aggregating a sweep', () => {
         validation: validation + (run.seed === 1 ? 0.01 : -0.01),
         validationEpoch: k,
         test: { 'ndcg@20': test },
+        robustness: { 'fgm@0.5': { 'ndcg@20': run.seed === 1 ? -0.1 : -0.3 } },
       });
     });
     const aggregate = aggregateSweep(plan, results);
@@ -141,7 +142,10 @@ describe('aggregating a sweep', () => {
     )!;
     expect(lonely.validation.mean).toBeCloseTo(0.21, 12);
     expect(lonely.validation).toMatchObject({ std: 0, n: 1 });
+    expect(aggregate.best!.robustness['fgm@0.5']!['ndcg@20']!.mean).toBeCloseTo(-0.2, 12);
     const sections = sweepSections(aggregate);
+    const robust = sections.find((s) => s.kind === 'table' && s.title.startsWith('Robustness'));
+    expect(robust?.kind === 'table' && robust.rows[0]).toEqual(['1', '1', '-20.0% ± 14.1%']);
     const heat = sections.find((s) => s.kind === 'heatmap' && s.id === 'sweep-validation');
     if (heat?.kind !== 'heatmap') throw new Error('no validation heat map');
     expect(heat.map.yValues).toEqual(['0.1', '1']);
