@@ -59,3 +59,22 @@ export async function loadPlugins(specs: readonly string[]): Promise<string[]> {
   }
   return loaded;
 }
+
+/**
+ * Model packages of advrec that a run config may name without `--plugin` (`model: neumf`):
+ * their package is added to the run's plugins, so the run folder records it and `evaluate`,
+ * `attack` and `--resume` load it again.
+ */
+export const MODEL_PACKAGES: Readonly<Record<string, string>> = { neumf: '@advrec/neumf' };
+
+/** The plugins a raw run config needs: its own, plus the package of a model it names. */
+export function pluginsOf(config: unknown): string[] {
+  const raw = (config ?? {}) as { plugins?: unknown; model?: { name?: unknown } };
+  const own = Array.isArray(raw.plugins)
+    ? raw.plugins.filter((p): p is string => typeof p === 'string')
+    : [];
+  const name = raw.model?.name;
+  const builtIn =
+    typeof name === 'string' && Object.hasOwn(MODEL_PACKAGES, name) ? [MODEL_PACKAGES[name]!] : [];
+  return [...new Set([...own, ...builtIn])];
+}

@@ -41,6 +41,7 @@ const PACKAGES = [
   'packages/metrics',
   'packages/trainer',
   'packages/features',
+  'packages/neumf',
   'apps/cli',
 ];
 
@@ -208,7 +209,17 @@ afterAll(() => {
 describe('a consumer project (packed tarballs, plain npm, no onnxruntime-node)', () => {
   it('has a README example for every package', () => {
     expect(examples.map((e) => e.name).sort()).toEqual(
-      ['adversary', 'data', 'features', 'losses', 'metrics', 'models', 'onnx', 'trainer'].sort(),
+      [
+        'adversary',
+        'data',
+        'features',
+        'losses',
+        'metrics',
+        'models',
+        'neumf',
+        'onnx',
+        'trainer',
+      ].sort(),
     );
   });
 

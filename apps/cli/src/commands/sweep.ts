@@ -8,6 +8,7 @@ import { loadData } from '../datasets.js';
 import type { CommandContext } from '../context.js';
 import { formatSeconds } from '../progress.js';
 import { writeReport } from '../report.js';
+import { pluginsOf } from '../plugins.js';
 import { loadPlugins, machineLine, toJson, writeText } from '../runs.js';
 import {
   aggregateSweep,
@@ -107,10 +108,13 @@ export async function sweepCommand(
 ): Promise<number> {
   const started = new Date();
   const spec = await readSweepFile(file);
-  const plugins = Array.isArray(spec.base.plugins)
-    ? spec.base.plugins.filter((p): p is string => typeof p === 'string')
-    : [];
-  await loadPlugins(plugins);
+  // The plugins of the base config and the packages of every model the grid names.
+  const modelAxis = spec.axes.find((a) => a.path === 'model.name');
+  const plugins = [
+    ...pluginsOf(spec.base),
+    ...(modelAxis?.values ?? []).flatMap((name) => pluginsOf({ model: { name } })),
+  ];
+  await loadPlugins([...new Set(plugins)]);
   const plan = expandSweep(spec);
   const workers = options.workers ?? 1;
   if (options.queue !== undefined && options.workers !== undefined)

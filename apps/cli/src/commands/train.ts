@@ -6,6 +6,7 @@ import {
   robustnessSections,
 } from '../evaluation.js';
 import { buildModel, loadPlugins, machineLine, reloadRun, toJson, writeText } from '../runs.js';
+import { pluginsOf } from '../plugins.js';
 import {
   checkRunSizes,
   checkTrainConfig,
@@ -77,7 +78,7 @@ export async function runConfigFromOptions(options: TrainOptions): Promise<Resol
     string,
     unknown
   >;
-  const plugins = [...((merged.plugins as string[] | undefined) ?? []), ...(options.plugin ?? [])];
+  const plugins = [...pluginsOf(merged), ...(options.plugin ?? [])];
   if (plugins.length > 0) merged.plugins = [...new Set(plugins)];
   if (Array.isArray(merged.plugins))
     await loadPlugins(merged.plugins.filter((p): p is string => typeof p === 'string'));

@@ -10,6 +10,7 @@ import { ConfigError } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
 import { applyOverrides, readConfigFile, resolveRunConfig } from '../config.js';
 import type { ResolvedRunConfig } from '../config.js';
+import { pluginsOf } from '../plugins.js';
 import { toJson } from '../runs.js';
 
 /** A value an axis takes: what a `--set path=value` override may hold. */
@@ -251,7 +252,10 @@ export function expandSweep(spec: SweepSpec, cwd = process.cwd()): SweepPlan {
       let id = label || 'run';
       for (let k = 2; used.has(id); k++) id = `${label || 'run'}-${k}`;
       used.add(id);
-      const config = absolutePaths(applyOverrides(base, overrides) as Record<string, unknown>, cwd);
+      const merged = absolutePaths(applyOverrides(base, overrides) as Record<string, unknown>, cwd);
+      // A model package the run names (model: neumf) is recorded among its plugins.
+      const plugins = pluginsOf(merged);
+      const config = plugins.length > 0 ? { ...merged, plugins } : merged;
       try {
         const resolved = resolveRunConfig(config);
         if (!resolved.data.validation && resolved.data.validationPath === null)
