@@ -15,11 +15,10 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { redisServerPath } from '@advrec/testing';
+import { redisServerPath, startRedisServer } from '@advrec/testing';
 import { median, secondsSince } from './context.js';
 import type { BenchContext } from './context.js';
 
@@ -59,17 +58,6 @@ async function finished(proc: Proc, what: string): Promise<void> {
   if (code !== 0) throw new Error(`${what} exited ${code}: ${proc.stderr.slice(-2000)}`);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.on('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
-
 function grid(threads: number): string {
   return `config:
   data:
@@ -100,20 +88,8 @@ export async function run(context: BenchContext): Promise<Record<string, unknown
   const sweepFile2 = join(work, 'grid-2-threads.yaml');
   writeFileSync(sweepFile, grid(1));
   writeFileSync(sweepFile2, grid(2));
-  const port = await freePort();
-  const url = `redis://127.0.0.1:${port}`;
-  const redis = spawn(
-    redisServer,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  await new Promise<void>((ready) => {
-    let log = '';
-    redis.stdout!.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      if (/Ready to accept connections/.test(log)) ready();
-    });
-  });
+  const redis = await startRedisServer(redisServer);
+  const url = redis.url;
   let reference: string | null = null;
   const checkAggregate = (folder: string): boolean => {
     const text = readFileSync(join(folder, 'aggregate.json'), 'utf8');
@@ -298,7 +274,7 @@ export async function run(context: BenchContext): Promise<Record<string, unknown
       note: 'Two cores: two one-thread runs at a time use both (faster than one run with two training threads, whose threads synchronise every batch); a third worker only shares them. On several machines each worker brings its own cores.',
     };
   } finally {
-    redis.kill('SIGKILL');
+    redis.stop();
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -14,3 +14,9 @@ export declare function sharedDataFiles(): {
 export declare function chromiumPath(): string | null;
 /** `REDIS_SERVER`, else Debian's redis-server, else `null` (the job-queue tests then skip). */
 export declare function redisServerPath(): string | null;
+/** A TCP port free on 127.0.0.1 right now. */
+export declare function freePort(): Promise<number>;
+/** A throw-away Redis server on 127.0.0.1 (free port, no persistence), once it accepts connections. */
+export declare function startRedisServer(
+  path?: string | null,
+): Promise<{ readonly url: string; readonly port: number; stop(): void }>;

@@ -1,5 +1,8 @@
 // Plain ESM (no build step) so that tests, benchmarks and tsx can import it as is.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { clearTimeout, setTimeout } from 'node:timers';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -56,4 +59,52 @@ export function redisServerPath() {
   ])
     if (candidate && existsSync(candidate)) return candidate;
   return null;
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort() {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.on('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => done(port));
+    });
+  });
+}
+
+/**
+ * Starts a throw-away Redis server on 127.0.0.1 (a free port, no persistence) and resolves
+ * once it accepts connections, with its URL and `stop()` (SIGKILL). Rejects after 20 s.
+ */
+export async function startRedisServer(path = redisServerPath()) {
+  if (path === null)
+    throw new Error('no redis-server: install Debian redis-server or set REDIS_SERVER');
+  const port = await freePort();
+  const child = spawn(
+    path,
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  await new Promise((ready, fail) => {
+    let log = '';
+    const timer = setTimeout(
+      () => fail(new Error(`redis-server did not start on port ${port}: ${log}`)),
+      20_000,
+    );
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      fail(error);
+    });
+    child.stdout.on('data', (chunk) => {
+      log += chunk.toString();
+      if (/Ready to accept connections/.test(log)) {
+        clearTimeout(timer);
+        ready();
+      }
+    });
+  });
+  return { url: `redis://127.0.0.1:${port}`, port, stop: () => child.kill('SIGKILL') };
 }

@@ -6,13 +6,12 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '@advrec/models';
-import { redisServerPath, sharedDataDir } from '@advrec/testing';
+import { freePort, redisServerPath, sharedDataDir, startRedisServer } from '@advrec/testing';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = join(root, 'dist', 'bin.js');
@@ -60,17 +59,6 @@ async function until(condition: () => boolean, what: string, ms = 60_000): Promi
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.on('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
-
 const sweepFile = join(work, 'apr-grid.yaml');
 writeFileSync(
   sweepFile,
@@ -95,27 +83,19 @@ seeds: [1, 2]
 `,
 );
 
-let redis: ChildProcess | null = null;
+let redis: { url: string; stop(): void } | null = null;
 let queueUrl = '';
 
 beforeAll(async () => {
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build first (pnpm build)`);
   if (redisServer === null) return;
-  const port = await freePort();
-  redis = spawn(
-    redisServer,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let log = '';
-  redis.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  await until(() => /Ready to accept connections/.test(log), 'redis-server to start', 20_000);
-  queueUrl = `redis://127.0.0.1:${port}`;
+  redis = await startRedisServer(redisServer);
+  queueUrl = redis.url;
 });
 
 afterAll(() => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  redis?.kill('SIGKILL');
+  redis?.stop();
 });
 
 function aggregateOf(folder: string): unknown {

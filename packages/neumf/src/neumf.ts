@@ -139,6 +139,25 @@ function glorot(table: ParameterTable, fanIn: number, fanOut: number, random: Ra
     table.values[k] = (2 * random.nextFloat() - 1) * limit;
 }
 
+/** `output = relu(input W + b)` for one pair, in float64 (`W` is `nIn x nOut`, row-major). */
+function reluLayer(
+  input: Float64Array,
+  output: Float64Array,
+  w: Float32Array,
+  b: Float32Array,
+  nIn: number,
+  nOut: number,
+): void {
+  for (let o = 0; o < nOut; o++) output[o] = b[o]!;
+  for (let j = 0; j < nIn; j++) {
+    const a = input[j]!;
+    if (a === 0) continue;
+    const row = j * nOut;
+    for (let o = 0; o < nOut; o++) output[o]! += a * w[row + o]!;
+  }
+  for (let o = 0; o < nOut; o++) if (!(output[o]! > 0)) output[o] = 0;
+}
+
 function checkIds(ids: Int32Array, count: number, bound: number, what: string): void {
   for (let t = 0; t < count; t++) {
     const id = ids[t]!;
@@ -299,22 +318,8 @@ export class NeuralMatrixFactorization implements Model {
           const z = userPart[o]! + itemPart[i * l1 + o]!;
           x1[o] = z > 0 ? z : 0;
         }
-        for (let l = 2; l <= L; l++) {
-          const nIn = sizes[l - 1]!;
-          const nOut = sizes[l]!;
-          const input = x[l - 1]!;
-          const output = x[l]!;
-          const w = W[l - 1]!;
-          const bias = B[l - 1]!;
-          for (let o = 0; o < nOut; o++) output[o] = bias[o]!;
-          for (let j = 0; j < nIn; j++) {
-            const a = input[j]!;
-            if (a === 0) continue;
-            const row = j * nOut;
-            for (let o = 0; o < nOut; o++) output[o]! += a * w[row + o]!;
-          }
-          for (let o = 0; o < nOut; o++) if (!(output[o]! > 0)) output[o] = 0;
-        }
+        for (let l = 2; l <= L; l++)
+          reluLayer(x[l - 1]!, x[l]!, W[l - 1]!, B[l - 1]!, sizes[l - 1]!, sizes[l]!);
         const last = x[L]!;
         for (let f = 0; f < sizes[L]!; f++) y += h[k + f]! * last[f]!;
         result[b * n + i] = y;
@@ -584,22 +589,8 @@ export class NeuralMatrixFactorization implements Model {
         x0[f] = pM[u * m + f]! + (oPM >= 0 ? dpM!.values[oPM + f]! : 0);
         x0[m + f] = qM[i * m + f]! + (oQM >= 0 ? dqM!.values[oQM + f]! : 0);
       }
-      for (let l = 1; l <= L; l++) {
-        const nIn = sizes[l - 1]!;
-        const nOut = sizes[l]!;
-        const input = x[l - 1]!;
-        const output = x[l]!;
-        const w = W[l - 1]!;
-        const b = B[l - 1]!;
-        for (let o = 0; o < nOut; o++) output[o] = b[o]!;
-        for (let j = 0; j < nIn; j++) {
-          const a = input[j]!;
-          if (a === 0) continue;
-          const row = j * nOut;
-          for (let o = 0; o < nOut; o++) output[o]! += a * w[row + o]!;
-        }
-        for (let o = 0; o < nOut; o++) if (!(output[o]! > 0)) output[o] = 0;
-      }
+      for (let l = 1; l <= L; l++)
+        reluLayer(x[l - 1]!, x[l]!, W[l - 1]!, B[l - 1]!, sizes[l - 1]!, sizes[l]!);
       const last = x[L]!;
       for (let f = 0; f < sizes[L]!; f++) y += h[k + f]! * last[f]!;
       scores[t] = y;
