@@ -131,8 +131,11 @@ export async function runOnQueue<
           events.onFail?.(item, decodeFailure(job.failedReason));
         }
       }
+      // Two Redis calls per pending job and poll: a large sweep polls less often.
       if (pending.size > 0)
-        await new Promise((resolveWait) => setTimeout(resolveWait, options.pollMs ?? 500));
+        await new Promise((resolveWait) =>
+          setTimeout(resolveWait, Math.max(options.pollMs ?? 500, 2 * pending.size)),
+        );
     }
   } finally {
     await queue.close();
