@@ -13,8 +13,13 @@ import type { ResolvedRunConfig } from '../config.js';
 import { pluginsOf } from '../plugins.js';
 import { toJson } from '../runs.js';
 
-/** A value an axis takes: what a `--set path=value` override may hold. */
-export type AxisValue = string | number | boolean;
+/** A scalar of a run config. */
+export type AxisScalar = string | number | boolean;
+/**
+ * A value an axis takes: what a `--set path=value` override may hold, a scalar or a list of
+ * scalars (e.g. `training.adversarial.surfaces: [[itemFeatures], [userEmbeddings, itemEmbeddings]]`).
+ */
+export type AxisValue = AxisScalar | readonly AxisScalar[];
 
 /** One axis of a sweep: a run-config field and the values it takes. */
 export interface SweepAxis {
@@ -138,17 +143,11 @@ export async function readSweepFile(file: string): Promise<SweepSpec> {
           issues.push({ path: where, message: 'must be a dotted config path' });
         else if (!Array.isArray(values) || values.length === 0)
           issues.push({ path: where, message: 'must be a non-empty list of values' });
-        else if (
-          values.some(
-            (v) =>
-              !(
-                typeof v === 'string' ||
-                typeof v === 'boolean' ||
-                (typeof v === 'number' && Number.isFinite(v))
-              ),
-          )
-        )
-          issues.push({ path: where, message: 'values must be numbers, strings or booleans' });
+        else if (values.some((v) => !(isScalar(v) || (Array.isArray(v) && v.every(isScalar)))))
+          issues.push({
+            path: where,
+            message: 'values must be numbers, strings, booleans or lists of them',
+          });
         else if (new Set(values.map((v) => JSON.stringify(v))).size !== values.length)
           issues.push({ path: where, message: 'lists a value twice' });
         else axes.push({ path, name: path, values: values as AxisValue[] });
@@ -175,6 +174,14 @@ export async function readSweepFile(file: string): Promise<SweepSpec> {
   if (issues.length > 0)
     throw new ConfigError(issues.map((i) => ({ ...i, message: `${i.message} (${file})` })));
   return { base, set, axes: shortNames(axes), seeds };
+}
+
+function isScalar(value: unknown): value is AxisScalar {
+  return (
+    typeof value === 'string' ||
+    typeof value === 'boolean' ||
+    (typeof value === 'number' && Number.isFinite(value))
+  );
 }
 
 /** Axis names: the last path segment, or the whole path where two axes share it. */

@@ -57,6 +57,24 @@ describe('sweep files', () => {
     expect(other.fingerprint).not.toBe(plan.fingerprint);
   });
 
+  it('takes lists as axis values (the perturbed surfaces), in run names, configs and heat-map labels', async () => {
+    const spec = await readSweepFile(
+      sweepFile(
+        'surfaces.yaml',
+        'config: { data: { source: synthetic, validation: true }, model: { name: vbpr } }\naxes:\n  training.adversarial.surfaces: [[itemFeatures], [userEmbeddings, itemEmbeddings]]\n',
+      ),
+    );
+    const plan = expandSweep(spec, dir);
+    expect(plan.runs.map((r) => r.id)).toEqual([
+      'surfaces=itemFeatures',
+      'surfaces=userEmbeddings-itemEmbeddings',
+    ]);
+    expect(plan.runs[1]!.resolved.training.adversarial.surfaces).toEqual([
+      'userEmbeddings',
+      'itemEmbeddings',
+    ]);
+  });
+
   it('makes relative data paths absolute, so that workers started elsewhere read the same files', async () => {
     writeFileSync(join(dir, 'u.data'), '1\t1\t5\t1\n');
     const spec = await readSweepFile(
@@ -80,7 +98,7 @@ describe('sweep files', () => {
         ),
       ),
     ).rejects.toThrow(
-      /extra: unknown field.*base: give either base.*axes\.bad path: must be a dotted config path.*axes\.training\.l2: must be a non-empty list.*axes\.training\.epochs: values must be numbers, strings or booleans.*seeds: must be a non-empty list of integers >= 0/s,
+      /extra: unknown field.*base: give either base.*axes\.bad path: must be a dotted config path.*axes\.training\.l2: must be a non-empty list.*axes\.training\.epochs: values must be numbers, strings, booleans or lists of them.*seeds: must be a non-empty list of integers >= 0/s,
     );
     const seedAxis = await readSweepFile(
       sweepFile('seed-axis.yaml', 'config: {}\naxes: { model.seed: [1, 2] }\nseeds: [1]\n'),
