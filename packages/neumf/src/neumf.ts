@@ -260,6 +260,38 @@ export class NeuralMatrixFactorization implements Model {
     };
   }
 
+  /** Refuses a pair count that does not fit, and ids outside the model. */
+  private checkBatch(users: Int32Array, items: Int32Array, count: number): void {
+    if (!Number.isInteger(count) || count < 0 || count > users.length || count > items.length)
+      throw new DataError(
+        `pair count ${count} does not fit users (${users.length}) and items (${items.length})`,
+      );
+    checkIds(users, count, this.numUsers, 'user');
+    checkIds(items, count, this.numItems, 'item');
+  }
+
+  /** The sizes, every table's values and the perturbation of each surface, by name. */
+  private parameters(perturbations: SparseRowsByName | undefined) {
+    const L = this.sizes.length - 1;
+    return {
+      k: this.resolved.embeddingSize,
+      m: this.resolved.mlpEmbeddingSize,
+      sizes: this.sizes,
+      L,
+      pG: this.table(GMF_USER_EMBEDDINGS),
+      qG: this.table(GMF_ITEM_EMBEDDINGS),
+      pM: this.table(MLP_USER_EMBEDDINGS),
+      qM: this.table(MLP_ITEM_EMBEDDINGS),
+      h: this.table(PREDICTION_WEIGHTS),
+      W: Array.from({ length: L }, (_, l) => this.table(mlpWeights(l + 1))),
+      B: Array.from({ length: L }, (_, l) => this.table(mlpBias(l + 1))),
+      dpG: perturbations?.get(GMF_USER_EMBEDDINGS),
+      dqG: perturbations?.get(GMF_ITEM_EMBEDDINGS),
+      dpM: perturbations?.get(MLP_USER_EMBEDDINGS),
+      dqM: perturbations?.get(MLP_ITEM_EMBEDDINGS),
+    };
+  }
+
   private table(name: string): Float32Array {
     return this.byName.get(name)!.values;
   }
@@ -372,30 +404,12 @@ export class NeuralMatrixFactorization implements Model {
     count: number,
     perturbations?: SparseRowsByName,
   ): Promise<PairBatchForward> {
-    if (!Number.isInteger(count) || count < 0 || count > users.length || count > items.length)
-      throw new DataError(
-        `pair count ${count} does not fit users (${users.length}) and items (${items.length})`,
-      );
-    checkIds(users, count, this.numUsers, 'user');
-    checkIds(items, count, this.numItems, 'item');
+    this.checkBatch(users, items, count);
     this.gemmLoading ??= createGemm();
     this.gemm ??= await this.gemmLoading;
     const gemm = this.gemm;
-    const k = this.resolved.embeddingSize;
-    const m = this.resolved.mlpEmbeddingSize;
-    const sizes = this.sizes;
-    const L = sizes.length - 1;
-    const pG = this.table(GMF_USER_EMBEDDINGS);
-    const qG = this.table(GMF_ITEM_EMBEDDINGS);
-    const pM = this.table(MLP_USER_EMBEDDINGS);
-    const qM = this.table(MLP_ITEM_EMBEDDINGS);
-    const h = this.table(PREDICTION_WEIGHTS);
-    const W = Array.from({ length: L }, (_, l) => this.table(mlpWeights(l + 1)));
-    const B = Array.from({ length: L }, (_, l) => this.table(mlpBias(l + 1)));
-    const dpG = perturbations?.get(GMF_USER_EMBEDDINGS);
-    const dqG = perturbations?.get(GMF_ITEM_EMBEDDINGS);
-    const dpM = perturbations?.get(MLP_USER_EMBEDDINGS);
-    const dqM = perturbations?.get(MLP_ITEM_EMBEDDINGS);
+    const { k, m, sizes, L, pG, qG, pM, qM, h, W, B, dpG, dqG, dpM, dqM } =
+      this.parameters(perturbations);
     // The (perturbed) GMF rows of each pair, and X_0 = [p^M; q^M].
     const gmfUser = new Float64Array(count * k);
     const gmfItem = new Float64Array(count * k);
@@ -527,27 +541,9 @@ export class NeuralMatrixFactorization implements Model {
     dScores: Float64Array | null,
     gradients: SparseRowsByName | null,
   ): Float64Array {
-    if (!Number.isInteger(count) || count < 0 || count > users.length || count > items.length)
-      throw new DataError(
-        `pair count ${count} does not fit users (${users.length}) and items (${items.length})`,
-      );
-    checkIds(users, count, this.numUsers, 'user');
-    checkIds(items, count, this.numItems, 'item');
-    const k = this.resolved.embeddingSize;
-    const m = this.resolved.mlpEmbeddingSize;
-    const sizes = this.sizes;
-    const L = sizes.length - 1;
-    const pG = this.table(GMF_USER_EMBEDDINGS);
-    const qG = this.table(GMF_ITEM_EMBEDDINGS);
-    const pM = this.table(MLP_USER_EMBEDDINGS);
-    const qM = this.table(MLP_ITEM_EMBEDDINGS);
-    const h = this.table(PREDICTION_WEIGHTS);
-    const W = Array.from({ length: L }, (_, l) => this.table(mlpWeights(l + 1)));
-    const B = Array.from({ length: L }, (_, l) => this.table(mlpBias(l + 1)));
-    const dpG = perturbations?.get(GMF_USER_EMBEDDINGS);
-    const dqG = perturbations?.get(GMF_ITEM_EMBEDDINGS);
-    const dpM = perturbations?.get(MLP_USER_EMBEDDINGS);
-    const dqM = perturbations?.get(MLP_ITEM_EMBEDDINGS);
+    this.checkBatch(users, items, count);
+    const { k, m, sizes, L, pG, qG, pM, qM, h, W, B, dpG, dqG, dpM, dqM } =
+      this.parameters(perturbations);
     const widest = Math.max(...sizes);
     // Activations of every layer (x_0 = [p^M; q^M], x_l = relu(z_l)), kept for the backward pass.
     const x = sizes.map((n) => new Float64Array(n));
