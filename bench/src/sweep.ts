@@ -90,11 +90,13 @@ export async function run(context: BenchContext): Promise<Record<string, unknown
   writeFileSync(sweepFile2, grid(2));
   const redis = await startRedisServer(redisServer);
   const url = redis.url;
-  let reference: string | null = null;
-  const checkAggregate = (folder: string): boolean => {
+  // Each sweep file's first aggregate is the reference of every later execution of it (the
+  // 2-thread grid resolves to other configs, so it has its own).
+  const references = new Map<string, string>();
+  const checkAggregate = (file: string, folder: string): boolean => {
     const text = readFileSync(join(folder, 'aggregate.json'), 'utf8');
-    reference ??= text;
-    return text === reference;
+    if (!references.has(file)) references.set(file, text);
+    return text === references.get(file);
   };
   let folders = 0;
   const startWorkers = (n: number): Proc[] =>
@@ -117,7 +119,7 @@ export async function run(context: BenchContext): Promise<Record<string, unknown
       await finished(proc, label);
       const seconds = secondsSince(started);
       await stopWorkers(pool);
-      const equal = checkAggregate(folder);
+      const equal = checkAggregate(file, folder);
       context.log(`${label}: ${seconds.toFixed(1)} s${equal ? '' : ' (aggregate differs!)'}`);
       return { seconds, equal, folder };
     };
@@ -144,24 +146,9 @@ export async function run(context: BenchContext): Promise<Record<string, unknown
     const samples = new Map<string, number[]>(cases.map((c) => [c.name, []]));
     let allEqual = true;
     let lastQueueFolder = '';
-    // Interleaved repeats: a noisy moment hits every case alike. The 2-thread grid resolves
-    // to other configs (threads), so its aggregate is compared with its own first run.
-    const threadReference = new Map<string, string>();
+    // Interleaved repeats: a noisy moment hits every case alike.
     for (let repeat = 0; repeat < REPEATS; repeat++)
       for (const c of cases) {
-        if (c.file === sweepFile2) {
-          const folder = join(work, `sweep-${folders++}`);
-          const started = performance.now();
-          await finished(start(['sweep', c.file, '-o', folder], context.sharedData), c.name);
-          const seconds = secondsSince(started);
-          const text = readFileSync(join(folder, 'aggregate.json'), 'utf8');
-          const ref = threadReference.get(c.name) ?? text;
-          threadReference.set(c.name, ref);
-          allEqual &&= ref === text;
-          samples.get(c.name)!.push(seconds);
-          context.log(`${c.name}: ${seconds.toFixed(1)} s`);
-          continue;
-        }
         const r = await timed(c.name, c.file, c.flags, c.workers);
         allEqual &&= r.equal;
         samples.get(c.name)!.push(r.seconds);

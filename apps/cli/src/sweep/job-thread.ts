@@ -6,8 +6,7 @@
  * epoch, with a checkpoint).
  */
 import { parentPort } from 'node:worker_threads';
-import { exitCodeOf } from '../errors.js';
-import { asWorkerJob, runJob } from './jobs.js';
+import { asJobFailure, asWorkerJob, runJob } from './jobs.js';
 
 let controller: AbortController | null = null;
 parentPort?.on('message', (message: { type: 'run'; job: unknown } | { type: 'abort' }) => {
@@ -23,15 +22,8 @@ parentPort?.on('message', (message: { type: 'run'; job: unknown } | { type: 'abo
       const result = await runJob(job, signal);
       parentPort?.postMessage({ ok: true, result });
     } catch (error) {
-      const exitCode =
-        typeof (error as { exitCode?: unknown }).exitCode === 'number'
-          ? (error as { exitCode: number }).exitCode
-          : exitCodeOf(error);
-      parentPort?.postMessage({
-        ok: false,
-        message: (error as Error | null)?.message ?? String(error),
-        exitCode,
-      });
+      const failure = asJobFailure(error);
+      parentPort?.postMessage({ ok: false, message: failure.message, exitCode: failure.exitCode });
     } finally {
       controller = null;
     }

@@ -10,7 +10,9 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DataFormatError } from '@advrec/data';
 import type { ImageEntry } from '@advrec/features';
+import { describeFailure } from '../cli.js';
 import type { CommandContext } from '../context.js';
+import { exitCodeOf } from '../errors.js';
 import { Progress } from '../progress.js';
 import { toJson } from '../runs.js';
 
@@ -67,6 +69,18 @@ export class JobFailedError extends Error {
     this.name = 'JobFailedError';
     this.exitCode = exitCode;
   }
+}
+
+/**
+ * Any error of a job as a {@link JobFailedError}: the one line and the exit code `advrec`
+ * would give for it (a config error 2, a data error 3, ...); a JobFailedError as it is.
+ */
+export function asJobFailure(error: unknown): JobFailedError {
+  if (error instanceof JobFailedError) return error;
+  return new JobFailedError(
+    describeFailure(error).line.replace(/^advrec: /, ''),
+    exitCodeOf(error),
+  );
 }
 
 function silentContext(signal: AbortSignal): CommandContext {

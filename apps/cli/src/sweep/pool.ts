@@ -6,9 +6,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { describeFailure } from '../cli.js';
-import { exitCodeOf } from '../errors.js';
-import { JobFailedError, runJob } from './jobs.js';
+import { JobFailedError, asJobFailure, runJob } from './jobs.js';
 import type { JobResult, WorkerJob } from './jobs.js';
 
 /** What a pool or a queue tells its caller as jobs move. */
@@ -128,14 +126,7 @@ export async function runLocalPool<J extends { readonly id: string; readonly job
           thread === null ? await runJob(item.job, signal) : await thread.run(item.job, signal);
         events.onDone?.(item, result);
       } catch (error) {
-        const failure =
-          error instanceof JobFailedError
-            ? error
-            : new JobFailedError(
-                describeFailure(error).line.replace(/^advrec: /, ''),
-                exitCodeOf(error),
-              );
-        events.onFail?.(item, failure);
+        events.onFail?.(item, asJobFailure(error));
       }
     }
   };

@@ -9,7 +9,7 @@
  */
 import { ConfigError } from '@advrec/data';
 import type { Job as QueueJob } from 'bullmq';
-import { JobFailedError, asWorkerJob } from './jobs.js';
+import { JobFailedError, asJobFailure, asWorkerJob } from './jobs.js';
 import type { JobResult, WorkerJob } from './jobs.js';
 import type { JobEvents } from './pool.js';
 import { JobThread } from './pool.js';
@@ -51,14 +51,8 @@ export async function checkQueue(url: string, flag = '--queue'): Promise<void> {
 }
 
 /** `[exit 3] message`: the exit code travels with a failed job's reason. */
-function encodeFailure(error: unknown): string {
-  const code =
-    error instanceof JobFailedError
-      ? error.exitCode
-      : typeof (error as { exitCode?: unknown }).exitCode === 'number'
-        ? (error as { exitCode: number }).exitCode
-        : 1;
-  return `[exit ${code}] ${(error as Error | null)?.message ?? String(error)}`;
+function encodeFailure(failure: JobFailedError): string {
+  return `[exit ${failure.exitCode}] ${failure.message}`;
 }
 
 function decodeFailure(reason: string | undefined): JobFailedError {
@@ -196,10 +190,12 @@ export async function runQueueWorker(
         return result;
       } catch (error) {
         failed++;
-        const reason = encodeFailure(error);
+        const failure = asJobFailure(error);
+        const reason = encodeFailure(failure);
         options.log(`job ${job.id} failed: ${what}: ${reason}`);
-        const code = error instanceof JobFailedError ? error.exitCode : 1;
-        throw code === 2 || code === 3 ? new UnrecoverableError(reason) : new Error(reason);
+        throw failure.exitCode === 2 || failure.exitCode === 3
+          ? new UnrecoverableError(reason)
+          : new Error(reason);
       } finally {
         running.delete(controller);
       }
