@@ -14,10 +14,20 @@
  * paired t-tests over the test users; robustness of each to FGM on the embeddings.
  * Environment: ADVREC_NEUMF_EPOCHS (20), ADVREC_NEUMF_CONTINUE_EPOCHS (6),
  * ADVREC_NEUMF_EPSILONS (0.05,0.5).
+ *
+ * Then (`sequential`, see lib/sequential-quality.ts) SASRec and GRU4Rec on Amazon Games with
+ * the SASRec paper's protocol, one child process each, in parallel; SASRec + ATSRec against
+ * SASRec continued. ADVREC_DEEP_PARTS (neumf,sasrec,gru4rec) picks the parts to run; a part
+ * not run keeps its section from the previous results file, marked `carriedOver`.
+ * ADVREC_SEQ_EPOCHS (80), ADVREC_SEQ_CONTINUE_EPOCHS (10), ADVREC_ATSREC_EPSILONS (0.1,0.5),
+ * ADVREC_SEQ_ATTACK_EPSILONS (0.25,0.5,1), both relative to the mean item-row norm.
  */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   generateSampledTestSet,
   holdOutValidation,
@@ -50,7 +60,7 @@ async function movieLens1M(sharedData: string, directory: string): Promise<Datas
   return holdOutValidation(split, { order: 'random', seed: SEED });
 }
 
-export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
+async function runNeuMF({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
   const directory = await mkdtemp(join(tmpdir(), 'advrec-quality-deep-'));
   try {
     const dataset = await movieLens1M(sharedData, directory);
@@ -209,6 +219,84 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         "NCF (He et al., WWW 2017) reports NeuMF on ML-1M at HR@10 about 0.70-0.73 and NDCG@10 about 0.42-0.45 (8 to 64 predictive factors, log loss with 4 negatives, MF pre-training); those figures are recalled, not in ../shared/papers. Their test item is each user's latest interaction, which is harder to predict than a random one from the same history (the future is not in train), so our random hold-out should score higher at equal model quality; we also train with BPR and without pre-training",
       models,
     };
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+const SEQUENTIAL_PROTOCOL =
+  "Amazon Games as preprocessed for the SASRec paper (../shared/data/amazon-games-sasrec/Video.txt, lines in time order per user); each user's last item is the test item, the one before it the validation item, the rest is training; each target is ranked against 100 items the user never interacted with, sampled uniformly (seeds 2025 validation, 2026 test); HR@10 and NDCG@10 over all 31,013 users (the paper's code samples 10,000 users when there are more), ties pessimistic. Training: next-item binary cross-entropy at every position with one sampled negative, Adam lr 0.001, beta2 0.98, batch 128 sequences, batches grouped by length and cut to their longest row (right-aligned positions: the same outputs as padding to 50), validation every 5 epochs with patience 3, the best epoch kept. SASRec: d 50, 2 blocks, 1 head, max length 50, dropout 0.5 (the paper's Games settings). GRU4Rec: d 64, hidden 64, embedding dropout 0.3, the same next-item loss. Continuations from the best checkpoint with its Adam state, the same epochs: the model continued, and ATSRec (FGM per item row on the item embeddings, epsilon from the grid {0.1, 0.5} x the trained model's mean item-row norm, chosen on validation NDCG@10, lambda 1). Robustness: FGM on the item embeddings (gradient of the training loss over one pass, per row) at test time, epsilon {0.25, 0.5, 1} x the mean item-row norm; tfjs on its wasm backend, one thread per model";
+
+const PUBLISHED_SASREC =
+  'SASRec paper (Kang and McAuley, ICDM 2018, Table III) on Games: Hit@10 0.7410, NDCG@10 0.5360, trained up to 200 epochs with the same protocol (as ../shared/data/amazon-games-sasrec/README.md states).';
+
+async function runSequentialChild(
+  model: 'sasrec' | 'gru4rec',
+  file: string,
+  directory: string,
+): Promise<Record<string, unknown>> {
+  const out = join(directory, `${model}.json`);
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'lib', 'sequential-quality.ts');
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, script, model, file, out], {
+      stdio: 'inherit',
+    });
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${model} run exited with ${code}`)),
+    );
+  });
+  return JSON.parse(await readFile(out, 'utf8')) as Record<string, unknown>;
+}
+
+interface PreviousResults {
+  date?: string;
+  commit?: string;
+  results?: Record<string, unknown> & { sequential?: Record<string, unknown> };
+}
+
+export async function run(context: BenchContext): Promise<Record<string, unknown>> {
+  const parts = (process.env.ADVREC_DEEP_PARTS ?? 'neumf,sasrec,gru4rec').split(',');
+  const resultsFile = join(
+    dirname(fileURLToPath(import.meta.url)),
+    '..',
+    'results',
+    'quality-deep.json',
+  );
+  const previous: PreviousResults = existsSync(resultsFile)
+    ? (JSON.parse(await readFile(resultsFile, 'utf8')) as PreviousResults)
+    : {};
+  const carried = (section: unknown) =>
+    section && typeof section === 'object'
+      ? { ...section, carriedOver: { date: previous.date, commit: previous.commit } }
+      : null;
+  const directory = await mkdtemp(join(tmpdir(), 'advrec-quality-deep-seq-'));
+  try {
+    const file = join(context.sharedData, 'amazon-games-sasrec', 'Video.txt');
+    const sequentialModels = (['sasrec', 'gru4rec'] as const).filter((m) => parts.includes(m));
+    const runs = await Promise.all(
+      sequentialModels.map((m) => runSequentialChild(m, file, directory)),
+    );
+    const sequential: Record<string, unknown> = {
+      dataset:
+        'Amazon Games (SASRec preprocessing): 31,013 users, 23,715 items, 287,107 interactions',
+      protocol: SEQUENTIAL_PROTOCOL,
+      publishedComparison: PUBLISHED_SASREC,
+    };
+    for (const m of ['sasrec', 'gru4rec'] as const) {
+      const k = sequentialModels.indexOf(m as never);
+      sequential[m] = k >= 0 ? runs[k] : carried(previous.results?.sequential?.[m]);
+    }
+    const neumf = parts.includes('neumf')
+      ? await runNeuMF(context)
+      : (carried(
+          previous.results
+            ? Object.fromEntries(
+                Object.entries(previous.results).filter(([key]) => key !== 'sequential'),
+              )
+            : null,
+        ) ?? {});
+    return { ...neumf, sequential };
   } finally {
     await rm(directory, { recursive: true, force: true });
   }

@@ -8,6 +8,7 @@ export declare function sharedDataFiles(): {
   readonly gowallaTest: string;
   readonly ml1mTrain: string;
   readonly ml1mTest: string;
+  readonly amazonGames: string;
 };
 
 /** `CHROMIUM_PATH`, else Debian's chromium, else `null` (browser tests then skip). */

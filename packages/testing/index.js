@@ -30,6 +30,7 @@ export function sharedDataFiles() {
     gowallaTest: join(root, 'gowalla', 'test.txt'),
     ml1mTrain: join(root, 'ml-1m', 'train.txt'),
     ml1mTest: join(root, 'ml-1m', 'test.txt'),
+    amazonGames: join(root, 'amazon-games-sasrec', 'Video.txt'),
   };
 }
 

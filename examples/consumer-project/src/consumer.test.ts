@@ -42,6 +42,8 @@ const PACKAGES = [
   'packages/trainer',
   'packages/features',
   'packages/neumf',
+  'packages/sasrec',
+  'packages/gru4rec',
   'apps/cli',
 ];
 
@@ -216,8 +218,10 @@ describe('a consumer project (packed tarballs, plain npm, no onnxruntime-node)',
         'losses',
         'metrics',
         'models',
+        'gru4rec',
         'neumf',
         'onnx',
+        'sasrec',
         'trainer',
       ].sort(),
     );

@@ -57,6 +57,20 @@ export type {
   ValidationOptions,
 } from './dataset.js';
 export { NegativeSampler, TripleSampler } from './sampler.js';
+export {
+  SequenceBatchSampler,
+  generateCycleSequences,
+  leaveLastOut,
+  padHistory,
+  sampleSequenceCandidates,
+  sequencesFromLog,
+} from './sequences.js';
+export type {
+  SequenceBatch,
+  SequenceBatchSamplerOptions,
+  SequenceSplit,
+  UserSequences,
+} from './sequences.js';
 export type { TripleBatch, TripleSamplerOptions } from './sampler.js';
 export {
   generateSampledTestSet,

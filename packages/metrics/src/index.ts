@@ -37,3 +37,4 @@ export type {
   RobustnessPoint,
   RobustnessReport,
 } from './robustness.js';
+export { meanPairwiseCosine } from './diversity.js';

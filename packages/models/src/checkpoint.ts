@@ -12,6 +12,15 @@ const MAGIC = 'ADVRECK2';
 const MAGIC_V1 = 'ADVRECK1';
 const DIGEST_BYTES = 32;
 
+/**
+ * What a checkpoint stores of a model: its name, contract version, config, sizes and tables
+ * (a pairwise {@link Model} and a sequential model both have them).
+ */
+export type CheckpointedModel = Pick<
+  Model,
+  'modelName' | 'specificationVersion' | 'config' | 'numUsers' | 'numItems' | 'tables'
+>;
+
 /** A checkpoint: the model's state plus optional extra tables (optimiser state) and metadata. */
 export interface Checkpoint {
   readonly model: ModelState;
@@ -36,7 +45,7 @@ interface TableHeader {
  * SHA-256 of all of that (32 bytes), checked on load: a flipped bit anywhere is refused.
  */
 export function serializeCheckpoint(
-  model: Model,
+  model: CheckpointedModel,
   extraTables: readonly ParameterTable[] = [],
   metadata: JsonObject = {},
 ): Uint8Array[] {
@@ -96,7 +105,7 @@ export function serializeCheckpoint(
  */
 export async function writeCheckpoint(
   file: string,
-  model: Model,
+  model: CheckpointedModel,
   extraTables: readonly ParameterTable[] = [],
   metadata: JsonObject = {},
 ): Promise<void> {

@@ -284,3 +284,6 @@ export function describeModelContract(options: ModelContractOptions): void {
     });
   });
 }
+
+export { describeSequentialModelContract } from './sequential-contract.js';
+export type { SequentialModelContractOptions } from './sequential-contract.js';

@@ -24,7 +24,12 @@ export type {
   ReferenceScore,
   Tfjs,
 } from './model.js';
-export { cloneTable, createTable, initializeTruncatedNormal } from './tables.js';
+export {
+  cloneTable,
+  createTable,
+  initializeGlorotUniform,
+  initializeTruncatedNormal,
+} from './tables.js';
 export type { ParameterTable, Side, TableSide } from './tables.js';
 export { SparseRows } from './sparse-rows.js';
 export { forwardPairs } from './batch.js';
@@ -76,7 +81,23 @@ export {
   serializeCheckpoint,
   writeCheckpoint,
 } from './checkpoint.js';
-export type { Checkpoint } from './checkpoint.js';
+export type { Checkpoint, CheckpointedModel } from './checkpoint.js';
+export {
+  SEQUENCE_ITEM_TABLE,
+  SEQUENTIAL_MODEL_SPECIFICATION_VERSION,
+  getSequentialModelFactory,
+  isSequentialModel,
+  matMulExplicitGradient,
+  registerSequentialModel,
+  sequentialModelNames,
+} from './sequential.js';
+export type {
+  SequenceEncoder,
+  SequenceEncoderInputs,
+  SequentialModel,
+  SequentialModelContext,
+  SequentialModelFactory,
+} from './sequential.js';
 export {
   SAFETENSORS_FORMAT,
   isSafetensors,

@@ -15,8 +15,9 @@
  * `ADVRECK2` keeps a SHA-256). {@link readCheckpoint} reads both formats.
  */
 import { DataFormatError } from '@advrec/data';
+import type { CheckpointedModel } from './checkpoint.js';
 import type { Checkpoint } from './checkpoint.js';
-import type { JsonObject, Model } from './model.js';
+import type { JsonObject } from './model.js';
 import { createTable } from './tables.js';
 import type { ParameterTable, TableSide } from './tables.js';
 
@@ -31,7 +32,7 @@ interface TensorEntry {
 
 /** Serialises a model (and extras) in the safetensors layout (see the module comment). */
 export function serializeSafetensors(
-  model: Model,
+  model: CheckpointedModel,
   extraTables: readonly ParameterTable[] = [],
   metadata: JsonObject = {},
 ): Uint8Array[] {

@@ -86,3 +86,21 @@ export function cloneTable(table: ParameterTable): ParameterTable {
   copy.values.set(table.values);
   return copy;
 }
+
+/**
+ * Fills a table with Glorot (Xavier) uniform draws, `U(-a, a)` with
+ * `a = sqrt(6 / (fanIn + fanOut))`, as TensorFlow's `glorot_uniform` (the SASRec code's
+ * initialiser). Seeded: the stream is `Random.stream(seed, streamKey)`.
+ */
+export function initializeGlorotUniform(
+  table: ParameterTable,
+  seed: number,
+  streamKey: number,
+  fanIn: number = table.rows,
+  fanOut: number = table.dimension,
+): void {
+  const random = Random.stream(seed, streamKey);
+  const limit = Math.sqrt(6 / (fanIn + fanOut));
+  const values = table.values;
+  for (let k = 0; k < values.length; k++) values[k] = (2 * random.nextFloat() - 1) * limit;
+}

@@ -70,3 +70,21 @@ export type {
   ExperimentOptions,
   ExperimentResult,
 } from './recipes.js';
+export {
+  encodeSequences,
+  evaluateSequential,
+  sequenceCandidates,
+  sequenceFgmPerturbation,
+  sequenceRandomPerturbation,
+  trainSequentialModel,
+} from './sequential.js';
+export type {
+  SequenceAdamConfig,
+  SequenceAdversarialConfig,
+  SequenceEpochEvent,
+  SequenceEvaluation,
+  SequenceEvaluationSet,
+  SequenceOptimizerState,
+  SequenceTrainConfig,
+  SequenceTrainResult,
+} from './sequential.js';

@@ -6,4 +6,5 @@ import { sharedDataFiles } from '@advrec/testing';
 export const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), '../../fixtures');
 
 /** Files of `../shared/data` (see `@advrec/testing`). */
-export const { movielens100k, gowallaTrain, gowallaTest, ml1mTrain, ml1mTest } = sharedDataFiles();
+export const { movielens100k, gowallaTrain, gowallaTest, ml1mTrain, ml1mTest, amazonGames } =
+  sharedDataFiles();

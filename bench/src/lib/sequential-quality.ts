@@ -1,0 +1,226 @@
+/**
+ * The sequential part of `pnpm bench quality-deep`: SASRec and GRU4Rec (the `@advrec/sasrec`
+ * and `@advrec/gru4rec` model packages, defined only through the sequential Model contract)
+ * on Amazon Games with the SASRec paper's protocol, and ATSRec (FGM on the item embeddings
+ * during training) against the same model continued for the same epochs.
+ *
+ * Run as a child process per model (`node <this file> <model> <out.json>`), so the two
+ * single-threaded tfjs-wasm runs use both cores.
+ */
+import { writeFile } from 'node:fs/promises';
+import { leaveLastOut, readDelimited, sequencesFromLog } from '@advrec/data';
+import type { SequenceSplit } from '@advrec/data';
+import { meanPairwiseCosine, pairedTTest } from '@advrec/metrics';
+import { SEQUENCE_ITEM_TABLE, cloneTable } from '@advrec/models';
+import type { ParameterTable, SequentialModel } from '@advrec/models';
+import { GRU4Rec } from '@advrec/gru4rec';
+import { SASRec } from '@advrec/sasrec';
+import {
+  evaluateSequential,
+  loadTfjs,
+  sequenceCandidates,
+  sequenceFgmPerturbation,
+  trainSequentialModel,
+} from '@advrec/trainer';
+import type {
+  SequenceEvaluation,
+  SequenceOptimizerState,
+  SequenceTrainResult,
+} from '@advrec/trainer';
+
+const SEED = 2024;
+
+function numbers(name: string, fallback: string): number[] {
+  return (process.env[name] ?? fallback).split(',').map(Number);
+}
+
+export interface SequentialQualityOptions {
+  readonly file: string;
+  readonly model: 'sasrec' | 'gru4rec';
+  readonly log: (line: string) => void;
+}
+
+function summary(e: SequenceEvaluation) {
+  return { hitRate10: e.hitRate, ndcg10: e.ndcg };
+}
+
+function trainingSummary(r: SequenceTrainResult) {
+  const seconds = r.epochs.map((e) => e.seconds).sort((a, b) => a - b);
+  const rates = r.epochs.map((e) => e.sequencesPerSecond).sort((a, b) => a - b);
+  const positions = r.epochs.map((e) => e.positionsPerSecond).sort((a, b) => a - b);
+  const median = (a: number[]) => a[Math.floor(a.length / 2)] ?? Number.NaN;
+  return {
+    epochsRun: r.epochs.length,
+    bestEpoch: r.bestEpoch + 1,
+    stoppedEarly: r.stoppedEarly,
+    seconds: r.seconds,
+    medianEpochSeconds: median(seconds),
+    medianSequencesPerSecond: median(rates),
+    medianPositionsPerSecond: median(positions),
+    validation: r.epochs
+      .filter((e) => e.validation)
+      .map((e) => ({ epoch: e.epoch + 1, ...e.validation })),
+  };
+}
+
+function comparison(a: SequenceEvaluation, b: SequenceEvaluation) {
+  const out: Record<string, unknown> = {};
+  for (const key of ['hitRate', 'ndcg'] as const) {
+    const t = pairedTTest(a.perUser[key], b.perUser[key]);
+    out[key === 'hitRate' ? 'hitRate10' : 'ndcg10'] = {
+      relativeChange: a[key] / b[key] - 1,
+      pValue: t.pValue,
+    };
+  }
+  return out;
+}
+
+export async function runSequentialQuality(
+  options: SequentialQualityOptions,
+): Promise<Record<string, unknown>> {
+  const { tf, backend } = await loadTfjs();
+  const log = options.log;
+  const split: SequenceSplit = leaveLastOut(
+    sequencesFromLog(await readDelimited(options.file, { delimiter: 'whitespace', header: false })),
+  );
+  const validation = sequenceCandidates(split, 'validation', { seed: SEED + 1 });
+  const test = sequenceCandidates(split, 'test', { seed: SEED + 2 });
+  const epochs = Number(process.env.ADVREC_SEQ_EPOCHS ?? 80);
+  const continueEpochs = Number(process.env.ADVREC_SEQ_CONTINUE_EPOCHS ?? 10);
+  // Epsilons are relative to the trained model's mean item-row norm (the scale of what is
+  // perturbed; APR's 0.5 was set for MF embeddings of norm about 1).
+  const relativeEpsilons = numbers('ADVREC_ATSREC_EPSILONS', '0.1,0.5');
+  const relativeAttackEpsilons = numbers('ADVREC_SEQ_ATTACK_EPSILONS', '0.25,0.5,1');
+  const withAdversarial = options.model === 'sasrec' || process.env.ADVREC_GRU4REC_ATSREC === '1';
+  const make = (): SequentialModel =>
+    options.model === 'sasrec'
+      ? new SASRec(split.numItems, { seed: SEED })
+      : new GRU4Rec(split.numItems, { seed: SEED });
+  const model = make();
+  log(`${options.model}: ${backend}, ${epochs} epochs max`);
+  const base = trainSequentialModel(tf, model, split, {
+    epochs,
+    seed: SEED,
+    validateEvery: 5,
+    patience: 3,
+    validation,
+    onEpoch: (e) =>
+      log(
+        `${options.model} epoch ${e.epoch + 1}: loss ${e.loss.toFixed(4)}, ${e.seconds.toFixed(1)} s${e.validation ? `, valid NDCG@10 ${e.validation.ndcg.toFixed(4)}` : ''}`,
+      ),
+  });
+  const checkpoint: ParameterTable[] = model.tables.map(cloneTable);
+  const meanItemNorm = (() => {
+    const items = model.tables.find((t) => t.name === SEQUENCE_ITEM_TABLE)!;
+    let sum = 0;
+    for (let r = 0; r < items.rows; r++) {
+      let norm = 0;
+      for (let c = 0; c < items.dimension; c++) norm += items.values[r * items.dimension + c]! ** 2;
+      sum += Math.sqrt(norm);
+    }
+    return sum / items.rows;
+  })();
+  const epsilons = relativeEpsilons.map((e) => e * meanItemNorm);
+  const attackEpsilons = relativeAttackEpsilons.map((e) => e * meanItemNorm);
+  const restore = () => {
+    for (const t of checkpoint) model.tables.find((x) => x.name === t.name)!.values.set(t.values);
+  };
+  const optimizer: SequenceOptimizerState = base.optimizer;
+  const diversity = () => {
+    const items = model.tables.find((t) => t.name === SEQUENCE_ITEM_TABLE)!;
+    return meanPairwiseCosine(items.values, items.rows, items.dimension).meanCosine;
+  };
+  const robustness = (clean: SequenceEvaluation) =>
+    attackEpsilons.map((epsilon, k) => {
+      const perturbation = sequenceFgmPerturbation(tf, model, split, epsilon, { seed: SEED });
+      const attacked = evaluateSequential(tf, model, test, { perturbation });
+      return {
+        relativeEpsilon: relativeAttackEpsilons[k],
+        epsilon,
+        hitRate10: attacked.hitRate,
+        ndcg10: attacked.ndcg,
+        ndcgChange: attacked.ndcg / clean.ndcg - 1,
+      };
+    });
+  const baseTest = evaluateSequential(tf, model, test);
+  const result: Record<string, unknown> = {
+    model: options.model,
+    config: model.config,
+    backend,
+    training: trainingSummary(base),
+    test: summary(baseTest),
+    itemEmbeddingMeanCosine: diversity(),
+    meanItemNorm,
+  };
+  log(`${options.model}: test ${JSON.stringify(result.test)}`);
+  if (!withAdversarial || continueEpochs === 0) return result;
+
+  const continueFrom = (adversarial?: { epsilon: number; adversarialWeight: number }) => {
+    restore();
+    const run = trainSequentialModel(tf, model, split, {
+      epochs: continueEpochs,
+      seed: SEED + 7,
+      startEpoch: base.epochs.length,
+      optimizer,
+      ...(adversarial ? { adversarial } : {}),
+    });
+    const valid = evaluateSequential(tf, model, validation);
+    const evaluation = evaluateSequential(tf, model, test);
+    return { run, valid, evaluation, cosine: diversity() };
+  };
+  const continued = continueFrom();
+  const continuedRobustness = robustness(continued.evaluation);
+  log(`${options.model} continued: ${JSON.stringify(summary(continued.evaluation))}`);
+  const arms = epsilons.map((epsilon, k) => {
+    const arm = continueFrom({ epsilon, adversarialWeight: 1 });
+    log(
+      `atsrec eps ${epsilon}: valid NDCG@10 ${arm.valid.ndcg.toFixed(4)}, test ${JSON.stringify(summary(arm.evaluation))}`,
+    );
+    return {
+      relativeEpsilon: relativeEpsilons[k]!,
+      epsilon,
+      ...arm,
+      robustness: robustness(arm.evaluation),
+    };
+  });
+  const chosen = arms.reduce((a, b) => (b.valid.ndcg > a.valid.ndcg ? b : a));
+  return {
+    ...result,
+    continued: {
+      epochs: continueEpochs,
+      training: trainingSummary(continued.run),
+      validationNdcg10: continued.valid.ndcg,
+      test: summary(continued.evaluation),
+      itemEmbeddingMeanCosine: continued.cosine,
+      fgmOnItemEmbeddings: continuedRobustness,
+    },
+    atsrec: arms.map((arm) => ({
+      relativeEpsilon: arm.relativeEpsilon,
+      epsilon: arm.epsilon,
+      adversarialWeight: 1,
+      epochs: continueEpochs,
+      training: trainingSummary(arm.run),
+      validationNdcg10: arm.valid.ndcg,
+      test: summary(arm.evaluation),
+      itemEmbeddingMeanCosine: arm.cosine,
+      fgmOnItemEmbeddings: arm.robustness,
+      versusContinued: comparison(arm.evaluation, continued.evaluation),
+    })),
+    chosenOnValidation: {
+      relativeEpsilon: chosen.relativeEpsilon,
+      epsilon: chosen.epsilon,
+      versusContinued: comparison(chosen.evaluation, continued.evaluation),
+    },
+  };
+}
+
+// Child-process entry: node --import tsx sequential-quality.ts <model> <data file> <out.json>
+if (process.argv[1]?.endsWith('sequential-quality.ts') && process.argv.length >= 5) {
+  const [model, file, out] = process.argv.slice(2) as ['sasrec' | 'gru4rec', string, string];
+  const result = await runSequentialQuality({
+    file,
+    model,
+    log: (line) => console.log(`[quality-deep ${model}] ${line}`),
+  });
+  await writeFile(out, JSON.stringify(result, null, 2));
+}

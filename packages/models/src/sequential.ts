@@ -1,0 +1,183 @@
+import type * as tfc from '@tensorflow/tfjs-core';
+import { ConfigError, globalRegistry } from '@advrec/data';
+import type { JsonObject, ModelSpecificationVersion, PerturbableSurface, Tfjs } from './model.js';
+import { MODEL_SPECIFICATION_VERSION, SUPPORTED_MODEL_SPECIFICATION_VERSIONS } from './model.js';
+import type { ParameterTable } from './tables.js';
+
+/** The item table every sequential model shares between its inputs and its outputs. */
+export const SEQUENCE_ITEM_TABLE = 'itemEmbeddings';
+
+/**
+ * What a sequential model's encoder receives for one batch of left-padded sequences (see
+ * `SequenceBatch` in `@advrec/data`).
+ */
+export interface SequenceEncoderInputs {
+  /** Rows (sequences) in the batch. */
+  readonly size: number;
+  /** Padded length of the batch (at most the model's `maxLength`). */
+  readonly length: number;
+  /**
+   * Position of the batch's first column among the model's `maxLength` positions: columns
+   * are right-aligned, so the last column is always position `maxLength - 1`.
+   */
+  readonly positionOffset: number;
+  /**
+   * `size x length x dimension`: the input items' rows of {@link SEQUENCE_ITEM_TABLE}
+   * (perturbed when an adversary perturbs the item embeddings), zero rows at padding.
+   */
+  readonly itemRows: tfc.Tensor3D;
+  /** `size x length x 1`: 1 at real positions, 0 at padding. */
+  readonly mask: tfc.Tensor3D;
+  /** The model's dense tables (everything but the item table) as `rows x dimension` tensors. */
+  readonly dense: Readonly<Record<string, tfc.Tensor2D>>;
+  /** True for a training step: dropout is then active. */
+  readonly training: boolean;
+  /** Dropout with a seeded mask when training, the identity otherwise. */
+  dropout<T extends tfc.Tensor>(x: T, rate: number): T;
+}
+
+/**
+ * A sequential model's definition in tfjs-core ops: the hidden state at every position
+ * (`size x length x dimension`), from which the next item's score is the inner product with
+ * that item's row of {@link SEQUENCE_ITEM_TABLE}. Hidden states at padding are ignored. It
+ * must be causal (position t sees positions <= t only) and must not let padding change the
+ * real positions' outputs: the contract suite checks that a short batch equals the same
+ * sequences padded to `maxLength`.
+ */
+export type SequenceEncoder = (tf: Tfjs, inputs: SequenceEncoderInputs) => tfc.Tensor3D;
+
+/**
+ * The contract of a sequential recommender (SASRec, GRU4Rec, ...), beside the pairwise
+ * {@link Model}: a user is the sequence of their items, and the model scores the next item.
+ * Parameters are named tables: {@link SEQUENCE_ITEM_TABLE} (item side, `numItems x
+ * dimension`, shared by inputs and outputs) and dense tables (weights, positions). The
+ * trainer gathers the batch's item rows itself, differentiates the encoder with respect to
+ * those rows and the dense tables, and updates the tables in place; an adversary (ATSRec)
+ * perturbs the item rows through the `itemEmbeddings` surface.
+ */
+export interface SequentialModel {
+  readonly kind: 'sequential';
+  readonly specificationVersion: ModelSpecificationVersion;
+  readonly modelName: string;
+  readonly config: JsonObject;
+  /** Always 0: a sequential model has no per-user parameters (checkpoints store the field). */
+  readonly numUsers: number;
+  readonly numItems: number;
+  /** Longest history the model reads (the most recent items). */
+  readonly maxLength: number;
+  /** Width of the item rows and hidden states. */
+  readonly dimension: number;
+  readonly tables: readonly ParameterTable[];
+  readonly trainableTables: readonly string[];
+  /** What an adversary may perturb: the item embeddings. */
+  readonly surfaces: readonly PerturbableSurface[];
+  readonly encode: SequenceEncoder;
+}
+
+/** True for a {@link SequentialModel} (as opposed to a pairwise `Model`). */
+export function isSequentialModel(value: unknown): value is SequentialModel {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { kind?: unknown }).kind === 'sequential'
+  );
+}
+
+/** What a sequential model factory gets at creation. */
+export interface SequentialModelContext {
+  readonly numItems: number;
+  /** Seed for the initialisation, used when the config has none. */
+  readonly seed: number;
+}
+
+/** A registered sequential model kind (see {@link registerSequentialModel}). */
+export interface SequentialModelFactory {
+  readonly kind: 'sequential';
+  readonly specificationVersion: ModelSpecificationVersion;
+  readonly modelName: string;
+  /** One line for `--help` and error messages. */
+  readonly description: string;
+  create(context: SequentialModelContext, config: JsonObject): SequentialModel;
+  restore(state: {
+    readonly config: JsonObject;
+    readonly numItems: number;
+    readonly tables: readonly ParameterTable[];
+  }): SequentialModel;
+}
+
+const registry = globalRegistry<SequentialModelFactory>('sequential-model');
+
+/** Registers a sequential model kind under its name (a different factory under a taken name throws). */
+export function registerSequentialModel(factory: SequentialModelFactory): void {
+  if (
+    !(SUPPORTED_MODEL_SPECIFICATION_VERSIONS as readonly string[]).includes(
+      factory.specificationVersion,
+    )
+  )
+    throw new ConfigError([
+      {
+        path: `models.${factory.modelName}.specificationVersion`,
+        message: `unsupported ${String(factory.specificationVersion)}, this advrec implements ${SUPPORTED_MODEL_SPECIFICATION_VERSIONS.join(' and ')}`,
+      },
+    ]);
+  if (registry.has(factory.modelName) && registry.get(factory.modelName) !== factory)
+    throw new ConfigError([
+      {
+        path: 'model',
+        message: `a sequential model named "${factory.modelName}" is already registered`,
+      },
+    ]);
+  registry.set(factory.modelName, factory);
+}
+
+/** The sequential factory registered under `name`; the error lists what is registered. */
+export function getSequentialModelFactory(name: string): SequentialModelFactory {
+  const factory = registry.get(name);
+  if (!factory)
+    throw new ConfigError([
+      {
+        path: 'model.name',
+        message: `unknown sequential model "${name}" (registered: ${[...registry.keys()].join(', ') || 'none'})`,
+      },
+    ]);
+  return factory;
+}
+
+/** Names of the registered sequential models. */
+export function sequentialModelNames(): string[] {
+  return [...registry.keys()];
+}
+
+/** The contract version new sequential models declare. */
+export const SEQUENTIAL_MODEL_SPECIFICATION_VERSION: ModelSpecificationVersion =
+  MODEL_SPECIFICATION_VERSION;
+
+/**
+ * `a x b` (2-D, or 3-D batched) whose gradient uses explicit transposes instead of
+ * `matMul`'s `transposeA/B` flags: on tfjs's wasm backend the flagged products fall off the
+ * SIMD fast path (about 10x slower, see ENGINE.md), and autodiff's stock matMul gradient
+ * emits exactly those. Same values and gradients as `tf.matMul(a, b)`.
+ */
+export function matMulExplicitGradient<T extends tfc.Tensor2D | tfc.Tensor3D>(
+  tf: Tfjs,
+  a: T,
+  b: T,
+): T {
+  const transpose = (x: tfc.Tensor): tfc.Tensor =>
+    x.rank === 3 ? tf.transpose(x, [0, 2, 1]) : tf.transpose(x);
+  const product = tf.customGrad((...args: unknown[]) => {
+    const [x, y, save] = args as [tfc.Tensor, tfc.Tensor, (t: tfc.Tensor[]) => void];
+    save([x, y]);
+    return {
+      value: tf.matMul(x as tfc.Tensor2D, y as tfc.Tensor2D) as tfc.Tensor,
+      gradFunc: (dy: tfc.Tensor, saved: tfc.Tensor[]) => {
+        const [sx, sy] = saved as [tfc.Tensor, tfc.Tensor];
+        return [
+          tf.matMul(dy as tfc.Tensor2D, transpose(sy) as tfc.Tensor2D),
+          tf.matMul(transpose(sx) as tfc.Tensor2D, dy as tfc.Tensor2D),
+        ];
+      },
+    };
+  });
+  return product(a, b) as T;
+}

@@ -1,0 +1,144 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DataError, generateCycleSequences } from '@advrec/data';
+import { SEQUENCE_ITEM_TABLE, createTable, initializeGlorotUniform } from '@advrec/models';
+import type { SequentialModel, Tfjs } from '@advrec/models';
+import { loadTfjs } from './backend.js';
+import {
+  evaluateSequential,
+  sequenceCandidates,
+  sequenceFgmPerturbation,
+  trainSequentialModel,
+} from './sequential.js';
+
+const { tf } = await loadTfjs('cpu');
+
+/**
+ * A minimal sequential plugin model: the hidden state is `tanh(x_t W)` of the last item only
+ * (a first-order Markov model), so the trainer is tested without the model packages.
+ */
+function markovModel(numItems: number, d = 8, seed = 1): SequentialModel {
+  const items = createTable(SEQUENCE_ITEM_TABLE, 'item', numItems, d);
+  const weights = createTable('transition', 'dense', d, d);
+  initializeGlorotUniform(items, seed, 0);
+  initializeGlorotUniform(weights, seed, 1);
+  return {
+    kind: 'sequential',
+    specificationVersion: 'v2',
+    modelName: 'test-markov',
+    config: { d },
+    numUsers: 0,
+    numItems,
+    maxLength: 5,
+    dimension: d,
+    tables: [items, weights],
+    trainableTables: [SEQUENCE_ITEM_TABLE, 'transition'],
+    surfaces: [{ name: SEQUENCE_ITEM_TABLE, side: 'item', rows: numItems, dimension: d }],
+    encode: (t: Tfjs, x) =>
+      t.reshape(
+        t.tanh(t.matMul(t.reshape(x.itemRows, [x.size * x.length, d]), x.dense.transition!)),
+        [x.size, x.length, d],
+      ),
+  };
+}
+
+describe('trainSequentialModel', () => {
+  const split = generateCycleSequences({ numUsers: 200, numItems: 40, seed: 3, maxLength: 8 });
+  const test = sequenceCandidates(split, 'test', { negatives: 30, seed: 1 });
+  const validation = sequenceCandidates(split, 'validation', { negatives: 30, seed: 1 });
+
+  it('learns a planted next-item rule and keeps the best validation epoch', () => {
+    const model = markovModel(40);
+    const before = evaluateSequential(tf, model, test);
+    const result = trainSequentialModel(tf, model, split, {
+      epochs: 30,
+      batchSize: 32,
+      seed: 5,
+      adam: { learningRate: 0.02 },
+      validateEvery: 5,
+      validation,
+    });
+    const after = evaluateSequential(tf, model, test);
+    expect(before.ndcg).toBeLessThan(0.5);
+    expect(after.hitRate).toBeGreaterThan(0.95);
+    expect(after.ndcg).toBeGreaterThan(0.8);
+    expect(result.epochs.at(-1)!.loss).toBeLessThan(result.epochs[0]!.loss);
+    expect(result.bestValidation!.ndcg).toBe(
+      Math.max(...result.epochs.filter((e) => e.validation).map((e) => e.validation!.ndcg)),
+    );
+  });
+
+  it('is deterministic for a seed', () => {
+    const run = () => {
+      const model = markovModel(40);
+      trainSequentialModel(tf, model, split, { epochs: 2, batchSize: 32, seed: 9 });
+      return Array.from(model.tables[0]!.values);
+    };
+    expect(run()).toEqual(run());
+  });
+
+  it('ATSRec: the FGM perturbation raises the loss it is trained on, and continuing from Adam state works', () => {
+    const model = markovModel(40);
+    const first = trainSequentialModel(tf, model, split, { epochs: 3, batchSize: 32, seed: 2 });
+    const adversarial = trainSequentialModel(tf, model, split, {
+      epochs: 3,
+      batchSize: 32,
+      seed: 2,
+      startEpoch: 3,
+      optimizer: first.optimizer,
+      adversarial: { epsilon: 0.1, adversarialWeight: 1 },
+    });
+    for (const e of adversarial.epochs) expect(e.adversarialLoss!).toBeGreaterThan(e.loss);
+    expect(adversarial.optimizer.step).toBe(first.optimizer.step * 2);
+  });
+
+  it('FGM on the item embeddings has norm epsilon on every touched row and lowers NDCG', () => {
+    const model = markovModel(40);
+    trainSequentialModel(tf, model, split, {
+      epochs: 20,
+      batchSize: 32,
+      seed: 5,
+      adam: { learningRate: 0.02 },
+    });
+    const delta = sequenceFgmPerturbation(tf, model, split, 0.5);
+    for (let i = 0; i < 40; i++) {
+      const norm = Math.hypot(...delta.subarray(i * 8, (i + 1) * 8));
+      expect(norm).toBeCloseTo(0.5, 5);
+    }
+    const clean = evaluateSequential(tf, model, test);
+    const attacked = evaluateSequential(tf, model, test, { perturbation: delta });
+    expect(attacked.ndcg).toBeLessThan(clean.ndcg);
+  });
+
+  it('ranks ties pessimistically', () => {
+    const model = markovModel(40);
+    model.tables[0]!.values.fill(0);
+    const result = evaluateSequential(tf, model, test);
+    expect(result.hitRate).toBe(0);
+  });
+
+  it('names bad configs and refuses unknown items', () => {
+    const model = markovModel(40);
+    try {
+      trainSequentialModel(tf, model, split, {
+        epochs: -1,
+        adversarial: { epsilon: Number.NaN, adversarialWeight: 1 },
+        validateEvery: 2,
+      });
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).issues.map((i) => i.path).sort()).toEqual([
+        'adversarial.epsilon',
+        'epochs',
+        'validation',
+      ]);
+    }
+    const bad = { ...test, candidates: Int32Array.from(test.candidates) };
+    bad.candidates[5] = 40;
+    expect(() => evaluateSequential(tf, model, bad)).toThrow(DataError);
+    expect(() => evaluateSequential(tf, model, bad)).toThrow(/item id 40/);
+    expect(() => trainSequentialModel(tf, markovModel(41), split, { epochs: 1 })).toThrow(
+      /40 items, the model 41/,
+    );
+  });
+});

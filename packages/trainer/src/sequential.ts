@@ -1,0 +1,705 @@
+import type * as tfc from '@tensorflow/tfjs-core';
+import {
+  ConfigError,
+  DataError,
+  Random,
+  SequenceBatchSampler,
+  deriveSeed,
+  padHistory,
+  sampleSequenceCandidates,
+} from '@advrec/data';
+import type { ConfigIssue, SequenceBatch, SequenceSplit } from '@advrec/data';
+import { SEQUENCE_ITEM_TABLE, cloneTable } from '@advrec/models';
+import type { ParameterTable, SequentialModel, Tfjs } from '@advrec/models';
+
+/**
+ * Training a sequential model (SASRec, GRU4Rec, ...) on next-item prediction, as in the
+ * SASRec paper: at every position of a user's training sequence the hidden state scores the
+ * next item against one sampled negative with the binary cross-entropy
+ * `-log sigma(h_t . e_{next}) - log(1 - sigma(h_t . e_{neg}))`, averaged over the batch's
+ * positions, with Adam. ATSRec adds the same loss at item embeddings perturbed by FGM:
+ * `L + adversarialWeight * L(E + Delta)`, `Delta_i = epsilon * g_i / ||g_i||` per item row,
+ * `g` the gradient of the clean loss (APR's construction, applied to the item-embedding layer).
+ */
+
+/** Adam's settings (SASRec: lr 0.001, beta2 0.98). */
+export interface SequenceAdamConfig {
+  readonly learningRate: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+}
+
+/** ATSRec: adversarial perturbations of the item embeddings during training. */
+export interface SequenceAdversarialConfig {
+  /** Norm bound of each item row's perturbation. */
+  readonly epsilon: number;
+  /** Weight lambda of the adversarial loss. */
+  readonly adversarialWeight: number;
+}
+
+/** Options of {@link trainSequentialModel}. */
+export interface SequenceTrainConfig {
+  readonly epochs: number;
+  /** Sequences per batch (SASRec: 128). */
+  readonly batchSize?: number;
+  readonly seed?: number;
+  readonly adam?: Partial<SequenceAdamConfig>;
+  /** L2 on the item rows a batch touches (SASRec's `l2_emb`, default 0). */
+  readonly itemL2?: number;
+  /** ATSRec when given; plain training otherwise. */
+  readonly adversarial?: SequenceAdversarialConfig;
+  /** See `SequenceBatchSamplerOptions.bucketByLength` (default true). */
+  readonly bucketByLength?: boolean;
+  /** Validate every this many epochs (default 0: never). */
+  readonly validateEvery?: number;
+  /** Stop after this many validations without improvement (default: never). */
+  readonly patience?: number;
+  /** Validation candidates (target first), from {@link sequenceCandidates}. */
+  readonly validation?: SequenceEvaluationSet;
+  /** Called after every epoch. */
+  onEpoch?(event: SequenceEpochEvent): void;
+  /** Adam state to continue from (a previous result's `optimizer`). */
+  readonly optimizer?: SequenceOptimizerState;
+  /** First epoch's number (for seeds and events; default 0). */
+  readonly startEpoch?: number;
+}
+
+/** What {@link trainSequentialModel} reports after each epoch. */
+export interface SequenceEpochEvent {
+  readonly epoch: number;
+  readonly loss: number;
+  readonly adversarialLoss?: number;
+  readonly seconds: number;
+  readonly sequencesPerSecond: number;
+  readonly positionsPerSecond: number;
+  readonly validation?: { readonly hitRate: number; readonly ndcg: number };
+}
+
+/** Adam's moments of every trainable table, and its step count. */
+export interface SequenceOptimizerState {
+  readonly step: number;
+  readonly moments: ReadonlyMap<string, { readonly m: Float32Array; readonly v: Float32Array }>;
+}
+
+/** What {@link trainSequentialModel} returns. */
+export interface SequenceTrainResult {
+  readonly epochs: readonly SequenceEpochEvent[];
+  /** Best validation epoch (its tables are in the model) or the last epoch without validation. */
+  readonly bestEpoch: number;
+  readonly bestValidation?: { readonly hitRate: number; readonly ndcg: number };
+  readonly stoppedEarly: boolean;
+  readonly seconds: number;
+  readonly optimizer: SequenceOptimizerState;
+}
+
+const DEFAULT_ADAM: SequenceAdamConfig = {
+  learningRate: 0.001,
+  beta1: 0.9,
+  beta2: 0.98,
+  epsilon: 1e-8,
+};
+
+/** Candidates for SASRec's sampled evaluation of one split. */
+export interface SequenceEvaluationSet {
+  /** Users evaluated. */
+  readonly users: Int32Array;
+  /** Each evaluated user's history (input), oldest first. */
+  readonly histories: readonly Int32Array[];
+  /** `users.length x width`: the target first, then the negatives. */
+  readonly candidates: Int32Array;
+  readonly width: number;
+}
+
+/**
+ * SASRec's evaluation sets: validation (history = training items, target = validation item)
+ * and test (history = training items + validation item, target = test item), each target
+ * ranked among `negatives` items (default 100) the user never interacted with.
+ */
+export function sequenceCandidates(
+  split: SequenceSplit,
+  which: 'validation' | 'test',
+  options: { readonly negatives?: number; readonly seed?: number } = {},
+): SequenceEvaluationSet {
+  const negatives = options.negatives ?? 100;
+  const targets = which === 'test' ? split.test : split.validation;
+  const whole = split.train.map((seq, u) => {
+    const all = Array.from(seq);
+    if (split.validation[u]! >= 0) all.push(split.validation[u]!);
+    if (split.test[u]! >= 0) all.push(split.test[u]!);
+    return all;
+  });
+  const all = sampleSequenceCandidates(
+    targets,
+    whole,
+    split.numItems,
+    negatives,
+    deriveSeed(options.seed ?? 0, which === 'test' ? 1 : 2),
+  );
+  const width = negatives + 1;
+  const users: number[] = [];
+  for (let u = 0; u < split.numUsers; u++) if (targets[u]! >= 0) users.push(u);
+  const candidates = new Int32Array(users.length * width);
+  const histories = users.map((u, k) => {
+    candidates.set(all.subarray(u * width, (u + 1) * width), k * width);
+    const train = split.train[u]!;
+    if (which === 'validation') return train;
+    const history = new Int32Array(train.length + 1);
+    history.set(train);
+    history[train.length] = split.validation[u]!;
+    return history;
+  });
+  return { users: Int32Array.from(users), histories, candidates, width };
+}
+
+function tableOf(model: SequentialModel, name: string): ParameterTable {
+  const table = model.tables.find((t) => t.name === name);
+  if (!table) throw new ConfigError([{ path: 'model.tables', message: `no table "${name}"` }]);
+  return table;
+}
+
+function checkItems(model: SequentialModel, ids: Int32Array, what: string): void {
+  for (let k = 0; k < ids.length; k++) {
+    const id = ids[k]!;
+    if (id >= model.numItems || id < -1 || !Number.isInteger(id))
+      throw new DataError(
+        `${what}: item id ${id} at position ${k} is outside the model's ${model.numItems} items`,
+      );
+  }
+}
+
+/** Gathers item rows (`-1` = a zero row), adding the perturbation rows when given. */
+function gatherRows(
+  table: Float32Array,
+  dimension: number,
+  ids: Int32Array,
+  perturbation?: Float32Array,
+): Float32Array {
+  const out = new Float32Array(ids.length * dimension);
+  for (let k = 0; k < ids.length; k++) {
+    const id = ids[k]!;
+    if (id < 0) continue;
+    const from = id * dimension;
+    const to = k * dimension;
+    for (let c = 0; c < dimension; c++) out[to + c] = table[from + c]!;
+    if (perturbation)
+      for (let c = 0; c < dimension; c++) out[to + c] = out[to + c]! + perturbation[from + c]!;
+  }
+  return out;
+}
+
+/** Seeded dropout for one pass: the same `(seed)` gives the same masks. */
+function makeDropout(tf: Tfjs, training: boolean, seed: number) {
+  let call = 0;
+  return <T extends tfc.Tensor>(x: T, rate: number): T => {
+    if (!training || rate <= 0) return x;
+    return tf.dropout(x, rate, undefined, deriveSeed(seed, call++)) as T;
+  };
+}
+
+function denseNames(model: SequentialModel): string[] {
+  return model.tables.filter((t) => t.side === 'dense').map((t) => t.name);
+}
+
+/**
+ * The hidden states of a batch (`size x length x dimension`, as a Float32Array), with the
+ * item table perturbed by `perturbation` (`numItems x dimension`) when given. No gradient.
+ */
+export function encodeSequences(
+  tf: Tfjs,
+  model: SequentialModel,
+  inputs: Int32Array,
+  size: number,
+  length: number,
+  options: {
+    readonly perturbation?: Float32Array;
+    readonly training?: boolean;
+    readonly seed?: number;
+  } = {},
+): Float32Array {
+  checkItems(model, inputs, 'sequence');
+  const items = tableOf(model, SEQUENCE_ITEM_TABLE);
+  const d = model.dimension;
+  // tidy must return no typed array: it would walk every element looking for tensors.
+  let result: Float32Array = new Float32Array(0);
+  tf.tidy(() => {
+    const dense: Record<string, tfc.Tensor2D> = {};
+    for (const name of denseNames(model)) {
+      const t = tableOf(model, name);
+      dense[name] = tf.tensor2d(t.values, [t.rows, t.dimension]);
+    }
+    const mask = tf.tensor3d(
+      Float32Array.from(inputs, (i) => (i >= 0 ? 1 : 0)),
+      [size, length, 1],
+    );
+    const hidden = model.encode(tf, {
+      size,
+      length,
+      positionOffset: model.maxLength - length,
+      itemRows: tf.tensor3d(gatherRows(items.values, d, inputs, options.perturbation), [
+        size,
+        length,
+        d,
+      ]),
+      mask,
+      dense,
+      training: options.training ?? false,
+      dropout: makeDropout(tf, options.training ?? false, options.seed ?? 0),
+    });
+    result = hidden.dataSync() as Float32Array;
+  });
+  return result;
+}
+
+/** Loss and gradients of one batch: item-table gradient as (row -> values), dense gradients whole. */
+interface BatchGradients {
+  loss: number;
+  /** Gradient of the item table, `numItems x dimension`, nonzero only on `touched` rows. */
+  items: Float32Array;
+  touched: Int32Array;
+  dense: Map<string, Float32Array>;
+}
+
+function batchLossAndGradients(
+  tf: Tfjs,
+  model: SequentialModel,
+  batch: SequenceBatch,
+  training: boolean,
+  seed: number,
+  itemGradient: Float32Array,
+  perturbation?: Float32Array,
+): BatchGradients {
+  const d = model.dimension;
+  const items = tableOf(model, SEQUENCE_ITEM_TABLE);
+  const { size, length } = batch;
+  const names = denseNames(model);
+  const inRows = gatherRows(items.values, d, batch.inputs, perturbation);
+  const posRows = gatherRows(items.values, d, batch.positives, perturbation);
+  const negRows = gatherRows(items.values, d, batch.negatives, perturbation);
+  const targetMask = Float32Array.from(batch.positives, (i) => (i >= 0 ? 1 : 0));
+  const inputMask = Float32Array.from(batch.inputs, (i) => (i >= 0 ? 1 : 0));
+  const targets = Math.max(1, batch.targets);
+  let result = { loss: 0, grads: [] as Float32Array[] };
+  tf.tidy(() => {
+    const xs: tfc.Tensor[] = [
+      tf.tensor2d(inRows, [size * length, d]),
+      tf.tensor2d(posRows, [size * length, d]),
+      tf.tensor2d(negRows, [size * length, d]),
+      ...names.map((name) => {
+        const t = tableOf(model, name);
+        return tf.tensor2d(t.values, [t.rows, t.dimension]);
+      }),
+    ];
+    const mask = tf.tensor3d(inputMask, [size, length, 1]);
+    const weight = tf.tensor1d(targetMask);
+    const f = (...args: tfc.Tensor[]): tfc.Scalar => {
+      const dense: Record<string, tfc.Tensor2D> = {};
+      names.forEach((name, k) => (dense[name] = args[3 + k] as tfc.Tensor2D));
+      const hidden = model.encode(tf, {
+        size,
+        length,
+        positionOffset: model.maxLength - length,
+        itemRows: tf.reshape(args[0]!, [size, length, d]),
+        mask,
+        dense,
+        training,
+        dropout: makeDropout(tf, training, seed),
+      });
+      const h = tf.reshape(hidden, [size * length, d]);
+      const pos = tf.sum(tf.mul(h, args[1]!), 1);
+      const neg = tf.sum(tf.mul(h, args[2]!), 1);
+      // -log sigma(pos) - log(1 - sigma(neg)) = softplus(-pos) + softplus(neg)
+      const perPosition = tf.add(tf.softplus(tf.neg(pos)), tf.softplus(neg));
+      return tf.div(tf.sum(tf.mul(perPosition, weight)), targets) as tfc.Scalar;
+    };
+    const { value, grads } = tf.valueAndGrads(f)(xs);
+    result = {
+      loss: value.dataSync()[0]!,
+      grads: grads.map((g) => g.dataSync() as Float32Array),
+    };
+  });
+  const touchedSet = new Set<number>();
+  for (const [ids, grad] of [
+    [batch.inputs, result.grads[0]!],
+    [batch.positives, result.grads[1]!],
+    [batch.negatives, result.grads[2]!],
+  ] as const) {
+    for (let k = 0; k < ids.length; k++) {
+      const id = ids[k]!;
+      if (id < 0) continue;
+      touchedSet.add(id);
+      const to = id * d;
+      const from = k * d;
+      for (let c = 0; c < d; c++) itemGradient[to + c] = itemGradient[to + c]! + grad[from + c]!;
+    }
+  }
+  const dense = new Map<string, Float32Array>();
+  names.forEach((name, k) => dense.set(name, result.grads[3 + k]!));
+  return { loss: result.loss, items: itemGradient, touched: Int32Array.from(touchedSet), dense };
+}
+
+/** One dense Adam step (bias correction folded into `rate`); a function of its own so V8 keeps it monomorphic. */
+function adamStep(
+  values: Float32Array,
+  gradient: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  beta1: number,
+  beta2: number,
+  rate: number,
+  epsilon: number,
+): void {
+  const a1 = 1 - beta1;
+  const a2 = 1 - beta2;
+  for (let k = 0; k < values.length; k++) {
+    const g = gradient[k]!;
+    const mk = beta1 * m[k]! + a1 * g;
+    const vk = beta2 * v[k]! + a2 * g * g;
+    m[k] = mk;
+    v[k] = vk;
+    values[k] = values[k]! - (rate * mk) / (Math.sqrt(vk) + epsilon);
+  }
+}
+
+/** FGM per item row: `epsilon * g_i / ||g_i||` on the touched rows, written into `out`. */
+function fgmRows(
+  gradient: Float32Array,
+  touched: Int32Array,
+  dimension: number,
+  epsilon: number,
+  out: Float32Array,
+): void {
+  for (const id of touched) {
+    const at = id * dimension;
+    let norm = 0;
+    for (let c = 0; c < dimension; c++) norm += gradient[at + c]! * gradient[at + c]!;
+    norm = Math.sqrt(norm);
+    const scale = norm > 0 ? epsilon / norm : 0;
+    for (let c = 0; c < dimension; c++) out[at + c] = gradient[at + c]! * scale;
+  }
+}
+
+function checkTrainConfig(config: SequenceTrainConfig): void {
+  const issues: ConfigIssue[] = [];
+  const positiveInteger = (path: string, v: unknown, min = 1) => {
+    if (!(typeof v === 'number' && Number.isInteger(v) && v >= min))
+      issues.push({ path, message: `must be an integer >= ${min}, got ${JSON.stringify(v)}` });
+  };
+  positiveInteger('epochs', config.epochs, 0);
+  if (config.batchSize !== undefined) positiveInteger('batchSize', config.batchSize);
+  if (config.validateEvery !== undefined) positiveInteger('validateEvery', config.validateEvery, 0);
+  if (config.patience !== undefined) positiveInteger('patience', config.patience);
+  const nonNegative = (path: string, v: unknown) => {
+    if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0))
+      issues.push({ path, message: `must be a finite number >= 0, got ${JSON.stringify(v)}` });
+  };
+  if (config.itemL2 !== undefined) nonNegative('itemL2', config.itemL2);
+  if (config.adversarial) {
+    nonNegative('adversarial.epsilon', config.adversarial.epsilon);
+    nonNegative('adversarial.adversarialWeight', config.adversarial.adversarialWeight);
+  }
+  const adam = config.adam ?? {};
+  if (adam.learningRate !== undefined && !(adam.learningRate > 0))
+    issues.push({ path: 'adam.learningRate', message: `must be > 0, got ${adam.learningRate}` });
+  for (const key of ['beta1', 'beta2'] as const)
+    if (adam[key] !== undefined && !(adam[key] >= 0 && adam[key] < 1))
+      issues.push({ path: `adam.${key}`, message: `must be in [0, 1), got ${adam[key]}` });
+  if ((config.validateEvery ?? 0) > 0 && !config.validation)
+    issues.push({ path: 'validation', message: 'validateEvery needs a validation set' });
+  if (issues.length > 0) throw new ConfigError(issues);
+}
+
+/**
+ * Trains a sequential model in place (SASRec's recipe; ATSRec with `adversarial`), keeping
+ * the best validation epoch's tables when validating. Deterministic for a seed on one
+ * backend.
+ */
+export function trainSequentialModel(
+  tf: Tfjs,
+  model: SequentialModel,
+  split: SequenceSplit,
+  config: SequenceTrainConfig,
+): SequenceTrainResult {
+  checkTrainConfig(config);
+  if (split.numItems !== model.numItems)
+    throw new DataError(
+      `${split.source}: the data has ${split.numItems} items, the model ${model.numItems}`,
+    );
+  const started = performance.now();
+  const seed = config.seed ?? 0;
+  const adam = { ...DEFAULT_ADAM, ...config.adam };
+  const sampler = new SequenceBatchSampler(split, {
+    batchSize: config.batchSize ?? 128,
+    maxLength: model.maxLength,
+    seed,
+    bucketByLength: config.bucketByLength ?? true,
+  });
+  const d = model.dimension;
+  const itemTable = tableOf(model, SEQUENCE_ITEM_TABLE);
+  const trainable = model.trainableTables.map((name) => tableOf(model, name));
+  const moments = new Map<string, { m: Float32Array; v: Float32Array }>();
+  for (const t of trainable) {
+    const previous = config.optimizer?.moments.get(t.name);
+    moments.set(t.name, {
+      m: previous ? Float32Array.from(previous.m) : new Float32Array(t.values.length),
+      v: previous ? Float32Array.from(previous.v) : new Float32Array(t.values.length),
+    });
+  }
+  let step = config.optimizer?.step ?? 0;
+  const itemGradient = new Float32Array(itemTable.values.length);
+  const adversarialGradient = config.adversarial ? new Float32Array(itemTable.values.length) : null;
+  const perturbation = config.adversarial ? new Float32Array(itemTable.values.length) : null;
+  const itemL2 = config.itemL2 ?? 0;
+  const startEpoch = config.startEpoch ?? 0;
+  const epochs: SequenceEpochEvent[] = [];
+  let best: { epoch: number; hitRate: number; ndcg: number } | null = null;
+  let bestTables: ParameterTable[] | null = null;
+  let sinceBest = 0;
+  let stoppedEarly = false;
+
+  for (let e = startEpoch; e < startEpoch + config.epochs; e++) {
+    const epochStart = performance.now();
+    let lossSum = 0;
+    let adversarialSum = 0;
+    let sequences = 0;
+    let positions = 0;
+    const batches = sampler.epoch(e);
+    batches.forEach((batch, b) => {
+      const passSeed = deriveSeed(seed, e, b);
+      const clean = batchLossAndGradients(tf, model, batch, true, passSeed, itemGradient);
+      lossSum += clean.loss;
+      const denseTotal = clean.dense;
+      // The adversarial pass touches the same rows (same batch).
+      const touched = clean.touched;
+      if (config.adversarial && adversarialGradient && perturbation) {
+        fgmRows(itemGradient, clean.touched, d, config.adversarial.epsilon, perturbation);
+        const adversarial = batchLossAndGradients(
+          tf,
+          model,
+          batch,
+          true,
+          passSeed,
+          adversarialGradient,
+          perturbation,
+        );
+        adversarialSum += adversarial.loss;
+        const lambda = config.adversarial.adversarialWeight;
+        for (const id of adversarial.touched) {
+          const at = id * d;
+          for (let c = 0; c < d; c++) {
+            itemGradient[at + c] = itemGradient[at + c]! + lambda * adversarialGradient[at + c]!;
+            adversarialGradient[at + c] = 0;
+            perturbation[at + c] = 0;
+          }
+        }
+        for (const [name, g] of adversarial.dense) {
+          const total = denseTotal.get(name)!;
+          for (let k = 0; k < g.length; k++) total[k] = total[k]! + lambda * g[k]!;
+        }
+      }
+      if (itemL2 > 0)
+        for (const id of touched) {
+          const at = id * d;
+          for (let c = 0; c < d; c++)
+            itemGradient[at + c] = itemGradient[at + c]! + 2 * itemL2 * itemTable.values[at + c]!;
+        }
+      // Adam on every trainable table (dense: untouched item rows keep decaying moments, as
+      // TF1's Adam does with sparse gradients in the SASRec code).
+      step++;
+      const correction1 = 1 - Math.pow(adam.beta1, step);
+      const correction2 = 1 - Math.pow(adam.beta2, step);
+      const rate = (adam.learningRate * Math.sqrt(correction2)) / correction1;
+      for (const table of trainable) {
+        const gradient =
+          table.name === SEQUENCE_ITEM_TABLE ? itemGradient : denseTotal.get(table.name);
+        if (!gradient) continue;
+        const { m, v } = moments.get(table.name)!;
+        adamStep(table.values, gradient, m, v, adam.beta1, adam.beta2, rate, adam.epsilon);
+      }
+      for (const id of touched) itemGradient.fill(0, id * d, (id + 1) * d);
+      sequences += batch.size;
+      positions += batch.targets;
+    });
+    for (const table of trainable) {
+      const bad = table.values.findIndex((x) => !Number.isFinite(x));
+      if (bad >= 0)
+        throw new DataError(
+          `training diverged at epoch ${e + 1}: ${table.name}[${Math.floor(bad / table.dimension)}] is not finite; lower adam.learningRate`,
+        );
+    }
+    const seconds = (performance.now() - epochStart) / 1000;
+    let validation: { hitRate: number; ndcg: number } | undefined;
+    const every = config.validateEvery ?? 0;
+    if (every > 0 && config.validation && (e - startEpoch + 1) % every === 0) {
+      const result = evaluateSequential(tf, model, config.validation);
+      validation = { hitRate: result.hitRate, ndcg: result.ndcg };
+      if (!best || validation.ndcg > best.ndcg) {
+        best = { epoch: e, ...validation };
+        bestTables = model.tables.map(cloneTable);
+        sinceBest = 0;
+      } else sinceBest++;
+    }
+    const event: SequenceEpochEvent = {
+      epoch: e,
+      loss: lossSum / batches.length,
+      ...(config.adversarial ? { adversarialLoss: adversarialSum / batches.length } : {}),
+      seconds,
+      sequencesPerSecond: sequences / seconds,
+      positionsPerSecond: positions / seconds,
+      ...(validation ? { validation } : {}),
+    };
+    epochs.push(event);
+    config.onEpoch?.(event);
+    if (config.patience !== undefined && sinceBest >= config.patience) {
+      stoppedEarly = true;
+      break;
+    }
+  }
+  if (bestTables) for (const t of bestTables) tableOf(model, t.name).values.set(t.values);
+  const momentsOut = new Map<string, { m: Float32Array; v: Float32Array }>(moments);
+  return {
+    epochs,
+    bestEpoch: best ? best.epoch : startEpoch + epochs.length - 1,
+    ...(best ? { bestValidation: { hitRate: best.hitRate, ndcg: best.ndcg } } : {}),
+    stoppedEarly,
+    seconds: (performance.now() - started) / 1000,
+    optimizer: { step, moments: momentsOut },
+  };
+}
+
+/** Per-user and mean HR@K / NDCG@K of a sampled evaluation (pessimistic ties). */
+export interface SequenceEvaluation {
+  readonly cutoff: number;
+  readonly hitRate: number;
+  readonly ndcg: number;
+  readonly perUser: { readonly hitRate: Float64Array; readonly ndcg: Float64Array };
+  readonly users: Int32Array;
+}
+
+/**
+ * Ranks each user's target among its candidates by the hidden state after the user's
+ * history (SASRec's protocol): HR@K and NDCG@K (default K = 10), pessimistic ties
+ * (rank = 1 + #negatives scoring >= the target), with the item table perturbed when given.
+ */
+export function evaluateSequential(
+  tf: Tfjs,
+  model: SequentialModel,
+  set: SequenceEvaluationSet,
+  options: {
+    readonly cutoff?: number;
+    readonly perturbation?: Float32Array;
+    readonly blockSize?: number;
+  } = {},
+): SequenceEvaluation {
+  const cutoff = options.cutoff ?? 10;
+  const blockSize = options.blockSize ?? 256;
+  const d = model.dimension;
+  const items = tableOf(model, SEQUENCE_ITEM_TABLE).values;
+  const n = set.users.length;
+  const hitRate = new Float64Array(n);
+  const ndcg = new Float64Array(n);
+  checkItems(model, set.candidates, 'candidates');
+  // Users in order of history length, so each block is cut to its longest history.
+  const order = Array.from({ length: n }, (_, k) => k).sort(
+    (a, b) => set.histories[a]!.length - set.histories[b]!.length,
+  );
+  for (let start = 0; start < n; start += blockSize) {
+    const block = order.slice(start, start + blockSize);
+    const length = Math.max(
+      1,
+      ...block.map((k) => Math.min(set.histories[k]!.length, model.maxLength)),
+    );
+    const inputs = new Int32Array(block.length * length);
+    block.forEach((k, r) => {
+      const history = set.histories[k]!;
+      if (history.length === 0)
+        throw new DataError(`user ${set.users[k]} has no history to predict the next item from`);
+      inputs.set(padHistory(history, length), r * length);
+    });
+    const hidden = encodeSequences(tf, model, inputs, block.length, length, {
+      ...(options.perturbation ? { perturbation: options.perturbation } : {}),
+    });
+    block.forEach((k, r) => {
+      const h = (r * length + length - 1) * d;
+      const base = k * set.width;
+      const score = (item: number): number => {
+        let s = 0;
+        const at = item * d;
+        if (options.perturbation)
+          for (let c = 0; c < d; c++)
+            s += hidden[h + c]! * (items[at + c]! + options.perturbation[at + c]!);
+        else for (let c = 0; c < d; c++) s += hidden[h + c]! * items[at + c]!;
+        return s;
+      };
+      const target = score(set.candidates[base]!);
+      if (!Number.isFinite(target))
+        throw new DataError(`the model scores user ${set.users[k]}'s target as ${target}`);
+      let above = 0;
+      for (let t = 1; t < set.width; t++) if (score(set.candidates[base + t]!) >= target) above++;
+      const rank = above + 1;
+      if (rank <= cutoff) {
+        hitRate[k] = 1;
+        ndcg[k] = 1 / Math.log2(rank + 1);
+      }
+    });
+  }
+  const mean = (a: Float64Array) => a.reduce((s, x) => s + x, 0) / Math.max(1, a.length);
+  return {
+    cutoff,
+    hitRate: mean(hitRate),
+    ndcg: mean(ndcg),
+    perUser: { hitRate, ndcg },
+    users: set.users,
+  };
+}
+
+/**
+ * FGM on the item embeddings against a trained sequential model: the gradient of the
+ * training loss over one pass of the training batches (no dropout), summed per item row,
+ * then `epsilon * g_i / ||g_i||` per row. Returns the `numItems x dimension` perturbation.
+ */
+export function sequenceFgmPerturbation(
+  tf: Tfjs,
+  model: SequentialModel,
+  split: SequenceSplit,
+  epsilon: number,
+  options: { readonly seed?: number; readonly batchSize?: number } = {},
+): Float32Array {
+  const sampler = new SequenceBatchSampler(split, {
+    batchSize: options.batchSize ?? 128,
+    maxLength: model.maxLength,
+    seed: options.seed ?? 0,
+  });
+  const d = model.dimension;
+  const gradient = new Float32Array(model.numItems * d);
+  const touched = new Set<number>();
+  for (const batch of sampler.epoch(0)) {
+    const g = batchLossAndGradients(tf, model, batch, false, 0, gradient);
+    for (const id of g.touched) touched.add(id);
+  }
+  const out = new Float32Array(gradient.length);
+  fgmRows(gradient, Int32Array.from(touched), d, epsilon, out);
+  return out;
+}
+
+/** A random sign-free Gaussian perturbation of norm epsilon per item row (the random-noise baseline). */
+export function sequenceRandomPerturbation(
+  model: SequentialModel,
+  epsilon: number,
+  seed = 0,
+): Float32Array {
+  const d = model.dimension;
+  const random = Random.stream(seed, 0x7a9d);
+  const out = new Float32Array(model.numItems * d);
+  for (let i = 0; i < model.numItems; i++) {
+    let norm = 0;
+    for (let c = 0; c < d; c++) {
+      const z = random.nextGaussian();
+      out[i * d + c] = z;
+      norm += z * z;
+    }
+    const scale = epsilon / Math.sqrt(norm);
+    for (let c = 0; c < d; c++) out[i * d + c] = out[i * d + c]! * scale;
+  }
+  return out;
+}
