@@ -980,3 +980,86 @@ function expectNumbersClose(actual: unknown, expected: unknown, path: string): v
       expectNumbersClose(a[key], e, `${path}.${key}`);
   } else expect(actual, path).toEqual(expected);
 }
+
+describe('sequential models on the command line (SASRec, GRU4Rec, ATSRec), as plugins', () => {
+  const games = join(work, 'games-head.txt');
+  beforeAll(() => {
+    // The first 3,000 lines of the shared Amazon Games file: about 320 users, in time order.
+    const lines = readFileSync(join(shared, 'amazon-games-sasrec', 'Video.txt'), 'utf8')
+      .split('\n')
+      .slice(0, 3000);
+    writeFileSync(games, `${lines.join('\n')}\n`);
+  });
+
+  it('reproduce atsrec: the model, then ATSRec vs the model continued, diversity and FGM drops, checkpoints that restore', async () => {
+    const out = join(work, 'atsrec-run');
+    const r = await advrec([
+      'reproduce',
+      'atsrec',
+      '--data',
+      games,
+      '--epochs',
+      '2',
+      '--adversarial-epochs',
+      '1',
+      '--epsilons',
+      '0.5',
+      '--set',
+      'model.dimension=16',
+      '--set',
+      'evaluation.negatives=50',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/sasrec continued/);
+    expect(r.stdout).toMatch(/sasrec \+ ATSRec/);
+    expect(r.stdout).toMatch(/ATSRec vs continued: HR@10 [+-]\d+\.\d%/);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    expect(results.arms.map((a: { label: string }) => a.label)).toEqual([
+      'sasrec continued',
+      'sasrec + ATSRec',
+    ]);
+    for (const arm of results.arms) {
+      expect(arm.hitRate10).toBeGreaterThan(0);
+      // Two epochs on 320 users: the drop's size (even its sign) is not settled yet.
+      expect(Number.isFinite(arm.fgmOnItemEmbeddings[0].ndcgChange)).toBe(true);
+      expect(arm.itemEmbeddingMeanCosine).toBeGreaterThan(-1);
+    }
+    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).plugins).toEqual([
+      '@advrec/sasrec',
+    ]);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(
+      /ATSRec against the model continued/,
+    );
+    const checkpoint = await readCheckpoint(join(out, 'checkpoints', 'atsrec.ckpt'));
+    expect(checkpoint.model.modelName).toBe('sasrec');
+    expect(checkpoint.model.config).toMatchObject({ dimension: 16, maxLength: 50 });
+  });
+
+  it('train --model gru4rec from a config file; a field a sequential run does not take is named', async () => {
+    const out = join(work, 'gru4rec-run');
+    const config = join(work, 'gru4rec.yaml');
+    writeFileSync(
+      config,
+      [
+        `data: { source: ${JSON.stringify(games)} }`,
+        'model: { name: gru4rec, dimension: 8, hiddenSize: 8 }',
+        'training: { epochs: 2, batchSize: 64 }',
+        'evaluation: { negatives: 20, attackEpsilons: [0.5] }',
+        '',
+      ].join('\n'),
+    );
+    const r = await advrec(['train', '--config', config, '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/gru4rec/);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    expect(results.arms[0].label).toBe('gru4rec');
+    expect(results.negatives).toBe(20);
+    const checkpoint = await readCheckpoint(join(out, 'checkpoints', 'model.ckpt'));
+    expect(checkpoint.model.modelName).toBe('gru4rec');
+    const bad = await advrec(['train', '--config', config, '--set', 'training.threads=2']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/training\.threads: unknown field for a sequential model/);
+  });
+});

@@ -100,9 +100,9 @@ export async function runFolder(out: string | undefined, kind: string): Promise<
  * Refuses a run folder that holds anything but an advrec run of the same config (its files
  * would be overwritten or mixed with this run's), unless `force`.
  */
-async function checkRunFolder(
+export async function checkRunFolder(
   folder: string,
-  config: ResolvedRunConfig,
+  config: unknown,
   force: boolean,
 ): Promise<void> {
   const entries = (await readdir(folder)).filter((e) => e !== '.advrec.lock');

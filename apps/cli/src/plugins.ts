@@ -65,7 +65,14 @@ export async function loadPlugins(specs: readonly string[]): Promise<string[]> {
  * their package is added to the run's plugins, so the run folder records it and `evaluate`,
  * `attack` and `--resume` load it again.
  */
-export const MODEL_PACKAGES: Readonly<Record<string, string>> = { neumf: '@advrec/neumf' };
+export const MODEL_PACKAGES: Readonly<Record<string, string>> = {
+  neumf: '@advrec/neumf',
+  sasrec: '@advrec/sasrec',
+  gru4rec: '@advrec/gru4rec',
+};
+
+/** The sequential models among {@link MODEL_PACKAGES}: `train` runs them on sequences. */
+export const SEQUENTIAL_MODELS: readonly string[] = ['sasrec', 'gru4rec'];
 
 /** The plugins a raw run config needs: its own, plus the package of a model it names. */
 export function pluginsOf(config: unknown): string[] {

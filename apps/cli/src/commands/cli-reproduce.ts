@@ -63,5 +63,44 @@ export const reproduceCli: CliCommand = {
           (await import('./reproduce.js')).reproduceAmrCommand(flags, context),
         ),
       );
+    reproduce
+      .command('atsrec')
+      .description(
+        'ATSRec (ICME 2024): SASRec (or GRU4Rec), then ATSRec vs the model continued, item-embedding diversity, robustness to FGM on item embeddings',
+      )
+      .option(
+        '--data <file>',
+        "interaction file, `user item [timestamp]`, a user's lines in time order when without timestamps (default: an embedded synthetic set)",
+      )
+      .addOption(new Option('--model <name>', 'sequential model').choices(['sasrec', 'gru4rec']))
+      .option('-o, --out <folder>', 'run folder')
+      .option('--force', 'write into a folder that holds other files or a run of another config')
+      .option(
+        '--epochs <n>',
+        'maximum epochs (early stopping on validation)',
+        integer('--epochs', 0),
+      )
+      .option(
+        '--adversarial-epochs <n>',
+        'ATSRec epochs (and as many for the continued baseline)',
+        integer('--adversarial-epochs', 1),
+      )
+      .option(
+        '--epsilon <eps>',
+        'ATSRec epsilon, relative to the mean item-row norm',
+        decimal('--epsilon'),
+      )
+      .option('--lambda <weight>', 'lambda, the adversarial weight', decimal('--lambda'))
+      .option(
+        '--epsilons <list>',
+        'FGM attack epsilons, relative to the mean item-row norm',
+        numbers('--epsilons'),
+      )
+      .option('--set <path=value>', 'override any run-config field (repeatable)', collect, [])
+      .action(
+        run(async (context, flags) =>
+          (await import('./sequential.js')).reproduceAtsrecCommand(flags, context),
+        ),
+      );
   },
 };

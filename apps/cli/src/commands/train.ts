@@ -6,7 +6,7 @@ import {
   robustnessSections,
 } from '../evaluation.js';
 import { buildModel, loadPlugins, machineLine, reloadRun, toJson, writeText } from '../runs.js';
-import { pluginsOf } from '../plugins.js';
+import { SEQUENTIAL_MODELS, pluginsOf } from '../plugins.js';
 import {
   checkRunSizes,
   checkTrainConfig,
@@ -55,8 +55,8 @@ export interface TrainOptions {
   readonly resume?: string;
 }
 
-/** Reads, overrides, validates and resolves the run config of `advrec train`. */
-export async function runConfigFromOptions(options: TrainOptions): Promise<ResolvedRunConfig> {
+/** The run config of `advrec train` as given: the file (or object), then the shorthands and `--set`. */
+async function mergedRunConfig(options: TrainOptions): Promise<Record<string, unknown>> {
   const base =
     options.configObject ??
     (options.config
@@ -74,10 +74,25 @@ export async function runConfigFromOptions(options: TrainOptions): Promise<Resol
   flag('training.adversarial.epsilon', options.epsilon);
   flag('training.adversarial.adversarialWeight', options.lambda);
   flag('training.threads', options.threads);
-  const merged = applyOverrides(base, [...shorthands, ...(options.set ?? [])]) as Record<
-    string,
-    unknown
-  >;
+  return applyOverrides(base, [...shorthands, ...(options.set ?? [])]) as Record<string, unknown>;
+}
+
+/** True when the run config names a sequential model (`sasrec`, `gru4rec`). */
+function isSequentialRun(merged: Record<string, unknown>): boolean {
+  const name = (merged.model as { name?: unknown } | undefined)?.name;
+  return typeof name === 'string' && SEQUENTIAL_MODELS.includes(name);
+}
+
+/** Reads, overrides, validates and resolves the run config of `advrec train`. */
+export async function runConfigFromOptions(options: TrainOptions): Promise<ResolvedRunConfig> {
+  const merged = await mergedRunConfig(options);
+  if (isSequentialRun(merged))
+    throw new ConfigError([
+      {
+        path: 'model.name',
+        message: `${String((merged.model as { name: string }).name)} is a sequential model: run it with advrec train, not here`,
+      },
+    ]);
   const plugins = [...pluginsOf(merged), ...(options.plugin ?? [])];
   if (plugins.length > 0) merged.plugins = [...new Set(plugins)];
   if (Array.isArray(merged.plugins))
@@ -146,6 +161,20 @@ export async function trainCommand(
       `resuming ${folder} after epoch ${resume.epoch} (${resume.progress.phase} phase, ${resume.progress.epochsDone} of its epochs done)`,
     );
   } else {
+    const merged = await mergedRunConfig(options);
+    if (isSequentialRun(merged)) {
+      // SASRec, GRU4Rec: sequences, the SASRec split and protocol (see sequential.ts).
+      if (options.plugin && options.plugin.length > 0)
+        merged.plugins = [
+          ...new Set([...((merged.plugins as string[] | undefined) ?? []), ...options.plugin]),
+        ];
+      const { trainSequentialCommand } = await import('./sequential.js');
+      return trainSequentialCommand(
+        merged,
+        { out: options.out, force: options.force ?? false },
+        context,
+      );
+    }
     config = await runConfigFromOptions(options);
     // Load (and so check) the data before creating anything on disk.
     data = await loadData(config.data, dataLoading(context));
