@@ -24,3 +24,34 @@ export function median(values: readonly number[]): number {
 export function secondsSince(start: number): number {
   return (performance.now() - start) / 1000;
 }
+
+/** A results file as `main.ts` writes it. */
+export interface PreviousResults {
+  readonly date?: string;
+  readonly commit?: string;
+  readonly results?: Record<string, unknown>;
+}
+
+/** The committed results of a benchmark (`bench/results/<name>.json`), or null. */
+export async function previousResults(name: string): Promise<PreviousResults | null> {
+  const { readFile } = await import('node:fs/promises');
+  const { fileURLToPath } = await import('node:url');
+  const file = fileURLToPath(new URL(`../results/${name}.json`, import.meta.url));
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as PreviousResults;
+  } catch {
+    return null;
+  }
+}
+
+/** A section of a part not run this time, kept from the previous results and marked so. */
+export function carriedOver(
+  previous: PreviousResults | null,
+  section: unknown,
+): Record<string, unknown> {
+  if (!previous || !section || typeof section !== 'object') return {};
+  return {
+    ...(section as Record<string, unknown>),
+    carriedOver: { date: previous.date, commit: previous.commit },
+  };
+}

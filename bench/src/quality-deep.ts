@@ -23,7 +23,6 @@
  * ADVREC_SEQ_ATTACK_EPSILONS (0.25,0.5,1), both relative to the mean item-row norm.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -42,12 +41,14 @@ import type { Model, ParameterTable } from '@advrec/models';
 import { NeuralMatrixFactorization } from '@advrec/neumf';
 import { Trainer, optimizerTables } from '@advrec/trainer';
 import type { TrainConfig } from '@advrec/trainer';
+import { carriedOver, previousResults } from './context.js';
 import type { BenchContext } from './context.js';
 import { env } from './lib/posters-setup.js';
 
 const SEED = 2024;
 
-async function movieLens1M(sharedData: string, directory: string): Promise<Dataset> {
+/** ML-1M with the shared train and test files merged back, random leave-one-out, a validation item per user. */
+export async function movieLens1M(sharedData: string, directory: string): Promise<Dataset> {
   const lists = new Map<string, string[]>();
   for (const file of ['train.txt', 'test.txt'])
     for (const line of (await readFile(join(sharedData, 'ml-1m', file), 'utf8')).split('\n')) {
@@ -249,27 +250,10 @@ async function runSequentialChild(
   return JSON.parse(await readFile(out, 'utf8')) as Record<string, unknown>;
 }
 
-interface PreviousResults {
-  date?: string;
-  commit?: string;
-  results?: Record<string, unknown> & { sequential?: Record<string, unknown> };
-}
-
 export async function run(context: BenchContext): Promise<Record<string, unknown>> {
   const parts = (process.env.ADVREC_DEEP_PARTS ?? 'neumf,sasrec,gru4rec').split(',');
-  const resultsFile = join(
-    dirname(fileURLToPath(import.meta.url)),
-    '..',
-    'results',
-    'quality-deep.json',
-  );
-  const previous: PreviousResults = existsSync(resultsFile)
-    ? (JSON.parse(await readFile(resultsFile, 'utf8')) as PreviousResults)
-    : {};
-  const carried = (section: unknown) =>
-    section && typeof section === 'object'
-      ? { ...section, carriedOver: { date: previous.date, commit: previous.commit } }
-      : null;
+  const previous = await previousResults('quality-deep');
+  const carried = (section: unknown) => carriedOver(previous, section);
   const directory = await mkdtemp(join(tmpdir(), 'advrec-quality-deep-seq-'));
   try {
     const file = join(context.sharedData, 'amazon-games-sasrec', 'Video.txt');
@@ -285,17 +269,18 @@ export async function run(context: BenchContext): Promise<Record<string, unknown
     };
     for (const m of ['sasrec', 'gru4rec'] as const) {
       const k = sequentialModels.indexOf(m as never);
-      sequential[m] = k >= 0 ? runs[k] : carried(previous.results?.sequential?.[m]);
+      sequential[m] =
+        k >= 0
+          ? runs[k]
+          : carried((previous?.results?.sequential as Record<string, unknown> | undefined)?.[m]);
     }
     const neumf = parts.includes('neumf')
       ? await runNeuMF(context)
-      : (carried(
-          previous.results
-            ? Object.fromEntries(
-                Object.entries(previous.results).filter(([key]) => key !== 'sequential'),
-              )
-            : null,
-        ) ?? {});
+      : carried(
+          Object.fromEntries(
+            Object.entries(previous?.results ?? {}).filter(([key]) => key !== 'sequential'),
+          ),
+        );
     return { ...neumf, sequential };
   } finally {
     await rm(directory, { recursive: true, force: true });

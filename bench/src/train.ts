@@ -13,6 +13,10 @@
  * Last, VBPR and AMR at the AMR paper's Amazon scale (83,337 users, 299,555 items, 2048-d
  * features) in a process of its own: 60 timed batches each, scaled to an epoch, and the
  * process's peak RSS (budget 8 GiB).
+ * Then the deep models (lib/deep-throughput.ts): NeuMF on ML-1M, SASRec, SASRec + ATSRec and
+ * GRU4Rec on Amazon Games, epoch times and throughput.
+ * ADVREC_TRAIN_PARTS (mf,deep) picks the parts; a part not run keeps its results from the
+ * previous bench/results/train.json, marked `carriedOver`.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
@@ -22,7 +26,8 @@ import type { Dataset } from '@advrec/data';
 import { MatrixFactorization } from '@advrec/models';
 import { Trainer } from '@advrec/trainer';
 import type { TrainConfig } from '@advrec/trainer';
-import { median, type BenchContext } from './context.js';
+import { carriedOver, median, previousResults, type BenchContext } from './context.js';
+import { measureDeepThroughput } from './lib/deep-throughput.js';
 
 const ROUNDS = 3;
 const EPOCHS_PER_ROUND = 2;
@@ -181,7 +186,24 @@ export async function gowalla(sharedData: string): Promise<Dataset> {
   );
 }
 
-export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
+export async function run(context: BenchContext): Promise<Record<string, unknown>> {
+  const parts = (process.env.ADVREC_TRAIN_PARTS ?? 'mf,deep').split(',');
+  const previous = await previousResults('train');
+  const mf = parts.includes('mf')
+    ? await runMf(context)
+    : carriedOver(
+        previous,
+        Object.fromEntries(
+          Object.entries(previous?.results ?? {}).filter(([key]) => key !== 'deepModels'),
+        ),
+      );
+  const deepModels = parts.includes('deep')
+    ? await measureDeepThroughput(context.sharedData, context.log)
+    : carriedOver(previous, previous?.results?.deepModels);
+  return { ...mf, deepModels };
+}
+
+async function runMf({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
   const dataset = await gowalla(sharedData);
   const samples = new Map<string, number[]>(VARIANTS.map((v) => [v.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
