@@ -139,11 +139,18 @@ describe('advrec on ML-100K: train, evaluate, attack, recommend', () => {
       adversarial: { epsilon: 0.5 },
     });
     const history = JSON.parse(readFileSync(join(run, 'history.json'), 'utf8')) as {
+      epoch: number;
       phase: string;
       loss: number;
       validation: unknown;
     }[];
     expect(history).toHaveLength(40);
+    // Epochs count from 1 in history.json, as in the progress bar, the report and run.json.
+    expect(history.map((h) => h.epoch)).toEqual(Array.from({ length: 40 }, (_, k) => k + 1));
+    const status = JSON.parse(readFileSync(join(run, 'run.json'), 'utf8'));
+    const best = history.find((h) => h.epoch === status.bestEpoch.bpr);
+    expect(best?.phase).toBe('bpr');
+    expect(best?.validation).not.toBeNull();
     expect(history.filter((h) => h.phase === 'apr')).toHaveLength(10);
     expect(history.filter((h) => h.validation !== null)).toHaveLength(4);
     expect(history[29]!.loss).toBeLessThan(history[0]!.loss);

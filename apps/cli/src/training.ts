@@ -86,6 +86,19 @@ export function trainConfigOf(config: ResolvedRunConfig, model?: Model): TrainCo
   };
 }
 
+/**
+ * `history.json` counts epochs from 1, as the progress bar, the report, the plots and
+ * `run.json` do; in memory (and in checkpoints) they count from 0, as the trainer reports them.
+ */
+export function historyForFile(rows: readonly HistoryRow[]): HistoryRow[] {
+  return rows.map((row) => ({ ...row, epoch: row.epoch + 1 }));
+}
+
+/** The rows of a `history.json` back in the trainer's 0-based epochs. */
+export function historyFromFile(rows: readonly HistoryRow[]): HistoryRow[] {
+  return rows.map((row) => ({ ...row, epoch: row.epoch - 1 }));
+}
+
 /** One row of a run's per-epoch history. */
 export interface HistoryRow {
   readonly epoch: number;
@@ -333,7 +346,9 @@ export async function readResumePoint(folder: string, fingerprint: string): Prom
   const history = Array.isArray(meta['history'])
     ? (meta['history'] as unknown as HistoryRow[])
     : existsSync(historyFile)
-      ? ((await readJsonFile(historyFile, 'the history advrec wrote')) as HistoryRow[])
+      ? historyFromFile(
+          (await readJsonFile(historyFile, 'the history advrec wrote')) as HistoryRow[],
+        )
       : [];
   const bprBest = join(folder, 'checkpoints', 'bpr-best.ckpt');
   const bestBprEpoch =

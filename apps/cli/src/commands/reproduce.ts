@@ -24,7 +24,7 @@ import {
   sampledTestSetFor,
 } from '../evaluation.js';
 import { machineLine, toJson, writeText } from '../runs.js';
-import { historySections, trainConfigOf } from '../training.js';
+import { historyForFile, historySections, trainConfigOf } from '../training.js';
 import type { HistoryRow } from '../training.js';
 import { writeReport } from '../report.js';
 import type { ReportSection } from '../report.js';
@@ -407,7 +407,14 @@ async function finishReproduction(
     join(folder, 'metrics.json'),
     toJson({ metrics, comparisons, protocol: results[0]![1].protocol, ...run.extraMetrics }),
   );
-  await writeText(join(folder, 'history.json'), toJson(run.histories));
+  await writeText(
+    join(folder, 'history.json'),
+    toJson(
+      Object.fromEntries(
+        Object.entries(run.histories).map(([stage, rows]) => [stage, historyForFile(rows)]),
+      ),
+    ),
+  );
   await writeText(
     join(folder, 'robustness.json'),
     toJson(Object.fromEntries(robustness.map((r) => [r.name, r.report]))),

@@ -10,6 +10,7 @@ import { SEQUENTIAL_MODELS, pluginsOf } from '../plugins.js';
 import {
   checkRunSizes,
   checkTrainConfig,
+  historyForFile,
   historySections,
   readResumePoint,
   trainModel,
@@ -199,7 +200,7 @@ export async function trainCommand(
       signal: context.signal,
       ...(resume ? { resume } : {}),
     });
-    await writeText(join(folder, 'history.json'), toJson(outcome.history));
+    await writeText(join(folder, 'history.json'), toJson(historyForFile(outcome.history)));
     if (outcome.interrupted) {
       await writeText(
         join(folder, 'run.json'),
@@ -289,7 +290,11 @@ export async function trainCommand(
         started,
         ended: new Date(),
         engine: outcome.engine,
-        bestEpoch: outcome.bestEpoch,
+        // 1-based, as history.json and the report.
+        bestEpoch: {
+          bpr: outcome.bestEpoch.bpr >= 0 ? outcome.bestEpoch.bpr + 1 : null,
+          apr: outcome.bestEpoch.apr !== null ? outcome.bestEpoch.apr + 1 : null,
+        },
         stoppedEarly: outcome.stoppedEarly,
       }),
     );

@@ -80,7 +80,7 @@ export async function readRunResult(
 ): Promise<SweepRunResult> {
   const status = (await readJson(join(folder, 'run.json'), 'a finished run (run.json)')) as {
     status?: string;
-    bestEpoch?: { bpr: number; apr: number | null };
+    bestEpoch?: { bpr: number | null; apr: number | null };
   };
   if (status.status !== 'done' || !status.bestEpoch)
     throw new DataFormatError(
