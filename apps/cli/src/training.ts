@@ -94,8 +94,12 @@ export function historyForFile(rows: readonly HistoryRow[]): HistoryRow[] {
   return rows.map((row) => ({ ...row, epoch: row.epoch + 1 }));
 }
 
-/** The rows of a `history.json` back in the trainer's 0-based epochs. */
+/**
+ * The rows of a `history.json` back in the trainer's 0-based epochs. A file written before
+ * epochs counted from 1 has an epoch 0 (a 1-based one never does): it is taken as it is.
+ */
 export function historyFromFile(rows: readonly HistoryRow[]): HistoryRow[] {
+  if (rows.some((row) => row.epoch === 0)) return [...rows];
   return rows.map((row) => ({ ...row, epoch: row.epoch - 1 }));
 }
 
