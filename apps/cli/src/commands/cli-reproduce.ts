@@ -87,7 +87,7 @@ export const reproduceCli: CliCommand = {
       )
       .option(
         '--epsilon <eps>',
-        'ATSRec epsilon, relative to the mean item-row norm',
+        'ATSRec epsilon, relative to the mean item-row norm (default 0.1)',
         decimal('--epsilon'),
       )
       .option('--lambda <weight>', 'lambda, the adversarial weight', decimal('--lambda'))
