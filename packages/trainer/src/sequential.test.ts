@@ -62,9 +62,37 @@ describe('trainSequentialModel', () => {
     expect(after.hitRate).toBeGreaterThan(0.95);
     expect(after.ndcg).toBeGreaterThan(0.8);
     expect(result.epochs.at(-1)!.loss).toBeLessThan(result.epochs[0]!.loss);
+    // The returned Adam state is the kept epoch's: its step count is that epoch's.
+    console.log('BEST', result.bestEpoch, result.epochs.length);
+    expect(result.optimizer.step).toBe((result.bestEpoch + 1) * Math.ceil(200 / 32));
     expect(result.bestValidation!.ndcg).toBe(
       Math.max(...result.epochs.filter((e) => e.validation).map((e) => e.validation!.ndcg)),
     );
+  });
+
+  it("keeps the best validation epoch's tables and Adam state, not the last epoch's", () => {
+    // Targets swapped with a negative: the better the model learns the rule, the worse this
+    // validation gets, so the first validated epoch is the best.
+    const swapped = Int32Array.from(validation.candidates);
+    for (let u = 0; u < validation.users.length; u++) {
+      const at = u * validation.width;
+      [swapped[at], swapped[at + 1]] = [swapped[at + 1]!, swapped[at]!];
+    }
+    const model = markovModel(40);
+    const result = trainSequentialModel(tf, model, split, {
+      epochs: 6,
+      batchSize: 32,
+      seed: 5,
+      adam: { learningRate: 0.02 },
+      validateEvery: 1,
+      validation: { ...validation, candidates: swapped },
+    });
+    expect(result.bestEpoch).toBe(0);
+    expect(result.epochs).toHaveLength(6);
+    expect(result.optimizer.step).toBe(Math.ceil(200 / 32));
+    // The kept tables are epoch 1's: validating them again gives the best value.
+    const again = evaluateSequential(tf, model, { ...validation, candidates: swapped });
+    expect(again.ndcg).toBe(result.bestValidation!.ndcg);
   });
 
   it('is deterministic for a seed', () => {

@@ -90,6 +90,7 @@ export interface SequenceTrainResult {
   readonly bestValidation?: { readonly hitRate: number; readonly ndcg: number };
   readonly stoppedEarly: boolean;
   readonly seconds: number;
+  /** Adam's state at the kept epoch (the best validation epoch when validating, else the last). */
   readonly optimizer: SequenceOptimizerState;
 }
 
@@ -454,6 +455,17 @@ export function trainSequentialModel(
   const epochs: SequenceEpochEvent[] = [];
   let best: { epoch: number; hitRate: number; ndcg: number } | null = null;
   let bestTables: ParameterTable[] | null = null;
+  // Adam's state at the best epoch, so a continuation from the kept tables has the matching moments.
+  let bestOptimizer: SequenceOptimizerState | null = null;
+  const snapshot = (): SequenceOptimizerState => ({
+    step,
+    moments: new Map(
+      [...moments].map(([name, { m, v }]) => [
+        name,
+        { m: Float32Array.from(m), v: Float32Array.from(v) },
+      ]),
+    ),
+  });
   let sinceBest = 0;
   let stoppedEarly = false;
 
@@ -536,6 +548,7 @@ export function trainSequentialModel(
       if (!best || validation.ndcg > best.ndcg) {
         best = { epoch: e, ...validation };
         bestTables = model.tables.map(cloneTable);
+        bestOptimizer = snapshot();
         sinceBest = 0;
       } else sinceBest++;
     }
@@ -556,14 +569,13 @@ export function trainSequentialModel(
     }
   }
   if (bestTables) for (const t of bestTables) tableOf(model, t.name).values.set(t.values);
-  const momentsOut = new Map<string, { m: Float32Array; v: Float32Array }>(moments);
   return {
     epochs,
     bestEpoch: best ? best.epoch : startEpoch + epochs.length - 1,
     ...(best ? { bestValidation: { hitRate: best.hitRate, ndcg: best.ndcg } } : {}),
     stoppedEarly,
     seconds: (performance.now() - started) / 1000,
-    optimizer: { step, moments: momentsOut },
+    optimizer: bestOptimizer ?? { step, moments },
   };
 }
 
