@@ -97,14 +97,39 @@ export async function runFolder(out: string | undefined, kind: string): Promise<
 }
 
 /**
+ * Creates (or reuses) a run folder, locks it for this process, refuses it when it holds
+ * anything but a run of the same `config` (unless `force`), makes `checkpoints/` and removes
+ * what a killed write left. `release()` the lock when the command ends.
+ */
+export async function claimRunFolder(
+  out: string | undefined,
+  kind: string,
+  config: unknown,
+  progress: Progress,
+  options: { force?: boolean } = {},
+): Promise<{ folder: string; release: ReleaseLock }> {
+  const folder = await runFolder(out, kind);
+  const release = await lockRunFolder(folder);
+  try {
+    await checkRunFolder(folder, config, options.force ?? false);
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  await mkdir(join(folder, 'checkpoints'), { recursive: true });
+  progress.log(`run folder: ${folder}`);
+  // Temporary files of a run that was killed mid-write (the lock says none is running here).
+  for (const dir of [folder, join(folder, 'checkpoints')])
+    for (const name of await removeStaleTemporaries(dir))
+      progress.log(`removed ${join(dir, name)} (left by a killed write)`);
+  return { folder, release };
+}
+
+/**
  * Refuses a run folder that holds anything but an advrec run of the same config (its files
  * would be overwritten or mixed with this run's), unless `force`.
  */
-export async function checkRunFolder(
-  folder: string,
-  config: unknown,
-  force: boolean,
-): Promise<void> {
+async function checkRunFolder(folder: string, config: unknown, force: boolean): Promise<void> {
   const entries = (await readdir(folder)).filter((e) => e !== '.advrec.lock');
   if (entries.length === 0 || force) return;
   let previous: string | null = null;
@@ -195,20 +220,7 @@ export async function openRunFolder(
   progress: Progress,
   options: { force?: boolean } = {},
 ): Promise<{ folder: string; description: DatasetDescription; release: ReleaseLock }> {
-  const folder = await runFolder(out, kind);
-  const release = await lockRunFolder(folder);
-  try {
-    await checkRunFolder(folder, config, options.force ?? false);
-  } catch (error) {
-    await release();
-    throw error;
-  }
-  await mkdir(join(folder, 'checkpoints'), { recursive: true });
-  progress.log(`run folder: ${folder}`);
-  // Temporary files of a run that was killed mid-write (the lock says none is running here).
-  for (const dir of [folder, join(folder, 'checkpoints')])
-    for (const name of await removeStaleTemporaries(dir))
-      progress.log(`removed ${join(dir, name)} (left by a killed write)`);
+  const { folder, release } = await claimRunFolder(out, kind, config, progress, options);
   const description = describe(data.dataset);
   const features = data.itemFeatures
     ? `, features ${data.itemFeatures.dimension}-d (${data.itemFeatures.missingItems.length} items without)`

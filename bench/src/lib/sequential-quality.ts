@@ -10,7 +10,7 @@
 import { writeFile } from 'node:fs/promises';
 import { leaveLastOut, readDelimited, sequencesFromLog } from '@advrec/data';
 import type { SequenceSplit } from '@advrec/data';
-import { meanPairwiseCosine, pairedTTest } from '@advrec/metrics';
+import { meanPairwiseCosine, meanRowNorm, pairedTTest } from '@advrec/metrics';
 import { SEQUENCE_ITEM_TABLE, cloneTable } from '@advrec/models';
 import type { ParameterTable, SequentialModel } from '@advrec/models';
 import { GRU4Rec } from '@advrec/gru4rec';
@@ -110,26 +110,15 @@ export async function runSequentialQuality(
       ),
   });
   const checkpoint: ParameterTable[] = model.tables.map(cloneTable);
-  const meanItemNorm = (() => {
-    const items = model.tables.find((t) => t.name === SEQUENCE_ITEM_TABLE)!;
-    let sum = 0;
-    for (let r = 0; r < items.rows; r++) {
-      let norm = 0;
-      for (let c = 0; c < items.dimension; c++) norm += items.values[r * items.dimension + c]! ** 2;
-      sum += Math.sqrt(norm);
-    }
-    return sum / items.rows;
-  })();
+  const items = model.tables.find((t) => t.name === SEQUENCE_ITEM_TABLE)!;
+  const meanItemNorm = meanRowNorm(items.values, items.rows, items.dimension);
   const epsilons = relativeEpsilons.map((e) => e * meanItemNorm);
   const attackEpsilons = relativeAttackEpsilons.map((e) => e * meanItemNorm);
   const restore = () => {
     for (const t of checkpoint) model.tables.find((x) => x.name === t.name)!.values.set(t.values);
   };
   const optimizer: SequenceOptimizerState = base.optimizer;
-  const diversity = () => {
-    const items = model.tables.find((t) => t.name === SEQUENCE_ITEM_TABLE)!;
-    return meanPairwiseCosine(items.values, items.rows, items.dimension).meanCosine;
-  };
+  const diversity = () => meanPairwiseCosine(items.values, items.rows, items.dimension).meanCosine;
   const robustness = (clean: SequenceEvaluation) =>
     attackEpsilons.map((epsilon, k) => {
       const perturbation = sequenceFgmPerturbation(tf, model, split, epsilon, { seed: SEED });

@@ -1,11 +1,12 @@
 import type * as tfc from '@tensorflow/tfjs-core';
 import { ConfigError } from '@advrec/data';
-import type { ConfigIssue } from '@advrec/data';
 import {
   SEQUENCE_ITEM_TABLE,
   SEQUENTIAL_MODEL_SPECIFICATION_VERSION,
   createTable,
   initializeGlorotUniform,
+  resolveModelOptions,
+  restoreTables,
 } from '@advrec/models';
 import type {
   JsonObject,
@@ -52,31 +53,19 @@ export interface ResolvedGRU4RecConfig {
   readonly seed: number;
 }
 
-const OPTIONS = ['dimension', 'hiddenSize', 'maxLength', 'dropout', 'seed'] as const;
-
 /** Validates and fills in a GRU4Rec configuration; every problem is reported at once. */
 export function resolveGRU4RecConfig(config: GRU4RecConfig = {}): ResolvedGRU4RecConfig {
-  const issues: ConfigIssue[] = [];
-  for (const key of Object.keys(config))
-    if (!(OPTIONS as readonly string[]).includes(key))
-      issues.push({
-        path: key,
-        message: `unknown option of gru4rec; it takes ${OPTIONS.join(', ')}`,
-      });
-  const integer = (path: string, value: unknown, min: number): number => {
-    if (!(typeof value === 'number' && Number.isInteger(value) && value >= min))
-      issues.push({ path, message: `must be an integer >= ${min}, got ${JSON.stringify(value)}` });
-    return value as number;
+  const r = resolveModelOptions(GRU4REC_MODEL_NAME, config, {
+    integers: { dimension: [64, 1], hiddenSize: [64, 1], maxLength: [50, 1], seed: [0, 0] },
+    rates: { dropout: 0.3 },
+  });
+  return {
+    dimension: r.dimension!,
+    hiddenSize: r.hiddenSize!,
+    maxLength: r.maxLength!,
+    dropout: r.dropout!,
+    seed: r.seed!,
   };
-  const dimension = integer('dimension', config.dimension ?? 64, 1);
-  const hiddenSize = integer('hiddenSize', config.hiddenSize ?? 64, 1);
-  const maxLength = integer('maxLength', config.maxLength ?? 50, 1);
-  const seed = integer('seed', config.seed ?? 0, 0);
-  const dropout = config.dropout ?? 0.3;
-  if (!(typeof dropout === 'number' && dropout >= 0 && dropout < 1))
-    issues.push({ path: 'dropout', message: `must be in [0, 1), got ${JSON.stringify(dropout)}` });
-  if (issues.length > 0) throw new ConfigError(issues);
-  return { dimension, hiddenSize, maxLength, dropout, seed };
 }
 
 /**
@@ -166,19 +155,7 @@ export class GRU4Rec implements SequentialModel {
       createTable(OUTPUT_BIAS, 'dense', 1, d),
     ];
     if (tables) {
-      for (const table of fresh) {
-        const given = tables.find((t) => t.name === table.name);
-        if (!given || given.rows !== table.rows || given.dimension !== table.dimension)
-          throw new ConfigError([
-            {
-              path: `tables.${table.name}`,
-              message: given
-                ? `is ${given.rows} x ${given.dimension}, GRU4Rec with this config needs ${table.rows} x ${table.dimension}`
-                : 'missing from the checkpoint',
-            },
-          ]);
-        table.values.set(given.values);
-      }
+      restoreTables('GRU4Rec', fresh, tables);
     } else {
       initializeGlorotUniform(fresh[0]!, c.seed, 0);
       // Per gate, Glorot over (in, h), as Keras initialises each gate's kernel.

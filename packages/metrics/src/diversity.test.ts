@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Random } from '@advrec/data';
-import { meanPairwiseCosine } from './diversity.js';
+import { meanPairwiseCosine, meanRowNorm } from './diversity.js';
 
 describe('meanPairwiseCosine', () => {
   it('equals the mean over all pairs of distinct rows, computed pair by pair', () => {
@@ -32,5 +32,12 @@ describe('meanPairwiseCosine', () => {
     );
     expect(meanPairwiseCosine(Float32Array.of(1, 0, 0, 0, 2, 0, 0, 0, 3), 3, 3).meanCosine).toBe(0);
     expect(() => meanPairwiseCosine(new Float32Array(5), 2, 3)).toThrow(RangeError);
+  });
+});
+
+describe('meanRowNorm', () => {
+  it("is the mean of the rows' L2 norms", () => {
+    expect(meanRowNorm(Float32Array.of(3, 4, 0, 0, 1, 0), 3, 2)).toBeCloseTo(2, 9);
+    expect(() => meanRowNorm(new Float32Array(3), 2, 2)).toThrow(RangeError);
   });
 });

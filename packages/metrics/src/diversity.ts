@@ -29,3 +29,19 @@ export function meanPairwiseCosine(
   for (let c = 0; c < dimension; c++) squared += sum[c]! * sum[c]!;
   return { meanCosine: (squared - used) / (used * (used - 1)), rowsUsed: used };
 }
+
+/**
+ * The mean L2 norm of a table's rows: the scale an embedding perturbation is measured against
+ * (ATSRec's and the attack's epsilons are multiples of it for sequential models).
+ */
+export function meanRowNorm(values: Float32Array, rows: number, dimension: number): number {
+  if (values.length !== rows * dimension)
+    throw new RangeError(`${values.length} values are not ${rows} rows x ${dimension}`);
+  let sum = 0;
+  for (let r = 0; r < rows; r++) {
+    let norm = 0;
+    for (let c = 0; c < dimension; c++) norm += values[r * dimension + c]! ** 2;
+    sum += Math.sqrt(norm);
+  }
+  return rows > 0 ? sum / rows : Number.NaN;
+}

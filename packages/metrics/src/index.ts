@@ -37,4 +37,4 @@ export type {
   RobustnessPoint,
   RobustnessReport,
 } from './robustness.js';
-export { meanPairwiseCosine } from './diversity.js';
+export { meanPairwiseCosine, meanRowNorm } from './diversity.js';

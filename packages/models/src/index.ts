@@ -89,9 +89,12 @@ export {
   isSequentialModel,
   matMulExplicitGradient,
   registerSequentialModel,
+  resolveModelOptions,
+  restoreTables,
   sequentialModelNames,
 } from './sequential.js';
 export type {
+  ModelOptionSpec,
   SequenceEncoder,
   SequenceEncoderInputs,
   SequentialModel,

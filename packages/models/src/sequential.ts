@@ -181,3 +181,72 @@ export function matMulExplicitGradient<T extends tfc.Tensor2D | tfc.Tensor3D>(
   });
   return product(a, b) as T;
 }
+
+/** What {@link resolveModelOptions} checks: integers (default, minimum) and rates in [0, 1) (default). */
+export interface ModelOptionSpec {
+  readonly integers?: Readonly<Record<string, readonly [fallback: number, min: number]>>;
+  readonly rates?: Readonly<Record<string, number>>;
+}
+
+/**
+ * Resolves a model's numeric options (for plugin authors): unknown keys, integers below their
+ * minimum and rates outside [0, 1) are all reported at once in one `ConfigError`, each with its
+ * field; absent options take their defaults.
+ */
+export function resolveModelOptions(
+  modelName: string,
+  options: object,
+  spec: ModelOptionSpec,
+): Record<string, number> {
+  const config = options as Readonly<Record<string, unknown>>;
+  const issues: { path: string; message: string }[] = [];
+  const known = [...Object.keys(spec.integers ?? {}), ...Object.keys(spec.rates ?? {})];
+  for (const key of Object.keys(config))
+    if (!known.includes(key))
+      issues.push({
+        path: key,
+        message: `unknown option of ${modelName}; it takes ${known.join(', ')}`,
+      });
+  const out: Record<string, number> = {};
+  for (const [key, [fallback, min]] of Object.entries(spec.integers ?? {})) {
+    const value = config[key] ?? fallback;
+    if (!(typeof value === 'number' && Number.isInteger(value) && value >= min))
+      issues.push({
+        path: key,
+        message: `must be an integer >= ${min}, got ${JSON.stringify(value)}`,
+      });
+    out[key] = value as number;
+  }
+  for (const [key, fallback] of Object.entries(spec.rates ?? {})) {
+    const value = config[key] ?? fallback;
+    if (!(typeof value === 'number' && value >= 0 && value < 1))
+      issues.push({ path: key, message: `must be in [0, 1), got ${JSON.stringify(value)}` });
+    out[key] = value as number;
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return out;
+}
+
+/**
+ * Fills a model's freshly created tables from a checkpoint's (for plugin authors' `restore`):
+ * each must be there with the same shape, else a `ConfigError` names the table.
+ */
+export function restoreTables(
+  modelName: string,
+  fresh: readonly ParameterTable[],
+  given: readonly ParameterTable[],
+): void {
+  for (const table of fresh) {
+    const saved = given.find((t) => t.name === table.name);
+    if (!saved || saved.rows !== table.rows || saved.dimension !== table.dimension)
+      throw new ConfigError([
+        {
+          path: `tables.${table.name}`,
+          message: saved
+            ? `is ${saved.rows} x ${saved.dimension}, ${modelName} with this config needs ${table.rows} x ${table.dimension}`
+            : 'missing from the checkpoint',
+        },
+      ]);
+    table.values.set(saved.values);
+  }
+}

@@ -1,12 +1,13 @@
 import type * as tfc from '@tensorflow/tfjs-core';
 import { ConfigError } from '@advrec/data';
-import type { ConfigIssue } from '@advrec/data';
 import {
   SEQUENCE_ITEM_TABLE,
   SEQUENTIAL_MODEL_SPECIFICATION_VERSION,
   createTable,
   initializeGlorotUniform,
   matMulExplicitGradient,
+  resolveModelOptions,
+  restoreTables,
 } from '@advrec/models';
 import type {
   JsonObject,
@@ -48,31 +49,19 @@ export interface ResolvedSASRecConfig {
   readonly seed: number;
 }
 
-const OPTIONS = ['dimension', 'maxLength', 'blocks', 'dropout', 'seed'] as const;
-
 /** Validates and fills in a SASRec configuration; every problem is reported at once. */
 export function resolveSASRecConfig(config: SASRecConfig = {}): ResolvedSASRecConfig {
-  const issues: ConfigIssue[] = [];
-  for (const key of Object.keys(config))
-    if (!(OPTIONS as readonly string[]).includes(key))
-      issues.push({
-        path: key,
-        message: `unknown option of sasrec; it takes ${OPTIONS.join(', ')}`,
-      });
-  const integer = (path: string, value: unknown, min: number): number => {
-    if (!(typeof value === 'number' && Number.isInteger(value) && value >= min))
-      issues.push({ path, message: `must be an integer >= ${min}, got ${JSON.stringify(value)}` });
-    return value as number;
+  const r = resolveModelOptions(SASREC_MODEL_NAME, config, {
+    integers: { dimension: [50, 1], maxLength: [50, 1], blocks: [2, 1], seed: [0, 0] },
+    rates: { dropout: 0.5 },
+  });
+  return {
+    dimension: r.dimension!,
+    maxLength: r.maxLength!,
+    blocks: r.blocks!,
+    dropout: r.dropout!,
+    seed: r.seed!,
   };
-  const dimension = integer('dimension', config.dimension ?? 50, 1);
-  const maxLength = integer('maxLength', config.maxLength ?? 50, 1);
-  const blocks = integer('blocks', config.blocks ?? 2, 1);
-  const seed = integer('seed', config.seed ?? 0, 0);
-  const dropout = config.dropout ?? 0.5;
-  if (!(typeof dropout === 'number' && dropout >= 0 && dropout < 1))
-    issues.push({ path: 'dropout', message: `must be in [0, 1), got ${JSON.stringify(dropout)}` });
-  if (issues.length > 0) throw new ConfigError(issues);
-  return { dimension, maxLength, blocks, dropout, seed };
 }
 
 /** Names of block b's tables. */
@@ -229,19 +218,7 @@ export class SASRec implements SequentialModel {
     this.dimension = c.dimension;
     const fresh = sasrecTables(numItems, c);
     if (tables) {
-      for (const table of fresh) {
-        const given = tables.find((t) => t.name === table.name);
-        if (!given || given.rows !== table.rows || given.dimension !== table.dimension)
-          throw new ConfigError([
-            {
-              path: `tables.${table.name}`,
-              message: given
-                ? `is ${given.rows} x ${given.dimension}, SASRec with this config needs ${table.rows} x ${table.dimension}`
-                : 'missing from the checkpoint',
-            },
-          ]);
-        table.values.set(given.values);
-      }
+      restoreTables('SASRec', fresh, tables);
     } else {
       fresh.forEach((table, k) => {
         if (table.name === SEQUENCE_ITEM_TABLE || table.name === POSITION_EMBEDDINGS)

@@ -4,7 +4,6 @@
  * file order); the split is the SASRec paper's (last item test, the one before validation);
  * each target is ranked against sampled negatives (HR@10, NDCG@10).
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   ConfigError,
@@ -14,7 +13,7 @@ import {
   sequencesFromLog,
 } from '@advrec/data';
 import type { ConfigIssue, SequenceSplit } from '@advrec/data';
-import { meanPairwiseCosine, pairedTTest } from '@advrec/metrics';
+import { meanPairwiseCosine, meanRowNorm, pairedTTest } from '@advrec/metrics';
 import {
   SEQUENCE_ITEM_TABLE,
   cloneTable,
@@ -35,15 +34,7 @@ import type {
   SequenceTrainResult,
 } from '@advrec/trainer';
 import { applyOverrides } from '../config.js';
-import {
-  checkRunFolder,
-  emit,
-  lockRunFolder,
-  pValue,
-  percent,
-  runFolder,
-  textTable,
-} from '../context.js';
+import { claimRunFolder, emit, pValue, percent, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
 import { loadPlugins, MODEL_PACKAGES, SEQUENTIAL_MODELS } from '../plugins.js';
 import { machineLine, toJson, writeText } from '../runs.js';
@@ -197,19 +188,17 @@ export async function loadSequences(source: string, seed: number): Promise<Seque
   return leaveLastOut(sequencesFromLog(await readDelimited(source)));
 }
 
+function itemTable(model: SequentialModel) {
+  return model.tables.find((t) => t.name === SEQUENCE_ITEM_TABLE)!;
+}
+
 function meanItemNorm(model: SequentialModel): number {
-  const items = model.tables.find((t) => t.name === SEQUENCE_ITEM_TABLE)!;
-  let sum = 0;
-  for (let r = 0; r < items.rows; r++) {
-    let norm = 0;
-    for (let c = 0; c < items.dimension; c++) norm += items.values[r * items.dimension + c]! ** 2;
-    sum += Math.sqrt(norm);
-  }
-  return sum / items.rows;
+  const items = itemTable(model);
+  return meanRowNorm(items.values, items.rows, items.dimension);
 }
 
 function itemCosine(model: SequentialModel): number {
-  const items = model.tables.find((t) => t.name === SEQUENCE_ITEM_TABLE)!;
+  const items = itemTable(model);
   return meanPairwiseCosine(items.values, items.rows, items.dimension).meanCosine;
 }
 
@@ -251,16 +240,9 @@ async function startSequentialRun(
     negatives: config.evaluation.negatives,
     seed: config.training.seed + 2,
   });
-  const folder = await runFolder(options.out, kind);
-  const release = await lockRunFolder(folder);
-  try {
-    await checkRunFolder(folder, config, options.force ?? false);
-  } catch (error) {
-    await release();
-    throw error;
-  }
-  await mkdir(join(folder, 'checkpoints'), { recursive: true });
-  context.progress.log(`run folder: ${folder}`);
+  const { folder, release } = await claimRunFolder(options.out, kind, config, context.progress, {
+    force: options.force ?? false,
+  });
   context.progress.log(
     `${config.model.name} on ${split.source}: ${split.numUsers} users, ${split.numItems} items, ${validation.users.length} validation and ${test.users.length} test targets against ${config.evaluation.negatives} sampled negatives; tfjs ${backend}`,
   );
