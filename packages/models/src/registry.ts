@@ -37,8 +37,16 @@ export interface ModelFactory {
 /** Shared by every installed copy of this package (`Symbol.for('advrec.registry.model')`). */
 const registry = globalRegistry<ModelFactory>('model');
 
-/** Registers a model kind under its name (replacing none: a duplicate name throws). */
-export function registerModel(factory: ModelFactory): void {
+/**
+ * Adds a factory to one of the model registries: its contract version must be one this
+ * package implements, and a different factory under a taken name throws.
+ * @internal
+ */
+export function addToRegistry<F extends { specificationVersion: string; modelName: string }>(
+  registry: Map<string, F>,
+  factory: F,
+  kind: string,
+): void {
   if (
     !(SUPPORTED_MODEL_SPECIFICATION_VERSIONS as readonly string[]).includes(
       factory.specificationVersion,
@@ -52,9 +60,14 @@ export function registerModel(factory: ModelFactory): void {
     ]);
   if (registry.has(factory.modelName) && registry.get(factory.modelName) !== factory)
     throw new ConfigError([
-      { path: 'model', message: `a model named "${factory.modelName}" is already registered` },
+      { path: 'model', message: `${kind} named "${factory.modelName}" is already registered` },
     ]);
   registry.set(factory.modelName, factory);
+}
+
+/** Registers a model kind under its name (replacing none: a duplicate name throws). */
+export function registerModel(factory: ModelFactory): void {
+  addToRegistry(registry, factory, 'a model');
 }
 
 /** The factory registered under `name`; the error lists what is registered. */

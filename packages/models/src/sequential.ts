@@ -1,7 +1,8 @@
 import type * as tfc from '@tensorflow/tfjs-core';
 import { ConfigError, globalRegistry } from '@advrec/data';
 import type { JsonObject, ModelSpecificationVersion, PerturbableSurface, Tfjs } from './model.js';
-import { MODEL_SPECIFICATION_VERSION, SUPPORTED_MODEL_SPECIFICATION_VERSIONS } from './model.js';
+import { MODEL_SPECIFICATION_VERSION } from './model.js';
+import { addToRegistry } from './registry.js';
 import type { ParameterTable } from './tables.js';
 
 /** The item table every sequential model shares between its inputs and its outputs. */
@@ -109,25 +110,7 @@ const registry = globalRegistry<SequentialModelFactory>('sequential-model');
 
 /** Registers a sequential model kind under its name (a different factory under a taken name throws). */
 export function registerSequentialModel(factory: SequentialModelFactory): void {
-  if (
-    !(SUPPORTED_MODEL_SPECIFICATION_VERSIONS as readonly string[]).includes(
-      factory.specificationVersion,
-    )
-  )
-    throw new ConfigError([
-      {
-        path: `models.${factory.modelName}.specificationVersion`,
-        message: `unsupported ${String(factory.specificationVersion)}, this advrec implements ${SUPPORTED_MODEL_SPECIFICATION_VERSIONS.join(' and ')}`,
-      },
-    ]);
-  if (registry.has(factory.modelName) && registry.get(factory.modelName) !== factory)
-    throw new ConfigError([
-      {
-        path: 'model',
-        message: `a sequential model named "${factory.modelName}" is already registered`,
-      },
-    ]);
-  registry.set(factory.modelName, factory);
+  addToRegistry(registry, factory, 'a sequential model');
 }
 
 /** The sequential factory registered under `name`; the error lists what is registered. */
