@@ -1065,6 +1065,15 @@ describe('sequential models on the command line (SASRec, GRU4Rec, ATSRec), as pl
     expect(results.negatives).toBe(20);
     const checkpoint = await readCheckpoint(join(out, 'checkpoints', 'model.ckpt'));
     expect(checkpoint.model.modelName).toBe('gru4rec');
+    // The pairwise commands name what they cannot do with a sequential run folder.
+    for (const args of [
+      ['evaluate', '--run', out],
+      ['train', '--resume', out],
+    ]) {
+      const refused = await advrec(args);
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toMatch(/holds a sequential run \(gru4rec\)/);
+    }
     const bad = await advrec(['train', '--config', config, '--set', 'training.threads=2']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/training\.threads: unknown field for a sequential model/);

@@ -31,7 +31,7 @@ export function toJson(value: unknown): string {
   )}\n`;
 }
 
-import { loadPlugins } from './plugins.js';
+import { SEQUENTIAL_MODELS, loadPlugins } from './plugins.js';
 export { loadPlugins, pluginBlamedFor } from './plugins.js';
 
 /**
@@ -124,6 +124,14 @@ export async function reloadRun(folder: string, checkpointFile?: string): Promis
     configFile,
     'the run config advrec wrote',
   )) as ResolvedRunConfig;
+  const modelName = (config as { model?: { name?: unknown } }).model?.name;
+  if (typeof modelName === 'string' && SEQUENTIAL_MODELS.includes(modelName))
+    throw new ConfigError([
+      {
+        path: '--run',
+        message: `${folder} holds a sequential run (${modelName}): evaluate, attack, recommend and --resume work on pairwise runs for now; its test metrics and FGM drops are in results.json and report.md, and advrec train or reproduce atsrec retrains it`,
+      },
+    ]);
   await loadPlugins(config.plugins);
   const data = await loadData(config.data);
   const datasetFile = join(folder, 'dataset.json');
