@@ -69,6 +69,15 @@ describe('run config', () => {
     expect(issues[1]!.message).toMatch(/registered: fgm, fgsm, none, random/);
   });
 
+  it('names a sequential model as such (train and reproduce atsrec run it, not the pairwise path)', () => {
+    const issues = issuesOf({ data: { source: 'synthetic' }, model: { name: 'sasrec' } });
+    expect(issues).toHaveLength(1);
+    expect(issues[0]!.path).toBe('model.name');
+    expect(issues[0]!.message).toMatch(
+      /sasrec is a sequential model: advrec train and advrec reproduce atsrec run it/,
+    );
+  });
+
   it("fills every default (the papers': K 64, batch 512, Adagrad 0.05, epsilon 0.5, lambda 1)", () => {
     const config = resolveRunConfig({ data: { source: 'synthetic' }, model: { name: 'mf' } });
     expect(config.model.embeddingSize).toBe(64);

@@ -6,6 +6,7 @@ import { ConfigError, DataFormatError } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
 import { listAdversaries } from '@advrec/adversary';
 import { DEFAULT_MODEL_SEED, listModels } from '@advrec/models';
+import { SEQUENTIAL_MODELS } from './plugins.js';
 // The config module alone: resolving a run config does not load the training engines.
 import { resolveTrainConfig } from '@advrec/trainer/config';
 import type { ResolvedTrainConfig } from '@advrec/trainer/config';
@@ -245,7 +246,12 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
   if (issues.length > 0) throw new ConfigError(issues);
   const config = input as RunConfig;
   const models = listModels().map((m) => m.modelName);
-  if (!models.includes(config.model.name))
+  if (SEQUENTIAL_MODELS.includes(config.model.name))
+    issues.push({
+      path: 'model.name',
+      message: `${config.model.name} is a sequential model: advrec train and advrec reproduce atsrec run it (sweeps and the pairwise commands take ${models.join(', ')})`,
+    });
+  else if (!models.includes(config.model.name))
     issues.push({
       path: 'model.name',
       message: `unknown model "${config.model.name}"; registered: ${models.join(', ')}`,
