@@ -8,6 +8,7 @@
  * single-threaded tfjs-wasm runs use both cores.
  */
 import { writeFile } from 'node:fs/promises';
+import { median } from '../context.js';
 import { leaveLastOut, readDelimited, sequencesFromLog } from '@advrec/data';
 import type { SequenceSplit } from '@advrec/data';
 import { meanPairwiseCosine, meanRowNorm, pairedTTest } from '@advrec/metrics';
@@ -45,18 +46,14 @@ function summary(e: SequenceEvaluation) {
 }
 
 function trainingSummary(r: SequenceTrainResult) {
-  const seconds = r.epochs.map((e) => e.seconds).sort((a, b) => a - b);
-  const rates = r.epochs.map((e) => e.sequencesPerSecond).sort((a, b) => a - b);
-  const positions = r.epochs.map((e) => e.positionsPerSecond).sort((a, b) => a - b);
-  const median = (a: number[]) => a[Math.floor(a.length / 2)] ?? Number.NaN;
   return {
     epochsRun: r.epochs.length,
     bestEpoch: r.bestEpoch + 1,
     stoppedEarly: r.stoppedEarly,
     seconds: r.seconds,
-    medianEpochSeconds: median(seconds),
-    medianSequencesPerSecond: median(rates),
-    medianPositionsPerSecond: median(positions),
+    medianEpochSeconds: median(r.epochs.map((e) => e.seconds)),
+    medianSequencesPerSecond: median(r.epochs.map((e) => e.sequencesPerSecond)),
+    medianPositionsPerSecond: median(r.epochs.map((e) => e.positionsPerSecond)),
     validation: r.epochs
       .filter((e) => e.validation)
       .map((e) => ({ epoch: e.epoch + 1, ...e.validation })),
