@@ -31,11 +31,17 @@ import { withPathPrefix } from './errors.js';
 export interface DatasetFile {
   /** The published URL. */
   readonly url: string;
-  /** SHA-256 of the downloaded file, or `null` when it could not be measured here. */
+  /** SHA-256 of the downloaded file as published, or `null` when no trusted value is known. */
   readonly sha256: string | null;
+  /** Its size in bytes as published (checked with the SHA-256, and named when it differs). */
+  readonly bytes?: number;
   /** `zip` archives are extracted (safely); plain files are stored under their name. */
   readonly kind: 'zip' | 'file';
-  /** For archives: SHA-256 of members checked after extraction (path inside the archive). */
+  /**
+   * For archives: SHA-256 of members checked after extraction (path inside the archive). A
+   * mirror's repacked archive, whose own hash differs from the publisher's, is accepted when
+   * every member pinned here matches (the files advrec reads are then the published ones).
+   */
   readonly members?: Readonly<Record<string, string>>;
   /** For plain files: the name to store it under. */
   readonly saveAs?: string;
@@ -63,6 +69,15 @@ export interface DatasetEntry {
   /** The file (relative to the folder) that `data.source` points at, and its format. */
   readonly main: string;
   readonly format: NonNullable<ResolvedRunConfig['data']['format']>;
+  /**
+   * Other layouts of the same data set, tried in order after {@link DatasetEntry.main}: the
+   * published archive's files when the shared copy is a preprocessed split (ML-1M: the
+   * AMR/NCF `train.txt`/`test.txt` in `../shared`, GroupLens' `ratings.dat` once downloaded).
+   */
+  readonly alternatives?: readonly {
+    readonly main: string;
+    readonly format: NonNullable<ResolvedRunConfig['data']['format']>;
+  }[];
   /** Published results on its standard split (none recorded: empty). */
   readonly baselines?: readonly PublishedBaseline[];
   /** The split the papers use on it. */
@@ -70,10 +85,12 @@ export interface DatasetEntry {
 }
 
 /**
- * The data sets `advrec datasets download` knows. SHA-256 values were measured on the copies
- * in `../shared/data` (the files as published); where no copy was available here the value
- * is `null`, and a download needs `--sha256` (or `--skip-checksum`, which prints the hash so
- * it can be pinned).
+ * The data sets `advrec datasets download` knows. SHA-256 values come from two sources: the
+ * GroupLens archives' sizes and SHA-256 as TensorFlow Datasets records them
+ * (`tensorflow_datasets/url_checksums/movielens.txt`), and, for files with a copy in
+ * `../shared/data` (the files as published), hashes measured on that copy. Where neither is
+ * available the value is `null`, and a download needs `--sha256` (or `--skip-checksum`, which
+ * prints the hash so it can be pinned).
  */
 export const DATASETS: readonly DatasetEntry[] = [
   {
@@ -94,7 +111,8 @@ export const DATASETS: readonly DatasetEntry[] = [
     files: [
       {
         url: 'https://files.grouplens.org/datasets/movielens/ml-100k.zip',
-        sha256: null,
+        sha256: '50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229',
+        bytes: 4_924_029,
         kind: 'zip',
         members: {
           'ml-100k/u.data': '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490',
@@ -114,13 +132,15 @@ export const DATASETS: readonly DatasetEntry[] = [
     files: [
       {
         url: 'https://files.grouplens.org/datasets/movielens/ml-1m.zip',
-        sha256: null,
+        sha256: 'a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20',
+        bytes: 5_917_549,
         kind: 'zip',
       },
     ],
     folders: ['ml-1m'],
     main: 'train.txt',
     format: 'user-item-lists',
+    alternatives: [{ main: 'ratings.dat', format: 'movielens-dat' }],
     defaultSplit: 'given',
   },
   {
@@ -248,12 +268,33 @@ export function sharedDataDirectory(): string {
 
 /** The folder holding a named data set's files, or `null` when it is not present. */
 export function locateDataset(entry: DatasetEntry): string | null {
+  return locateDatasetFile(entry)?.folder ?? null;
+}
+
+/** Whether a folder holds one of a data set's layouts (its main file or an alternative). */
+export function datasetLayoutIn(
+  entry: DatasetEntry,
+  folder: string,
+): { main: string; format: DatasetEntry['format'] } | null {
+  for (const layout of [{ main: entry.main, format: entry.format }, ...(entry.alternatives ?? [])])
+    if (existsSync(join(folder, layout.main))) return layout;
+  return null;
+}
+
+/**
+ * Where a named data set is: the first data folder (cache, shared copy, legacy folder) that
+ * holds one of its layouts, with the file to read and its format; `null` when none does.
+ */
+export function locateDatasetFile(
+  entry: DatasetEntry,
+): { folder: string; main: string; format: DatasetEntry['format'] } | null {
   const roots = [dataDirectory(), sharedDataDirectory()];
   if (!process.env.ADVREC_DATA_DIR) roots.push(legacyDataDirectory());
   for (const root of roots)
     for (const folder of [entry.name, ...entry.folders]) {
       const candidate = join(root, folder);
-      if (existsSync(join(candidate, entry.main))) return candidate;
+      const layout = datasetLayoutIn(entry, candidate);
+      if (layout) return { folder: candidate, ...layout };
     }
   return null;
 }
@@ -379,16 +420,16 @@ export function resolveSource(
   if (data.source === 'synthetic') return null;
   const entry = DATASETS.find((d) => d.name === data.source) ?? null;
   if (entry) {
-    const folder = locateDataset(entry);
-    if (!folder)
+    const located = locateDatasetFile(entry);
+    if (!located)
       throw new DataFormatError(
         { file: join(dataDirectory(), entry.name, entry.main) },
         `data set ${entry.name} (run: advrec datasets download ${entry.name}${entry.files.some((f) => f.sha256 === null && !(f.members && Object.keys(f.members).length)) ? '; no SHA-256 is pinned for its files, so pass --sha256 <file>=<hex> or --skip-checksum' : ''})`,
         'not downloaded',
       );
     return {
-      path: join(folder, entry.main),
-      format: entry.format as Exclude<Format, 'auto'>,
+      path: join(located.folder, located.main),
+      format: located.format as Exclude<Format, 'auto'>,
       entry,
     };
   }

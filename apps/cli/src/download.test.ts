@@ -36,6 +36,15 @@ beforeAll(async () => {
     '/bomb/ml-100k.zip',
     zipSync({ 'ml-100k/u.data': uData, 'ml-100k/zeros.bin': new Uint8Array(64 * 2 ** 20) }),
   );
+  // Six ratings of three users in GroupLens' ML-1M layout (not the published archive).
+  files.set(
+    '/good/ml-1m.zip',
+    zipSync({
+      'ml-1m/ratings.dat': new TextEncoder().encode(
+        '1::10::5::978300760\n1::11::3::978302109\n2::10::4::978301968\n2::12::5::978300275\n3::11::4::978824291\n3::12::3::978302268\n',
+      ),
+    }),
+  );
   files.set('/good/train.txt', new Uint8Array(readFileSync(sharedDataFiles().gowallaTrain)));
   files.set('/good/test.txt', new Uint8Array(readFileSync(sharedDataFiles().gowallaTest)));
   server = createServer((request, response) => {
@@ -73,7 +82,9 @@ describe('datasets download (against a server on 127.0.0.1)', () => {
     const directory = folder();
     const result = await downloadDataset(datasetEntry('ml-100k'), {
       directory,
-      mirror: `${base}/good/`, // no --skip-checksum: the archive is verified through its pinned u.data
+      // A mirror's own zip: not the publisher's archive (pinned), so it is verified through
+      // its pinned u.data, and the result says so.
+      mirror: `${base}/good/`,
     });
     expect(result.folder).toBe(join(directory, 'ml-100k'));
     expect(readdirSync(result.folder).sort()).toEqual(['README', 'advrec-dataset.json', 'u.data']);
@@ -81,6 +92,54 @@ describe('datasets download (against a server on 127.0.0.1)', () => {
       '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490',
     );
     expect(result.files[0]!.verified).toBe(true);
+    expect(result.files[0]!.verifiedThrough).toEqual(['ml-100k/u.data']);
+  });
+
+  it('pins the GroupLens archives themselves (size and SHA-256 as published)', () => {
+    for (const [name, bytes] of [
+      ['ml-100k', 4_924_029],
+      ['ml-1m', 5_917_549],
+    ] as const) {
+      const [file] = datasetEntry(name).files;
+      expect(file!.sha256).toMatch(/^[0-9a-f]{64}$/);
+      expect(file!.bytes).toBe(bytes);
+    }
+  });
+
+  it('ML-1M: an archive that is not the published one is refused (no member to fall back on); the published layout (ratings.dat) is read once downloaded', async () => {
+    const directory = folder();
+    const error = await downloadDataset(datasetEntry('ml-1m'), {
+      directory,
+      mirror: `${base}/good/`,
+    }).catch((e: unknown) => e);
+    expect(DownloadError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toMatch(
+      /ml-1m\.zip: SHA-256 mismatch: expected a6898adb[0-9a-f]{56}, got [0-9a-f]{64} \(\d+ bytes where the published file has 5917549: not the publisher's archive\)/,
+    );
+    expect(readdirSync(directory)).toEqual([]);
+    // Pinned by hand (--sha256), the same archive downloads; `train --data ml-1m` then reads
+    // GroupLens' ratings.dat, the archive's layout, since there is no train.txt.
+    const zip = files.get('/good/ml-1m.zip')!;
+    await downloadDataset(datasetEntry('ml-1m'), {
+      directory,
+      mirror: `${base}/good/`,
+      sha256: { 'ml-1m.zip': sha256(zip) },
+    });
+    const saved = { ...process.env };
+    process.env.ADVREC_DATA_DIR = directory;
+    try {
+      const stdout = sink();
+      const code = await runCli(['--json', 'datasets', 'describe', 'ml-1m'], {
+        stdout,
+        stderr: sink(),
+      });
+      expect(code).toBe(0);
+      const described = JSON.parse(stdout.text) as { users: number; interactions: number };
+      expect(described.users).toBe(3);
+      expect(described.interactions).toBe(6);
+    } finally {
+      process.env = saved;
+    }
   });
 
   it('refuses an archive whose member does not match its checksum, leaving nothing behind', async () => {
@@ -148,8 +207,8 @@ describe('datasets download (against a server on 127.0.0.1)', () => {
   it('needs a pinned checksum (or an explicit opt-out) for files without one', async () => {
     const directory = folder();
     await expect(
-      downloadDataset(datasetEntry('ml-1m'), { directory, mirror: `${base}/good/` }),
-    ).rejects.toThrow(/no SHA-256 is recorded for this file; pass --sha256 ml-1m\.zip=<hex>/);
+      downloadDataset(datasetEntry('yelp2018'), { directory, mirror: `${base}/good/` }),
+    ).rejects.toThrow(/no SHA-256 is recorded for this file; pass --sha256 train\.txt=<hex>/);
     const zip = files.get('/good/ml-100k.zip')!;
     await downloadDataset(datasetEntry('ml-100k'), {
       directory,

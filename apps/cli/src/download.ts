@@ -31,8 +31,29 @@ export interface DownloadOptions {
 /** What {@link downloadDataset} did. */
 export interface DownloadResult {
   readonly folder: string;
-  readonly files: readonly { url: string; sha256: string; verified: boolean; bytes: number }[];
+  readonly files: readonly DownloadedFile[];
   readonly extracted: readonly string[];
+}
+
+/** One downloaded file and how it was verified. */
+export interface DownloadedFile {
+  readonly url: string;
+  /** SHA-256 of the bytes received. */
+  readonly sha256: string;
+  /** Whether it was checked against a trusted hash. */
+  readonly verified: boolean;
+  /**
+   * Set when an archive was verified through its pinned members instead of its own hash (a
+   * mirror that repacked the publisher's archive): the members checked.
+   */
+  readonly verifiedThrough?: readonly string[];
+  readonly bytes: number;
+}
+
+/** ", N bytes where the publisher's file has M", when the sizes differ and the pin is the registry's. */
+function sizeNote(file: DatasetFile, bytes: Uint8Array, overridden: boolean): string {
+  if (overridden || file.bytes === undefined || file.bytes === bytes.byteLength) return '';
+  return ` (${bytes.byteLength} bytes where the published file has ${file.bytes}: not the publisher's archive)`;
 }
 
 function sha256(bytes: Uint8Array): string {
@@ -247,7 +268,7 @@ export async function downloadDataset(
   await removeStaleStaging(folder);
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
-  const files: { url: string; sha256: string; verified: boolean; bytes: number }[] = [];
+  const files: DownloadedFile[] = [];
   const extracted: string[] = [];
   try {
     for (const file of entry.files) {
@@ -262,12 +283,25 @@ export async function downloadDataset(
         );
       const bytes = await fetchBytes(url, options);
       const actual = sha256(bytes);
-      if (expected !== null && actual !== expected.toLowerCase())
-        throw new DownloadError(`${url}: SHA-256 mismatch: expected ${expected}, got ${actual}`);
+      // The published archive's hash, or (a mirror's repacked archive, or no hash known) the
+      // pinned members checked after extraction below.
+      let through: 'file' | 'members' | 'none' = expected === null ? 'none' : 'file';
+      if (expected !== null && actual !== expected.toLowerCase()) {
+        const overridden = options.sha256?.[name] !== undefined;
+        if (!membersPinned || overridden)
+          throw new DownloadError(
+            `${url}: SHA-256 mismatch: expected ${expected}, got ${actual}${sizeNote(file, bytes, overridden)}`,
+          );
+        through = 'members';
+      }
+      if (through === 'none' && membersPinned) through = 'members';
       files.push({
         url,
         sha256: actual,
-        verified: expected !== null || membersPinned,
+        verified: through !== 'none',
+        ...(through === 'members'
+          ? { verifiedThrough: Object.keys(file.members ?? {}) as readonly string[] }
+          : {}),
         bytes: bytes.byteLength,
       });
       if (file.kind === 'file') {

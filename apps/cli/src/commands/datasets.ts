@@ -6,7 +6,14 @@ import type { InteractionMatrix, Dataset } from '@advrec/data';
 import type { ResolvedRunConfig } from '../config.js';
 import { dataLoading, downloadBars, emit, textTable } from '../context.js';
 import type { CommandContext } from '../context.js';
-import { DATASETS, dataDirectory, datasetEntry, loadData, locateDataset } from '../datasets.js';
+import {
+  DATASETS,
+  dataDirectory,
+  datasetEntry,
+  datasetLayoutIn,
+  loadData,
+  locateDataset,
+} from '../datasets.js';
 import { downloadDataset } from '../download.js';
 import { toJson, writeText } from '../runs.js';
 
@@ -52,9 +59,11 @@ export function listCommand(context: CommandContext): number {
     checksums:
       d.files.length === 0
         ? 'n/a'
-        : d.files.every((f) => f.sha256 !== null || f.members)
+        : d.files.every((f) => f.sha256 !== null)
           ? 'pinned'
-          : 'not pinned (needs --sha256)',
+          : d.files.every((f) => f.sha256 !== null || f.members)
+            ? 'archive members pinned'
+            : 'not pinned (needs --sha256)',
   }));
   emit(context, { dataDirectory: dataDirectory(), datasets: rows }, () =>
     [
@@ -209,10 +218,16 @@ export async function downloadCommand(
     [
       ...result.files.map(
         (f) =>
-          `${f.url}: ${f.bytes} bytes, sha256 ${f.sha256} ${f.verified ? '(verified)' : '(NOT verified: pin it with --sha256)'}`,
+          `${f.url}: ${f.bytes} bytes, sha256 ${f.sha256} ${
+            !f.verified
+              ? '(NOT verified: pin it with --sha256)'
+              : f.verifiedThrough
+                ? `(verified through ${f.verifiedThrough.join(', ')}; the archive itself is not the publisher's)`
+                : '(verified)'
+          }`,
       ),
       `extracted ${result.extracted.length} files into ${result.folder}`,
-      existsSync(join(result.folder, entry.main))
+      datasetLayoutIn(entry, result.folder) !== null
         ? `use it with: advrec train --data ${entry.name}`
         : '',
     ]
