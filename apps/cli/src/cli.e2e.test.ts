@@ -169,6 +169,65 @@ describe('advrec on ML-100K: train, evaluate, attack, recommend', () => {
     expect(report).toMatch(/!\[Training loss per epoch\]\(plots\/training-loss\.svg\)/);
   });
 
+  it('training.pretraining: BPR epochs by per-triple SGD (item bias), then APR in mini-batch Adagrad from the best of them', async () => {
+    const out = join(work, 'ml100k-fast');
+    const r = await advrec([
+      'train',
+      '-c',
+      config,
+      '--set',
+      'model.options.itemBias=true',
+      '--set',
+      'training.epochs=60',
+      '--set',
+      'training.adversarialEpochs=4',
+      '--set',
+      'training.pretraining.algorithm=sgd-triples',
+      '--set',
+      'training.pretraining.optimizer.name=sgd',
+      '--set',
+      'training.pretraining.l2=0.001',
+      '--set',
+      'training.pretraining.validation.every=20',
+      '--set',
+      'attack.epsilons=[]',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    expect(record.pretrainingEngine.description).toMatch(/per-triple SGD kernel.*item bias/);
+    expect(record.engine.description).not.toMatch(/per-triple/);
+    const history = JSON.parse(readFileSync(join(out, 'history.json'), 'utf8')) as {
+      epoch: number;
+      phase: string;
+      validation: Record<string, number> | null;
+    }[];
+    // BPR validated every 20 epochs (its own schedule), APR every 10 (the run's); epochs
+    // continue across the two trainers, from the best BPR epoch.
+    const validated = history.filter((row) => row.validation !== null);
+    expect(validated.filter((row) => row.phase === 'bpr').map((row) => row.epoch)).toEqual([
+      20, 40, 60,
+    ]);
+    expect(history.filter((row) => row.phase === 'apr').map((row) => row.epoch)).toEqual([
+      61, 62, 63, 64,
+    ]);
+    const resolved = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(resolved.training.pretraining).toMatchObject({
+      algorithm: 'sgd-triples',
+      optimizer: { name: 'sgd', learningRate: 0.05 },
+      l2: 0.001,
+      validation: { every: 20, metric: 'ndcg@50' },
+    });
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(
+      /\*\*pre-training\*\*: the BPR epochs on their own config: sgd-triples, sgd lr 0\.05, l2 0\.001/,
+    );
+    // A good model in 60 fast epochs: measured NDCG@50 0.118 (quality-ml100k's MF-BPR after
+    // 170 Adagrad epochs: 0.121).
+    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+    expect(metrics.metrics['ndcg@50']).toBeGreaterThan(0.1);
+  }, 120_000);
+
   it('evaluate re-scores the run under the sampled protocol', async () => {
     const r = await advrec([
       '--json',

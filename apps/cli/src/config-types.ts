@@ -167,7 +167,21 @@ export interface TrainingSection extends TrainConfig {
    * @default 10
    */
   checkpointEvery?: number;
+  /**
+   * How the BPR (pre-training) epochs train when that differs from the adversarial epochs:
+   * each field given here replaces the one above for the BPR epochs only (`validation`
+   * field by field). The fast route to a good MF is Cornac's per-triple SGD
+   * (`algorithm: sgd-triples`, `optimizer: { name: sgd, learningRate: 0.05 }`, `l2: 0.001`,
+   * with `model.options.itemBias: true`), followed by AMF in APR's mini-batch Adagrad: APR's
+   * Algorithm 1 with the fastest pre-training. With it, the adversarial epochs start from the
+   * best BPR epoch's parameters with a fresh optimiser state, as the APR code starts a new
+   * Adagrad.
+   */
+  pretraining?: PretrainingSection;
 }
+
+/** What `training.pretraining` may replace: everything but the adversary. */
+export type PretrainingSection = Omit<TrainConfig, 'adversarial'>;
 
 /** The test evaluation after training. */
 export interface EvaluationSection {

@@ -7,7 +7,7 @@ import { ConfigError, DataFormatError } from '@advrec/data';
 import { DEFAULT_MODEL_SEED } from '@advrec/models';
 import { resolveTrainConfig } from '@advrec/trainer';
 import { applyOverrides, readConfigFile, resolveRunConfig, runConfigSchema } from './config.js';
-import { trainConfigOf } from './training.js';
+import { pretrainingConfigOf, trainConfigOf } from './training.js';
 // @ts-expect-error -- a plain ESM script without types
 import { generateSchema } from '../scripts/generate-schema.mjs';
 
@@ -88,8 +88,8 @@ describe('run config', () => {
       initialAccumulator: 0.1,
     });
     // One source of truth: the training section is the library's resolution of it.
-    const { epochs, adversarialEpochs, checkpointEvery, ...library } = config.training;
-    expect([epochs, adversarialEpochs, checkpointEvery]).toEqual([100, 0, 10]);
+    const { epochs, adversarialEpochs, checkpointEvery, pretraining, ...library } = config.training;
+    expect([epochs, adversarialEpochs, checkpointEvery, pretraining]).toEqual([100, 0, 10, null]);
     const expected = resolveTrainConfig({});
     expect(library).toEqual({
       ...expected,
@@ -153,6 +153,77 @@ describe('run config', () => {
         },
       }),
     ).toThrow(/training\.adversarialEpochs.*BPR epochs only/);
+  });
+
+  it('training.pretraining: the BPR epochs on their own config, merged field by field, checked under its path', () => {
+    const config = resolveRunConfig({
+      data: { source: 'synthetic' },
+      model: { name: 'mf', options: { itemBias: true } },
+      training: {
+        adversarialEpochs: 5,
+        l2: 0,
+        validation: { every: 5, metric: 'ndcg@20', patience: 3 },
+        adversarial: { epsilon: 0.5 },
+        pretraining: {
+          algorithm: 'sgd-triples',
+          optimizer: { name: 'sgd', learningRate: 0.05 },
+          l2: 0.001,
+          validation: { every: 50, users: 500 },
+        },
+      },
+    });
+    // The adversarial epochs keep the paper's mini-batch Adagrad.
+    expect(trainConfigOf(config)).toMatchObject({
+      algorithm: 'minibatch',
+      optimizer: { name: 'adagrad' },
+      l2: 0,
+      validation: { every: 5, metric: 'ndcg@20', patience: 3 },
+    });
+    // The BPR epochs: the pretraining fields over the rest (validation field by field).
+    const bpr = pretrainingConfigOf(config)!;
+    expect(bpr).toMatchObject({
+      algorithm: 'sgd-triples',
+      optimizer: { name: 'sgd', learningRate: 0.05 },
+      l2: 0.001,
+      validation: { every: 50, users: 500, metric: 'ndcg@20', patience: 3 },
+    });
+    expect(bpr).not.toHaveProperty('adversarial');
+    expect(
+      pretrainingConfigOf(
+        resolveRunConfig({ data: { source: 'synthetic' }, model: { name: 'mf' } }),
+      ),
+    ).toBeNull();
+    // Its own problems are named under training.pretraining; an adversary there is unknown.
+    let error: unknown;
+    try {
+      resolveRunConfig({
+        data: { source: 'synthetic' },
+        model: { name: 'mf' },
+        training: {
+          pretraining: { algorithm: 'sgd-triples', optimizer: { name: 'adagrad' } },
+        },
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect((error as ConfigError).issues.map((i) => i.path)).toEqual([
+      'training.pretraining.algorithm',
+    ]);
+    expect(() =>
+      resolveRunConfig({
+        data: { source: 'synthetic' },
+        model: { name: 'mf' },
+        training: { pretraining: { adversarial: { epsilon: 1 } } } as never,
+      }),
+    ).toThrow(/training\.pretraining\.adversarial: unknown field/);
+    // The refusal of sgd-triples with adversarial epochs points at training.pretraining.
+    expect(() =>
+      resolveRunConfig({
+        data: { source: 'synthetic' },
+        model: { name: 'mf' },
+        training: { algorithm: 'sgd-triples', optimizer: { name: 'sgd' }, adversarialEpochs: 5 },
+      }),
+    ).toThrow(/set training\.pretraining\.algorithm sgd-triples/);
   });
 
   it('refuses overrides that would reach a prototype, and nothing is polluted', () => {

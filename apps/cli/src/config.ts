@@ -9,11 +9,11 @@ import { DEFAULT_MODEL_SEED, listModels } from '@advrec/models';
 import { SEQUENTIAL_MODELS } from './plugins.js';
 // The config module alone: resolving a run config does not load the training engines.
 import { resolveTrainConfig } from '@advrec/trainer/config';
-import type { ResolvedTrainConfig } from '@advrec/trainer/config';
+import type { ResolvedTrainConfig, TrainConfig } from '@advrec/trainer/config';
 import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
 import { parse as parseYaml, parseDocument } from 'yaml';
-import type { RunConfig } from './config-types.js';
+import type { PretrainingSection, RunConfig, TrainingSection } from './config-types.js';
 
 const require = createRequire(import.meta.url);
 
@@ -70,6 +70,11 @@ export interface ResolvedRunConfig {
     readonly epochs: number;
     readonly adversarialEpochs: number;
     readonly checkpointEvery: number;
+    /**
+     * The BPR epochs' own config (`training.pretraining` merged over the rest), or `null`
+     * when they train as the adversarial epochs do.
+     */
+    readonly pretraining: ResolvedPretraining | null;
   };
   readonly evaluation: {
     readonly protocol: 'full' | 'sampled';
@@ -266,21 +271,36 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
         message: `unknown adversary "${name}"; registered: ${adversaries.join(', ')}`,
       });
   };
-  const { epochs, adversarialEpochs, checkpointEvery, ...trainConfig } = config.training ?? {};
+  const {
+    epochs,
+    adversarialEpochs,
+    checkpointEvery,
+    pretraining: pretrainingSection,
+    ...trainConfig
+  } = config.training ?? {};
   // The library checks and fills the training config; its issues keep their field paths.
-  let training: ResolvedTrainConfig | null = null;
-  try {
-    training = resolveTrainConfig(trainConfig);
-  } catch (error) {
-    if (!ConfigError.isInstance(error)) throw error;
-    for (const issue of error.issues)
-      issues.push({ path: `training.${issue.path}`, message: issue.message });
-  }
+  const resolveAt = (prefix: string, train: TrainConfig): ResolvedTrainConfig | null => {
+    try {
+      return resolveTrainConfig(train);
+    } catch (error) {
+      if (!ConfigError.isInstance(error)) throw error;
+      for (const issue of error.issues)
+        issues.push({ path: `${prefix}.${issue.path}`, message: issue.message });
+      return null;
+    }
+  };
+  const training = resolveAt('training', trainConfig);
+  const pretrainingConfig = pretrainingSection
+    ? mergePretraining(trainConfig, pretrainingSection)
+    : null;
+  const pretraining = pretrainingConfig
+    ? resolveAt('training.pretraining', pretrainingConfig)
+    : null;
   if (training?.algorithm === 'sgd-triples' && (adversarialEpochs ?? 0) > 0)
     issues.push({
       path: 'training.adversarialEpochs',
       message:
-        "per-triple SGD (training.algorithm sgd-triples) trains BPR epochs only; adversarial epochs need algorithm minibatch (the library's runAprExperiment takes a separate pre-training config)",
+        'per-triple SGD (training.algorithm sgd-triples) trains BPR epochs only; to pre-train by per-triple SGD and then train adversarially, set training.pretraining.algorithm sgd-triples (with its optimizer and l2 there) and keep training.algorithm minibatch',
     });
   const e = config.evaluation ?? {};
   const cutoffs = e.cutoffs ?? [10, 20, 50, 100];
@@ -356,6 +376,16 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
       epochs: epochs ?? 100,
       adversarialEpochs: adversarialEpochs ?? 0,
       checkpointEvery: checkpointEvery ?? 10,
+      pretraining:
+        pretraining && pretrainingConfig
+          ? {
+              ...withoutAdversary(pretraining),
+              validation: {
+                ...pretraining.validation,
+                patience: pretrainingConfig.validation?.patience ?? null,
+              },
+            }
+          : null,
     },
     evaluation: {
       protocol: e.protocol ?? 'full',
@@ -374,4 +404,35 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
       p.startsWith('.') || isAbsolute(p) ? absolute(p) : p,
     ),
   };
+}
+
+/** The BPR epochs' resolved config when `training.pretraining` gives one (run.json records it). */
+export type ResolvedPretraining = Omit<ResolvedTrainConfig, 'validation' | 'adversarial'> & {
+  readonly validation: Omit<ResolvedTrainConfig['validation'], 'patience'> & {
+    readonly patience: number | null;
+  };
+};
+
+/**
+ * The BPR epochs' training config: `training.pretraining` field by field over the rest of
+ * `training` (`validation` merged field by field too), without the adversary.
+ */
+export function mergePretraining(
+  training: Omit<TrainingSection, 'epochs' | 'adversarialEpochs' | 'checkpointEvery'>,
+  pretraining: PretrainingSection,
+): TrainConfig {
+  const { adversarial: _adversarial, pretraining: _nested, ...rest } = training;
+  return {
+    ...rest,
+    ...pretraining,
+    ...(rest.validation || pretraining.validation
+      ? { validation: { ...rest.validation, ...pretraining.validation } }
+      : {}),
+  };
+}
+
+/** A resolved training config without its adversary (the BPR epochs have none). */
+function withoutAdversary(config: ResolvedTrainConfig): Omit<ResolvedTrainConfig, 'adversarial'> {
+  const { adversarial: _adversarial, ...rest } = config;
+  return rest;
 }

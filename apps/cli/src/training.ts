@@ -15,6 +15,7 @@ import type {
   EpochEvent,
   PhaseProgress,
   PhaseResult,
+  TrainCallbacks,
   TrainConfig,
   ValidationEvent,
 } from '@advrec/trainer';
@@ -65,12 +66,12 @@ export function trainConfigOf(config: ResolvedRunConfig, model?: Model): TrainCo
     epochs: _epochs,
     adversarialEpochs: _adversarialEpochs,
     checkpointEvery: _checkpointEvery,
+    pretraining: _pretraining,
     adversarial,
     validation,
     ...rest
   } = config.training;
   const { surfaces, ...attack } = adversarial;
-  const { patience, users, ...checks } = validation;
   const rowNorm = model && !surfaces ? featureRowNorm(model) : null;
   return {
     ...rest,
@@ -78,12 +79,31 @@ export function trainConfigOf(config: ResolvedRunConfig, model?: Model): TrainCo
       rowNorm !== null
         ? { ...attack, epsilon: attack.epsilon * rowNorm, surfaces: [ITEM_FEATURES] }
         : { ...attack, ...(surfaces ? { surfaces } : {}) },
-    validation: {
-      ...checks,
-      ...(patience !== null ? { patience } : {}),
-      ...(users !== null ? { users } : {}),
-    },
+    validation: validationOf(validation),
   };
+}
+
+/** The trainer's validation config from a resolved one (`null`s are the library's defaults). */
+function validationOf(
+  validation: ResolvedRunConfig['training']['validation'],
+): NonNullable<TrainConfig['validation']> {
+  const { patience, users, ...checks } = validation;
+  return {
+    ...checks,
+    ...(patience !== null ? { patience } : {}),
+    ...(users !== null ? { users } : {}),
+  };
+}
+
+/**
+ * The BPR epochs' trainer config when the run gives them their own (`training.pretraining`),
+ * else `null` (one trainer runs both phases).
+ */
+export function pretrainingConfigOf(config: ResolvedRunConfig): TrainConfig | null {
+  const p = config.training.pretraining;
+  if (p === null) return null;
+  const { validation, ...rest } = p;
+  return { ...rest, validation: validationOf(validation) };
 }
 
 /**
@@ -125,6 +145,8 @@ export interface TrainOutcome {
   readonly interrupted: boolean;
   /** The engine that trained the model (null when there was nothing to train). */
   readonly engine: EngineInfo | null;
+  /** The BPR epochs' engine, when `training.pretraining` gave them a trainer of their own. */
+  readonly pretrainingEngine?: EngineInfo;
 }
 
 /**
@@ -176,49 +198,57 @@ export async function trainModel(
   let lastValidation: Record<string, number> | null = null;
   let trainer: Trainer | null = null;
   const trainerRef = (): Trainer => trainer!;
+  // With `training.pretraining`, the BPR epochs have a trainer of their own; the adversarial
+  // epochs then get a new one, from the best BPR parameters with a fresh optimiser state.
+  const pretrainingConfig = pretrainingConfigOf(config);
+  // The metric the progress bar shows: the BPR epochs may validate on their own.
+  const bprMetric = t.pretraining?.validation.metric ?? t.validation.metric;
+  let metric = resumeInApr ? t.validation.metric : bprMetric;
+  const callbacks: TrainCallbacks = {
+    onLog: (message) => options.progress.log(message),
+    onEpochEnd: async (event: EpochEvent) => {
+      const row: HistoryRow = {
+        epoch: event.epoch,
+        phase: event.phase,
+        loss: event.loss / event.triples,
+        adversarialLoss: event.phase === 'apr' ? event.adversarialLoss / event.triples : null,
+        trainAccuracy: event.trainAccuracy ?? null,
+        parameterNorm: event.parameterNorm,
+        seconds: event.seconds,
+        triplesPerSecond: event.triplesPerSecond,
+        validation: null,
+      };
+      history.push(row);
+      bar.update(
+        event.epoch + 1 - phaseStart,
+        `loss ${(event.loss / event.triples).toFixed(4)}${lastValidation ? ` | last ${metric} ${(lastValidation[metric] ?? Number.NaN).toFixed(4)}` : ''}`,
+      );
+    },
+    onValidation: (event: ValidationEvent) => {
+      lastValidation = { ...event.metrics };
+      const row = history.findLast((r) => r.epoch === event.epoch);
+      if (row) {
+        history[history.indexOf(row)] = { ...row, validation: event.metrics };
+        // The epoch's line again, now with this epoch's validation (it arrives after the
+        // epoch's end).
+        bar.update(
+          event.epoch + 1 - phaseStart,
+          `loss ${row.loss.toFixed(4)} | ${metric} ${(event.metrics[metric] ?? Number.NaN).toFixed(4)}`,
+          true,
+        );
+      }
+    },
+  };
   trainer = await Trainer.create(
     model,
     data.dataset,
-    trainConfigOf(config, model),
-    {
-      onLog: (message) => options.progress.log(message),
-      onEpochEnd: async (event: EpochEvent) => {
-        const row: HistoryRow = {
-          epoch: event.epoch,
-          phase: event.phase,
-          loss: event.loss / event.triples,
-          adversarialLoss: event.phase === 'apr' ? event.adversarialLoss / event.triples : null,
-          trainAccuracy: event.trainAccuracy ?? null,
-          parameterNorm: event.parameterNorm,
-          seconds: event.seconds,
-          triplesPerSecond: event.triplesPerSecond,
-          validation: null,
-        };
-        history.push(row);
-        bar.update(
-          event.epoch + 1 - phaseStart,
-          `loss ${(event.loss / event.triples).toFixed(4)}${lastValidation ? ` | last ${t.validation.metric} ${(lastValidation[t.validation.metric] ?? Number.NaN).toFixed(4)}` : ''}`,
-        );
-      },
-      onValidation: (event: ValidationEvent) => {
-        lastValidation = { ...event.metrics };
-        const row = history.findLast((r) => r.epoch === event.epoch);
-        if (row) {
-          history[history.indexOf(row)] = { ...row, validation: event.metrics };
-          // The epoch's line again, now with this epoch's validation (it arrives after the
-          // epoch's end).
-          bar.update(
-            event.epoch + 1 - phaseStart,
-            `loss ${row.loss.toFixed(4)} | ${t.validation.metric} ${(event.metrics[t.validation.metric] ?? Number.NaN).toFixed(4)}`,
-            true,
-          );
-        }
-      },
-    },
+    pretrainingConfig && !resumeInApr ? pretrainingConfig : trainConfigOf(config, model),
+    callbacks,
     resume
       ? { extraTables: resume.extraTables, epoch: resume.epoch, step: resume.step }
       : undefined,
   );
+  let pretrainingEngine: EngineInfo | null = null;
   let bestBpr = -1;
   let bestApr: number | null = null;
   let stoppedEarly = false;
@@ -263,9 +293,22 @@ export async function trainModel(
       const bpr = await phase(t.epochs, false, 'bpr-best.ckpt');
       bestBpr = bpr.bestEpoch;
       stoppedEarly ||= bpr.stoppedEarly;
-      bar.finish(phaseSummary(bpr, t.validation.metric), bpr.epochs.length);
+      bar.finish(phaseSummary(bpr, bprMetric), bpr.epochs.length);
     } else bestBpr = resume!.bestBprEpoch;
     if (t.adversarialEpochs > 0) {
+      if (pretrainingConfig && !resumeInApr) {
+        const epoch = trainer.epoch;
+        pretrainingEngine = trainer.engineInfo;
+        await trainer.close();
+        trainer = await Trainer.create(
+          model,
+          data.dataset,
+          trainConfigOf(config, model),
+          callbacks,
+          { epoch },
+        );
+      }
+      metric = t.validation.metric;
       if (!resumeInApr) {
         phaseStart = trainer.epoch;
         lastValidation = null;
@@ -284,21 +327,24 @@ export async function trainModel(
     if (!options.signal?.aborted) throw error;
     // Stopped between two epochs: the tables are consistent; keep them as the last checkpoint.
     interrupted = true;
-    options.progress.log(`interrupted after epoch ${trainer.epoch}; saving checkpoints/last.ckpt`);
-    await trainer.save(join(checkpoints, 'last.ckpt'), {
+    options.progress.log(
+      `interrupted after epoch ${trainerRef().epoch}; saving checkpoints/last.ckpt`,
+    );
+    await trainerRef().save(join(checkpoints, 'last.ckpt'), {
       datasetFingerprint: data.fingerprint,
       history: history as unknown as JsonObject[],
       interrupted: true,
     });
   } finally {
-    await trainer.close();
+    await trainer?.close();
   }
   return {
     history,
     bestEpoch: { bpr: bestBpr, apr: bestApr },
     stoppedEarly,
     interrupted,
-    engine: trainer.engineInfo,
+    engine: trainer!.engineInfo,
+    ...(pretrainingEngine ? { pretrainingEngine } : {}),
   };
 }
 

@@ -24,7 +24,12 @@ import {
   sampledTestSetFor,
 } from '../evaluation.js';
 import { machineLine, toJson, writeText } from '../runs.js';
-import { historyForFile, historySections, trainConfigOf } from '../training.js';
+import {
+  historyForFile,
+  historySections,
+  pretrainingConfigOf,
+  trainConfigOf,
+} from '../training.js';
 import type { HistoryRow } from '../training.js';
 import { writeReport } from '../report.js';
 import type { ReportSection } from '../report.js';
@@ -127,17 +132,21 @@ export function reproduceAprCommand(
       'bpr-continued': ['BPR continued epochs', t.adversarialEpochs],
       amf: [`AMF (eps ${t.adversarial.epsilon}) epochs`, t.adversarialEpochs],
     }),
-    run: (data, common, t) =>
+    run: (data, common, t, config) =>
       runAprExperiment(data.dataset, {
         ...common,
         bprEpochs: t.epochs,
         continueEpochs: t.adversarialEpochs,
+        // `training.pretraining`: MF-BPR on its own config (per-triple SGD, say); both
+        // continuations then start with a fresh optimiser state.
+        ...(t.pretraining ? { pretrainingTrain: pretrainingConfigOf(config) ?? {} } : {}),
+        ...(config.model.options['itemBias'] === true ? { itemBias: true } : {}),
       }),
     report: (result, config, _data, histories) => {
       const t = config.training;
       return {
         modelFact: `MF, K = ${config.model.embeddingSize}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
-        whatWasRun: `APR Algorithm 1: MF-BPR trained with early stopping on validation ${t.validation.metric} (best epoch ${result.pretraining.bestEpoch}); from its best parameters, AMF (BPR + lambda x BPR under FGM perturbations of both embeddings, epsilon ${t.adversarial.epsilon}, lambda ${t.adversarial.adversarialWeight}) and plain BPR continued for ${t.adversarialEpochs} epochs each with the same sampler seed.`,
+        whatWasRun: `APR Algorithm 1: MF-BPR trained${t.pretraining ? ` by ${t.pretraining.algorithm === 'sgd-triples' ? 'per-triple SGD' : 'mini-batches'} (${t.pretraining.optimizer.name} lr ${t.pretraining.optimizer.learningRate}, l2 ${t.pretraining.l2})` : ''} with early stopping on validation ${(t.pretraining ?? t).validation.metric} (best epoch ${result.pretraining.bestEpoch}); from its best parameters, AMF (BPR + lambda x BPR under FGM perturbations of both embeddings, epsilon ${t.adversarial.epsilon}, lambda ${t.adversarial.adversarialWeight}) and plain BPR continued for ${t.adversarialEpochs} epochs each with the same sampler seed.`,
         histories: {
           'MF-BPR (pre-training)': histories['mf-bpr']!,
           'BPR continued': histories['bpr-continued']!,

@@ -290,6 +290,7 @@ export async function trainCommand(
         started,
         ended: new Date(),
         engine: outcome.engine,
+        ...(outcome.pretrainingEngine ? { pretrainingEngine: outcome.pretrainingEngine } : {}),
         // 1-based, as history.json and the report.
         bestEpoch: {
           bpr: outcome.bestEpoch.bpr >= 0 ? outcome.bestEpoch.bpr + 1 : null,
@@ -353,6 +354,14 @@ export function runFacts(
       'training',
       `${t.epochs} BPR epochs + ${t.adversarialEpochs} adversarial epochs (${t.adversarial.adversary}${visual ? ' on the item features' : ''}, epsilon ${t.adversarial.epsilon}${visual ? " of the prepared features' mean row norm" : ''}, lambda ${t.adversarial.adversarialWeight}); batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}, l2 ${t.l2}; validation ${t.validation.metric} every ${t.validation.every}${t.validation.patience ? `, patience ${t.validation.patience}` : ''}`,
     ],
+    ...(t.pretraining
+      ? ([
+          [
+            'pre-training',
+            `the BPR epochs on their own config: ${t.pretraining.algorithm}, ${t.pretraining.optimizer.name} lr ${t.pretraining.optimizer.learningRate}, l2 ${t.pretraining.l2}, batch ${t.pretraining.batchSize}; validation ${t.pretraining.validation.metric} every ${t.pretraining.validation.every}${t.pretraining.validation.patience ? `, patience ${t.pretraining.validation.patience}` : ''}${t.adversarialEpochs > 0 ? '; the adversarial epochs start from the best BPR epoch with a fresh optimiser state' : ''}`,
+          ],
+        ] as [string, string][])
+      : []),
     ['engine', engine ? `${engine.name}: ${engine.description}` : 'n/a'],
     ['started', started.toISOString()],
     ['machine', machineLine()],
