@@ -210,6 +210,42 @@ describe('loading data sets from a run config', () => {
 });
 
 describe('datasets describe <name>', () => {
+  it("Pinterest-20: the APR paper's Table 3 rows on the NCF set, printed with their protocol", async () => {
+    // A tiny stand-in in the NCF layout (the real files cannot be downloaded here).
+    const root = mkdtempSync(join(tmpdir(), 'advrec-pinterest-'));
+    const folder = join(root, 'pinterest-20');
+    mkdirSync(folder);
+    const line = (u: number, i: number): string => `${u}\t${i}\t1\t0`;
+    writeFileSync(
+      join(folder, 'pinterest-20.train.rating'),
+      `${[line(0, 0), line(0, 1), line(1, 1), line(1, 2), line(2, 0), line(2, 2)].join('\n')}\n`,
+    );
+    writeFileSync(
+      join(folder, 'pinterest-20.test.rating'),
+      `${[line(0, 2), line(1, 0), line(2, 1)].join('\n')}\n`,
+    );
+    writeFileSync(join(folder, 'pinterest-20.test.negative'), '(0,2)\t3\n(1,0)\t3\n(2,1)\t3\n');
+    const saved = process.env.ADVREC_DATA_DIR;
+    process.env.ADVREC_DATA_DIR = root;
+    try {
+      const out = { text: '', write: (s: string) => ((out.text += s), true) };
+      const code = await runCli(['datasets', 'describe', 'pinterest-20'], {
+        stdout: out as unknown as NodeJS.WritableStream,
+        stderr: { write: () => true } as unknown as NodeJS.WritableStream,
+      });
+      expect(code).toBe(0);
+      expect(out.text).toMatch(
+        /MF-BPR: hr@50 0\.2226, hr@100 0\.3403, ndcg@50 0\.0696, ndcg@100 0\.0886 \(APR paper .*Table 3/,
+      );
+      expect(out.text).toMatch(
+        /AMF \(APR\): hr@50 0\.2375, hr@100 0\.3595, ndcg@50 0\.0741, ndcg@100 0\.0938/,
+      );
+    } finally {
+      if (saved === undefined) delete process.env.ADVREC_DATA_DIR;
+      else process.env.ADVREC_DATA_DIR = saved;
+    }
+  });
+
   it("prints the published results on the data set's standard split", async () => {
     const out = { text: '', write: (s: string) => ((out.text += s), true) };
     const code = await runCli(['--json', 'datasets', 'describe', 'gowalla'], {

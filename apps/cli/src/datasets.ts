@@ -171,6 +171,12 @@ export const DATASETS: readonly DatasetEntry[] = [
         protocol: 'full ranking of all items, training items excluded, the LightGCN test file',
       },
       {
+        model: 'LightGCN',
+        metrics: { 'recall@20': 0.183, 'ndcg@20': 0.1554 },
+        source: 'LightGCN paper (He et al., SIGIR 2020)',
+        protocol: 'full ranking of all items, training items excluded, the LightGCN test file',
+      },
+      {
         model: 'MF-BPR (Cornac 2.6.0, item bias, lr 0.05, L2 0.001, 1,300 epochs)',
         metrics: { 'recall@20': 0.1594, 'ndcg@20': 0.1297 },
         source: 'measured for advrec issue 15 with Cornac built from source (2 threads, 162 s)',
@@ -216,6 +222,20 @@ export const DATASETS: readonly DatasetEntry[] = [
       saveAs: `pinterest-20.${suffix}`,
     })),
     folders: ['pinterest-20'],
+    baselines: (
+      [
+        ['ItemPop', 0.0294, 0.0485, 0.0085, 0.0116],
+        ['MF-BPR', 0.2226, 0.3403, 0.0696, 0.0886],
+        ['NeuMF', 0.2342, 0.3526, 0.0734, 0.0925],
+        ['AMF (APR)', 0.2375, 0.3595, 0.0741, 0.0938],
+      ] as const
+    ).map(([model, hr50, hr100, ndcg50, ndcg100]) => ({
+      model,
+      metrics: { 'hr@50': hr50, 'hr@100': hr100, 'ndcg@50': ndcg50, 'ndcg@100': ndcg100 },
+      source: 'APR paper (He et al., SIGIR 2018), Table 3, on the NCF Pinterest set',
+      protocol:
+        "full ranking of all items not in the user's training set, one held-out interaction per user (APR drew it at random; NCF's test.rating is one such draw, so figures compare, not match)",
+    })),
     main: 'pinterest-20.train.rating',
     format: 'ncf',
     defaultSplit: 'given',
