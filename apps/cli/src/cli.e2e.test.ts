@@ -462,6 +462,8 @@ describe('advrec reproduce amr and train --model vbpr on the embedded default', 
       'vbpr',
       '--set',
       'data.synthetic.featureDimension=16',
+      '--set',
+      'training.mfEpochs=5',
       '--epochs',
       '2',
       '--adversarial-epochs',
@@ -486,6 +488,69 @@ describe('advrec reproduce amr and train --model vbpr on the embedded default', 
   });
 });
 
+describe('advrec train --model vbpr starts from an MF-BPR (AMR Algorithm 1)', () => {
+  it('trains MF first and copies its best ID embeddings into VBPR; training.mfEpochs 0 starts from random', async () => {
+    const out = join(work, 'vbpr-warm');
+    const r = await advrec([
+      'train',
+      '--model',
+      'vbpr',
+      '--set',
+      'data.synthetic.featureDimension=16',
+      '--set',
+      'training.mfEpochs=15',
+      '--set',
+      'training.validation.every=5',
+      '--epochs',
+      '0',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    expect(record.mfWarmStart).toMatchObject({ epochsRun: 15, metric: 'ndcg@100' });
+    // With no VBPR epochs, the model is VBPR right after the warm start: MF's best tables.
+    const mf = await readCheckpoint(join(out, 'checkpoints', 'mf-best.ckpt'));
+    const vbpr = await readCheckpoint(join(out, 'checkpoints', 'model.ckpt'));
+    const table = (c: typeof mf, name: string): Float32Array =>
+      c.model.tables.find((t) => t.name === name)!.values;
+    expect(table(vbpr, 'userEmbeddings')).toEqual(table(mf, 'userEmbeddings'));
+    const mfItems = table(mf, 'itemEmbeddings');
+    const vbprItems = table(vbpr, 'itemEmbeddings');
+    // Equal rows, except items without a training interaction: their ID embedding is zero.
+    const k = vbpr.model.config['embeddingSize'] as number;
+    const zeroed: number[] = [];
+    for (let i = 0; i < mfItems.length / k; i++) {
+      const row = (t: Float32Array): number[] => Array.from(t.subarray(i * k, (i + 1) * k));
+      if (row(vbprItems).join() === row(mfItems).join()) continue;
+      expect(row(vbprItems).every((v) => v === 0)).toBe(true);
+      zeroed.push(i);
+    }
+    expect(zeroed.length).toBeLessThan(5);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(
+      /MF warm start\*\*: VBPR started from an MF-BPR's ID embeddings and optimiser state \(AMR Algorithm 1\): 15 MF epochs/,
+    );
+    const scratch = await advrec([
+      'train',
+      '--model',
+      'vbpr',
+      '--set',
+      'data.synthetic.featureDimension=16',
+      '--set',
+      'training.mfEpochs=0',
+      '--epochs',
+      '0',
+      '--out',
+      join(work, 'vbpr-scratch'),
+    ]);
+    expect(scratch.code, scratch.stderr).toBe(0);
+    expect(existsSync(join(work, 'vbpr-scratch', 'checkpoints', 'mf-best.ckpt'))).toBe(false);
+    expect(
+      JSON.parse(readFileSync(join(work, 'vbpr-scratch', 'run.json'), 'utf8')),
+    ).not.toHaveProperty('mfWarmStart');
+  });
+});
+
 describe('advrec train --model vbpr with principal components and a per-table L2', () => {
   it('records both, and evaluate on the run folder restores the same model', async () => {
     const out = join(work, 'vbpr-pca');
@@ -499,6 +564,8 @@ describe('advrec train --model vbpr with principal components and a per-table L2
       'model.options.featureComponents=8',
       '--set',
       'training.tables.featureProjection.l2=0.01',
+      '--set',
+      'training.mfEpochs=5',
       '--epochs',
       '2',
       '--out',

@@ -162,6 +162,17 @@ export interface TrainingSection extends TrainConfig {
    */
   adversarialEpochs?: number;
   /**
+   * VBPR only: MF-BPR epochs trained first, whose ID embeddings (and optimiser state) VBPR
+   * then starts from, as in the AMR paper's Algorithm 1 (`reproduce amr` does the same). The
+   * MF epochs train on the BPR epochs' config (`training.pretraining` when given: for a
+   * warm-started VBPR it configures these MF epochs, and VBPR's own epochs keep the run's
+   * settings) with its validation and early stopping, keeping the best epoch. Default 100 for
+   * VBPR; 0 trains VBPR from a random start, which on real features lands far below MF-BPR.
+   * Not resumable: a run stopped during these epochs starts again.
+   * @minimum 0
+   */
+  mfEpochs?: number;
+  /**
    * Write a resumable checkpoint every this many epochs (0 = only the best and the final).
    * @minimum 0
    * @default 10

@@ -88,8 +88,25 @@ describe('run config', () => {
       initialAccumulator: 0.1,
     });
     // One source of truth: the training section is the library's resolution of it.
-    const { epochs, adversarialEpochs, checkpointEvery, pretraining, ...library } = config.training;
-    expect([epochs, adversarialEpochs, checkpointEvery, pretraining]).toEqual([100, 0, 10, null]);
+    const { epochs, adversarialEpochs, checkpointEvery, mfEpochs, pretraining, ...library } =
+      config.training;
+    expect([epochs, adversarialEpochs, checkpointEvery, mfEpochs, pretraining]).toEqual([
+      100,
+      0,
+      10,
+      0,
+      null,
+    ]);
+    // VBPR starts from 100 MF-BPR epochs (AMR's Algorithm 1) unless told otherwise.
+    const vbpr = resolveRunConfig({ data: { source: 'synthetic' }, model: { name: 'vbpr' } });
+    expect(vbpr.training.mfEpochs).toBe(100);
+    expect(() =>
+      resolveRunConfig({
+        data: { source: 'synthetic' },
+        model: { name: 'mf' },
+        training: { mfEpochs: 10 },
+      }),
+    ).toThrow(/training\.mfEpochs: only VBPR starts from an MF-BPR/);
     const expected = resolveTrainConfig({});
     expect(library).toEqual({
       ...expected,

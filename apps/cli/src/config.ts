@@ -70,6 +70,8 @@ export interface ResolvedRunConfig {
     readonly epochs: number;
     readonly adversarialEpochs: number;
     readonly checkpointEvery: number;
+    /** VBPR's MF-BPR warm start (0: none; always 0 for other models). */
+    readonly mfEpochs: number;
     /**
      * The BPR epochs' own config (`training.pretraining` merged over the rest), or `null`
      * when they train as the adversarial epochs do.
@@ -275,9 +277,15 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
     epochs,
     adversarialEpochs,
     checkpointEvery,
+    mfEpochs,
     pretraining: pretrainingSection,
     ...trainConfig
   } = config.training ?? {};
+  if (mfEpochs !== undefined && mfEpochs > 0 && config.model.name !== 'vbpr')
+    issues.push({
+      path: 'training.mfEpochs',
+      message: `only VBPR starts from an MF-BPR (its ID embeddings); model ${config.model.name} does not (set 0 or drop it)`,
+    });
   // The library checks and fills the training config; its issues keep their field paths.
   const resolveAt = (prefix: string, train: TrainConfig): ResolvedTrainConfig | null => {
     try {
@@ -315,6 +323,7 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
     ['training.epochs', epochs],
     ['training.adversarialEpochs', adversarialEpochs],
     ['training.checkpointEvery', checkpointEvery],
+    ['training.mfEpochs', mfEpochs],
     ['training.validation.patience', trainConfig.validation?.patience],
     ['model.embeddingSize', config.model.embeddingSize],
     ['model.seed', config.model.seed],
@@ -376,6 +385,7 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
       epochs: epochs ?? 100,
       adversarialEpochs: adversarialEpochs ?? 0,
       checkpointEvery: checkpointEvery ?? 10,
+      mfEpochs: mfEpochs ?? (config.model.name === 'vbpr' ? 100 : 0),
       pretraining:
         pretraining && pretrainingConfig
           ? {
@@ -418,7 +428,7 @@ export type ResolvedPretraining = Omit<ResolvedTrainConfig, 'validation' | 'adve
  * `training` (`validation` merged field by field too), without the adversary.
  */
 export function mergePretraining(
-  training: Omit<TrainingSection, 'epochs' | 'adversarialEpochs' | 'checkpointEvery'>,
+  training: Omit<TrainingSection, 'epochs' | 'adversarialEpochs' | 'checkpointEvery' | 'mfEpochs'>,
   pretraining: PretrainingSection,
 ): TrainConfig {
   const { adversarial: _adversarial, pretraining: _nested, ...rest } = training;

@@ -6,10 +6,22 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkAllocation, DataFormatError } from '@advrec/data';
-import { ITEM_FEATURES, readCheckpoint, restoreModel, writeCheckpoint } from '@advrec/models';
-import type { JsonObject, Model, ParameterTable } from '@advrec/models';
+import {
+  ITEM_FEATURES,
+  MatrixFactorization,
+  cloneTable,
+  readCheckpoint,
+  restoreModel,
+  writeCheckpoint,
+} from '@advrec/models';
+import type { JsonObject, Model, ParameterTable, VisualBPR } from '@advrec/models';
 import { getAdversary } from '@advrec/adversary';
-import { Trainer, resolveTrainConfig, selectEngineProvider } from '@advrec/trainer';
+import {
+  Trainer,
+  optimizerTables,
+  resolveTrainConfig,
+  selectEngineProvider,
+} from '@advrec/trainer';
 import type {
   EngineInfo,
   EpochEvent,
@@ -37,6 +49,13 @@ export function checkTrainConfig(config: ResolvedRunConfig, model: Model): void 
     const resolved = resolveTrainConfig(trainConfigOf(config, model), model);
     selectEngineProvider(model, getAdversary(resolved.adversarial.adversary), resolved);
   });
+  // The BPR epochs' own config, when this model trains on it (not a warm-started VBPR's).
+  const pretraining = warmStarts(config) ? null : pretrainingConfigOf(config);
+  if (pretraining)
+    withPathPrefix('training.pretraining', () => {
+      const resolved = resolveTrainConfig(pretraining, model);
+      selectEngineProvider(model, getAdversary(resolved.adversarial.adversary), resolved);
+    });
 }
 
 /**
@@ -66,6 +85,7 @@ export function trainConfigOf(config: ResolvedRunConfig, model?: Model): TrainCo
     epochs: _epochs,
     adversarialEpochs: _adversarialEpochs,
     checkpointEvery: _checkpointEvery,
+    mfEpochs: _mfEpochs,
     pretraining: _pretraining,
     adversarial,
     validation,
@@ -165,6 +185,8 @@ export async function trainModel(
     signal?: AbortSignal;
     /** Continue a stopped run from this checkpoint (`checkpoints/last.ckpt`), exactly. */
     resume?: ResumePoint;
+    /** Optimiser state to start from (a warm start's, see {@link warmStartFromMf}). */
+    initialState?: readonly ParameterTable[];
   },
 ): Promise<TrainOutcome> {
   const resume = options.resume;
@@ -200,9 +222,11 @@ export async function trainModel(
   const trainerRef = (): Trainer => trainer!;
   // With `training.pretraining`, the BPR epochs have a trainer of their own; the adversarial
   // epochs then get a new one, from the best BPR parameters with a fresh optimiser state.
-  const pretrainingConfig = pretrainingConfigOf(config);
+  // A VBPR warm-started from MF spent `training.pretraining` on the MF (warmStartFromMf).
+  const pretrainingConfig = warmStarts(config) ? null : pretrainingConfigOf(config);
   // The metric the progress bar shows: the BPR epochs may validate on their own.
-  const bprMetric = t.pretraining?.validation.metric ?? t.validation.metric;
+  const bprMetric =
+    (pretrainingConfig ? t.pretraining : null)?.validation.metric ?? t.validation.metric;
   let metric = resumeInApr ? t.validation.metric : bprMetric;
   const callbacks: TrainCallbacks = {
     onLog: (message) => options.progress.log(message),
@@ -246,7 +270,9 @@ export async function trainModel(
     callbacks,
     resume
       ? { extraTables: resume.extraTables, epoch: resume.epoch, step: resume.step }
-      : undefined,
+      : options.initialState
+        ? { extraTables: options.initialState }
+        : undefined,
   );
   let pretrainingEngine: EngineInfo | null = null;
   let bestBpr = -1;
@@ -345,6 +371,93 @@ export async function trainModel(
     interrupted,
     engine: trainer!.engineInfo,
     ...(pretrainingEngine ? { pretrainingEngine } : {}),
+  };
+}
+
+/** Whether a run starts its VBPR from an MF-BPR ({@link warmStartFromMf}). */
+export function warmStarts(config: ResolvedRunConfig): boolean {
+  return config.model.name === 'vbpr' && config.training.mfEpochs > 0;
+}
+
+/** What {@link warmStartFromMf} did, for run.json and the report. */
+export interface MfWarmStart {
+  readonly epochsRun: number;
+  /** 1-based, as history.json and the report. */
+  readonly bestEpoch: number | null;
+  readonly bestValidation: number | null;
+  readonly metric: string;
+  readonly stoppedEarly: boolean;
+  readonly seconds: number;
+}
+
+/**
+ * The AMR paper's Algorithm 1 for `advrec train --model vbpr`: trains an MF-BPR of the same
+ * size and seed for `training.mfEpochs` (the BPR epochs' config, its validation and early
+ * stopping, the best epoch kept; `checkpoints/mf-best.ckpt`), then copies its user and item
+ * embeddings into `vbpr` (items without a training interaction keep a zero ID embedding, as
+ * in `VisualBPR.fromMatrixFactorization`). Returns the MF's optimiser state, which VBPR's
+ * trainer continues from, and a summary.
+ */
+export async function warmStartFromMf(
+  vbpr: VisualBPR,
+  data: LoadedData,
+  config: ResolvedRunConfig,
+  options: { folder: string; progress: Progress; signal?: AbortSignal },
+): Promise<{ state: ParameterTable[]; summary: MfWarmStart } | null> {
+  const epochs = config.training.mfEpochs;
+  if (epochs <= 0) return null;
+  const started = performance.now();
+  const mf = new MatrixFactorization(data.dataset, {
+    embeddingSize: vbpr.embeddingSize,
+    seed: config.model.seed,
+  });
+  const base = pretrainingConfigOf(config) ?? trainConfigOf(config);
+  // Only the tables an MF has keep their per-table settings (featureProjection is VBPR's).
+  const tables = Object.fromEntries(
+    Object.entries(base.tables ?? {}).filter(([name]) => mf.trainableTables.includes(name)),
+  );
+  const { adversarial: _adversarial, ...bpr } = base;
+  const metric = (config.training.pretraining ?? config.training).validation.metric;
+  const bar = options.progress.bar('MF-BPR epochs (VBPR starts from them)', epochs);
+  const trainer = await Trainer.create(
+    mf,
+    data.dataset,
+    { ...bpr, tables },
+    {
+      onLog: (message) => options.progress.log(message),
+      onEpochEnd: (event: EpochEvent) =>
+        bar.update(event.epoch + 1, `loss ${(event.loss / event.triples).toFixed(4)}`),
+    },
+  );
+  let phase: PhaseResult;
+  try {
+    phase = await trainer.runPhase({
+      epochs,
+      adversarial: false,
+      ...(options.signal ? { signal: options.signal } : {}),
+      checkpoint: join(options.folder, 'checkpoints', 'mf-best.ckpt'),
+      checkpointMetadata: { datasetFingerprint: data.fingerprint },
+    });
+  } finally {
+    await trainer.close();
+  }
+  bar.finish(phaseSummary(phase, metric), phase.epochs.length);
+  const k = vbpr.embeddingSize;
+  vbpr.userEmbeddings.values.set(mf.userEmbeddings.values);
+  vbpr.itemEmbeddings.values.set(mf.itemEmbeddings.values);
+  const degrees = data.dataset.train.itemDegrees();
+  for (let i = 0; i < vbpr.numItems; i++)
+    if (degrees[i] === 0) vbpr.itemEmbeddings.values.fill(0, i * k, (i + 1) * k);
+  return {
+    state: optimizerTables(trainer.optimizerStates).map(cloneTable),
+    summary: {
+      epochsRun: phase.epochs.length,
+      bestEpoch: phase.bestEpoch >= 0 ? phase.bestEpoch + 1 : null,
+      bestValidation: phase.bestEpoch >= 0 ? phase.bestValue : null,
+      metric,
+      stoppedEarly: phase.stoppedEarly,
+      seconds: (performance.now() - started) / 1000,
+    },
   };
 }
 

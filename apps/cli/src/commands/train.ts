@@ -14,11 +14,13 @@ import {
   historySections,
   readResumePoint,
   trainModel,
+  warmStartFromMf,
+  warmStarts,
 } from '../training.js';
 import type { ResumePoint } from '../training.js';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '@advrec/data';
-import type { Model } from '@advrec/models';
+import type { Model, VisualBPR } from '@advrec/models';
 import type { EvaluationResult } from '@advrec/metrics';
 import type { EngineInfo } from '@advrec/trainer';
 import { applyOverrides, readConfigFile, resolveRunConfig } from '../config.js';
@@ -194,11 +196,40 @@ export async function trainCommand(
     { force: options.force ?? false },
   );
   try {
+    // `--model vbpr`: MF-BPR first, VBPR starts from it (AMR's Algorithm 1). A resumed run's
+    // checkpoint already holds the warm-started VBPR.
+    let warm: Awaited<ReturnType<typeof warmStartFromMf>> = null;
+    if (!resume && warmStarts(config)) {
+      try {
+        warm = await warmStartFromMf(model as VisualBPR, data, config, {
+          folder,
+          progress: context.progress,
+          signal: context.signal,
+        });
+      } catch (error) {
+        if (!context.signal.aborted) throw error;
+        await writeText(
+          join(folder, 'run.json'),
+          toJson({
+            command: 'train',
+            status: 'interrupted',
+            stage: 'the MF-BPR warm start',
+            started,
+            ended: new Date(),
+          }),
+        );
+        context.progress.log(
+          'interrupted during the MF-BPR warm start (not resumable: run the command again)',
+        );
+        return 130;
+      }
+    }
     const outcome = await trainModel(model, data, config, {
       folder,
       progress: context.progress,
       signal: context.signal,
       ...(resume ? { resume } : {}),
+      ...(warm ? { initialState: warm.state } : {}),
     });
     await writeText(join(folder, 'history.json'), toJson(historyForFile(outcome.history)));
     if (outcome.interrupted) {
@@ -279,7 +310,17 @@ export async function trainCommand(
     ];
     await writeReport(folder, {
       title: `advrec train: ${config.model.name} on ${description.name}`,
-      facts: runFacts(config, data.fingerprint, started, outcome.engine),
+      facts: [
+        ...runFacts(config, data.fingerprint, started, outcome.engine),
+        ...(warm
+          ? ([
+              [
+                'MF warm start',
+                `VBPR started from an MF-BPR's ID embeddings and optimiser state (AMR Algorithm 1): ${warm.summary.epochsRun} MF epochs${warm.summary.bestEpoch !== null ? `, best ${warm.summary.metric} ${warm.summary.bestValidation!.toFixed(4)} after epoch ${warm.summary.bestEpoch}` : ''}, ${warm.summary.seconds.toFixed(1)} s`,
+              ],
+            ] as [string, string][])
+          : []),
+      ],
       sections,
     });
     await writeText(
@@ -291,6 +332,7 @@ export async function trainCommand(
         ended: new Date(),
         engine: outcome.engine,
         ...(outcome.pretrainingEngine ? { pretrainingEngine: outcome.pretrainingEngine } : {}),
+        ...(warm ? { mfWarmStart: warm.summary } : {}),
         // 1-based, as history.json and the report.
         bestEpoch: {
           bpr: outcome.bestEpoch.bpr >= 0 ? outcome.bestEpoch.bpr + 1 : null,
