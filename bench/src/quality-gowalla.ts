@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import { givenSplit, holdOutValidation, readUserItemLists } from '@advrec/data';
 import type { BenchContext } from './context.js';
-import { runAprExperiment } from './lib/apr-experiment.js';
+import { fastPretraining, runAprExperiment } from './lib/apr-experiment.js';
 
 export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
   const evaluation = givenSplit(
@@ -37,23 +37,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     sweepEpsilons: [0.25, 0.5, 1, 2],
     sweepCutoffs: [20, 100],
     base: { seed: 1, batchSize: 512, l2: 0 },
-    ...(process.env.ADVREC_PRETRAINING === 'adagrad'
-      ? {}
-      : {
-          pretraining: {
-            train: {
-              seed: 1,
-              algorithm: 'sgd-triples',
-              optimizer: { name: 'sgd', learningRate: 0.05 },
-              l2: 0.001,
-              threads: 2,
-              validation: { every: 50, users: 10_000, metric: 'recall@20', patience: 4 },
-            },
-            itemBias: true,
-            description:
-              'per-triple SGD (Cornac), item bias, lr 0.05, L2 0.001, 2 threads; validation every 50 epochs on 10,000 users, patience 4',
-          },
-        }),
+    ...fastPretraining({ every: 50, users: 10_000, metric: 'recall@20', patience: 4 }),
     resetOptimizer: process.env.ADVREC_RESET_OPTIMIZER === '1',
     log,
   });

@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import { holdOutValidation, leaveOneOut, readMovieLens100K, toImplicit } from '@advrec/data';
 import type { BenchContext } from './context.js';
-import { runAprExperiment } from './lib/apr-experiment.js';
+import { fastPretraining, runAprExperiment } from './lib/apr-experiment.js';
 
 export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
   const evaluation = leaveOneOut(
@@ -35,23 +35,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     sweepEpsilons: [0.25, 0.5, 1, 2],
     sweepCutoffs: [50, 100],
     base: { seed: 1, batchSize: 512, l2: 0 },
-    ...(process.env.ADVREC_PRETRAINING === 'adagrad'
-      ? {}
-      : {
-          pretraining: {
-            train: {
-              seed: 1,
-              algorithm: 'sgd-triples',
-              optimizer: { name: 'sgd', learningRate: 0.05 },
-              l2: 0.001,
-              threads: 2,
-              validation: { every: 25, metric: 'ndcg@100', patience: 4 },
-            },
-            itemBias: true,
-            description:
-              'per-triple SGD (Cornac), item bias, lr 0.05, L2 0.001, 2 threads; validation every 25 epochs, patience 4',
-          },
-        }),
+    ...fastPretraining({ every: 25, metric: 'ndcg@100', patience: 4 }),
     resetOptimizer: process.env.ADVREC_RESET_OPTIMIZER === '1',
     log,
   });

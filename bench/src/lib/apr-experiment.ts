@@ -44,6 +44,35 @@ export interface AprExperimentOptions {
   readonly log: (line: string) => void;
 }
 
+/**
+ * MF-BPR pre-training by the fast path `time-to-quality` tuned on Gowalla (per-triple SGD,
+ * Cornac's item bias, lr 0.05, L2 0.001, 2 threads) with the given validation; none (the
+ * paper's mini-batch Adagrad, `base`) when ADVREC_PRETRAINING=adagrad.
+ */
+export function fastPretraining(validation: {
+  readonly every: number;
+  readonly metric: string;
+  readonly patience: number;
+  readonly users?: number;
+}): Pick<AprExperimentOptions, 'pretraining'> {
+  if (process.env.ADVREC_PRETRAINING === 'adagrad') return {};
+  const sample = validation.users ? ` on ${validation.users.toLocaleString('en-US')} users` : '';
+  return {
+    pretraining: {
+      train: {
+        seed: 1,
+        algorithm: 'sgd-triples',
+        optimizer: { name: 'sgd', learningRate: 0.05 },
+        l2: 0.001,
+        threads: 2,
+        validation,
+      },
+      itemBias: true,
+      description: `per-triple SGD (Cornac), item bias, lr 0.05, L2 0.001, 2 threads; validation every ${validation.every} epochs${sample}, patience ${validation.patience}`,
+    },
+  };
+}
+
 function summary(result: PhaseResult): Record<string, unknown> {
   return {
     epochsRun: result.epochs.length,
