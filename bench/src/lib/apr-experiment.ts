@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import type { Dataset } from '@advrec/data';
 import { evaluateFullRanking } from '@advrec/metrics';
 import type { MetricName } from '@advrec/metrics';
-import { runAprExperiment as runApr } from '@advrec/trainer';
+import { MatrixFactorization } from '@advrec/models';
+import { Trainer, runAprExperiment as runApr } from '@advrec/trainer';
 import type { PhaseResult, TrainConfig } from '@advrec/trainer';
 
 export interface AprExperimentOptions {
@@ -49,12 +50,15 @@ export interface AprExperimentOptions {
  * Cornac's item bias, lr 0.05, L2 0.001, 2 threads) with the given validation; none (the
  * paper's mini-batch Adagrad, `base`) when ADVREC_PRETRAINING=adagrad.
  */
-export function fastPretraining(validation: {
-  readonly every: number;
-  readonly metric: string;
-  readonly patience: number;
-  readonly users?: number;
-}): Pick<AprExperimentOptions, 'pretraining'> {
+export function fastPretraining(
+  validation: {
+    readonly every: number;
+    readonly metric: string;
+    readonly patience: number;
+    readonly users?: number;
+  },
+  learningRate = 0.05,
+): Pick<AprExperimentOptions, 'pretraining'> {
   if (process.env.ADVREC_PRETRAINING === 'adagrad') return {};
   const sample = validation.users ? ` on ${validation.users.toLocaleString('en-US')} users` : '';
   return {
@@ -62,15 +66,57 @@ export function fastPretraining(validation: {
       train: {
         seed: 1,
         algorithm: 'sgd-triples',
-        optimizer: { name: 'sgd', learningRate: 0.05 },
+        optimizer: { name: 'sgd', learningRate },
         l2: 0.001,
         threads: 2,
         validation,
       },
       itemBias: true,
-      description: `per-triple SGD (Cornac), item bias, lr 0.05, L2 0.001, 2 threads; validation every ${validation.every} epochs${sample}, patience ${validation.patience}`,
+      description: `per-triple SGD (Cornac), item bias, lr ${learningRate}, L2 0.001, 2 threads; validation every ${validation.every} epochs${sample}, patience ${validation.patience}`,
     },
   };
+}
+
+/**
+ * The fast path's learning rate chosen on validation: MF-BPR (item bias) by per-triple SGD
+ * with each rate of `rates`, early stopping as `validation` says; returns every rate's best
+ * validation value, epoch and seconds, and the best rate.
+ */
+export async function chooseSgdLearningRate(
+  tuning: Dataset,
+  rates: readonly number[],
+  validation: { readonly every: number; readonly metric: string; readonly patience: number },
+  maxEpochs: number,
+  log: (line: string) => void,
+): Promise<{ chosen: number; grid: Record<string, unknown>[] }> {
+  const grid: {
+    learningRate: number;
+    bestValidation: number;
+    bestEpoch: number;
+    seconds: number;
+  }[] = [];
+  for (const learningRate of rates) {
+    const { pretraining } = fastPretraining(validation, learningRate);
+    const model = new MatrixFactorization(tuning, { embeddingSize: 64, seed: 1, itemBias: true });
+    const trainer = await Trainer.create(model, tuning, pretraining!.train);
+    const started = performance.now();
+    try {
+      const phase = await trainer.runPhase({ epochs: maxEpochs, adversarial: false });
+      grid.push({
+        learningRate,
+        bestValidation: phase.bestValue,
+        bestEpoch: phase.bestEpoch + 1,
+        seconds: (performance.now() - started) / 1000,
+      });
+      log(
+        `sgd lr ${learningRate}: best ${validation.metric} ${phase.bestValue.toFixed(4)} at epoch ${phase.bestEpoch + 1}`,
+      );
+    } finally {
+      await trainer.close();
+    }
+  }
+  const best = grid.reduce((a, b) => (b.bestValidation > a.bestValidation ? b : a));
+  return { chosen: best.learningRate, grid };
 }
 
 function summary(result: PhaseResult): Record<string, unknown> {
