@@ -454,6 +454,75 @@ describe('advrec reproduce amr and train --model vbpr on the embedded default', 
     // About a minute on 2 quiet cores (four stages, five evaluations, four attack points).
   }, 420_000);
 
+  it("reproduce amr --tune chooses epsilon and lambda on validation from the paper's grid and reports every arm", async () => {
+    const out = join(work, 'amr-tuned');
+    // 999 sampled negatives cannot be drawn from 200 items: refused before any training.
+    const small = await advrec([
+      'reproduce',
+      'amr',
+      '--set',
+      'data.synthetic.users=300',
+      '--set',
+      'data.synthetic.items=200',
+      '--out',
+      join(work, 'amr-too-small'),
+    ]);
+    expect(small.code).toBe(2);
+    expect(small.stderr).toMatch(
+      /evaluation\.negatives: 999 sampled negatives per test case, but .* has \d+ items/,
+    );
+    expect(small.stderr).not.toMatch(/epochs/);
+    expect(existsSync(join(work, 'amr-too-small'))).toBe(false);
+    const r = await advrec([
+      'reproduce',
+      'amr',
+      '--tune',
+      '--set',
+      'data.synthetic.users=300',
+      '--set',
+      'data.synthetic.items=200',
+      '--set',
+      'evaluation.negatives=99',
+      '--epochs',
+      '2',
+      '--adversarial-epochs',
+      '1',
+      '--epsilons',
+      '0.5',
+      '--threads',
+      '2',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+    const tuning = metrics.amrTuning as {
+      epsilon: number;
+      adversarialWeight: number;
+      bestValidation: number;
+      chosen: boolean;
+    }[];
+    // Epsilon 0.01 / 0.1 / 1 / 10 at lambda 1 first, then lambdas at the best epsilon.
+    expect(tuning.slice(0, 4).map((a) => [a.epsilon, a.adversarialWeight])).toEqual([
+      [0.01, 1],
+      [0.1, 1],
+      [1, 1],
+      [10, 1],
+    ]);
+    expect(tuning.length).toBeGreaterThanOrEqual(7);
+    expect(tuning.length).toBeLessThanOrEqual(9);
+    const chosen = tuning.filter((a) => a.chosen);
+    expect(chosen).toHaveLength(1);
+    expect(chosen[0]!.bestValidation).toBe(Math.max(...tuning.map((a) => a.bestValidation)));
+    const name = Object.keys(metrics.metrics).at(-1)!;
+    expect(name).toBe(
+      `AMR (eps ${chosen[0]!.epsilon}${chosen[0]!.adversarialWeight !== 1 ? `, lambda ${chosen[0]!.adversarialWeight}` : ''})`,
+    );
+    const report = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(report).toMatch(/## AMR tuned on validation/);
+    expect(report).toMatch(/both chosen on validation from the AMR paper's grid over \d+ runs/);
+  }, 300_000);
+
   it('train --model vbpr runs AMR on the item features with a relative epsilon', async () => {
     const out = join(work, 'vbpr-train');
     const r = await advrec([

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkAllocation, DataFormatError } from '@advrec/data';
+import { checkAllocation, ConfigError, DataFormatError } from '@advrec/data';
 import {
   ITEM_FEATURES,
   MatrixFactorization,
@@ -72,6 +72,16 @@ export function checkRunSizes(config: ResolvedRunConfig, data: LoadedData): void
     const largest = Math.max(0, ...cutoffs);
     checkAllocation(path, `top-${largest} lists of ${users} users`, users * largest, 4);
   }
+  // The sampled protocol draws its negatives after training: a data set too small for them
+  // is refused now, not after the last epoch.
+  const e = config.evaluation;
+  if (e.protocol === 'sampled' && e.negatives > data.dataset.numItems - 1)
+    throw new ConfigError([
+      {
+        path: 'evaluation.negatives',
+        message: `${e.negatives} sampled negatives per test case, but ${data.dataset.name} has ${data.dataset.numItems} items (at most ${data.dataset.numItems - 1}; the papers use 99 or 999)`,
+      },
+    ]);
 }
 
 /**

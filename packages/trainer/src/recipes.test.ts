@@ -114,7 +114,49 @@ describe('the AMR chain (MF-BPR -> VBPR -> AMR) on synthetic data with informati
     // The fixed feature table is shared by every arm, never copied.
     for (const r of result.amrRuns) expect(r.model.itemFeatures).toBe(result.vbpr.itemFeatures);
     await expect(trainAmrChain(dataset, { ...options, epsilons: [] })).rejects.toThrow(/epsilons/);
-  }, 120_000);
+
+    // lambdas at the chosen epsilon; a pair already trained is not trained again.
+    stages.clear();
+    const weighted = await trainAmrChain(dataset, {
+      ...options,
+      epsilons: [0.1],
+      adversarialWeights: [0.1, 1],
+    });
+    expect([...stages].filter((s) => s.startsWith('amr'))).toEqual([
+      'amr-eps0.1-lambda1',
+      'amr-eps0.1-lambda0.1',
+    ]);
+    expect(weighted.amrRuns.map((r) => r.adversarialWeight)).toEqual([1, 0.1]);
+    await expect(
+      trainAmrChain(dataset, { ...options, adversarialWeights: [Number.NaN] }),
+    ).rejects.toThrow(/adversarialWeights/);
+
+    // The paper's grid: epsilon in {0.01, 0.1, 1, 10} at lambda 1, then lambda in the same
+    // grid at the best epsilon, a best boundary value extended one step.
+    stages.clear();
+    const paper = await trainAmrChain(dataset, { ...options, grid: 'paper' });
+    const atOne = paper.amrRuns.filter((r) => r.adversarialWeight === 1);
+    expect(atOne.slice(0, 4).map((r) => r.epsilon)).toEqual([0.01, 0.1, 1, 10]);
+    const bestOf = <T extends { phase: { bestValue: number } }>(runs: readonly T[]): T =>
+      runs.reduce((a, b) => (b.phase.bestValue > a.phase.bestValue ? b : a));
+    const first = bestOf(atOne.slice(0, 4)).epsilon;
+    if (first === 0.01 || first === 10)
+      expect(atOne[4]!.epsilon).toBe(first === 0.01 ? 0.001 : 100);
+    else expect(atOne).toHaveLength(4);
+    const epsilon = bestOf(atOne).epsilon;
+    const lambdas = paper.amrRuns
+      .filter((r) => r.epsilon === epsilon)
+      .map((r) => r.adversarialWeight);
+    expect(lambdas.slice(0, 4).sort((a, b) => a - b)).toEqual([0.01, 0.1, 1, 10]);
+    const pairs = paper.amrRuns.map((r) => `${r.epsilon}/${r.adversarialWeight}`);
+    expect(new Set(pairs).size).toBe(pairs.length);
+    const chosen = bestOf(paper.amrRuns);
+    expect([paper.chosenEpsilon, paper.chosenAdversarialWeight]).toEqual([
+      chosen.epsilon,
+      chosen.adversarialWeight,
+    ]);
+    expect(paper.amr).toBe(chosen.model);
+  }, 240_000);
 
   it('VBPR from MF copies the embeddings and zeroes cold-start items', () => {
     const synthetic = generateSynthetic({ users: 50, items: 40, seed: 2, featureDimension: 4 });

@@ -349,8 +349,23 @@ export interface AmrChainOptions extends ExperimentOptions {
    * is the candidate (validation only, never test). The AMR paper tuned epsilon over a grid.
    */
   readonly epsilons?: readonly number[];
-  /** lambda (default 1). */
+  /** lambda (default 1); with `epsilons`, the lambda the epsilons are tried at. */
   readonly adversarialWeight?: number;
+  /**
+   * lambdas to try at the epsilon chosen on validation (default `[adversarialWeight]`), each
+   * from the same VBPR parameters and optimiser state; the best validation value over every
+   * arm is the candidate.
+   */
+  readonly adversarialWeights?: readonly number[];
+  /**
+   * `paper`: the AMR paper's tuning (Section 5.1) instead of `epsilons` and
+   * `adversarialWeights`: lambda at `adversarialWeight` (1) and epsilon in {0.01, 0.1, 1, 10},
+   * then lambda in {0.01, 0.1, 1, 10} at the best epsilon; a best value on a grid's boundary
+   * extends that grid one step (x10 or /10). Eight to ten AMR runs, each kept in memory
+   * (the feature table is shared). Measured on ML-1M posters (`pnpm bench amr-grid`), the
+   * grid is flat and validation picks lambda 0.001: there, AMR cannot beat VBPR continued.
+   */
+  readonly grid?: 'paper';
   /** VBPR variant (default the paper's Eq. 4). */
   readonly vbpr?: VisualBPRConfig;
   /** Also continue VBPR for as many epochs as AMR, as the paper's comparison (default true). */
@@ -372,13 +387,15 @@ export interface AmrChainResult {
   readonly vbprContinued: VisualBPR | null;
   /** The AMR run chosen on validation (the only one when one epsilon was tried). */
   readonly amr: VisualBPR;
-  /** Every AMR run, one per epsilon tried (relative epsilons), and the one chosen. */
+  /** Every AMR run, one per (relative epsilon, lambda) tried; the chosen one among them. */
   readonly amrRuns: readonly {
     readonly epsilon: number;
+    readonly adversarialWeight: number;
     readonly model: VisualBPR;
     readonly phase: PhaseResult;
   }[];
   readonly chosenEpsilon: number;
+  readonly chosenAdversarialWeight: number;
   readonly phases: {
     readonly mf: PhaseResult;
     readonly vbpr: PhaseResult;
@@ -386,6 +403,9 @@ export interface AmrChainResult {
     readonly amr: PhaseResult;
   };
 }
+
+/** The AMR paper's tuning grid for epsilon and lambda (Section 5.1). */
+export const AMR_PAPER_GRID: readonly number[] = [0.01, 0.1, 1, 10];
 
 /**
  * AMR Algorithm 1 as a chain: MF-BPR, then VBPR initialised from MF's embeddings, then AMR
@@ -476,19 +496,38 @@ export async function trainAmrChain(
       vbprState(),
     );
   }
-  const epsilons = options.epsilons ?? [options.epsilon ?? 0.1];
-  if (epsilons.length === 0 || epsilons.some((e) => !(Number.isFinite(e) && e >= 0)))
-    throw new ConfigError([
-      {
-        path: 'epsilons',
-        message: `must be one or more finite numbers >= 0, got [${epsilons.join(', ')}]`,
-      },
-    ]);
-  const amrRuns: { epsilon: number; model: VisualBPR; phase: PhaseResult }[] = [];
-  for (const epsilon of epsilons) {
+  const paperGrid = options.grid === 'paper';
+  const epsilons = paperGrid ? AMR_PAPER_GRID : (options.epsilons ?? [options.epsilon ?? 0.1]);
+  const weight = options.adversarialWeight ?? 1;
+  const weights = paperGrid ? AMR_PAPER_GRID : (options.adversarialWeights ?? [weight]);
+  for (const [path, values] of [
+    ['epsilons', epsilons],
+    ['adversarialWeights', weights],
+  ] as const)
+    if (values.length === 0 || values.some((e) => !(Number.isFinite(e) && e >= 0)))
+      throw new ConfigError([
+        {
+          path,
+          message: `must be one or more finite numbers >= 0, got [${values.join(', ')}]`,
+        },
+      ]);
+  const amrRuns: {
+    epsilon: number;
+    adversarialWeight: number;
+    model: VisualBPR;
+    phase: PhaseResult;
+  }[] = [];
+  const lambdaGrid = weights.length > 1 || paperGrid;
+  /** One AMR arm from VBPR's parameters and optimiser state (each pair trained once). */
+  const arm = async (epsilon: number, adversarialWeight: number): Promise<(typeof amrRuns)[0]> => {
+    const done = amrRuns.find(
+      (r) => r.epsilon === epsilon && r.adversarialWeight === adversarialWeight,
+    );
+    if (done) return done;
     const amr = copy();
+    const single = epsilons.length === 1 && !lambdaGrid;
     const phase = await trainStage(
-      epsilons.length > 1 ? `amr-eps${epsilon}` : 'amr',
+      single ? 'amr' : `amr-eps${epsilon}${lambdaGrid ? `-lambda${adversarialWeight}` : ''}`,
       amr,
       dataset,
       {
@@ -496,7 +535,7 @@ export async function trainAmrChain(
         adversarial: {
           adversary: 'fgm',
           epsilon: epsilon * vbpr.featureTransform.rowNorm,
-          adversarialWeight: options.adversarialWeight ?? 1,
+          adversarialWeight,
           surfaces: [ITEM_FEATURES],
         },
       },
@@ -504,9 +543,45 @@ export async function trainAmrChain(
       { epochs: amrEpochs, adversarial: true },
       vbprState(),
     );
-    amrRuns.push({ epsilon, model: amr, phase });
-  }
-  const chosen = amrRuns.reduce((best, r) => (r.phase.bestValue > best.phase.bestValue ? r : best));
+    const run = { epsilon, adversarialWeight, model: amr, phase };
+    amrRuns.push(run);
+    return run;
+  };
+  const best = <T extends { phase: PhaseResult }>(runs: readonly T[]): T =>
+    runs.reduce((a, b) => (b.phase.bestValue > a.phase.bestValue ? b : a));
+  /**
+   * Tries each value of one hyper-parameter; on the paper's grid, a best value on the grid's
+   * boundary extends it one step (x10 or /10), as the paper does.
+   */
+  const sweep = async (
+    values: readonly number[],
+    make: (value: number) => Promise<(typeof amrRuns)[0]>,
+    valueOf: (run: (typeof amrRuns)[0]) => number,
+  ): Promise<(typeof amrRuns)[0]> => {
+    const tried = [];
+    for (const value of values) tried.push(await make(value));
+    const value = valueOf(best(tried));
+    if (paperGrid && values.length > 1) {
+      const beyond =
+        value === Math.min(...values) ? value / 10 : value === Math.max(...values) ? value * 10 : 0;
+      if (beyond > 0) tried.push(await make(beyond));
+    }
+    return best(tried);
+  };
+  // Epsilon at lambda = adversarialWeight, then lambda at the best epsilon (the paper's order).
+  const bestEpsilon = (
+    await sweep(
+      epsilons,
+      (e) => arm(e, weight),
+      (r) => r.epsilon,
+    )
+  ).epsilon;
+  await sweep(
+    weights,
+    (w) => arm(bestEpsilon, w),
+    (r) => r.adversarialWeight,
+  );
+  const chosen = best(amrRuns);
   return {
     mf,
     vbpr,
@@ -514,6 +589,7 @@ export async function trainAmrChain(
     amr: chosen.model,
     amrRuns,
     chosenEpsilon: chosen.epsilon,
+    chosenAdversarialWeight: chosen.adversarialWeight,
     phases: {
       mf: mfPhase,
       vbpr: vbprPhase,
@@ -539,7 +615,11 @@ export async function runAmrExperiment(
       { name: 'MF-BPR', model: chain.mf, phase: chain.phases.mf },
       { name: 'VBPR', model: chain.vbpr, phase: chain.phases.vbpr },
       { name: 'VBPR continued', model: chain.vbprContinued!, phase: chain.phases.vbprContinued },
-      { name: `AMR (eps ${chain.chosenEpsilon})`, model: chain.amr, phase: chain.phases.amr },
+      {
+        name: `AMR (eps ${chain.chosenEpsilon}${chain.chosenAdversarialWeight !== 1 ? `, lambda ${chain.chosenAdversarialWeight}` : ''})`,
+        model: chain.amr,
+        phase: chain.phases.amr,
+      },
     ],
     options,
     [ITEM_FEATURES],

@@ -58,6 +58,10 @@ export const reproduceCli: CliCommand = {
         ),
     )
       .option('--features <file>', 'item feature .npy (from advrec features) for a real data set')
+      .option(
+        '--tune',
+        "choose epsilon and lambda on validation with the AMR paper's grid (epsilon 0.01/0.1/1/10 at lambda 1, then lambda 0.01/0.1/1/10): 8 to 10 AMR runs instead of one",
+      )
       .action(
         run(async (context, flags) =>
           (await import('./reproduce.js')).reproduceAmrCommand(flags, context),

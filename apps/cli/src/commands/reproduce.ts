@@ -25,6 +25,7 @@ import {
 } from '../evaluation.js';
 import { machineLine, toJson, writeText } from '../runs.js';
 import {
+  checkRunSizes,
   historyForFile,
   historySections,
   pretrainingConfigOf,
@@ -52,6 +53,8 @@ export interface ReproduceOptions {
   readonly protocol?: 'full' | 'sampled';
   readonly threads?: number;
   readonly set?: readonly string[];
+  /** `reproduce amr`: the AMR paper's epsilon and lambda grid, chosen on validation. */
+  readonly tune?: boolean;
 }
 
 function recorder(history: HistoryRow[], onEpoch: (event: EpochEvent) => void): TrainCallbacks {
@@ -189,6 +192,7 @@ export function reproduceAmrCommand(
         amrEpochs: t.adversarialEpochs,
         epsilon: t.adversarial.epsilon,
         adversarialWeight: t.adversarial.adversarialWeight,
+        ...(options.tune ? { grid: 'paper' as const } : {}),
       }),
     report: (result, config, data, histories) => {
       const t = config.training;
@@ -203,13 +207,56 @@ export function reproduceAmrCommand(
       // What the trained VBPR did with its features, not a second reading of its options.
       const vbpr = result.chain.vbpr;
       const reduced = vbpr.featureBasis !== null;
+      const chain = result.chain;
+      // Every AMR arm tried, when there was a choice (the validation values it was made on).
+      const tuning =
+        chain.amrRuns.length > 1
+          ? chain.amrRuns.map((r) => ({
+              epsilon: r.epsilon,
+              adversarialWeight: r.adversarialWeight,
+              bestValidation: r.phase.bestValue,
+              bestEpoch: r.phase.bestEpoch + 1,
+              chosen: r.model === chain.amr,
+            }))
+          : null;
+      const tuningSection: ReportSection | null = tuning
+        ? {
+            kind: 'table',
+            title: 'AMR tuned on validation',
+            caption: `Each arm trained from VBPR's parameters and optimiser state for ${t.adversarialEpochs} epochs; epsilon relative to the prepared features' mean row norm. The arm with the best validation ${t.validation.metric} is AMR above (test never used).`,
+            columns: [
+              'epsilon',
+              'lambda',
+              `best validation ${t.validation.metric}`,
+              'at epoch',
+              'chosen',
+            ],
+            rows: tuning.map((r) => [
+              r.epsilon,
+              r.adversarialWeight,
+              r.bestValidation,
+              r.bestEpoch,
+              r.chosen ? 'yes' : '',
+            ]),
+          }
+        : null;
+      const extraSections = [
+        ...(coldStart ? [coldStart.section] : []),
+        ...(tuningSection ? [tuningSection] : []),
+      ];
       return {
-        ...(coldStart
-          ? { extraSections: [coldStart.section], extraMetrics: { coldStart: coldStart.metrics } }
+        ...(extraSections.length > 0 ? { extraSections } : {}),
+        ...(coldStart || tuning
+          ? {
+              extraMetrics: {
+                ...(coldStart ? { coldStart: coldStart.metrics } : {}),
+                ...(tuning ? { amrTuning: tuning } : {}),
+              },
+            }
           : {}),
         dataNote: `; features ${data.itemFeatures!.dimension}-d from ${data.itemFeatures!.source}`,
         modelFact: `VBPR (AMR Eq. 4: p_u . (q_i + E c_i)), K = ${config.model.embeddingSize}; features ${reduced ? `reduced to ${vbpr.featureSize} principal components, ` : ''}${vbpr.featureTransform.normalization}, mean row norm ${vbpr.featureTransform.rowNorm.toPrecision(3)}; attack epsilons relative to it; item-ID dropout ${vbpr.itemIdDropout}; batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}`,
-        whatWasRun: `AMR Algorithm 1: MF-BPR (${t.epochs} epochs max, early stopping on validation ${t.validation.metric}), VBPR initialised from MF's embeddings, then from VBPR's parameters AMR (BPR + lambda x BPR under FGM perturbations of the item features, epsilon ${t.adversarial.epsilon} of a feature row's mean norm, lambda ${t.adversarial.adversarialWeight}) and VBPR continued, ${t.adversarialEpochs} epochs each.`,
+        whatWasRun: `AMR Algorithm 1: MF-BPR (${t.epochs} epochs max, early stopping on validation ${t.validation.metric}), VBPR initialised from MF's embeddings, then from VBPR's parameters AMR (BPR + lambda x BPR under FGM perturbations of the item features, epsilon ${chain.chosenEpsilon} of a feature row's mean norm, lambda ${chain.chosenAdversarialWeight}${tuning ? `, both chosen on validation from the AMR paper's grid over ${tuning.length} runs` : ''}) and VBPR continued, ${t.adversarialEpochs} epochs each.`,
         histories,
         metricKey: (keys) => (keys.includes('ndcg@10') ? 'ndcg@10' : keys[0]!),
       };
@@ -256,6 +303,7 @@ async function reproduction<R extends ExperimentResult>(
   const config = baseConfig(kind, options);
   const started = new Date();
   const data = await loadData(config.data, dataLoading(context));
+  checkRunSizes(config, data);
   await warnIfNoOnnxRuntime(context, 'full');
   if (kind === 'amr' && !data.itemFeatures)
     throw new ConfigError([
@@ -313,7 +361,9 @@ function stageProgress(
   return {
     histories,
     callbacks: (stage) => {
-      const [label, epochs] = stages[stage] ?? [`${stage} epochs`, 1];
+      // A grid's arms (amr-eps0.1-lambda1) take their family's bar (amr).
+      const [label, epochs] = stages[stage] ??
+        stages[stage.split('-eps')[0]!] ?? [`${stage} epochs`, 1];
       bar?.finish();
       bar = context.progress.bar(label, epochs);
       const history = (histories[stage] ??= []);
