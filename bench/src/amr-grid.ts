@@ -15,12 +15,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pairedTTest } from '@advrec/metrics';
-import type { EvaluationResult } from '@advrec/metrics';
-import { ITEM_FEATURES, MatrixFactorization, VisualBPR, cloneTable } from '@advrec/models';
-import type { TrainConfig } from '@advrec/trainer';
+import { ITEM_FEATURES } from '@advrec/models';
+import type { VisualBPR } from '@advrec/models';
 import type { BenchContext } from './context.js';
-import { env, postersSetup, trainStage } from './lib/posters-setup.js';
+import { env, postersSetup, trainStage, vbprChainStart } from './lib/posters-setup.js';
 
 /** One AMR arm of the grid. */
 interface Arm {
@@ -39,56 +37,23 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
   const directory = await mkdtemp(join(tmpdir(), 'advrec-amr-grid-'));
   try {
     const fraction = env('ADVREC_USER_FRACTION', 0.33);
-    const { dataset, poster, summary, evaluateAtTen } = await postersSetup(
-      sharedData,
-      directory,
-      fraction,
-      log,
-    );
-    const validation = { every: 5, metric: 'ndcg@20', patience: 4 } as const;
-    const base: TrainConfig = { seed: 1, batchSize: 512, l2: 0.0001, validation };
-    const mf = new MatrixFactorization(dataset, { embeddingSize: 64, seed: 1 });
-    const mfRun = await trainStage(dataset, log, 'mf', mf, base, env('ADVREC_MF_EPOCHS', 200));
-    const vbpr = VisualBPR.fromMatrixFactorization(
-      mf,
-      { data: poster.data, dimension: poster.dimension },
-      { seed: 1, featureComponents: 128 },
-      dataset.train,
-    );
-    const vbprRun = await trainStage(
-      dataset,
-      log,
-      'vbpr',
-      vbpr,
-      base,
-      env('ADVREC_VBPR_EPOCHS', 20),
-      { state: mfRun.state },
-    );
-    const copy = (): VisualBPR =>
-      new VisualBPR(dataset, null, vbpr.config, {
-        tables: vbpr.tables.map((t) => (t.name === ITEM_FEATURES ? t : cloneTable(t))),
-      });
-    const rowNorm = vbpr.featureTransform.rowNorm;
+    const setup = await postersSetup(sharedData, directory, fraction, log);
+    const { dataset, summary, evaluateAtTen } = setup;
     const epochs = env('ADVREC_AMR_EPOCHS', 10);
+    const {
+      base,
+      mfRun,
+      vbpr,
+      vbprRun,
+      continued,
+      continuedRun,
+      reference,
+      copy,
+      versusContinued,
+    } = await vbprChainStart(setup, log, epochs);
+    const rowNorm = vbpr.featureTransform.rowNorm;
     const projectionNorm = (model: VisualBPR): number =>
       Math.sqrt(model.featureProjection.values.reduce((s, v) => s + v * v, 0));
-
-    const continued = copy();
-    const continuedRun = await trainStage(dataset, log, 'vbpr continued', continued, base, epochs, {
-      state: vbprRun.state,
-    });
-    const reference: EvaluationResult = await evaluateAtTen(continued);
-    const versus = (result: EvaluationResult): Arm['versusVbprContinued'] =>
-      Object.fromEntries(
-        ['hr@10', 'ndcg@10'].map((key) => [
-          key,
-          {
-            relativeChange: result.metrics[key]! / reference.metrics[key]! - 1,
-            pValue: pairedTTest(result.perUser[key]!, reference.perUser[key]!).pValue,
-          },
-        ]),
-      );
-
     const arms = new Map<string, Arm>();
     const train = async (epsilon: number, adversarialWeight: number): Promise<Arm> => {
       const key = `${epsilon}/${adversarialWeight}`;
@@ -119,7 +84,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         bestValidationNdcg20: stage.record.bestValidationNdcg20 as number,
         record: stage.record,
         test: { ...result.metrics },
-        versusVbprContinued: versus(result),
+        versusVbprContinued: versusContinued(result),
         featureProjectionNorm: projectionNorm(amr),
       };
       log(`${key}: ${JSON.stringify(arm)}`);

@@ -4,10 +4,10 @@
  * flags, and a training stage that can start from another stage's optimiser state.
  */
 import { generateSampledTestSet } from '@advrec/data';
-import { evaluateSampled } from '@advrec/metrics';
+import { evaluateSampled, pairedTTest } from '@advrec/metrics';
 import type { EvaluationResult } from '@advrec/metrics';
 import type { Dataset, SampledTestSet } from '@advrec/data';
-import { cloneTable } from '@advrec/models';
+import { ITEM_FEATURES, MatrixFactorization, VisualBPR, cloneTable } from '@advrec/models';
 import type { Model, ParameterTable } from '@advrec/models';
 import { Trainer, optimizerTables } from '@advrec/trainer';
 import type { TrainConfig } from '@advrec/trainer';
@@ -107,4 +107,74 @@ export async function trainStage(
   } finally {
     await trainer.close();
   }
+}
+
+/**
+ * The AMR studies' common start (`amr-grid`, `amr-scaled`): MF-BPR (L2 1e-4, validation
+ * NDCG@20 every 5 epochs, patience 4), VBPR from it (128 principal components) with MF's
+ * Adagrad state, then VBPR continued for `epochs` from VBPR's parameters and state, evaluated
+ * on test. `copy()` gives another arm starting from VBPR (the feature table shared), and
+ * `versusContinued` compares an arm's test HR/NDCG@10 with VBPR continued's (paired t-test).
+ */
+export async function vbprChainStart(
+  setup: Awaited<ReturnType<typeof postersSetup>>,
+  log: (line: string) => void,
+  epochs: number,
+): Promise<{
+  base: TrainConfig;
+  mfRun: StageRun;
+  vbpr: VisualBPR;
+  vbprRun: StageRun;
+  continued: VisualBPR;
+  continuedRun: StageRun;
+  reference: EvaluationResult;
+  copy: () => VisualBPR;
+  versusContinued: (
+    result: EvaluationResult,
+  ) => Record<string, { relativeChange: number; pValue: number }>;
+}> {
+  const { dataset, poster, evaluateAtTen } = setup;
+  const validation = { every: 5, metric: 'ndcg@20', patience: 4 } as const;
+  const base: TrainConfig = { seed: 1, batchSize: 512, l2: 0.0001, validation };
+  const mf = new MatrixFactorization(dataset, { embeddingSize: 64, seed: 1 });
+  const mfRun = await trainStage(dataset, log, 'mf', mf, base, env('ADVREC_MF_EPOCHS', 200));
+  const vbpr = VisualBPR.fromMatrixFactorization(
+    mf,
+    { data: poster.data, dimension: poster.dimension },
+    { seed: 1, featureComponents: 128 },
+    dataset.train,
+  );
+  const vbprRun = await trainStage(
+    dataset,
+    log,
+    'vbpr',
+    vbpr,
+    base,
+    env('ADVREC_VBPR_EPOCHS', 20),
+    {
+      state: mfRun.state,
+    },
+  );
+  const copy = (): VisualBPR =>
+    new VisualBPR(dataset, null, vbpr.config, {
+      tables: vbpr.tables.map((t) => (t.name === ITEM_FEATURES ? t : cloneTable(t))),
+    });
+  const continued = copy();
+  const continuedRun = await trainStage(dataset, log, 'vbpr continued', continued, base, epochs, {
+    state: vbprRun.state,
+  });
+  const reference = await evaluateAtTen(continued);
+  const versusContinued = (
+    result: EvaluationResult,
+  ): Record<string, { relativeChange: number; pValue: number }> =>
+    Object.fromEntries(
+      ['hr@10', 'ndcg@10'].map((key) => [
+        key,
+        {
+          relativeChange: result.metrics[key]! / reference.metrics[key]! - 1,
+          pValue: pairedTTest(result.perUser[key]!, reference.perUser[key]!).pValue,
+        },
+      ]),
+    );
+  return { base, mfRun, vbpr, vbprRun, continued, continuedRun, reference, copy, versusContinued };
 }
