@@ -60,7 +60,7 @@ export { loadTfjs } from './backend.js';
 export type { TfjsRuntime } from './backend.js';
 export { TfjsModel, registerTfjsModel } from './tfjs-model.js';
 export type { TfjsModelDefinition, TfjsTableSpec } from './tfjs-model.js';
-export { runAmrExperiment, runAprExperiment, trainAmrChain } from './recipes.js';
+export { AMR_PAPER_GRID, runAmrExperiment, runAprExperiment, trainAmrChain } from './recipes.js';
 export type {
   AmrChainOptions,
   AmrChainResult,
