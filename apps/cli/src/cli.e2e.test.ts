@@ -469,7 +469,7 @@ describe('advrec reproduce amr and train --model vbpr on the embedded default', 
     ]);
     expect(small.code).toBe(2);
     expect(small.stderr).toMatch(
-      /evaluation\.negatives: 999 sampled negatives per test case, but .* has \d+ items/,
+      /evaluation\.negatives: 999 sampled negatives per test case, but user \S+ of .* has only \d+ items in no split/,
     );
     expect(small.stderr).not.toMatch(/epochs/);
     expect(existsSync(join(work, 'amr-too-small'))).toBe(false);

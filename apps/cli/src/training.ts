@@ -72,16 +72,34 @@ export function checkRunSizes(config: ResolvedRunConfig, data: LoadedData): void
     const largest = Math.max(0, ...cutoffs);
     checkAllocation(path, `top-${largest} lists of ${users} users`, users * largest, 4);
   }
-  // The sampled protocol draws its negatives after training: a data set too small for them
-  // is refused now, not after the last epoch.
+  // The sampled protocol draws each test user's negatives after training, among the items
+  // the user has in no split: a user with too few of them is refused now, not after the last
+  // epoch (ML-100K's user 405 has 945 left, fewer than the AMR protocol's 999).
   const e = config.evaluation;
-  if (e.protocol === 'sampled' && e.negatives > data.dataset.numItems - 1)
-    throw new ConfigError([
-      {
-        path: 'evaluation.negatives',
-        message: `${e.negatives} sampled negatives per test case, but ${data.dataset.name} has ${data.dataset.numItems} items (at most ${data.dataset.numItems - 1}; the papers use 99 or 999)`,
-      },
-    ]);
+  const given = data.sampledTestSet?.negativesPerCase === e.negatives;
+  if (e.protocol === 'sampled' && !given) {
+    const d = data.dataset;
+    const splits = [d.train, d.validation, d.test].filter((m) => m !== null);
+    const known = new Set<number>();
+    let fewest = Infinity;
+    let who = -1;
+    for (let u = 0; u < d.numUsers; u++) {
+      if (d.test.degree(u) === 0) continue;
+      known.clear();
+      for (const m of splits) for (const i of m.row(u)) known.add(i);
+      if (d.numItems - known.size < fewest) {
+        fewest = d.numItems - known.size;
+        who = u;
+      }
+    }
+    if (fewest < e.negatives)
+      throw new ConfigError([
+        {
+          path: 'evaluation.negatives',
+          message: `${e.negatives} sampled negatives per test case, but user ${d.userIdMap.toSource(who)} of ${d.name} has only ${fewest} items in no split to sample them from (ask for at most ${fewest}; the papers use 99 or 999)`,
+        },
+      ]);
+  }
 }
 
 /**
