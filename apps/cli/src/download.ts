@@ -283,25 +283,22 @@ export async function downloadDataset(
         );
       const bytes = await fetchBytes(url, options);
       const actual = sha256(bytes);
-      // The published archive's hash, or (a mirror's repacked archive, or no hash known) the
-      // pinned members checked after extraction below.
-      let through: 'file' | 'members' | 'none' = expected === null ? 'none' : 'file';
-      if (expected !== null && actual !== expected.toLowerCase()) {
+      // Verified by the published hash, or else (a mirror's repacked archive, or no hash
+      // known) by the pinned members, checked after extraction below.
+      const matches = expected !== null && actual === expected.toLowerCase();
+      if (expected !== null && !matches) {
         const overridden = options.sha256?.[name] !== undefined;
         if (!membersPinned || overridden)
           throw new DownloadError(
             `${url}: SHA-256 mismatch: expected ${expected}, got ${actual}${sizeNote(file, bytes, overridden)}`,
           );
-        through = 'members';
       }
-      if (through === 'none' && membersPinned) through = 'members';
+      const throughMembers = !matches && membersPinned;
       files.push({
         url,
         sha256: actual,
-        verified: through !== 'none',
-        ...(through === 'members'
-          ? { verifiedThrough: Object.keys(file.members ?? {}) as readonly string[] }
-          : {}),
+        verified: matches || throughMembers,
+        ...(throughMembers ? { verifiedThrough: Object.keys(file.members ?? {}) } : {}),
         bytes: bytes.byteLength,
       });
       if (file.kind === 'file') {
