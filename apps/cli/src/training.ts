@@ -422,8 +422,8 @@ export interface MfWarmStart {
  * The AMR paper's Algorithm 1 for `advrec train --model vbpr`: trains an MF-BPR of the same
  * size and seed for `training.mfEpochs` (the BPR epochs' config, its validation and early
  * stopping, the best epoch kept; `checkpoints/mf-best.ckpt`), then copies its user and item
- * embeddings into `vbpr` (items without a training interaction keep a zero ID embedding, as
- * in `VisualBPR.fromMatrixFactorization`). Returns the MF's optimiser state, which VBPR's
+ * embeddings into `vbpr` (`VisualBPR.copyIdEmbeddingsFrom`: items without a training
+ * interaction keep a zero ID embedding). Returns the MF's optimiser state, which VBPR's
  * trainer continues from, and a summary.
  */
 export async function warmStartFromMf(
@@ -470,12 +470,7 @@ export async function warmStartFromMf(
     await trainer.close();
   }
   bar.finish(phaseSummary(phase, metric), phase.epochs.length);
-  const k = vbpr.embeddingSize;
-  vbpr.userEmbeddings.values.set(mf.userEmbeddings.values);
-  vbpr.itemEmbeddings.values.set(mf.itemEmbeddings.values);
-  const degrees = data.dataset.train.itemDegrees();
-  for (let i = 0; i < vbpr.numItems; i++)
-    if (degrees[i] === 0) vbpr.itemEmbeddings.values.fill(0, i * k, (i + 1) * k);
+  vbpr.copyIdEmbeddingsFrom(mf, data.dataset.train);
   return {
     state: optimizerTables(trainer.optimizerStates).map(cloneTable),
     summary: {

@@ -530,15 +530,45 @@ export class VisualBPR implements Model {
       { ...config, embeddingSize: mf.embeddingSize },
       train ? { train } : {},
     );
-    model.userEmbeddings.values.set(mf.userEmbeddings.values);
-    model.itemEmbeddings.values.set(mf.itemEmbeddings.values);
+    model.copyIdEmbeddingsFrom(mf, train);
+    return model;
+  }
+
+  /**
+   * Copies a trained MF's user and item embeddings into this model's P and Q (the start of
+   * {@link VisualBPR.fromMatrixFactorization}, for a VBPR built otherwise, e.g. from a
+   * registry); with `train`, items without a training interaction get a zero Q row, as
+   * cold-start items are scored.
+   */
+  copyIdEmbeddingsFrom(
+    mf: {
+      numUsers: number;
+      numItems: number;
+      embeddingSize: number;
+      userEmbeddings: ParameterTable;
+      itemEmbeddings: ParameterTable;
+    },
+    train?: InteractionMatrix,
+  ): void {
+    if (
+      mf.numUsers !== this.numUsers ||
+      mf.numItems !== this.numItems ||
+      mf.embeddingSize !== this.embeddingSize
+    )
+      throw new ConfigError([
+        {
+          path: 'mf',
+          message: `an MF of ${mf.numUsers} users x ${mf.numItems} items, K = ${mf.embeddingSize}, cannot start a VBPR of ${this.numUsers} x ${this.numItems}, K = ${this.embeddingSize}`,
+        },
+      ]);
+    this.userEmbeddings.values.set(mf.userEmbeddings.values);
+    this.itemEmbeddings.values.set(mf.itemEmbeddings.values);
     if (train) {
       const degrees = train.itemDegrees();
-      const k = mf.embeddingSize;
-      for (let i = 0; i < model.numItems; i++)
-        if (degrees[i] === 0) model.itemEmbeddings.values.fill(0, i * k, (i + 1) * k);
+      const k = this.embeddingSize;
+      for (let i = 0; i < this.numItems; i++)
+        if (degrees[i] === 0) this.itemEmbeddings.values.fill(0, i * k, (i + 1) * k);
     }
-    return model;
   }
 
   /** The PCA basis of {@link VisualBPRConfig.featureComponents} (`D x components`), or null. */
