@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InteractionMatrix, Random } from '@advrec/data';
-import { MatrixFactorization, SparseRows } from '@advrec/models';
-import type { PerturbableSurface } from '@advrec/models';
+import { bprBatch } from '@advrec/losses';
+import {
+  ITEM_FEATURES,
+  MatrixFactorization,
+  SparseRows,
+  VisualBPR,
+  forwardPairs,
+} from '@advrec/models';
+import type { PerturbableSurface, SparseRowsByName } from '@advrec/models';
 import {
   ADVERSARY_SPECIFICATION_VERSION,
   craftPerturbation,
@@ -169,3 +176,63 @@ function brokenRows(value: number, row = 1): SparseRows {
   rows.values[at] = value;
   return rows;
 }
+
+describe('FGM on the item features of the AMR model (Eq. 4, y_ui = p_u . (q_i + E c_i))', () => {
+  it('lowers every pair margin by exactly 2 epsilon ||E p_u||: the score is linear in c_i, so the adversarial term is a margin on the visual part that shrinking E removes', async () => {
+    const random = new Random(3);
+    const data = Float32Array.from({ length: 12 * 7 }, () => random.nextFloat() * 2 - 1);
+    const model = new VisualBPR(
+      { numUsers: 6, numItems: 12 },
+      { data, dimension: 7 },
+      {
+        embeddingSize: 4,
+        initStd: 0.5,
+        projectionInitStd: 0.3,
+        featureNormalization: 'none',
+        itemIdDropout: 0,
+      },
+    );
+    // Six pairs, no item twice: each item's gradient comes from one pair.
+    const users = Int32Array.from([0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5]);
+    const items = Int32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    const clean = await forwardPairs(model, users, items, 12);
+    const dScores = new Float64Array(12);
+    bprBatch(
+      clean.scores.subarray(0, 6),
+      clean.scores.subarray(6),
+      6,
+      dScores.subarray(0, 6),
+      dScores.subarray(6),
+      1,
+    );
+    const gradients: SparseRowsByName = new Map();
+    await clean.backward(dScores, gradients, [ITEM_FEATURES]);
+    const features = model.surfaces.find((s) => s.name === ITEM_FEATURES)!;
+    const epsilon = 0.37;
+    const perturbations = await perturbSteps(
+      fgm,
+      epsilon,
+      [features],
+      new Random(1),
+      gradients,
+      () => {
+        throw new Error('FGM takes one step');
+      },
+    );
+    const perturbed = await forwardPairs(model, users, items, 12, perturbations);
+    const k = 4;
+    const p = model.tables.find((t) => t.name === 'userEmbeddings')!.values;
+    const e = model.featureProjection.values; // D x K
+    for (let t = 0; t < 6; t++) {
+      let norm = 0;
+      for (let f = 0; f < 7; f++) {
+        let s = 0;
+        for (let j = 0; j < k; j++) s += e[f * k + j]! * p[users[t]! * k + j]!;
+        norm += s * s;
+      }
+      const cleanMargin = clean.scores[t]! - clean.scores[6 + t]!;
+      const perturbedMargin = perturbed.scores[t]! - perturbed.scores[6 + t]!;
+      expect(cleanMargin - perturbedMargin).toBeCloseTo(2 * epsilon * Math.sqrt(norm), 5);
+    }
+  });
+});
