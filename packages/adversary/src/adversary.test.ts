@@ -178,7 +178,7 @@ function brokenRows(value: number, row = 1): SparseRows {
 }
 
 describe('FGM on the item features of the AMR model (Eq. 4, y_ui = p_u . (q_i + E c_i))', () => {
-  it('lowers every pair margin by exactly 2 epsilon ||E p_u||: the score is linear in c_i, so the adversarial term is a margin on the visual part that shrinking E removes', async () => {
+  it('lowers every pair margin by exactly 2 epsilon ||E^T p_u||: the score is linear in c_i, so the adversarial term is a margin on the visual part that shrinking E removes', async () => {
     const random = new Random(3);
     const data = Float32Array.from({ length: 12 * 7 }, () => random.nextFloat() * 2 - 1);
     const model = new VisualBPR(
@@ -222,7 +222,7 @@ describe('FGM on the item features of the AMR model (Eq. 4, y_ui = p_u . (q_i + 
     const perturbed = await forwardPairs(model, users, items, 12, perturbations);
     const k = 4;
     const p = model.tables.find((t) => t.name === 'userEmbeddings')!.values;
-    const e = model.featureProjection.values; // D x K
+    const e = model.featureProjection.values; // E stored D x K: row f of E^T
     for (let t = 0; t < 6; t++) {
       let norm = 0;
       for (let f = 0; f < 7; f++) {
