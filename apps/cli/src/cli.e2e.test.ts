@@ -446,6 +446,18 @@ describe('advrec reproduce amr and train --model vbpr on the embedded default', 
     const report = readFileSync(join(out, 'report.md'), 'utf8');
     expect(report).toMatch(/## Warm and cold-start test cases/);
     expect(report).toMatch(/item-ID dropout 0\.2/);
+    // How strongly each visual model answers its features (the quantity AMR's term penalises).
+    expect(report).toMatch(/## The visual part/);
+    const visual = metrics.visualPart as Record<
+      string,
+      { projectionNorm: number; meanUserSensitivity: number }
+    >;
+    expect(Object.keys(visual)).toEqual(['VBPR', 'VBPR continued', 'AMR']);
+    for (const entry of Object.values(visual)) {
+      expect(entry.projectionNorm).toBeGreaterThan(0);
+      expect(entry.meanUserSensitivity).toBeGreaterThan(0);
+      expect(Number.isFinite(entry.meanUserSensitivity)).toBe(true);
+    }
     // Sweep sizes in units of the prepared features' row norm, on the features only.
     const robustness = JSON.parse(readFileSync(join(out, 'robustness.json'), 'utf8'));
     const amr = robustness['AMR (eps 0.1)'];

@@ -298,7 +298,7 @@ export function renderMarkdown(report: Report): string {
     } else if (section.kind === 'table') {
       lines.push(`## ${section.title}`, '');
       if (section.caption) lines.push(section.caption, '');
-      lines.push(`| ${section.columns.join(' | ')} |`);
+      lines.push(`| ${section.columns.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
       lines.push(`| ${section.columns.map(() => '---').join(' | ')} |`);
       for (const row of section.rows)
         lines.push(`| ${row.map((v) => cell(v).replace(/\|/g, '\\|')).join(' | ')} |`);

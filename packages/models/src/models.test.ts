@@ -181,6 +181,45 @@ for (const [userVisual, visualBias] of [
 }
 
 describe('VBPR', () => {
+  it('reports its feature sensitivity: the norm of E and the mean over users of the largest score change per unit feature change', () => {
+    for (const userVisual of ['shared', 'separate'] as const) {
+      const model = new VisualBPR({ numUsers: 9, numItems: 12 }, features(12, 7, 3), {
+        embeddingSize: 4,
+        userVisual,
+        initStd: 0.5,
+        projectionInitStd: 0.3,
+        featureNormalization: 'none',
+        seed: 6,
+      });
+      const d = 7;
+      const e = model.featureProjection.values;
+      // Brute force: the score change of user u when item i's features move by `step` along
+      // each unit direction is linear, so the largest one per unit norm is ||E^T v_u||.
+      let sum = 0;
+      for (let u = 0; u < 9; u++) {
+        const base = new Float32Array(model.itemFeatures.values);
+        const scoreOf = () => model.score(Int32Array.of(u), Int32Array.of(0))[0]!;
+        const clean = scoreOf();
+        let squares = 0;
+        for (let f = 0; f < d; f++) {
+          model.itemFeatures.values[f] = base[f]! + 1;
+          squares += (scoreOf() - clean) ** 2;
+          model.itemFeatures.values[f] = base[f]!;
+        }
+        sum += Math.sqrt(squares);
+      }
+      const sensitivity = model.featureSensitivity();
+      expect(sensitivity.meanUserSensitivity).toBeCloseTo(sum / 9, 4);
+      expect(sensitivity.projectionNorm).toBeCloseTo(
+        Math.sqrt(e.reduce((s, x) => s + x * x, 0)),
+        5,
+      );
+      // A zero E answers nothing.
+      model.featureProjection.values.fill(0);
+      expect(model.featureSensitivity().meanUserSensitivity).toBe(0);
+    }
+  });
+
   it('drops item ID embeddings in training steps only, per batch, deterministically, at the configured rate', async () => {
     const create = (rate: number) =>
       new VisualBPR({ numUsers: 9, numItems: 12 }, features(12, 7, 3), {

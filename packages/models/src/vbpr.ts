@@ -597,6 +597,50 @@ export class VisualBPR implements Model {
     return applyFeatureTransform(features, this.featureTransform);
   }
 
+  /**
+   * How strongly the scores answer the item features: the Frobenius norm of E, and the mean
+   * over users of `||E^T v_u||`, where `v_u` is the user's vector that multiplies `E c_i`
+   * (p_u in Eq. 4, theta_u in Eq. 2). The score is linear in the features, so a perturbation
+   * of an item's (prepared) features of norm epsilon moves a user's score by at most
+   * `epsilon ||E^T v_u||`, and FGM on the features lowers a BPR pair's margin by exactly
+   * `2 epsilon ||E^T v_u||` when the pair's items occur once in the batch. AMR's adversarial
+   * term is therefore a penalty on this sensitivity, which only a smaller E can lower: a
+   * sensitivity far below VBPR's says AMR switched the visual part off rather than made it
+   * robust.
+   */
+  featureSensitivity(): { readonly projectionNorm: number; readonly meanUserSensitivity: number } {
+    const d = this.featureSize;
+    const k = this.embeddingSize;
+    const e = this.featureProjection.values;
+    // ||E^T v||^2 = v^T G v with G = E^T E (K x K), E stored D x K.
+    const gram = new Float64Array(k * k);
+    let squares = 0;
+    for (let f = 0; f < d; f++) {
+      const row = f * k;
+      for (let a = 0; a < k; a++) {
+        const ea = e[row + a]!;
+        squares += ea * ea;
+        for (let b = 0; b < k; b++) gram[a * k + b]! += ea * e[row + b]!;
+      }
+    }
+    const users = (this.userVisualEmbeddings ?? this.userEmbeddings).values;
+    let sum = 0;
+    for (let u = 0; u < this.numUsers; u++) {
+      const base = u * k;
+      let q = 0;
+      for (let a = 0; a < k; a++) {
+        let s = 0;
+        for (let b = 0; b < k; b++) s += gram[a * k + b]! * users[base + b]!;
+        q += users[base + a]! * s;
+      }
+      sum += Math.sqrt(Math.max(q, 0));
+    }
+    return {
+      projectionNorm: Math.sqrt(squares),
+      meanUserSensitivity: this.numUsers > 0 ? sum / this.numUsers : 0,
+    };
+  }
+
   /** Rebuilds a model from a checkpoint's state (it adopts the state's tables, no copy). */
   static restore(state: ModelState): VisualBPR {
     return new VisualBPR(state, null, state.config as VisualBPRConfig, { tables: state.tables });
