@@ -608,6 +608,13 @@ describe('advrec train --model vbpr starts from an MF-BPR (AMR Algorithm 1)', ()
       zeroed.push(i);
     }
     expect(zeroed.length).toBeLessThan(5);
+    // The visual part as the model left it: E's norm is the checkpoint's.
+    const e = table(vbpr, 'featureProjection');
+    expect(record.visualPart.projectionNorm).toBeCloseTo(
+      Math.sqrt(e.reduce((sum, v) => sum + v * v, 0)),
+      4,
+    );
+    expect(record.visualPart.meanUserSensitivity).toBeGreaterThan(0);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(
       /MF warm start\*\*: VBPR started from an MF-BPR's ID embeddings and optimiser state \(AMR Algorithm 1\): 15 MF epochs/,
     );

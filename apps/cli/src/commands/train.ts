@@ -20,7 +20,8 @@ import {
 import type { ResumePoint } from '../training.js';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '@advrec/data';
-import type { Model, VisualBPR } from '@advrec/models';
+import { VisualBPR } from '@advrec/models';
+import type { Model } from '@advrec/models';
 import type { EvaluationResult } from '@advrec/metrics';
 import type { EngineInfo } from '@advrec/trainer';
 import { applyOverrides, readConfigFile, resolveRunConfig } from '../config.js';
@@ -308,10 +309,20 @@ export async function trainCommand(
       ),
       ...robustnessTables,
     ];
+    // VBPR: how strongly its scores answer the features (what AMR's adversarial term penalises).
+    const visualPart = model instanceof VisualBPR ? model.featureSensitivity() : null;
     await writeReport(folder, {
       title: `advrec train: ${config.model.name} on ${description.name}`,
       facts: [
         ...runFacts(config, data.fingerprint, started, outcome.engine),
+        ...(visualPart
+          ? ([
+              [
+                'visual part',
+                `norm of E ${visualPart.projectionNorm.toPrecision(4)}; mean over users of ||E^T p_u|| ${visualPart.meanUserSensitivity.toPrecision(4)} (a perturbation of an item's prepared features of norm epsilon moves a score by at most epsilon times this; AMR lowers it by shrinking E)`,
+              ],
+            ] as [string, string][])
+          : []),
         ...(warm
           ? ([
               [
@@ -333,6 +344,7 @@ export async function trainCommand(
         engine: outcome.engine,
         ...(outcome.pretrainingEngine ? { pretrainingEngine: outcome.pretrainingEngine } : {}),
         ...(warm ? { mfWarmStart: warm.summary } : {}),
+        ...(visualPart ? { visualPart } : {}),
         // 1-based, as history.json and the report.
         bestEpoch: {
           bpr: outcome.bestEpoch.bpr >= 0 ? outcome.bestEpoch.bpr + 1 : null,
