@@ -26,8 +26,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pairedTTest } from '@advrec/metrics';
-import type { EvaluationResult } from '@advrec/metrics';
 import {
   FEATURE_PROJECTION,
   ITEM_EMBEDDINGS,
@@ -37,7 +35,7 @@ import {
 import type { VisualBPR } from '@advrec/models';
 import type { TrainConfig } from '@advrec/trainer';
 import type { BenchContext } from './context.js';
-import { env, postersSetup, trainStage, vbprChainStart } from './lib/posters-setup.js';
+import { env, postersSetup, trainStage, vbprChainStart, versus } from './lib/posters-setup.js';
 
 /** Mean Euclidean norm of the non-zero rows of a row-major matrix. */
 function meanRowNorm(data: Float32Array, dimension: number): number {
@@ -106,18 +104,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       epochs,
     );
     const officialReference = await evaluateAtTen(officialContinued);
-    const versusOfficial = (
-      result: EvaluationResult,
-    ): Record<string, { relativeChange: number; pValue: number }> =>
-      Object.fromEntries(
-        ['hr@10', 'ndcg@10'].map((key) => [
-          key,
-          {
-            relativeChange: result.metrics[key]! / officialReference.metrics[key]! - 1,
-            pValue: pairedTTest(result.perUser[key]!, officialReference.perUser[key]!).pValue,
-          },
-        ]),
-      );
+    const versusOfficial = versus(officialReference);
 
     const arms: Record<string, unknown>[] = [];
     const officialEpsilon = 0.1 / rawRowNorm;

@@ -109,6 +109,22 @@ export async function trainStage(
   }
 }
 
+/** Compares a result's test HR/NDCG@10 with `reference`'s (relative change, paired t-test). */
+export function versus(
+  reference: EvaluationResult,
+): (result: EvaluationResult) => Record<string, { relativeChange: number; pValue: number }> {
+  return (result) =>
+    Object.fromEntries(
+      ['hr@10', 'ndcg@10'].map((key) => [
+        key,
+        {
+          relativeChange: result.metrics[key]! / reference.metrics[key]! - 1,
+          pValue: pairedTTest(result.perUser[key]!, reference.perUser[key]!).pValue,
+        },
+      ]),
+    );
+}
+
 /**
  * The AMR studies' common start (`amr-grid`, `amr-scaled`): MF-BPR (L2 1e-4, validation
  * NDCG@20 every 5 epochs, patience 4), VBPR from it (128 principal components) with MF's
@@ -164,17 +180,6 @@ export async function vbprChainStart(
     state: vbprRun.state,
   });
   const reference = await evaluateAtTen(continued);
-  const versusContinued = (
-    result: EvaluationResult,
-  ): Record<string, { relativeChange: number; pValue: number }> =>
-    Object.fromEntries(
-      ['hr@10', 'ndcg@10'].map((key) => [
-        key,
-        {
-          relativeChange: result.metrics[key]! / reference.metrics[key]! - 1,
-          pValue: pairedTTest(result.perUser[key]!, reference.perUser[key]!).pValue,
-        },
-      ]),
-    );
+  const versusContinued = versus(reference);
   return { base, mfRun, vbpr, vbprRun, continued, continuedRun, reference, copy, versusContinued };
 }
