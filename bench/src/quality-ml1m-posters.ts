@@ -11,9 +11,14 @@
  * ItemPop, MF-BPR, VBPR (initialised from MF), AMR versus VBPR continued for as many epochs,
  * paired t-tests on all, warm and cold-start cases, cold items ranked among cold items, and
  * the robustness of VBPR continued and AMR to adversarial and random perturbations of the
- * image features (AMR Table 3 and Figure 5). Environment: ADVREC_USER_FRACTION (1),
+ * image features (AMR Table 3 and Figure 5). VBPR works on the features' 128 principal
+ * components (the same accuracy as the 1280-d features at half the epoch, `vbpr-tuning`),
+ * and AMR's epsilon and lambda are tuned on validation over the AMR paper's grid (as
+ * `advrec reproduce amr --tune`). Environment: ADVREC_USER_FRACTION (1),
  * ADVREC_MF_EPOCHS (200), ADVREC_VBPR_EPOCHS (20), ADVREC_AMR_EPOCHS (10),
- * ADVREC_AMR_EPSILONS (0.1,1), ADVREC_SWEEP_EPSILONS (0.1,0.5,1,2), ADVREC_VALIDATE_EVERY (5).
+ * ADVREC_FEATURE_COMPONENTS (128; 0 for the CNN's own features), ADVREC_AMR_EPSILONS (unset:
+ * the paper's grid; else these epsilons at lambda 1), ADVREC_SWEEP_EPSILONS (0.1,0.5,1,2),
+ * ADVREC_VALIDATE_EVERY (5).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -35,7 +40,7 @@ import type { FeatureManifest } from '@advrec/features';
 import { evaluateSampled, pairedTTest, robustnessSweep } from '@advrec/metrics';
 import type { EvaluationResult } from '@advrec/metrics';
 import { defaultFeatureNorm } from '@advrec/models';
-import type { Model } from '@advrec/models';
+import type { Model, VisualBPRConfig } from '@advrec/models';
 import { runAmrExperiment } from '@advrec/trainer';
 import type { PhaseResult, TrainConfig } from '@advrec/trainer';
 import type { BenchContext } from './context.js';
@@ -199,9 +204,15 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     const fraction = env('ADVREC_USER_FRACTION', 1);
     const dataset = await buildDataset(sharedData, directory, fraction);
     const features = await posterFeatures(sharedData, dataset, log);
+    const components = env('ADVREC_FEATURE_COMPONENTS', 128);
     return await amrRecipe(dataset, features, {
       log,
       userFraction: fraction,
+      // 128 principal components: the same accuracy as the 1280-d features at half the VBPR
+      // epoch (vbpr-tuning); 0 keeps the CNN's own features.
+      ...(components > 0 ? { vbpr: { featureComponents: components } } : {}),
+      // The AMR paper's epsilon and lambda grid, unless ADVREC_AMR_EPSILONS names epsilons.
+      ...(process.env.ADVREC_AMR_EPSILONS ? {} : { grid: 'paper' as const }),
       protocol:
         'random leave-one-out (seed 2024) over the shared train+test files; 10% of movies (seeded) removed from training; one random training interaction per user held out for validation; test item among 999 sampled negatives (cold items included, as in the paper); cold-among-cold: each cold test item ranked among all cold items',
       features: {
@@ -232,6 +243,10 @@ export async function amrRecipe(
     readonly userFraction?: number;
     readonly protocol: string;
     readonly features: Record<string, unknown>;
+    /** VBPR's options (default the library's). */
+    readonly vbpr?: VisualBPRConfig;
+    /** `paper`: the AMR paper's epsilon and lambda grid instead of the epsilons listed. */
+    readonly grid?: 'paper';
     /** Epochs (defaults: the environment's, else 200 / 20 / 10). */
     readonly epochs?: { readonly mf: number; readonly vbpr: number; readonly amr: number };
   },
@@ -251,7 +266,8 @@ export async function amrRecipe(
     patience: 4,
   } as const;
   const train: TrainConfig = { seed: 1, batchSize: 512, l2: 0, validation };
-  const rowNorm = defaultFeatureNorm(features.dimension);
+  // The prepared features' mean row norm, the unit of every epsilon (1/sqrt(D), D after PCA).
+  const rowNorm = defaultFeatureNorm(info.vbpr?.featureComponents ?? features.dimension);
   const amrEpsilons = list('ADVREC_AMR_EPSILONS', '0.1,1');
   const sweepEpsilons = list('ADVREC_SWEEP_EPSILONS', '0.1,0.5,1,2');
   const maxEpochs = {
@@ -268,7 +284,8 @@ export async function amrRecipe(
     mfEpochs: maxEpochs.mf,
     vbprEpochs: maxEpochs.vbpr,
     amrEpochs: maxEpochs.amr,
-    epsilons: amrEpsilons,
+    ...(info.vbpr ? { vbpr: info.vbpr } : {}),
+    ...(info.grid ? { grid: info.grid } : { epsilons: amrEpsilons }),
     adversarialWeight: 1,
     // AUC too: where a cold item ranks among the 999 negatives even outside the top 20.
     evaluate: (model) =>
@@ -405,22 +422,32 @@ export async function amrRecipe(
     },
     features: {
       ...info.features,
-      preparation: `${String(vbprConfig['featureNormalization'])}, mean row norm ${rowNorm.toPrecision(3)} (1/sqrt(D))`,
+      preparation: `${vbprConfig.featureComponents ? `${vbprConfig.featureComponents} principal components, ` : ''}${String(vbprConfig['featureNormalization'])}, mean row norm ${chain.vbpr.featureTransform.rowNorm.toPrecision(3)}`,
     },
     config: {
       embeddingSize: 64,
       batchSize: 512,
       optimizer: 'adagrad lr 0.05, initial accumulator 0.1, state carried between stages',
       l2: 0,
-      vbpr: Object.fromEntries(Object.entries(vbprConfig).filter(([key]) => key !== 'featureMean')),
+      vbpr: Object.fromEntries(
+        Object.entries(vbprConfig).filter(
+          ([key]) => !['featureMean', 'featureBasisMean'].includes(key),
+        ),
+      ),
       vbprModel:
         'AMR Eq. 4: y_ui = p_u . (q_i + E c_i), P and Q from the best MF (cold items Q = 0)',
       continuation: "both arms from VBPR's best parameters and Adagrad state, same epochs",
       maxEpochs: { ...maxEpochs, vbprContinued: maxEpochs.amr },
       amrSurfaces: ['itemFeatures'],
-      adversarialWeight: 1,
-      amrEpsilonsTried: amrEpsilons,
+      amrTuning: info.grid
+        ? 'the AMR paper: lambda 1 and epsilon in {0.01, 0.1, 1, 10}, then lambda in {0.01, 0.1, 1, 10} at the best epsilon, a best boundary value extended one step'
+        : `epsilon in {${amrEpsilons.join(', ')}} at lambda 1`,
+      amrArmsTried: chain.amrRuns.map((r) => ({
+        epsilon: r.epsilon,
+        adversarialWeight: r.adversarialWeight,
+      })),
       amrEpsilonChosenOnValidation: chain.chosenEpsilon,
+      amrAdversarialWeightChosenOnValidation: chain.chosenAdversarialWeight,
       epsilonUnit: 'relative to the prepared features mean row norm',
       earlyStopping: `best validation ndcg@20 (full ranking) every ${validation.every} epochs, patience 4`,
     },
@@ -429,7 +456,10 @@ export async function amrRecipe(
       vbpr: phaseSummary(chain.phases.vbpr),
       vbprContinued: phaseSummary(chain.phases.vbprContinued),
       amr: Object.fromEntries(
-        chain.amrRuns.map((r) => [`epsilon=${r.epsilon}`, phaseSummary(r.phase)]),
+        chain.amrRuns.map((r) => [
+          `epsilon=${r.epsilon},lambda=${r.adversarialWeight}`,
+          phaseSummary(r.phase),
+        ]),
       ),
     },
     test: table,
