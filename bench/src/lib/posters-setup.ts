@@ -100,6 +100,7 @@ export async function trainStage(
         bestEpoch: phase.bestEpoch + 1,
         bestValidationNdcg20: phase.bestValue,
         medianSecondsPerEpoch: seconds[Math.floor(seconds.length / 2)] ?? null,
+        curve: phase.validations.map((v) => ({ epoch: v.epoch + 1, value: v.value })),
         seconds: (performance.now() - started) / 1000,
       },
       state: optimizerTables(trainer.optimizerStates).map(cloneTable),
