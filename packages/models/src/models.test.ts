@@ -193,8 +193,9 @@ describe('VBPR', () => {
       });
       const d = 7;
       const e = model.featureProjection.values;
-      // Brute force: the score change of user u when item i's features move by `step` along
-      // each unit direction is linear, so the largest one per unit norm is ||E^T v_u||.
+      // Brute force: the score is linear in item 0's features, so its changes when each
+      // coordinate moves by one are the entries of E^T v_u, whose norm is the largest change
+      // per unit norm.
       let sum = 0;
       for (let u = 0; u < 9; u++) {
         const base = new Float32Array(model.itemFeatures.values);
