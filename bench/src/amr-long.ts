@@ -16,7 +16,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ITEM_FEATURES } from '@advrec/models';
-import type { VisualBPR } from '@advrec/models';
 import type { BenchContext } from './context.js';
 import { env, postersSetup, trainStage, vbprChainStart, versus } from './lib/posters-setup.js';
 
@@ -33,7 +32,6 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
       await vbprChainStart(setup, log, 10);
     const rowNorm = vbpr.featureTransform.rowNorm;
     const long = { ...base, validation: { every: 5, metric: 'ndcg@20' } } as const;
-    const sensitivity = (model: VisualBPR) => model.featureSensitivity();
 
     const continued = copy();
     const continuedLong = await trainStage(
@@ -76,19 +74,19 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
         "as amr-grid: MF-BPR (L2 1e-4) -> VBPR (128 principal components, MF's Adagrad state) -> from VBPR's best parameters and Adagrad state, VBPR continued and AMR (FGM on the item features, lambda 1, epsilon relative to the prepared row norm) for the same epochs with no early stopping, validation NDCG@20 (full ranking) every 5 epochs; test (999 sampled negatives) at each arm's best validation epoch, paired t-test",
       epochs,
       relativeEpsilon: epsilon,
-      vbpr: { ...vbprRun.record, sensitivity: sensitivity(vbpr) },
+      vbpr: { ...vbprRun.record, sensitivity: vbpr.featureSensitivity() },
       shortVbprContinued: { ...continuedRun.record, test: reference.metrics },
       vbprContinued: {
         ...continuedLong.record,
         lastValidation: lastOf(continuedLong.record),
         test: continuedResult.metrics,
-        sensitivity: sensitivity(continued),
+        sensitivity: continued.featureSensitivity(),
       },
       amr: {
         ...amrLong.record,
         lastValidation: lastOf(amrLong.record),
         test: amrResult.metrics,
-        sensitivity: sensitivity(amr),
+        sensitivity: amr.featureSensitivity(),
         versusLongVbprContinued: versusLongContinued,
         versusShortVbprContinued: versusContinued(amrResult),
       },

@@ -64,6 +64,7 @@ export {
 export type {
   FeatureNormalization,
   FeatureTransform,
+  IdEmbeddingSource,
   ResolvedVisualBPRConfig,
   VisualBPRConfig,
 } from './vbpr.js';

@@ -52,6 +52,19 @@ export const ITEM_FEATURES = 'itemFeatures';
 /** The fixed PCA basis of {@link VisualBPRConfig.featureComponents} (`D x components`). */
 export const FEATURE_BASIS = 'featureBasis';
 
+/**
+ * A trained model's ID embeddings that a VBPR can start from (`MatrixFactorization`
+ * has this shape): {@link VisualBPR.fromMatrixFactorization} and
+ * {@link VisualBPR.copyIdEmbeddingsFrom}.
+ */
+export interface IdEmbeddingSource {
+  readonly numUsers: number;
+  readonly numItems: number;
+  readonly embeddingSize: number;
+  readonly userEmbeddings: ParameterTable;
+  readonly itemEmbeddings: ParameterTable;
+}
+
 /** Configuration of {@link VisualBPR}. */
 export interface VisualBPRConfig {
   /** K (default 64). */
@@ -506,13 +519,7 @@ export class VisualBPR implements Model {
    * theta) freshly initialised.
    */
   static fromMatrixFactorization(
-    mf: {
-      numUsers: number;
-      numItems: number;
-      embeddingSize: number;
-      userEmbeddings: ParameterTable;
-      itemEmbeddings: ParameterTable;
-    },
+    mf: IdEmbeddingSource,
     features: { data: Float32Array; dimension: number },
     config: VisualBPRConfig = {},
     train?: InteractionMatrix,
@@ -540,16 +547,7 @@ export class VisualBPR implements Model {
    * registry); with `train`, items without a training interaction get a zero Q row, as
    * cold-start items are scored.
    */
-  copyIdEmbeddingsFrom(
-    mf: {
-      numUsers: number;
-      numItems: number;
-      embeddingSize: number;
-      userEmbeddings: ParameterTable;
-      itemEmbeddings: ParameterTable;
-    },
-    train?: InteractionMatrix,
-  ): void {
+  copyIdEmbeddingsFrom(mf: IdEmbeddingSource, train?: InteractionMatrix): void {
     if (
       mf.numUsers !== this.numUsers ||
       mf.numItems !== this.numItems ||
