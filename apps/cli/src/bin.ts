@@ -4,7 +4,8 @@
  * (training ends after the current epoch and saves `checkpoints/last.ckpt`); a second one
  * exits at once. Checkpoints are written atomically, so neither leaves a partial file.
  */
-import { describeFailure, runCli } from './cli.js';
+import { runCli } from './cli.js';
+import { describeFailure } from './errors.js';
 
 // An error thrown outside any awaited step (a plugin's timer, a rejected promise nobody
 // awaited) still ends in one line naming its source, not a raw Node crash.

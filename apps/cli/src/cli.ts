@@ -1,6 +1,5 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
-import { AdvrecError } from '@advrec/data';
 import type { CliCommand, Runner } from './command.js';
 import { attackCli } from './commands/cli-attack.js';
 import { datasetsCli } from './commands/cli-datasets.js';
@@ -12,9 +11,9 @@ import { reproduceCli } from './commands/cli-reproduce.js';
 import { sweepCli } from './commands/cli-sweep.js';
 import { trainCli } from './commands/cli-train.js';
 import type { CommandContext } from './context.js';
-import { EXIT_CODES, exitCodeOf } from './errors.js';
+import { EXIT_CODES, describeFailure } from './errors.js';
 import { collect } from './options.js';
-import { loadPlugins, pluginBlamedFor } from './plugins.js';
+import { loadPlugins } from './plugins.js';
 import { Progress } from './progress.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -147,27 +146,6 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.stderr.write(`${failure.line}\n`);
     return failure.code;
   }
-}
-
-/**
- * What `advrec` prints for an error, and its exit code: one line naming the file, field or
- * plugin; a stack only for an internal error (a bug in advrec itself).
- */
-export function describeFailure(error: unknown): { code: number; line: string } {
-  const code = exitCodeOf(error);
-  const message = (error as Error | null)?.message ?? String(error);
-  if (AdvrecError.isInstance(error) || code !== EXIT_CODES.internal)
-    return { code, line: `advrec: ${message}` };
-  const plugin = pluginBlamedFor(error);
-  if (plugin !== null)
-    return {
-      code: EXIT_CODES.usage,
-      line: `advrec: plugin "${plugin}" failed: ${message} (fix the plugin or run without it)`,
-    };
-  return {
-    code,
-    line: `advrec: internal error: ${(error as Error | null)?.stack ?? String(error)}`,
-  };
 }
 
 /** One command of the CLI reference. */

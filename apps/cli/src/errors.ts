@@ -1,5 +1,6 @@
 import { AdvrecError, ConfigError, DataError, DataFormatError, WriteError } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
+import { pluginBlamedFor } from './plugins.js';
 
 /**
  * The exit codes of `advrec` (documented in its README and `advrec --help`).
@@ -72,4 +73,25 @@ export function withPathPrefix<T>(prefix: string, make: () => T): T {
       error.issues.map((i) => ({ path: `${prefix}.${i.path}`, message: i.message })),
     );
   }
+}
+
+/**
+ * What `advrec` prints for an error, and its exit code: one line naming the file, field or
+ * plugin; a stack only for an internal error (a bug in advrec itself).
+ */
+export function describeFailure(error: unknown): { code: number; line: string } {
+  const code = exitCodeOf(error);
+  const message = (error as Error | null)?.message ?? String(error);
+  if (AdvrecError.isInstance(error) || code !== EXIT_CODES.internal)
+    return { code, line: `advrec: ${message}` };
+  const plugin = pluginBlamedFor(error);
+  if (plugin !== null)
+    return {
+      code: EXIT_CODES.usage,
+      line: `advrec: plugin "${plugin}" failed: ${message} (fix the plugin or run without it)`,
+    };
+  return {
+    code,
+    line: `advrec: internal error: ${(error as Error | null)?.stack ?? String(error)}`,
+  };
 }

@@ -5,7 +5,7 @@ import { generateSampledTestSet } from '@advrec/data';
 import type { SampledTestSet } from '@advrec/data';
 import { evaluateFullRanking, evaluateSampled, robustnessSweep } from '@advrec/metrics';
 import type { EvaluationResult, MetricName, RobustnessReport } from '@advrec/metrics';
-import { ITEM_FEATURES } from '@advrec/models';
+import { absoluteEpsilon, resolveAttackTarget } from '@advrec/models';
 import type { Model } from '@advrec/models';
 import type { ResolvedRunConfig } from './config.js';
 import type { LoadedData } from './datasets.js';
@@ -65,16 +65,12 @@ export async function attackModel(
 ): Promise<RobustnessReport> {
   // A visual model with no surfaces named: AMR's attack, on the item features, with
   // epsilons relative to the prepared rows' mean norm (reported in those units).
-  const rowNorm = attack.surfaces ? null : featureRowNorm(model);
+  const target = resolveAttackTarget(model, attack.surfaces);
   const report = await robustnessSweep(model, data.dataset, {
     ...(signal ? { signal } : {}),
-    epsilons: rowNorm === null ? attack.epsilons : attack.epsilons.map((e) => e * rowNorm),
+    epsilons: attack.epsilons.map((e) => absoluteEpsilon(target, e)),
     adversaries: attack.adversaries,
-    ...(attack.surfaces
-      ? { surfaces: attack.surfaces }
-      : rowNorm !== null
-        ? { surfaces: [ITEM_FEATURES] }
-        : {}),
+    ...(target.surfaces ? { surfaces: target.surfaces } : {}),
     cutoffs: evaluation.cutoffs,
     metrics: evaluation.metrics.filter((m) => m !== 'auc') as MetricName[],
     seed,
@@ -83,7 +79,7 @@ export async function attackModel(
       ? { testSet: sampledTestSetFor(data, evaluation.negatives, seed) }
       : {}),
   });
-  if (rowNorm === null) return report;
+  if (!target.relative) return report;
   return {
     ...report,
     // Points run adversary by adversary over the epsilons in order: the k-th is epsilon k mod n.
@@ -92,15 +88,6 @@ export async function attackModel(
       epsilon: attack.epsilons[k % attack.epsilons.length]!,
     })),
   };
-}
-
-/**
- * The mean row norm of a visual model's prepared item features (VBPR's
- * `featureTransform.rowNorm`), or null for a model without them.
- */
-export function featureRowNorm(model: Model): number | null {
-  const norm = (model as { featureTransform?: { rowNorm?: unknown } }).featureTransform?.rowNorm;
-  return typeof norm === 'number' && Number.isFinite(norm) && norm > 0 ? norm : null;
 }
 
 /** The protocol line every table of results carries. */

@@ -3,31 +3,21 @@
  * with the reproductions).
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkAllocation, ConfigError, DataFormatError } from '@advrec/data';
-import {
-  ITEM_FEATURES,
-  MatrixFactorization,
-  cloneTable,
-  readCheckpoint,
-  restoreModel,
-  writeCheckpoint,
-} from '@advrec/models';
-import type { JsonObject, Model, ParameterTable, VisualBPR } from '@advrec/models';
+import { absoluteEpsilon, readCheckpoint, resolveAttackTarget } from '@advrec/models';
+import type { JsonObject, Model } from '@advrec/models';
 import { getAdversary } from '@advrec/adversary';
-import {
-  Trainer,
-  optimizerTables,
-  resolveTrainConfig,
-  selectEngineProvider,
-} from '@advrec/trainer';
+import { resolveTrainConfig, selectEngineProvider, trainSchedule } from '@advrec/trainer';
 import type {
   EngineInfo,
   EpochEvent,
   PhaseProgress,
   PhaseResult,
-  TrainCallbacks,
+  SchedulePlan,
+  ScheduleResume,
+  ScheduleStage,
+  ScheduleStageName,
   TrainConfig,
   ValidationEvent,
 } from '@advrec/trainer';
@@ -35,8 +25,7 @@ import type { ResolvedRunConfig } from './config.js';
 import { withPathPrefix } from './errors.js';
 import type { LoadedData } from './datasets.js';
 import { readJsonFile } from './datasets.js';
-import { featureRowNorm } from './evaluation.js';
-import type { Progress } from './progress.js';
+import type { Progress, ProgressBar } from './progress.js';
 import type { ReportSection } from './report.js';
 
 /**
@@ -120,13 +109,17 @@ export function trainConfigOf(config: ResolvedRunConfig, model?: Model): TrainCo
     ...rest
   } = config.training;
   const { surfaces, ...attack } = adversarial;
-  const rowNorm = model && !surfaces ? featureRowNorm(model) : null;
+  // Epsilon relative to the surface when the model's surface has a scale (AMR on VBPR).
+  const target = model
+    ? resolveAttackTarget(model, surfaces)
+    : { surfaces: surfaces ?? undefined, relative: false, unit: 1 };
   return {
     ...rest,
-    adversarial:
-      rowNorm !== null
-        ? { ...attack, epsilon: attack.epsilon * rowNorm, surfaces: [ITEM_FEATURES] }
-        : { ...attack, ...(surfaces ? { surfaces } : {}) },
+    adversarial: {
+      ...attack,
+      epsilon: absoluteEpsilon(target, attack.epsilon),
+      ...(target.surfaces ? { surfaces: target.surfaces } : {}),
+    },
     validation: validationOf(validation),
   };
 }
@@ -190,18 +183,37 @@ export interface TrainOutcome {
   readonly history: HistoryRow[];
   readonly bestEpoch: { readonly bpr: number; readonly apr: number | null };
   readonly stoppedEarly: boolean;
-  readonly interrupted: boolean;
+  /** Where a stop landed (`warm-start`: not resumable), null when training ran to its end. */
+  readonly interrupted: ScheduleStageName | null;
   /** The engine that trained the model (null when there was nothing to train). */
   readonly engine: EngineInfo | null;
   /** The BPR epochs' engine, when `training.pretraining` gave them a trainer of their own. */
   readonly pretrainingEngine?: EngineInfo;
+  /** What the MF-BPR warm start did (`--model vbpr`), for run.json and the report. */
+  readonly warmStart: MfWarmStart | null;
+}
+
+/** The library's schedule for a run config ({@link trainSchedule}'s plan). */
+export function schedulePlanOf(config: ResolvedRunConfig, model: Model): SchedulePlan {
+  const t = config.training;
+  const pretraining = pretrainingConfigOf(config);
+  return {
+    config: trainConfigOf(config, model),
+    bprEpochs: t.epochs,
+    adversarialEpochs: t.adversarialEpochs,
+    ...(pretraining ? { pretraining } : {}),
+    // A VBPR's warm start trains its MF-BPR on `training.pretraining` (else the run's config).
+    ...(warmStarts(config) ? { warmStart: { epochs: t.mfEpochs, seed: config.model.seed } } : {}),
+    checkpointEvery: t.checkpointEvery,
+  };
 }
 
 /**
- * Trains a model as a run config says: BPR epochs, then adversarial epochs (APR/AMR), with
+ * Trains a model as a run config says, through the library's schedule ({@link trainSchedule}):
+ * the MF-BPR warm start of a VBPR, BPR epochs, then adversarial epochs (APR/AMR), with
  * validation, early stopping, the best checkpoint per phase, a resumable checkpoint every
- * `checkpointEvery` epochs and the final model; all checkpoints are written atomically, so
- * an interrupt (`signal`) leaves the last complete one intact.
+ * `checkpointEvery` epochs and the final model. The CLI's part is what a user sees: progress
+ * bars and the per-epoch history.
  */
 export async function trainModel(
   model: Model,
@@ -213,8 +225,6 @@ export async function trainModel(
     signal?: AbortSignal;
     /** Continue a stopped run from this checkpoint (`checkpoints/last.ckpt`), exactly. */
     resume?: ResumePoint;
-    /** Optimiser state to start from (a warm start's, see {@link warmStartFromMf}). */
-    initialState?: readonly ParameterTable[];
   },
 ): Promise<TrainOutcome> {
   const resume = options.resume;
@@ -222,192 +232,99 @@ export async function trainModel(
   const history: HistoryRow[] = resume
     ? resume.history.filter((row) => row.epoch < resume.epoch)
     : [];
-  const checkpoints = join(options.folder, 'checkpoints');
-  await mkdir(checkpoints, { recursive: true });
-  if (model.trainableTables.length === 0) {
-    options.progress.log(`${model.modelName} has nothing to train`);
-    await writeCheckpoint(join(checkpoints, 'model.ckpt'), model, [], {
-      datasetFingerprint: data.fingerprint,
-    });
-    return {
-      history,
-      bestEpoch: { bpr: -1, apr: null },
-      stoppedEarly: false,
-      interrupted: false,
-      engine: null,
-    };
-  }
-  let interrupted = false;
-  const t = config.training;
-  const resumeInApr = resume?.progress.phase === 'apr';
-  let bar = options.progress.bar(
-    resumeInApr ? `${t.adversarial.adversary.toUpperCase()} adversarial epochs` : 'BPR epochs',
-    resumeInApr ? t.adversarialEpochs : t.epochs,
-  );
-  let phaseStart = resume ? resume.epoch - resume.progress.epochsDone : 0;
+  const metadata = { datasetFingerprint: data.fingerprint };
+  let bar: ProgressBar | null = null;
   let lastValidation: Record<string, number> | null = null;
-  let trainer: Trainer | null = null;
-  const trainerRef = (): Trainer => trainer!;
-  // With `training.pretraining`, the BPR epochs have a trainer of their own; the adversarial
-  // epochs then get a new one, from the best BPR parameters with a fresh optimiser state.
-  // A VBPR warm-started from MF spent `training.pretraining` on the MF (warmStartFromMf).
-  const pretrainingConfig = warmStarts(config) ? null : pretrainingConfigOf(config);
-  // The metric the progress bar shows: the BPR epochs may validate on their own.
-  const bprMetric =
-    (pretrainingConfig ? t.pretraining : null)?.validation.metric ?? t.validation.metric;
-  let metric = resumeInApr ? t.validation.metric : bprMetric;
-  const callbacks: TrainCallbacks = {
-    onLog: (message) => options.progress.log(message),
-    onEpochEnd: async (event: EpochEvent) => {
-      const row: HistoryRow = {
-        epoch: event.epoch,
-        phase: event.phase,
-        loss: event.loss / event.triples,
-        adversarialLoss: event.phase === 'apr' ? event.adversarialLoss / event.triples : null,
-        trainAccuracy: event.trainAccuracy ?? null,
-        parameterNorm: event.parameterNorm,
-        seconds: event.seconds,
-        triplesPerSecond: event.triplesPerSecond,
-        validation: null,
-      };
-      history.push(row);
-      bar.update(
-        event.epoch + 1 - phaseStart,
-        `loss ${(event.loss / event.triples).toFixed(4)}${lastValidation ? ` | last ${metric} ${(lastValidation[metric] ?? Number.NaN).toFixed(4)}` : ''}`,
-      );
+  const result = await trainSchedule(model, data.dataset, schedulePlanOf(config, model), {
+    checkpoints: {
+      folder: join(options.folder, 'checkpoints'),
+      metadata,
+      // The history so far travels with the resumable checkpoint: a killed run resumes with it.
+      resumeMetadata: () => ({ history: history as unknown as JsonObject[] }),
     },
-    onValidation: (event: ValidationEvent) => {
-      lastValidation = { ...event.metrics };
-      const row = history.findLast((r) => r.epoch === event.epoch);
-      if (row) {
-        history[history.indexOf(row)] = { ...row, validation: event.metrics };
+    ...(resume ? { resume } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    callbacks: {
+      onLog: (message) => options.progress.log(message),
+      onStageStart: (stage) => {
+        lastValidation = null;
+        bar = options.progress.bar(stageTitle(stage), stage.epochs);
+      },
+      onStageEnd: (stage, phase) =>
+        bar?.finish(phaseSummary(phase, stage.metric), phase.epochs.length),
+      onEpochEnd: (event: EpochEvent, stage) => {
+        const loss = event.loss / event.triples;
+        if (stage.name === 'warm-start') {
+          bar?.update(event.epoch + 1, `loss ${loss.toFixed(4)}`);
+          return;
+        }
+        history.push({
+          epoch: event.epoch,
+          phase: event.phase,
+          loss,
+          adversarialLoss: event.phase === 'apr' ? event.adversarialLoss / event.triples : null,
+          trainAccuracy: event.trainAccuracy ?? null,
+          parameterNorm: event.parameterNorm,
+          seconds: event.seconds,
+          triplesPerSecond: event.triplesPerSecond,
+          validation: null,
+        });
+        const last = lastValidation?.[stage.metric];
+        bar?.update(
+          event.epoch + 1 - stage.firstEpoch,
+          `loss ${loss.toFixed(4)}${lastValidation ? ` | last ${stage.metric} ${(last ?? Number.NaN).toFixed(4)}` : ''}`,
+        );
+      },
+      onValidation: (event: ValidationEvent, _result, stage) => {
+        lastValidation = { ...event.metrics };
+        const index = history.findLastIndex((r) => r.epoch === event.epoch);
+        if (index < 0) return;
+        const row = { ...history[index]!, validation: event.metrics };
+        history[index] = row;
         // The epoch's line again, now with this epoch's validation (it arrives after the
         // epoch's end).
-        bar.update(
-          event.epoch + 1 - phaseStart,
-          `loss ${row.loss.toFixed(4)} | ${metric} ${(event.metrics[metric] ?? Number.NaN).toFixed(4)}`,
+        bar?.update(
+          event.epoch + 1 - stage.firstEpoch,
+          `loss ${row.loss.toFixed(4)} | ${stage.metric} ${(event.metrics[stage.metric] ?? Number.NaN).toFixed(4)}`,
           true,
         );
-      }
+      },
     },
-  };
-  trainer = await Trainer.create(
-    model,
-    data.dataset,
-    pretrainingConfig && !resumeInApr ? pretrainingConfig : trainConfigOf(config, model),
-    callbacks,
-    resume
-      ? { extraTables: resume.extraTables, epoch: resume.epoch, step: resume.step }
-      : options.initialState
-        ? { extraTables: options.initialState }
-        : undefined,
-  );
-  let pretrainingEngine: EngineInfo | null = null;
-  let bestBpr = -1;
-  let bestApr: number | null = null;
-  let stoppedEarly = false;
-  // One phase: its best checkpoint records the data set, Ctrl-C stops it between epochs.
-  const phase = async (
-    epochs: number,
-    adversarial: boolean,
-    best: string,
-  ): Promise<PhaseResult> => {
-    const continued = resume && resume.progress.phase === (adversarial ? 'apr' : 'bpr');
-    const bestFile = join(checkpoints, best);
-    const bestTables =
-      continued && resume.progress.bestEpoch >= 0 && existsSync(bestFile)
-        ? restoreModel((await readCheckpoint(bestFile)).model).tables
-        : undefined;
-    return trainerRef().runPhase({
-      ...(options.signal ? { signal: options.signal } : {}),
-      epochs,
-      adversarial,
-      checkpoint: bestFile,
-      checkpointMetadata: { datasetFingerprint: data.fingerprint },
-      ...(t.checkpointEvery > 0
-        ? {
-            periodicCheckpoint: {
-              file: join(checkpoints, 'last.ckpt'),
-              every: t.checkpointEvery,
-              // The history so far travels with the checkpoint: a killed run resumes with it.
-              metadata: () => ({
-                datasetFingerprint: data.fingerprint,
-                history: history as unknown as JsonObject[],
-              }),
-            },
-          }
-        : {}),
-      ...(continued
-        ? { resume: { progress: resume.progress, ...(bestTables ? { bestTables } : {}) } }
-        : {}),
-    });
-  };
-  try {
-    if (!resumeInApr) {
-      const bpr = await phase(t.epochs, false, 'bpr-best.ckpt');
-      bestBpr = bpr.bestEpoch;
-      stoppedEarly ||= bpr.stoppedEarly;
-      bar.finish(phaseSummary(bpr, bprMetric), bpr.epochs.length);
-    } else bestBpr = resume!.bestBprEpoch;
-    if (t.adversarialEpochs > 0) {
-      if (pretrainingConfig && !resumeInApr) {
-        const epoch = trainer.epoch;
-        pretrainingEngine = trainer.engineInfo;
-        await trainer.close();
-        trainer = await Trainer.create(
-          model,
-          data.dataset,
-          trainConfigOf(config, model),
-          callbacks,
-          { epoch },
-        );
-      }
-      metric = t.validation.metric;
-      if (!resumeInApr) {
-        phaseStart = trainer.epoch;
-        lastValidation = null;
-        bar = options.progress.bar(
-          `${t.adversarial.adversary.toUpperCase()} adversarial epochs`,
-          t.adversarialEpochs,
-        );
-      }
-      const apr = await phase(t.adversarialEpochs, true, 'adversarial-best.ckpt');
-      bestApr = apr.bestEpoch;
-      stoppedEarly ||= apr.stoppedEarly;
-      bar.finish(phaseSummary(apr, t.validation.metric), apr.epochs.length);
-    }
-    await trainer.save(join(checkpoints, 'model.ckpt'), { datasetFingerprint: data.fingerprint });
-  } catch (error) {
-    if (!options.signal?.aborted) throw error;
-    // Stopped between two epochs: the tables are consistent; keep them as the last checkpoint.
-    interrupted = true;
-    options.progress.log(
-      `interrupted after epoch ${trainerRef().epoch}; saving checkpoints/last.ckpt`,
-    );
-    await trainerRef().save(join(checkpoints, 'last.ckpt'), {
-      datasetFingerprint: data.fingerprint,
-      history: history as unknown as JsonObject[],
-      interrupted: true,
-    });
-  } finally {
-    await trainer?.close();
-  }
+  });
+  const w = result.warmStart;
   return {
     history,
-    bestEpoch: { bpr: bestBpr, apr: bestApr },
-    stoppedEarly,
-    interrupted,
-    engine: trainer!.engineInfo,
-    ...(pretrainingEngine ? { pretrainingEngine } : {}),
+    bestEpoch: result.bestEpoch,
+    stoppedEarly: result.stoppedEarly,
+    interrupted: result.interrupted,
+    engine: result.engine,
+    ...(result.pretrainingEngine ? { pretrainingEngine: result.pretrainingEngine } : {}),
+    warmStart: w
+      ? {
+          epochsRun: w.epochsRun,
+          bestEpoch: w.bestEpoch >= 0 ? w.bestEpoch + 1 : null,
+          bestValidation: w.bestValue,
+          metric: w.metric,
+          stoppedEarly: w.stoppedEarly,
+          seconds: w.seconds,
+        }
+      : null,
   };
 }
 
-/** Whether a run starts its VBPR from an MF-BPR ({@link warmStartFromMf}). */
+/** A stage's progress-bar title. */
+function stageTitle(stage: ScheduleStage): string {
+  if (stage.name === 'warm-start') return 'MF-BPR epochs (VBPR starts from them)';
+  if (stage.name === 'bpr') return 'BPR epochs';
+  return `${(stage.adversary ?? '').toUpperCase()} adversarial epochs`;
+}
+
+/** Whether a run starts its VBPR from an MF-BPR (the library's warm start). */
 export function warmStarts(config: ResolvedRunConfig): boolean {
   return config.model.name === 'vbpr' && config.training.mfEpochs > 0;
 }
 
-/** What {@link warmStartFromMf} did, for run.json and the report. */
+/** What the MF-BPR warm start did, for run.json and the report. */
 export interface MfWarmStart {
   readonly epochsRun: number;
   /** 1-based, as history.json and the report. */
@@ -418,81 +335,9 @@ export interface MfWarmStart {
   readonly seconds: number;
 }
 
-/**
- * The AMR paper's Algorithm 1 for `advrec train --model vbpr`: trains an MF-BPR of the same
- * size and seed for `training.mfEpochs` (the BPR epochs' config, its validation and early
- * stopping, the best epoch kept; `checkpoints/mf-best.ckpt`), then copies its user and item
- * embeddings into `vbpr` (`VisualBPR.copyIdEmbeddingsFrom`: items without a training
- * interaction keep a zero ID embedding). Returns the MF's optimiser state, which VBPR's
- * trainer continues from, and a summary.
- */
-export async function warmStartFromMf(
-  vbpr: VisualBPR,
-  data: LoadedData,
-  config: ResolvedRunConfig,
-  options: { folder: string; progress: Progress; signal?: AbortSignal },
-): Promise<{ state: ParameterTable[]; summary: MfWarmStart } | null> {
-  const epochs = config.training.mfEpochs;
-  if (epochs <= 0) return null;
-  const started = performance.now();
-  const mf = new MatrixFactorization(data.dataset, {
-    embeddingSize: vbpr.embeddingSize,
-    seed: config.model.seed,
-  });
-  const base = pretrainingConfigOf(config) ?? trainConfigOf(config);
-  // Only the tables an MF has keep their per-table settings (featureProjection is VBPR's).
-  const tables = Object.fromEntries(
-    Object.entries(base.tables ?? {}).filter(([name]) => mf.trainableTables.includes(name)),
-  );
-  const { adversarial: _adversarial, ...bpr } = base;
-  const metric = (config.training.pretraining ?? config.training).validation.metric;
-  const bar = options.progress.bar('MF-BPR epochs (VBPR starts from them)', epochs);
-  const trainer = await Trainer.create(
-    mf,
-    data.dataset,
-    { ...bpr, tables },
-    {
-      onLog: (message) => options.progress.log(message),
-      onEpochEnd: (event: EpochEvent) =>
-        bar.update(event.epoch + 1, `loss ${(event.loss / event.triples).toFixed(4)}`),
-    },
-  );
-  let phase: PhaseResult;
-  try {
-    phase = await trainer.runPhase({
-      epochs,
-      adversarial: false,
-      ...(options.signal ? { signal: options.signal } : {}),
-      checkpoint: join(options.folder, 'checkpoints', 'mf-best.ckpt'),
-      checkpointMetadata: { datasetFingerprint: data.fingerprint },
-    });
-  } finally {
-    await trainer.close();
-  }
-  bar.finish(phaseSummary(phase, metric), phase.epochs.length);
-  vbpr.copyIdEmbeddingsFrom(mf, data.dataset.train);
-  return {
-    state: optimizerTables(trainer.optimizerStates).map(cloneTable),
-    summary: {
-      epochsRun: phase.epochs.length,
-      bestEpoch: phase.bestEpoch >= 0 ? phase.bestEpoch + 1 : null,
-      bestValidation: phase.bestEpoch >= 0 ? phase.bestValue : null,
-      metric,
-      stoppedEarly: phase.stoppedEarly,
-      seconds: (performance.now() - started) / 1000,
-    },
-  };
-}
-
 /** Where a stopped run continues: its last checkpoint and the history written so far. */
-export interface ResumePoint {
-  readonly epoch: number;
-  readonly step: number;
-  readonly extraTables: readonly ParameterTable[];
-  readonly progress: PhaseProgress;
+export interface ResumePoint extends ScheduleResume {
   readonly history: readonly HistoryRow[];
-  /** The BPR phase's best epoch (from its checkpoint) when the run stopped in the adversarial phase. */
-  readonly bestBprEpoch: number;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DataFormatError, writeFileAtomic } from '@advrec/data';
-import type { JsonObject, Model, ModelState } from './model.js';
+import type { JsonObject } from './model.js';
 import { isSafetensors, parseSafetensors, serializeSafetensors } from './safetensors.js';
 import { createTable } from './tables.js';
 import type { ParameterTable, TableSide } from './tables.js';
@@ -12,23 +12,8 @@ const MAGIC = 'ADVRECK2';
 const MAGIC_V1 = 'ADVRECK1';
 const DIGEST_BYTES = 32;
 
-/**
- * What a checkpoint stores of a model: its name, contract version, config, sizes and tables
- * (a pairwise {@link Model} and a sequential model both have them).
- */
-export type CheckpointedModel = Pick<
-  Model,
-  'modelName' | 'specificationVersion' | 'config' | 'numUsers' | 'numItems' | 'tables'
->;
-
-/** A checkpoint: the model's state plus optional extra tables (optimiser state) and metadata. */
-export interface Checkpoint {
-  readonly model: ModelState;
-  /** Extra tables saved beside the model's (e.g. Adagrad accumulators), by name. */
-  readonly extraTables: readonly ParameterTable[];
-  /** Free JSON (training config, epoch, metrics, dataset fingerprint). */
-  readonly metadata: JsonObject;
-}
+export type { Checkpoint, CheckpointedModel } from './checkpoint-types.js';
+import type { Checkpoint, CheckpointedModel } from './checkpoint-types.js';
 
 interface TableHeader {
   name: string;

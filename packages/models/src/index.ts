@@ -32,6 +32,8 @@ export {
 } from './tables.js';
 export type { ParameterTable, Side, TableSide } from './tables.js';
 export { SparseRows } from './sparse-rows.js';
+export { absoluteEpsilon, resolveAttackTarget } from './attack-target.js';
+export type { AttackTarget } from './attack-target.js';
 export { forwardPairs } from './batch.js';
 export type { SparseRowsByName } from './sparse-rows.js';
 export {
@@ -57,6 +59,7 @@ export {
   VisualBPR,
   applyFeatureTransform,
   defaultFeatureNorm,
+  featureSensitivityOf,
   fitFeatureTransform,
   resolveVisualBPRConfig,
   vbprReferenceScore,

@@ -37,6 +37,13 @@ export interface PerturbableSurface {
   readonly side: Side;
   readonly rows: number;
   readonly dimension: number;
+  /**
+   * The surface's own scale, for a surface that is fixed input (VBPR's prepared item
+   * features: their mean row norm): the unit of an epsilon given relative to the surface
+   * ({@link resolveAttackTarget}). Absent: epsilons on this surface are absolute, as APR's are
+   * on the embeddings.
+   */
+  readonly rowScale?: number;
 }
 
 /**

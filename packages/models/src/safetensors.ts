@@ -15,8 +15,7 @@
  * `ADVRECK2` keeps a SHA-256). {@link readCheckpoint} reads both formats.
  */
 import { DataFormatError } from '@advrec/data';
-import type { CheckpointedModel } from './checkpoint.js';
-import type { Checkpoint } from './checkpoint.js';
+import type { Checkpoint, CheckpointedModel } from './checkpoint-types.js';
 import type { JsonObject } from './model.js';
 import { createTable } from './tables.js';
 import type { ParameterTable, TableSide } from './tables.js';

@@ -509,7 +509,13 @@ export class VisualBPR implements Model {
     this.surfaces = [
       { name: USER_EMBEDDINGS, side: 'user', rows: this.numUsers, dimension: k },
       { name: ITEM_EMBEDDINGS, side: 'item', rows: this.numItems, dimension: k },
-      { name: ITEM_FEATURES, side: 'item', rows: this.numItems, dimension: d },
+      {
+        name: ITEM_FEATURES,
+        side: 'item',
+        rows: this.numItems,
+        dimension: d,
+        rowScale: this.featureTransform.rowNorm,
+      },
     ];
   }
 
@@ -1070,4 +1076,14 @@ function canonicalScores(
     out[t] = f.itemBias ? s + f.itemBias[items[t]!]! : s;
   }
   return out;
+}
+
+/**
+ * {@link VisualBPR.featureSensitivity} of a model that has a visual part, else `null`: what a
+ * caller that only knows the Model contract (the CLI's run report) asks.
+ */
+export function featureSensitivityOf(
+  model: Model,
+): { readonly projectionNorm: number; readonly meanUserSensitivity: number } | null {
+  return model instanceof VisualBPR ? model.featureSensitivity() : null;
 }

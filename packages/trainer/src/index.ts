@@ -56,6 +56,19 @@ export type {
   TrainCallbacks,
   ValidationEvent,
 } from './trainer.js';
+export { configForModel, supportsWarmStart, trainSchedule, trainStage } from './schedule.js';
+export type {
+  ScheduleCallbacks,
+  ScheduleOptions,
+  SchedulePlan,
+  ScheduleResult,
+  ScheduleResume,
+  ScheduleStage,
+  ScheduleStageName,
+  StageOptions,
+  StageResult,
+  WarmStartSummary,
+} from './schedule.js';
 export { loadTfjs } from './backend.js';
 export type { TfjsRuntime } from './backend.js';
 export { TfjsModel, registerTfjsModel } from './tfjs-model.js';

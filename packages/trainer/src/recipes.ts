@@ -30,13 +30,15 @@ import {
   USER_VISUAL_EMBEDDINGS,
   VISUAL_BIAS,
   VisualBPR,
+  absoluteEpsilon,
   cloneTable,
+  resolveAttackTarget,
 } from '@advrec/models';
 import { readCheckpoint } from '@advrec/models';
 import type { JsonObject, Model, ParameterTable, VisualBPRConfig } from '@advrec/models';
 import type { TrainConfig } from './config.js';
-import { Trainer } from './trainer.js';
-import { optimizerTables } from './optimizer.js';
+import { trainStage } from './schedule.js';
+import type { StageOptions } from './schedule.js';
 import type { PhaseOptions, PhaseResult, TrainCallbacks } from './trainer.js';
 
 /** A trained model of an experiment, under the name its tables and reports use. */
@@ -135,47 +137,35 @@ export interface AprExperimentResult extends ExperimentResult {
 }
 
 /**
- * One stage: a trainer for `model`, one phase, closed whatever happens. With a checkpoints
- * folder, the phase writes its best model to `<stage>.ckpt` when it validates, else the
- * final one is written there (with the optimiser state and the config, as `Trainer.save`).
+ * One stage of an experiment ({@link trainStage}) under the stage's name: its subscribers,
+ * and with a checkpoints folder `<stage>.ckpt` (the best model when `bestCheckpoint` and the
+ * phase validates, else the final one).
  */
-async function trainStage(
+async function experimentStage(
   stage: string,
   model: Model,
   dataset: Dataset,
   config: TrainConfig,
   options: ExperimentOptions,
   phase: Omit<PhaseOptions, 'signal' | 'checkpoint'> & { readonly bestCheckpoint?: boolean },
-  resume?: Parameters<typeof Trainer.create>[4],
+  start?: StageOptions['start'],
   keepOptimizerState?: (tables: ParameterTable[]) => void,
 ): Promise<PhaseResult> {
-  // A chain's config names tables of its later models (VBPR's featureProjection): each stage
-  // takes the overrides of the tables its own model has.
-  const tables = Object.fromEntries(
-    Object.entries(config.tables ?? {}).filter(([name]) => model.trainableTables.includes(name)),
-  );
-  const trainer = await Trainer.create(
-    model,
-    dataset,
-    { ...config, tables },
-    options.callbacks?.(stage) ?? {},
-    resume,
-  );
-  const file = options.checkpoints ? join(options.checkpoints, `${stage}.ckpt`) : undefined;
-  const metadata = options.checkpointMetadata ?? {};
-  try {
-    const { bestCheckpoint, ...rest } = phase;
-    const result = await trainer.runPhase({
-      ...rest,
-      ...(file && bestCheckpoint ? { checkpoint: file, checkpointMetadata: metadata } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    if (file && !(bestCheckpoint && result.bestEpoch >= 0)) await trainer.save(file, metadata);
-    keepOptimizerState?.(optimizerTables(trainer.optimizerStates).map(cloneTable));
-    return result;
-  } finally {
-    await trainer.close();
-  }
+  const result = await trainStage(model, dataset, config, {
+    ...phase,
+    bestCheckpoint: phase.bestCheckpoint ?? false,
+    ...(options.callbacks ? { callbacks: options.callbacks(stage) } : {}),
+    ...(options.checkpoints
+      ? {
+          checkpoint: join(options.checkpoints, `${stage}.ckpt`),
+          checkpointMetadata: options.checkpointMetadata ?? {},
+        }
+      : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(start ? { start } : {}),
+  });
+  keepOptimizerState?.(result.optimizerState);
+  return result.phase;
 }
 
 /** Test evaluations, the comparison of the last two arms, and the attacks on them. */
@@ -236,7 +226,7 @@ export async function runAprExperiment(
     seed: options.modelSeed ?? 0,
     ...(options.itemBias ? { itemBias: true } : {}),
   });
-  const pretraining = await trainStage(
+  const pretraining = await experimentStage(
     'mf-bpr',
     mf,
     dataset,
@@ -262,7 +252,7 @@ export async function runAprExperiment(
   const sameOptimizer =
     (options.pretrainingTrain?.optimizer?.name ?? 'adagrad') ===
     (base.optimizer?.name ?? 'adagrad');
-  const resume = async (): Promise<Parameters<typeof Trainer.create>[4]> => {
+  const resume = async (): Promise<StageOptions['start']> => {
     if (c.optimizerState !== 'checkpoint' || !sameOptimizer) return { epoch: start };
     if (!options.checkpoints)
       throw new RangeError('continuation.optimizerState "checkpoint" needs a checkpoints folder');
@@ -288,7 +278,7 @@ export async function runAprExperiment(
   });
   const epochs = options.continueEpochs ?? 60;
   const continued = copy();
-  const continuedPhase = await trainStage(
+  const continuedPhase = await experimentStage(
     'bpr-continued',
     continued,
     dataset,
@@ -302,7 +292,7 @@ export async function runAprExperiment(
   const amfRuns: { epsilon: number; model: MatrixFactorization; phase: PhaseResult }[] = [];
   for (const epsilon of epsilons) {
     const amf = copy();
-    const phase = await trainStage(
+    const phase = await experimentStage(
       epsilons.length > 1 ? `amf-eps-${epsilon}` : 'amf',
       amf,
       dataset,
@@ -443,9 +433,9 @@ export async function trainAmrChain(
     state = tables;
   };
   // The next stage starts from the last stage's optimiser state (copied: each Trainer copies).
-  const from = (): Parameters<typeof Trainer.create>[4] =>
+  const from = (): StageOptions['start'] =>
     carry ? { extraTables: state.map(cloneTable) } : undefined;
-  const mfPhase = await trainStage(
+  const mfPhase = await experimentStage(
     'mf-bpr',
     mf,
     dataset,
@@ -461,7 +451,7 @@ export async function trainAmrChain(
     { seed, ...options.vbpr },
     dataset.train,
   );
-  const vbprPhase = await trainStage(
+  const vbprPhase = await experimentStage(
     'vbpr',
     vbpr,
     dataset,
@@ -480,13 +470,13 @@ export async function trainAmrChain(
   const amrEpochs = options.amrEpochs ?? 50;
   // Both arms start from VBPR's optimiser state (the same copy for each).
   const afterVbpr = state;
-  const vbprState = (): Parameters<typeof Trainer.create>[4] =>
+  const vbprState = (): StageOptions['start'] =>
     carry ? { extraTables: afterVbpr.map(cloneTable) } : undefined;
   let vbprContinued: VisualBPR | null = null;
   let continuedPhase: PhaseResult | null = null;
   if (options.continueVbpr ?? true) {
     vbprContinued = copy();
-    continuedPhase = await trainStage(
+    continuedPhase = await experimentStage(
       'vbpr-continued',
       vbprContinued,
       dataset,
@@ -526,7 +516,7 @@ export async function trainAmrChain(
     if (done) return done;
     const amr = copy();
     const single = epsilons.length === 1 && !lambdaGrid;
-    const phase = await trainStage(
+    const phase = await experimentStage(
       single ? 'amr' : `amr-eps${epsilon}${lambdaGrid ? `-lambda${adversarialWeight}` : ''}`,
       amr,
       dataset,
@@ -534,7 +524,8 @@ export async function trainAmrChain(
         ...base,
         adversarial: {
           adversary: 'fgm',
-          epsilon: epsilon * vbpr.featureTransform.rowNorm,
+          // Relative to the prepared features' mean row norm (the surface's own scale).
+          epsilon: absoluteEpsilon(resolveAttackTarget(vbpr), epsilon),
           adversarialWeight,
           surfaces: [ITEM_FEATURES],
         },

@@ -14,13 +14,11 @@ import {
   historySections,
   readResumePoint,
   trainModel,
-  warmStartFromMf,
-  warmStarts,
 } from '../training.js';
 import type { ResumePoint } from '../training.js';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '@advrec/data';
-import { VisualBPR } from '@advrec/models';
+import { featureSensitivityOf } from '@advrec/models';
 import type { Model } from '@advrec/models';
 import type { EvaluationResult } from '@advrec/metrics';
 import type { EngineInfo } from '@advrec/trainer';
@@ -197,41 +195,31 @@ export async function trainCommand(
     { force: options.force ?? false },
   );
   try {
-    // `--model vbpr`: MF-BPR first, VBPR starts from it (AMR's Algorithm 1). A resumed run's
-    // checkpoint already holds the warm-started VBPR.
-    let warm: Awaited<ReturnType<typeof warmStartFromMf>> = null;
-    if (!resume && warmStarts(config)) {
-      try {
-        warm = await warmStartFromMf(model as VisualBPR, data, config, {
-          folder,
-          progress: context.progress,
-          signal: context.signal,
-        });
-      } catch (error) {
-        if (!context.signal.aborted) throw error;
-        await writeText(
-          join(folder, 'run.json'),
-          toJson({
-            command: 'train',
-            status: 'interrupted',
-            stage: 'the MF-BPR warm start',
-            started,
-            ended: new Date(),
-          }),
-        );
-        context.progress.log(
-          'interrupted during the MF-BPR warm start (not resumable: run the command again)',
-        );
-        return 130;
-      }
-    }
+    // `--model vbpr`: MF-BPR first, VBPR starts from it (AMR's Algorithm 1), inside the
+    // library's schedule; a resumed run's checkpoint already holds the warm-started VBPR.
     const outcome = await trainModel(model, data, config, {
       folder,
       progress: context.progress,
       signal: context.signal,
       ...(resume ? { resume } : {}),
-      ...(warm ? { initialState: warm.state } : {}),
     });
+    const warm = outcome.warmStart;
+    if (outcome.interrupted === 'warm-start') {
+      await writeText(
+        join(folder, 'run.json'),
+        toJson({
+          command: 'train',
+          status: 'interrupted',
+          stage: 'the MF-BPR warm start',
+          started,
+          ended: new Date(),
+        }),
+      );
+      context.progress.log(
+        'interrupted during the MF-BPR warm start (not resumable: run the command again)',
+      );
+      return 130;
+    }
     await writeText(join(folder, 'history.json'), toJson(historyForFile(outcome.history)));
     if (outcome.interrupted) {
       await writeText(
@@ -310,7 +298,7 @@ export async function trainCommand(
       ...robustnessTables,
     ];
     // VBPR: how strongly its scores answer the features (what AMR's adversarial term penalises).
-    const visualPart = model instanceof VisualBPR ? model.featureSensitivity() : null;
+    const visualPart = featureSensitivityOf(model);
     await writeReport(folder, {
       title: `advrec train: ${config.model.name} on ${description.name}`,
       facts: [
@@ -327,7 +315,7 @@ export async function trainCommand(
           ? ([
               [
                 'MF warm start',
-                `VBPR started from an MF-BPR's ID embeddings and optimiser state (AMR Algorithm 1): ${warm.summary.epochsRun} MF epochs${warm.summary.bestEpoch !== null ? `, best ${warm.summary.metric} ${warm.summary.bestValidation!.toFixed(4)} after epoch ${warm.summary.bestEpoch}` : ''}, ${warm.summary.seconds.toFixed(1)} s`,
+                `VBPR started from an MF-BPR's ID embeddings and optimiser state (AMR Algorithm 1): ${warm.epochsRun} MF epochs${warm.bestEpoch !== null ? `, best ${warm.metric} ${warm.bestValidation!.toFixed(4)} after epoch ${warm.bestEpoch}` : ''}, ${warm.seconds.toFixed(1)} s`,
               ],
             ] as [string, string][])
           : []),
@@ -343,7 +331,7 @@ export async function trainCommand(
         ended: new Date(),
         engine: outcome.engine,
         ...(outcome.pretrainingEngine ? { pretrainingEngine: outcome.pretrainingEngine } : {}),
-        ...(warm ? { mfWarmStart: warm.summary } : {}),
+        ...(warm ? { mfWarmStart: warm } : {}),
         ...(visualPart ? { visualPart } : {}),
         // 1-based, as history.json and the report.
         bestEpoch: {

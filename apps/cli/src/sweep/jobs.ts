@@ -10,9 +10,8 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DataFormatError } from '@advrec/data';
 import type { ImageEntry } from '@advrec/features';
-import { describeFailure } from '../cli.js';
 import type { CommandContext } from '../context.js';
-import { exitCodeOf } from '../errors.js';
+import { describeFailure, exitCodeOf } from '../errors.js';
 import { Progress } from '../progress.js';
 import { toJson } from '../runs.js';
 
