@@ -4,10 +4,14 @@ export interface BenchContext {
   readonly sharedData: string;
   /** Progress output. */
   readonly log: (line: string) => void;
+  /** The benchmark's options as given on the command line (see {@link parseBenchOptions}). */
+  readonly options: Readonly<Record<string, BenchOptionValue>>;
 }
 
-/** A benchmark module: `bench/src/<name>.ts`. */
+/** A benchmark module: `bench/src/perf/<name>.ts` or `bench/src/quality/<name>.ts`. */
 export interface BenchModule {
+  readonly about: BenchAbout;
+  readonly options?: BenchOptionSpec;
   run(context: BenchContext): Promise<Record<string, unknown>>;
 }
 
@@ -54,4 +58,106 @@ export function carriedOver(
     ...(section as Record<string, unknown>),
     carriedOver: { date: previous.date, commit: previous.commit },
   };
+}
+
+/** Which table of `pnpm bench` a benchmark belongs to. */
+export type BenchKind = 'perf' | 'quality';
+
+/** What a benchmark measures and the figures it writes: the bench README's table is made from it. */
+export interface BenchAbout {
+  readonly kind: BenchKind;
+  readonly what: string;
+  readonly figures: string;
+}
+
+/** The value of a benchmark option: the type of its default. */
+export type BenchOptionValue = number | string | boolean | readonly number[] | readonly string[];
+
+/** An option of a benchmark (`pnpm bench <name> --<option> <value>`). */
+export interface BenchOption {
+  readonly description: string;
+  readonly default: BenchOptionValue;
+  /** For a string or a list of strings: the values allowed. */
+  readonly choices?: readonly string[];
+}
+
+/** A benchmark's options, by name. */
+export type BenchOptionSpec = Readonly<Record<string, BenchOption>>;
+
+type Widen<T> = T extends number
+  ? number
+  : T extends string
+    ? string
+    : T extends boolean
+      ? boolean
+      : T extends readonly number[]
+        ? readonly number[]
+        : readonly string[];
+
+/** The parsed values of a spec, typed by their defaults. */
+export type BenchOptionValues<S extends BenchOptionSpec> = {
+  readonly [K in keyof S]: Widen<S[K]['default']>;
+};
+
+/**
+ * Parses `--name value` / `--name=value` arguments against a benchmark's options: each value
+ * takes the type of the option's default (a number, a comma-separated list, a boolean);
+ * an unknown option, a bad number or a value outside the choices is an error naming it.
+ */
+export function parseBenchOptions<S extends BenchOptionSpec>(
+  spec: S,
+  args: readonly string[],
+): BenchOptionValues<S> {
+  const values: Record<string, BenchOptionValue> = Object.fromEntries(
+    Object.entries(spec).map(([name, option]) => [name, option.default]),
+  );
+  const known = Object.keys(spec);
+  for (let k = 0; k < args.length; k++) {
+    const arg = args[k]!;
+    if (!arg.startsWith('--'))
+      throw new RangeError(`unexpected argument "${arg}" (options are --name value)`);
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+    const option = spec[name];
+    if (!option)
+      throw new RangeError(
+        `unknown option --${name}; this benchmark takes ${known.map((n) => `--${n}`).join(', ') || 'none'}`,
+      );
+    let text: string;
+    if (eq >= 0) text = arg.slice(eq + 1);
+    else if (typeof option.default === 'boolean' && !(args[k + 1] ?? '').match(/^(true|false)$/))
+      text = 'true';
+    else if (k + 1 < args.length) text = args[++k]!;
+    else throw new RangeError(`--${name} needs a value`);
+    values[name] = parseValue(name, option, text);
+  }
+  return values as BenchOptionValues<S>;
+}
+
+function parseValue(name: string, option: BenchOption, text: string): BenchOptionValue {
+  const number = (part: string): number => {
+    const n = Number(part.trim());
+    if (part.trim() === '' || !Number.isFinite(n))
+      throw new RangeError(`--${name} must be a number, got "${part}"`);
+    return n;
+  };
+  const word = (part: string): string => {
+    const w = part.trim();
+    if (option.choices && !option.choices.includes(w))
+      throw new RangeError(`--${name}: "${w}" is not one of ${option.choices.join(', ')}`);
+    return w;
+  };
+  const d = option.default;
+  if (typeof d === 'number') return number(text);
+  if (typeof d === 'boolean') {
+    if (text !== 'true' && text !== 'false')
+      throw new RangeError(`--${name} must be true or false, got "${text}"`);
+    return text === 'true';
+  }
+  if (typeof d === 'string') return word(text);
+  const parts = text.split(',').filter((p) => p.trim() !== '');
+  return typeof d[0] === 'number' ||
+    (d.length === 0 && parts.every((p) => Number.isFinite(Number(p))))
+    ? parts.map(number)
+    : parts.map(word);
 }

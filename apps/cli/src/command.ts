@@ -3,7 +3,7 @@
  * ({@link CliCommand.register}); `createProgram` is the list of them.
  */
 import type { Command } from 'commander';
-import type { CommandContext } from './context.js';
+import type { CommandContext } from './run-folder/context.js';
 
 /**
  * Wraps a command's action: the action gets the invocation's context first, then

@@ -8,9 +8,9 @@ import type { EvaluationResult, MetricName, RobustnessReport } from '@advrec/met
 import { absoluteEpsilon, resolveAttackTarget } from '@advrec/models';
 import type { Model } from '@advrec/models';
 import type { ResolvedRunConfig } from './config.js';
-import type { LoadedData } from './datasets.js';
-import type { ReportSection } from './report.js';
-import { textTable } from './context.js';
+import type { LoadedData } from './catalog/load.js';
+import type { ReportSection } from './run-folder/report.js';
+import { textTable } from './run-folder/context.js';
 
 /** Evaluates a model on the test split under the run's protocol. */
 export async function evaluateModel(

@@ -28,7 +28,7 @@ function reachedPackages(entry: string): Set<string> {
 describe('command modules load only what they need', () => {
   for (const command of ['attack', 'evaluate', 'recommend', 'datasets', 'features'])
     it(`advrec ${command} does not load the training engines (@advrec/trainer)`, () => {
-      const packages = reachedPackages(join('commands', `${command}.ts`));
+      const packages = reachedPackages(join('commands', command, 'run.ts'));
       // Evaluation and robustness live in @advrec/metrics.
       if (command === 'attack' || command === 'evaluate')
         expect(packages.has('@advrec/metrics')).toBe(true);
@@ -36,6 +36,6 @@ describe('command modules load only what they need', () => {
     });
 
   it('advrec train does (the check has teeth)', () => {
-    expect(reachedPackages(join('commands', 'train.ts')).has('@advrec/trainer')).toBe(true);
+    expect(reachedPackages(join('commands', 'train', 'run.ts')).has('@advrec/trainer')).toBe(true);
   });
 });

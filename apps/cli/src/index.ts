@@ -33,13 +33,13 @@ export {
   datasetFingerprint,
   loadData,
   locateDataset,
-} from './datasets.js';
-export type { LoadDataOptions } from './datasets.js';
-export type { DatasetEntry, DatasetFile, LoadedData } from './datasets.js';
-export { downloadDataset, safeMemberPath } from './download.js';
-export type { DownloadOptions, DownloadResult } from './download.js';
-export { pValue } from './context.js';
-export { renderHtml, renderMarkdown, renderSvg, writeReport } from './report.js';
-export type { LinePlot, PlotSeries, Report, ReportSection } from './report.js';
+} from './catalog/load.js';
+export type { LoadDataOptions } from './catalog/load.js';
+export type { DatasetEntry, DatasetFile, LoadedData } from './catalog/load.js';
+export { downloadDataset, safeMemberPath } from './catalog/fetch.js';
+export type { DownloadOptions, DownloadResult } from './catalog/fetch.js';
+export { pValue } from './run-folder/context.js';
+export { renderHtml, renderMarkdown, renderSvg, writeReport } from './run-folder/report.js';
+export type { LinePlot, PlotSeries, Report, ReportSection } from './run-folder/report.js';
 export { Progress } from './progress.js';
 export type { ProgressBar, ProgressOptions } from './progress.js';

@@ -4,7 +4,7 @@
  * with how to install it, instead of silently taking 17 times longer.
  */
 import { ONNXRUNTIME_INSTALL_HINT, loadOnnxRuntime } from '@advrec/onnx';
-import type { CommandContext } from './context.js';
+import type { CommandContext } from './run-folder/context.js';
 
 let warned = false;
 

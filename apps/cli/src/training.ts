@@ -23,10 +23,10 @@ import type {
 } from '@advrec/trainer';
 import type { ResolvedRunConfig } from './config.js';
 import { withPathPrefix } from './errors.js';
-import type { LoadedData } from './datasets.js';
-import { readJsonFile } from './datasets.js';
+import type { LoadedData } from './catalog/load.js';
+import { readJsonFile } from './catalog/load.js';
 import type { Progress, ProgressBar } from './progress.js';
-import type { ReportSection } from './report.js';
+import type { ReportSection } from './run-folder/report.js';
 
 /**
  * Checks the training section against the model (surfaces it has, engines that can train it)

@@ -48,9 +48,10 @@ export interface AprExperimentOptions {
 /**
  * MF-BPR pre-training by the fast path `time-to-quality` tuned on Gowalla (per-triple SGD,
  * Cornac's item bias, lr 0.05, L2 0.001, 2 threads) with the given validation; none (the
- * paper's mini-batch Adagrad, `base`) when ADVREC_PRETRAINING=adagrad.
+ * paper's mini-batch Adagrad, `base`) when `pretraining` is `adagrad`.
  */
 export function fastPretraining(
+  pretraining: string,
   validation: {
     readonly every: number;
     readonly metric: string;
@@ -59,7 +60,7 @@ export function fastPretraining(
   },
   learningRate = 0.05,
 ): Pick<AprExperimentOptions, 'pretraining'> {
-  if (process.env.ADVREC_PRETRAINING === 'adagrad') return {};
+  if (pretraining === 'adagrad') return {};
   const sample = validation.users ? ` on ${validation.users.toLocaleString('en-US')} users` : '';
   return {
     pretraining: {
@@ -96,7 +97,7 @@ export async function chooseSgdLearningRate(
     seconds: number;
   }[] = [];
   for (const learningRate of rates) {
-    const { pretraining } = fastPretraining(validation, learningRate);
+    const { pretraining } = fastPretraining('sgd', validation, learningRate);
     const model = new MatrixFactorization(tuning, { embeddingSize: 64, seed: 1, itemBias: true });
     const trainer = await Trainer.create(model, tuning, pretraining!.train);
     const started = performance.now();

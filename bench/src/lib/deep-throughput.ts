@@ -14,7 +14,7 @@ import { NeuralMatrixFactorization } from '@advrec/neumf';
 import { SASRec } from '@advrec/sasrec';
 import { Trainer, loadTfjs, trainSequentialModel } from '@advrec/trainer';
 import { median } from '../context.js';
-import { movieLens1M } from '../quality-deep.js';
+import { movieLens1M } from '../quality/quality-deep.js';
 
 export async function measureDeepThroughput(
   sharedData: string,

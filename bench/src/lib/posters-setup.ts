@@ -11,7 +11,7 @@ import { ITEM_FEATURES, MatrixFactorization, VisualBPR, cloneTable } from '@advr
 import type { Model, ParameterTable } from '@advrec/models';
 import { Trainer, optimizerTables } from '@advrec/trainer';
 import type { TrainConfig } from '@advrec/trainer';
-import { buildDataset, posterFeatures } from '../quality-ml1m-posters.js';
+import { buildDataset, posterFeatures } from '../quality/quality-ml1m-posters.js';
 
 export const env = (name: string, fallback: number): number =>
   Number(process.env[name] ?? fallback);

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataFormatError } from '@advrec/data';
-import type { HeatMap, ReportSection } from '../report.js';
+import type { HeatMap, ReportSection } from '../run-folder/report.js';
 import type { AxisValue, SweepPlan, SweepRun } from './spec.js';
 
 /** One finished run of a sweep. */

@@ -10,10 +10,10 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DataFormatError } from '@advrec/data';
 import type { ImageEntry } from '@advrec/features';
-import type { CommandContext } from '../context.js';
+import type { CommandContext } from '../run-folder/context.js';
 import { describeFailure, exitCodeOf } from '../errors.js';
 import { Progress } from '../progress.js';
-import { toJson } from '../runs.js';
+import { toJson } from '../run-folder/runs.js';
 
 /** Train one run of a sweep into its run folder (`advrec train` with the run's config). */
 export interface TrainJob {
@@ -120,7 +120,7 @@ export async function runJob(
   const started = performance.now();
   const seconds = (): number => (performance.now() - started) / 1000;
   if (job.kind === 'features-shard') return runFeatureShard(job, signal, seconds);
-  const { trainCommand, runConfigFromOptions } = await import('../commands/train.js');
+  const { trainCommand, runConfigFromOptions } = await import('../commands/train/run.js');
   const resolved = toJson(await runConfigFromOptions({ configObject: job.config }));
   if (await finishedRun(job.folder, resolved))
     return { kind: 'train', runId: job.runId, status: 'reused', seconds: seconds() };

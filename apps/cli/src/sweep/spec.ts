@@ -11,7 +11,7 @@ import type { ConfigIssue } from '@advrec/data';
 import { applyOverrides, readConfigFile, resolveRunConfig } from '../config.js';
 import type { ResolvedRunConfig } from '../config.js';
 import { pluginsOf } from '../plugins.js';
-import { toJson } from '../runs.js';
+import { toJson } from '../run-folder/runs.js';
 
 /** A scalar of a run config. */
 export type AxisScalar = string | number | boolean;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { renderHeatmapSvg } from '../report.js';
+import { renderHeatmapSvg } from '../run-folder/report.js';
 import { aggregateSweep, sweepSections } from './aggregate.js';
 import type { SweepRunResult } from './aggregate.js';
 import { expandSweep, readSweepFile } from './spec.js';

@@ -1,0 +1,350 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { ConfigError, processIsAlive } from '@advrec/data';
+import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
+import { unzipSync } from 'fflate';
+import type { DatasetEntry, DatasetFile } from './entries.js';
+import { DownloadError } from '../errors.js';
+
+/** Options of {@link downloadDataset}. */
+export interface DownloadOptions {
+  /** Folder that receives `<name>/` (default: the data folder). */
+  readonly directory: string;
+  /** Fetch every file from this base URL instead (a mirror; tests use a server on 127.0.0.1). */
+  readonly mirror?: string;
+  /** Pinned SHA-256 per file name, for files whose checksum the registry does not know. */
+  readonly sha256?: Readonly<Record<string, string>>;
+  /** Download files without a known checksum anyway (their hashes are printed to pin them). */
+  readonly skipChecksum?: boolean;
+  /** Replace an existing folder. */
+  readonly force?: boolean;
+  /** Progress: bytes received so far and the total when known. */
+  readonly onProgress?: (file: string, received: number, total: number | null) => void;
+  readonly fetch?: typeof fetch;
+  /** What archives may expand to (default {@link EXTRACTION_LIMITS}). */
+  readonly limits?: ExtractionLimits;
+  /** Seconds without data before giving up (default {@link DOWNLOAD_IDLE_TIMEOUT_SECONDS}). */
+  readonly timeoutSeconds?: number;
+}
+
+/** What {@link downloadDataset} did. */
+export interface DownloadResult {
+  readonly folder: string;
+  readonly files: readonly DownloadedFile[];
+  readonly extracted: readonly string[];
+}
+
+/** One downloaded file and how it was verified. */
+export interface DownloadedFile {
+  readonly url: string;
+  /** SHA-256 of the bytes received. */
+  readonly sha256: string;
+  /** Whether it was checked against a trusted hash. */
+  readonly verified: boolean;
+  /**
+   * Set when an archive was verified through its pinned members instead of its own hash (a
+   * mirror that repacked the publisher's archive): the members checked.
+   */
+  readonly verifiedThrough?: readonly string[];
+  readonly bytes: number;
+}
+
+/** ", N bytes where the publisher's file has M", when the sizes differ and the pin is the registry's. */
+function sizeNote(file: DatasetFile, bytes: Uint8Array, overridden: boolean): string {
+  if (overridden || file.bytes === undefined || file.bytes === bytes.byteLength) return '';
+  return ` (${bytes.byteLength} bytes where the published file has ${file.bytes}: not the publisher's archive)`;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * The path an archive member may be written to, or an error when it would land outside the
+ * target folder (absolute paths, drive letters, `..` segments: "zip slip").
+ */
+export function safeMemberPath(target: string, member: string, archive: string): string {
+  const name = member.replace(/\\/g, '/');
+  if (
+    name.includes('\u0000') ||
+    isAbsolute(name) ||
+    /^[a-zA-Z]:/.test(name) ||
+    name.startsWith('/')
+  )
+    throw new DownloadError(`${archive}: refusing member "${member}": absolute path`);
+  const root = resolve(target);
+  const path = resolve(root, normalize(name));
+  if (path !== root && !path.startsWith(root + sep))
+    throw new DownloadError(
+      `${archive}: refusing member "${member}": it would be written outside ${root}`,
+    );
+  return path;
+}
+
+import { DOWNLOAD_IDLE_TIMEOUT_SECONDS } from '../options.js';
+export { DOWNLOAD_IDLE_TIMEOUT_SECONDS };
+
+async function fetchBytes(url: string, options: DownloadOptions): Promise<Uint8Array> {
+  const doFetch = options.fetch ?? fetch;
+  const idleMs = (options.timeoutSeconds ?? DOWNLOAD_IDLE_TIMEOUT_SECONDS) * 1000;
+  // One timer, re-armed by every chunk: a server that never answers, or stops sending,
+  // ends the download with the URL named instead of hanging.
+  const controller = new AbortController();
+  let timer = setTimeout(() => controller.abort(), idleMs);
+  const rearm = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => controller.abort(), idleMs);
+  };
+  const stalled = (what: string): DownloadError =>
+    new DownloadError(
+      `${url}: ${what}: no data for ${idleMs / 1000} s (check the URL or the network; --timeout sets the limit)`,
+    );
+  let response: Response;
+  try {
+    response = await doFetch(url, { redirect: 'follow', signal: controller.signal });
+  } catch (error) {
+    clearTimeout(timer);
+    if (controller.signal.aborted) throw stalled('no response');
+    const cause = (error as { cause?: { message?: string } }).cause?.message;
+    throw new DownloadError(`${url}: ${(error as Error).message}${cause ? ` (${cause})` : ''}`, {
+      cause: error,
+    });
+  }
+  if (!response.ok || response.body === null) {
+    clearTimeout(timer);
+    throw new DownloadError(`${url}: HTTP ${response.status} ${response.statusText}`);
+  }
+  const length = Number(response.headers.get('content-length'));
+  const total = Number.isFinite(length) && length > 0 ? length : null;
+  const chunks: Uint8Array[] = [];
+  let received = 0;
+  const reader = response.body.getReader();
+  try {
+    for (;;) {
+      rearm();
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      received += value.byteLength;
+      options.onProgress?.(url, received, total);
+    }
+  } catch (error) {
+    if (controller.signal.aborted) throw stalled(`stalled after ${received} bytes`);
+    throw new DownloadError(
+      `${url}: the connection was lost after ${received}${total !== null ? ` of ${total}` : ''} bytes (${(error as Error).message}); run the download again`,
+      { cause: error },
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+  if (total !== null && received !== total)
+    throw new DownloadError(`${url}: truncated download (${received} of ${total} bytes)`);
+  const out = new Uint8Array(received);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+function urlOf(file: DatasetFile, mirror: string | undefined): string {
+  if (!mirror) return file.url;
+  let base: URL;
+  try {
+    base = new URL(mirror.endsWith('/') ? mirror : `${mirror}/`);
+  } catch {
+    throw new ConfigError([{ path: '--mirror', message: `not a URL: ${JSON.stringify(mirror)}` }]);
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:')
+    throw new ConfigError([
+      { path: '--mirror', message: `must be an http(s) URL, got ${JSON.stringify(mirror)}` },
+    ]);
+  return new URL(basename(new URL(file.url).pathname), base).href;
+}
+
+/**
+ * Removes `<folder>.partial-<pid>` staging folders left by downloads that were killed: those
+ * whose process no longer runs.
+ */
+async function removeStaleStaging(folder: string): Promise<void> {
+  const parent = dirname(folder);
+  const prefix = `${basename(folder)}.partial-`;
+  let names: string[];
+  try {
+    names = await readdir(parent);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (!Number.isInteger(pid) || pid === process.pid || processIsAlive(pid)) continue;
+    await rm(join(parent, name), { recursive: true, force: true });
+  }
+}
+
+/** What an archive may expand to: zip bombs are refused before they are inflated. */
+export interface ExtractionLimits {
+  /** Largest uncompressed member, bytes. */
+  readonly maxMemberBytes: number;
+  /** Largest uncompressed total, bytes. */
+  readonly maxTotalBytes: number;
+  /** Largest uncompressed / compressed size of a member (text data sets compress 3-10x). */
+  readonly maxRatio: number;
+}
+
+/** The limits `advrec datasets download` applies (the public data sets stay far below them). */
+export const EXTRACTION_LIMITS: ExtractionLimits = {
+  maxMemberBytes: 4 * 2 ** 30,
+  maxTotalBytes: 8 * 2 ** 30,
+  maxRatio: 100,
+};
+
+/**
+ * Inflates a zip archive within `limits`: each member's declared sizes are checked before it
+ * is inflated (fflate's filter), and the inflated sizes after, so a member that lies about
+ * its size is caught too.
+ */
+export function unzipBounded(
+  bytes: Uint8Array,
+  url: string,
+  limits: ExtractionLimits,
+): Record<string, Uint8Array> {
+  let declared = 0;
+  const refuse = (member: string, why: string): never => {
+    throw new DownloadError(`${url}: refusing member "${member}": ${why} (a zip bomb?)`);
+  };
+  let members: Record<string, Uint8Array>;
+  try {
+    members = unzipSync(bytes, {
+      filter: (file) => {
+        if (file.originalSize > limits.maxMemberBytes)
+          refuse(
+            file.name,
+            `it expands to ${file.originalSize} bytes, more than ${limits.maxMemberBytes}`,
+          );
+        if (file.size > 0 && file.originalSize / file.size > limits.maxRatio)
+          refuse(
+            file.name,
+            `it expands ${Math.round(file.originalSize / file.size)}x, more than ${limits.maxRatio}x`,
+          );
+        declared += file.originalSize;
+        if (declared > limits.maxTotalBytes)
+          refuse(file.name, `the archive expands to more than ${limits.maxTotalBytes} bytes`);
+        return true;
+      },
+    });
+  } catch (error) {
+    if (DownloadError.isInstance(error)) throw error;
+    throw new DownloadError(`${url}: not a readable zip archive (${(error as Error).message})`);
+  }
+  let total = 0;
+  for (const [member, content] of Object.entries(members)) {
+    total += content.byteLength;
+    if (content.byteLength > limits.maxMemberBytes || total > limits.maxTotalBytes)
+      refuse(member, 'it expanded beyond what its header declared');
+  }
+  return members;
+}
+
+/**
+ * Downloads a data set's files, checks each against its SHA-256 (and archive members against
+ * theirs), extracts archives without letting any member escape the target folder, and moves
+ * the result into place only when everything checked out: a failed download leaves no
+ * partial folder behind.
+ */
+export async function downloadDataset(
+  entry: DatasetEntry,
+  options: DownloadOptions,
+): Promise<DownloadResult> {
+  if (entry.files.length === 0)
+    throw new DownloadError(`${entry.name} is generated, there is nothing to download`);
+  const folder = resolve(options.directory, entry.name);
+  if (existsSync(folder) && !options.force)
+    throw new DownloadError(`${folder} already exists (pass --force to replace it)`);
+  const staging = `${folder}.partial-${process.pid}`;
+  await removeStaleStaging(folder);
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true });
+  const files: DownloadedFile[] = [];
+  const extracted: string[] = [];
+  try {
+    for (const file of entry.files) {
+      const url = urlOf(file, options.mirror);
+      const name = basename(new URL(file.url).pathname);
+      const expected = options.sha256?.[name] ?? file.sha256;
+      // An archive whose members are pinned is verified through them.
+      const membersPinned = file.kind === 'zip' && Object.keys(file.members ?? {}).length > 0;
+      if (expected === null && !membersPinned && !options.skipChecksum)
+        throw new DownloadError(
+          `${name}: no SHA-256 is recorded for this file; pass --sha256 ${name}=<hex> from a source you trust, or --skip-checksum to download it unverified`,
+        );
+      const bytes = await fetchBytes(url, options);
+      const actual = sha256(bytes);
+      // Verified by the published hash, or else (a mirror's repacked archive, or no hash
+      // known) by the pinned members, checked after extraction below.
+      const matches = expected !== null && actual === expected.toLowerCase();
+      if (expected !== null && !matches) {
+        const overridden = options.sha256?.[name] !== undefined;
+        if (!membersPinned || overridden)
+          throw new DownloadError(
+            `${url}: SHA-256 mismatch: expected ${expected}, got ${actual}${sizeNote(file, bytes, overridden)}`,
+          );
+      }
+      const throughMembers = !matches && membersPinned;
+      files.push({
+        url,
+        sha256: actual,
+        verified: matches || throughMembers,
+        ...(throughMembers ? { verifiedThrough: Object.keys(file.members ?? {}) } : {}),
+        bytes: bytes.byteLength,
+      });
+      if (file.kind === 'file') {
+        const path = safeMemberPath(staging, file.saveAs ?? name, url);
+        await writeFile(path, bytes);
+        extracted.push(file.saveAs ?? name);
+        continue;
+      }
+      const members = unzipBounded(bytes, url, options.limits ?? EXTRACTION_LIMITS);
+      // Check every member's path before writing any of them.
+      const planned = Object.entries(members).map(([member, content]) => ({
+        member,
+        content,
+        path: safeMemberPath(staging, member, url),
+      }));
+      for (const [member, hash] of Object.entries(file.members ?? {})) {
+        const content = members[member];
+        if (!content) throw new DownloadError(`${url}: archive has no member ${member}`);
+        if (sha256(content) !== hash)
+          throw new DownloadError(
+            `${url}: member ${member}: SHA-256 mismatch: expected ${hash}, got ${sha256(content)}`,
+          );
+      }
+      // Archives with one top folder (ml-100k/...) are flattened into the data set's folder.
+      const tops = new Set(planned.map((p) => p.member.replace(/\\/g, '/').split('/')[0]));
+      const strip = tops.size === 1 && planned.every((p) => p.member.includes('/'));
+      for (const p of planned) {
+        if (p.member.endsWith('/')) continue;
+        const relative = strip
+          ? p.member.replace(/\\/g, '/').split('/').slice(1).join('/')
+          : p.member;
+        const path = safeMemberPath(staging, relative, url);
+        await mkdir(dirname(path), { recursive: true });
+        await writeFile(path, p.content);
+        extracted.push(relative);
+      }
+    }
+    await writeFile(
+      join(staging, 'advrec-dataset.json'),
+      `${JSON.stringify({ name: entry.name, publisher: entry.publisher, downloaded: new Date().toISOString(), files }, null, 2)}\n`,
+    );
+    if (existsSync(folder)) await rm(folder, { recursive: true, force: true });
+    await rename(staging, folder);
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+  return { folder, files, extracted };
+}

@@ -1,0 +1,49 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, DataError } from '@advrec/data';
+import { readCheckpoint, restoreModel, writeCheckpoint } from '@advrec/models';
+import type { CommandContext } from '../../run-folder/context.js';
+import { toJson } from '../../run-folder/runs.js';
+
+/** Options of `advrec export`. */
+export interface ExportOptions {
+  /** A checkpoint file, or a run folder (its `checkpoints/model.ckpt`). */
+  readonly from: string;
+  readonly out: string;
+}
+
+/**
+ * `advrec export`: rewrites a checkpoint in the format its `--out` name asks for: `.safetensors`
+ * (readable from Python: `safetensors.numpy.load_file`, or numpy) or the advrec format
+ * (anything else). The model, its optimiser state and the metadata travel unchanged.
+ */
+export async function exportCommand(
+  options: ExportOptions,
+  context: CommandContext,
+): Promise<number> {
+  const runCheckpoint = join(options.from, 'checkpoints', 'model.ckpt');
+  const file = existsSync(runCheckpoint) ? runCheckpoint : options.from;
+  if (!existsSync(file))
+    throw new DataError(
+      `${options.from}: no such checkpoint or run folder (with checkpoints/model.ckpt)`,
+    );
+  if (options.out === file)
+    throw new ConfigError([{ path: '--out', message: 'must differ from the checkpoint read' }]);
+  const checkpoint = await readCheckpoint(file);
+  // Rebuilt through the model registry: a checkpoint of an unknown model is refused by name.
+  const model = restoreModel(checkpoint.model);
+  await writeCheckpoint(options.out, model, checkpoint.extraTables, checkpoint.metadata);
+  const format = options.out.endsWith('.safetensors') ? 'safetensors' : 'advrec';
+  if (context.json)
+    context.stdout.write(
+      toJson({
+        from: file,
+        out: options.out,
+        format,
+        model: model.modelName,
+        tables: model.tables.length,
+      }),
+    );
+  else context.stdout.write(`wrote ${options.out} (${format}, ${model.modelName}, from ${file})\n`);
+  return 0;
+}

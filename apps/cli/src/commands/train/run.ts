@@ -1,0 +1,397 @@
+import {
+  attackModel,
+  evaluateModel,
+  metricsTable,
+  protocolLine,
+  robustnessSections,
+} from '../../evaluation.js';
+import {
+  buildModel,
+  loadPlugins,
+  machineLine,
+  reloadRun,
+  toJson,
+  writeText,
+} from '../../run-folder/runs.js';
+import { SEQUENTIAL_MODELS, pluginsOf } from '../../plugins.js';
+import {
+  checkRunSizes,
+  checkTrainConfig,
+  historyForFile,
+  historySections,
+  readResumePoint,
+  trainModel,
+} from '../../training.js';
+import type { ResumePoint } from '../../training.js';
+import { join, resolve } from 'node:path';
+import { ConfigError } from '@advrec/data';
+import { featureSensitivityOf } from '@advrec/models';
+import type { Model } from '@advrec/models';
+import type { EvaluationResult } from '@advrec/metrics';
+import type { EngineInfo } from '@advrec/trainer';
+import { shorthandOverrides } from '../../shorthands.js';
+import { TRAIN_SHORTHANDS } from './options.js';
+import { applyOverrides, readConfigFile, resolveRunConfig } from '../../config.js';
+import type { ResolvedRunConfig } from '../../config.js';
+import { dataLoading, emit, openRunFolder, textTable } from '../../run-folder/context.js';
+import type { CommandContext } from '../../run-folder/context.js';
+import { warnIfNoOnnxRuntime } from '../../runtime-notice.js';
+import { loadData } from '../../catalog/load.js';
+import type { LoadedData } from '../../catalog/load.js';
+import { writeReport } from '../../run-folder/report.js';
+import type { ReportSection } from '../../run-folder/report.js';
+
+/** Options of `advrec train`. */
+export interface TrainOptions {
+  readonly config?: string;
+  /**
+   * The run config itself instead of a file (programmatic callers, e.g. a sweep's jobs);
+   * `--set` and the shorthands still apply on top.
+   */
+  readonly configObject?: Readonly<Record<string, unknown>>;
+  readonly set?: readonly string[];
+  readonly data?: string;
+  readonly model?: string;
+  readonly epochs?: string;
+  readonly adversarialEpochs?: string;
+  readonly adversary?: string;
+  readonly epsilon?: string;
+  readonly lambda?: string;
+  readonly threads?: string;
+  readonly out?: string;
+  /** Write into a run folder that holds other files or another run. */
+  readonly force?: boolean;
+  readonly plugin?: readonly string[];
+  /** Continue the run in this folder from its `checkpoints/last.ckpt`, with its own config. */
+  readonly resume?: string;
+}
+
+/** The run config of `advrec train` as given: the file (or object), then the shorthands and `--set`. */
+async function mergedRunConfig(options: TrainOptions): Promise<Record<string, unknown>> {
+  const base =
+    options.configObject ??
+    (options.config
+      ? await readConfigFile(options.config)
+      : { data: { source: 'synthetic' }, model: { name: 'mf' } });
+  return applyOverrides(base, [...shorthandOverrides(options), ...(options.set ?? [])]) as Record<
+    string,
+    unknown
+  >;
+}
+
+/** True when the run config names a sequential model (`sasrec`, `gru4rec`). */
+function isSequentialRun(merged: Record<string, unknown>): boolean {
+  const name = (merged.model as { name?: unknown } | undefined)?.name;
+  return typeof name === 'string' && SEQUENTIAL_MODELS.includes(name);
+}
+
+/** Reads, overrides, validates and resolves the run config of `advrec train`. */
+export async function runConfigFromOptions(options: TrainOptions): Promise<ResolvedRunConfig> {
+  const merged = await mergedRunConfig(options);
+  if (isSequentialRun(merged))
+    throw new ConfigError([
+      {
+        path: 'model.name',
+        message: `${String((merged.model as { name: string }).name)} is a sequential model: run it with advrec train, not here`,
+      },
+    ]);
+  const plugins = [...pluginsOf(merged), ...(options.plugin ?? [])];
+  if (plugins.length > 0) merged.plugins = [...new Set(plugins)];
+  if (Array.isArray(merged.plugins))
+    await loadPlugins(merged.plugins.filter((p): p is string => typeof p === 'string'));
+  return resolveRunConfig(merged);
+}
+
+function evaluationSection(
+  title: string,
+  rows: readonly (readonly [string, EvaluationResult])[],
+): ReportSection {
+  const keys = Object.keys(rows[0]![1].metrics);
+  return {
+    kind: 'table',
+    title,
+    caption: `Protocol: ${protocolLine(rows[0]![1])}.`,
+    columns: ['model', ...keys],
+    rows: rows.map(([name, r]) => [name, ...keys.map((k) => r.metrics[k]!)]),
+  };
+}
+
+/** `advrec train`: trains, evaluates on test, optionally attacks, writes the run folder. */
+export async function trainCommand(
+  options: TrainOptions,
+  context: CommandContext,
+): Promise<number> {
+  const started = new Date();
+  let config: ResolvedRunConfig;
+  let data: LoadedData;
+  let model: Model;
+  let resume: ResumePoint | undefined;
+  if (options.resume !== undefined) {
+    // The run's own config, data (fingerprint checked) and last checkpoint; nothing else.
+    const conflicting = (
+      ['config', 'configObject', 'set', ...TRAIN_SHORTHANDS, 'out', 'force'] as const
+    ).filter((key) => {
+      const value = options[key];
+      return Array.isArray(value) ? value.length > 0 : value !== undefined && value !== false;
+    });
+    if (conflicting.length > 0)
+      throw new ConfigError([
+        {
+          path: '--resume',
+          message: `continues a run with its own config; drop ${conflicting.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`,
+        },
+      ]);
+    const folder = resolve(options.resume);
+    const reloaded = await reloadRun(folder, join(folder, 'checkpoints', 'last.ckpt'));
+    ({ config, data, model } = reloaded);
+    resume = await readResumePoint(folder, data.fingerprint);
+    context.progress.log(
+      `resuming ${folder} after epoch ${resume.epoch} (${resume.progress.phase} phase, ${resume.progress.epochsDone} of its epochs done)`,
+    );
+  } else {
+    const merged = await mergedRunConfig(options);
+    if (isSequentialRun(merged)) {
+      // SASRec, GRU4Rec: sequences, the SASRec split and protocol (see sequential.ts).
+      if (options.plugin && options.plugin.length > 0)
+        merged.plugins = [
+          ...new Set([...((merged.plugins as string[] | undefined) ?? []), ...options.plugin]),
+        ];
+      const { trainSequentialCommand } = await import('./sequential.js');
+      return trainSequentialCommand(
+        merged,
+        { out: options.out, force: options.force ?? false },
+        context,
+      );
+    }
+    config = await runConfigFromOptions(options);
+    // Load (and so check) the data before creating anything on disk.
+    data = await loadData(config.data, dataLoading(context));
+    model = buildModel(config, data);
+  }
+  // Validation and the test evaluation rank all items.
+  await warnIfNoOnnxRuntime(context, 'full');
+  checkTrainConfig(config, model);
+  checkRunSizes(config, data);
+  const { folder, description, release } = await openRunFolder(
+    options.resume ?? options.out,
+    'train',
+    config,
+    data,
+    context.progress,
+    { force: options.force ?? false },
+  );
+  try {
+    // `--model vbpr`: MF-BPR first, VBPR starts from it (AMR's Algorithm 1), inside the
+    // library's schedule; a resumed run's checkpoint already holds the warm-started VBPR.
+    const outcome = await trainModel(model, data, config, {
+      folder,
+      progress: context.progress,
+      signal: context.signal,
+      ...(resume ? { resume } : {}),
+    });
+    const warm = outcome.warmStart;
+    if (outcome.interrupted === 'warm-start') {
+      await writeText(
+        join(folder, 'run.json'),
+        toJson({
+          command: 'train',
+          status: 'interrupted',
+          stage: 'the MF-BPR warm start',
+          started,
+          ended: new Date(),
+        }),
+      );
+      context.progress.log(
+        'interrupted during the MF-BPR warm start (not resumable: run the command again)',
+      );
+      return 130;
+    }
+    await writeText(join(folder, 'history.json'), toJson(historyForFile(outcome.history)));
+    if (outcome.interrupted) {
+      await writeText(
+        join(folder, 'run.json'),
+        toJson({ command: 'train', status: 'interrupted', started, ended: new Date() }),
+      );
+      context.progress.log(
+        `interrupted: the last complete checkpoint is ${join(folder, 'checkpoints', 'last.ckpt')}`,
+      );
+      return 130;
+    }
+    const bar = context.progress.bar('evaluating on test', 1);
+    const result = await evaluateModel(model, data, config.evaluation, {
+      seed: config.data.split.seed,
+      threads: config.training.threads,
+    });
+    bar.finish(`${result.protocol.usersEvaluated} users, ${result.seconds.toFixed(1)} s`);
+    const metrics = {
+      metrics: result.metrics,
+      coverage: result.coverage,
+      protocol: result.protocol,
+      seconds: result.seconds,
+    };
+    await writeText(join(folder, 'metrics.json'), toJson(metrics));
+    // Ctrl-C after training: stop before (or during) the sweep, say so, exit 130.
+    const stopped = async (stage: string): Promise<number> => {
+      await writeText(
+        join(folder, 'run.json'),
+        toJson({ command: 'train', status: 'interrupted', stage, started, ended: new Date() }),
+      );
+      context.progress.log(
+        `interrupted during ${stage}: the trained model is ${join(folder, 'checkpoints', 'model.ckpt')}, its test metrics are in metrics.json`,
+      );
+      return 130;
+    };
+    let robustness = null;
+    if (config.attack) {
+      if (context.signal.aborted) return await stopped('the robustness sweep');
+      const b = context.progress.bar('robustness sweep', 1);
+      try {
+        robustness = await attackModel(
+          model,
+          data,
+          config.evaluation,
+          config.attack,
+          config.training.seed,
+          config.training.threads,
+          context.signal,
+        );
+      } catch (error) {
+        if (context.signal.aborted) return await stopped('the robustness sweep');
+        throw error;
+      }
+      b.finish();
+      if (context.signal.aborted) return await stopped('the robustness sweep');
+      await writeText(join(folder, 'robustness.json'), toJson(robustness));
+    }
+    const metricKey = `ndcg@${config.evaluation.cutoffs[Math.min(1, config.evaluation.cutoffs.length - 1)]}`;
+    const label = runLabel(config);
+    const robustnessTables = robustness
+      ? robustnessSections([{ name: label, report: robustness }], metricKey)
+      : [];
+    const sections: ReportSection[] = [
+      evaluationSection('Test results', [[label, result]]),
+      ...historySections(
+        [{ name: label, history: outcome.history }],
+        config.training.validation.metric,
+        'training',
+        [
+          { epoch: outcome.bestEpoch.bpr, label: 'best BPR validation' },
+          ...(outcome.bestEpoch.apr !== null
+            ? [{ epoch: outcome.bestEpoch.apr, label: 'best adversarial validation' }]
+            : []),
+        ],
+      ),
+      ...robustnessTables,
+    ];
+    // VBPR: how strongly its scores answer the features (what AMR's adversarial term penalises).
+    const visualPart = featureSensitivityOf(model);
+    await writeReport(folder, {
+      title: `advrec train: ${config.model.name} on ${description.name}`,
+      facts: [
+        ...runFacts(config, data.fingerprint, started, outcome.engine),
+        ...(visualPart
+          ? ([
+              [
+                'visual part',
+                `norm of E ${visualPart.projectionNorm.toPrecision(4)}; mean over users of ||E^T p_u|| ${visualPart.meanUserSensitivity.toPrecision(4)} (a perturbation of an item's prepared features of norm epsilon moves a score by at most epsilon times this; AMR lowers it by shrinking E)`,
+              ],
+            ] as [string, string][])
+          : []),
+        ...(warm
+          ? ([
+              [
+                'MF warm start',
+                `VBPR started from an MF-BPR's ID embeddings and optimiser state (AMR Algorithm 1): ${warm.epochsRun} MF epochs${warm.bestEpoch !== null ? `, best ${warm.metric} ${warm.bestValidation!.toFixed(4)} after epoch ${warm.bestEpoch}` : ''}, ${warm.seconds.toFixed(1)} s`,
+              ],
+            ] as [string, string][])
+          : []),
+      ],
+      sections,
+    });
+    await writeText(
+      join(folder, 'run.json'),
+      toJson({
+        command: 'train',
+        status: 'done',
+        started,
+        ended: new Date(),
+        engine: outcome.engine,
+        ...(outcome.pretrainingEngine ? { pretrainingEngine: outcome.pretrainingEngine } : {}),
+        ...(warm ? { mfWarmStart: warm } : {}),
+        ...(visualPart ? { visualPart } : {}),
+        // 1-based, as history.json and the report.
+        bestEpoch: {
+          bpr: outcome.bestEpoch.bpr >= 0 ? outcome.bestEpoch.bpr + 1 : null,
+          apr: outcome.bestEpoch.apr !== null ? outcome.bestEpoch.apr + 1 : null,
+        },
+        stoppedEarly: outcome.stoppedEarly,
+      }),
+    );
+    emit(context, { folder, metrics: result.metrics, protocol: result.protocol, robustness }, () =>
+      [
+        metricsTable([[label, result]]),
+        `protocol: ${protocolLine(result)}`,
+        ...robustnessTables.flatMap((section) =>
+          section.kind === 'table'
+            ? ['', `${section.title.toLowerCase()}`, textTable(section.columns, section.rows)]
+            : [],
+        ),
+        `run folder: ${folder} (report.html, report.md, metrics.json, history.json, checkpoints/)`,
+      ].join('\n'),
+    );
+    return 0;
+  } finally {
+    await release();
+  }
+}
+
+/**
+ * What a run trained, in the papers' names: MF-BPR, AMF (MF with adversarial training on its
+ * embeddings), VBPR, AMR (VBPR with adversarial training on its image features), or the
+ * model's name with "+ APR".
+ */
+export function runLabel(config: ResolvedRunConfig): string {
+  const adversarial = config.training.adversarialEpochs > 0;
+  const name = config.model.name;
+  if (name === 'mf') return adversarial ? 'AMF' : 'MF-BPR';
+  if (name === 'vbpr') {
+    if (!adversarial) return 'VBPR';
+    const surfaces = config.training.adversarial.surfaces;
+    return surfaces === null || surfaces.includes('itemFeatures') ? 'AMR' : 'VBPR + APR';
+  }
+  return adversarial ? `${name} + APR` : name;
+}
+
+/** The facts block of a run's report. */
+export function runFacts(
+  config: ResolvedRunConfig,
+  fingerprint: string,
+  started: Date,
+  engine: EngineInfo | null,
+): [string, string][] {
+  const t = config.training;
+  const visual = config.model.name === 'vbpr' && t.adversarial.surfaces === null;
+  return [
+    [
+      'data',
+      `${config.data.source} (split ${config.data.split.protocol}, order ${config.data.split.order}, seed ${config.data.split.seed}${config.data.validation ? ', validation carved from train' : ''})`,
+    ],
+    ['data set fingerprint', fingerprint],
+    ['model', `${config.model.name}, K = ${config.model.embeddingSize}, seed ${config.model.seed}`],
+    [
+      'training',
+      `${t.epochs} BPR epochs + ${t.adversarialEpochs} adversarial epochs (${t.adversarial.adversary}${visual ? ' on the item features' : ''}, epsilon ${t.adversarial.epsilon}${visual ? " of the prepared features' mean row norm" : ''}, lambda ${t.adversarial.adversarialWeight}); batch ${t.batchSize}, ${t.optimizer.name} lr ${t.optimizer.learningRate}, l2 ${t.l2}; validation ${t.validation.metric} every ${t.validation.every}${t.validation.patience ? `, patience ${t.validation.patience}` : ''}`,
+    ],
+    ...(t.pretraining
+      ? ([
+          [
+            'pre-training',
+            `the BPR epochs on their own config: ${t.pretraining.algorithm}, ${t.pretraining.optimizer.name} lr ${t.pretraining.optimizer.learningRate}, l2 ${t.pretraining.l2}, batch ${t.pretraining.batchSize}; validation ${t.pretraining.validation.metric} every ${t.pretraining.validation.every}${t.pretraining.validation.patience ? `, patience ${t.pretraining.validation.patience}` : ''}${t.adversarialEpochs > 0 ? '; the adversarial epochs start from the best BPR epoch with a fresh optimiser state' : ''}`,
+          ],
+        ] as [string, string][])
+      : []),
+    ['engine', engine ? `${engine.name}: ${engine.description}` : 'n/a'],
+    ['started', started.toISOString()],
+    ['machine', machineLine()],
+  ];
+}

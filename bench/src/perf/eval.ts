@@ -1,0 +1,236 @@
+/**
+ * `pnpm bench eval`: full-ranking evaluation of all Gowalla users (29,858 x 40,981 items,
+ * training items excluded, top-20) for a random K=64 MF model, with onnxruntime and with
+ * the plain-JS fallback; the top lists of both are compared with each other for every
+ * user and with the brute-force reference on a sample of users.
+ */
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import {
+  givenSplit,
+  IdMap,
+  InteractionMatrix,
+  Random,
+  readUserItemLists,
+  type Dataset,
+} from '@advrec/data';
+import {
+  evaluateBruteForce,
+  evaluateFullRanking,
+  factorizedScorer,
+  ONNX_BLOCK_USERS,
+  type EvaluationResult,
+  type FactorizedScorer,
+} from '@advrec/metrics';
+import { OnnxTopKScorer, loadOnnxRuntime } from '@advrec/onnx';
+import { median, type BenchContext } from '../context.js';
+import type { BenchAbout } from '../context.js';
+
+/** What this benchmark measures and the figures it writes (the bench README's table). */
+export const about: BenchAbout = {
+  kind: 'perf',
+  what: 'full-ranking evaluation of all 29,858 Gowalla users x 40,981 items, random K=64 MF, top-20, training items excluded: onnxruntime engine and the plain-JS fallback; top lists compared (onnxruntime vs JS for every user, and vs the brute-force reference on every 30th user)',
+  figures:
+    '`gowallaFullRankingSeconds` (median of 5), `engine`, `threads`, `onnxruntime.gemmTopKOnlySeconds` (the graph alone, same run), `jsFallback.medianSeconds` (median of 2), `onnxruntimeListsEqualJs`, `bruteForceReference.listsIdentical`; target 1.5 s',
+};
+
+const ONNX_RUNS = 5;
+const JS_RUNS = 2;
+const REFERENCE_STEP = 30; // brute force on every 30th user (about 1,000 users)
+
+export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
+  const dataset = givenSplit(
+    await readUserItemLists(join(sharedData, 'gowalla', 'train.txt')),
+    await readUserItemLists(join(sharedData, 'gowalla', 'test.txt')),
+  );
+  const dimension = 64;
+  const random = new Random(2024);
+  const scorer = factorizedScorer({
+    userFactors: Float32Array.from(
+      { length: dataset.numUsers * dimension },
+      () => random.nextGaussian() * 0.1,
+    ),
+    itemFactors: Float32Array.from(
+      { length: dataset.numItems * dimension },
+      () => random.nextGaussian() * 0.1,
+    ),
+    dimension,
+  });
+  const threads = availableParallelism();
+  const options = {
+    cutoffs: [20],
+    metrics: ['recall', 'ndcg', 'hr', 'precision'] as const,
+    keepTopLists: true,
+    threads,
+  };
+  const results: Record<string, unknown> = {
+    dataset: 'gowalla (given split)',
+    users: dataset.numUsers,
+    items: dataset.numItems,
+    dimension,
+    cutoff: 20,
+    protocol: 'full ranking, training items excluded, pessimistic ties',
+    threads,
+  };
+
+  let warmupSeconds = 0;
+  const timed = async (
+    engine: 'onnxruntime' | 'js',
+    runs: number,
+  ): Promise<{ seconds: number[]; result: EvaluationResult }> => {
+    const seconds: number[] = [];
+    let result: EvaluationResult | undefined;
+    if (engine === 'onnxruntime') {
+      // One warm-up run (JIT, onnxruntime's first session), reported apart from the median.
+      const start = performance.now();
+      await evaluateFullRanking(scorer, dataset, {
+        ...options,
+        metrics: [...options.metrics],
+        engine,
+      });
+      warmupSeconds = (performance.now() - start) / 1000;
+      log(`${engine}: warm-up ${warmupSeconds.toFixed(2)} s`);
+    }
+    for (let r = 0; r < runs; r++) {
+      const start = performance.now();
+      result = await evaluateFullRanking(scorer, dataset, {
+        ...options,
+        metrics: [...options.metrics],
+        engine,
+      });
+      seconds.push((performance.now() - start) / 1000);
+      log(
+        `${engine}: run ${r + 1}/${runs} ${seconds[r]!.toFixed(2)} s (${result.protocol.engine}, ${result.protocol.usersEvaluated} users)`,
+      );
+    }
+    return { seconds, result: result! };
+  };
+
+  let onnx: { seconds: number[]; result: EvaluationResult } | undefined;
+  if ((await loadOnnxRuntime()).available) {
+    onnx = await timed('onnxruntime', ONNX_RUNS);
+    results['gowallaFullRankingSeconds'] = round(median(onnx.seconds));
+    results['engine'] = onnx.result.protocol.engine;
+    // The floor: onnxruntime's Gemm + TopK(20) alone over every user, in the same run.
+    const floor: number[] = [];
+    const session = (await OnnxTopKScorer.create(
+      { itemFactors: scorer.factors().itemFactors, numItems: dataset.numItems, dimension },
+      { threads },
+    ))!;
+    const blockRows = ONNX_BLOCK_USERS; // the evaluator's own block size
+    for (let r = 0; r < 3; r++) {
+      const start = performance.now();
+      for (let u0 = 0; u0 < dataset.numUsers; u0 += blockRows) {
+        const rows = Math.min(blockRows, dataset.numUsers - u0);
+        await session.topKWords(
+          scorer.factors().userFactors.subarray(u0 * dimension, (u0 + rows) * dimension),
+          rows,
+          20,
+        );
+      }
+      floor.push((performance.now() - start) / 1000);
+    }
+    await session.release();
+    log(`onnxruntime Gemm + TopK(20) alone: ${median(floor).toFixed(2)} s (median of 3)`);
+    results['onnxruntime'] = {
+      seconds: onnx.seconds.map(round),
+      medianSeconds: round(median(onnx.seconds)),
+      warmupSeconds: round(warmupSeconds),
+      exactFallbackUsers: onnx.result.protocol.exactFallbackUsers,
+      gemmTopKOnlySeconds: round(median(floor)),
+      overheadOverGemmTopK: round(median(onnx.seconds) / median(floor)),
+      metrics: onnx.result.metrics,
+    };
+  } else {
+    log('onnxruntime-node is not installed: only the JS fallback is measured');
+  }
+  const js = await timed('js', JS_RUNS);
+  results['jsFallback'] = {
+    engine: js.result.protocol.engine,
+    threads: js.result.protocol.threads,
+    seconds: js.seconds.map(round),
+    medianSeconds: round(median(js.seconds)),
+    metrics: js.result.metrics,
+  };
+  if (onnx === undefined) {
+    results['gowallaFullRankingSeconds'] = round(median(js.seconds));
+    results['engine'] = js.result.protocol.engine;
+  }
+
+  // Identical lists: onnxruntime vs JS for every user, both vs brute force on a sample.
+  if (onnx) {
+    const same = sameLists(onnx.result.topLists!, js.result.topLists!);
+    results['onnxruntimeListsEqualJs'] = same;
+    log(`top-20 lists, onnxruntime vs JS, all users: ${same ? 'identical' : 'DIFFERENT'}`);
+  }
+  const sample = sampleUsers(dataset, REFERENCE_STEP);
+  const sampledScorer = restrictUsers(scorer, sample.keep);
+  const start = performance.now();
+  const reference = await evaluateBruteForce(sampledScorer, sample.dataset, {
+    cutoffs: [20],
+    metrics: ['recall'],
+  });
+  const referenceSeconds = (performance.now() - start) / 1000;
+  const fast = onnx ?? js;
+  const rows = sample.keep.map((u) => fast.result.users.indexOf(u));
+  const fastSample = new Int32Array(rows.length * 20);
+  rows.forEach((b, k) =>
+    fastSample.set(fast.result.topLists!.subarray(b * 20, (b + 1) * 20), k * 20),
+  );
+  const referenceEqual = sameLists(fastSample, reference.topLists);
+  results['bruteForceReference'] = {
+    users: sample.keep.length,
+    seconds: round(referenceSeconds),
+    listsIdentical: referenceEqual,
+  };
+  log(
+    `top-20 lists vs brute force on ${sample.keep.length} users: ${referenceEqual ? 'identical' : 'DIFFERENT'} (${referenceSeconds.toFixed(1)} s)`,
+  );
+  results['target'] = {
+    seconds: 1.5,
+    met: (results['gowallaFullRankingSeconds'] as number) <= 1.5,
+  };
+  return results;
+}
+
+function sameLists(a: Int32Array, b: Int32Array): boolean {
+  return a.length === b.length && a.every((v, k) => v === b[k]);
+}
+
+function sampleUsers(dataset: Dataset, step: number): { dataset: Dataset; keep: number[] } {
+  const keep: number[] = [];
+  for (let u = 0; u < dataset.numUsers; u += step) if (dataset.test.degree(u) > 0) keep.push(u);
+  const pick = (m: InteractionMatrix): InteractionMatrix => {
+    const users: number[] = [];
+    const items: number[] = [];
+    keep.forEach((u, k) => m.row(u).forEach((i) => (users.push(k), items.push(i))));
+    return InteractionMatrix.fromPairs(keep.length, dataset.numItems, users, items);
+  };
+  return {
+    keep,
+    dataset: {
+      ...dataset,
+      userIdMap: IdMap.inOrder(keep.map((u) => dataset.userIdMap.toSource(u))),
+      numUsers: keep.length,
+      train: pick(dataset.train),
+      validation: null,
+      test: pick(dataset.test),
+    },
+  };
+}
+
+function restrictUsers(scorer: FactorizedScorer, keep: number[]): FactorizedScorer {
+  const f = scorer.factors();
+  const userFactors = new Float32Array(keep.length * f.dimension);
+  keep.forEach((u, k) =>
+    userFactors.set(
+      f.userFactors.subarray(u * f.dimension, (u + 1) * f.dimension),
+      k * f.dimension,
+    ),
+  );
+  return factorizedScorer({ ...f, userFactors });
+}
+
+function round(x: number): number {
+  return Math.round(x * 1e4) / 1e4;
+}
