@@ -11,6 +11,7 @@ export default defineConfig({
       'apps/*/vitest.config.ts',
       'examples/*/vitest.config.ts',
       'bench/vitest.config.ts',
+      'scripts/vitest.config.ts',
     ],
     reporters: ['default', './scripts/summary-reporter.ts'],
     // Two test files at a time on the 2-core machines (vitest's default there is one): most
