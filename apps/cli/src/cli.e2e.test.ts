@@ -2,7 +2,6 @@
  * End-to-end tests: the built `advrec` binary run as a user runs it (a child process), on
  * real data from ../shared/data. `pnpm test` builds every package first.
  */
-import { spawn } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -12,59 +11,23 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '@advrec/models';
 import { readNpy } from '@advrec/data';
 import { chromiumPath, sharedDataDir, sharedDataFiles } from '@advrec/testing';
+import { advrecBin as bin, advrecRunner, cliRoot as root } from './test-support/run-advrec.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'dist', 'bin.js');
 const shared = sharedDataDir();
 const work = mkdtempSync(join(tmpdir(), 'advrec-e2e-'));
 /** Debian's chromium (or CHROMIUM_PATH) drives the HTML report test; it is skipped without one. */
 const chromium = chromiumPath();
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly seconds: number;
-}
-
-function advrec(
-  args: readonly string[],
-  options: {
-    cwd?: string;
-    onStderr?: (text: string, child: ReturnType<typeof spawn>) => void;
-  } = {},
-): Promise<Run> {
-  const started = performance.now();
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: options.cwd ?? root,
-      env: {
-        ...process.env,
-        ADVREC_SHARED_DATA: shared,
-        ADVREC_DATA_DIR: join(work, 'datasets'),
-        FORCE_COLOR: '0',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      options.onStderr?.(stderr, child);
-    });
-    child.on('error', fail);
-    child.on('close', (code) =>
-      done({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 }),
-    );
-  });
-}
+const advrec = advrecRunner({
+  cwd: root,
+  env: { ADVREC_SHARED_DATA: shared, ADVREC_DATA_DIR: join(work, 'datasets') },
+});
 
 beforeAll(() => {
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build first (pnpm build)`);

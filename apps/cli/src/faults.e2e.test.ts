@@ -4,7 +4,7 @@
  * the built CLI as a user runs it. Every case checks the documented exit code and that
  * stderr ends in one line naming the file, field or plugin: never a stack trace.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -18,15 +18,14 @@ import {
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { zipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '@advrec/models';
 import { sharedDataFiles } from '@advrec/testing';
+import { advrecBin as bin, advrecRunner, cliRoot as root } from './test-support/run-advrec.js';
+import type { AdvrecRun } from './test-support/run-advrec.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'dist', 'bin.js');
 const work = mkdtempSync(join(tmpdir(), 'advrec-faults-'));
 // Plugins live under the package so that `@advrec/*` imports resolve as they do for users.
 const plugins = mkdtempSync(join(root, '.faults-'));
@@ -35,33 +34,9 @@ afterAll(() => {
   rmSync(plugins, { recursive: true, force: true });
 });
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Run = AdvrecRun;
 
-function advrec(
-  args: readonly string[],
-  options: { onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {},
-): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: work,
-      env: { ...process.env, ADVREC_DATA_DIR: join(work, 'datasets'), FORCE_COLOR: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      options.onStderr?.(stderr, child);
-    });
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
+const advrec = advrecRunner({ cwd: work, env: { ADVREC_DATA_DIR: join(work, 'datasets') } });
 
 /** The documented exit code, and one clean `advrec: ...` line matching `message`. */
 function expectFailure(run: Run, code: number, message: RegExp): void {

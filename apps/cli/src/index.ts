@@ -43,3 +43,6 @@ export { renderHtml, renderMarkdown, renderSvg, writeReport } from './run-folder
 export type { LinePlot, PlotSeries, Report, ReportSection } from './run-folder/report.js';
 export { Progress } from './progress.js';
 export type { ProgressBar, ProgressOptions } from './progress.js';
+export { sweepConfigHooks } from './sweep/config-hooks.js';
+export { jobRunner, sweepJobRunnerModule } from './sweep/jobs.js';
+export type { FeatureShardJob, JobResult, TrainJob, WorkerJob } from './sweep/jobs.js';

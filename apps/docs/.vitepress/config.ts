@@ -30,6 +30,7 @@ export default defineConfig({
           { text: 'Sequential recommendation and ATSRec', link: '/guide/sequential' },
           { text: 'Sweeps and many machines', link: '/guide/many-machines' },
           { text: 'Writing plugins', link: '/guide/plugins' },
+          { text: 'Measured results', link: '/guide/results' },
         ],
       },
       {

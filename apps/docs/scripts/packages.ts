@@ -8,4 +8,5 @@ export const PACKAGES = [
   'trainer',
   'metrics',
   'features',
+  'sweep',
 ] as const;

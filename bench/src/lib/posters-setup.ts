@@ -9,7 +9,7 @@ import type { EvaluationResult } from '@advrec/metrics';
 import type { Dataset, SampledTestSet } from '@advrec/data';
 import { ITEM_FEATURES, MatrixFactorization, VisualBPR, cloneTable } from '@advrec/models';
 import type { Model, ParameterTable } from '@advrec/models';
-import { Trainer, optimizerTables } from '@advrec/trainer';
+import { trainStage as runStage } from '@advrec/trainer';
 import type { TrainConfig } from '@advrec/trainer';
 import { buildDataset, posterFeatures } from '../quality/quality-ml1m-posters.js';
 
@@ -81,33 +81,27 @@ export async function trainStage(
   options: { adversarial?: boolean; state?: readonly ParameterTable[] } = {},
 ): Promise<StageRun> {
   const started = performance.now();
-  const trainer = await Trainer.create(
-    model,
-    dataset,
-    config,
-    {
+  const { phase, optimizerState } = await runStage(model, dataset, config, {
+    epochs,
+    adversarial: options.adversarial ?? false,
+    callbacks: {
       onValidation: (v) =>
         log(`${name} epoch ${v.epoch + 1} ndcg@20 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`),
     },
-    options.state ? { extraTables: options.state.map(cloneTable) } : undefined,
-  );
-  try {
-    const phase = await trainer.runPhase({ epochs, adversarial: options.adversarial ?? false });
-    const seconds = phase.epochs.map((e) => e.seconds).sort((a, b) => a - b);
-    return {
-      record: {
-        epochsRun: phase.epochs.length,
-        bestEpoch: phase.bestEpoch + 1,
-        bestValidationNdcg20: phase.bestValue,
-        medianSecondsPerEpoch: seconds[Math.floor(seconds.length / 2)] ?? null,
-        curve: phase.validations.map((v) => ({ epoch: v.epoch + 1, value: v.value })),
-        seconds: (performance.now() - started) / 1000,
-      },
-      state: optimizerTables(trainer.optimizerStates).map(cloneTable),
-    };
-  } finally {
-    await trainer.close();
-  }
+    ...(options.state ? { start: { extraTables: options.state.map(cloneTable) } } : {}),
+  });
+  const seconds = phase.epochs.map((e) => e.seconds).sort((a, b) => a - b);
+  return {
+    record: {
+      epochsRun: phase.epochs.length,
+      bestEpoch: phase.bestEpoch + 1,
+      bestValidationNdcg20: phase.bestValue,
+      medianSecondsPerEpoch: seconds[Math.floor(seconds.length / 2)] ?? null,
+      curve: phase.validations.map((v) => ({ epoch: v.epoch + 1, value: v.value })),
+      seconds: (performance.now() - started) / 1000,
+    },
+    state: optimizerState,
+  };
 }
 
 /** Compares a result's test HR/NDCG@10 with `reference`'s (relative change, paired t-test). */

@@ -31,14 +31,23 @@ import type {
 
 const SEED = 2024;
 
-function numbers(name: string, fallback: string): number[] {
-  return (process.env[name] ?? fallback).split(',').map(Number);
+/** The run's epochs and epsilons (`pnpm bench quality-deep`'s options). */
+export interface SequentialQualitySettings {
+  readonly epochs: number;
+  readonly continueEpochs: number;
+  /** ATSRec epsilons tried, relative to the trained model's mean item-row norm. */
+  readonly atsrecEpsilons: readonly number[];
+  /** FGM attack epsilons, relative likewise. */
+  readonly attackEpsilons: readonly number[];
+  /** Run ATSRec on GRU4Rec too (always on SASRec). */
+  readonly gru4recAtsrec: boolean;
 }
 
 export interface SequentialQualityOptions {
   readonly file: string;
   readonly model: 'sasrec' | 'gru4rec';
   readonly log: (line: string) => void;
+  readonly settings: SequentialQualitySettings;
 }
 
 function summary(e: SequenceEvaluation) {
@@ -82,13 +91,12 @@ export async function runSequentialQuality(
   );
   const validation = sequenceCandidates(split, 'validation', { seed: SEED + 1 });
   const test = sequenceCandidates(split, 'test', { seed: SEED + 2 });
-  const epochs = Number(process.env.ADVREC_SEQ_EPOCHS ?? 80);
-  const continueEpochs = Number(process.env.ADVREC_SEQ_CONTINUE_EPOCHS ?? 10);
+  const { epochs, continueEpochs } = options.settings;
   // Epsilons are relative to the trained model's mean item-row norm (the scale of what is
   // perturbed; APR's 0.5 was set for MF embeddings of norm about 1).
-  const relativeEpsilons = numbers('ADVREC_ATSREC_EPSILONS', '0.1,0.5');
-  const relativeAttackEpsilons = numbers('ADVREC_SEQ_ATTACK_EPSILONS', '0.25,0.5,1');
-  const withAdversarial = options.model === 'sasrec' || process.env.ADVREC_GRU4REC_ATSREC === '1';
+  const relativeEpsilons = options.settings.atsrecEpsilons;
+  const relativeAttackEpsilons = options.settings.attackEpsilons;
+  const withAdversarial = options.model === 'sasrec' || options.settings.gru4recAtsrec;
   const make = (): SequentialModel =>
     options.model === 'sasrec'
       ? new SASRec(split.numItems, { seed: SEED })
@@ -200,12 +208,18 @@ export async function runSequentialQuality(
   };
 }
 
-// Child-process entry: node --import tsx sequential-quality.ts <model> <data file> <out.json>
-if (process.argv[1]?.endsWith('sequential-quality.ts') && process.argv.length >= 5) {
-  const [model, file, out] = process.argv.slice(2) as ['sasrec' | 'gru4rec', string, string];
+// Child-process entry: node --import tsx sequential-quality.ts <model> <data file> <out.json> <settings JSON>
+if (process.argv[1]?.endsWith('sequential-quality.ts') && process.argv.length >= 6) {
+  const [model, file, out, settings] = process.argv.slice(2) as [
+    'sasrec' | 'gru4rec',
+    string,
+    string,
+    string,
+  ];
   const result = await runSequentialQuality({
     file,
     model,
+    settings: JSON.parse(settings) as SequentialQualitySettings,
     log: (line) => console.log(`[quality-deep ${model}] ${line}`),
   });
   await writeFile(out, JSON.stringify(result, null, 2));

@@ -17,7 +17,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { alignItemFeatures, generateSynthetic, holdOutValidation, leaveOneOut } from '@advrec/data';
-import type { BenchAbout, BenchContext } from '../context.js';
+import type { BenchAbout, BenchContext, BenchOptionSpec, BenchOptionValues } from '../context.js';
 import { amrRecipe, buildDataset, posterFeatures } from './quality-ml1m-posters.js';
 
 /** What this benchmark measures and the figures it writes (the bench README's table). */
@@ -29,10 +29,20 @@ export const about: BenchAbout = {
 
 const SYNTHETIC_DIMENSION = 32;
 
-export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
+/** Options (`pnpm bench quality-amr-recipe --users 0.2`). */
+export const options = {
+  users: {
+    description: 'share of the ML-1M users kept for the MobileNetV2-logits run',
+    default: 0.2,
+  },
+} satisfies BenchOptionSpec;
+
+export async function run(context: BenchContext): Promise<Record<string, unknown>> {
+  const { sharedData, log } = context;
+  const o = context.options as BenchOptionValues<typeof options>;
   const directory = await mkdtemp(join(tmpdir(), 'advrec-amr-recipe-'));
   try {
-    const fraction = Number(process.env.ADVREC_RECIPE_USERS ?? 0.2);
+    const fraction = o.users;
     const ml1m = await buildDataset(sharedData, directory, fraction);
     const logits = await posterFeatures(sharedData, ml1m, log, 'output');
     const ml1mLogits = await amrRecipe(ml1m, logits, {

@@ -12,15 +12,14 @@
  * users); then from the best checkpoint, with its Adagrad state: NeuMF continued (BPR) and
  * APR on NeuMF (FGM on its four embedding tables, lambda 1) at each epsilon, the same epochs;
  * paired t-tests over the test users; robustness of each to FGM on the embeddings.
- * Environment: ADVREC_NEUMF_EPOCHS (20), ADVREC_NEUMF_CONTINUE_EPOCHS (6),
- * ADVREC_NEUMF_EPSILONS (0.05,0.5).
+ * Options: --neumf-epochs (20), --neumf-continue-epochs (6), --neumf-epsilons (0.05,0.5).
  *
  * Then (`sequential`, see lib/sequential-quality.ts) SASRec and GRU4Rec on Amazon Games with
  * the SASRec paper's protocol, one child process each, in parallel; SASRec + ATSRec against
- * SASRec continued. ADVREC_DEEP_PARTS (neumf,sasrec,gru4rec) picks the parts to run; a part
+ * SASRec continued. --parts (neumf,sasrec,gru4rec) picks the parts to run; a part
  * not run keeps its section from the previous results file, marked `carriedOver`.
- * ADVREC_SEQ_EPOCHS (80), ADVREC_SEQ_CONTINUE_EPOCHS (10), ADVREC_ATSREC_EPSILONS (0.1,0.5),
- * ADVREC_SEQ_ATTACK_EPSILONS (0.25,0.5,1), both relative to the mean item-row norm.
+ * --seq-epochs (80), --seq-continue-epochs (10), --atsrec-epsilons (0.1,0.5),
+ * --seq-attack-epsilons (0.25,0.5,1), both relative to the mean item-row norm.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -39,11 +38,11 @@ import type { EvaluationResult } from '@advrec/metrics';
 import { cloneTable } from '@advrec/models';
 import type { Model, ParameterTable } from '@advrec/models';
 import { NeuralMatrixFactorization } from '@advrec/neumf';
-import { Trainer, optimizerTables } from '@advrec/trainer';
+import { trainStage } from '@advrec/trainer';
 import type { TrainConfig } from '@advrec/trainer';
 import { carriedOver, previousResults } from '../context.js';
-import type { BenchAbout, BenchContext } from '../context.js';
-import { env } from '../lib/posters-setup.js';
+import type { BenchAbout, BenchContext, BenchOptionSpec, BenchOptionValues } from '../context.js';
+import type { SequentialQualitySettings } from '../lib/sequential-quality.js';
 
 /** What this benchmark measures and the figures it writes (the bench README's table). */
 export const about: BenchAbout = {
@@ -52,6 +51,25 @@ export const about: BenchAbout = {
   figures:
     'per model `test`, `comparison` (p-values), `robustness`; per sequential model its validation curve and test HR/NDCG@10 beside the published figures',
 };
+
+/** Options (`pnpm bench quality-deep --parts sasrec`). */
+export const options = {
+  parts: {
+    description: 'parts to run; a part not run keeps its section from the previous results',
+    default: ['neumf', 'sasrec', 'gru4rec'],
+    choices: ['neumf', 'sasrec', 'gru4rec'],
+  },
+  neumfEpochs: { description: 'most NeuMF BPR epochs', default: 20 },
+  neumfContinueEpochs: { description: 'epochs of NeuMF continued and of APR', default: 6 },
+  neumfEpsilons: { description: 'APR epsilons on NeuMF', default: [0.05, 0.5] },
+  seqEpochs: { description: 'most SASRec / GRU4Rec epochs', default: 80 },
+  seqContinueEpochs: { description: 'epochs of the continuations and ATSRec', default: 10 },
+  atsrecEpsilons: { description: 'ATSRec epsilons, relative', default: [0.1, 0.5] },
+  seqAttackEpsilons: { description: 'FGM attack epsilons, relative', default: [0.25, 0.5, 1] },
+  gru4recAtsrec: { description: 'run ATSRec on GRU4Rec too', default: false },
+} satisfies BenchOptionSpec;
+
+type DeepOptions = BenchOptionValues<typeof options>;
 
 const SEED = 2024;
 
@@ -69,7 +87,9 @@ export async function movieLens1M(sharedData: string, directory: string): Promis
   return holdOutValidation(split, { order: 'random', seed: SEED });
 }
 
-async function runNeuMF({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
+async function runNeuMF(context: BenchContext): Promise<Record<string, unknown>> {
+  const { sharedData, log } = context;
+  const o = context.options as DeepOptions;
   const directory = await mkdtemp(join(tmpdir(), 'advrec-quality-deep-'));
   try {
     const dataset = await movieLens1M(sharedData, directory);
@@ -94,48 +114,42 @@ async function runNeuMF({ sharedData, log }: BenchContext): Promise<Record<strin
       state?: readonly ParameterTable[],
     ) => {
       const started = performance.now();
-      const trainer = await Trainer.create(
-        model,
-        dataset,
-        config,
-        {
+      const { phase, optimizerState, engine } = await trainStage(model, dataset, config, {
+        epochs,
+        adversarial,
+        callbacks: {
           onValidation: (v) =>
             log(
               `${name} epoch ${v.epoch + 1} ndcg@10 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`,
             ),
         },
-        state ? { extraTables: state.map(cloneTable) } : undefined,
-      );
-      try {
-        const phase = await trainer.runPhase({ epochs, adversarial });
-        const seconds = phase.epochs.map((e) => e.seconds).sort((a, b) => a - b);
-        const rates = phase.epochs.map((e) => e.triplesPerSecond).sort((a, b) => a - b);
-        return {
-          record: {
-            engine: trainer.engineInfo.description,
-            epochsRun: phase.epochs.length,
-            bestEpoch: phase.bestEpoch + 1,
-            bestValidationNdcg10: phase.bestValue,
-            medianSecondsPerEpoch: seconds[seconds.length >> 1] ?? null,
-            medianTriplesPerSecond: Math.round(rates[rates.length >> 1] ?? 0),
-            seconds: (performance.now() - started) / 1000,
-          },
-          state: optimizerTables(trainer.optimizerStates).map(cloneTable),
-        };
-      } finally {
-        await trainer.close();
-      }
+        ...(state ? { start: { extraTables: state.map(cloneTable) } } : {}),
+      });
+      const seconds = phase.epochs.map((e) => e.seconds).sort((a, b) => a - b);
+      const rates = phase.epochs.map((e) => e.triplesPerSecond).sort((a, b) => a - b);
+      return {
+        record: {
+          engine: engine.description,
+          epochsRun: phase.epochs.length,
+          bestEpoch: phase.bestEpoch + 1,
+          bestValidationNdcg10: phase.bestValue,
+          medianSecondsPerEpoch: seconds[seconds.length >> 1] ?? null,
+          medianTriplesPerSecond: Math.round(rates[rates.length >> 1] ?? 0),
+          seconds: (performance.now() - started) / 1000,
+        },
+        state: optimizerState,
+      };
     };
     const k = 8;
     const neumf = new NeuralMatrixFactorization(dataset, { embeddingSize: k, seed: 1 });
-    const pretrained = await stage('neumf', neumf, base, env('ADVREC_NEUMF_EPOCHS', 20), false);
+    const pretrained = await stage('neumf', neumf, base, o.neumfEpochs, false);
     const pretrainedResult = await evaluate(neumf);
     log(
       `neumf: ${JSON.stringify(pretrained.record)} test ${JSON.stringify(pretrainedResult.metrics)}`,
     );
     const copy = (): NeuralMatrixFactorization =>
       new NeuralMatrixFactorization(neumf, neumf.resolved, neumf.tables.map(cloneTable));
-    const continueEpochs = env('ADVREC_NEUMF_CONTINUE_EPOCHS', 6);
+    const continueEpochs = o.neumfContinueEpochs;
     // The continuations run every epoch to the end (no early stop): same epochs for all.
     const continuation: TrainConfig = {
       ...base,
@@ -182,7 +196,7 @@ async function runNeuMF({ sharedData, log }: BenchContext): Promise<Record<strin
       },
     };
     log(`neumf continued: ${JSON.stringify(models['NeuMF continued'])}`);
-    const epsilons = (process.env.ADVREC_NEUMF_EPSILONS ?? '0.05,0.5').split(',').map(Number);
+    const epsilons = o.neumfEpsilons;
     for (const epsilon of epsilons) {
       const name = `APR on NeuMF (eps ${epsilon})`;
       const apr = copy();
@@ -243,6 +257,7 @@ async function runSequentialChild(
   model: 'sasrec' | 'gru4rec',
   file: string,
   directory: string,
+  settings: SequentialQualitySettings,
 ): Promise<Record<string, unknown>> {
   const out = join(directory, `${model}.json`);
   const script = join(
@@ -252,9 +267,13 @@ async function runSequentialChild(
     'sequential-quality.ts',
   );
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, script, model, file, out], {
-      stdio: 'inherit',
-    });
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, script, model, file, out, JSON.stringify(settings)],
+      {
+        stdio: 'inherit',
+      },
+    );
     child.on('error', reject);
     child.on('exit', (code) =>
       code === 0 ? resolve() : reject(new Error(`${model} run exited with ${code}`)),
@@ -264,7 +283,15 @@ async function runSequentialChild(
 }
 
 export async function run(context: BenchContext): Promise<Record<string, unknown>> {
-  const parts = (process.env.ADVREC_DEEP_PARTS ?? 'neumf,sasrec,gru4rec').split(',');
+  const o = context.options as DeepOptions;
+  const parts = o.parts;
+  const settings: SequentialQualitySettings = {
+    epochs: o.seqEpochs,
+    continueEpochs: o.seqContinueEpochs,
+    atsrecEpsilons: o.atsrecEpsilons,
+    attackEpsilons: o.seqAttackEpsilons,
+    gru4recAtsrec: o.gru4recAtsrec,
+  };
   const previous = await previousResults('quality-deep');
   const carried = (section: unknown) => carriedOver(previous, section);
   const directory = await mkdtemp(join(tmpdir(), 'advrec-quality-deep-seq-'));
@@ -272,7 +299,7 @@ export async function run(context: BenchContext): Promise<Record<string, unknown
     const file = join(context.sharedData, 'amazon-games-sasrec', 'Video.txt');
     const sequentialModels = (['sasrec', 'gru4rec'] as const).filter((m) => parts.includes(m));
     const runs = await Promise.all(
-      sequentialModels.map((m) => runSequentialChild(m, file, directory)),
+      sequentialModels.map((m) => runSequentialChild(m, file, directory, settings)),
     );
     const sequential: Record<string, unknown> = {
       dataset:

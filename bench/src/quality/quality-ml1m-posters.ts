@@ -43,7 +43,7 @@ import { defaultFeatureNorm } from '@advrec/models';
 import type { Model, VisualBPRConfig } from '@advrec/models';
 import { runAmrExperiment } from '@advrec/trainer';
 import type { PhaseResult, TrainConfig } from '@advrec/trainer';
-import type { BenchAbout, BenchContext } from '../context.js';
+import type { BenchAbout, BenchContext, BenchOptionSpec, BenchOptionValues } from '../context.js';
 
 /** What this benchmark measures and the figures it writes (the bench README's table). */
 export const about: BenchAbout = {
@@ -55,7 +55,6 @@ export const about: BenchAbout = {
 
 const SEED = 2024;
 const CUTOFFS = [5, 10, 20];
-const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const sourceIds = (map: IdMap): string[] =>
   Array.from({ length: map.size }, (_, i) => map.toSource(i));
 
@@ -203,24 +202,70 @@ export function coldAmongColdHits(
   return hits;
 }
 
-const list = (name: string, fallback: string): number[] =>
-  (process.env[name] ?? fallback).split(',').map(Number);
+/** The recipe's settings (the benchmark's options; `quality-amr-recipe` takes the defaults). */
+export interface AmrRecipeSettings {
+  readonly validateEvery: number;
+  /** AMR epsilons tried (relative to the prepared features' mean row norm); empty: the paper's grid. */
+  readonly amrEpsilons: readonly number[];
+  readonly sweepEpsilons: readonly number[];
+  readonly mfEpochs: number;
+  readonly vbprEpochs: number;
+  readonly amrEpochs: number;
+}
 
-export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
+/** Options (`pnpm bench quality-ml1m-posters --option value`). */
+export const options = {
+  userFraction: { description: 'share of the users kept (seeded)', default: 1 },
+  featureComponents: {
+    description: "VBPR's principal components of the features (0: the CNN's own)",
+    default: 128,
+  },
+  amrEpsilons: {
+    description: "AMR epsilons tried, relative; empty: the AMR paper's epsilon and lambda grid",
+    default: [] as number[],
+  },
+  sweepEpsilons: { description: 'robustness sweep epsilons, relative', default: [0.1, 0.5, 1, 2] },
+  validateEvery: { description: 'validate every this many epochs', default: 5 },
+  mfEpochs: { description: 'most MF-BPR epochs', default: 200 },
+  vbprEpochs: { description: 'most VBPR epochs', default: 20 },
+  amrEpochs: { description: 'epochs of AMR and VBPR continued', default: 10 },
+} satisfies BenchOptionSpec;
+
+/** The recipe's settings by default. */
+export const AMR_RECIPE_DEFAULTS: AmrRecipeSettings = {
+  validateEvery: options.validateEvery.default,
+  amrEpsilons: [0.1, 1],
+  sweepEpsilons: options.sweepEpsilons.default,
+  mfEpochs: options.mfEpochs.default,
+  vbprEpochs: options.vbprEpochs.default,
+  amrEpochs: options.amrEpochs.default,
+};
+
+export async function run(context: BenchContext): Promise<Record<string, unknown>> {
+  const { sharedData, log } = context;
+  const o = context.options as BenchOptionValues<typeof options>;
   const directory = await mkdtemp(join(tmpdir(), 'advrec-ml1m-'));
   try {
-    const fraction = env('ADVREC_USER_FRACTION', 1);
+    const fraction = o.userFraction;
     const dataset = await buildDataset(sharedData, directory, fraction);
     const features = await posterFeatures(sharedData, dataset, log);
-    const components = env('ADVREC_FEATURE_COMPONENTS', 128);
+    const components = o.featureComponents;
     return await amrRecipe(dataset, features, {
       log,
       userFraction: fraction,
       // 128 principal components: the same accuracy as the 1280-d features at half the VBPR
       // epoch (vbpr-tuning); 0 keeps the CNN's own features.
       ...(components > 0 ? { vbpr: { featureComponents: components } } : {}),
-      // The AMR paper's epsilon and lambda grid, unless ADVREC_AMR_EPSILONS names epsilons.
-      ...(process.env.ADVREC_AMR_EPSILONS ? {} : { grid: 'paper' as const }),
+      // The AMR paper's epsilon and lambda grid, unless --amr-epsilons names epsilons.
+      ...(o.amrEpsilons.length > 0 ? {} : { grid: 'paper' as const }),
+      settings: {
+        validateEvery: o.validateEvery,
+        amrEpsilons: o.amrEpsilons,
+        sweepEpsilons: o.sweepEpsilons,
+        mfEpochs: o.mfEpochs,
+        vbprEpochs: o.vbprEpochs,
+        amrEpochs: o.amrEpochs,
+      },
       protocol:
         'random leave-one-out (seed 2024) over the shared train+test files; 10% of movies (seeded) removed from training; one random training interaction per user held out for validation; test item among 999 sampled negatives (cold items included, as in the paper); cold-among-cold: each cold test item ranked among all cold items',
       features: {
@@ -255,11 +300,14 @@ export async function amrRecipe(
     readonly vbpr?: VisualBPRConfig;
     /** `paper`: the AMR paper's epsilon and lambda grid instead of the epsilons listed. */
     readonly grid?: 'paper';
-    /** Epochs (defaults: the environment's, else 200 / 20 / 10). */
+    /** Epochs (defaults: the settings'). */
     readonly epochs?: { readonly mf: number; readonly vbpr: number; readonly amr: number };
+    /** Validation cadence, epsilons and epochs (default {@link AMR_RECIPE_DEFAULTS}). */
+    readonly settings?: AmrRecipeSettings;
   },
 ): Promise<Record<string, unknown>> {
   const { log } = info;
+  const settings = info.settings ?? AMR_RECIPE_DEFAULTS;
   const testSet = generateSampledTestSet(dataset, { negatives: 999, seed: SEED });
   const cold = new Uint8Array(dataset.numItems);
   for (const i of dataset.coldStartItems) cold[i] = 1;
@@ -269,19 +317,19 @@ export async function amrRecipe(
     `${dataset.numUsers} users, ${dataset.numItems} items, ${dataset.train.nnz} train, ${testSet.numCases} test cases (${coldCases.filter(Boolean).length} on cold-start items), features ${features.dimension}-d`,
   );
   const validation = {
-    every: env('ADVREC_VALIDATE_EVERY', 5),
+    every: settings.validateEvery,
     metric: 'ndcg@20',
     patience: 4,
   } as const;
   const train: TrainConfig = { seed: 1, batchSize: 512, l2: 0, validation };
   // The prepared features' mean row norm, the unit of every epsilon (1/sqrt(D), D after PCA).
   const rowNorm = defaultFeatureNorm(info.vbpr?.featureComponents ?? features.dimension);
-  const amrEpsilons = list('ADVREC_AMR_EPSILONS', '0.1,1');
-  const sweepEpsilons = list('ADVREC_SWEEP_EPSILONS', '0.1,0.5,1,2');
+  const amrEpsilons = settings.amrEpsilons.length > 0 ? settings.amrEpsilons : [0.1, 1];
+  const sweepEpsilons = settings.sweepEpsilons;
   const maxEpochs = {
-    mf: info.epochs?.mf ?? env('ADVREC_MF_EPOCHS', 200),
-    vbpr: info.epochs?.vbpr ?? env('ADVREC_VBPR_EPOCHS', 20),
-    amr: info.epochs?.amr ?? env('ADVREC_AMR_EPOCHS', 10),
+    mf: info.epochs?.mf ?? settings.mfEpochs,
+    vbpr: info.epochs?.vbpr ?? settings.vbprEpochs,
+    amr: info.epochs?.amr ?? settings.amrEpochs,
   };
   const started = performance.now();
   const experiment = await runAmrExperiment(dataset, {

@@ -44,6 +44,7 @@ const PACKAGES = [
   'packages/neumf',
   'packages/sasrec',
   'packages/gru4rec',
+  'packages/sweep',
   'apps/cli',
 ];
 
@@ -222,6 +223,7 @@ describe('a consumer project (packed tarballs, plain npm, no onnxruntime-node)',
         'neumf',
         'onnx',
         'sasrec',
+        'sweep',
         'trainer',
       ].sort(),
     );

@@ -1,6 +1,7 @@
 /**
- * The jobs a sweep or a sharded extraction hands to workers (an in-process pool or a job
- * queue), and how one is run. Jobs are idempotent: a run folder completed by an earlier
+ * The CLI's job runner (`@advrec/sweep`'s `JobRunner`, exported as `jobRunner`: pool and queue
+ * worker threads import this module): the jobs a sweep or a sharded extraction hands to
+ * workers, and how one is run. Jobs are idempotent: a run folder completed by an earlier
  * attempt is read, not recomputed; a run killed after a resumable checkpoint continues from
  * it; a feature shard already extracted is kept.
  */
@@ -8,10 +9,13 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DataFormatError } from '@advrec/data';
 import type { ImageEntry } from '@advrec/features';
 import type { CommandContext } from '../run-folder/context.js';
 import { describeFailure, exitCodeOf } from '../errors.js';
+import { JobFailedError } from '@advrec/sweep';
+import type { JobRunner } from '@advrec/sweep';
 import { Progress } from '../progress.js';
 import { toJson } from '../run-folder/runs.js';
 
@@ -59,28 +63,6 @@ export type JobResult =
       readonly rows: number;
       readonly seconds: number;
     };
-
-/** A job's failure, carried across threads and queues with the exit code it would give. */
-export class JobFailedError extends Error {
-  readonly exitCode: number;
-  constructor(message: string, exitCode: number) {
-    super(message);
-    this.name = 'JobFailedError';
-    this.exitCode = exitCode;
-  }
-}
-
-/**
- * Any error of a job as a {@link JobFailedError}: the one line and the exit code `advrec`
- * would give for it (a config error 2, a data error 3, ...); a JobFailedError as it is.
- */
-export function asJobFailure(error: unknown): JobFailedError {
-  if (error instanceof JobFailedError) return error;
-  return new JobFailedError(
-    describeFailure(error).line.replace(/^advrec: /, ''),
-    exitCodeOf(error),
-  );
-}
 
 function silentContext(signal: AbortSignal): CommandContext {
   const sink = { write: () => true } as unknown as NodeJS.WritableStream;
@@ -216,4 +198,29 @@ export function asWorkerJob(value: unknown, where: string): WorkerJob {
     'an advrec job (kind train or features-shard)',
     JSON.stringify(value)?.slice(0, 120) ?? String(value),
   );
+}
+
+/** The CLI's jobs for `@advrec/sweep`'s pools and queue workers. */
+export const jobRunner: JobRunner<WorkerJob, JobResult> = {
+  runJob,
+  checkJob: asWorkerJob,
+  describeFailure: (error) => ({
+    message: describeFailure(error).line.replace(/^advrec: /, ''),
+    exitCode: exitCodeOf(error),
+  }),
+  describeJob: (job) => (job.kind === 'train' ? `run ${job.runId}` : `features shard ${job.shard}`),
+};
+
+/**
+ * This module as worker threads load it: the built `dist/sweep/jobs.js` (under a TypeScript
+ * runner, the tests, threads cannot load `.ts`, so the built file is used; it must be built).
+ */
+export function sweepJobRunnerModule(): URL {
+  const here = import.meta.url;
+  const entry = here.endsWith('.ts') ? new URL('../../dist/sweep/jobs.js', here) : new URL(here);
+  if (!existsSync(fileURLToPath(entry)))
+    throw new Error(
+      `the job runner ${fileURLToPath(entry)} is missing: build the CLI (pnpm --filter advrec build)`,
+    );
+  return entry;
 }

@@ -4,9 +4,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { renderHeatmapSvg } from '../run-folder/report.js';
-import { aggregateSweep, sweepSections } from './aggregate.js';
-import type { SweepRunResult } from './aggregate.js';
-import { expandSweep, readSweepFile } from './spec.js';
+import { aggregateSweep, expandSweep as expand, readSweepFile as read } from '@advrec/sweep';
+import type { SweepRunResult, SweepSpec } from '@advrec/sweep';
+import { sweepConfigHooks } from './config-hooks.js';
+import { sweepSections } from './sections.js';
+
+const readSweepFile = (file: string): Promise<SweepSpec> => read(file, sweepConfigHooks);
+const expandSweep = (spec: SweepSpec, cwd?: string) => expand(spec, sweepConfigHooks, cwd);
 
 const dir = mkdtempSync(join(tmpdir(), 'advrec-sweep-spec-'));
 

@@ -9,9 +9,10 @@ import {
   planFeatureShards,
 } from '@advrec/features';
 import type { ImageEntry } from '@advrec/features';
-import type { FeatureShardJob, JobFailedError } from '../../sweep/jobs.js';
-import { runLocalPool } from '../../sweep/pool.js';
-import type { JobEvents } from '../../sweep/pool.js';
+import { checkQueue, runLocalPool, runOnQueue } from '@advrec/sweep';
+import type { JobEvents, JobFailedError } from '@advrec/sweep';
+import { sweepJobRunnerModule } from '../../sweep/jobs.js';
+import type { FeatureShardJob } from '../../sweep/jobs.js';
 import { emit } from '../../run-folder/context.js';
 import type { CommandContext } from '../../run-folder/context.js';
 
@@ -145,8 +146,7 @@ async function shardedFeatures(
     options.shards ?? (options.queue !== undefined ? 8 : (options.workers ?? 1)),
     batchSize,
   );
-  if (options.queue !== undefined)
-    await (await import('../../sweep/queue.js')).checkQueue(options.queue);
+  if (options.queue !== undefined) await checkQueue(options.queue);
   const folder = `${output}.shards`;
   await mkdir(folder, { recursive: true });
   const salt = createHash('sha256')
@@ -186,9 +186,14 @@ async function shardedFeatures(
   };
   const started = performance.now();
   if (options.queue !== undefined) {
-    const { runOnQueue } = await import('../../sweep/queue.js');
     await runOnQueue(options.queue, options.queueName ?? 'advrec', items, events, context.signal);
-  } else await runLocalPool(items, options.workers ?? 1, events, context.signal);
+  } else
+    await runLocalPool(items, {
+      workers: options.workers ?? 1,
+      runnerModule: sweepJobRunnerModule(),
+      events,
+      signal: context.signal,
+    });
   if (context.signal.aborted) return 130;
   if (failures.length > 0) return failures[0]!.exitCode || 1;
   const { manifest, manifestFile } = await mergeFeatureShards(

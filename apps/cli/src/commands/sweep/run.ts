@@ -18,16 +18,29 @@ import { pluginsOf } from '../../plugins.js';
 import { loadPlugins, machineLine, toJson, writeText } from '../../run-folder/runs.js';
 import {
   aggregateSweep,
+  checkQueue,
+  expandSweep,
   headlineTestMetric,
   readRunResult,
-  sweepSections,
-} from '../../sweep/aggregate.js';
-import type { SweepRunResult } from '../../sweep/aggregate.js';
-import type { JobFailedError, JobResult, TrainJob } from '../../sweep/jobs.js';
-import { runLocalPool } from '../../sweep/pool.js';
-import type { JobEvents } from '../../sweep/pool.js';
-import { expandSweep, readSweepFile } from '../../sweep/spec.js';
-import type { SweepPlan, SweepRun } from '../../sweep/spec.js';
+  readSweepFile,
+  runLocalPool,
+  runOnQueue,
+} from '@advrec/sweep';
+import type {
+  JobEvents,
+  JobFailedError,
+  SweepPlan as GenericSweepPlan,
+  SweepRun as GenericSweepRun,
+  SweepRunResult,
+} from '@advrec/sweep';
+import type { ResolvedRunConfig } from '../../config.js';
+import { sweepConfigHooks } from '../../sweep/config-hooks.js';
+import { sweepJobRunnerModule } from '../../sweep/jobs.js';
+import type { JobResult, TrainJob } from '../../sweep/jobs.js';
+import { sweepSections } from '../../sweep/sections.js';
+
+type SweepPlan = GenericSweepPlan<ResolvedRunConfig>;
+type SweepRun = GenericSweepRun<ResolvedRunConfig>;
 
 /** Options of `advrec sweep`. */
 export interface SweepOptions {
@@ -113,7 +126,7 @@ export async function sweepCommand(
   context: CommandContext,
 ): Promise<number> {
   const started = new Date();
-  const spec = await readSweepFile(file);
+  const spec = await readSweepFile(file, sweepConfigHooks);
   // The plugins of the base config and the packages of every model the grid names.
   const modelAxis = spec.axes.find((a) => a.path === 'model.name');
   const plugins = [
@@ -121,7 +134,7 @@ export async function sweepCommand(
     ...(modelAxis?.values ?? []).flatMap((name) => pluginsOf({ model: { name } })),
   ];
   await loadPlugins([...new Set(plugins)]);
-  const plan = expandSweep(spec);
+  const plan = expandSweep(spec, sweepConfigHooks);
   const workers = options.workers ?? 1;
   if (options.queue !== undefined && options.workers !== undefined)
     throw new ConfigError([
@@ -131,8 +144,7 @@ export async function sweepCommand(
           'runs on the in-process pool; with --queue the runs go to `advrec worker` processes',
       },
     ]);
-  if (options.queue !== undefined)
-    await (await import('../../sweep/queue.js')).checkQueue(options.queue);
+  if (options.queue !== undefined) await checkQueue(options.queue);
   // Each data set of the grid is loaded (and so checked) once, before any run starts: a
   // missing file fails the sweep at once, not every run.
   const dataConfigs = new Map(plan.runs.map((r) => [toJson(r.resolved.data), r.resolved.data]));
@@ -238,7 +250,6 @@ export async function sweepCommand(
       },
     };
     if (options.queue !== undefined) {
-      const { runOnQueue } = await import('../../sweep/queue.js');
       await runOnQueue(
         options.queue,
         options.queueName ?? 'advrec',
@@ -249,7 +260,13 @@ export async function sweepCommand(
           ...(options.attempts !== undefined ? { attempts: options.attempts } : {}),
         },
       );
-    } else await runLocalPool(items, workers, events, context.signal);
+    } else
+      await runLocalPool(items, {
+        workers,
+        runnerModule: sweepJobRunnerModule(),
+        events,
+        signal: context.signal,
+      });
     await writing;
     const c = counts();
     bar.finish(`${c.done} done, ${c.failed} failed`, c.done + c.failed);

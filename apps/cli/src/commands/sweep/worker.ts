@@ -1,6 +1,7 @@
 import type { CommandContext } from '../../run-folder/context.js';
 import { emit } from '../../run-folder/context.js';
-import { DEFAULT_QUEUE_NAME, checkQueue, runQueueWorker } from '../../sweep/queue.js';
+import { DEFAULT_QUEUE_NAME, checkQueue, runQueueWorker } from '@advrec/sweep';
+import { sweepJobRunnerModule } from '../../sweep/jobs.js';
 
 /** Options of `advrec worker`. */
 export interface WorkerOptions {
@@ -30,6 +31,7 @@ export async function workerCommand(
       stalledIntervalMs: options.stalledInterval ?? 30_000,
       // Always printed (even with --quiet): a worker's log is its only output.
       log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
+      runnerModule: sweepJobRunnerModule(),
     },
     context.signal,
   );

@@ -1,21 +1,54 @@
 /**
- * Jobs on a Redis-backed queue (BullMQ): `advrec sweep --queue` and `advrec features
- * --queue` add jobs and wait for them; `advrec worker --queue` processes on any number of
- * machines run them. A job's id is its run (or shard) and its sweep's fingerprint, so adding
- * the same sweep twice adds nothing; a worker that dies (kill -9, a lost machine) stops
- * renewing its job's lock and another worker takes the job over (BullMQ's stalled-job check);
- * every job runs in a worker thread (kept between jobs), so the worker's own thread keeps
- * renewing locks while a job computes.
+ * Jobs on a Redis-backed queue (BullMQ): a sweep (or a sharded extraction) adds jobs and waits
+ * for them; queue workers on any number of machines run them. A job's id is its run (or
+ * shard) and its sweep's fingerprint, so adding the same sweep twice adds nothing; a worker
+ * that dies (kill -9, a lost machine) stops renewing its job's lock and another worker takes
+ * the job over (BullMQ's stalled-job check); every job runs in a worker thread (kept between
+ * jobs), so the worker's own thread keeps renewing locks while a job computes.
+ *
+ * `bullmq` and `ioredis` are optional peer dependencies, loaded when a queue is used: without
+ * them the in-process pool works and a queue is refused with one line naming the package.
  */
 import { ConfigError } from '@advrec/data';
 import type { Job as QueueJob } from 'bullmq';
-import { JobFailedError, asJobFailure, asWorkerJob } from './jobs.js';
-import type { JobResult, WorkerJob } from './jobs.js';
+import { JobFailedError, asJobFailure, importJobRunner } from './jobs.js';
+import type { SweepJob, SweepJobResult } from './jobs.js';
 import type { JobEvents } from './pool.js';
 import { JobThread } from './pool.js';
 
 /** The default queue name (BullMQ keys `bull:advrec:*`). */
 export const DEFAULT_QUEUE_NAME = 'advrec';
+
+/** Thrown when a queue is asked for and its optional package is not installed. */
+export class QueuePackageMissingError extends ConfigError {
+  constructor(
+    readonly packageName: 'bullmq' | 'ioredis',
+    flag: string,
+  ) {
+    super([
+      {
+        path: flag,
+        message: `the job queue needs the optional package ${packageName}, which is not installed (npm install bullmq ioredis), or run without ${flag} to use the in-process pool`,
+      },
+    ]);
+  }
+}
+
+/** Loads an optional queue package, or refuses with {@link QueuePackageMissingError}. */
+async function optional<T>(
+  name: 'bullmq' | 'ioredis',
+  flag: string,
+  load: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await load();
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND')
+      throw new QueuePackageMissingError(name, flag);
+    throw error;
+  }
+}
 
 function connectionOf(url: string): { url: string; maxRetriesPerRequest: null } {
   return { url, maxRetriesPerRequest: null };
@@ -27,7 +60,7 @@ export async function checkQueue(url: string, flag = '--queue'): Promise<void> {
     throw new ConfigError([
       { path: flag, message: `must be a redis:// or rediss:// URL, got "${url}"` },
     ]);
-  const { Redis } = await import('ioredis');
+  const { Redis } = await optional('ioredis', flag, () => import('ioredis'));
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: 5000,
@@ -69,16 +102,21 @@ function decodeFailure(reason: string | undefined): JobFailedError {
  * is not retried. After `signal`, stops waiting (the jobs stay on the queue for the workers).
  */
 export async function runOnQueue<
-  J extends { readonly id: string; readonly key: string; readonly job: WorkerJob },
+  J extends { readonly id: string; readonly key: string; readonly job: SweepJob },
+  R extends SweepJobResult = SweepJobResult,
 >(
   url: string,
   name: string,
   jobs: readonly J[],
-  events: JobEvents<J> & { onWaiting?(counts: Record<string, number>): void },
+  events: JobEvents<J, R> & { onWaiting?(counts: Record<string, number>): void },
   signal: AbortSignal,
-  options: { readonly attempts?: number; readonly pollMs?: number } = {},
+  options: { readonly attempts?: number; readonly pollMs?: number; readonly flag?: string } = {},
 ): Promise<void> {
-  const { Queue, Job } = await import('bullmq');
+  const { Queue, Job } = await optional(
+    'bullmq',
+    options.flag ?? '--queue',
+    () => import('bullmq'),
+  );
   const queue = new Queue(name, { connection: connectionOf(url) });
   try {
     await queue.addBulk(
@@ -103,7 +141,7 @@ export async function runOnQueue<
     const started = new Set<string>();
     while (pending.size > 0 && !signal.aborted) {
       for (const [key, item] of [...pending]) {
-        const job = (await Job.fromId(queue, key)) as QueueJob<WorkerJob, JobResult> | undefined;
+        const job = (await Job.fromId(queue, key)) as QueueJob<SweepJob, R> | undefined;
         if (!job) {
           pending.delete(key);
           events.onFail?.(item, new JobFailedError(`job ${key} disappeared from the queue`, 1));
@@ -145,6 +183,8 @@ export interface QueueWorkerOptions {
   /** How often this worker looks for stalled jobs of dead workers. */
   readonly stalledIntervalMs: number;
   readonly log: (line: string) => void;
+  /** The built module that exports the `jobRunner` (see {@link JobRunner}). */
+  readonly runnerModule: URL;
 }
 
 /**
@@ -159,25 +199,30 @@ export async function runQueueWorker(
   options: QueueWorkerOptions,
   signal: AbortSignal,
 ): Promise<{ readonly completed: number; readonly failed: number }> {
-  const { Worker, UnrecoverableError } = await import('bullmq');
+  const { Worker, UnrecoverableError } = await optional(
+    'bullmq',
+    '--queue',
+    () => import('bullmq'),
+  );
+  const runner = await importJobRunner(options.runnerModule);
   let completed = 0;
   let failed = 0;
   const running = new Set<AbortController>();
   // Threads kept between jobs (one per concurrent job): modules load once per thread.
   const idle: JobThread[] = [];
   const threads: JobThread[] = [];
-  const worker = new Worker<WorkerJob, JobResult>(
+  const worker = new Worker<SweepJob, SweepJobResult>(
     name,
     async (job) => {
-      const data = asWorkerJob(job.data, `queue ${name}, job ${job.id}`);
-      const what = data.kind === 'train' ? `run ${data.runId}` : `features shard ${data.shard}`;
+      const data = runner.checkJob(job.data, `queue ${name}, job ${job.id}`);
+      const what = runner.describeJob?.(data) ?? `${data.kind} job`;
       options.log(`job ${job.id} started: ${what} (attempt ${job.attemptsMade + 1})`);
       const controller = new AbortController();
       running.add(controller);
       try {
-        const thread = idle.pop() ?? new JobThread();
+        const thread = idle.pop() ?? new JobThread(options.runnerModule);
         if (!threads.includes(thread)) threads.push(thread);
-        let result: JobResult;
+        let result: SweepJobResult;
         try {
           result = await thread.run(data, controller.signal);
         } finally {
@@ -190,7 +235,7 @@ export async function runQueueWorker(
         return result;
       } catch (error) {
         failed++;
-        const failure = asJobFailure(error);
+        const failure = asJobFailure(error, runner);
         const reason = encodeFailure(failure);
         options.log(`job ${job.id} failed: ${what}: ${reason}`);
         throw failure.exitCode === 2 || failure.exitCode === 3

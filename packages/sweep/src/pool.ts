@@ -3,38 +3,33 @@
  * after another in this thread; more run them in that many worker threads of this process,
  * each thread kept for all the jobs it runs.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { JobFailedError, asJobFailure, runJob } from './jobs.js';
-import type { JobResult, WorkerJob } from './jobs.js';
+import { JobFailedError, asJobFailure, importJobRunner } from './jobs.js';
+import type { SweepJob, SweepJobResult } from './jobs.js';
 
 /** What a pool or a queue tells its caller as jobs move. */
-export interface JobEvents<J extends { readonly id: string }> {
+export interface JobEvents<
+  J extends { readonly id: string },
+  R extends SweepJobResult = SweepJobResult,
+> {
   onStart?(job: J): void;
-  onDone?(job: J, result: JobResult): void;
+  onDone?(job: J, result: R): void;
   onFail?(job: J, error: JobFailedError): void;
 }
 
 /**
- * The worker-thread entry: `job-thread.js` beside this module once built. Under a TypeScript
- * runner (the tests import the sources) threads cannot load `.ts`, so the built file in
- * `dist/` is used; it must have been built.
+ * The worker-thread entry: `job-thread.js` beside this module once built (under a TypeScript
+ * runner, this package's own tests, the built one in `dist/`).
  */
 function threadEntry(): URL {
   const here = import.meta.url;
-  const entry = here.endsWith('.ts')
-    ? new URL('../../dist/sweep/job-thread.js', here)
+  return here.endsWith('.ts')
+    ? new URL('../dist/job-thread.js', here)
     : new URL('./job-thread.js', here);
-  if (!existsSync(fileURLToPath(entry)))
-    throw new Error(
-      `the worker-thread entry ${fileURLToPath(entry)} is missing: build the CLI (pnpm --filter advrec build)`,
-    );
-  return entry;
 }
 
 type ThreadAnswer =
-  { ok: true; result: JobResult } | { ok: false; message: string; exitCode: number };
+  { ok: true; result: SweepJobResult } | { ok: false; message: string; exitCode: number };
 
 /**
  * A worker thread of this process that runs jobs one at a time and is kept between them
@@ -43,11 +38,18 @@ type ThreadAnswer =
  */
 export class JobThread {
   private worker: Worker | null = null;
-  private current: { resolve: (r: JobResult) => void; reject: (e: JobFailedError) => void } | null =
-    null;
+  private current: {
+    resolve: (r: SweepJobResult) => void;
+    reject: (e: JobFailedError) => void;
+  } | null = null;
+
+  /** `runnerModule`: the built module whose `jobRunner` the thread runs jobs with. */
+  constructor(private readonly runnerModule: URL) {}
 
   private spawn(): Worker {
-    const worker = new Worker(threadEntry());
+    const worker = new Worker(threadEntry(), {
+      workerData: { runnerModule: this.runnerModule.href },
+    });
     const fail = (error: JobFailedError): void => {
       if (this.worker === worker) this.worker = null;
       const current = this.current;
@@ -67,18 +69,18 @@ export class JobThread {
   }
 
   /** Runs one job in the thread; `signal` stops it like Ctrl-C. */
-  run(job: WorkerJob, signal?: AbortSignal): Promise<JobResult> {
+  run<R extends SweepJobResult = SweepJobResult>(job: SweepJob, signal?: AbortSignal): Promise<R> {
     if (this.current) throw new Error('JobThread.run: a job is already running');
     this.worker ??= this.spawn();
     const worker = this.worker;
-    return new Promise<JobResult>((resolvePromise, reject) => {
+    return new Promise<R>((resolvePromise, reject) => {
       const onAbort = (): void => worker.postMessage({ type: 'abort' });
       signal?.addEventListener('abort', onAbort, { once: true });
       const done = (): void => signal?.removeEventListener('abort', onAbort);
       this.current = {
         resolve: (result) => {
           done();
-          resolvePromise(result);
+          resolvePromise(result as R);
         },
         reject: (error) => {
           done();
@@ -97,20 +99,30 @@ export class JobThread {
   }
 }
 
+/** Options of {@link runLocalPool}. */
+export interface PoolOptions<J extends { readonly id: string }, R extends SweepJobResult> {
+  /** Workers (1: the jobs run one after another in this thread). */
+  readonly workers: number;
+  /** The built module that exports the `jobRunner` (see {@link JobRunner}). */
+  readonly runnerModule: URL;
+  readonly events: JobEvents<J, R>;
+  readonly signal: AbortSignal;
+}
+
 /**
  * Runs `jobs` on `workers` workers of this process and reports each through `events`. A
  * failed job is reported and the others go on; resolves when every job has ended (or, after
  * `signal`, when the running ones have stopped and no new one is started).
  */
-export async function runLocalPool<J extends { readonly id: string; readonly job: WorkerJob }>(
-  jobs: readonly J[],
-  workers: number,
-  events: JobEvents<J>,
-  signal: AbortSignal,
-): Promise<void> {
+export async function runLocalPool<
+  J extends { readonly id: string; readonly job: SweepJob },
+  R extends SweepJobResult = SweepJobResult,
+>(jobs: readonly J[], options: PoolOptions<J, R>): Promise<void> {
+  const { workers, events, signal } = options;
+  const runner = await importJobRunner(options.runnerModule);
   let next = 0;
   const lane = async (): Promise<void> => {
-    const thread = workers === 1 ? null : new JobThread();
+    const thread = workers === 1 ? null : new JobThread(options.runnerModule);
     try {
       await runLane(thread);
     } finally {
@@ -123,10 +135,12 @@ export async function runLocalPool<J extends { readonly id: string; readonly job
       events.onStart?.(item);
       try {
         const result =
-          thread === null ? await runJob(item.job, signal) : await thread.run(item.job, signal);
+          thread === null
+            ? ((await runner.runJob(runner.checkJob(item.job, `job ${item.id}`), signal)) as R)
+            : await thread.run<R>(item.job, signal);
         events.onDone?.(item, result);
       } catch (error) {
-        events.onFail?.(item, asJobFailure(error));
+        events.onFail?.(item, asJobFailure(error, runner));
       }
     }
   };

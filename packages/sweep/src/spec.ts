@@ -1,17 +1,43 @@
 /**
- * Sweep files: a base run config and axes (any config field: epsilon, lambda, learning rate,
- * L2, model, data set) plus seeds, expanded into the runs of a grid. Every run is checked
- * (resolved like `advrec train` would) before any of them starts.
+ * Sweep files and their expansion: a base run config, overrides, axes (config paths and the
+ * values they take) and seeds; expanded into runs in grid order, each resolved by the
+ * application's own config rules ({@link SweepConfigHooks}) so a bad value on any axis is
+ * reported, with its run, before anything runs.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
-import { applyOverrides, readConfigFile, resolveRunConfig } from '../config.js';
-import type { ResolvedRunConfig } from '../config.js';
-import { pluginsOf } from '../plugins.js';
-import { toJson } from '../run-folder/runs.js';
+
+/**
+ * What a sweep needs from the application whose runs it expands (the `advrec` CLI gives its
+ * run config's): reading a config file, `--set` overrides, and resolving one run.
+ */
+export interface SweepConfigHooks<R> {
+  /** Reads a config file (YAML or JSON), with errors naming the file. */
+  readConfigFile(file: string): Promise<unknown>;
+  /** `path=value` overrides applied to a raw config. */
+  applyOverrides(base: Readonly<Record<string, unknown>>, overrides: readonly string[]): unknown;
+  /**
+   * One run's raw config made ready to run anywhere (file paths made absolute against `cwd`,
+   * plugins recorded) and resolved; a bad value throws a `ConfigError`.
+   */
+  prepareRun(
+    config: Record<string, unknown>,
+    cwd: string,
+  ): { readonly config: Record<string, unknown>; readonly resolved: R };
+  /**
+   * The validation metric a run chooses on, or an issue when the run does not validate (a
+   * sweep chooses its best configuration on validation, never on test).
+   */
+  validationMetric(resolved: R): string | ConfigIssue;
+  /** The resolved config as canonical JSON (the sweep's fingerprint hashes it). */
+  toJson(resolved: R): string;
+  /** The config paths a sweep's seed goes to (default `model.seed` and `training.seed`). */
+  readonly seedPaths?: readonly string[];
+}
+
+const DEFAULT_SEED_PATHS = ['model.seed', 'training.seed'];
 
 /** A scalar of a run config. */
 export type AxisScalar = string | number | boolean;
@@ -46,7 +72,7 @@ export interface SweepSpec {
 }
 
 /** One run of a sweep. */
-export interface SweepRun {
+export interface SweepRun<R = unknown> {
   /** Stable name, also its folder under `<sweep>/runs/`: `epsilon=0.5_adversarialWeight=1_seed=2`. */
   readonly id: string;
   /** The grid point (axis name -> value), without the seed. */
@@ -56,14 +82,14 @@ export interface SweepRun {
   readonly seed: number | null;
   /** The raw run config (base + set + the point + the seed), with paths made absolute. */
   readonly config: Readonly<Record<string, unknown>>;
-  /** What `advrec train` resolves it to (every default filled in). */
-  readonly resolved: ResolvedRunConfig;
+  /** What the application resolves it to (every default filled in). */
+  readonly resolved: R;
 }
 
 /** A sweep expanded: its runs, in grid order, and a fingerprint of all of them. */
-export interface SweepPlan {
+export interface SweepPlan<R = unknown> {
   readonly spec: SweepSpec;
-  readonly runs: readonly SweepRun[];
+  readonly runs: readonly SweepRun<R>[];
   /** SHA-256 of the runs' resolved configs: the same sweep has the same fingerprint anywhere. */
   readonly fingerprint: string;
   /**
@@ -82,7 +108,12 @@ export const MAX_SWEEP_RUNS = 10_000;
  * sweep file; `config` an inline run config; one of the two is required. Every problem is
  * reported with its field path.
  */
-export async function readSweepFile(file: string): Promise<SweepSpec> {
+export async function readSweepFile(
+  file: string,
+  hooks: Pick<SweepConfigHooks<unknown>, 'readConfigFile' | 'seedPaths'>,
+): Promise<SweepSpec> {
+  const { readConfigFile } = hooks;
+  const seedPaths = hooks.seedPaths ?? DEFAULT_SEED_PATHS;
   const raw = await readConfigFile(file);
   const issues: ConfigIssue[] = [];
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
@@ -165,7 +196,7 @@ export async function readSweepFile(file: string): Promise<SweepSpec> {
       issues.push({ path: 'seeds', message: 'lists a seed twice' });
     else seeds.push(...(input.seeds as number[]));
     for (const axis of axes)
-      if (axis.path === 'model.seed' || axis.path === 'training.seed')
+      if (seedPaths.includes(axis.path))
         issues.push({
           path: `axes.${axis.path}`,
           message: 'seeds are given by the seeds list; drop this axis or the list',
@@ -200,35 +231,18 @@ function folderSafe(value: AxisValue): string {
 }
 
 /**
- * The run-config fields that name files: made absolute against the directory the sweep is
- * expanded in, so that workers started elsewhere (another directory, another machine sharing
- * the file system) read the same files. Data-set names (`ml-100k`) are left alone.
- */
-function absolutePaths(config: Record<string, unknown>, cwd: string): Record<string, unknown> {
-  const data = config.data as Record<string, unknown> | undefined;
-  if (typeof data !== 'object' || data === null) return config;
-  const fixed: Record<string, unknown> = { ...data };
-  for (const key of ['source', 'testPath', 'validationPath', 'features']) {
-    const value = fixed[key];
-    if (typeof value === 'string' && !isAbsolute(value) && existsSync(resolve(cwd, value)))
-      fixed[key] = resolve(cwd, value);
-  }
-  const plugins = Array.isArray(config.plugins)
-    ? config.plugins.map((p) =>
-        typeof p === 'string' && (p.startsWith('./') || p.startsWith('../')) ? resolve(cwd, p) : p,
-      )
-    : config.plugins;
-  return { ...config, data: fixed, ...(plugins !== undefined ? { plugins } : {}) };
-}
-
-/**
  * Expands a sweep into its runs: the Cartesian product of the axes (first axis slowest),
  * times the seeds. Each run's config is resolved as `advrec train` would, so a bad value on
  * any axis is reported (with the run it belongs to) before anything runs. The runs must
  * validate (`data.validation: true` or a validation file): the best configuration is chosen
  * on validation, never on test.
  */
-export function expandSweep(spec: SweepSpec, cwd = process.cwd()): SweepPlan {
+export function expandSweep<R>(
+  spec: SweepSpec,
+  hooks: SweepConfigHooks<R>,
+  cwd = process.cwd(),
+): SweepPlan<R> {
+  const seedPaths = hooks.seedPaths ?? DEFAULT_SEED_PATHS;
   const total = spec.axes.reduce((n, a) => n * a.values.length, 1) * Math.max(1, spec.seeds.length);
   if (total > MAX_SWEEP_RUNS)
     throw new ConfigError([
@@ -241,14 +255,15 @@ export function expandSweep(spec: SweepSpec, cwd = process.cwd()): SweepPlan {
       for (const value of axis.values) next.push({ ...point, [axis.path]: value });
     points.splice(0, points.length, ...next);
   }
-  const base = applyOverrides(spec.base, spec.set) as Record<string, unknown>;
-  const runs: SweepRun[] = [];
+  const base = hooks.applyOverrides(spec.base, spec.set) as Record<string, unknown>;
+  const runs: SweepRun<R>[] = [];
+  const metrics: string[] = [];
   const issues: ConfigIssue[] = [];
   const used = new Set<string>();
   for (const point of points)
     for (const seed of spec.seeds.length > 0 ? spec.seeds : [null]) {
       const overrides = Object.entries(point).map(([path, v]) => `${path}=${JSON.stringify(v)}`);
-      if (seed !== null) overrides.push(`model.seed=${seed}`, `training.seed=${seed}`);
+      if (seed !== null) overrides.push(...seedPaths.map((path) => `${path}=${seed}`));
       const named = Object.fromEntries(
         spec.axes.map((axis) => [axis.name, point[axis.path]!] as const),
       );
@@ -259,18 +274,12 @@ export function expandSweep(spec: SweepSpec, cwd = process.cwd()): SweepPlan {
       let id = label || 'run';
       for (let k = 2; used.has(id); k++) id = `${label || 'run'}-${k}`;
       used.add(id);
-      const merged = absolutePaths(applyOverrides(base, overrides) as Record<string, unknown>, cwd);
-      // A model package the run names (model: neumf) is recorded among its plugins.
-      const plugins = pluginsOf(merged);
-      const config = plugins.length > 0 ? { ...merged, plugins } : merged;
+      const merged = hooks.applyOverrides(base, overrides) as Record<string, unknown>;
       try {
-        const resolved = resolveRunConfig(config);
-        if (!resolved.data.validation && resolved.data.validationPath === null)
-          issues.push({
-            path: 'base.data.validation',
-            message:
-              'a sweep chooses its best configuration on validation: set data.validation: true (or give data.validationPath)',
-          });
+        const { config, resolved } = hooks.prepareRun(merged, cwd);
+        const metric = hooks.validationMetric(resolved);
+        if (typeof metric !== 'string') issues.push(metric);
+        else metrics.push(metric);
         runs.push({
           id,
           point: named,
@@ -294,17 +303,17 @@ export function expandSweep(spec: SweepSpec, cwd = process.cwd()): SweepPlan {
           issues.findIndex((o) => o.path === issue.path && o.message === issue.message) === k,
       ),
     );
-  const metric = runs[0]!.resolved.training.validation.metric;
-  const other = runs.find((r) => r.resolved.training.validation.metric !== metric);
-  if (other)
+  const metric = metrics[0]!;
+  const other = metrics.findIndex((m) => m !== metric);
+  if (other >= 0)
     throw new ConfigError([
       {
         path: 'axes',
-        message: `every run must validate on the same metric to be compared (run ${runs[0]!.id}: ${metric}, run ${other.id}: ${other.resolved.training.validation.metric})`,
+        message: `every run must validate on the same metric to be compared (run ${runs[0]!.id}: ${metric}, run ${runs[other]!.id}: ${metrics[other]})`,
       },
     ]);
   const fingerprint = createHash('sha256')
-    .update(runs.map((r) => `${r.id}\n${toJson(r.resolved)}`).join('\n'))
+    .update(runs.map((r) => `${r.id}\n${hooks.toJson(r.resolved)}`).join('\n'))
     .digest('hex');
   return { spec, runs, fingerprint, metric };
 }
