@@ -32,6 +32,9 @@ import type { BenchAbout, BenchOptionSpec, BenchOptionValues } from '../context.
 import { measureDeepThroughput } from '../lib/deep-throughput.js';
 
 /** What this benchmark measures and the figures it writes (the bench README's table). */
+/** The repository root. */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
 export const about: BenchAbout = {
   kind: 'perf',
   what: "MF training throughput on the real Gowalla train set (810,128 triples per epoch), K=64, batch 512, Adagrad: BPR and APR (FGM on both embeddings) with the deterministic kernel on 2 and 1 threads, Hogwild, classic per-triple SGD; interleaved rounds; then the VBPR and AMR mini-batch step at ML-1M size (K=64, 1280-d features, batch 512), and VBPR and AMR at the AMR paper's Amazon scale (83,337 users, 299,555 items, 2048-d features) in a process of its own (60 timed batches each, scaled to an epoch)",
@@ -258,8 +261,7 @@ export async function run(context: BenchContext): Promise<Record<string, unknown
       ...(await measureTrainerOverheads(await gowalla(context.sharedData), context.log)),
     };
   if (!parts.includes('mf') && parts.includes('amazon-scale')) {
-    const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-    mf = { ...mf, amazonScale: measureAmazonScale(root, context.sharedData) };
+    mf = { ...mf, amazonScale: measureAmazonScale(ROOT, context.sharedData) };
   }
   const deepModels = parts.includes('deep')
     ? await measureDeepThroughput(context.sharedData, context.log)
@@ -279,13 +281,12 @@ async function runMf({ sharedData, log }: BenchContext): Promise<Record<string, 
       );
     }
   }
-  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
   const steps: Record<string, number[]> = { 'vbpr-step': [], 'amr-step': [] };
   for (let round = 0; round < ROUNDS; round++)
     for (const task of Object.keys(steps)) {
       const out = execFileSync(
         process.execPath,
-        [join(root, 'bench', 'scripts', 'measure.mjs'), root, task, sharedData, String(round)],
+        [join(ROOT, 'bench', 'scripts', 'measure.mjs'), ROOT, task, sharedData, String(round)],
         { encoding: 'utf8' },
       );
       const { stepMilliseconds } = JSON.parse(out.trim().split('\n').at(-1)!) as {
@@ -295,7 +296,7 @@ async function runMf({ sharedData, log }: BenchContext): Promise<Record<string, 
       log(`round ${round} ${task}: ${stepMilliseconds.toFixed(1)} ms per batch`);
     }
   const trainer = await measureTrainerOverheads(dataset, log);
-  const amazonScale = measureAmazonScale(root, sharedData);
+  const amazonScale = measureAmazonScale(ROOT, sharedData);
   log(`amazon-scale: ${JSON.stringify(amazonScale)}`);
   const med = (name: string): number => Math.round(median(samples.get(name)!));
   const bpr = med('bpr-2threads');

@@ -324,7 +324,7 @@ export async function amrRecipe(
   const train: TrainConfig = { seed: 1, batchSize: 512, l2: 0, validation };
   // The prepared features' mean row norm, the unit of every epsilon (1/sqrt(D), D after PCA).
   const rowNorm = defaultFeatureNorm(info.vbpr?.featureComponents ?? features.dimension);
-  const amrEpsilons = settings.amrEpsilons.length > 0 ? settings.amrEpsilons : [0.1, 1];
+  const amrEpsilons = settings.amrEpsilons;
   const sweepEpsilons = settings.sweepEpsilons;
   const maxEpochs = {
     mf: info.epochs?.mf ?? settings.mfEpochs,

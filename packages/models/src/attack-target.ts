@@ -40,5 +40,5 @@ export function resolveAttackTarget(
 
 /** `epsilon` in absolute terms for `target` (see {@link resolveAttackTarget}). */
 export function absoluteEpsilon(target: AttackTarget, epsilon: number): number {
-  return target.relative ? epsilon * target.unit : epsilon;
+  return epsilon * target.unit;
 }

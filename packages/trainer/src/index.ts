@@ -56,7 +56,7 @@ export type {
   TrainCallbacks,
   ValidationEvent,
 } from './trainer.js';
-export { configForModel, supportsWarmStart, trainSchedule, trainStage } from './schedule.js';
+export { configForModel, trainSchedule, trainStage } from './schedule.js';
 export type {
   ScheduleCallbacks,
   ScheduleOptions,

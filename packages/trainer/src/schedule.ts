@@ -241,11 +241,6 @@ export interface ScheduleResult {
   readonly pretrainingEngine: EngineInfo | null;
 }
 
-/** Whether a model can start from an MF-BPR ({@link SchedulePlan.warmStart}). */
-export function supportsWarmStart(model: Model): boolean {
-  return model instanceof VisualBPR;
-}
-
 /**
  * Runs a schedule: warm start, BPR phase, adversarial phase. Checkpoints are written
  * atomically, so a stop (`signal`) leaves the last complete one intact; a stopped run resumes
