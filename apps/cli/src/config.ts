@@ -243,6 +243,81 @@ export function schemaIssues(config: unknown): ConfigIssue[] {
   return issues;
 }
 
+/** Paths are taken relative to the working folder and recorded absolute, so a run folder can be evaluated from anywhere. */
+function absolutePath(path: string): string {
+  return isAbsolute(path) ? path : resolve(path);
+}
+
+/** The data section with every default filled (a named catalogue source stays a name). */
+function resolvedDataConfig(data: RunConfig['data']): ResolvedRunConfig['data'] {
+  const split = data.split ?? {};
+  const named = /^[a-z0-9][a-z0-9-]*$/.test(data.source) && !existsSync(data.source);
+  return {
+    source: named ? data.source : absolutePath(data.source),
+    format: data.format ?? 'auto',
+    testPath: data.testPath !== undefined ? absolutePath(data.testPath) : null,
+    validationPath: data.validationPath !== undefined ? absolutePath(data.validationPath) : null,
+    encoding: data.encoding ?? 'utf-8',
+    split: {
+      protocol: split.protocol ?? 'auto',
+      order: split.order ?? 'auto',
+      testFraction: split.testFraction ?? 0.2,
+      seed: split.seed ?? 42,
+    },
+    validation: data.validation ?? true,
+    features: data.features !== undefined ? absolutePath(data.features) : null,
+    synthetic: {
+      users: data.synthetic?.users ?? 2000,
+      items: data.synthetic?.items ?? 1500,
+      featureDimension: data.synthetic?.featureDimension ?? 0,
+      seed: data.synthetic?.seed ?? 42,
+    },
+  };
+}
+
+/** Range and integer checks of the values the schema types only loosely; adversary names through `checkAdversary`. */
+function valueIssues(
+  config: RunConfig,
+  checkAdversary: (path: string, name: string) => void,
+): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const { epochs, adversarialEpochs, checkpointEvery, mfEpochs } = config.training ?? {};
+  const trainConfig = config.training ?? {};
+  const e = config.evaluation ?? {};
+  (e.cutoffs ?? []).forEach((k, index) => {
+    if (!(Number.isInteger(k) && k >= 1))
+      issues.push({
+        path: `evaluation.cutoffs[${index}]`,
+        message: `must be an integer >= 1, got ${k}`,
+      });
+  });
+  const integers: [string, number | undefined][] = [
+    ['training.epochs', epochs],
+    ['training.adversarialEpochs', adversarialEpochs],
+    ['training.checkpointEvery', checkpointEvery],
+    ['training.mfEpochs', mfEpochs],
+    ['training.validation.patience', trainConfig.validation?.patience],
+    ['model.embeddingSize', config.model.embeddingSize],
+    ['model.seed', config.model.seed],
+    ['data.split.seed', config.data.split?.seed],
+    ['evaluation.negatives', e.negatives],
+  ];
+  for (const [path, value] of integers)
+    if (value !== undefined && !Number.isInteger(value))
+      issues.push({ path, message: `must be an integer, got ${value}` });
+  const a = config.attack;
+  if (a) {
+    (a.epsilons ?? []).forEach((value, index) => {
+      if (!(Number.isFinite(value) && value >= 0))
+        issues.push({ path: `attack.epsilons[${index}]`, message: `must be >= 0, got ${value}` });
+    });
+    (a.adversaries ?? []).forEach((name, index) =>
+      checkAdversary(`attack.adversaries[${index}]`, name),
+    );
+  }
+  return issues;
+}
+
 /**
  * Validates a parsed config against the schema and the registries (model and adversary
  * names, metric names) and fills every default. Throws one {@link ConfigError} listing every
@@ -310,68 +385,13 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
       message:
         'per-triple SGD (training.algorithm sgd-triples) trains BPR epochs only; to pre-train by per-triple SGD and then train adversarially, set training.pretraining.algorithm sgd-triples (with its optimizer and l2 there) and keep training.algorithm minibatch',
     });
+  issues.push(...valueIssues(config, checkAdversary));
   const e = config.evaluation ?? {};
   const cutoffs = e.cutoffs ?? [10, 20, 50, 100];
-  cutoffs.forEach((k, index) => {
-    if (!(Number.isInteger(k) && k >= 1))
-      issues.push({
-        path: `evaluation.cutoffs[${index}]`,
-        message: `must be an integer >= 1, got ${k}`,
-      });
-  });
-  const integers: [string, number | undefined][] = [
-    ['training.epochs', epochs],
-    ['training.adversarialEpochs', adversarialEpochs],
-    ['training.checkpointEvery', checkpointEvery],
-    ['training.mfEpochs', mfEpochs],
-    ['training.validation.patience', trainConfig.validation?.patience],
-    ['model.embeddingSize', config.model.embeddingSize],
-    ['model.seed', config.model.seed],
-    ['data.split.seed', config.data.split?.seed],
-    ['evaluation.negatives', e.negatives],
-  ];
-  for (const [path, value] of integers)
-    if (value !== undefined && !Number.isInteger(value))
-      issues.push({ path, message: `must be an integer, got ${value}` });
   const a = config.attack;
-  if (a) {
-    (a.epsilons ?? []).forEach((value, index) => {
-      if (!(Number.isFinite(value) && value >= 0))
-        issues.push({ path: `attack.epsilons[${index}]`, message: `must be >= 0, got ${value}` });
-    });
-    (a.adversaries ?? []).forEach((name, index) =>
-      checkAdversary(`attack.adversaries[${index}]`, name),
-    );
-  }
-  const split = config.data.split ?? {};
   if (issues.length > 0 || training === null) throw new ConfigError(issues);
-  // Paths are taken relative to the working folder and recorded absolute, so a run folder
-  // can be evaluated from anywhere.
-  const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(path));
-  const named = /^[a-z0-9][a-z0-9-]*$/.test(config.data.source) && !existsSync(config.data.source);
   return {
-    data: {
-      source: named ? config.data.source : absolute(config.data.source),
-      format: config.data.format ?? 'auto',
-      testPath: config.data.testPath !== undefined ? absolute(config.data.testPath) : null,
-      validationPath:
-        config.data.validationPath !== undefined ? absolute(config.data.validationPath) : null,
-      encoding: config.data.encoding ?? 'utf-8',
-      split: {
-        protocol: split.protocol ?? 'auto',
-        order: split.order ?? 'auto',
-        testFraction: split.testFraction ?? 0.2,
-        seed: split.seed ?? 42,
-      },
-      validation: config.data.validation ?? true,
-      features: config.data.features !== undefined ? absolute(config.data.features) : null,
-      synthetic: {
-        users: config.data.synthetic?.users ?? 2000,
-        items: config.data.synthetic?.items ?? 1500,
-        featureDimension: config.data.synthetic?.featureDimension ?? 0,
-        seed: config.data.synthetic?.seed ?? 42,
-      },
-    },
+    data: resolvedDataConfig(config.data),
     model: {
       name: config.model.name,
       embeddingSize: config.model.embeddingSize ?? 64,
@@ -411,7 +431,7 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
         }
       : null,
     plugins: (config.plugins ?? []).map((p) =>
-      p.startsWith('.') || isAbsolute(p) ? absolute(p) : p,
+      p.startsWith('.') || isAbsolute(p) ? absolutePath(p) : p,
     ),
   };
 }

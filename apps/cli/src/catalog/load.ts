@@ -264,172 +264,164 @@ export function concatLogs(a: InteractionLog, b: InteractionLog): InteractionLog
   };
 }
 
-/**
- * Loads the data set a run config names, splits it (seeded: the same config gives the same
- * split), carves validation when asked, and aligns item features when given.
- */
-export async function loadData(
+/** A delimited file, split by the config or by its given test (and validation) files. */
+async function readCsvSplit(
+  path: string,
   data: ResolvedRunConfig['data'],
-  options: LoadDataOptions = {},
-): Promise<LoadedData> {
+  files: string[],
+): Promise<Dataset> {
+  files.push(path);
+  const options = { encoding: data.encoding };
+  const log = await readDelimited(path, options);
+  if (data.testPath !== null && data.split.protocol !== 'given' && data.split.protocol !== 'auto')
+    throw new ConfigError([
+      {
+        path: 'data.testPath',
+        message: `a test file gives the split; it cannot be combined with data.split.protocol "${data.split.protocol}" (use "given" or "auto")`,
+      },
+    ]);
+  if (data.testPath !== null) {
+    const test = resolve(requirePath(data.testPath, 'data.testPath'));
+    files.push(test);
+    const validationFile =
+      data.validation && data.validationPath
+        ? resolve(requirePath(data.validationPath, 'data.validationPath'))
+        : null;
+    if (validationFile) files.push(validationFile);
+    return givenSplit(log, await readDelimited(test, options), {
+      name: path,
+      ...(validationFile ? { validation: await readDelimited(validationFile, options) } : {}),
+    });
+  } else {
+    if (data.validationPath)
+      throw new ConfigError([
+        {
+          path: 'data.validationPath',
+          message:
+            'a validation file belongs to a given split: give its test file too (data.testPath)',
+        },
+      ]);
+    return split(log, data);
+  }
+}
+
+/** `train.txt` (and `test.txt`, `valid.txt`): the given split, or the union re-split. */
+async function readUserItemListsSplit(
+  path: string,
+  isDir: boolean,
+  data: ResolvedRunConfig['data'],
+  files: string[],
+): Promise<Dataset> {
+  const train = isDir ? join(path, 'train.txt') : path;
+  const test = data.testPath ?? join(dirname(train), 'test.txt');
+  files.push(train);
+  const trainLog = await readUserItemLists(train);
+  const protocol = data.split.protocol;
+  if (protocol === 'auto' || protocol === 'given') {
+    if (data.testPath !== null) requirePath(test, 'data.testPath');
+    if (existsSync(test)) {
+      files.push(test);
+      const validationFile = data.validation ? givenValidationFile(data, dirname(train)) : null;
+      if (validationFile) files.push(validationFile);
+      return givenSplit(trainLog, await readUserItemLists(test), {
+        name: dirname(train),
+        ...(validationFile ? { validation: await readUserItemLists(validationFile) } : {}),
+      });
+    }
+    if (protocol === 'given') requirePath(test, 'data.testPath');
+  }
+  // Re-splitting files that carry a split: split the union of train and test.
+  if (existsSync(test)) {
+    files.push(test);
+    return split(concatLogs(trainLog, await readUserItemLists(test)), data);
+  }
+  return split(trainLog, data);
+}
+
+/** Reads a file data source in its format, split (or with the split it carries). */
+async function readSourceDataset(
+  source: NonNullable<ReturnType<typeof resolveSource>>,
+  data: ResolvedRunConfig['data'],
+  files: string[],
+): Promise<{ dataset: Dataset; sampledTestSet: SampledTestSet | null }> {
   let dataset: Dataset;
   let sampledTestSet: SampledTestSet | null = null;
-  let plantedFeatures: { data: Float32Array; dimension: number } | null = null;
-  const files: string[] = [];
-  await fetchIfMissing(data.source, options);
-  const source = resolveSource(data);
-  if (source === null) {
-    const synthetic = withPathPrefix('data.synthetic', () =>
-      generateSynthetic({
-        users: data.synthetic.users,
-        items: data.synthetic.items,
-        seed: data.synthetic.seed,
-        featureDimension: data.synthetic.featureDimension,
-      }),
-    );
-    dataset = split(synthetic.log, data);
-    if (synthetic.itemFeatures)
-      plantedFeatures = { data: synthetic.itemFeatures, dimension: synthetic.featureDimension };
-  } else {
-    const { path, format } = source;
-    if (data.testPath !== null && format !== 'csv' && format !== 'user-item-lists')
-      throw new ConfigError([
-        {
-          path: 'data.testPath',
-          message: `is read with format csv or user-item-lists only; format ${format} carries its own test set`,
-        },
-      ]);
-    if (data.encoding !== 'utf-8' && format !== 'csv')
-      throw new ConfigError([
-        {
-          path: 'data.encoding',
-          message: `applies to format csv only (format ${format} has a fixed encoding)`,
-        },
-      ]);
-    const isDir = statSync(path).isDirectory();
-    const inFolder = (name: string): string => (isDir ? join(path, name) : path);
-    switch (format) {
-      case 'movielens-100k': {
-        const file = inFolder('u.data');
-        files.push(file);
-        dataset = split(toImplicit(await readMovieLens100K(file)), data);
-        break;
-      }
-      case 'movielens-dat': {
-        const file = inFolder('ratings.dat');
-        files.push(file);
-        dataset = split(toImplicit(await readMovieLensRatingsDat(file)), data);
-        break;
-      }
-      case 'csv': {
-        files.push(path);
-        const options = { encoding: data.encoding };
-        const log = await readDelimited(path, options);
-        if (
-          data.testPath !== null &&
-          data.split.protocol !== 'given' &&
-          data.split.protocol !== 'auto'
-        )
-          throw new ConfigError([
-            {
-              path: 'data.testPath',
-              message: `a test file gives the split; it cannot be combined with data.split.protocol "${data.split.protocol}" (use "given" or "auto")`,
-            },
-          ]);
-        if (data.testPath !== null) {
-          const test = resolve(requirePath(data.testPath, 'data.testPath'));
-          files.push(test);
-          const validationFile =
-            data.validation && data.validationPath
-              ? resolve(requirePath(data.validationPath, 'data.validationPath'))
-              : null;
-          if (validationFile) files.push(validationFile);
-          dataset = givenSplit(log, await readDelimited(test, options), {
-            name: path,
-            ...(validationFile ? { validation: await readDelimited(validationFile, options) } : {}),
-          });
-        } else {
-          if (data.validationPath)
-            throw new ConfigError([
-              {
-                path: 'data.validationPath',
-                message:
-                  'a validation file belongs to a given split: give its test file too (data.testPath)',
-              },
-            ]);
-          dataset = split(log, data);
-        }
-        break;
-      }
-      case 'user-item-lists': {
-        const train = isDir ? join(path, 'train.txt') : path;
-        const test = data.testPath ?? join(dirname(train), 'test.txt');
-        files.push(train);
-        const trainLog = await readUserItemLists(train);
-        const protocol = data.split.protocol;
-        if (protocol === 'auto' || protocol === 'given') {
-          if (data.testPath !== null) requirePath(test, 'data.testPath');
-          if (existsSync(test)) {
-            files.push(test);
-            const validationFile = data.validation
-              ? givenValidationFile(data, dirname(train))
-              : null;
-            if (validationFile) files.push(validationFile);
-            dataset = givenSplit(trainLog, await readUserItemLists(test), {
-              name: dirname(train),
-              ...(validationFile ? { validation: await readUserItemLists(validationFile) } : {}),
-            });
-            break;
-          }
-          if (protocol === 'given') requirePath(test, 'data.testPath');
-        }
-        // Re-splitting files that carry a split: split the union of train and test.
-        if (existsSync(test)) {
-          files.push(test);
-          dataset = split(concatLogs(trainLog, await readUserItemLists(test)), data);
-        } else dataset = split(trainLog, data);
-        break;
-      }
-      case 'ncf': {
-        const prefix = path.replace(/\.train\.rating$/, '');
-        files.push(`${prefix}.train.rating`, `${prefix}.test.rating`, `${prefix}.test.negative`);
-        ({ dataset, sampledTestSet } = await loadNcfDataset(prefix));
-        break;
-      }
-      case 'amr': {
-        files.push(join(path, 'pos.txt'), join(path, 'neg.txt'));
-        ({ dataset, sampledTestSet } = await loadAmrDataset(path));
-        break;
-      }
-      case 'mmrec': {
-        const file = isDir
-          ? join(
-              path,
-              readdirSync(path).find((f) => f.endsWith('.inter'))!,
-            )
-          : path;
-        files.push(file);
-        const { train, validation, test } = await readMmrecInter(file);
-        // MMRec's own validation rows (x_label 1) are the validation split when asked for.
-        dataset = givenSplit(train, test, {
-          name: file,
-          ...(data.validation && validation.length > 0 ? { validation } : {}),
-        });
-        break;
-      }
+  const { path, format } = source;
+  if (data.testPath !== null && format !== 'csv' && format !== 'user-item-lists')
+    throw new ConfigError([
+      {
+        path: 'data.testPath',
+        message: `is read with format csv or user-item-lists only; format ${format} carries its own test set`,
+      },
+    ]);
+  if (data.encoding !== 'utf-8' && format !== 'csv')
+    throw new ConfigError([
+      {
+        path: 'data.encoding',
+        message: `applies to format csv only (format ${format} has a fixed encoding)`,
+      },
+    ]);
+  const isDir = statSync(path).isDirectory();
+  const inFolder = (name: string): string => (isDir ? join(path, name) : path);
+  switch (format) {
+    case 'movielens-100k': {
+      const file = inFolder('u.data');
+      files.push(file);
+      dataset = split(toImplicit(await readMovieLens100K(file)), data);
+      break;
+    }
+    case 'movielens-dat': {
+      const file = inFolder('ratings.dat');
+      files.push(file);
+      dataset = split(toImplicit(await readMovieLensRatingsDat(file)), data);
+      break;
+    }
+    case 'csv': {
+      dataset = await readCsvSplit(path, data, files);
+      break;
+    }
+    case 'user-item-lists': {
+      dataset = await readUserItemListsSplit(path, isDir, data, files);
+      break;
+    }
+    case 'ncf': {
+      const prefix = path.replace(/\.train\.rating$/, '');
+      files.push(`${prefix}.train.rating`, `${prefix}.test.rating`, `${prefix}.test.negative`);
+      ({ dataset, sampledTestSet } = await loadNcfDataset(prefix));
+      break;
+    }
+    case 'amr': {
+      files.push(join(path, 'pos.txt'), join(path, 'neg.txt'));
+      ({ dataset, sampledTestSet } = await loadAmrDataset(path));
+      break;
+    }
+    case 'mmrec': {
+      const file = isDir
+        ? join(
+            path,
+            readdirSync(path).find((f) => f.endsWith('.inter'))!,
+          )
+        : path;
+      files.push(file);
+      const { train, validation, test } = await readMmrecInter(file);
+      // MMRec's own validation rows (x_label 1) are the validation split when asked for.
+      dataset = givenSplit(train, test, {
+        name: file,
+        ...(data.validation && validation.length > 0 ? { validation } : {}),
+      });
+      break;
     }
   }
-  if (data.validation && dataset.validation === null) {
-    // The validation interaction follows data.split.order; `auto` lets the split decide
-    // (latest when train has timestamps, else random), an explicit order is kept or refused.
-    const order = data.split.order;
-    dataset = withPathPrefix('data.split', () =>
-      holdOutValidation(dataset, {
-        seed: data.split.seed,
-        ...(order === 'auto' ? {} : { order: order === 'random' ? 'random' : 'latest' }),
-      }),
-    );
-  }
+  return { dataset, sampledTestSet };
+}
+
+/** The item features a config names (aligned by the manifest's ids, or by row), or the synthetic ones. */
+async function readItemFeatures(
+  data: ResolvedRunConfig['data'],
+  dataset: Dataset,
+  plantedFeatures: { data: Float32Array; dimension: number } | null,
+  files: string[],
+): Promise<ItemFeatures | null> {
   let itemFeatures: ItemFeatures | null = null;
   if (data.features !== null) {
     const file = resolve(requirePath(data.features, 'data.features'));
@@ -465,6 +457,50 @@ export async function loadData(
       { rowIds: Array.from({ length: rows }, (_, i) => `i${i}`) },
     );
   }
+  return itemFeatures;
+}
+
+/**
+ * Loads the data set a run config names, splits it (seeded: the same config gives the same
+ * split), carves validation when asked, and aligns item features when given.
+ */
+export async function loadData(
+  data: ResolvedRunConfig['data'],
+  options: LoadDataOptions = {},
+): Promise<LoadedData> {
+  let dataset: Dataset;
+  let sampledTestSet: SampledTestSet | null = null;
+  let plantedFeatures: { data: Float32Array; dimension: number } | null = null;
+  const files: string[] = [];
+  await fetchIfMissing(data.source, options);
+  const source = resolveSource(data);
+  if (source === null) {
+    const synthetic = withPathPrefix('data.synthetic', () =>
+      generateSynthetic({
+        users: data.synthetic.users,
+        items: data.synthetic.items,
+        seed: data.synthetic.seed,
+        featureDimension: data.synthetic.featureDimension,
+      }),
+    );
+    dataset = split(synthetic.log, data);
+    if (synthetic.itemFeatures)
+      plantedFeatures = { data: synthetic.itemFeatures, dimension: synthetic.featureDimension };
+  } else {
+    ({ dataset, sampledTestSet } = await readSourceDataset(source, data, files));
+  }
+  if (data.validation && dataset.validation === null) {
+    // The validation interaction follows data.split.order; `auto` lets the split decide
+    // (latest when train has timestamps, else random), an explicit order is kept or refused.
+    const order = data.split.order;
+    dataset = withPathPrefix('data.split', () =>
+      holdOutValidation(dataset, {
+        seed: data.split.seed,
+        ...(order === 'auto' ? {} : { order: order === 'random' ? 'random' : 'latest' }),
+      }),
+    );
+  }
+  const itemFeatures = await readItemFeatures(data, dataset, plantedFeatures, files);
   return { dataset, sampledTestSet, itemFeatures, files, fingerprint: datasetFingerprint(dataset) };
 }
 

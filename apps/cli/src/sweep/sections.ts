@@ -68,59 +68,73 @@ export function sweepSections(aggregate: SweepAggregate): ReportSection[] {
         }),
       ]),
     });
-  if (aggregate.axes.length >= 2 && aggregate.best) {
-    const [yAxis, xAxis] = aggregate.axes as [
-      SweepAggregate['axes'][number],
-      SweepAggregate['axes'][number],
-    ];
-    const fixed = aggregate.axes.slice(2);
-    const held = fixed.map((a) => `${a.name}=${String(aggregate.best!.point[a.name])}`).join(', ');
-    const cellOf = (y: AxisValue, x: AxisValue): ConfigurationSummary | undefined =>
-      aggregate.configurations.find(
-        (c) =>
-          c.point[yAxis.name] === y &&
-          c.point[xAxis.name] === x &&
-          fixed.every((a) => c.point[a.name] === aggregate.best!.point[a.name]),
-      );
-    const heat = (
-      value: (c: ConfigurationSummary) => number | undefined,
-      label: string,
-    ): HeatMap => {
-      let highlight: [number, number] | undefined;
-      const cells = yAxis.values.map((y, yi) =>
-        xAxis.values.map((x, xi) => {
-          const c = cellOf(y, x);
-          if (c === aggregate.best) highlight = [yi, xi];
-          return c ? (value(c) ?? null) : null;
-        }),
-      );
-      return {
-        xLabel: xAxis.name,
-        yLabel: yAxis.name,
-        xValues: xAxis.values.map(String),
-        yValues: yAxis.values.map(String),
-        cells,
-        valueLabel: label,
-        ...(highlight ? { highlight } : {}),
-      };
+  sections.push(...gridSections(aggregate, testKey));
+  sections.push(runsSection(aggregate, testKey));
+  return sections;
+}
+
+/** Heat maps of validation and test over the first two axes (the others held at the best's values). */
+function heatMapSections(aggregate: SweepAggregate, testKey: string | null): ReportSection[] {
+  const sections: ReportSection[] = [];
+  const [yAxis, xAxis] = aggregate.axes as [
+    SweepAggregate['axes'][number],
+    SweepAggregate['axes'][number],
+  ];
+  const fixed = aggregate.axes.slice(2);
+  const held = fixed.map((a) => `${a.name}=${String(aggregate.best!.point[a.name])}`).join(', ');
+  const cellOf = (y: AxisValue, x: AxisValue): ConfigurationSummary | undefined =>
+    aggregate.configurations.find(
+      (c) =>
+        c.point[yAxis.name] === y &&
+        c.point[xAxis.name] === x &&
+        fixed.every((a) => c.point[a.name] === aggregate.best!.point[a.name]),
+    );
+  const heat = (value: (c: ConfigurationSummary) => number | undefined, label: string): HeatMap => {
+    let highlight: [number, number] | undefined;
+    const cells = yAxis.values.map((y, yi) =>
+      xAxis.values.map((x, xi) => {
+        const c = cellOf(y, x);
+        if (c === aggregate.best) highlight = [yi, xi];
+        return c ? (value(c) ?? null) : null;
+      }),
+    );
+    return {
+      xLabel: xAxis.name,
+      yLabel: yAxis.name,
+      xValues: xAxis.values.map(String),
+      yValues: yAxis.values.map(String),
+      cells,
+      valueLabel: label,
+      ...(highlight ? { highlight } : {}),
     };
-    const caption = `Mean over seeds${held ? `; ${held} (the best configuration's)` : ''}. Outlined: the best on validation.`;
+  };
+  const caption = `Mean over seeds${held ? `; ${held} (the best configuration's)` : ''}. Outlined: the best on validation.`;
+  sections.push({
+    kind: 'heatmap',
+    id: 'sweep-validation',
+    title: `Validation ${aggregate.metric}: ${yAxis.name} x ${xAxis.name}`,
+    caption,
+    map: heat((c) => c.validation.mean, `validation ${aggregate.metric}`),
+  });
+  if (testKey)
     sections.push({
       kind: 'heatmap',
-      id: 'sweep-validation',
-      title: `Validation ${aggregate.metric}: ${yAxis.name} x ${xAxis.name}`,
+      id: 'sweep-test',
+      title: `Test ${testKey}: ${yAxis.name} x ${xAxis.name}`,
       caption,
-      map: heat((c) => c.validation.mean, `validation ${aggregate.metric}`),
+      map: heat((c) => c.test[testKey]?.mean, `test ${testKey}`),
     });
-    if (testKey)
-      sections.push({
-        kind: 'heatmap',
-        id: 'sweep-test',
-        title: `Test ${testKey}: ${yAxis.name} x ${xAxis.name}`,
-        caption,
-        map: heat((c) => c.test[testKey]?.mean, `test ${testKey}`),
-      });
-  } else if (aggregate.axes.length === 1) {
+  return sections;
+}
+
+/** Heat maps over the first two axes, or a plot over a single numeric axis. */
+function gridSections(aggregate: SweepAggregate, testKey: string | null): ReportSection[] {
+  const sections: ReportSection[] = [];
+  if (aggregate.axes.length >= 2 && aggregate.best) {
+    sections.push(...heatMapSections(aggregate, testKey));
+    return sections;
+  }
+  if (aggregate.axes.length === 1) {
     const axis = aggregate.axes[0]!;
     if (axis.values.every((v) => typeof v === 'number'))
       sections.push({
@@ -152,7 +166,12 @@ export function sweepSections(aggregate: SweepAggregate): ReportSection[] {
         },
       });
   }
-  sections.push({
+  return sections;
+}
+
+/** Every run of the grid, failed ones included. */
+function runsSection(aggregate: SweepAggregate, testKey: string | null): ReportSection {
+  return {
     kind: 'table',
     title: 'Runs',
     caption:
@@ -174,6 +193,5 @@ export function sweepSections(aggregate: SweepAggregate): ReportSection[] {
       ]),
       ...aggregate.missing.map((id) => [id, '-', 'failed', '-', ...(testKey ? ['-'] : [])]),
     ],
-  });
-  return sections;
+  };
 }

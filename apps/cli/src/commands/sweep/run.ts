@@ -115,6 +115,213 @@ async function claimSweepFolder(
   );
 }
 
+/** A sweep's run bookkeeping: statuses, results, failures, the progress bar and `progress.json`. */
+interface SweepTracker {
+  readonly events: JobEvents<SweepItem>;
+  readonly execution: Map<string, RunExecution>;
+  readonly results: Map<string, SweepRunResult>;
+  readonly failures: JobFailedError[];
+  readonly bar: ReturnType<CommandContext['progress']['bar']>;
+  readonly started: number;
+  counts(): { done: number; running: number; failed: number; waiting: number };
+  /** Resolves once every pending result read and progress write is done. */
+  settled(): Promise<void>;
+}
+
+function sweepTracker(
+  items: readonly SweepItem[],
+  folder: string,
+  metric: string,
+  context: CommandContext,
+): SweepTracker {
+  const execution = new Map<string, RunExecution>(
+    items.map((i) => [i.id, { status: 'waiting', seconds: null, error: null }]),
+  );
+  const results = new Map<string, SweepRunResult>();
+  const failures: JobFailedError[] = [];
+  const bar = context.progress.bar('sweep runs', items.length);
+  const counts = (): { done: number; running: number; failed: number; waiting: number } => {
+    const all = [...execution.values()];
+    return {
+      done: all.filter((e) => ['trained', 'resumed', 'reused'].includes(e.status)).length,
+      running: all.filter((e) => e.status === 'running').length,
+      failed: all.filter((e) => e.status === 'failed').length,
+      waiting: all.filter((e) => e.status === 'waiting').length,
+    };
+  };
+  const t0 = performance.now();
+  const writeProgress = async (): Promise<void> => {
+    const c = counts();
+    const elapsed = (performance.now() - t0) / 1000;
+    const finished = c.done + c.failed;
+    const eta =
+      finished > 0 && finished < items.length
+        ? (elapsed / finished) * (items.length - finished)
+        : null;
+    bar.update(
+      finished,
+      `${c.running} running, ${c.failed} failed${eta !== null ? `, eta ${formatSeconds(eta)}` : ''}`,
+    );
+    await writeText(
+      join(folder, 'progress.json'),
+      toJson({
+        ...c,
+        total: items.length,
+        elapsedSeconds: elapsed,
+        etaSeconds: eta,
+        updated: new Date(),
+      }),
+    );
+  };
+  let writing: Promise<void> = Promise.resolve();
+  const progressChanged = (): void => {
+    writing = writing.then(writeProgress, writeProgress);
+  };
+  const events: JobEvents<SweepItem> = {
+    onStart: (item) => {
+      execution.get(item.id)!.status = 'running';
+      progressChanged();
+    },
+    onDone: (item, result: JobResult) => {
+      // Each run is collected once, whatever its job reported before.
+      if (results.has(item.id) || result.kind !== 'train') return;
+      const entry = execution.get(item.id)!;
+      entry.status = result.status;
+      entry.seconds = result.seconds;
+      writing = writing.then(async () => {
+        try {
+          results.set(item.id, await readRunResult(item.run, item.job.folder, metric));
+        } catch (error) {
+          entry.status = 'failed';
+          entry.error = (error as Error).message;
+        }
+        await writeProgress();
+      });
+    },
+    onFail: (item, error) => {
+      const entry = execution.get(item.id)!;
+      entry.status = 'failed';
+      entry.error = error.message;
+      failures.push(error);
+      context.progress.log(`run ${item.id} failed: ${error.message}`);
+      progressChanged();
+    },
+  };
+  return {
+    events,
+    execution,
+    results,
+    failures,
+    bar,
+    started: t0,
+    counts,
+    settled: () => writing,
+  };
+}
+
+/** `aggregate.json`, `execution.json`, the report and the console summary of a finished sweep. */
+async function writeSweepOutputs(
+  sweep: {
+    readonly folder: string;
+    readonly file: string;
+    readonly plan: SweepPlan;
+    readonly items: readonly SweepItem[];
+    readonly where: string;
+    readonly started: Date;
+    readonly wallSeconds: number;
+    readonly tracker: SweepTracker;
+  },
+  context: CommandContext,
+): Promise<void> {
+  const { folder, file, plan, items, where, started, wallSeconds, tracker } = sweep;
+  const { execution } = tracker;
+  const c = tracker.counts();
+  const aggregate = aggregateSweep(plan, tracker.results);
+  await writeText(join(folder, 'aggregate.json'), toJson(aggregate));
+  await writeText(
+    join(folder, 'execution.json'),
+    toJson({
+      where,
+      started,
+      ended: new Date(),
+      wallSeconds,
+      runs: Object.fromEntries(execution),
+      machine: machineLine(),
+    }),
+  );
+  const executionRows = items.map((i) => {
+    const e = execution.get(i.id)!;
+    return [i.id, e.status, e.seconds === null ? '-' : Number(e.seconds.toFixed(1)), e.error ?? ''];
+  });
+  await writeReport(folder, {
+    title: `advrec sweep: ${plan.runs.length} runs`,
+    facts: [
+      ['sweep file', resolve(file)],
+      ['fingerprint', plan.fingerprint],
+      [
+        'axes',
+        plan.spec.axes.map((a) => `${a.path} in [${a.values.join(', ')}]`).join('; ') || 'none',
+      ],
+      ['seeds', plan.spec.seeds.join(', ') || "the base config's"],
+      ['selection', `best mean validation ${plan.metric} (test metrics never used to choose)`],
+      ['executed on', where],
+      [
+        'progress',
+        `${c.done} of ${items.length} runs done, ${c.failed} failed, ${c.running + c.waiting} not finished; wall time ${formatSeconds(wallSeconds)}`,
+      ],
+      ['started', started.toISOString()],
+      ['machine', machineLine()],
+    ],
+    sections: [
+      ...sweepSections(aggregate),
+      {
+        kind: 'table',
+        title: 'Execution',
+        caption:
+          'How each run ended (reused: a finished run folder was read, not recomputed; resumed: continued from the checkpoint a stopped attempt left).',
+        columns: ['run', 'status', 'seconds', 'error'],
+        rows: executionRows,
+      },
+    ],
+  });
+  const testKey = headlineTestMetric(aggregate);
+  const ranked = [...aggregate.configurations].sort(
+    (a, b) => b.validation.mean - a.validation.mean,
+  );
+  emit(context, { folder, aggregate, wallSeconds, done: c.done, failed: c.failed }, () =>
+    [
+      ...(ranked.length === 0
+        ? []
+        : [
+            textTable(
+              [
+                ...aggregate.axes.map((a) => a.name),
+                'runs',
+                `valid ${plan.metric}`,
+                ...(testKey ? [`test ${testKey}`] : []),
+              ],
+              ranked
+                .slice(0, 10)
+                .map((cfg) => [
+                  ...aggregate.axes.map((a) => String(cfg.point[a.name])),
+                  cfg.runs.length,
+                  Number(cfg.validation.mean.toFixed(4)),
+                  ...(testKey ? [Number(cfg.test[testKey]!.mean.toFixed(4))] : []),
+                ]),
+            ),
+          ]),
+      aggregate.best
+        ? `best on validation: ${
+            Object.entries(aggregate.best.point)
+              .map(([k, v]) => `${k}=${String(v)}`)
+              .join(', ') || 'the base config'
+          }`
+        : 'no run finished',
+      `${c.done} of ${items.length} runs done, ${c.failed} failed, ${formatSeconds(wallSeconds)}; sweep folder: ${folder} (report.html, aggregate.json, runs/)`,
+    ].join('\n'),
+  );
+}
+
 /**
  * `advrec sweep`: expands a sweep file into runs, runs them (in-process pool, or a Redis queue
  * served by `advrec worker`), then aggregates the run folders into `aggregate.json` and a
@@ -176,79 +383,9 @@ export async function sweepCommand(
         config: run.config,
       },
     }));
-    const execution = new Map<string, RunExecution>(
-      items.map((i) => [i.id, { status: 'waiting', seconds: null, error: null }]),
-    );
-    const results = new Map<string, SweepRunResult>();
-    const failures: JobFailedError[] = [];
-    const bar = context.progress.bar('sweep runs', items.length);
-    const counts = (): { done: number; running: number; failed: number; waiting: number } => {
-      const all = [...execution.values()];
-      return {
-        done: all.filter((e) => ['trained', 'resumed', 'reused'].includes(e.status)).length,
-        running: all.filter((e) => e.status === 'running').length,
-        failed: all.filter((e) => e.status === 'failed').length,
-        waiting: all.filter((e) => e.status === 'waiting').length,
-      };
-    };
-    const t0 = performance.now();
-    const writeProgress = async (): Promise<void> => {
-      const c = counts();
-      const elapsed = (performance.now() - t0) / 1000;
-      const finished = c.done + c.failed;
-      const eta =
-        finished > 0 && finished < items.length
-          ? (elapsed / finished) * (items.length - finished)
-          : null;
-      bar.update(
-        finished,
-        `${c.running} running, ${c.failed} failed${eta !== null ? `, eta ${formatSeconds(eta)}` : ''}`,
-      );
-      await writeText(
-        join(folder, 'progress.json'),
-        toJson({
-          ...c,
-          total: items.length,
-          elapsedSeconds: elapsed,
-          etaSeconds: eta,
-          updated: new Date(),
-        }),
-      );
-    };
-    let writing: Promise<void> = Promise.resolve();
-    const progressChanged = (): void => {
-      writing = writing.then(writeProgress, writeProgress);
-    };
-    const events: JobEvents<SweepItem> = {
-      onStart: (item) => {
-        execution.get(item.id)!.status = 'running';
-        progressChanged();
-      },
-      onDone: (item, result: JobResult) => {
-        // Each run is collected once, whatever its job reported before.
-        if (results.has(item.id) || result.kind !== 'train') return;
-        const entry = execution.get(item.id)!;
-        entry.status = result.status;
-        entry.seconds = result.seconds;
-        writing = writing.then(async () => {
-          try {
-            results.set(item.id, await readRunResult(item.run, item.job.folder, plan.metric));
-          } catch (error) {
-            entry.status = 'failed';
-            entry.error = (error as Error).message;
-          }
-          await writeProgress();
-        });
-      },
-      onFail: (item, error) => {
-        const entry = execution.get(item.id)!;
-        entry.status = 'failed';
-        entry.error = error.message;
-        failures.push(error);
-        context.progress.log(`run ${item.id} failed: ${error.message}`);
-        progressChanged();
-      },
-    };
+    const tracker = sweepTracker(items, folder, plan.metric, context);
+    const { events, failures, counts } = tracker;
+    const t0 = tracker.started;
     if (options.queue !== undefined) {
       await runOnQueue(
         options.queue,
@@ -267,98 +404,13 @@ export async function sweepCommand(
         events,
         signal: context.signal,
       });
-    await writing;
+    await tracker.settled();
     const c = counts();
-    bar.finish(`${c.done} done, ${c.failed} failed`, c.done + c.failed);
+    tracker.bar.finish(`${c.done} done, ${c.failed} failed`, c.done + c.failed);
     const wallSeconds = (performance.now() - t0) / 1000;
-    const aggregate = aggregateSweep(plan, results);
-    await writeText(join(folder, 'aggregate.json'), toJson(aggregate));
-    await writeText(
-      join(folder, 'execution.json'),
-      toJson({
-        where,
-        started,
-        ended: new Date(),
-        wallSeconds,
-        runs: Object.fromEntries(execution),
-        machine: machineLine(),
-      }),
-    );
-    const executionRows = items.map((i) => {
-      const e = execution.get(i.id)!;
-      return [
-        i.id,
-        e.status,
-        e.seconds === null ? '-' : Number(e.seconds.toFixed(1)),
-        e.error ?? '',
-      ];
-    });
-    await writeReport(folder, {
-      title: `advrec sweep: ${plan.runs.length} runs`,
-      facts: [
-        ['sweep file', resolve(file)],
-        ['fingerprint', plan.fingerprint],
-        [
-          'axes',
-          plan.spec.axes.map((a) => `${a.path} in [${a.values.join(', ')}]`).join('; ') || 'none',
-        ],
-        ['seeds', plan.spec.seeds.join(', ') || "the base config's"],
-        ['selection', `best mean validation ${plan.metric} (test metrics never used to choose)`],
-        ['executed on', where],
-        [
-          'progress',
-          `${c.done} of ${items.length} runs done, ${c.failed} failed, ${c.running + c.waiting} not finished; wall time ${formatSeconds(wallSeconds)}`,
-        ],
-        ['started', started.toISOString()],
-        ['machine', machineLine()],
-      ],
-      sections: [
-        ...sweepSections(aggregate),
-        {
-          kind: 'table',
-          title: 'Execution',
-          caption:
-            'How each run ended (reused: a finished run folder was read, not recomputed; resumed: continued from the checkpoint a stopped attempt left).',
-          columns: ['run', 'status', 'seconds', 'error'],
-          rows: executionRows,
-        },
-      ],
-    });
-    const testKey = headlineTestMetric(aggregate);
-    const ranked = [...aggregate.configurations].sort(
-      (a, b) => b.validation.mean - a.validation.mean,
-    );
-    emit(context, { folder, aggregate, wallSeconds, done: c.done, failed: c.failed }, () =>
-      [
-        ...(ranked.length === 0
-          ? []
-          : [
-              textTable(
-                [
-                  ...aggregate.axes.map((a) => a.name),
-                  'runs',
-                  `valid ${plan.metric}`,
-                  ...(testKey ? [`test ${testKey}`] : []),
-                ],
-                ranked
-                  .slice(0, 10)
-                  .map((cfg) => [
-                    ...aggregate.axes.map((a) => String(cfg.point[a.name])),
-                    cfg.runs.length,
-                    Number(cfg.validation.mean.toFixed(4)),
-                    ...(testKey ? [Number(cfg.test[testKey]!.mean.toFixed(4))] : []),
-                  ]),
-              ),
-            ]),
-        aggregate.best
-          ? `best on validation: ${
-              Object.entries(aggregate.best.point)
-                .map(([k, v]) => `${k}=${String(v)}`)
-                .join(', ') || 'the base config'
-            }`
-          : 'no run finished',
-        `${c.done} of ${items.length} runs done, ${c.failed} failed, ${formatSeconds(wallSeconds)}; sweep folder: ${folder} (report.html, aggregate.json, runs/)`,
-      ].join('\n'),
+    await writeSweepOutputs(
+      { folder, file, plan, items, where, started, wallSeconds, tracker },
+      context,
     );
     if (context.signal.aborted) return 130;
     return failures.length > 0 ? failures[0]!.exitCode || 1 : c.done === items.length ? 0 : 1;

@@ -116,58 +116,145 @@ function evaluationSection(
   };
 }
 
+/** What `advrec train` trains: a resumed run's own config, data and checkpoint, or a new run. */
+interface PreparedTrainRun {
+  readonly config: ResolvedRunConfig;
+  readonly data: LoadedData;
+  readonly model: Model;
+  readonly resume?: ResumePoint;
+}
+
+/** `--resume`'s conflicting flags, spelt as on the command line. */
+function resumeConflicts(options: TrainOptions): string[] {
+  return (['config', 'configObject', 'set', ...TRAIN_SHORTHANDS, 'out', 'force'] as const)
+    .filter((key) => {
+      const value = options[key];
+      return Array.isArray(value) ? value.length > 0 : value !== undefined && value !== false;
+    })
+    .map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+}
+
+/**
+ * Reads the run to train: with `--resume`, the run's own config, data (fingerprint checked)
+ * and last checkpoint; otherwise the merged config, its data (checked before anything is
+ * written) and a new model. A sequential model's run is handed to its own command and its
+ * exit code returned.
+ */
+async function prepareTrainRun(
+  options: TrainOptions,
+  context: CommandContext,
+): Promise<PreparedTrainRun | number> {
+  if (options.resume !== undefined) {
+    const conflicting = resumeConflicts(options);
+    if (conflicting.length > 0)
+      throw new ConfigError([
+        {
+          path: '--resume',
+          message: `continues a run with its own config; drop ${conflicting.join(', ')}`,
+        },
+      ]);
+    const folder = resolve(options.resume);
+    const { config, data, model } = await reloadRun(
+      folder,
+      join(folder, 'checkpoints', 'last.ckpt'),
+    );
+    const resume = await readResumePoint(folder, data.fingerprint);
+    context.progress.log(
+      `resuming ${folder} after epoch ${resume.epoch} (${resume.progress.phase} phase, ${resume.progress.epochsDone} of its epochs done)`,
+    );
+    return { config, data, model, resume };
+  }
+  const merged = await mergedRunConfig(options);
+  if (isSequentialRun(merged)) {
+    // SASRec, GRU4Rec: sequences, the SASRec split and protocol (see sequential.ts).
+    if (options.plugin && options.plugin.length > 0)
+      merged.plugins = [
+        ...new Set([...((merged.plugins as string[] | undefined) ?? []), ...options.plugin]),
+      ];
+    const { trainSequentialCommand } = await import('./sequential.js');
+    return trainSequentialCommand(
+      merged,
+      { out: options.out, force: options.force ?? false },
+      context,
+    );
+  }
+  const config = await runConfigFromOptions(options);
+  // Load (and so check) the data before creating anything on disk.
+  const data = await loadData(config.data, dataLoading(context));
+  return { config, data, model: buildModel(config, data) };
+}
+
+/** The report and `run.json` of a finished `advrec train` run. */
+async function writeTrainRecord(
+  folder: string,
+  run: {
+    readonly config: ResolvedRunConfig;
+    readonly data: LoadedData;
+    readonly model: Model;
+    readonly outcome: Awaited<ReturnType<typeof trainModel>>;
+    readonly started: Date;
+    readonly label: string;
+    readonly sections: ReportSection[];
+    readonly title: string;
+  },
+): Promise<void> {
+  const { config, data, model, outcome, started, sections } = run;
+  const warm = outcome.warmStart;
+  // VBPR: how strongly its scores answer the features (what AMR's adversarial term penalises).
+  const visualPart = featureSensitivityOf(model);
+  await writeReport(folder, {
+    title: run.title,
+    facts: [
+      ...runFacts(config, data.fingerprint, started, outcome.engine),
+      ...(visualPart
+        ? ([
+            [
+              'visual part',
+              `norm of E ${visualPart.projectionNorm.toPrecision(4)}; mean over users of ||E^T p_u|| ${visualPart.meanUserSensitivity.toPrecision(4)} (a perturbation of an item's prepared features of norm epsilon moves a score by at most epsilon times this; AMR lowers it by shrinking E)`,
+            ],
+          ] as [string, string][])
+        : []),
+      ...(warm
+        ? ([
+            [
+              'MF warm start',
+              `VBPR started from an MF-BPR's ID embeddings and optimiser state (AMR Algorithm 1): ${warm.epochsRun} MF epochs${warm.bestEpoch !== null ? `, best ${warm.metric} ${warm.bestValidation!.toFixed(4)} after epoch ${warm.bestEpoch}` : ''}, ${warm.seconds.toFixed(1)} s`,
+            ],
+          ] as [string, string][])
+        : []),
+    ],
+    sections,
+  });
+  await writeText(
+    join(folder, 'run.json'),
+    toJson({
+      command: 'train',
+      status: 'done',
+      started,
+      ended: new Date(),
+      engine: outcome.engine,
+      ...(outcome.pretrainingEngine ? { pretrainingEngine: outcome.pretrainingEngine } : {}),
+      ...(warm ? { mfWarmStart: warm } : {}),
+      ...(visualPart ? { visualPart } : {}),
+      // 1-based, as history.json and the report.
+      bestEpoch: {
+        bpr: outcome.bestEpoch.bpr >= 0 ? outcome.bestEpoch.bpr + 1 : null,
+        apr: outcome.bestEpoch.apr !== null ? outcome.bestEpoch.apr + 1 : null,
+      },
+      stoppedEarly: outcome.stoppedEarly,
+    }),
+  );
+}
+
 /** `advrec train`: trains, evaluates on test, optionally attacks, writes the run folder. */
 export async function trainCommand(
   options: TrainOptions,
   context: CommandContext,
 ): Promise<number> {
   const started = new Date();
-  let config: ResolvedRunConfig;
-  let data: LoadedData;
-  let model: Model;
-  let resume: ResumePoint | undefined;
-  if (options.resume !== undefined) {
-    // The run's own config, data (fingerprint checked) and last checkpoint; nothing else.
-    const conflicting = (
-      ['config', 'configObject', 'set', ...TRAIN_SHORTHANDS, 'out', 'force'] as const
-    ).filter((key) => {
-      const value = options[key];
-      return Array.isArray(value) ? value.length > 0 : value !== undefined && value !== false;
-    });
-    if (conflicting.length > 0)
-      throw new ConfigError([
-        {
-          path: '--resume',
-          message: `continues a run with its own config; drop ${conflicting.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`,
-        },
-      ]);
-    const folder = resolve(options.resume);
-    const reloaded = await reloadRun(folder, join(folder, 'checkpoints', 'last.ckpt'));
-    ({ config, data, model } = reloaded);
-    resume = await readResumePoint(folder, data.fingerprint);
-    context.progress.log(
-      `resuming ${folder} after epoch ${resume.epoch} (${resume.progress.phase} phase, ${resume.progress.epochsDone} of its epochs done)`,
-    );
-  } else {
-    const merged = await mergedRunConfig(options);
-    if (isSequentialRun(merged)) {
-      // SASRec, GRU4Rec: sequences, the SASRec split and protocol (see sequential.ts).
-      if (options.plugin && options.plugin.length > 0)
-        merged.plugins = [
-          ...new Set([...((merged.plugins as string[] | undefined) ?? []), ...options.plugin]),
-        ];
-      const { trainSequentialCommand } = await import('./sequential.js');
-      return trainSequentialCommand(
-        merged,
-        { out: options.out, force: options.force ?? false },
-        context,
-      );
-    }
-    config = await runConfigFromOptions(options);
-    // Load (and so check) the data before creating anything on disk.
-    data = await loadData(config.data, dataLoading(context));
-    model = buildModel(config, data);
-  }
+  const prepared = await prepareTrainRun(options, context);
+  if (typeof prepared === 'number') return prepared;
+  const { config, data, model, resume } = prepared;
   // Validation and the test evaluation rank all items.
   await warnIfNoOnnxRuntime(context, 'full');
   checkTrainConfig(config, model);
@@ -189,7 +276,6 @@ export async function trainCommand(
       signal: context.signal,
       ...(resume ? { resume } : {}),
     });
-    const warm = outcome.warmStart;
     if (outcome.interrupted === 'warm-start') {
       await writeText(
         join(folder, 'run.json'),
@@ -283,50 +369,16 @@ export async function trainCommand(
       ),
       ...robustnessTables,
     ];
-    // VBPR: how strongly its scores answer the features (what AMR's adversarial term penalises).
-    const visualPart = featureSensitivityOf(model);
-    await writeReport(folder, {
-      title: `advrec train: ${config.model.name} on ${description.name}`,
-      facts: [
-        ...runFacts(config, data.fingerprint, started, outcome.engine),
-        ...(visualPart
-          ? ([
-              [
-                'visual part',
-                `norm of E ${visualPart.projectionNorm.toPrecision(4)}; mean over users of ||E^T p_u|| ${visualPart.meanUserSensitivity.toPrecision(4)} (a perturbation of an item's prepared features of norm epsilon moves a score by at most epsilon times this; AMR lowers it by shrinking E)`,
-              ],
-            ] as [string, string][])
-          : []),
-        ...(warm
-          ? ([
-              [
-                'MF warm start',
-                `VBPR started from an MF-BPR's ID embeddings and optimiser state (AMR Algorithm 1): ${warm.epochsRun} MF epochs${warm.bestEpoch !== null ? `, best ${warm.metric} ${warm.bestValidation!.toFixed(4)} after epoch ${warm.bestEpoch}` : ''}, ${warm.seconds.toFixed(1)} s`,
-              ],
-            ] as [string, string][])
-          : []),
-      ],
+    await writeTrainRecord(folder, {
+      config,
+      data,
+      model,
+      outcome,
+      started,
+      label,
       sections,
+      title: `advrec train: ${config.model.name} on ${description.name}`,
     });
-    await writeText(
-      join(folder, 'run.json'),
-      toJson({
-        command: 'train',
-        status: 'done',
-        started,
-        ended: new Date(),
-        engine: outcome.engine,
-        ...(outcome.pretrainingEngine ? { pretrainingEngine: outcome.pretrainingEngine } : {}),
-        ...(warm ? { mfWarmStart: warm } : {}),
-        ...(visualPart ? { visualPart } : {}),
-        // 1-based, as history.json and the report.
-        bestEpoch: {
-          bpr: outcome.bestEpoch.bpr >= 0 ? outcome.bestEpoch.bpr + 1 : null,
-          apr: outcome.bestEpoch.apr !== null ? outcome.bestEpoch.apr + 1 : null,
-        },
-        stoppedEarly: outcome.stoppedEarly,
-      }),
-    );
     emit(context, { folder, metrics: result.metrics, protocol: result.protocol, robustness }, () =>
       [
         metricsTable([[label, result]]),
