@@ -38,6 +38,68 @@ const ONNX_RUNS = 5;
 const JS_RUNS = 2;
 const REFERENCE_STEP = 30; // brute force on every 30th user (about 1,000 users)
 
+/** Seconds (3 runs) of onnxruntime's Gemm + TopK(20) alone over every user, in the evaluator's blocks. */
+async function gemmTopKFloor(
+  scorer: ReturnType<typeof factorizedScorer>,
+  numUsers: number,
+  numItems: number,
+  dimension: number,
+  threads: number,
+): Promise<number[]> {
+  const floor: number[] = [];
+  const session = (await OnnxTopKScorer.create(
+    { itemFactors: scorer.factors().itemFactors, numItems: numItems, dimension },
+    { threads },
+  ))!;
+  const blockRows = ONNX_BLOCK_USERS; // the evaluator's own block size
+  for (let r = 0; r < 3; r++) {
+    const start = performance.now();
+    for (let u0 = 0; u0 < numUsers; u0 += blockRows) {
+      const rows = Math.min(blockRows, numUsers - u0);
+      await session.topKWords(
+        scorer.factors().userFactors.subarray(u0 * dimension, (u0 + rows) * dimension),
+        rows,
+        20,
+      );
+    }
+    floor.push((performance.now() - start) / 1000);
+  }
+  await session.release();
+  return floor;
+}
+
+/** The fast engine's top-20 lists against the brute-force reference on every 30th user. */
+async function bruteForceCheck(
+  scorer: ReturnType<typeof factorizedScorer>,
+  dataset: Dataset,
+  fastResult: EvaluationResult,
+  log: (line: string) => void,
+) {
+  const sample = sampleUsers(dataset, REFERENCE_STEP);
+  const sampledScorer = restrictUsers(scorer, sample.keep);
+  const start = performance.now();
+  const reference = await evaluateBruteForce(sampledScorer, sample.dataset, {
+    cutoffs: [20],
+    metrics: ['recall'],
+  });
+  const referenceSeconds = (performance.now() - start) / 1000;
+  const rows = sample.keep.map((u) => fastResult.users.indexOf(u));
+  const fastSample = new Int32Array(rows.length * 20);
+  rows.forEach((b, k) =>
+    fastSample.set(fastResult.topLists!.subarray(b * 20, (b + 1) * 20), k * 20),
+  );
+  const referenceEqual = sameLists(fastSample, reference.topLists);
+  const record = {
+    users: sample.keep.length,
+    seconds: round(referenceSeconds),
+    listsIdentical: referenceEqual,
+  };
+  log(
+    `top-20 lists vs brute force on ${sample.keep.length} users: ${referenceEqual ? 'identical' : 'DIFFERENT'} (${referenceSeconds.toFixed(1)} s)`,
+  );
+  return record;
+}
+
 export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
   const dataset = givenSplit(
     await readUserItemLists(join(sharedData, 'gowalla', 'train.txt')),
@@ -112,25 +174,13 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     results['gowallaFullRankingSeconds'] = round(median(onnx.seconds));
     results['engine'] = onnx.result.protocol.engine;
     // The floor: onnxruntime's Gemm + TopK(20) alone over every user, in the same run.
-    const floor: number[] = [];
-    const session = (await OnnxTopKScorer.create(
-      { itemFactors: scorer.factors().itemFactors, numItems: dataset.numItems, dimension },
-      { threads },
-    ))!;
-    const blockRows = ONNX_BLOCK_USERS; // the evaluator's own block size
-    for (let r = 0; r < 3; r++) {
-      const start = performance.now();
-      for (let u0 = 0; u0 < dataset.numUsers; u0 += blockRows) {
-        const rows = Math.min(blockRows, dataset.numUsers - u0);
-        await session.topKWords(
-          scorer.factors().userFactors.subarray(u0 * dimension, (u0 + rows) * dimension),
-          rows,
-          20,
-        );
-      }
-      floor.push((performance.now() - start) / 1000);
-    }
-    await session.release();
+    const floor = await gemmTopKFloor(
+      scorer,
+      dataset.numUsers,
+      dataset.numItems,
+      dimension,
+      threads,
+    );
     log(`onnxruntime Gemm + TopK(20) alone: ${median(floor).toFixed(2)} s (median of 3)`);
     results['onnxruntime'] = {
       seconds: onnx.seconds.map(round),
@@ -163,29 +213,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     results['onnxruntimeListsEqualJs'] = same;
     log(`top-20 lists, onnxruntime vs JS, all users: ${same ? 'identical' : 'DIFFERENT'}`);
   }
-  const sample = sampleUsers(dataset, REFERENCE_STEP);
-  const sampledScorer = restrictUsers(scorer, sample.keep);
-  const start = performance.now();
-  const reference = await evaluateBruteForce(sampledScorer, sample.dataset, {
-    cutoffs: [20],
-    metrics: ['recall'],
-  });
-  const referenceSeconds = (performance.now() - start) / 1000;
-  const fast = onnx ?? js;
-  const rows = sample.keep.map((u) => fast.result.users.indexOf(u));
-  const fastSample = new Int32Array(rows.length * 20);
-  rows.forEach((b, k) =>
-    fastSample.set(fast.result.topLists!.subarray(b * 20, (b + 1) * 20), k * 20),
-  );
-  const referenceEqual = sameLists(fastSample, reference.topLists);
-  results['bruteForceReference'] = {
-    users: sample.keep.length,
-    seconds: round(referenceSeconds),
-    listsIdentical: referenceEqual,
-  };
-  log(
-    `top-20 lists vs brute force on ${sample.keep.length} users: ${referenceEqual ? 'identical' : 'DIFFERENT'} (${referenceSeconds.toFixed(1)} s)`,
-  );
+  results['bruteForceReference'] = await bruteForceCheck(scorer, dataset, (onnx ?? js).result, log);
   results['target'] = {
     seconds: 1.5,
     met: (results['gowallaFullRankingSeconds'] as number) <= 1.5,

@@ -87,6 +87,112 @@ seeds: [1, 2]
 `;
 }
 
+/** What the sweep benchmark's steps share: the scratch folder, the Redis URL and worker processes. */
+interface Rig {
+  readonly context: BenchContext;
+  readonly work: string;
+  readonly url: string;
+  startWorkers(n: number): Proc[];
+  stopWorkers(workers: Proc[]): Promise<void>;
+  /** A new folder name under the scratch folder. */
+  folder(prefix: string): string;
+}
+
+/**
+ * Queue and thread overhead per job: the same sweep again into a finished folder, so that
+ * every job only reads its run folder. Milliseconds per job, per execution mode.
+ */
+async function jobOverhead(
+  rig: Rig,
+  sweepFile: string,
+  lastQueueFolder: string,
+): Promise<Record<string, number>> {
+  const overhead: Record<string, number> = {};
+  for (const [name, flags, workers] of [
+    ['queue, 1 worker process', ['--queue', rig.url], 1],
+    ['pool, 2 workers', ['--workers', '2'], 0],
+    ['pool, 1 worker', [], 0],
+  ] as const) {
+    const pool = workers > 0 ? rig.startWorkers(workers) : [];
+    const times: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      // A copy in a new folder: new job ids on the queue, every run folder already finished.
+      const copy = rig.folder('finished');
+      cpSync(lastQueueFolder, copy, { recursive: true });
+      rmSync(join(copy, 'sweep.json'));
+      const started = performance.now();
+      await finished(
+        start(['sweep', sweepFile, '-o', copy, ...flags], rig.context.sharedData),
+        `${name} (finished folders)`,
+      );
+      times.push(secondsSince(started));
+    }
+    await rig.stopWorkers(pool);
+    overhead[name] = Number(((median(times) * 1000) / 18).toFixed(1));
+    rig.context.log(
+      `${name}, 18 finished runs: median ${median(times).toFixed(2)} s, ${overhead[name]} ms per job`,
+    );
+  }
+  return overhead;
+}
+
+/** Sharded feature extraction over every ML-1M poster: one process against 8 shards on 2 queue workers. */
+async function shardedExtraction(rig: Rig) {
+  // Sharded feature extraction over every ML-1M poster.
+  const model = join(
+    rig.context.sharedData,
+    '..',
+    'models',
+    'mobilenetv2-12-int8',
+    'mobilenetv2-12-int8.onnx',
+  );
+  const posters = join(rig.context.sharedData, 'ml-1m', 'posters');
+  const common = [
+    '-q',
+    'features',
+    '-m',
+    model,
+    '-i',
+    posters,
+    '--extractor',
+    'mobilenetv2-12-int8',
+    '--id-offset',
+    '-1',
+  ];
+  let started = performance.now();
+  await finished(
+    start([...common, '-o', join(rig.work, 'single.npy')], rig.context.sharedData),
+    'single extraction',
+  );
+  const singleSeconds = secondsSince(started);
+  const workers = rig.startWorkers(2);
+  started = performance.now();
+  await finished(
+    start(
+      [...common, '-o', join(rig.work, 'sharded.npy'), '--queue', rig.url, '--shards', '8'],
+      rig.context.sharedData,
+    ),
+    'sharded extraction',
+  );
+  const shardedSeconds = secondsSince(started);
+  await rig.stopWorkers(workers);
+  const identical =
+    readFileSync(join(rig.work, 'single.npy')).equals(
+      readFileSync(join(rig.work, 'sharded.npy')),
+    ) &&
+    readFileSync(join(rig.work, 'single.npy.manifest.json'), 'utf8') ===
+      readFileSync(join(rig.work, 'sharded.npy.manifest.json'), 'utf8');
+  const images = (
+    JSON.parse(readFileSync(join(rig.work, 'single.npy.manifest.json'), 'utf8')) as {
+      images: number;
+    }
+  ).images;
+  rig.context.log(
+    `features: ${images} posters, single ${singleSeconds.toFixed(1)} s, 8 shards on 2 queue workers ${shardedSeconds.toFixed(1)} s, identical ${identical}`,
+  );
+  return { images, singleSeconds, shardedSeconds, identical };
+}
+
 export async function run(context: BenchContext): Promise<Record<string, unknown>> {
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build first`);
   const redisServer = redisServerPath();
@@ -173,82 +279,16 @@ export async function run(context: BenchContext): Promise<Record<string, unknown
     const speedups = Object.fromEntries(
       [...samples].map(([name, s]) => [name, Number((base / median(s)).toFixed(3))]),
     );
-    // Queue and thread overhead per job: the same sweep again into a finished folder, so that
-    // every job only reads its run folder.
-    const overhead: Record<string, number> = {};
-    for (const [name, flags, workers] of [
-      ['queue, 1 worker process', ['--queue', url], 1],
-      ['pool, 2 workers', ['--workers', '2'], 0],
-      ['pool, 1 worker', [], 0],
-    ] as const) {
-      const pool = workers > 0 ? startWorkers(workers) : [];
-      const times: number[] = [];
-      for (let k = 0; k < 3; k++) {
-        // A copy in a new folder: new job ids on the queue, every run folder already finished.
-        const copy = join(work, `finished-${folders++}`);
-        cpSync(lastQueueFolder, copy, { recursive: true });
-        rmSync(join(copy, 'sweep.json'));
-        const started = performance.now();
-        await finished(
-          start(['sweep', sweepFile, '-o', copy, ...flags], context.sharedData),
-          `${name} (finished folders)`,
-        );
-        times.push(secondsSince(started));
-      }
-      await stopWorkers(pool);
-      overhead[name] = Number(((median(times) * 1000) / 18).toFixed(1));
-      context.log(
-        `${name}, 18 finished runs: median ${median(times).toFixed(2)} s, ${overhead[name]} ms per job`,
-      );
-    }
-    // Sharded feature extraction over every ML-1M poster.
-    const model = join(
-      context.sharedData,
-      '..',
-      'models',
-      'mobilenetv2-12-int8',
-      'mobilenetv2-12-int8.onnx',
-    );
-    const posters = join(context.sharedData, 'ml-1m', 'posters');
-    const common = [
-      '-q',
-      'features',
-      '-m',
-      model,
-      '-i',
-      posters,
-      '--extractor',
-      'mobilenetv2-12-int8',
-      '--id-offset',
-      '-1',
-    ];
-    let started = performance.now();
-    await finished(
-      start([...common, '-o', join(work, 'single.npy')], context.sharedData),
-      'single extraction',
-    );
-    const singleSeconds = secondsSince(started);
-    const workers = startWorkers(2);
-    started = performance.now();
-    await finished(
-      start(
-        [...common, '-o', join(work, 'sharded.npy'), '--queue', url, '--shards', '8'],
-        context.sharedData,
-      ),
-      'sharded extraction',
-    );
-    const shardedSeconds = secondsSince(started);
-    await stopWorkers(workers);
-    const identical =
-      readFileSync(join(work, 'single.npy')).equals(readFileSync(join(work, 'sharded.npy'))) &&
-      readFileSync(join(work, 'single.npy.manifest.json'), 'utf8') ===
-        readFileSync(join(work, 'sharded.npy.manifest.json'), 'utf8');
-    const images = (
-      JSON.parse(readFileSync(join(work, 'single.npy.manifest.json'), 'utf8')) as { images: number }
-    ).images;
-    context.log(
-      `features: ${images} posters, single ${singleSeconds.toFixed(1)} s, 8 shards on 2 queue workers ${shardedSeconds.toFixed(1)} s, identical ${identical}`,
-    );
+    const rig: Rig = {
+      context,
+      work,
+      url,
+      startWorkers,
+      stopWorkers,
+      folder: (prefix) => join(work, `${prefix}-${folders++}`),
+    };
+    const overhead = await jobOverhead(rig, sweepFile, lastQueueFolder);
+    const { images, singleSeconds, shardedSeconds, identical } = await shardedExtraction(rig);
     return {
       protocol:
         'ML-100K, leave-one-out (latest) with a validation item per user, full ranking; MF K=64, 10 BPR + 5 APR epochs (FGM), validation ndcg@20 every 5 epochs; 3 epsilons x 3 lambdas x 2 seeds = 18 runs; 1 training thread per run unless said; Redis started here on 127.0.0.1',

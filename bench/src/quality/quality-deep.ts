@@ -32,7 +32,7 @@ import {
   leaveOneOut,
   readUserItemLists,
 } from '@advrec/data';
-import type { Dataset } from '@advrec/data';
+import type { Dataset, SampledTestSet } from '@advrec/data';
 import { evaluateSampled, pairedTTest, robustnessSweep } from '@advrec/metrics';
 import type { EvaluationResult } from '@advrec/metrics';
 import { cloneTable } from '@advrec/models';
@@ -87,6 +87,70 @@ export async function movieLens1M(sharedData: string, directory: string): Promis
   return holdOutValidation(split, { order: 'random', seed: SEED });
 }
 
+/** One NeuMF stage through the library's trainStage: its record for the result JSON and the optimiser state. */
+async function trainedStage(
+  dataset: Dataset,
+  log: (line: string) => void,
+  run: {
+    readonly name: string;
+    readonly model: Model;
+    readonly config: TrainConfig;
+    readonly epochs: number;
+    readonly adversarial: boolean;
+    readonly state?: readonly ParameterTable[];
+  },
+) {
+  const { name, model, config, epochs, adversarial, state } = run;
+  const started = performance.now();
+  const { phase, optimizerState, engine } = await trainStage(model, dataset, config, {
+    epochs,
+    adversarial,
+    callbacks: {
+      onValidation: (v) =>
+        log(`${name} epoch ${v.epoch + 1} ndcg@10 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`),
+    },
+    ...(state ? { start: { extraTables: state.map(cloneTable) } } : {}),
+  });
+  const seconds = phase.epochs.map((e) => e.seconds).sort((a, b) => a - b);
+  const rates = phase.epochs.map((e) => e.triplesPerSecond).sort((a, b) => a - b);
+  return {
+    record: {
+      engine: engine.description,
+      epochsRun: phase.epochs.length,
+      bestEpoch: phase.bestEpoch + 1,
+      bestValidationNdcg10: phase.bestValue,
+      medianSecondsPerEpoch: seconds[seconds.length >> 1] ?? null,
+      medianTriplesPerSecond: Math.round(rates[rates.length >> 1] ?? 0),
+      seconds: (performance.now() - started) / 1000,
+    },
+    state: optimizerState,
+  };
+}
+
+/** FGM and random noise on every NeuMF embedding table at test time, relative HR@10 and NDCG@10 changes. */
+async function neumfRobustness(
+  model: Model,
+  dataset: Dataset,
+  surfaces: readonly string[],
+  testSet: SampledTestSet,
+) {
+  const sweep = await robustnessSweep(model, dataset, {
+    epsilons: [0.05, 0.5],
+    adversaries: ['fgm', 'random'],
+    surfaces,
+    cutoffs: [10],
+    metrics: ['hr', 'ndcg'],
+    seed: 7,
+    testSet,
+  });
+  return sweep.points.map((p) => ({
+    adversary: p.adversary,
+    epsilon: p.epsilon,
+    ndcg10Change: p.relativeChange['ndcg@10'],
+    hr10Change: p.relativeChange['hr@10'],
+  }));
+}
+
 async function runNeuMF(context: BenchContext): Promise<Record<string, unknown>> {
   const { sharedData, log } = context;
   const o = context.options as DeepOptions;
@@ -105,41 +169,22 @@ async function runNeuMF(context: BenchContext): Promise<Record<string, unknown>>
       optimizer: { name: 'adagrad', learningRate: 0.05 },
       validation: { every: 2, metric: 'ndcg@10', patience: 3, users: 1500 },
     };
-    const stage = async (
+    const stage = (
       name: string,
       model: Model,
       config: TrainConfig,
       epochs: number,
       adversarial: boolean,
       state?: readonly ParameterTable[],
-    ) => {
-      const started = performance.now();
-      const { phase, optimizerState, engine } = await trainStage(model, dataset, config, {
+    ) =>
+      trainedStage(dataset, log, {
+        name,
+        model,
+        config,
         epochs,
         adversarial,
-        callbacks: {
-          onValidation: (v) =>
-            log(
-              `${name} epoch ${v.epoch + 1} ndcg@10 ${v.value.toFixed(4)}${v.improved ? ' *' : ''}`,
-            ),
-        },
-        ...(state ? { start: { extraTables: state.map(cloneTable) } } : {}),
+        ...(state ? { state } : {}),
       });
-      const seconds = phase.epochs.map((e) => e.seconds).sort((a, b) => a - b);
-      const rates = phase.epochs.map((e) => e.triplesPerSecond).sort((a, b) => a - b);
-      return {
-        record: {
-          engine: engine.description,
-          epochsRun: phase.epochs.length,
-          bestEpoch: phase.bestEpoch + 1,
-          bestValidationNdcg10: phase.bestValue,
-          medianSecondsPerEpoch: seconds[seconds.length >> 1] ?? null,
-          medianTriplesPerSecond: Math.round(rates[rates.length >> 1] ?? 0),
-          seconds: (performance.now() - started) / 1000,
-        },
-        state: optimizerState,
-      };
-    };
     const k = 8;
     const neumf = new NeuralMatrixFactorization(dataset, { embeddingSize: k, seed: 1 });
     const pretrained = await stage('neumf', neumf, base, o.neumfEpochs, false);
@@ -156,23 +201,7 @@ async function runNeuMF(context: BenchContext): Promise<Record<string, unknown>>
       validation: { ...base.validation, patience: 1000 },
     };
     const surfaces = neumf.surfaces.map((s) => s.name);
-    const robustness = async (model: Model) => {
-      const sweep = await robustnessSweep(model, dataset, {
-        epsilons: [0.05, 0.5],
-        adversaries: ['fgm', 'random'],
-        surfaces,
-        cutoffs: [10],
-        metrics: ['hr', 'ndcg'],
-        seed: 7,
-        testSet,
-      });
-      return sweep.points.map((p) => ({
-        adversary: p.adversary,
-        epsilon: p.epsilon,
-        ndcg10Change: p.relativeChange['ndcg@10'],
-        hr10Change: p.relativeChange['hr@10'],
-      }));
-    };
+    const robustness = (model: Model) => neumfRobustness(model, dataset, surfaces, testSet);
     const continued = copy();
     const continuedRun = await stage(
       'neumf continued',

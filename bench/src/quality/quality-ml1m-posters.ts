@@ -282,6 +282,166 @@ export async function run(context: BenchContext): Promise<Record<string, unknown
   }
 }
 
+/** The robustness sweeps with relative epsilons, and FGM's NDCG@10 drop of AMR over VBPR continued. */
+function robustnessRecord(
+  experiment: Awaited<ReturnType<typeof runAmrExperiment>>,
+  rowNorm: number,
+  sweepEpsilons: readonly number[],
+  continuedName: string,
+  amrName: string,
+) {
+  const robustness = Object.fromEntries(
+    experiment.robustness.map(({ name, report }) => [
+      name,
+      {
+        ...report,
+        points: report.points.map((p) => ({ ...p, relativeEpsilon: p.epsilon / rowNorm })),
+      },
+    ]),
+  );
+  const drop = (name: string, epsilon: number) =>
+    experiment.robustness
+      .find((r) => r.name === name)!
+      .report.points.find(
+        (p) => p.adversary === 'fgm' && Math.abs(p.epsilon / rowNorm - epsilon) < 1e-9,
+      )?.relativeChange['ndcg@10'] ?? Number.NaN;
+  const dropRatios = Object.fromEntries(
+    sweepEpsilons.map((e) => [
+      String(e),
+      {
+        vbprContinued: drop(continuedName, e),
+        amr: drop(amrName, e),
+        amrOverVbpr: drop(amrName, e) / drop(continuedName, e),
+      },
+    ]),
+  );
+  return { robustness, dropRatios };
+}
+
+/** A phase's epochs, best epoch, validation curve and median epoch time. */
+function phaseSummary(p: PhaseResult | null) {
+  return (
+    p && {
+      epochsRun: p.epochs.length,
+      bestEpoch: p.bestEpoch,
+      bestValidationNdcg20: p.bestValue,
+      medianSecondsPerEpoch: [...p.epochs.map((e) => e.seconds)].sort((a, b) => a - b)[
+        p.epochs.length >> 1
+      ],
+      curve: p.validations.map((v) => ({ epoch: v.epoch, value: v.value })),
+    }
+  );
+}
+
+/** Per arm: metrics on all, warm and cold-start cases, and HR@10 of cold items among cold items. */
+function caseTable(
+  experiment: Awaited<ReturnType<typeof runAmrExperiment>>,
+  names: readonly string[],
+  results: Record<string, EvaluationResult>,
+  subset: (result: EvaluationResult, wantCold: boolean) => Record<string, number>,
+  testSet: SampledTestSet,
+  cold: Uint8Array,
+  coldItems: Int32Array,
+) {
+  const coldAmongCold = Object.fromEntries(
+    experiment.arms.map((arm) => {
+      const hits = coldAmongColdHits(arm.model, testSet, cold, coldItems);
+      return [arm.name, hits.reduce((a, b) => a + b, 0) / Math.max(1, hits.length)];
+    }),
+  );
+  const chanceAmongCold = Math.min(1, 10 / Math.max(1, coldItems.length));
+  const table = Object.fromEntries(
+    names.map((name) => [
+      name,
+      {
+        all: results[name]!.metrics,
+        warmCases: subset(results[name]!, false),
+        coldStartCases: subset(results[name]!, true),
+        coldAmongColdHr10: coldAmongCold[name],
+      },
+    ]),
+  );
+  return { table, chanceAmongCold };
+}
+
+/** Paired comparisons of two arms on all, warm and cold-start test cases. */
+function coldSplitComparisons(
+  results: Record<string, EvaluationResult>,
+  coldCases: readonly boolean[],
+) {
+  const subset = (result: EvaluationResult, wantCold: boolean): Record<string, number> =>
+    meanOverCases(result, coldCases, wantCold);
+  const onCases = (result: EvaluationResult, wantCold: boolean): EvaluationResult => ({
+    ...result,
+    perUser: Object.fromEntries(
+      Object.entries(result.perUser).map(([key, values]) => [
+        key,
+        Float64Array.from(values.filter((_, c) => coldCases[c] === wantCold)),
+      ]),
+    ),
+    metrics: subset(result, wantCold),
+  });
+  const compare = (a: EvaluationResult, b: EvaluationResult) =>
+    Object.fromEntries(
+      Object.keys(a.metrics).map((key) => {
+        const t = pairedTTest(a.perUser[key]!, b.perUser[key]!);
+        return [
+          key,
+          {
+            relativeImprovement: (a.metrics[key]! - b.metrics[key]!) / b.metrics[key]!,
+            pValue: t.pValue,
+            t: t.t,
+          },
+        ];
+      }),
+    );
+  const coldCount = coldCases.filter(Boolean).length;
+  const onAll = (a: string, b: string) => ({
+    all: compare(results[a]!, results[b]!),
+    warm: compare(onCases(results[a]!, false), onCases(results[b]!, false)),
+    // A paired test needs two cases at least (the synthetic set may have a single cold one).
+    cold: coldCount >= 2 ? compare(onCases(results[a]!, true), onCases(results[b]!, true)) : null,
+  });
+  return { subset, onAll };
+}
+
+/** The recipe's configuration as the result JSON records it. */
+function recipeConfigRecord(
+  chain: Awaited<ReturnType<typeof runAmrExperiment>>['chain'],
+  grid: 'paper' | undefined,
+  amrEpsilons: readonly number[],
+  validateEvery: number,
+  maxEpochs: { readonly mf: number; readonly vbpr: number; readonly amr: number },
+) {
+  const vbprConfig = chain.vbpr.config;
+  return {
+    embeddingSize: 64,
+    batchSize: 512,
+    optimizer: 'adagrad lr 0.05, initial accumulator 0.1, state carried between stages',
+    l2: 0,
+    vbpr: Object.fromEntries(
+      Object.entries(vbprConfig).filter(
+        ([key]) => !['featureMean', 'featureBasisMean'].includes(key),
+      ),
+    ),
+    vbprModel: 'AMR Eq. 4: y_ui = p_u . (q_i + E c_i), P and Q from the best MF (cold items Q = 0)',
+    continuation: "both arms from VBPR's best parameters and Adagrad state, same epochs",
+    maxEpochs: { ...maxEpochs, vbprContinued: maxEpochs.amr },
+    amrSurfaces: ['itemFeatures'],
+    amrTuning: grid
+      ? 'the AMR paper: lambda 1 and epsilon in {0.01, 0.1, 1, 10}, then lambda in {0.01, 0.1, 1, 10} at the best epsilon, a best boundary value extended one step'
+      : `epsilon in {${amrEpsilons.join(', ')}} at lambda 1`,
+    amrArmsTried: chain.amrRuns.map((r) => ({
+      epsilon: r.epsilon,
+      adversarialWeight: r.adversarialWeight,
+    })),
+    amrEpsilonChosenOnValidation: chain.chosenEpsilon,
+    amrAdversarialWeightChosenOnValidation: chain.chosenAdversarialWeight,
+    epsilonUnit: 'relative to the prepared features mean row norm',
+    earlyStopping: `best validation ndcg@20 (full ranking) every ${validateEvery} epochs, patience 4`,
+  };
+}
+
 /**
  * The AMR recipe as every user gets it (`runAmrExperiment` with the library defaults) on a
  * data set with a validation split and item features: the test item among 999 sampled
@@ -375,92 +535,23 @@ export async function amrRecipe(
     string,
     string,
   ];
-  const subset = (result: EvaluationResult, wantCold: boolean): Record<string, number> =>
-    meanOverCases(result, coldCases, wantCold);
-  const onCases = (result: EvaluationResult, wantCold: boolean): EvaluationResult => ({
-    ...result,
-    perUser: Object.fromEntries(
-      Object.entries(result.perUser).map(([key, values]) => [
-        key,
-        Float64Array.from(values.filter((_, c) => coldCases[c] === wantCold)),
-      ]),
-    ),
-    metrics: subset(result, wantCold),
-  });
-  const compare = (a: EvaluationResult, b: EvaluationResult) =>
-    Object.fromEntries(
-      Object.keys(a.metrics).map((key) => {
-        const t = pairedTTest(a.perUser[key]!, b.perUser[key]!);
-        return [
-          key,
-          {
-            relativeImprovement: (a.metrics[key]! - b.metrics[key]!) / b.metrics[key]!,
-            pValue: t.pValue,
-            t: t.t,
-          },
-        ];
-      }),
-    );
-  const coldCount = coldCases.filter(Boolean).length;
-  const onAll = (a: string, b: string) => ({
-    all: compare(results[a]!, results[b]!),
-    warm: compare(onCases(results[a]!, false), onCases(results[b]!, false)),
-    // A paired test needs two cases at least (the synthetic set may have a single cold one).
-    cold: coldCount >= 2 ? compare(onCases(results[a]!, true), onCases(results[b]!, true)) : null,
-  });
-  const coldAmongCold = Object.fromEntries(
-    experiment.arms.map((arm) => {
-      const hits = coldAmongColdHits(arm.model, testSet, cold, coldItems);
-      return [arm.name, hits.reduce((a, b) => a + b, 0) / Math.max(1, hits.length)];
-    }),
-  );
-  const chanceAmongCold = Math.min(1, 10 / Math.max(1, coldItems.length));
-  const table = Object.fromEntries(
-    names.map((name) => [
-      name,
-      {
-        all: results[name]!.metrics,
-        warmCases: subset(results[name]!, false),
-        coldStartCases: subset(results[name]!, true),
-        coldAmongColdHr10: coldAmongCold[name],
-      },
-    ]),
+  const { subset, onAll } = coldSplitComparisons(results, coldCases);
+  const { table, chanceAmongCold } = caseTable(
+    experiment,
+    names,
+    results,
+    subset,
+    testSet,
+    cold,
+    coldItems,
   );
   for (const name of names) log(`${name}: ${JSON.stringify(table[name])}`);
-  const phaseSummary = (p: PhaseResult | null) =>
-    p && {
-      epochsRun: p.epochs.length,
-      bestEpoch: p.bestEpoch,
-      bestValidationNdcg20: p.bestValue,
-      medianSecondsPerEpoch: [...p.epochs.map((e) => e.seconds)].sort((a, b) => a - b)[
-        p.epochs.length >> 1
-      ],
-      curve: p.validations.map((v) => ({ epoch: v.epoch, value: v.value })),
-    };
-  const robustness = Object.fromEntries(
-    experiment.robustness.map(({ name, report }) => [
-      name,
-      {
-        ...report,
-        points: report.points.map((p) => ({ ...p, relativeEpsilon: p.epsilon / rowNorm })),
-      },
-    ]),
-  );
-  const drop = (name: string, epsilon: number) =>
-    experiment.robustness
-      .find((r) => r.name === name)!
-      .report.points.find(
-        (p) => p.adversary === 'fgm' && Math.abs(p.epsilon / rowNorm - epsilon) < 1e-9,
-      )?.relativeChange['ndcg@10'] ?? Number.NaN;
-  const dropRatios = Object.fromEntries(
-    sweepEpsilons.map((e) => [
-      String(e),
-      {
-        vbprContinued: drop(continuedName, e),
-        amr: drop(amrName, e),
-        amrOverVbpr: drop(amrName, e) / drop(continuedName, e),
-      },
-    ]),
+  const { robustness, dropRatios } = robustnessRecord(
+    experiment,
+    rowNorm,
+    sweepEpsilons,
+    continuedName,
+    amrName,
   );
   const vbprConfig = chain.vbpr.config;
   return {
@@ -480,33 +571,7 @@ export async function amrRecipe(
       ...info.features,
       preparation: `${vbprConfig.featureComponents ? `${vbprConfig.featureComponents} principal components, ` : ''}${String(vbprConfig['featureNormalization'])}, mean row norm ${chain.vbpr.featureTransform.rowNorm.toPrecision(3)}`,
     },
-    config: {
-      embeddingSize: 64,
-      batchSize: 512,
-      optimizer: 'adagrad lr 0.05, initial accumulator 0.1, state carried between stages',
-      l2: 0,
-      vbpr: Object.fromEntries(
-        Object.entries(vbprConfig).filter(
-          ([key]) => !['featureMean', 'featureBasisMean'].includes(key),
-        ),
-      ),
-      vbprModel:
-        'AMR Eq. 4: y_ui = p_u . (q_i + E c_i), P and Q from the best MF (cold items Q = 0)',
-      continuation: "both arms from VBPR's best parameters and Adagrad state, same epochs",
-      maxEpochs: { ...maxEpochs, vbprContinued: maxEpochs.amr },
-      amrSurfaces: ['itemFeatures'],
-      amrTuning: info.grid
-        ? 'the AMR paper: lambda 1 and epsilon in {0.01, 0.1, 1, 10}, then lambda in {0.01, 0.1, 1, 10} at the best epsilon, a best boundary value extended one step'
-        : `epsilon in {${amrEpsilons.join(', ')}} at lambda 1`,
-      amrArmsTried: chain.amrRuns.map((r) => ({
-        epsilon: r.epsilon,
-        adversarialWeight: r.adversarialWeight,
-      })),
-      amrEpsilonChosenOnValidation: chain.chosenEpsilon,
-      amrAdversarialWeightChosenOnValidation: chain.chosenAdversarialWeight,
-      epsilonUnit: 'relative to the prepared features mean row norm',
-      earlyStopping: `best validation ndcg@20 (full ranking) every ${validation.every} epochs, patience 4`,
-    },
+    config: recipeConfigRecord(chain, info.grid, amrEpsilons, validation.every, maxEpochs),
     training: {
       mfBpr: phaseSummary(chain.phases.mf),
       vbpr: phaseSummary(chain.phases.vbpr),

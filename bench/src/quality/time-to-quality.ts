@@ -130,6 +130,44 @@ function phaseSummary(phase: PhaseResult): Record<string, unknown> {
   };
 }
 
+/** Triples per second of advrec and of bpr-ref.c, one and two threads, interleaved rounds. */
+async function measureThroughput(
+  context: BenchContext,
+  evaluation: Dataset,
+  directory: string,
+  trainFile: string,
+  rounds: number,
+) {
+  const { sharedData, log } = context;
+  const reference = buildReference(sharedData, directory);
+  const rates: Record<string, number[]> = {
+    'bpr-ref-2threads': [],
+    'advrec-2threads': [],
+    'bpr-ref-1thread': [],
+    'advrec-1thread': [],
+  };
+  for (let round = 0; round < rounds; round++)
+    for (const threads of [2, 1]) {
+      const suffix = threads === 2 ? '2threads' : '1thread';
+      if (typeof reference === 'string')
+        rates[`bpr-ref-${suffix}`]!.push(referenceRate(reference, trainFile, threads, RATE_EPOCHS));
+      rates[`advrec-${suffix}`]!.push(await advrecRate(evaluation, threads, RATE_EPOCHS));
+      log(
+        `round ${round} ${suffix}: bpr-ref ${((rates[`bpr-ref-${suffix}`]!.at(-1) ?? 0) / 1e6).toFixed(2)} M/s, advrec ${(rates[`advrec-${suffix}`]!.at(-1)! / 1e6).toFixed(2)} M/s`,
+      );
+    }
+  const rate = (name: string): number | null =>
+    rates[name]!.length ? Math.round(median(rates[name]!)) : null;
+  const ratio = (suffix: string): number | null => {
+    const ours = rates[`advrec-${suffix}`]!;
+    const theirs = rates[`bpr-ref-${suffix}`]!;
+    if (!theirs.length) return null;
+    return Math.round(median(ours.map((r, k) => r / theirs[k]!)) * 1000) / 1000;
+  };
+
+  return { reference, rates, rate, ratio, rounds };
+}
+
 export async function run(context: BenchContext): Promise<Record<string, unknown>> {
   const { sharedData, log } = context;
   const o = context.options as BenchOptionValues<typeof options>;
@@ -139,35 +177,13 @@ export async function run(context: BenchContext): Promise<Record<string, unknown
   const directory = await mkdtemp(join(tmpdir(), 'advrec-ttq-'));
   try {
     // 1. Throughput against the C reference, interleaved.
-    const reference = buildReference(sharedData, directory);
-    const rounds = o.rateRounds;
-    const rates: Record<string, number[]> = {
-      'bpr-ref-2threads': [],
-      'advrec-2threads': [],
-      'bpr-ref-1thread': [],
-      'advrec-1thread': [],
-    };
-    for (let round = 0; round < rounds; round++)
-      for (const threads of [2, 1]) {
-        const suffix = threads === 2 ? '2threads' : '1thread';
-        if (typeof reference === 'string')
-          rates[`bpr-ref-${suffix}`]!.push(
-            referenceRate(reference, trainFile, threads, RATE_EPOCHS),
-          );
-        rates[`advrec-${suffix}`]!.push(await advrecRate(evaluation, threads, RATE_EPOCHS));
-        log(
-          `round ${round} ${suffix}: bpr-ref ${((rates[`bpr-ref-${suffix}`]!.at(-1) ?? 0) / 1e6).toFixed(2)} M/s, advrec ${(rates[`advrec-${suffix}`]!.at(-1)! / 1e6).toFixed(2)} M/s`,
-        );
-      }
-    const rate = (name: string): number | null =>
-      rates[name]!.length ? Math.round(median(rates[name]!)) : null;
-    const ratio = (suffix: string): number | null => {
-      const ours = rates[`advrec-${suffix}`]!;
-      const theirs = rates[`bpr-ref-${suffix}`]!;
-      if (!theirs.length) return null;
-      return Math.round(median(ours.map((r, k) => r / theirs[k]!)) * 1000) / 1000;
-    };
-
+    const { reference, rates, rate, ratio, rounds } = await measureThroughput(
+      context,
+      evaluation,
+      directory,
+      trainFile,
+      o.rateRounds,
+    );
     // 2. and 3. Time to a good MF-BPR, then APR from its checkpoint.
     const lr = o.learningRate;
     const l2 = o.l2;
