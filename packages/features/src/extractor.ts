@@ -309,16 +309,8 @@ export class FeatureSession {
   }
 }
 
-/**
- * Extracts CNN features for a list of images: decoding (sharp, several images at once)
- * is pipelined with inference (onnxruntime) one batch ahead. Resumable: rows are appended
- * to `<output>.partial` and progress to `<output>.partial.json` after every batch, so a
- * killed or aborted run continues where it stopped (same options) and produces the same
- * file as an uninterrupted one. The final `.npy` and the manifest are written atomically.
- * Unreadable images are skipped and listed in the manifest with the reason.
- */
-export async function extractFeatures(options: ExtractionOptions): Promise<ExtractionResult> {
-  const started = performance.now();
+/** The options' values with defaults, every problem reported at once with its field. */
+function checkedExtractionOptions(options: ExtractionOptions) {
   const issues: ConfigIssue[] = [];
   const batchSize = options.batchSize ?? 32;
   const concurrency = options.decodeConcurrency ?? 8;
@@ -350,6 +342,136 @@ export async function extractFeatures(options: ExtractionOptions): Promise<Extra
     }
   })();
   if (issues.length > 0 || !preprocessing) throw new ConfigError(issues);
+  return { batchSize, concurrency, dtype, preprocessing };
+}
+
+/**
+ * The progress a previous run with the same fingerprint left, checked: batches whose bytes no
+ * longer match their checksum (a flipped byte) are redone, and rows appended after the last
+ * saved state (a kill between the two writes) dropped. Empty when none.
+ */
+async function resumableState(
+  fingerprint: string,
+  partialFile: string,
+  stateFile: string,
+  session: FeatureSession,
+): Promise<PartialState> {
+  let state = emptyState(fingerprint);
+  try {
+    const saved = JSON.parse(await readFile(stateFile, 'utf8')) as PartialState;
+    if (saved.fingerprint === fingerprint && Array.isArray(saved.batches)) {
+      // Batches whose bytes no longer match their checksum (a flipped byte) are redone, and
+      // rows appended after the last saved state (a kill between the two writes) dropped.
+      state = verifiedPrefix(saved, await readFile(partialFile)).state;
+      await truncate(partialFile, state.rows * state.dimension * 4);
+      if (state.rows > 0) session.dimension = state.dimension;
+    }
+  } catch {
+    state = emptyState(fingerprint);
+  }
+  return state;
+}
+
+/** Decodes images `from .. to - 1`, `concurrency` at a time, compacted to the front in order; the failures with their reason. */
+async function decodeImages(
+  images: ExtractionOptions['images'],
+  from: number,
+  to: number,
+  preprocessing: ReturnType<typeof resolvePreprocessing>,
+  concurrency: number,
+): Promise<{ input: Float32Array; ok: number[]; failed: FailedImage[] }> {
+  const size = tensorSize(preprocessing);
+  const input = new Float32Array((to - from) * size);
+  const status = new Array<string | null>(to - from).fill(null);
+  let next = from;
+  const worker = async (): Promise<void> => {
+    while (next < to) {
+      const k = next++;
+      try {
+        await preprocessImage(images[k]!.file, preprocessing, input, (k - from) * size);
+      } catch (error) {
+        status[k - from] = error instanceof Error ? error.message : String(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, to - from) }, worker));
+  const ok: number[] = [];
+  const failed: FailedImage[] = [];
+  status.forEach((reason, t) => {
+    const image = images[from + t]!;
+    if (reason === null) ok.push(from + t);
+    else failed.push({ itemId: image.itemId, file: image.file, reason });
+  });
+  // Compact the decoded images to the front, in order.
+  ok.forEach((k, t) => {
+    if (k - from !== t) input.copyWithin(t * size, (k - from) * size, (k - from + 1) * size);
+  });
+  return { input, ok, failed };
+}
+
+/** Verifies the partial file, writes the `.npy` and its manifest atomically, removes the partial files. */
+async function writeExtractionOutputs(
+  options: ExtractionOptions,
+  run: {
+    readonly state: PartialState;
+    readonly partialFile: string;
+    readonly stateFile: string;
+    readonly sha256: string;
+    readonly session: FeatureSession;
+    readonly preprocessing: ReturnType<typeof resolvePreprocessing>;
+    readonly dtype: 'float32' | 'float16';
+    readonly total: number;
+  },
+): Promise<{ manifest: FeatureManifest; manifestFile: string }> {
+  const { state, partialFile, stateFile, sha256, session, preprocessing, dtype, total } = run;
+  const partial = await readFile(partialFile);
+  const checked = verifiedPrefix(state, partial);
+  if (!checked.intact) {
+    // Something changed the partial file after it was written: keep what still verifies.
+    await writeFileAtomic(stateFile, () => [JSON.stringify(checked.state)]);
+    throw new DataFormatError(
+      { file: partialFile },
+      `the features written so far (${state.rows} rows, checksummed per batch)`,
+      `bytes that no longer match their checksum after row ${checked.state.rows}; run again to redo the images from there`,
+    );
+  }
+  const data = new Float32Array(
+    partial.buffer.slice(partial.byteOffset, partial.byteOffset + partial.byteLength),
+  );
+  const matrix = new Float32Array(data.buffer, 0, state.rows * state.dimension);
+  await writeNpy(options.output, matrix, state.rows, state.dimension, { dtype });
+  const manifest: FeatureManifest = {
+    format: 'advrec-features/1',
+    itemIds: state.itemIds,
+    rows: state.rows,
+    dimension: state.dimension,
+    dtype,
+    model: { file: options.model, sha256 },
+    inputName: session.inputName,
+    tensor: session.tensor,
+    pooling: session.pooling,
+    preprocessing,
+    failed: state.failed,
+    images: total,
+  };
+  const manifestFile = `${options.output}.manifest.json`;
+  await writeFileAtomic(manifestFile, () => [JSON.stringify(manifest, null, 2) + '\n']);
+  await rm(partialFile, { force: true });
+  await rm(stateFile, { force: true });
+  return { manifest, manifestFile };
+}
+
+/**
+ * Extracts CNN features for a list of images: decoding (sharp, several images at once)
+ * is pipelined with inference (onnxruntime) one batch ahead. Resumable: rows are appended
+ * to `<output>.partial` and progress to `<output>.partial.json` after every batch, so a
+ * killed or aborted run continues where it stopped (same options) and produces the same
+ * file as an uninterrupted one. The final `.npy` and the manifest are written atomically.
+ * Unreadable images are skipped and listed in the manifest with the reason.
+ */
+export async function extractFeatures(options: ExtractionOptions): Promise<ExtractionResult> {
+  const started = performance.now();
+  const { batchSize, concurrency, dtype, preprocessing } = checkedExtractionOptions(options);
 
   let modelBytes: Buffer;
   try {
@@ -384,19 +506,7 @@ export async function extractFeatures(options: ExtractionOptions): Promise<Extra
   await removeStaleTemporaries(dirname(resolve(options.output)));
   const partialFile = `${options.output}.partial`;
   const stateFile = `${options.output}.partial.json`;
-  let state = emptyState(fingerprint);
-  try {
-    const saved = JSON.parse(await readFile(stateFile, 'utf8')) as PartialState;
-    if (saved.fingerprint === fingerprint && Array.isArray(saved.batches)) {
-      // Batches whose bytes no longer match their checksum (a flipped byte) are redone, and
-      // rows appended after the last saved state (a kill between the two writes) dropped.
-      state = verifiedPrefix(saved, await readFile(partialFile)).state;
-      await truncate(partialFile, state.rows * state.dimension * 4);
-      if (state.rows > 0) session.dimension = state.dimension;
-    }
-  } catch {
-    state = emptyState(fingerprint);
-  }
+  let state = await resumableState(fingerprint, partialFile, stateFile, session);
   const resumedFrom = state.done;
   const handle = await open(partialFile, state.done === 0 ? 'w' : 'a');
   // Images are decoded several at a time: one libvips thread each keeps the CPUs for them
@@ -404,38 +514,14 @@ export async function extractFeatures(options: ExtractionOptions): Promise<Extra
   const previousConcurrency = sharp.concurrency();
   sharp.concurrency(1);
   const total = options.images.length;
-  const size = tensorSize(preprocessing);
-  const decodeBatch = async (
-    from: number,
-  ): Promise<{ input: Float32Array; ok: number[]; failed: FailedImage[] }> => {
-    const to = Math.min(total, from + batchSize);
-    const input = new Float32Array((to - from) * size);
-    const status = new Array<string | null>(to - from).fill(null);
-    let next = from;
-    const worker = async (): Promise<void> => {
-      while (next < to) {
-        const k = next++;
-        try {
-          await preprocessImage(options.images[k]!.file, preprocessing, input, (k - from) * size);
-        } catch (error) {
-          status[k - from] = error instanceof Error ? error.message : String(error);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, to - from) }, worker));
-    const ok: number[] = [];
-    const failed: FailedImage[] = [];
-    status.forEach((reason, t) => {
-      const image = options.images[from + t]!;
-      if (reason === null) ok.push(from + t);
-      else failed.push({ itemId: image.itemId, file: image.file, reason });
-    });
-    // Compact the decoded images to the front, in order.
-    ok.forEach((k, t) => {
-      if (k - from !== t) input.copyWithin(t * size, (k - from) * size, (k - from + 1) * size);
-    });
-    return { input, ok, failed };
-  };
+  const decodeBatch = (from: number) =>
+    decodeImages(
+      options.images,
+      from,
+      Math.min(total, from + batchSize),
+      preprocessing,
+      concurrency,
+    );
   let processedNow = 0;
   try {
     let pending = state.done < total ? decodeBatch(state.done) : null;
@@ -506,40 +592,16 @@ export async function extractFeatures(options: ExtractionOptions): Promise<Extra
       'at least one readable image',
       `${state.failed.length} failed`,
     );
-  const partial = await readFile(partialFile);
-  const checked = verifiedPrefix(state, partial);
-  if (!checked.intact) {
-    // Something changed the partial file after it was written: keep what still verifies.
-    await writeFileAtomic(stateFile, () => [JSON.stringify(checked.state)]);
-    throw new DataFormatError(
-      { file: partialFile },
-      `the features written so far (${state.rows} rows, checksummed per batch)`,
-      `bytes that no longer match their checksum after row ${checked.state.rows}; run again to redo the images from there`,
-    );
-  }
-  const data = new Float32Array(
-    partial.buffer.slice(partial.byteOffset, partial.byteOffset + partial.byteLength),
-  );
-  const matrix = new Float32Array(data.buffer, 0, state.rows * state.dimension);
-  await writeNpy(options.output, matrix, state.rows, state.dimension, { dtype });
-  const manifest: FeatureManifest = {
-    format: 'advrec-features/1',
-    itemIds: state.itemIds,
-    rows: state.rows,
-    dimension: state.dimension,
-    dtype,
-    model: { file: options.model, sha256 },
-    inputName: session.inputName,
-    tensor: session.tensor,
-    pooling: session.pooling,
+  const { manifest, manifestFile } = await writeExtractionOutputs(options, {
+    state,
+    partialFile,
+    stateFile,
+    sha256,
+    session,
     preprocessing,
-    failed: state.failed,
-    images: total,
-  };
-  const manifestFile = `${options.output}.manifest.json`;
-  await writeFileAtomic(manifestFile, () => [JSON.stringify(manifest, null, 2) + '\n']);
-  await rm(partialFile, { force: true });
-  await rm(stateFile, { force: true });
+    dtype,
+    total,
+  });
   const seconds = (performance.now() - started) / 1000;
   return {
     manifest,
