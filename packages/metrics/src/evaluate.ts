@@ -420,7 +420,7 @@ async function rankWithOnnx(
   positionOffsets: Int32Array,
   candidates: Int32Array,
 ): Promise<number | null> {
-  const { users, plan, relevant, excludedIndptr, excludedIndices } = prepared;
+  const { users, plan } = prepared;
   const numItems = factors.itemFactors.length / factors.dimension;
   const dimension = factors.dimension;
   const onnx = await OnnxTopKScorer.create(
@@ -430,34 +430,27 @@ async function rankWithOnnx(
   if (onnx === null) return null;
   let fallbacks = 0;
   try {
-    // Users in tiers by how many items they exclude: k = maxCutoff + the tier's bound
-    // (a power of two >= the user's excluded count), so a user's excluded items can never
-    // crowd its top list out, and light users do not pay for the heaviest one's k.
-    const tiers = new Map<number, number[]>();
-    for (let b = 0; b < users.length; b++) {
-      const u = users[b]!;
-      const count = excludedIndptr[u + 1]! - excludedIndptr[u]!;
-      const bound = Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, count))));
-      const k = Math.min(numItems, plan.maxCutoff + bound);
-      const tier = tiers.get(k);
-      if (tier) tier.push(b);
-      else tiers.set(k, [b]);
-    }
-    const errorBound = floatErrorBound(factors);
-    const kernel = makeRankingKernel();
-    const row = new Float64Array(numItems);
+    const blocks = onnxBlocks(prepared, numItems, options.blockSize ?? ONNX_BLOCK_USERS);
     const blockSize = options.blockSize ?? ONNX_BLOCK_USERS;
-    const maxCutoff = plan.maxCutoff;
-    const longestList = Math.min(numItems, plan.maxCutoff + Math.max(...tiers.keys()));
-    const chosenItems = new Int32Array(longestList);
-    const chosenScores = new Float64Array(longestList);
-    const chosenRelevant = new Uint8Array(longestList);
-    const blocks: { k: number; members: number[] }[] = [];
-    for (const [k, members] of [...tiers.entries()].sort((x, y) => x[0] - y[0])) {
-      for (let start = 0; start < members.length; start += blockSize) {
-        blocks.push({ k, members: members.slice(start, start + blockSize) });
-      }
-    }
+    const longestList = Math.min(
+      numItems,
+      plan.maxCutoff + Math.max(0, ...blocks.map((block) => block.k)),
+    );
+    const user: OnnxUserRanking = {
+      factors,
+      prepared,
+      numItems,
+      errorBound: floatErrorBound(factors),
+      kernel: makeRankingKernel(),
+      row: new Float64Array(numItems),
+      chosenItems: new Int32Array(longestList),
+      chosenScores: new Float64Array(longestList),
+      chosenRelevant: new Uint8Array(longestList),
+      top,
+      positions,
+      positionOffsets,
+      candidates,
+    };
     // Two input buffers: onnxruntime computes block n + 1 while this thread ranks block n.
     const buffers = [
       new Float32Array(blockSize * dimension),
@@ -477,122 +470,177 @@ async function rankWithOnnx(
       const { values, indexWords } = await pending!;
       pending = n + 1 < blocks.length ? launch(n + 1) : undefined;
       const { k, members } = blocks[n]!;
-      const complete = k === numItems; // the graph returns every item: nothing is left out
-      const rows = members.length;
-      for (let t = 0; t < rows; t++) {
-        const b = members[t]!;
-        const u = users[b]!;
-        const userRelevant = relevant.row(u);
-        const excluded = excludedIndices.subarray(excludedIndptr[u]!, excludedIndptr[u + 1]!);
-        const delta = errorBound(u);
-        // Fast acceptance: every exact score is within delta of its float32 score, so when
-        // the first maxCutoff candidates (excluded items skipped) are separated by more than
-        // 2 delta from each other and from whatever comes next (the next candidate, or what
-        // the graph left out), their float32 order is the exact order, without exact ties.
-        let found = 0;
-        let previous = Infinity;
-        let separated = true;
-        let c = 0;
-        for (; c < k && found < maxCutoff; c++) {
-          const item = indexWords[2 * (t * k + c)]!;
-          if (indexIn(excluded, item) >= 0) continue;
-          const value = values[t * k + c]!;
-          if (previous - value <= 2 * delta) separated = false;
-          previous = value;
-          chosenItems[found++] = item;
-        }
-        if (separated && found === maxCutoff) {
-          let next = complete ? -Infinity : values[t * k + k - 1]!;
-          for (; c < k; c++) {
-            if (indexIn(excluded, indexWords[2 * (t * k + c)]!) < 0) {
-              next = values[t * k + c]!;
-              break;
-            }
-          }
-          if (previous - next > 2 * delta) {
-            candidates[b] = numItems - excluded.length;
-            const offset = positionOffsets[b]!;
-            for (let r = 0; r < userRelevant.length; r++) positions[offset + r] = 0;
-            for (let p = 0; p < maxCutoff; p++) {
-              const item = chosenItems[p]!;
-              top[b * maxCutoff + p] = item;
-              const r = indexIn(userRelevant, item);
-              if (r >= 0) positions[offset + r] = p + 1;
-            }
-            continue;
-          }
-        }
-        // Otherwise re-score exactly. Walk the graph's list (float32, descending): skip excluded items; once maxCutoff
-        // candidates are in, keep only those within 2 delta of the maxCutoff-th one: anything
-        // lower is certainly below the exact top list.
-        // Insertion into parallel arrays: the float32 order is nearly the exact order, so this
-        // is about linear.
-        let n = 0;
-        let kthFloat = Infinity;
-        for (let c = 0; c < k; c++) {
-          const value = values[t * k + c]!;
-          if (n >= maxCutoff && value < kthFloat - 2 * delta) break;
-          const item = indexWords[2 * (t * k + c)]!;
-          if (indexIn(excluded, item) >= 0) continue;
-          const score = dotScore(factors, u, item);
-          const rel = indexIn(userRelevant, item) >= 0 ? 1 : 0;
-          let at = n++;
-          while (
-            at > 0 &&
-            before(
-              score,
-              rel,
-              item,
-              chosenScores[at - 1]!,
-              chosenRelevant[at - 1]!,
-              chosenItems[at - 1]!,
-            )
-          ) {
-            chosenScores[at] = chosenScores[at - 1]!;
-            chosenRelevant[at] = chosenRelevant[at - 1]!;
-            chosenItems[at] = chosenItems[at - 1]!;
-            at--;
-          }
-          chosenScores[at] = score;
-          chosenRelevant[at] = rel;
-          chosenItems[at] = item;
-          if (n === maxCutoff) kthFloat = value;
-        }
-        // Items the graph left out score at most values[k-1] in float32, values[k-1] + delta exactly.
-        const certified =
-          complete ||
-          (n >= maxCutoff && chosenScores[maxCutoff - 1]! > values[t * k + k - 1]! + delta);
-        if (!certified) {
-          fallbacks++;
-          kernel.scoreRow(
-            row,
-            u,
-            factors.userFactors,
-            factors.itemFactors,
-            factors.itemBias ?? null,
-            dimension,
-            numItems,
-          );
-          candidates[b] = kernel.rankRow(
-            { row, relevant: userRelevant, excluded, maxCutoff, fullRanks: false },
-            { top, topOffset: b * maxCutoff, positions, positionOffset: positionOffsets[b]! },
-          );
-          continue;
-        }
-        candidates[b] = numItems - excluded.length;
-        const offset = positionOffsets[b]!;
-        for (let r = 0; r < userRelevant.length; r++) positions[offset + r] = 0;
-        for (let p = 0; p < maxCutoff; p++) {
-          top[b * maxCutoff + p] = p < n ? chosenItems[p]! : -1;
-          if (p < n && chosenRelevant[p])
-            positions[offset + indexIn(userRelevant, chosenItems[p]!)] = p + 1;
-        }
-      }
+      for (let t = 0; t < members.length; t++)
+        if (!rankOnnxUser(user, members[t]!, { values, indexWords, offset: t * k, k })) fallbacks++;
     }
     return fallbacks;
   } finally {
     await onnx.release();
   }
+}
+
+/**
+ * Users in tiers by how many items they exclude: k = maxCutoff + the tier's bound (a power of
+ * two >= the user's excluded count), so a user's excluded items can never crowd its top list
+ * out, and light users do not pay for the heaviest one's k. Each tier in blocks of
+ * `blockSize` users, tiers by ascending k.
+ */
+function onnxBlocks(
+  prepared: Prepared,
+  numItems: number,
+  blockSize: number,
+): { k: number; members: number[] }[] {
+  const { users, plan, excludedIndptr } = prepared;
+  const tiers = new Map<number, number[]>();
+  for (let b = 0; b < users.length; b++) {
+    const u = users[b]!;
+    const count = excludedIndptr[u + 1]! - excludedIndptr[u]!;
+    const bound = Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, count))));
+    const k = Math.min(numItems, plan.maxCutoff + bound);
+    const tier = tiers.get(k);
+    if (tier) tier.push(b);
+    else tiers.set(k, [b]);
+  }
+  const blocks: { k: number; members: number[] }[] = [];
+  for (const [k, members] of [...tiers.entries()].sort((x, y) => x[0] - y[0]))
+    for (let start = 0; start < members.length; start += blockSize)
+      blocks.push({ k, members: members.slice(start, start + blockSize) });
+  return blocks;
+}
+
+/** What ranking one user from the graph's list needs: inputs, scratch and outputs. */
+interface OnnxUserRanking {
+  readonly factors: ScoringFactors;
+  readonly prepared: Prepared;
+  readonly numItems: number;
+  readonly errorBound: (user: number) => number;
+  readonly kernel: ReturnType<typeof makeRankingKernel>;
+  readonly row: Float64Array;
+  readonly chosenItems: Int32Array;
+  readonly chosenScores: Float64Array;
+  readonly chosenRelevant: Uint8Array;
+  readonly top: Int32Array;
+  readonly positions: Int32Array;
+  readonly positionOffsets: Int32Array;
+  readonly candidates: Int32Array;
+}
+
+/**
+ * Ranks batch user `b` from the graph's top k (`values` and `indexWords` from `offset`).
+ * Returns false when the user had to be ranked exactly from a full row.
+ */
+function rankOnnxUser(
+  ranking: OnnxUserRanking,
+  b: number,
+  list: { values: Float32Array; indexWords: Int32Array; offset: number; k: number },
+): boolean {
+  const { factors, numItems, errorBound, kernel, row, chosenItems, chosenScores, chosenRelevant } =
+    ranking;
+  const { top, positions, positionOffsets, candidates } = ranking;
+  const { users, plan, relevant, excludedIndptr, excludedIndices } = ranking.prepared;
+  const { values, indexWords, k } = list;
+  const maxCutoff = plan.maxCutoff;
+  const dimension = factors.dimension;
+  const complete = k === numItems; // the graph returns every item: nothing is left out
+  const at0 = list.offset;
+  const u = users[b]!;
+  const userRelevant = relevant.row(u);
+  const excluded = excludedIndices.subarray(excludedIndptr[u]!, excludedIndptr[u + 1]!);
+  const delta = errorBound(u);
+  // Fast acceptance: every exact score is within delta of its float32 score, so when
+  // the first maxCutoff candidates (excluded items skipped) are separated by more than
+  // 2 delta from each other and from whatever comes next (the next candidate, or what
+  // the graph left out), their float32 order is the exact order, without exact ties.
+  let found = 0;
+  let previous = Infinity;
+  let separated = true;
+  let c = 0;
+  for (; c < k && found < maxCutoff; c++) {
+    const item = indexWords[2 * (at0 + c)]!;
+    if (indexIn(excluded, item) >= 0) continue;
+    const value = values[at0 + c]!;
+    if (previous - value <= 2 * delta) separated = false;
+    previous = value;
+    chosenItems[found++] = item;
+  }
+  if (separated && found === maxCutoff) {
+    let next = complete ? -Infinity : values[at0 + k - 1]!;
+    for (; c < k; c++) {
+      if (indexIn(excluded, indexWords[2 * (at0 + c)]!) < 0) {
+        next = values[at0 + c]!;
+        break;
+      }
+    }
+    if (previous - next > 2 * delta) {
+      candidates[b] = numItems - excluded.length;
+      const offset = positionOffsets[b]!;
+      for (let r = 0; r < userRelevant.length; r++) positions[offset + r] = 0;
+      for (let p = 0; p < maxCutoff; p++) {
+        const item = chosenItems[p]!;
+        top[b * maxCutoff + p] = item;
+        const r = indexIn(userRelevant, item);
+        if (r >= 0) positions[offset + r] = p + 1;
+      }
+      return true;
+    }
+  }
+  // Otherwise re-score exactly. Walk the graph's list (float32, descending): skip excluded items; once maxCutoff
+  // candidates are in, keep only those within 2 delta of the maxCutoff-th one: anything
+  // lower is certainly below the exact top list.
+  // Insertion into parallel arrays: the float32 order is nearly the exact order, so this
+  // is about linear.
+  let n = 0;
+  let kthFloat = Infinity;
+  for (let c = 0; c < k; c++) {
+    const value = values[at0 + c]!;
+    if (n >= maxCutoff && value < kthFloat - 2 * delta) break;
+    const item = indexWords[2 * (at0 + c)]!;
+    if (indexIn(excluded, item) >= 0) continue;
+    const score = dotScore(factors, u, item);
+    const rel = indexIn(userRelevant, item) >= 0 ? 1 : 0;
+    let at = n++;
+    while (
+      at > 0 &&
+      before(score, rel, item, chosenScores[at - 1]!, chosenRelevant[at - 1]!, chosenItems[at - 1]!)
+    ) {
+      chosenScores[at] = chosenScores[at - 1]!;
+      chosenRelevant[at] = chosenRelevant[at - 1]!;
+      chosenItems[at] = chosenItems[at - 1]!;
+      at--;
+    }
+    chosenScores[at] = score;
+    chosenRelevant[at] = rel;
+    chosenItems[at] = item;
+    if (n === maxCutoff) kthFloat = value;
+  }
+  // Items the graph left out score at most values[k-1] in float32, values[k-1] + delta exactly.
+  const certified =
+    complete || (n >= maxCutoff && chosenScores[maxCutoff - 1]! > values[at0 + k - 1]! + delta);
+  if (!certified) {
+    kernel.scoreRow(
+      row,
+      u,
+      factors.userFactors,
+      factors.itemFactors,
+      factors.itemBias ?? null,
+      dimension,
+      numItems,
+    );
+    candidates[b] = kernel.rankRow(
+      { row, relevant: userRelevant, excluded, maxCutoff, fullRanks: false },
+      { top, topOffset: b * maxCutoff, positions, positionOffset: positionOffsets[b]! },
+    );
+    return false;
+  }
+  candidates[b] = numItems - excluded.length;
+  const offset = positionOffsets[b]!;
+  for (let r = 0; r < userRelevant.length; r++) positions[offset + r] = 0;
+  for (let p = 0; p < maxCutoff; p++) {
+    top[b * maxCutoff + p] = p < n ? chosenItems[p]! : -1;
+    if (p < n && chosenRelevant[p])
+      positions[offset + indexIn(userRelevant, chosenItems[p]!)] = p + 1;
+  }
+  return true;
 }
 
 /**

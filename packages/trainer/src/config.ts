@@ -194,26 +194,15 @@ export interface ResolvedTrainConfig {
   };
 }
 
-/** Validates and fills every default; reports every problem with its field path at once. */
-export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): ResolvedTrainConfig {
-  const issues: ConfigIssue[] = [];
-  const int = (path: string, value: number, min: number, max = Infinity): void => {
-    if (!Number.isInteger(value) || value < min)
-      issues.push({ path, message: `must be an integer >= ${min}, got ${value}` });
-    else if (value > max)
-      issues.push({
-        path,
-        message: `must be at most ${max} (this machine has ${availableParallelism()} cores), got ${value}`,
-      });
-  };
-  const seed = config.seed ?? 0;
-  const batchSize = config.batchSize ?? 512;
-  const l2 = config.l2 ?? 0;
-  int('seed', seed, 0);
-  int('batchSize', batchSize, 1);
-  if (!(Number.isFinite(l2) && l2 >= 0))
-    issues.push({ path: 'l2', message: `must be a finite number >= 0, got ${l2}` });
-  const optimizer = resolveOptimizerConfig(config.optimizer, issues);
+/** Per-table learning rates, L2 and norm projection (defaults: the optimiser's and `l2`). */
+function resolveTables(
+  config: TrainConfig,
+  learningRate: number,
+  l2: number,
+  model: Model | undefined,
+  issues: ConfigIssue[],
+): Record<string, { learningRate: number; l2: number; keepNorm: boolean }> {
+  const optimizer = { learningRate };
   const tables: Record<string, { learningRate: number; l2: number; keepNorm: boolean }> = {};
   if (config.tables !== undefined && (typeof config.tables !== 'object' || config.tables === null))
     issues.push({ path: 'tables', message: 'must be an object of table names' });
@@ -257,6 +246,11 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
         });
       tables[name] = resolved;
     }
+  return tables;
+}
+
+/** The adversary, epsilon, lambda and surfaces (default: every surface of the model). */
+function resolveAdversarial(config: TrainConfig, model: Model | undefined, issues: ConfigIssue[]) {
   const adversary = config.adversarial?.adversary ?? 'fgm';
   const epsilon = config.adversarial?.epsilon ?? 0.5;
   const adversarialWeight = config.adversarial?.adversarialWeight ?? 1;
@@ -286,34 +280,15 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
           message: `model ${model.modelName} has no surface "${name}"; it has ${model.surfaces.map((s) => s.name).join(', ') || 'none'}`,
         });
     });
-  const sampling = config.sampling ?? 'shuffle';
-  if (sampling !== 'shuffle' && sampling !== 'with-replacement')
-    issues.push({
-      path: 'sampling',
-      message: `must be shuffle or with-replacement, got ${String(sampling)}`,
-    });
-  const threads = config.threads ?? availableParallelism();
-  int('threads', threads, 1, maxThreads());
-  const mode = config.mode ?? 'deterministic';
-  if (mode !== 'deterministic' && mode !== 'hogwild')
-    issues.push({ path: 'mode', message: `must be deterministic or hogwild, got ${String(mode)}` });
-  const algorithm = config.algorithm ?? 'minibatch';
-  if (algorithm !== 'minibatch' && algorithm !== 'sgd-triples')
-    issues.push({
-      path: 'algorithm',
-      message: `must be minibatch or sgd-triples, got ${String(algorithm)}`,
-    });
-  if (algorithm === 'sgd-triples' && optimizer.name !== 'sgd')
-    issues.push({
-      path: 'algorithm',
-      message: 'sgd-triples (classic per-triple SGD) needs optimizer.name = sgd',
-    });
-  const engine = config.engine ?? 'auto';
-  if (typeof engine !== 'string' || engine.length === 0)
-    issues.push({
-      path: 'engine',
-      message: `must be auto or an engine provider's name, got ${String(engine)}`,
-    });
+  return { adversary, epsilon, adversarialWeight, surfaces };
+}
+
+/** Validation cadence, split, metric, patience, threads and sampled users. */
+function resolveValidation(
+  config: TrainConfig,
+  int: (path: string, value: number, min: number, max?: number) => void,
+  issues: ConfigIssue[],
+) {
   const v = config.validation ?? {};
   const metric = v.metric ?? 'ndcg@100';
   const parsed = parseMetricKey(metric);
@@ -344,6 +319,60 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
       path: 'validation.patience',
       message: `must be >= 1, got ${validation.patience}`,
     });
+  return validation;
+}
+
+/** Validates and fills every default; reports every problem with its field path at once. */
+export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): ResolvedTrainConfig {
+  const issues: ConfigIssue[] = [];
+  const int = (path: string, value: number, min: number, max = Infinity): void => {
+    if (!Number.isInteger(value) || value < min)
+      issues.push({ path, message: `must be an integer >= ${min}, got ${value}` });
+    else if (value > max)
+      issues.push({
+        path,
+        message: `must be at most ${max} (this machine has ${availableParallelism()} cores), got ${value}`,
+      });
+  };
+  const seed = config.seed ?? 0;
+  const batchSize = config.batchSize ?? 512;
+  const l2 = config.l2 ?? 0;
+  int('seed', seed, 0);
+  int('batchSize', batchSize, 1);
+  if (!(Number.isFinite(l2) && l2 >= 0))
+    issues.push({ path: 'l2', message: `must be a finite number >= 0, got ${l2}` });
+  const optimizer = resolveOptimizerConfig(config.optimizer, issues);
+  const tables = resolveTables(config, optimizer.learningRate, l2, model, issues);
+  const adversarial = resolveAdversarial(config, model, issues);
+  const sampling = config.sampling ?? 'shuffle';
+  if (sampling !== 'shuffle' && sampling !== 'with-replacement')
+    issues.push({
+      path: 'sampling',
+      message: `must be shuffle or with-replacement, got ${String(sampling)}`,
+    });
+  const threads = config.threads ?? availableParallelism();
+  int('threads', threads, 1, maxThreads());
+  const mode = config.mode ?? 'deterministic';
+  if (mode !== 'deterministic' && mode !== 'hogwild')
+    issues.push({ path: 'mode', message: `must be deterministic or hogwild, got ${String(mode)}` });
+  const algorithm = config.algorithm ?? 'minibatch';
+  if (algorithm !== 'minibatch' && algorithm !== 'sgd-triples')
+    issues.push({
+      path: 'algorithm',
+      message: `must be minibatch or sgd-triples, got ${String(algorithm)}`,
+    });
+  if (algorithm === 'sgd-triples' && optimizer.name !== 'sgd')
+    issues.push({
+      path: 'algorithm',
+      message: 'sgd-triples (classic per-triple SGD) needs optimizer.name = sgd',
+    });
+  const engine = config.engine ?? 'auto';
+  if (typeof engine !== 'string' || engine.length === 0)
+    issues.push({
+      path: 'engine',
+      message: `must be auto or an engine provider's name, got ${String(engine)}`,
+    });
+  const validation = resolveValidation(config, int, issues);
   if (issues.length > 0) throw new ConfigError(issues);
   return {
     seed,
@@ -351,7 +380,7 @@ export function resolveTrainConfig(config: TrainConfig = {}, model?: Model): Res
     l2,
     optimizer,
     tables,
-    adversarial: { adversary, epsilon, adversarialWeight, surfaces },
+    adversarial,
     sampling,
     threads,
     mode: algorithm === 'sgd-triples' ? 'hogwild' : mode,

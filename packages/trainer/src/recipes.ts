@@ -397,19 +397,8 @@ export interface AmrChainResult {
 /** The AMR paper's tuning grid for epsilon and lambda (Section 5.1). */
 export const AMR_PAPER_GRID: readonly number[] = [0.01, 0.1, 1, 10];
 
-/**
- * AMR Algorithm 1 as a chain: MF-BPR, then VBPR initialised from MF's embeddings, then AMR
- * (BPR + lambda * BPR under FGM perturbations of the image features) initialised from
- * VBPR, with VBPR continued from the same parameters for comparison. Each stage keeps its
- * best validation epoch when the dataset has a validation split. Stages: `mf-bpr`, `vbpr`,
- * `vbpr-continued`, `amr`.
- */
-export async function trainAmrChain(
-  dataset: Dataset,
-  options: AmrChainOptions,
-): Promise<AmrChainResult> {
-  const k = options.embeddingSize ?? 64;
-  const base = options.train ?? {};
+/** Refuses per-table settings for a table no model of the AMR chain has. */
+function checkChainTables(base: TrainConfig): void {
   const chainTables = [
     USER_EMBEDDINGS,
     ITEM_EMBEDDINGS,
@@ -425,6 +414,98 @@ export async function trainAmrChain(
         message: `no model of the AMR chain has a table "${name}"; they have ${chainTables.join(', ')}`,
       })),
     );
+}
+
+/** The AMR arms' epsilons and lambdas: the paper's grid, or the values given (checked). */
+function amrGrid(options: AmrChainOptions) {
+  const paperGrid = options.grid === 'paper';
+  const epsilons = paperGrid ? AMR_PAPER_GRID : (options.epsilons ?? [options.epsilon ?? 0.1]);
+  const weight = options.adversarialWeight ?? 1;
+  const weights = paperGrid ? AMR_PAPER_GRID : (options.adversarialWeights ?? [weight]);
+  for (const [path, values] of [
+    ['epsilons', epsilons],
+    ['adversarialWeights', weights],
+  ] as const)
+    if (values.length === 0 || values.some((e) => !(Number.isFinite(e) && e >= 0)))
+      throw new ConfigError([
+        {
+          path,
+          message: `must be one or more finite numbers >= 0, got [${values.join(', ')}]`,
+        },
+      ]);
+  return { paperGrid, epsilons, weight, weights };
+}
+
+/** The best run on validation. */
+function bestOnValidation<T extends { phase: PhaseResult }>(runs: readonly T[]): T {
+  return runs.reduce((a, b) => (b.phase.bestValue > a.phase.bestValue ? b : a));
+}
+
+/**
+ * The paper's search: epsilon at lambda = adversarialWeight, then lambda at the best epsilon;
+ * on the paper's grid, a best value on the grid's boundary extends it one step (x10 or /10).
+ */
+async function searchAmrGrid<
+  R extends { epsilon: number; adversarialWeight: number; phase: PhaseResult },
+>(
+  arm: (epsilon: number, adversarialWeight: number) => Promise<R>,
+  grid: {
+    paperGrid: boolean;
+    epsilons: readonly number[];
+    weight: number;
+    weights: readonly number[];
+  },
+): Promise<void> {
+  const { paperGrid, epsilons, weight, weights } = grid;
+  const best = bestOnValidation;
+  /**
+   * Tries each value of one hyper-parameter; on the paper's grid, a best value on the grid's
+   * boundary extends it one step (x10 or /10), as the paper does.
+   */
+  const sweep = async (
+    values: readonly number[],
+    make: (value: number) => Promise<R>,
+    valueOf: (run: R) => number,
+  ): Promise<R> => {
+    const tried = [];
+    for (const value of values) tried.push(await make(value));
+    const value = valueOf(best(tried));
+    if (paperGrid && values.length > 1) {
+      const beyond =
+        value === Math.min(...values) ? value / 10 : value === Math.max(...values) ? value * 10 : 0;
+      if (beyond > 0) tried.push(await make(beyond));
+    }
+    return best(tried);
+  };
+  // Epsilon at lambda = adversarialWeight, then lambda at the best epsilon (the paper's order).
+  const bestEpsilon = (
+    await sweep(
+      epsilons,
+      (e) => arm(e, weight),
+      (r) => r.epsilon,
+    )
+  ).epsilon;
+  await sweep(
+    weights,
+    (w) => arm(bestEpsilon, w),
+    (r) => r.adversarialWeight,
+  );
+}
+
+/**
+ * AMR Algorithm 1 as a chain: MF-BPR, then VBPR initialised from MF's embeddings, then AMR
+ * (BPR + lambda * BPR under FGM perturbations of the image features) initialised from
+ * VBPR, with VBPR continued from the same parameters for comparison. Each stage keeps its
+ * best validation epoch when the dataset has a validation split. Stages: `mf-bpr`, `vbpr`,
+ * `vbpr-continued`, `amr`.
+ */
+export async function trainAmrChain(
+  dataset: Dataset,
+  options: AmrChainOptions,
+): Promise<AmrChainResult> {
+  const k = options.embeddingSize ?? 64;
+  const base = options.train ?? {};
+  checkChainTables(base);
   const seed = options.modelSeed ?? base.seed ?? 0;
   const mf = new MatrixFactorization(dataset, { embeddingSize: k, seed });
   const carry = (options.optimizerState ?? 'carry') === 'carry';
@@ -486,21 +567,7 @@ export async function trainAmrChain(
       vbprState(),
     );
   }
-  const paperGrid = options.grid === 'paper';
-  const epsilons = paperGrid ? AMR_PAPER_GRID : (options.epsilons ?? [options.epsilon ?? 0.1]);
-  const weight = options.adversarialWeight ?? 1;
-  const weights = paperGrid ? AMR_PAPER_GRID : (options.adversarialWeights ?? [weight]);
-  for (const [path, values] of [
-    ['epsilons', epsilons],
-    ['adversarialWeights', weights],
-  ] as const)
-    if (values.length === 0 || values.some((e) => !(Number.isFinite(e) && e >= 0)))
-      throw new ConfigError([
-        {
-          path,
-          message: `must be one or more finite numbers >= 0, got [${values.join(', ')}]`,
-        },
-      ]);
+  const { paperGrid, epsilons, weight, weights } = amrGrid(options);
   const amrRuns: {
     epsilon: number;
     adversarialWeight: number;
@@ -538,41 +605,8 @@ export async function trainAmrChain(
     amrRuns.push(run);
     return run;
   };
-  const best = <T extends { phase: PhaseResult }>(runs: readonly T[]): T =>
-    runs.reduce((a, b) => (b.phase.bestValue > a.phase.bestValue ? b : a));
-  /**
-   * Tries each value of one hyper-parameter; on the paper's grid, a best value on the grid's
-   * boundary extends it one step (x10 or /10), as the paper does.
-   */
-  const sweep = async (
-    values: readonly number[],
-    make: (value: number) => Promise<(typeof amrRuns)[0]>,
-    valueOf: (run: (typeof amrRuns)[0]) => number,
-  ): Promise<(typeof amrRuns)[0]> => {
-    const tried = [];
-    for (const value of values) tried.push(await make(value));
-    const value = valueOf(best(tried));
-    if (paperGrid && values.length > 1) {
-      const beyond =
-        value === Math.min(...values) ? value / 10 : value === Math.max(...values) ? value * 10 : 0;
-      if (beyond > 0) tried.push(await make(beyond));
-    }
-    return best(tried);
-  };
-  // Epsilon at lambda = adversarialWeight, then lambda at the best epsilon (the paper's order).
-  const bestEpsilon = (
-    await sweep(
-      epsilons,
-      (e) => arm(e, weight),
-      (r) => r.epsilon,
-    )
-  ).epsilon;
-  await sweep(
-    weights,
-    (w) => arm(bestEpsilon, w),
-    (r) => r.adversarialWeight,
-  );
-  const chosen = best(amrRuns);
+  await searchAmrGrid(arm, { paperGrid, epsilons, weight, weights });
+  const chosen = bestOnValidation(amrRuns);
   return {
     mf,
     vbpr,
