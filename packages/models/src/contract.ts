@@ -99,6 +99,129 @@ function gathered(
   return out;
 }
 
+/** pairScores (and the batch step) against the model's tfjs reference, with and without perturbations. */
+async function expectReferenceScores(
+  options: ModelContractOptions,
+  tolerance: number,
+  count: number,
+): Promise<void> {
+  const model = options.create();
+  if (!model.reference || !options.tf) throw new Error('unreachable: no reference');
+  const tf = options.tf;
+  const { users, items } = randomPairs(model, count, 2);
+  const perturbations = randomPerturbations(model, users, items, 3);
+  for (const p of [undefined, perturbations]) {
+    const expected = model
+      .reference(
+        tf,
+        gathered(tf, model, 'user', users, p),
+        gathered(tf, model, 'item', items, p),
+        gathered(tf, model, 'dense', users),
+      )
+      .dataSync();
+    const paths: [string, Float64Array][] = [
+      ['pairScores', model.pairScores(users, items, count, p)],
+    ];
+    if (model.forwardPairs)
+      paths.push(['forwardPairs', (await model.forwardPairs(users, items, count, p)).scores]);
+    for (const [path, actual] of paths)
+      for (let t = 0; t < count; t++)
+        expect(Math.abs(actual[t]! - expected[t]!), `${path}[${t}]`).toBeLessThanOrEqual(tolerance);
+  }
+}
+
+/** pairBackward (and the batch step's backward) against tfjs autodiff of the reference. */
+async function expectReferenceGradients(
+  options: ModelContractOptions,
+  tolerance: number,
+  count: number,
+): Promise<void> {
+  const model = options.create();
+  if (!model.reference || !options.tf) throw new Error('unreachable: no reference');
+  const tf = options.tf;
+  const { users, items } = randomPairs(model, count, 4);
+  const random = new Random(5);
+  const dScores = Float64Array.from({ length: count }, () => random.nextGaussian());
+  for (const [path, p] of [
+    ['pairBackward', undefined],
+    ['pairBackward', randomPerturbations(model, users, items, 6)],
+    ...(model.forwardPairs
+      ? ([
+          ['forwardPairs', undefined],
+          ['forwardPairs', randomPerturbations(model, users, items, 6)],
+        ] as const)
+      : []),
+  ] as const) {
+    const gradients: SparseRowsByName = new Map();
+    if (path === 'pairBackward') model.pairBackward(users, items, count, dScores, gradients, p);
+    else await (await model.forwardPairs!(users, items, count, p)).backward(dScores, gradients);
+    const u = gathered(tf, model, 'user', users, p);
+    const i = gathered(tf, model, 'item', items, p);
+    const dense = gathered(tf, model, 'dense', users);
+    const groups = [u, i, dense];
+    const names = groups.flatMap((g) => Object.keys(g));
+    const inputs = groups.flatMap((g) => Object.values(g));
+    const weights = tf.tensor1d(Float32Array.from(dScores));
+    const grads = tf.grads((...xs: tfc.Tensor[]) => {
+      const rebuilt = groups.map(() => ({}) as Record<string, tfc.Tensor2D>);
+      let k = 0;
+      groups.forEach((g, gi) => {
+        for (const name of Object.keys(g)) rebuilt[gi]![name] = xs[k++] as tfc.Tensor2D;
+      });
+      return tf.sum(tf.mul(model.reference!(tf, rebuilt[0]!, rebuilt[1]!, rebuilt[2]!), weights));
+    })(inputs);
+    expectGradients(model, { path, names, grads, gradients, users, items, tolerance });
+  }
+}
+
+/** The model's sparse gradients equal autodiff's (summed per row), on trainable tables and surfaces. */
+function expectGradients(
+  model: Model,
+  check: {
+    readonly path: string;
+    readonly names: readonly string[];
+    readonly grads: readonly tfc.Tensor[];
+    readonly gradients: SparseRowsByName;
+    readonly users: Int32Array;
+    readonly items: Int32Array;
+    readonly tolerance: number;
+  },
+): void {
+  const { path, names, grads, gradients, users, items, tolerance } = check;
+  // Trainable tables, and surfaces that are item/user tables without being trainable.
+  const checked = new Set([...model.trainableTables, ...model.surfaces.map((s) => s.name)]);
+  names.forEach((name, k) => {
+    if (!checked.has(name)) return;
+    const table = model.tables.find((t) => t.name === name)!;
+    const d = table.dimension;
+    const g = grads[k]!.dataSync();
+    const expected = new Map<number, Float64Array>();
+    if (table.side === 'dense') {
+      for (let r = 0; r < table.rows; r++)
+        expected.set(r, Float64Array.from(g.subarray(r * d, r * d + d)));
+    } else {
+      (table.side === 'user' ? users : items).forEach((id, t) => {
+        const row = expected.get(id) ?? new Float64Array(d);
+        for (let f = 0; f < d; f++) row[f]! += g[t * d + f]!;
+        expected.set(id, row);
+      });
+    }
+    const actual = gradients.get(name);
+    expect(actual, `${path}: gradient of ${name}`).toBeDefined();
+    expect([...actual!.rows].sort((a, b) => a - b)).toEqual(
+      [...expected.keys()].sort((a, b) => a - b),
+    );
+    for (const [id, row] of expected) {
+      const o = actual!.offsetOf(id);
+      for (let f = 0; f < d; f++)
+        expect(
+          Math.abs(actual!.values[o + f]! - row[f]!),
+          `${path}: ${name}[${id}][${f}]`,
+        ).toBeLessThanOrEqual(tolerance);
+    }
+  });
+}
+
 /** Registers the contract tests for one model with vitest. */
 export function describeModelContract(options: ModelContractOptions): void {
   const tolerance = options.tolerance ?? 1e-5;
@@ -127,110 +250,12 @@ export function describeModelContract(options: ModelContractOptions): void {
 
     itWithReference(
       'pairScores (and the batch step, forwardPairs) equal the tfjs reference, with and without perturbations',
-      async () => {
-        const model = options.create();
-        if (!model.reference || !options.tf) throw new Error('unreachable: no reference');
-        const tf = options.tf;
-        const { users, items } = randomPairs(model, count, 2);
-        const perturbations = randomPerturbations(model, users, items, 3);
-        for (const p of [undefined, perturbations]) {
-          const expected = model
-            .reference(
-              tf,
-              gathered(tf, model, 'user', users, p),
-              gathered(tf, model, 'item', items, p),
-              gathered(tf, model, 'dense', users),
-            )
-            .dataSync();
-          const paths: [string, Float64Array][] = [
-            ['pairScores', model.pairScores(users, items, count, p)],
-          ];
-          if (model.forwardPairs)
-            paths.push(['forwardPairs', (await model.forwardPairs(users, items, count, p)).scores]);
-          for (const [path, actual] of paths)
-            for (let t = 0; t < count; t++)
-              expect(Math.abs(actual[t]! - expected[t]!), `${path}[${t}]`).toBeLessThanOrEqual(
-                tolerance,
-              );
-        }
-      },
+      () => expectReferenceScores(options, tolerance, count),
     );
 
     itWithReference(
       `pairBackward (and the batch step's backward) match tfjs autodiff of the reference (max abs diff ${tolerance})`,
-      async () => {
-        const model = options.create();
-        if (!model.reference || !options.tf) throw new Error('unreachable: no reference');
-        const tf = options.tf;
-        const { users, items } = randomPairs(model, count, 4);
-        const random = new Random(5);
-        const dScores = Float64Array.from({ length: count }, () => random.nextGaussian());
-        for (const [path, p] of [
-          ['pairBackward', undefined],
-          ['pairBackward', randomPerturbations(model, users, items, 6)],
-          ...(model.forwardPairs
-            ? ([
-                ['forwardPairs', undefined],
-                ['forwardPairs', randomPerturbations(model, users, items, 6)],
-              ] as const)
-            : []),
-        ] as const) {
-          const gradients: SparseRowsByName = new Map();
-          if (path === 'pairBackward')
-            model.pairBackward(users, items, count, dScores, gradients, p);
-          else
-            await (await model.forwardPairs!(users, items, count, p)).backward(dScores, gradients);
-          const u = gathered(tf, model, 'user', users, p);
-          const i = gathered(tf, model, 'item', items, p);
-          const dense = gathered(tf, model, 'dense', users);
-          const groups = [u, i, dense];
-          const names = groups.flatMap((g) => Object.keys(g));
-          const inputs = groups.flatMap((g) => Object.values(g));
-          const weights = tf.tensor1d(Float32Array.from(dScores));
-          const grads = tf.grads((...xs: tfc.Tensor[]) => {
-            const rebuilt = groups.map(() => ({}) as Record<string, tfc.Tensor2D>);
-            let k = 0;
-            groups.forEach((g, gi) => {
-              for (const name of Object.keys(g)) rebuilt[gi]![name] = xs[k++] as tfc.Tensor2D;
-            });
-            return tf.sum(
-              tf.mul(model.reference!(tf, rebuilt[0]!, rebuilt[1]!, rebuilt[2]!), weights),
-            );
-          })(inputs);
-          // Trainable tables, and surfaces that are item/user tables without being trainable.
-          const checked = new Set([...model.trainableTables, ...model.surfaces.map((s) => s.name)]);
-          names.forEach((name, k) => {
-            if (!checked.has(name)) return;
-            const table = model.tables.find((t) => t.name === name)!;
-            const d = table.dimension;
-            const g = grads[k]!.dataSync();
-            const expected = new Map<number, Float64Array>();
-            if (table.side === 'dense') {
-              for (let r = 0; r < table.rows; r++)
-                expected.set(r, Float64Array.from(g.subarray(r * d, r * d + d)));
-            } else {
-              (table.side === 'user' ? users : items).forEach((id, t) => {
-                const row = expected.get(id) ?? new Float64Array(d);
-                for (let f = 0; f < d; f++) row[f]! += g[t * d + f]!;
-                expected.set(id, row);
-              });
-            }
-            const actual = gradients.get(name);
-            expect(actual, `${path}: gradient of ${name}`).toBeDefined();
-            expect([...actual!.rows].sort((a, b) => a - b)).toEqual(
-              [...expected.keys()].sort((a, b) => a - b),
-            );
-            for (const [id, row] of expected) {
-              const o = actual!.offsetOf(id);
-              for (let f = 0; f < d; f++)
-                expect(
-                  Math.abs(actual!.values[o + f]! - row[f]!),
-                  `${path}: ${name}[${id}][${f}]`,
-                ).toBeLessThanOrEqual(tolerance);
-            }
-          });
-        }
-      },
+      () => expectReferenceGradients(options, tolerance, count),
     );
 
     it('factors(), when present, give the scores of score() (float64 sums of float32 factors)', () => {
