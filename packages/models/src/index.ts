@@ -63,14 +63,14 @@ export {
   fitFeatureTransform,
   resolveVisualBPRConfig,
   vbprReferenceScore,
-} from './vbpr.js';
+} from './vbpr/index.js';
 export type {
   FeatureNormalization,
   FeatureTransform,
   IdEmbeddingSource,
   ResolvedVisualBPRConfig,
   VisualBPRConfig,
-} from './vbpr.js';
+} from './vbpr/index.js';
 export {
   createModel,
   getModelFactory,

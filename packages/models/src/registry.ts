@@ -4,8 +4,8 @@ import { ItemPop, ITEM_POP_MODEL_NAME } from './item-pop.js';
 import { MatrixFactorization, MF_MODEL_NAME } from './mf.js';
 import type { MatrixFactorizationConfig } from './mf.js';
 import type { JsonObject, Model, ModelState } from './model.js';
-import { VBPR_MODEL_NAME, VisualBPR } from './vbpr.js';
-import type { VisualBPRConfig } from './vbpr.js';
+import { VBPR_MODEL_NAME, VisualBPR } from './vbpr/index.js';
+import type { VisualBPRConfig } from './vbpr/index.js';
 import { MODEL_SPECIFICATION_VERSION, SUPPORTED_MODEL_SPECIFICATION_VERSIONS } from './model.js';
 import type { ModelSpecificationVersion } from './model.js';
 
