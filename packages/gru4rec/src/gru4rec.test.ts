@@ -57,7 +57,7 @@ describe('GRU4Rec', () => {
       seed: 1,
     });
     const before = evaluateSequential(tf as unknown as Tfjs, model, test);
-    trainSequentialModel(tf as unknown as Tfjs, model, split, {
+    await trainSequentialModel(tf as unknown as Tfjs, model, split, {
       epochs: 15,
       batchSize: 32,
       seed: 3,

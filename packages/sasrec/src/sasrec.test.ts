@@ -51,7 +51,7 @@ describe('SASRec', () => {
     const test = sequenceCandidates(split, 'test', { negatives: 20, seed: 1 });
     const model = new SASRec(30, { dimension: 16, maxLength: 5, blocks: 1, dropout: 0.1, seed: 1 });
     const before = evaluateSequential(tf as unknown as Tfjs, model, test);
-    trainSequentialModel(tf as unknown as Tfjs, model, split, {
+    await trainSequentialModel(tf as unknown as Tfjs, model, split, {
       epochs: 15,
       batchSize: 32,
       seed: 3,

@@ -100,4 +100,9 @@ export type {
   SequenceOptimizerState,
   SequenceTrainConfig,
   SequenceTrainResult,
+  SequenceTrainState,
 } from './sequential.js';
+export {
+  sequenceTrainStateFromCheckpoint,
+  sequenceTrainStateToCheckpoint,
+} from './sequential-state.js';

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DataError, generateCycleSequences } from '@advrec/data';
-import { SEQUENCE_ITEM_TABLE, createTable, initializeGlorotUniform } from '@advrec/models';
+import {
+  SEQUENCE_ITEM_TABLE,
+  createTable,
+  initializeGlorotUniform,
+  parseCheckpoint,
+  serializeCheckpoint,
+} from '@advrec/models';
 import type { SequentialModel, Tfjs } from '@advrec/models';
 import { loadTfjs } from './backend.js';
 import {
@@ -9,6 +15,10 @@ import {
   sequenceFgmPerturbation,
   trainSequentialModel,
 } from './sequential.js';
+import {
+  sequenceTrainStateFromCheckpoint,
+  sequenceTrainStateToCheckpoint,
+} from './sequential-state.js';
 
 const { tf } = await loadTfjs('cpu');
 
@@ -46,10 +56,10 @@ describe('trainSequentialModel', () => {
   const test = sequenceCandidates(split, 'test', { negatives: 30, seed: 1 });
   const validation = sequenceCandidates(split, 'validation', { negatives: 30, seed: 1 });
 
-  it('learns a planted next-item rule and keeps the best validation epoch', () => {
+  it('learns a planted next-item rule and keeps the best validation epoch', async () => {
     const model = markovModel(40);
     const before = evaluateSequential(tf, model, test);
-    const result = trainSequentialModel(tf, model, split, {
+    const result = await trainSequentialModel(tf, model, split, {
       epochs: 30,
       batchSize: 32,
       seed: 5,
@@ -63,14 +73,13 @@ describe('trainSequentialModel', () => {
     expect(after.ndcg).toBeGreaterThan(0.8);
     expect(result.epochs.at(-1)!.loss).toBeLessThan(result.epochs[0]!.loss);
     // The returned Adam state is the kept epoch's: its step count is that epoch's.
-    console.log('BEST', result.bestEpoch, result.epochs.length);
     expect(result.optimizer.step).toBe((result.bestEpoch + 1) * Math.ceil(200 / 32));
     expect(result.bestValidation!.ndcg).toBe(
       Math.max(...result.epochs.filter((e) => e.validation).map((e) => e.validation!.ndcg)),
     );
   });
 
-  it("keeps the best validation epoch's tables and Adam state, not the last epoch's", () => {
+  it("keeps the best validation epoch's tables and Adam state, not the last epoch's", async () => {
     // Targets swapped with a negative: the better the model learns the rule, the worse this
     // validation gets, so the first validated epoch is the best.
     const swapped = Int32Array.from(validation.candidates);
@@ -79,7 +88,7 @@ describe('trainSequentialModel', () => {
       [swapped[at], swapped[at + 1]] = [swapped[at + 1]!, swapped[at]!];
     }
     const model = markovModel(40);
-    const result = trainSequentialModel(tf, model, split, {
+    const result = await trainSequentialModel(tf, model, split, {
       epochs: 6,
       batchSize: 32,
       seed: 5,
@@ -95,19 +104,71 @@ describe('trainSequentialModel', () => {
     expect(again.ndcg).toBe(result.bestValidation!.ndcg);
   });
 
-  it('is deterministic for a seed', () => {
-    const run = () => {
+  it('is deterministic for a seed', async () => {
+    const run = async () => {
       const model = markovModel(40);
-      trainSequentialModel(tf, model, split, { epochs: 2, batchSize: 32, seed: 9 });
+      await trainSequentialModel(tf, model, split, { epochs: 2, batchSize: 32, seed: 9 });
       return Array.from(model.tables[0]!.values);
     };
-    expect(run()).toEqual(run());
+    expect(await run()).toEqual(await run());
   });
 
-  it('ATSRec: the FGM perturbation raises the loss it is trained on, and continuing from Adam state works', () => {
+  it('stops after the current batch when aborted, and the returned state continues the run exactly', async () => {
+    const config = {
+      epochs: 8,
+      batchSize: 32,
+      seed: 4,
+      adam: { learningRate: 0.02 },
+      validateEvery: 2,
+      patience: 10,
+      validation,
+    };
+    const whole = markovModel(40);
+    const uninterrupted = await trainSequentialModel(tf, whole, split, config);
+    // Aborted in the middle of the fourth epoch: the signal is read after every batch (7 an
+    // epoch) and at the end of every epoch.
+    let reads = 0;
+    const signal = {
+      get aborted() {
+        return ++reads > 3 * 8 + 2;
+      },
+    } as AbortSignal;
+    const parted = markovModel(40);
+    const first = await trainSequentialModel(tf, parted, split, { ...config, signal });
+    expect(first.interrupted).toBe(true);
+    expect(first.epochs).toHaveLength(3);
+    expect(first.state.epochs).toHaveLength(first.epochs.length);
+    // Through a checkpoint's bytes, as last.ckpt carries it.
+    const { extraTables, metadata } = sequenceTrainStateToCheckpoint(first.state, parted.tables);
+    const bytes = Buffer.concat(serializeCheckpoint(parted, extraTables, metadata));
+    const checkpoint = parseCheckpoint(bytes, 'last.ckpt');
+    const resumed = markovModel(40);
+    for (const [k, table] of checkpoint.model.tables.entries())
+      resumed.tables[k]!.values.set(table.values);
+    const state = sequenceTrainStateFromCheckpoint(
+      checkpoint.extraTables,
+      checkpoint.metadata,
+      resumed.tables,
+      'last.ckpt',
+    );
+    const rest = await trainSequentialModel(tf, resumed, split, { ...config, resume: state });
+    expect(rest.interrupted).toBe(false);
+    expect(rest.epochs.map((e) => [e.loss, e.validation?.ndcg])).toEqual(
+      uninterrupted.epochs.map((e) => [e.loss, e.validation?.ndcg]),
+    );
+    expect(rest.bestEpoch).toBe(uninterrupted.bestEpoch);
+    for (const [k, table] of whole.tables.entries())
+      expect(Array.from(resumed.tables[k]!.values)).toEqual(Array.from(table.values));
+  });
+
+  it('ATSRec: the FGM perturbation raises the loss it is trained on, and continuing from Adam state works', async () => {
     const model = markovModel(40);
-    const first = trainSequentialModel(tf, model, split, { epochs: 3, batchSize: 32, seed: 2 });
-    const adversarial = trainSequentialModel(tf, model, split, {
+    const first = await trainSequentialModel(tf, model, split, {
+      epochs: 3,
+      batchSize: 32,
+      seed: 2,
+    });
+    const adversarial = await trainSequentialModel(tf, model, split, {
       epochs: 3,
       batchSize: 32,
       seed: 2,
@@ -119,9 +180,9 @@ describe('trainSequentialModel', () => {
     expect(adversarial.optimizer.step).toBe(first.optimizer.step * 2);
   });
 
-  it('FGM on the item embeddings has norm epsilon on every touched row and lowers NDCG', () => {
+  it('FGM on the item embeddings has norm epsilon on every touched row and lowers NDCG', async () => {
     const model = markovModel(40);
-    trainSequentialModel(tf, model, split, {
+    await trainSequentialModel(tf, model, split, {
       epochs: 20,
       batchSize: 32,
       seed: 5,
@@ -144,10 +205,10 @@ describe('trainSequentialModel', () => {
     expect(result.hitRate).toBe(0);
   });
 
-  it('names bad configs and refuses unknown items', () => {
+  it('names bad configs and refuses unknown items', async () => {
     const model = markovModel(40);
     try {
-      trainSequentialModel(tf, model, split, {
+      await trainSequentialModel(tf, model, split, {
         epochs: -1,
         adversarial: { epsilon: Number.NaN, adversarialWeight: 1 },
         validateEvery: 2,
@@ -165,7 +226,7 @@ describe('trainSequentialModel', () => {
     bad.candidates[5] = 40;
     expect(() => evaluateSequential(tf, model, bad)).toThrow(DataError);
     expect(() => evaluateSequential(tf, model, bad)).toThrow(/item id 40/);
-    expect(() => trainSequentialModel(tf, markovModel(41), split, { epochs: 1 })).toThrow(
+    await expect(trainSequentialModel(tf, markovModel(41), split, { epochs: 1 })).rejects.toThrow(
       /40 items, the model 41/,
     );
   });

@@ -63,6 +63,47 @@ export interface SequenceTrainConfig {
   readonly optimizer?: SequenceOptimizerState;
   /** First epoch's number (for seeds and events; default 0). */
   readonly startEpoch?: number;
+  /**
+   * Stops after the current batch when aborted: the tables and Adam's state go back to the
+   * end of the last complete epoch, and the result says `interrupted` (its `state` continues
+   * the run exactly). Training yields to the event loop after every batch, so a signal
+   * handler runs while it trains.
+   */
+  readonly signal?: AbortSignal;
+  /**
+   * A previous call's {@link SequenceTrainResult.state} (from an interrupted or
+   * checkpointed run with the same config): the run continues after its last epoch and ends
+   * as the uninterrupted run would have. `optimizer` and `startEpoch` are taken from it.
+   */
+  readonly resume?: SequenceTrainState;
+  /**
+   * Called after every epoch with the state that would continue the run from there (for a
+   * `last.ckpt`); awaited before the next epoch starts.
+   */
+  onEpochState?(state: SequenceTrainState): void | Promise<void>;
+}
+
+/**
+ * Where a sequential training run stands after a complete epoch: what continues it exactly
+ * ({@link SequenceTrainConfig.resume}). The model's tables hold that epoch's parameters.
+ */
+export interface SequenceTrainState {
+  /** The first epoch's number of the run ({@link SequenceTrainConfig.startEpoch}). */
+  readonly startEpoch: number;
+  /** Every epoch run so far. */
+  readonly epochs: readonly SequenceEpochEvent[];
+  /** Adam's state after the last epoch. */
+  readonly optimizer: SequenceOptimizerState;
+  /** The best validation so far, its tables and Adam's state then; null before the first validation. */
+  readonly best: {
+    readonly epoch: number;
+    readonly hitRate: number;
+    readonly ndcg: number;
+    readonly tables: readonly ParameterTable[];
+    readonly optimizer: SequenceOptimizerState;
+  } | null;
+  /** Validations since the best one. */
+  readonly sinceBest: number;
 }
 
 /** What {@link trainSequentialModel} reports after each epoch. */
@@ -92,6 +133,10 @@ export interface SequenceTrainResult {
   readonly seconds: number;
   /** Adam's state at the kept epoch (the best validation epoch when validating, else the last). */
   readonly optimizer: SequenceOptimizerState;
+  /** True when the signal stopped the run: the model holds the last complete epoch's tables. */
+  readonly interrupted: boolean;
+  /** The state after the last complete epoch (continues the run exactly when interrupted). */
+  readonly state: SequenceTrainState;
 }
 
 const DEFAULT_ADAM: SequenceAdamConfig = {
@@ -390,6 +435,15 @@ function checkTrainConfig(config: SequenceTrainConfig): void {
   if (config.batchSize !== undefined) positiveInteger('batchSize', config.batchSize);
   if (config.validateEvery !== undefined) positiveInteger('validateEvery', config.validateEvery, 0);
   if (config.patience !== undefined) positiveInteger('patience', config.patience);
+  if (
+    config.resume &&
+    config.startEpoch !== undefined &&
+    config.startEpoch !== config.resume.startEpoch
+  )
+    issues.push({
+      path: 'startEpoch',
+      message: `the resumed state started at epoch ${config.resume.startEpoch}, not ${config.startEpoch}`,
+    });
   const nonNegative = (path: string, v: unknown) => {
     if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0))
       issues.push({ path, message: `must be a finite number >= 0, got ${JSON.stringify(v)}` });
@@ -410,17 +464,127 @@ function checkTrainConfig(config: SequenceTrainConfig): void {
   if (issues.length > 0) throw new ConfigError(issues);
 }
 
+/** A copy of Adam's state. */
+function copyOptimizer(state: SequenceOptimizerState): SequenceOptimizerState {
+  return {
+    step: state.step,
+    moments: new Map(
+      [...state.moments].map(([name, { m, v }]) => [
+        name,
+        { m: Float32Array.from(m), v: Float32Array.from(v) },
+      ]),
+    ),
+  };
+}
+
+/** What one batch step needs: the model, its tables, the scratch gradients and Adam. */
+interface SequenceStep {
+  readonly tf: Tfjs;
+  readonly model: SequentialModel;
+  readonly config: SequenceTrainConfig;
+  readonly adam: SequenceAdamConfig;
+  readonly itemTable: ParameterTable;
+  readonly trainable: readonly ParameterTable[];
+  readonly moments: Map<string, { m: Float32Array; v: Float32Array }>;
+  readonly itemGradient: Float32Array;
+  readonly adversarialGradient: Float32Array | null;
+  readonly perturbation: Float32Array | null;
+  step: number;
+}
+
+/**
+ * One batch: the clean loss and gradients, with ATSRec the loss at FGM-perturbed item rows
+ * added with weight lambda, L2 on the touched item rows, then Adam on every trainable table.
+ * Returns the clean and adversarial losses.
+ */
+function trainBatch(
+  run: SequenceStep,
+  batch: SequenceBatch,
+  passSeed: number,
+): { loss: number; adversarialLoss: number } {
+  const { tf, model, config, adam, itemTable, itemGradient } = run;
+  const d = model.dimension;
+  const clean = batchLossAndGradients(tf, model, batch, true, passSeed, itemGradient);
+  const denseTotal = clean.dense;
+  // The adversarial pass touches the same rows (same batch).
+  const touched = clean.touched;
+  let adversarialLoss = 0;
+  const { adversarialGradient, perturbation } = run;
+  if (config.adversarial && adversarialGradient && perturbation) {
+    fgmRows(itemGradient, clean.touched, d, config.adversarial.epsilon, perturbation);
+    const adversarial = batchLossAndGradients(
+      tf,
+      model,
+      batch,
+      true,
+      passSeed,
+      adversarialGradient,
+      perturbation,
+    );
+    adversarialLoss = adversarial.loss;
+    const lambda = config.adversarial.adversarialWeight;
+    for (const id of adversarial.touched) {
+      const at = id * d;
+      for (let c = 0; c < d; c++) {
+        itemGradient[at + c] = itemGradient[at + c]! + lambda * adversarialGradient[at + c]!;
+        adversarialGradient[at + c] = 0;
+        perturbation[at + c] = 0;
+      }
+    }
+    for (const [name, g] of adversarial.dense) {
+      const total = denseTotal.get(name)!;
+      for (let k = 0; k < g.length; k++) total[k] = total[k]! + lambda * g[k]!;
+    }
+  }
+  const itemL2 = config.itemL2 ?? 0;
+  if (itemL2 > 0)
+    for (const id of touched) {
+      const at = id * d;
+      for (let c = 0; c < d; c++)
+        itemGradient[at + c] = itemGradient[at + c]! + 2 * itemL2 * itemTable.values[at + c]!;
+    }
+  // Adam on every trainable table (dense: untouched item rows keep decaying moments, as
+  // TF1's Adam does with sparse gradients in the SASRec code).
+  const step = ++run.step;
+  const correction1 = 1 - Math.pow(adam.beta1, step);
+  const correction2 = 1 - Math.pow(adam.beta2, step);
+  const rate = (adam.learningRate * Math.sqrt(correction2)) / correction1;
+  for (const table of run.trainable) {
+    const gradient = table.name === SEQUENCE_ITEM_TABLE ? itemGradient : denseTotal.get(table.name);
+    if (!gradient) continue;
+    const { m, v } = run.moments.get(table.name)!;
+    adamStep(table.values, gradient, m, v, adam.beta1, adam.beta2, rate, adam.epsilon);
+  }
+  for (const id of touched) itemGradient.fill(0, id * d, (id + 1) * d);
+  return { loss: clean.loss, adversarialLoss };
+}
+
+/** Refuses tables that stopped being finite (a learning rate too high). */
+function checkFinite(trainable: readonly ParameterTable[], epoch: number): void {
+  for (const table of trainable) {
+    const bad = table.values.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0)
+      throw new DataError(
+        `training diverged at epoch ${epoch + 1}: ${table.name}[${Math.floor(bad / table.dimension)}] is not finite; lower adam.learningRate`,
+      );
+  }
+}
+
+/** Lets timers and signal handlers run between batches. */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /**
  * Trains a sequential model in place (SASRec's recipe; ATSRec with `adversarial`), keeping
  * the best validation epoch's tables when validating. Deterministic for a seed on one
- * backend.
+ * backend; an interrupted run continued from its {@link SequenceTrainResult.state} ends
+ * exactly as an uninterrupted one.
  */
-export function trainSequentialModel(
+export async function trainSequentialModel(
   tf: Tfjs,
   model: SequentialModel,
   split: SequenceSplit,
   config: SequenceTrainConfig,
-): SequenceTrainResult {
+): Promise<SequenceTrainResult> {
   checkTrainConfig(config);
   if (split.numItems !== model.numItems)
     throw new DataError(
@@ -428,117 +592,80 @@ export function trainSequentialModel(
     );
   const started = performance.now();
   const seed = config.seed ?? 0;
-  const adam = { ...DEFAULT_ADAM, ...config.adam };
+  const resume = config.resume;
   const sampler = new SequenceBatchSampler(split, {
     batchSize: config.batchSize ?? 128,
     maxLength: model.maxLength,
     seed,
     bucketByLength: config.bucketByLength ?? true,
   });
-  const d = model.dimension;
   const itemTable = tableOf(model, SEQUENCE_ITEM_TABLE);
   const trainable = model.trainableTables.map((name) => tableOf(model, name));
+  const previous = resume?.optimizer ?? config.optimizer;
   const moments = new Map<string, { m: Float32Array; v: Float32Array }>();
   for (const t of trainable) {
-    const previous = config.optimizer?.moments.get(t.name);
+    const saved = previous?.moments.get(t.name);
     moments.set(t.name, {
-      m: previous ? Float32Array.from(previous.m) : new Float32Array(t.values.length),
-      v: previous ? Float32Array.from(previous.v) : new Float32Array(t.values.length),
+      m: saved ? Float32Array.from(saved.m) : new Float32Array(t.values.length),
+      v: saved ? Float32Array.from(saved.v) : new Float32Array(t.values.length),
     });
   }
-  let step = config.optimizer?.step ?? 0;
-  const itemGradient = new Float32Array(itemTable.values.length);
-  const adversarialGradient = config.adversarial ? new Float32Array(itemTable.values.length) : null;
-  const perturbation = config.adversarial ? new Float32Array(itemTable.values.length) : null;
-  const itemL2 = config.itemL2 ?? 0;
-  const startEpoch = config.startEpoch ?? 0;
-  const epochs: SequenceEpochEvent[] = [];
-  let best: { epoch: number; hitRate: number; ndcg: number } | null = null;
-  let bestTables: ParameterTable[] | null = null;
-  // Adam's state at the best epoch, so a continuation from the kept tables has the matching moments.
-  let bestOptimizer: SequenceOptimizerState | null = null;
-  const snapshot = (): SequenceOptimizerState => ({
-    step,
-    moments: new Map(
-      [...moments].map(([name, { m, v }]) => [
-        name,
-        { m: Float32Array.from(m), v: Float32Array.from(v) },
-      ]),
-    ),
+  const run: SequenceStep = {
+    tf,
+    model,
+    config,
+    adam: { ...DEFAULT_ADAM, ...config.adam },
+    itemTable,
+    trainable,
+    moments,
+    itemGradient: new Float32Array(itemTable.values.length),
+    adversarialGradient: config.adversarial ? new Float32Array(itemTable.values.length) : null,
+    perturbation: config.adversarial ? new Float32Array(itemTable.values.length) : null,
+    step: previous?.step ?? 0,
+  };
+  const startEpoch = resume?.startEpoch ?? config.startEpoch ?? 0;
+  const epochs: SequenceEpochEvent[] = [...(resume?.epochs ?? [])];
+  let best = resume?.best ?? null;
+  let sinceBest = resume?.sinceBest ?? 0;
+  const state = (): SequenceTrainState => ({
+    startEpoch,
+    epochs: [...epochs],
+    optimizer: copyOptimizer({ step: run.step, moments }),
+    best,
+    sinceBest,
   });
-  let sinceBest = 0;
-  let stoppedEarly = false;
-
-  for (let e = startEpoch; e < startEpoch + config.epochs; e++) {
+  let stoppedEarly =
+    resume !== undefined && config.patience !== undefined && sinceBest >= config.patience;
+  let interrupted = false;
+  let last = state();
+  for (
+    let e = startEpoch + epochs.length;
+    e < startEpoch + config.epochs && !stoppedEarly && !interrupted;
+    e++
+  ) {
     const epochStart = performance.now();
+    const before = model.tables.map(cloneTable);
     let lossSum = 0;
     let adversarialSum = 0;
     let sequences = 0;
     let positions = 0;
     const batches = sampler.epoch(e);
-    batches.forEach((batch, b) => {
-      const passSeed = deriveSeed(seed, e, b);
-      const clean = batchLossAndGradients(tf, model, batch, true, passSeed, itemGradient);
-      lossSum += clean.loss;
-      const denseTotal = clean.dense;
-      // The adversarial pass touches the same rows (same batch).
-      const touched = clean.touched;
-      if (config.adversarial && adversarialGradient && perturbation) {
-        fgmRows(itemGradient, clean.touched, d, config.adversarial.epsilon, perturbation);
-        const adversarial = batchLossAndGradients(
-          tf,
-          model,
-          batch,
-          true,
-          passSeed,
-          adversarialGradient,
-          perturbation,
-        );
-        adversarialSum += adversarial.loss;
-        const lambda = config.adversarial.adversarialWeight;
-        for (const id of adversarial.touched) {
-          const at = id * d;
-          for (let c = 0; c < d; c++) {
-            itemGradient[at + c] = itemGradient[at + c]! + lambda * adversarialGradient[at + c]!;
-            adversarialGradient[at + c] = 0;
-            perturbation[at + c] = 0;
-          }
-        }
-        for (const [name, g] of adversarial.dense) {
-          const total = denseTotal.get(name)!;
-          for (let k = 0; k < g.length; k++) total[k] = total[k]! + lambda * g[k]!;
-        }
-      }
-      if (itemL2 > 0)
-        for (const id of touched) {
-          const at = id * d;
-          for (let c = 0; c < d; c++)
-            itemGradient[at + c] = itemGradient[at + c]! + 2 * itemL2 * itemTable.values[at + c]!;
-        }
-      // Adam on every trainable table (dense: untouched item rows keep decaying moments, as
-      // TF1's Adam does with sparse gradients in the SASRec code).
-      step++;
-      const correction1 = 1 - Math.pow(adam.beta1, step);
-      const correction2 = 1 - Math.pow(adam.beta2, step);
-      const rate = (adam.learningRate * Math.sqrt(correction2)) / correction1;
-      for (const table of trainable) {
-        const gradient =
-          table.name === SEQUENCE_ITEM_TABLE ? itemGradient : denseTotal.get(table.name);
-        if (!gradient) continue;
-        const { m, v } = moments.get(table.name)!;
-        adamStep(table.values, gradient, m, v, adam.beta1, adam.beta2, rate, adam.epsilon);
-      }
-      for (const id of touched) itemGradient.fill(0, id * d, (id + 1) * d);
+    for (let b = 0; b < batches.length && !interrupted; b++) {
+      const batch = batches[b]!;
+      const losses = trainBatch(run, batch, deriveSeed(seed, e, b));
+      lossSum += losses.loss;
+      adversarialSum += losses.adversarialLoss;
       sequences += batch.size;
       positions += batch.targets;
-    });
-    for (const table of trainable) {
-      const bad = table.values.findIndex((x) => !Number.isFinite(x));
-      if (bad >= 0)
-        throw new DataError(
-          `training diverged at epoch ${e + 1}: ${table.name}[${Math.floor(bad / table.dimension)}] is not finite; lower adam.learningRate`,
-        );
+      await yieldToEventLoop();
+      interrupted = config.signal?.aborted === true;
     }
+    if (interrupted) {
+      // Back to the end of the last complete epoch: what `state` continues from.
+      for (const t of before) tableOf(model, t.name).values.set(t.values);
+      break;
+    }
+    checkFinite(trainable, e);
     const seconds = (performance.now() - epochStart) / 1000;
     let validation: { hitRate: number; ndcg: number } | undefined;
     const every = config.validateEvery ?? 0;
@@ -546,9 +673,12 @@ export function trainSequentialModel(
       const result = evaluateSequential(tf, model, config.validation);
       validation = { hitRate: result.hitRate, ndcg: result.ndcg };
       if (!best || validation.ndcg > best.ndcg) {
-        best = { epoch: e, ...validation };
-        bestTables = model.tables.map(cloneTable);
-        bestOptimizer = snapshot();
+        best = {
+          epoch: e,
+          ...validation,
+          tables: model.tables.map(cloneTable),
+          optimizer: copyOptimizer({ step: run.step, moments }),
+        };
         sinceBest = 0;
       } else sinceBest++;
     }
@@ -562,20 +692,23 @@ export function trainSequentialModel(
       ...(validation ? { validation } : {}),
     };
     epochs.push(event);
+    last = state();
     config.onEpoch?.(event);
-    if (config.patience !== undefined && sinceBest >= config.patience) {
-      stoppedEarly = true;
-      break;
-    }
+    await config.onEpochState?.(last);
+    if (config.patience !== undefined && sinceBest >= config.patience) stoppedEarly = true;
+    interrupted = config.signal?.aborted === true && e + 1 < startEpoch + config.epochs;
   }
-  if (bestTables) for (const t of bestTables) tableOf(model, t.name).values.set(t.values);
+  if (!interrupted && best)
+    for (const t of best.tables) tableOf(model, t.name).values.set(t.values);
   return {
     epochs,
     bestEpoch: best ? best.epoch : startEpoch + epochs.length - 1,
     ...(best ? { bestValidation: { hitRate: best.hitRate, ndcg: best.ndcg } } : {}),
     stoppedEarly,
     seconds: (performance.now() - started) / 1000,
-    optimizer: bestOptimizer ?? { step, moments },
+    optimizer: best ? copyOptimizer(best.optimizer) : copyOptimizer({ step: run.step, moments }),
+    interrupted,
+    state: last,
   };
 }
 
