@@ -5,8 +5,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { ConfigError, DataFormatError } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
 import { listAdversaries } from '@advrec/adversary';
-import { DEFAULT_MODEL_SEED, listModels } from '@advrec/models';
-import { SEQUENTIAL_MODELS } from './plugins.js';
+import { DEFAULT_MODEL_SEED, listModels, sequentialModelNames } from '@advrec/models';
 // The config module alone: resolving a run config does not load the training engines.
 import { resolveTrainConfig } from '@advrec/trainer/config';
 import type { ResolvedTrainConfig, TrainConfig } from '@advrec/trainer/config';
@@ -328,7 +327,7 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
   if (issues.length > 0) throw new ConfigError(issues);
   const config = input as RunConfig;
   const models = listModels().map((m) => m.modelName);
-  if (SEQUENTIAL_MODELS.includes(config.model.name))
+  if (sequentialModelNames().includes(config.model.name))
     issues.push({
       path: 'model.name',
       message: `${config.model.name} is a sequential model: advrec train and advrec reproduce atsrec run it (sweeps and the pairwise commands take ${models.join(', ')})`,

@@ -71,9 +71,6 @@ export const MODEL_PACKAGES: Readonly<Record<string, string>> = {
   gru4rec: '@advrec/gru4rec',
 };
 
-/** The sequential models among {@link MODEL_PACKAGES}: `train` runs them on sequences. */
-export const SEQUENTIAL_MODELS: readonly string[] = ['sasrec', 'gru4rec'];
-
 /** The plugins a raw run config needs: its own, plus the package of a model it names. */
 export function pluginsOf(config: unknown): string[] {
   const raw = (config ?? {}) as { plugins?: unknown; model?: { name?: unknown } };

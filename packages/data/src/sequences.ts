@@ -1,5 +1,6 @@
 import { ConfigError, DataError } from './errors.js';
 import type { InteractionLog } from './interaction-log.js';
+import type { IdMap } from './id-map.js';
 import { Random } from './random.js';
 
 /**
@@ -13,6 +14,9 @@ export interface UserSequences {
   readonly numItems: number;
   /** `sequences[u]`: user u's items, oldest first (empty for a user without interactions). */
   readonly sequences: readonly Int32Array[];
+  /** The users' and items' source ids, when the sequences came from a file. */
+  readonly userIdMap?: IdMap;
+  readonly itemIdMap?: IdMap;
 }
 
 /**
@@ -36,7 +40,14 @@ export function sequencesFromLog(log: InteractionLog): UserSequences {
     const u = log.users[t]!;
     sequences[u]![filled[u]!++] = log.items[t]!;
   }
-  return { source: log.source, numUsers, numItems: log.itemIdMap.size, sequences };
+  return {
+    source: log.source,
+    numUsers,
+    numItems: log.itemIdMap.size,
+    sequences,
+    userIdMap: log.userIdMap,
+    itemIdMap: log.itemIdMap,
+  };
 }
 
 /**
@@ -54,6 +65,9 @@ export interface SequenceSplit {
   readonly validation: Int32Array;
   /** Test item per user, `-1` when none. */
   readonly test: Int32Array;
+  /** The users' and items' source ids, when the sequences came from a file. */
+  readonly userIdMap?: IdMap;
+  readonly itemIdMap?: IdMap;
 }
 
 /** Splits sequences by time: last item test, second-to-last validation (SASRec's protocol). */
@@ -74,6 +88,8 @@ export function leaveLastOut(sequences: UserSequences): SequenceSplit {
     train,
     validation,
     test,
+    ...(sequences.userIdMap ? { userIdMap: sequences.userIdMap } : {}),
+    ...(sequences.itemIdMap ? { itemIdMap: sequences.itemIdMap } : {}),
   };
 }
 

@@ -86,6 +86,7 @@ export type {
 export {
   encodeSequences,
   evaluateSequential,
+  evaluateSequentialFullRanking,
   sequenceCandidates,
   sequenceFgmPerturbation,
   sequenceRandomPerturbation,

@@ -9,8 +9,11 @@ import {
 } from '@advrec/models';
 import type { SequentialModel, Tfjs } from '@advrec/models';
 import { loadTfjs } from './backend.js';
+import { createGemm } from '@advrec/onnx';
 import {
+  encodeSequences,
   evaluateSequential,
+  evaluateSequentialFullRanking,
   sequenceCandidates,
   sequenceFgmPerturbation,
   trainSequentialModel,
@@ -196,6 +199,39 @@ describe('trainSequentialModel', () => {
     const clean = evaluateSequential(tf, model, test);
     const attacked = evaluateSequential(tf, model, test, { perturbation: delta });
     expect(attacked.ndcg).toBeLessThan(clean.ndcg);
+  });
+
+  it('full ranking: the target among every item outside the history, as a brute-force count says', async () => {
+    const model = markovModel(40);
+    await trainSequentialModel(tf, model, split, { epochs: 3, batchSize: 32, seed: 5 });
+    const result = await evaluateSequentialFullRanking(tf, model, test, {
+      cutoffs: [1, 5],
+      blockSize: 64,
+      gemm: await createGemm({ backend: 'js' }),
+    });
+    const items = model.tables[0]!.values;
+    const expected = Array.from(test.users, (_, k) => {
+      const history = test.histories[k]!;
+      const inputs = Int32Array.from(history.slice(-model.maxLength));
+      const h = encodeSequences(tf, model, inputs, 1, inputs.length);
+      const last = h.subarray((inputs.length - 1) * 8, inputs.length * 8);
+      const score = (i: number) => {
+        let s = 0;
+        for (let c = 0; c < 8; c++) s += Math.fround(last[c]! * items[i * 8 + c]!);
+        return s;
+      };
+      const target = test.candidates[k * test.width]!;
+      const seen = new Set(history);
+      seen.delete(target);
+      let above = 0;
+      for (let i = 0; i < 40; i++)
+        if (i !== target && !seen.has(i) && score(i) >= score(target)) above++;
+      return above + 1;
+    });
+    const hr5 = expected.filter((r) => r <= 5).length / expected.length;
+    expect(result.metrics['hr@5']).toBeCloseTo(hr5, 1);
+    expect(result.perUser['hr@1']!.length).toBe(test.users.length);
+    expect(result.metrics['hr@1']).toBeLessThanOrEqual(result.metrics['hr@5']!);
   });
 
   it('ranks ties pessimistically', () => {

@@ -11,6 +11,8 @@ import {
 import type { ConfigIssue, SequenceBatch, SequenceSplit } from '@advrec/data';
 import { SEQUENCE_ITEM_TABLE, cloneTable } from '@advrec/models';
 import type { ParameterTable, SequentialModel, Tfjs } from '@advrec/models';
+import { createGemm } from '@advrec/onnx';
+import type { Gemm } from '@advrec/onnx';
 
 /**
  * Training a sequential model (SASRec, GRU4Rec, ...) on next-item prediction, as in the
@@ -796,6 +798,89 @@ export function evaluateSequential(
     perUser: { hitRate, ndcg },
     users: set.users,
   };
+}
+
+/**
+ * Full ranking (as RecBole reports sequential models): each user's target ranked among every
+ * item the user has not interacted with (its history excluded, the target kept), by the
+ * hidden state after the history; HR@K and NDCG@K per cutoff, pessimistic ties. The scores
+ * are one dense product per block of users (`gemm`: onnxruntime when installed).
+ */
+export async function evaluateSequentialFullRanking(
+  tf: Tfjs,
+  model: SequentialModel,
+  set: SequenceEvaluationSet,
+  options: {
+    readonly cutoffs?: readonly number[];
+    readonly gemm?: Gemm;
+    readonly blockSize?: number;
+    readonly perturbation?: Float32Array;
+  } = {},
+): Promise<{
+  readonly metrics: Record<string, number>;
+  readonly perUser: Record<string, Float64Array>;
+  readonly users: Int32Array;
+}> {
+  const cutoffs = options.cutoffs ?? [10, 20];
+  const gemm = options.gemm ?? (await createGemm());
+  const blockSize = options.blockSize ?? 256;
+  const d = model.dimension;
+  const n = model.numItems;
+  const table = tableOf(model, SEQUENCE_ITEM_TABLE).values;
+  const items = options.perturbation
+    ? Float32Array.from(table, (v, k) => v + options.perturbation![k]!)
+    : table;
+  const count = set.users.length;
+  const perUser: Record<string, Float64Array> = {};
+  for (const k of cutoffs) {
+    perUser[`hr@${k}`] = new Float64Array(count);
+    perUser[`ndcg@${k}`] = new Float64Array(count);
+  }
+  const order = Array.from({ length: count }, (_, k) => k).sort(
+    (a, b) => set.histories[a]!.length - set.histories[b]!.length,
+  );
+  const seen = new Uint8Array(n);
+  for (let start = 0; start < count; start += blockSize) {
+    const block = order.slice(start, start + blockSize);
+    const length = Math.max(
+      1,
+      ...block.map((k) => Math.min(set.histories[k]!.length, model.maxLength)),
+    );
+    const inputs = new Int32Array(block.length * length);
+    block.forEach((k, r) => inputs.set(padHistory(set.histories[k]!, length), r * length));
+    const hidden = encodeSequences(tf, model, inputs, block.length, length, {
+      ...(options.perturbation ? { perturbation: options.perturbation } : {}),
+    });
+    const last = new Float32Array(block.length * d);
+    for (let r = 0; r < block.length; r++)
+      last.set(hidden.subarray((r * length + length - 1) * d, (r * length + length) * d), r * d);
+    const scores = await gemm.multiply(last, block.length, d, items, n, d, false, true);
+    block.forEach((k, r) => {
+      const target = set.candidates[k * set.width]!;
+      const history = set.histories[k]!;
+      for (const i of history) seen[i] = 1;
+      seen[target] = 0;
+      const row = scores.subarray(r * n, (r + 1) * n);
+      const value = row[target]!;
+      let above = 0;
+      for (let i = 0; i < n; i++) if (i !== target && seen[i] === 0 && row[i]! >= value) above++;
+      for (const i of history) seen[i] = 0;
+      const rank = above + 1;
+      for (const cutoff of cutoffs)
+        if (rank <= cutoff) {
+          perUser[`hr@${cutoff}`]![k] = 1;
+          perUser[`ndcg@${cutoff}`]![k] = 1 / Math.log2(rank + 1);
+        }
+    });
+  }
+  if (!options.gemm) await gemm.release();
+  const metrics = Object.fromEntries(
+    Object.entries(perUser).map(([key, values]) => [
+      key,
+      values.reduce((a, b) => a + b, 0) / Math.max(1, values.length),
+    ]),
+  );
+  return { metrics, perUser, users: set.users };
 }
 
 /**

@@ -6,7 +6,7 @@ import { readdir } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, DataFormatError, writeFileAtomic } from '@advrec/data';
-import { createModel, readCheckpoint, restoreModel } from '@advrec/models';
+import { createModel, readCheckpoint, restoreModel, sequentialModelNames } from '@advrec/models';
 import type { JsonObject, Model } from '@advrec/models';
 import type { ResolvedRunConfig } from '../config.js';
 import { loadData, readJsonFile } from '../catalog/load.js';
@@ -31,7 +31,7 @@ export function toJson(value: unknown): string {
   )}\n`;
 }
 
-import { SEQUENTIAL_MODELS, loadPlugins } from '../plugins.js';
+import { loadPlugins } from '../plugins.js';
 export { loadPlugins, pluginBlamedFor } from '../plugins.js';
 
 /**
@@ -125,14 +125,14 @@ export async function reloadRun(folder: string, checkpointFile?: string): Promis
     'the run config advrec wrote',
   )) as ResolvedRunConfig;
   const modelName = (config as { model?: { name?: unknown } }).model?.name;
-  if (typeof modelName === 'string' && SEQUENTIAL_MODELS.includes(modelName))
+  await loadPlugins(config.plugins);
+  if (typeof modelName === 'string' && sequentialModelNames().includes(modelName))
     throw new ConfigError([
       {
         path: '--run',
-        message: `${folder} holds a sequential run (${modelName}): evaluate, attack, recommend and --resume work on pairwise runs for now; its test metrics and FGM drops are in results.json and report.md, and advrec train or reproduce atsrec retrains it`,
+        message: `${folder} holds a sequential run (${modelName}): train --resume, evaluate, attack and recommend take it; this command works on pairwise runs`,
       },
     ]);
-  await loadPlugins(config.plugins);
   const data = await loadData(config.data);
   const datasetFile = join(folder, 'dataset.json');
   const recorded = existsSync(datasetFile)

@@ -13,7 +13,8 @@ import {
   toJson,
   writeText,
 } from '../../run-folder/runs.js';
-import { SEQUENTIAL_MODELS, pluginsOf } from '../../plugins.js';
+import { pluginsOf } from '../../plugins.js';
+import { sequentialModelNames } from '@advrec/models';
 import {
   checkRunSizes,
   checkTrainConfig,
@@ -79,16 +80,24 @@ async function mergedRunConfig(options: TrainOptions): Promise<Record<string, un
   >;
 }
 
-/** True when the run config names a sequential model (`sasrec`, `gru4rec`). */
-function isSequentialRun(merged: Record<string, unknown>): boolean {
+/**
+ * True when the run config names a sequential model: one the sequential registry knows once
+ * the config's plugins (and `--plugin`) are loaded, built-in or a plugin's.
+ */
+async function isSequentialRun(
+  merged: Record<string, unknown>,
+  plugins: readonly string[] = [],
+): Promise<boolean> {
   const name = (merged.model as { name?: unknown } | undefined)?.name;
-  return typeof name === 'string' && SEQUENTIAL_MODELS.includes(name);
+  if (typeof name !== 'string') return false;
+  await loadPlugins([...new Set([...pluginsOf(merged), ...plugins])]);
+  return sequentialModelNames().includes(name);
 }
 
 /** Reads, overrides, validates and resolves the run config of `advrec train`. */
 export async function runConfigFromOptions(options: TrainOptions): Promise<ResolvedRunConfig> {
   const merged = await mergedRunConfig(options);
-  if (isSequentialRun(merged))
+  if (await isSequentialRun(merged, options.plugin))
     throw new ConfigError([
       {
         path: 'model.name',
@@ -154,6 +163,9 @@ async function prepareTrainRun(
         },
       ]);
     const folder = resolve(options.resume);
+    const sequential = await import('./sequential.js');
+    if (await sequential.isSequentialRunFolder(folder))
+      return sequential.resumeSequentialCommand(folder, context);
     const { config, data, model } = await reloadRun(
       folder,
       join(folder, 'checkpoints', 'last.ckpt'),
@@ -165,7 +177,7 @@ async function prepareTrainRun(
     return { config, data, model, resume };
   }
   const merged = await mergedRunConfig(options);
-  if (isSequentialRun(merged)) {
+  if (await isSequentialRun(merged, options.plugin)) {
     // SASRec, GRU4Rec: sequences, the SASRec split and protocol (see sequential.ts).
     if (options.plugin && options.plugin.length > 0)
       merged.plugins = [

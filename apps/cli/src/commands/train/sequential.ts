@@ -6,202 +6,37 @@
  */
 import { shorthandOverrides } from '../../shorthands.js';
 import { join } from 'node:path';
-import {
-  ConfigError,
-  generateCycleSequences,
-  leaveLastOut,
-  readDelimited,
-  sequencesFromLog,
-} from '@advrec/data';
-import type { ConfigIssue, SequenceSplit } from '@advrec/data';
-import { meanPairwiseCosine, meanRowNorm, pairedTTest } from '@advrec/metrics';
-import {
-  SEQUENCE_ITEM_TABLE,
-  cloneTable,
-  getSequentialModelFactory,
-  writeCheckpoint,
-} from '@advrec/models';
-import type { JsonObject, SequentialModel } from '@advrec/models';
+import { ConfigError, DataFormatError } from '@advrec/data';
+import { pairedTTest } from '@advrec/metrics';
+import { cloneTable, writeCheckpoint } from '@advrec/models';
+import type { JsonObject } from '@advrec/models';
 import {
   evaluateSequential,
-  loadTfjs,
-  sequenceCandidates,
   sequenceFgmPerturbation,
+  sequenceTrainStateFromCheckpoint,
+  sequenceTrainStateToCheckpoint,
   trainSequentialModel,
 } from '@advrec/trainer';
 import type {
+  SequenceEpochEvent,
   SequenceEvaluation,
   SequenceOptimizerState,
   SequenceTrainResult,
+  SequenceTrainState,
 } from '@advrec/trainer';
 import { applyOverrides } from '../../config.js';
-import { claimRunFolder, emit, pValue, percent, textTable } from '../../run-folder/context.js';
+import {
+  claimRunFolder,
+  emit,
+  lockRunFolder,
+  pValue,
+  percent,
+  textTable,
+} from '../../run-folder/context.js';
 import type { CommandContext } from '../../run-folder/context.js';
-import { loadPlugins, MODEL_PACKAGES, SEQUENTIAL_MODELS } from '../../plugins.js';
 import { machineLine, toJson, writeText } from '../../run-folder/runs.js';
 import { writeReport } from '../../run-folder/report.js';
 import type { ReportSection } from '../../run-folder/report.js';
-
-/** A sequential run's configuration (what `config.json` records). */
-export interface SequentialRunConfig {
-  readonly data: { readonly source: string };
-  readonly model: JsonObject & { readonly name: string };
-  readonly training: {
-    readonly epochs: number;
-    readonly adversarialEpochs: number;
-    readonly batchSize: number;
-    readonly learningRate: number;
-    readonly seed: number;
-    readonly validateEvery: number;
-    readonly patience: number;
-    readonly adversarial: {
-      /** Relative to the mean item-row norm at the start of adversarial training. */
-      readonly epsilon: number;
-      readonly adversarialWeight: number;
-    };
-  };
-  readonly evaluation: {
-    readonly negatives: number;
-    /** FGM on the item embeddings at test time, relative to the mean item-row norm. */
-    readonly attackEpsilons: readonly number[];
-  };
-  readonly plugins: readonly string[];
-}
-
-const TRAINING_KEYS = [
-  'epochs',
-  'adversarialEpochs',
-  'batchSize',
-  'learningRate',
-  'seed',
-  'validateEvery',
-  'patience',
-  'adversarial',
-] as const;
-
-/** Resolves a raw run config for a sequential model; every problem is named at once. */
-export function resolveSequentialConfig(
-  raw: Record<string, unknown>,
-  defaults: { adversarialEpochs: number },
-): SequentialRunConfig {
-  const issues: ConfigIssue[] = [];
-  const object = (path: string, v: unknown): Record<string, unknown> => {
-    if (v === undefined) return {};
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-      issues.push({ path, message: 'must be an object' });
-      return {};
-    }
-    return v as Record<string, unknown>;
-  };
-  const unknownKeys = (path: string, v: Record<string, unknown>, allowed: readonly string[]) => {
-    for (const key of Object.keys(v))
-      if (!allowed.includes(key))
-        issues.push({
-          path: path ? `${path}.${key}` : key,
-          message: `unknown field for a sequential model; allowed: ${allowed.join(', ')}`,
-        });
-  };
-  unknownKeys('', raw, ['data', 'model', 'training', 'evaluation', 'plugins']);
-  const data = object('data', raw.data);
-  unknownKeys('data', data, ['source']);
-  const model = object('model', raw.model);
-  const training = object('training', raw.training);
-  unknownKeys('training', training, TRAINING_KEYS);
-  const adversarial = object('training.adversarial', training.adversarial);
-  unknownKeys('training.adversarial', adversarial, ['epsilon', 'adversarialWeight']);
-  const evaluation = object('evaluation', raw.evaluation);
-  unknownKeys('evaluation', evaluation, ['negatives', 'attackEpsilons']);
-  const integer = (path: string, v: unknown, fallback: number, min: number): number => {
-    const value = v ?? fallback;
-    if (!(typeof value === 'number' && Number.isInteger(value) && value >= min))
-      issues.push({ path, message: `must be an integer >= ${min}, got ${JSON.stringify(value)}` });
-    return value as number;
-  };
-  const positive = (path: string, v: unknown, fallback: number, allowZero = false): number => {
-    const value = v ?? fallback;
-    if (!(
-      typeof value === 'number' &&
-      Number.isFinite(value) &&
-      (allowZero ? value >= 0 : value > 0)
-    ))
-      issues.push({
-        path,
-        message: `must be a finite number ${allowZero ? '>= 0' : '> 0'}, got ${JSON.stringify(value)}`,
-      });
-    return value as number;
-  };
-  const name = model.name ?? 'sasrec';
-  if (typeof name !== 'string' || !SEQUENTIAL_MODELS.includes(name))
-    issues.push({
-      path: 'model.name',
-      message: `must be one of ${SEQUENTIAL_MODELS.join(', ')} here, got ${JSON.stringify(name)}`,
-    });
-  const source = data.source ?? 'synthetic';
-  if (typeof source !== 'string' || source === '')
-    issues.push({ path: 'data.source', message: 'must be a file path or "synthetic"' });
-  const attack = evaluation.attackEpsilons ?? [0.25, 0.5, 1];
-  if (!Array.isArray(attack) || attack.some((e) => !(typeof e === 'number' && e >= 0)))
-    issues.push({
-      path: 'evaluation.attackEpsilons',
-      message: `must be a list of numbers >= 0, got ${JSON.stringify(attack)}`,
-    });
-  const config: SequentialRunConfig = {
-    data: { source: source as string },
-    model: { ...(model as JsonObject), name: name as string },
-    training: {
-      epochs: integer('training.epochs', training.epochs, 200, 0),
-      adversarialEpochs: integer(
-        'training.adversarialEpochs',
-        training.adversarialEpochs,
-        defaults.adversarialEpochs,
-        0,
-      ),
-      batchSize: integer('training.batchSize', training.batchSize, 128, 1),
-      learningRate: positive('training.learningRate', training.learningRate, 0.001),
-      seed: integer('training.seed', training.seed, 2024, 0),
-      validateEvery: integer('training.validateEvery', training.validateEvery, 5, 1),
-      patience: integer('training.patience', training.patience, 3, 1),
-      adversarial: {
-        // 0.1 x the mean item-row norm: chosen on validation over {0.1, 0.5} on Amazon Games (quality-deep).
-        epsilon: positive('training.adversarial.epsilon', adversarial.epsilon, 0.1, true),
-        adversarialWeight: positive(
-          'training.adversarial.adversarialWeight',
-          adversarial.adversarialWeight,
-          1,
-          true,
-        ),
-      },
-    },
-    evaluation: {
-      negatives: integer('evaluation.negatives', evaluation.negatives, 100, 1),
-      attackEpsilons: attack as number[],
-    },
-    plugins: [MODEL_PACKAGES[name as string] ?? String(name)],
-  };
-  if (issues.length > 0) throw new ConfigError(issues);
-  return config;
-}
-
-/** Loads the sequences of `data.source`: a `user item [timestamp]` file, or `synthetic`. */
-export async function loadSequences(source: string, seed: number): Promise<SequenceSplit> {
-  if (source === 'synthetic')
-    return generateCycleSequences({ numUsers: 600, numItems: 300, seed, maxLength: 12 });
-  return leaveLastOut(sequencesFromLog(await readDelimited(source)));
-}
-
-function itemTable(model: SequentialModel) {
-  return model.tables.find((t) => t.name === SEQUENCE_ITEM_TABLE)!;
-}
-
-function meanItemNorm(model: SequentialModel): number {
-  const items = itemTable(model);
-  return meanRowNorm(items.values, items.rows, items.dimension);
-}
-
-function itemCosine(model: SequentialModel): number {
-  const items = itemTable(model);
-  return meanPairwiseCosine(items.values, items.rows, items.dimension).meanCosine;
-}
 
 /** One trained arm of a sequential run. */
 interface Arm {
@@ -217,30 +52,15 @@ interface Arm {
   readonly training: SequenceTrainResult;
 }
 
-/** What both commands share: folder, data, model, the pre-training phase. */
+/** What both commands share: folder, data, model. */
 async function startSequentialRun(
   config: SequentialRunConfig,
   kind: string,
   options: { readonly out?: string; readonly force?: boolean },
   context: CommandContext,
 ) {
-  await loadPlugins(config.plugins);
-  const split = await loadSequences(config.data.source, config.training.seed);
-  const { tf, backend } = await loadTfjs();
-  const factory = getSequentialModelFactory(config.model.name);
-  const { name: _name, ...modelOptions } = config.model;
-  const model = factory.create(
-    { numItems: split.numItems, seed: config.training.seed },
-    modelOptions,
-  );
-  const validation = sequenceCandidates(split, 'validation', {
-    negatives: config.evaluation.negatives,
-    seed: config.training.seed + 1,
-  });
-  const test = sequenceCandidates(split, 'test', {
-    negatives: config.evaluation.negatives,
-    seed: config.training.seed + 2,
-  });
+  const opened = await openSequentialRun(config);
+  const { split, backend, validation, test } = opened;
   const { folder, release } = await claimRunFolder(options.out, kind, config, context.progress, {
     force: options.force ?? false,
   });
@@ -248,12 +68,42 @@ async function startSequentialRun(
     `${config.model.name} on ${split.source}: ${split.numUsers} users, ${split.numItems} items, ${validation.users.length} validation and ${test.users.length} test targets against ${config.evaluation.negatives} sampled negatives; tfjs ${backend}`,
   );
   await writeText(join(folder, 'config.json'), toJson(config));
-  return { split, tf, backend, model, validation, test, folder, release };
+  return { ...opened, folder, release };
 }
 
 type Started = Awaited<ReturnType<typeof startSequentialRun>>;
+export type SequentialRun = Started;
 
-function trainPhase(
+/** Which phase a sequential `train` run's `last.ckpt` continues, and what came before it. */
+interface PhaseRecord {
+  readonly phase: 'base' | 'adversarial';
+  /** The base phase's outcome, once it is over (the adversarial phase follows it). */
+  readonly base: {
+    readonly epochs: readonly SequenceEpochEvent[];
+    readonly bestEpoch: number;
+    readonly bestValidation: { hitRate: number; ndcg: number } | null;
+    readonly stoppedEarly: boolean;
+    /** Absolute epsilon of the adversarial phase (relative x the mean item-row norm then). */
+    readonly epsilon: number;
+  } | null;
+}
+
+/** `checkpoints/last.ckpt` of a sequential run: the tables, the training state, the phase. */
+async function writeLastCheckpoint(
+  run: Started,
+  config: SequentialRunConfig,
+  record: PhaseRecord,
+  state: SequenceTrainState,
+): Promise<void> {
+  const { extraTables, metadata } = sequenceTrainStateToCheckpoint(state, run.model.tables);
+  await writeCheckpoint(join(run.folder, 'checkpoints', 'last.ckpt'), run.model, extraTables, {
+    config: toJsonObject(config),
+    state: metadata,
+    ...toJsonObject(record),
+  });
+}
+
+async function trainPhase(
   run: Started,
   config: SequentialRunConfig,
   context: CommandContext,
@@ -264,16 +114,24 @@ function trainPhase(
     validate: boolean;
     optimizer?: SequenceOptimizerState;
     adversarial?: { epsilon: number; adversarialWeight: number };
+    /** Continue this state (train --resume). */
+    resume?: SequenceTrainState;
+    /** Write `last.ckpt` after every epoch with this phase record (train; not reproduce). */
+    record?: PhaseRecord;
   },
-): SequenceTrainResult {
+): Promise<SequenceTrainResult> {
+  const done = phase.resume?.epochs.length ?? 0;
   const bar = context.progress.bar(phase.label, Math.max(1, phase.epochs));
-  const result = trainSequentialModel(run.tf, run.model, run.split, {
+  if (done > 0) bar.update(done, `resumed after ${done} epochs`);
+  const result = await trainSequentialModel(run.tf, run.model, run.split, {
     epochs: phase.epochs,
     batchSize: config.training.batchSize,
     seed: config.training.seed,
     adam: { learningRate: config.training.learningRate },
     startEpoch: phase.startEpoch,
-    ...(phase.optimizer ? { optimizer: phase.optimizer } : {}),
+    signal: context.signal,
+    ...(phase.resume ? { resume: phase.resume } : {}),
+    ...(phase.optimizer && !phase.resume ? { optimizer: phase.optimizer } : {}),
     ...(phase.adversarial ? { adversarial: phase.adversarial } : {}),
     ...(phase.validate
       ? {
@@ -287,14 +145,39 @@ function trainPhase(
         e.epoch - phase.startEpoch + 1,
         `loss ${e.loss.toFixed(4)}${e.validation ? `, valid NDCG@10 ${e.validation.ndcg.toFixed(4)}` : ''}, ${Math.round(e.sequencesPerSecond)} seq/s`,
       ),
+    ...(phase.record
+      ? { onEpochState: (state) => writeLastCheckpoint(run, config, phase.record!, state) }
+      : {}),
   });
   bar.finish(
-    result.bestValidation
-      ? `best valid NDCG@10 ${result.bestValidation.ndcg.toFixed(4)} after epoch ${result.bestEpoch + 1}${result.stoppedEarly ? ' (stopped early)' : ''}`
-      : `${result.epochs.length} epochs`,
+    result.interrupted
+      ? `interrupted after ${result.epochs.length} epochs`
+      : result.bestValidation
+        ? `best valid NDCG@10 ${result.bestValidation.ndcg.toFixed(4)} after epoch ${result.bestEpoch + 1}${result.stoppedEarly ? ' (stopped early)' : ''}`
+        : `${result.epochs.length} epochs`,
     result.epochs.length,
   );
   return result;
+}
+
+/** Ctrl-C or SIGTERM stopped a sequential run: `run.json` says so; exit code 130. */
+async function stopInterrupted(
+  run: Started,
+  command: string,
+  started: Date,
+  context: CommandContext,
+  resumable: boolean,
+): Promise<number> {
+  await writeText(
+    join(run.folder, 'run.json'),
+    toJson({ command, status: 'interrupted', started, ended: new Date(), backend: run.backend }),
+  );
+  context.progress.log(
+    resumable
+      ? `interrupted: the last complete epoch is in ${join(run.folder, 'checkpoints', 'last.ckpt')}; advrec train --resume ${run.folder} continues it`
+      : `interrupted (reproduce atsrec is not resumable: run the command again)`,
+  );
+  return 130;
 }
 
 function evaluateArm(
@@ -457,9 +340,94 @@ function compare(a: SequenceEvaluation, b: SequenceEvaluation, label: string) {
 }
 
 /**
+ * The phases of a sequential `train` run from where `resume` stands (none: the start): the
+ * model with early stopping on validation, then (with `training.adversarialEpochs`) ATSRec
+ * from the best epoch with its Adam state; `last.ckpt` after every epoch. Returns the arm's
+ * label and training, or null when a signal stopped it.
+ */
+async function trainSequentialPhases(
+  run: Started,
+  config: SequentialRunConfig,
+  context: CommandContext,
+  resume?: { readonly record: PhaseRecord; readonly state: SequenceTrainState },
+): Promise<{ label: string; training: SequenceTrainResult } | null> {
+  let base: PhaseRecord['base'] = resume?.record.base ?? null;
+  let baseResult: SequenceTrainResult | null = null;
+  if (!base) {
+    baseResult = await trainPhase(run, config, context, {
+      label: `${config.model.name} epochs`,
+      epochs: config.training.epochs,
+      startEpoch: 0,
+      validate: true,
+      record: { phase: 'base', base: null },
+      ...(resume ? { resume: resume.state } : {}),
+    });
+    if (baseResult.interrupted) return null;
+    base = {
+      epochs: baseResult.epochs,
+      bestEpoch: baseResult.bestEpoch,
+      bestValidation: baseResult.bestValidation ?? null,
+      stoppedEarly: baseResult.stoppedEarly,
+      epsilon: config.training.adversarial.epsilon * meanItemNorm(run.model),
+    };
+  }
+  if (config.training.adversarialEpochs === 0)
+    return { label: config.model.name, training: baseResult! };
+  const record: PhaseRecord = { phase: 'adversarial', base };
+  const start: SequenceTrainState =
+    resume?.record.phase === 'adversarial'
+      ? resume.state
+      : {
+          startEpoch: base.epochs.length,
+          epochs: [],
+          optimizer: baseResult!.optimizer,
+          best: null,
+          sinceBest: 0,
+        };
+  // The best base epoch's tables with its Adam state: where ATSRec starts (and a kill between
+  // the phases resumes).
+  if (resume?.record.phase !== 'adversarial') await writeLastCheckpoint(run, config, record, start);
+  const adversarial = await trainPhase(run, config, context, {
+    label: 'ATSRec epochs',
+    epochs: config.training.adversarialEpochs,
+    startEpoch: base.epochs.length,
+    validate: false,
+    resume: start,
+    adversarial: {
+      epsilon: base.epsilon,
+      adversarialWeight: config.training.adversarial.adversarialWeight,
+    },
+    record,
+  });
+  if (adversarial.interrupted) return null;
+  return {
+    label: `${config.model.name} + ATSRec`,
+    training: { ...adversarial, epochs: [...base.epochs, ...adversarial.epochs] },
+  };
+}
+
+/** Test metrics, robustness and the run folder's files after the phases. */
+async function finishTrainRun(
+  run: Started,
+  config: SequentialRunConfig,
+  context: CommandContext,
+  outcome: { label: string; training: SequenceTrainResult } | null,
+  started: Date,
+): Promise<number> {
+  if (!outcome) return stopInterrupted(run, 'train', started, context, true);
+  await writeCheckpoint(join(run.folder, 'checkpoints', 'model.ckpt'), run.model, [], {
+    config: toJsonObject(config),
+  });
+  const arm = evaluateArm(run, config, outcome.label, outcome.training);
+  await finish(run, config, context, 'train', [arm], null, started);
+  return 0;
+}
+
+/**
  * `advrec train` for a sequential model: the model with early stopping on validation, then
  * (with `training.adversarialEpochs`) ATSRec from the best epoch; test metrics, robustness to
- * FGM on the item embeddings, the run folder.
+ * FGM on the item embeddings, the run folder. Ctrl-C stops after the current batch with
+ * `last.ckpt` at the last complete epoch (exit 130); `advrec train --resume` continues it.
  */
 export async function trainSequentialCommand(
   raw: Record<string, unknown>,
@@ -467,49 +435,81 @@ export async function trainSequentialCommand(
   context: CommandContext,
 ): Promise<number> {
   const started = new Date();
-  const config = resolveSequentialConfig(
+  const config = await resolveSequentialRun(
     applyOverrides(raw, options.set ?? []) as Record<string, unknown>,
-    {
-      adversarialEpochs: 0,
-    },
+    { adversarialEpochs: 0 },
   );
   const run = await startSequentialRun(config, 'train', options, context);
   try {
-    const base = trainPhase(run, config, context, {
-      label: `${config.model.name} epochs`,
-      epochs: config.training.epochs,
-      startEpoch: 0,
-      validate: true,
-    });
-    let training = base;
-    let label = config.model.name;
-    if (config.training.adversarialEpochs > 0) {
-      const epsilon = config.training.adversarial.epsilon * meanItemNorm(run.model);
-      training = trainPhase(run, config, context, {
-        label: 'ATSRec epochs',
-        epochs: config.training.adversarialEpochs,
-        startEpoch: base.epochs.length,
-        validate: false,
-        optimizer: base.optimizer,
-        adversarial: { epsilon, adversarialWeight: config.training.adversarial.adversarialWeight },
-      });
-      label = `${config.model.name} + ATSRec`;
-      training = { ...training, epochs: [...base.epochs, ...training.epochs] };
-    }
-    await writeCheckpoint(join(run.folder, 'checkpoints', 'model.ckpt'), run.model, [], {
-      config: toJsonObject(config),
-    });
-    const arm = evaluateArm(run, config, label, training);
-    await finish(run, config, context, 'train', [arm], null, started);
-    return 0;
+    return await finishTrainRun(
+      run,
+      config,
+      context,
+      await trainSequentialPhases(run, config, context),
+      started,
+    );
   } finally {
     await run.release();
   }
 }
 
-function toJsonObject(value: unknown): JsonObject {
-  return JSON.parse(toJson(value)) as JsonObject;
+/**
+ * `advrec train --resume` of a sequential run: its own config, the model and training state
+ * of `last.ckpt`, the phase it was in; the run ends as the uninterrupted run would have.
+ */
+export async function resumeSequentialCommand(
+  folder: string,
+  context: CommandContext,
+): Promise<number> {
+  const started = new Date();
+  const last = join(folder, 'checkpoints', 'last.ckpt');
+  const { config, checkpoint, model } = await reloadSequentialRun(folder, last);
+  const metadata = checkpoint.metadata as { state?: unknown; phase?: unknown; base?: unknown };
+  if (
+    (metadata.phase !== 'base' && metadata.phase !== 'adversarial') ||
+    typeof metadata.state !== 'object' ||
+    metadata.state === null
+  )
+    throw new DataFormatError({ file: last }, 'the training state of a sequential run', 'none');
+  const release = await lockRunFolder(folder);
+  try {
+    const opened = await openSequentialRun(config, model);
+    const run: Started = { ...opened, folder, release };
+    const state = sequenceTrainStateFromCheckpoint(
+      checkpoint.extraTables,
+      metadata.state as JsonObject,
+      model.tables,
+      last,
+    );
+    const record: PhaseRecord = {
+      phase: metadata.phase,
+      base: (metadata.base ?? null) as PhaseRecord['base'],
+    };
+    context.progress.log(
+      `resuming ${folder} after ${state.epochs.length} epochs of its ${record.phase} phase (tfjs ${opened.backend})`,
+    );
+    return await finishTrainRun(
+      run,
+      config,
+      context,
+      await trainSequentialPhases(run, config, context, { record, state }),
+      started,
+    );
+  } finally {
+    await release();
+  }
 }
+
+import {
+  itemCosine,
+  meanItemNorm,
+  openSequentialRun,
+  reloadSequentialRun,
+  resolveSequentialRun,
+  toJsonObject,
+} from '../../run-folder/sequential.js';
+import type { SequentialRunConfig } from '../../run-folder/sequential.js';
+export { isSequentialRunFolder } from '../../run-folder/sequential.js';
 
 /** Options of `advrec reproduce atsrec`. */
 export interface ReproduceAtsrecOptions {
@@ -537,7 +537,7 @@ export async function reproduceAtsrecCommand(
 ): Promise<number> {
   const started = new Date();
   const shorthands = shorthandOverrides(options);
-  const config = resolveSequentialConfig(
+  const config = await resolveSequentialRun(
     applyOverrides({}, [...shorthands, ...(options.set ?? [])]) as Record<string, unknown>,
     { adversarialEpochs: 10 },
   );
@@ -550,23 +550,26 @@ export async function reproduceAtsrecCommand(
     ]);
   const run = await startSequentialRun(config, 'reproduce-atsrec', options, context);
   try {
-    const base = trainPhase(run, config, context, {
+    const base = await trainPhase(run, config, context, {
       label: `${config.model.name} epochs`,
       epochs: config.training.epochs,
       startEpoch: 0,
       validate: true,
     });
+    if (base.interrupted)
+      return await stopInterrupted(run, 'reproduce atsrec', started, context, false);
     await writeCheckpoint(join(run.folder, 'checkpoints', 'pretrained.ckpt'), run.model);
     const pretrained = run.model.tables.map(cloneTable);
     const restore = () => {
       for (const t of pretrained)
         run.model.tables.find((x) => x.name === t.name)!.values.set(t.values);
     };
+    // The model both arms start from, evaluated as they are.
+    const arms: Arm[] = [evaluateArm(run, config, config.model.name, base)];
     const epsilon = config.training.adversarial.epsilon * meanItemNorm(run.model);
-    const arms: Arm[] = [];
     for (const adversarial of [false, true]) {
       restore();
-      const training = trainPhase(run, config, context, {
+      const training = await trainPhase(run, config, context, {
         label: adversarial ? 'ATSRec epochs' : `${config.model.name} continued epochs`,
         epochs: config.training.adversarialEpochs,
         startEpoch: base.epochs.length,
@@ -581,6 +584,8 @@ export async function reproduceAtsrecCommand(
             }
           : {}),
       });
+      if (training.interrupted)
+        return await stopInterrupted(run, 'reproduce atsrec', started, context, false);
       const label = adversarial
         ? `${config.model.name} + ATSRec`
         : `${config.model.name} continued`;
@@ -596,9 +601,9 @@ export async function reproduceAtsrecCommand(
       );
     }
     const comparison = compare(
+      arms[2]!.test,
       arms[1]!.test,
-      arms[0]!.test,
-      `${arms[1]!.label} vs ${arms[0]!.label}`,
+      `${arms[2]!.label} vs ${arms[1]!.label}`,
     );
     await finish(run, config, context, 'reproduce atsrec', arms, comparison, started);
     return 0;
