@@ -1,3 +1,4 @@
+import { isSequentialRunFolder } from '../../run-folder/sequential.js';
 import { attackModel, robustnessSections } from '../../evaluation.js';
 import { machineLine, reloadRun, toJson, writeText } from '../../run-folder/runs.js';
 import { join } from 'node:path';
@@ -22,6 +23,11 @@ export async function attackCommand(
   options: AttackOptions,
   context: CommandContext,
 ): Promise<number> {
+  if (await isSequentialRunFolder(options.run))
+    return (await import('../../run-folder/sequential-commands.js')).attackSequentialRun(
+      options,
+      context,
+    );
   const run = await reloadRun(options.run, options.checkpoint);
   const attack = {
     epsilons: options.epsilons ?? run.config.attack?.epsilons ?? [0.25, 0.5, 1, 2],

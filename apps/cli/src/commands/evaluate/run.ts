@@ -1,3 +1,4 @@
+import { isSequentialRunFolder } from '../../run-folder/sequential.js';
 import { evaluateModel, metricsTable, protocolLine } from '../../evaluation.js';
 import { reloadRun, toJson, writeText } from '../../run-folder/runs.js';
 import { relative } from 'node:path';
@@ -23,6 +24,11 @@ export async function evaluateCommand(
   options: EvaluateOptions,
   context: CommandContext,
 ): Promise<number> {
+  if (await isSequentialRunFolder(options.run))
+    return (await import('../../run-folder/sequential-commands.js')).evaluateSequentialRun(
+      options,
+      context,
+    );
   const run = await reloadRun(options.run, options.checkpoint);
   const evaluation = {
     ...run.config.evaluation,

@@ -14,9 +14,16 @@ export const recommendCli: CliCommand = {
     runFolderOptions(
       program
         .command('recommend')
-        .description('top-K items for given users, excluding items they interacted with'),
+        .description(
+          'top-K items for given users (or, for a sequential run, after a sequence of items), excluding items they interacted with',
+        ),
     )
-      .requiredOption('-u, --users <ids>', 'user ids as in the data files, comma-separated', words)
+      .option('-u, --users <ids>', 'user ids as in the data files, comma-separated', words)
+      .option(
+        '--items <ids>',
+        'sequential runs: item ids of a sequence, oldest first, comma-separated; the next items after it',
+        words,
+      )
       .option('-k, --k <k>', 'list length', integer('--k', 1), 10)
       .addOption(
         new Option('--format <format>', 'output format').choices(['json', 'csv']).default('json'),

@@ -1,3 +1,4 @@
+import { isSequentialRunFolder } from '../../run-folder/sequential.js';
 import { reloadRun, toJson } from '../../run-folder/runs.js';
 import { ConfigError, DataError } from '@advrec/data';
 import type { Model } from '@advrec/models';
@@ -7,7 +8,9 @@ import type { CommandContext } from '../../run-folder/context.js';
 export interface RecommendOptions {
   readonly run: string;
   readonly checkpoint?: string;
-  readonly users: string[];
+  readonly users?: string[];
+  /** A sequence of item ids (sequential runs): the next items after it. */
+  readonly items?: string[];
   readonly k: number;
   readonly format: 'json' | 'csv';
   readonly includeSeen?: boolean;
@@ -44,19 +47,31 @@ export async function recommendCommand(
 ): Promise<number> {
   if (!(Number.isInteger(options.k) && options.k >= 1))
     throw new ConfigError([{ path: '--k', message: `must be an integer >= 1, got ${options.k}` }]);
+  if (await isSequentialRunFolder(options.run))
+    return (await import('../../run-folder/sequential-commands.js')).recommendSequential(
+      options,
+      context,
+    );
+  if (!options.users || options.users.length === 0)
+    throw new ConfigError([{ path: '--users', message: 'give the users to recommend for' }]);
+  if (options.items)
+    throw new ConfigError([
+      { path: '--items', message: 'a sequence of items is recommended after by sequential runs' },
+    ]);
   const run = await reloadRun(options.run, options.checkpoint);
   const { dataset } = run.data;
-  const unknown = options.users.filter((u) => !dataset.userIdMap.has(u));
+  const requested = options.users;
+  const unknown = requested.filter((u) => !dataset.userIdMap.has(u));
   if (unknown.length > 0)
     throw new DataError(
       `unknown user id${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 10).join(', ')} (data set ${dataset.name} has ${dataset.numUsers} users)`,
     );
-  const users = Int32Array.from(options.users, (u) => dataset.userIdMap.toDense(u));
+  const users = Int32Array.from(requested, (u) => dataset.userIdMap.toDense(u));
   const seen = options.includeSeen
     ? []
     : [dataset.train, dataset.validation, dataset.test].filter((m) => m !== null);
   const lists = recommend(run.model, seen, users, options.k);
-  const out = options.users.map((user, row) => ({
+  const out = requested.map((user, row) => ({
     user,
     items: Array.from(lists[row]!.items, (i, rank) => ({
       item: dataset.itemIdMap.toSource(i),

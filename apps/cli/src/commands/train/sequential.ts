@@ -5,6 +5,7 @@
  * each target is ranked against sampled negatives (HR@10, NDCG@10).
  */
 import { shorthandOverrides } from '../../shorthands.js';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, DataFormatError } from '@advrec/data';
 import { pairedTTest } from '@advrec/metrics';
@@ -463,6 +464,17 @@ export async function resumeSequentialCommand(
 ): Promise<number> {
   const started = new Date();
   const last = join(folder, 'checkpoints', 'last.ckpt');
+  const runRecord = join(folder, 'run.json');
+  if (existsSync(runRecord)) {
+    const status = (JSON.parse(readFileSync(runRecord, 'utf8')) as { status?: unknown }).status;
+    if (status === 'done')
+      throw new ConfigError([
+        {
+          path: '--resume',
+          message: `${folder} holds a finished run (run.json status done): nothing to resume`,
+        },
+      ]);
+  }
   const { config, checkpoint, model } = await reloadSequentialRun(folder, last);
   const metadata = checkpoint.metadata as { state?: unknown; phase?: unknown; base?: unknown };
   if (

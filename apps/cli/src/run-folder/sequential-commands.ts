@@ -1,0 +1,340 @@
+/**
+ * `evaluate`, `attack` and `recommend` on a sequential run folder: the model of its
+ * checkpoint on the run's own sequences and split, under the SASRec protocol (the target
+ * among sampled negatives) or full ranking (among every item outside the history).
+ */
+import { ConfigError, DataError } from '@advrec/data';
+import { createGemm } from '@advrec/onnx';
+import {
+  encodeSequences,
+  evaluateSequential,
+  evaluateSequentialFullRanking,
+  sequenceCandidates,
+  sequenceFgmPerturbation,
+  sequenceRandomPerturbation,
+} from '@advrec/trainer';
+import type { SequenceEvaluationSet } from '@advrec/trainer';
+import { padHistory } from '@advrec/data';
+import type { SequentialModel, Tfjs } from '@advrec/models';
+import { emit, percent, resultFile, textTable } from './context.js';
+import type { CommandContext } from './context.js';
+import { toJson, writeText } from './runs.js';
+import { meanItemNorm, openSequentialRun, reloadSequentialRun } from './sequential.js';
+
+/** What `evaluate` and `attack` ask of a sequential run. */
+export interface SequentialEvaluationOptions {
+  readonly run: string;
+  readonly checkpoint?: string;
+  readonly protocol?: 'full' | 'sampled';
+  readonly negatives?: number;
+  readonly cutoffs?: readonly number[];
+  readonly split?: 'test' | 'validation';
+  readonly seed?: number;
+}
+
+type Opened = Awaited<ReturnType<typeof openSequentialRun>>;
+
+/** The run's model, data and the evaluation set the options name. */
+async function openForEvaluation(options: SequentialEvaluationOptions) {
+  const { config, model, file } = await reloadSequentialRun(options.run, options.checkpoint);
+  const run = await openSequentialRun(config, model);
+  const which = options.split ?? 'test';
+  const negatives = options.negatives ?? config.evaluation.negatives;
+  // The run's own candidates unless another count of negatives is asked for.
+  const set =
+    negatives === config.evaluation.negatives && options.seed === undefined
+      ? which === 'test'
+        ? run.test
+        : run.validation
+      : sequenceCandidates(run.split, which, {
+          negatives,
+          seed: options.seed ?? config.training.seed + (which === 'test' ? 2 : 1),
+        });
+  return { config, run, file, set, which, negatives };
+}
+
+/** HR@K and NDCG@K of `model` on `set` under a protocol, the item table perturbed when given. */
+async function metricsOf(
+  run: Opened,
+  set: SequenceEvaluationSet,
+  protocol: 'full' | 'sampled',
+  cutoffs: readonly number[],
+  perturbation?: Float32Array,
+): Promise<{ metrics: Record<string, number>; perUser: Record<string, Float64Array> }> {
+  if (protocol === 'full')
+    return evaluateSequentialFullRanking(run.tf, run.model, set, {
+      cutoffs,
+      ...(perturbation ? { perturbation } : {}),
+    });
+  const metrics: Record<string, number> = {};
+  const perUser: Record<string, Float64Array> = {};
+  for (const cutoff of cutoffs) {
+    const r = evaluateSequential(run.tf, run.model, set, {
+      cutoff,
+      ...(perturbation ? { perturbation } : {}),
+    });
+    metrics[`hr@${cutoff}`] = r.hitRate;
+    metrics[`ndcg@${cutoff}`] = r.ndcg;
+    perUser[`hr@${cutoff}`] = r.perUser.hitRate;
+    perUser[`ndcg@${cutoff}`] = r.perUser.ndcg;
+  }
+  return { metrics, perUser };
+}
+
+function protocolLine(protocol: 'full' | 'sampled', negatives: number, which: string): string {
+  return protocol === 'full'
+    ? `${which} target of each user ranked among every item outside the user's history (full ranking), ties pessimistic`
+    : `${which} target of each user ranked against ${negatives} sampled items the user never interacted with, ties pessimistic`;
+}
+
+/** `advrec evaluate` on a sequential run folder. */
+export async function evaluateSequentialRun(
+  options: SequentialEvaluationOptions,
+  context: CommandContext,
+): Promise<number> {
+  const { run, file, set, which, negatives } = await openForEvaluation(options);
+  const protocol = options.protocol ?? 'sampled';
+  const cutoffs = options.cutoffs ?? [10, 20];
+  const started = performance.now();
+  const { metrics } = await metricsOf(run, set, protocol, cutoffs);
+  const seconds = (performance.now() - started) / 1000;
+  const out = await resultFile(options.run, `evaluation-${protocol}-${which}`);
+  const protocolText = protocolLine(protocol, negatives, which);
+  await writeText(
+    out,
+    toJson({
+      checkpoint: file,
+      metrics,
+      protocol: { name: protocol, text: protocolText, users: set.users.length, negatives },
+      seconds,
+    }),
+  );
+  emit(context, { checkpoint: file, metrics, protocol: protocolText, file: out }, () =>
+    [
+      textTable(Object.keys(metrics), [Object.values(metrics).map((v) => Number(v.toFixed(4)))]),
+      `protocol: ${protocolText}; ${set.users.length} users, ${seconds.toFixed(1)} s`,
+      `written: ${out}`,
+    ].join('\n'),
+  );
+  return 0;
+}
+
+/** Options of `advrec attack` on a sequential run. */
+export interface SequentialAttackOptions extends SequentialEvaluationOptions {
+  /** Relative to the mean item-row norm. */
+  readonly epsilons?: readonly number[];
+  readonly adversaries?: readonly string[];
+  readonly surfaces?: readonly string[];
+}
+
+/**
+ * `advrec attack` on a sequential run folder: FGM (the gradient of the training loss, per
+ * item row) and random noise of the same norm on the item embeddings, each epsilon relative to
+ * the mean item-row norm; the metrics' relative change against the clean model.
+ */
+export async function attackSequentialRun(
+  options: SequentialAttackOptions,
+  context: CommandContext,
+): Promise<number> {
+  const adversaries = options.adversaries ?? ['fgm', 'random'];
+  const unknown = adversaries.filter((a) => a !== 'fgm' && a !== 'random');
+  if (unknown.length > 0)
+    throw new ConfigError([
+      {
+        path: '--adversaries',
+        message: `a sequential model is attacked with fgm or random on its item embeddings; got ${unknown.join(', ')}`,
+      },
+    ]);
+  const surfaces = options.surfaces ?? ['itemEmbeddings'];
+  if (surfaces.some((s) => s !== 'itemEmbeddings'))
+    throw new ConfigError([
+      {
+        path: '--surfaces',
+        message: `a sequential model's surface is itemEmbeddings; got ${surfaces.join(', ')}`,
+      },
+    ]);
+  const { config, run, file, set, which, negatives } = await openForEvaluation(options);
+  const protocol = options.protocol ?? 'sampled';
+  const cutoffs = options.cutoffs ?? [10];
+  const epsilons = options.epsilons ?? config.evaluation.attackEpsilons;
+  const norm = meanItemNorm(run.model);
+  const clean = await metricsOf(run, set, protocol, cutoffs);
+  const bar = context.progress.bar('robustness sweep', epsilons.length * adversaries.length);
+  const points: {
+    adversary: string;
+    relativeEpsilon: number;
+    epsilon: number;
+    metrics: Record<string, number>;
+    relativeChange: Record<string, number>;
+  }[] = [];
+  for (const adversary of adversaries)
+    for (const relativeEpsilon of epsilons) {
+      if (context.signal.aborted) break;
+      const epsilon = relativeEpsilon * norm;
+      const perturbation =
+        adversary === 'fgm'
+          ? sequenceFgmPerturbation(run.tf, run.model, run.split, epsilon, {
+              seed: config.training.seed,
+            })
+          : sequenceRandomPerturbation(run.model, epsilon, options.seed ?? config.training.seed);
+      const attacked = await metricsOf(run, set, protocol, cutoffs, perturbation);
+      points.push({
+        adversary,
+        relativeEpsilon,
+        epsilon,
+        metrics: attacked.metrics,
+        relativeChange: Object.fromEntries(
+          Object.entries(attacked.metrics).map(([k, v]) => [k, v / clean.metrics[k]! - 1]),
+        ),
+      });
+      bar.update(points.length);
+    }
+  bar.finish();
+  if (context.signal.aborted) return 130;
+  const out = await resultFile(options.run, 'robustness');
+  const protocolText = protocolLine(protocol, negatives, which);
+  await writeText(
+    out,
+    toJson({
+      checkpoint: file,
+      surface: 'itemEmbeddings',
+      epsilonUnit: `relative to the mean item-row norm (${norm.toPrecision(4)})`,
+      protocol: protocolText,
+      clean: clean.metrics,
+      points,
+    }),
+  );
+  const keys = Object.keys(clean.metrics);
+  emit(context, { checkpoint: file, clean: clean.metrics, points, file: out }, () =>
+    [
+      `clean: ${keys.map((k) => `${k} ${clean.metrics[k]!.toFixed(4)}`).join(', ')}`,
+      textTable(
+        ['adversary', 'epsilon (x mean row norm)', ...keys.map((k) => `${k} change`)],
+        points.map((p) => [
+          p.adversary,
+          p.relativeEpsilon,
+          ...keys.map((k) => percent(p.relativeChange[k]!)),
+        ]),
+      ),
+      `protocol: ${protocolText}; written: ${out}`,
+    ].join('\n'),
+  );
+  return 0;
+}
+
+/** The top `k` items after `history` by the hidden state, excluding `excluded`. */
+function nextItems(
+  tf: Tfjs,
+  model: SequentialModel,
+  history: Int32Array,
+  k: number,
+  excluded: ReadonlySet<number>,
+  scoresOf: (hidden: Float32Array) => Float32Array,
+): { items: number[]; scores: number[] } {
+  const inputs = padHistory(history, Math.min(Math.max(1, history.length), model.maxLength));
+  const length = inputs.length;
+  const hidden = encodeSequences(tf, model, inputs, 1, length);
+  const scores = scoresOf(
+    hidden.subarray((length - 1) * model.dimension, length * model.dimension),
+  );
+  const order = Array.from(scores.keys())
+    .filter((i) => !excluded.has(i))
+    .sort((a, b) => scores[b]! - scores[a]! || a - b)
+    .slice(0, k);
+  return { items: order, scores: order.map((i) => scores[i]!) };
+}
+
+/** Options of `advrec recommend` on a sequential run. */
+export interface SequentialRecommendOptions {
+  readonly run: string;
+  readonly checkpoint?: string;
+  /** Users of the run's data: the next items after each one's whole sequence. */
+  readonly users?: readonly string[];
+  /** A sequence of item ids (oldest first): the next items after it. */
+  readonly items?: readonly string[];
+  readonly k: number;
+  readonly format: 'json' | 'csv';
+  readonly includeSeen?: boolean;
+}
+
+/**
+ * `advrec recommend` on a sequential run folder: the next `k` items after each user's whole
+ * sequence in the run's data (its train, validation and test items), or after a sequence of
+ * item ids given on the command line; the items already in the sequence are left out unless
+ * `includeSeen`.
+ */
+export async function recommendSequential(
+  options: SequentialRecommendOptions,
+  context: CommandContext,
+): Promise<number> {
+  if (!(Number.isInteger(options.k) && options.k >= 1))
+    throw new ConfigError([{ path: '--k', message: `must be an integer >= 1, got ${options.k}` }]);
+  const { config, model } = await reloadSequentialRun(options.run, options.checkpoint);
+  const run = await openSequentialRun(config, model);
+  const { split } = run;
+  if (!split.userIdMap || !split.itemIdMap)
+    throw new ConfigError([
+      { path: 'data.source', message: `${split.source} has no source ids (synthetic data)` },
+    ]);
+  const userIds = split.userIdMap;
+  const itemIds = split.itemIdMap;
+  const sequences: { label: string; history: Int32Array }[] = [];
+  if (options.items && options.items.length > 0) {
+    const unknown = options.items.filter((i) => !itemIds.has(i));
+    if (unknown.length > 0)
+      throw new DataError(
+        `unknown item id${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 10).join(', ')} (${split.source} has ${split.numItems} items)`,
+      );
+    sequences.push({
+      label: options.items.join(' '),
+      history: Int32Array.from(options.items, (i) => itemIds.toDense(i)),
+    });
+  }
+  const users = options.users ?? [];
+  const unknownUsers = users.filter((u) => !userIds.has(u));
+  if (unknownUsers.length > 0)
+    throw new DataError(
+      `unknown user id${unknownUsers.length > 1 ? 's' : ''} ${unknownUsers.slice(0, 10).join(', ')} (${split.source} has ${split.numUsers} users)`,
+    );
+  for (const user of users) {
+    const u = userIds.toDense(user);
+    const whole = [...split.train[u]!];
+    if (split.validation[u]! >= 0) whole.push(split.validation[u]!);
+    if (split.test[u]! >= 0) whole.push(split.test[u]!);
+    sequences.push({ label: user, history: Int32Array.from(whole) });
+  }
+  if (sequences.length === 0)
+    throw new ConfigError([{ path: '--users', message: 'give --users or --items' }]);
+  const gemm = await createGemm({ backend: 'js' });
+  const items = model.tables.find((t) => t.name === 'itemEmbeddings')!.values;
+  const scoresOf = (hidden: Float32Array) =>
+    gemm.multiply(
+      hidden,
+      1,
+      model.dimension,
+      items,
+      model.numItems,
+      model.dimension,
+      false,
+      true,
+    ) as Float32Array;
+  const out = sequences.map(({ label, history }) => {
+    const excluded = options.includeSeen ? new Set<number>() : new Set(history);
+    const top = nextItems(run.tf, model, history, options.k, excluded, scoresOf);
+    return {
+      ...(options.users?.includes(label) ? { user: label } : { after: label }),
+      items: top.items.map((i, rank) => ({
+        item: itemIds.toSource(i),
+        rank: rank + 1,
+        score: top.scores[rank]!,
+      })),
+    };
+  });
+  if (options.format === 'csv' && !context.json) {
+    context.stdout.write('sequence,rank,item,score\n');
+    for (const [k, list] of out.entries())
+      for (const r of list.items)
+        context.stdout.write(`${sequences[k]!.label},${r.rank},${r.item},${r.score}\n`);
+  } else context.stdout.write(toJson(out));
+  return 0;
+}
