@@ -69,7 +69,9 @@ describe('run config', () => {
     expect(issues[1]!.message).toMatch(/registered: fgm, fgsm, none, random/);
   });
 
-  it('names a sequential model as such (train and reproduce atsrec run it, not the pairwise path)', () => {
+  it('names a sequential model as such (train and reproduce atsrec run it, not the pairwise path)', async () => {
+    // Registered by its package, as the CLI loads it for a run config that names it.
+    await import('@advrec/sasrec');
     const issues = issuesOf({ data: { source: 'synthetic' }, model: { name: 'sasrec' } });
     expect(issues).toHaveLength(1);
     expect(issues[0]!.path).toBe('model.name');

@@ -46,7 +46,7 @@ describe('GRU4Rec', () => {
     expect(Array.from(a.tables[0]!.values)).not.toEqual(Array.from(c.tables[0]!.values));
   });
 
-  it('trains through @advrec/trainer with no change to the core: learns a planted next-item rule', () => {
+  it('trains through @advrec/trainer with no change to the core: learns a planted next-item rule', async () => {
     const split = generateCycleSequences({ numUsers: 100, numItems: 30, seed: 2 });
     const test = sequenceCandidates(split, 'test', { negatives: 20, seed: 1 });
     const model = new GRU4Rec(30, {

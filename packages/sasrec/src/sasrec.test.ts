@@ -46,7 +46,7 @@ describe('SASRec', () => {
     expect(Array.from(a.tables[0]!.values)).not.toEqual(Array.from(c.tables[0]!.values));
   });
 
-  it('trains through @advrec/trainer with no change to the core: learns a planted next-item rule', () => {
+  it('trains through @advrec/trainer with no change to the core: learns a planted next-item rule', async () => {
     const split = generateCycleSequences({ numUsers: 100, numItems: 30, seed: 2 });
     const test = sequenceCandidates(split, 'test', { negatives: 20, seed: 1 });
     const model = new SASRec(30, { dimension: 16, maxLength: 5, blocks: 1, dropout: 0.1, seed: 1 });

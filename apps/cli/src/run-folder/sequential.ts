@@ -243,16 +243,7 @@ export async function openSequentialRun(config: SequentialRunConfig, model?: Seq
   };
 }
 
-/** True when the run folder's `config.json` names a registered sequential model (its plugins loaded). */
-export async function isSequentialRunFolder(folder: string): Promise<boolean> {
-  const file = join(folder, 'config.json');
-  if (!existsSync(file)) return false;
-  const raw = (await readJsonFile(file, 'the run config advrec wrote')) as Record<string, unknown>;
-  const name = (raw.model as { name?: unknown } | undefined)?.name;
-  if (typeof name !== 'string') return false;
-  await loadPlugins(pluginsOf(raw));
-  return sequentialModelNames().includes(name);
-}
+export { isSequentialRunFolder } from './sequential-kind.js';
 
 /** A sequential run folder's config and its model from a checkpoint. */
 export async function reloadSequentialRun(folder: string, checkpointFile?: string) {

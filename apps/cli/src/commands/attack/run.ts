@@ -1,4 +1,4 @@
-import { isSequentialRunFolder } from '../../run-folder/sequential.js';
+import { isSequentialRunFolder } from '../../run-folder/sequential-kind.js';
 import { attackModel, robustnessSections } from '../../evaluation.js';
 import { machineLine, reloadRun, toJson, writeText } from '../../run-folder/runs.js';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-import { isSequentialRunFolder } from '../../run-folder/sequential.js';
+import { isSequentialRunFolder } from '../../run-folder/sequential-kind.js';
 import { evaluateModel, metricsTable, protocolLine } from '../../evaluation.js';
 import { reloadRun, toJson, writeText } from '../../run-folder/runs.js';
 import { relative } from 'node:path';

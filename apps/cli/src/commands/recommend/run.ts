@@ -1,4 +1,4 @@
-import { isSequentialRunFolder } from '../../run-folder/sequential.js';
+import { isSequentialRunFolder } from '../../run-folder/sequential-kind.js';
 import { reloadRun, toJson } from '../../run-folder/runs.js';
 import { ConfigError, DataError } from '@advrec/data';
 import type { Model } from '@advrec/models';
