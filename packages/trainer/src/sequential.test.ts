@@ -234,6 +234,20 @@ describe('trainSequentialModel', () => {
     expect(result.metrics['hr@1']).toBeLessThanOrEqual(result.metrics['hr@5']!);
   });
 
+  it('names the file and the user that leaves no negative to sample', () => {
+    const all = {
+      source: 'seq.txt',
+      numUsers: 1,
+      numItems: 3,
+      train: [Int32Array.of(0)],
+      validation: Int32Array.of(1),
+      test: Int32Array.of(2),
+    };
+    expect(() => sequenceCandidates(all, 'test')).toThrow(
+      /seq\.txt: user 0 has interacted with every one of the 3 items/,
+    );
+  });
+
   it('ranks ties pessimistically', () => {
     const model = markovModel(40);
     model.tables[0]!.values.fill(0);

@@ -177,6 +177,13 @@ export function sequenceCandidates(
     if (split.test[u]! >= 0) all.push(split.test[u]!);
     return all;
   });
+  // A user with nothing left to sample is named by its id in the file.
+  whole.forEach((seq, u) => {
+    if (targets[u]! >= 0 && new Set(seq).size >= split.numItems)
+      throw new DataError(
+        `${split.source}: user ${split.userIdMap?.toSource(u) ?? u} has interacted with every one of the ${split.numItems} items: no negatives to sample for its ${which} target`,
+      );
+  });
   const all = sampleSequenceCandidates(
     targets,
     whole,
