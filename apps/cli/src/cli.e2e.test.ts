@@ -18,6 +18,7 @@ import { readCheckpoint } from '@advrec/models';
 import { readNpy } from '@advrec/data';
 import { chromiumPath, sharedDataDir, sharedDataFiles } from '@advrec/testing';
 import { advrecBin as bin, advrecRunner, cliRoot as root } from './test-support/run-advrec.js';
+import { writeGamesHead } from './test-support/games-head.js';
 
 const shared = sharedDataDir();
 const work = mkdtempSync(join(tmpdir(), 'advrec-e2e-'));
@@ -1166,14 +1167,7 @@ function expectNumbersClose(actual: unknown, expected: unknown, path: string): v
 }
 
 describe('sequential models on the command line (SASRec, GRU4Rec, ATSRec), as plugins', () => {
-  const games = join(work, 'games-head.txt');
-  beforeAll(() => {
-    // The first 3,000 lines of the shared Amazon Games file: about 320 users, in time order.
-    const lines = readFileSync(join(shared, 'amazon-games-sasrec', 'Video.txt'), 'utf8')
-      .split('\n')
-      .slice(0, 3000);
-    writeFileSync(games, `${lines.join('\n')}\n`);
-  });
+  const games = writeGamesHead(shared, work);
 
   it('reproduce atsrec: the model, then ATSRec vs the model continued, diversity and FGM drops, checkpoints that restore', async () => {
     const out = join(work, 'atsrec-run');

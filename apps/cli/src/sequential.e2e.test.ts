@@ -3,27 +3,21 @@
  * SIGTERM mid-run (exit 130, last.ckpt, run.json interrupted), --resume (the history of an
  * uninterrupted run, to the bit), evaluate under both protocols, attack, recommend.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { sharedDataDir } from '@advrec/testing';
 import { advrecRunner } from './test-support/run-advrec.js';
+import { writeGamesHead } from './test-support/games-head.js';
 
 const shared = sharedDataDir();
 const work = mkdtempSync(join(tmpdir(), 'advrec-sequential-e2e-'));
 const advrec = advrecRunner({ cwd: work });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-const games = join(work, 'games-head.txt');
-beforeAll(() => {
-  // The first 3,000 lines of the shared Amazon Games file: about 320 users, in time order.
-  const lines = readFileSync(join(shared, 'amazon-games-sasrec', 'Video.txt'), 'utf8')
-    .split('\n')
-    .slice(0, 3000);
-  writeFileSync(games, `${lines.join('\n')}\n`);
-});
+const games = writeGamesHead(shared, work);
 
 const TRAIN = [
   'train',
