@@ -60,7 +60,7 @@ describe('a sequential run folder through every command', () => {
   beforeAll(async () => {
     const r = await advrec([...TRAIN, '--out', whole]);
     expect(r.code, r.stderr).toBe(0);
-  });
+  }, 240_000);
 
   for (const [signal, phase, pattern] of [
     ['SIGINT', 'the model', /sasrec epochs\s+[3-9]\//],
