@@ -30,13 +30,13 @@ export async function measureDeepThroughput(
       }),
     ),
   );
-  const sequential = (
+  const sequential = async (
     name: string,
     make: () => SequentialModel,
     adversarial: boolean,
-  ): Record<string, unknown> => {
+  ): Promise<Record<string, unknown>> => {
     const model = make();
-    const result = trainSequentialModel(tf, model, split, {
+    const result = await trainSequentialModel(tf, model, split, {
       epochs: epochs + 1,
       seed: 1,
       ...(adversarial ? { adversarial: { epsilon: 0.05, adversarialWeight: 1 } } : {}),
@@ -53,13 +53,13 @@ export async function measureDeepThroughput(
   const games = {
     data: `Amazon Games (SASRec preprocessing): ${split.numUsers} users, ${split.numItems} items; an epoch = every user with 2+ training items once, batches of 128 sequences`,
     backend: `${backend} (${source}), one thread`,
-    sasrec: sequential('sasrec', () => new SASRec(split.numItems, { seed: 1 }), false),
-    sasrecAtsrec: sequential(
+    sasrec: await sequential('sasrec', () => new SASRec(split.numItems, { seed: 1 }), false),
+    sasrecAtsrec: await sequential(
       'sasrec + atsrec',
       () => new SASRec(split.numItems, { seed: 1 }),
       true,
     ),
-    gru4rec: sequential('gru4rec', () => new GRU4Rec(split.numItems, { seed: 1 }), false),
+    gru4rec: await sequential('gru4rec', () => new GRU4Rec(split.numItems, { seed: 1 }), false),
   };
   const directory = await mkdtemp(join(tmpdir(), 'advrec-bench-deep-'));
   try {

@@ -103,7 +103,7 @@ export async function runSequentialQuality(
       : new GRU4Rec(split.numItems, { seed: SEED });
   const model = make();
   log(`${options.model}: ${backend}, ${epochs} epochs max`);
-  const base = trainSequentialModel(tf, model, split, {
+  const base = await trainSequentialModel(tf, model, split, {
     epochs,
     seed: SEED,
     validateEvery: 5,
@@ -149,9 +149,9 @@ export async function runSequentialQuality(
   log(`${options.model}: test ${JSON.stringify(result.test)}`);
   if (!withAdversarial || continueEpochs === 0) return result;
 
-  const continueFrom = (adversarial?: { epsilon: number; adversarialWeight: number }) => {
+  const continueFrom = async (adversarial?: { epsilon: number; adversarialWeight: number }) => {
     restore();
-    const run = trainSequentialModel(tf, model, split, {
+    const run = await trainSequentialModel(tf, model, split, {
       epochs: continueEpochs,
       seed: SEED + 7,
       startEpoch: base.epochs.length,
@@ -162,21 +162,22 @@ export async function runSequentialQuality(
     const evaluation = evaluateSequential(tf, model, test);
     return { run, valid, evaluation, cosine: diversity() };
   };
-  const continued = continueFrom();
+  const continued = await continueFrom();
   const continuedRobustness = robustness(continued.evaluation);
   log(`${options.model} continued: ${JSON.stringify(summary(continued.evaluation))}`);
-  const arms = epsilons.map((epsilon, k) => {
-    const arm = continueFrom({ epsilon, adversarialWeight: 1 });
+  const arms = [];
+  for (const [k, epsilon] of epsilons.entries()) {
+    const arm = await continueFrom({ epsilon, adversarialWeight: 1 });
     log(
       `atsrec eps ${epsilon}: valid NDCG@10 ${arm.valid.ndcg.toFixed(4)}, test ${JSON.stringify(summary(arm.evaluation))}`,
     );
-    return {
+    arms.push({
       relativeEpsilon: relativeEpsilons[k]!,
       epsilon,
       ...arm,
       robustness: robustness(arm.evaluation),
-    };
-  });
+    });
+  }
   const chosen = arms.reduce((a, b) => (b.valid.ndcg > a.valid.ndcg ? b : a));
   return {
     ...result,
