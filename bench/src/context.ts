@@ -1,3 +1,5 @@
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 /** What a benchmark gets from the runner. */
 export interface BenchContext {
   /** `../shared/data` beside the repository (or `ADVREC_SHARED_DATA`). */
@@ -16,6 +18,12 @@ export interface BenchModule {
 }
 
 export { sharedDataDir } from '@advrec/testing';
+
+/** The repository root. */
+export const REPOSITORY_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The built `advrec` binary the CLI benchmarks run. */
+export const ADVREC_BIN = join(REPOSITORY_ROOT, 'apps', 'cli', 'dist', 'bin.js');
 
 /** Median of a list of numbers. */
 export function median(values: readonly number[]): number {

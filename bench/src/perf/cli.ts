@@ -6,9 +6,7 @@
  * median <= 0.3 s.
  */
 import { spawnSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { median, type BenchContext } from '../context.js';
+import { ADVREC_BIN, median, type BenchContext } from '../context.js';
 import type { BenchAbout } from '../context.js';
 
 /** What this benchmark measures and the figures it writes (the bench README's table). */
@@ -20,16 +18,7 @@ export const about: BenchAbout = {
 };
 
 const RUNS = 10;
-const bin = join(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  '..',
-  'apps',
-  'cli',
-  'dist',
-  'bin.js',
-);
+const bin = ADVREC_BIN;
 
 function seconds(args: string[]): number {
   const started = performance.now();

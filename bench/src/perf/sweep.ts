@@ -16,10 +16,9 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { redisServerPath, startRedisServer } from '@advrec/testing';
-import { median, secondsSince } from '../context.js';
+import { ADVREC_BIN, median, secondsSince } from '../context.js';
 import type { BenchAbout, BenchContext } from '../context.js';
 
 /** What this benchmark measures and the figures it writes (the bench README's table). */
@@ -30,16 +29,7 @@ export const about: BenchAbout = {
     'per setting `medianSeconds`, every aggregate checked equal to the first, `queueOverheadPerJobSeconds`, sharded extraction wall times and byte identity',
 };
 
-const bin = join(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  '..',
-  'apps',
-  'cli',
-  'dist',
-  'bin.js',
-);
+const bin = ADVREC_BIN;
 const REPEATS = 2;
 
 interface Proc {

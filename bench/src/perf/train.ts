@@ -19,21 +19,25 @@
  * previous bench/results/train.json, marked `carriedOver`.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { givenSplit, holdOutValidation, readUserItemLists } from '@advrec/data';
 import type { Dataset } from '@advrec/data';
 import { MatrixFactorization } from '@advrec/models';
 import { Trainer } from '@advrec/trainer';
 import type { TrainConfig } from '@advrec/trainer';
-import { carriedOver, median, previousResults, type BenchContext } from '../context.js';
+import {
+  REPOSITORY_ROOT,
+  carriedOver,
+  median,
+  previousResults,
+  type BenchContext,
+} from '../context.js';
 import type { BenchAbout, BenchOptionSpec, BenchOptionValues } from '../context.js';
 import { measureDeepThroughput } from '../lib/deep-throughput.js';
 
 /** What this benchmark measures and the figures it writes (the bench README's table). */
-/** The repository root. */
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const ROOT = REPOSITORY_ROOT;
 
 export const about: BenchAbout = {
   kind: 'perf',
