@@ -430,8 +430,8 @@ async function rankWithOnnx(
   if (onnx === null) return null;
   let fallbacks = 0;
   try {
-    const blocks = onnxBlocks(prepared, numItems, options.blockSize ?? ONNX_BLOCK_USERS);
     const blockSize = options.blockSize ?? ONNX_BLOCK_USERS;
+    const blocks = onnxBlocks(prepared, numItems, blockSize);
     const longestList = Math.min(
       numItems,
       plan.maxCutoff + Math.max(0, ...blocks.map((block) => block.k)),

@@ -19,7 +19,7 @@ const BEST_M = 'best.adam.m/';
 const BEST_V = 'best.adam.v/';
 
 function copyOf(name: string, like: ParameterTable, values: Float32Array): ParameterTable {
-  const table = createTable(name, 'dense', like.rows, like.dimension);
+  const table = createTable(name, like.side, like.rows, like.dimension);
   table.values.set(values);
   return table;
 }
@@ -121,7 +121,7 @@ export function sequenceTrainStateFromCheckpoint(
       epoch: record.best.epoch,
       hitRate: record.best.hitRate,
       ndcg: record.best.ndcg,
-      tables: bestTables.map((t, k) => ({ ...t, side: tables[k]!.side })),
+      tables: bestTables,
       optimizer: optimizer([BEST_M, BEST_V], record.best.step),
     };
   }

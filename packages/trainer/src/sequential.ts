@@ -646,14 +646,17 @@ export async function trainSequentialModel(
   let stoppedEarly =
     resume !== undefined && config.patience !== undefined && sinceBest >= config.patience;
   let interrupted = false;
-  let last = state();
+  // The state at the last complete epoch is copied as it goes only when something can ask
+  // for it mid-run (a signal, a checkpoint per epoch); otherwise it is read at the end.
+  const keepState = config.signal !== undefined || config.onEpochState !== undefined;
+  let last = keepState ? state() : null;
   for (
     let e = startEpoch + epochs.length;
     e < startEpoch + config.epochs && !stoppedEarly && !interrupted;
     e++
   ) {
     const epochStart = performance.now();
-    const before = model.tables.map(cloneTable);
+    const before = config.signal ? model.tables.map(cloneTable) : null;
     let lossSum = 0;
     let adversarialSum = 0;
     let sequences = 0;
@@ -671,7 +674,7 @@ export async function trainSequentialModel(
     }
     if (interrupted) {
       // Back to the end of the last complete epoch: what `state` continues from.
-      for (const t of before) tableOf(model, t.name).values.set(t.values);
+      for (const t of before!) tableOf(model, t.name).values.set(t.values);
       break;
     }
     checkFinite(trainable, e);
@@ -701,9 +704,9 @@ export async function trainSequentialModel(
       ...(validation ? { validation } : {}),
     };
     epochs.push(event);
-    last = state();
+    if (keepState) last = state();
     config.onEpoch?.(event);
-    await config.onEpochState?.(last);
+    if (last) await config.onEpochState?.(last);
     if (config.patience !== undefined && sinceBest >= config.patience) stoppedEarly = true;
     interrupted = config.signal?.aborted === true && e + 1 < startEpoch + config.epochs;
   }
@@ -717,7 +720,7 @@ export async function trainSequentialModel(
     seconds: (performance.now() - started) / 1000,
     optimizer: best ? copyOptimizer(best.optimizer) : copyOptimizer({ step: run.step, moments }),
     interrupted,
-    state: last,
+    state: last ?? state(),
   };
 }
 

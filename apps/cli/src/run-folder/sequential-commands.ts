@@ -4,7 +4,7 @@
  * among sampled negatives) or full ranking (among every item outside the history).
  */
 import { ConfigError, DataError } from '@advrec/data';
-import { createGemm } from '@advrec/onnx';
+import { multiplyJs } from '@advrec/onnx';
 import {
   encodeSequences,
   evaluateSequential,
@@ -305,19 +305,9 @@ export async function recommendSequential(
   }
   if (sequences.length === 0)
     throw new ConfigError([{ path: '--users', message: 'give --users or --items' }]);
-  const gemm = await createGemm({ backend: 'js' });
   const items = model.tables.find((t) => t.name === 'itemEmbeddings')!.values;
-  const scoresOf = (hidden: Float32Array) =>
-    gemm.multiply(
-      hidden,
-      1,
-      model.dimension,
-      items,
-      model.numItems,
-      model.dimension,
-      false,
-      true,
-    ) as Float32Array;
+  const scoresOf = (hidden: Float32Array): Float32Array =>
+    multiplyJs(hidden, 1, model.dimension, items, model.numItems, model.dimension, false, true);
   const out = sequences.map(({ label, history }) => {
     const excluded = options.includeSeen ? new Set<number>() : new Set(history);
     const top = nextItems(run.tf, model, history, options.k, excluded, scoresOf);

@@ -14,6 +14,7 @@ import {
   writeText,
 } from '../../run-folder/runs.js';
 import { pluginsOf } from '../../plugins.js';
+import { isSequentialRunFolder } from '../../run-folder/sequential-kind.js';
 import { sequentialModelNames } from '@advrec/models';
 import {
   checkRunSizes,
@@ -163,9 +164,8 @@ async function prepareTrainRun(
         },
       ]);
     const folder = resolve(options.resume);
-    const sequential = await import('./sequential.js');
-    if (await sequential.isSequentialRunFolder(folder))
-      return sequential.resumeSequentialCommand(folder, context);
+    if (await isSequentialRunFolder(folder))
+      return (await import('./sequential.js')).resumeSequentialCommand(folder, context);
     const { config, data, model } = await reloadRun(
       folder,
       join(folder, 'checkpoints', 'last.ckpt'),

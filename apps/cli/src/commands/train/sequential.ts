@@ -5,7 +5,7 @@
  * each target is ranked against sampled negatives (HR@10, NDCG@10).
  */
 import { shorthandOverrides } from '../../shorthands.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, DataFormatError } from '@advrec/data';
 import { pairedTTest } from '@advrec/metrics';
@@ -26,6 +26,7 @@ import type {
   SequenceTrainState,
 } from '@advrec/trainer';
 import { applyOverrides } from '../../config.js';
+import { readJsonFile } from '../../catalog/load.js';
 import {
   claimRunFolder,
   emit,
@@ -466,7 +467,9 @@ export async function resumeSequentialCommand(
   const last = join(folder, 'checkpoints', 'last.ckpt');
   const runRecord = join(folder, 'run.json');
   if (existsSync(runRecord)) {
-    const status = (JSON.parse(readFileSync(runRecord, 'utf8')) as { status?: unknown }).status;
+    const { status } = (await readJsonFile(runRecord, 'the run record advrec wrote')) as {
+      status?: unknown;
+    };
     if (status === 'done')
       throw new ConfigError([
         {
@@ -521,7 +524,6 @@ import {
   toJsonObject,
 } from '../../run-folder/sequential.js';
 import type { SequentialRunConfig } from '../../run-folder/sequential.js';
-export { isSequentialRunFolder } from '../../run-folder/sequential.js';
 
 /** Options of `advrec reproduce atsrec`. */
 export interface ReproduceAtsrecOptions {
