@@ -243,7 +243,6 @@ export async function openSequentialRun(config: SequentialRunConfig, model?: Seq
   };
 }
 
-
 /** A sequential run folder's config and its model from a checkpoint. */
 export async function reloadSequentialRun(folder: string, checkpointFile?: string) {
   const raw = (await readJsonFile(
