@@ -141,13 +141,18 @@ export async function runOnQueue<
     const started = new Set<string>();
     while (pending.size > 0 && !signal.aborted) {
       for (const [key, item] of [...pending]) {
-        const job = (await Job.fromId(queue, key)) as QueueJob<SweepJob, R> | undefined;
+        // The state first, then the job: a job read before its state could be one that
+        // completed in between, read without its return value.
+        const state = await queue.getJobState(key);
+        const job =
+          state === 'unknown'
+            ? undefined
+            : ((await Job.fromId(queue, key)) as QueueJob<SweepJob, R> | undefined);
         if (!job) {
           pending.delete(key);
           events.onFail?.(item, new JobFailedError(`job ${key} disappeared from the queue`, 1));
           continue;
         }
-        const state = await job.getState();
         if (
           (state === 'active' || state === 'completed' || state === 'failed') &&
           !started.has(key)
@@ -157,13 +162,18 @@ export async function runOnQueue<
         }
         if (state === 'completed') {
           pending.delete(key);
-          events.onDone?.(item, job.returnvalue);
+          if (job.returnvalue === null || job.returnvalue === undefined)
+            events.onFail?.(
+              item,
+              new JobFailedError(`job ${key} completed without a result on the queue`, 1),
+            );
+          else events.onDone?.(item, job.returnvalue);
         } else if (state === 'failed') {
           pending.delete(key);
           events.onFail?.(item, decodeFailure(job.failedReason));
         }
       }
-      // Two Redis calls per pending job and poll: a large sweep polls less often.
+      // Up to three Redis calls per pending job and poll: a large sweep polls less often.
       if (pending.size > 0)
         await new Promise((resolveWait) =>
           setTimeout(resolveWait, Math.max(options.pollMs ?? 500, 2 * pending.size)),
