@@ -23,6 +23,7 @@ export {
   readMovieLens100K,
   readMovieLensRatingsDat,
   readNcfRatings,
+  readSequenceLog,
   readUserItemLists,
 } from './readers.js';
 export type {
@@ -31,6 +32,7 @@ export type {
   DelimitedOptions,
   IdFormat,
   MmrecSplit,
+  SequenceLogOptions,
   UserItemListOptions,
 } from './readers.js';
 export { dedupe, filterByCount, kCore, selectInteractions, toImplicit } from './preprocess.js';

@@ -240,6 +240,52 @@ export async function readUserItemLists(
   return builder.finish();
 }
 
+/** Options of {@link readSequenceLog}: those of {@link readDelimited} but the columns. */
+export type SequenceLogOptions = Omit<DelimitedOptions, 'columns'>;
+
+/**
+ * Reads a sequence log, as sequential models read one: `user item` (the file's order),
+ * `user item timestamp`, or `user item rating timestamp` (MovieLens style), told apart by the
+ * number of fields on the first line; any delimiter and header {@link readDelimited} takes.
+ * A timestamp that is not a number is reported as a timestamp, with its file and line.
+ */
+export async function readSequenceLog(
+  file: string,
+  options: SequenceLogOptions = {},
+): Promise<InteractionLog> {
+  const encoding = options.encoding ?? 'utf-8';
+  let first: string | null = null;
+  const found = new Error('first line read');
+  try {
+    await readLines(
+      file,
+      (line) => {
+        if (isBlank(line)) return;
+        first = line;
+        throw found;
+      },
+      { encoding },
+    );
+  } catch (error) {
+    if (error !== found) throw error;
+  }
+  if (first === null)
+    throw new DataFormatError({ file }, 'at least one interaction line', 'no data lines');
+  const line: string = first;
+  const delimiter =
+    options.delimiter === undefined || options.delimiter === 'auto'
+      ? detectDelimiter(line)
+      : options.delimiter;
+  const fields = makeSplitter(file, delimiter)(line, 1).length;
+  const columns: ColumnMapping =
+    fields <= 2
+      ? { user: 0, item: 1 }
+      : fields === 3
+        ? { user: 0, item: 1, timestamp: 2 }
+        : { user: 0, item: 1, rating: 2, timestamp: 3 };
+  return readDelimited(file, { ...options, columns });
+}
+
 /** Reads the AMR repository's `pos.txt`: `user item` per line (duplicates are kept; see `dedupe`). */
 export function readAmrPositives(file: string): Promise<InteractionLog> {
   return readDelimited(file, {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DataError } from './errors.js';
-import { readDelimited } from './readers.js';
+import { readDelimited, readSequenceLog } from './readers.js';
 import {
   SequenceBatchSampler,
   leaveLastOut,
@@ -145,7 +145,7 @@ describe('evaluation candidates', () => {
   it('puts the target first and samples negatives outside the whole sequence', () => {
     const targets = Int32Array.of(3, -1, 7);
     const exclude = [[0, 1, 2, 3], [], [5, 6, 7]];
-    const out = sampleSequenceCandidates(targets, exclude, 10, 20, 4);
+    const out = sampleSequenceCandidates(targets, exclude, 30, 20, 4);
     expect(out[0]).toBe(3);
     expect(out[2 * 21]).toBe(7);
     expect(Array.from(out.subarray(21, 42)).every((x) => x === -1)).toBe(true);
@@ -154,6 +154,40 @@ describe('evaluation candidates', () => {
       [2, 42],
     ] as const)
       for (let k = 1; k < 21; k++) expect(exclude[u]!.includes(out[base + k]!)).toBe(false);
-    expect(() => sampleSequenceCandidates(Int32Array.of(0), [[0, 1]], 2, 5, 0)).toThrow(DataError);
+    expect(() => sampleSequenceCandidates(Int32Array.of(0), [[0, 1]], 2, 1, 0)).toThrow(DataError);
+    // As many draws as there are items or more: refused, naming the option and the item count.
+    expect(() => sampleSequenceCandidates(targets, exclude, 10, 10, 4)).toThrow(
+      /negatives: must be an integer from 1 to 9 \(the data has 10 items\), got 10/,
+    );
+  });
+});
+
+describe('readSequenceLog', () => {
+  async function write(text: string): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'advrec-seqlog-'));
+    const file = join(dir, 'log.txt');
+    await writeFile(file, text);
+    return file;
+  }
+  const itemsOf = (seq: Int32Array, log: Awaited<ReturnType<typeof readSequenceLog>>) =>
+    Array.from(seq, (i) => log.itemIdMap.toSource(i));
+
+  it('orders by the third column when a line has three fields (a timestamp, not a rating)', async () => {
+    const log = await readSequenceLog(await write('u a 30\nu b 10\nu c 20\n'));
+    expect(itemsOf(sequencesFromLog(log).sequences[0]!, log)).toEqual(['b', 'c', 'a']);
+  });
+
+  it('keeps the file order with two fields, and reads the fourth field as time with four', async () => {
+    const two = await readSequenceLog(await write('u a\nu b\nu c\n'));
+    expect(itemsOf(sequencesFromLog(two).sequences[0]!, two)).toEqual(['a', 'b', 'c']);
+    const four = await readSequenceLog(await write('u,a,5,300\nu,b,4,100\nu,c,3,200\n'));
+    expect(itemsOf(sequencesFromLog(four).sequences[0]!, four)).toEqual(['b', 'c', 'a']);
+  });
+
+  it('names a timestamp that is not a number as a timestamp, with its file and line', async () => {
+    const file = await write('u a 30\nu b NaN\n');
+    await expect(readSequenceLog(file)).rejects.toThrow(
+      new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: expected a numeric timestamp`),
+    );
   });
 });

@@ -285,6 +285,15 @@ export function sampleSequenceCandidates(
   negatives: number,
   seed: number,
 ): Int32Array {
+  // Drawn with replacement as in SASRec's code; more draws than there are other items would
+  // make the protocol meaningless rather than harder.
+  if (!(Number.isInteger(negatives) && negatives >= 1 && negatives < numItems))
+    throw new ConfigError([
+      {
+        path: 'negatives',
+        message: `must be an integer from 1 to ${numItems - 1} (the data has ${numItems} items), got ${negatives}`,
+      },
+    ]);
   const width = 1 + negatives;
   const out = new Int32Array(targets.length * width).fill(-1);
   const random = Random.stream(seed, 0xca4d);

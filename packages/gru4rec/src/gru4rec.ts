@@ -146,13 +146,13 @@ export class GRU4Rec implements SequentialModel {
     this.dimension = c.dimension;
     const { dimension: d, hiddenSize: h } = c;
     const fresh = [
-      createTable(SEQUENCE_ITEM_TABLE, 'item', numItems, d),
-      createTable(GRU_INPUT_WEIGHTS, 'dense', d, 3 * h),
-      createTable(GRU_RECURRENT_WEIGHTS, 'dense', h, 3 * h),
-      createTable(GRU_INPUT_BIAS, 'dense', 1, 3 * h),
-      createTable(GRU_RECURRENT_BIAS, 'dense', 1, 3 * h),
-      createTable(OUTPUT_WEIGHTS, 'dense', h, d),
-      createTable(OUTPUT_BIAS, 'dense', 1, d),
+      createTable(SEQUENCE_ITEM_TABLE, 'item', numItems, d, true, 'dimension'),
+      createTable(GRU_INPUT_WEIGHTS, 'dense', d, 3 * h, true, 'hiddenSize'),
+      createTable(GRU_RECURRENT_WEIGHTS, 'dense', h, 3 * h, true, 'hiddenSize'),
+      createTable(GRU_INPUT_BIAS, 'dense', 1, 3 * h, true, 'hiddenSize'),
+      createTable(GRU_RECURRENT_BIAS, 'dense', 1, 3 * h, true, 'hiddenSize'),
+      createTable(OUTPUT_WEIGHTS, 'dense', h, d, true, 'hiddenSize'),
+      createTable(OUTPUT_BIAS, 'dense', 1, d, true, 'dimension'),
     ];
     if (tables) {
       restoreTables('GRU4Rec', fresh, tables);

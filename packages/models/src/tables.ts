@@ -25,13 +25,18 @@ export interface ParameterTable {
   readonly values: Float32Array;
 }
 
-/** Allocates a zero table on a `SharedArrayBuffer` (or a plain buffer when `shared` is false). */
+/**
+ * Allocates a zero table on a `SharedArrayBuffer` (or a plain buffer when `shared` is false).
+ * A table too large for this machine is a `ConfigError` on `sizeField`: the model option that
+ * sized it (`embeddingSize` by default; a sequential model names `dimension` or `maxLength`).
+ */
 export function createTable(
   name: string,
   side: TableSide,
   rows: number,
   dimension: number,
   shared = true,
+  sizeField = 'embeddingSize',
 ): ParameterTable {
   if (!Number.isInteger(rows) || rows < 0)
     throw new ConfigError([
@@ -41,9 +46,9 @@ export function createTable(
     throw new ConfigError([
       { path: `${name}.dimension`, message: `must be a positive integer, got ${dimension}` },
     ]);
-  // A size typed by mistake is a ConfigError on the embedding size, not a RangeError.
+  // A size typed by mistake is a ConfigError on the option that sized it, not a RangeError.
   checkAllocation(
-    'embeddingSize',
+    sizeField,
     `table ${name} (${rows.toLocaleString('en-US')} x ${dimension.toLocaleString('en-US')} float32)`,
     rows * dimension,
     4,

@@ -163,24 +163,27 @@ export function sasrecEncoder(config: ResolvedSASRecConfig): SequenceEncoder {
 function sasrecTables(numItems: number, c: ResolvedSASRecConfig): ParameterTable[] {
   const d = c.dimension;
   const tables = [
-    createTable(SEQUENCE_ITEM_TABLE, 'item', numItems, d),
-    createTable(POSITION_EMBEDDINGS, 'dense', c.maxLength, d),
+    createTable(SEQUENCE_ITEM_TABLE, 'item', numItems, d, true, 'dimension'),
+    createTable(POSITION_EMBEDDINGS, 'dense', c.maxLength, d, true, 'maxLength'),
   ];
   for (let b = 0; b < c.blocks; b++) {
     for (const norm of BLOCK_NORMS) {
-      const gamma = createTable(blockTable(b, `${norm}.gamma`), 'dense', 1, d);
+      const gamma = createTable(blockTable(b, `${norm}.gamma`), 'dense', 1, d, true, 'dimension');
       gamma.values.fill(1);
-      tables.push(gamma, createTable(blockTable(b, `${norm}.beta`), 'dense', 1, d));
+      tables.push(
+        gamma,
+        createTable(blockTable(b, `${norm}.beta`), 'dense', 1, d, true, 'dimension'),
+      );
     }
     for (const matrix of BLOCK_MATRICES)
       tables.push(
-        createTable(blockTable(b, `${matrix}.weights`), 'dense', d, d),
-        createTable(blockTable(b, `${matrix}.bias`), 'dense', 1, d),
+        createTable(blockTable(b, `${matrix}.weights`), 'dense', d, d, true, 'dimension'),
+        createTable(blockTable(b, `${matrix}.bias`), 'dense', 1, d, true, 'dimension'),
       );
   }
-  const gamma = createTable(`${OUTPUT_NORM}.gamma`, 'dense', 1, d);
+  const gamma = createTable(`${OUTPUT_NORM}.gamma`, 'dense', 1, d, true, 'dimension');
   gamma.values.fill(1);
-  tables.push(gamma, createTable(`${OUTPUT_NORM}.beta`, 'dense', 1, d));
+  tables.push(gamma, createTable(`${OUTPUT_NORM}.beta`, 'dense', 1, d, true, 'dimension'));
   return tables;
 }
 
