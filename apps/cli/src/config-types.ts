@@ -227,8 +227,8 @@ export interface AttackSection {
   surfaces?: string[];
 }
 
-/** A whole run: `advrec train --config run.yaml`. */
-export interface RunConfig {
+/** A whole run of a pairwise model (MF, VBPR, ItemPop, NeuMF, a plugin's): `advrec train --config run.yaml`. */
+export interface PairwiseRunConfig {
   /** Path of the JSON schema, for editors (ignored). */
   $schema?: string;
   data: DataConfig;
@@ -240,3 +240,111 @@ export interface RunConfig {
   /** Modules to load before the run (register plugin models and adversaries). */
   plugins?: string[];
 }
+
+/** A sequential model and its options, passed to its factory as they are. */
+export interface SequentialModelSection {
+  /**
+   * A registered sequential model: `sasrec` (options `dimension`, `maxLength`, `blocks`,
+   * `dropout`, `seed`), `gru4rec` (`dimension`, `hiddenSize`, `maxLength`, `dropout`, `seed`)
+   * or a plugin's.
+   */
+  name: string;
+  [option: string]: string | number | boolean | null;
+}
+
+/** How a sequential model is trained: the model, then optionally ATSRec from its best epoch. */
+export interface SequentialTrainingSection {
+  /**
+   * Epochs of the model, with early stopping on validation.
+   * @minimum 0
+   * @default 200
+   */
+  epochs?: number;
+  /**
+   * ATSRec epochs after the model's best epoch (0: none).
+   * @minimum 0
+   * @default 0
+   */
+  adversarialEpochs?: number;
+  /**
+   * Sequences per batch.
+   * @minimum 1
+   * @default 128
+   */
+  batchSize?: number;
+  /**
+   * Adam's learning rate.
+   * @exclusiveMinimum 0
+   * @default 0.001
+   */
+  learningRate?: number;
+  /**
+   * Seed of the model's initialisation, the batches and the sampled negatives.
+   * @minimum 0
+   * @default 2024
+   */
+  seed?: number;
+  /**
+   * Validate every this many epochs.
+   * @minimum 1
+   * @default 5
+   */
+  validateEvery?: number;
+  /**
+   * Stop after this many validations without improvement.
+   * @minimum 1
+   * @default 3
+   */
+  patience?: number;
+  /** ATSRec: FGM on the item embeddings of each batch. */
+  adversarial?: {
+    /**
+     * Epsilon relative to the mean item-row norm when ATSRec starts.
+     * @minimum 0
+     * @default 0.1
+     */
+    epsilon?: number;
+    /**
+     * Lambda, the weight of the loss under the perturbation.
+     * @minimum 0
+     * @default 1
+     */
+    adversarialWeight?: number;
+  };
+}
+
+/** How a sequential run is evaluated (the SASRec paper's protocol). */
+export interface SequentialEvaluationSection {
+  /**
+   * Sampled items each target is ranked against.
+   * @minimum 1
+   * @default 100
+   */
+  negatives?: number;
+  /**
+   * FGM on the item embeddings at test time: epsilons relative to the mean item-row norm.
+   * @default [0.25, 0.5, 1]
+   */
+  attackEpsilons?: number[];
+}
+
+/** A whole run of a sequential model (SASRec, GRU4Rec, a plugin's): `advrec train --config run.yaml`. */
+export interface SequentialRunConfigFile {
+  /** Path of the JSON schema, for editors (ignored). */
+  $schema?: string;
+  data: {
+    /** A `user item [timestamp]` or `user item rating timestamp` file, or `synthetic`. */
+    source: string;
+  };
+  model: SequentialModelSection;
+  training?: SequentialTrainingSection;
+  evaluation?: SequentialEvaluationSection;
+  /** Modules to load before the run (register plugin models). */
+  plugins?: string[];
+}
+
+/**
+ * A whole run: `advrec train --config run.yaml`. Which of the two a config is follows from
+ * its model: the registry knows each model as pairwise or sequential.
+ */
+export type RunConfig = PairwiseRunConfig | SequentialRunConfigFile;

@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DataFormatError } from '@advrec/data';
 import { DEFAULT_MODEL_SEED } from '@advrec/models';
@@ -26,6 +27,32 @@ describe('run config', () => {
     expect(`${JSON.stringify(runConfigSchema, null, 2)}\n`).toBe(
       (generateSchema as () => string)(),
     );
+  });
+
+  it('the schema covers sequential run configs too (what a sequential run records), and refuses their typos', () => {
+    const validate = new Ajv({ allErrors: true, strict: false }).compile(runConfigSchema);
+    const sequential = {
+      data: { source: 'games.txt' },
+      model: { name: 'sasrec', dimension: 16, maxLength: 50 },
+      training: {
+        epochs: 200,
+        adversarialEpochs: 0,
+        batchSize: 128,
+        learningRate: 0.001,
+        seed: 2024,
+        validateEvery: 5,
+        patience: 3,
+        adversarial: { epsilon: 0.1, adversarialWeight: 1 },
+      },
+      evaluation: { negatives: 100, attackEpsilons: [0.25, 0.5, 1] },
+      plugins: ['@advrec/sasrec'],
+    };
+    expect(validate(sequential), JSON.stringify(validate.errors)).toBe(true);
+    expect(validate({ ...sequential, training: { epochz: 3 } })).toBe(false);
+    expect(validate({ ...sequential, evaluation: { negatives: 0 } })).toBe(false);
+    expect(
+      validate({ data: { source: 'synthetic' }, model: { name: 'mf', embeddingSize: 8 } }),
+    ).toBe(true);
   });
 
   it('reports five mistakes at once, each with its field path', () => {

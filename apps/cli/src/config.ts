@@ -12,24 +12,29 @@ import type { ResolvedTrainConfig, TrainConfig } from '@advrec/trainer/config';
 import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
 import { parse as parseYaml, parseDocument } from 'yaml';
-import type { PretrainingSection, RunConfig, TrainingSection } from './config-types.js';
+import type { PairwiseRunConfig, PretrainingSection, TrainingSection } from './config-types.js';
 
 const require = createRequire(import.meta.url);
 
-/** The JSON schema of {@link RunConfig}, generated from its TypeScript types. */
+/**
+ * The JSON schema of `RunConfig` (a pairwise or a sequential run config), generated from its
+ * TypeScript types.
+ */
 export const runConfigSchema = require('../schema/run-config.schema.json') as Record<
   string,
   unknown
 >;
 
 const ajv = new Ajv({ allErrors: true, strict: false });
-const validateSchema = ajv.compile(runConfigSchema);
+// A pairwise run is validated against its own branch, so that each problem is named by its
+// field rather than as a mismatch of the union.
+const validateSchema = ajv.compile({ ...runConfigSchema, $ref: '#/definitions/PairwiseRunConfig' });
 
 /** Every default of a run, filled in (what the run folder records as `config.json`). */
 export interface ResolvedRunConfig {
   readonly data: {
     readonly source: string;
-    readonly format: NonNullable<RunConfig['data']['format']>;
+    readonly format: NonNullable<PairwiseRunConfig['data']['format']>;
     readonly testPath: string | null;
     readonly validationPath: string | null;
     readonly encoding: 'utf-8' | 'latin1';
@@ -248,7 +253,7 @@ function absolutePath(path: string): string {
 }
 
 /** The data section with every default filled (a named catalogue source stays a name). */
-function resolvedDataConfig(data: RunConfig['data']): ResolvedRunConfig['data'] {
+function resolvedDataConfig(data: PairwiseRunConfig['data']): ResolvedRunConfig['data'] {
   const split = data.split ?? {};
   const named = /^[a-z0-9][a-z0-9-]*$/.test(data.source) && !existsSync(data.source);
   return {
@@ -276,7 +281,7 @@ function resolvedDataConfig(data: RunConfig['data']): ResolvedRunConfig['data'] 
 
 /** Range and integer checks of the values the schema types only loosely; adversary names through `checkAdversary`. */
 function valueIssues(
-  config: RunConfig,
+  config: PairwiseRunConfig,
   checkAdversary: (path: string, name: string) => void,
 ): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -325,7 +330,7 @@ function valueIssues(
 export function resolveRunConfig(input: unknown): ResolvedRunConfig {
   const issues = schemaIssues(input);
   if (issues.length > 0) throw new ConfigError(issues);
-  const config = input as RunConfig;
+  const config = input as PairwiseRunConfig;
   const models = listModels().map((m) => m.modelName);
   if (sequentialModelNames().includes(config.model.name))
     issues.push({

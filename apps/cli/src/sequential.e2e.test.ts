@@ -1,9 +1,10 @@
 /**
  * Sequential run folders through every command, as a user runs them: train, Ctrl-C and
  * SIGTERM mid-run (exit 130, last.ckpt, run.json interrupted), --resume (the history of an
- * uninterrupted run, to the bit), evaluate under both protocols, attack, recommend.
+ * uninterrupted run, to the bit), evaluate under both protocols, attack, recommend, export and
+ * a two-point sweep; then the same for a plugin's sequential model (the example package).
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +54,38 @@ function historyOf(folder: string): unknown {
       epochs.map((e) => [e.epoch, e.loss, e.adversarialLoss, e.validation]),
     ]),
   );
+}
+
+/** The JSON header of a safetensors file (what `safetensors.numpy.load_file` reads first). */
+function safetensorsHeader(file: string): Record<string, { dtype: string; shape: number[] }> & {
+  __metadata__?: Record<string, string>;
+} {
+  const bytes = readFileSync(file);
+  const length = Number(bytes.readBigUInt64LE(0));
+  return JSON.parse(bytes.subarray(8, 8 + length).toString('utf8'));
+}
+
+/** Writes a two-point sweep over `axis` on top of a base run config and runs it. */
+async function twoPointSweep(
+  name: string,
+  base: Record<string, unknown>,
+  axis: string,
+  values: readonly unknown[],
+  plugin: readonly string[] = [],
+) {
+  const baseFile = join(work, `${name}-base.json`);
+  const sweepFile = join(work, `${name}-sweep.json`);
+  writeFileSync(baseFile, JSON.stringify(base));
+  writeFileSync(sweepFile, JSON.stringify({ base: baseFile, axes: { [axis]: values } }));
+  const folder = join(work, name);
+  const r = await advrec([...plugin, '--quiet', 'sweep', sweepFile, '-o', folder]);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(readFileSync(join(folder, 'aggregate.json'), 'utf8')) as {
+    metric: string;
+    runs: { id: string; validation: number; test: Record<string, number> }[];
+    missing: string[];
+    best: { point: Record<string, unknown> } | null;
+  };
 }
 
 describe('a sequential run folder through every command', () => {
@@ -150,5 +183,170 @@ describe('a sequential run folder through every command', () => {
     const unknown = await advrec(['recommend', '--run', whole, '--items', 'no-such-item']);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(/unknown item id no-such-item/);
+  });
+
+  it('export: safetensors with the item table and the run config, readable as numpy reads it', async () => {
+    const out = join(work, 'sasrec.safetensors');
+    const r = await advrec(['export', '--from', whole, '-o', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const header = safetensorsHeader(out);
+    const results = JSON.parse(readFileSync(join(whole, 'results.json'), 'utf8'));
+    expect(header.itemEmbeddings).toMatchObject({ dtype: 'F32' });
+    expect(header.itemEmbeddings!.shape[1]).toBe(16);
+    expect(header.itemEmbeddings!.shape[0]).toBeGreaterThanOrEqual(results.items);
+    expect(JSON.stringify(header.__metadata__)).toMatch(/sasrec/);
+  });
+
+  it('sweep: a two-point grid over a sequential field, chosen on validation NDCG@10', async () => {
+    const aggregate = await twoPointSweep(
+      'sasrec-sweep',
+      {
+        data: { source: games },
+        model: { name: 'sasrec', dimension: 16 },
+        training: { epochs: 2, adversarialEpochs: 1, validateEvery: 1 },
+        evaluation: { negatives: 50, attackEpsilons: [0.5] },
+      },
+      'model.dropout',
+      [0.2, 0.5],
+    );
+    expect(aggregate.metric).toBe('ndcg@10');
+    expect(aggregate.missing).toEqual([]);
+    expect(aggregate.runs).toHaveLength(2);
+    for (const run of aggregate.runs) {
+      expect(run.validation).toBeGreaterThan(0);
+      expect(Object.keys(run.test).sort()).toEqual(['hr@10', 'ndcg@10']);
+    }
+    expect(aggregate.best).not.toBeNull();
+  });
+});
+
+describe('sequential runs refuse bad input by the field or line, before writing a run folder', () => {
+  it.each([
+    ['model.dimension=100000000', /invalid option model\.dimension: table itemEmbeddings/],
+    ['model.maxLength=100000000', /invalid option model\.maxLength: table positionEmbeddings/],
+    [
+      'evaluation.negatives=5000',
+      /invalid option evaluation\.negatives: must be below the \d+ items/,
+    ],
+  ])('--set %s', async (set, message) => {
+    const out = join(work, `refused-${set.split('=')[0]}`);
+    const r = await advrec([
+      'train',
+      '--model',
+      'sasrec',
+      '--data',
+      games,
+      '--set',
+      set,
+      '--out',
+      out,
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('a timestamp that is not a number, with its file and line', async () => {
+    const file = join(work, 'timed.txt');
+    writeFileSync(file, 'u1 i1 100\nu1 i2 200\nu1 i3 NaN\n');
+    const r = await advrec([
+      'train',
+      '--model',
+      'sasrec',
+      '--data',
+      file,
+      '--out',
+      join(work, 'timed'),
+    ]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(`${file}:3: expected a numeric timestamp, found "NaN"`);
+  });
+});
+
+describe("a plugin's sequential model (the example package) through every command", () => {
+  const PLUGIN = ['--plugin', '@advrec/example-plugin-sequence-mean'];
+  const PLUGIN_TRAIN = [
+    'train',
+    '--model',
+    'sequence-mean',
+    '--data',
+    games,
+    '--epochs',
+    '40',
+    '--adversarial-epochs',
+    '4',
+    '--set',
+    'model.dimension=16',
+    '--set',
+    'training.validateEvery=2',
+    '--set',
+    'training.patience=100',
+    '--set',
+    'evaluation.negatives=50',
+    '--set',
+    'evaluation.attackEpsilons=[0.5]',
+  ];
+  const whole = join(work, 'plugin-whole');
+  beforeAll(async () => {
+    const r = await advrec([...PLUGIN, ...PLUGIN_TRAIN, '--out', whole]);
+    expect(r.code, r.stderr).toBe(0);
+  }, 240_000);
+
+  it('records the plugin in the run folder; Ctrl-C and --resume give the uninterrupted history', async () => {
+    expect(JSON.parse(readFileSync(join(whole, 'config.json'), 'utf8')).plugins).toEqual([
+      '@advrec/example-plugin-sequence-mean',
+    ]);
+    const folder = join(work, 'plugin-stopped');
+    const stopped = await advrec([...PLUGIN, ...PLUGIN_TRAIN, '--out', folder], {
+      onStderr: (text, child) => {
+        if (/sequence-mean epochs\s+(1[0-9]|[5-9])\//.test(text) && !child.killed)
+          child.kill('SIGINT');
+      },
+    });
+    expect(stopped.code, stopped.stderr).toBe(130);
+    // The run folder names its plugin: --resume needs no --plugin.
+    const resumed = await advrec(['train', '--resume', folder]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(historyOf(folder)).toEqual(historyOf(whole));
+  });
+
+  it('evaluate, attack, recommend and export take its run folder without --plugin', async () => {
+    const evaluated = await advrec(['--json', 'evaluate', '--run', whole, '--protocol', 'full']);
+    expect(evaluated.code, evaluated.stderr).toBe(0);
+    const metrics = JSON.parse(evaluated.stdout).metrics;
+    expect(metrics['hr@20']).toBeGreaterThanOrEqual(metrics['hr@10']);
+    expect(metrics['hr@20']).toBeLessThanOrEqual(1);
+    const attacked = await advrec(['--json', 'attack', '--run', whole, '--epsilons', '1']);
+    expect(attacked.code, attacked.stderr).toBe(0);
+    expect(JSON.parse(attacked.stdout).points).toHaveLength(2);
+    const firstUser = readFileSync(games, 'utf8').split(/\s+/)[0]!;
+    const recommended = await advrec(['recommend', '--run', whole, '-u', firstUser, '-k', '3']);
+    expect(recommended.code, recommended.stderr).toBe(0);
+    expect(JSON.parse(recommended.stdout)[0].items).toHaveLength(3);
+    const out = join(work, 'sequence-mean.safetensors');
+    const exported = await advrec(['export', '--from', whole, '-o', out]);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(Object.keys(safetensorsHeader(out))).toEqual(
+      expect.arrayContaining(['itemEmbeddings', 'meanWeights', 'meanBias']),
+    );
+  });
+
+  it('sweeps over its fields', async () => {
+    const aggregate = await twoPointSweep(
+      'plugin-sweep',
+      {
+        data: { source: games },
+        model: { name: 'sequence-mean', dimension: 16 },
+        training: { epochs: 4, validateEvery: 2 },
+        evaluation: { negatives: 50, attackEpsilons: [] },
+        plugins: ['@advrec/example-plugin-sequence-mean'],
+      },
+      'model.maxLength',
+      [5, 20],
+      PLUGIN,
+    );
+    expect(aggregate.runs.map((r) => r.id).sort()).toEqual(['maxLength=20', 'maxLength=5']);
+    expect(aggregate.missing).toEqual([]);
   });
 });

@@ -126,6 +126,15 @@ async function configReference(): Promise<void> {
   ];
   for (const [name, node] of Object.entries(definitions)) {
     lines.push(`## ${name}`, '', node.description ? md(node.description) : '', '');
+    if (node.anyOf && !node.properties) {
+      // A union of sections (RunConfig: a pairwise or a sequential run).
+      const choices = node.anyOf.map((choice) => {
+        const type = typeOf(choice);
+        return choice.$ref ? `[${type}](#${type.toLowerCase()})` : md(type);
+      });
+      lines.push(`One of: ${choices.join(', ')}.`, '');
+      continue;
+    }
     lines.push(
       '| field | type | required | default | bounds | description |',
       '| --- | --- | --- | --- | --- | --- |',

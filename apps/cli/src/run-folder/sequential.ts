@@ -10,7 +10,7 @@ import {
   DataFormatError,
   generateCycleSequences,
   leaveLastOut,
-  readDelimited,
+  readSequenceLog,
   sequencesFromLog,
 } from '@advrec/data';
 import type { ConfigIssue, SequenceSplit } from '@advrec/data';
@@ -21,7 +21,7 @@ import {
   readCheckpoint,
   sequentialModelNames,
 } from '@advrec/models';
-import type { JsonObject, SequentialModel } from '@advrec/models';
+import type { JsonObject, SequentialModel, SequentialModelFactory } from '@advrec/models';
 import { loadTfjs, sequenceCandidates } from '@advrec/trainer';
 import { readJsonFile } from '../catalog/load.js';
 import { loadPlugins, MODEL_PACKAGES, pluginsOf } from '../plugins.js';
@@ -52,6 +52,12 @@ export interface SequentialRunConfig {
   };
   readonly plugins: readonly string[];
 }
+
+/**
+ * The validation metric a sequential run is chosen on (a sweep's best configuration): NDCG@10
+ * of the final model under the SASRec protocol (`results.json`, each arm's `validation`).
+ */
+export const SEQUENTIAL_VALIDATION_METRIC = 'ndcg@10';
 
 const TRAINING_KEYS = [
   'epochs',
@@ -188,11 +194,14 @@ export async function resolveSequentialRun(
   return resolveSequentialConfig(raw, defaults);
 }
 
-/** Loads the sequences of `data.source`: a `user item [timestamp]` file, or `synthetic`. */
+/**
+ * Loads the sequences of `data.source`: a `user item` file (in its order), `user item
+ * timestamp` or `user item rating timestamp` (ordered by time), or `synthetic`.
+ */
 export async function loadSequences(source: string, seed: number): Promise<SequenceSplit> {
   if (source === 'synthetic')
     return generateCycleSequences({ numUsers: 600, numItems: 300, seed, maxLength: 12 });
-  return leaveLastOut(sequencesFromLog(await readDelimited(source)));
+  return leaveLastOut(sequencesFromLog(await readSequenceLog(source)));
 }
 
 export function itemTable(model: SequentialModel) {
@@ -209,6 +218,26 @@ export function itemCosine(model: SequentialModel): number {
   return meanPairwiseCosine(items.values, items.rows, items.dimension).meanCosine;
 }
 
+/** A new model from the run's config; its option errors name the run config's field (`model.dimension`). */
+function createSequentialModel(
+  factory: SequentialModelFactory,
+  numItems: number,
+  config: SequentialRunConfig,
+  modelOptions: JsonObject,
+): SequentialModel {
+  try {
+    return factory.create({ numItems, seed: config.training.seed }, modelOptions);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new ConfigError(
+      error.issues.map((issue) => ({
+        ...issue,
+        path: issue.path.startsWith('model.') ? issue.path : `model.${issue.path}`,
+      })),
+    );
+  }
+}
+
 /** A sequential run's data, backend, model and evaluation sets (what every command needs). */
 export async function openSequentialRun(config: SequentialRunConfig, model?: SequentialModel) {
   await loadPlugins(config.plugins);
@@ -223,6 +252,13 @@ export async function openSequentialRun(config: SequentialRunConfig, model?: Seq
         message: `${split.source} now has ${split.numItems} items; the run's model was trained on ${model.numItems}`,
       },
     ]);
+  if (config.evaluation.negatives >= split.numItems)
+    throw new ConfigError([
+      {
+        path: 'evaluation.negatives',
+        message: `must be below the ${split.numItems} items of ${split.source}, got ${config.evaluation.negatives}`,
+      },
+    ]);
   const validation = sequenceCandidates(split, 'validation', {
     negatives: config.evaluation.negatives,
     seed: config.training.seed + 1,
@@ -235,9 +271,7 @@ export async function openSequentialRun(config: SequentialRunConfig, model?: Seq
     split,
     tf,
     backend,
-    model:
-      model ??
-      factory.create({ numItems: split.numItems, seed: config.training.seed }, modelOptions),
+    model: model ?? createSequentialModel(factory, split.numItems, config, modelOptions),
     validation,
     test,
   };

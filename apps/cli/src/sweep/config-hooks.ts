@@ -1,15 +1,34 @@
 /**
  * The run config's rules for `@advrec/sweep` (its `SweepConfigHooks`): files read as
- * `advrec train -c` reads them, `--set` overrides, each run resolved as `advrec train` would,
- * with its file paths made absolute and the model packages it names recorded as plugins.
+ * `advrec train -c` reads them, `--set` overrides, each run resolved as `advrec train` would
+ * (a pairwise run config, or a sequential one when the registry knows its model as
+ * sequential), with its file paths made absolute and the model packages it names recorded as
+ * plugins.
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { sequentialModelNames } from '@advrec/models';
 import type { SweepConfigHooks } from '@advrec/sweep';
 import { applyOverrides, readConfigFile, resolveRunConfig } from '../config.js';
 import type { ResolvedRunConfig } from '../config.js';
 import { pluginsOf } from '../plugins.js';
 import { toJson } from '../run-folder/runs.js';
+import { resolveSequentialConfig, SEQUENTIAL_VALIDATION_METRIC } from '../run-folder/sequential.js';
+import type { SequentialRunConfig } from '../run-folder/sequential.js';
+
+/** One run of a sweep, resolved: a pairwise run config, or a sequential model's. */
+export type SweepRunConfig = ResolvedRunConfig | SequentialRunConfig;
+
+/** Whether a raw or resolved run config names a sequential model (its package loaded). */
+export function namesSequentialModel(config: { readonly model?: unknown }): boolean {
+  const name = (config.model as { name?: unknown } | undefined)?.name;
+  return typeof name === 'string' && sequentialModelNames().includes(name);
+}
+
+/** Narrows a sweep run's config to a sequential one. */
+export function isSequentialRunConfig(config: SweepRunConfig): config is SequentialRunConfig {
+  return namesSequentialModel(config);
+}
 
 /**
  * The run-config fields that name files: made absolute against the directory the sweep is
@@ -34,7 +53,7 @@ function absolutePaths(config: Record<string, unknown>, cwd: string): Record<str
 }
 
 /** `advrec`'s run config for `@advrec/sweep`'s `readSweepFile` and `expandSweep`. */
-export const sweepConfigHooks: SweepConfigHooks<ResolvedRunConfig> = {
+export const sweepConfigHooks: SweepConfigHooks<SweepRunConfig> = {
   readConfigFile,
   applyOverrides: (base, overrides) => applyOverrides(base, overrides),
   prepareRun: (raw, cwd) => {
@@ -42,15 +61,20 @@ export const sweepConfigHooks: SweepConfigHooks<ResolvedRunConfig> = {
     // A model package the run names (model: neumf) is recorded among its plugins.
     const plugins = pluginsOf(merged);
     const config = plugins.length > 0 ? { ...merged, plugins } : merged;
+    // Sequential models (their packages are loaded before the sweep expands).
+    if (namesSequentialModel(config))
+      return { config, resolved: resolveSequentialConfig(config, { adversarialEpochs: 0 }) };
     return { config, resolved: resolveRunConfig(config) };
   },
   validationMetric: (resolved) =>
-    !resolved.data.validation && resolved.data.validationPath === null
-      ? {
-          path: 'base.data.validation',
-          message:
-            'a sweep chooses its best configuration on validation: set data.validation: true (or give data.validationPath)',
-        }
-      : resolved.training.validation.metric,
+    isSequentialRunConfig(resolved)
+      ? SEQUENTIAL_VALIDATION_METRIC
+      : !resolved.data.validation && resolved.data.validationPath === null
+        ? {
+            path: 'base.data.validation',
+            message:
+              'a sweep chooses its best configuration on validation: set data.validation: true (or give data.validationPath)',
+          }
+        : resolved.training.validation.metric,
   toJson: (resolved) => toJson(resolved),
 };

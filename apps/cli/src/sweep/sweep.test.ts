@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { renderHeatmapSvg } from '../run-folder/report.js';
 import { aggregateSweep, expandSweep as expand, readSweepFile as read } from '@advrec/sweep';
 import type { SweepRunResult, SweepSpec } from '@advrec/sweep';
+import type { ResolvedRunConfig } from '../config.js';
 import { sweepConfigHooks } from './config-hooks.js';
 import { sweepSections } from './sections.js';
 
@@ -44,14 +45,16 @@ describe('sweep files', () => {
       'epsilon=1_l2=0.001_name=mf_seed=3',
       'epsilon=1_l2=0.001_name=mf_seed=4',
     ]);
-    const last = plan.runs.at(-1)!.resolved;
+    const last = plan.runs.at(-1)!.resolved as ResolvedRunConfig;
     expect(last.training.adversarial.epsilon).toBe(1);
     expect(last.training.l2).toBe(0.001);
     expect(last.training.adversarialEpochs).toBe(1);
     expect(last.model.seed).toBe(4);
     expect(last.training.seed).toBe(4);
     // The split keeps its own seed: every run is tested on the same held-out interactions.
-    expect(new Set(plan.runs.map((r) => r.resolved.data.split.seed)).size).toBe(1);
+    expect(
+      new Set(plan.runs.map((r) => (r.resolved as ResolvedRunConfig).data.split.seed)).size,
+    ).toBe(1);
     expect(plan.runs[0]!.configuration).toBe(plan.runs[1]!.configuration);
     expect(plan.runs[0]!.configuration).not.toBe(plan.runs[2]!.configuration);
     expect(plan.metric).toBe(last.training.validation.metric);
@@ -73,7 +76,7 @@ describe('sweep files', () => {
       'surfaces=itemFeatures',
       'surfaces=userEmbeddings-itemEmbeddings',
     ]);
-    expect(plan.runs[1]!.resolved.training.adversarial.surfaces).toEqual([
+    expect((plan.runs[1]!.resolved as ResolvedRunConfig).training.adversarial.surfaces).toEqual([
       'userEmbeddings',
       'itemEmbeddings',
     ]);

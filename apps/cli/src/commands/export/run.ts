@@ -1,7 +1,16 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, DataError } from '@advrec/data';
-import { readCheckpoint, restoreModel, writeCheckpoint } from '@advrec/models';
+import {
+  getSequentialModelFactory,
+  readCheckpoint,
+  restoreModel,
+  sequentialModelNames,
+  writeCheckpoint,
+} from '@advrec/models';
+import type { Checkpoint, CheckpointedModel } from '@advrec/models';
+import { readJsonFile } from '../../catalog/load.js';
+import { loadPlugins, MODEL_PACKAGES, pluginsOf } from '../../plugins.js';
 import type { CommandContext } from '../../run-folder/context.js';
 import { toJson } from '../../run-folder/runs.js';
 
@@ -15,7 +24,9 @@ export interface ExportOptions {
 /**
  * `advrec export`: rewrites a checkpoint in the format its `--out` name asks for: `.safetensors`
  * (readable from Python: `safetensors.numpy.load_file`, or numpy) or the advrec format
- * (anything else). The model, its optimiser state and the metadata travel unchanged.
+ * (anything else). The model, its optimiser state and the metadata travel unchanged. Any
+ * registered model: pairwise or sequential, built in, a model package (`sasrec`) or a plugin's
+ * (a run folder's own plugins are loaded; a loose checkpoint's with `--plugin`).
  */
 export async function exportCommand(
   options: ExportOptions,
@@ -29,9 +40,11 @@ export async function exportCommand(
     );
   if (options.out === file)
     throw new ConfigError([{ path: '--out', message: 'must differ from the checkpoint read' }]);
+  const folderConfig = join(options.from, 'config.json');
+  if (file === runCheckpoint && existsSync(folderConfig))
+    await loadPlugins(pluginsOf(await readJsonFile(folderConfig, 'the run config advrec wrote')));
   const checkpoint = await readCheckpoint(file);
-  // Rebuilt through the model registry: a checkpoint of an unknown model is refused by name.
-  const model = restoreModel(checkpoint.model);
+  const model = await restoreCheckpointModel(checkpoint);
   await writeCheckpoint(options.out, model, checkpoint.extraTables, checkpoint.metadata);
   const format = options.out.endsWith('.safetensors') ? 'safetensors' : 'advrec';
   if (context.json)
@@ -46,4 +59,21 @@ export async function exportCommand(
     );
   else context.stdout.write(`wrote ${options.out} (${format}, ${model.modelName}, from ${file})\n`);
   return 0;
+}
+
+/**
+ * The model of a checkpoint, rebuilt through the registries (a model package the checkpoint
+ * names is loaded first): a checkpoint of an unknown model is refused by name.
+ */
+async function restoreCheckpointModel(
+  checkpoint: Checkpoint,
+): Promise<CheckpointedModel & { readonly modelName: string }> {
+  const name = checkpoint.model.modelName;
+  if (Object.hasOwn(MODEL_PACKAGES, name)) await loadPlugins([MODEL_PACKAGES[name]!]);
+  if (!sequentialModelNames().includes(name)) return restoreModel(checkpoint.model);
+  return getSequentialModelFactory(name).restore({
+    config: checkpoint.model.config,
+    numItems: checkpoint.model.numItems,
+    tables: checkpoint.model.tables,
+  });
 }

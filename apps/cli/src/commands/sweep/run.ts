@@ -11,6 +11,9 @@ import {
   timeStamp,
 } from '../../run-folder/context.js';
 import { loadData } from '../../catalog/load.js';
+import type { ResolvedRunConfig } from '../../config.js';
+import { loadSequences } from '../../run-folder/sequential.js';
+import type { SequentialRunConfig } from '../../run-folder/sequential.js';
 import type { CommandContext } from '../../run-folder/context.js';
 import { formatSeconds } from '../../progress.js';
 import { writeReport } from '../../run-folder/report.js';
@@ -21,7 +24,6 @@ import {
   checkQueue,
   expandSweep,
   headlineTestMetric,
-  readRunResult,
   readSweepFile,
   runLocalPool,
   runOnQueue,
@@ -33,14 +35,15 @@ import type {
   SweepRun as GenericSweepRun,
   SweepRunResult,
 } from '@advrec/sweep';
-import type { ResolvedRunConfig } from '../../config.js';
-import { sweepConfigHooks } from '../../sweep/config-hooks.js';
+import { isSequentialRunConfig, sweepConfigHooks } from '../../sweep/config-hooks.js';
+import type { SweepRunConfig } from '../../sweep/config-hooks.js';
+import { readSweepRunResult } from '../../sweep/run-results.js';
 import { sweepJobRunnerModule } from '../../sweep/jobs.js';
 import type { JobResult, TrainJob } from '../../sweep/jobs.js';
 import { sweepSections } from '../../sweep/sections.js';
 
-type SweepPlan = GenericSweepPlan<ResolvedRunConfig>;
-type SweepRun = GenericSweepRun<ResolvedRunConfig>;
+type SweepPlan = GenericSweepPlan<SweepRunConfig>;
+type SweepRun = GenericSweepRun<SweepRunConfig>;
 
 /** Options of `advrec sweep`. */
 export interface SweepOptions {
@@ -190,7 +193,7 @@ function sweepTracker(
       entry.seconds = result.seconds;
       writing = writing.then(async () => {
         try {
-          results.set(item.id, await readRunResult(item.run, item.job.folder, metric));
+          results.set(item.id, await readSweepRunResult(item.run, item.job.folder, metric));
         } catch (error) {
           entry.status = 'failed';
           entry.error = (error as Error).message;
@@ -323,6 +326,21 @@ async function writeSweepOutputs(
 }
 
 /**
+ * Loads (and so checks) each data set of the grid once, before any run starts: a missing file
+ * fails the sweep at once, not every run.
+ */
+async function checkSweepData(plan: SweepPlan, context: CommandContext): Promise<void> {
+  const pairwise = new Map<string, ResolvedRunConfig['data']>();
+  const sequential = new Map<string, SequentialRunConfig>();
+  for (const { resolved } of plan.runs)
+    if (isSequentialRunConfig(resolved)) sequential.set(toJson(resolved.data), resolved);
+    else pairwise.set(toJson(resolved.data), resolved.data);
+  for (const data of pairwise.values()) await loadData(data, dataLoading(context));
+  for (const config of sequential.values())
+    await loadSequences(config.data.source, config.training.seed);
+}
+
+/**
  * `advrec sweep`: expands a sweep file into runs, runs them (in-process pool, or a Redis queue
  * served by `advrec worker`), then aggregates the run folders into `aggregate.json` and a
  * report with tables and heat maps; the best configuration is chosen on validation only.
@@ -352,10 +370,7 @@ export async function sweepCommand(
       },
     ]);
   if (options.queue !== undefined) await checkQueue(options.queue);
-  // Each data set of the grid is loaded (and so checked) once, before any run starts: a
-  // missing file fails the sweep at once, not every run.
-  const dataConfigs = new Map(plan.runs.map((r) => [toJson(r.resolved.data), r.resolved.data]));
-  for (const data of dataConfigs.values()) await loadData(data, dataLoading(context));
+  await checkSweepData(plan, context);
   const folder = resolve(options.out ?? join('runs', `sweep-${timeStamp()}`));
   await mkdir(join(folder, 'runs'), { recursive: true });
   const release = await lockRunFolder(folder);

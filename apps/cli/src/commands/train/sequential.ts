@@ -44,6 +44,8 @@ import type { ReportSection } from '../../run-folder/report.js';
 interface Arm {
   readonly label: string;
   readonly test: SequenceEvaluation;
+  /** The final model on the validation targets (what a sweep chooses its configuration on). */
+  readonly validation: SequenceEvaluation;
   readonly itemEmbeddingMeanCosine: number;
   readonly robustness: readonly {
     relativeEpsilon: number;
@@ -189,6 +191,7 @@ function evaluateArm(
   training: SequenceTrainResult,
 ): Arm {
   const test = evaluateSequential(run.tf, run.model, run.test);
+  const validation = evaluateSequential(run.tf, run.model, run.validation);
   const norm = meanItemNorm(run.model);
   const robustness = config.evaluation.attackEpsilons.map((relativeEpsilon) => {
     const epsilon = relativeEpsilon * norm;
@@ -203,7 +206,14 @@ function evaluateArm(
       ndcgChange: attacked.ndcg / test.ndcg - 1,
     };
   });
-  return { label, test, itemEmbeddingMeanCosine: itemCosine(run.model), robustness, training };
+  return {
+    label,
+    test,
+    validation,
+    itemEmbeddingMeanCosine: itemCosine(run.model),
+    robustness,
+    training,
+  };
 }
 
 function historyOf(arm: Arm) {
@@ -257,6 +267,7 @@ async function finish(
       label: a.label,
       hitRate10: a.test.hitRate,
       ndcg10: a.test.ndcg,
+      validation: { hitRate10: a.validation.hitRate, ndcg10: a.validation.ndcg },
       itemEmbeddingMeanCosine: a.itemEmbeddingMeanCosine,
       fgmOnItemEmbeddings: a.robustness,
       epochs: a.training.epochs.length,
