@@ -4,18 +4,21 @@
  * (training ends after the current epoch and saves `checkpoints/last.ckpt`); a second one
  * exits at once. Checkpoints are written atomically, so neither leaves a partial file.
  */
-import { runCli } from './cli.js';
+import { isBrokenPipe, runCli } from './cli.js';
 import { describeFailure } from './errors.js';
 
 // An error thrown outside any awaited step (a plugin's timer, a rejected promise nobody
 // awaited) still ends in one line naming its source, not a raw Node crash.
 const fatal = (error: unknown): void => {
+  // The reader of stdout went away (`advrec ... | head`): end quietly.
+  if (isBrokenPipe(error)) process.exit(0);
   const failure = describeFailure(error);
   process.stderr.write(`${failure.line}\n`);
   process.exit(failure.code);
 };
 process.on('uncaughtException', fatal);
 process.on('unhandledRejection', fatal);
+process.stdout.on('error', fatal);
 
 const controller = new AbortController();
 process.on('SIGINT', () => {

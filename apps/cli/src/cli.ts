@@ -115,6 +115,11 @@ function allCommands(command: Command): Command[] {
   return command.commands.flatMap((c) => [c, ...allCommands(c)]);
 }
 
+/** A write to a pipe whose reader has closed (EPIPE). */
+export function isBrokenPipe(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'EPIPE';
+}
+
 /**
  * Runs `advrec` with the given arguments (without `node` and the script); resolves to the
  * exit code. Errors are printed on stderr with their file, line or field; never thrown.
@@ -137,6 +142,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return EXIT_CODES.ok;
       return error.exitCode === 0 ? EXIT_CODES.ok : EXIT_CODES.usage;
     }
+    // The reader of stdout went away (`advrec --help | head`): end quietly, as Unix tools do.
+    if (isBrokenPipe(error)) return EXIT_CODES.ok;
     if (io.signal?.aborted) {
       // Stopped by Ctrl-C between two steps: what was complete is on disk.
       io.stderr.write('advrec: interrupted\n');

@@ -4,7 +4,7 @@
  * the built CLI as a user runs it. Every case checks the documented exit code and that
  * stderr ends in one line naming the file, field or plugin: never a stack trace.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -169,6 +169,29 @@ describe('data lost or corrupted', () => {
     expect([2, 5]).toContain(run.code);
     expect(run.stderr).not.toMatch(/^\s+at /m);
     expect(run.stderr).toContain(file);
+  }, 60_000);
+
+  it('a reader that closes the pipe early (advrec ... | head) ends the command quietly', async () => {
+    const folder = join(work, 'piped');
+    expect((await advrec([...tiny, '-o', folder])).code).toBe(0);
+    const users = Array.from({ length: 250 }, (_, k) => `u${k + 1}`).join(',');
+    const result = await new Promise<{ code: number | null; stderr: string }>((done) => {
+      const child = spawn(
+        process.execPath,
+        [bin, 'recommend', '--run', folder, '--users', users, '-k', '100'],
+        {
+          cwd: work,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      // Read the first chunk (under the pipe's 64 KiB), then close the pipe as head does.
+      child.stdout.once('data', () => child.stdout.destroy());
+      child.on('close', (code) => done({ code, stderr }));
+    });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
   }, 60_000);
 
   const root_ = process.getuid?.() === 0;

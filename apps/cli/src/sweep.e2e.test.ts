@@ -5,7 +5,14 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -173,6 +180,20 @@ describe('advrec sweep', () => {
       /base\.data\.validation: a sweep chooses its best configuration on validation/,
     );
     expect(existsSync(join(work, 'bad-sweep', 'runs'))).toBe(false);
+  });
+
+  it("refuses to write into a user's folder (files, no sweep.json) unless --force", async () => {
+    const mine = join(work, 'mine');
+    mkdirSync(mine);
+    writeFileSync(join(mine, 'report.md'), 'my notes\n');
+    writeFileSync(join(mine, 'aggregate.json'), '{"mine": true}\n');
+    const proc = start(['sweep', sweepFile, '-o', mine]);
+    expect(await proc.exited).toBe(2);
+    expect(proc.stderr).toMatch(
+      /--out: .*mine is not empty and holds no sweep \(sweep\.json\); choose another --out, or pass --force/,
+    );
+    expect(readdirSync(mine).sort()).toEqual(['aggregate.json', 'report.md']);
+    expect(readFileSync(join(mine, 'report.md'), 'utf8')).toBe('my notes\n');
   });
 
   it.skipIf(redisServer === null)(

@@ -201,6 +201,33 @@ export async function readSweepFile(
           path: `axes.${axis.path}`,
           message: 'seeds are given by the seeds list; drop this axis or the list',
         });
+    // A seed written in the sweep file itself would be silently replaced: refused. (A base
+    // run-config file's seeds are replaced by the list, as documented.)
+    set.forEach((override, index) => {
+      const path = override.slice(0, Math.max(0, override.indexOf('='))).trim();
+      if (seedPaths.includes(path))
+        issues.push({
+          path: `set[${index}]`,
+          message: `${path} is set by the seeds list; drop this override or the list`,
+        });
+    });
+    if (input.config !== undefined)
+      for (const path of seedPaths) {
+        const value = path
+          .split('.')
+          .reduce<unknown>(
+            (node, key) =>
+              typeof node === 'object' && node !== null
+                ? (node as Record<string, unknown>)[key]
+                : undefined,
+            base,
+          );
+        if (value !== undefined)
+          issues.push({
+            path: `config.${path}`,
+            message: 'is set by the seeds list; drop it here or drop the list',
+          });
+      }
   }
   if (issues.length > 0)
     throw new ConfigError(issues.map((i) => ({ ...i, message: `${i.message} (${file})` })));

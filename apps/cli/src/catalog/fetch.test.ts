@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { zipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sharedDataFiles } from '@advrec/testing';
@@ -15,6 +16,7 @@ import { DownloadError } from '../errors.js';
 import { runCli } from '../cli.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+const gzipBomb = gzipSync(Buffer.alloc(8 * 2 ** 20));
 
 /** A local HTTP server serving fixture bodies by path (nothing else is reachable here). */
 const files = new Map<string, Uint8Array>();
@@ -51,6 +53,30 @@ beforeAll(async () => {
     requests.push(request.url ?? '');
     const body = files.get(request.url ?? '');
     if (request.url === '/stall/ml-100k.zip') return; // never answers
+    if (request.url === '/endless/ml-100k.zip') {
+      // A body without end (no length), 64 KiB at a time while the client reads.
+      response.writeHead(200);
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      const more = (): void => {
+        while (!response.destroyed && response.write(chunk));
+        if (!response.destroyed) response.once('drain', more);
+      };
+      response.on('close', () => response.removeAllListeners('drain'));
+      more();
+      return;
+    }
+    if (request.url === '/gzip-bomb/ml-100k.zip') {
+      // 256 MiB of zeros as 32 gzip members of 8 MiB each: about 250 KiB on the wire.
+      response.writeHead(200, { 'content-encoding': 'gzip' });
+      response.end(Buffer.concat(Array.from({ length: 32 }, () => gzipBomb)));
+      return;
+    }
+    if (request.url === '/huge/ml-100k.zip') {
+      // Announces 10 GB.
+      response.writeHead(200, { 'content-length': 10 ** 10 });
+      response.write(Buffer.alloc(1024));
+      return;
+    }
     if (request.url === '/cut/ml-100k.zip') {
       // Promises 1 MB, sends 1 KB, then drops the connection.
       response.writeHead(200, { 'content-length': 2 ** 20 });
@@ -151,6 +177,77 @@ describe('datasets download (against a server on 127.0.0.1)', () => {
     }).catch((e: unknown) => e);
     expect(DownloadError.isInstance(error)).toBe(true);
     expect((error as Error).message).toMatch(/ml-100k\/u\.data: SHA-256 mismatch/);
+    expect(readdirSync(directory)).toEqual([]);
+  });
+
+  it.each([
+    [
+      'an endless body',
+      'endless',
+      /the body goes on past 9848058 bytes; at most 9848058 bytes are allowed/,
+    ],
+    [
+      'a gzip bomb sent as Content-Encoding',
+      'gzip-bomb',
+      /the body goes on past 9848058 bytes; at most 9848058 bytes are allowed/,
+    ],
+    ['a body announced at 10 GB', 'huge', /the server announces 10000000000 bytes/],
+  ])(
+    'stops %s at the pinned size (twice it for an archive verified through its members), in bounded memory',
+    async (_what, route, message) => {
+      const directory = folder();
+      const before = process.memoryUsage().rss;
+      const error = await downloadDataset(datasetEntry('ml-100k'), {
+        directory,
+        mirror: `${base}/${route}/`,
+      }).catch((e: unknown) => e);
+      expect(DownloadError.isInstance(error), String(error)).toBe(true);
+      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message).toMatch(/--max-bytes sets the limit/);
+      expect(readdirSync(directory)).toEqual([]);
+      expect(process.memoryUsage().rss - before).toBeLessThan(96 * 2 ** 20);
+    },
+  );
+
+  it('--dir naming a file (or a path under one) is a usage error naming it, before any request', async () => {
+    const file = join(folder(), 'a-file');
+    writeFileSync(file, 'x');
+    for (const dir of [file, join(file, 'below')]) {
+      const stderr = sink();
+      const seen = requests.length;
+      const code = await runCli(
+        ['datasets', 'download', 'ml-100k', '--dir', dir, '--mirror', `${base}/good/`],
+        { stdout: sink(), stderr },
+      );
+      expect(stderr.text).toBe(`advrec: invalid option --dir: ${file} is a file, not a folder\n`);
+      expect(code).toBe(2);
+      expect(requests.length).toBe(seen);
+    }
+  });
+
+  it('--max-bytes sets the cap of a download: one line, exit 4, nothing left behind', async () => {
+    const stderr = sink();
+    const directory = folder();
+    const code = await runCli(
+      [
+        '--quiet',
+        'datasets',
+        'download',
+        'ml-100k',
+        '--dir',
+        directory,
+        '--mirror',
+        `${base}/endless/`,
+        '--max-bytes',
+        '100000',
+      ],
+      { stdout: sink(), stderr },
+    );
+    expect(stderr.text).toMatch(
+      /^advrec: .*the body goes on past 100000 bytes; at most 100000 bytes are allowed/,
+    );
+    expect(stderr.text.trim().split('\n')).toHaveLength(1);
+    expect(code).toBe(4);
     expect(readdirSync(directory)).toEqual([]);
   });
 
@@ -320,6 +417,7 @@ describe('datasets download (against a server on 127.0.0.1)', () => {
     const bad = sink();
     const code = await runCli(
       [
+        '--quiet',
         'datasets',
         'download',
         'ml-100k',

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { ConfigError, processIsAlive } from '@advrec/data';
 import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { unzipSync } from 'fflate';
@@ -26,6 +26,12 @@ export interface DownloadOptions {
   readonly limits?: ExtractionLimits;
   /** Seconds without data before giving up (default {@link DOWNLOAD_IDLE_TIMEOUT_SECONDS}). */
   readonly timeoutSeconds?: number;
+  /**
+   * Most bytes one file may bring. Default: its published size when the registry pins it (an
+   * archive verified through its members, which a mirror may repack: twice that), else
+   * {@link DEFAULT_MAX_DOWNLOAD_BYTES}.
+   */
+  readonly maxBytes?: number;
 }
 
 /** What {@link downloadDataset} did. */
@@ -50,10 +56,25 @@ export interface DownloadedFile {
   readonly bytes: number;
 }
 
+/**
+ * Checks that `path` is a folder or can become one: the nearest existing folder on the way
+ * must not be a file (which would fail as ENOTDIR or EEXIST deep inside a download).
+ */
+export function assertFolderPath(path: string, field: string): void {
+  for (let at = resolve(path); ; at = dirname(at)) {
+    if (existsSync(at)) {
+      if (!statSync(at).isDirectory())
+        throw new ConfigError([{ path: field, message: `${at} is a file, not a folder` }]);
+      return;
+    }
+    if (dirname(at) === at) return;
+  }
+}
+
 /** ", N bytes where the publisher's file has M", when the sizes differ and the pin is the registry's. */
-function sizeNote(file: DatasetFile, bytes: Uint8Array, overridden: boolean): string {
-  if (overridden || file.bytes === undefined || file.bytes === bytes.byteLength) return '';
-  return ` (${bytes.byteLength} bytes where the published file has ${file.bytes}: not the publisher's archive)`;
+function sizeNote(file: DatasetFile, bytes: number, overridden: boolean): string {
+  if (overridden || file.bytes === undefined || file.bytes === bytes) return '';
+  return ` (${bytes} bytes where the published file has ${file.bytes}: not the publisher's archive)`;
 }
 
 function sha256(bytes: Uint8Array): string {
@@ -85,7 +106,31 @@ export function safeMemberPath(target: string, member: string, archive: string):
 import { DOWNLOAD_IDLE_TIMEOUT_SECONDS } from '../options.js';
 export { DOWNLOAD_IDLE_TIMEOUT_SECONDS };
 
-async function fetchBytes(url: string, options: DownloadOptions): Promise<Uint8Array> {
+/**
+ * Bytes a download may bring when its size is not pinned (or a `--sha256` pin replaces the
+ * registry's): 1 GiB. `--max-bytes` (`maxBytes`) sets another limit.
+ */
+export const DEFAULT_MAX_DOWNLOAD_BYTES = 1 << 30;
+
+/** A file downloaded to disk: where it is, its SHA-256 and its size. */
+interface FetchedFile {
+  readonly path: string;
+  readonly sha256: string;
+  readonly bytes: number;
+}
+
+/**
+ * Streams `url` into `path`, hashing as it goes, and stops at `maxBytes` (the body as
+ * received, after any content coding the server applied: a gzip bomb stops at the cap too).
+ * Memory stays at one chunk whatever the server sends; `identity` is asked for so that a
+ * well-behaved server sends the file as it is.
+ */
+async function fetchToFile(
+  url: string,
+  path: string,
+  maxBytes: number,
+  options: DownloadOptions,
+): Promise<FetchedFile> {
   const doFetch = options.fetch ?? fetch;
   const idleMs = (options.timeoutSeconds ?? DOWNLOAD_IDLE_TIMEOUT_SECONDS) * 1000;
   // One timer, re-armed by every chunk: a server that never answers, or stops sending,
@@ -100,9 +145,17 @@ async function fetchBytes(url: string, options: DownloadOptions): Promise<Uint8A
     new DownloadError(
       `${url}: ${what}: no data for ${idleMs / 1000} s (check the URL or the network; --timeout sets the limit)`,
     );
+  const tooLarge = (what: string): DownloadError =>
+    new DownloadError(
+      `${url}: ${what}; at most ${maxBytes} bytes are allowed (the published size when it is pinned; --max-bytes sets the limit)`,
+    );
   let response: Response;
   try {
-    response = await doFetch(url, { redirect: 'follow', signal: controller.signal });
+    response = await doFetch(url, {
+      redirect: 'follow',
+      signal: controller.signal,
+      headers: { 'accept-encoding': 'identity' },
+    });
   } catch (error) {
     clearTimeout(timer);
     if (controller.signal.aborted) throw stalled('no response');
@@ -117,36 +170,47 @@ async function fetchBytes(url: string, options: DownloadOptions): Promise<Uint8A
   }
   const length = Number(response.headers.get('content-length'));
   const total = Number.isFinite(length) && length > 0 ? length : null;
-  const chunks: Uint8Array[] = [];
+  const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
+  if (total !== null && total > maxBytes && !encoded) {
+    clearTimeout(timer);
+    controller.abort();
+    throw tooLarge(`the server announces ${total} bytes`);
+  }
+  const hash = createHash('sha256');
+  const out = await open(path, 'w');
   let received = 0;
   const reader = response.body.getReader();
   try {
     for (;;) {
       rearm();
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      received += value.byteLength;
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        if (controller.signal.aborted) throw stalled(`stalled after ${received} bytes`);
+        throw new DownloadError(
+          `${url}: the connection was lost after ${received}${total !== null ? ` of ${total}` : ''} bytes (${(error as Error).message}); run the download again`,
+          { cause: error },
+        );
+      }
+      if (chunk.done) break;
+      received += chunk.value.byteLength;
+      if (received > maxBytes) {
+        controller.abort();
+        throw tooLarge(`the body goes on past ${maxBytes} bytes`);
+      }
+      hash.update(chunk.value);
+      await out.write(chunk.value);
       options.onProgress?.(url, received, total);
     }
-  } catch (error) {
-    if (controller.signal.aborted) throw stalled(`stalled after ${received} bytes`);
-    throw new DownloadError(
-      `${url}: the connection was lost after ${received}${total !== null ? ` of ${total}` : ''} bytes (${(error as Error).message}); run the download again`,
-      { cause: error },
-    );
   } finally {
     clearTimeout(timer);
+    await out.close();
   }
-  if (total !== null && received !== total)
+  // A content-coded body's length is that of the coded bytes, not of what arrived.
+  if (total !== null && !encoded && received !== total)
     throw new DownloadError(`${url}: truncated download (${received} of ${total} bytes)`);
-  const out = new Uint8Array(received);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+  return { path, sha256: hash.digest('hex'), bytes: received };
 }
 
 function urlOf(file: DatasetFile, mirror: string | undefined): string {
@@ -281,16 +345,24 @@ export async function downloadDataset(
         throw new DownloadError(
           `${name}: no SHA-256 is recorded for this file; pass --sha256 ${name}=<hex> from a source you trust, or --skip-checksum to download it unverified`,
         );
-      const bytes = await fetchBytes(url, options);
-      const actual = sha256(bytes);
+      const overridden = options.sha256?.[name] !== undefined;
+      const pinnedSize = !overridden && file.bytes !== undefined ? file.bytes : null;
+      const maxBytes =
+        options.maxBytes ??
+        (pinnedSize !== null
+          ? membersPinned
+            ? 2 * pinnedSize
+            : pinnedSize
+          : DEFAULT_MAX_DOWNLOAD_BYTES);
+      const fetched = await fetchToFile(url, join(staging, `.download-${name}`), maxBytes, options);
+      const actual = fetched.sha256;
       // Verified by the published hash, or else (a mirror's repacked archive, or no hash
       // known) by the pinned members, checked after extraction below.
       const matches = expected !== null && actual === expected.toLowerCase();
       if (expected !== null && !matches) {
-        const overridden = options.sha256?.[name] !== undefined;
         if (!membersPinned || overridden)
           throw new DownloadError(
-            `${url}: SHA-256 mismatch: expected ${expected}, got ${actual}${sizeNote(file, bytes, overridden)}`,
+            `${url}: SHA-256 mismatch: expected ${expected}, got ${actual}${sizeNote(file, fetched.bytes, overridden)}`,
           );
       }
       const throughMembers = !matches && membersPinned;
@@ -299,14 +371,17 @@ export async function downloadDataset(
         sha256: actual,
         verified: matches || throughMembers,
         ...(throughMembers ? { verifiedThrough: Object.keys(file.members ?? {}) } : {}),
-        bytes: bytes.byteLength,
+        bytes: fetched.bytes,
       });
       if (file.kind === 'file') {
         const path = safeMemberPath(staging, file.saveAs ?? name, url);
-        await writeFile(path, bytes);
+        await rename(fetched.path, path);
         extracted.push(file.saveAs ?? name);
         continue;
       }
+      // An archive is read back whole to inflate it: at most maxBytes.
+      const bytes = new Uint8Array(await readFile(fetched.path));
+      await rm(fetched.path, { force: true });
       const members = unzipBounded(bytes, url, options.limits ?? EXTRACTION_LIMITS);
       // Check every member's path before writing any of them.
       const planned = Object.entries(members).map(([member, content]) => ({

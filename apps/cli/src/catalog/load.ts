@@ -77,7 +77,8 @@ async function fetchIfMissing(source: string, options: LoadDataOptions): Promise
   options.onDownload?.(
     `${entry.name} is not in ${directory}: downloading it from ${mirror ?? new URL(entry.files[0]!.url).origin} (SHA-256 checked; ADVREC_OFFLINE=1 turns this off)`,
   );
-  const { downloadDataset } = await import('./fetch.js');
+  const { assertFolderPath, downloadDataset } = await import('./fetch.js');
+  assertFolderPath(directory, 'ADVREC_DATA_DIR');
   await mkdir(directory, { recursive: true });
   await downloadDataset(entry, {
     directory,

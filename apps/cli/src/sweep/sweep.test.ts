@@ -111,6 +111,16 @@ describe('sweep files', () => {
       sweepFile('seed-axis.yaml', 'config: {}\naxes: { model.seed: [1, 2] }\nseeds: [1]\n'),
     ).catch((e: Error) => e);
     expect(String(seedAxis)).toMatch(/axes\.model\.seed: seeds are given by the seeds list/);
+    // A seed written in the sweep file beside the seeds list would be dropped: refused.
+    const seedSet = await readSweepFile(
+      sweepFile(
+        'seed-set.yaml',
+        'config: { model: { seed: 3 } }\nset: [training.seed=7, training.l2=0]\nseeds: [1, 2]\n',
+      ),
+    ).catch((e: Error) => e);
+    expect(String(seedSet)).toMatch(/set\[0\]: training\.seed is set by the seeds list/);
+    expect(String(seedSet)).toMatch(/config\.model\.seed: is set by the seeds list/);
+    expect(String(seedSet)).not.toMatch(/set\[1\]/);
     // A value the run config refuses is reported with its run.
     const spec = await readSweepFile(
       sweepFile(

@@ -103,6 +103,11 @@ export const datasetsCli: CliCommand = {
         `give up after this many seconds without data (default ${DOWNLOAD_IDLE_TIMEOUT_SECONDS})`,
         decimal('--timeout'),
       )
+      .option(
+        '--max-bytes <n>',
+        'most bytes one file may bring (default: its published size when pinned, else 1 GiB)',
+        integer('--max-bytes', 1),
+      )
       .action(
         run(async (context, name: string, flags) =>
           (await import('./run.js')).downloadCommand(name, flags, context),

@@ -14,7 +14,7 @@ import {
   loadData,
   locateDataset,
 } from '../../catalog/load.js';
-import { downloadDataset } from '../../catalog/fetch.js';
+import { assertFolderPath, downloadDataset } from '../../catalog/fetch.js';
 import { toJson, writeText } from '../../run-folder/runs.js';
 
 /** Split flags shared by `datasets describe` and `datasets split`. */
@@ -189,6 +189,7 @@ export async function downloadCommand(
     skipChecksum?: boolean;
     force?: boolean;
     timeout?: number;
+    maxBytes?: number;
   },
   context: CommandContext,
 ): Promise<number> {
@@ -203,6 +204,7 @@ export async function downloadCommand(
       pinned[new URL(entry.files[0]!.url).pathname.split('/').at(-1)!] = pair;
   }
   const directory = resolve(flags.dir ?? dataDirectory());
+  assertFolderPath(directory, flags.dir !== undefined ? '--dir' : 'ADVREC_DATA_DIR');
   const bars = downloadBars(context);
   const result = await downloadDataset(entry, {
     directory,
@@ -211,6 +213,7 @@ export async function downloadCommand(
     skipChecksum: flags.skipChecksum ?? false,
     force: flags.force ?? false,
     ...(flags.timeout !== undefined ? { timeoutSeconds: flags.timeout } : {}),
+    ...(flags.maxBytes !== undefined ? { maxBytes: flags.maxBytes } : {}),
     onProgress: bars.onProgress,
   });
   bars.finish();

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '@advrec/data';
 import {
@@ -76,6 +76,29 @@ interface SweepItem {
  * The sweep folder's record of its plan (`sweep.json`): a folder holding another sweep is
  * refused unless `force`.
  */
+/**
+ * A folder that holds files but no sweep (`sweep.json`) is a user's: refused unless `--force`,
+ * as `advrec train` refuses one, so that a sweep never writes over a report or a result.
+ */
+async function refuseForeignFolder(folder: string, force: boolean): Promise<void> {
+  if (force || !existsSync(folder) || existsSync(join(folder, 'sweep.json'))) return;
+  let entries: string[];
+  try {
+    entries = await readdir(folder);
+  } catch (error) {
+    throw new ConfigError([
+      { path: '--out', message: `${folder} is not a folder (${(error as Error).message})` },
+    ]);
+  }
+  if (entries.some((name) => name !== '.advrec.lock'))
+    throw new ConfigError([
+      {
+        path: '--out',
+        message: `${folder} is not empty and holds no sweep (sweep.json); choose another --out, or pass --force to write into it`,
+      },
+    ]);
+}
+
 async function claimSweepFolder(
   folder: string,
   plan: SweepPlan,
@@ -372,6 +395,7 @@ export async function sweepCommand(
   if (options.queue !== undefined) await checkQueue(options.queue);
   await checkSweepData(plan, context);
   const folder = resolve(options.out ?? join('runs', `sweep-${timeStamp()}`));
+  await refuseForeignFolder(folder, options.force ?? false);
   await mkdir(join(folder, 'runs'), { recursive: true });
   const release = await lockRunFolder(folder);
   try {
