@@ -21,7 +21,7 @@ export {
   runQueueWorker,
 } from './queue.js';
 export type { QueueWorkerOptions } from './queue.js';
-export { MAX_SWEEP_RUNS, expandSweep, readSweepFile } from './spec.js';
+export { MAX_RUN_NAME_BYTES, MAX_SWEEP_RUNS, expandSweep, readSweepFile } from './spec.js';
 export type {
   AxisScalar,
   AxisValue,

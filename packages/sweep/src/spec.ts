@@ -234,6 +234,20 @@ export async function readSweepFile(
   return { base, set, axes: shortNames(axes), seeds };
 }
 
+/**
+ * Most bytes of a run's folder name: file systems refuse names over 255 bytes
+ * (`ENAMETOOLONG`); a longer label keeps its first bytes and a hash of the whole.
+ */
+export const MAX_RUN_NAME_BYTES = 200;
+
+function folderName(label: string): string {
+  if (Buffer.byteLength(label) <= MAX_RUN_NAME_BYTES) return label;
+  const hash = createHash('sha256').update(label).digest('hex').slice(0, 12);
+  let head = label;
+  while (Buffer.byteLength(head) > MAX_RUN_NAME_BYTES - 13) head = head.slice(0, -1);
+  return `${head}~${hash}`;
+}
+
 function isScalar(value: unknown): value is AxisScalar {
   return (
     typeof value === 'string' ||
@@ -298,8 +312,9 @@ export function expandSweep<R>(
         ...Object.entries(named).map(([name, v]) => `${name}=${folderSafe(v)}`),
         ...(seed !== null ? [`seed=${seed}`] : []),
       ].join('_');
-      let id = label || 'run';
-      for (let k = 2; used.has(id); k++) id = `${label || 'run'}-${k}`;
+      const stem = folderName(label || 'run');
+      let id = stem;
+      for (let k = 2; used.has(id); k++) id = `${stem}-${k}`;
       used.add(id);
       const merged = hooks.applyOverrides(base, overrides) as Record<string, unknown>;
       try {

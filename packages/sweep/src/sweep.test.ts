@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { JobFailedError, asJobFailure } from './jobs.js';
 import { runLocalPool } from './pool.js';
 import { QueuePackageMissingError, checkQueue } from './queue.js';
-import { expandSweep } from './spec.js';
+import { MAX_RUN_NAME_BYTES, expandSweep } from './spec.js';
 import type { SweepConfigHooks, SweepSpec } from './spec.js';
 
 const runnerModule = new URL('./test-support/echo-runner.mjs', import.meta.url);
@@ -139,6 +139,18 @@ describe('expansion under an application’s hooks', () => {
     expect(plan.metric).toBe('ndcg@10');
     expect(expandSweep(spec, hooks).fingerprint).toBe(plan.fingerprint);
     expect(expandSweep({ ...spec, seeds: [1, 3] }, hooks).fingerprint).not.toBe(plan.fingerprint);
+  });
+
+  it('keeps run folder names under the file system limit: a long axis value is cut and hashed', () => {
+    const long = (tail: string) => `${'x'.repeat(400)}${tail}`;
+    const plan = expandSweep(
+      { ...spec, axes: [{ path: 'plugin', name: 'plugin', values: [long('a'), long('b')] }] },
+      hooks,
+    );
+    const ids = plan.runs.map((r) => r.id);
+    for (const id of ids) expect(Buffer.byteLength(id)).toBeLessThanOrEqual(MAX_RUN_NAME_BYTES);
+    expect(new Set(ids).size).toBe(4);
+    expect(ids[0]).toMatch(/^plugin=x+~[0-9a-f]{12}$/);
   });
 
   it('refuses runs that validate on different metrics', () => {

@@ -10,12 +10,15 @@ import type { Model, ParameterTable } from '@advrec/models';
 import { getEngineProvider, registerEngineProvider } from './engine.js';
 import type { EngineProvider, EngineSupport } from './engine.js';
 import { GenericEngine } from './generic-engine.js';
-import { MfEngine } from './mf-engine.js';
+import { MfEngine, planLayout } from './mf-engine.js';
 import { SgdTriplesEngine } from './sgd-engine.js';
 import type { MfTables } from './mf-engine.js';
 
 /** The adversaries the fused kernel implements natively (its declaration). */
 export const FUSED_MF_ADVERSARIES = ['none', 'fgm', 'fgsm', 'random'] as const;
+
+/** The most bytes one WebAssembly (wasm32) memory holds: 65,536 pages of 64 KiB. */
+export const MAX_WASM_MEMORY_BYTES = 65536 * 65536;
 
 const refuse = (reason: string): EngineSupport => ({ supported: false, reason });
 const SUPPORTED: EngineSupport = { supported: true };
@@ -69,6 +72,24 @@ export const fusedMfEngineProvider: EngineProvider = {
     if (!isFusedAdversary(adversary))
       return refuse(
         `implements the built-in adversaries ${FUSED_MF_ADVERSARIES.join(', ')}; ${adversary.adversaryName} is not one of them`,
+      );
+    // One WebAssembly memory holds at most 4 GiB: the tables, their optimiser state and the
+    // batch scratch must fit (per-triple SGD: at least the tables).
+    const bytes =
+      config.algorithm === 'sgd-triples'
+        ? (tables.numUsers + tables.numItems) * Math.ceil(tables.embeddingSize / 4) * 16
+        : planLayout(
+            tables.numUsers,
+            tables.numItems,
+            tables.embeddingSize,
+            config.batchSize,
+            config.optimizer.name,
+            config.mode === 'hogwild' ? config.threads : 1,
+            !!tables.itemBias,
+          ).bytes;
+    if (bytes > MAX_WASM_MEMORY_BYTES)
+      return refuse(
+        `needs ${(bytes / 2 ** 30).toFixed(1)} GiB of WebAssembly memory for ${tables.numUsers} users and ${tables.numItems} items at embedding size ${tables.embeddingSize}, more than the 4 GiB one WebAssembly memory holds`,
       );
     return SUPPORTED;
   },

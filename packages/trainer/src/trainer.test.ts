@@ -468,6 +468,23 @@ describe('Trainer on MovieLens-100K', () => {
     expect((error as ConfigError).issues[0]!.path).toBe('engine');
     expect(String(error)).toMatch(/fused-mf: implements the built-in adversaries.*plugin-fgm/);
     expect(String(error)).toMatch(/generic: runs one thread, deterministically; mode hogwild/);
+    // Tables beyond one WebAssembly memory (4 GiB): the fused kernel declines, with the size.
+    const huge = {
+      ...model,
+      modelName: model.modelName,
+      trainableTables: model.trainableTables,
+      numUsers: 700_000,
+      numItems: 500_000,
+      tables: model.tables.map((t) => ({ ...t, dimension: 1024 })),
+    } as Model;
+    expect(
+      getEngineProvider('fused-mf')!.supports(huge, fgm, resolveTrainConfig({}, model)),
+    ).toEqual({
+      supported: false,
+      reason: expect.stringMatching(
+        /needs \d+\.\d GiB of WebAssembly memory for 700000 users and 500000 items at embedding size 1024, more than the 4 GiB/,
+      ) as unknown as string,
+    });
     expect(() =>
       selectEngineProvider(model, fgm, resolveTrainConfig({ engine: 'visual' }, model)),
     ).toThrow(/unknown engine "visual"; registered: auto, fused-mf, generic/);
