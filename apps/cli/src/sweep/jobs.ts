@@ -11,13 +11,11 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataFormatError } from '@advrec/data';
-import { sequentialModelNames } from '@advrec/models';
 import type { ImageEntry } from '@advrec/features';
 import type { CommandContext } from '../run-folder/context.js';
 import { describeFailure, exitCodeOf } from '../errors.js';
 import { JobFailedError } from '@advrec/sweep';
 import type { JobRunner } from '@advrec/sweep';
-import { loadPlugins, pluginsOf } from '../plugins.js';
 import { Progress } from '../progress.js';
 import { toJson } from '../run-folder/runs.js';
 
@@ -75,13 +73,6 @@ async function readJson(file: string): Promise<unknown> {
   return JSON.parse(await readFile(file, 'utf8')) as unknown;
 }
 
-/** Whether a raw run config names a sequential model (the packages it names loaded first). */
-async function namesSequentialRun(config: Readonly<Record<string, unknown>>): Promise<boolean> {
-  await loadPlugins(pluginsOf(config));
-  const name = (config.model as { name?: unknown } | undefined)?.name;
-  return typeof name === 'string' && sequentialModelNames().includes(name);
-}
-
 /** Whether a run folder holds a finished run of exactly this resolved config. */
 export async function finishedRun(folder: string, resolvedJson: string): Promise<boolean> {
   try {
@@ -112,9 +103,10 @@ export async function runJob(
   const started = performance.now();
   const seconds = (): number => (performance.now() - started) / 1000;
   if (job.kind === 'features-shard') return runFeatureShard(job, signal, seconds);
-  const { trainCommand, runConfigFromOptions } = await import('../commands/train/run.js');
+  const { trainCommand, runConfigFromOptions, isSequentialRun } =
+    await import('../commands/train/run.js');
   const resolved = toJson(
-    (await namesSequentialRun(job.config))
+    (await isSequentialRun({ ...job.config }))
       ? await (
           await import('../run-folder/sequential.js')
         ).resolveSequentialRun({ ...job.config }, { adversarialEpochs: 0 })

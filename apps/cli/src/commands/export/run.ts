@@ -10,7 +10,7 @@ import {
 } from '@advrec/models';
 import type { Checkpoint, CheckpointedModel } from '@advrec/models';
 import { readJsonFile } from '../../catalog/load.js';
-import { loadPlugins, MODEL_PACKAGES, pluginsOf } from '../../plugins.js';
+import { loadPlugins, pluginsOf } from '../../plugins.js';
 import type { CommandContext } from '../../run-folder/context.js';
 import { toJson } from '../../run-folder/runs.js';
 
@@ -69,7 +69,7 @@ async function restoreCheckpointModel(
   checkpoint: Checkpoint,
 ): Promise<CheckpointedModel & { readonly modelName: string }> {
   const name = checkpoint.model.modelName;
-  if (Object.hasOwn(MODEL_PACKAGES, name)) await loadPlugins([MODEL_PACKAGES[name]!]);
+  await loadPlugins(pluginsOf({ model: { name } }));
   if (!sequentialModelNames().includes(name)) return restoreModel(checkpoint.model);
   return getSequentialModelFactory(name).restore({
     config: checkpoint.model.config,

@@ -85,7 +85,7 @@ async function mergedRunConfig(options: TrainOptions): Promise<Record<string, un
  * True when the run config names a sequential model: one the sequential registry knows once
  * the config's plugins (and `--plugin`) are loaded, built-in or a plugin's.
  */
-async function isSequentialRun(
+export async function isSequentialRun(
   merged: Record<string, unknown>,
   plugins: readonly string[] = [],
 ): Promise<boolean> {
