@@ -296,6 +296,13 @@ export interface SequentialTrainingSection {
    * @default 3
    */
   patience?: number;
+  /**
+   * What runs each batch's forward and backward: `auto` (the model's hand-written kernel when
+   * it has one, as SASRec does, and onnxruntime is installed; tfjs autodiff otherwise),
+   * `model-kernel` or `tfjs`. The run record says which ran.
+   * @default "auto"
+   */
+  engine?: 'auto' | 'model-kernel' | 'tfjs';
   /** ATSRec: FGM on the item embeddings of each batch. */
   adversarial?: {
     /**

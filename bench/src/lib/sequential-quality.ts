@@ -56,6 +56,7 @@ function summary(e: SequenceEvaluation) {
 
 function trainingSummary(r: SequenceTrainResult) {
   return {
+    engine: r.engine,
     epochsRun: r.epochs.length,
     bestEpoch: r.bestEpoch + 1,
     stoppedEarly: r.stoppedEarly,

@@ -1,5 +1,6 @@
 import type * as tfc from '@tensorflow/tfjs-core';
 import { ConfigError, globalRegistry } from '@advrec/data';
+import type { Gemm } from '@advrec/onnx';
 import type { JsonObject, ModelSpecificationVersion, PerturbableSurface, Tfjs } from './model.js';
 import { MODEL_SPECIFICATION_VERSION } from './model.js';
 import { addToRegistry } from './registry.js';
@@ -48,6 +49,74 @@ export interface SequenceEncoderInputs {
 export type SequenceEncoder = (tf: Tfjs, inputs: SequenceEncoderInputs) => tfc.Tensor3D;
 
 /**
+ * One training pass of a sequential model over a batch of left-padded sequences, with the
+ * item rows already gathered (and perturbed, for an adversarial pass) by the trainer.
+ * `size x length` positions, row-major (sequence, then position).
+ */
+export interface SequencePass {
+  readonly size: number;
+  readonly length: number;
+  /** See {@link SequenceEncoderInputs.positionOffset}. */
+  readonly positionOffset: number;
+  /** `size x length x dimension`: the input items' rows, zero at padding. */
+  readonly inputRows: Float32Array;
+  /** `size x length x dimension`: each position's next item (the positive), zero where none. */
+  readonly positiveRows: Float32Array;
+  /** `size x length x dimension`: each position's sampled negative, zero where none. */
+  readonly negativeRows: Float32Array;
+  /** `size x length`: 1 at real input positions, 0 at padding. */
+  readonly inputMask: Float32Array;
+  /** `size x length`: 1 where the position has a target, 0 elsewhere. */
+  readonly targetMask: Float32Array;
+  /** The loss is the sum over targets divided by this (the batch's target count). */
+  readonly targets: number;
+  /** Dropout is active when true. */
+  readonly training: boolean;
+  /** Seeds the pass's dropout masks: the same seed gives the same masks. */
+  readonly seed: number;
+}
+
+/**
+ * The loss of a {@link SequencePass} (SASRec's next-item binary cross-entropy,
+ * `sum_t w_t (softplus(-h_t . e_pos) + softplus(h_t . e_neg)) / targets`) and its gradients
+ * with respect to the gathered rows and to every dense table (by name, whole).
+ */
+export interface SequencePassGradients {
+  readonly loss: number;
+  readonly inputRows: Float32Array;
+  readonly positiveRows: Float32Array;
+  readonly negativeRows: Float32Array;
+  readonly dense: ReadonlyMap<string, Float32Array>;
+}
+
+/**
+ * A sequential model's training math for one pass (forward and backward). The trainer's
+ * default runs the model's tfjs {@link SequenceEncoder} through autodiff; a model may bring a
+ * hand-written kernel ({@link SequentialModel.createGradientKernel}) that must agree with it
+ * (the tfjs definition is the test oracle). It reads the model's dense tables as they are at
+ * the call (the trainer updates them in place between passes) and never the item table: the
+ * pass brings its rows gathered, and the trainer finishes the item table's previous Adam step
+ * while the pass runs.
+ */
+export interface SequenceGradientKernel {
+  /** What runs the math, for reports (e.g. `sasrec-fused (onnxruntime products)`). */
+  readonly name: string;
+  lossAndGradients(pass: SequencePass): Promise<SequencePassGradients>;
+  /** Releases native resources. */
+  release(): Promise<void>;
+}
+
+/** What {@link SequentialModel.createGradientKernel} gets. */
+export interface SequenceKernelContext {
+  /** Dense products for this thread (onnxruntime's MLAS when installed, single-threaded). */
+  readonly gemm: Gemm;
+  /**
+   * Threads the kernel may use (worker threads of its own); results must not depend on it.
+   */
+  readonly threads: number;
+}
+
+/**
  * The contract of a sequential recommender (SASRec, GRU4Rec, ...), beside the pairwise
  * {@link Model}: a user is the sequence of their items, and the model scores the next item.
  * Parameters are named tables: {@link SEQUENCE_ITEM_TABLE} (item side, `numItems x
@@ -73,6 +142,14 @@ export interface SequentialModel {
   /** What an adversary may perturb: the item embeddings. */
   readonly surfaces: readonly PerturbableSurface[];
   readonly encode: SequenceEncoder;
+  /**
+   * Optional: a hand-written training kernel for this model. Returns `{ declined }`, with the
+   * reason, when it cannot run this configuration; the trainer then differentiates
+   * {@link encode} with tfjs and reports why.
+   */
+  createGradientKernel?(
+    context: SequenceKernelContext,
+  ): SequenceGradientKernel | { readonly declined: string };
 }
 
 /** True for a {@link SequentialModel} (as opposed to a pairwise `Model`). */

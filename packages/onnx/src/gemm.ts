@@ -3,7 +3,7 @@
  * parts (VBPR's `C E`, `C^T G`, `G E^T`): onnxruntime (MLAS, the fastest GEMM on these
  * machines, see ENGINE.md) when installed, plain JS otherwise.
  */
-import { buildGemmModel } from './graphs.js';
+import { buildBatchedMatMulModel, buildBatchedSoftmaxModel, buildGemmModel } from './graphs.js';
 import { loadOnnxRuntime } from './runtime.js';
 import type { OnnxRuntimeModule, OnnxSession } from './runtime.js';
 
@@ -23,12 +23,30 @@ export interface Gemm {
    * product.
    */
   multiply(...args: GemmArguments): Float32Array | Promise<Float32Array>;
+  /**
+   * `A_i . B_i` for every `i < batch`: row-major `a` (`batch x m x k`) and `b`
+   * (`batch x k x n`); the row-major `batch x m x n` products (the arguments of
+   * {@link multiplyBatchedJs}). Attention's per-sequence products.
+   */
+  multiplyBatched(...args: BatchedGemmArguments): Float32Array | Promise<Float32Array>;
+  /**
+   * Attention's weights: the row softmax of `A_i . B_i * scale + bias_i` for every `i < batch`
+   * (`bias` is `batch x m x n`; a large negative entry such as `-1e9` masks a key to an
+   * exact 0). The arguments of {@link softmaxBatchedJs}.
+   */
+  softmaxBatched(...args: SoftmaxBatchedArguments): Float32Array | Promise<Float32Array>;
   /** Releases native sessions (a no-op for plain JS). */
   release(): Promise<void>;
 }
 
 /** `a, aRows, aCols, b, bRows, bCols, transA?, transB?`: the arguments of every product. */
 export type GemmArguments = Parameters<typeof multiplyJs>;
+
+/** `a, b, batch, m, k, n`: the arguments of every batched product. */
+export type BatchedGemmArguments = Parameters<typeof multiplyBatchedJs>;
+
+/** `a, b, bias, batch, m, k, n, scale`: the arguments of every batched softmax. */
+export type SoftmaxBatchedArguments = Parameters<typeof softmaxBatchedJs>;
 
 /** Rows and columns of `op(A) . op(B)`, or a RangeError when the inner sizes differ. */
 function productShape(
@@ -81,10 +99,91 @@ export function multiplyJs(
   return out;
 }
 
+function checkBatchedShape(
+  a: Float32Array,
+  b: Float32Array,
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+): void {
+  for (const [name, value] of Object.entries({ batch, m, k, n }))
+    if (!(Number.isInteger(value) && value >= 0))
+      throw new RangeError(`batched product: ${name} must be a non-negative integer, got ${value}`);
+  if (a.length < batch * m * k || b.length < batch * k * n)
+    throw new RangeError(
+      `batched product: a has ${a.length} values (needs ${batch} x ${m} x ${k}), b ${b.length} (needs ${batch} x ${k} x ${n})`,
+    );
+}
+
+/**
+ * The plain-JS batched product: `A_i . B_i` for each of `batch` pairs, each entry summed in
+ * float64 in order of the inner index, rounded once to float32.
+ */
+export function multiplyBatchedJs(
+  a: Float32Array,
+  b: Float32Array,
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+): Float32Array {
+  checkBatchedShape(a, b, batch, m, k, n);
+  const out = new Float32Array(batch * m * n);
+  const row = new Float64Array(n);
+  for (let i = 0; i < batch; i++)
+    for (let r = 0; r < m; r++) {
+      row.fill(0);
+      for (let x = 0; x < k; x++) {
+        const av = a[(i * m + r) * k + x]!;
+        if (av === 0) continue;
+        const at = (i * k + x) * n;
+        for (let c = 0; c < n; c++) row[c]! += av * b[at + c]!;
+      }
+      out.set(row, (i * m + r) * n);
+    }
+  return out;
+}
+
+/** The plain-JS batched softmax (see {@link Gemm.softmaxBatched}), each row in float64. */
+export function softmaxBatchedJs(
+  a: Float32Array,
+  b: Float32Array,
+  bias: Float32Array,
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+  scale: number,
+): Float32Array {
+  if (bias.length < batch * m * n)
+    throw new RangeError(
+      `batched softmax: bias has ${bias.length} values, needs ${batch} x ${m} x ${n}`,
+    );
+  const out = multiplyBatchedJs(a, b, batch, m, k, n);
+  const row = new Float64Array(n);
+  for (let r = 0; r < batch * m; r++) {
+    let max = -Infinity;
+    for (let c = 0; c < n; c++) {
+      row[c] = out[r * n + c]! * scale + bias[r * n + c]!;
+      max = Math.max(max, row[c]!);
+    }
+    let sum = 0;
+    for (let c = 0; c < n; c++) {
+      row[c] = Math.exp(row[c]! - max);
+      sum += row[c]!;
+    }
+    for (let c = 0; c < n; c++) out[r * n + c] = row[c]! / sum;
+  }
+  return out;
+}
+
 /** The plain-JS {@link Gemm}. */
 export const jsGemm: Gemm = {
   backend: 'js',
   multiply: multiplyJs,
+  multiplyBatched: multiplyBatchedJs,
+  softmaxBatched: softmaxBatchedJs,
   release: async () => {},
 };
 
@@ -95,6 +194,7 @@ export class OnnxGemm implements Gemm {
   private constructor(
     private readonly ort: OnnxRuntimeModule,
     private readonly sessions: Map<string, OnnxSession>,
+    private readonly threads: number,
   ) {}
 
   /** Sessions for every transposition; `null` when onnxruntime-node is not available. */
@@ -113,7 +213,16 @@ export class OnnxGemm implements Gemm {
             interOpNumThreads: 1,
           }),
         );
-    return new OnnxGemm(load.runtime, sessions);
+    sessions.set(
+      'batched',
+      await load.runtime.InferenceSession.create(buildBatchedMatMulModel(), {
+        executionProviders: ['cpu'],
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: options.threads ?? 0,
+        interOpNumThreads: 1,
+      }),
+    );
+    return new OnnxGemm(load.runtime, sessions, options.threads ?? 0);
   }
 
   async multiply(...args: GemmArguments): Promise<Float32Array> {
@@ -126,6 +235,49 @@ export class OnnxGemm implements Gemm {
     const output = await session.run({
       a: new this.ort.Tensor('float32', plain(a, aRows * aCols), [aRows, aCols]),
       b: new this.ort.Tensor('float32', plain(b, bRows * bCols), [bRows, bCols]),
+    });
+    return output['y']!.data as Float32Array;
+  }
+
+  async multiplyBatched(...args: BatchedGemmArguments): Promise<Float32Array> {
+    const [a, b, batch, m, k, n] = args;
+    checkBatchedShape(a, b, batch, m, k, n);
+    if (batch * m * n === 0) return new Float32Array(0);
+    const plain = (x: Float32Array, size: number): Float32Array =>
+      x.buffer instanceof SharedArrayBuffer ? x.slice(0, size) : x.subarray(0, size);
+    const output = await this.sessions.get('batched')!.run({
+      a: new this.ort.Tensor('float32', plain(a, batch * m * k), [batch, m, k]),
+      b: new this.ort.Tensor('float32', plain(b, batch * k * n), [batch, k, n]),
+    });
+    return output['y']!.data as Float32Array;
+  }
+
+  async softmaxBatched(...args: SoftmaxBatchedArguments): Promise<Float32Array> {
+    const [a, b, bias, batch, m, k, n, scale] = args;
+    checkBatchedShape(a, b, batch, m, k, n);
+    if (bias.length < batch * m * n)
+      throw new RangeError(
+        `batched softmax: bias has ${bias.length} values, needs ${batch} x ${m} x ${n}`,
+      );
+    if (batch * m * n === 0) return new Float32Array(0);
+    // One session per scale (a model's attention uses one).
+    const key = `softmax:${scale}`;
+    let session = this.sessions.get(key);
+    if (!session) {
+      session = await this.ort.InferenceSession.create(buildBatchedSoftmaxModel(scale), {
+        executionProviders: ['cpu'],
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: this.threads,
+        interOpNumThreads: 1,
+      });
+      this.sessions.set(key, session);
+    }
+    const plain = (x: Float32Array, size: number): Float32Array =>
+      x.buffer instanceof SharedArrayBuffer ? x.slice(0, size) : x.subarray(0, size);
+    const output = await session.run({
+      a: new this.ort.Tensor('float32', plain(a, batch * m * k), [batch, m, k]),
+      b: new this.ort.Tensor('float32', plain(b, batch * k * n), [batch, k, n]),
+      bias: new this.ort.Tensor('float32', plain(bias, batch * m * n), [batch, m, n]),
     });
     return output['y']!.data as Float32Array;
   }

@@ -182,6 +182,38 @@ export function buildGemmModel(transA: boolean, transB: boolean): Uint8Array {
   });
 }
 
+/**
+ * A one-node model `y = MatMul(a, b)` over a leading batch axis: `a` `[batch, m, k]`, `b`
+ * `[batch, k, n]`, `y` `[batch, m, n]`, dynamic shapes.
+ */
+export function buildBatchedMatMulModel(): Uint8Array {
+  return model('advrec_batched_matmul', (graph) => {
+    node(graph, 'MatMul', ['a', 'b'], ['y']);
+    valueInfo(graph, 11, 'a', FLOAT, ['batch', 'm', 'k']);
+    valueInfo(graph, 11, 'b', FLOAT, ['batch', 'k', 'n']);
+    valueInfo(graph, 12, 'y', FLOAT, ['batch', 'm', 'n']);
+  });
+}
+
+/**
+ * Attention's weights over a leading batch axis: `y = Softmax(MatMul(a, b) * scale + bias)`
+ * along the last axis, `a` `[batch, m, k]`, `b` `[batch, k, n]`, `bias` `[batch, m, n]` (a
+ * large negative entry masks a key), `scale` an initializer; dynamic shapes.
+ */
+export function buildBatchedSoftmaxModel(scale: number): Uint8Array {
+  return model('advrec_batched_softmax', (graph) => {
+    node(graph, 'MatMul', ['a', 'b'], ['products']);
+    node(graph, 'Mul', ['products', 'scale'], ['scaled']);
+    node(graph, 'Add', ['scaled', 'bias'], ['logits']);
+    node(graph, 'Softmax', ['logits'], ['y'], [{ name: 'axis', int: -1 }]);
+    initializer(graph, 'scale', [1], FLOAT, Float32Array.of(scale));
+    valueInfo(graph, 11, 'a', FLOAT, ['batch', 'm', 'k']);
+    valueInfo(graph, 11, 'b', FLOAT, ['batch', 'k', 'n']);
+    valueInfo(graph, 11, 'bias', FLOAT, ['batch', 'm', 'n']);
+    valueInfo(graph, 12, 'y', FLOAT, ['batch', 'm', 'n']);
+  });
+}
+
 /** Tensor names found in an ONNX model's main graph. */
 export interface OnnxGraphInfo {
   readonly inputs: readonly string[];

@@ -24,12 +24,28 @@ export { ProtoWriter, readFields, text } from './protobuf.js';
 export type { ProtoField } from './protobuf.js';
 export {
   OnnxModelError,
+  buildBatchedMatMulModel,
+  buildBatchedSoftmaxModel,
   buildGemmModel,
   buildTopKScoringModel,
   exposeTensor,
   inspectOnnxModel,
 } from './graphs.js';
 export type { OnnxGraphInfo, TopKScoringModelSpec } from './graphs.js';
-export { OnnxGemm, createGemm, jsGemm, multiplyJs } from './gemm.js';
-export type { Gemm, GemmArguments, GemmBackendName, GemmOptions } from './gemm.js';
+export {
+  OnnxGemm,
+  createGemm,
+  jsGemm,
+  multiplyBatchedJs,
+  multiplyJs,
+  softmaxBatchedJs,
+} from './gemm.js';
+export type {
+  BatchedGemmArguments,
+  Gemm,
+  GemmArguments,
+  GemmBackendName,
+  GemmOptions,
+  SoftmaxBatchedArguments,
+} from './gemm.js';
 export { OnnxTopKScorer } from './topk.js';

@@ -23,6 +23,8 @@ export {
   sasrecEncoder,
 } from './sasrec.js';
 export type { ResolvedSASRecConfig, SASRecConfig } from './sasrec.js';
+export { SASRecGradientKernel } from './kernel.js';
+export { ChunkedSASRecKernel, SASREC_CHUNK_SEQUENCES } from './parallel-kernel.js';
 
 /** The registry entry of SASRec (registered when this module is imported). */
 export const sasrecFactory: SequentialModelFactory = {

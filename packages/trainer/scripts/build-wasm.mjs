@@ -9,6 +9,7 @@ import createWabt from 'wabt';
 export const KERNELS = [
   { wat: 'mf-kernel.wat', ts: 'mf-kernel-bytes.ts', constant: 'MF_KERNEL_WASM_BASE64' },
   { wat: 'sgd-kernel.wat', ts: 'sgd-kernel-bytes.ts', constant: 'SGD_KERNEL_WASM_BASE64' },
+  { wat: 'adam-kernel.wat', ts: 'adam-kernel-bytes.ts', constant: 'ADAM_KERNEL_WASM_BASE64' },
 ];
 
 export async function compileWat(text, name = 'kernel.wat') {

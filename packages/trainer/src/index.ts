@@ -84,20 +84,26 @@ export type {
   ExperimentResult,
 } from './recipes.js';
 export {
+  SEQUENCE_ENGINES,
+  chooseSequenceKernel,
   encodeSequences,
   evaluateSequential,
   evaluateSequentialFullRanking,
   sequenceCandidates,
   sequenceFgmPerturbation,
   sequenceRandomPerturbation,
+  tfjsPassGradients,
+  tfjsSequenceKernel,
   trainSequentialModel,
 } from './sequential.js';
 export type {
   SequenceAdamConfig,
   SequenceAdversarialConfig,
+  SequenceEngineName,
   SequenceEpochEvent,
   SequenceEvaluation,
   SequenceEvaluationSet,
+  SequenceKernelChoice,
   SequenceOptimizerState,
   SequenceTrainConfig,
   SequenceTrainResult,

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type * as tfc from '@tensorflow/tfjs-core';
 import {
   ConfigError,
@@ -10,8 +11,17 @@ import {
 } from '@advrec/data';
 import type { ConfigIssue, SequenceBatch, SequenceSplit } from '@advrec/data';
 import { SEQUENCE_ITEM_TABLE, cloneTable } from '@advrec/models';
-import type { ParameterTable, SequentialModel, Tfjs } from '@advrec/models';
+import type {
+  ParameterTable,
+  SequenceGradientKernel,
+  SequencePass,
+  SequencePassGradients,
+  SequentialModel,
+  Tfjs,
+} from '@advrec/models';
 import { createGemm } from '@advrec/onnx';
+import { WasmAdamArrays } from './adam-kernel.js';
+import type { EngineInfo } from './engine.js';
 import type { Gemm } from '@advrec/onnx';
 
 /**
@@ -59,6 +69,16 @@ export interface SequenceTrainConfig {
   readonly patience?: number;
   /** Validation candidates (target first), from {@link sequenceCandidates}. */
   readonly validation?: SequenceEvaluationSet;
+  /**
+   * What runs each pass's forward and backward: `auto` (default: the model's own
+   * hand-written kernel, `createGradientKernel`, when it has one and onnxruntime is
+   * installed for its dense products; tfjs autodiff of the model's encoder otherwise),
+   * `model-kernel` (the model's kernel, even on plain-JS products) or `tfjs`. The result's
+   * `engine` says which ran and why the others did not.
+   */
+  readonly engine?: SequenceEngineName;
+  /** Threads a model kernel may use (default: every core). Results do not depend on it. */
+  readonly threads?: number;
   /** Called after every epoch. */
   onEpoch?(event: SequenceEpochEvent): void;
   /** Adam state to continue from (a previous result's `optimizer`). */
@@ -139,7 +159,15 @@ export interface SequenceTrainResult {
   readonly interrupted: boolean;
   /** The state after the last complete epoch (continues the run exactly when interrupted). */
   readonly state: SequenceTrainState;
+  /** What ran the passes (see {@link SequenceTrainConfig.engine}). */
+  readonly engine: EngineInfo;
 }
+
+/** See {@link SequenceTrainConfig.engine}. */
+export type SequenceEngineName = 'auto' | 'model-kernel' | 'tfjs';
+
+/** The engine names {@link SequenceTrainConfig.engine} takes. */
+export const SEQUENCE_ENGINES: readonly SequenceEngineName[] = ['auto', 'model-kernel', 'tfjs'];
 
 const DEFAULT_ADAM: SequenceAdamConfig = {
   learningRate: 0.001,
@@ -312,72 +340,46 @@ interface BatchGradients {
   /** Gradient of the item table, `numItems x dimension`, nonzero only on `touched` rows. */
   items: Float32Array;
   touched: Int32Array;
-  dense: Map<string, Float32Array>;
+  dense: ReadonlyMap<string, Float32Array>;
 }
 
-function batchLossAndGradients(
-  tf: Tfjs,
+/** A batch as a {@link SequencePass}: its item rows gathered (and perturbed when given). */
+function passOf(
   model: SequentialModel,
   batch: SequenceBatch,
   training: boolean,
   seed: number,
-  itemGradient: Float32Array,
   perturbation?: Float32Array,
-): BatchGradients {
+  items: Float32Array = tableOf(model, SEQUENCE_ITEM_TABLE).values,
+): SequencePass {
   const d = model.dimension;
-  const items = tableOf(model, SEQUENCE_ITEM_TABLE);
-  const { size, length } = batch;
-  const names = denseNames(model);
-  const inRows = gatherRows(items.values, d, batch.inputs, perturbation);
-  const posRows = gatherRows(items.values, d, batch.positives, perturbation);
-  const negRows = gatherRows(items.values, d, batch.negatives, perturbation);
-  const targetMask = Float32Array.from(batch.positives, (i) => (i >= 0 ? 1 : 0));
-  const inputMask = Float32Array.from(batch.inputs, (i) => (i >= 0 ? 1 : 0));
-  const targets = Math.max(1, batch.targets);
-  let result = { loss: 0, grads: [] as Float32Array[] };
-  tf.tidy(() => {
-    const xs: tfc.Tensor[] = [
-      tf.tensor2d(inRows, [size * length, d]),
-      tf.tensor2d(posRows, [size * length, d]),
-      tf.tensor2d(negRows, [size * length, d]),
-      ...names.map((name) => {
-        const t = tableOf(model, name);
-        return tf.tensor2d(t.values, [t.rows, t.dimension]);
-      }),
-    ];
-    const mask = tf.tensor3d(inputMask, [size, length, 1]);
-    const weight = tf.tensor1d(targetMask);
-    const f = (...args: tfc.Tensor[]): tfc.Scalar => {
-      const dense: Record<string, tfc.Tensor2D> = {};
-      names.forEach((name, k) => (dense[name] = args[3 + k] as tfc.Tensor2D));
-      const hidden = model.encode(tf, {
-        size,
-        length,
-        positionOffset: model.maxLength - length,
-        itemRows: tf.reshape(args[0]!, [size, length, d]),
-        mask,
-        dense,
-        training,
-        dropout: makeDropout(tf, training, seed),
-      });
-      const h = tf.reshape(hidden, [size * length, d]);
-      const pos = tf.sum(tf.mul(h, args[1]!), 1);
-      const neg = tf.sum(tf.mul(h, args[2]!), 1);
-      // -log sigma(pos) - log(1 - sigma(neg)) = softplus(-pos) + softplus(neg)
-      const perPosition = tf.add(tf.softplus(tf.neg(pos)), tf.softplus(neg));
-      return tf.div(tf.sum(tf.mul(perPosition, weight)), targets) as tfc.Scalar;
-    };
-    const { value, grads } = tf.valueAndGrads(f)(xs);
-    result = {
-      loss: value.dataSync()[0]!,
-      grads: grads.map((g) => g.dataSync() as Float32Array),
-    };
-  });
+  return {
+    size: batch.size,
+    length: batch.length,
+    positionOffset: model.maxLength - batch.length,
+    inputRows: gatherRows(items, d, batch.inputs, perturbation),
+    positiveRows: gatherRows(items, d, batch.positives, perturbation),
+    negativeRows: gatherRows(items, d, batch.negatives, perturbation),
+    inputMask: Float32Array.from(batch.inputs, (i) => (i >= 0 ? 1 : 0)),
+    targetMask: Float32Array.from(batch.positives, (i) => (i >= 0 ? 1 : 0)),
+    targets: Math.max(1, batch.targets),
+    training,
+    seed,
+  };
+}
+
+/** Adds a pass's row gradients into the item-table gradient; returns the touched rows. */
+function scatterRows(
+  d: number,
+  batch: SequenceBatch,
+  gradients: SequencePassGradients,
+  itemGradient: Float32Array,
+): Int32Array {
   const touchedSet = new Set<number>();
   for (const [ids, grad] of [
-    [batch.inputs, result.grads[0]!],
-    [batch.positives, result.grads[1]!],
-    [batch.negatives, result.grads[2]!],
+    [batch.inputs, gradients.inputRows],
+    [batch.positives, gradients.positiveRows],
+    [batch.negatives, gradients.negativeRows],
   ] as const) {
     for (let k = 0; k < ids.length; k++) {
       const id = ids[k]!;
@@ -388,9 +390,167 @@ function batchLossAndGradients(
       for (let c = 0; c < d; c++) itemGradient[to + c] = itemGradient[to + c]! + grad[from + c]!;
     }
   }
+  return Int32Array.from(touchedSet);
+}
+
+/**
+ * A pass's loss and gradients by tfjs autodiff of the model's encoder (every sequential
+ * model's definition, and the oracle of hand-written kernels).
+ */
+export function tfjsPassGradients(
+  tf: Tfjs,
+  model: SequentialModel,
+  pass: SequencePass,
+): SequencePassGradients {
+  const d = model.dimension;
+  const { size, length } = pass;
+  const names = denseNames(model);
+  let result = { loss: 0, grads: [] as Float32Array[] };
+  tf.tidy(() => {
+    const xs: tfc.Tensor[] = [
+      tf.tensor2d(pass.inputRows, [size * length, d]),
+      tf.tensor2d(pass.positiveRows, [size * length, d]),
+      tf.tensor2d(pass.negativeRows, [size * length, d]),
+      ...names.map((name) => {
+        const t = tableOf(model, name);
+        return tf.tensor2d(t.values, [t.rows, t.dimension]);
+      }),
+    ];
+    const mask = tf.tensor3d(pass.inputMask, [size, length, 1]);
+    const weight = tf.tensor1d(pass.targetMask);
+    const f = (...args: tfc.Tensor[]): tfc.Scalar => {
+      const dense: Record<string, tfc.Tensor2D> = {};
+      names.forEach((name, k) => (dense[name] = args[3 + k] as tfc.Tensor2D));
+      const hidden = model.encode(tf, {
+        size,
+        length,
+        positionOffset: pass.positionOffset,
+        itemRows: tf.reshape(args[0]!, [size, length, d]),
+        mask,
+        dense,
+        training: pass.training,
+        dropout: makeDropout(tf, pass.training, pass.seed),
+      });
+      const h = tf.reshape(hidden, [size * length, d]);
+      const pos = tf.sum(tf.mul(h, args[1]!), 1);
+      const neg = tf.sum(tf.mul(h, args[2]!), 1);
+      // -log sigma(pos) - log(1 - sigma(neg)) = softplus(-pos) + softplus(neg)
+      const perPosition = tf.add(tf.softplus(tf.neg(pos)), tf.softplus(neg));
+      return tf.div(tf.sum(tf.mul(perPosition, weight)), pass.targets) as tfc.Scalar;
+    };
+    const { value, grads } = tf.valueAndGrads(f)(xs);
+    result = {
+      loss: value.dataSync()[0]!,
+      grads: grads.map((g) => g.dataSync() as Float32Array),
+    };
+  });
   const dense = new Map<string, Float32Array>();
   names.forEach((name, k) => dense.set(name, result.grads[3 + k]!));
-  return { loss: result.loss, items: itemGradient, touched: Int32Array.from(touchedSet), dense };
+  return {
+    loss: result.loss,
+    inputRows: result.grads[0]!,
+    positiveRows: result.grads[1]!,
+    negativeRows: result.grads[2]!,
+    dense,
+  };
+}
+
+/** The tfjs-autodiff {@link SequenceGradientKernel} of any sequential model. */
+export function tfjsSequenceKernel(tf: Tfjs, model: SequentialModel): SequenceGradientKernel {
+  return {
+    name: `tfjs autodiff (${tf.getBackend()} backend)`,
+    lossAndGradients: (pass) => Promise.resolve(tfjsPassGradients(tf, model, pass)),
+    release: () => Promise.resolve(),
+  };
+}
+
+/** The kernel a run uses and the record of the choice. */
+export interface SequenceKernelChoice {
+  readonly kernel: SequenceGradientKernel;
+  readonly info: EngineInfo;
+  /** Releases the kernel and the dense products it owns. */
+  release(): Promise<void>;
+}
+
+/**
+ * Picks what runs a sequential model's passes (see {@link SequenceTrainConfig.engine}):
+ * the model's hand-written kernel or tfjs autodiff, with every refusal recorded in
+ * `info.details.declined`. `model-kernel` on a model without one is a `ConfigError` at `engine`.
+ */
+export async function chooseSequenceKernel(
+  tf: Tfjs,
+  model: SequentialModel,
+  options: { readonly engine?: SequenceEngineName; readonly threads?: number } = {},
+): Promise<SequenceKernelChoice> {
+  const engine = options.engine ?? 'auto';
+  const declined: string[] = [];
+  if (engine !== 'tfjs') {
+    if (!model.createGradientKernel) {
+      const reason = `${model.modelName} brings no hand-written gradient kernel`;
+      if (engine === 'model-kernel')
+        throw new ConfigError([{ path: 'engine', message: `model-kernel: ${reason}` }]);
+      declined.push(`model-kernel: ${reason}`);
+    } else {
+      const gemm = await createGemm({ threads: 1 });
+      const threads = options.threads ?? availableParallelism();
+      const made =
+        gemm.backend === 'onnxruntime' || engine === 'model-kernel'
+          ? model.createGradientKernel({ gemm, threads })
+          : {
+              declined:
+                'onnxruntime-node is not installed, and its products on plain JS would be slower than tfjs',
+            };
+      if ('declined' in made) {
+        await gemm.release();
+        if (engine === 'model-kernel')
+          throw new ConfigError([{ path: 'engine', message: `model-kernel: ${made.declined}` }]);
+        declined.push(`model-kernel: ${made.declined}`);
+      } else {
+        return {
+          kernel: made,
+          info: {
+            name: 'model-kernel',
+            description: made.name,
+            threads,
+            details: { kernel: made.name, denseProducts: gemm.backend, declined },
+          },
+          release: async () => {
+            await made.release();
+            await gemm.release();
+          },
+        };
+      }
+    }
+  }
+  const kernel = tfjsSequenceKernel(tf, model);
+  return {
+    kernel,
+    info: {
+      name: 'tfjs',
+      description: kernel.name,
+      threads: 1,
+      details: { kernel: kernel.name, declined },
+    },
+    release: () => kernel.release(),
+  };
+}
+
+/** A batch's loss and gradients, the item-row gradients added into `itemGradient`. */
+async function batchLossAndGradients(
+  kernel: SequenceGradientKernel,
+  model: SequentialModel,
+  batch: SequenceBatch,
+  training: boolean,
+  seed: number,
+  itemGradient: Float32Array,
+  perturbation?: Float32Array,
+  items?: Float32Array,
+): Promise<BatchGradients> {
+  const gradients = await kernel.lossAndGradients(
+    passOf(model, batch, training, seed, perturbation, items),
+  );
+  const touched = scatterRows(model.dimension, batch, gradients, itemGradient);
+  return { loss: gradients.loss, items: itemGradient, touched, dense: gradients.dense };
 }
 
 /** One dense Adam step (bias correction folded into `rate`); a function of its own so V8 keeps it monomorphic. */
@@ -442,6 +602,12 @@ function checkTrainConfig(config: SequenceTrainConfig): void {
   };
   positiveInteger('epochs', config.epochs, 0);
   if (config.batchSize !== undefined) positiveInteger('batchSize', config.batchSize);
+  if (config.threads !== undefined) positiveInteger('threads', config.threads);
+  if (config.engine !== undefined && !SEQUENCE_ENGINES.includes(config.engine))
+    issues.push({
+      path: 'engine',
+      message: `must be one of ${SEQUENCE_ENGINES.join(', ')}, got ${JSON.stringify(config.engine)}`,
+    });
   if (config.validateEvery !== undefined) positiveInteger('validateEvery', config.validateEvery, 0);
   if (config.patience !== undefined) positiveInteger('patience', config.patience);
   if (
@@ -486,49 +652,149 @@ function copyOptimizer(state: SequenceOptimizerState): SequenceOptimizerState {
   };
 }
 
+/**
+ * The item table's Adam step not yet applied to every row: rows are brought up to date when a
+ * batch reads them, the rest while the kernel computes the next pass (on its worker threads).
+ * Each row goes through the same updates in the same order, so the tables are the same as
+ * with the step applied at once.
+ */
+interface PendingItemStep {
+  readonly gradient: Float32Array;
+  readonly touched: Int32Array;
+  readonly rate: number;
+  /** 1 for rows already updated. */
+  readonly done: Uint8Array;
+}
+
 /** What one batch step needs: the model, its tables, the scratch gradients and Adam. */
 interface SequenceStep {
-  readonly tf: Tfjs;
+  readonly kernel: SequenceGradientKernel;
   readonly model: SequentialModel;
   readonly config: SequenceTrainConfig;
   readonly adam: SequenceAdamConfig;
   readonly itemTable: ParameterTable;
+  /**
+   * The item table's values while training: in {@link arena} when there is one (copied back
+   * to the model's table at the end of every epoch), else the table's own values.
+   */
+  readonly itemValues: Float32Array;
+  /** The item table, its moments and gradients in WebAssembly memory for the SIMD Adam kernel. */
+  readonly arena: WasmAdamArrays | null;
   readonly trainable: readonly ParameterTable[];
   readonly moments: Map<string, { m: Float32Array; v: Float32Array }>;
-  readonly itemGradient: Float32Array;
+  /** The item gradient being accumulated; swapped with `spareGradient` at each step. */
+  itemGradient: Float32Array;
+  spareGradient: Float32Array;
   readonly adversarialGradient: Float32Array | null;
   readonly perturbation: Float32Array | null;
+  pending: PendingItemStep | null;
   step: number;
+}
+
+/** Adam on rows `[from, to)` of the item table for a pending step. */
+function pendingRows(run: SequenceStep, pending: PendingItemStep, from: number, to: number): void {
+  const d = run.model.dimension;
+  const { m, v } = run.moments.get(SEQUENCE_ITEM_TABLE)!;
+  const { beta1, beta2, epsilon } = run.adam;
+  if (run.arena) {
+    const { itemValues, arena } = run;
+    arena.step(
+      itemValues,
+      pending.gradient,
+      m,
+      v,
+      from * d,
+      to * d,
+      beta1,
+      beta2,
+      pending.rate,
+      epsilon,
+    );
+    return;
+  }
+  adamStep(
+    run.itemValues.subarray(from * d, to * d),
+    pending.gradient.subarray(from * d, to * d),
+    m.subarray(from * d, to * d),
+    v.subarray(from * d, to * d),
+    beta1,
+    beta2,
+    pending.rate,
+    epsilon,
+  );
+}
+
+/** Applies the pending step to the rows `batch` reads (it needs them current). */
+function updateRowsOf(run: SequenceStep, batch: SequenceBatch): void {
+  const pending = run.pending;
+  if (!pending) return;
+  for (const ids of [batch.inputs, batch.positives, batch.negatives])
+    for (let k = 0; k < ids.length; k++) {
+      const id = ids[k]!;
+      if (id < 0 || pending.done[id] === 1) continue;
+      pending.done[id] = 1;
+      pendingRows(run, pending, id, id + 1);
+    }
+}
+
+/** Applies the pending step to every row not yet updated, and clears its gradient. */
+function finishPendingStep(run: SequenceStep): void {
+  const pending = run.pending;
+  if (!pending) return;
+  const rows = run.itemTable.rows;
+  for (let from = 0; from < rows;) {
+    while (from < rows && pending.done[from] === 1) from++;
+    let to = from;
+    while (to < rows && pending.done[to] === 0) to++;
+    if (to > from) pendingRows(run, pending, from, to);
+    from = to;
+  }
+  const d = run.model.dimension;
+  for (const id of pending.touched) pending.gradient.fill(0, id * d, (id + 1) * d);
+  run.pending = null;
 }
 
 /**
  * One batch: the clean loss and gradients, with ATSRec the loss at FGM-perturbed item rows
- * added with weight lambda, L2 on the touched item rows, then Adam on every trainable table.
+ * added with weight lambda, L2 on the touched item rows, then Adam on every trainable table
+ * (the item table's rows finished during the next batch's pass, see {@link PendingItemStep}).
  * Returns the clean and adversarial losses.
  */
-function trainBatch(
+async function trainBatch(
   run: SequenceStep,
   batch: SequenceBatch,
   passSeed: number,
-): { loss: number; adversarialLoss: number } {
-  const { tf, model, config, adam, itemTable, itemGradient } = run;
+): Promise<{ loss: number; adversarialLoss: number }> {
+  const { kernel, model, config, adam, itemTable } = run;
   const d = model.dimension;
-  const clean = batchLossAndGradients(tf, model, batch, true, passSeed, itemGradient);
-  const denseTotal = clean.dense;
+  updateRowsOf(run, batch);
+  // The kernel starts the pass (on its threads) before the rest of the previous step runs here.
+  const started = kernel.lossAndGradients(
+    passOf(model, batch, true, passSeed, undefined, run.itemValues),
+  );
+  finishPendingStep(run);
+  const itemGradient = run.itemGradient;
+  const cleanPass = await started;
+  const clean = {
+    loss: cleanPass.loss,
+    touched: scatterRows(d, batch, cleanPass, itemGradient),
+  };
+  const denseTotal = new Map(cleanPass.dense);
   // The adversarial pass touches the same rows (same batch).
   const touched = clean.touched;
   let adversarialLoss = 0;
   const { adversarialGradient, perturbation } = run;
   if (config.adversarial && adversarialGradient && perturbation) {
     fgmRows(itemGradient, clean.touched, d, config.adversarial.epsilon, perturbation);
-    const adversarial = batchLossAndGradients(
-      tf,
+    const adversarial = await batchLossAndGradients(
+      kernel,
       model,
       batch,
       true,
       passSeed,
       adversarialGradient,
       perturbation,
+      run.itemValues,
     );
     adversarialLoss = adversarial.loss;
     const lambda = config.adversarial.adversarialWeight;
@@ -550,7 +816,7 @@ function trainBatch(
     for (const id of touched) {
       const at = id * d;
       for (let c = 0; c < d; c++)
-        itemGradient[at + c] = itemGradient[at + c]! + 2 * itemL2 * itemTable.values[at + c]!;
+        itemGradient[at + c] = itemGradient[at + c]! + 2 * itemL2 * run.itemValues[at + c]!;
     }
   // Adam on every trainable table (dense: untouched item rows keep decaying moments, as
   // TF1's Adam does with sparse gradients in the SASRec code).
@@ -559,12 +825,22 @@ function trainBatch(
   const correction2 = 1 - Math.pow(adam.beta2, step);
   const rate = (adam.learningRate * Math.sqrt(correction2)) / correction1;
   for (const table of run.trainable) {
-    const gradient = table.name === SEQUENCE_ITEM_TABLE ? itemGradient : denseTotal.get(table.name);
+    if (table.name === SEQUENCE_ITEM_TABLE) continue;
+    const gradient = denseTotal.get(table.name);
     if (!gradient) continue;
     const { m, v } = run.moments.get(table.name)!;
     adamStep(table.values, gradient, m, v, adam.beta1, adam.beta2, rate, adam.epsilon);
   }
-  for (const id of touched) itemGradient.fill(0, id * d, (id + 1) * d);
+  if (run.trainable.includes(itemTable)) {
+    run.pending = {
+      gradient: itemGradient,
+      touched,
+      rate,
+      done: new Uint8Array(itemTable.rows),
+    };
+    run.itemGradient = run.spareGradient;
+    run.spareGradient = itemGradient;
+  } else for (const id of touched) itemGradient.fill(0, id * d, (id + 1) * d);
   return { loss: clean.loss, adversarialLoss };
 }
 
@@ -600,14 +876,33 @@ export async function trainSequentialModel(
       `${split.source}: the data has ${split.numItems} items, the model ${model.numItems}`,
     );
   const started = performance.now();
-  const seed = config.seed ?? 0;
-  const resume = config.resume;
   const sampler = new SequenceBatchSampler(split, {
     batchSize: config.batchSize ?? 128,
     maxLength: model.maxLength,
-    seed,
+    seed: config.seed ?? 0,
     bucketByLength: config.bucketByLength ?? true,
   });
+  const choice = await chooseSequenceKernel(tf, model, {
+    ...(config.engine ? { engine: config.engine } : {}),
+    ...(config.threads !== undefined ? { threads: config.threads } : {}),
+  });
+  try {
+    return await trainWith(tf, choice, model, config, sampler, started);
+  } finally {
+    await choice.release();
+  }
+}
+
+async function trainWith(
+  tf: Tfjs,
+  choice: SequenceKernelChoice,
+  model: SequentialModel,
+  config: SequenceTrainConfig,
+  sampler: SequenceBatchSampler,
+  started: number,
+): Promise<SequenceTrainResult> {
+  const seed = config.seed ?? 0;
+  const resume = config.resume;
   const itemTable = tableOf(model, SEQUENCE_ITEM_TABLE);
   const trainable = model.trainableTables.map((name) => tableOf(model, name));
   const previous = resume?.optimizer ?? config.optimizer;
@@ -619,15 +914,40 @@ export async function trainSequentialModel(
       v: saved ? Float32Array.from(saved.v) : new Float32Array(t.values.length),
     });
   }
+  // The item table, its moments and two gradients in WebAssembly memory when they fit (and
+  // the table is trained): Adam's dense step over every item row is the bulk of a step's
+  // plain-JS work, and the SIMD kernel does it with the same arithmetic.
+  const size = itemTable.values.length;
+  const itemMoments = moments.get(SEQUENCE_ITEM_TABLE);
+  const arena = itemMoments ? WasmAdamArrays.create([size, size, size, size, size]) : null;
+  let gradients: [Float32Array, Float32Array] = [new Float32Array(0), new Float32Array(0)];
+  if (arena && itemMoments) {
+    const [values, m, v, g0, g1] = arena.arrays as [
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+    ];
+    values.set(itemTable.values);
+    m.set(itemMoments.m);
+    v.set(itemMoments.v);
+    moments.set(SEQUENCE_ITEM_TABLE, { m, v });
+    gradients = [g0, g1];
+  } else gradients = [new Float32Array(size), new Float32Array(size)];
   const run: SequenceStep = {
-    tf,
+    kernel: choice.kernel,
     model,
     config,
     adam: { ...DEFAULT_ADAM, ...config.adam },
     itemTable,
+    itemValues: arena ? arena.arrays[0]! : itemTable.values,
+    arena,
     trainable,
     moments,
-    itemGradient: new Float32Array(itemTable.values.length),
+    itemGradient: gradients[0],
+    spareGradient: gradients[1],
+    pending: null,
     adversarialGradient: config.adversarial ? new Float32Array(itemTable.values.length) : null,
     perturbation: config.adversarial ? new Float32Array(itemTable.values.length) : null,
     step: previous?.step ?? 0,
@@ -664,7 +984,7 @@ export async function trainSequentialModel(
     const batches = sampler.epoch(e);
     for (let b = 0; b < batches.length && !interrupted; b++) {
       const batch = batches[b]!;
-      const losses = trainBatch(run, batch, deriveSeed(seed, e, b));
+      const losses = await trainBatch(run, batch, deriveSeed(seed, e, b));
       lossSum += losses.loss;
       adversarialSum += losses.adversarialLoss;
       sequences += batch.size;
@@ -674,9 +994,12 @@ export async function trainSequentialModel(
     }
     if (interrupted) {
       // Back to the end of the last complete epoch: what `state` continues from.
+      run.pending = null;
       for (const t of before!) tableOf(model, t.name).values.set(t.values);
       break;
     }
+    finishPendingStep(run);
+    if (run.arena) itemTable.values.set(run.itemValues);
     checkFinite(trainable, e);
     const seconds = (performance.now() - epochStart) / 1000;
     let validation: { hitRate: number; ndcg: number } | undefined;
@@ -721,6 +1044,7 @@ export async function trainSequentialModel(
     optimizer: best ? copyOptimizer(best.optimizer) : copyOptimizer({ step: run.step, moments }),
     interrupted,
     state: last ?? state(),
+    engine: choice.info,
   };
 }
 
@@ -914,8 +1238,8 @@ export function sequenceFgmPerturbation(
   const gradient = new Float32Array(model.numItems * d);
   const touched = new Set<number>();
   for (const batch of sampler.epoch(0)) {
-    const g = batchLossAndGradients(tf, model, batch, false, 0, gradient);
-    for (const id of g.touched) touched.add(id);
+    const g = tfjsPassGradients(tf, model, passOf(model, batch, false, 0));
+    for (const id of scatterRows(d, batch, g, gradient)) touched.add(id);
   }
   const out = new Float32Array(gradient.length);
   fgmRows(gradient, Int32Array.from(touched), d, epsilon, out);

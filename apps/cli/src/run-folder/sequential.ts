@@ -22,7 +22,8 @@ import {
   sequentialModelNames,
 } from '@advrec/models';
 import type { JsonObject, SequentialModel, SequentialModelFactory } from '@advrec/models';
-import { loadTfjs, sequenceCandidates } from '@advrec/trainer';
+import { SEQUENCE_ENGINES, loadTfjs, sequenceCandidates } from '@advrec/trainer';
+import type { SequenceEngineName } from '@advrec/trainer';
 import { readJsonFile } from '../catalog/load.js';
 import { loadPlugins, MODEL_PACKAGES, pluginsOf } from '../plugins.js';
 import { toJson } from './runs.js';
@@ -39,6 +40,8 @@ export interface SequentialRunConfig {
     readonly seed: number;
     readonly validateEvery: number;
     readonly patience: number;
+    /** What runs the passes (`auto`: the model's own kernel when it has one). */
+    readonly engine: SequenceEngineName;
     readonly adversarial: {
       /** Relative to the mean item-row norm at the start of adversarial training. */
       readonly epsilon: number;
@@ -67,6 +70,7 @@ const TRAINING_KEYS = [
   'seed',
   'validateEvery',
   'patience',
+  'engine',
   'adversarial',
 ] as const;
 
@@ -133,6 +137,12 @@ export function resolveSequentialConfig(
   const source = data.source ?? 'synthetic';
   if (typeof source !== 'string' || source === '')
     issues.push({ path: 'data.source', message: 'must be a file path or "synthetic"' });
+  const engine = training.engine ?? 'auto';
+  if (!SEQUENCE_ENGINES.includes(engine as SequenceEngineName))
+    issues.push({
+      path: 'training.engine',
+      message: `must be one of ${SEQUENCE_ENGINES.join(', ')}, got ${JSON.stringify(engine)}`,
+    });
   const attack = evaluation.attackEpsilons ?? [0.25, 0.5, 1];
   if (!Array.isArray(attack) || attack.some((e) => !(typeof e === 'number' && e >= 0)))
     issues.push({
@@ -155,6 +165,7 @@ export function resolveSequentialConfig(
       seed: integer('training.seed', training.seed, 2024, 0),
       validateEvery: integer('training.validateEvery', training.validateEvery, 5, 1),
       patience: integer('training.patience', training.patience, 3, 1),
+      engine: engine as SequenceEngineName,
       adversarial: {
         // 0.1 x the mean item-row norm: chosen on validation over {0.1, 0.5} on Amazon Games (quality-deep).
         epsilon: positive('training.adversarial.epsilon', adversarial.epsilon, 0.1, true),

@@ -132,6 +132,7 @@ async function trainPhase(
     batchSize: config.training.batchSize,
     seed: config.training.seed,
     adam: { learningRate: config.training.learningRate },
+    engine: config.training.engine,
     startEpoch: phase.startEpoch,
     signal: context.signal,
     ...(phase.resume ? { resume: phase.resume } : {}),
@@ -272,6 +273,7 @@ async function finish(
       fgmOnItemEmbeddings: a.robustness,
       epochs: a.training.epochs.length,
       bestEpoch: a.training.bestEpoch + 1,
+      engine: a.training.engine,
     })),
     ...(comparison ? { comparison } : {}),
   };
@@ -315,6 +317,7 @@ async function finish(
       ['data', `${run.split.source}: ${run.split.numUsers} users, ${run.split.numItems} items`],
       ['model', `${config.model.name} ${JSON.stringify(run.model.config)}`],
       ['backend', `tfjs ${run.backend}`],
+      ['engine', [...new Set(arms.map((a) => a.training.engine.description))].join('; ')],
       ['date', started.toISOString()],
       ['machine', machineLine()],
     ],
@@ -322,7 +325,14 @@ async function finish(
   });
   await writeText(
     join(run.folder, 'run.json'),
-    toJson({ command, status: 'done', started, ended: new Date(), backend: run.backend }),
+    toJson({
+      command,
+      status: 'done',
+      started,
+      ended: new Date(),
+      backend: run.backend,
+      engine: arms.at(-1)?.training.engine ?? null,
+    }),
   );
   emit(context, { folder: run.folder, ...results }, () => {
     const lines = [textTable(ARM_COLUMNS, arms.map(armRow))];

@@ -1,0 +1,127 @@
+/**
+ * `pnpm bench sequential`: epoch times of SASRec and GRU4Rec on Amazon Games, the old way (tfjs
+ * autodiff on its wasm backend) against the new (SASRec's hand-written kernel, on 1 and on 2
+ * threads), in one run, with the same data, seed and batches.
+ */
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { leaveLastOut, readDelimited, sequencesFromLog } from '@advrec/data';
+import type { SequenceSplit } from '@advrec/data';
+import { SEQUENCE_ITEM_TABLE } from '@advrec/models';
+import type { SequentialModel } from '@advrec/models';
+import { GRU4Rec } from '@advrec/gru4rec';
+import { SASRec } from '@advrec/sasrec';
+import { loadTfjs, trainSequentialModel } from '@advrec/trainer';
+import type { SequenceEngineName } from '@advrec/trainer';
+import { median, type BenchAbout, type BenchContext, type BenchOptionSpec } from '../context.js';
+
+export const about: BenchAbout = {
+  kind: 'perf',
+  what: 'SASRec (d 50, 2 blocks, length 50, dropout 0.5) and GRU4Rec epochs on Amazon Games (SASRec preprocessing, 31,013 users, batch 128): tfjs autodiff on the wasm backend (the old path) against SASRec hand-written kernel on 1 and 2 threads, same run, same seed',
+  figures:
+    '`sasrec.<arm>.medianEpochSeconds` (epochs after the first), `sasrec.speedup` (tfjs over the 2-thread kernel), `sasrec.identicalAcrossThreads` (item table after the last epoch, 1 vs 2 threads), `gru4rec.tfjs.medianEpochSeconds`; target: speedup >= 3',
+};
+
+export const options = {
+  epochs: { description: 'epochs per arm (the first is not counted in the median)', default: 3 },
+  gru4rec: { description: 'also time GRU4Rec (tfjs; it has no kernel)', default: true },
+} satisfies BenchOptionSpec;
+
+const SEED = 2024;
+
+interface Arm {
+  readonly engine: SequenceEngineName;
+  readonly threads?: number;
+}
+
+async function timeArm(
+  split: SequenceSplit,
+  make: () => SequentialModel,
+  arm: Arm,
+  epochs: number,
+  log: (line: string) => void,
+  label: string,
+) {
+  const { tf, backend } = await loadTfjs();
+  const model = make();
+  const result = await trainSequentialModel(tf, model, split, {
+    epochs,
+    seed: SEED,
+    engine: arm.engine,
+    ...(arm.threads ? { threads: arm.threads } : {}),
+    onEpoch: (e) =>
+      log(`${label}: epoch ${e.epoch + 1} ${e.seconds.toFixed(2)} s, loss ${e.loss.toFixed(4)}`),
+  });
+  const seconds = result.epochs.map((e) => e.seconds);
+  return {
+    record: {
+      engine: result.engine.description,
+      threads: result.engine.threads,
+      tfjsBackend: backend,
+      epochSeconds: seconds,
+      medianEpochSeconds: median(seconds.length > 1 ? seconds.slice(1) : seconds),
+      losses: result.epochs.map((e) => e.loss),
+    },
+    items: Float32Array.from(model.tables.find((t) => t.name === SEQUENCE_ITEM_TABLE)!.values),
+  };
+}
+
+export async function run({
+  sharedData,
+  log,
+  options: o,
+}: BenchContext): Promise<Record<string, unknown>> {
+  const epochs = o['epochs'] as number;
+  const file = join(sharedData, 'amazon-games-sasrec', 'Video.txt');
+  const split = leaveLastOut(
+    sequencesFromLog(await readDelimited(file, { delimiter: 'whitespace', header: false })),
+  );
+  const sasrec = () => new SASRec(split.numItems, { seed: SEED });
+  const tfjs = await timeArm(split, sasrec, { engine: 'tfjs' }, epochs, log, 'sasrec tfjs');
+  const one = await timeArm(
+    split,
+    sasrec,
+    { engine: 'model-kernel', threads: 1 },
+    epochs,
+    log,
+    'sasrec kernel 1 thread',
+  );
+  const two = await timeArm(
+    split,
+    sasrec,
+    { engine: 'model-kernel', threads: 2 },
+    epochs,
+    log,
+    'sasrec kernel 2 threads',
+  );
+  const identical = one.items.every((v, k) => Object.is(v, two.items[k]));
+  const results: Record<string, unknown> = {
+    dataset: `Amazon Games (${split.numUsers} users, ${split.numItems} items)`,
+    cores: availableParallelism(),
+    order:
+      'arms run one after another in this order (tfjs, kernel 1 thread, kernel 2 threads), each from the same initialisation',
+    sasrec: {
+      tfjs: tfjs.record,
+      kernel1Thread: one.record,
+      kernel2Threads: two.record,
+      speedup: tfjs.record.medianEpochSeconds / two.record.medianEpochSeconds,
+      speedup1Thread: tfjs.record.medianEpochSeconds / one.record.medianEpochSeconds,
+      identicalAcrossThreads: identical,
+    },
+  };
+  if (o['gru4rec']) {
+    const gru = await timeArm(
+      split,
+      () => new GRU4Rec(split.numItems, { seed: SEED }),
+      { engine: 'auto' },
+      Math.min(epochs, 2),
+      log,
+      'gru4rec',
+    );
+    results['gru4rec'] = {
+      tfjs: gru.record,
+      note: 'GRU4Rec has no hand-written kernel yet: auto runs it on tfjs autodiff, so old = new',
+    };
+  }
+  return results;
+}

@@ -1,0 +1,561 @@
+import { Random } from '@advrec/data';
+import type { SequenceGradientKernel, SequencePass, SequencePassGradients } from '@advrec/models';
+import type { Gemm } from '@advrec/onnx';
+import type { ResolvedSASRecConfig } from './sasrec.js';
+
+/**
+ * SASRec's forward and backward pass written out by hand (the same math as
+ * `sasrecEncoder` in tfjs, which is this kernel's test oracle): the dense products (the
+ * projections, the feed-forward layers, attention's per-sequence products and every weight
+ * gradient) go to a {@link Gemm} (onnxruntime's MLAS when installed), and the element-wise
+ * work (layer norms, the causal softmax, ReLU, dropout, residuals, the loss) runs in plain
+ * loops over Float32Arrays. Dropout masks come from the pass's seed, so a pass is a
+ * function of its inputs and seed.
+ */
+
+/** A masked key's additive logit: its weight underflows to exactly 0. */
+const MASKED = -1e9;
+
+/** LN's `1e-8` under the square root, as SASRec's `normalize`. */
+const NORM_EPSILON = 1e-8;
+
+interface NormCache {
+  readonly xhat: Float32Array;
+  readonly rstd: Float32Array;
+}
+
+/** `y = xhat * gamma + beta` per row of width d, `xhat = (x - mean) / sqrt(var + 1e-8)`. */
+function layerNormForward(
+  x: Float32Array,
+  rows: number,
+  d: number,
+  gamma: Float32Array,
+  beta: Float32Array,
+): { y: Float32Array; cache: NormCache } {
+  const y = new Float32Array(rows * d);
+  const xhat = new Float32Array(rows * d);
+  const rstd = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const at = r * d;
+    let mean = 0;
+    for (let c = 0; c < d; c++) mean += x[at + c]!;
+    mean /= d;
+    let variance = 0;
+    for (let c = 0; c < d; c++) {
+      const z = x[at + c]! - mean;
+      variance += z * z;
+    }
+    variance /= d;
+    const s = 1 / Math.sqrt(variance + NORM_EPSILON);
+    rstd[r] = s;
+    for (let c = 0; c < d; c++) {
+      const h = (x[at + c]! - mean) * s;
+      xhat[at + c] = h;
+      y[at + c] = h * gamma[c]! + beta[c]!;
+    }
+  }
+  return { y, cache: { xhat, rstd } };
+}
+
+/**
+ * Layer norm's backward: adds `dL/dx` into `dx` (when given; else returns a new array) and
+ * `dL/dgamma`, `dL/dbeta` into their accumulators. Rows whose `dy` is zero add nothing.
+ */
+function layerNormBackward(
+  dy: Float32Array,
+  cache: NormCache,
+  rows: number,
+  d: number,
+  gamma: Float32Array,
+  dGamma: Float64Array,
+  dBeta: Float64Array,
+  dx: Float32Array,
+): void {
+  const { xhat, rstd } = cache;
+  for (let r = 0; r < rows; r++) {
+    const at = r * d;
+    let meanD = 0;
+    let meanDX = 0;
+    let any = false;
+    for (let c = 0; c < d; c++) {
+      const g = dy[at + c]!;
+      if (g !== 0) any = true;
+      dGamma[c]! += g * xhat[at + c]!;
+      dBeta[c]! += g;
+      const dh = g * gamma[c]!;
+      meanD += dh;
+      meanDX += dh * xhat[at + c]!;
+    }
+    if (!any) continue;
+    meanD /= d;
+    meanDX /= d;
+    const s = rstd[r]!;
+    for (let c = 0; c < d; c++) {
+      const dh = dy[at + c]! * gamma[c]!;
+      dx[at + c] = dx[at + c]! + s * (dh - meanD - xhat[at + c]! * meanDX);
+    }
+  }
+}
+
+/**
+ * Dropout applied to `x` in place; returns its mask (`1 / keep` with probability `keep`, else
+ * 0) for the backward pass, or null without dropout. Each 32-bit draw of the pass's stream
+ * decides two entries (16 bits each: the rate is honoured to 1/65536).
+ */
+function applyDropout(random: Random, x: Float32Array, rate: number): Float32Array | null {
+  if (rate <= 0) return null;
+  const n = x.length;
+  const mask = new Float32Array(n);
+  const keep = 1 / (1 - rate);
+  const threshold = Math.round(rate * 65536);
+  // xoshiro128** inlined (Random.nextUint32, the same stream), state carried back after.
+  let [a, b, c, d] = random.getState();
+  for (let k = 0; k < n; k += 2) {
+    const r = Math.imul(b, 5);
+    const result = Math.imul((r << 7) | (r >>> 25), 9) >>> 0;
+    const t = b << 9;
+    c ^= a;
+    d ^= b;
+    b ^= c;
+    a ^= d;
+    c ^= t;
+    d = (d << 11) | (d >>> 21);
+    if ((result & 0xffff) >= threshold) {
+      mask[k] = keep;
+      x[k] = x[k]! * keep;
+    } else x[k] = 0;
+    if (k + 1 < n) {
+      if (result >>> 16 >= threshold) {
+        mask[k + 1] = keep;
+        x[k + 1] = x[k + 1]! * keep;
+      } else x[k + 1] = 0;
+    }
+  }
+  random.setState([a, b, c, d]);
+  return mask;
+}
+
+function multiplyInPlace(x: Float32Array, mask: Float32Array | null): void {
+  if (!mask) return;
+  for (let k = 0; k < x.length; k++) x[k] = x[k]! * mask[k]!;
+}
+
+function addBias(y: Float32Array, rows: number, d: number, bias: Float32Array): Float32Array {
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < d; c++) y[r * d + c] = y[r * d + c]! + bias[c]!;
+  return y;
+}
+
+/** `batch x rows x cols` to `batch x cols x rows`. */
+function transposeBatched(
+  x: Float32Array,
+  batch: number,
+  rows: number,
+  cols: number,
+): Float32Array {
+  const out = new Float32Array(batch * rows * cols);
+  for (let b = 0; b < batch; b++) {
+    const base = b * rows * cols;
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < cols; c++) out[base + c * rows + r] = x[base + r * cols + c]!;
+  }
+  return out;
+}
+
+/** Numerically stable `log(1 + e^x)`. */
+const softplus = (x: number): number => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
+const sigmoid = (x: number): number =>
+  x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
+
+interface BlockCache {
+  readonly input: Float32Array;
+  readonly queryNorm: NormCache;
+  readonly queries: Float32Array;
+  readonly q: Float32Array;
+  readonly k: Float32Array;
+  readonly v: Float32Array;
+  /** Softmax weights before the query mask and dropout. */
+  readonly weights: Float32Array;
+  /** The weights after the query mask and dropout (what multiplies V). */
+  readonly dropped: Float32Array;
+  readonly attentionDropout: Float32Array | null;
+  readonly feedForwardNorm: NormCache;
+  readonly normed: Float32Array;
+  readonly preActivation: Float32Array;
+  readonly hidden: Float32Array;
+  readonly hiddenDropout: Float32Array | null;
+  readonly outputDropout: Float32Array | null;
+}
+
+/** The SASRec {@link SequenceGradientKernel} over a model's tables. */
+export class SASRecGradientKernel implements SequenceGradientKernel {
+  readonly name: string;
+  private readonly table: (name: string) => Float32Array;
+  private ones = new Float32Array(0);
+
+  /** `values`: the model's tables by name (read at every pass: the trainer updates them in place). */
+  constructor(
+    values: ReadonlyMap<string, Float32Array>,
+    private readonly config: ResolvedSASRecConfig,
+    private readonly gemm: Gemm,
+  ) {
+    this.name = `sasrec-fused (${gemm.backend} products)`;
+    this.table = (name) => {
+      const t = values.get(name);
+      if (!t) throw new Error(`SASRec kernel: no table "${name}"`);
+      return t;
+    };
+  }
+
+  private async linear(
+    x: Float32Array,
+    rows: number,
+    weights: string,
+    bias: string,
+  ): Promise<Float32Array> {
+    const d = this.config.dimension;
+    const y = await this.gemm.multiply(x, rows, d, this.table(weights), d, d);
+    return addBias(y, rows, d, this.table(bias));
+  }
+
+  async lossAndGradients(pass: SequencePass): Promise<SequencePassGradients> {
+    const { dimension: d, blocks, dropout } = this.config;
+    const { size: B, length: L, positionOffset } = pass;
+    const N = B * L;
+    const random = new Random(pass.seed >>> 0);
+    const rate = pass.training ? dropout : 0;
+    const mask = pass.inputMask;
+    const grads = new Map<string, Float64Array>();
+    const grad = (name: string, length: number): Float64Array => {
+      let g = grads.get(name);
+      if (!g) {
+        g = new Float64Array(length);
+        grads.set(name, g);
+      }
+      return g;
+    };
+    const t = (block: number, part: string) => this.table(`block${block}.${part}`);
+
+    // Embedding: E_input * sqrt(d) + P, dropout, padding zeroed.
+    const positions = this.table('positionEmbeddings');
+    const root = Math.sqrt(d);
+    let seq: Float32Array = new Float32Array(N * d);
+    for (let b = 0; b < B; b++)
+      for (let l = 0; l < L; l++) {
+        const at = (b * L + l) * d;
+        const p = (positionOffset + l) * d;
+        for (let c = 0; c < d; c++)
+          seq[at + c] = pass.inputRows[at + c]! * root + positions[p + c]!;
+      }
+    const embeddingDropout = applyDropout(random, seq, rate);
+    for (let n = 0; n < N; n++) if (mask[n] === 0) seq.fill(0, n * d, (n + 1) * d);
+
+    const scale = 1 / Math.sqrt(d);
+    // Causal + key-padding mask as an additive bias, as the tfjs encoder's.
+    const attentionBias = new Float32Array(B * L * L);
+    for (let b = 0; b < B; b++)
+      for (let qi = 0; qi < L; qi++) {
+        const row = (b * L + qi) * L;
+        for (let ki = 0; ki < L; ki++)
+          if (ki > qi || mask[b * L + ki] === 0) attentionBias[row + ki] = MASKED;
+      }
+    const caches: BlockCache[] = [];
+    for (let block = 0; block < blocks; block++) {
+      const input = seq;
+      const { y: queries, cache: queryNorm } = layerNormForward(
+        input,
+        N,
+        d,
+        t(block, 'attentionNorm.gamma'),
+        t(block, 'attentionNorm.beta'),
+      );
+      const q = await this.linear(
+        queries,
+        N,
+        `block${block}.query.weights`,
+        `block${block}.query.bias`,
+      );
+      const k = await this.linear(input, N, `block${block}.key.weights`, `block${block}.key.bias`);
+      const v = await this.linear(
+        input,
+        N,
+        `block${block}.value.weights`,
+        `block${block}.value.bias`,
+      );
+      // Causal softmax over the real keys k <= q of each query (masked keys: an exact 0).
+      const weights = await this.gemm.softmaxBatched(
+        q,
+        transposeBatched(k, B, L, d),
+        attentionBias,
+        B,
+        L,
+        d,
+        L,
+        scale,
+      );
+      // Padded queries attend to nothing.
+      for (let n = 0; n < N; n++) if (mask[n] === 0) weights.fill(0, n * L, (n + 1) * L);
+      const dropped = rate > 0 ? Float32Array.from(weights) : weights;
+      const attentionDropout = applyDropout(random, dropped, rate);
+      const attended = await this.gemm.multiplyBatched(dropped, v, B, L, L, d);
+      for (let x = 0; x < N * d; x++) attended[x] = attended[x]! + queries[x]!;
+      const { y: normed, cache: feedForwardNorm } = layerNormForward(
+        attended,
+        N,
+        d,
+        t(block, 'feedForwardNorm.gamma'),
+        t(block, 'feedForwardNorm.beta'),
+      );
+      const preActivation = await this.linear(
+        normed,
+        N,
+        `block${block}.feedForward1.weights`,
+        `block${block}.feedForward1.bias`,
+      );
+      const hidden = new Float32Array(N * d);
+      for (let x = 0; x < N * d; x++) if (preActivation[x]! > 0) hidden[x] = preActivation[x]!;
+      const hiddenDropout = applyDropout(random, hidden, rate);
+      const out = await this.linear(
+        hidden,
+        N,
+        `block${block}.feedForward2.weights`,
+        `block${block}.feedForward2.bias`,
+      );
+      const outputDropout = applyDropout(random, out, rate);
+      seq = new Float32Array(N * d);
+      for (let n = 0; n < N; n++)
+        if (mask[n] !== 0)
+          for (let c = 0; c < d; c++) seq[n * d + c] = out[n * d + c]! + normed[n * d + c]!;
+      caches.push({
+        input,
+        queryNorm,
+        queries,
+        q,
+        k,
+        v,
+        weights,
+        dropped,
+        attentionDropout,
+        feedForwardNorm,
+        normed,
+        preActivation,
+        hidden,
+        hiddenDropout,
+        outputDropout,
+      });
+    }
+    const outGamma = this.table('outputNorm.gamma');
+    const { y: states, cache: outputNorm } = layerNormForward(
+      seq,
+      N,
+      d,
+      outGamma,
+      this.table('outputNorm.beta'),
+    );
+
+    // Loss and its gradient at the hidden states and the target rows.
+    const targets = Math.max(1, pass.targets);
+    let loss = 0;
+    const dStates = new Float32Array(N * d);
+    const dPositive = new Float32Array(N * d);
+    const dNegative = new Float32Array(N * d);
+    for (let n = 0; n < N; n++) {
+      const w = pass.targetMask[n]!;
+      if (w === 0) continue;
+      const at = n * d;
+      let pos = 0;
+      let neg = 0;
+      for (let c = 0; c < d; c++) {
+        pos += states[at + c]! * pass.positiveRows[at + c]!;
+        neg += states[at + c]! * pass.negativeRows[at + c]!;
+      }
+      loss += w * (softplus(-pos) + softplus(neg));
+      const gPos = (-w * sigmoid(-pos)) / targets;
+      const gNeg = (w * sigmoid(neg)) / targets;
+      for (let c = 0; c < d; c++) {
+        dStates[at + c] = gPos * pass.positiveRows[at + c]! + gNeg * pass.negativeRows[at + c]!;
+        dPositive[at + c] = gPos * states[at + c]!;
+        dNegative[at + c] = gNeg * states[at + c]!;
+      }
+    }
+    loss /= targets;
+
+    let dSeq: Float32Array = new Float32Array(N * d);
+    layerNormBackward(
+      dStates,
+      outputNorm,
+      N,
+      d,
+      outGamma,
+      grad('outputNorm.gamma', d),
+      grad('outputNorm.beta', d),
+      dSeq,
+    );
+    for (let block = blocks - 1; block >= 0; block--) {
+      const c = caches[block]!;
+      const name = (part: string) => `block${block}.${part}`;
+      // seq_out = (out + normed) * mask
+      for (let n = 0; n < N; n++) if (mask[n] === 0) dSeq.fill(0, n * d, (n + 1) * d);
+      const dOut = Float32Array.from(dSeq);
+      multiplyInPlace(dOut, c.outputDropout);
+      await this.weightGradient(c.hidden, dOut, N, name('feedForward2'), grad);
+      const dHidden = await this.gemm.multiply(
+        dOut,
+        N,
+        d,
+        t(block, 'feedForward2.weights'),
+        d,
+        d,
+        false,
+        true,
+      );
+      multiplyInPlace(dHidden, c.hiddenDropout);
+      for (let x = 0; x < N * d; x++) if (!(c.preActivation[x]! > 0)) dHidden[x] = 0;
+      await this.weightGradient(c.normed, dHidden, N, name('feedForward1'), grad);
+      const dNormed = await this.gemm.multiply(
+        dHidden,
+        N,
+        d,
+        t(block, 'feedForward1.weights'),
+        d,
+        d,
+        false,
+        true,
+      );
+      for (let x = 0; x < N * d; x++) dNormed[x] = dNormed[x]! + dSeq[x]!;
+      const dAttended = new Float32Array(N * d);
+      layerNormBackward(
+        dNormed,
+        c.feedForwardNorm,
+        N,
+        d,
+        t(block, 'feedForwardNorm.gamma'),
+        grad(name('feedForwardNorm.gamma'), d),
+        grad(name('feedForwardNorm.beta'), d),
+        dAttended,
+      );
+      // attended = dropped . V + queries
+      const dQueries = Float32Array.from(dAttended);
+      const dDropped = await this.gemm.multiplyBatched(
+        dAttended,
+        transposeBatched(c.v, B, L, d),
+        B,
+        L,
+        d,
+        L,
+      );
+      const dV = await this.gemm.multiplyBatched(
+        transposeBatched(c.dropped, B, L, L),
+        dAttended,
+        B,
+        L,
+        L,
+        d,
+      );
+      // Through dropout, the query mask and the softmax, to the scaled logits.
+      multiplyInPlace(dDropped, c.attentionDropout);
+      const dLogits = new Float32Array(B * L * L);
+      for (let b = 0; b < B; b++)
+        for (let qi = 0; qi < L; qi++) {
+          if (mask[b * L + qi] === 0) continue;
+          const row = (b * L + qi) * L;
+          let dot = 0;
+          for (let ki = 0; ki <= qi; ki++) dot += dDropped[row + ki]! * c.weights[row + ki]!;
+          for (let ki = 0; ki <= qi; ki++)
+            dLogits[row + ki] = c.weights[row + ki]! * (dDropped[row + ki]! - dot) * scale;
+        }
+      const dQ = await this.gemm.multiplyBatched(dLogits, c.k, B, L, L, d);
+      const dK = await this.gemm.multiplyBatched(
+        transposeBatched(dLogits, B, L, L),
+        c.q,
+        B,
+        L,
+        L,
+        d,
+      );
+      await this.weightGradient(c.queries, dQ, N, name('query'), grad);
+      const fromQ = await this.gemm.multiply(
+        dQ,
+        N,
+        d,
+        t(block, 'query.weights'),
+        d,
+        d,
+        false,
+        true,
+      );
+      for (let x = 0; x < N * d; x++) dQueries[x] = dQueries[x]! + fromQ[x]!;
+      await this.weightGradient(c.input, dK, N, name('key'), grad);
+      await this.weightGradient(c.input, dV, N, name('value'), grad);
+      const dInput = await this.gemm.multiply(dK, N, d, t(block, 'key.weights'), d, d, false, true);
+      const fromV = await this.gemm.multiply(
+        dV,
+        N,
+        d,
+        t(block, 'value.weights'),
+        d,
+        d,
+        false,
+        true,
+      );
+      for (let x = 0; x < N * d; x++) dInput[x] = dInput[x]! + fromV[x]!;
+      layerNormBackward(
+        dQueries,
+        c.queryNorm,
+        N,
+        d,
+        t(block, 'attentionNorm.gamma'),
+        grad(name('attentionNorm.gamma'), d),
+        grad(name('attentionNorm.beta'), d),
+        dInput,
+      );
+      dSeq = dInput;
+    }
+    // seq_0 = dropout(E * sqrt(d) + P) * mask
+    for (let n = 0; n < N; n++) if (mask[n] === 0) dSeq.fill(0, n * d, (n + 1) * d);
+    multiplyInPlace(dSeq, embeddingDropout);
+    const dPositions = grad('positionEmbeddings', this.config.maxLength * d);
+    const dInputRows = new Float32Array(N * d);
+    for (let b = 0; b < B; b++)
+      for (let l = 0; l < L; l++) {
+        const at = (b * L + l) * d;
+        const p = (positionOffset + l) * d;
+        for (let c = 0; c < d; c++) {
+          dPositions[p + c]! += dSeq[at + c]!;
+          dInputRows[at + c] = dSeq[at + c]! * root;
+        }
+      }
+    const dense = new Map<string, Float32Array>();
+    for (const [name, g] of grads) dense.set(name, Float32Array.from(g));
+    return {
+      loss,
+      inputRows: dInputRows,
+      positiveRows: dPositive,
+      negativeRows: dNegative,
+      dense,
+    };
+  }
+
+  /** `dW += x^T dy` and `db += sum(dy)` of the linear layer `prefix` (`.weights`, `.bias`). */
+  private async weightGradient(
+    x: Float32Array,
+    dy: Float32Array,
+    rows: number,
+    prefix: string,
+    grad: (name: string, length: number) => Float64Array,
+  ): Promise<void> {
+    const d = this.config.dimension;
+    const dW = await this.gemm.multiply(x, rows, d, dy, rows, d, true, false);
+    const into = grad(`${prefix}.weights`, d * d);
+    for (let k = 0; k < d * d; k++) into[k]! += dW[k]!;
+    // The bias gradient, the column sums of dy, as one more product: 1^T dy.
+    if (this.ones.length < rows) this.ones = new Float32Array(rows).fill(1);
+    const sums = await this.gemm.multiply(this.ones, 1, rows, dy, rows, d);
+    const bias = grad(`${prefix}.bias`, d);
+    for (let c = 0; c < d; c++) bias[c]! += sums[c]!;
+  }
+
+  async release(): Promise<void> {
+    // The Gemm belongs to the caller.
+  }
+}
