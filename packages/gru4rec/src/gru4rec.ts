@@ -1,8 +1,10 @@
 import type * as tfc from '@tensorflow/tfjs-core';
 import { ConfigError } from '@advrec/data';
 import {
+  ChunkedSequenceKernel,
   SEQUENCE_ITEM_TABLE,
   SEQUENTIAL_MODEL_SPECIFICATION_VERSION,
+  builtModule,
   createTable,
   initializeGlorotUniform,
   resolveModelOptions,
@@ -15,9 +17,12 @@ import type {
   PerturbableSurface,
   SequenceEncoder,
   SequenceEncoderInputs,
+  SequenceGradientKernel,
+  SequenceKernelContext,
   SequentialModel,
   Tfjs,
 } from '@advrec/models';
+import { createPassKernel } from './kernel.js';
 
 /** Registered name of {@link GRU4Rec}. */
 export const GRU4REC_MODEL_NAME = 'gru4rec';
@@ -167,5 +172,22 @@ export class GRU4Rec implements SequentialModel {
     this.trainableTables = fresh.map((t) => t.name);
     this.surfaces = [{ name: SEQUENCE_ITEM_TABLE, side: 'item', rows: numItems, dimension: d }];
     this.encode = gru4recEncoder(c);
+  }
+
+  /**
+   * GRU4Rec's forward and backward written out by hand (`GRU4RecGradientKernel`), dense
+   * products on onnxruntime, passes cut into fixed chunks run on `threads` worker threads
+   * (`ChunkedSequenceKernel`): the same loss and gradients as differentiating
+   * {@link encode}, identical on any thread count.
+   */
+  createGradientKernel(context: SequenceKernelContext): SequenceGradientKernel {
+    return new ChunkedSequenceKernel({
+      values: new Map(this.tables.map((t) => [t.name, t.values])),
+      config: { ...this.resolved },
+      module: builtModule(import.meta.url, 'kernel.js'),
+      createPassKernel,
+      gemm: context.gemm,
+      threads: context.threads,
+    });
   }
 }

@@ -25,6 +25,7 @@ export {
   resolveGRU4RecConfig,
 } from './gru4rec.js';
 export type { GRU4RecConfig, ResolvedGRU4RecConfig } from './gru4rec.js';
+export { GRU4RecGradientKernel, createPassKernel } from './kernel.js';
 
 /** The registry entry of GRU4Rec (registered when this module is imported). */
 export const gru4recFactory: SequentialModelFactory = {

@@ -110,6 +110,14 @@ export type {
   SequentialModelFactory,
 } from './sequential.js';
 export {
+  ChunkedSequenceKernel,
+  KERNEL_CHUNK_SEQUENCES,
+  applyDropout,
+  builtModule,
+  nextItemLoss,
+} from './sequence-kernel.js';
+export type { ChunkedSequenceKernelOptions, CreatePassKernel } from './sequence-kernel.js';
+export {
   SAFETENSORS_FORMAT,
   isSafetensors,
   parseSafetensors,

@@ -23,8 +23,7 @@ export {
   sasrecEncoder,
 } from './sasrec.js';
 export type { ResolvedSASRecConfig, SASRecConfig } from './sasrec.js';
-export { SASRecGradientKernel } from './kernel.js';
-export { ChunkedSASRecKernel, SASREC_CHUNK_SEQUENCES } from './parallel-kernel.js';
+export { SASRecGradientKernel, createPassKernel } from './kernel.js';
 
 /** The registry entry of SASRec (registered when this module is imported). */
 export const sasrecFactory: SequentialModelFactory = {

@@ -11,7 +11,8 @@ import {
   tfjsPassGradients,
   trainSequentialModel,
 } from '@advrec/trainer';
-import { SASRec, SASRecGradientKernel, SASREC_CHUNK_SEQUENCES } from './index.js';
+import { KERNEL_CHUNK_SEQUENCES } from '@advrec/models';
+import { SASRec, SASRecGradientKernel } from './index.js';
 
 const valuesOf = (model: SASRec) => new Map(model.tables.map((t) => [t.name, t.values]));
 
@@ -157,7 +158,7 @@ describe('SASRec gradient kernel (tfjs autodiff is the oracle)', () => {
   it('cut into chunks of sequences, on 1 thread or 2 worker threads, gives the oracle gradients of the whole pass', async () => {
     const model = trainedLikeModel({ dimension: 8, maxLength: 9, blocks: 2, seed: 6 });
     const lengths = Array.from(
-      { length: SASREC_CHUNK_SEQUENCES + 37 },
+      { length: KERNEL_CHUNK_SEQUENCES + 37 },
       (_, k) => 1 + ((k * 7) % 9),
     );
     const pass = randomPass(model, lengths, 9, 17);
@@ -222,7 +223,7 @@ describe('SASRec gradient kernel (tfjs autodiff is the oracle)', () => {
     expect(reference.result.engine.name).toBe('tfjs');
     expect(one.result.engine.name).toBe('model-kernel');
     expect(one.result.engine.description).toMatch(/sasrec-fused/);
-    expect(two.result.engine.description).toMatch(/2 worker threads/);
+    expect(two.result.engine.description).toMatch(/on 2 worker threads/);
     expect(Array.from(two.model.tables[0]!.values)).toEqual(
       Array.from(one.model.tables[0]!.values),
     );

@@ -1,5 +1,11 @@
 import { Random } from '@advrec/data';
-import type { SequenceGradientKernel, SequencePass, SequencePassGradients } from '@advrec/models';
+import { applyDropout, nextItemLoss } from '@advrec/models';
+import type {
+  JsonObject,
+  SequenceGradientKernel,
+  SequencePass,
+  SequencePassGradients,
+} from '@advrec/models';
 import type { Gemm } from '@advrec/onnx';
 import type { ResolvedSASRecConfig } from './sasrec.js';
 
@@ -97,44 +103,6 @@ function layerNormBackward(
   }
 }
 
-/**
- * Dropout applied to `x` in place; returns its mask (`1 / keep` with probability `keep`, else
- * 0) for the backward pass, or null without dropout. Each 32-bit draw of the pass's stream
- * decides two entries (16 bits each: the rate is honoured to 1/65536).
- */
-function applyDropout(random: Random, x: Float32Array, rate: number): Float32Array | null {
-  if (rate <= 0) return null;
-  const n = x.length;
-  const mask = new Float32Array(n);
-  const keep = 1 / (1 - rate);
-  const threshold = Math.round(rate * 65536);
-  // xoshiro128** inlined (Random.nextUint32, the same stream), state carried back after.
-  let [a, b, c, d] = random.getState();
-  for (let k = 0; k < n; k += 2) {
-    const r = Math.imul(b, 5);
-    const result = Math.imul((r << 7) | (r >>> 25), 9) >>> 0;
-    const t = b << 9;
-    c ^= a;
-    d ^= b;
-    b ^= c;
-    a ^= d;
-    c ^= t;
-    d = (d << 11) | (d >>> 21);
-    if ((result & 0xffff) >= threshold) {
-      mask[k] = keep;
-      x[k] = x[k]! * keep;
-    } else x[k] = 0;
-    if (k + 1 < n) {
-      if (result >>> 16 >= threshold) {
-        mask[k + 1] = keep;
-        x[k + 1] = x[k + 1]! * keep;
-      } else x[k + 1] = 0;
-    }
-  }
-  random.setState([a, b, c, d]);
-  return mask;
-}
-
 function multiplyInPlace(x: Float32Array, mask: Float32Array | null): void {
   if (!mask) return;
   for (let k = 0; k < x.length; k++) x[k] = x[k]! * mask[k]!;
@@ -161,11 +129,6 @@ function transposeBatched(
   }
   return out;
 }
-
-/** Numerically stable `log(1 + e^x)`. */
-const softplus = (x: number): number => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
-const sigmoid = (x: number): number =>
-  x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
 
 interface BlockCache {
   readonly input: Float32Array;
@@ -354,31 +317,7 @@ export class SASRecGradientKernel implements SequenceGradientKernel {
     );
 
     // Loss and its gradient at the hidden states and the target rows.
-    const targets = Math.max(1, pass.targets);
-    let loss = 0;
-    const dStates = new Float32Array(N * d);
-    const dPositive = new Float32Array(N * d);
-    const dNegative = new Float32Array(N * d);
-    for (let n = 0; n < N; n++) {
-      const w = pass.targetMask[n]!;
-      if (w === 0) continue;
-      const at = n * d;
-      let pos = 0;
-      let neg = 0;
-      for (let c = 0; c < d; c++) {
-        pos += states[at + c]! * pass.positiveRows[at + c]!;
-        neg += states[at + c]! * pass.negativeRows[at + c]!;
-      }
-      loss += w * (softplus(-pos) + softplus(neg));
-      const gPos = (-w * sigmoid(-pos)) / targets;
-      const gNeg = (w * sigmoid(neg)) / targets;
-      for (let c = 0; c < d; c++) {
-        dStates[at + c] = gPos * pass.positiveRows[at + c]! + gNeg * pass.negativeRows[at + c]!;
-        dPositive[at + c] = gPos * states[at + c]!;
-        dNegative[at + c] = gNeg * states[at + c]!;
-      }
-    }
-    loss /= targets;
+    const { loss, dStates, dPositive, dNegative } = nextItemLoss(states, pass, d);
 
     let dSeq: Float32Array = new Float32Array(N * d);
     layerNormBackward(
@@ -558,4 +497,16 @@ export class SASRecGradientKernel implements SequenceGradientKernel {
   async release(): Promise<void> {
     // The Gemm belongs to the caller.
   }
+}
+
+/**
+ * The kernel module's entry for `ChunkedSequenceKernel` (this thread and its worker
+ * threads): SASRec's pass with the resolved config `config` over `values`.
+ */
+export function createPassKernel(
+  config: JsonObject,
+  values: ReadonlyMap<string, Float32Array>,
+  gemm: Gemm,
+): SequenceGradientKernel {
+  return new SASRecGradientKernel(values, config as unknown as ResolvedSASRecConfig, gemm);
 }

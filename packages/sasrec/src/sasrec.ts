@@ -1,8 +1,10 @@
 import type * as tfc from '@tensorflow/tfjs-core';
 import { ConfigError } from '@advrec/data';
-import { ChunkedSASRecKernel } from './parallel-kernel.js';
+import { createPassKernel } from './kernel.js';
 import {
+  ChunkedSequenceKernel,
   SEQUENCE_ITEM_TABLE,
+  builtModule,
   SEQUENTIAL_MODEL_SPECIFICATION_VERSION,
   createTable,
   initializeGlorotUniform,
@@ -243,15 +245,17 @@ export class SASRec implements SequentialModel {
   /**
    * SASRec's forward and backward written out by hand (`SASRecGradientKernel`), dense
    * products on onnxruntime, passes cut into fixed chunks run on `threads` worker threads
-   * (`ChunkedSASRecKernel`): the same loss and gradients as differentiating {@link encode},
+   * (`ChunkedSequenceKernel`): the same loss and gradients as differentiating {@link encode},
    * at a fraction of tfjs-wasm's time per batch, identical on any thread count.
    */
   createGradientKernel(context: SequenceKernelContext): SequenceGradientKernel {
-    return new ChunkedSASRecKernel(
-      new Map(this.tables.map((t) => [t.name, t.values])),
-      this.resolved,
-      context.gemm,
-      context.threads,
-    );
+    return new ChunkedSequenceKernel({
+      values: new Map(this.tables.map((t) => [t.name, t.values])),
+      config: { ...this.resolved },
+      module: builtModule(import.meta.url, 'kernel.js'),
+      createPassKernel,
+      gemm: context.gemm,
+      threads: context.threads,
+    });
   }
 }

@@ -1,23 +1,25 @@
 /**
- * A worker thread of `ChunkedSASRecKernel`: runs chunks of SASRec passes with its own
- * single-threaded onnxruntime products, on copies of the dense tables sent with each chunk.
+ * A worker thread of `ChunkedSequenceKernel`: runs chunks of a model's passes with the
+ * model's `createPassKernel` and its own single-threaded onnxruntime products, on copies of
+ * the dense tables sent with each chunk.
  * @internal
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createGemm } from '@advrec/onnx';
-import type { SequencePassGradients } from '@advrec/models';
-import { SASRecGradientKernel } from './kernel.js';
+import type { SequencePassGradients } from './sequential.js';
 import type {
+  CreatePassKernel,
   KernelWorkerData,
   KernelWorkerRequest,
   KernelWorkerResponse,
-} from './parallel-kernel.js';
+} from './sequence-kernel.js';
 
-const { config } = workerData as KernelWorkerData;
+const { module, config } = workerData as KernelWorkerData;
 const values = new Map<string, Float32Array>();
-const kernel = createGemm({ threads: 1 }).then(
-  (gemm) => new SASRecGradientKernel(values, config, gemm),
-);
+const kernel = Promise.all([
+  import(module) as Promise<{ createPassKernel: CreatePassKernel }>,
+  createGemm({ threads: 1 }),
+]).then(([m, gemm]) => m.createPassKernel(config, values, gemm));
 
 parentPort!.on('message', (request: KernelWorkerRequest) => {
   void (async () => {
