@@ -95,6 +95,15 @@ describe('a sequential run folder through every command', () => {
     expect(r.code, r.stderr).toBe(0);
   }, 240_000);
 
+  it("records the engine: SASRec's own kernel on worker threads, in run.json, results.json and the report", () => {
+    const run = JSON.parse(readFileSync(join(whole, 'run.json'), 'utf8'));
+    expect(run.engine.name).toBe('model-kernel');
+    expect(run.engine.description).toMatch(/sasrec-fused \(onnxruntime products\), chunks of 64/);
+    const results = JSON.parse(readFileSync(join(whole, 'results.json'), 'utf8'));
+    for (const arm of results.arms) expect(arm.engine.name).toBe('model-kernel');
+    expect(readFileSync(join(whole, 'report.md'), 'utf8')).toMatch(/engine.*sasrec-fused/);
+  });
+
   for (const [signal, phase, pattern] of [
     ['SIGINT', 'the model', /sasrec epochs\s+[3-9]\//],
     ['SIGTERM', 'ATSRec', /ATSRec epochs\s+[2-4]\//],
@@ -296,6 +305,12 @@ describe("a plugin's sequential model (the example package) through every comman
   it('records the plugin in the run folder; Ctrl-C and --resume give the uninterrupted history', async () => {
     expect(JSON.parse(readFileSync(join(whole, 'config.json'), 'utf8')).plugins).toEqual([
       '@advrec/example-plugin-sequence-mean',
+    ]);
+    // It brings no kernel: tfjs autodiff of its encoder trains it, and the record says why.
+    const engine = JSON.parse(readFileSync(join(whole, 'run.json'), 'utf8')).engine;
+    expect(engine.name).toBe('tfjs');
+    expect(engine.details.declined).toEqual([
+      'model-kernel: sequence-mean brings no hand-written gradient kernel',
     ]);
     const folder = join(work, 'plugin-stopped');
     const stopped = await advrec([...PLUGIN, ...PLUGIN_TRAIN, '--out', folder], {
