@@ -273,7 +273,7 @@ describe('advrec on ML-100K: train, evaluate, attack, recommend', () => {
     const refused = await advrec(['train', '--epochs', '1', '--out', busy]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(
-      new RegExp(`in use by another advrec command \\(process ${process.pid}\\)`),
+      new RegExp(`in use by another advrec command \\(process ${process.pid}; lock file .*busy`),
     );
     writeFileSync(join(busy, '.advrec.lock'), '2147483646\n');
     // A small, fast run.

@@ -150,11 +150,48 @@ describe('data lost or corrupted', () => {
     expectFailure(
       second,
       2,
-      /--out: .*concurrent is in use by another advrec command \(process \d+\)/,
+      /--out: .*concurrent is in use by another advrec command \(process \d+ on .*lock file .*\.advrec\.lock/,
     );
     expect((await first).code).toBe(0);
     const config = JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8'));
     expect(config.model.embeddingSize).toBe(64); // the first run's config, untouched
+  }, 120_000);
+
+  it('two PID namespaces on one folder (two hosts): the second run is refused while the first renews its lease', async () => {
+    const folder = join(work, 'namespaces');
+    // The first run in its own user and PID namespace (unshare), as on another host: its pid
+    // means nothing here, so only the lease can keep the second run out.
+    const first = spawn(
+      'unshare',
+      ['-Urpf', '--mount-proc', process.execPath, bin, 'train', '--epochs', '5000', '-o', folder],
+      {
+        cwd: work,
+        env: { ...process.env, ADVREC_LOCK_LEASE_MS: '2000' },
+        stdio: 'ignore',
+        detached: true,
+      },
+    );
+    const firstDone = new Promise<number | null>((resolve) => first.on('exit', resolve));
+    for (let k = 0; k < 400 && !existsSync(join(folder, '.advrec.lock')); k++)
+      await new Promise((r) => setTimeout(r, 50));
+    const owner = JSON.parse(readFileSync(join(folder, '.advrec.lock'), 'utf8'));
+    expect(owner.pid).toBeLessThan(10); // a pid of the new namespace
+    // Past the 2 s lease: the lock stays, renewed.
+    await new Promise((r) => setTimeout(r, 3000));
+    const second = await advrec([...tiny, '-o', folder], {
+      env: { ADVREC_LOCK_LEASE_MS: '2000' },
+    });
+    expectFailure(
+      second,
+      2,
+      /namespaces is in use by another advrec command \(process \d+ on .*another host, container or PID namespace/,
+    );
+    // Ctrl-C to the first run's process group: it stops after its epoch, resumable.
+    process.kill(-first.pid!, 'SIGINT');
+    expect(await firstDone).toBe(130);
+    const config = JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8'));
+    expect(config.training.epochs).toBe(5000); // the first run's config, untouched
+    expect(existsSync(join(folder, '.advrec.lock'))).toBe(false);
   }, 120_000);
 
   it('--out pointing at a folder of other files, or at a file, is refused before anything is written', async () => {

@@ -1,7 +1,8 @@
-import { unlinkSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ConfigError, processIsAlive, removeStaleTemporaries } from '@advrec/data';
+import { ConfigError, removeStaleTemporaries } from '@advrec/data';
+import { LOCK_FILE, lockRunFolder } from './lock.js';
+import type { ReleaseLock } from './lock.js';
 import type { Progress } from '../progress.js';
 import { describe } from '@advrec/data';
 import type { DatasetDescription } from '@advrec/data';
@@ -130,7 +131,7 @@ export async function claimRunFolder(
  * would be overwritten or mixed with this run's), unless `force`.
  */
 async function checkRunFolder(folder: string, config: unknown, force: boolean): Promise<void> {
-  const entries = (await readdir(folder)).filter((e) => e !== '.advrec.lock');
+  const entries = (await readdir(folder)).filter((e) => e !== LOCK_FILE);
   if (entries.length === 0 || force) return;
   let previous: string | null = null;
   try {
@@ -148,49 +149,8 @@ async function checkRunFolder(folder: string, config: unknown, force: boolean): 
     ]);
 }
 
-/** Releases a run folder's lock (also done when the process exits). */
-export type ReleaseLock = () => Promise<void>;
-
-/**
- * Locks a run folder for this process (`.advrec.lock` created exclusively, holding the pid):
- * a second command writing the same folder is refused while the first runs; a lock left by a
- * process that no longer exists is taken over.
- */
-export async function lockRunFolder(folder: string): Promise<ReleaseLock> {
-  const file = join(folder, '.advrec.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const handle = await open(file, 'wx');
-      await handle.writeFile(`${process.pid}\n`);
-      await handle.close();
-      const onExit = (): void => {
-        try {
-          unlinkSync(file);
-        } catch {
-          // already gone
-        }
-      };
-      process.once('exit', onExit);
-      return async () => {
-        process.removeListener('exit', onExit);
-        await unlink(file).catch(() => undefined);
-      };
-    } catch (error) {
-      if ((error as { code?: string }).code !== 'EEXIST') throw error;
-      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && processIsAlive(pid))
-        throw new ConfigError([
-          {
-            path: '--out',
-            message: `${folder} is in use by another advrec command (process ${pid}); wait for it or choose another --out`,
-          },
-        ]);
-      // A stale lock (its process is gone, or it is unreadable): take it over.
-      await unlink(file).catch(() => undefined);
-    }
-  }
-  throw new ConfigError([{ path: '--out', message: `could not lock ${folder}` }]);
-}
+export { lockRunFolder } from './lock.js';
+export type { ReleaseLock } from './lock.js';
 
 /** A result file of one command in a run folder, never replacing an earlier one. */
 export async function resultFile(folder: string, name: string): Promise<string> {

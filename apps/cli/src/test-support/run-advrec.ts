@@ -21,6 +21,8 @@ export interface AdvrecRun {
 /** Options of one call. */
 export interface AdvrecCallOptions {
   readonly cwd?: string;
+  /** Added to the environment of this call. */
+  readonly env?: Readonly<Record<string, string>>;
   /** Called with stderr so far at every chunk (e.g. to signal the child at a given line). */
   readonly onStderr?: (text: string, child: ReturnType<typeof spawn>) => void;
 }
@@ -38,7 +40,7 @@ export function advrecRunner(defaults: {
     return new Promise((done, fail) => {
       const child = spawn(process.execPath, [advrecBin, ...args], {
         cwd: options.cwd ?? defaults.cwd,
-        env: { ...process.env, ...defaults.env, FORCE_COLOR: '0' },
+        env: { ...process.env, ...defaults.env, ...options.env, FORCE_COLOR: '0' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stdout = '';

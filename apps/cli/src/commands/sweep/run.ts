@@ -397,7 +397,7 @@ export async function sweepCommand(
   const folder = resolve(options.out ?? join('runs', `sweep-${timeStamp()}`));
   await refuseForeignFolder(folder, options.force ?? false);
   await mkdir(join(folder, 'runs'), { recursive: true });
-  const release = await lockRunFolder(folder);
+  const release = await lockRunFolder(folder, '-o');
   try {
     await claimSweepFolder(folder, plan, file, options.force ?? false);
     const where = options.queue
