@@ -312,3 +312,5 @@ export function describeModelContract(options: ModelContractOptions): void {
 
 export { describeSequentialModelContract } from './sequential-contract.js';
 export type { SequentialModelContractOptions } from './sequential-contract.js';
+export { describeSequenceKernelContract } from './sequence-kernel-contract.js';
+export type { SequenceKernelContractOptions } from './sequence-kernel-contract.js';

@@ -95,7 +95,9 @@ export {
   registerSequentialModel,
   resolveModelOptions,
   restoreTables,
+  seededDropout,
   sequentialModelNames,
+  tfjsPassGradients,
 } from './sequential.js';
 export type {
   ModelOptionSpec,

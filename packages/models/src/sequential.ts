@@ -1,5 +1,5 @@
 import type * as tfc from '@tensorflow/tfjs-core';
-import { ConfigError, globalRegistry } from '@advrec/data';
+import { ConfigError, deriveSeed, globalRegistry } from '@advrec/data';
 import type { Gemm } from '@advrec/onnx';
 import type { JsonObject, ModelSpecificationVersion, PerturbableSurface, Tfjs } from './model.js';
 import { MODEL_SPECIFICATION_VERSION } from './model.js';
@@ -309,4 +309,79 @@ export function restoreTables(
       ]);
     table.values.set(saved.values);
   }
+}
+
+/**
+ * Seeded dropout for one tfjs pass (what {@link SequenceEncoderInputs.dropout} is): the same
+ * `seed` gives the same masks; the identity when not training.
+ */
+export function seededDropout(tf: Tfjs, training: boolean, seed: number) {
+  let call = 0;
+  return <T extends tfc.Tensor>(x: T, rate: number): T => {
+    if (!training || rate <= 0) return x;
+    return tf.dropout(x, rate, undefined, deriveSeed(seed, call++)) as T;
+  };
+}
+
+/**
+ * A pass's loss and gradients by tfjs autodiff of the model's encoder (every sequential
+ * model's definition, and the oracle of hand-written kernels).
+ */
+export function tfjsPassGradients(
+  tf: Tfjs,
+  model: SequentialModel,
+  pass: SequencePass,
+): SequencePassGradients {
+  const d = model.dimension;
+  const { size, length } = pass;
+  const names = model.tables.filter((t) => t.side === 'dense').map((t) => t.name);
+  const tableOf = (name: string) => model.tables.find((t) => t.name === name)!;
+  let result = { loss: 0, grads: [] as Float32Array[] };
+  tf.tidy(() => {
+    const xs: tfc.Tensor[] = [
+      tf.tensor2d(pass.inputRows, [size * length, d]),
+      tf.tensor2d(pass.positiveRows, [size * length, d]),
+      tf.tensor2d(pass.negativeRows, [size * length, d]),
+      ...names.map((name) => {
+        const t = tableOf(name);
+        return tf.tensor2d(t.values, [t.rows, t.dimension]);
+      }),
+    ];
+    const mask = tf.tensor3d(pass.inputMask, [size, length, 1]);
+    const weight = tf.tensor1d(pass.targetMask);
+    const f = (...args: tfc.Tensor[]): tfc.Scalar => {
+      const dense: Record<string, tfc.Tensor2D> = {};
+      names.forEach((name, k) => (dense[name] = args[3 + k] as tfc.Tensor2D));
+      const hidden = model.encode(tf, {
+        size,
+        length,
+        positionOffset: pass.positionOffset,
+        itemRows: tf.reshape(args[0]!, [size, length, d]),
+        mask,
+        dense,
+        training: pass.training,
+        dropout: seededDropout(tf, pass.training, pass.seed),
+      });
+      const h = tf.reshape(hidden, [size * length, d]);
+      const pos = tf.sum(tf.mul(h, args[1]!), 1);
+      const neg = tf.sum(tf.mul(h, args[2]!), 1);
+      // -log sigma(pos) - log(1 - sigma(neg)) = softplus(-pos) + softplus(neg)
+      const perPosition = tf.add(tf.softplus(tf.neg(pos)), tf.softplus(neg));
+      return tf.div(tf.sum(tf.mul(perPosition, weight)), pass.targets) as tfc.Scalar;
+    };
+    const { value, grads } = tf.valueAndGrads(f)(xs);
+    result = {
+      loss: value.dataSync()[0]!,
+      grads: grads.map((g) => g.dataSync() as Float32Array),
+    };
+  });
+  const dense = new Map<string, Float32Array>();
+  names.forEach((name, k) => dense.set(name, result.grads[3 + k]!));
+  return {
+    loss: result.loss,
+    inputRows: result.grads[0]!,
+    positiveRows: result.grads[1]!,
+    negativeRows: result.grads[2]!,
+    dense,
+  };
 }

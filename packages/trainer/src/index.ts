@@ -83,6 +83,8 @@ export type {
   ExperimentOptions,
   ExperimentResult,
 } from './recipes.js';
+/** Moved to `@advrec/models` (the definition of a pass); re-exported here. */
+export { tfjsPassGradients } from '@advrec/models';
 export {
   SEQUENCE_ENGINES,
   chooseSequenceKernel,
@@ -92,7 +94,6 @@ export {
   sequenceCandidates,
   sequenceFgmPerturbation,
   sequenceRandomPerturbation,
-  tfjsPassGradients,
   tfjsSequenceKernel,
   trainSequentialModel,
 } from './sequential.js';

@@ -10,7 +10,7 @@ import {
   sampleSequenceCandidates,
 } from '@advrec/data';
 import type { ConfigIssue, SequenceBatch, SequenceSplit } from '@advrec/data';
-import { SEQUENCE_ITEM_TABLE, cloneTable } from '@advrec/models';
+import { SEQUENCE_ITEM_TABLE, cloneTable, seededDropout, tfjsPassGradients } from '@advrec/models';
 import type {
   ParameterTable,
   SequenceGradientKernel,
@@ -271,15 +271,6 @@ function gatherRows(
   return out;
 }
 
-/** Seeded dropout for one pass: the same `(seed)` gives the same masks. */
-function makeDropout(tf: Tfjs, training: boolean, seed: number) {
-  let call = 0;
-  return <T extends tfc.Tensor>(x: T, rate: number): T => {
-    if (!training || rate <= 0) return x;
-    return tf.dropout(x, rate, undefined, deriveSeed(seed, call++)) as T;
-  };
-}
-
 function denseNames(model: SequentialModel): string[] {
   return model.tables.filter((t) => t.side === 'dense').map((t) => t.name);
 }
@@ -327,7 +318,7 @@ export function encodeSequences(
       mask,
       dense,
       training: options.training ?? false,
-      dropout: makeDropout(tf, options.training ?? false, options.seed ?? 0),
+      dropout: seededDropout(tf, options.training ?? false, options.seed ?? 0),
     });
     result = hidden.dataSync() as Float32Array;
   });
@@ -391,68 +382,6 @@ function scatterRows(
     }
   }
   return Int32Array.from(touchedSet);
-}
-
-/**
- * A pass's loss and gradients by tfjs autodiff of the model's encoder (every sequential
- * model's definition, and the oracle of hand-written kernels).
- */
-export function tfjsPassGradients(
-  tf: Tfjs,
-  model: SequentialModel,
-  pass: SequencePass,
-): SequencePassGradients {
-  const d = model.dimension;
-  const { size, length } = pass;
-  const names = denseNames(model);
-  let result = { loss: 0, grads: [] as Float32Array[] };
-  tf.tidy(() => {
-    const xs: tfc.Tensor[] = [
-      tf.tensor2d(pass.inputRows, [size * length, d]),
-      tf.tensor2d(pass.positiveRows, [size * length, d]),
-      tf.tensor2d(pass.negativeRows, [size * length, d]),
-      ...names.map((name) => {
-        const t = tableOf(model, name);
-        return tf.tensor2d(t.values, [t.rows, t.dimension]);
-      }),
-    ];
-    const mask = tf.tensor3d(pass.inputMask, [size, length, 1]);
-    const weight = tf.tensor1d(pass.targetMask);
-    const f = (...args: tfc.Tensor[]): tfc.Scalar => {
-      const dense: Record<string, tfc.Tensor2D> = {};
-      names.forEach((name, k) => (dense[name] = args[3 + k] as tfc.Tensor2D));
-      const hidden = model.encode(tf, {
-        size,
-        length,
-        positionOffset: pass.positionOffset,
-        itemRows: tf.reshape(args[0]!, [size, length, d]),
-        mask,
-        dense,
-        training: pass.training,
-        dropout: makeDropout(tf, pass.training, pass.seed),
-      });
-      const h = tf.reshape(hidden, [size * length, d]);
-      const pos = tf.sum(tf.mul(h, args[1]!), 1);
-      const neg = tf.sum(tf.mul(h, args[2]!), 1);
-      // -log sigma(pos) - log(1 - sigma(neg)) = softplus(-pos) + softplus(neg)
-      const perPosition = tf.add(tf.softplus(tf.neg(pos)), tf.softplus(neg));
-      return tf.div(tf.sum(tf.mul(perPosition, weight)), pass.targets) as tfc.Scalar;
-    };
-    const { value, grads } = tf.valueAndGrads(f)(xs);
-    result = {
-      loss: value.dataSync()[0]!,
-      grads: grads.map((g) => g.dataSync() as Float32Array),
-    };
-  });
-  const dense = new Map<string, Float32Array>();
-  names.forEach((name, k) => dense.set(name, result.grads[3 + k]!));
-  return {
-    loss: result.loss,
-    inputRows: result.grads[0]!,
-    positiveRows: result.grads[1]!,
-    negativeRows: result.grads[2]!,
-    dense,
-  };
 }
 
 /** The tfjs-autodiff {@link SequenceGradientKernel} of any sequential model. */
