@@ -20,6 +20,7 @@ import { selectEngineProvider } from './engine.js';
 import { Trainer } from './trainer.js';
 import { SGD_KERNEL_WASM_BASE64 } from './wasm/sgd-kernel-bytes.js';
 import { MF_KERNEL_WASM_BASE64 } from './wasm/mf-kernel-bytes.js';
+import { ADAM_KERNEL_WASM_BASE64 } from './wasm/adam-kernel-bytes.js';
 // @ts-expect-error: a plain ESM script without types (the build step of the kernels).
 import { KERNELS, compileWat } from '../scripts/build-wasm.mjs';
 
@@ -44,6 +45,7 @@ describe('the WebAssembly kernels', () => {
     const embedded: Record<string, string> = {
       MF_KERNEL_WASM_BASE64,
       SGD_KERNEL_WASM_BASE64,
+      ADAM_KERNEL_WASM_BASE64,
     };
     for (const kernel of KERNELS as { wat: string; constant: string }[]) {
       const bytes = (await compileWat(
