@@ -76,66 +76,45 @@ export async function run({
   const split = leaveLastOut(
     sequencesFromLog(await readDelimited(file, { delimiter: 'whitespace', header: false })),
   );
-  const sasrec = () => new SASRec(split.numItems, { seed: SEED });
-  const tfjs = await timeArm(split, sasrec, { engine: 'tfjs' }, epochs, log, 'sasrec tfjs');
-  const one = await timeArm(
-    split,
-    sasrec,
-    { engine: 'model-kernel', threads: 1 },
-    epochs,
-    log,
-    'sasrec kernel 1 thread',
-  );
-  const two = await timeArm(
-    split,
-    sasrec,
-    { engine: 'model-kernel', threads: 2 },
-    epochs,
-    log,
-    'sasrec kernel 2 threads',
-  );
-  const identical = one.items.every((v, k) => Object.is(v, two.items[k]));
-  const results: Record<string, unknown> = {
-    dataset: `Amazon Games (${split.numUsers} users, ${split.numItems} items)`,
-    cores: availableParallelism(),
-    order:
-      'arms run one after another in this order (tfjs, kernel 1 thread, kernel 2 threads), each from the same initialisation',
-    sasrec: {
+  /** One model's three arms (tfjs, kernel on 1 and on 2 threads) and their ratios. */
+  const compare = async (name: string, make: () => SequentialModel) => {
+    const tfjs = await timeArm(split, make, { engine: 'tfjs' }, epochs, log, `${name} tfjs`);
+    const one = await timeArm(
+      split,
+      make,
+      { engine: 'model-kernel', threads: 1 },
+      epochs,
+      log,
+      `${name} kernel 1 thread`,
+    );
+    const two = await timeArm(
+      split,
+      make,
+      { engine: 'model-kernel', threads: 2 },
+      epochs,
+      log,
+      `${name} kernel 2 threads`,
+    );
+    return {
       tfjs: tfjs.record,
       kernel1Thread: one.record,
       kernel2Threads: two.record,
       speedup: tfjs.record.medianEpochSeconds / two.record.medianEpochSeconds,
       speedup1Thread: tfjs.record.medianEpochSeconds / one.record.medianEpochSeconds,
-      identicalAcrossThreads: identical,
-    },
-  };
-  if (o['gru4rec']) {
-    const gru4rec = () => new GRU4Rec(split.numItems, { seed: SEED });
-    const old = await timeArm(split, gru4rec, { engine: 'tfjs' }, epochs, log, 'gru4rec tfjs');
-    const gruOne = await timeArm(
-      split,
-      gru4rec,
-      { engine: 'model-kernel', threads: 1 },
-      epochs,
-      log,
-      'gru4rec kernel 1 thread',
-    );
-    const gruTwo = await timeArm(
-      split,
-      gru4rec,
-      { engine: 'model-kernel', threads: 2 },
-      epochs,
-      log,
-      'gru4rec kernel 2 threads',
-    );
-    results['gru4rec'] = {
-      tfjs: old.record,
-      kernel1Thread: gruOne.record,
-      kernel2Threads: gruTwo.record,
-      speedup: old.record.medianEpochSeconds / gruTwo.record.medianEpochSeconds,
-      speedup1Thread: old.record.medianEpochSeconds / gruOne.record.medianEpochSeconds,
-      identicalAcrossThreads: gruOne.items.every((v, k) => Object.is(v, gruTwo.items[k])),
+      identicalAcrossThreads: one.items.every((v, k) => Object.is(v, two.items[k])),
     };
-  }
+  };
+  const results: Record<string, unknown> = {
+    dataset: `Amazon Games (${split.numUsers} users, ${split.numItems} items)`,
+    cores: availableParallelism(),
+    order:
+      'arms run one after another in this order (tfjs, kernel 1 thread, kernel 2 threads), each from the same initialisation',
+    sasrec: await compare('sasrec', () => new SASRec(split.numItems, { seed: SEED })),
+  };
+  if (o['gru4rec'])
+    results['gru4rec'] = await compare(
+      'gru4rec',
+      () => new GRU4Rec(split.numItems, { seed: SEED }),
+    );
   return results;
 }

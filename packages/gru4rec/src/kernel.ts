@@ -1,5 +1,5 @@
 import { Random } from '@advrec/data';
-import { applyDropout, nextItemLoss } from '@advrec/models';
+import { applyDropout, columnSums, nextItemLoss, tableReader } from '@advrec/models';
 import type {
   JsonObject,
   SequenceGradientKernel,
@@ -35,7 +35,6 @@ function addRowBias(y: Float32Array, rows: number, width: number, bias: Float32A
 export class GRU4RecGradientKernel implements SequenceGradientKernel {
   readonly name: string;
   private readonly table: (name: string) => Float32Array;
-  private ones = new Float32Array(0);
 
   /** `values`: the model's tables by name (read at every pass). */
   constructor(
@@ -44,17 +43,7 @@ export class GRU4RecGradientKernel implements SequenceGradientKernel {
     private readonly gemm: Gemm,
   ) {
     this.name = `gru4rec-fused (${gemm.backend} products)`;
-    this.table = (name) => {
-      const t = values.get(name);
-      if (!t) throw new Error(`GRU4Rec kernel: no table "${name}"`);
-      return t;
-    };
-  }
-
-  /** Column sums of `x` (`rows x width`) by one product with a ones row. */
-  private async columnSums(x: Float32Array, rows: number, width: number): Promise<Float32Array> {
-    if (this.ones.length < rows) this.ones = new Float32Array(rows).fill(1);
-    return this.gemm.multiply(this.ones, 1, rows, x, rows, width);
+    this.table = tableReader(values, 'GRU4Rec');
   }
 
   async lossAndGradients(pass: SequencePass): Promise<SequencePassGradients> {
@@ -116,7 +105,7 @@ export class GRU4RecGradientKernel implements SequenceGradientKernel {
 
     // Output projection.
     const dWo = await this.gemm.multiply(states, N, h, dStates, N, d, true, false);
-    const dbo = await this.columnSums(dStates, N, d);
+    const dbo = await columnSums(this.gemm, dStates, N, d);
     const dS = await this.gemm.multiply(dStates, N, d, Wo, h, d, false, true);
 
     // Backpropagation through time.
@@ -157,9 +146,9 @@ export class GRU4RecGradientKernel implements SequenceGradientKernel {
       carry = nextCarry;
     }
     const dU = await this.gemm.multiply(previous, N, h, dH, N, G, true, false);
-    const dbU = await this.columnSums(dH, N, G);
+    const dbU = await columnSums(this.gemm, dH, N, G);
     const dW = await this.gemm.multiply(inputs, N, d, dX, N, G, true, false);
-    const dbW = await this.columnSums(dX, N, G);
+    const dbW = await columnSums(this.gemm, dX, N, G);
     const dInputs = await this.gemm.multiply(dX, N, G, W, d, G, false, true);
     for (let n = 0; n < N; n++) if (mask[n] === 0) dInputs.fill(0, n * d, (n + 1) * d);
     if (inputDropout) for (let x = 0; x < N * d; x++) dInputs[x] = dInputs[x]! * inputDropout[x]!;

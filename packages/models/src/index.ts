@@ -116,7 +116,9 @@ export {
   KERNEL_CHUNK_SEQUENCES,
   applyDropout,
   builtModule,
+  columnSums,
   nextItemLoss,
+  tableReader,
 } from './sequence-kernel.js';
 export type { ChunkedSequenceKernelOptions, CreatePassKernel } from './sequence-kernel.js';
 export {

@@ -117,6 +117,32 @@ export function applyDropout(random: Random, x: Float32Array, rate: number): Flo
   return mask;
 }
 
+/** A kernel's reader of a model's tables by name (for kernel authors); a missing table is named. */
+export function tableReader(
+  values: ReadonlyMap<string, Float32Array>,
+  kernel: string,
+): (name: string) => Float32Array {
+  return (name) => {
+    const table = values.get(name);
+    if (!table) throw new Error(`${kernel} kernel: no table "${name}"`);
+    return table;
+  };
+}
+
+/** A row of ones, grown as needed (one per thread). */
+let ones = new Float32Array(0);
+
+/** Column sums of `x` (`rows x width`) as one product with a row of ones on `gemm` (a bias gradient). */
+export function columnSums(
+  gemm: Gemm,
+  x: Float32Array,
+  rows: number,
+  width: number,
+): Float32Array | Promise<Float32Array> {
+  if (ones.length < rows) ones = new Float32Array(rows).fill(1);
+  return gemm.multiply(ones, 1, rows, x, rows, width);
+}
+
 /** A chunk's pass, the dense tables' current values with it. @internal */
 export interface KernelWorkerRequest {
   readonly id: number;
@@ -208,6 +234,8 @@ export class ChunkedSequenceKernel implements SequenceGradientKernel {
   private readonly threads: number;
   private readonly chunkSequences: number;
   private workers: Worker[] | null = null;
+  /** Chunks out per worker: a worker holds the process open while it has one. */
+  private readonly outstanding = new Map<Worker, number>();
   private readonly pending = new Map<
     number,
     { resolve: (g: SequencePassGradients) => void; reject: (e: Error) => void }
@@ -264,7 +292,9 @@ export class ChunkedSequenceKernel implements SequenceGradientKernel {
     for (const [name, values] of this.values)
       if (name !== SEQUENCE_ITEM_TABLE) dense.set(name, Float32Array.from(values));
     const request: KernelWorkerRequest = { id, pass, dense };
-    worker.ref();
+    const out = this.outstanding.get(worker) ?? 0;
+    if (out === 0) worker.ref();
+    this.outstanding.set(worker, out + 1);
     return new Promise<SequencePassGradients>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage(request, [
@@ -273,7 +303,11 @@ export class ChunkedSequenceKernel implements SequenceGradientKernel {
         pass.negativeRows.buffer as ArrayBuffer,
         ...[...dense.values()].map((v) => v.buffer as ArrayBuffer),
       ]);
-    }).finally(() => worker.unref());
+    }).finally(() => {
+      const left = this.outstanding.get(worker)! - 1;
+      this.outstanding.set(worker, left);
+      if (left === 0) worker.unref();
+    });
   }
 
   async lossAndGradients(pass: SequencePass): Promise<SequencePassGradients> {

@@ -1,5 +1,5 @@
 import { Random } from '@advrec/data';
-import { applyDropout, nextItemLoss } from '@advrec/models';
+import { applyDropout, columnSums, nextItemLoss, tableReader } from '@advrec/models';
 import type {
   JsonObject,
   SequenceGradientKernel,
@@ -154,7 +154,6 @@ interface BlockCache {
 export class SASRecGradientKernel implements SequenceGradientKernel {
   readonly name: string;
   private readonly table: (name: string) => Float32Array;
-  private ones = new Float32Array(0);
 
   /** `values`: the model's tables by name (read at every pass: the trainer updates them in place). */
   constructor(
@@ -163,11 +162,7 @@ export class SASRecGradientKernel implements SequenceGradientKernel {
     private readonly gemm: Gemm,
   ) {
     this.name = `sasrec-fused (${gemm.backend} products)`;
-    this.table = (name) => {
-      const t = values.get(name);
-      if (!t) throw new Error(`SASRec kernel: no table "${name}"`);
-      return t;
-    };
+    this.table = tableReader(values, 'SASRec');
   }
 
   private async linear(
@@ -488,8 +483,7 @@ export class SASRecGradientKernel implements SequenceGradientKernel {
     const into = grad(`${prefix}.weights`, d * d);
     for (let k = 0; k < d * d; k++) into[k]! += dW[k]!;
     // The bias gradient, the column sums of dy, as one more product: 1^T dy.
-    if (this.ones.length < rows) this.ones = new Float32Array(rows).fill(1);
-    const sums = await this.gemm.multiply(this.ones, 1, rows, dy, rows, d);
+    const sums = await columnSums(this.gemm, dy, rows, d);
     const bias = grad(`${prefix}.bias`, d);
     for (let c = 0; c < d; c++) bias[c]! += sums[c]!;
   }

@@ -20,7 +20,7 @@ import type {
   Tfjs,
 } from '@advrec/models';
 import { createGemm } from '@advrec/onnx';
-import { WasmAdamArrays } from './adam-kernel.js';
+import { WasmAdamArrays, adamStep } from './adam-kernel.js';
 import type { EngineInfo } from './engine.js';
 import type { Gemm } from '@advrec/onnx';
 
@@ -482,29 +482,6 @@ async function batchLossAndGradients(
   return { loss: gradients.loss, items: itemGradient, touched, dense: gradients.dense };
 }
 
-/** One dense Adam step (bias correction folded into `rate`); a function of its own so V8 keeps it monomorphic. */
-function adamStep(
-  values: Float32Array,
-  gradient: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-  beta1: number,
-  beta2: number,
-  rate: number,
-  epsilon: number,
-): void {
-  const a1 = 1 - beta1;
-  const a2 = 1 - beta2;
-  for (let k = 0; k < values.length; k++) {
-    const g = gradient[k]!;
-    const mk = beta1 * m[k]! + a1 * g;
-    const vk = beta2 * v[k]! + a2 * g * g;
-    m[k] = mk;
-    v[k] = vk;
-    values[k] = values[k]! - (rate * mk) / (Math.sqrt(vk) + epsilon);
-  }
-}
-
 /** FGM per item row: `epsilon * g_i / ||g_i||` on the touched rows, written into `out`. */
 function fgmRows(
   gradient: Float32Array,
@@ -822,19 +799,20 @@ export async function trainSequentialModel(
   }
 }
 
-async function trainWith(
-  tf: Tfjs,
+/**
+ * A run's step state: Adam's moments (from the resumed or given optimiser state, else zero)
+ * and, when they fit and the item table is trained, the item table, its moments and two
+ * gradients in WebAssembly memory: Adam's dense step over every item row is the bulk of a
+ * step's plain-JS work, and the SIMD kernel does it with the same arithmetic.
+ */
+function createStep(
   choice: SequenceKernelChoice,
   model: SequentialModel,
   config: SequenceTrainConfig,
-  sampler: SequenceBatchSampler,
-  started: number,
-): Promise<SequenceTrainResult> {
-  const seed = config.seed ?? 0;
-  const resume = config.resume;
+): SequenceStep {
   const itemTable = tableOf(model, SEQUENCE_ITEM_TABLE);
   const trainable = model.trainableTables.map((name) => tableOf(model, name));
-  const previous = resume?.optimizer ?? config.optimizer;
+  const previous = config.resume?.optimizer ?? config.optimizer;
   const moments = new Map<string, { m: Float32Array; v: Float32Array }>();
   for (const t of trainable) {
     const saved = previous?.moments.get(t.name);
@@ -843,9 +821,6 @@ async function trainWith(
       v: saved ? Float32Array.from(saved.v) : new Float32Array(t.values.length),
     });
   }
-  // The item table, its moments and two gradients in WebAssembly memory when they fit (and
-  // the table is trained): Adam's dense step over every item row is the bulk of a step's
-  // plain-JS work, and the SIMD kernel does it with the same arithmetic.
   const size = itemTable.values.length;
   const itemMoments = moments.get(SEQUENCE_ITEM_TABLE);
   const arena = itemMoments ? WasmAdamArrays.create([size, size, size, size, size]) : null;
@@ -864,7 +839,7 @@ async function trainWith(
     moments.set(SEQUENCE_ITEM_TABLE, { m, v });
     gradients = [g0, g1];
   } else gradients = [new Float32Array(size), new Float32Array(size)];
-  const run: SequenceStep = {
+  return {
     kernel: choice.kernel,
     model,
     config,
@@ -881,6 +856,20 @@ async function trainWith(
     perturbation: config.adversarial ? new Float32Array(itemTable.values.length) : null,
     step: previous?.step ?? 0,
   };
+}
+
+async function trainWith(
+  tf: Tfjs,
+  choice: SequenceKernelChoice,
+  model: SequentialModel,
+  config: SequenceTrainConfig,
+  sampler: SequenceBatchSampler,
+  started: number,
+): Promise<SequenceTrainResult> {
+  const seed = config.seed ?? 0;
+  const resume = config.resume;
+  const run = createStep(choice, model, config);
+  const { itemTable, trainable, moments } = run;
   const startEpoch = resume?.startEpoch ?? config.startEpoch ?? 0;
   const epochs: SequenceEpochEvent[] = [...(resume?.epochs ?? [])];
   let best = resume?.best ?? null;

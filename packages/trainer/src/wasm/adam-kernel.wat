@@ -1,5 +1,5 @@
 ;; Dense Adam over float32 arrays in this module's memory, two entries per SIMD step in
-;; float64 lanes: exactly the arithmetic of the JS `adamStep` in sequential.ts (double
+;; float64 lanes: exactly the arithmetic of the JS `adamStep` in adam-kernel.ts (double
 ;; intermediates, each result rounded once to float32 when stored), so the two agree bit for bit.
 ;;   m' = beta1 m + (1 - beta1) g
 ;;   v' = beta2 v + ((1 - beta2) g) g
