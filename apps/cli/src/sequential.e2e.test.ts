@@ -160,9 +160,24 @@ describe('a sequential run folder through every command', () => {
     }
     const refused = await advrec(['attack', '--run', whole, '--adversaries', 'pgd']);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(
-      /--adversaries: a sequential model is attacked with fgm or random/,
-    );
+    expect(refused.stderr).toMatch(/--adversaries: unknown adversary "pgd"; registered: .*fgsm/);
+    // The registered adversaries, built-in and plugin, on the item-embedding surface.
+    const more = await advrec([
+      '--plugin',
+      '@advrec/example-plugin-pgd',
+      '--json',
+      'attack',
+      '--run',
+      whole,
+      '--epsilons',
+      '1',
+      '--adversaries',
+      'fgsm,pgd',
+    ]);
+    expect(more.code, more.stderr).toBe(0);
+    const points = JSON.parse(more.stdout).points;
+    expect(points.map((p: { adversary: string }) => p.adversary)).toEqual(['fgsm', 'pgd']);
+    for (const point of points) expect(Number.isFinite(point.relativeChange['ndcg@10'])).toBe(true);
   });
 
   it("recommend: after a user's sequence, or after items given on the command line", async () => {

@@ -16,18 +16,20 @@ import { SEQUENCE_ITEM_TABLE, cloneTable } from '@advrec/models';
 import type { ParameterTable, SequentialModel } from '@advrec/models';
 import { GRU4Rec } from '@advrec/gru4rec';
 import { SASRec } from '@advrec/sasrec';
+import { fgm } from '@advrec/adversary';
 import {
+  craftSequencePerturbation,
   evaluateSequential,
   loadTfjs,
   sequenceCandidates,
-  sequenceFgmPerturbation,
   trainSequentialModel,
 } from '@advrec/trainer';
 import type {
-  SequenceEvaluation,
+  SequenceEvaluationSet,
   SequenceOptimizerState,
   SequenceTrainResult,
 } from '@advrec/trainer';
+import type { Tfjs } from '@advrec/models';
 
 const SEED = 2024;
 
@@ -67,6 +69,31 @@ function trainingSummary(r: SequenceTrainResult) {
     validation: r.epochs
       .filter((e) => e.validation)
       .map((e) => ({ epoch: e.epoch + 1, ...e.validation })),
+  };
+}
+
+/** HR@10 and NDCG@10 with their per-user values. */
+interface SequenceEvaluation {
+  readonly hitRate: number;
+  readonly ndcg: number;
+  readonly perUser: { readonly hitRate: Float64Array; readonly ndcg: Float64Array };
+}
+
+/** SASRec's sampled protocol at 10, through the metrics package's evaluator. */
+async function atTen(
+  tf: Tfjs,
+  model: SequentialModel,
+  set: SequenceEvaluationSet,
+  perturbation?: Float32Array,
+): Promise<SequenceEvaluation> {
+  const r = await evaluateSequential(tf, model, set, {
+    metrics: ['hr', 'ndcg'],
+    ...(perturbation ? { perturbation } : {}),
+  });
+  return {
+    hitRate: r.metrics['hr@10']!,
+    ndcg: r.metrics['ndcg@10']!,
+    perUser: { hitRate: r.perUser['hr@10']!, ndcg: r.perUser['ndcg@10']! },
   };
 }
 
@@ -125,19 +152,26 @@ export async function runSequentialQuality(
   };
   const optimizer: SequenceOptimizerState = base.optimizer;
   const diversity = () => meanPairwiseCosine(items.values, items.rows, items.dimension).meanCosine;
-  const robustness = (clean: SequenceEvaluation) =>
-    attackEpsilons.map((epsilon, k) => {
-      const perturbation = sequenceFgmPerturbation(tf, model, split, epsilon, { seed: SEED });
-      const attacked = evaluateSequential(tf, model, test, { perturbation });
-      return {
+  const robustness = async (clean: SequenceEvaluation) => {
+    const points = [];
+    for (const [k, epsilon] of attackEpsilons.entries()) {
+      const perturbation = await craftSequencePerturbation(tf, model, split, {
+        adversary: fgm,
+        epsilon,
+        seed: SEED,
+      });
+      const attacked = await atTen(tf, model, test, perturbation);
+      points.push({
         relativeEpsilon: relativeAttackEpsilons[k],
         epsilon,
         hitRate10: attacked.hitRate,
         ndcg10: attacked.ndcg,
         ndcgChange: attacked.ndcg / clean.ndcg - 1,
-      };
-    });
-  const baseTest = evaluateSequential(tf, model, test);
+      });
+    }
+    return points;
+  };
+  const baseTest = await atTen(tf, model, test);
   const result: Record<string, unknown> = {
     model: options.model,
     config: model.config,
@@ -159,12 +193,12 @@ export async function runSequentialQuality(
       optimizer,
       ...(adversarial ? { adversarial } : {}),
     });
-    const valid = evaluateSequential(tf, model, validation);
-    const evaluation = evaluateSequential(tf, model, test);
+    const valid = await atTen(tf, model, validation);
+    const evaluation = await atTen(tf, model, test);
     return { run, valid, evaluation, cosine: diversity() };
   };
   const continued = await continueFrom();
-  const continuedRobustness = robustness(continued.evaluation);
+  const continuedRobustness = await robustness(continued.evaluation);
   log(`${options.model} continued: ${JSON.stringify(summary(continued.evaluation))}`);
   const arms = [];
   for (const [k, epsilon] of epsilons.entries()) {
@@ -176,7 +210,7 @@ export async function runSequentialQuality(
       relativeEpsilon: relativeEpsilons[k]!,
       epsilon,
       ...arm,
-      robustness: robustness(arm.evaluation),
+      robustness: await robustness(arm.evaluation),
     });
   }
   const chosen = arms.reduce((a, b) => (b.valid.ndcg > a.valid.ndcg ? b : a));

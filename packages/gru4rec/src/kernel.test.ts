@@ -48,7 +48,11 @@ describe('GRU4Rec gradient kernel in training', () => {
         adam: { learningRate: 0.01 },
         adversarial: { epsilon: 0.05, adversarialWeight: 1 },
       });
-      return { model, result, quality: evaluateSequential(tfjs, model, test).hitRate };
+      return {
+        model,
+        result,
+        quality: (await evaluateSequential(tfjs, model, test)).metrics['hr@10']!,
+      };
     };
     const reference = await train('tfjs');
     const one = await train('model-kernel', 1);

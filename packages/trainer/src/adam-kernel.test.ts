@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Random } from '@advrec/data';
-import { WasmAdamArrays, adamStep } from './adam-kernel.js';
+import { WasmAdamArrays } from './adam-kernel.js';
+import { adamStep } from './optimizer.js';
 
 describe('WasmAdamArrays (the SIMD dense Adam kernel)', () => {
   it('gives the plain loop bit for bit, over any range (odd lengths, zero gradients, many steps)', () => {

@@ -84,26 +84,3 @@ export class WasmAdamArrays {
     );
   }
 }
-
-/** One dense Adam step (bias correction folded into `rate`); a function of its own so V8 keeps it monomorphic. The plain loop {@link WasmAdamArrays.step} equals bit for bit. @internal */
-export function adamStep(
-  values: Float32Array,
-  gradient: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-  beta1: number,
-  beta2: number,
-  rate: number,
-  epsilon: number,
-): void {
-  const a1 = 1 - beta1;
-  const a2 = 1 - beta2;
-  for (let k = 0; k < values.length; k++) {
-    const g = gradient[k]!;
-    const mk = beta1 * m[k]! + a1 * g;
-    const vk = beta2 * v[k]! + a2 * g * g;
-    m[k] = mk;
-    v[k] = vk;
-    values[k] = values[k]! - (rate * mk) / (Math.sqrt(vk) + epsilon);
-  }
-}

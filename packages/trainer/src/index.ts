@@ -35,12 +35,16 @@ export type { MfEngineOptions, MfTables } from './mf-engine.js';
 export { GenericEngine } from './generic-engine.js';
 export type { GenericEngineOptions } from './generic-engine.js';
 export {
+  DEFAULT_DENSE_ADAM,
+  adamRate,
+  adamStep,
   applySparseUpdate,
   createOptimizerState,
   optimizerTables,
   resolveOptimizerConfig,
 } from './optimizer.js';
 export type {
+  DenseAdamConfig,
   OptimizerConfig,
   OptimizerName,
   OptimizerState,
@@ -88,22 +92,24 @@ export { tfjsPassGradients } from '@advrec/models';
 export {
   SEQUENCE_ENGINES,
   chooseSequenceKernel,
-  encodeSequences,
-  evaluateSequential,
-  evaluateSequentialFullRanking,
-  sequenceCandidates,
-  sequenceFgmPerturbation,
-  sequenceRandomPerturbation,
   tfjsSequenceKernel,
   trainSequentialModel,
 } from './sequential.js';
+export { encodeSequences } from './sequence-pass.js';
+export {
+  evaluateSequential,
+  sequenceCandidates,
+  sequenceScorer,
+  sequenceStates,
+} from './sequential-evaluation.js';
+export type { SequenceEvaluationOptions, SequenceEvaluationSet } from './sequential-evaluation.js';
+export { craftSequencePerturbation, itemSurfaceOf } from './sequential-attack.js';
+export type { SequencePerturbationOptions } from './sequential-attack.js';
 export type {
   SequenceAdamConfig,
   SequenceAdversarialConfig,
   SequenceEngineName,
   SequenceEpochEvent,
-  SequenceEvaluation,
-  SequenceEvaluationSet,
   SequenceKernelChoice,
   SequenceOptimizerState,
   SequenceTrainConfig,

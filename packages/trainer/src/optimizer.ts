@@ -2,6 +2,13 @@ import { createTable } from '@advrec/models';
 import type { ParameterTable, SparseRows } from '@advrec/models';
 import type { ConfigIssue } from '@advrec/data';
 
+/**
+ * The optimisers, in one module: row-sparse Adagrad, SGD and lazy Adam for the pairwise
+ * models (only the rows a batch touches change; APR/AMR: mini-batch Adagrad), and dense Adam
+ * for the sequential models (SASRec's TF1 Adam: every row's moments decay at every step; its
+ * WebAssembly SIMD twin, `WasmAdamArrays`, computes the same numbers bit for bit).
+ */
+
 /** Row-sparse optimisers. Only the rows a batch touches change (APR/AMR: mini-batch Adagrad). */
 export type OptimizerName = 'adagrad' | 'sgd' | 'lazy-adam';
 
@@ -149,8 +156,7 @@ export function applySparseUpdate(
       for (let f = 0; f < k; f++) values[base + f] = values[base + f]! - lr * g[o + f]!;
     }
   } else {
-    const lrt =
-      (lr * Math.sqrt(1 - Math.pow(config.beta2, step))) / (1 - Math.pow(config.beta1, step));
+    const lrt = adamRate(lr, config.beta1, config.beta2, step);
     const { beta1, beta2, adamEpsilon } = config;
     const m1 = state.state1!.values;
     const m2 = state.state2!.values;
@@ -166,5 +172,52 @@ export function applySparseUpdate(
         values[base + f] = values[base + f]! - (lrt * m) / (Math.sqrt(v) + adamEpsilon);
       }
     }
+  }
+}
+
+/** Dense Adam's settings (SASRec's: learning rate 0.001, beta1 0.9, beta2 0.98, epsilon 1e-8). */
+export interface DenseAdamConfig {
+  readonly learningRate: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+}
+
+/** SASRec's Adam settings, the sequential models' default. */
+export const DEFAULT_DENSE_ADAM: DenseAdamConfig = {
+  learningRate: 0.001,
+  beta1: 0.9,
+  beta2: 0.98,
+  epsilon: 1e-8,
+};
+
+/**
+ * Adam's step size at `step` (1-based) with both bias corrections folded in:
+ * `eta * sqrt(1 - beta2^t) / (1 - beta1^t)` (what lazy and dense Adam multiply `m / (sqrt(v) + eps)` by).
+ */
+export function adamRate(learningRate: number, beta1: number, beta2: number, step: number): number {
+  return (learningRate * Math.sqrt(1 - Math.pow(beta2, step))) / (1 - Math.pow(beta1, step));
+}
+
+/** One dense Adam step (bias correction folded into `rate`); a function of its own so V8 keeps it monomorphic. The plain loop {@link WasmAdamArrays.step} equals bit for bit. @internal */
+export function adamStep(
+  values: Float32Array,
+  gradient: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  beta1: number,
+  beta2: number,
+  rate: number,
+  epsilon: number,
+): void {
+  const a1 = 1 - beta1;
+  const a2 = 1 - beta2;
+  for (let k = 0; k < values.length; k++) {
+    const g = gradient[k]!;
+    const mk = beta1 * m[k]! + a1 * g;
+    const vk = beta2 * v[k]! + a2 * g * g;
+    m[k] = mk;
+    v[k] = vk;
+    values[k] = values[k]! - (rate * mk) / (Math.sqrt(vk) + epsilon);
   }
 }

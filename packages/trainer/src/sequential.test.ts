@@ -9,21 +9,31 @@ import {
 } from '@advrec/models';
 import type { SequentialModel, Tfjs } from '@advrec/models';
 import { loadTfjs } from './backend.js';
-import { createGemm } from '@advrec/onnx';
-import {
-  encodeSequences,
-  evaluateSequential,
-  evaluateSequentialFullRanking,
-  sequenceCandidates,
-  sequenceFgmPerturbation,
-  trainSequentialModel,
-} from './sequential.js';
+import { fgm, getAdversary, randomNoise } from '@advrec/adversary';
+import type { Adversary } from '@advrec/adversary';
+import { encodeSequences } from './sequence-pass.js';
+import { trainSequentialModel } from './sequential.js';
+import { craftSequencePerturbation } from './sequential-attack.js';
+import { evaluateSequential, sequenceCandidates } from './sequential-evaluation.js';
+import type { SequenceEvaluationSet } from './sequential-evaluation.js';
 import {
   sequenceTrainStateFromCheckpoint,
   sequenceTrainStateToCheckpoint,
 } from './sequential-state.js';
 
 const { tf } = await loadTfjs('cpu');
+
+/** HR@10 and NDCG@10 under the sampled protocol (the metrics package's evaluator). */
+async function atTen(
+  model: SequentialModel,
+  set: SequenceEvaluationSet,
+  perturbation?: Float32Array,
+): Promise<{ hitRate: number; ndcg: number }> {
+  const r = await evaluateSequential(tf as Tfjs, model, set, {
+    ...(perturbation ? { perturbation } : {}),
+  });
+  return { hitRate: r.metrics['hr@10']!, ndcg: r.metrics['ndcg@10']! };
+}
 
 /**
  * A minimal sequential plugin model: the hidden state is `tanh(x_t W)` of the last item only
@@ -61,7 +71,7 @@ describe('trainSequentialModel', () => {
 
   it('learns a planted next-item rule and keeps the best validation epoch', async () => {
     const model = markovModel(40);
-    const before = evaluateSequential(tf, model, test);
+    const before = await atTen(model, test);
     const result = await trainSequentialModel(tf, model, split, {
       epochs: 30,
       batchSize: 32,
@@ -70,7 +80,7 @@ describe('trainSequentialModel', () => {
       validateEvery: 5,
       validation,
     });
-    const after = evaluateSequential(tf, model, test);
+    const after = await atTen(model, test);
     expect(before.ndcg).toBeLessThan(0.5);
     expect(after.hitRate).toBeGreaterThan(0.95);
     expect(after.ndcg).toBeGreaterThan(0.8);
@@ -103,7 +113,7 @@ describe('trainSequentialModel', () => {
     expect(result.epochs).toHaveLength(6);
     expect(result.optimizer.step).toBe(Math.ceil(200 / 32));
     // The kept tables are epoch 1's: validating them again gives the best value.
-    const again = evaluateSequential(tf, model, { ...validation, candidates: swapped });
+    const again = await atTen(model, { ...validation, candidates: swapped });
     expect(again.ndcg).toBe(result.bestValidation!.ndcg);
   });
 
@@ -191,24 +201,83 @@ describe('trainSequentialModel', () => {
       seed: 5,
       adam: { learningRate: 0.02 },
     });
-    const delta = sequenceFgmPerturbation(tf, model, split, 0.5);
+    const delta = await craftSequencePerturbation(tf, model, split, {
+      adversary: fgm,
+      epsilon: 0.5,
+    });
     for (let i = 0; i < 40; i++) {
       const norm = Math.hypot(...delta.subarray(i * 8, (i + 1) * 8));
       expect(norm).toBeCloseTo(0.5, 5);
     }
-    const clean = evaluateSequential(tf, model, test);
-    const attacked = evaluateSequential(tf, model, test, { perturbation: delta });
+    const clean = await atTen(model, test);
+    const attacked = await atTen(model, test, delta);
     expect(attacked.ndcg).toBeLessThan(clean.ndcg);
+    // Random noise of the same norm on every row, through the same registered adversaries.
+    const noise = await craftSequencePerturbation(tf, model, split, {
+      adversary: randomNoise,
+      epsilon: 0.5,
+      seed: 3,
+    });
+    for (let i = 0; i < 40; i++)
+      expect(Math.hypot(...noise.subarray(i * 8, (i + 1) * 8))).toBeCloseTo(0.5, 5);
+    expect((await atTen(model, test, noise)).ndcg).toBeGreaterThan(attacked.ndcg);
+  });
+
+  it('a multi-step adversary gets the gradient at its previous step (PGD-like, through perturbSteps)', async () => {
+    const model = markovModel(40);
+    await trainSequentialModel(tf, model, split, { epochs: 5, batchSize: 32, seed: 5 });
+    const seen: { step: number; rows: number }[] = [];
+    const twoStep: Adversary = {
+      ...fgm,
+      adversaryName: 'two-step',
+      steps: 2,
+      perturb(gradient, epsilon, context) {
+        seen.push({ step: context.step ?? 0, rows: gradient.size });
+        return fgm.perturb(gradient, epsilon, context);
+      },
+    };
+    const one = await craftSequencePerturbation(tf, model, split, { adversary: fgm, epsilon: 0.5 });
+    const two = await craftSequencePerturbation(tf, model, split, {
+      adversary: twoStep,
+      epsilon: 0.5,
+    });
+    expect(seen.map((s) => s.step)).toEqual([0, 1]);
+    expect(seen[0]!.rows).toBe(40);
+    // The second step's gradient is taken at the first step's point: another direction.
+    expect(Array.from(two)).not.toEqual(Array.from(one));
+  });
+
+  it('ATSRec takes any registered adversary on the item embeddings, and names an unknown one', async () => {
+    const train = async (adversary?: string) => {
+      const model = markovModel(40);
+      const result = await trainSequentialModel(tf, model, split, {
+        epochs: 2,
+        batchSize: 32,
+        seed: 5,
+        adversarial: { epsilon: 0.1, adversarialWeight: 1, ...(adversary ? { adversary } : {}) },
+      });
+      return { values: Array.from(model.tables[0]!.values), result };
+    };
+    const byDefault = await train();
+    const named = await train('fgm');
+    const signs = await train('fgsm');
+    expect(named.values).toEqual(byDefault.values);
+    expect(signs.values).not.toEqual(byDefault.values);
+    expect(signs.result.epochs[0]!.adversarialLoss).toBeGreaterThan(0);
+    expect(getAdversary('fgsm').adversaryName).toBe('fgsm');
+    await expect(train('pgdd')).rejects.toThrow(/adversarial\.adversary: unknown adversary "pgdd"/);
   });
 
   it('full ranking: the target among every item outside the history, as a brute-force count says', async () => {
     const model = markovModel(40);
     await trainSequentialModel(tf, model, split, { epochs: 3, batchSize: 32, seed: 5 });
-    const result = await evaluateSequentialFullRanking(tf, model, test, {
+    const result = await evaluateSequential(tf, model, test, {
+      protocol: 'full',
       cutoffs: [1, 5],
-      blockSize: 64,
-      gemm: await createGemm({ backend: 'js' }),
+      engine: 'js',
     });
+    expect(result.protocol.kind).toBe('full');
+    expect(Array.from(result.users)).toEqual(Array.from(test.users));
     const items = model.tables[0]!.values;
     const expected = Array.from(test.users, (_, k) => {
       const history = test.histories[k]!;
@@ -217,7 +286,7 @@ describe('trainSequentialModel', () => {
       const last = h.subarray((inputs.length - 1) * 8, inputs.length * 8);
       const score = (i: number) => {
         let s = 0;
-        for (let c = 0; c < 8; c++) s += Math.fround(last[c]! * items[i * 8 + c]!);
+        for (let c = 0; c < 8; c++) s += last[c]! * items[i * 8 + c]!;
         return s;
       };
       const target = test.candidates[k * test.width]!;
@@ -229,7 +298,9 @@ describe('trainSequentialModel', () => {
       return above + 1;
     });
     const hr5 = expected.filter((r) => r <= 5).length / expected.length;
-    expect(result.metrics['hr@5']).toBeCloseTo(hr5, 1);
+    // The evaluator ranks by the float64 dot product, as this brute-force count does.
+    expect(result.metrics['hr@5']).toBe(hr5);
+    expect(result.metrics['hr@1']).toBe(expected.filter((r) => r === 1).length / expected.length);
     expect(result.perUser['hr@1']!.length).toBe(test.users.length);
     expect(result.metrics['hr@1']).toBeLessThanOrEqual(result.metrics['hr@5']!);
   });
@@ -248,11 +319,10 @@ describe('trainSequentialModel', () => {
     );
   });
 
-  it('ranks ties pessimistically', () => {
+  it('ranks ties pessimistically', async () => {
     const model = markovModel(40);
     model.tables[0]!.values.fill(0);
-    const result = evaluateSequential(tf, model, test);
-    expect(result.hitRate).toBe(0);
+    expect((await atTen(model, test)).hitRate).toBe(0);
   });
 
   it('names bad configs and refuses unknown items', async () => {
@@ -274,8 +344,8 @@ describe('trainSequentialModel', () => {
     }
     const bad = { ...test, candidates: Int32Array.from(test.candidates) };
     bad.candidates[5] = 40;
-    expect(() => evaluateSequential(tf, model, bad)).toThrow(DataError);
-    expect(() => evaluateSequential(tf, model, bad)).toThrow(/item id 40/);
+    await expect(evaluateSequential(tf, model, bad)).rejects.toThrow(DataError);
+    await expect(evaluateSequential(tf, model, bad)).rejects.toThrow(/item id 40/);
     await expect(trainSequentialModel(tf, markovModel(41), split, { epochs: 1 })).rejects.toThrow(
       /40 items, the model 41/,
     );

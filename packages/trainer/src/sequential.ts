@@ -1,28 +1,20 @@
 import { availableParallelism } from 'node:os';
-import type * as tfc from '@tensorflow/tfjs-core';
-import {
-  ConfigError,
-  DataError,
-  Random,
-  SequenceBatchSampler,
-  deriveSeed,
-  padHistory,
-  sampleSequenceCandidates,
-} from '@advrec/data';
+import { ConfigError, DataError, Random, SequenceBatchSampler, deriveSeed } from '@advrec/data';
 import type { ConfigIssue, SequenceBatch, SequenceSplit } from '@advrec/data';
-import { SEQUENCE_ITEM_TABLE, cloneTable, seededDropout, tfjsPassGradients } from '@advrec/models';
-import type {
-  ParameterTable,
-  SequenceGradientKernel,
-  SequencePass,
-  SequencePassGradients,
-  SequentialModel,
-  Tfjs,
-} from '@advrec/models';
+import { fgm, getAdversary, perturbSteps } from '@advrec/adversary';
+import type { Adversary } from '@advrec/adversary';
+import { SEQUENCE_ITEM_TABLE, cloneTable, tfjsPassGradients } from '@advrec/models';
+import type { ParameterTable, SequenceGradientKernel, SequentialModel, Tfjs } from '@advrec/models';
 import { createGemm } from '@advrec/onnx';
-import { WasmAdamArrays, adamStep } from './adam-kernel.js';
+import { WasmAdamArrays } from './adam-kernel.js';
+import { DEFAULT_DENSE_ADAM, adamRate, adamStep } from './optimizer.js';
+import type { DenseAdamConfig } from './optimizer.js';
 import type { EngineInfo } from './engine.js';
-import type { Gemm } from '@advrec/onnx';
+import { passOf, scatterRows, tableOf } from './sequence-pass.js';
+import type { BatchGradients } from './sequence-pass.js';
+import { itemSurfaceOf, sparseRowsOf, writeRows } from './sequential-attack.js';
+import { evaluateSequential } from './sequential-evaluation.js';
+import type { SequenceEvaluationSet } from './sequential-evaluation.js';
 
 /**
  * Training a sequential model (SASRec, GRU4Rec, ...) on next-item prediction, as in the
@@ -31,16 +23,12 @@ import type { Gemm } from '@advrec/onnx';
  * `-log sigma(h_t . e_{next}) - log(1 - sigma(h_t . e_{neg}))`, averaged over the batch's
  * positions, with Adam. ATSRec adds the same loss at item embeddings perturbed by FGM:
  * `L + adversarialWeight * L(E + Delta)`, `Delta_i = epsilon * g_i / ||g_i||` per item row,
- * `g` the gradient of the clean loss (APR's construction, applied to the item-embedding layer).
+ * `g` the gradient of the clean loss (APR's construction, applied to the item-embedding layer),
+ * through the adversary package like APR's (any registered adversary on the surface).
  */
 
-/** Adam's settings (SASRec: lr 0.001, beta2 0.98). */
-export interface SequenceAdamConfig {
-  readonly learningRate: number;
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly epsilon: number;
-}
+/** Adam's settings (SASRec: lr 0.001, beta2 0.98); the optimiser module's dense Adam. */
+export type SequenceAdamConfig = DenseAdamConfig;
 
 /** ATSRec: adversarial perturbations of the item embeddings during training. */
 export interface SequenceAdversarialConfig {
@@ -48,6 +36,12 @@ export interface SequenceAdversarialConfig {
   readonly epsilon: number;
   /** Weight lambda of the adversarial loss. */
   readonly adversarialWeight: number;
+  /**
+   * The adversary on the `itemEmbeddings` surface: a registered name (`fgm`, the default and
+   * ATSRec's; `fgsm`, `random`, a plugin's) or an {@link Adversary}. It gets the batch's
+   * clean item-row gradients, as APR's adversaries do.
+   */
+  readonly adversary?: string | Adversary;
 }
 
 /** Options of {@link trainSequentialModel}. */
@@ -169,221 +163,6 @@ export type SequenceEngineName = 'auto' | 'model-kernel' | 'tfjs';
 /** The engine names {@link SequenceTrainConfig.engine} takes. */
 export const SEQUENCE_ENGINES: readonly SequenceEngineName[] = ['auto', 'model-kernel', 'tfjs'];
 
-const DEFAULT_ADAM: SequenceAdamConfig = {
-  learningRate: 0.001,
-  beta1: 0.9,
-  beta2: 0.98,
-  epsilon: 1e-8,
-};
-
-/** Candidates for SASRec's sampled evaluation of one split. */
-export interface SequenceEvaluationSet {
-  /** Users evaluated. */
-  readonly users: Int32Array;
-  /** Each evaluated user's history (input), oldest first. */
-  readonly histories: readonly Int32Array[];
-  /** `users.length x width`: the target first, then the negatives. */
-  readonly candidates: Int32Array;
-  readonly width: number;
-}
-
-/**
- * SASRec's evaluation sets: validation (history = training items, target = validation item)
- * and test (history = training items + validation item, target = test item), each target
- * ranked among `negatives` items (default 100) the user never interacted with.
- */
-export function sequenceCandidates(
-  split: SequenceSplit,
-  which: 'validation' | 'test',
-  options: { readonly negatives?: number; readonly seed?: number } = {},
-): SequenceEvaluationSet {
-  const negatives = options.negatives ?? 100;
-  const targets = which === 'test' ? split.test : split.validation;
-  const whole = split.train.map((seq, u) => {
-    const all = Array.from(seq);
-    if (split.validation[u]! >= 0) all.push(split.validation[u]!);
-    if (split.test[u]! >= 0) all.push(split.test[u]!);
-    return all;
-  });
-  // A user with nothing left to sample is named by its id in the file.
-  whole.forEach((seq, u) => {
-    if (targets[u]! >= 0 && new Set(seq).size >= split.numItems)
-      throw new DataError(
-        `${split.source}: user ${split.userIdMap?.toSource(u) ?? u} has interacted with every one of the ${split.numItems} items: no negatives to sample for its ${which} target`,
-      );
-  });
-  const all = sampleSequenceCandidates(
-    targets,
-    whole,
-    split.numItems,
-    negatives,
-    deriveSeed(options.seed ?? 0, which === 'test' ? 1 : 2),
-  );
-  const width = negatives + 1;
-  const users: number[] = [];
-  for (let u = 0; u < split.numUsers; u++) if (targets[u]! >= 0) users.push(u);
-  const candidates = new Int32Array(users.length * width);
-  const histories = users.map((u, k) => {
-    candidates.set(all.subarray(u * width, (u + 1) * width), k * width);
-    const train = split.train[u]!;
-    if (which === 'validation') return train;
-    const history = new Int32Array(train.length + 1);
-    history.set(train);
-    history[train.length] = split.validation[u]!;
-    return history;
-  });
-  return { users: Int32Array.from(users), histories, candidates, width };
-}
-
-function tableOf(model: SequentialModel, name: string): ParameterTable {
-  const table = model.tables.find((t) => t.name === name);
-  if (!table) throw new ConfigError([{ path: 'model.tables', message: `no table "${name}"` }]);
-  return table;
-}
-
-function checkItems(model: SequentialModel, ids: Int32Array, what: string): void {
-  for (let k = 0; k < ids.length; k++) {
-    const id = ids[k]!;
-    if (id >= model.numItems || id < -1 || !Number.isInteger(id))
-      throw new DataError(
-        `${what}: item id ${id} at position ${k} is outside the model's ${model.numItems} items`,
-      );
-  }
-}
-
-/** Gathers item rows (`-1` = a zero row), adding the perturbation rows when given. */
-function gatherRows(
-  table: Float32Array,
-  dimension: number,
-  ids: Int32Array,
-  perturbation?: Float32Array,
-): Float32Array {
-  const out = new Float32Array(ids.length * dimension);
-  for (let k = 0; k < ids.length; k++) {
-    const id = ids[k]!;
-    if (id < 0) continue;
-    const from = id * dimension;
-    const to = k * dimension;
-    for (let c = 0; c < dimension; c++) out[to + c] = table[from + c]!;
-    if (perturbation)
-      for (let c = 0; c < dimension; c++) out[to + c] = out[to + c]! + perturbation[from + c]!;
-  }
-  return out;
-}
-
-function denseNames(model: SequentialModel): string[] {
-  return model.tables.filter((t) => t.side === 'dense').map((t) => t.name);
-}
-
-/**
- * The hidden states of a batch (`size x length x dimension`, as a Float32Array), with the
- * item table perturbed by `perturbation` (`numItems x dimension`) when given. No gradient.
- */
-export function encodeSequences(
-  tf: Tfjs,
-  model: SequentialModel,
-  inputs: Int32Array,
-  size: number,
-  length: number,
-  options: {
-    readonly perturbation?: Float32Array;
-    readonly training?: boolean;
-    readonly seed?: number;
-  } = {},
-): Float32Array {
-  checkItems(model, inputs, 'sequence');
-  const items = tableOf(model, SEQUENCE_ITEM_TABLE);
-  const d = model.dimension;
-  // tidy must return no typed array: it would walk every element looking for tensors.
-  let result: Float32Array = new Float32Array(0);
-  tf.tidy(() => {
-    const dense: Record<string, tfc.Tensor2D> = {};
-    for (const name of denseNames(model)) {
-      const t = tableOf(model, name);
-      dense[name] = tf.tensor2d(t.values, [t.rows, t.dimension]);
-    }
-    const mask = tf.tensor3d(
-      Float32Array.from(inputs, (i) => (i >= 0 ? 1 : 0)),
-      [size, length, 1],
-    );
-    const hidden = model.encode(tf, {
-      size,
-      length,
-      positionOffset: model.maxLength - length,
-      itemRows: tf.tensor3d(gatherRows(items.values, d, inputs, options.perturbation), [
-        size,
-        length,
-        d,
-      ]),
-      mask,
-      dense,
-      training: options.training ?? false,
-      dropout: seededDropout(tf, options.training ?? false, options.seed ?? 0),
-    });
-    result = hidden.dataSync() as Float32Array;
-  });
-  return result;
-}
-
-/** Loss and gradients of one batch: item-table gradient as (row -> values), dense gradients whole. */
-interface BatchGradients {
-  loss: number;
-  /** Gradient of the item table, `numItems x dimension`, nonzero only on `touched` rows. */
-  items: Float32Array;
-  touched: Int32Array;
-  dense: ReadonlyMap<string, Float32Array>;
-}
-
-/** A batch as a {@link SequencePass}: its item rows gathered (and perturbed when given). */
-function passOf(
-  model: SequentialModel,
-  batch: SequenceBatch,
-  training: boolean,
-  seed: number,
-  perturbation?: Float32Array,
-  items: Float32Array = tableOf(model, SEQUENCE_ITEM_TABLE).values,
-): SequencePass {
-  const d = model.dimension;
-  return {
-    size: batch.size,
-    length: batch.length,
-    positionOffset: model.maxLength - batch.length,
-    inputRows: gatherRows(items, d, batch.inputs, perturbation),
-    positiveRows: gatherRows(items, d, batch.positives, perturbation),
-    negativeRows: gatherRows(items, d, batch.negatives, perturbation),
-    inputMask: Float32Array.from(batch.inputs, (i) => (i >= 0 ? 1 : 0)),
-    targetMask: Float32Array.from(batch.positives, (i) => (i >= 0 ? 1 : 0)),
-    targets: Math.max(1, batch.targets),
-    training,
-    seed,
-  };
-}
-
-/** Adds a pass's row gradients into the item-table gradient; returns the touched rows. */
-function scatterRows(
-  d: number,
-  batch: SequenceBatch,
-  gradients: SequencePassGradients,
-  itemGradient: Float32Array,
-): Int32Array {
-  const touchedSet = new Set<number>();
-  for (const [ids, grad] of [
-    [batch.inputs, gradients.inputRows],
-    [batch.positives, gradients.positiveRows],
-    [batch.negatives, gradients.negativeRows],
-  ] as const) {
-    for (let k = 0; k < ids.length; k++) {
-      const id = ids[k]!;
-      if (id < 0) continue;
-      touchedSet.add(id);
-      const to = id * d;
-      const from = k * d;
-      for (let c = 0; c < d; c++) itemGradient[to + c] = itemGradient[to + c]! + grad[from + c]!;
-    }
-  }
-  return Int32Array.from(touchedSet);
-}
-
 /** The tfjs-autodiff {@link SequenceGradientKernel} of any sequential model. */
 export function tfjsSequenceKernel(tf: Tfjs, model: SequentialModel): SequenceGradientKernel {
   return {
@@ -482,22 +261,10 @@ async function batchLossAndGradients(
   return { loss: gradients.loss, items: itemGradient, touched, dense: gradients.dense };
 }
 
-/** FGM per item row: `epsilon * g_i / ||g_i||` on the touched rows, written into `out`. */
-function fgmRows(
-  gradient: Float32Array,
-  touched: Int32Array,
-  dimension: number,
-  epsilon: number,
-  out: Float32Array,
-): void {
-  for (const id of touched) {
-    const at = id * dimension;
-    let norm = 0;
-    for (let c = 0; c < dimension; c++) norm += gradient[at + c]! * gradient[at + c]!;
-    norm = Math.sqrt(norm);
-    const scale = norm > 0 ? epsilon / norm : 0;
-    for (let c = 0; c < dimension; c++) out[at + c] = gradient[at + c]! * scale;
-  }
+/** The adversary a config names (FGM, ATSRec's, by default). */
+function adversaryOf(config: SequenceAdversarialConfig): Adversary {
+  const named = config.adversary ?? fgm;
+  return typeof named === 'string' ? getAdversary(named) : named;
 }
 
 function checkTrainConfig(config: SequenceTrainConfig): void {
@@ -533,6 +300,13 @@ function checkTrainConfig(config: SequenceTrainConfig): void {
   if (config.adversarial) {
     nonNegative('adversarial.epsilon', config.adversarial.epsilon);
     nonNegative('adversarial.adversarialWeight', config.adversarial.adversarialWeight);
+    try {
+      adversaryOf(config.adversarial);
+    } catch (error) {
+      if (!ConfigError.isInstance(error)) throw error;
+      for (const issue of error.issues)
+        issues.push({ ...issue, path: issue.path.replace(/^adversary/, 'adversarial.adversary') });
+    }
   }
   const adam = config.adam ?? {};
   if (adam.learningRate !== undefined && !(adam.learningRate > 0))
@@ -593,6 +367,8 @@ interface SequenceStep {
   spareGradient: Float32Array;
   readonly adversarialGradient: Float32Array | null;
   readonly perturbation: Float32Array | null;
+  /** ATSRec's adversary (null without `adversarial`). */
+  readonly adversary: Adversary | null;
   pending: PendingItemStep | null;
   step: number;
 }
@@ -661,6 +437,45 @@ function finishPendingStep(run: SequenceStep): void {
 }
 
 /**
+ * ATSRec's perturbation of the batch's item rows, written into `run.perturbation`: the
+ * run's adversary given the clean item-row gradients of the touched rows (a multi-step
+ * adversary gets the gradient at its previous step, from another pass of the same batch).
+ */
+async function perturbItemRows(
+  run: SequenceStep,
+  batch: SequenceBatch,
+  passSeed: number,
+  touched: Int32Array,
+): Promise<void> {
+  const { model, adversary, perturbation } = run;
+  const d = model.dimension;
+  const surface = itemSurfaceOf(model);
+  const perturbations = await perturbSteps(
+    adversary!,
+    run.config.adversarial!.epsilon,
+    [surface],
+    Random.stream(passSeed, 0xa75),
+    new Map([[surface.name, sparseRowsOf(run.itemGradient, touched, d)]]),
+    async (previous) => {
+      const at = new Float32Array(model.numItems * d);
+      writeRows(previous.get(surface.name)!, at);
+      const g = await batchLossAndGradients(
+        run.kernel,
+        model,
+        batch,
+        true,
+        passSeed,
+        new Float32Array(model.numItems * d),
+        at,
+        run.itemValues,
+      );
+      return new Map([[surface.name, sparseRowsOf(g.items, touched, d)]]);
+    },
+  );
+  writeRows(perturbations.get(surface.name)!, perturbation!);
+}
+
+/**
  * One batch: the clean loss and gradients, with ATSRec the loss at FGM-perturbed item rows
  * added with weight lambda, L2 on the touched item rows, then Adam on every trainable table
  * (the item table's rows finished during the next batch's pass, see {@link PendingItemStep}).
@@ -691,7 +506,7 @@ async function trainBatch(
   let adversarialLoss = 0;
   const { adversarialGradient, perturbation } = run;
   if (config.adversarial && adversarialGradient && perturbation) {
-    fgmRows(itemGradient, clean.touched, d, config.adversarial.epsilon, perturbation);
+    await perturbItemRows(run, batch, passSeed, clean.touched);
     const adversarial = await batchLossAndGradients(
       kernel,
       model,
@@ -727,9 +542,7 @@ async function trainBatch(
   // Adam on every trainable table (dense: untouched item rows keep decaying moments, as
   // TF1's Adam does with sparse gradients in the SASRec code).
   const step = ++run.step;
-  const correction1 = 1 - Math.pow(adam.beta1, step);
-  const correction2 = 1 - Math.pow(adam.beta2, step);
-  const rate = (adam.learningRate * Math.sqrt(correction2)) / correction1;
+  const rate = adamRate(adam.learningRate, adam.beta1, adam.beta2, step);
   for (const table of run.trainable) {
     if (table.name === SEQUENCE_ITEM_TABLE) continue;
     const gradient = denseTotal.get(table.name);
@@ -843,7 +656,7 @@ function createStep(
     kernel: choice.kernel,
     model,
     config,
-    adam: { ...DEFAULT_ADAM, ...config.adam },
+    adam: { ...DEFAULT_DENSE_ADAM, ...config.adam },
     itemTable,
     itemValues: arena ? arena.arrays[0]! : itemTable.values,
     arena,
@@ -854,6 +667,7 @@ function createStep(
     pending: null,
     adversarialGradient: config.adversarial ? new Float32Array(itemTable.values.length) : null,
     perturbation: config.adversarial ? new Float32Array(itemTable.values.length) : null,
+    adversary: config.adversarial ? adversaryOf(config.adversarial) : null,
     step: previous?.step ?? 0,
   };
 }
@@ -923,8 +737,11 @@ async function trainWith(
     let validation: { hitRate: number; ndcg: number } | undefined;
     const every = config.validateEvery ?? 0;
     if (every > 0 && config.validation && (e - startEpoch + 1) % every === 0) {
-      const result = evaluateSequential(tf, model, config.validation);
-      validation = { hitRate: result.hitRate, ndcg: result.ndcg };
+      const result = await evaluateSequential(tf, model, config.validation, {
+        split: 'validation',
+        metrics: ['hr', 'ndcg'],
+      });
+      validation = { hitRate: result.metrics['hr@10']!, ndcg: result.metrics['ndcg@10']! };
       if (!best || validation.ndcg > best.ndcg) {
         best = {
           epoch: e,
@@ -964,224 +781,4 @@ async function trainWith(
     state: last ?? state(),
     engine: choice.info,
   };
-}
-
-/** Per-user and mean HR@K / NDCG@K of a sampled evaluation (pessimistic ties). */
-export interface SequenceEvaluation {
-  readonly cutoff: number;
-  readonly hitRate: number;
-  readonly ndcg: number;
-  readonly perUser: { readonly hitRate: Float64Array; readonly ndcg: Float64Array };
-  readonly users: Int32Array;
-}
-
-/**
- * Ranks each user's target among its candidates by the hidden state after the user's
- * history (SASRec's protocol): HR@K and NDCG@K (default K = 10), pessimistic ties
- * (rank = 1 + #negatives scoring >= the target), with the item table perturbed when given.
- */
-export function evaluateSequential(
-  tf: Tfjs,
-  model: SequentialModel,
-  set: SequenceEvaluationSet,
-  options: {
-    readonly cutoff?: number;
-    readonly perturbation?: Float32Array;
-    readonly blockSize?: number;
-  } = {},
-): SequenceEvaluation {
-  const cutoff = options.cutoff ?? 10;
-  const blockSize = options.blockSize ?? 256;
-  const d = model.dimension;
-  const items = tableOf(model, SEQUENCE_ITEM_TABLE).values;
-  const n = set.users.length;
-  const hitRate = new Float64Array(n);
-  const ndcg = new Float64Array(n);
-  checkItems(model, set.candidates, 'candidates');
-  // Users in order of history length, so each block is cut to its longest history.
-  const order = Array.from({ length: n }, (_, k) => k).sort(
-    (a, b) => set.histories[a]!.length - set.histories[b]!.length,
-  );
-  for (let start = 0; start < n; start += blockSize) {
-    const block = order.slice(start, start + blockSize);
-    const length = Math.max(
-      1,
-      ...block.map((k) => Math.min(set.histories[k]!.length, model.maxLength)),
-    );
-    const inputs = new Int32Array(block.length * length);
-    block.forEach((k, r) => {
-      const history = set.histories[k]!;
-      if (history.length === 0)
-        throw new DataError(`user ${set.users[k]} has no history to predict the next item from`);
-      inputs.set(padHistory(history, length), r * length);
-    });
-    const hidden = encodeSequences(tf, model, inputs, block.length, length, {
-      ...(options.perturbation ? { perturbation: options.perturbation } : {}),
-    });
-    block.forEach((k, r) => {
-      const h = (r * length + length - 1) * d;
-      const base = k * set.width;
-      const score = (item: number): number => {
-        let s = 0;
-        const at = item * d;
-        if (options.perturbation)
-          for (let c = 0; c < d; c++)
-            s += hidden[h + c]! * (items[at + c]! + options.perturbation[at + c]!);
-        else for (let c = 0; c < d; c++) s += hidden[h + c]! * items[at + c]!;
-        return s;
-      };
-      const target = score(set.candidates[base]!);
-      if (!Number.isFinite(target))
-        throw new DataError(`the model scores user ${set.users[k]}'s target as ${target}`);
-      let above = 0;
-      for (let t = 1; t < set.width; t++) if (score(set.candidates[base + t]!) >= target) above++;
-      const rank = above + 1;
-      if (rank <= cutoff) {
-        hitRate[k] = 1;
-        ndcg[k] = 1 / Math.log2(rank + 1);
-      }
-    });
-  }
-  const mean = (a: Float64Array) => a.reduce((s, x) => s + x, 0) / Math.max(1, a.length);
-  return {
-    cutoff,
-    hitRate: mean(hitRate),
-    ndcg: mean(ndcg),
-    perUser: { hitRate, ndcg },
-    users: set.users,
-  };
-}
-
-/**
- * Full ranking (as RecBole reports sequential models): each user's target ranked among every
- * item the user has not interacted with (its history excluded, the target kept), by the
- * hidden state after the history; HR@K and NDCG@K per cutoff, pessimistic ties. The scores
- * are one dense product per block of users (`gemm`: onnxruntime when installed).
- */
-export async function evaluateSequentialFullRanking(
-  tf: Tfjs,
-  model: SequentialModel,
-  set: SequenceEvaluationSet,
-  options: {
-    readonly cutoffs?: readonly number[];
-    readonly gemm?: Gemm;
-    readonly blockSize?: number;
-    readonly perturbation?: Float32Array;
-  } = {},
-): Promise<{
-  readonly metrics: Record<string, number>;
-  readonly perUser: Record<string, Float64Array>;
-  readonly users: Int32Array;
-}> {
-  const cutoffs = options.cutoffs ?? [10, 20];
-  const gemm = options.gemm ?? (await createGemm());
-  const blockSize = options.blockSize ?? 256;
-  const d = model.dimension;
-  const n = model.numItems;
-  const table = tableOf(model, SEQUENCE_ITEM_TABLE).values;
-  const items = options.perturbation
-    ? Float32Array.from(table, (v, k) => v + options.perturbation![k]!)
-    : table;
-  const count = set.users.length;
-  const perUser: Record<string, Float64Array> = {};
-  for (const k of cutoffs) {
-    perUser[`hr@${k}`] = new Float64Array(count);
-    perUser[`ndcg@${k}`] = new Float64Array(count);
-  }
-  const order = Array.from({ length: count }, (_, k) => k).sort(
-    (a, b) => set.histories[a]!.length - set.histories[b]!.length,
-  );
-  const seen = new Uint8Array(n);
-  for (let start = 0; start < count; start += blockSize) {
-    const block = order.slice(start, start + blockSize);
-    const length = Math.max(
-      1,
-      ...block.map((k) => Math.min(set.histories[k]!.length, model.maxLength)),
-    );
-    const inputs = new Int32Array(block.length * length);
-    block.forEach((k, r) => inputs.set(padHistory(set.histories[k]!, length), r * length));
-    const hidden = encodeSequences(tf, model, inputs, block.length, length, {
-      ...(options.perturbation ? { perturbation: options.perturbation } : {}),
-    });
-    const last = new Float32Array(block.length * d);
-    for (let r = 0; r < block.length; r++)
-      last.set(hidden.subarray((r * length + length - 1) * d, (r * length + length) * d), r * d);
-    const scores = await gemm.multiply(last, block.length, d, items, n, d, false, true);
-    block.forEach((k, r) => {
-      const target = set.candidates[k * set.width]!;
-      const history = set.histories[k]!;
-      for (const i of history) seen[i] = 1;
-      seen[target] = 0;
-      const row = scores.subarray(r * n, (r + 1) * n);
-      const value = row[target]!;
-      let above = 0;
-      for (let i = 0; i < n; i++) if (i !== target && seen[i] === 0 && row[i]! >= value) above++;
-      for (const i of history) seen[i] = 0;
-      const rank = above + 1;
-      for (const cutoff of cutoffs)
-        if (rank <= cutoff) {
-          perUser[`hr@${cutoff}`]![k] = 1;
-          perUser[`ndcg@${cutoff}`]![k] = 1 / Math.log2(rank + 1);
-        }
-    });
-  }
-  if (!options.gemm) await gemm.release();
-  const metrics = Object.fromEntries(
-    Object.entries(perUser).map(([key, values]) => [
-      key,
-      values.reduce((a, b) => a + b, 0) / Math.max(1, values.length),
-    ]),
-  );
-  return { metrics, perUser, users: set.users };
-}
-
-/**
- * FGM on the item embeddings against a trained sequential model: the gradient of the
- * training loss over one pass of the training batches (no dropout), summed per item row,
- * then `epsilon * g_i / ||g_i||` per row. Returns the `numItems x dimension` perturbation.
- */
-export function sequenceFgmPerturbation(
-  tf: Tfjs,
-  model: SequentialModel,
-  split: SequenceSplit,
-  epsilon: number,
-  options: { readonly seed?: number; readonly batchSize?: number } = {},
-): Float32Array {
-  const sampler = new SequenceBatchSampler(split, {
-    batchSize: options.batchSize ?? 128,
-    maxLength: model.maxLength,
-    seed: options.seed ?? 0,
-  });
-  const d = model.dimension;
-  const gradient = new Float32Array(model.numItems * d);
-  const touched = new Set<number>();
-  for (const batch of sampler.epoch(0)) {
-    const g = tfjsPassGradients(tf, model, passOf(model, batch, false, 0));
-    for (const id of scatterRows(d, batch, g, gradient)) touched.add(id);
-  }
-  const out = new Float32Array(gradient.length);
-  fgmRows(gradient, Int32Array.from(touched), d, epsilon, out);
-  return out;
-}
-
-/** A random sign-free Gaussian perturbation of norm epsilon per item row (the random-noise baseline). */
-export function sequenceRandomPerturbation(
-  model: SequentialModel,
-  epsilon: number,
-  seed = 0,
-): Float32Array {
-  const d = model.dimension;
-  const random = Random.stream(seed, 0x7a9d);
-  const out = new Float32Array(model.numItems * d);
-  for (let i = 0; i < model.numItems; i++) {
-    let norm = 0;
-    for (let c = 0; c < d; c++) {
-      const z = random.nextGaussian();
-      out[i * d + c] = z;
-      norm += z * z;
-    }
-    const scale = epsilon / Math.sqrt(norm);
-    for (let c = 0; c < d; c++) out[i * d + c] = out[i * d + c]! * scale;
-  }
-  return out;
 }

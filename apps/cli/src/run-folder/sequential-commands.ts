@@ -5,13 +5,12 @@
  */
 import { ConfigError, DataError } from '@advrec/data';
 import { multiplyJs } from '@advrec/onnx';
+import { getAdversary } from '@advrec/adversary';
 import {
+  craftSequencePerturbation,
   encodeSequences,
   evaluateSequential,
-  evaluateSequentialFullRanking,
   sequenceCandidates,
-  sequenceFgmPerturbation,
-  sequenceRandomPerturbation,
 } from '@advrec/trainer';
 import type { SequenceEvaluationSet } from '@advrec/trainer';
 import { padHistory } from '@advrec/data';
@@ -53,7 +52,7 @@ async function openForEvaluation(options: SequentialEvaluationOptions) {
   return { config, run, file, set, which, negatives };
 }
 
-/** HR@K and NDCG@K of `model` on `set` under a protocol, the item table perturbed when given. */
+/** HR@K, NDCG@K and MRR@K of `model` on `set` under a protocol (the metrics package's evaluators), the item table perturbed when given. */
 async function metricsOf(
   run: Opened,
   set: SequenceEvaluationSet,
@@ -61,24 +60,14 @@ async function metricsOf(
   cutoffs: readonly number[],
   perturbation?: Float32Array,
 ): Promise<{ metrics: Record<string, number>; perUser: Record<string, Float64Array> }> {
-  if (protocol === 'full')
-    return evaluateSequentialFullRanking(run.tf, run.model, set, {
-      cutoffs,
-      ...(perturbation ? { perturbation } : {}),
-    });
-  const metrics: Record<string, number> = {};
-  const perUser: Record<string, Float64Array> = {};
-  for (const cutoff of cutoffs) {
-    const r = evaluateSequential(run.tf, run.model, set, {
-      cutoff,
-      ...(perturbation ? { perturbation } : {}),
-    });
-    metrics[`hr@${cutoff}`] = r.hitRate;
-    metrics[`ndcg@${cutoff}`] = r.ndcg;
-    perUser[`hr@${cutoff}`] = r.perUser.hitRate;
-    perUser[`ndcg@${cutoff}`] = r.perUser.ndcg;
-  }
-  return { metrics, perUser };
+  const result = await evaluateSequential(run.tf, run.model, set, {
+    protocol,
+    cutoffs,
+    metrics: ['hr', 'ndcg', 'mrr'],
+    ...(run.split.userIdMap ? { userIdMap: run.split.userIdMap } : {}),
+    ...(perturbation ? { perturbation } : {}),
+  });
+  return { metrics: { ...result.metrics }, perUser: { ...result.perUser } };
 }
 
 function protocolLine(protocol: 'full' | 'sampled', negatives: number, which: string): string {
@@ -128,23 +117,27 @@ export interface SequentialAttackOptions extends SequentialEvaluationOptions {
 }
 
 /**
- * `advrec attack` on a sequential run folder: FGM (the gradient of the training loss, per
- * item row) and random noise of the same norm on the item embeddings, each epsilon relative to
- * the mean item-row norm; the metrics' relative change against the clean model.
+ * `advrec attack` on a sequential run folder: registered adversaries (FGM on the gradient of
+ * the training loss per item row, random noise of the same norm, FGSM, a plugin's) on the
+ * item embeddings, each epsilon relative to the mean item-row norm; the metrics' relative
+ * change against the clean model.
  */
 export async function attackSequentialRun(
   options: SequentialAttackOptions,
   context: CommandContext,
 ): Promise<number> {
   const adversaries = options.adversaries ?? ['fgm', 'random'];
-  const unknown = adversaries.filter((a) => a !== 'fgm' && a !== 'random');
-  if (unknown.length > 0)
-    throw new ConfigError([
-      {
-        path: '--adversaries',
-        message: `a sequential model is attacked with fgm or random on its item embeddings; got ${unknown.join(', ')}`,
-      },
-    ]);
+  // Every registered adversary (built-in or a loaded plugin's), named as the pairwise attack names them.
+  const resolved = new Map(
+    adversaries.map((name) => {
+      try {
+        return [name, getAdversary(name)] as const;
+      } catch (error) {
+        if (!ConfigError.isInstance(error)) throw error;
+        throw new ConfigError(error.issues.map((i) => ({ ...i, path: '--adversaries' })));
+      }
+    }),
+  );
   const surfaces = options.surfaces ?? ['itemEmbeddings'];
   if (surfaces.some((s) => s !== 'itemEmbeddings'))
     throw new ConfigError([
@@ -171,12 +164,11 @@ export async function attackSequentialRun(
     for (const relativeEpsilon of epsilons) {
       if (context.signal.aborted) break;
       const epsilon = relativeEpsilon * norm;
-      const perturbation =
-        adversary === 'fgm'
-          ? sequenceFgmPerturbation(run.tf, run.model, run.split, epsilon, {
-              seed: config.training.seed,
-            })
-          : sequenceRandomPerturbation(run.model, epsilon, options.seed ?? config.training.seed);
+      const perturbation = await craftSequencePerturbation(run.tf, run.model, run.split, {
+        adversary: resolved.get(adversary)!,
+        epsilon,
+        seed: options.seed ?? config.training.seed,
+      });
       const attacked = await metricsOf(run, set, protocol, cutoffs, perturbation);
       points.push({
         adversary,

@@ -8,19 +8,20 @@ import { shorthandOverrides } from '../../shorthands.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, DataFormatError } from '@advrec/data';
+import { fgm } from '@advrec/adversary';
 import { pairedTTest } from '@advrec/metrics';
 import { cloneTable, writeCheckpoint } from '@advrec/models';
 import type { JsonObject } from '@advrec/models';
 import {
   evaluateSequential,
-  sequenceFgmPerturbation,
+  craftSequencePerturbation,
   sequenceTrainStateFromCheckpoint,
   sequenceTrainStateToCheckpoint,
   trainSequentialModel,
 } from '@advrec/trainer';
 import type {
   SequenceEpochEvent,
-  SequenceEvaluation,
+  SequenceEvaluationSet,
   SequenceOptimizerState,
   SequenceTrainResult,
   SequenceTrainState,
@@ -185,28 +186,57 @@ async function stopInterrupted(
   return 130;
 }
 
-function evaluateArm(
+/** HR@10 and NDCG@10 of an arm, with their per-user values (for the paired tests). */
+interface SequenceEvaluation {
+  readonly hitRate: number;
+  readonly ndcg: number;
+  readonly perUser: { readonly hitRate: Float64Array; readonly ndcg: Float64Array };
+}
+
+/** The sampled protocol's HR@10 and NDCG@10 of the model on `set` (the item table perturbed when given). */
+async function atTen(
+  run: Started,
+  set: SequenceEvaluationSet,
+  split: 'test' | 'validation',
+  perturbation?: Float32Array,
+): Promise<SequenceEvaluation> {
+  const result = await evaluateSequential(run.tf, run.model, set, {
+    split,
+    metrics: ['hr', 'ndcg'],
+    ...(perturbation ? { perturbation } : {}),
+  });
+  return {
+    hitRate: result.metrics['hr@10']!,
+    ndcg: result.metrics['ndcg@10']!,
+    perUser: { hitRate: result.perUser['hr@10']!, ndcg: result.perUser['ndcg@10']! },
+  };
+}
+
+async function evaluateArm(
   run: Started,
   config: SequentialRunConfig,
   label: string,
   training: SequenceTrainResult,
-): Arm {
-  const test = evaluateSequential(run.tf, run.model, run.test);
-  const validation = evaluateSequential(run.tf, run.model, run.validation);
+): Promise<Arm> {
+  const test = await atTen(run, run.test, 'test');
+  const validation = await atTen(run, run.validation, 'validation');
   const norm = meanItemNorm(run.model);
-  const robustness = config.evaluation.attackEpsilons.map((relativeEpsilon) => {
+  const robustness = [];
+  for (const relativeEpsilon of config.evaluation.attackEpsilons) {
     const epsilon = relativeEpsilon * norm;
-    const perturbation = sequenceFgmPerturbation(run.tf, run.model, run.split, epsilon, {
+    const perturbation = await craftSequencePerturbation(run.tf, run.model, run.split, {
+      adversary: fgm,
+      epsilon,
       seed: config.training.seed,
     });
-    const attacked = evaluateSequential(run.tf, run.model, run.test, { perturbation });
-    return {
+    const attacked = await atTen(run, run.test, 'test', perturbation);
+    robustness.push({
       relativeEpsilon,
       epsilon,
       ndcg10: attacked.ndcg,
       ndcgChange: attacked.ndcg / test.ndcg - 1,
-    };
-  });
+    });
+  }
   return {
     label,
     test,
@@ -441,7 +471,7 @@ async function finishTrainRun(
   await writeCheckpoint(join(run.folder, 'checkpoints', 'model.ckpt'), run.model, [], {
     config: toJsonObject(config),
   });
-  const arm = evaluateArm(run, config, outcome.label, outcome.training);
+  const arm = await evaluateArm(run, config, outcome.label, outcome.training);
   await finish(run, config, context, 'train', [arm], null, started);
   return 0;
 }
@@ -600,7 +630,7 @@ export async function reproduceAtsrecCommand(
         run.model.tables.find((x) => x.name === t.name)!.values.set(t.values);
     };
     // The model both arms start from, evaluated as they are.
-    const arms: Arm[] = [evaluateArm(run, config, config.model.name, base)];
+    const arms: Arm[] = [await evaluateArm(run, config, config.model.name, base)];
     const epsilon = config.training.adversarial.epsilon * meanItemNorm(run.model);
     for (const adversarial of [false, true]) {
       restore();
@@ -629,7 +659,7 @@ export async function reproduceAtsrecCommand(
         run.model,
       );
       arms.push(
-        evaluateArm(run, config, label, {
+        await evaluateArm(run, config, label, {
           ...training,
           epochs: [...base.epochs, ...training.epochs],
         }),
