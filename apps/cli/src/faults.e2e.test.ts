@@ -6,6 +6,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import {
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -129,6 +130,61 @@ describe('data lost or corrupted', () => {
       /last\.ckpt: expected a readable advrec checkpoint/,
     );
   }, 60_000);
+
+  it("--resume refuses a checkpoint trained under another config: an edited config.json, another run's last.ckpt", async () => {
+    // Stopped runs (kill -9 after a checkpoint): one to resume, one with another seed and rate.
+    const stopped = async (folder: string, extra: string[]) => {
+      const run = await advrec(
+        [
+          ...tiny.slice(1),
+          '--epochs',
+          '300',
+          '--set',
+          'training.checkpointEvery=1',
+          ...extra,
+          '-o',
+          folder,
+        ],
+        {
+          onStderr: (_text, child) => {
+            if (existsSync(join(folder, 'checkpoints', 'last.ckpt'))) child.kill('SIGKILL');
+          },
+        },
+      );
+      expect(run.code).toBe(null);
+    };
+    const mine = join(work, 'resume-mine');
+    const other = join(work, 'resume-other');
+    await stopped(mine, []);
+    await stopped(other, [
+      '--set',
+      'training.seed=7',
+      '--set',
+      'training.optimizer.learningRate=0.02',
+    ]);
+    const configFile = join(mine, 'config.json');
+    const original = readFileSync(configFile, 'utf8');
+    const config = JSON.parse(original);
+    config.training.optimizer = { ...config.training.optimizer, learningRate: 0.5 };
+    writeFileSync(configFile, JSON.stringify(config, null, 2));
+    expectFailure(
+      await advrec(['train', '--resume', mine]),
+      2,
+      /--resume: .*last\.ckpt was trained under another config than the run folder's config\.json: training\.optimizer\.learningRate \(0\.05 in the checkpoint, 0\.5 in config\.json\)/,
+    );
+    writeFileSync(configFile, original);
+    const mineLast = join(mine, 'checkpoints', 'last.ckpt');
+    const saved = readFileSync(mineLast);
+    copyFileSync(join(other, 'checkpoints', 'last.ckpt'), mineLast);
+    expectFailure(
+      await advrec(['train', '--resume', mine]),
+      2,
+      /--resume: .*training\.optimizer\.learningRate \(0\.02 in the checkpoint, 0\.05 in config\.json\); training\.seed \(7 in the checkpoint/,
+    );
+    writeFileSync(mineLast, saved);
+    const resumed = await advrec(['--quiet', 'train', '--resume', mine]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+  }, 120_000);
 
   it('a flipped bit in a checkpoint is refused by its checksum (exit 3, file named)', async () => {
     const folder = join(work, 'flipped');

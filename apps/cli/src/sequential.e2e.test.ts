@@ -118,6 +118,16 @@ describe('a sequential run folder through every command', () => {
       expect(stopped.code, stopped.stderr).toBe(130);
       expect(stopped.stderr).toMatch(/advrec train --resume/);
       expect(JSON.parse(readFileSync(join(folder, 'run.json'), 'utf8')).status).toBe('interrupted');
+      // A config.json edited since the run started is refused, naming the field.
+      const configFile = join(folder, 'config.json');
+      const original = readFileSync(configFile, 'utf8');
+      const edited = JSON.parse(original);
+      edited.training.seed += 1;
+      writeFileSync(configFile, JSON.stringify(edited));
+      const refused = await advrec(['train', '--resume', folder]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/--resume: .*another config.*training\.seed/);
+      writeFileSync(configFile, original);
       const resumed = await advrec(['train', '--resume', folder]);
       expect(resumed.code, resumed.stderr).toBe(0);
       expect(resumed.stderr).toMatch(/resuming .* after \d+ epochs/);

@@ -23,6 +23,7 @@ import type {
 } from '@advrec/trainer';
 import type { ResolvedRunConfig } from './config.js';
 import { withPathPrefix } from './errors.js';
+import { checkResumeConfig, configHash } from './run-folder/resume-config.js';
 import type { LoadedData } from './catalog/load.js';
 import { readJsonFile } from './catalog/load.js';
 import type { Progress, ProgressBar } from './progress.js';
@@ -232,7 +233,12 @@ export async function trainModel(
   const history: HistoryRow[] = resume
     ? resume.history.filter((row) => row.epoch < resume.epoch)
     : [];
-  const metadata = { datasetFingerprint: data.fingerprint };
+  // The resolved config travels with every checkpoint: --resume refuses one that differs.
+  const metadata = {
+    datasetFingerprint: data.fingerprint,
+    runConfig: JSON.parse(JSON.stringify(config)) as JsonObject,
+    configHash: configHash(config),
+  };
   let bar: ProgressBar | null = null;
   let lastValidation: Record<string, number> | null = null;
   const result = await trainSchedule(model, data.dataset, schedulePlanOf(config, model), {
@@ -344,7 +350,12 @@ export interface ResumePoint extends ScheduleResume {
  * Reads the resume point of a run folder: `checkpoints/last.ckpt` (written every
  * `checkpointEvery` epochs and on Ctrl-C) with its phase progress, and `history.json`.
  */
-export async function readResumePoint(folder: string, fingerprint: string): Promise<ResumePoint> {
+export async function readResumePoint(
+  folder: string,
+  fingerprint: string,
+  config: ResolvedRunConfig,
+  log: (line: string) => void = () => {},
+): Promise<ResumePoint> {
   const file = join(folder, 'checkpoints', 'last.ckpt');
   if (!existsSync(file))
     throw new DataFormatError(
@@ -372,6 +383,8 @@ export async function readResumePoint(folder: string, fingerprint: string): Prom
       `a checkpoint of this run's data set (fingerprint ${fingerprint.slice(0, 12)})`,
       `fingerprint ${String(meta['datasetFingerprint']).slice(0, 12)}`,
     );
+  const unverified = checkResumeConfig(file, meta['runConfig'], config);
+  if (unverified) log(`warning: ${unverified}`);
   // The checkpoint's own history (periodic checkpoints), else history.json (Ctrl-C).
   const historyFile = join(folder, 'history.json');
   const history = Array.isArray(meta['history'])

@@ -170,7 +170,9 @@ async function prepareTrainRun(
       folder,
       join(folder, 'checkpoints', 'last.ckpt'),
     );
-    const resume = await readResumePoint(folder, data.fingerprint);
+    const resume = await readResumePoint(folder, data.fingerprint, config, (line) =>
+      context.progress.log(line),
+    );
     context.progress.log(
       `resuming ${folder} after epoch ${resume.epoch} (${resume.progress.phase} phase, ${resume.progress.epochsDone} of its epochs done)`,
     );

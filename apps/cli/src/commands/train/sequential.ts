@@ -39,6 +39,7 @@ import {
 import type { CommandContext } from '../../run-folder/context.js';
 import { machineLine, toJson, writeText } from '../../run-folder/runs.js';
 import { writeReport } from '../../run-folder/report.js';
+import { checkResumeConfig } from '../../run-folder/resume-config.js';
 import type { ReportSection } from '../../run-folder/report.js';
 
 /** One trained arm of a sequential run. */
@@ -537,6 +538,8 @@ export async function resumeSequentialCommand(
     metadata.state === null
   )
     throw new DataFormatError({ file: last }, 'the training state of a sequential run', 'none');
+  const unverified = checkResumeConfig(last, checkpoint.metadata['config'], config);
+  if (unverified) context.progress.log(`warning: ${unverified}`);
   const release = await lockRunFolder(folder);
   try {
     const opened = await openSequentialRun(config, model);
