@@ -970,8 +970,15 @@ describe('advrec features, plugins, errors and exit codes', () => {
     const unknown = await advrec(['train', '--model', 'nope']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(
-      /model\.name: unknown model "nope"; registered: mf, item-pop, vbpr/,
+      /model\.name: unknown model "nope"; known: gru4rec, item-pop, mf, neumf, sasrec, vbpr/,
     );
+    // Typos get the name they meant: a model, a named data set.
+    const typo = await advrec(['train', '--model', 'itempop']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(/unknown model "itempop" \(did you mean "item-pop"\?\)/);
+    const dataTypo = await advrec(['train', '--data', 'ml100k', '--out', join(work, 'never')]);
+    expect(dataTypo.code).toBe(3);
+    expect(dataTypo.stderr).toMatch(/did you mean the named data set ml-100k: --data ml-100k\?/);
     const missing = await advrec([
       'train',
       '--data',

@@ -127,7 +127,7 @@ export interface SyntheticConfig {
 
 /** Which model and its hyper-parameters. */
 export interface ModelConfig {
-  /** A registered model name: `mf`, `vbpr`, `itempop`, or a plugin's. */
+  /** A registered model name: `mf`, `vbpr`, `item-pop`, `neumf`, or a plugin's. */
   name: string;
   /**
    * K, the embedding size.

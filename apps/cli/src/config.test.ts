@@ -70,10 +70,34 @@ describe('run config', () => {
         'training.optimiser',
       ].sort(),
     );
-    expect(issues.find((i) => i.path === 'training.optimiser')!.message).toBe('unknown field');
+    expect(issues.find((i) => i.path === 'training.optimiser')!.message).toBe(
+      'unknown field (did you mean "optimizer"?)',
+    );
     expect(issues.find((i) => i.path === 'data.format')!.message).toMatch(
       /one of .*"movielens-100k".*got "parquet"/,
     );
+  });
+
+  it('suggests the name a typo meant: models, adversaries and fields', () => {
+    const issues = issuesOf({
+      data: { source: 'synthetic' },
+      model: { name: 'itempop' },
+      training: { adversarial: { adversary: 'fmg' }, optimiser: {} },
+    });
+    const message = (path: string) => issues.find((i) => i.path === path)!.message;
+    expect(message('training.optimiser')).toBe('unknown field (did you mean "optimizer"?)');
+    expect(
+      issuesOf({ data: { source: 'synthetic' }, model: { name: 'itempop' } })[0]!.message,
+    ).toMatch(
+      /^unknown model "itempop" \(did you mean "item-pop"\?\); known: gru4rec, item-pop, mf, neumf, sasrec, vbpr/,
+    );
+    expect(
+      issuesOf({
+        data: { source: 'synthetic' },
+        model: { name: 'mf' },
+        training: { adversarial: { adversary: 'fmg' } },
+      })[0]!.message,
+    ).toMatch(/unknown adversary "fmg" \(did you mean "fgm"\?\)/);
   });
 
   it('reports a missing required section and names unknown models and adversaries with the registered ones', () => {
@@ -92,7 +116,7 @@ describe('run config', () => {
       'training.validation.metric',
       'evaluation.cutoffs[0]',
     ]);
-    expect(issues[0]!.message).toMatch(/unknown model "nope"; registered: .*mf.*vbpr/);
+    expect(issues[0]!.message).toMatch(/unknown model "nope"; known: .*mf.*neumf.*sasrec.*vbpr/);
     expect(issues[1]!.message).toMatch(/registered: fgm, fgsm, none, random/);
   });
 

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { isAbsolute, resolve } from 'node:path';
-import { ConfigError, DataFormatError } from '@advrec/data';
+import { ConfigError, DataFormatError, didYouMean } from '@advrec/data';
 import type { ConfigIssue } from '@advrec/data';
 import { listAdversaries } from '@advrec/adversary';
 import { DEFAULT_MODEL_SEED, listModels, sequentialModelNames } from '@advrec/models';
@@ -13,6 +13,7 @@ import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
 import { parse as parseYaml, parseDocument } from 'yaml';
 import type { PairwiseRunConfig, PretrainingSection, TrainingSection } from './config-types.js';
+import { MODEL_PACKAGES } from './plugins.js';
 
 const require = createRequire(import.meta.url);
 
@@ -25,7 +26,8 @@ export const runConfigSchema = require('../schema/run-config.schema.json') as Re
   unknown
 >;
 
-const ajv = new Ajv({ allErrors: true, strict: false });
+// verbose: errors carry their schema, so an unknown field's message can name the closest known one.
+const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 // A pairwise run is validated against its own branch, so that each problem is named by its
 // field rather than as a mismatch of the union.
 const validateSchema = ajv.compile({ ...runConfigSchema, $ref: '#/definitions/PairwiseRunConfig' });
@@ -218,8 +220,14 @@ function messageOf(error: ErrorObject, data: unknown): string {
     .reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], data);
   const shown = JSON.stringify(found);
   switch (error.keyword) {
-    case 'additionalProperties':
-      return 'unknown field';
+    case 'additionalProperties': {
+      const extra = String((error.params as { additionalProperty: string }).additionalProperty);
+      const allowed = Object.keys(
+        (error.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ??
+          {},
+      );
+      return `unknown field${didYouMean(extra, allowed)}`;
+    }
     case 'required':
       return 'is required';
     case 'enum':
@@ -337,11 +345,14 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
       path: 'model.name',
       message: `${config.model.name} is a sequential model: advrec train and advrec reproduce atsrec run it (sweeps and the pairwise commands take ${models.join(', ')})`,
     });
-  else if (!models.includes(config.model.name))
+  else if (!models.includes(config.model.name)) {
+    // Every name a run may give: registered models and advrec's model packages.
+    const known = [...new Set([...models, ...Object.keys(MODEL_PACKAGES)])].sort();
     issues.push({
       path: 'model.name',
-      message: `unknown model "${config.model.name}"; registered: ${models.join(', ')}`,
+      message: `unknown model "${config.model.name}"${didYouMean(config.model.name, known)}; known: ${known.join(', ')} (a plugin package adds its own with --plugin)`,
     });
+  }
   const adversaries = listAdversaries()
     .map((a) => a.adversaryName)
     .sort();
@@ -349,7 +360,7 @@ export function resolveRunConfig(input: unknown): ResolvedRunConfig {
     if (!adversaries.includes(name))
       issues.push({
         path,
-        message: `unknown adversary "${name}"; registered: ${adversaries.join(', ')}`,
+        message: `unknown adversary "${name}"${didYouMean(name, adversaries)}; registered: ${adversaries.join(', ')}`,
       });
   };
   const {

@@ -1,5 +1,5 @@
 import type { Random } from '@advrec/data';
-import { ConfigError, firstNonFinite, globalRegistry } from '@advrec/data';
+import { ConfigError, didYouMean, firstNonFinite, globalRegistry } from '@advrec/data';
 import { SparseRows } from '@advrec/models';
 import type { PerturbableSurface } from '@advrec/models';
 
@@ -295,7 +295,7 @@ export function getAdversary(name: string): Adversary {
     throw new ConfigError([
       {
         path: 'adversary',
-        message: `unknown adversary "${name}"; registered: ${[...registry.keys()].sort().join(', ')}`,
+        message: `unknown adversary "${name}"${didYouMean(name, registry.keys())}; registered: ${[...registry.keys()].sort().join(', ')}`,
       },
     ]);
   return adversary;

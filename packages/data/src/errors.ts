@@ -208,3 +208,54 @@ export class IssueCollector {
     if (this.issues.length > 0) throw new ConfigError(this.issues);
   }
 }
+
+/** Edit distance (insertions, deletions, substitutions, adjacent swaps) between two strings. */
+function editDistance(a: string, b: string): number {
+  const rows = a.length + 1;
+  const cols = b.length + 1;
+  const d = Array.from({ length: rows }, (_, i) => {
+    const row = new Array<number>(cols).fill(0);
+    row[0] = i;
+    return row;
+  });
+  for (let j = 0; j < cols; j++) d[0]![j] = j;
+  for (let i = 1; i < rows; i++)
+    for (let j = 1; j < cols; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * The candidate a mistyped name most likely meant, or null: the same name up to case and
+ * `-`/`_`/`.` separators (`itempop` for `item-pop`, `ML100K` for `ml-100k`), else the closest
+ * by edit distance when it is within a third of the name's length (`optimiser` for
+ * `optimizer`, `mff` for `mf`). For "did you mean" hints in errors.
+ */
+export function closestName(name: string, candidates: Iterable<string>): string | null {
+  const normal = (s: string): string => s.toLowerCase().replace(/[-_.\s]/g, '');
+  const wanted = normal(name);
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    if (candidate === name) continue;
+    const c = normal(candidate);
+    if (c === wanted) return candidate;
+    const distance = editDistance(wanted, c);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best !== null && bestDistance <= Math.max(1, Math.floor(wanted.length / 3)) ? best : null;
+}
+
+/** ` (did you mean "x"?)` for the closest candidate ({@link closestName}), or `''`. */
+export function didYouMean(name: string, candidates: Iterable<string>): string {
+  const closest = closestName(name, candidates);
+  return closest === null ? '' : ` (did you mean "${closest}"?)`;
+}

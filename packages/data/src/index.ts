@@ -9,7 +9,15 @@
  *
  * @packageDocumentation
  */
-export { AdvrecError, ConfigError, DataError, DataFormatError, WriteError } from './errors.js';
+export {
+  AdvrecError,
+  ConfigError,
+  DataError,
+  DataFormatError,
+  WriteError,
+  closestName,
+  didYouMean,
+} from './errors.js';
 export type { ConfigIssue, DataLocation } from './errors.js';
 export { Random, deriveSeed } from './random.js';
 export { IdMap } from './id-map.js';

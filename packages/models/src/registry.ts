@@ -1,5 +1,5 @@
 import type { InteractionMatrix } from '@advrec/data';
-import { ConfigError, globalRegistry } from '@advrec/data';
+import { ConfigError, didYouMean, globalRegistry } from '@advrec/data';
 import { ItemPop, ITEM_POP_MODEL_NAME } from './item-pop.js';
 import { MatrixFactorization, MF_MODEL_NAME } from './mf.js';
 import type { MatrixFactorizationConfig } from './mf.js';
@@ -77,7 +77,7 @@ export function getModelFactory(name: string): ModelFactory {
     throw new ConfigError([
       {
         path: 'model',
-        message: `unknown model "${name}"; registered: ${[...registry.keys()].sort().join(', ')}`,
+        message: `unknown model "${name}"${didYouMean(name, registry.keys())}; registered: ${[...registry.keys()].sort().join(', ')}`,
       },
     ]);
   return factory;

@@ -8,6 +8,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
   ConfigError,
+  closestName,
   DataFormatError,
   IdMap,
   alignItemFeatures,
@@ -119,12 +120,17 @@ function detectFormat(path: string): Exclude<Format, 'auto'> {
 }
 
 function requirePath(path: string, field: string): string {
-  if (!existsSync(path))
+  if (!existsSync(path)) {
+    const named = closestName(
+      path,
+      DATASETS.map((d) => d.name),
+    );
     throw new DataFormatError(
       { file: path },
-      `an existing file or folder (${field})`,
-      'no such path',
+      `an existing file or folder (${field}), or a named data set (advrec datasets list)`,
+      `no such path${named ? ` (did you mean the named data set ${named}: --data ${named}?)` : ''}`,
     );
+  }
   return path;
 }
 
