@@ -343,7 +343,7 @@ describe('security', () => {
       );
   });
 
-  it('a zip bomb and a zip-slip archive from a 127.0.0.1 mirror: exit 4, nothing written', async () => {
+  it('a zip bomb, a zip-slip archive and a file-folder clash from a 127.0.0.1 mirror: exit 4, nothing written', async () => {
     const uData = readFileSync(sharedDataFiles().movielens100k);
     const bodies = new Map<string, Buffer>([
       [
@@ -355,6 +355,16 @@ describe('security', () => {
       [
         '/slip/ml-100k.zip',
         Buffer.from(zipSync({ 'ml-100k/u.data': uData, '../../escape.txt': new Uint8Array(4) })),
+      ],
+      [
+        '/clash/ml-100k.zip',
+        Buffer.from(
+          zipSync({
+            'ml-100k/u.data': uData,
+            'ml-100k/a': new Uint8Array(4),
+            'ml-100k/a/b': new Uint8Array(4),
+          }),
+        ),
       ],
     ]);
     const server = createServer((request, response) => {
@@ -368,6 +378,7 @@ describe('security', () => {
       for (const [kind, message] of [
         ['bomb', /refusing member "ml-100k\/zeros\.bin": it expands \d+x, more than 100x/],
         ['slip', /refusing member/],
+        ['clash', /refusing member "a\/b": it lies under member "a", which is a file/],
       ] as const) {
         const dir = join(work, `dl-${kind}`);
         mkdirSync(dir);

@@ -314,6 +314,25 @@ export function unzipBounded(
 }
 
 /**
+ * Refuses an archive in which one member is a file and also a folder of another (`a` and
+ * `a/b`; a symbolic link is extracted as a file, so a link and a member under it too): it
+ * cannot be written as it is, and would fail as EEXIST or ENOTDIR half-way through.
+ */
+function refuseFileFolderClash(members: readonly string[], url: string): void {
+  const files = new Set(members.map((m) => m.replace(/\\/g, '/')));
+  for (const member of files) {
+    const parts = member.split('/');
+    for (let k = 1; k < parts.length; k++) {
+      const folder = parts.slice(0, k).join('/');
+      if (files.has(folder))
+        throw new DownloadError(
+          `${url}: refusing member "${member}": it lies under member "${folder}", which is a file (a malformed or hostile archive)`,
+        );
+    }
+  }
+}
+
+/**
  * Downloads a data set's files, checks each against its SHA-256 (and archive members against
  * theirs), extracts archives without letting any member escape the target folder, and moves
  * the result into place only when everything checked out: a failed download leaves no
@@ -400,14 +419,20 @@ export async function downloadDataset(
       // Archives with one top folder (ml-100k/...) are flattened into the data set's folder.
       const tops = new Set(planned.map((p) => p.member.replace(/\\/g, '/').split('/')[0]));
       const strip = tops.size === 1 && planned.every((p) => p.member.includes('/'));
-      for (const p of planned) {
-        if (p.member.endsWith('/')) continue;
-        const relative = strip
-          ? p.member.replace(/\\/g, '/').split('/').slice(1).join('/')
-          : p.member;
+      const written = planned
+        .filter((p) => !p.member.endsWith('/'))
+        .map((p) => ({
+          ...p,
+          relative: strip ? p.member.replace(/\\/g, '/').split('/').slice(1).join('/') : p.member,
+        }));
+      refuseFileFolderClash(
+        written.map((p) => p.relative),
+        url,
+      );
+      for (const { relative, content } of written) {
         const path = safeMemberPath(staging, relative, url);
         await mkdir(dirname(path), { recursive: true });
-        await writeFile(path, p.content);
+        await writeFile(path, content);
         extracted.push(relative);
       }
     }
