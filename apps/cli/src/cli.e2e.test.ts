@@ -812,11 +812,53 @@ describe('advrec datasets', () => {
     expect(entries.find((e) => e.name === 'ml-100k')!.location).toBe(
       join(shared, 'movielens-100k'),
     );
-    const described = await advrec(['datasets', 'describe', 'ml-100k', '--validation']);
+    // describe reads what train reads: a validation split by default.
+    const described = await advrec(['datasets', 'describe', 'ml-100k']);
     expect(described.code, described.stderr).toBe(0);
     expect(described.stdout).toMatch(/users 943, items 1,682, interactions 100,000/);
     expect(described.stdout).toMatch(
       /split: leave-one-out, order latest, seed 42; validation: latest/,
+    );
+    const without = await advrec(['datasets', 'describe', 'ml-100k', '--no-validation']);
+    expect(without.stdout).not.toMatch(/validation/);
+    // A given split with valid.txt: describe counts its users as train does, and the run's
+    // report says where its validation came from.
+    const given = join(work, 'given-valid');
+    mkdirSync(given, { recursive: true });
+    const lines = (rows: number[][]) => rows.map((r) => r.join(' ')).join('\n') + '\n';
+    const users = Array.from({ length: 30 }, (_, u) => u);
+    writeFileSync(
+      join(given, 'train.txt'),
+      lines(users.map((u) => [u, ...[0, 1, 2, 3].map((k) => (u + k) % 20)])),
+    );
+    writeFileSync(join(given, 'test.txt'), lines(users.map((u) => [u, (u + 5) % 20])));
+    writeFileSync(
+      join(given, 'valid.txt'),
+      lines([...users.map((u) => [u, (u + 4) % 20]), [30, 7]]),
+    );
+    const describedGiven = JSON.parse(
+      (await advrec(['--json', 'datasets', 'describe', given])).stdout,
+    );
+    expect(describedGiven.users).toBe(31);
+    const givenRun = join(work, 'given-valid-run');
+    const trained = await advrec([
+      '--quiet',
+      'train',
+      '--data',
+      given,
+      '--epochs',
+      '1',
+      '--set',
+      'model.embeddingSize=4',
+      '-o',
+      givenRun,
+    ]);
+    expect(trained.code, trained.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(givenRun, 'dataset.json'), 'utf8')).fingerprint).toBe(
+      describedGiven.fingerprint,
+    );
+    expect(readFileSync(join(givenRun, 'report.md'), 'utf8')).toMatch(
+      /validation from the given validation file/,
     );
     const out = join(work, 'split');
     const split = await advrec([
@@ -841,6 +883,7 @@ describe('advrec datasets', () => {
       out,
       '--format',
       'user-item-lists',
+      '--no-validation',
     ]);
     const description = JSON.parse(again.stdout);
     expect(description.protocol.kind).toBe('given');

@@ -54,8 +54,10 @@ export interface DataConfig {
   /** How to split the interactions into train / test (ignored when the files give the split). */
   split?: SplitConfig;
   /**
-   * Carve a validation split from train (the latest, or a random, training interaction per
-   * user), used for early stopping.
+   * A validation split, used for early stopping: the given validation file when the source
+   * has one (`data.validationPath`, or `valid.txt` / `validation.txt` beside a
+   * user-item-lists `train.txt`), else carved from train (the latest, or a random, training
+   * interaction per user). `false`: none.
    * @default true
    */
   validation?: boolean;

@@ -62,18 +62,22 @@ export const datasetsCli: CliCommand = {
           'test fraction of the ratio protocol',
           decimal('--test-fraction'),
         )
-        .option('--seed <seed>', 'split seed (default 42)', integer('--seed'))
-        .option('--validation', 'also carve a validation split from train');
+        .option('--seed <seed>', 'split seed (default 42)', integer('--seed'));
     splitOptions(
       datasets
         .command('describe')
         .description('load a data set (name or path), split it and print its statistics')
         .argument('<source>', 'data set name or path'),
-    ).action(
-      run(async (context, source: string, flags) =>
-        (await import('./run.js')).describeCommand(source, flags, context),
-      ),
-    );
+    )
+      .option(
+        '--no-validation',
+        'no validation split (default: as train reads it, the given validation file when there is one, else one interaction per user carved from train)',
+      )
+      .action(
+        run(async (context, source: string, flags) =>
+          (await import('./run.js')).describeCommand(source, flags, context),
+        ),
+      );
     splitOptions(
       datasets
         .command('split')
@@ -81,11 +85,16 @@ export const datasetsCli: CliCommand = {
         .argument('<source>', 'data set name or path')
         .requiredOption('-o, --out <folder>', 'output folder')
         .option('--force', 'replace a split already in the output folder'),
-    ).action(
-      run(async (context, source: string, flags) =>
-        (await import('./run.js')).splitCommand(source, flags, context),
-      ),
-    );
+    )
+      .option(
+        '--validation',
+        'also write a validation split (validation.txt): the given validation file when there is one, else one interaction per user carved from train',
+      )
+      .action(
+        run(async (context, source: string, flags) =>
+          (await import('./run.js')).splitCommand(source, flags, context),
+        ),
+      );
     datasets
       .command('download')
       .description('download a public data set with SHA-256 verification and safe extraction')

@@ -30,7 +30,11 @@ export interface SplitFlags {
   readonly validation?: boolean;
 }
 
-function dataConfig(source: string, flags: SplitFlags): ResolvedRunConfig['data'] {
+function dataConfig(
+  source: string,
+  flags: SplitFlags,
+  validationByDefault: boolean,
+): ResolvedRunConfig['data'] {
   return {
     source,
     format: flags.format ?? 'auto',
@@ -43,7 +47,7 @@ function dataConfig(source: string, flags: SplitFlags): ResolvedRunConfig['data'
       testFraction: flags.testFraction ?? 0.2,
       seed: flags.seed ?? 42,
     },
-    validation: flags.validation ?? false,
+    validation: flags.validation ?? validationByDefault,
     features: null,
     synthetic: { users: 2000, items: 1500, featureDimension: 0, seed: 42 },
   };
@@ -83,7 +87,8 @@ export async function describeCommand(
   flags: SplitFlags,
   context: CommandContext,
 ): Promise<number> {
-  const data = await loadData(dataConfig(source, flags), dataLoading(context));
+  // As train reads it: a given validation file when there is one, else carved from train.
+  const data = await loadData(dataConfig(source, flags, true), dataLoading(context));
   const description = describe(data.dataset);
   // A named data set: the published results on its standard split, to compare runs with.
   const baselines = DATASETS.find((d) => d.name === source)?.baselines ?? [];
@@ -128,7 +133,7 @@ export async function splitCommand(
   flags: SplitFlags & { out: string; force?: boolean },
   context: CommandContext,
 ): Promise<number> {
-  const config = dataConfig(source, flags);
+  const config = dataConfig(source, flags, false);
   const data = await loadData(config, dataLoading(context));
   const out = resolve(flags.out);
   const { dataset } = data;

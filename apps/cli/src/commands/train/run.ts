@@ -27,6 +27,7 @@ import {
 import type { ResumePoint } from '../../training.js';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '@advrec/data';
+import type { Dataset } from '@advrec/data';
 import { featureSensitivityOf } from '@advrec/models';
 import type { Model } from '@advrec/models';
 import type { EvaluationResult } from '@advrec/metrics';
@@ -219,7 +220,13 @@ async function writeTrainRecord(
   await writeReport(folder, {
     title: run.title,
     facts: [
-      ...runFacts(config, data.fingerprint, started, outcome.engine),
+      ...runFacts(
+        config,
+        data.fingerprint,
+        started,
+        outcome.engine,
+        data.dataset.protocol.validation,
+      ),
       ...(visualPart
         ? ([
             [
@@ -434,13 +441,22 @@ export function runFacts(
   fingerprint: string,
   started: Date,
   engine: EngineInfo | null,
+  /** Where the validation split came from: the split's own record. */
+  validation: Dataset['protocol']['validation'] = null,
 ): [string, string][] {
+  // What the report says about validation is what the split did, not what the config asked.
+  const validationText =
+    validation === null
+      ? ', no validation split'
+      : validation.order === 'given'
+        ? ', validation from the given validation file'
+        : `, validation carved from train (${validation.order} interaction per user)`;
   const t = config.training;
   const visual = config.model.name === 'vbpr' && t.adversarial.surfaces === null;
   return [
     [
       'data',
-      `${config.data.source} (split ${config.data.split.protocol}, order ${config.data.split.order}, seed ${config.data.split.seed}${config.data.validation ? ', validation carved from train' : ''})`,
+      `${config.data.source} (split ${config.data.split.protocol}, order ${config.data.split.order}, seed ${config.data.split.seed}${validationText})`,
     ],
     ['data set fingerprint', fingerprint],
     ['model', `${config.model.name}, K = ${config.model.embeddingSize}, seed ${config.model.seed}`],
