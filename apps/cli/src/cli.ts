@@ -73,6 +73,10 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .option('--json', 'print one machine-readable JSON document on stdout')
     .option('-q, --quiet', 'no progress output on stderr')
     .option(
+      '--allow-unverified-checkpoints',
+      'read checkpoints that carry no checksum (ADVRECK1, safetensors from elsewhere), with a warning',
+    )
+    .option(
       '--plugin <module>',
       'load a module that registers models or adversaries (repeatable)',
       collect,
@@ -86,7 +90,15 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     })
     .exitOverride()
     .hook('preAction', async (root) => {
-      const globals = root.opts<{ json?: boolean; quiet?: boolean; plugin: string[] }>();
+      const globals = root.opts<{
+        json?: boolean;
+        quiet?: boolean;
+        plugin: string[];
+        allowUnverifiedCheckpoints?: boolean;
+      }>();
+      // The checkpoint readers of @advrec/models take the opt-in from the environment.
+      if (globals.allowUnverifiedCheckpoints)
+        process.env['ADVREC_ALLOW_UNVERIFIED_CHECKPOINTS'] = '1';
       context = {
         stdout: io.stdout,
         progress: new Progress(io.stderr, {

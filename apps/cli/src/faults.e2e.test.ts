@@ -196,6 +196,24 @@ describe('data lost or corrupted', () => {
     expectFailure(await advrec(['evaluate', '-r', folder]), 3, /model\.ckpt.*SHA-256|checksum/);
   }, 60_000);
 
+  it('a checkpoint without a checksum (ADVRECK1) is read only with --allow-unverified-checkpoints, with a warning', async () => {
+    const folder = join(work, 'legacy');
+    expect((await advrec([...tiny, '-o', folder])).code).toBe(0);
+    const file = join(folder, 'checkpoints', 'model.ckpt');
+    const bytes = readFileSync(file);
+    const legacy = Buffer.from(bytes.subarray(0, bytes.length - 32));
+    legacy.write('ADVRECK1', 0, 'latin1');
+    writeFileSync(file, legacy);
+    expectFailure(
+      await advrec(['evaluate', '-r', folder]),
+      3,
+      /model\.ckpt: expected a checkpoint with a checksum.*--allow-unverified-checkpoints/,
+    );
+    const allowed = await advrec(['--allow-unverified-checkpoints', 'evaluate', '-r', folder]);
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(allowed.stderr).toMatch(/model\.ckpt: an ADVRECK1 checkpoint has no checksum/);
+  }, 60_000);
+
   it('two runs into one folder: the second is refused while the first holds the lock', async () => {
     const folder = join(work, 'concurrent');
     const first = advrec(['train', '--epochs', '40', '-o', folder]);

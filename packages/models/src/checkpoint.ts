@@ -3,12 +3,15 @@ import { readFile } from 'node:fs/promises';
 import { DataFormatError, writeFileAtomic } from '@advrec/data';
 import type { JsonObject } from './model.js';
 import { isSafetensors, parseSafetensors, serializeSafetensors } from './safetensors.js';
+import { admitUnverified } from './checkpoint-verify.js';
+import type { ReadCheckpointOptions } from './checkpoint-verify.js';
+export type { ReadCheckpointOptions } from './checkpoint-verify.js';
 import { createTable } from './tables.js';
 import type { ParameterTable, TableSide } from './tables.js';
 
 /** Written since 0.x with the engine seam: the file ends with the SHA-256 of what precedes it. */
 const MAGIC = 'ADVRECK2';
-/** Earlier checkpoints (no checksum): still read. */
+/** Earlier checkpoints (no checksum): read only when unverified checkpoints are allowed. */
 const MAGIC_V1 = 'ADVRECK1';
 const DIGEST_BYTES = 32;
 
@@ -101,7 +104,10 @@ export async function writeCheckpoint(
 }
 
 /** Reads a checkpoint written by {@link writeCheckpoint} (either format); tables land on SharedArrayBuffers. */
-export async function readCheckpoint(file: string): Promise<Checkpoint> {
+export async function readCheckpoint(
+  file: string,
+  options: ReadCheckpointOptions = {},
+): Promise<Checkpoint> {
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
@@ -110,12 +116,16 @@ export async function readCheckpoint(file: string): Promise<Checkpoint> {
       cause,
     });
   }
-  return parseCheckpoint(bytes, file);
+  return parseCheckpoint(bytes, file, options);
 }
 
 /** Parses checkpoint bytes; `file` names the source in errors. */
-export function parseCheckpoint(bytes: Uint8Array, file = '<checkpoint>'): Checkpoint {
-  if (isSafetensors(bytes)) return parseSafetensors(bytes, file);
+export function parseCheckpoint(
+  bytes: Uint8Array,
+  file = '<checkpoint>',
+  options: ReadCheckpointOptions = {},
+): Checkpoint {
+  if (isSafetensors(bytes)) return parseSafetensors(bytes, file, options);
   const whole = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = whole.length >= MAGIC.length ? whole.toString('latin1', 0, MAGIC.length) : '';
   if (whole.length < MAGIC.length + 4 || (magic !== MAGIC && magic !== MAGIC_V1))
@@ -138,7 +148,7 @@ export function parseCheckpoint(bytes: Uint8Array, file = '<checkpoint>'): Check
         'a mismatch: the file is corrupt or truncated (restore it from a copy, or retrain)',
       );
     buffer = whole.subarray(0, end);
-  }
+  } else admitUnverified(file, `an ${MAGIC_V1} checkpoint`, options);
   const headerLength = buffer.readUInt32LE(MAGIC.length);
   const headerEnd = MAGIC.length + 4 + headerLength;
   if (headerEnd > buffer.length)

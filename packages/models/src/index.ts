@@ -85,7 +85,7 @@ export {
   serializeCheckpoint,
   writeCheckpoint,
 } from './checkpoint.js';
-export type { Checkpoint, CheckpointedModel } from './checkpoint.js';
+export type { Checkpoint, CheckpointedModel, ReadCheckpointOptions } from './checkpoint.js';
 export {
   SEQUENCE_ITEM_TABLE,
   SEQUENTIAL_MODEL_SPECIFICATION_VERSION,

@@ -414,12 +414,24 @@ describe('checkpoint integrity', () => {
     );
   });
 
-  it('still reads checkpoints of the earlier format (ADVRECK1, no checksum)', () => {
+  it('reads checkpoints of the earlier format (ADVRECK1, no checksum) only when allowed, with a warning', async () => {
     const good = bytes();
     const v1 = Buffer.from(good.subarray(0, good.length - 32));
     v1.write('ADVRECK1', 0, 'latin1');
-    const restored = parseCheckpoint(v1, 'old.ckpt');
-    expect(restored.model.tables[0]!.values).toEqual(model.userEmbeddings.values);
+    expect(() => parseCheckpoint(v1, 'old.ckpt')).toThrow(
+      /old\.ckpt: expected a checkpoint with a checksum .*--allow-unverified-checkpoints.*found "an ADVRECK1 checkpoint without a checksum"/,
+    );
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const restored = parseCheckpoint(v1, 'old.ckpt', { allowUnverified: true });
+      expect(restored.model.tables[0]!.values).toEqual(model.userEmbeddings.values);
+    } finally {
+      await new Promise((r) => setImmediate(r));
+      process.off('warning', onWarning);
+    }
+    expect(warnings.join('\n')).toMatch(/old\.ckpt: an ADVRECK1 checkpoint has no checksum/);
   });
 });
 

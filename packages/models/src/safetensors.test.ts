@@ -128,6 +128,28 @@ describe('safetensors checkpoints', () => {
       const other = join(directory, 'other.safetensors');
       await writeFile(other, foreign);
       await expect(readCheckpoint(other)).rejects.toThrow(/written by advrec/);
+      // A flipped bit in a tensor is caught by the checksum advrec adds to the metadata.
+      const flipped = Buffer.from(bytes);
+      flipped[flipped.length - 3]! ^= 0x10;
+      const damaged = join(directory, 'flipped.safetensors');
+      await writeFile(damaged, flipped);
+      await expect(readCheckpoint(damaged)).rejects.toThrow(
+        /flipped\.safetensors: expected a safetensors file whose SHA-256 \(advrec\.sha256\) matches/,
+      );
+      // Without the checksum (an earlier advrec, another tool): read only when allowed.
+      const plain = Buffer.from(bytes);
+      const unsigned = plain
+        .subarray(8, 8 + n)
+        .toString('utf8')
+        .replace(/,"advrec\.sha256":"[0-9a-f]{64}"/, (m) => ' '.repeat(m.length));
+      plain.write(unsigned, 8, 'utf8');
+      const legacy = join(directory, 'legacy.safetensors');
+      await writeFile(legacy, plain);
+      await expect(readCheckpoint(legacy)).rejects.toThrow(
+        /legacy\.safetensors: .*cannot be verified.*found "a safetensors file without a checksum"/,
+      );
+      const read = await readCheckpoint(legacy, { allowUnverified: true });
+      expect(restoreModel(read.model).score(users, items)).toEqual(model.score(users, items));
     } finally {
       await rm(directory, { recursive: true, force: true });
     }

@@ -11,17 +11,25 @@
  *   checkpoint's metadata) as JSON strings under `advrec.*` keys;
  * - the tensors' float32 values, little-endian, row-major.
  *
- * safetensors carries no checksum: integrity rests on the file system (the advrec format
- * `ADVRECK2` keeps a SHA-256). {@link readCheckpoint} reads both formats.
+ * safetensors itself carries no checksum; advrec adds one: `__metadata__["advrec.sha256"]`, the
+ * SHA-256 of the header as written without that key followed by every tensor's bytes, checked
+ * on load (a file without it is read only when unverified checkpoints are allowed).
+ * {@link readCheckpoint} reads both formats.
  */
+import { createHash } from 'node:crypto';
 import { DataFormatError } from '@advrec/data';
 import type { Checkpoint, CheckpointedModel } from './checkpoint-types.js';
+import { admitUnverified } from './checkpoint-verify.js';
+import type { ReadCheckpointOptions } from './checkpoint-verify.js';
 import type { JsonObject } from './model.js';
 import { createTable } from './tables.js';
 import type { ParameterTable, TableSide } from './tables.js';
 
 /** The `__metadata__` value of `format` in advrec's safetensors files. */
 export const SAFETENSORS_FORMAT = 'advrec';
+
+/** The `__metadata__` key of advrec's checksum in its safetensors files. */
+const DIGEST_KEY = 'advrec.sha256';
 
 interface TensorEntry {
   dtype: string;
@@ -69,6 +77,13 @@ export function serializeSafetensors(
     };
     offset += bytes;
   }
+  // The checksum covers the header as written without it, then every tensor's bytes.
+  const digest = createHash('sha256').update(JSON.stringify(header));
+  for (const { table } of all)
+    digest.update(
+      new Uint8Array(table.values.buffer, table.values.byteOffset, table.values.byteLength),
+    );
+  (header['__metadata__'] as Record<string, string>)[DIGEST_KEY] = digest.digest('hex');
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
   const prefix = Buffer.alloc(8 + Buffer.byteLength(json));
@@ -91,7 +106,11 @@ export function isSafetensors(bytes: Uint8Array): boolean {
 }
 
 /** Parses an advrec checkpoint in the safetensors layout; `file` names the source in errors. */
-export function parseSafetensors(bytes: Uint8Array, file = '<checkpoint>'): Checkpoint {
+export function parseSafetensors(
+  bytes: Uint8Array,
+  file = '<checkpoint>',
+  options: ReadCheckpointOptions = {},
+): Checkpoint {
   const whole = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const fail = (expected: string, found: string): never => {
     throw new DataFormatError({ file }, expected, found);
@@ -112,6 +131,18 @@ export function parseSafetensors(bytes: Uint8Array, file = '<checkpoint>'): Chec
       `a safetensors file written by advrec (__metadata__.format = "${SAFETENSORS_FORMAT}")`,
       `format ${JSON.stringify(meta['format'] ?? null)}`,
     );
+  const data = whole.subarray(8 + headerLength);
+  const recorded = meta[DIGEST_KEY];
+  if (recorded === undefined) admitUnverified(file, 'a safetensors file', options);
+  else {
+    delete meta[DIGEST_KEY];
+    const actual = createHash('sha256').update(JSON.stringify(header)).update(data).digest('hex');
+    if (actual !== recorded)
+      fail(
+        `a safetensors file whose SHA-256 (${DIGEST_KEY}) matches its content`,
+        'a mismatch: the file is corrupt or was edited (restore it from a copy, or export it again)',
+      );
+  }
   const json = <T>(key: string): T => {
     try {
       return JSON.parse(meta[key] ?? 'null') as T;
@@ -121,7 +152,6 @@ export function parseSafetensors(bytes: Uint8Array, file = '<checkpoint>'): Chec
   };
   const order = json<{ name: string; side: TableSide; extra: boolean }[] | null>('advrec.tables');
   if (!Array.isArray(order)) fail('__metadata__["advrec.tables"]', 'none');
-  const data = whole.subarray(8 + headerLength);
   const tables: ParameterTable[] = [];
   const extraTables: ParameterTable[] = [];
   let expectedBegin = 0;
