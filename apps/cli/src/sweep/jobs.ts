@@ -3,14 +3,16 @@
  * worker threads import this module): the jobs a sweep or a sharded extraction hands to
  * workers, and how one is run. Jobs are idempotent: a run folder completed by an earlier
  * attempt is read, not recomputed; a run killed after a resumable checkpoint continues from
- * it; a feature shard already extracted is kept.
+ * it; a feature shard already extracted is kept when its record (identity and SHA-256 of its
+ * files) says it is the shard asked for, unchanged, and extracted again otherwise.
  */
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { appendFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DataFormatError } from '@advrec/data';
+import { DataFormatError, writeFileAtomic } from '@advrec/data';
 import type { ImageEntry } from '@advrec/features';
 import type { CommandContext } from '../run-folder/context.js';
 import { describeFailure, exitCodeOf } from '../errors.js';
@@ -142,6 +144,68 @@ export async function runJob(
   return { kind: 'train', runId: job.runId, status, seconds: seconds() };
 }
 
+/** SHA-256 of a file's bytes (hex). */
+async function fileSha256(file: string): Promise<string> {
+  return createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
+}
+
+/**
+ * Everything a shard's bytes depend on: its index, the model's bytes, the tensor, input and
+ * batch size, and each image's path, item id, size and modification time. A leftover shard
+ * is reused only when its record names the same identity.
+ */
+async function shardIdentity(job: FeatureShardJob): Promise<string> {
+  const images = await Promise.all(
+    job.images.map(async (image) => {
+      const info = await stat(image.file).catch(() => null);
+      return [image.itemId, image.file, info?.size ?? null, info?.mtimeMs ?? null];
+    }),
+  );
+  return createHash('sha256')
+    .update(
+      JSON.stringify({
+        shard: job.shard,
+        model: await fileSha256(job.model),
+        tensor: job.tensor ?? null,
+        inputName: job.inputName ?? null,
+        batchSize: job.batchSize,
+        images,
+      }),
+    )
+    .digest('hex');
+}
+
+/** What a finished shard records beside its `.npy`: its identity and its files' SHA-256. */
+interface ShardRecord {
+  readonly identity: string;
+  readonly npy: string;
+  readonly manifest: string;
+}
+
+/**
+ * Why a finished shard left by an earlier attempt cannot be reused (null: it can): no
+ * record, another identity (another model, image list, shard or settings), or files whose
+ * bytes changed since (a flipped byte, a truncated or swapped file).
+ */
+async function shardMismatch(job: FeatureShardJob, identity: string): Promise<string | null> {
+  const recordFile = `${job.output}.shard.json`;
+  if (!existsSync(recordFile)) return 'no record of how it was extracted';
+  let record: Partial<ShardRecord>;
+  try {
+    record = (await readJson(recordFile)) as Partial<ShardRecord>;
+  } catch {
+    return 'an unreadable record';
+  }
+  if (record.identity !== identity)
+    return 'it was extracted from another model, image list, shard or settings';
+  if (record.npy !== (await fileSha256(job.output))) return 'its .npy changed since';
+  if (record.manifest !== (await fileSha256(`${job.output}.manifest.json`)))
+    return 'its manifest changed since';
+  return null;
+}
+
 async function runFeatureShard(
   job: FeatureShardJob,
   signal: AbortSignal,
@@ -149,20 +213,22 @@ async function runFeatureShard(
 ): Promise<JobResult> {
   const { extractFeatures } = await import('@advrec/features');
   const manifestFile = `${job.output}.manifest.json`;
+  const recordFile = `${job.output}.shard.json`;
+  const identity = await shardIdentity(job);
   if (existsSync(job.output) && existsSync(manifestFile)) {
-    try {
-      const manifest = (await readJson(manifestFile)) as { images?: number; rows?: number };
-      if (manifest.images === job.images.length)
-        return {
-          kind: 'features-shard',
-          shard: job.shard,
-          status: 'reused',
-          rows: manifest.rows ?? 0,
-          seconds: seconds(),
-        };
-    } catch {
-      // An unreadable manifest: extract again.
+    const mismatch = await shardMismatch(job, identity);
+    if (mismatch === null) {
+      const manifest = (await readJson(manifestFile)) as { rows?: number };
+      return {
+        kind: 'features-shard',
+        shard: job.shard,
+        status: 'reused',
+        rows: manifest.rows ?? 0,
+        seconds: seconds(),
+      };
     }
+    // A finished leftover that cannot be trusted is extracted again from scratch.
+    await Promise.all([job.output, manifestFile, recordFile].map((f) => rm(f, { force: true })));
   }
   await mkdir(dirname(job.output), { recursive: true });
   const result = await extractFeatures({
@@ -175,6 +241,12 @@ async function runFeatureShard(
     ...(job.threads ? { threads: job.threads } : {}),
     signal,
   });
+  const record: ShardRecord = {
+    identity,
+    npy: await fileSha256(job.output),
+    manifest: await fileSha256(manifestFile),
+  };
+  await writeFileAtomic(recordFile, () => [JSON.stringify(record) + '\n']);
   return {
     kind: 'features-shard',
     shard: job.shard,
