@@ -20,11 +20,13 @@ import { fgm } from '@advrec/adversary';
 import {
   craftSequencePerturbation,
   evaluateSequential,
+  hitRateAndNdcg,
   loadTfjs,
   sequenceCandidates,
   trainSequentialModel,
 } from '@advrec/trainer';
 import type {
+  HitRateAndNdcg,
   SequenceEvaluationSet,
   SequenceOptimizerState,
   SequenceTrainResult,
@@ -52,7 +54,7 @@ export interface SequentialQualityOptions {
   readonly settings: SequentialQualitySettings;
 }
 
-function summary(e: SequenceEvaluation) {
+function summary(e: HitRateAndNdcg) {
   return { hitRate10: e.hitRate, ndcg10: e.ndcg };
 }
 
@@ -72,32 +74,21 @@ function trainingSummary(r: SequenceTrainResult) {
   };
 }
 
-/** HR@10 and NDCG@10 with their per-user values. */
-interface SequenceEvaluation {
-  readonly hitRate: number;
-  readonly ndcg: number;
-  readonly perUser: { readonly hitRate: Float64Array; readonly ndcg: Float64Array };
-}
-
 /** SASRec's sampled protocol at 10, through the metrics package's evaluator. */
 async function atTen(
   tf: Tfjs,
   model: SequentialModel,
   set: SequenceEvaluationSet,
   perturbation?: Float32Array,
-): Promise<SequenceEvaluation> {
+): Promise<HitRateAndNdcg> {
   const r = await evaluateSequential(tf, model, set, {
     metrics: ['hr', 'ndcg'],
     ...(perturbation ? { perturbation } : {}),
   });
-  return {
-    hitRate: r.metrics['hr@10']!,
-    ndcg: r.metrics['ndcg@10']!,
-    perUser: { hitRate: r.perUser['hr@10']!, ndcg: r.perUser['ndcg@10']! },
-  };
+  return hitRateAndNdcg(r);
 }
 
-function comparison(a: SequenceEvaluation, b: SequenceEvaluation) {
+function comparison(a: HitRateAndNdcg, b: HitRateAndNdcg) {
   const out: Record<string, unknown> = {};
   for (const key of ['hitRate', 'ndcg'] as const) {
     const t = pairedTTest(a.perUser[key], b.perUser[key]);
@@ -152,7 +143,7 @@ export async function runSequentialQuality(
   };
   const optimizer: SequenceOptimizerState = base.optimizer;
   const diversity = () => meanPairwiseCosine(items.values, items.rows, items.dimension).meanCosine;
-  const robustness = async (clean: SequenceEvaluation) => {
+  const robustness = async (clean: HitRateAndNdcg) => {
     const points = [];
     for (const [k, epsilon] of attackEpsilons.entries()) {
       const perturbation = await craftSequencePerturbation(tf, model, split, {

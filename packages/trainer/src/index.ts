@@ -98,11 +98,16 @@ export {
 export { encodeSequences } from './sequence-pass.js';
 export {
   evaluateSequential,
+  hitRateAndNdcg,
   sequenceCandidates,
   sequenceScorer,
   sequenceStates,
 } from './sequential-evaluation.js';
-export type { SequenceEvaluationOptions, SequenceEvaluationSet } from './sequential-evaluation.js';
+export type {
+  HitRateAndNdcg,
+  SequenceEvaluationOptions,
+  SequenceEvaluationSet,
+} from './sequential-evaluation.js';
 export { craftSequencePerturbation, itemSurfaceOf } from './sequential-attack.js';
 export type { SequencePerturbationOptions } from './sequential-attack.js';
 export type {

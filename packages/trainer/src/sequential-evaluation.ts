@@ -129,6 +129,24 @@ export function sequenceStates(
   return states;
 }
 
+/** HR@K and NDCG@K of one evaluation, with their per-user values (for paired tests). */
+export interface HitRateAndNdcg {
+  readonly hitRate: number;
+  readonly ndcg: number;
+  readonly perUser: { readonly hitRate: Float64Array; readonly ndcg: Float64Array };
+}
+
+/** SASRec's two figures at `cutoff` (default 10) from an evaluation's result. */
+export function hitRateAndNdcg(result: EvaluationResult, cutoff = 10): HitRateAndNdcg {
+  const hr = `hr@${cutoff}`;
+  const ndcg = `ndcg@${cutoff}`;
+  return {
+    hitRate: result.metrics[hr]!,
+    ndcg: result.metrics[ndcg]!,
+    perUser: { hitRate: result.perUser[hr]!, ndcg: result.perUser[ndcg]! },
+  };
+}
+
 /** Options of {@link evaluateSequential}. */
 export interface SequenceEvaluationOptions {
   /**

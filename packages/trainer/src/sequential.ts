@@ -4,7 +4,13 @@ import type { ConfigIssue, SequenceBatch, SequenceSplit } from '@advrec/data';
 import { fgm, getAdversary, perturbSteps } from '@advrec/adversary';
 import type { Adversary } from '@advrec/adversary';
 import { SEQUENCE_ITEM_TABLE, cloneTable, tfjsPassGradients } from '@advrec/models';
-import type { ParameterTable, SequenceGradientKernel, SequentialModel, Tfjs } from '@advrec/models';
+import type {
+  ParameterTable,
+  PerturbableSurface,
+  SequenceGradientKernel,
+  SequentialModel,
+  Tfjs,
+} from '@advrec/models';
 import { createGemm } from '@advrec/onnx';
 import { WasmAdamArrays } from './adam-kernel.js';
 import { DEFAULT_DENSE_ADAM, adamRate, adamStep } from './optimizer.js';
@@ -13,7 +19,7 @@ import type { EngineInfo } from './engine.js';
 import { passOf, scatterRows, tableOf } from './sequence-pass.js';
 import type { BatchGradients } from './sequence-pass.js';
 import { itemSurfaceOf, sparseRowsOf, writeRows } from './sequential-attack.js';
-import { evaluateSequential } from './sequential-evaluation.js';
+import { evaluateSequential, hitRateAndNdcg } from './sequential-evaluation.js';
 import type { SequenceEvaluationSet } from './sequential-evaluation.js';
 
 /**
@@ -367,8 +373,9 @@ interface SequenceStep {
   spareGradient: Float32Array;
   readonly adversarialGradient: Float32Array | null;
   readonly perturbation: Float32Array | null;
-  /** ATSRec's adversary (null without `adversarial`). */
+  /** ATSRec's adversary (null without `adversarial`) and the surface it perturbs. */
   readonly adversary: Adversary | null;
+  readonly itemSurface: PerturbableSurface | null;
   pending: PendingItemStep | null;
   step: number;
 }
@@ -448,8 +455,8 @@ async function perturbItemRows(
   touched: Int32Array,
 ): Promise<void> {
   const { model, adversary, perturbation } = run;
+  const surface = run.itemSurface!;
   const d = model.dimension;
-  const surface = itemSurfaceOf(model);
   const perturbations = await perturbSteps(
     adversary!,
     run.config.adversarial!.epsilon,
@@ -668,6 +675,7 @@ function createStep(
     adversarialGradient: config.adversarial ? new Float32Array(itemTable.values.length) : null,
     perturbation: config.adversarial ? new Float32Array(itemTable.values.length) : null,
     adversary: config.adversarial ? adversaryOf(config.adversarial) : null,
+    itemSurface: config.adversarial ? itemSurfaceOf(model) : null,
     step: previous?.step ?? 0,
   };
 }
@@ -741,7 +749,8 @@ async function trainWith(
         split: 'validation',
         metrics: ['hr', 'ndcg'],
       });
-      validation = { hitRate: result.metrics['hr@10']!, ndcg: result.metrics['ndcg@10']! };
+      const { hitRate, ndcg } = hitRateAndNdcg(result);
+      validation = { hitRate, ndcg };
       if (!best || validation.ndcg > best.ndcg) {
         best = {
           epoch: e,

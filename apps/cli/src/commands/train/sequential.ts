@@ -13,13 +13,15 @@ import { pairedTTest } from '@advrec/metrics';
 import { cloneTable, writeCheckpoint } from '@advrec/models';
 import type { JsonObject } from '@advrec/models';
 import {
-  evaluateSequential,
   craftSequencePerturbation,
+  evaluateSequential,
+  hitRateAndNdcg,
   sequenceTrainStateFromCheckpoint,
   sequenceTrainStateToCheckpoint,
   trainSequentialModel,
 } from '@advrec/trainer';
 import type {
+  HitRateAndNdcg,
   SequenceEpochEvent,
   SequenceEvaluationSet,
   SequenceOptimizerState,
@@ -45,9 +47,9 @@ import type { ReportSection } from '../../run-folder/report.js';
 /** One trained arm of a sequential run. */
 interface Arm {
   readonly label: string;
-  readonly test: SequenceEvaluation;
+  readonly test: HitRateAndNdcg;
   /** The final model on the validation targets (what a sweep chooses its configuration on). */
-  readonly validation: SequenceEvaluation;
+  readonly validation: HitRateAndNdcg;
   readonly itemEmbeddingMeanCosine: number;
   readonly robustness: readonly {
     relativeEpsilon: number;
@@ -187,30 +189,19 @@ async function stopInterrupted(
   return 130;
 }
 
-/** HR@10 and NDCG@10 of an arm, with their per-user values (for the paired tests). */
-interface SequenceEvaluation {
-  readonly hitRate: number;
-  readonly ndcg: number;
-  readonly perUser: { readonly hitRate: Float64Array; readonly ndcg: Float64Array };
-}
-
 /** The sampled protocol's HR@10 and NDCG@10 of the model on `set` (the item table perturbed when given). */
 async function atTen(
   run: Started,
   set: SequenceEvaluationSet,
   split: 'test' | 'validation',
   perturbation?: Float32Array,
-): Promise<SequenceEvaluation> {
+): Promise<HitRateAndNdcg> {
   const result = await evaluateSequential(run.tf, run.model, set, {
     split,
     metrics: ['hr', 'ndcg'],
     ...(perturbation ? { perturbation } : {}),
   });
-  return {
-    hitRate: result.metrics['hr@10']!,
-    ndcg: result.metrics['ndcg@10']!,
-    perUser: { hitRate: result.perUser['hr@10']!, ndcg: result.perUser['ndcg@10']! },
-  };
+  return hitRateAndNdcg(result);
 }
 
 async function evaluateArm(
@@ -382,7 +373,7 @@ async function finish(
   });
 }
 
-function compare(a: SequenceEvaluation, b: SequenceEvaluation, label: string) {
+function compare(a: HitRateAndNdcg, b: HitRateAndNdcg, label: string) {
   return {
     label,
     hitRate: {
