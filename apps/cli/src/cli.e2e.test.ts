@@ -957,7 +957,7 @@ describe('advrec features, plugins, errors and exit codes', () => {
       '--adversarial-epochs',
       '2',
       '--adversary',
-      'pgd',
+      'example-pgd',
       '--set',
       'model.embeddingSize=16',
       '--set',
@@ -976,7 +976,7 @@ describe('advrec features, plugins, errors and exit codes', () => {
       '--run',
       run,
       '--adversaries',
-      'fgm,pgd',
+      'fgm,example-pgd,pgd',
       '--epsilons',
       '1',
     ]);
@@ -984,10 +984,13 @@ describe('advrec features, plugins, errors and exit codes', () => {
     const report = JSON.parse(attack.stdout) as {
       points: { adversary: string; relativeChange: Record<string, number> }[];
     };
-    expect(report.points.map((p) => p.adversary)).toEqual(['fgm', 'pgd']);
-    const missing = await advrec(['train', '--adversary', 'pgd', '--epochs', '1']);
+    // The plugin's adversary beside the built-in pgd.
+    expect(report.points.map((p) => p.adversary)).toEqual(['fgm', 'example-pgd', 'pgd']);
+    const missing = await advrec(['train', '--adversary', 'example-pgd', '--epochs', '1']);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/unknown adversary "pgd"; registered: fgm, fgsm, none, random/);
+    expect(missing.stderr).toMatch(
+      /unknown adversary "example-pgd"; registered: fgm, fgsm, none, pgd, pgd-linf, random/,
+    );
   });
 
   it('reports five config mistakes at once with their paths (exit 2)', async () => {

@@ -168,9 +168,11 @@ describe('a sequential run folder through every command', () => {
         10,
       );
     }
-    const refused = await advrec(['attack', '--run', whole, '--adversaries', 'pgd']);
+    const refused = await advrec(['attack', '--run', whole, '--adversaries', 'example-pgd']);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(/--adversaries: unknown adversary "pgd"; registered: .*fgsm/);
+    expect(refused.stderr).toMatch(
+      /--adversaries: unknown adversary "example-pgd"; registered: .*fgsm/,
+    );
     // The registered adversaries, built-in and plugin, on the item-embedding surface.
     const more = await advrec([
       '--plugin',
@@ -182,11 +184,15 @@ describe('a sequential run folder through every command', () => {
       '--epsilons',
       '1',
       '--adversaries',
-      'fgsm,pgd',
+      'fgsm,pgd,example-pgd',
     ]);
     expect(more.code, more.stderr).toBe(0);
     const points = JSON.parse(more.stdout).points;
-    expect(points.map((p: { adversary: string }) => p.adversary)).toEqual(['fgsm', 'pgd']);
+    expect(points.map((p: { adversary: string }) => p.adversary)).toEqual([
+      'fgsm',
+      'pgd',
+      'example-pgd',
+    ]);
     for (const point of points) expect(Number.isFinite(point.relativeChange['ndcg@10'])).toBe(true);
   });
 

@@ -1,8 +1,10 @@
 /**
- * An example advrec plugin: projected gradient descent (PGD, Madry et al. 2018) as an
- * Adversary. Importing this module registers it as `pgd` (5 steps of size 2.5 epsilon / 5),
- * so `advrec --plugin @advrec/example-plugin-pgd train --adversary pgd` and
- * `advrec attack --adversaries fgm,pgd` work without changing advrec.
+ * An example advrec plugin: projected gradient descent (PGD, Madry et al. 2018) written as a
+ * plugin Adversary. Importing this module registers it as `example-pgd` (5 steps of size
+ * 2.5 epsilon / 5), so `advrec --plugin @advrec/example-plugin-pgd train --adversary
+ * example-pgd` and `advrec attack --adversaries fgm,example-pgd` work without changing
+ * advrec. advrec has its own `pgd` and `pgd-linf` built in (`@advrec/adversary`); this
+ * package shows how a plugin adds an adversary of its own.
  *
  * @packageDocumentation
  */
@@ -20,7 +22,7 @@ export interface PgdOptions {
   readonly steps?: number;
   /** Step size as a multiple of epsilon (default 2.5 / steps, Madry et al.'s rule of thumb). */
   readonly stepSize?: number;
-  /** Registered name (default `pgd`). */
+  /** Registered name (default `example-pgd`). */
   readonly name?: string;
 }
 
@@ -38,7 +40,7 @@ export function createPgd(options: PgdOptions = {}): Adversary {
   if (!(stepSize > 0)) throw new RangeError(`pgd stepSize must be > 0, got ${stepSize}`);
   return {
     specificationVersion: ADVERSARY_SPECIFICATION_VERSION,
-    adversaryName: options.name ?? 'pgd',
+    adversaryName: options.name ?? 'example-pgd',
     description: `projected gradient descent: ${steps} FGM steps of ${stepSize.toFixed(2)} epsilon, projected onto the L2 ball of radius epsilon per row`,
     usesGradient: true,
     steps,
@@ -70,7 +72,7 @@ export function createPgd(options: PgdOptions = {}): Adversary {
   };
 }
 
-/** The registered `pgd` adversary. */
+/** The registered `example-pgd` adversary. */
 export const pgd: Adversary = createPgd();
 
 // Register once, even when the module is imported twice.

@@ -23,8 +23,8 @@ const surface = { name: 'userEmbeddings', side: 'user' as const, rows: 100, dime
 describeAdversaryContract({ adversary: pgd });
 
 describeSuite('pgd plugin', () => {
-  it('registers itself as "pgd" on import', () => {
-    expect(getAdversary('pgd')).toBe(pgd);
+  it('registers itself as "example-pgd" on import', () => {
+    expect(getAdversary('example-pgd')).toBe(pgd);
     expect(pgd.steps).toBe(5);
   });
 
@@ -82,17 +82,17 @@ describeSuite('pgd plugin', () => {
     const model = new MatrixFactorization(dataset, { embeddingSize: 8, seed: 1 });
     const config = (engine?: string) =>
       resolveTrainConfig(
-        { adversarial: { adversary: 'pgd' }, ...(engine ? { engine } : {}) },
+        { adversarial: { adversary: 'example-pgd' }, ...(engine ? { engine } : {}) },
         model,
       );
-    // The fused kernel declares the built-in adversaries only: auto falls through to generic.
+    // The fused kernel declares the single-step built-in adversaries only: auto falls through to generic.
     expect(selectEngineProvider(model, pgd, config()).name).toBe('generic');
     expect(() => selectEngineProvider(model, pgd, config('fused-mf'))).toThrow(
-      /engine fused-mf: implements the built-in adversaries none, fgm, fgsm, random; pgd is not one of them/,
+      /engine fused-mf: implements the single-step adversaries none, fgm, fgsm, random; example-pgd is not one of them/,
     );
     const trainer = await Trainer.create(model, dataset, {
       threads: 1,
-      adversarial: { adversary: 'pgd', epsilon: 0.5 },
+      adversarial: { adversary: 'example-pgd', epsilon: 0.5 },
     });
     const phase = await trainer.runPhase({ epochs: 2, adversarial: true });
     await trainer.close();

@@ -91,8 +91,8 @@ describe('registry', () => {
     expect(listAdversaries().map((a) => a.adversaryName)).toEqual(
       expect.arrayContaining(['fgm', 'fgsm', 'random', 'none', 'half-fgm-test']),
     );
-    expect(() => getAdversary('pgd')).toThrow(
-      /unknown adversary "pgd"; registered: fgm, fgsm, half-fgm-test, none, random/,
+    expect(() => getAdversary('pgd-l1')).toThrow(
+      /unknown adversary "pgd-l1"; registered: fgm, fgsm, half-fgm-test, none, pgd, pgd-linf, random/,
     );
     expect(() => registerAdversary({ ...twoStep, perturb: fgm.perturb })).toThrow(ConfigError);
     expect(() =>

@@ -30,7 +30,7 @@ export interface PerturbContext {
  */
 export interface Adversary {
   readonly specificationVersion: typeof ADVERSARY_SPECIFICATION_VERSION;
-  /** Registered name (`fgm`, `fgsm`, `random`, `none`, or a plugin's). */
+  /** Registered name (`fgm`, `fgsm`, `random`, `none`, `pgd`, `pgd-linf`, or a plugin's). */
   readonly adversaryName: string;
   readonly description: string;
   /**
@@ -45,6 +45,12 @@ export interface Adversary {
    * step with the gradient at the previous step's perturbation (`context.previous`).
    */
   readonly steps?: number;
+  /**
+   * The adversary's own settings (PGD: its steps, step size, ball and start), recorded beside
+   * every figure it produced (robustness points, run configs), so a result says which variant
+   * ran.
+   */
+  readonly settings?: Readonly<Record<string, number | string | boolean>>;
   /** The perturbation of `gradient`'s rows, in the same row order. */
   perturb(gradient: SparseRows, epsilon: number, context: PerturbContext): SparseRows;
 }
@@ -299,6 +305,11 @@ export function getAdversary(name: string): Adversary {
       },
     ]);
   return adversary;
+}
+
+/** Whether an adversary is registered under `name`. */
+export function hasAdversary(name: string): boolean {
+  return registry.has(name);
 }
 
 /** Names and descriptions of the registered adversaries. */

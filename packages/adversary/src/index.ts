@@ -1,5 +1,5 @@
 /**
- * `@advrec/adversary`: the Adversary contract, FGM, FGSM, random noise and none, a
+ * `@advrec/adversary`: the Adversary contract, FGM, FGSM, PGD (L2 and L-infinity), random noise and none, a
  * registry for plugins, and the attack of APR section 2.3 on a trained model.
  *
  * @packageDocumentation
@@ -9,6 +9,7 @@ export {
   fgm,
   fgsm,
   getAdversary,
+  hasAdversary,
   listAdversaries,
   noAdversary,
   perturbSteps,
@@ -16,5 +17,7 @@ export {
   registerAdversary,
 } from './adversary.js';
 export type { Adversary, PerturbContext } from './adversary.js';
+export { createPgd, pgd, pgdLinf } from './pgd.js';
+export type { PgdOptions } from './pgd.js';
 export { craftPerturbation, perturbedCopy } from './attack.js';
 export type { CraftPerturbationOptions, CraftedPerturbation } from './attack.js';

@@ -55,7 +55,7 @@ function isFusedAdversary(adversary: Adversary): boolean {
 }
 
 /**
- * The fused WebAssembly SIMD kernel: MF with the built-in adversaries, mini-batch
+ * The fused WebAssembly SIMD kernel: MF with the single-step adversaries (fgm, fgsm, random, none), mini-batch
  * (deterministic or Hogwild) or classic per-triple SGD, over worker threads.
  */
 export const fusedMfEngineProvider: EngineProvider = {
@@ -71,7 +71,7 @@ export const fusedMfEngineProvider: EngineProvider = {
       );
     if (!isFusedAdversary(adversary))
       return refuse(
-        `implements the built-in adversaries ${FUSED_MF_ADVERSARIES.join(', ')}; ${adversary.adversaryName} is not one of them`,
+        `implements the single-step adversaries ${FUSED_MF_ADVERSARIES.join(', ')}; ${adversary.adversaryName} is not one of them`,
       );
     // One WebAssembly memory holds at most 4 GiB: the tables, their optimiser state and the
     // batch scratch must fit (per-triple SGD: at least the tables).

@@ -409,7 +409,7 @@ describe('Trainer on MovieLens-100K', () => {
           batchSize: 0,
           l2: -1,
           optimizer: { name: 'adamw' as 'sgd', learningRate: Number.NaN },
-          adversarial: { adversary: 'pgd', epsilon: -0.5, surfaces: ['userEmbedings'] },
+          adversarial: { adversary: 'pgd-l3', epsilon: -0.5, surfaces: ['userEmbedings'] },
           validation: { metric: 'ndcg', every: 0 },
           algorithm: 'sgd-triples',
           tables: {
@@ -444,7 +444,7 @@ describe('Trainer on MovieLens-100K', () => {
       ]),
     );
     expect((error as ConfigError).message).toMatch(/no trainable table "itemEmbedings"/);
-    expect((error as ConfigError).message).toMatch(/registered: fgm, fgsm, none, random/);
+    expect((error as ConfigError).message).toMatch(/registered: fgm, fgsm, none, pgd, pgd-linf, random/);
   });
 
   it('picks engines through the providers and lists every refusal when none fits', async () => {
@@ -466,7 +466,7 @@ describe('Trainer on MovieLens-100K', () => {
     }
     expect(ConfigError.isInstance(error)).toBe(true);
     expect((error as ConfigError).issues[0]!.path).toBe('engine');
-    expect(String(error)).toMatch(/fused-mf: implements the built-in adversaries.*plugin-fgm/);
+    expect(String(error)).toMatch(/fused-mf: implements the single-step adversaries.*plugin-fgm/);
     expect(String(error)).toMatch(/generic: runs one thread, deterministically; mode hogwild/);
     // Tables beyond one WebAssembly memory (4 GiB): the fused kernel declines, with the size.
     const huge = {
