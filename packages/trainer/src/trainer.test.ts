@@ -444,7 +444,9 @@ describe('Trainer on MovieLens-100K', () => {
       ]),
     );
     expect((error as ConfigError).message).toMatch(/no trainable table "itemEmbedings"/);
-    expect((error as ConfigError).message).toMatch(/registered: fgm, fgsm, none, pgd, pgd-linf, random/);
+    expect((error as ConfigError).message).toMatch(
+      /registered: fgm, fgsm, none, pgd, pgd-linf, random/,
+    );
   });
 
   it('picks engines through the providers and lists every refusal when none fits', async () => {
