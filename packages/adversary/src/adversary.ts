@@ -51,6 +51,12 @@ export interface Adversary {
    * ran.
    */
   readonly settings?: Readonly<Record<string, number | string | boolean>>;
+  /**
+   * The ball its perturbations stay in, per row (default `l2`: FGM, random noise, PGD);
+   * `linf` for sign attacks (FGSM, `pgd-linf`), whose L2 norm per row reaches
+   * `epsilon * sqrt(d)`. Reports use it to compare budgets and pick the matching exact bound.
+   */
+  readonly norm?: 'l2' | 'linf';
   /** The perturbation of `gradient`'s rows, in the same row order. */
   perturb(gradient: SparseRows, epsilon: number, context: PerturbContext): SparseRows;
 }
@@ -221,6 +227,7 @@ export const fgsm: Adversary = {
   adversaryName: 'fgsm',
   description: 'fast gradient sign method: epsilon * sign(g) (L-infinity ball)',
   usesGradient: true,
+  norm: 'linf',
   perturb(gradient, epsilon) {
     const out = copyRows(gradient);
     const g = gradient.values;

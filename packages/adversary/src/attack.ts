@@ -23,12 +23,19 @@ export interface CraftPerturbationOptions {
 export interface CraftedPerturbation {
   /** Surface name -> perturbation rows. */
   readonly perturbations: SparseRowsByName;
-  /** BPR pair accuracy on the sampled training triples before the perturbation. */
+  /** BPR pair accuracy on the triples before the perturbation (sampled training triples). */
   readonly cleanAccuracy: number;
   /** The same after it (APR Figure 1b/d). */
   readonly perturbedAccuracy: number;
-  /** Sampled triples (one per training interaction). */
+  /** Triples crafted on (one per training interaction for {@link craftPerturbation}). */
   readonly triples: number;
+}
+
+/** Triples `(users[t], positives[t], negatives[t])` a perturbation is crafted on. */
+export interface PerturbationTriples {
+  readonly users: Int32Array;
+  readonly positives: Int32Array;
+  readonly negatives: Int32Array;
 }
 
 /**
@@ -42,12 +49,47 @@ export async function craftPerturbation(
   train: InteractionMatrix,
   options: CraftPerturbationOptions,
 ): Promise<CraftedPerturbation> {
+  const sampler = new TripleSampler(train, {
+    seed: options.seed ?? 0,
+    batchSize: options.blockSize ?? 8192,
+  });
+  const users = new Int32Array(train.nnz);
+  const positives = new Int32Array(train.nnz);
+  const negatives = new Int32Array(train.nnz);
+  let at = 0;
+  for (let b = 0; b < sampler.batchesPerEpoch; b++) {
+    const batch = sampler.batch(0, b);
+    users.set(batch.users.subarray(0, batch.size), at);
+    positives.set(batch.positives.subarray(0, batch.size), at);
+    negatives.set(batch.negatives.subarray(0, batch.size), at);
+    at += batch.size;
+  }
+  return craftPerturbationOn(model, { users, positives, negatives }, options);
+}
+
+/**
+ * The perturbation that the adversary finds against the BPR loss of the given triples: the
+ * papers' attack on training triples ({@link craftPerturbation}), or an attack on what is
+ * evaluated (held-out items against their strongest competitors, the metrics package's
+ * evaluation-side attack). Accuracies are over these triples.
+ */
+export async function craftPerturbationOn(
+  model: Model,
+  triples: PerturbationTriples,
+  options: CraftPerturbationOptions,
+): Promise<CraftedPerturbation> {
   const seed = options.seed ?? 0;
   const issues: { path: string; message: string }[] = [];
   if (!Number.isFinite(options.epsilon) || options.epsilon < 0)
     issues.push({
       path: 'epsilon',
       message: `must be a finite non-negative number, got ${options.epsilon}`,
+    });
+  const count = triples.users.length;
+  if (triples.positives.length !== count || triples.negatives.length !== count)
+    issues.push({
+      path: 'triples',
+      message: `users, positives and negatives differ in length (${count}, ${triples.positives.length}, ${triples.negatives.length})`,
     });
   const surfaceNames = options.surfaces ?? model.surfaces.map((s) => s.name);
   const surfaces = surfaceNames.map((name) => {
@@ -60,22 +102,21 @@ export async function craftPerturbation(
     return surface;
   });
   if (issues.length > 0) throw new ConfigError(issues);
-  const sampler = new TripleSampler(train, { seed, batchSize: options.blockSize ?? 8192 });
+  const blockSize = options.blockSize ?? 8192;
   const gradients: SparseRowsByName = new Map();
   for (const s of surfaces) gradients.set(s!.name, new SparseRows(s!.dimension, 1024));
   const wanted = surfaces.map((s) => s!.name);
   // Each block as one batch of pairs `[users; users] x [positives; negatives]` through the
   // model's batch step (VBPR: dense products on onnxruntime).
   const blocks: { users: Int32Array; items: Int32Array; size: number }[] = [];
-  for (let b = 0; b < sampler.batchesPerEpoch; b++) {
-    const batch = sampler.batch(0, b);
-    const n = batch.size;
+  for (let start = 0; start < count; start += blockSize) {
+    const n = Math.min(blockSize, count - start);
     const users = new Int32Array(2 * n);
     const items = new Int32Array(2 * n);
-    users.set(batch.users.subarray(0, n));
-    users.set(batch.users.subarray(0, n), n);
-    items.set(batch.positives.subarray(0, n));
-    items.set(batch.negatives.subarray(0, n), n);
+    users.set(triples.users.subarray(start, start + n));
+    users.set(triples.users.subarray(start, start + n), n);
+    items.set(triples.positives.subarray(start, start + n));
+    items.set(triples.negatives.subarray(start, start + n), n);
     blocks.push({ users, items, size: n });
   }
   /** Pair accuracy over every block at `perturbations`, adding the BPR gradient when asked. */
@@ -129,9 +170,9 @@ export async function craftPerturbation(
   const perturbedCorrect = await pass(perturbations, null);
   return {
     perturbations,
-    cleanAccuracy: correct / train.nnz,
-    perturbedAccuracy: perturbedCorrect / train.nnz,
-    triples: train.nnz,
+    cleanAccuracy: count > 0 ? correct / count : Number.NaN,
+    perturbedAccuracy: count > 0 ? perturbedCorrect / count : Number.NaN,
+    triples: count,
   };
 }
 

@@ -19,5 +19,9 @@ export {
 export type { Adversary, PerturbContext } from './adversary.js';
 export { createPgd, pgd, pgdLinf } from './pgd.js';
 export type { PgdOptions } from './pgd.js';
-export { craftPerturbation, perturbedCopy } from './attack.js';
-export type { CraftPerturbationOptions, CraftedPerturbation } from './attack.js';
+export { craftPerturbation, craftPerturbationOn, perturbedCopy } from './attack.js';
+export type {
+  CraftPerturbationOptions,
+  CraftedPerturbation,
+  PerturbationTriples,
+} from './attack.js';

@@ -84,6 +84,7 @@ export function createPgd(options: PgdOptions = {}): Adversary {
     description: `projected gradient descent: ${steps} steps of ${+stepSize.toFixed(3)} epsilon${randomStart ? ' from a random start' : ''}, projected onto the ${ball} of radius epsilon per row`,
     usesGradient: true,
     steps,
+    norm,
     settings: { steps, stepSize, norm, randomStart },
     perturb(gradient, epsilon, context) {
       const d = gradient.dimension;

@@ -117,7 +117,8 @@ export interface FullRankingOptions {
   readonly users?: Int32Array;
 }
 
-interface Prepared {
+/** What {@link prepare} gathers. @internal */
+export interface Prepared {
   readonly plan: MetricPlan;
   readonly relevant: InteractionMatrix;
   readonly excludedIndptr: Int32Array;
@@ -128,7 +129,8 @@ interface Prepared {
   readonly exclude: readonly ('train' | 'validation')[];
 }
 
-function prepare(scorer: Scorer, dataset: Dataset, options: FullRankingOptions): Prepared {
+/** Checks the options and gathers what a full ranking needs (relevant and excluded rows, users). @internal */
+export function prepare(scorer: Scorer, dataset: Dataset, options: FullRankingOptions): Prepared {
   const issues: ConfigIssue[] = [];
   const plan = planMetrics(options.metrics, options.cutoffs, issues);
   const split = options.split ?? 'test';

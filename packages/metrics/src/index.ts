@@ -37,4 +37,6 @@ export type {
   RobustnessPoint,
   RobustnessReport,
 } from './robustness.js';
+export { worstCaseBounds } from './worst-case.js';
+export type { WorstCaseOptions, WorstCasePoint, WorstCaseReport } from './worst-case.js';
 export { meanPairwiseCosine, meanRowNorm } from './diversity.js';

@@ -163,8 +163,8 @@ export class MatrixFactorization implements Model {
       : [this.userEmbeddings, this.itemEmbeddings];
     this.trainableTables = this.tables.map((t) => t.name);
     this.surfaces = [
-      { name: USER_EMBEDDINGS, side: 'user', rows: this.numUsers, dimension: k },
-      { name: ITEM_EMBEDDINGS, side: 'item', rows: this.numItems, dimension: k },
+      { name: USER_EMBEDDINGS, side: 'user', rows: this.numUsers, dimension: k, affine: true },
+      { name: ITEM_EMBEDDINGS, side: 'item', rows: this.numItems, dimension: k, affine: true },
     ];
   }
 

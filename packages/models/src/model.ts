@@ -44,6 +44,16 @@ export interface PerturbableSurface {
    * on the embeddings.
    */
   readonly rowScale?: number;
+  /**
+   * The score `s(u, i)` is affine in this surface's row of its side (the user's row for a
+   * user-side surface, the item's for an item-side one), its gradient there depends only on
+   * the other side (the item, resp. the user), and the row moves no other user's or item's
+   * score: MF's and VBPR's embeddings, VBPR's prepared item features. Then the worst case
+   * under a norm bound per row has a closed form, which the metrics package's
+   * `worstCaseBounds` computes exactly (item side) or bounds with a certificate (user side).
+   * Absent: no such claim (NeuMF, sequential and plugin models).
+   */
+  readonly affine?: boolean;
 }
 
 /**

@@ -123,14 +123,16 @@ export class VisualBPR implements Model {
       .filter((t) => t !== this.itemFeatures && t !== this.featureBasis)
       .map((t) => t.name);
     this.surfaces = [
-      { name: USER_EMBEDDINGS, side: 'user', rows: this.numUsers, dimension: k },
-      { name: ITEM_EMBEDDINGS, side: 'item', rows: this.numItems, dimension: k },
+      // The score is affine in each: p_u . (q_i + E c_i) + theta_u . E c_i + beta' c_i.
+      { name: USER_EMBEDDINGS, side: 'user', rows: this.numUsers, dimension: k, affine: true },
+      { name: ITEM_EMBEDDINGS, side: 'item', rows: this.numItems, dimension: k, affine: true },
       {
         name: ITEM_FEATURES,
         side: 'item',
         rows: this.numItems,
         dimension: d,
         rowScale: this.featureTransform.rowNorm,
+        affine: true,
       },
     ];
   }
