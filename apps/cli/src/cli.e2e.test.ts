@@ -221,13 +221,28 @@ describe('advrec on ML-100K: train, evaluate, attack, recommend', () => {
     expect(written()).toHaveLength(1);
   });
 
-  it('attack sweeps FGM against random noise; FGM hurts more', async () => {
+  it('attack sweeps FGM against random noise; FGM hurts more; the evaluation-side attack, the exact bounds, intervals and no warning on the synthetic default', async () => {
     const r = await advrec(['--json', 'attack', '--run', run, '--epsilons', '0.5,1,2']);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as {
-      points: { adversary: string; epsilon: number; relativeChange: Record<string, number> }[];
+      clean: Record<string, number>;
+      points: {
+        adversary: string;
+        attack: string;
+        epsilon: number;
+        metrics: Record<string, number>;
+        relativeChange: Record<string, number>;
+        intervals: Record<string, { low: number; high: number; coversZero: boolean }>;
+      }[];
+      bounds: { surface: string; kind: string; epsilon: number; metrics: Record<string, number> }[];
+      warnings: { code: string; message: string }[];
     };
-    expect(report.points).toHaveLength(6);
+    // fgm on the training loss and on the evaluated ranking, random noise (averaged draws).
+    expect(report.points.map((p) => `${p.adversary}/${p.attack}`)).toEqual([
+      ...Array(3).fill('fgm/training-loss'),
+      ...Array(3).fill('fgm/evaluation'),
+      ...Array(3).fill('random/training-loss'),
+    ]);
     for (const epsilon of [0.5, 1, 2]) {
       const drop = (a: string): number =>
         report.points.find((p) => p.adversary === a && p.epsilon === epsilon)!.relativeChange[
@@ -235,6 +250,17 @@ describe('advrec on ML-100K: train, evaluate, attack, recommend', () => {
         ]!;
       expect(drop('fgm')).toBeLessThan(drop('random'));
     }
+    for (const p of report.points) {
+      expect(p.intervals['ndcg@50']!.low).toBeLessThanOrEqual(p.relativeChange['ndcg@50']!);
+      if (p.attack === 'evaluation')
+        for (const [key, value] of Object.entries(p.metrics))
+          expect(value).toBeLessThanOrEqual(report.clean[key]!);
+    }
+    expect(report.bounds.map((b) => `${b.surface}/${b.kind}`)).toEqual([
+      ...Array(3).fill('userEmbeddings/certified'),
+      ...Array(3).fill('itemEmbeddings/exact'),
+    ]);
+    expect(report.warnings).toEqual([]);
     // Its own file and report folder; train's robustness.json is untouched.
     const attacks = readdirSync(run).filter((f) => /^attack-\d{8}-\d{6}-\d{3}.*\.json$/.test(f));
     expect(attacks).toHaveLength(1);
@@ -737,7 +763,18 @@ describe('advrec reproduce apr on the embedded default', () => {
     expectNumbersClose(metrics.comparisons, golden.comparisons, 'comparisons');
     for (const arm of Object.keys(golden.robustness)) {
       expectNumbersClose(robustness[arm].clean, golden.robustness[arm].clean, `${arm} clean`);
-      expectNumbersClose(robustness[arm].points, golden.robustness[arm].points, `${arm} points`);
+      // The papers' attack (the golden's fields; random noise is the mean of its draws).
+      const papers = robustness[arm].points
+        .filter((p: { attack: string }) => p.attack === 'training-loss')
+        .map((p: Record<string, unknown>) =>
+          Object.fromEntries(
+            ['adversary', 'epsilon', 'metrics', 'relativeChange', 'trainAccuracy'].map((k) => [
+              k,
+              p[k],
+            ]),
+          ),
+        );
+      expectNumbersClose(papers, golden.robustness[arm].points, `${arm} points`);
     }
   }, 150_000);
 
@@ -982,10 +1019,12 @@ describe('advrec features, plugins, errors and exit codes', () => {
     ]);
     expect(attack.code, attack.stderr).toBe(0);
     const report = JSON.parse(attack.stdout) as {
-      points: { adversary: string; relativeChange: Record<string, number> }[];
+      points: { adversary: string; attack: string; relativeChange: Record<string, number> }[];
     };
-    // The plugin's adversary beside the built-in pgd.
-    expect(report.points.map((p) => p.adversary)).toEqual(['fgm', 'example-pgd', 'pgd']);
+    // The plugin's adversary beside the built-in pgd, each also aimed at the evaluated ranking.
+    expect(report.points.map((p) => `${p.adversary}/${p.attack}`)).toEqual(
+      ['fgm', 'example-pgd', 'pgd'].flatMap((a) => [`${a}/training-loss`, `${a}/evaluation`]),
+    );
     const missing = await advrec(['train', '--adversary', 'example-pgd', '--epochs', '1']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(

@@ -4,8 +4,13 @@
 import { generateSampledTestSet } from '@advrec/data';
 import type { SampledTestSet } from '@advrec/data';
 import { evaluateFullRanking, evaluateSampled, robustnessSweep } from '@advrec/metrics';
-import type { EvaluationResult, MetricName, RobustnessReport } from '@advrec/metrics';
-import { absoluteEpsilon, resolveAttackTarget } from '@advrec/models';
+import type {
+  ChangeInterval,
+  EvaluationResult,
+  MetricName,
+  RobustnessReport,
+} from '@advrec/metrics';
+import { resolveAttackTarget } from '@advrec/models';
 import type { Model } from '@advrec/models';
 import type { ResolvedRunConfig } from './config.js';
 import type { LoadedData } from './catalog/load.js';
@@ -66,9 +71,10 @@ export async function attackModel(
   // A visual model with no surfaces named: AMR's attack, on the item features, with
   // epsilons relative to the prepared rows' mean norm (reported in those units).
   const target = resolveAttackTarget(model, attack.surfaces);
-  const report = await robustnessSweep(model, data.dataset, {
+  return robustnessSweep(model, data.dataset, {
     ...(signal ? { signal } : {}),
-    epsilons: attack.epsilons.map((e) => absoluteEpsilon(target, e)),
+    epsilons: attack.epsilons,
+    epsilonUnit: target.unit,
     adversaries: attack.adversaries,
     ...(target.surfaces ? { surfaces: target.surfaces } : {}),
     cutoffs: evaluation.cutoffs,
@@ -79,15 +85,14 @@ export async function attackModel(
       ? { testSet: sampledTestSetFor(data, evaluation.negatives, seed) }
       : {}),
   });
-  if (!target.relative) return report;
-  return {
-    ...report,
-    // Points run adversary by adversary over the epsilons in order: the k-th is epsilon k mod n.
-    points: report.points.map((p, k) => ({
-      ...p,
-      epsilon: attack.epsilons[k % attack.epsilons.length]!,
-    })),
-  };
+}
+
+/** Prints a sweep's warnings on the progress output (stderr), one line each. */
+export function logWarnings(
+  context: { readonly progress: { log(message: string): void } },
+  warnings: readonly { readonly message: string }[],
+): void {
+  for (const w of warnings) context.progress.log(`warning: ${w.message}`);
 }
 
 /** The protocol line every table of results carries. */
@@ -112,7 +117,64 @@ function normNote(adversaries: readonly string[]): string {
   return `${parts.join('. ')}.`;
 }
 
-/** Report sections for a robustness sweep: the drop table (Tables 2/3) and the curve (Figures 1/4). */
+/** A relative change as the tables print it: `-12.3%`, with `(n.s.)` when its interval covers zero. */
+export function changeCell(change: number | undefined, interval?: ChangeInterval): string {
+  if (change === undefined || !Number.isFinite(change)) return 'n/a';
+  const text = `${change >= 0 ? '+' : ''}${(change * 100).toFixed(1)}%`;
+  return interval?.coversZero ? `${text} (n.s.)` : text;
+}
+
+/** Rows of the robustness table: one per model, adversary and attack, then the bounds. */
+function robustnessRows(
+  reports: readonly { readonly name: string; readonly report: RobustnessReport }[],
+  metricKey: string,
+  epsilons: readonly number[],
+): (string | number)[][] {
+  const rows: (string | number)[][] = [];
+  for (const { name, report } of reports) {
+    const series = [...new Set(report.points.map((p) => `${p.adversary}\u0000${p.attack}`))];
+    for (const key of series) {
+      const [adversary, attack] = key.split('\u0000') as [string, string];
+      const points = report.points.filter((p) => p.adversary === adversary && p.attack === attack);
+      const random = points[0]?.draws;
+      rows.push([
+        name,
+        `${adversary}${attack === 'evaluation' ? ', evaluation-side' : random ? `, mean of ${random} draws` : ''}`,
+        report.clean[metricKey] ?? Number.NaN,
+        ...epsilons.map((e) => {
+          const point = points.find((p) => p.epsilon === e);
+          return point
+            ? `${changeCell(point.relativeChange[metricKey], point.intervals[metricKey])} [${changeCell(point.intervals[metricKey]?.low)}, ${changeCell(point.intervals[metricKey]?.high)}]`
+            : 'n/a';
+        }),
+      ]);
+    }
+    const boundSeries = [
+      ...new Set(report.bounds.map((b) => `${b.surface}\u0000${b.norm}\u0000${b.kind}`)),
+    ];
+    for (const key of boundSeries) {
+      const [surface, norm, kind] = key.split('\u0000') as [string, string, string];
+      rows.push([
+        name,
+        `${kind === 'exact' ? 'exact worst case' : 'certified bound'} (${surface} alone, ${norm === 'l2' ? 'L2' : 'L-infinity'})`,
+        report.clean[metricKey] ?? Number.NaN,
+        ...epsilons.map((e) => {
+          const bound = report.bounds.find(
+            (b) => b.surface === surface && b.norm === norm && b.epsilon === e,
+          );
+          return bound ? changeCell(bound.relativeChange[metricKey]) : 'n/a';
+        }),
+      ]);
+    }
+  }
+  return rows;
+}
+
+/**
+ * Report sections for a robustness sweep: the warnings, the drop table (Tables 2/3, with
+ * the evaluation-side attack and the exact bounds beside the papers' attack) and the curve
+ * (Figures 1/4).
+ */
 export function robustnessSections(
   reports: readonly { readonly name: string; readonly report: RobustnessReport }[],
   metricKey: string,
@@ -122,51 +184,79 @@ export function robustnessSections(
     (a, b) => a - b,
   );
   const adversaries = [...new Set(reports.flatMap((r) => r.report.points.map((p) => p.adversary)))];
-  const rows: (string | number)[][] = [];
-  for (const { name, report } of reports)
-    for (const adversary of adversaries)
-      rows.push([
-        name,
-        adversary,
-        report.clean[metricKey] ?? Number.NaN,
-        ...epsilons.map((e) => {
-          const point = report.points.find((p) => p.adversary === adversary && p.epsilon === e);
-          const change = point?.relativeChange[metricKey];
-          return change === undefined
-            ? 'n/a'
-            : `${change >= 0 ? '+' : ''}${(change * 100).toFixed(1)}%`;
-        }),
-      ]);
+  const warnings = reports.flatMap(({ name, report }) =>
+    (report.warnings ?? []).map((w) => `- ${reports.length > 1 ? `${name}: ` : ''}${w.message}`),
+  );
+  const first = reports[0]?.report;
+  const boundsNotes = [...new Set(reports.map((r) => r.report.boundsNote).filter(Boolean))];
+  const settings = [
+    ...new Map(
+      reports.flatMap((r) =>
+        r.report.points
+          .filter((p) => p.adversarySettings)
+          .map(
+            (p) => [p.adversary, `${p.adversary}: ${JSON.stringify(p.adversarySettings)}`] as const,
+          ),
+      ),
+    ).values(),
+  ];
   return [
+    ...(warnings.length > 0
+      ? [
+          {
+            kind: 'text' as const,
+            title: 'Warnings: what these robustness figures may not mean',
+            text: warnings.join('\n'),
+          },
+        ]
+      : []),
     {
       kind: 'table',
       title: `Robustness: relative change of ${metricKey} under perturbation`,
-      caption: `Surfaces perturbed: ${reports[0]?.report.surfaces.join(', ') ?? ''}; split ${reports[0]?.report.split ?? 'test'}. ${normNote(adversaries)}`,
-      columns: ['model', 'adversary', `clean ${metricKey}`, ...epsilons.map((e) => `eps ${e}`)],
-      rows,
+      caption: `Surfaces perturbed: ${first?.surfaces.join(', ') ?? ''}; split ${first?.split ?? 'test'}${first && first.epsilonUnit !== 1 ? `; epsilons relative to the surface's mean row norm (${first.epsilonUnit.toPrecision(3)})` : ''}. Each cell: the change of the mean, and its ${Math.round(100 * (first?.confidence ?? 0.95))}% paired interval over users; (n.s.): the interval covers zero. The papers' attack crafts the perturbation from the BPR loss on training triples; the evaluation-side attack aims the same budget at each user's held-out items against their 20 strongest competitors, and a user keeps the worse of clean and attacked. Exact worst case (item side) and certified bound (user side): no perturbation of that size per row can go lower, one surface at a time${boundsNotes.length > 0 ? ` (${boundsNotes.join('; ')})` : ''}. ${normNote(adversaries)}${settings.length > 0 ? ` Settings: ${settings.join('; ')}.` : ''}`,
+      columns: ['model', 'perturbation', `clean ${metricKey}`, ...epsilons.map((e) => `eps ${e}`)],
+      rows: robustnessRows(reports, metricKey, epsilons),
     },
     {
       kind: 'plot',
       id: `${idPrefix}-curve`,
       title: `${metricKey} under perturbation`,
       caption:
-        'Solid lines: adversarial (gradient) perturbation; dashed: random noise of the same size.',
+        "Solid: the papers' gradient perturbation; dashed: random noise of the same size, the evaluation-side attack, and the exact worst case (L2, one surface), the lowest any perturbation of that size per row can go.",
       plot: {
         xLabel: 'epsilon',
         yLabel: metricKey,
-        series: reports.flatMap(({ name, report }) =>
-          adversaries.map((adversary) => ({
-            name: `${name}, ${adversary}`,
-            dashed: adversary === 'random',
-            points: [
-              [0, report.clean[metricKey] ?? Number.NaN] as const,
-              ...report.points
-                .filter((p) => p.adversary === adversary)
-                .sort((a, b) => a.epsilon - b.epsilon)
-                .map((p) => [p.epsilon, p.metrics[metricKey] ?? Number.NaN] as const),
-            ],
-          })),
-        ),
+        series: reports.flatMap(({ name, report }) => [
+          ...[...new Set(report.points.map((p) => `${p.adversary}\u0000${p.attack}`))].map(
+            (key) => {
+              const [adversary, attack] = key.split('\u0000') as [string, string];
+              return {
+                name: `${name}, ${adversary}${attack === 'evaluation' ? ' (evaluation-side)' : ''}`,
+                dashed: adversary === 'random' || attack === 'evaluation',
+                points: [
+                  [0, report.clean[metricKey] ?? Number.NaN] as const,
+                  ...report.points
+                    .filter((p) => p.adversary === adversary && p.attack === attack)
+                    .sort((a, b) => a.epsilon - b.epsilon)
+                    .map((p) => [p.epsilon, p.metrics[metricKey] ?? Number.NaN] as const),
+                ],
+              };
+            },
+          ),
+          ...[...new Set(report.bounds.filter((b) => b.norm === 'l2').map((b) => b.surface))].map(
+            (surface) => ({
+              name: `${name}, worst case (${surface})`,
+              dashed: true,
+              points: [
+                [0, report.clean[metricKey] ?? Number.NaN] as const,
+                ...report.bounds
+                  .filter((b) => b.surface === surface && b.norm === 'l2')
+                  .sort((a, b) => a.epsilon - b.epsilon)
+                  .map((b) => [b.epsilon, b.metrics[metricKey] ?? Number.NaN] as const),
+              ],
+            }),
+          ),
+        ]),
       },
     },
   ];

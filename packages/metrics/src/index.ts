@@ -28,15 +28,24 @@ export type {
 } from './evaluate.js';
 export { evaluateBruteForce } from './reference.js';
 export type { BruteForceResult } from './reference.js';
-export { compareEvaluations, pairedTTest, wilcoxonSignedRank } from './significance.js';
+export { compareEvaluations, pairedTTest, tQuantile, wilcoxonSignedRank } from './significance.js';
 export type { MetricComparison, PairedTTestResult, WilcoxonResult } from './significance.js';
 export { robustnessSweep } from './robustness.js';
 export type {
+  AttackKind,
+  ChangeInterval,
+  RobustnessBound,
   RankChangeSummary,
   RobustnessOptions,
   RobustnessPoint,
   RobustnessReport,
 } from './robustness.js';
+export {
+  VISUAL_COLLAPSE_THRESHOLD,
+  headlineMetric,
+  robustnessWarnings,
+} from './robustness-warnings.js';
+export type { RobustnessWarning, RobustnessWarningCode } from './robustness-warnings.js';
 export { worstCaseBounds } from './worst-case.js';
 export type { WorstCaseOptions, WorstCasePoint, WorstCaseReport } from './worst-case.js';
 export { meanPairwiseCosine, meanRowNorm } from './diversity.js';

@@ -5,21 +5,63 @@
  */
 import { ConfigError } from '@advrec/data';
 import type { Dataset, SampledTestSet } from '@advrec/data';
-import { craftPerturbation, getAdversary, perturbedCopy } from '@advrec/adversary';
+import {
+  craftPerturbation,
+  craftPerturbationOn,
+  getAdversary,
+  perturbedCopy,
+} from '@advrec/adversary';
+import type { PerturbationTriples } from '@advrec/adversary';
 import type { Model } from '@advrec/models';
 import { evaluateFullRanking, evaluateSampled } from './evaluate.js';
 import type { EvaluationResult } from './evaluate.js';
 import type { MetricName } from './metrics.js';
 import { dotScore } from './scorer.js';
+import { pairedTTest, tQuantile } from './significance.js';
+import { worstCaseBounds } from './worst-case.js';
+import { headlineMetric, robustnessWarnings } from './robustness-warnings.js';
+import type { RobustnessWarning } from './robustness-warnings.js';
+
+/** Where a perturbation is aimed. */
+export type AttackKind = 'training-loss' | 'evaluation';
 
 /** Options of {@link robustnessSweep}. */
 export interface RobustnessOptions {
-  /** Perturbation sizes (default 0.25, 0.5, 1, 2). */
+  /** Perturbation sizes, in units of `epsilonUnit` (default 0.25, 0.5, 1, 2). */
   readonly epsilons?: readonly number[];
+  /**
+   * What one unit of `epsilons` is in absolute terms (default 1): a surface's row scale when
+   * epsilons are relative to it (`resolveAttackTarget` in `@advrec/models`). Points report
+   * both the epsilon as given and the absolute one.
+   */
+  readonly epsilonUnit?: number;
   /** Registered adversaries to compare (default fgm and random: APR Figure 1). */
   readonly adversaries?: readonly string[];
   /** Surfaces to perturb (default: every surface of the model). */
   readonly surfaces?: readonly string[];
+  /**
+   * Which attacks to run for each gradient adversary (default both):
+   * - `training-loss`: the papers' protocol, the perturbation that raises the BPR loss on
+   *   sampled training triples (APR section 2.3);
+   * - `evaluation`: the perturbation that raises the BPR loss of each evaluated user's
+   *   held-out items against their strongest competitors (the `competitors` best-scored
+   *   candidates), after which each user keeps the worse of the clean and attacked value of
+   *   each metric (an attacker may leave a user alone): it never raises a metric.
+   * Random noise does not depend on the target and runs once.
+   */
+  readonly attacks?: readonly AttackKind[];
+  /** Strongest competitors per held-out item for the evaluation-side attack (default 20). */
+  readonly competitors?: number;
+  /** Seeded draws of random noise averaged per user (default 3). */
+  readonly randomDraws?: number;
+  /** Confidence of the paired intervals (default 0.95). */
+  readonly confidence?: number;
+  /**
+   * Exact worst cases and certified bounds ({@link worstCaseBounds}) for each perturbed
+   * surface the model declares affine, at every epsilon and for the balls of the adversaries
+   * compared (default true; full ranking only).
+   */
+  readonly bounds?: boolean;
   /** Split to evaluate (default test). */
   readonly split?: 'test' | 'validation';
   /** Cutoffs (default 20 and 100). */
@@ -54,17 +96,55 @@ export interface RankChangeSummary {
   readonly worse: number;
 }
 
+/** A relative change with its paired confidence interval over users. */
+export interface ChangeInterval {
+  /** Lower end of the interval of `(attacked - clean) / clean`. */
+  readonly low: number;
+  readonly high: number;
+  /** Two-sided paired t-test p-value of the per-user differences. */
+  readonly pValue: number;
+  /** Whether the interval covers zero (no change distinguishable from noise). */
+  readonly coversZero: boolean;
+}
+
 /** One point of the sweep. */
 export interface RobustnessPoint {
   readonly adversary: string;
+  /** The adversary's ball per row. */
+  readonly norm: 'l2' | 'linf';
+  /** The adversary's recorded settings (PGD's steps, step size...), when it has some. */
+  readonly adversarySettings?: Readonly<Record<string, number | string | boolean>>;
+  /** What the perturbation was crafted against (random noise: `training-loss`). */
+  readonly attack: AttackKind;
+  /** As given (in units of `epsilonUnit`). */
   readonly epsilon: number;
+  readonly absoluteEpsilon: number;
   readonly metrics: Readonly<Record<string, number>>;
   /** `(attacked - clean) / clean` per metric: negative is a drop (APR Table 2). */
   readonly relativeChange: Readonly<Record<string, number>>;
-  /** Training pair accuracy on the sampled triples under the perturbation (APR Figure 1b/d). */
+  /** Paired confidence interval of each relative change, over users (or sampled cases). */
+  readonly intervals: Readonly<Record<string, ChangeInterval>>;
+  /**
+   * Pair accuracy under the perturbation on the triples it was crafted on (training triples;
+   * held-out items against competitors for the evaluation-side attack).
+   */
   readonly trainAccuracy: number;
-  /** With the sampled protocol: how the test items' ranks moved. */
+  /** Random noise: the seeded draws averaged per user. */
+  readonly draws?: number;
+  /** With the sampled protocol (training-loss attacks): how the test items' ranks moved. */
   readonly rankChange?: RankChangeSummary;
+}
+
+/** An exact worst case or certified bound at one epsilon ({@link worstCaseBounds}). */
+export interface RobustnessBound {
+  readonly surface: string;
+  readonly side: 'user' | 'item';
+  readonly kind: 'exact' | 'certified';
+  readonly norm: 'l2' | 'linf';
+  readonly epsilon: number;
+  readonly absoluteEpsilon: number;
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly relativeChange: Readonly<Record<string, number>>;
 }
 
 /** The outcome of a sweep. */
@@ -72,15 +152,26 @@ export interface RobustnessReport {
   readonly clean: Readonly<Record<string, number>>;
   readonly cleanTrainAccuracy: number;
   readonly points: readonly RobustnessPoint[];
+  /** Exact worst cases and certified bounds, one surface at a time (empty when none apply). */
+  readonly bounds: readonly RobustnessBound[];
+  /** Why there are no bounds, when there are none. */
+  readonly boundsNote?: string;
   readonly surfaces: readonly string[];
   readonly split: 'test' | 'validation';
+  readonly confidence: number;
+  readonly epsilonUnit: number;
+  /** What the numbers may not mean, in words ({@link robustnessWarnings}). */
+  readonly warnings: readonly RobustnessWarning[];
 }
 
 /**
  * APR section 2.3 and Table 2 (AMR Table 3 for feature surfaces): perturb a trained
  * model's surfaces with each adversary at each epsilon (FGM from the BPR gradient over
- * one sampled negative per training interaction; random noise of the same norm per row),
- * evaluate with full ranking, and report each metric and its relative change.
+ * one sampled negative per training interaction; random noise of the same norm per row,
+ * averaged over seeded draws), and, for gradient adversaries, the same budget aimed at the
+ * evaluated ranking; evaluate, and report each metric, its relative change with a paired
+ * interval, the exact or certified worst case where the score is affine in a surface, and
+ * warnings on what the numbers may not mean.
  */
 export async function robustnessSweep(
   model: Model,
@@ -88,18 +179,15 @@ export async function robustnessSweep(
   options: RobustnessOptions = {},
 ): Promise<RobustnessReport> {
   const epsilons = options.epsilons ?? [0.25, 0.5, 1, 2];
+  const unit = options.epsilonUnit ?? 1;
   const adversaries = (options.adversaries ?? ['fgm', 'random']).map((name) => getAdversary(name));
-  const issues = epsilons
-    .map((e, k) => ({ e, k }))
-    .filter(({ e }) => !(Number.isFinite(e) && e >= 0))
-    .map(({ e, k }) => ({
-      path: `epsilons[${k}]`,
-      message: `must be a finite number >= 0, got ${e}`,
-    }));
-  if (issues.length > 0) throw new ConfigError(issues);
+  checkOptions(options, epsilons, unit);
   const split = options.split ?? 'test';
   const cutoffs = options.cutoffs ?? [20, 100];
   const metrics = options.metrics ?? (['ndcg', 'recall', 'hr'] as MetricName[]);
+  const confidence = options.confidence ?? 0.95;
+  const attacks = options.attacks ?? ['training-loss', 'evaluation'];
+  const seed = options.seed ?? 0;
   const evaluate = (m: Model): Promise<EvaluationResult> =>
     options.testSet
       ? evaluateSampled(m, dataset, options.testSet, { cutoffs, metrics })
@@ -109,43 +197,338 @@ export async function robustnessSweep(
           metrics,
           threads: options.threads,
         });
-  const clean = (await evaluate(model)).metrics;
+  const cleanResult = await evaluate(model);
+  const clean = cleanResult.metrics;
   const cleanRanks = options.testSet ? sampledRanks(model, options.testSet) : null;
   const surfaces = options.surfaces ?? model.surfaces.map((s) => s.name);
   const points: RobustnessPoint[] = [];
   let cleanTrainAccuracy = Number.NaN;
+  const evaluationTriples =
+    attacks.includes('evaluation') && adversaries.some((a) => a.usesGradient)
+      ? await strongestCompetitorTriples(model, dataset, {
+          split,
+          competitors: options.competitors ?? 20,
+          ...(options.testSet ? { testSet: options.testSet } : {}),
+          ...(options.threads ? { threads: options.threads } : {}),
+        })
+      : null;
   for (const adversary of adversaries) {
-    for (const epsilon of epsilons) {
-      // Let signals and timers run between points (the points themselves are long
-      // synchronous stretches), then stop if asked.
-      await new Promise((resolve) => setImmediate(resolve));
-      options.signal?.throwIfAborted();
-      const crafted = await craftPerturbation(model, dataset.train, {
-        adversary,
-        epsilon,
-        surfaces,
-        seed: options.seed ?? 0,
-      });
-      cleanTrainAccuracy = crafted.cleanAccuracy;
-      const attackedModel = perturbedCopy(model, crafted.perturbations);
-      const attacked = (await evaluate(attackedModel)).metrics;
-      const relativeChange: Record<string, number> = {};
-      for (const key of Object.keys(clean))
-        relativeChange[key] = (attacked[key]! - clean[key]!) / clean[key]!;
-      const point: RobustnessPoint = {
-        adversary: adversary.adversaryName,
-        epsilon,
-        metrics: attacked,
-        relativeChange,
-        trainAccuracy: crafted.perturbedAccuracy,
-        ...(cleanRanks
-          ? { rankChange: summarise(sampledRanks(attackedModel, options.testSet!), cleanRanks) }
-          : {}),
-      };
-      points.push(point);
-    }
+    const kinds: AttackKind[] = adversary.usesGradient
+      ? attacks.filter((a) => a !== 'evaluation' || evaluationTriples !== null)
+      : ['training-loss'];
+    for (const attack of kinds)
+      for (const epsilon of epsilons) {
+        // Let signals and timers run between points (the points themselves are long
+        // synchronous stretches), then stop if asked.
+        await new Promise((resolve) => setImmediate(resolve));
+        options.signal?.throwIfAborted();
+        const draws = adversary.usesGradient ? 1 : (options.randomDraws ?? 3);
+        const runs: { perUser: Record<string, Float64Array>; accuracy: number; model: Model }[] =
+          [];
+        for (let draw = 0; draw < draws; draw++) {
+          const craft = {
+            adversary,
+            epsilon: epsilon * unit,
+            surfaces,
+            seed: seed + draw,
+          };
+          const crafted =
+            attack === 'evaluation'
+              ? await craftPerturbationOn(model, evaluationTriples!, craft)
+              : await craftPerturbation(model, dataset.train, craft);
+          if (attack === 'training-loss') cleanTrainAccuracy = crafted.cleanAccuracy;
+          const attackedModel = perturbedCopy(model, crafted.perturbations);
+          const attacked = await evaluate(attackedModel);
+          runs.push({
+            perUser: { ...attacked.perUser },
+            accuracy: crafted.perturbedAccuracy,
+            model: attackedModel,
+          });
+        }
+        const perUser = averagePerUser(runs.map((r) => r.perUser));
+        if (attack === 'evaluation')
+          // The attacker may leave a user alone: each keeps the worse of clean and attacked.
+          for (const [key, values] of Object.entries(perUser)) {
+            const before = cleanResult.perUser[key]!;
+            for (let b = 0; b < values.length; b++) values[b] = Math.min(values[b]!, before[b]!);
+          }
+        const change = relativeChanges(cleanResult.perUser, perUser, confidence);
+        points.push({
+          adversary: adversary.adversaryName,
+          norm: adversary.norm ?? 'l2',
+          ...(adversary.settings ? { adversarySettings: adversary.settings } : {}),
+          attack,
+          epsilon,
+          absoluteEpsilon: epsilon * unit,
+          metrics: change.metrics,
+          relativeChange: change.relativeChange,
+          intervals: change.intervals,
+          trainAccuracy: runs.reduce((s, r) => s + r.accuracy, 0) / runs.length,
+          ...(draws > 1 ? { draws } : {}),
+          ...(cleanRanks && attack === 'training-loss' && draws === 1
+            ? { rankChange: summarise(sampledRanks(runs[0]!.model, options.testSet!), cleanRanks) }
+            : {}),
+        });
+      }
   }
-  return { clean, cleanTrainAccuracy, points, surfaces, split };
+  const { bounds, boundsNote, featureReach } = await sweepBounds(model, dataset, {
+    enabled: options.bounds ?? true,
+    sampled: options.testSet !== undefined,
+    surfaces,
+    epsilons,
+    unit,
+    norms: [...new Set(adversaries.map((a) => a.norm ?? 'l2'))],
+    split,
+    cutoffs,
+    metrics,
+  });
+  const report = {
+    clean,
+    cleanTrainAccuracy,
+    points,
+    bounds,
+    ...(boundsNote ? { boundsNote } : {}),
+    surfaces,
+    split,
+    confidence,
+    epsilonUnit: unit,
+  };
+  return {
+    ...report,
+    warnings: robustnessWarnings(report, { model, ...(featureReach ? { featureReach } : {}) }),
+  };
+}
+
+function checkOptions(options: RobustnessOptions, epsilons: readonly number[], unit: number): void {
+  const issues: { path: string; message: string }[] = epsilons
+    .map((e, k) => ({ e, k }))
+    .filter(({ e }) => !(Number.isFinite(e) && e >= 0))
+    .map(({ e, k }) => ({
+      path: `epsilons[${k}]`,
+      message: `must be a finite number >= 0, got ${e}`,
+    }));
+  if (!(Number.isFinite(unit) && unit > 0))
+    issues.push({ path: 'epsilonUnit', message: `must be a finite number > 0, got ${unit}` });
+  const positiveInteger = (path: string, value: number | undefined) => {
+    if (value !== undefined && !(Number.isInteger(value) && value >= 1))
+      issues.push({ path, message: `must be an integer >= 1, got ${value}` });
+  };
+  positiveInteger('competitors', options.competitors);
+  positiveInteger('randomDraws', options.randomDraws);
+  if (options.confidence !== undefined && !(options.confidence > 0 && options.confidence < 1))
+    issues.push({
+      path: 'confidence',
+      message: `must be a number in (0, 1), got ${options.confidence}`,
+    });
+  (options.attacks ?? []).forEach((a, k) => {
+    if (a !== 'training-loss' && a !== 'evaluation')
+      issues.push({
+        path: `attacks[${k}]`,
+        message: `must be "training-loss" or "evaluation", got ${JSON.stringify(a)}`,
+      });
+  });
+  if (issues.length > 0) throw new ConfigError(issues);
+}
+
+/** The mean per user over several runs (random draws); one run is returned as is. */
+function averagePerUser(
+  runs: readonly Record<string, Float64Array>[],
+): Record<string, Float64Array> {
+  const out: Record<string, Float64Array> = {};
+  for (const key of Object.keys(runs[0]!)) {
+    const sum = Float64Array.from(runs[0]![key]!);
+    for (const run of runs.slice(1)) {
+      const v = run[key]!;
+      for (let b = 0; b < sum.length; b++) sum[b]! += v[b]!;
+    }
+    if (runs.length > 1) for (let b = 0; b < sum.length; b++) sum[b] = sum[b]! / runs.length;
+    out[key] = sum;
+  }
+  return out;
+}
+
+/**
+ * Means, relative changes and paired intervals: with per-user differences `d_u = attacked_u
+ * - clean_u`, the interval of the mean difference is `mean(d) +- t * sd(d) / sqrt(n)` (Student's
+ * t), divided by the clean mean (held fixed) for the relative change.
+ */
+function relativeChanges(
+  clean: Readonly<Record<string, Float64Array>>,
+  attacked: Readonly<Record<string, Float64Array>>,
+  confidence: number,
+): {
+  metrics: Record<string, number>;
+  relativeChange: Record<string, number>;
+  intervals: Record<string, ChangeInterval>;
+} {
+  const metrics: Record<string, number> = {};
+  const relativeChange: Record<string, number> = {};
+  const intervals: Record<string, ChangeInterval> = {};
+  for (const key of Object.keys(clean)) {
+    const a = attacked[key]!;
+    const c = clean[key]!;
+    const n = c.length;
+    let sumA = 0;
+    let sumC = 0;
+    for (let b = 0; b < n; b++) {
+      sumA += a[b]!;
+      sumC += c[b]!;
+    }
+    const cleanMean = sumC / n;
+    metrics[key] = sumA / n;
+    relativeChange[key] = (metrics[key]! - cleanMean) / cleanMean;
+    if (n < 2) {
+      intervals[key] = { low: Number.NaN, high: Number.NaN, pValue: Number.NaN, coversZero: true };
+      continue;
+    }
+    const test = pairedTTest(a, c);
+    const half = tQuantile((1 + confidence) / 2, n - 1) * (test.standardDeviation / Math.sqrt(n));
+    const low = (test.meanDifference - half) / cleanMean;
+    const high = (test.meanDifference + half) / cleanMean;
+    intervals[key] = { low, high, pValue: test.pValue, coversZero: low <= 0 && high >= 0 };
+  }
+  return { metrics, relativeChange, intervals };
+}
+
+/**
+ * Triples `(user, held-out item, competitor)` for the evaluation-side attack: each held-out
+ * item against the `competitors` best-scored candidates that are not held out (full ranking:
+ * the top of the user's ranking; sampled: the case's strongest negatives).
+ */
+async function strongestCompetitorTriples(
+  model: Model,
+  dataset: Dataset,
+  options: {
+    split: 'test' | 'validation';
+    competitors: number;
+    testSet?: SampledTestSet;
+    threads?: number;
+  },
+): Promise<PerturbationTriples> {
+  const users: number[] = [];
+  const positives: number[] = [];
+  const negatives: number[] = [];
+  const c = options.competitors;
+  if (options.testSet) {
+    const set = options.testSet;
+    const n = set.negativesPerCase;
+    for (let k = 0; k < set.numCases; k++) {
+      const u = set.users[k]!;
+      const candidates = set.negatives.subarray(k * n, (k + 1) * n);
+      const scores = model.score(new Int32Array(n).fill(u), Int32Array.from(candidates));
+      const order = Array.from({ length: n }, (_, t) => t)
+        .sort((a, b) => scores[b]! - scores[a]! || candidates[a]! - candidates[b]!)
+        .slice(0, c);
+      for (const t of order) {
+        users.push(u);
+        positives.push(set.positives[k]!);
+        negatives.push(candidates[t]!);
+      }
+    }
+  } else {
+    const top = await evaluateFullRanking(model, dataset, {
+      split: options.split,
+      cutoffs: [c],
+      metrics: ['hr'],
+      keepTopLists: true,
+      ...(options.threads ? { threads: options.threads } : {}),
+    });
+    const relevantSplit = options.split === 'test' ? dataset.test! : dataset.validation!;
+    const lists = top.topLists!;
+    top.users.forEach((u, b) => {
+      const held = relevantSplit.row(u);
+      const heldSet = new Set(held);
+      const competitors = Array.from(lists.subarray(b * c, (b + 1) * c)).filter(
+        (i) => i >= 0 && !heldSet.has(i),
+      );
+      for (const t of held)
+        for (const j of competitors) {
+          users.push(u);
+          positives.push(t);
+          negatives.push(j);
+        }
+    });
+  }
+  return {
+    users: Int32Array.from(users),
+    positives: Int32Array.from(positives),
+    negatives: Int32Array.from(negatives),
+  };
+}
+
+/** The bounds of every affine perturbed surface, for each ball of the adversaries compared. */
+async function sweepBounds(
+  model: Model,
+  dataset: Dataset,
+  options: {
+    enabled: boolean;
+    sampled: boolean;
+    surfaces: readonly string[];
+    epsilons: readonly number[];
+    unit: number;
+    norms: readonly ('l2' | 'linf')[];
+    split: 'test' | 'validation';
+    cutoffs: readonly number[];
+    metrics: readonly MetricName[];
+  },
+): Promise<{
+  bounds: RobustnessBound[];
+  boundsNote?: string;
+  featureReach?: Readonly<Record<string, number>>;
+}> {
+  if (!options.enabled) return { bounds: [], boundsNote: 'not asked for' };
+  if (options.sampled)
+    return {
+      bounds: [],
+      boundsNote: 'computed under full ranking only (this sweep used the sampled protocol)',
+    };
+  const affine = options.surfaces.filter(
+    (name) => model.surfaces.find((s) => s.name === name)?.affine === true,
+  );
+  if (affine.length === 0)
+    return {
+      bounds: [],
+      boundsNote: `no perturbed surface of ${model.modelName} is affine in its rows (exact worst cases need MF's or VBPR's surfaces)`,
+    };
+  const bounds: RobustnessBound[] = [];
+  for (const norm of options.norms) {
+    const report = await worstCaseBounds(model, dataset, {
+      epsilons: options.epsilons.map((e) => e * options.unit),
+      surfaces: affine,
+      norm,
+      split: options.split,
+      cutoffs: options.cutoffs,
+      metrics: options.metrics,
+    });
+    for (const p of report.points)
+      bounds.push({
+        surface: p.surface,
+        side: p.side,
+        kind: p.kind,
+        norm,
+        epsilon: p.epsilon / options.unit,
+        absoluteEpsilon: p.epsilon,
+        metrics: p.metrics,
+        relativeChange: p.relativeChange,
+      });
+  }
+  // How far the worst perturbation as large as a typical row moves a feature surface's
+  // scores: near zero, the visual part has collapsed.
+  const featureReach: Record<string, number> = {};
+  for (const name of affine) {
+    const surface = model.surfaces.find((s) => s.name === name)!;
+    if (surface.rowScale === undefined || !(surface.rowScale > 0)) continue;
+    const reach = await worstCaseBounds(model, dataset, {
+      epsilons: [surface.rowScale],
+      surfaces: [name],
+      split: options.split,
+      cutoffs: options.cutoffs,
+      metrics: options.metrics,
+    });
+    const change = reach.points[0]!.relativeChange;
+    featureReach[name] = change[headlineMetric(Object.keys(change))]!;
+  }
+  return { bounds, featureReach };
 }
 
 /** 1-based pessimistic rank of each case's positive among its negatives. */

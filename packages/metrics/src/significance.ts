@@ -52,6 +52,24 @@ export function pairedTTest(a: ArrayLike<number>, b: ArrayLike<number>): PairedT
   return { n, meanDifference: mean, standardDeviation: sd, t, degreesOfFreedom: df, pValue };
 }
 
+/**
+ * The `p`-quantile of Student's t distribution with `degreesOfFreedom` (bisection on the
+ * @stdlib CDF, to 1e-12): what a paired confidence interval multiplies the standard error by.
+ */
+export function tQuantile(p: number, degreesOfFreedom: number): number {
+  if (!(p > 0 && p < 1)) throw new RangeError(`p must be in (0, 1), got ${p}`);
+  if (!(degreesOfFreedom > 0))
+    throw new RangeError(`degrees of freedom must be > 0, got ${degreesOfFreedom}`);
+  let lo = -1e3;
+  let hi = 1e3;
+  for (let k = 0; k < 200 && hi - lo > 1e-12; k++) {
+    const mid = (lo + hi) / 2;
+    if (tCdf(mid, degreesOfFreedom) < p) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
 /** Result of {@link wilcoxonSignedRank}. */
 export interface WilcoxonResult {
   /** Pairs with a non-zero difference (zero differences are dropped, Wilcoxon's method). */

@@ -77,7 +77,13 @@ export { loadTfjs } from './backend.js';
 export type { TfjsRuntime } from './backend.js';
 export { TfjsModel, registerTfjsModel } from './tfjs-model.js';
 export type { TfjsModelDefinition, TfjsTableSpec } from './tfjs-model.js';
-export { AMR_PAPER_GRID, runAmrExperiment, runAprExperiment, trainAmrChain } from './recipes.js';
+export {
+  AMR_GRID_LIMITS,
+  AMR_PAPER_GRID,
+  runAmrExperiment,
+  runAprExperiment,
+  trainAmrChain,
+} from './recipes.js';
 export type {
   AmrChainOptions,
   AmrChainResult,
@@ -86,6 +92,7 @@ export type {
   ExperimentArm,
   ExperimentOptions,
   ExperimentResult,
+  TuningWarning,
 } from './recipes.js';
 /** Moved to `@advrec/models` (the definition of a pass); re-exported here. */
 export { tfjsPassGradients } from '@advrec/models';

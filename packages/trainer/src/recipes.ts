@@ -351,7 +351,9 @@ export interface AmrChainOptions extends ExperimentOptions {
    * `paper`: the AMR paper's tuning (Section 5.1) instead of `epsilons` and
    * `adversarialWeights`: lambda at `adversarialWeight` (1) and epsilon in {0.01, 0.1, 1, 10},
    * then lambda in {0.01, 0.1, 1, 10} at the best epsilon; a best value on a grid's boundary
-   * extends that grid one step (x10 or /10). Eight to ten AMR runs, each kept in memory
+   * extends that grid one step (x10 or /10) within {@link AMR_GRID_LIMITS} (epsilon at most
+   * 10, lambda at most 100), and a value chosen at the edge of what was tried is reported in
+   * `tuningWarnings`. Eight to ten AMR runs, each kept in memory
    * (the feature table is shared). Measured on ML-1M posters (`pnpm bench amr-grid`), the
    * grid is flat and validation picks lambda 0.001: there, AMR cannot beat VBPR continued.
    */
@@ -386,6 +388,8 @@ export interface AmrChainResult {
   }[];
   readonly chosenEpsilon: number;
   readonly chosenAdversarialWeight: number;
+  /** Tuned values at the edge of what was tried ({@link AMR_GRID_LIMITS}); empty when none. */
+  readonly tuningWarnings: readonly TuningWarning[];
   readonly phases: {
     readonly mf: PhaseResult;
     readonly vbpr: PhaseResult;
@@ -442,8 +446,28 @@ function bestOnValidation<T extends { phase: PhaseResult }>(runs: readonly T[]):
 }
 
 /**
+ * How far the paper's grid may be extended beyond its boundary (one step of x10 or /10 at
+ * a time): a relative epsilon above 10 perturbs each item's features by more than ten times
+ * a typical row's norm, which erases them rather than attacks them (measured: the feature
+ * projection collapses and AMR becomes MF-BPR); a lambda above 100 makes the clean BPR term
+ * a rounding error. Below 0.001 either is indistinguishable from zero.
+ */
+export const AMR_GRID_LIMITS = {
+  epsilon: { min: 0.001, max: 10 },
+  adversarialWeight: { min: 0.001, max: 100 },
+} as const;
+
+/** A tuned value at the edge of what was tried, in words (`grid-edge` warnings). */
+export interface TuningWarning {
+  readonly code: 'grid-edge';
+  readonly message: string;
+}
+
+/**
  * The paper's search: epsilon at lambda = adversarialWeight, then lambda at the best epsilon;
- * on the paper's grid, a best value on the grid's boundary extends it one step (x10 or /10).
+ * on the paper's grid, a best value on the grid's boundary extends it one step (x10 or /10),
+ * within {@link AMR_GRID_LIMITS}. Returns a warning for each value chosen at the edge of what
+ * was tried, saying whether the limit stopped the extension.
  */
 async function searchAmrGrid<
   R extends { epsilon: number; adversarialWeight: number; phase: PhaseResult },
@@ -455,14 +479,16 @@ async function searchAmrGrid<
     weight: number;
     weights: readonly number[];
   },
-): Promise<void> {
+): Promise<TuningWarning[]> {
   const { paperGrid, epsilons, weight, weights } = grid;
   const best = bestOnValidation;
+  const warnings: TuningWarning[] = [];
   /**
    * Tries each value of one hyper-parameter; on the paper's grid, a best value on the grid's
-   * boundary extends it one step (x10 or /10), as the paper does.
+   * boundary extends it one step (x10 or /10) unless that leaves the limits.
    */
   const sweep = async (
+    name: 'epsilon' | 'adversarialWeight',
     values: readonly number[],
     make: (value: number) => Promise<R>,
     valueOf: (run: R) => number,
@@ -470,26 +496,45 @@ async function searchAmrGrid<
     const tried = [];
     for (const value of values) tried.push(await make(value));
     const value = valueOf(best(tried));
-    if (paperGrid && values.length > 1) {
-      const beyond =
-        value === Math.min(...values) ? value / 10 : value === Math.max(...values) ? value * 10 : 0;
-      if (beyond > 0) tried.push(await make(beyond));
+    const low = Math.min(...values);
+    const high = Math.max(...values);
+    const limits = AMR_GRID_LIMITS[name];
+    let stoppedAt: number | null = null;
+    if (paperGrid && values.length > 1 && (value === low || value === high)) {
+      const beyond = value === low ? value / 10 : value * 10;
+      if (beyond >= limits.min * (1 - 1e-9) && beyond <= limits.max * (1 + 1e-9))
+        tried.push(await make(beyond));
+      else stoppedAt = value === low ? limits.min : limits.max;
     }
-    return best(tried);
+    const chosen = best(tried);
+    const all = tried.map(valueOf);
+    const v = valueOf(chosen);
+    if (all.length > 1 && (v === Math.min(...all) || v === Math.max(...all))) {
+      const label = name === 'epsilon' ? 'epsilon' : 'lambda';
+      const side = v === Math.min(...all) ? 'smallest' : 'largest';
+      warnings.push({
+        code: 'grid-edge',
+        message: `the tuned AMR ${label} ${v} is the ${side} value tried (${all.join(', ')}): validation may prefer a value beyond it${stoppedAt !== null ? `, but the grid's extension stops at its documented limit ${stoppedAt} (AMR_GRID_LIMITS)` : paperGrid ? ' (the grid was already extended one step)' : ''}. Read AMR against VBPR continued with that in mind${label === 'epsilon' && side === 'largest' ? ': a very large epsilon switches the visual part off rather than making it robust' : ''}.`,
+      });
+    }
+    return chosen;
   };
   // Epsilon at lambda = adversarialWeight, then lambda at the best epsilon (the paper's order).
   const bestEpsilon = (
     await sweep(
+      'epsilon',
       epsilons,
       (e) => arm(e, weight),
       (r) => r.epsilon,
     )
   ).epsilon;
   await sweep(
+    'adversarialWeight',
     weights,
     (w) => arm(bestEpsilon, w),
     (r) => r.adversarialWeight,
   );
+  return warnings;
 }
 
 /**
@@ -605,7 +650,7 @@ export async function trainAmrChain(
     amrRuns.push(run);
     return run;
   };
-  await searchAmrGrid(arm, { paperGrid, epsilons, weight, weights });
+  const tuningWarnings = await searchAmrGrid(arm, { paperGrid, epsilons, weight, weights });
   const chosen = bestOnValidation(amrRuns);
   return {
     mf,
@@ -615,6 +660,7 @@ export async function trainAmrChain(
     amrRuns,
     chosenEpsilon: chosen.epsilon,
     chosenAdversarialWeight: chosen.adversarialWeight,
+    tuningWarnings,
     phases: {
       mf: mfPhase,
       vbpr: vbprPhase,

@@ -1,8 +1,8 @@
 import { isSequentialRunFolder } from '../../run-folder/sequential-kind.js';
-import { attackModel, robustnessSections } from '../../evaluation.js';
+import { attackModel, changeCell, logWarnings, robustnessSections } from '../../evaluation.js';
 import { machineLine, reloadRun, toJson, writeText } from '../../run-folder/runs.js';
 import { join } from 'node:path';
-import { emit, percent, resultFile, textTable } from '../../run-folder/context.js';
+import { emit, resultFile, textTable } from '../../run-folder/context.js';
 import type { CommandContext } from '../../run-folder/context.js';
 import { warnIfNoOnnxRuntime } from '../../runtime-notice.js';
 import { writeReport } from '../../run-folder/report.js';
@@ -71,23 +71,40 @@ export async function attackCommand(
     sections,
   });
   const epsilons = [...new Set(report.points.map((p) => p.epsilon))];
+  logWarnings(context, report.warnings);
+  const series = [...new Set(report.points.map((p) => `${p.adversary}\u0000${p.attack}`))];
   emit(context, { file, ...report }, () =>
     [
       textTable(
-        ['adversary', `clean ${metricKey}`, ...epsilons.map((e) => `eps ${e}`)],
-        attack.adversaries.map((a) => [
-          a,
-          report.clean[metricKey] ?? Number.NaN,
-          ...epsilons.map((e) =>
-            percent(
-              report.points.find((p) => p.adversary === a && p.epsilon === e)?.relativeChange[
-                metricKey
-              ] ?? Number.NaN,
-            ),
-          ),
-        ]),
+        ['perturbation', `clean ${metricKey}`, ...epsilons.map((e) => `eps ${e}`)],
+        [
+          ...series.map((key) => {
+            const [adversary, attack] = key.split('\u0000') as [string, string];
+            return [
+              `${adversary}${attack === 'evaluation' ? ' (evaluation-side)' : ''}`,
+              report.clean[metricKey] ?? Number.NaN,
+              ...epsilons.map((e) => {
+                const point = report.points.find(
+                  (p) => p.adversary === adversary && p.attack === attack && p.epsilon === e,
+                );
+                return changeCell(point?.relativeChange[metricKey], point?.intervals[metricKey]);
+              }),
+            ];
+          }),
+          ...[...new Set(report.bounds.map((b) => `${b.surface}\u0000${b.norm}`))].map((key) => {
+            const [surface, norm] = key.split('\u0000') as [string, string];
+            const bounds = report.bounds.filter((b) => b.surface === surface && b.norm === norm);
+            return [
+              `${bounds[0]!.kind === 'exact' ? 'exact worst case' : 'certified bound'} (${surface} alone${norm === 'linf' ? ', L-inf' : ''})`,
+              report.clean[metricKey] ?? Number.NaN,
+              ...epsilons.map((e) =>
+                changeCell(bounds.find((b) => b.epsilon === e)?.relativeChange[metricKey]),
+              ),
+            ];
+          }),
+        ],
       ),
-      `surfaces: ${report.surfaces.join(', ')}; written: ${file} and ${join(file.replace(/\.json$/, ''), 'report.html')}`,
+      `surfaces: ${report.surfaces.join(', ')}; (n.s.): the ${Math.round(100 * report.confidence)}% paired interval covers zero; written: ${file} and ${join(file.replace(/\.json$/, ''), 'report.html')}`,
     ].join('\n'),
   );
   return 0;

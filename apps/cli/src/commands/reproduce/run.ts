@@ -27,6 +27,7 @@ import {
   attackModel,
   coldStartSection,
   evaluateModel,
+  logWarnings,
   protocolLine,
   robustnessSections,
   sampledTestSetFor,
@@ -256,6 +257,7 @@ export function reproduceAmrCommand(
       ];
       return {
         ...(extraSections.length > 0 ? { extraSections } : {}),
+        warnings: [...chain.tuningWarnings, ...visual.warnings],
         extraMetrics: {
           ...(coldStart ? { coldStart: coldStart.metrics } : {}),
           ...(tuning ? { amrTuning: tuning } : {}),
@@ -279,6 +281,7 @@ export function reproduceAmrCommand(
 function visualPartSection(chain: AmrChainResult): {
   section: ReportSection;
   metrics: Record<string, { projectionNorm: number; meanUserSensitivity: number }>;
+  warnings: { code: 'visual-part-collapsed'; message: string }[];
 } {
   const models: [string, VisualBPR][] = [
     ['VBPR', chain.vbpr],
@@ -300,6 +303,7 @@ function visualPartSection(chain: AmrChainResult): {
       : '';
   return {
     metrics,
+    warnings: verdict ? [{ code: 'visual-part-collapsed', message: verdict.trim() }] : [],
     section: {
       kind: 'table',
       title: 'The visual part',
@@ -344,6 +348,8 @@ interface ReproductionSpec<R extends ExperimentResult> {
     readonly metricKey: (keys: readonly string[]) => string;
     /** Sections after the test results (AMR: warm and cold-start cases). */
     readonly extraSections?: readonly ReportSection[];
+    /** Warnings of the reproduction (AMR: tuning at a grid's edge, a collapsed visual part). */
+    readonly warnings?: readonly { readonly code: string; readonly message: string }[];
     /** Written into metrics.json beside the metrics. */
     readonly extraMetrics?: Readonly<Record<string, unknown>>;
   };
@@ -482,6 +488,8 @@ async function finishReproduction(
     readonly metricKey: (keys: readonly string[]) => string;
     readonly extraSections?: readonly ReportSection[];
     readonly extraMetrics?: Readonly<Record<string, unknown>>;
+    /** Warnings of the reproduction itself (tuning at a grid's edge, a collapsed visual part). */
+    readonly warnings?: readonly { readonly code: string; readonly message: string }[];
   },
 ): Promise<number> {
   const { folder, result, description } = run;
@@ -490,6 +498,13 @@ async function finishReproduction(
   const comparisons = result.comparison.metrics;
   const robustness = result.robustness;
   const metricKey = run.metricKey(keys);
+  const warnings = [
+    ...(run.warnings ?? []),
+    ...robustness.flatMap(({ name, report }) =>
+      report.warnings.map((w) => ({ code: w.code, message: `${name}: ${w.message}` })),
+    ),
+  ];
+  logWarnings(context, warnings);
   await writeReport(folder, {
     title: run.title,
     facts: [
@@ -508,6 +523,15 @@ async function finishReproduction(
         title: 'What was run',
         text: `${run.whatWasRun}\n\nAll numbers below were measured by this run.`,
       },
+      ...((run.warnings ?? []).length > 0
+        ? [
+            {
+              kind: 'text' as const,
+              title: 'Warnings',
+              text: run.warnings!.map((w) => `- ${w.message}`).join('\n'),
+            },
+          ]
+        : []),
       comparisonSection('Test results', result, keys),
       ...(run.extraSections ?? []),
       ...historySections(
@@ -520,7 +544,13 @@ async function finishReproduction(
   const metrics = Object.fromEntries(results.map(([name, r]) => [name, r.metrics]));
   await writeText(
     join(folder, 'metrics.json'),
-    toJson({ metrics, comparisons, protocol: results[0]![1].protocol, ...run.extraMetrics }),
+    toJson({
+      metrics,
+      comparisons,
+      protocol: results[0]![1].protocol,
+      ...run.extraMetrics,
+      warnings,
+    }),
   );
   await writeText(
     join(folder, 'history.json'),

@@ -3,6 +3,7 @@ import {
   evaluateModel,
   metricsTable,
   protocolLine,
+  logWarnings,
   robustnessSections,
 } from '../../evaluation.js';
 import {
@@ -369,6 +370,7 @@ export async function trainCommand(
       b.finish();
       if (context.signal.aborted) return await stopped('the robustness sweep');
       await writeText(join(folder, 'robustness.json'), toJson(robustness));
+      logWarnings(context, robustness.warnings);
     }
     const metricKey = `ndcg@${config.evaluation.cutoffs[Math.min(1, config.evaluation.cutoffs.length - 1)]}`;
     const label = runLabel(config);
