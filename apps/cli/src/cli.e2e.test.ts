@@ -452,7 +452,17 @@ describe('advrec reproduce amr and train --model vbpr on the embedded default', 
     const robustness = JSON.parse(readFileSync(join(out, 'robustness.json'), 'utf8'));
     const amr = robustness['AMR (eps 0.1)'];
     expect(amr.surfaces).toEqual(['itemFeatures']);
-    expect(amr.points.map((p: { epsilon: number }) => p.epsilon)).toEqual([0.5, 0.5]);
+    expect(
+      amr.points.map((p: { adversary: string; attack: string; epsilon: number }) =>
+        [p.adversary, p.attack, p.epsilon].join('/'),
+      ),
+    ).toEqual(['fgm/training-loss/0.5', 'fgm/evaluation/0.5', 'random/training-loss/0.5']);
+    // The exact worst case on the features (VBPR's score is affine in them), never above FGM.
+    const points = amr.points as { metrics: Record<string, number> }[];
+    expect(amr.bounds).toHaveLength(1);
+    expect(amr.bounds[0].kind).toBe('exact');
+    for (const [key, value] of Object.entries(amr.bounds[0].metrics as Record<string, number>))
+      for (const p of points) expect(value).toBeLessThanOrEqual(p.metrics[key]! + 1e-12);
     // About a minute on 2 quiet cores (four stages, five evaluations, four attack points).
   }, 420_000);
 
