@@ -59,7 +59,7 @@ export interface RobustnessOptions {
   /**
    * Exact worst cases and certified bounds ({@link worstCaseBounds}) for each perturbed
    * surface the model declares affine, at every epsilon and for the balls of the adversaries
-   * compared (default true; full ranking only).
+   * compared (default true), under the sweep's protocol.
    */
   readonly bounds?: boolean;
   /** Split to evaluate (default test). */
@@ -273,7 +273,7 @@ export async function robustnessSweep(
   }
   const { bounds, boundsNote, featureReach } = await sweepBounds(model, dataset, {
     enabled: options.bounds ?? true,
-    sampled: options.testSet !== undefined,
+    ...(options.testSet ? { testSet: options.testSet } : {}),
     surfaces,
     epsilons,
     unit,
@@ -462,7 +462,7 @@ async function sweepBounds(
   dataset: Dataset,
   options: {
     enabled: boolean;
-    sampled: boolean;
+    testSet?: SampledTestSet;
     surfaces: readonly string[];
     epsilons: readonly number[];
     unit: number;
@@ -477,11 +477,6 @@ async function sweepBounds(
   featureReach?: Readonly<Record<string, number>>;
 }> {
   if (!options.enabled) return { bounds: [], boundsNote: 'not asked for' };
-  if (options.sampled)
-    return {
-      bounds: [],
-      boundsNote: 'computed under full ranking only (this sweep used the sampled protocol)',
-    };
   const affine = options.surfaces.filter(
     (name) => model.surfaces.find((s) => s.name === name)?.affine === true,
   );
@@ -499,6 +494,7 @@ async function sweepBounds(
       split: options.split,
       cutoffs: options.cutoffs,
       metrics: options.metrics,
+      ...(options.testSet ? { testSet: options.testSet } : {}),
     });
     for (const p of report.points)
       bounds.push({
@@ -524,6 +520,7 @@ async function sweepBounds(
       split: options.split,
       cutoffs: options.cutoffs,
       metrics: options.metrics,
+      ...(options.testSet ? { testSet: options.testSet } : {}),
     });
     const change = reach.points[0]!.relativeChange;
     featureReach[name] = change[headlineMetric(Object.keys(change))]!;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Random, generateSynthetic, leaveOneOut } from '@advrec/data';
+import { Random, generateSampledTestSet, generateSynthetic, leaveOneOut } from '@advrec/data';
 import type { Dataset } from '@advrec/data';
 import { perturbedCopy } from '@advrec/adversary';
 import {
@@ -11,7 +11,7 @@ import {
   VisualBPR,
 } from '@advrec/models';
 import type { Model } from '@advrec/models';
-import { evaluateFullRanking } from './evaluate.js';
+import { evaluateFullRanking, evaluateSampled } from './evaluate.js';
 import { worstCaseBounds } from './worst-case.js';
 
 const cutoffs = [3, 10];
@@ -233,6 +233,44 @@ describe('worstCaseBounds: exact worst cases where the score is affine (MF, VBPR
         expect(point.perUser[key]![b]).toBeCloseTo(attacked[key]!, 9);
     }
     expect(report.sensitivity[ITEM_FEATURES]).toBeGreaterThan(0);
+  });
+
+  it('the sampled protocol: the evaluator figures at epsilon 0, and each case exact worst case reached', async () => {
+    const { dataset, mf } = tiny(4);
+    const testSet = generateSampledTestSet(dataset, { negatives: 10, seed: 2 });
+    const epsilon = 0.3;
+    const report = await worstCaseBounds(mf, dataset, {
+      epsilons: [0, epsilon],
+      surfaces: [ITEM_EMBEDDINGS],
+      cutoffs,
+      metrics: [...metrics],
+      testSet,
+    });
+    const clean = await evaluateSampled(mf, dataset, testSet, { cutoffs, metrics: [...metrics] });
+    for (const key of Object.keys(clean.metrics)) {
+      expect(Array.from(report.cleanPerUser[key]!)).toEqual(Array.from(clean.perUser[key]!));
+      expect(Array.from(report.points[0]!.perUser[key]!)).toEqual(Array.from(clean.perUser[key]!));
+    }
+    // Each case's worst case: the positive's row against p_u, its negatives' along it.
+    const p = mf.userEmbeddings.values;
+    const n = testSet.negativesPerCase;
+    for (let c = 0; c < testSet.numCases; c++) {
+      const u = testSet.users[c]!;
+      const length = Math.hypot(p[2 * u]!, p[2 * u + 1]!);
+      const delta = rows(dataset.numItems, 2, (i, out) => {
+        const sign = i === testSet.positives[c] ? -1 : 1;
+        out[0] = (sign * epsilon * p[2 * u]!) / length;
+        out[1] = (sign * epsilon * p[2 * u + 1]!) / length;
+      });
+      const attacked = perturbedCopy(mf, new Map([[ITEM_EMBEDDINGS, delta]]));
+      const positive = attacked.score(Int32Array.of(u), Int32Array.of(testSet.positives[c]!))[0]!;
+      const negatives = attacked.score(
+        new Int32Array(n).fill(u),
+        Int32Array.from(testSet.negatives.subarray(c * n, (c + 1) * n)),
+      );
+      const rank = 1 + negatives.filter((s) => s >= positive - 1e-12).length;
+      expect(report.points[1]!.perUser['hr@3']![c]).toBe(rank <= 3 ? 1 : 0);
+    }
   });
 
   it('refuses a surface that is not affine or unknown, and bad epsilons, with paths', async () => {

@@ -4,12 +4,13 @@
  * ranking of every held-out item, and from it a lower bound on every ranking metric that no
  * perturbation of that size can go below. Not an estimate: a certificate.
  */
-import type { Dataset } from '@advrec/data';
+import type { Dataset, SampledTestSet } from '@advrec/data';
 import { SparseRows, forwardPairs } from '@advrec/models';
 import type { Model, PerturbableSurface } from '@advrec/models';
 import { EvaluationError } from './errors.js';
 import { prepare } from './evaluate.js';
-import { throwIssues, userMetrics } from './metrics.js';
+import { planMetrics, throwIssues, userMetrics } from './metrics.js';
+import { dotScore } from './scorer.js';
 import type { MetricName } from './metrics.js';
 
 /** Options of {@link worstCaseBounds}. */
@@ -26,6 +27,11 @@ export interface WorstCaseOptions {
   readonly cutoffs?: readonly number[];
   /** Metrics (default every cutoff metric). */
   readonly metrics?: readonly MetricName[];
+  /**
+   * Bound the sampled protocol on this test set (each case's positive among its negatives,
+   * AMR's 999) instead of full ranking.
+   */
+  readonly testSet?: SampledTestSet;
   /** Users per `scoreAll` block (default 64; results do not depend on it). */
   readonly blockSize?: number;
 }
@@ -57,7 +63,7 @@ export interface WorstCaseReport {
   /** The clean means (the same as full-ranking evaluation's, same tie rule). */
   readonly clean: Readonly<Record<string, number>>;
   readonly cleanPerUser: Readonly<Record<string, Float64Array>>;
-  /** The evaluated users (dense ids). */
+  /** The evaluated users (dense ids; one per case for the sampled protocol). */
   readonly users: Int32Array;
   readonly points: readonly WorstCasePoint[];
   /**
@@ -70,8 +76,9 @@ export interface WorstCaseReport {
 
 /**
  * Exact worst cases and certified bounds for every `affine` surface named (each alone), at
- * each epsilon, under the full-ranking protocol with the evaluator's candidates and tie rule
- * (pessimistic; at epsilon 0 the figures are the clean evaluation's).
+ * each epsilon, under the full-ranking protocol (or the sampled one with `testSet`) with the
+ * evaluator's candidates, scores and tie rule (pessimistic; at epsilon 0 the figures are the
+ * clean evaluation's).
  *
  * The score is affine in a row with a gradient that depends on the other side only:
  * - item side (`q_i`, VBPR's `c_i`): `s(u, i)` moves by `w_u . delta_i` with `w_u` the same
@@ -117,12 +124,20 @@ export async function worstCaseBounds(
   if (!(Number.isInteger(blockSize) && blockSize >= 1))
     issues.push({ path: 'blockSize', message: `must be a positive integer, got ${blockSize}` });
   throwIssues(issues);
-  const prepared = prepare(model, dataset, {
-    split: options.split ?? 'test',
-    cutoffs: options.cutoffs ?? [10, 20],
-    metrics: options.metrics ?? ['hr', 'recall', 'precision', 'ndcg', 'mrr', 'map'],
-  });
-  const { plan, users, relevant } = prepared;
+  const metricsOption = options.metrics ?? ['hr', 'recall', 'precision', 'ndcg', 'mrr', 'map'];
+  const cutoffsOption = options.cutoffs ?? [10, 20];
+  const testSet = options.testSet;
+  const prepared = testSet
+    ? null
+    : prepare(model, dataset, {
+        split: options.split ?? 'test',
+        cutoffs: cutoffsOption,
+        metrics: metricsOption,
+      });
+  const planIssues: { path: string; message: string }[] = [];
+  const plan = prepared?.plan ?? planMetrics(metricsOption, cutoffsOption, planIssues);
+  throwIssues(planIssues);
+  const users = prepared ? prepared.users : Int32Array.from(testSet!.users);
   const epsilons = options.epsilons;
   const fresh = () => {
     const out: Record<string, Float64Array> = {};
@@ -133,59 +148,97 @@ export async function worstCaseBounds(
   const perSurface = surfaces.map(() => epsilons.map(fresh));
   const sensitivities = await Promise.all(surfaces.map((s) => rowGradients(model, s)));
   const numItems = dataset.numItems;
-  const excludedOf = (u: number) =>
-    prepared.excludedIndices.subarray(prepared.excludedIndptr[u]!, prepared.excludedIndptr[u + 1]!);
-  const isExcluded = new Uint8Array(numItems);
   const isRelevant = new Uint8Array(numItems);
-  for (let start = 0; start < users.length; start += blockSize) {
-    const block = users.subarray(start, Math.min(users.length, start + blockSize));
-    const scores = model.scoreAll(block, new Float64Array(block.length * numItems));
-    for (let b = 0; b < block.length; b++) {
-      const index = start + b;
-      const u = block[b]!;
-      const row = scores.subarray(b * numItems, (b + 1) * numItems);
-      const rel = relevant.row(u);
-      const excluded = excludedOf(u);
-      for (const i of excluded) isExcluded[i] = 1;
-      for (const i of rel) isRelevant[i] = 1;
-      const candidates: number[] = [];
-      for (let i = 0; i < numItems; i++) {
-        if (isExcluded[i]) continue;
-        if (!Number.isFinite(row[i]!))
-          throw new EvaluationError(
-            `${dataset.name}: the model's score for user ${u}, item ${i} is ${row[i]} (not finite)`,
-          );
-        candidates.push(i);
-      }
-      const numNegatives = candidates.length - rel.length;
-      // Clean positions (the evaluator's order: score, then non-relevant first, then item id).
-      const cleanPositions = Array.from(rel, (t) => 1 + countAbove(row, candidates, isRelevant, t));
-      userMetrics(plan, cleanPositions, numNegatives, cleanPerUser, index);
-      surfaces.forEach((surface, s) => {
-        const gradient = sensitivities[s]!;
-        const ratiosOf =
-          surface.side === 'item'
-            ? itemSideRatio(gradient.dualNorms(norm)[u]!)
-            : userSideRatio(gradient, norm);
-        const positions = Array.from(rel, (t) => {
-          const ratios = Float64Array.from(
-            candidates.filter((j) => j !== t),
-            (j) => ratiosOf(row, t, j, isRelevant[j] === 1),
-          ).sort();
-          return epsilons.map((e) => 1 + upperCount(ratios, e));
-        });
-        epsilons.forEach((_, k) =>
-          userMetrics(
-            plan,
-            positions.map((p) => p[k]!),
-            numNegatives,
-            perSurface[s]![k]!,
-            index,
-          ),
+  // The evaluator's canonical scores: a factorized model's from its factors.
+  const factors = model.factors?.() ?? null;
+  /** Case `index` (user `u`): its candidates' scores in `row`, the held-out items `rel`. */
+  const bound = (
+    index: number,
+    u: number,
+    row: Float64Array,
+    candidates: readonly number[],
+    rel: ArrayLike<number>,
+    numNegatives: number,
+  ): void => {
+    for (const i of candidates)
+      if (!Number.isFinite(row[i]!))
+        throw new EvaluationError(
+          `${dataset.name}: the model's score for user ${u}, item ${i} is ${row[i]} (not finite)`,
         );
+    for (let r = 0; r < rel.length; r++) isRelevant[rel[r]!] = 1;
+    // Clean positions (the evaluator's order: score, then non-relevant first, then item id).
+    const cleanPositions = Array.from(rel, (t) => 1 + countAbove(row, candidates, isRelevant, t));
+    userMetrics(plan, cleanPositions, numNegatives, cleanPerUser, index);
+    surfaces.forEach((surface, s) => {
+      const gradient = sensitivities[s]!;
+      const ratiosOf =
+        surface.side === 'item'
+          ? itemSideRatio(gradient.dualNorms(norm)[u]!)
+          : userSideRatio(gradient, norm);
+      const positions = Array.from(rel, (t) => {
+        const ratios = Float64Array.from(
+          candidates.filter((j) => j !== t),
+          (j) => ratiosOf(row, t, j, isRelevant[j] === 1),
+        ).sort();
+        return epsilons.map((e) => 1 + upperCount(ratios, e));
       });
-      for (const i of excluded) isExcluded[i] = 0;
-      for (const i of rel) isRelevant[i] = 0;
+      epsilons.forEach((_, k) =>
+        userMetrics(
+          plan,
+          positions.map((p) => p[k]!),
+          numNegatives,
+          perSurface[s]![k]!,
+          index,
+        ),
+      );
+    });
+    for (let r = 0; r < rel.length; r++) isRelevant[rel[r]!] = 0;
+  };
+  if (testSet) {
+    // Sampled protocol: each case's positive among its negatives.
+    const n = testSet.negativesPerCase;
+    const row = new Float64Array(numItems);
+    for (let c = 0; c < testSet.numCases; c++) {
+      const u = testSet.users[c]!;
+      const items = [testSet.positives[c]!, ...testSet.negatives.subarray(c * n, (c + 1) * n)];
+      const scores = factors
+        ? items.map((i) => dotScore(factors, u, i))
+        : Array.from(model.score(new Int32Array(items.length).fill(u), Int32Array.from(items)));
+      items.forEach((i, t) => (row[i] = scores[t]!));
+      bound(c, u, row, items, [items[0]!], n);
+    }
+  } else {
+    const { relevant } = prepared!;
+    const excludedOf = (u: number) =>
+      prepared!.excludedIndices.subarray(
+        prepared!.excludedIndptr[u]!,
+        prepared!.excludedIndptr[u + 1]!,
+      );
+    const isExcluded = new Uint8Array(numItems);
+    for (let start = 0; start < users.length; start += blockSize) {
+      const block = users.subarray(start, Math.min(users.length, start + blockSize));
+      const scores = factors
+        ? Float64Array.from({ length: block.length * numItems }, (_, k) =>
+            dotScore(factors, block[Math.floor(k / numItems)]!, k % numItems),
+          )
+        : model.scoreAll(block, new Float64Array(block.length * numItems));
+      for (let b = 0; b < block.length; b++) {
+        const u = block[b]!;
+        const excluded = excludedOf(u);
+        for (const i of excluded) isExcluded[i] = 1;
+        const candidates: number[] = [];
+        for (let i = 0; i < numItems; i++) if (!isExcluded[i]) candidates.push(i);
+        for (const i of excluded) isExcluded[i] = 0;
+        const rel = relevant.row(u);
+        bound(
+          start + b,
+          u,
+          scores.subarray(b * numItems, (b + 1) * numItems),
+          candidates,
+          rel,
+          candidates.length - rel.length,
+        );
+      }
     }
   }
   const clean = means(cleanPerUser);
