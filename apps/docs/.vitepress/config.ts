@@ -27,6 +27,7 @@ export default defineConfig({
           { text: 'Command line', link: '/guide/cli' },
           { text: 'Training a good model fast', link: '/guide/fast-training' },
           { text: 'Image-aware recommendation', link: '/guide/image-aware' },
+          { text: 'Robustness audits', link: '/guide/robustness-audits' },
           { text: 'Sequential recommendation and ATSRec', link: '/guide/sequential' },
           { text: 'Sweeps and many machines', link: '/guide/many-machines' },
           { text: 'Writing plugins', link: '/guide/plugins' },

@@ -111,6 +111,13 @@ describe('the AMR chain (MF-BPR -> VBPR -> AMR) on synthetic data with informati
     const best = result.amrRuns.reduce((a, b) => (b.phase.bestValue > a.phase.bestValue ? b : a));
     expect(result.chosenEpsilon).toBe(best.epsilon);
     expect(result.amr).toBe(best.model);
+    // Two values tried: the chosen one is at an edge of what was tried, and the result says so.
+    expect(result.tuningWarnings.map((w) => w.code)).toEqual(['grid-edge']);
+    expect(result.tuningWarnings[0]!.message).toMatch(
+      new RegExp(
+        `tuned AMR epsilon ${best.epsilon} is the (smallest|largest) value tried \\(0.05, 2\\)`,
+      ),
+    );
     // The fixed feature table is shared by every arm, never copied.
     for (const r of result.amrRuns) expect(r.model.itemFeatures).toBe(result.vbpr.itemFeatures);
     await expect(trainAmrChain(dataset, { ...options, epsilons: [] })).rejects.toThrow(/epsilons/);
@@ -140,9 +147,12 @@ describe('the AMR chain (MF-BPR -> VBPR -> AMR) on synthetic data with informati
     const bestOf = <T extends { phase: { bestValue: number } }>(runs: readonly T[]): T =>
       runs.reduce((a, b) => (b.phase.bestValue > a.phase.bestValue ? b : a));
     const first = bestOf(atOne.slice(0, 4)).epsilon;
-    if (first === 0.01 || first === 10)
-      expect(atOne[4]!.epsilon).toBe(first === 0.01 ? 0.001 : 100);
+    // Extended one step down; never up beyond AMR_GRID_LIMITS (epsilon 10), and then said so.
+    if (first === 0.01) expect(atOne[4]!.epsilon).toBe(0.001);
     else expect(atOne).toHaveLength(4);
+    if (first === 10)
+      expect(paper.tuningWarnings[0]!.message).toMatch(/stops at its documented limit 10/);
+    for (const w of paper.tuningWarnings) expect(w.code).toBe('grid-edge');
     const epsilon = bestOf(atOne).epsilon;
     const lambdas = paper.amrRuns
       .filter((r) => r.epsilon === epsilon)
