@@ -58,6 +58,11 @@ export function sampledTestSetFor(
   return generateSampledTestSet(data.dataset, { negatives, seed });
 }
 
+/** The metric robustness tables and warnings speak of: NDCG at the second cutoff (or the only one). */
+export function robustnessMetricKey(cutoffs: readonly number[]): string {
+  return `ndcg@${cutoffs[Math.min(1, cutoffs.length - 1)]}`;
+}
+
 /** Runs a robustness sweep (APR Table 2 / AMR Table 3) under the run's protocol. */
 export async function attackModel(
   model: Model,
@@ -75,6 +80,7 @@ export async function attackModel(
     ...(signal ? { signal } : {}),
     epsilons: attack.epsilons,
     epsilonUnit: target.unit,
+    headlineMetric: robustnessMetricKey(evaluation.cutoffs),
     adversaries: attack.adversaries,
     ...(target.surfaces ? { surfaces: target.surfaces } : {}),
     cutoffs: evaluation.cutoffs,
@@ -124,50 +130,62 @@ export function changeCell(change: number | undefined, interval?: ChangeInterval
   return interval?.coversZero ? `${text} (n.s.)` : text;
 }
 
+/**
+ * The lines of a robustness table, one per adversary and attack, then one per bound: a label
+ * and a cell per epsilon (the change, `(n.s.)` when its interval covers zero, and with
+ * `intervals` the interval itself).
+ */
+export function robustnessLines(
+  report: RobustnessReport,
+  metricKey: string,
+  epsilons: readonly number[],
+  intervals: boolean,
+): { label: string; cells: string[] }[] {
+  const lines: { label: string; cells: string[] }[] = [];
+  for (const key of [...new Set(report.points.map((p) => `${p.adversary}\u0000${p.attack}`))]) {
+    const [adversary, attack] = key.split('\u0000') as [string, string];
+    const points = report.points.filter((p) => p.adversary === adversary && p.attack === attack);
+    const draws = points[0]?.draws;
+    lines.push({
+      label: `${adversary}${attack === 'evaluation' ? ', evaluation-side' : draws ? `, mean of ${draws} draws` : ''}`,
+      cells: epsilons.map((e) => {
+        const point = points.find((p) => p.epsilon === e);
+        if (!point) return 'n/a';
+        const interval = point.intervals[metricKey];
+        const cell = changeCell(point.relativeChange[metricKey], interval);
+        return intervals && interval
+          ? `${cell} [${changeCell(interval.low)}, ${changeCell(interval.high)}]`
+          : cell;
+      }),
+    });
+  }
+  for (const key of [...new Set(report.bounds.map((b) => `${b.surface}\u0000${b.norm}`))]) {
+    const [surface, norm] = key.split('\u0000') as [string, string];
+    const bounds = report.bounds.filter((b) => b.surface === surface && b.norm === norm);
+    lines.push({
+      label: `${bounds[0]!.kind === 'exact' ? 'exact worst case' : 'certified bound'} (${surface} alone${norm === 'linf' ? ', L-infinity' : ''})`,
+      cells: epsilons.map((e) =>
+        changeCell(bounds.find((b) => b.epsilon === e)?.relativeChange[metricKey]),
+      ),
+    });
+  }
+  return lines;
+}
+
 /** Rows of the robustness table: one per model, adversary and attack, then the bounds. */
 function robustnessRows(
   reports: readonly { readonly name: string; readonly report: RobustnessReport }[],
   metricKey: string,
   epsilons: readonly number[],
 ): (string | number)[][] {
-  const rows: (string | number)[][] = [];
-  for (const { name, report } of reports) {
-    const series = [...new Set(report.points.map((p) => `${p.adversary}\u0000${p.attack}`))];
-    for (const key of series) {
-      const [adversary, attack] = key.split('\u0000') as [string, string];
-      const points = report.points.filter((p) => p.adversary === adversary && p.attack === attack);
-      const random = points[0]?.draws;
-      rows.push([
-        name,
-        `${adversary}${attack === 'evaluation' ? ', evaluation-side' : random ? `, mean of ${random} draws` : ''}`,
-        report.clean[metricKey] ?? Number.NaN,
-        ...epsilons.map((e) => {
-          const point = points.find((p) => p.epsilon === e);
-          return point
-            ? `${changeCell(point.relativeChange[metricKey], point.intervals[metricKey])} [${changeCell(point.intervals[metricKey]?.low)}, ${changeCell(point.intervals[metricKey]?.high)}]`
-            : 'n/a';
-        }),
-      ]);
-    }
-    const boundSeries = [
-      ...new Set(report.bounds.map((b) => `${b.surface}\u0000${b.norm}\u0000${b.kind}`)),
-    ];
-    for (const key of boundSeries) {
-      const [surface, norm, kind] = key.split('\u0000') as [string, string, string];
-      rows.push([
-        name,
-        `${kind === 'exact' ? 'exact worst case' : 'certified bound'} (${surface} alone, ${norm === 'l2' ? 'L2' : 'L-infinity'})`,
-        report.clean[metricKey] ?? Number.NaN,
-        ...epsilons.map((e) => {
-          const bound = report.bounds.find(
-            (b) => b.surface === surface && b.norm === norm && b.epsilon === e,
-          );
-          return bound ? changeCell(bound.relativeChange[metricKey]) : 'n/a';
-        }),
-      ]);
-    }
-  }
-  return rows;
+  return reports.flatMap(({ name, report }) =>
+    robustnessLines(report, metricKey, epsilons, true).map((line) => [
+      name,
+      line.label,
+      report.clean[metricKey] ?? Number.NaN,
+      ...line.cells,
+    ]),
+  );
 }
 
 /**

@@ -41,6 +41,7 @@ export type {
   RobustnessReport,
 } from './robustness.js';
 export {
+  RAISE_WARNING_MINIMUM,
   VISUAL_COLLAPSE_THRESHOLD,
   headlineMetric,
   robustnessWarnings,

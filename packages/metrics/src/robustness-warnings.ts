@@ -24,6 +24,12 @@ export interface RobustnessWarning {
  */
 export const VISUAL_COLLAPSE_THRESHOLD = 0.01;
 
+/**
+ * A gradient attack that raises the headline metric by at least this much (relative) is
+ * reported even when the rise is within the noise; a significant rise always is.
+ */
+export const RAISE_WARNING_MINIMUM = 0.01;
+
 /** The metric warnings speak of: NDCG at the smallest cutoff, else the first metric. */
 export function headlineMetric(keys: readonly string[]): string {
   const ndcg = keys
@@ -41,18 +47,25 @@ export function robustnessWarnings(
     readonly model: Model;
     /** Exact change of each feature surface's headline metric at relative epsilon 1. */
     readonly featureReach?: Readonly<Record<string, number>>;
+    /** The metric to speak of (default {@link headlineMetric} of the clean metrics). */
+    readonly headlineMetric?: string;
   },
 ): RobustnessWarning[] {
   const warnings: RobustnessWarning[] = [];
-  const key = headlineMetric(Object.keys(report.clean));
+  const key =
+    context.headlineMetric !== undefined && context.headlineMetric in report.clean
+      ? context.headlineMetric
+      : headlineMetric(Object.keys(report.clean));
   const groups = new Map<string, string[]>();
   for (const p of report.points) {
     const change = p.relativeChange[key];
     const interval = p.intervals[key];
     if (change === undefined || !(change > 0)) continue;
     const gradient = hasAdversary(p.adversary) ? getAdversary(p.adversary).usesGradient : true;
-    // Random noise that raises the metric within its noise is no news; beyond it, it is.
-    if (!gradient && (interval?.coversZero ?? true)) continue;
+    // A rise within the noise is news only for a gradient attack of some size; beyond the
+    // noise it is news for any perturbation.
+    const significant = interval !== undefined && !interval.coversZero;
+    if (!significant && (!gradient || change < RAISE_WARNING_MINIMUM)) continue;
     const name = `${p.adversary} (${p.attack === 'evaluation' ? 'evaluation-side' : 'training-loss'})`;
     const list = groups.get(name) ?? [];
     list.push(

@@ -62,6 +62,11 @@ export interface RobustnessOptions {
    * compared (default true), under the sweep's protocol.
    */
   readonly bounds?: boolean;
+  /**
+   * The metric the warnings speak of (default NDCG at the smallest cutoff, see
+   * {@link headlineMetric}).
+   */
+  readonly headlineMetric?: string;
   /** Split to evaluate (default test). */
   readonly split?: 'test' | 'validation';
   /** Cutoffs (default 20 and 100). */
@@ -281,6 +286,7 @@ export async function robustnessSweep(
     split,
     cutoffs,
     metrics,
+    ...(options.headlineMetric ? { headlineMetric: options.headlineMetric } : {}),
   });
   const report = {
     clean,
@@ -295,7 +301,11 @@ export async function robustnessSweep(
   };
   return {
     ...report,
-    warnings: robustnessWarnings(report, { model, ...(featureReach ? { featureReach } : {}) }),
+    warnings: robustnessWarnings(report, {
+      model,
+      ...(featureReach ? { featureReach } : {}),
+      ...(options.headlineMetric ? { headlineMetric: options.headlineMetric } : {}),
+    }),
   };
 }
 
@@ -470,6 +480,7 @@ async function sweepBounds(
     split: 'test' | 'validation';
     cutoffs: readonly number[];
     metrics: readonly MetricName[];
+    headlineMetric?: string;
   },
 ): Promise<{
   bounds: RobustnessBound[];
@@ -523,7 +534,7 @@ async function sweepBounds(
       ...(options.testSet ? { testSet: options.testSet } : {}),
     });
     const change = reach.points[0]!.relativeChange;
-    featureReach[name] = change[headlineMetric(Object.keys(change))]!;
+    featureReach[name] = change[options.headlineMetric ?? headlineMetric(Object.keys(change))]!;
   }
   return { bounds, featureReach };
 }

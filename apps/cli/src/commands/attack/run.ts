@@ -1,5 +1,11 @@
 import { isSequentialRunFolder } from '../../run-folder/sequential-kind.js';
-import { attackModel, changeCell, logWarnings, robustnessSections } from '../../evaluation.js';
+import {
+  attackModel,
+  logWarnings,
+  robustnessLines,
+  robustnessMetricKey,
+  robustnessSections,
+} from '../../evaluation.js';
 import { machineLine, reloadRun, toJson, writeText } from '../../run-folder/runs.js';
 import { join } from 'node:path';
 import { emit, resultFile, textTable } from '../../run-folder/context.js';
@@ -53,7 +59,7 @@ export async function attackCommand(
   // Its own file: the run's robustness.json (from train) and earlier attacks stay as they are.
   const file = await resultFile(options.run, 'attack');
   await writeText(file, toJson({ checkpoint: run.checkpoint, ...report }));
-  const metricKey = `ndcg@${evaluation.cutoffs[Math.min(1, evaluation.cutoffs.length - 1)]}`;
+  const metricKey = robustnessMetricKey(evaluation.cutoffs);
   const sections = robustnessSections([{ name: run.model.modelName, report }], metricKey, 'attack');
   await writeReport(file.replace(/\.json$/, ''), {
     title: `advrec attack: ${run.model.modelName} (${run.checkpoint})`,
@@ -72,37 +78,15 @@ export async function attackCommand(
   });
   const epsilons = [...new Set(report.points.map((p) => p.epsilon))];
   logWarnings(context, report.warnings);
-  const series = [...new Set(report.points.map((p) => `${p.adversary}\u0000${p.attack}`))];
   emit(context, { file, ...report }, () =>
     [
       textTable(
         ['perturbation', `clean ${metricKey}`, ...epsilons.map((e) => `eps ${e}`)],
-        [
-          ...series.map((key) => {
-            const [adversary, attack] = key.split('\u0000') as [string, string];
-            return [
-              `${adversary}${attack === 'evaluation' ? ' (evaluation-side)' : ''}`,
-              report.clean[metricKey] ?? Number.NaN,
-              ...epsilons.map((e) => {
-                const point = report.points.find(
-                  (p) => p.adversary === adversary && p.attack === attack && p.epsilon === e,
-                );
-                return changeCell(point?.relativeChange[metricKey], point?.intervals[metricKey]);
-              }),
-            ];
-          }),
-          ...[...new Set(report.bounds.map((b) => `${b.surface}\u0000${b.norm}`))].map((key) => {
-            const [surface, norm] = key.split('\u0000') as [string, string];
-            const bounds = report.bounds.filter((b) => b.surface === surface && b.norm === norm);
-            return [
-              `${bounds[0]!.kind === 'exact' ? 'exact worst case' : 'certified bound'} (${surface} alone${norm === 'linf' ? ', L-inf' : ''})`,
-              report.clean[metricKey] ?? Number.NaN,
-              ...epsilons.map((e) =>
-                changeCell(bounds.find((b) => b.epsilon === e)?.relativeChange[metricKey]),
-              ),
-            ];
-          }),
-        ],
+        robustnessLines(report, metricKey, epsilons, false).map((line) => [
+          line.label,
+          report.clean[metricKey] ?? Number.NaN,
+          ...line.cells,
+        ]),
       ),
       `surfaces: ${report.surfaces.join(', ')}; (n.s.): the ${Math.round(100 * report.confidence)}% paired interval covers zero; written: ${file} and ${join(file.replace(/\.json$/, ''), 'report.html')}`,
     ].join('\n'),

@@ -29,6 +29,7 @@ import {
   evaluateModel,
   logWarnings,
   protocolLine,
+  robustnessLines,
   robustnessSections,
   sampledTestSetFor,
 } from '../../evaluation.js';
@@ -616,21 +617,16 @@ function summary(result: ExperimentResult, metricKey: string, folder: string): s
     '',
     `robustness: relative change of ${metricKey}`,
     textTable(
-      ['model', 'adversary', ...epsilons.map((e) => `eps ${e}`)],
+      ['model', 'perturbation', ...epsilons.map((e) => `eps ${e}`)],
       robustness.flatMap(({ name, report }) =>
-        ['fgm', 'random'].map((a) => [
+        robustnessLines(report, metricKey, epsilons, false).map((line) => [
           name,
-          a,
-          ...epsilons.map((e) =>
-            percent(
-              report.points.find((p) => p.adversary === a && p.epsilon === e)?.relativeChange[
-                metricKey
-              ] ?? Number.NaN,
-            ),
-          ),
+          line.label,
+          ...line.cells,
         ]),
       ),
     ),
+    '(n.s.): the paired interval over users covers zero',
     '',
     `report: ${join(folder, 'report.html')} and report.md`,
   ].join('\n');

@@ -4,6 +4,7 @@ import {
   metricsTable,
   protocolLine,
   logWarnings,
+  robustnessMetricKey,
   robustnessSections,
 } from '../../evaluation.js';
 import {
@@ -372,7 +373,7 @@ export async function trainCommand(
       await writeText(join(folder, 'robustness.json'), toJson(robustness));
       logWarnings(context, robustness.warnings);
     }
-    const metricKey = `ndcg@${config.evaluation.cutoffs[Math.min(1, config.evaluation.cutoffs.length - 1)]}`;
+    const metricKey = robustnessMetricKey(config.evaluation.cutoffs);
     const label = runLabel(config);
     const robustnessTables = robustness
       ? robustnessSections([{ name: label, report: robustness }], metricKey)
