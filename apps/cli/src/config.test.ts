@@ -117,7 +117,7 @@ describe('run config', () => {
       'evaluation.cutoffs[0]',
     ]);
     expect(issues[0]!.message).toMatch(/unknown model "nope"; known: .*mf.*neumf.*sasrec.*vbpr/);
-    expect(issues[1]!.message).toMatch(/registered: fgm, fgsm, none, random/);
+    expect(issues[1]!.message).toMatch(/registered: fgm, fgsm, none, pgd, pgd-linf, random/);
   });
 
   it('names a sequential model as such (train and reproduce atsrec run it, not the pairwise path)', async () => {
