@@ -750,7 +750,8 @@ function summarise(input: SummaryInput): EvaluationResult {
   };
 }
 
-function means(perUser: Record<string, Float64Array>): Record<string, number> {
+/** The mean of each metric's per-user values. @internal */
+export function means(perUser: Record<string, Float64Array>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [key, values] of Object.entries(perUser)) {
     let sum = 0;

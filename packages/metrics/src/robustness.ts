@@ -496,45 +496,41 @@ async function sweepBounds(
       bounds: [],
       boundsNote: `no perturbed surface of ${model.modelName} is affine in its rows (exact worst cases need MF's or VBPR's surfaces)`,
     };
-  const bounds: RobustnessBound[] = [];
-  for (const norm of options.norms) {
-    const report = await worstCaseBounds(model, dataset, {
-      epsilons: options.epsilons.map((e) => e * options.unit),
-      surfaces: affine,
-      norm,
-      split: options.split,
-      cutoffs: options.cutoffs,
-      metrics: options.metrics,
-      ...(options.testSet ? { testSet: options.testSet } : {}),
-    });
-    for (const p of report.points)
-      bounds.push({
-        surface: p.surface,
-        side: p.side,
-        kind: p.kind,
-        norm,
-        epsilon: p.epsilon / options.unit,
-        absoluteEpsilon: p.epsilon,
-        metrics: p.metrics,
-        relativeChange: p.relativeChange,
-      });
-  }
   // How far the worst perturbation as large as a typical row moves a feature surface's
-  // scores: near zero, the visual part has collapsed.
+  // scores (L2, relative epsilon 1): near zero, the visual part has collapsed. Computed in
+  // the same pass as the bounds, at one more epsilon.
+  const reach = affine
+    .map((name) => model.surfaces.find((s) => s.name === name)!)
+    .filter((s) => s.rowScale !== undefined && s.rowScale > 0);
+  const requested = options.epsilons.map((e) => e * options.unit);
+  const report = await worstCaseBounds(model, dataset, {
+    epsilons: [...new Set([...requested, ...reach.map((s) => s.rowScale!)])],
+    surfaces: affine,
+    norms: [...new Set([...options.norms, ...(reach.length > 0 ? (['l2'] as const) : [])])],
+    split: options.split,
+    cutoffs: options.cutoffs,
+    metrics: options.metrics,
+    ...(options.testSet ? { testSet: options.testSet } : {}),
+  });
+  const bounds: RobustnessBound[] = report.points
+    .filter((p) => options.norms.includes(p.norm) && requested.includes(p.epsilon))
+    .map((p) => ({
+      surface: p.surface,
+      side: p.side,
+      kind: p.kind,
+      norm: p.norm,
+      epsilon: p.epsilon / options.unit,
+      absoluteEpsilon: p.epsilon,
+      metrics: p.metrics,
+      relativeChange: p.relativeChange,
+    }));
   const featureReach: Record<string, number> = {};
-  for (const name of affine) {
-    const surface = model.surfaces.find((s) => s.name === name)!;
-    if (surface.rowScale === undefined || !(surface.rowScale > 0)) continue;
-    const reach = await worstCaseBounds(model, dataset, {
-      epsilons: [surface.rowScale],
-      surfaces: [name],
-      split: options.split,
-      cutoffs: options.cutoffs,
-      metrics: options.metrics,
-      ...(options.testSet ? { testSet: options.testSet } : {}),
-    });
-    const change = reach.points[0]!.relativeChange;
-    featureReach[name] = change[options.headlineMetric ?? headlineMetric(Object.keys(change))]!;
+  for (const surface of reach) {
+    const change = report.points.find(
+      (p) => p.surface === surface.name && p.norm === 'l2' && p.epsilon === surface.rowScale,
+    )!.relativeChange;
+    featureReach[surface.name] =
+      change[options.headlineMetric ?? headlineMetric(Object.keys(change))]!;
   }
   return { bounds, featureReach };
 }

@@ -82,7 +82,7 @@ describe('worstCaseBounds: exact worst cases where the score is affine (MF, VBPR
       const report = await worstCaseBounds(mf, dataset, {
         epsilons: [epsilon],
         surfaces: [ITEM_EMBEDDINGS],
-        norm,
+        norms: [norm],
         cutoffs,
         metrics: [...metrics],
       });

@@ -8,7 +8,8 @@ import type { Dataset, SampledTestSet } from '@advrec/data';
 import { SparseRows, forwardPairs } from '@advrec/models';
 import type { Model, PerturbableSurface } from '@advrec/models';
 import { EvaluationError } from './errors.js';
-import { prepare } from './evaluate.js';
+import { means, prepare } from './evaluate.js';
+import type { Prepared } from './evaluate.js';
 import { planMetrics, throwIssues, userMetrics } from './metrics.js';
 import { dotScore } from './scorer.js';
 import type { MetricName } from './metrics.js';
@@ -19,8 +20,11 @@ export interface WorstCaseOptions {
   readonly epsilons: readonly number[];
   /** Surfaces, each bounded alone (default: every surface the model declares `affine`). */
   readonly surfaces?: readonly string[];
-  /** The ball per row: `l2` (default; FGM, PGD) or `linf` (FGSM, `pgd-linf`). */
-  readonly norm?: 'l2' | 'linf';
+  /**
+   * The balls per row, each giving its own points (default `['l2']`): `l2` (FGM, PGD) and
+   * `linf` (FGSM, `pgd-linf`). Scores and gradients are computed once for all of them.
+   */
+  readonly norms?: readonly ('l2' | 'linf')[];
   /** Split to evaluate (default test). */
   readonly split?: 'test' | 'validation';
   /** Cutoffs (default 10 and 20). */
@@ -68,8 +72,8 @@ export interface WorstCaseReport {
   readonly points: readonly WorstCasePoint[];
   /**
    * Per surface: the mean over evaluated users (item side) or over items (user side) of the
-   * dual norm of the score's gradient w.r.t. a row, i.e. how far one unit of perturbation
-   * moves a score at most.
+   * dual norm (of the first ball in `norms`) of the score's gradient w.r.t. a row, i.e. how
+   * far one unit of perturbation moves a score at most.
    */
   readonly sensitivity: Readonly<Record<string, number>>;
 }
@@ -97,10 +101,128 @@ export async function worstCaseBounds(
   dataset: Dataset,
   options: WorstCaseOptions,
 ): Promise<WorstCaseReport> {
+  const { norms, surfaces, blockSize } = checkOptions(model, options);
+  const metricsOption = options.metrics ?? ['hr', 'recall', 'precision', 'ndcg', 'mrr', 'map'];
+  const cutoffsOption = options.cutoffs ?? [10, 20];
+  const testSet = options.testSet;
+  const prepared = testSet
+    ? null
+    : prepare(model, dataset, {
+        split: options.split ?? 'test',
+        cutoffs: cutoffsOption,
+        metrics: metricsOption,
+      });
+  const planIssues: { path: string; message: string }[] = [];
+  const plan = prepared?.plan ?? planMetrics(metricsOption, cutoffsOption, planIssues);
+  throwIssues(planIssues);
+  const users = prepared ? prepared.users : Int32Array.from(testSet!.users);
+  const epsilons = options.epsilons;
+  const fresh = () => {
+    const out: Record<string, Float64Array> = {};
+    for (const key of plan.keys) out[key] = new Float64Array(users.length);
+    return out;
+  };
+  const gradients = await Promise.all(surfaces.map((s) => rowGradients(model, s)));
+  // One series per ball and surface (in that order), each a per-user table per epsilon.
+  const series = norms.flatMap((norm) =>
+    surfaces.map((surface, s) => ({
+      norm,
+      surface,
+      gradient: gradients[s]!,
+      perUser: epsilons.map(fresh),
+    })),
+  );
+  const cleanPerUser = fresh();
+  const isRelevant = new Uint8Array(dataset.numItems);
+  /** Case `index` (user `u`): its candidates' scores in `row`, the held-out items `rel`. */
+  const bound = (
+    index: number,
+    u: number,
+    row: Float64Array,
+    candidates: readonly number[],
+    rel: ArrayLike<number>,
+    numNegatives: number,
+  ): void => {
+    for (const i of candidates)
+      if (!Number.isFinite(row[i]!))
+        throw new EvaluationError(
+          `${dataset.name}: the model's score for user ${u}, item ${i} is ${row[i]} (not finite)`,
+        );
+    for (let r = 0; r < rel.length; r++) isRelevant[rel[r]!] = 1;
+    // Clean positions (the evaluator's order: score, then non-relevant first, then item id).
+    const cleanPositions = Array.from(rel, (t) => 1 + countAbove(row, candidates, isRelevant, t));
+    userMetrics(plan, cleanPositions, numNegatives, cleanPerUser, index);
+    for (const { norm, surface, gradient, perUser } of series) {
+      const ratiosOf =
+        surface.side === 'item'
+          ? itemSideRatio(gradient.dualNorms(norm)[u]!)
+          : userSideRatio(gradient, norm);
+      const positions = Array.from(rel, (t) => {
+        const ratios = Float64Array.from(
+          candidates.filter((j) => j !== t),
+          (j) => ratiosOf(row, t, j, isRelevant[j] === 1),
+        ).sort();
+        return epsilons.map((e) => 1 + upperCount(ratios, e));
+      });
+      epsilons.forEach((_, k) =>
+        userMetrics(
+          plan,
+          positions.map((p) => p[k]!),
+          numNegatives,
+          perUser[k]!,
+          index,
+        ),
+      );
+    }
+    for (let r = 0; r < rel.length; r++) isRelevant[rel[r]!] = 0;
+  };
+  if (testSet) forEachSampledCase(model, dataset, testSet, bound);
+  else forEachRankedUser(model, dataset, prepared!, blockSize, bound);
+  const clean = means(cleanPerUser);
+  const points: WorstCasePoint[] = series.flatMap(({ norm, surface, perUser }) =>
+    epsilons.map((epsilon, k) => {
+      const metrics = means(perUser[k]!);
+      const relativeChange: Record<string, number> = {};
+      for (const key of Object.keys(clean))
+        relativeChange[key] = (metrics[key]! - clean[key]!) / clean[key]!;
+      return {
+        surface: surface.name,
+        side: surface.side,
+        epsilon,
+        norm,
+        kind: surface.side === 'item' ? ('exact' as const) : ('certified' as const),
+        metrics,
+        relativeChange,
+        perUser: perUser[k]!,
+      };
+    }),
+  );
+  const sensitivity: Record<string, number> = {};
+  surfaces.forEach((surface, s) => {
+    const dual = gradients[s]!.dualNorms(norms[0]!);
+    let sum = 0;
+    if (surface.side === 'item') for (const u of users) sum += dual[u]!;
+    else for (const n of dual) sum += n;
+    sensitivity[surface.name] = sum / (surface.side === 'item' ? users.length : dual.length);
+  });
+  return { clean, cleanPerUser, users: Int32Array.from(users), points, sensitivity };
+}
+
+/** Checks the options, reporting every problem with its path. */
+function checkOptions(
+  model: Model,
+  options: WorstCaseOptions,
+): { norms: readonly ('l2' | 'linf')[]; surfaces: PerturbableSurface[]; blockSize: number } {
   const issues: { path: string; message: string }[] = [];
-  const norm = options.norm ?? 'l2';
-  if (norm !== 'l2' && norm !== 'linf')
-    issues.push({ path: 'norm', message: `must be "l2" or "linf", got ${JSON.stringify(norm)}` });
+  const norms = options.norms ?? ['l2'];
+  if (norms.length === 0) issues.push({ path: 'norms', message: 'must name at least one ball' });
+  norms.forEach((norm, k) => {
+    if (norm !== 'l2' && norm !== 'linf')
+      issues.push({
+        path: `norms[${k}]`,
+        message: `must be "l2" or "linf", got ${JSON.stringify(norm)}`,
+      });
+  });
   options.epsilons.forEach((e, k) => {
     if (!(Number.isFinite(e) && e >= 0))
       issues.push({ path: `epsilons[${k}]`, message: `must be a finite number >= 0, got ${e}` });
@@ -124,153 +246,81 @@ export async function worstCaseBounds(
   if (!(Number.isInteger(blockSize) && blockSize >= 1))
     issues.push({ path: 'blockSize', message: `must be a positive integer, got ${blockSize}` });
   throwIssues(issues);
-  const metricsOption = options.metrics ?? ['hr', 'recall', 'precision', 'ndcg', 'mrr', 'map'];
-  const cutoffsOption = options.cutoffs ?? [10, 20];
-  const testSet = options.testSet;
-  const prepared = testSet
-    ? null
-    : prepare(model, dataset, {
-        split: options.split ?? 'test',
-        cutoffs: cutoffsOption,
-        metrics: metricsOption,
-      });
-  const planIssues: { path: string; message: string }[] = [];
-  const plan = prepared?.plan ?? planMetrics(metricsOption, cutoffsOption, planIssues);
-  throwIssues(planIssues);
-  const users = prepared ? prepared.users : Int32Array.from(testSet!.users);
-  const epsilons = options.epsilons;
-  const fresh = () => {
-    const out: Record<string, Float64Array> = {};
-    for (const key of plan.keys) out[key] = new Float64Array(users.length);
-    return out;
-  };
-  const cleanPerUser = fresh();
-  const perSurface = surfaces.map(() => epsilons.map(fresh));
-  const sensitivities = await Promise.all(surfaces.map((s) => rowGradients(model, s)));
+  return { norms, surfaces, blockSize };
+}
+
+type CaseBound = (
+  index: number,
+  u: number,
+  row: Float64Array,
+  candidates: readonly number[],
+  rel: ArrayLike<number>,
+  numNegatives: number,
+) => void;
+
+/** The evaluator's canonical scores: a factorized model's from its factors. */
+function canonicalFactors(model: Model) {
+  return model.factors?.() ?? null;
+}
+
+/** Sampled protocol: each case's positive among its negatives. */
+function forEachSampledCase(
+  model: Model,
+  dataset: Dataset,
+  testSet: SampledTestSet,
+  bound: CaseBound,
+): void {
+  const factors = canonicalFactors(model);
+  const n = testSet.negativesPerCase;
+  const row = new Float64Array(dataset.numItems);
+  for (let c = 0; c < testSet.numCases; c++) {
+    const u = testSet.users[c]!;
+    const items = [testSet.positives[c]!, ...testSet.negatives.subarray(c * n, (c + 1) * n)];
+    const scores = factors
+      ? items.map((i) => dotScore(factors, u, i))
+      : Array.from(model.score(new Int32Array(items.length).fill(u), Int32Array.from(items)));
+    items.forEach((i, t) => (row[i] = scores[t]!));
+    bound(c, u, row, items, [items[0]!], n);
+  }
+}
+
+/** Full ranking: every item but the excluded ones is a candidate, block by block of users. */
+function forEachRankedUser(
+  model: Model,
+  dataset: Dataset,
+  prepared: Prepared,
+  blockSize: number,
+  bound: CaseBound,
+): void {
+  const factors = canonicalFactors(model);
   const numItems = dataset.numItems;
-  const isRelevant = new Uint8Array(numItems);
-  // The evaluator's canonical scores: a factorized model's from its factors.
-  const factors = model.factors?.() ?? null;
-  /** Case `index` (user `u`): its candidates' scores in `row`, the held-out items `rel`. */
-  const bound = (
-    index: number,
-    u: number,
-    row: Float64Array,
-    candidates: readonly number[],
-    rel: ArrayLike<number>,
-    numNegatives: number,
-  ): void => {
-    for (const i of candidates)
-      if (!Number.isFinite(row[i]!))
-        throw new EvaluationError(
-          `${dataset.name}: the model's score for user ${u}, item ${i} is ${row[i]} (not finite)`,
-        );
-    for (let r = 0; r < rel.length; r++) isRelevant[rel[r]!] = 1;
-    // Clean positions (the evaluator's order: score, then non-relevant first, then item id).
-    const cleanPositions = Array.from(rel, (t) => 1 + countAbove(row, candidates, isRelevant, t));
-    userMetrics(plan, cleanPositions, numNegatives, cleanPerUser, index);
-    surfaces.forEach((surface, s) => {
-      const gradient = sensitivities[s]!;
-      const ratiosOf =
-        surface.side === 'item'
-          ? itemSideRatio(gradient.dualNorms(norm)[u]!)
-          : userSideRatio(gradient, norm);
-      const positions = Array.from(rel, (t) => {
-        const ratios = Float64Array.from(
-          candidates.filter((j) => j !== t),
-          (j) => ratiosOf(row, t, j, isRelevant[j] === 1),
-        ).sort();
-        return epsilons.map((e) => 1 + upperCount(ratios, e));
-      });
-      epsilons.forEach((_, k) =>
-        userMetrics(
-          plan,
-          positions.map((p) => p[k]!),
-          numNegatives,
-          perSurface[s]![k]!,
-          index,
-        ),
+  const { users, relevant, excludedIndices, excludedIndptr } = prepared;
+  const isExcluded = new Uint8Array(numItems);
+  for (let start = 0; start < users.length; start += blockSize) {
+    const block = users.subarray(start, Math.min(users.length, start + blockSize));
+    const scores = factors
+      ? Float64Array.from({ length: block.length * numItems }, (_, k) =>
+          dotScore(factors, block[Math.floor(k / numItems)]!, k % numItems),
+        )
+      : model.scoreAll(block, new Float64Array(block.length * numItems));
+    for (let b = 0; b < block.length; b++) {
+      const u = block[b]!;
+      const excluded = excludedIndices.subarray(excludedIndptr[u]!, excludedIndptr[u + 1]!);
+      for (const i of excluded) isExcluded[i] = 1;
+      const candidates: number[] = [];
+      for (let i = 0; i < numItems; i++) if (!isExcluded[i]) candidates.push(i);
+      for (const i of excluded) isExcluded[i] = 0;
+      const rel = relevant.row(u);
+      bound(
+        start + b,
+        u,
+        scores.subarray(b * numItems, (b + 1) * numItems),
+        candidates,
+        rel,
+        candidates.length - rel.length,
       );
-    });
-    for (let r = 0; r < rel.length; r++) isRelevant[rel[r]!] = 0;
-  };
-  if (testSet) {
-    // Sampled protocol: each case's positive among its negatives.
-    const n = testSet.negativesPerCase;
-    const row = new Float64Array(numItems);
-    for (let c = 0; c < testSet.numCases; c++) {
-      const u = testSet.users[c]!;
-      const items = [testSet.positives[c]!, ...testSet.negatives.subarray(c * n, (c + 1) * n)];
-      const scores = factors
-        ? items.map((i) => dotScore(factors, u, i))
-        : Array.from(model.score(new Int32Array(items.length).fill(u), Int32Array.from(items)));
-      items.forEach((i, t) => (row[i] = scores[t]!));
-      bound(c, u, row, items, [items[0]!], n);
-    }
-  } else {
-    const { relevant } = prepared!;
-    const excludedOf = (u: number) =>
-      prepared!.excludedIndices.subarray(
-        prepared!.excludedIndptr[u]!,
-        prepared!.excludedIndptr[u + 1]!,
-      );
-    const isExcluded = new Uint8Array(numItems);
-    for (let start = 0; start < users.length; start += blockSize) {
-      const block = users.subarray(start, Math.min(users.length, start + blockSize));
-      const scores = factors
-        ? Float64Array.from({ length: block.length * numItems }, (_, k) =>
-            dotScore(factors, block[Math.floor(k / numItems)]!, k % numItems),
-          )
-        : model.scoreAll(block, new Float64Array(block.length * numItems));
-      for (let b = 0; b < block.length; b++) {
-        const u = block[b]!;
-        const excluded = excludedOf(u);
-        for (const i of excluded) isExcluded[i] = 1;
-        const candidates: number[] = [];
-        for (let i = 0; i < numItems; i++) if (!isExcluded[i]) candidates.push(i);
-        for (const i of excluded) isExcluded[i] = 0;
-        const rel = relevant.row(u);
-        bound(
-          start + b,
-          u,
-          scores.subarray(b * numItems, (b + 1) * numItems),
-          candidates,
-          rel,
-          candidates.length - rel.length,
-        );
-      }
     }
   }
-  const clean = means(cleanPerUser);
-  const points: WorstCasePoint[] = [];
-  surfaces.forEach((surface, s) =>
-    epsilons.forEach((epsilon, k) => {
-      const perUser = perSurface[s]![k]!;
-      const metrics = means(perUser);
-      const relativeChange: Record<string, number> = {};
-      for (const key of Object.keys(clean))
-        relativeChange[key] = (metrics[key]! - clean[key]!) / clean[key]!;
-      points.push({
-        surface: surface.name,
-        side: surface.side,
-        epsilon,
-        norm,
-        kind: surface.side === 'item' ? 'exact' : 'certified',
-        metrics,
-        relativeChange,
-        perUser,
-      });
-    }),
-  );
-  const sensitivity: Record<string, number> = {};
-  surfaces.forEach((surface, s) => {
-    const norms = sensitivities[s]!.dualNorms(norm);
-    let sum = 0;
-    if (surface.side === 'item') for (const u of users) sum += norms[u]!;
-    else for (const n of norms) sum += n;
-    sensitivity[surface.name] = sum / (surface.side === 'item' ? users.length : norms.length);
-  });
-  return { clean, cleanPerUser, users: Int32Array.from(users), points, sensitivity };
 }
 
 /** How many candidates rank before `t` in the evaluator's order. */
@@ -334,16 +384,6 @@ function upperCount(ratios: Float64Array, epsilon: number): number {
     else hi = mid;
   }
   return lo;
-}
-
-function means(perUser: Record<string, Float64Array>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [key, values] of Object.entries(perUser)) {
-    let sum = 0;
-    for (const v of values) sum += v;
-    out[key] = values.length > 0 ? sum / values.length : Number.NaN;
-  }
-  return out;
 }
 
 /**

@@ -32,7 +32,7 @@ import { ConfigError } from '@advrec/data';
 import type { Dataset } from '@advrec/data';
 import { featureSensitivityOf } from '@advrec/models';
 import type { Model } from '@advrec/models';
-import type { EvaluationResult } from '@advrec/metrics';
+import type { EvaluationResult, RobustnessReport } from '@advrec/metrics';
 import type { EngineInfo } from '@advrec/trainer';
 import { shorthandOverrides } from '../../shorthands.js';
 import { TRAIN_SHORTHANDS } from './options.js';
@@ -350,29 +350,8 @@ export async function trainCommand(
       );
       return 130;
     };
-    let robustness = null;
-    if (config.attack) {
-      if (context.signal.aborted) return await stopped('the robustness sweep');
-      const b = context.progress.bar('robustness sweep', 1);
-      try {
-        robustness = await attackModel(
-          model,
-          data,
-          config.evaluation,
-          config.attack,
-          config.training.seed,
-          config.training.threads,
-          context.signal,
-        );
-      } catch (error) {
-        if (context.signal.aborted) return await stopped('the robustness sweep');
-        throw error;
-      }
-      b.finish();
-      if (context.signal.aborted) return await stopped('the robustness sweep');
-      await writeText(join(folder, 'robustness.json'), toJson(robustness));
-      logWarnings(context, robustness.warnings);
-    }
+    const robustness = await runRobustnessSweep(model, data, config, folder, context);
+    if (robustness === 'aborted') return await stopped('the robustness sweep');
     const metricKey = robustnessMetricKey(config.evaluation.cutoffs);
     const label = runLabel(config);
     const robustnessTables = robustness
@@ -419,6 +398,42 @@ export async function trainCommand(
   } finally {
     await release();
   }
+}
+
+/**
+ * The run's robustness sweep, when its config asks for one: written to `robustness.json`,
+ * its warnings printed; `aborted` when Ctrl-C came before or during it.
+ */
+async function runRobustnessSweep(
+  model: Model,
+  data: LoadedData,
+  config: ResolvedRunConfig,
+  folder: string,
+  context: CommandContext,
+): Promise<RobustnessReport | null | 'aborted'> {
+  if (!config.attack) return null;
+  if (context.signal.aborted) return 'aborted';
+  const bar = context.progress.bar('robustness sweep', 1);
+  let robustness: RobustnessReport;
+  try {
+    robustness = await attackModel(
+      model,
+      data,
+      config.evaluation,
+      config.attack,
+      config.training.seed,
+      config.training.threads,
+      context.signal,
+    );
+  } catch (error) {
+    if (context.signal.aborted) return 'aborted';
+    throw error;
+  }
+  bar.finish();
+  if (context.signal.aborted) return 'aborted';
+  await writeText(join(folder, 'robustness.json'), toJson(robustness));
+  logWarnings(context, robustness.warnings);
+  return robustness;
 }
 
 /**
