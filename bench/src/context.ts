@@ -32,6 +32,36 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+/**
+ * Samples the process's resident memory every 10 ms from a worker thread (it keeps
+ * sampling while the main thread is busy in native code) until `stop()`, which returns the
+ * peak in MiB: the figure each benchmark records beside its speed figures. Worker threads'
+ * memory is included (one process); child processes' is not.
+ */
+export async function trackPeakMemory(): Promise<{ stop(): Promise<number> }> {
+  const { Worker } = await import('node:worker_threads');
+  const shared = new Int32Array(new SharedArrayBuffer(8));
+  const code = `
+    const { workerData } = require('node:worker_threads');
+    const cell = new Int32Array(workerData);
+    const tick = () => {
+      const mib = Math.ceil(process.memoryUsage.rss() / 1048576);
+      if (mib > Atomics.load(cell, 0)) Atomics.store(cell, 0, mib);
+      if (Atomics.load(cell, 1) === 0) setTimeout(tick, 10);
+    };
+    tick();`;
+  const worker = new Worker(code, { eval: true, workerData: shared.buffer });
+  worker.unref();
+  shared[0] = Math.ceil(process.memoryUsage.rss() / 1048576);
+  return {
+    async stop(): Promise<number> {
+      Atomics.store(shared, 1, 1);
+      await worker.terminate();
+      return Math.max(Atomics.load(shared, 0), Math.ceil(process.memoryUsage.rss() / 1048576));
+    },
+  };
+}
+
 /** Seconds since `start` (a `performance.now()` value). */
 export function secondsSince(start: number): number {
   return (performance.now() - start) / 1000;

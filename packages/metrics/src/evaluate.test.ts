@@ -17,7 +17,7 @@ import {
   type MetricName,
   type Scorer,
 } from './index.js';
-import { opaque, randomModel, sampleUsers } from './test-support/models.js';
+import { fittedModel, opaque, randomModel, sampleUsers } from './test-support/models.js';
 import { gowallaTest, gowallaTrain, movielens100k } from './test-support/paths.js';
 
 const hasOnnx = (await loadOnnxRuntime()).available;
@@ -197,5 +197,47 @@ describe.runIf(hasOnnx)('onnxruntime engine', () => {
       ml100k,
     );
     expect(result.protocol.engine).toBe('onnxruntime');
+  });
+
+  const onnxVariants = variants.filter(([name]) => name.startsWith('onnxruntime'));
+
+  it('ranks a fitted model, whose training items crowd every list, from the long lists of pass 2', async () => {
+    const scorer = Object.assign(fittedModel(ml100k, 16, 4), { id: 'fitted' });
+    for (const [name, options] of onnxVariants) {
+      const result = await evaluateFullRanking(scorer, ml100k, {
+        ...options,
+        cutoffs,
+        metrics,
+        keepTopLists: true,
+      });
+      await expectSameAsReference(scorer, ml100k, result);
+      // Pass 1 gives up on the crowded tiers after their first block, so many users reach
+      // pass 2 (415 of 943 with blocks of 100).
+      expect(result.protocol.secondPassUsers, name).toBeGreaterThan(
+        result.protocol.usersEvaluated / 4,
+      );
+    }
+  });
+
+  it('ranks a random model from the short lists of pass 1 (Gowalla sample, top-20)', async () => {
+    const scorer = Object.assign(
+      randomModel(gowallaSample.numUsers, gowallaSample.numItems, 8, 5),
+      {
+        id: 'random-top20',
+      },
+    );
+    const result = await evaluateFullRanking(scorer, gowallaSample, {
+      engine: 'onnxruntime',
+      threads: 2,
+      cutoffs: [20],
+      metrics: ['ndcg', 'recall'],
+      keepTopLists: true,
+    });
+    const reference = await evaluateBruteForce(scorer, gowallaSample, {
+      cutoffs: [20],
+      metrics: ['ndcg', 'recall'],
+    });
+    expect(result.topLists).toEqual(reference.topLists);
+    expect(result.protocol.secondPassUsers).toBeLessThan(result.protocol.usersEvaluated * 0.05);
   });
 });

@@ -38,6 +38,16 @@ export const TIE_RULE =
  */
 export const ONNX_BLOCK_USERS = 128;
 
+/**
+ * The first pass's list is maxCutoff + this many items: onnxruntime's TopK costs more than
+ * linearly in k (Gowalla, 29,858 users, 2 cores: k = 21 / 52 / 148 took 0.83 / 1.1 / 2.1 s),
+ * so every user first gets a short list, and only those it cannot certify a longer one.
+ */
+const FIRST_PASS_MARGIN = 8;
+
+/** A first-pass block that sends more than this share of its users to pass 2 ends pass 1 there. */
+const RETRY_SWITCH = 0.25;
+
 /** Which computation ran: recorded in each result. */
 export type EvaluationEngine = 'onnxruntime' | 'js-workers' | 'js' | 'score-all';
 
@@ -70,6 +80,11 @@ export interface EvaluationProtocol {
    * ranked from an exact full row instead (0 for the other engines).
    */
   readonly exactFallbackUsers: number;
+  /**
+   * onnxruntime engine: users ranked from the second, longer list because their excluded
+   * items could crowd the first, short one (most users of a trained model); 0 otherwise.
+   */
+  readonly secondPassUsers?: number;
 }
 
 /** Means, per-user values and coverage, with the protocol that produced them. */
@@ -267,6 +282,7 @@ export async function evaluateFullRanking(
 
   let engine: EvaluationEngine;
   let exactFallbackUsers = 0;
+  let secondPassUsers = 0;
   if (isFactorized(scorer)) {
     const factors = scorer.factors();
     checkFactors(factors, dataset);
@@ -284,7 +300,8 @@ export async function evaluateFullRanking(
           candidates,
         );
     const onnxDone = onnxFallbacks !== null;
-    exactFallbackUsers = onnxFallbacks ?? 0;
+    exactFallbackUsers = onnxFallbacks?.exact ?? 0;
+    secondPassUsers = onnxFallbacks?.secondPass ?? 0;
     if (options.engine === 'onnxruntime' && !onnxDone) {
       throw new EvaluationError(
         plan.fullRanks
@@ -357,6 +374,7 @@ export async function evaluateFullRanking(
       engine,
       threads: engine === 'js' || engine === 'score-all' ? 1 : threads,
       exactFallbackUsers,
+      ...(engine === 'onnxruntime' ? { secondPassUsers } : {}),
     },
     started,
   });
@@ -406,8 +424,9 @@ async function rankWithScoreAll(
 }
 
 /**
- * The onnxruntime path. Returns how many users were ranked exactly after all, or null
- * (having done nothing) when onnxruntime-node is missing.
+ * The onnxruntime path. Returns how many users were ranked exactly after all and how many
+ * from the second pass's long list, or null (having done nothing) when onnxruntime-node is
+ * missing.
  * Per user: the graph's top k (float32) minus excluded items, re-scored exactly, re-ranked;
  * accepted when the K-th exact score beats every item the graph left out by more than the
  * float32 error bound, else the user is ranked exactly from a full row.
@@ -421,7 +440,7 @@ async function rankWithOnnx(
   positions: Int32Array,
   positionOffsets: Int32Array,
   candidates: Int32Array,
-): Promise<number | null> {
+): Promise<{ exact: number; secondPass: number } | null> {
   const { users, plan } = prepared;
   const numItems = factors.itemFactors.length / factors.dimension;
   const dimension = factors.dimension;
@@ -433,11 +452,9 @@ async function rankWithOnnx(
   let fallbacks = 0;
   try {
     const blockSize = options.blockSize ?? ONNX_BLOCK_USERS;
-    const blocks = onnxBlocks(prepared, numItems, blockSize);
-    const longestList = Math.min(
-      numItems,
-      plan.maxCutoff + Math.max(0, ...blocks.map((block) => block.k)),
-    );
+    const tiers = onnxTiers(prepared, numItems);
+    const firstK = Math.min(numItems, plan.maxCutoff + FIRST_PASS_MARGIN);
+    const longestList = Math.min(numItems, Math.max(firstK, ...tiers.map((tier) => tier.k)));
     const user: OnnxUserRanking = {
       factors,
       prepared,
@@ -452,30 +469,71 @@ async function rankWithOnnx(
       positions,
       positionOffsets,
       candidates,
+      excludedMark: new Int32Array(numItems).fill(-1),
     };
-    // Two input buffers: onnxruntime computes block n + 1 while this thread ranks block n.
-    const buffers = [
-      new Float32Array(blockSize * dimension),
-      new Float32Array(blockSize * dimension),
-    ];
-    const launch = (n: number): ReturnType<OnnxTopKScorer['topKWords']> => {
-      const { k, members } = blocks[n]!;
-      const buffer = buffers[n % 2]!;
+    const buffer = new Float32Array(blockSize * dimension);
+    const graphTopK = (members: readonly number[], k: number) => {
       members.forEach((b, t) => {
         const u = users[b]!;
         buffer.set(factors.userFactors.subarray(u * dimension, (u + 1) * dimension), t * dimension);
       });
       return onnx.topKWords(buffer.subarray(0, members.length * dimension), members.length, k);
     };
-    let pending = blocks.length > 0 ? launch(0) : undefined;
-    for (let n = 0; n < blocks.length; n++) {
-      const { values, indexWords } = await pending!;
-      pending = n + 1 < blocks.length ? launch(n + 1) : undefined;
-      const { k, members } = blocks[n]!;
-      for (let t = 0; t < members.length; t++)
-        if (!rankOnnxUser(user, members[t]!, { values, indexWords, offset: t * k, k })) fallbacks++;
+    // Pass 1, tiers by ascending k: every user with the first pass's short list. A user
+    // whose list could not be certified (its excluded items crowded the list, or a near tie
+    // at its end) waits for pass 2. A tier whose block sends more than RETRY_SWITCH of its
+    // users to pass 2 (a trained model, whose training items score high) sends the rest of
+    // it, and every heavier tier, straight to pass 2.
+    const secondPass = new Map<number, number[]>();
+    const defer = (k: number, b: number): void => {
+      const waiting = secondPass.get(k);
+      if (waiting) waiting.push(b);
+      else secondPass.set(k, [b]);
+    };
+    let skipping = false;
+    for (const tier of tiers) {
+      const final = tier.k <= firstK;
+      for (let start = 0; start < tier.members.length; start += blockSize) {
+        const members = tier.members.slice(start, start + blockSize);
+        if (skipping) {
+          for (const b of members) defer(tier.k, b);
+          continue;
+        }
+        const k = Math.min(tier.k, firstK);
+        const { values, indexWords } = await graphTopK(members, k);
+        let retried = 0;
+        for (let t = 0; t < members.length; t++) {
+          const outcome = rankOnnxUser(
+            user,
+            members[t]!,
+            { values, indexWords, offset: t * k, k },
+            !final,
+          );
+          if (outcome === 'exact') fallbacks++;
+          else if (outcome === 'retry') {
+            defer(tier.k, members[t]!);
+            retried++;
+          }
+        }
+        if (retried > RETRY_SWITCH * members.length) skipping = true;
+      }
     }
-    return fallbacks;
+    // Pass 2: the waiting users with their tier's k, which no excluded item can crowd.
+    let secondPassUsers = 0;
+    for (const [k, waiting] of [...secondPass.entries()].sort((x, y) => x[0] - y[0])) {
+      secondPassUsers += waiting.length;
+      for (let start = 0; start < waiting.length; start += blockSize) {
+        const members = waiting.slice(start, start + blockSize);
+        const { values, indexWords } = await graphTopK(members, k);
+        for (let t = 0; t < members.length; t++)
+          if (
+            rankOnnxUser(user, members[t]!, { values, indexWords, offset: t * k, k }, false) ===
+            'exact'
+          )
+            fallbacks++;
+      }
+    }
+    return { exact: fallbacks, secondPass: secondPassUsers };
   } finally {
     await onnx.release();
   }
@@ -484,30 +542,21 @@ async function rankWithOnnx(
 /**
  * Users in tiers by how many items they exclude: k = maxCutoff + the tier's bound (a power of
  * two >= the user's excluded count), so a user's excluded items can never crowd its top list
- * out, and light users do not pay for the heaviest one's k. Each tier in blocks of
- * `blockSize` users, tiers by ascending k.
+ * out, and light users do not pay for the heaviest one's k. Tiers by ascending k.
  */
-function onnxBlocks(
-  prepared: Prepared,
-  numItems: number,
-  blockSize: number,
-): { k: number; members: number[] }[] {
+function onnxTiers(prepared: Prepared, numItems: number): { k: number; members: number[] }[] {
   const { users, plan, excludedIndptr } = prepared;
   const tiers = new Map<number, number[]>();
   for (let b = 0; b < users.length; b++) {
     const u = users[b]!;
     const count = excludedIndptr[u + 1]! - excludedIndptr[u]!;
-    const bound = Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, count))));
+    const bound = Math.max(FIRST_PASS_MARGIN, 2 ** Math.ceil(Math.log2(Math.max(1, count))));
     const k = Math.min(numItems, plan.maxCutoff + bound);
     const tier = tiers.get(k);
     if (tier) tier.push(b);
     else tiers.set(k, [b]);
   }
-  const blocks: { k: number; members: number[] }[] = [];
-  for (const [k, members] of [...tiers.entries()].sort((x, y) => x[0] - y[0]))
-    for (let start = 0; start < members.length; start += blockSize)
-      blocks.push({ k, members: members.slice(start, start + blockSize) });
-  return blocks;
+  return [...tiers.entries()].sort((x, y) => x[0] - y[0]).map(([k, members]) => ({ k, members }));
 }
 
 /** What ranking one user from the graph's list needs: inputs, scratch and outputs. */
@@ -525,17 +574,21 @@ interface OnnxUserRanking {
   readonly positions: Int32Array;
   readonly positionOffsets: Int32Array;
   readonly candidates: Int32Array;
+  /** `excludedMark[item] === b` while batch user `b` is ranked: O(1) exclusion tests. */
+  readonly excludedMark: Int32Array;
 }
 
 /**
- * Ranks batch user `b` from the graph's top k (`values` and `indexWords` from `offset`).
- * Returns false when the user had to be ranked exactly from a full row.
+ * Ranks batch user `b` from the graph's top k (`values` and `indexWords` from `offset`):
+ * `ranked` from the list, `exact` from a full row when the list could not certify the top
+ * list, or `retry` (nothing written) in that case when `mayRetry` (a longer list follows).
  */
 function rankOnnxUser(
   ranking: OnnxUserRanking,
   b: number,
   list: { values: Float32Array; indexWords: Int32Array; offset: number; k: number },
-): boolean {
+  mayRetry: boolean,
+): 'ranked' | 'exact' | 'retry' {
   const { factors, numItems, errorBound, kernel, row, chosenItems, chosenScores, chosenRelevant } =
     ranking;
   const { top, positions, positionOffsets, candidates } = ranking;
@@ -549,6 +602,8 @@ function rankOnnxUser(
   const userRelevant = relevant.row(u);
   const excluded = excludedIndices.subarray(excludedIndptr[u]!, excludedIndptr[u + 1]!);
   const delta = errorBound(u);
+  const excludedMark = ranking.excludedMark;
+  for (let e = 0; e < excluded.length; e++) excludedMark[excluded[e]!] = b;
   // Fast acceptance: every exact score is within delta of its float32 score, so when
   // the first maxCutoff candidates (excluded items skipped) are separated by more than
   // 2 delta from each other and from whatever comes next (the next candidate, or what
@@ -559,7 +614,7 @@ function rankOnnxUser(
   let c = 0;
   for (; c < k && found < maxCutoff; c++) {
     const item = indexWords[2 * (at0 + c)]!;
-    if (indexIn(excluded, item) >= 0) continue;
+    if (excludedMark[item] === b) continue;
     const value = values[at0 + c]!;
     if (previous - value <= 2 * delta) separated = false;
     previous = value;
@@ -568,7 +623,7 @@ function rankOnnxUser(
   if (separated && found === maxCutoff) {
     let next = complete ? -Infinity : values[at0 + k - 1]!;
     for (; c < k; c++) {
-      if (indexIn(excluded, indexWords[2 * (at0 + c)]!) < 0) {
+      if (excludedMark[indexWords[2 * (at0 + c)]!] !== b) {
         next = values[at0 + c]!;
         break;
       }
@@ -583,7 +638,7 @@ function rankOnnxUser(
         const r = indexIn(userRelevant, item);
         if (r >= 0) positions[offset + r] = p + 1;
       }
-      return true;
+      return 'ranked';
     }
   }
   // Otherwise re-score exactly. Walk the graph's list (float32, descending): skip excluded items; once maxCutoff
@@ -597,7 +652,7 @@ function rankOnnxUser(
     const value = values[at0 + c]!;
     if (n >= maxCutoff && value < kthFloat - 2 * delta) break;
     const item = indexWords[2 * (at0 + c)]!;
-    if (indexIn(excluded, item) >= 0) continue;
+    if (excludedMark[item] === b) continue;
     const score = dotScore(factors, u, item);
     const rel = indexIn(userRelevant, item) >= 0 ? 1 : 0;
     let at = n++;
@@ -618,6 +673,7 @@ function rankOnnxUser(
   // Items the graph left out score at most values[k-1] in float32, values[k-1] + delta exactly.
   const certified =
     complete || (n >= maxCutoff && chosenScores[maxCutoff - 1]! > values[at0 + k - 1]! + delta);
+  if (!certified && mayRetry) return 'retry';
   if (!certified) {
     kernel.scoreRow(
       row,
@@ -632,7 +688,7 @@ function rankOnnxUser(
       { row, relevant: userRelevant, excluded, maxCutoff, fullRanks: false },
       { top, topOffset: b * maxCutoff, positions, positionOffset: positionOffsets[b]! },
     );
-    return false;
+    return 'exact';
   }
   candidates[b] = numItems - excluded.length;
   const offset = positionOffsets[b]!;
@@ -642,7 +698,7 @@ function rankOnnxUser(
     if (p < n && chosenRelevant[p])
       positions[offset + indexIn(userRelevant, chosenItems[p]!)] = p + 1;
   }
-  return true;
+  return 'ranked';
 }
 
 /**

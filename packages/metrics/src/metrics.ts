@@ -129,6 +129,9 @@ function idealDcg(n: number): number {
   return idealCache[n]!;
 }
 
+/** Reused by {@link userMetrics}: one user's sorted positions (grows when needed). */
+let sortScratch = new Float64Array(64);
+
 /**
  * Computes every planned metric for one user from the pessimistic positions of its
  * relevant items (0 = below the largest cutoff, when full ranks were not computed) and
@@ -143,7 +146,10 @@ export function userMetrics(
   index: number,
 ): void {
   const count = positions.length;
-  const sorted = Array.from(positions, (p) => (p === 0 ? Infinity : p)).sort((a, b) => a - b);
+  if (sortScratch.length < count) sortScratch = new Float64Array(2 * count);
+  const sorted = sortScratch.subarray(0, count);
+  for (let r = 0; r < count; r++) sorted[r] = positions[r] === 0 ? Infinity : positions[r]!;
+  sorted.sort(); // numeric: a Float64Array's own order
   for (const name of plan.metrics) {
     if (name === 'auc') {
       let sum = 0;

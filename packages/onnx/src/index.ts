@@ -28,6 +28,7 @@ export {
   buildBatchedSoftmaxModel,
   buildGemmModel,
   buildTopKScoringModel,
+  topKScoringUsers,
   exposeTensor,
   inspectOnnxModel,
 } from './graphs.js';

@@ -49,13 +49,15 @@ export class ProtoWriter {
 
   /** A length-delimited field (bytes, string, embedded message). */
   bytes(field: number, value: Uint8Array | string | ProtoWriter): this {
-    const data =
-      typeof value === 'string'
-        ? new TextEncoder().encode(value)
-        : value instanceof ProtoWriter
-          ? value.finish()
-          : value;
     this.key(field, 2);
+    if (value instanceof ProtoWriter) {
+      // An embedded message's chunks are taken over, not copied: a model's weights are
+      // copied once, by the outermost finish().
+      this.varint(value.size);
+      for (const chunk of value.chunks) this.push(chunk);
+      return this;
+    }
+    const data = typeof value === 'string' ? new TextEncoder().encode(value) : value;
     this.varint(data.length);
     this.push(data);
     return this;

@@ -1,15 +1,19 @@
-import { buildTopKScoringModel } from './graphs.js';
+import { buildTopKScoringModel, topKScoringUsers } from './graphs.js';
 import type { TopKScoringModelSpec } from './graphs.js';
 import { loadOnnxRuntime } from './runtime.js';
 import type { OnnxRuntimeModule, OnnxSession } from './runtime.js';
 
 /** A running onnxruntime session of the top-k scoring graph ({@link buildTopKScoringModel}). */
 export class OnnxTopKScorer {
+  /** The users with their bias column, block by block (grown when needed). */
+  private scratch = new Float32Array(0);
+
   private constructor(
     private readonly ort: OnnxRuntimeModule,
     private readonly session: OnnxSession,
     readonly numItems: number,
     readonly dimension: number,
+    private readonly withBias: boolean,
   ) {}
 
   /** A session for the given item side; `null` when onnxruntime-node is not available. */
@@ -25,7 +29,13 @@ export class OnnxTopKScorer {
       intraOpNumThreads: options.threads ?? 0,
       interOpNumThreads: 1,
     });
-    return new OnnxTopKScorer(load.runtime, session, spec.numItems, spec.dimension);
+    return new OnnxTopKScorer(
+      load.runtime,
+      session,
+      spec.numItems,
+      spec.dimension,
+      spec.itemBias !== undefined,
+    );
   }
 
   /**
@@ -56,8 +66,12 @@ export class OnnxTopKScorer {
   ): Promise<{ values: Float32Array; indexWords: Int32Array }> {
     if (!(Number.isInteger(k) && k >= 1 && k <= this.numItems))
       throw new RangeError(`k must be an integer in [1, ${this.numItems}], got ${k}`);
+    const width = this.withBias ? this.dimension + 1 : this.dimension;
+    if (this.withBias && this.scratch.length < rows * width)
+      this.scratch = new Float32Array(rows * width);
+    const input = topKScoringUsers(users, rows, this.dimension, this.withBias, this.scratch);
     const output = await this.session.run({
-      users: new this.ort.Tensor('float32', users, [rows, this.dimension]),
+      users: new this.ort.Tensor('float32', input, [rows, width]),
       k: new this.ort.Tensor('int64', BigInt64Array.of(BigInt(k)), [1]),
     });
     const values = output['values']!.data as Float32Array;

@@ -20,6 +20,24 @@ export function randomModel(
   });
 }
 
+/**
+ * A model that has learnt its training data, as a trained one has: each user's factor is
+ * the sum of its training items' (random) factors, so its training items score highest
+ * and crowd the top of its list.
+ */
+export function fittedModel(dataset: Dataset, dimension: number, seed: number): FactorizedScorer {
+  const random = new Random(seed);
+  const itemFactors = Float32Array.from({ length: dataset.numItems * dimension }, () =>
+    random.nextGaussian(),
+  );
+  const userFactors = new Float32Array(dataset.numUsers * dimension);
+  for (let u = 0; u < dataset.numUsers; u++)
+    for (const i of dataset.train.row(u))
+      for (let f = 0; f < dimension; f++)
+        userFactors[u * dimension + f]! += itemFactors[i * dimension + f]!;
+  return factorizedScorer({ userFactors, itemFactors, dimension });
+}
+
 /** The same scores without the factors: forces the generic scoreAll path. */
 export function opaque(scorer: Scorer): Scorer {
   return {
