@@ -129,6 +129,9 @@ async function main(): Promise<void> {
       platform: `${process.platform}-${process.arch}`,
     },
     commit: gitCommit(),
+    // The whole benchmark's peak resident memory (this process and its worker threads;
+    // child processes, such as the CLI runs, record their own where a benchmark measures them).
+    peakRssMiB: Math.ceil(process.resourceUsage().maxRSS / 1024),
     results,
   };
   const resultsDir = join(here, '..', 'results');

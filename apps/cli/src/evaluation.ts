@@ -124,7 +124,8 @@ function normNote(adversaries: readonly string[]): string {
 }
 
 /** A relative change as the tables print it: `-12.3%`, with `(n.s.)` when its interval covers zero. */
-function changeCell(change: number | undefined, interval?: ChangeInterval): string {
+/** A relative change as a table cell: `-12.3%`, `(n.s.)` when its interval covers zero. */
+export function changeCell(change: number | undefined, interval?: ChangeInterval): string {
   if (change === undefined || !Number.isFinite(change)) return 'n/a';
   const text = `${change >= 0 ? '+' : ''}${(change * 100).toFixed(1)}%`;
   return interval?.coversZero ? `${text} (n.s.)` : text;

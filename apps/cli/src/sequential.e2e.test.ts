@@ -161,13 +161,21 @@ describe('a sequential run folder through every command', () => {
       'random',
     ]);
     for (const point of report.points) {
-      expect(Number.isFinite(point.relativeChange['ndcg@10'])).toBe(true);
+      const change = point.relativeChange['ndcg@10'];
+      expect(Number.isFinite(change)).toBe(true);
       // Absolute epsilon = relative epsilon x the mean item-row norm, the same for each point.
-      expect(point.epsilon / point.relativeEpsilon).toBeCloseTo(
-        report.points[0].epsilon / report.points[0].relativeEpsilon,
+      expect(point.absoluteEpsilon / point.epsilon).toBeCloseTo(
+        report.points[0].absoluteEpsilon / report.points[0].epsilon,
         10,
       );
+      // Every change with its paired interval over users, as the pairwise sweep's.
+      const interval = point.intervals['ndcg@10'];
+      expect(interval.low).toBeLessThanOrEqual(change + 1e-12);
+      expect(interval.high).toBeGreaterThanOrEqual(change - 1e-12);
+      expect(interval.coversZero).toBe(interval.low <= 0 && interval.high >= 0);
+      expect(point.draws).toBe(point.adversary === 'random' ? 3 : undefined);
     }
+    expect(Array.isArray(report.warnings)).toBe(true);
     const refused = await advrec(['attack', '--run', whole, '--adversaries', 'example-pgd']);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(
@@ -194,6 +202,10 @@ describe('a sequential run folder through every command', () => {
       'example-pgd',
     ]);
     for (const point of points) expect(Number.isFinite(point.relativeChange['ndcg@10'])).toBe(true);
+    // FGSM's L-infinity ball beside L2 balls at the same epsilon: said in words.
+    const codes = JSON.parse(more.stdout).warnings.map((w: { code: string }) => w.code);
+    expect(codes).toContain('norms-differ');
+    expect(more.stderr).toMatch(/warning: fgsm \(L-infinity ball\)/);
   });
 
   it("recommend: after a user's sequence, or after items given on the command line", async () => {

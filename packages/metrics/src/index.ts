@@ -30,7 +30,7 @@ export { evaluateBruteForce } from './reference.js';
 export type { BruteForceResult } from './reference.js';
 export { compareEvaluations, pairedTTest, tQuantile, wilcoxonSignedRank } from './significance.js';
 export type { MetricComparison, PairedTTestResult, WilcoxonResult } from './significance.js';
-export { robustnessSweep } from './robustness.js';
+export { relativeChanges, robustnessSweep } from './robustness.js';
 export type {
   AttackKind,
   ChangeInterval,

@@ -4,8 +4,8 @@
  * visual part whose scores no longer depend on the features.
  */
 import { hasAdversary, getAdversary } from '@advrec/adversary';
-import type { Model } from '@advrec/models';
-import type { RobustnessReport } from './robustness.js';
+import type { PerturbableSurface } from '@advrec/models';
+import type { RobustnessPoint, RobustnessReport } from './robustness.js';
 
 /** What a warning is about. */
 export type RobustnessWarningCode =
@@ -42,9 +42,15 @@ const percent = (x: number): string => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(
 
 /** The warnings of a sweep (see {@link RobustnessWarningCode}). */
 export function robustnessWarnings(
-  report: Omit<RobustnessReport, 'warnings'>,
+  report: Pick<RobustnessReport, 'clean' | 'surfaces'> & {
+    readonly points: readonly Pick<
+      RobustnessPoint,
+      'adversary' | 'norm' | 'attack' | 'epsilon' | 'relativeChange' | 'intervals'
+    >[];
+  },
   context: {
-    readonly model: Model;
+    /** The attacked model (any model with surfaces: pairwise or sequential). */
+    readonly model: { readonly surfaces: readonly PerturbableSurface[] };
     /** Exact change of each feature surface's headline metric at relative epsilon 1. */
     readonly featureReach?: Readonly<Record<string, number>>;
     /** The metric to speak of (default {@link headlineMetric} of the clean metrics). */

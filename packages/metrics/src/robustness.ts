@@ -358,11 +358,14 @@ function averagePerUser(
 }
 
 /**
- * Means, relative changes and paired intervals: with per-user differences `d_u = attacked_u
- * - clean_u`, the interval of the mean difference is `mean(d) +- t * sd(d) / sqrt(n)` (Student's
- * t), divided by the clean mean (held fixed) for the relative change.
+ * Means, relative changes and paired intervals of an attacked evaluation against the clean
+ * one, user by user (or case by case): with per-user differences `d_u = attacked_u -
+ * clean_u`, the interval of the mean difference is `mean(d) +- t * sd(d) / sqrt(n)`
+ * (Student's t at `confidence`, e.g. 0.95), divided by the clean mean (held fixed) for the
+ * relative change. What {@link robustnessSweep} reports for every point, for attacks that
+ * run outside it (a sequential model's).
  */
-function relativeChanges(
+export function relativeChanges(
   clean: Readonly<Record<string, Float64Array>>,
   attacked: Readonly<Record<string, Float64Array>>,
   confidence: number,

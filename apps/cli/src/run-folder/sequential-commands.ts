@@ -15,7 +15,10 @@ import {
 import type { SequenceEvaluationSet } from '@advrec/trainer';
 import { padHistory } from '@advrec/data';
 import type { SequentialModel, Tfjs } from '@advrec/models';
-import { emit, percent, resultFile, textTable } from './context.js';
+import { relativeChanges, robustnessWarnings } from '@advrec/metrics';
+import type { ChangeInterval } from '@advrec/metrics';
+import { changeCell, logWarnings } from '../evaluation.js';
+import { emit, resultFile, textTable } from './context.js';
 import type { CommandContext } from './context.js';
 import { toJson, writeText } from './runs.js';
 import { meanItemNorm, openSequentialRun, reloadSequentialRun } from './sequential.js';
@@ -152,37 +155,50 @@ export async function attackSequentialRun(
   const epsilons = options.epsilons ?? config.evaluation.attackEpsilons;
   const norm = meanItemNorm(run.model);
   const clean = await metricsOf(run, set, protocol, cutoffs);
+  const seed = options.seed ?? config.training.seed;
   const bar = context.progress.bar('robustness sweep', epsilons.length * adversaries.length);
-  const points: {
-    adversary: string;
-    relativeEpsilon: number;
-    epsilon: number;
-    metrics: Record<string, number>;
-    relativeChange: Record<string, number>;
-  }[] = [];
-  for (const adversary of adversaries)
+  const points: SequentialRobustnessPoint[] = [];
+  for (const name of adversaries)
     for (const relativeEpsilon of epsilons) {
       if (context.signal.aborted) break;
+      const adversary = resolved.get(name)!;
       const epsilon = relativeEpsilon * norm;
-      const perturbation = await craftSequencePerturbation(run.tf, run.model, run.split, {
-        adversary: resolved.get(adversary)!,
-        epsilon,
-        seed: options.seed ?? config.training.seed,
-      });
-      const attacked = await metricsOf(run, set, protocol, cutoffs, perturbation);
+      // Random noise: the per-user values averaged over seeded draws, as the pairwise sweep.
+      const draws = adversary.usesGradient ? 1 : RANDOM_DRAWS;
+      const perUser: Record<string, Float64Array> = {};
+      for (let draw = 0; draw < draws; draw++) {
+        const perturbation = await craftSequencePerturbation(run.tf, run.model, run.split, {
+          adversary,
+          epsilon,
+          seed: seed + draw,
+        });
+        const attacked = await metricsOf(run, set, protocol, cutoffs, perturbation);
+        for (const [key, values] of Object.entries(attacked.perUser)) {
+          const sum = (perUser[key] ??= new Float64Array(values.length));
+          for (let c = 0; c < values.length; c++) sum[c]! += values[c]! / draws;
+        }
+      }
+      const change = relativeChanges(clean.perUser, perUser, CONFIDENCE);
       points.push({
-        adversary,
-        relativeEpsilon,
-        epsilon,
-        metrics: attacked.metrics,
-        relativeChange: Object.fromEntries(
-          Object.entries(attacked.metrics).map(([k, v]) => [k, v / clean.metrics[k]! - 1]),
-        ),
+        adversary: name,
+        norm: adversary.norm ?? 'l2',
+        attack: 'training-loss',
+        epsilon: relativeEpsilon,
+        absoluteEpsilon: epsilon,
+        ...(draws > 1 ? { draws } : {}),
+        metrics: change.metrics,
+        relativeChange: change.relativeChange,
+        intervals: change.intervals,
       });
       bar.update(points.length);
     }
   bar.finish();
   if (context.signal.aborted) return 130;
+  const warnings = robustnessWarnings(
+    { clean: clean.metrics, surfaces: ['itemEmbeddings'], points },
+    { model: run.model },
+  );
+  logWarnings(context, warnings);
   const out = await resultFile(options.run, 'robustness');
   const protocolText = protocolLine(protocol, negatives, which);
   await writeText(
@@ -192,26 +208,48 @@ export async function attackSequentialRun(
       surface: 'itemEmbeddings',
       epsilonUnit: `relative to the mean item-row norm (${norm.toPrecision(4)})`,
       protocol: protocolText,
+      confidence: CONFIDENCE,
       clean: clean.metrics,
       points,
+      warnings,
     }),
   );
   const keys = Object.keys(clean.metrics);
-  emit(context, { checkpoint: file, clean: clean.metrics, points, file: out }, () =>
+  emit(context, { checkpoint: file, clean: clean.metrics, points, warnings, file: out }, () =>
     [
       `clean: ${keys.map((k) => `${k} ${clean.metrics[k]!.toFixed(4)}`).join(', ')}`,
       textTable(
         ['adversary', 'epsilon (x mean row norm)', ...keys.map((k) => `${k} change`)],
         points.map((p) => [
-          p.adversary,
-          p.relativeEpsilon,
-          ...keys.map((k) => percent(p.relativeChange[k]!)),
+          p.draws ? `${p.adversary}, mean of ${p.draws} draws` : p.adversary,
+          p.epsilon,
+          ...keys.map((k) => changeCell(p.relativeChange[k], p.intervals[k])),
         ]),
       ),
+      `(n.s.): the ${Math.round(CONFIDENCE * 100)}% paired interval over users covers zero`,
       `protocol: ${protocolText}; written: ${out}`,
     ].join('\n'),
   );
   return 0;
+}
+
+/** Seeded draws of random noise averaged per user (as the pairwise sweep's `randomDraws`). */
+const RANDOM_DRAWS = 3;
+/** Confidence of the paired intervals. */
+const CONFIDENCE = 0.95;
+
+/** One point of a sequential model's robustness sweep (the pairwise sweep's fields). */
+interface SequentialRobustnessPoint {
+  readonly adversary: string;
+  readonly norm: 'l2' | 'linf';
+  readonly attack: 'training-loss';
+  /** Relative to the mean item-row norm. */
+  readonly epsilon: number;
+  readonly absoluteEpsilon: number;
+  readonly draws?: number;
+  readonly metrics: Record<string, number>;
+  readonly relativeChange: Record<string, number>;
+  readonly intervals: Record<string, ChangeInterval>;
 }
 
 /** The top `k` items after `history` by the hidden state, excluding `excluded`. */
