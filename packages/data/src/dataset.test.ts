@@ -98,6 +98,25 @@ describe('leaveOneOut on MovieLens-100K', async () => {
     expect(formatDescription(describeDataset(withValidation))).toContain('validation');
   });
 
+  it('holds out from a seeded sample of users only, when asked: the others keep every pair', () => {
+    const sampled = holdOutValidation(dataset, { users: 100, seed: 3 });
+    const held = Array.from({ length: sampled.numUsers }, (_, u) => sampled.validation!.degree(u));
+    expect(held.filter((n) => n === 1)).toHaveLength(100);
+    expect(held.filter((n) => n === 0)).toHaveLength(843);
+    for (let u = 0; u < sampled.numUsers; u++)
+      expect(sampled.train.degree(u) + held[u]!).toBe(dataset.train.degree(u));
+    expect(sampled.protocol.validation).toEqual({ order: 'latest', seed: 3, users: 100 });
+    // Seeded: the same sample again, another with another seed; every user at or above all.
+    expect(holdOutValidation(dataset, { users: 100, seed: 3 }).validation!.indices).toEqual(
+      sampled.validation!.indices,
+    );
+    expect(holdOutValidation(dataset, { users: 100, seed: 4 }).validation!.indices).not.toEqual(
+      sampled.validation!.indices,
+    );
+    expect(holdOutValidation(dataset, { users: 5000 }).validation!.nnz).toBe(943);
+    expect(() => holdOutValidation(dataset, { users: 0 })).toThrow(/users/);
+  });
+
   it('random order differs from latest and is seeded', () => {
     const a = leaveOneOut(log, { seed: 1, order: 'random' });
     const b = leaveOneOut(log, { seed: 1, order: 'random' });
