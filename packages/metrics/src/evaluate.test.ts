@@ -58,6 +58,11 @@ async function expectSameAsReference(
   }
 }
 
+/** Every cutoff and metric of `scorer` on ML-100K, top lists kept, with `options`. */
+function rankMl100k(scorer: Scorer, options: FullRankingOptions): Promise<EvaluationResult> {
+  return evaluateFullRanking(scorer, ml100k, { ...options, cutoffs, metrics, keepTopLists: true });
+}
+
 const variants: [string, FullRankingOptions][] = [
   ['js, 1 thread, block 1', { engine: 'js', threads: 1, blockSize: 1 }],
   ['js, 2 threads, block 7', { engine: 'js', threads: 2, blockSize: 7 }],
@@ -172,12 +177,7 @@ describe('massive ties (a popularity-like model with 3 distinct scores)', () => 
       { id: 'ties' },
     );
     for (const [, options] of variants) {
-      const result = await evaluateFullRanking(scorer, ml100k, {
-        ...options,
-        cutoffs,
-        metrics,
-        keepTopLists: true,
-      });
+      const result = await rankMl100k(scorer, options);
       await expectSameAsReference(scorer, ml100k, result);
       // With ties at the top most users cannot be certified from float32 and are ranked
       // exactly (only users whose larger k reaches below the tied block are certified).
@@ -204,12 +204,7 @@ describe.runIf(hasOnnx)('onnxruntime engine', () => {
   it('ranks a fitted model, whose training items crowd every list, from the long lists of pass 2', async () => {
     const scorer = Object.assign(fittedModel(ml100k, 16, 4), { id: 'fitted' });
     for (const [name, options] of onnxVariants) {
-      const result = await evaluateFullRanking(scorer, ml100k, {
-        ...options,
-        cutoffs,
-        metrics,
-        keepTopLists: true,
-      });
+      const result = await rankMl100k(scorer, options);
       await expectSameAsReference(scorer, ml100k, result);
       // Pass 1 gives up on the crowded tiers after their first block, so many users reach
       // pass 2 (415 of 943 with blocks of 100).
