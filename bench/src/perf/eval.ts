@@ -105,31 +105,118 @@ async function bruteForceCheck(
   return record;
 }
 
+/** `runs` timed evaluations of a model, its last result and the peak memory meanwhile. */
+interface TimedEvaluations {
+  readonly seconds: number[];
+  /** onnxruntime: the untimed first run (JIT, onnxruntime's first session); null for JS. */
+  readonly warmupSeconds: number | null;
+  readonly result: EvaluationResult;
+  readonly peakMemoryMiB: number;
+}
+
+async function timeEvaluations(
+  scorer: FactorizedScorer,
+  dataset: Dataset,
+  engine: 'onnxruntime' | 'js',
+  runs: number,
+  threads: number,
+  log: (line: string) => void,
+): Promise<TimedEvaluations> {
+  const memory = await trackPeakMemory();
+  const evaluate = async (): Promise<{ result: EvaluationResult; seconds: number }> => {
+    const start = performance.now();
+    const result = await evaluateFullRanking(scorer, dataset, {
+      cutoffs: [20],
+      metrics: ['recall', 'ndcg', 'hr', 'precision'],
+      keepTopLists: true,
+      threads,
+      engine,
+    });
+    return { result, seconds: (performance.now() - start) / 1000 };
+  };
+  let warmupSeconds: number | null = null;
+  if (engine === 'onnxruntime') {
+    warmupSeconds = (await evaluate()).seconds;
+    log(`${engine}: warm-up ${warmupSeconds.toFixed(2)} s`);
+  }
+  const seconds: number[] = [];
+  let result: EvaluationResult | undefined;
+  for (let r = 0; r < runs; r++) {
+    const run = await evaluate();
+    result = run.result;
+    seconds.push(run.seconds);
+    log(
+      `${engine}: run ${r + 1}/${runs} ${run.seconds.toFixed(2)} s (${result.protocol.engine}, ${result.protocol.usersEvaluated} users)`,
+    );
+  }
+  return { seconds, warmupSeconds, result: result!, peakMemoryMiB: await memory.stop() };
+}
+
+/** A random K=64 MF over the data set (Gaussian factors, std 0.1, seeded). */
+function randomMf(dataset: Dataset, dimension: number): FactorizedScorer {
+  const random = new Random(2024);
+  const gaussians = (rows: number): Float32Array =>
+    Float32Array.from({ length: rows * dimension }, () => random.nextGaussian() * 0.1);
+  return factorizedScorer({
+    userFactors: gaussians(dataset.numUsers),
+    itemFactors: gaussians(dataset.numItems),
+    dimension,
+  });
+}
+
+/**
+ * The trained-model arm: MF with item bias after a few epochs of per-triple SGD (Cornac's
+ * rate and L2). Its training items score high, so they crowd every user's top list and the
+ * onnxruntime engine needs its long lists (pass 2) for many users.
+ */
+async function trainedModelArm(
+  dataset: Dataset,
+  dimension: number,
+  engine: 'onnxruntime' | 'js',
+  threads: number,
+  log: (line: string) => void,
+): Promise<Record<string, unknown>> {
+  log(`training MF (K=64, ${TRAINED_EPOCHS} epochs of per-triple SGD) for the trained-model arm`);
+  const model = new MatrixFactorization(dataset, {
+    embeddingSize: dimension,
+    seed: 1,
+    itemBias: true,
+  });
+  const trainer = await Trainer.create(model, dataset, {
+    seed: 1,
+    threads,
+    algorithm: 'sgd-triples',
+    optimizer: { name: 'sgd', learningRate: 0.05 },
+    l2: 0.001,
+  });
+  try {
+    await trainer.runPhase({ epochs: TRAINED_EPOCHS, adversarial: false, validate: false });
+  } finally {
+    await trainer.close();
+  }
+  const trained = factorizedScorer(model.factors());
+  const runs = await timeEvaluations(trained, dataset, engine, TRAINED_RUNS, threads, log);
+  return {
+    epochs: TRAINED_EPOCHS,
+    engine: runs.result.protocol.engine,
+    seconds: runs.seconds.map(round),
+    medianSeconds: round(median(runs.seconds)),
+    peakMemoryMiB: runs.peakMemoryMiB,
+    exactFallbackUsers: runs.result.protocol.exactFallbackUsers,
+    secondPassUsers: runs.result.protocol.secondPassUsers ?? null,
+    metrics: runs.result.metrics,
+    bruteForceReference: await bruteForceCheck(trained, dataset, runs.result, log),
+  };
+}
+
 export async function run({ sharedData, log }: BenchContext): Promise<Record<string, unknown>> {
   const dataset = givenSplit(
     await readUserItemLists(join(sharedData, 'gowalla', 'train.txt')),
     await readUserItemLists(join(sharedData, 'gowalla', 'test.txt')),
   );
   const dimension = 64;
-  const random = new Random(2024);
-  const scorer = factorizedScorer({
-    userFactors: Float32Array.from(
-      { length: dataset.numUsers * dimension },
-      () => random.nextGaussian() * 0.1,
-    ),
-    itemFactors: Float32Array.from(
-      { length: dataset.numItems * dimension },
-      () => random.nextGaussian() * 0.1,
-    ),
-    dimension,
-  });
+  const scorer = randomMf(dataset, dimension);
   const threads = availableParallelism();
-  const options = {
-    cutoffs: [20],
-    metrics: ['recall', 'ndcg', 'hr', 'precision'] as const,
-    keepTopLists: true,
-    threads,
-  };
   const results: Record<string, unknown> = {
     dataset: 'gowalla (given split)',
     users: dataset.numUsers,
@@ -140,44 +227,9 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     threads,
   };
 
-  let warmupSeconds = 0;
-  const timed = async (
-    engine: 'onnxruntime' | 'js',
-    runs: number,
-    evaluated: FactorizedScorer = scorer,
-  ): Promise<{ seconds: number[]; result: EvaluationResult; peakMemoryMiB: number }> => {
-    const seconds: number[] = [];
-    const memory = await trackPeakMemory();
-    let result: EvaluationResult | undefined;
-    if (engine === 'onnxruntime') {
-      // One warm-up run (JIT, onnxruntime's first session), reported apart from the median.
-      const start = performance.now();
-      await evaluateFullRanking(evaluated, dataset, {
-        ...options,
-        metrics: [...options.metrics],
-        engine,
-      });
-      warmupSeconds = (performance.now() - start) / 1000;
-      log(`${engine}: warm-up ${warmupSeconds.toFixed(2)} s`);
-    }
-    for (let r = 0; r < runs; r++) {
-      const start = performance.now();
-      result = await evaluateFullRanking(evaluated, dataset, {
-        ...options,
-        metrics: [...options.metrics],
-        engine,
-      });
-      seconds.push((performance.now() - start) / 1000);
-      log(
-        `${engine}: run ${r + 1}/${runs} ${seconds[r]!.toFixed(2)} s (${result.protocol.engine}, ${result.protocol.usersEvaluated} users)`,
-      );
-    }
-    return { seconds, result: result!, peakMemoryMiB: await memory.stop() };
-  };
-
-  let onnx: { seconds: number[]; result: EvaluationResult; peakMemoryMiB: number } | undefined;
+  let onnx: TimedEvaluations | undefined;
   if ((await loadOnnxRuntime()).available) {
-    onnx = await timed('onnxruntime', ONNX_RUNS);
+    onnx = await timeEvaluations(scorer, dataset, 'onnxruntime', ONNX_RUNS, threads, log);
     results['gowallaFullRankingSeconds'] = round(median(onnx.seconds));
     results['engine'] = onnx.result.protocol.engine;
     // The floor: onnxruntime's Gemm + TopK(20) alone over every user, in the same run.
@@ -192,7 +244,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     results['onnxruntime'] = {
       seconds: onnx.seconds.map(round),
       medianSeconds: round(median(onnx.seconds)),
-      warmupSeconds: round(warmupSeconds),
+      warmupSeconds: round(onnx.warmupSeconds!),
       exactFallbackUsers: onnx.result.protocol.exactFallbackUsers,
       secondPassUsers: onnx.result.protocol.secondPassUsers ?? null,
       peakMemoryMiB: onnx.peakMemoryMiB,
@@ -203,7 +255,7 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
   } else {
     log('onnxruntime-node is not installed: only the JS fallback is measured');
   }
-  const js = await timed('js', JS_RUNS);
+  const js = await timeEvaluations(scorer, dataset, 'js', JS_RUNS, threads, log);
   results['jsFallback'] = {
     engine: js.result.protocol.engine,
     threads: js.result.protocol.threads,
@@ -228,40 +280,13 @@ export async function run({ sharedData, log }: BenchContext): Promise<Record<str
     seconds: TARGET_SECONDS,
     met: (results['gowallaFullRankingSeconds'] as number) <= TARGET_SECONDS,
   };
-
-  // A trained model: its training items score high, so they crowd every user's top list
-  // and the onnxruntime engine needs its long lists (pass 2) for most users.
-  log(`training MF (K=64, ${TRAINED_EPOCHS} epochs of per-triple SGD) for the trained-model arm`);
-  const model = new MatrixFactorization(dataset, {
-    embeddingSize: dimension,
-    seed: 1,
-    itemBias: true,
-  });
-  const trainer = await Trainer.create(model, dataset, {
-    seed: 1,
+  results['trainedModel'] = await trainedModelArm(
+    dataset,
+    dimension,
+    onnx ? 'onnxruntime' : 'js',
     threads,
-    algorithm: 'sgd-triples',
-    optimizer: { name: 'sgd', learningRate: 0.05 },
-    l2: 0.001,
-  });
-  try {
-    await trainer.runPhase({ epochs: TRAINED_EPOCHS, adversarial: false, validate: false });
-  } finally {
-    await trainer.close();
-  }
-  const trained = factorizedScorer(model.factors());
-  const trainedRuns = await timed(onnx ? 'onnxruntime' : 'js', TRAINED_RUNS, trained);
-  results['trainedModel'] = {
-    epochs: TRAINED_EPOCHS,
-    engine: trainedRuns.result.protocol.engine,
-    seconds: trainedRuns.seconds.map(round),
-    medianSeconds: round(median(trainedRuns.seconds)),
-    peakMemoryMiB: trainedRuns.peakMemoryMiB,
-    exactFallbackUsers: trainedRuns.result.protocol.exactFallbackUsers,
-    secondPassUsers: trainedRuns.result.protocol.secondPassUsers ?? null,
-    metrics: trainedRuns.result.metrics,
-    bruteForceReference: await bruteForceCheck(trained, dataset, trainedRuns.result, log),
-  };
+    log,
+  );
   return results;
 }
 

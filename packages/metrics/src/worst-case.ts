@@ -135,14 +135,7 @@ export async function worstCaseBounds(
   const cleanPerUser = fresh();
   const isRelevant = new Uint8Array(dataset.numItems);
   /** Case `index` (user `u`): its candidates' scores in `row`, the held-out items `rel`. */
-  const bound = (
-    index: number,
-    u: number,
-    row: Float64Array,
-    candidates: readonly number[],
-    rel: ArrayLike<number>,
-    numNegatives: number,
-  ): void => {
+  const bound: CaseBound = (index, u, row, candidates, rel, numNegatives) => {
     for (const i of candidates)
       if (!Number.isFinite(row[i]!))
         throw new EvaluationError(

@@ -6,6 +6,7 @@
 import { ConfigError, DataError } from '@advrec/data';
 import { multiplyJs } from '@advrec/onnx';
 import { getAdversary } from '@advrec/adversary';
+import type { Adversary } from '@advrec/adversary';
 import {
   craftSequencePerturbation,
   encodeSequences,
@@ -155,44 +156,13 @@ export async function attackSequentialRun(
   const epsilons = options.epsilons ?? config.evaluation.attackEpsilons;
   const norm = meanItemNorm(run.model);
   const clean = await metricsOf(run, set, protocol, cutoffs);
-  const seed = options.seed ?? config.training.seed;
-  const bar = context.progress.bar('robustness sweep', epsilons.length * adversaries.length);
-  const points: SequentialRobustnessPoint[] = [];
-  for (const name of adversaries)
-    for (const relativeEpsilon of epsilons) {
-      if (context.signal.aborted) break;
-      const adversary = resolved.get(name)!;
-      const epsilon = relativeEpsilon * norm;
-      // Random noise: the per-user values averaged over seeded draws, as the pairwise sweep.
-      const draws = adversary.usesGradient ? 1 : RANDOM_DRAWS;
-      const perUser: Record<string, Float64Array> = {};
-      for (let draw = 0; draw < draws; draw++) {
-        const perturbation = await craftSequencePerturbation(run.tf, run.model, run.split, {
-          adversary,
-          epsilon,
-          seed: seed + draw,
-        });
-        const attacked = await metricsOf(run, set, protocol, cutoffs, perturbation);
-        for (const [key, values] of Object.entries(attacked.perUser)) {
-          const sum = (perUser[key] ??= new Float64Array(values.length));
-          for (let c = 0; c < values.length; c++) sum[c]! += values[c]! / draws;
-        }
-      }
-      const change = relativeChanges(clean.perUser, perUser, CONFIDENCE);
-      points.push({
-        adversary: name,
-        norm: adversary.norm ?? 'l2',
-        attack: 'training-loss',
-        epsilon: relativeEpsilon,
-        absoluteEpsilon: epsilon,
-        ...(draws > 1 ? { draws } : {}),
-        metrics: change.metrics,
-        relativeChange: change.relativeChange,
-        intervals: change.intervals,
-      });
-      bar.update(points.length);
-    }
-  bar.finish();
+  const points = await sequentialSweep(run, set, protocol, cutoffs, clean.perUser, {
+    adversaries: adversaries.map((name) => [name, resolved.get(name)!] as const),
+    epsilons,
+    norm,
+    seed: options.seed ?? config.training.seed,
+    context,
+  });
   if (context.signal.aborted) return 130;
   const warnings = robustnessWarnings(
     { clean: clean.metrics, surfaces: ['itemEmbeddings'], points },
@@ -231,6 +201,67 @@ export async function attackSequentialRun(
     ].join('\n'),
   );
   return 0;
+}
+
+/**
+ * Each adversary at each epsilon (relative to the mean item-row norm) on the item embeddings:
+ * the metrics, relative changes and paired intervals against the clean per-user values,
+ * random noise averaged over seeded draws. Stops early (fewer points) when aborted.
+ */
+async function sequentialSweep(
+  run: Opened,
+  set: SequenceEvaluationSet,
+  protocol: 'full' | 'sampled',
+  cutoffs: readonly number[],
+  cleanPerUser: Record<string, Float64Array>,
+  sweep: {
+    readonly adversaries: readonly (readonly [string, Adversary])[];
+    readonly epsilons: readonly number[];
+    readonly norm: number;
+    readonly seed: number;
+    readonly context: CommandContext;
+  },
+): Promise<SequentialRobustnessPoint[]> {
+  const bar = sweep.context.progress.bar(
+    'robustness sweep',
+    sweep.epsilons.length * sweep.adversaries.length,
+  );
+  const points: SequentialRobustnessPoint[] = [];
+  for (const [name, adversary] of sweep.adversaries)
+    for (const relativeEpsilon of sweep.epsilons) {
+      if (sweep.context.signal.aborted) break;
+      const epsilon = relativeEpsilon * sweep.norm;
+      // Random noise: the per-user values averaged over seeded draws, as the pairwise sweep.
+      const draws = adversary.usesGradient ? 1 : RANDOM_DRAWS;
+      const perUser: Record<string, Float64Array> = {};
+      for (let draw = 0; draw < draws; draw++) {
+        const perturbation = await craftSequencePerturbation(run.tf, run.model, run.split, {
+          adversary,
+          epsilon,
+          seed: sweep.seed + draw,
+        });
+        const attacked = await metricsOf(run, set, protocol, cutoffs, perturbation);
+        for (const [key, values] of Object.entries(attacked.perUser)) {
+          const sum = (perUser[key] ??= new Float64Array(values.length));
+          for (let c = 0; c < values.length; c++) sum[c]! += values[c]! / draws;
+        }
+      }
+      const change = relativeChanges(cleanPerUser, perUser, CONFIDENCE);
+      points.push({
+        adversary: name,
+        norm: adversary.norm ?? 'l2',
+        attack: 'training-loss',
+        epsilon: relativeEpsilon,
+        absoluteEpsilon: epsilon,
+        ...(draws > 1 ? { draws } : {}),
+        metrics: change.metrics,
+        relativeChange: change.relativeChange,
+        intervals: change.intervals,
+      });
+      bar.update(points.length);
+    }
+  bar.finish();
+  return points;
 }
 
 /** Seeded draws of random noise averaged per user (as the pairwise sweep's `randomDraws`). */
