@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { builtModule, startKernelWorkers } from '@advrec/models';
 import { makeRankingKernel } from './kernel.js';
 
 /** Shared inputs and outputs of a full-ranking run over factorized scores. @internal */
@@ -40,7 +40,7 @@ export function sharedInt32(length: number): Int32Array {
 
 /**
  * Ranks users `[from, to)` of a job on the calling thread: canonical scores from the
- * factors, then the ranking kernel. The same function body runs inside the workers.
+ * factors, then the ranking kernel, as the workers do (`ranking-worker.ts`).
  * @internal
  */
 export function rankJobRange(job: SharedRankingJob, from: number, to: number): void {
@@ -48,7 +48,8 @@ export function rankJobRange(job: SharedRankingJob, from: number, to: number): v
   runRange(kernel, job, from, to);
 }
 
-function runRange(
+/** {@link rankJobRange} with a kernel the caller keeps (a worker's). @internal */
+export function runRange(
   kernel: ReturnType<typeof makeRankingKernel>,
   job: SharedRankingJob,
   from: number,
@@ -95,22 +96,6 @@ function runRange(
   }
 }
 
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const makeRankingKernel = ${makeRankingKernel.toString()};
-const runRange = ${runRange.toString()};
-const kernel = makeRankingKernel();
-const job = workerData;
-parentPort.on('message', ({ from, to }) => {
-  try {
-    runRange(kernel, job, from, to);
-    parentPort.postMessage({ done: true });
-  } catch (error) {
-    parentPort.postMessage({ error: String(error && error.stack || error) });
-  }
-});
-`;
-
 /**
  * Runs a job over `threads` worker threads, handing out chunks of users as workers free
  * up. Each user's result depends only on that user, so any thread count and any chunk
@@ -123,9 +108,12 @@ export async function rankJobInWorkers(
   chunk = 128,
 ): Promise<void> {
   const total = job.users.length;
-  const workers = Array.from(
-    { length: Math.max(1, Math.min(threads, Math.ceil(total / chunk))) },
-    () => new Worker(WORKER_SOURCE, { eval: true, workerData: job }),
+  const workers = await startKernelWorkers(
+    builtModule(import.meta.url, 'ranking-worker.js'),
+    Math.max(1, Math.min(threads, Math.ceil(total / chunk))),
+    () => job,
+    // A chunk's error rejects its worker's promise below.
+    () => undefined,
   );
   let next = 0;
   try {

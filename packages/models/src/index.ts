@@ -115,12 +115,12 @@ export {
   ChunkedSequenceKernel,
   KERNEL_CHUNK_SEQUENCES,
   applyDropout,
-  builtModule,
   columnSums,
   nextItemLoss,
   tableReader,
 } from './sequence-kernel.js';
 export type { ChunkedSequenceKernelOptions, CreatePassKernel } from './sequence-kernel.js';
+export { builtModule, startKernelWorkers, workerErrorMessage } from './workers.js';
 export {
   SAFETENSORS_FORMAT,
   isSafetensors,

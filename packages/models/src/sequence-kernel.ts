@@ -5,6 +5,7 @@ import type { Gemm } from '@advrec/onnx';
 import type { JsonObject } from './model.js';
 import { SEQUENCE_ITEM_TABLE } from './sequential.js';
 import type { SequenceGradientKernel, SequencePass, SequencePassGradients } from './sequential.js';
+import { builtModule } from './workers.js';
 
 /**
  * Sequences per chunk (default): a pass is cut into chunks of this many sequences whatever
@@ -154,14 +155,6 @@ export interface KernelWorkerRequest {
 export type KernelWorkerResponse =
   | { readonly id: number; readonly gradients: SequencePassGradients }
   | { readonly id: number; readonly error: string };
-
-/**
- * A module of a package as worker threads can load it: `file` beside `here` once built, or in
- * the package's `dist/` when `here` is a TypeScript source (a package's own tests).
- */
-export function builtModule(here: string, file: string): URL {
-  return here.endsWith('.ts') ? new URL(`../dist/${file}`, here) : new URL(`./${file}`, here);
-}
 
 /** Rows `[from, to)` of a pass, cut to the chunk's longest real sequence (left padding). */
 function chunkOf(pass: SequencePass, from: number, to: number, chunk: number): SequencePass {

@@ -1,11 +1,12 @@
 import type { Worker } from 'node:worker_threads';
 import type { TripleSampler } from '@advrec/data';
+import { builtModule, startKernelWorkers } from '@advrec/models';
 import type { ParameterTable } from '@advrec/models';
 import { EpochTotals } from './engine.js';
-import { startKernelWorkers } from './kernel-workers.js';
 import type { Engine, EngineInfo, EpochStats } from './engine.js';
 import { SLOT_FIELDS, createMfKernel } from './mf-kernel.js';
 import type {
+  MfKernelWorkerData,
   MfKernelBuffers,
   MfKernelParams,
   MfMemoryLayout,
@@ -256,41 +257,6 @@ export function syncKernelMemory(
       memory[at + 1] = memory[at + 2] = memory[at + 3] = 1;
 }
 
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const createMfKernel = ${createMfKernel.toString()};
-const { shared, params, worker, threads, mode } = workerData;
-const hogwild = mode === 'hogwild';
-const kernel = createMfKernel(shared, params, hogwild ? worker : 0);
-const T = hogwild ? 1 : threads;
-const meta = shared.slotMeta;
-const control = shared.control;
-const R = shared.ringSlots;
-const F = ${SLOT_FIELDS};
-try {
-  parentPort.postMessage({ ready: true });
-  let n = hogwild ? worker : 0;
-  const stride = hogwild ? threads : 1;
-  for (;;) {
-    const slot = n % R;
-    const at = slot * F;
-    let spins = 0;
-    while (Atomics.load(meta, at) !== n + 1) {
-      if (Atomics.load(control, 2) === 1) { process.exit(0); }
-      if (++spins > 4000) Atomics.wait(meta, at, Atomics.load(meta, at), 20);
-    }
-    kernel.runBatch(slot, T);
-    // The last worker through the batch frees its slot.
-    if (hogwild || Atomics.add(meta, at + 8, 1) === T - 1) { Atomics.store(meta, at, 0); Atomics.notify(meta, at); }
-    n += stride;
-  }
-} catch (error) {
-  Atomics.store(control, 3, 1);
-  Atomics.notify(meta, 0);
-  parentPort.postMessage({ error: String((error && error.stack) || error) });
-}
-`;
-
 /**
  * Trains MF with the fused kernel: the calling thread samples batches into a ring of
  * shared slots while worker threads consume them (or, with one thread, samples and trains
@@ -353,9 +319,9 @@ export class MfEngine implements Engine {
     const { threads, mode } = this.options;
     const params = kernelParams(this.options);
     const started = await startKernelWorkers(
-      WORKER_SOURCE,
+      builtModule(import.meta.url, 'mf-kernel-worker.js'),
       threads,
-      (worker) => ({ shared: this.buffers, params, worker, threads, mode }),
+      (worker): MfKernelWorkerData => ({ shared: this.buffers, params, worker, threads, mode }),
       (message) => {
         this.workerError = message;
         Atomics.store(this.buffers.control, 3, 1);

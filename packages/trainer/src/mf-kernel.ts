@@ -1,7 +1,7 @@
 /**
- * The fused MF training kernel (BPR and APR steps with a row-sparse optimiser), written as
- * one self-contained factory so the same function body runs in-process and, stringified,
- * inside worker threads. No import, no closure over module scope.
+ * The fused MF training kernel (BPR and APR steps with a row-sparse optimiser): the same
+ * code runs in-process (one thread) and in the engine's worker threads
+ * (`mf-kernel-worker.ts`).
  *
  * The row arithmetic (margins, gradient accumulation, optimiser updates) runs in a small
  * WebAssembly SIMD module (`wasm/mf-kernel.wat`) over a shared `WebAssembly.Memory` that
@@ -122,6 +122,17 @@ export interface MfKernelParams {
 /** Fields per ring slot in `slotMeta`. @internal */
 export const SLOT_FIELDS = 9;
 
+/** What a worker thread of the fused MF engine gets (`mf-kernel-worker.ts`). @internal */
+export interface MfKernelWorkerData {
+  readonly shared: MfKernelBuffers;
+  readonly params: MfKernelParams;
+  /** This worker's index. */
+  readonly worker: number;
+  readonly threads: number;
+  /** `hogwild`: each worker takes every `threads`-th batch alone; otherwise all share each. */
+  readonly mode: string;
+}
+
 /** The exports of the wasm module. @internal */
 interface RowKernels {
   margin(p: number, a: number, b: number, n: number): number;
@@ -163,10 +174,7 @@ interface RowKernels {
   ): void;
 }
 
-/**
- * Builds the kernel for scratch region `region`. Keep it self-contained: it is
- * stringified for the workers. @internal
- */
+/** Builds the kernel for scratch region `region`. @internal */
 export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams, region = 0) {
   const api = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
   const wasm = new api.Instance(buffers.module, { env: { memory: buffers.memory } })
@@ -198,7 +206,7 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
   const stats = buffers.stats.subarray(region * 5, region * 5 + 5);
   const meta = buffers.slotMeta;
   const control = buffers.control;
-  const FIELDS = 9;
+  const FIELDS = SLOT_FIELDS;
 
   // Thread-local index of the batch's unique rows (every worker builds the same one).
   const userSlot = new Int32Array(buffers.numUsers).fill(-1);

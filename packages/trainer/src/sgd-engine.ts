@@ -9,11 +9,13 @@
 import type { Worker } from 'node:worker_threads';
 import type { TripleSampler } from '@advrec/data';
 import { EpochTotals } from './engine.js';
-import { startKernelWorkers } from './kernel-workers.js';
+import { builtModule, startKernelWorkers } from '@advrec/models';
 import type { Engine, EngineInfo, EpochStats } from './engine.js';
 import { copyRows } from './mf-engine.js';
 import type { MfTables } from './mf-engine.js';
-import type { WasmApi, WasmMemoryHandle, WasmModuleHandle } from './mf-kernel.js';
+import type { WasmApi, WasmModuleHandle } from './mf-kernel.js';
+import { runSgdShare } from './sgd-kernel.js';
+import type { SgdJob, SgdKernel, SgdMemoryLayout } from './sgd-kernel.js';
 import { SGD_KERNEL_WASM_BASE64 } from './wasm/sgd-kernel-bytes.js';
 
 /** How {@link SgdTriplesEngine} runs. */
@@ -24,64 +26,6 @@ export interface SgdTriplesEngineOptions {
   /** Cornac's `lambda_reg`: each update adds `-l2 * row` to the row's gradient step. */
   readonly l2: number;
   readonly seed: number;
-}
-
-/** Byte offsets of the kernel memory's regions. @internal */
-export interface SgdMemoryLayout {
-  /** Bytes per table row (the embedding size padded to a multiple of 4 floats). */
-  readonly row: number;
-  readonly userEmbeddings: number;
-  readonly itemEmbeddings: number;
-  readonly entryUsers: number;
-  readonly rowPointers: number;
-  /** The training items, row by row, sorted within a row (also each entry's item). */
-  readonly items: number;
-  readonly candidates: number;
-  /** The item bias (f32 per item, padded to a multiple of 4), or -1 without one. */
-  readonly itemBias: number;
-  /** Floats in the bias region (a multiple of 4). */
-  readonly itemBiasLength: number;
-  /** One 16-byte generator state per thread. */
-  readonly states: number;
-  /** Per thread: loss, correct, triples, skipped (f64). */
-  readonly stats: number;
-  readonly bytes: number;
-}
-
-interface SgdKernel {
-  sgdTriples(
-    P: number,
-    Q: number,
-    row: number,
-    entryUsers: number,
-    entryItems: number,
-    nnz: number,
-    rowPtr: number,
-    cols: number,
-    candidates: number,
-    numCandidates: number,
-    count: number,
-    statePtr: number,
-    lr: number,
-    reg: number,
-    stats: number,
-    bias: number,
-  ): void;
-  sumSquares(p: number, n: number): number;
-}
-
-/** What a worker needs (structured-cloned; the memory and control are shared). @internal */
-interface SgdJob {
-  readonly memory: WasmMemoryHandle;
-  readonly module: WasmModuleHandle;
-  readonly control: Int32Array;
-  readonly layout: SgdMemoryLayout;
-  readonly nnz: number;
-  readonly numCandidates: number;
-  readonly learningRate: number;
-  readonly l2: number;
-  readonly seed: number;
-  readonly threads: number;
 }
 
 const WASM = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
@@ -124,80 +68,6 @@ export function planSgdLayout(
     bytes: offset,
   };
 }
-
-/** A non-zero xorshift32 state for (seed, epoch, thread): a splitmix-style hash. @internal */
-export function sgdStreamState(seed: number, epoch: number, thread: number): number {
-  let x = (Math.imul(seed | 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca77)) | 0;
-  x = (x + Math.imul(thread + 1, 0xc2b2ae3d)) | 0;
-  x = Math.imul(x ^ (x >>> 16), 0x7feb352d);
-  x = Math.imul(x ^ (x >>> 15), 0x846ca68b);
-  x ^= x >>> 16;
-  return x === 0 ? 0x6d2b79f5 : x;
-}
-
-/**
- * Runs one thread's share of an epoch: `count` triples from the stream of
- * (seed, epoch, thread). Self-contained: it is stringified for the workers. @internal
- */
-export function runSgdShare(
-  kernel: SgdKernel,
-  memory: WasmMemoryHandle,
-  job: Omit<SgdJob, 'memory' | 'module' | 'control'>,
-  epoch: number,
-  thread: number,
-  streamState: (seed: number, epoch: number, thread: number) => number,
-): void {
-  const L = job.layout;
-  const share = Math.floor(job.nnz / job.threads) + (thread < job.nnz % job.threads ? 1 : 0);
-  const words = new Int32Array(memory.buffer, L.states + thread * 16, 1);
-  words[0] = streamState(job.seed, epoch, thread);
-  kernel.sgdTriples(
-    L.userEmbeddings,
-    L.itemEmbeddings,
-    L.row,
-    L.entryUsers,
-    L.items,
-    job.nnz,
-    L.rowPointers,
-    L.items,
-    L.candidates,
-    job.numCandidates,
-    share,
-    L.states + thread * 16,
-    job.learningRate,
-    job.l2,
-    L.stats + thread * 32,
-    L.itemBias,
-  );
-}
-
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const runSgdShare = ${runSgdShare.toString()};
-const sgdStreamState = ${sgdStreamState.toString()};
-const { job, thread } = workerData;
-const control = job.control;
-try {
-  const kernel = new WebAssembly.Instance(job.module, { env: { memory: job.memory } }).exports;
-  parentPort.postMessage({ ready: true });
-  let seen = 0;
-  for (;;) {
-    while (Atomics.load(control, 0) === seen) {
-      if (Atomics.load(control, 2) === 1) process.exit(0);
-      Atomics.wait(control, 0, seen, 1000);
-    }
-    seen = Atomics.load(control, 0);
-    if (Atomics.load(control, 2) === 1) process.exit(0);
-    runSgdShare(kernel, job.memory, job, Atomics.load(control, 4), thread, sgdStreamState);
-    Atomics.add(control, 1, 1);
-    Atomics.notify(control, 1);
-  }
-} catch (error) {
-  Atomics.store(control, 3, 1);
-  Atomics.notify(control, 1);
-  parentPort.postMessage({ error: String((error && error.stack) || error) });
-}
-`;
 
 /**
  * The per-triple SGD engine. The tables are copied into the kernel's memory at the start of
@@ -281,7 +151,7 @@ export class SgdTriplesEngine implements Engine {
   private async startWorkers(): Promise<void> {
     const control = this.job.control;
     const started = await startKernelWorkers(
-      WORKER_SOURCE,
+      builtModule(import.meta.url, 'sgd-kernel-worker.js'),
       this.job.threads,
       (thread) => ({ job: this.job, thread }),
       (message) => {
@@ -320,7 +190,7 @@ export class SgdTriplesEngine implements Engine {
     let copyMilliseconds = copy(true);
     stats.fill(0);
     try {
-      if (job.threads === 1) runSgdShare(this.kernel, job.memory, job, epoch, 0, sgdStreamState);
+      if (job.threads === 1) runSgdShare(this.kernel, job.memory, job, epoch, 0);
       else this.runThreads(epoch);
     } finally {
       copyMilliseconds += copy(false);
