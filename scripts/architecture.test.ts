@@ -8,6 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cruise } from 'dependency-cruiser';
+import ts from 'typescript';
 import type { ICruiseResult } from 'dependency-cruiser';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -188,5 +189,43 @@ describe('the import graph', () => {
   it('the checks have teeth: a known arrow is seen', () => {
     const trainer = result.modules.find((m) => m.source === 'packages/trainer/src/schedule.ts');
     expect(trainer?.dependencies.some((d) => d.module === '@advrec/models')).toBe(true);
+  });
+});
+
+/** The longest a hand-written function may be (issue 30: rooms a reader can follow). */
+const MAX_FUNCTION_LINES = 150;
+
+/** Functions (declarations, methods, arrows) of `MAX_FUNCTION_LINES` lines or more in `text`. */
+function longFunctions(file: string, text: string): string[] {
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+  const found: string[] = [];
+  const visit = (node: ts.Node): void => {
+    if (ts.isFunctionLike(node) && 'body' in node && node.body) {
+      const first = source.getLineAndCharacterOfPosition(node.getStart(source)).line;
+      const last = source.getLineAndCharacterOfPosition(node.end).line;
+      const lines = last - first + 1;
+      const name = (node as ts.FunctionLikeDeclaration).name?.getText(source) ?? '(anonymous)';
+      if (lines >= MAX_FUNCTION_LINES) found.push(`${file}:${first + 1} ${name} (${lines} lines)`);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return found;
+}
+
+describe('function size', () => {
+  it(`no hand-written function is ${MAX_FUNCTION_LINES} lines or longer`, () => {
+    const long = result.modules
+      .filter((m) => /\.ts$/.test(m.source) && !m.source.endsWith('.test.ts'))
+      .flatMap((m) => longFunctions(m.source, readFileSync(join(root, m.source), 'utf8')));
+    expect(long).toEqual([]);
+  });
+
+  it('the size check has teeth', () => {
+    const body = Array.from({ length: MAX_FUNCTION_LINES }, (_, i) => `  const x${i} = ${i};`);
+    const text = `function big(): void {\n${body.join('\n')}\n}\nconst small = () => 1;\n`;
+    expect(longFunctions('big.ts', text)).toEqual([
+      `big.ts:1 big (${MAX_FUNCTION_LINES + 2} lines)`,
+    ]);
   });
 });

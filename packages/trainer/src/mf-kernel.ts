@@ -175,78 +175,206 @@ interface RowKernels {
 }
 
 /** Builds the kernel for scratch region `region`. @internal */
-export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams, region = 0) {
-  const api = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-  const wasm = new api.Instance(buffers.module, { env: { memory: buffers.memory } })
-    .exports as RowKernels;
-  const K = buffers.dimension;
-  const B = buffers.batchSize;
-  const L = buffers.layout;
-  const S = L.stride;
-  const ROW = S * 4;
-  const F32 = new Float32Array(buffers.memory.buffer);
-  const P = L.userEmbeddings;
-  const Q = L.itemEmbeddings;
-  const scratchLayout = L.scratch[region]!;
-  const gU = scratchLayout.userGradient;
-  const gI = scratchLayout.itemGradient;
-  const gamU = scratchLayout.userGamma;
-  const gamI = scratchLayout.itemGamma;
-  const dU = scratchLayout.userDelta;
-  const dI = scratchLayout.itemDelta;
-  // MF's item bias (lane 0 of 16-byte rows), or none.
-  const BIAS = L.itemBias;
-  const B32 = BIAS >> 2;
-  const gB = scratchLayout.itemBiasGradient;
-  const biasOf = (item: number): number => (BIAS >= 0 ? F32[B32 + item * 4]! : 0);
-  const cx = buffers.tripleClean.subarray(region * B, region * B + B);
-  const ca = buffers.tripleAdversarial.subarray(region * B, region * B + B);
-  const lossT = buffers.tripleLoss.subarray(region * B, region * B + B);
-  const advLossT = buffers.tripleAdversarialLoss.subarray(region * B, region * B + B);
-  const stats = buffers.stats.subarray(region * 5, region * 5 + 5);
-  const meta = buffers.slotMeta;
-  const control = buffers.control;
-  const FIELDS = SLOT_FIELDS;
+export function createMfKernel(
+  buffers: MfKernelBuffers,
+  params: MfKernelParams,
+  region = 0,
+): MfKernel {
+  return new MfKernel(buffers, params, region);
+}
 
-  // Thread-local index of the batch's unique rows (every worker builds the same one).
-  const userSlot = new Int32Array(buffers.numUsers).fill(-1);
-  const itemSlot = new Int32Array(buffers.numItems).fill(-1);
-  const uniqueUsers = new Int32Array(B);
-  const uniqueItems = new Int32Array(2 * B);
-  const occUserStart = new Int32Array(B + 1);
-  const occUser = new Int32Array(B);
-  const occItemStart = new Int32Array(2 * B + 1);
-  const occItem = new Int32Array(2 * B);
-  const fill = new Int32Array(2 * B + 1);
-  // Row-chunk boundaries of the gradient phases (grown to the chunk count on first use).
-  let rowBounds = new Int32Array(1);
-  const noise = new Float64Array(K);
-  let nU = 0;
-  let nI = 0;
+function softplus(x: number): number {
+  return x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x));
+}
 
+function sigmoid(x: number): number {
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
+}
+
+/** A counter hash for the random-noise adversary: independent of which worker draws it. */
+function hash(a: number, b: number, c: number, d: number): number {
+  let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13) ^ b, 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 16) ^ c, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13) ^ d, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** A counter-based standard Gaussian (Box-Muller on two hashes). */
+function gaussian(a: number, b: number, c: number, d: number): number {
+  const u1 = (hash(a, b, c, 2 * d) + 1) / 4294967297;
+  const u2 = hash(a, b, c, 2 * d + 1) / 4294967296;
+  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+}
+
+/**
+ * Runs chunks `from .. from + count - 1` of the batch in the ring slot whose fields start at
+ * `m`. With one worker, in order. With several, each worker claims the next unclaimed chunk
+ * from the slot's claim counter until none is left: a worker the scheduler has paused holds
+ * up at most the one chunk it is computing, and the others take the rest. Chunks write
+ * disjoint outputs, so no result depends on which worker computes a chunk.
+ */
+function claimChunks(
+  meta: Int32Array,
+  m: number,
+  T: number,
+  from: number,
+  count: number,
+  body: (c: number) => void,
+): void {
+  const end = from + count;
+  if (T === 1) {
+    for (let c = 0; c < count; c++) body(c);
+    return;
+  }
+  for (;;) {
+    const c = Atomics.load(meta, m + 6);
+    if (c >= end) return;
+    if (Atomics.compareExchange(meta, m + 6, c, c + 1) !== c) continue;
+    body(c - from);
+    if (Atomics.add(meta, m + 7, 1) + 1 === end) Atomics.notify(meta, m + 7);
+  }
+}
+
+/** Waits until every chunk before `end` of the slot's batch is done (spins briefly, then sleeps). */
+function awaitChunks(
+  meta: Int32Array,
+  control: Int32Array,
+  m: number,
+  T: number,
+  end: number,
+): void {
+  if (T === 1) return;
+  let spins = 0;
+  for (;;) {
+    const done = Atomics.load(meta, m + 7);
+    if (done >= end) return;
+    if (++spins > 2000) {
+      if (Atomics.load(control, 3) === 1) throw new Error('another training worker failed');
+      Atomics.wait(meta, m + 7, done, 20);
+    }
+  }
+}
+
+/** Gamma of a user row (the clean BPR loss's gradient, no L2) into row `g`: its occurrences `[start, end)`. */
+function userGammaInto(
+  wasm: RowKernels,
+  g: number,
+  S: number,
+  ROW: number,
+  Q: number,
+  cx: Float64Array,
+  start: number,
+  end: number,
+  occUser: Int32Array,
+  pos: Int32Array,
+  neg: Int32Array,
+  base: number,
+): void {
+  wasm.zero(g, S);
+  for (let e = start; e < end; e++) {
+    const t = occUser[e]!;
+    wasm.axpyDiff(g, cx[t]!, Q + pos[base + t]! * ROW, Q + neg[base + t]! * ROW, S);
+  }
+}
+
+/** Gamma of an item row into row `g`: its occurrences `[start, end)` (coded `2 t` / `2 t + 1`). */
+function itemGammaInto(
+  wasm: RowKernels,
+  g: number,
+  S: number,
+  ROW: number,
+  P: number,
+  cx: Float64Array,
+  start: number,
+  end: number,
+  occItem: Int32Array,
+  users: Int32Array,
+  base: number,
+): void {
+  wasm.zero(g, S);
+  for (let e = start; e < end; e++) {
+    const code = occItem[e]!;
+    const t = code >> 1;
+    wasm.axpy(g, code & 1 ? -cx[t]! : cx[t]!, P + users[base + t]! * ROW, S);
+  }
+}
+
+/** The optimiser on one row (`n` floats, `rowBytes` apart: an embedding row, or a bias row of 4). */
+function optimiseRow(
+  wasm: RowKernels,
+  params: MfKernelParams,
+  table: number,
+  state1: number,
+  state2: number,
+  row: number,
+  g: number,
+  step: number,
+  n: number,
+  rowBytes: number,
+): void {
   const lr = params.learningRate;
-  const l2x2 = 2 * params.l2;
-  const eps = params.epsilon;
-  const lambda = params.adversarialWeight;
-
-  function softplus(x: number): number {
-    return x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x));
+  const v = table + row * rowBytes;
+  const kind = params.optimizer;
+  if (kind === 0) wasm.adagrad(v, state1 + row * rowBytes, g, n, lr);
+  else if (kind === 1) wasm.sgd(v, g, n, lr);
+  else {
+    const lrt =
+      (lr * Math.sqrt(1 - Math.pow(params.beta2, step))) / (1 - Math.pow(params.beta1, step));
+    wasm.adam(
+      v,
+      state1 + row * rowBytes,
+      state2 + row * rowBytes,
+      g,
+      n,
+      lrt,
+      params.beta1,
+      params.beta2,
+      params.adamEpsilon,
+    );
   }
-  function sigmoid(x: number): number {
-    if (x >= 0) return 1 / (1 + Math.exp(-x));
-    const e = Math.exp(x);
-    return e / (1 + e);
+}
+
+/**
+ * A thread-local index of a batch's unique rows (every worker builds the same one): the
+ * unique users, then the unique items, each with its occurrences in triple order.
+ */
+class BatchIndex {
+  readonly userSlot: Int32Array;
+  readonly itemSlot: Int32Array;
+  readonly uniqueUsers: Int32Array;
+  readonly uniqueItems: Int32Array;
+  /** Occurrences of unique user r: `occUser[occUserStart[r] .. occUserStart[r + 1]]` (triples). */
+  readonly occUserStart: Int32Array;
+  readonly occUser: Int32Array;
+  /** Occurrences of unique item s, coded `2 t` (positive of triple t) or `2 t + 1` (negative). */
+  readonly occItemStart: Int32Array;
+  readonly occItem: Int32Array;
+  private readonly fill: Int32Array;
+  nU = 0;
+  nI = 0;
+
+  constructor(numUsers: number, numItems: number, batchSize: number) {
+    const B = batchSize;
+    this.userSlot = new Int32Array(numUsers).fill(-1);
+    this.itemSlot = new Int32Array(numItems).fill(-1);
+    this.uniqueUsers = new Int32Array(B);
+    this.uniqueItems = new Int32Array(2 * B);
+    this.occUserStart = new Int32Array(B + 1);
+    this.occUser = new Int32Array(B);
+    this.occItemStart = new Int32Array(2 * B + 1);
+    this.occItem = new Int32Array(2 * B);
+    this.fill = new Int32Array(2 * B + 1);
   }
 
-  function buildIndex(
-    users: Int32Array,
-    pos: Int32Array,
-    neg: Int32Array,
-    base: number,
-    size: number,
-  ): void {
-    nU = 0;
-    nI = 0;
+  build(users: Int32Array, pos: Int32Array, neg: Int32Array, base: number, size: number): void {
+    const { userSlot, itemSlot, uniqueUsers, uniqueItems, occUserStart, occItemStart } = this;
+    const { occUser, occItem, fill } = this;
+    let nU = 0;
+    let nI = 0;
     for (let t = 0; t < size; t++) {
       const u = users[base + t]!;
       if (userSlot[u]! < 0) {
@@ -264,6 +392,8 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
         uniqueItems[nI++] = j;
       }
     }
+    this.nU = nU;
+    this.nI = nI;
     // Occurrences per unique row, in triple order (counting sort).
     occUserStart.fill(0, 0, nU + 1);
     occItemStart.fill(0, 0, nI + 1);
@@ -283,49 +413,386 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     }
   }
 
-  function clearIndex(): void {
-    for (let s = 0; s < nU; s++) userSlot[uniqueUsers[s]!] = -1;
-    for (let s = 0; s < nI; s++) itemSlot[uniqueItems[s]!] = -1;
+  clear(): void {
+    for (let s = 0; s < this.nU; s++) this.userSlot[this.uniqueUsers[s]!] = -1;
+    for (let s = 0; s < this.nI; s++) this.itemSlot[this.uniqueItems[s]!] = -1;
   }
 
-  // A counter-based Gaussian for random noise: independent of which worker draws it.
-  function hash(a: number, b: number, c: number, d: number): number {
-    let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 13) ^ b, 0xc2b2ae35);
-    h = Math.imul(h ^ (h >>> 16) ^ c, 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 13) ^ d, 0xc2b2ae35);
-    h ^= h >>> 16;
-    return h >>> 0;
-  }
-  function gaussian(a: number, b: number, c: number, d: number): number {
-    const u1 = (hash(a, b, c, 2 * d) + 1) / 4294967297;
-    const u2 = hash(a, b, c, 2 * d + 1) / 4294967296;
-    return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  /** Work units of unique row r in the gradient phases (a user occurrence reads two item rows). */
+  rowWork(r: number): number {
+    const nU = this.nU;
+    return r < nU
+      ? 1 + 3 * (this.occUserStart[r + 1]! - this.occUserStart[r]!)
+      : 1 + (this.occItemStart[r - nU + 1]! - this.occItemStart[r - nU]!);
   }
 
-  /** Gamma (gradient of the clean BPR loss, no L2) of unique user row r into `out`. */
-  function userGamma(
-    r: number,
-    users: Int32Array,
-    pos: Int32Array,
-    neg: Int32Array,
-    base: number,
-    out: number,
-  ): void {
-    const g = out + r * ROW;
-    wasm.zero(g, S);
-    for (let e = occUserStart[r]!; e < occUserStart[r + 1]!; e++) {
-      const t = occUser[e]!;
-      wasm.axpyDiff(g, cx[t]!, Q + pos[base + t]! * ROW, Q + neg[base + t]! * ROW, S);
+  /**
+   * Row-chunk boundaries of the gradient phases into `bounds` (N + 1 entries), balanced by
+   * work: one unit per row, 3 per user occurrence (one per triple), 1 per item occurrence
+   * (two per triple).
+   */
+  balance(bounds: Int32Array, N: number, size: number): void {
+    const total = this.nU + this.nI;
+    bounds[0] = 0;
+    if (N > 1) {
+      const work = total + 5 * size;
+      let acc = 0;
+      let c = 1;
+      for (let r = 0; r < total && c < N; r++) {
+        while (c < N && acc >= (c * work) / N) bounds[c++] = r;
+        acc += this.rowWork(r);
+      }
+      while (c < N) bounds[c++] = total;
+    }
+    bounds[N] = total;
+  }
+}
+
+/** Where one batch lies in the ring and how its phases are shared. */
+interface BatchRun {
+  /** The slot's first field in `slotMeta`. */
+  readonly m: number;
+  /** Workers sharing the batch. */
+  readonly T: number;
+  /** Chunks per phase. */
+  readonly N: number;
+  readonly size: number;
+  /** The batch's first triple in the ring. */
+  readonly base: number;
+  readonly epoch: number;
+  readonly index: number;
+  readonly step: number;
+}
+
+/**
+ * The fused MF kernel on one scratch region: BPR and APR mini-batch steps over the shared
+ * WebAssembly memory. @internal
+ */
+export class MfKernel {
+  private readonly wasm: RowKernels;
+  private readonly buffers: MfKernelBuffers;
+  private readonly params: MfKernelParams;
+  private readonly K: number;
+  /** Floats per row, and bytes per row. */
+  private readonly S: number;
+  private readonly ROW: number;
+  private readonly F32: Float32Array;
+  private readonly P: number;
+  private readonly Q: number;
+  private readonly scratch: MfScratchLayout;
+  /** MF's item bias (lane 0 of 16-byte rows), or -1. */
+  private readonly BIAS: number;
+  private readonly cx: Float64Array;
+  private readonly ca: Float64Array;
+  private readonly lossT: Float64Array;
+  private readonly advLossT: Float64Array;
+  private readonly stats: Float64Array;
+  private readonly index: BatchIndex;
+  /** Row-chunk boundaries of the gradient phases (grown to the chunk count on first use). */
+  private rowBounds = new Int32Array(1);
+  private readonly noise: Float64Array;
+  private readonly l2x2: number;
+
+  constructor(buffers: MfKernelBuffers, params: MfKernelParams, region: number) {
+    const api = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+    this.wasm = new api.Instance(buffers.module, { env: { memory: buffers.memory } })
+      .exports as RowKernels;
+    this.buffers = buffers;
+    this.params = params;
+    const L = buffers.layout;
+    const B = buffers.batchSize;
+    this.K = buffers.dimension;
+    this.S = L.stride;
+    this.ROW = L.stride * 4;
+    this.F32 = new Float32Array(buffers.memory.buffer);
+    this.P = L.userEmbeddings;
+    this.Q = L.itemEmbeddings;
+    this.scratch = L.scratch[region]!;
+    this.BIAS = L.itemBias;
+    this.cx = buffers.tripleClean.subarray(region * B, region * B + B);
+    this.ca = buffers.tripleAdversarial.subarray(region * B, region * B + B);
+    this.lossT = buffers.tripleLoss.subarray(region * B, region * B + B);
+    this.advLossT = buffers.tripleAdversarialLoss.subarray(region * B, region * B + B);
+    this.stats = buffers.stats.subarray(region * 5, region * 5 + 5);
+    this.index = new BatchIndex(buffers.numUsers, buffers.numItems, B);
+    this.noise = new Float64Array(this.K);
+    this.l2x2 = 2 * params.l2;
+  }
+
+  private biasOf(item: number): number {
+    return this.BIAS >= 0 ? this.F32[(this.BIAS >> 2) + item * 4]! : 0;
+  }
+
+  /**
+   * Runs batch `slot` as one of `T` workers (T = 1: the whole batch in order). The batch runs
+   * in phases (margins; gradients; with APR, gamma and Delta, perturbed margins, perturbed
+   * gradients; the optimiser), each split into chunks that the workers claim
+   * ({@link claimChunks}); a phase starts when every chunk of the one before it is done.
+   * Worker-local work (the row index) is repeated by every worker.
+   */
+  runBatch(slot: number, T: number): void {
+    const { buffers } = this;
+    const meta = buffers.slotMeta;
+    const m = slot * SLOT_FIELDS;
+    const adversarial = meta[m + 4]! === 1;
+    // Chunks per phase: a paused worker strands at most 1/N of a phase.
+    const N = T === 1 ? 1 : 8 * T;
+    const run: BatchRun = {
+      m,
+      T,
+      N,
+      size: meta[m + 1]!,
+      base: slot * buffers.batchSize,
+      epoch: meta[m + 2]!,
+      index: meta[m + 3]!,
+      step: meta[m + 5]!,
+    };
+    if (this.rowBounds.length < N + 1) this.rowBounds = new Int32Array(N + 1);
+    const phases = adversarial
+      ? [
+          (c: number) => this.gammaAndDelta(run, c),
+          (c: number) => this.perturbedMargins(run, c),
+          (c: number) => this.perturbedGradients(run, c),
+        ]
+      : [(c: number) => this.cleanGradients(run, c)];
+    let end = 0;
+    // Phase A: clean margins, by ranges of triples; then the row index, built by every worker.
+    claimChunks(meta, m, T, end, N, (c) => this.cleanMargins(run, c));
+    end += N;
+    this.index.build(
+      buffers.ringUsers,
+      buffers.ringPositives,
+      buffers.ringNegatives,
+      run.base,
+      run.size,
+    );
+    this.index.balance(this.rowBounds, N, run.size);
+    awaitChunks(meta, buffers.control, m, T, end);
+    // Phases B (BPR) or B1, A2, B2 (APR).
+    for (const phase of phases) {
+      claimChunks(meta, m, T, end, N, phase);
+      end += N;
+      awaitChunks(meta, buffers.control, m, T, end);
+    }
+    // Phase C: the optimiser, by ranges of rows; one more chunk adds the batch's totals to
+    // `stats` (in triple order, so the sums do not depend on the workers either).
+    claimChunks(meta, m, T, end, N + 1, (c) =>
+      c === N ? this.addStats(run.size, adversarial) : this.optimise(run, c),
+    );
+    end += N + 1;
+    this.index.clear();
+    awaitChunks(meta, buffers.control, m, T, end);
+  }
+
+  /** Phase A, chunk c: clean margins and dL/dx of the chunk's triples. */
+  private cleanMargins(run: BatchRun, c: number): void {
+    const { wasm, P, Q, ROW, S, BIAS, lossT, cx } = this;
+    const { size, N, base } = run;
+    const users = this.buffers.ringUsers;
+    const pos = this.buffers.ringPositives;
+    const neg = this.buffers.ringNegatives;
+    const t1 = Math.floor(((c + 1) * size) / N);
+    for (let t = Math.floor((c * size) / N); t < t1; t++) {
+      const x = wasm.margin(
+        P + users[base + t]! * ROW,
+        Q + pos[base + t]! * ROW,
+        Q + neg[base + t]! * ROW,
+        S,
+      );
+      const xb = BIAS >= 0 ? x + (this.biasOf(pos[base + t]!) - this.biasOf(neg[base + t]!)) : x;
+      lossT[t] = xb;
+      cx[t] = -sigmoid(-xb);
     }
   }
-  function itemGamma(s: number, users: Int32Array, base: number, out: number): void {
-    const g = out + s * ROW;
-    wasm.zero(g, S);
-    for (let e = occItemStart[s]!; e < occItemStart[s + 1]!; e++) {
-      const code = occItem[e]!;
-      const t = code >> 1;
-      wasm.axpy(g, code & 1 ? -cx[t]! : cx[t]!, P + users[base + t]! * ROW, S);
+
+  /** Phase B (BPR), chunk c: gradients of the chunk's unique rows (clean BPR + L2 per occurrence). */
+  private cleanGradients(run: BatchRun, c: number): void {
+    const { wasm, P, Q, ROW, S, BIAS, l2x2, cx, index, rowBounds } = this;
+    const { userGradient: gU, itemGradient: gI } = this.scratch;
+    const { nU, occUserStart, occUser, occItemStart, occItem, uniqueUsers, uniqueItems } = index;
+    const { ringUsers: users, ringPositives: pos, ringNegatives: neg } = this.buffers;
+    const base = run.base;
+    for (let r = rowBounds[c]!; r < rowBounds[c + 1]!; r++) {
+      if (r < nU) {
+        const start = occUserStart[r]!;
+        const end = occUserStart[r + 1]!;
+        userGammaInto(wasm, gU + r * ROW, S, ROW, Q, cx, start, end, occUser, pos, neg, base);
+        if (l2x2 !== 0) wasm.axpy(gU + r * ROW, l2x2 * (end - start), P + uniqueUsers[r]! * ROW, S);
+      } else {
+        const s = r - nU;
+        const start = occItemStart[s]!;
+        const end = occItemStart[s + 1]!;
+        itemGammaInto(wasm, gI + s * ROW, S, ROW, P, cx, start, end, occItem, users, base);
+        if (l2x2 !== 0) wasm.axpy(gI + s * ROW, l2x2 * (end - start), Q + uniqueItems[s]! * ROW, S);
+        if (BIAS >= 0) this.biasGradient(s, false);
+      }
+    }
+  }
+
+  /** Phase B1 (APR), chunk c: gamma (the clean gradient w.r.t. Delta at 0, APR Eq. 8) and Delta per row. */
+  private gammaAndDelta(run: BatchRun, c: number): void {
+    const { wasm, P, Q, ROW, S, cx, params, index, rowBounds } = this;
+    const { userGamma: gamU, itemGamma: gamI, userDelta: dU, itemDelta: dI } = this.scratch;
+    const { nU, occUserStart, occUser, occItemStart, occItem, uniqueUsers, uniqueItems } = index;
+    const { ringUsers: users, ringPositives: pos, ringNegatives: neg } = this.buffers;
+    const base = run.base;
+    for (let r = rowBounds[c]!; r < rowBounds[c + 1]!; r++) {
+      if (r < nU) {
+        const g = gamU + r * ROW;
+        userGammaInto(
+          wasm,
+          g,
+          S,
+          ROW,
+          Q,
+          cx,
+          occUserStart[r]!,
+          occUserStart[r + 1]!,
+          occUser,
+          pos,
+          neg,
+          base,
+        );
+        if (params.perturbUsers)
+          this.perturb(g, dU + r * ROW, 0, uniqueUsers[r]!, run.epoch, run.index);
+        else wasm.zero(dU + r * ROW, S);
+      } else {
+        const s = r - nU;
+        const g = gamI + s * ROW;
+        itemGammaInto(
+          wasm,
+          g,
+          S,
+          ROW,
+          P,
+          cx,
+          occItemStart[s]!,
+          occItemStart[s + 1]!,
+          occItem,
+          users,
+          base,
+        );
+        if (params.perturbItems)
+          this.perturb(g, dI + s * ROW, 1, uniqueItems[s]!, run.epoch, run.index);
+        else wasm.zero(dI + s * ROW, S);
+      }
+    }
+  }
+
+  /** Phase A2 (APR), chunk c: perturbed margins (APR Eq. 12) of the chunk's triples. */
+  private perturbedMargins(run: BatchRun, c: number): void {
+    const { wasm, P, Q, ROW, S, BIAS, advLossT, ca } = this;
+    const { userDelta: dU, itemDelta: dI } = this.scratch;
+    const { userSlot, itemSlot } = this.index;
+    const { size, N, base } = run;
+    const users = this.buffers.ringUsers;
+    const pos = this.buffers.ringPositives;
+    const neg = this.buffers.ringNegatives;
+    const lambda = this.params.adversarialWeight;
+    const t1 = Math.floor(((c + 1) * size) / N);
+    for (let t = Math.floor((c * size) / N); t < t1; t++) {
+      const u = users[base + t]!;
+      const i = pos[base + t]!;
+      const j = neg[base + t]!;
+      const xp = wasm.marginPerturbed(
+        P + u * ROW,
+        dU + userSlot[u]! * ROW,
+        Q + i * ROW,
+        dI + itemSlot[i]! * ROW,
+        Q + j * ROW,
+        dI + itemSlot[j]! * ROW,
+        S,
+      );
+      // The bias is not perturbed: it enters the perturbed margin as it is.
+      const x = BIAS >= 0 ? xp + (this.biasOf(i) - this.biasOf(j)) : xp;
+      advLossT[t] = x;
+      ca[t] = -lambda * sigmoid(-x);
+    }
+  }
+
+  /** Phase B2 (APR), chunk c: gamma + L2 + lambda * the perturbed gradient (APR Eq. 10) per row. */
+  private perturbedGradients(run: BatchRun, c: number): void {
+    const { wasm, P, Q, ROW, S, BIAS, l2x2, ca, index, rowBounds } = this;
+    const { userGradient: gU, itemGradient: gI, userGamma: gamU, itemGamma: gamI } = this.scratch;
+    const { userDelta: dU, itemDelta: dI } = this.scratch;
+    const { nU, userSlot, itemSlot, uniqueUsers, uniqueItems } = index;
+    const { occUserStart, occUser, occItemStart, occItem } = index;
+    const base = run.base;
+    const users = this.buffers.ringUsers;
+    const pos = this.buffers.ringPositives;
+    const neg = this.buffers.ringNegatives;
+    for (let r = rowBounds[c]!; r < rowBounds[c + 1]!; r++) {
+      if (r < nU) {
+        const g = gU + r * ROW;
+        const n = occUserStart[r + 1]! - occUserStart[r]!;
+        wasm.initScaled(g, gamU + r * ROW, l2x2 * n, P + uniqueUsers[r]! * ROW, S);
+        for (let e = occUserStart[r]!; e < occUserStart[r + 1]!; e++) {
+          const t = occUser[e]!;
+          const i = pos[base + t]!;
+          const j = neg[base + t]!;
+          wasm.axpyDiffPerturbed(
+            g,
+            ca[t]!,
+            Q + i * ROW,
+            dI + itemSlot[i]! * ROW,
+            Q + j * ROW,
+            dI + itemSlot[j]! * ROW,
+            S,
+          );
+        }
+      } else {
+        const s = r - nU;
+        const g = gI + s * ROW;
+        const n = occItemStart[s + 1]! - occItemStart[s]!;
+        wasm.initScaled(g, gamI + s * ROW, l2x2 * n, Q + uniqueItems[s]! * ROW, S);
+        for (let e = occItemStart[s]!; e < occItemStart[s + 1]!; e++) {
+          const code = occItem[e]!;
+          const t = code >> 1;
+          const u = users[base + t]!;
+          wasm.axpyPerturbed(
+            g,
+            code & 1 ? -ca[t]! : ca[t]!,
+            P + u * ROW,
+            dU + userSlot[u]! * ROW,
+            S,
+          );
+        }
+        if (BIAS >= 0) this.biasGradient(s, true);
+      }
+    }
+  }
+
+  /** Phase C, chunk c: the optimiser on the chunk's unique rows (and their item biases). */
+  private optimise(run: BatchRun, c: number): void {
+    const { wasm, params, P, Q, S, ROW, BIAS } = this;
+    const L = this.buffers.layout;
+    const { userGradient: gU, itemGradient: gI, itemBiasGradient: gB } = this.scratch;
+    const { nU, nI, uniqueUsers, uniqueItems } = this.index;
+    const { N, step } = run;
+    const total = nU + nI;
+    const r1 = Math.floor(((c + 1) * total) / N);
+    for (let r = Math.floor((c * total) / N); r < r1; r++) {
+      if (r < nU) {
+        const u = uniqueUsers[r]!;
+        optimiseRow(wasm, params, P, L.userState1, L.userState2, u, gU + r * ROW, step, S, ROW);
+      } else {
+        const s = r - nU;
+        const i = uniqueItems[s]!;
+        optimiseRow(wasm, params, Q, L.itemState1, L.itemState2, i, gI + s * ROW, step, S, ROW);
+        if (BIAS >= 0)
+          optimiseRow(
+            wasm,
+            params,
+            BIAS,
+            L.itemBiasState1,
+            L.itemBiasState2,
+            i,
+            gB + s * 16,
+            step,
+            4,
+            16,
+          );
+      }
     }
   }
 
@@ -334,7 +801,9 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
    * term (+1 for a positive, -1 for a negative occurrence, times dL/dx), the adversarial
    * term when `adversarial`, and L2 per occurrence.
    */
-  function biasGradient(s: number, adversarial: boolean): void {
+  private biasGradient(s: number, adversarial: boolean): void {
+    const { cx, ca } = this;
+    const { occItemStart, occItem, uniqueItems } = this.index;
     let g = 0;
     for (let e = occItemStart[s]!; e < occItemStart[s + 1]!; e++) {
       const code = occItem[e]!;
@@ -343,11 +812,12 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
       g += code & 1 ? -d : d;
     }
     const n = occItemStart[s + 1]! - occItemStart[s]!;
-    F32[(gB >> 2) + s * 4] = g + l2x2 * n * biasOf(uniqueItems[s]!);
+    this.F32[(this.scratch.itemBiasGradient >> 2) + s * 4] =
+      g + this.l2x2 * n * this.biasOf(uniqueItems[s]!);
   }
 
   /** The adversary's perturbation of one row from its gamma (padding stays zero). */
-  function perturb(
+  private perturb(
     gamma: number,
     delta: number,
     side: number,
@@ -355,9 +825,11 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     epoch: number,
     index: number,
   ): void {
+    const { F32, K, S } = this;
+    const eps = this.params.epsilon;
     const g = gamma >> 2;
     const d = delta >> 2;
-    const kind = params.adversary;
+    const kind = this.params.adversary;
     if (kind === 1) {
       let n = 0;
       for (let f = 0; f < K; f++) n += F32[g + f]! * F32[g + f]!;
@@ -372,9 +844,9 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     } else if (kind === 3) {
       let n = 0;
       const key = (epoch * 0x10000 + index) | 0;
-      const z = noise;
+      const z = this.noise;
       for (let f = 0; f < K; f++) {
-        z[f] = gaussian(params.seed, key, row * 2 + side, f);
+        z[f] = gaussian(this.params.seed, key, row * 2 + side, f);
         n += z[f]! * z[f]!;
       }
       const scale = n > 0 ? eps / Math.sqrt(n) : 0;
@@ -384,291 +856,8 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
     }
   }
 
-  /** The optimiser on one row (`n` floats, `rowBytes` apart: an embedding row, or a bias row of 4). */
-  function applyRow(
-    table: number,
-    state1: number,
-    state2: number,
-    row: number,
-    g: number,
-    step: number,
-    n = S,
-    rowBytes = ROW,
-  ): void {
-    const v = table + row * rowBytes;
-    const kind = params.optimizer;
-    if (kind === 0) wasm.adagrad(v, state1 + row * rowBytes, g, n, lr);
-    else if (kind === 1) wasm.sgd(v, g, n, lr);
-    else {
-      const lrt =
-        (lr * Math.sqrt(1 - Math.pow(params.beta2, step))) / (1 - Math.pow(params.beta1, step));
-      wasm.adam(
-        v,
-        state1 + row * rowBytes,
-        state2 + row * rowBytes,
-        g,
-        n,
-        lrt,
-        params.beta1,
-        params.beta2,
-        params.adamEpsilon,
-      );
-    }
-  }
-
-  /** Work units of unique row r in the gradient phases (a user occurrence reads two item rows). */
-  function rowWork(r: number): number {
-    return r < nU
-      ? 1 + 3 * (occUserStart[r + 1]! - occUserStart[r]!)
-      : 1 + (occItemStart[r - nU + 1]! - occItemStart[r - nU]!);
-  }
-
-  /**
-   * Runs chunks `from .. from + count - 1` of the batch in ring slot `m / FIELDS`. With one
-   * worker, in order. With several, each worker claims the next unclaimed chunk from the
-   * slot's claim counter until none is left: a worker the scheduler has paused holds up at
-   * most the one chunk it is computing, and the others take the rest. Chunks write disjoint
-   * outputs, so no result depends on which worker computes a chunk.
-   */
-  function claimChunks(
-    m: number,
-    T: number,
-    from: number,
-    count: number,
-    body: (c: number) => void,
-  ): void {
-    const end = from + count;
-    if (T === 1) {
-      for (let c = 0; c < count; c++) body(c);
-      return;
-    }
-    for (;;) {
-      const c = Atomics.load(meta, m + 6);
-      if (c >= end) return;
-      if (Atomics.compareExchange(meta, m + 6, c, c + 1) !== c) continue;
-      body(c - from);
-      if (Atomics.add(meta, m + 7, 1) + 1 === end) Atomics.notify(meta, m + 7);
-    }
-  }
-
-  /** Waits until every chunk before `end` of the slot's batch is done (spins briefly, then sleeps). */
-  function awaitChunks(m: number, T: number, end: number): void {
-    if (T === 1) return;
-    let spins = 0;
-    for (;;) {
-      const done = Atomics.load(meta, m + 7);
-      if (done >= end) return;
-      if (++spins > 2000) {
-        if (Atomics.load(control, 3) === 1) throw new Error('another training worker failed');
-        Atomics.wait(meta, m + 7, done, 20);
-      }
-    }
-  }
-
-  /**
-   * Runs batch `slot` as one of `T` workers (T = 1: the whole batch in order). The batch runs
-   * in phases (margins; gradients; with APR, gamma and Delta, perturbed margins, perturbed
-   * gradients; the optimiser), each split into chunks that the workers claim
-   * ({@link claimChunks}); a phase starts when every chunk of the one before it is done.
-   * Worker-local work (the row index) is repeated by every worker.
-   */
-  function runBatch(slot: number, T: number): void {
-    const m = slot * FIELDS;
-    const size = meta[m + 1]!;
-    const epoch = meta[m + 2]!;
-    const index = meta[m + 3]!;
-    const adversarial = meta[m + 4]! === 1;
-    const step = meta[m + 5]!;
-    const base = slot * B;
-    const users = buffers.ringUsers;
-    const pos = buffers.ringPositives;
-    const neg = buffers.ringNegatives;
-    // Chunks per phase: a paused worker strands at most 1/N of a phase.
-    const N = T === 1 ? 1 : 8 * T;
-    if (rowBounds.length < N + 1) rowBounds = new Int32Array(N + 1);
-    let end = 0;
-
-    // Phase A: clean margins, by ranges of triples.
-    claimChunks(m, T, end, N, (c) => {
-      const t1 = Math.floor(((c + 1) * size) / N);
-      for (let t = Math.floor((c * size) / N); t < t1; t++) {
-        const x = wasm.margin(
-          P + users[base + t]! * ROW,
-          Q + pos[base + t]! * ROW,
-          Q + neg[base + t]! * ROW,
-          S,
-        );
-        const xb = BIAS >= 0 ? x + (biasOf(pos[base + t]!) - biasOf(neg[base + t]!)) : x;
-        lossT[t] = xb;
-        cx[t] = -sigmoid(-xb);
-      }
-    });
-    end += N;
-    buildIndex(users, pos, neg, base, size);
-    // Row chunks for the gradient phases, balanced by work; for the optimiser, by count.
-    const total = nU + nI;
-    rowBounds[0] = 0;
-    if (N > 1) {
-      // Sum of rowWork over all rows: one unit per row, 3 per user occurrence (one per
-      // triple), 1 per item occurrence (two per triple).
-      const work = total + 5 * size;
-      let acc = 0;
-      let c = 1;
-      for (let r = 0; r < total && c < N; r++) {
-        while (c < N && acc >= (c * work) / N) rowBounds[c++] = r;
-        acc += rowWork(r);
-      }
-      while (c < N) rowBounds[c++] = total;
-    }
-    rowBounds[N] = total;
-    awaitChunks(m, T, end);
-
-    if (!adversarial) {
-      // Phase B: gradients of unique rows (clean BPR + L2 per occurrence).
-      claimChunks(m, T, end, N, (c) => {
-        for (let r = rowBounds[c]!; r < rowBounds[c + 1]!; r++) {
-          if (r < nU) {
-            userGamma(r, users, pos, neg, base, gU);
-            if (l2x2 !== 0) {
-              const n = occUserStart[r + 1]! - occUserStart[r]!;
-              wasm.axpy(gU + r * ROW, l2x2 * n, P + uniqueUsers[r]! * ROW, S);
-            }
-          } else {
-            const s = r - nU;
-            itemGamma(s, users, base, gI);
-            if (l2x2 !== 0) {
-              const n = occItemStart[s + 1]! - occItemStart[s]!;
-              wasm.axpy(gI + s * ROW, l2x2 * n, Q + uniqueItems[s]! * ROW, S);
-            }
-            if (BIAS >= 0) biasGradient(s, false);
-          }
-        }
-      });
-      end += N;
-      awaitChunks(m, T, end);
-    } else {
-      // Phase B1: gamma (the clean gradient w.r.t. Delta at 0, APR Eq. 8) and Delta per row.
-      claimChunks(m, T, end, N, (c) => {
-        for (let r = rowBounds[c]!; r < rowBounds[c + 1]!; r++) {
-          if (r < nU) {
-            userGamma(r, users, pos, neg, base, gamU);
-            if (params.perturbUsers)
-              perturb(gamU + r * ROW, dU + r * ROW, 0, uniqueUsers[r]!, epoch, index);
-            else wasm.zero(dU + r * ROW, S);
-          } else {
-            const s = r - nU;
-            itemGamma(s, users, base, gamI);
-            if (params.perturbItems)
-              perturb(gamI + s * ROW, dI + s * ROW, 1, uniqueItems[s]!, epoch, index);
-            else wasm.zero(dI + s * ROW, S);
-          }
-        }
-      });
-      end += N;
-      awaitChunks(m, T, end);
-      // Phase A2: perturbed margins (APR Eq. 12), by ranges of triples.
-      claimChunks(m, T, end, N, (c) => {
-        const t1 = Math.floor(((c + 1) * size) / N);
-        for (let t = Math.floor((c * size) / N); t < t1; t++) {
-          const u = users[base + t]!;
-          const i = pos[base + t]!;
-          const j = neg[base + t]!;
-          const xp = wasm.marginPerturbed(
-            P + u * ROW,
-            dU + userSlot[u]! * ROW,
-            Q + i * ROW,
-            dI + itemSlot[i]! * ROW,
-            Q + j * ROW,
-            dI + itemSlot[j]! * ROW,
-            S,
-          );
-          // The bias is not perturbed: it enters the perturbed margin as it is.
-          const x = BIAS >= 0 ? xp + (biasOf(i) - biasOf(j)) : xp;
-          advLossT[t] = x;
-          ca[t] = -lambda * sigmoid(-x);
-        }
-      });
-      end += N;
-      awaitChunks(m, T, end);
-      // Phase B2: gamma + L2 + lambda * the perturbed gradient (APR Eq. 10).
-      claimChunks(m, T, end, N, (c) => {
-        for (let r = rowBounds[c]!; r < rowBounds[c + 1]!; r++) {
-          if (r < nU) {
-            const g = gU + r * ROW;
-            const n = occUserStart[r + 1]! - occUserStart[r]!;
-            wasm.initScaled(g, gamU + r * ROW, l2x2 * n, P + uniqueUsers[r]! * ROW, S);
-            for (let e = occUserStart[r]!; e < occUserStart[r + 1]!; e++) {
-              const t = occUser[e]!;
-              const i = pos[base + t]!;
-              const j = neg[base + t]!;
-              wasm.axpyDiffPerturbed(
-                g,
-                ca[t]!,
-                Q + i * ROW,
-                dI + itemSlot[i]! * ROW,
-                Q + j * ROW,
-                dI + itemSlot[j]! * ROW,
-                S,
-              );
-            }
-          } else {
-            const s = r - nU;
-            const g = gI + s * ROW;
-            const n = occItemStart[s + 1]! - occItemStart[s]!;
-            wasm.initScaled(g, gamI + s * ROW, l2x2 * n, Q + uniqueItems[s]! * ROW, S);
-            for (let e = occItemStart[s]!; e < occItemStart[s + 1]!; e++) {
-              const code = occItem[e]!;
-              const t = code >> 1;
-              const u = users[base + t]!;
-              wasm.axpyPerturbed(
-                g,
-                code & 1 ? -ca[t]! : ca[t]!,
-                P + u * ROW,
-                dU + userSlot[u]! * ROW,
-                S,
-              );
-            }
-            if (BIAS >= 0) biasGradient(s, true);
-          }
-        }
-      });
-      end += N;
-      awaitChunks(m, T, end);
-    }
-    // Phase C: the optimiser, by ranges of rows; one more chunk adds the batch's totals to
-    // `stats` (in triple order, so the sums do not depend on the workers either).
-    claimChunks(m, T, end, N + 1, (c) => {
-      if (c === N) {
-        addStats(size, adversarial);
-        return;
-      }
-      const r1 = Math.floor(((c + 1) * total) / N);
-      for (let r = Math.floor((c * total) / N); r < r1; r++) {
-        if (r < nU) applyRow(P, L.userState1, L.userState2, uniqueUsers[r]!, gU + r * ROW, step);
-        else {
-          applyRow(Q, L.itemState1, L.itemState2, uniqueItems[r - nU]!, gI + (r - nU) * ROW, step);
-          if (BIAS >= 0) {
-            const s = r - nU;
-            applyRow(
-              BIAS,
-              L.itemBiasState1,
-              L.itemBiasState2,
-              uniqueItems[s]!,
-              gB + s * 16,
-              step,
-              4,
-              16,
-            );
-          }
-        }
-      }
-    });
-    end += N + 1;
-    clearIndex();
-    awaitChunks(m, T, end);
-  }
-
-  function addStats(size: number, adversarial: boolean): void {
+  private addStats(size: number, adversarial: boolean): void {
+    const { lossT, advLossT, stats } = this;
     let loss = 0;
     let correct = 0;
     let advLoss = 0;
@@ -684,11 +873,9 @@ export function createMfKernel(buffers: MfKernelBuffers, params: MfKernelParams,
       }
     }
     stats[0]! += loss;
-    stats[1]! += lambda * advLoss;
+    stats[1]! += this.params.adversarialWeight * advLoss;
     stats[2]! += correct;
     stats[3]! += size;
     stats[4]! += advCorrect;
   }
-
-  return { runBatch };
 }
