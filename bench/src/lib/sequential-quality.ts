@@ -11,27 +11,24 @@ import { writeFile } from 'node:fs/promises';
 import { median } from '../context.js';
 import { leaveLastOut, readDelimited, sequencesFromLog } from '@advrec/data';
 import type { SequenceSplit } from '@advrec/data';
-import { meanPairwiseCosine, meanRowNorm, pairedTTest } from '@advrec/metrics';
-import { SEQUENCE_ITEM_TABLE, cloneTable } from '@advrec/models';
-import type { ParameterTable, SequentialModel } from '@advrec/models';
+import type { SequentialModel } from '@advrec/models';
 import { GRU4Rec } from '@advrec/gru4rec';
 import { SASRec } from '@advrec/sasrec';
-import { fgm } from '@advrec/adversary';
 import {
-  craftSequencePerturbation,
-  evaluateSequential,
-  hitRateAndNdcg,
+  evaluateSequentialArm,
   loadTfjs,
+  runAtsrecExperiment,
   sequenceCandidates,
   trainSequentialModel,
 } from '@advrec/trainer';
 import type {
+  AtsrecExperiment,
   HitRateAndNdcg,
-  SequenceEvaluationSet,
-  SequenceOptimizerState,
+  SequenceEpochEvent,
   SequenceTrainResult,
+  SequentialArm,
+  SequentialComparison,
 } from '@advrec/trainer';
-import type { Tfjs } from '@advrec/models';
 
 const SEED = 2024;
 
@@ -74,30 +71,32 @@ function trainingSummary(r: SequenceTrainResult) {
   };
 }
 
-/** SASRec's sampled protocol at 10, through the metrics package's evaluator. */
-async function atTen(
-  tf: Tfjs,
-  model: SequentialModel,
-  set: SequenceEvaluationSet,
-  perturbation?: Float32Array,
-): Promise<HitRateAndNdcg> {
-  const r = await evaluateSequential(tf, model, set, {
-    metrics: ['hr', 'ndcg'],
-    ...(perturbation ? { perturbation } : {}),
-  });
-  return hitRateAndNdcg(r);
+function comparison(c: SequentialComparison) {
+  return {
+    hitRate10: { relativeChange: c.hitRate10.change, pValue: c.hitRate10.p },
+    ndcg10: { relativeChange: c.ndcg10.change, pValue: c.ndcg10.p },
+  };
 }
 
-function comparison(a: HitRateAndNdcg, b: HitRateAndNdcg) {
-  const out: Record<string, unknown> = {};
-  for (const key of ['hitRate', 'ndcg'] as const) {
-    const t = pairedTTest(a.perUser[key], b.perUser[key]);
-    out[key === 'hitRate' ? 'hitRate10' : 'ndcg10'] = {
-      relativeChange: a[key] / b[key] - 1,
-      pValue: t.pValue,
-    };
-  }
-  return out;
+function robustnessPoints(arm: SequentialArm) {
+  return arm.robustness.map((r) => ({
+    relativeEpsilon: r.relativeEpsilon,
+    epsilon: r.epsilon,
+    hitRate10: r.hitRate10,
+    ndcg10: r.ndcg10,
+    ndcgChange: r.ndcgChange,
+  }));
+}
+
+function continuedArm(arm: SequentialArm, continueEpochs: number) {
+  return {
+    epochs: continueEpochs,
+    training: trainingSummary(arm.training),
+    validationNdcg10: arm.validation.ndcg,
+    test: summary(arm.test),
+    itemEmbeddingMeanCosine: arm.itemEmbeddingMeanCosine,
+    fgmOnItemEmbeddings: robustnessPoints(arm),
+  };
 }
 
 export async function runSequentialQuality(
@@ -111,126 +110,81 @@ export async function runSequentialQuality(
   const validation = sequenceCandidates(split, 'validation', { seed: SEED + 1 });
   const test = sequenceCandidates(split, 'test', { seed: SEED + 2 });
   const { epochs, continueEpochs } = options.settings;
-  // Epsilons are relative to the trained model's mean item-row norm (the scale of what is
-  // perturbed; APR's 0.5 was set for MF embeddings of norm about 1).
-  const relativeEpsilons = options.settings.atsrecEpsilons;
-  const relativeAttackEpsilons = options.settings.attackEpsilons;
-  const withAdversarial = options.model === 'sasrec' || options.settings.gru4recAtsrec;
-  const make = (): SequentialModel =>
+  const withAdversarial =
+    (options.model === 'sasrec' || options.settings.gru4recAtsrec) && continueEpochs > 0;
+  const model: SequentialModel =
     options.model === 'sasrec'
       ? new SASRec(split.numItems, { seed: SEED })
       : new GRU4Rec(split.numItems, { seed: SEED });
-  const model = make();
   log(`${options.model}: ${backend}, ${epochs} epochs max`);
-  const base = await trainSequentialModel(tf, model, split, {
-    epochs,
-    seed: SEED,
-    validateEvery: 5,
-    patience: 3,
-    validation,
-    onEpoch: (e) =>
+  const hooks = {
+    onPhase: (p: { label: string }) => log(`${options.model} ${p.label}`),
+    onEpoch: (e: SequenceEpochEvent) =>
       log(
         `${options.model} epoch ${e.epoch + 1}: loss ${e.loss.toFixed(4)}, ${e.seconds.toFixed(1)} s${e.validation ? `, valid NDCG@10 ${e.validation.ndcg.toFixed(4)}` : ''}`,
       ),
-  });
-  const checkpoint: ParameterTable[] = model.tables.map(cloneTable);
-  const items = model.tables.find((t) => t.name === SEQUENCE_ITEM_TABLE)!;
-  const meanItemNorm = meanRowNorm(items.values, items.rows, items.dimension);
-  const epsilons = relativeEpsilons.map((e) => e * meanItemNorm);
-  const attackEpsilons = relativeAttackEpsilons.map((e) => e * meanItemNorm);
-  const restore = () => {
-    for (const t of checkpoint) model.tables.find((x) => x.name === t.name)!.values.set(t.values);
   };
-  const optimizer: SequenceOptimizerState = base.optimizer;
-  const diversity = () => meanPairwiseCosine(items.values, items.rows, items.dimension).meanCosine;
-  const robustness = async (clean: HitRateAndNdcg) => {
-    const points = [];
-    for (const [k, epsilon] of attackEpsilons.entries()) {
-      const perturbation = await craftSequencePerturbation(tf, model, split, {
-        adversary: fgm,
-        epsilon,
-        seed: SEED,
-      });
-      const attacked = await atTen(tf, model, test, perturbation);
-      points.push({
-        relativeEpsilon: relativeAttackEpsilons[k],
-        epsilon,
-        hitRate10: attacked.hitRate,
-        ndcg10: attacked.ndcg,
-        ndcgChange: attacked.ndcg / clean.ndcg - 1,
-      });
-    }
-    return points;
+  // Epsilons are relative to the trained model's mean item-row norm (the scale of what is
+  // perturbed; APR's 0.5 was set for MF embeddings of norm about 1).
+  const evaluation = {
+    validation,
+    test,
+    attackEpsilons: options.settings.attackEpsilons,
+    seed: SEED,
   };
-  const baseTest = await atTen(tf, model, test);
+  const common = { validateEvery: 5, patience: 3, seed: SEED, hooks };
+  let base: SequentialArm;
+  let experiment: AtsrecExperiment | null = null;
+  if (withAdversarial) {
+    experiment = await runAtsrecExperiment(tf, model, split, {
+      ...common,
+      ...evaluation,
+      epochs,
+      continueEpochs,
+      relativeEpsilons: options.settings.atsrecEpsilons,
+      adversarialWeight: 1,
+      continueSeed: SEED + 7,
+    });
+    if (!experiment) throw new Error('the experiment was interrupted');
+    base = experiment.base;
+  } else {
+    const training = await trainSequentialModel(tf, model, split, {
+      epochs,
+      seed: SEED,
+      validateEvery: 5,
+      patience: 3,
+      validation,
+      onEpoch: hooks.onEpoch,
+    });
+    base = await evaluateSequentialArm(tf, model, split, { kind: 'base', training }, evaluation);
+  }
   const result: Record<string, unknown> = {
     model: options.model,
     config: model.config,
     backend,
-    training: trainingSummary(base),
-    test: summary(baseTest),
-    itemEmbeddingMeanCosine: diversity(),
-    meanItemNorm,
+    training: trainingSummary(base.training),
+    test: summary(base.test),
+    itemEmbeddingMeanCosine: base.itemEmbeddingMeanCosine,
+    meanItemNorm: base.meanItemNorm,
   };
   log(`${options.model}: test ${JSON.stringify(result.test)}`);
-  if (!withAdversarial || continueEpochs === 0) return result;
-
-  const continueFrom = async (adversarial?: { epsilon: number; adversarialWeight: number }) => {
-    restore();
-    const run = await trainSequentialModel(tf, model, split, {
-      epochs: continueEpochs,
-      seed: SEED + 7,
-      startEpoch: base.epochs.length,
-      optimizer,
-      ...(adversarial ? { adversarial } : {}),
-    });
-    const valid = await atTen(tf, model, validation);
-    const evaluation = await atTen(tf, model, test);
-    return { run, valid, evaluation, cosine: diversity() };
-  };
-  const continued = await continueFrom();
-  const continuedRobustness = await robustness(continued.evaluation);
-  log(`${options.model} continued: ${JSON.stringify(summary(continued.evaluation))}`);
-  const arms = [];
-  for (const [k, epsilon] of epsilons.entries()) {
-    const arm = await continueFrom({ epsilon, adversarialWeight: 1 });
-    log(
-      `atsrec eps ${epsilon}: valid NDCG@10 ${arm.valid.ndcg.toFixed(4)}, test ${JSON.stringify(summary(arm.evaluation))}`,
-    );
-    arms.push({
-      relativeEpsilon: relativeEpsilons[k]!,
-      epsilon,
-      ...arm,
-      robustness: await robustness(arm.evaluation),
-    });
-  }
-  const chosen = arms.reduce((a, b) => (b.valid.ndcg > a.valid.ndcg ? b : a));
+  if (!experiment) return result;
+  const { continued, atsrec, chosen, versusContinued } = experiment;
+  log(`${options.model} continued: ${JSON.stringify(summary(continued.test))}`);
   return {
     ...result,
-    continued: {
-      epochs: continueEpochs,
-      training: trainingSummary(continued.run),
-      validationNdcg10: continued.valid.ndcg,
-      test: summary(continued.evaluation),
-      itemEmbeddingMeanCosine: continued.cosine,
-      fgmOnItemEmbeddings: continuedRobustness,
-    },
-    atsrec: arms.map((arm) => ({
+    continued: continuedArm(continued, continueEpochs),
+    atsrec: atsrec.map((arm, k) => ({
       relativeEpsilon: arm.relativeEpsilon,
       epsilon: arm.epsilon,
       adversarialWeight: 1,
-      epochs: continueEpochs,
-      training: trainingSummary(arm.run),
-      validationNdcg10: arm.valid.ndcg,
-      test: summary(arm.evaluation),
-      itemEmbeddingMeanCosine: arm.cosine,
-      fgmOnItemEmbeddings: arm.robustness,
-      versusContinued: comparison(arm.evaluation, continued.evaluation),
+      ...continuedArm(arm, continueEpochs),
+      versusContinued: comparison(versusContinued[k]!),
     })),
     chosenOnValidation: {
       relativeEpsilon: chosen.relativeEpsilon,
       epsilon: chosen.epsilon,
-      versusContinued: comparison(chosen.evaluation, continued.evaluation),
+      versusContinued: comparison(versusContinued[atsrec.indexOf(chosen)]!),
     },
   };
 }

@@ -117,6 +117,24 @@ export type {
 } from './sequential-evaluation.js';
 export { craftSequencePerturbation, itemSurfaceOf } from './sequential-attack.js';
 export type { SequencePerturbationOptions } from './sequential-attack.js';
+export {
+  compareSequentialArms,
+  evaluateSequentialArm,
+  itemEmbeddingCosine,
+  meanItemRowNorm,
+  runAtsrecExperiment,
+} from './atsrec-recipe.js';
+export type {
+  AtsrecExperiment,
+  AtsrecExperimentOptions,
+  AtsrecHooks,
+  AtsrecTrainingSettings,
+  PairedChange,
+  SequenceRobustnessPoint,
+  SequentialArm,
+  SequentialArmEvaluation,
+  SequentialComparison,
+} from './atsrec-recipe.js';
 export type {
   SequenceAdamConfig,
   SequenceAdversarialConfig,

@@ -1,14 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DataError, generateCycleSequences } from '@advrec/data';
-import {
-  SEQUENCE_ITEM_TABLE,
-  createTable,
-  initializeGlorotUniform,
-  parseCheckpoint,
-  serializeCheckpoint,
-} from '@advrec/models';
+import { parseCheckpoint, serializeCheckpoint } from '@advrec/models';
 import type { SequentialModel, Tfjs } from '@advrec/models';
 import { loadTfjs } from './backend.js';
+import { markovModel } from './test-support/markov-model.js';
 import { fgm, getAdversary, randomNoise } from '@advrec/adversary';
 import type { Adversary } from '@advrec/adversary';
 import { encodeSequences } from './sequence-pass.js';
@@ -33,35 +28,6 @@ async function atTen(
     ...(perturbation ? { perturbation } : {}),
   });
   return { hitRate: r.metrics['hr@10']!, ndcg: r.metrics['ndcg@10']! };
-}
-
-/**
- * A minimal sequential plugin model: the hidden state is `tanh(x_t W)` of the last item only
- * (a first-order Markov model), so the trainer is tested without the model packages.
- */
-function markovModel(numItems: number, d = 8, seed = 1): SequentialModel {
-  const items = createTable(SEQUENCE_ITEM_TABLE, 'item', numItems, d);
-  const weights = createTable('transition', 'dense', d, d);
-  initializeGlorotUniform(items, seed, 0);
-  initializeGlorotUniform(weights, seed, 1);
-  return {
-    kind: 'sequential',
-    specificationVersion: 'v2',
-    modelName: 'test-markov',
-    config: { d },
-    numUsers: 0,
-    numItems,
-    maxLength: 5,
-    dimension: d,
-    tables: [items, weights],
-    trainableTables: [SEQUENCE_ITEM_TABLE, 'transition'],
-    surfaces: [{ name: SEQUENCE_ITEM_TABLE, side: 'item', rows: numItems, dimension: d }],
-    encode: (t: Tfjs, x) =>
-      t.reshape(
-        t.tanh(t.matMul(t.reshape(x.itemRows, [x.size * x.length, d]), x.dense.transition!)),
-        [x.size, x.length, d],
-      ),
-  };
 }
 
 describe('trainSequentialModel', () => {

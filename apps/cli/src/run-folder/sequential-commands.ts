@@ -11,6 +11,7 @@ import {
   craftSequencePerturbation,
   encodeSequences,
   evaluateSequential,
+  meanItemRowNorm,
   sequenceCandidates,
 } from '@advrec/trainer';
 import type { SequenceEvaluationSet } from '@advrec/trainer';
@@ -22,7 +23,7 @@ import { changeCell, logWarnings } from '../evaluation.js';
 import { emit, resultFile, textTable } from './context.js';
 import type { CommandContext } from './context.js';
 import { toJson, writeText } from './runs.js';
-import { meanItemNorm, openSequentialRun, reloadSequentialRun } from './sequential.js';
+import { openSequentialRun, reloadSequentialRun } from './sequential.js';
 
 /** What `evaluate` and `attack` ask of a sequential run. */
 export interface SequentialEvaluationOptions {
@@ -154,7 +155,7 @@ export async function attackSequentialRun(
   const protocol = options.protocol ?? 'sampled';
   const cutoffs = options.cutoffs ?? [10];
   const epsilons = options.epsilons ?? config.evaluation.attackEpsilons;
-  const norm = meanItemNorm(run.model);
+  const norm = meanItemRowNorm(run.model);
   const clean = await metricsOf(run, set, protocol, cutoffs);
   const points = await sequentialSweep(run, set, protocol, cutoffs, clean.perUser, {
     adversaries: adversaries.map((name) => [name, resolved.get(name)!] as const),

@@ -14,13 +14,7 @@ import {
   sequencesFromLog,
 } from '@advrec/data';
 import type { ConfigIssue, SequenceSplit } from '@advrec/data';
-import { meanPairwiseCosine, meanRowNorm } from '@advrec/metrics';
-import {
-  SEQUENCE_ITEM_TABLE,
-  getSequentialModelFactory,
-  readCheckpoint,
-  sequentialModelNames,
-} from '@advrec/models';
+import { getSequentialModelFactory, readCheckpoint, sequentialModelNames } from '@advrec/models';
 import type { JsonObject, SequentialModel, SequentialModelFactory } from '@advrec/models';
 import { SEQUENCE_ENGINES, loadTfjs, sequenceCandidates } from '@advrec/trainer';
 import type { SequenceEngineName } from '@advrec/trainer';
@@ -213,20 +207,6 @@ export async function loadSequences(source: string, seed: number): Promise<Seque
   if (source === 'synthetic')
     return generateCycleSequences({ numUsers: 600, numItems: 300, seed, maxLength: 12 });
   return leaveLastOut(sequencesFromLog(await readSequenceLog(source)));
-}
-
-export function itemTable(model: SequentialModel) {
-  return model.tables.find((t) => t.name === SEQUENCE_ITEM_TABLE)!;
-}
-
-export function meanItemNorm(model: SequentialModel): number {
-  const items = itemTable(model);
-  return meanRowNorm(items.values, items.rows, items.dimension);
-}
-
-export function itemCosine(model: SequentialModel): number {
-  const items = itemTable(model);
-  return meanPairwiseCosine(items.values, items.rows, items.dimension).meanCosine;
 }
 
 /** A new model from the run's config; its option errors name the run config's field (`model.dimension`). */

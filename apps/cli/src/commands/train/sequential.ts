@@ -8,25 +8,24 @@ import { shorthandOverrides } from '../../shorthands.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, DataFormatError } from '@advrec/data';
-import { fgm } from '@advrec/adversary';
-import { pairedTTest } from '@advrec/metrics';
-import { cloneTable, writeCheckpoint } from '@advrec/models';
+import { writeCheckpoint } from '@advrec/models';
 import type { JsonObject } from '@advrec/models';
 import {
-  craftSequencePerturbation,
-  evaluateSequential,
-  hitRateAndNdcg,
+  evaluateSequentialArm,
+  meanItemRowNorm,
+  runAtsrecExperiment,
   sequenceTrainStateFromCheckpoint,
   sequenceTrainStateToCheckpoint,
   trainSequentialModel,
 } from '@advrec/trainer';
 import type {
-  HitRateAndNdcg,
+  AtsrecHooks,
+  AtsrecTrainingSettings,
   SequenceEpochEvent,
-  SequenceEvaluationSet,
-  SequenceOptimizerState,
   SequenceTrainResult,
   SequenceTrainState,
+  SequentialArm,
+  SequentialArmEvaluation,
 } from '@advrec/trainer';
 import { applyOverrides } from '../../config.js';
 import { readJsonFile } from '../../catalog/load.js';
@@ -44,21 +43,8 @@ import { writeReport } from '../../run-folder/report.js';
 import { checkResumeConfig } from '../../run-folder/resume-config.js';
 import type { ReportSection } from '../../run-folder/report.js';
 
-/** One trained arm of a sequential run. */
-interface Arm {
-  readonly label: string;
-  readonly test: HitRateAndNdcg;
-  /** The final model on the validation targets (what a sweep chooses its configuration on). */
-  readonly validation: HitRateAndNdcg;
-  readonly itemEmbeddingMeanCosine: number;
-  readonly robustness: readonly {
-    relativeEpsilon: number;
-    epsilon: number;
-    ndcg10: number;
-    ndcgChange: number;
-  }[];
-  readonly training: SequenceTrainResult;
-}
+/** One trained arm of a sequential run, with the label its tables and reports show. */
+type Arm = SequentialArm & { readonly label: string };
 
 /** What both commands share: folder, data, model. */
 async function startSequentialRun(
@@ -111,6 +97,42 @@ async function writeLastCheckpoint(
   });
 }
 
+/** Progress bars for the phases of a sequential run: one per phase, updated every epoch. */
+function phaseProgress(context: CommandContext): Required<
+  Pick<AtsrecHooks, 'onPhase' | 'onEpoch' | 'onPhaseEnd'>
+> & {
+  resumed(done: number): void;
+} {
+  let bar: ReturnType<CommandContext['progress']['bar']> | null = null;
+  let startEpoch = 0;
+  return {
+    onPhase: ({ label, epochs, startEpoch: first }) => {
+      bar = context.progress.bar(label, Math.max(1, epochs));
+      startEpoch = first;
+    },
+    resumed: (done) => bar?.update(done, `resumed after ${done} epochs`),
+    onEpoch: (e) => {
+      if (!bar) return;
+      bar.update(
+        e.epoch - startEpoch + 1,
+        `loss ${e.loss.toFixed(4)}${e.validation ? `, valid NDCG@10 ${e.validation.ndcg.toFixed(4)}` : ''}, ${Math.round(e.sequencesPerSecond)} seq/s`,
+      );
+    },
+    onPhaseEnd: (result) => {
+      bar?.finish(
+        result.interrupted
+          ? `interrupted after ${result.epochs.length} epochs`
+          : result.bestValidation
+            ? `best valid NDCG@10 ${result.bestValidation.ndcg.toFixed(4)} after epoch ${result.bestEpoch + 1}${result.stoppedEarly ? ' (stopped early)' : ''}`
+            : `${result.epochs.length} epochs`,
+        result.epochs.length,
+      );
+      bar = null;
+    },
+  };
+}
+
+/** One phase of `advrec train` (the model, or ATSRec after it), `last.ckpt` after every epoch. */
 async function trainPhase(
   run: Started,
   config: SequentialRunConfig,
@@ -120,27 +142,28 @@ async function trainPhase(
     epochs: number;
     startEpoch: number;
     validate: boolean;
-    optimizer?: SequenceOptimizerState;
     adversarial?: { epsilon: number; adversarialWeight: number };
     /** Continue this state (train --resume). */
     resume?: SequenceTrainState;
-    /** Write `last.ckpt` after every epoch with this phase record (train; not reproduce). */
-    record?: PhaseRecord;
+    /** Write `last.ckpt` after every epoch with this phase record. */
+    record: PhaseRecord;
   },
 ): Promise<SequenceTrainResult> {
-  const done = phase.resume?.epochs.length ?? 0;
-  const bar = context.progress.bar(phase.label, Math.max(1, phase.epochs));
-  if (done > 0) bar.update(done, `resumed after ${done} epochs`);
-  const result = await trainSequentialModel(run.tf, run.model, run.split, {
+  const progress = phaseProgress(context);
+  progress.onPhase({
+    kind: 'base',
+    label: phase.label,
     epochs: phase.epochs,
-    batchSize: config.training.batchSize,
-    seed: config.training.seed,
-    adam: { learningRate: config.training.learningRate },
-    engine: config.training.engine,
     startEpoch: phase.startEpoch,
-    signal: context.signal,
+  });
+  const done = phase.resume?.epochs.length ?? 0;
+  if (done > 0) progress.resumed(done);
+  const result = await trainSequentialModel(run.tf, run.model, run.split, {
+    ...trainingSettings(config, context),
+    epochs: phase.epochs,
+    seed: config.training.seed,
+    startEpoch: phase.startEpoch,
     ...(phase.resume ? { resume: phase.resume } : {}),
-    ...(phase.optimizer && !phase.resume ? { optimizer: phase.optimizer } : {}),
     ...(phase.adversarial ? { adversarial: phase.adversarial } : {}),
     ...(phase.validate
       ? {
@@ -149,24 +172,24 @@ async function trainPhase(
           validation: run.validation,
         }
       : {}),
-    onEpoch: (e) =>
-      bar.update(
-        e.epoch - phase.startEpoch + 1,
-        `loss ${e.loss.toFixed(4)}${e.validation ? `, valid NDCG@10 ${e.validation.ndcg.toFixed(4)}` : ''}, ${Math.round(e.sequencesPerSecond)} seq/s`,
-      ),
-    ...(phase.record
-      ? { onEpochState: (state) => writeLastCheckpoint(run, config, phase.record!, state) }
-      : {}),
+    onEpoch: progress.onEpoch,
+    onEpochState: (state) => writeLastCheckpoint(run, config, phase.record, state),
   });
-  bar.finish(
-    result.interrupted
-      ? `interrupted after ${result.epochs.length} epochs`
-      : result.bestValidation
-        ? `best valid NDCG@10 ${result.bestValidation.ndcg.toFixed(4)} after epoch ${result.bestEpoch + 1}${result.stoppedEarly ? ' (stopped early)' : ''}`
-        : `${result.epochs.length} epochs`,
-    result.epochs.length,
-  );
+  progress.onPhaseEnd(result);
   return result;
+}
+
+/** What every phase of a sequential run trains with, from the run config. */
+function trainingSettings(
+  config: SequentialRunConfig,
+  context: CommandContext,
+): AtsrecTrainingSettings {
+  return {
+    batchSize: config.training.batchSize,
+    adam: { learningRate: config.training.learningRate },
+    engine: config.training.engine,
+    signal: context.signal,
+  };
 }
 
 /** Ctrl-C or SIGTERM stopped a sequential run: `run.json` says so; exit code 130. */
@@ -189,53 +212,29 @@ async function stopInterrupted(
   return 130;
 }
 
-/** The sampled protocol's HR@10 and NDCG@10 of the model on `set` (the item table perturbed when given). */
-async function atTen(
-  run: Started,
-  set: SequenceEvaluationSet,
-  split: 'test' | 'validation',
-  perturbation?: Float32Array,
-): Promise<HitRateAndNdcg> {
-  const result = await evaluateSequential(run.tf, run.model, set, {
-    split,
-    metrics: ['hr', 'ndcg'],
-    ...(perturbation ? { perturbation } : {}),
-  });
-  return hitRateAndNdcg(result);
-}
-
+/** The model as it stands, evaluated and labelled. */
 async function evaluateArm(
   run: Started,
   config: SequentialRunConfig,
   label: string,
   training: SequenceTrainResult,
 ): Promise<Arm> {
-  const test = await atTen(run, run.test, 'test');
-  const validation = await atTen(run, run.validation, 'validation');
-  const norm = meanItemNorm(run.model);
-  const robustness = [];
-  for (const relativeEpsilon of config.evaluation.attackEpsilons) {
-    const epsilon = relativeEpsilon * norm;
-    const perturbation = await craftSequencePerturbation(run.tf, run.model, run.split, {
-      adversary: fgm,
-      epsilon,
-      seed: config.training.seed,
-    });
-    const attacked = await atTen(run, run.test, 'test', perturbation);
-    robustness.push({
-      relativeEpsilon,
-      epsilon,
-      ndcg10: attacked.ndcg,
-      ndcgChange: attacked.ndcg / test.ndcg - 1,
-    });
-  }
+  const arm = await evaluateSequentialArm(
+    run.tf,
+    run.model,
+    run.split,
+    { kind: 'base', training },
+    armEvaluation(run, config),
+  );
+  return { ...arm, label };
+}
+
+function armEvaluation(run: Started, config: SequentialRunConfig): SequentialArmEvaluation {
   return {
-    label,
-    test,
-    validation,
-    itemEmbeddingMeanCosine: itemCosine(run.model),
-    robustness,
-    training,
+    validation: run.validation,
+    test: run.test,
+    attackEpsilons: config.evaluation.attackEpsilons,
+    seed: config.training.seed,
   };
 }
 
@@ -373,17 +372,6 @@ async function finish(
   });
 }
 
-function compare(a: HitRateAndNdcg, b: HitRateAndNdcg, label: string) {
-  return {
-    label,
-    hitRate: {
-      change: a.hitRate / b.hitRate - 1,
-      p: pairedTTest(a.perUser.hitRate, b.perUser.hitRate).pValue,
-    },
-    ndcg: { change: a.ndcg / b.ndcg - 1, p: pairedTTest(a.perUser.ndcg, b.perUser.ndcg).pValue },
-  };
-}
-
 /**
  * The phases of a sequential `train` run from where `resume` stands (none: the start): the
  * model with early stopping on validation, then (with `training.adversarialEpochs`) ATSRec
@@ -413,7 +401,7 @@ async function trainSequentialPhases(
       bestEpoch: baseResult.bestEpoch,
       bestValidation: baseResult.bestValidation ?? null,
       stoppedEarly: baseResult.stoppedEarly,
-      epsilon: config.training.adversarial.epsilon * meanItemNorm(run.model),
+      epsilon: config.training.adversarial.epsilon * meanItemRowNorm(run.model),
     };
   }
   if (config.training.adversarialEpochs === 0)
@@ -561,8 +549,6 @@ export async function resumeSequentialCommand(
 }
 
 import {
-  itemCosine,
-  meanItemNorm,
   openSequentialRun,
   reloadSequentialRun,
   resolveSequentialRun,
@@ -608,62 +594,41 @@ export async function reproduceAtsrecCommand(
       },
     ]);
   const run = await startSequentialRun(config, 'reproduce-atsrec', options, context);
+  const name = config.model.name;
+  const checkpoint = {
+    base: 'pretrained.ckpt',
+    continued: 'continued.ckpt',
+    atsrec: 'atsrec.ckpt',
+  };
   try {
-    const base = await trainPhase(run, config, context, {
-      label: `${config.model.name} epochs`,
+    const experiment = await runAtsrecExperiment(run.tf, run.model, run.split, {
+      ...armEvaluation(run, config),
       epochs: config.training.epochs,
-      startEpoch: 0,
-      validate: true,
+      continueEpochs: config.training.adversarialEpochs,
+      relativeEpsilons: [config.training.adversarial.epsilon],
+      adversarialWeight: config.training.adversarial.adversarialWeight,
+      validateEvery: config.training.validateEvery,
+      patience: config.training.patience,
+      training: trainingSettings(config, context),
+      hooks: {
+        ...phaseProgress(context),
+        onArmTrained: (arm) =>
+          writeCheckpoint(join(run.folder, 'checkpoints', checkpoint[arm.kind]), run.model),
+      },
     });
-    if (base.interrupted)
-      return await stopInterrupted(run, 'reproduce atsrec', started, context, false);
-    await writeCheckpoint(join(run.folder, 'checkpoints', 'pretrained.ckpt'), run.model);
-    const pretrained = run.model.tables.map(cloneTable);
-    const restore = () => {
-      for (const t of pretrained)
-        run.model.tables.find((x) => x.name === t.name)!.values.set(t.values);
+    if (!experiment) return await stopInterrupted(run, 'reproduce atsrec', started, context, false);
+    // The model both arms start from, evaluated as it is; then the two arms.
+    const arms: Arm[] = [
+      { ...experiment.base, label: name },
+      { ...experiment.continued, label: `${name} continued` },
+      { ...experiment.atsrec[0]!, label: `${name} + ATSRec` },
+    ];
+    const versus = experiment.versusContinued[0]!;
+    const comparison = {
+      label: `${arms[2]!.label} vs ${arms[1]!.label}`,
+      hitRate: versus.hitRate10,
+      ndcg: versus.ndcg10,
     };
-    // The model both arms start from, evaluated as they are.
-    const arms: Arm[] = [await evaluateArm(run, config, config.model.name, base)];
-    const epsilon = config.training.adversarial.epsilon * meanItemNorm(run.model);
-    for (const adversarial of [false, true]) {
-      restore();
-      const training = await trainPhase(run, config, context, {
-        label: adversarial ? 'ATSRec epochs' : `${config.model.name} continued epochs`,
-        epochs: config.training.adversarialEpochs,
-        startEpoch: base.epochs.length,
-        validate: false,
-        optimizer: base.optimizer,
-        ...(adversarial
-          ? {
-              adversarial: {
-                epsilon,
-                adversarialWeight: config.training.adversarial.adversarialWeight,
-              },
-            }
-          : {}),
-      });
-      if (training.interrupted)
-        return await stopInterrupted(run, 'reproduce atsrec', started, context, false);
-      const label = adversarial
-        ? `${config.model.name} + ATSRec`
-        : `${config.model.name} continued`;
-      await writeCheckpoint(
-        join(run.folder, 'checkpoints', adversarial ? 'atsrec.ckpt' : 'continued.ckpt'),
-        run.model,
-      );
-      arms.push(
-        await evaluateArm(run, config, label, {
-          ...training,
-          epochs: [...base.epochs, ...training.epochs],
-        }),
-      );
-    }
-    const comparison = compare(
-      arms[2]!.test,
-      arms[1]!.test,
-      `${arms[2]!.label} vs ${arms[1]!.label}`,
-    );
     await finish(run, config, context, 'reproduce atsrec', arms, comparison, started);
     return 0;
   } finally {
