@@ -75,8 +75,9 @@ export type {
 } from './schedule.js';
 export { loadTfjs } from './backend.js';
 export type { TfjsRuntime } from './backend.js';
-export { TfjsModel, registerTfjsModel } from './tfjs-model.js';
-export type { TfjsModelDefinition, TfjsTableSpec } from './tfjs-model.js';
+/** Moved to `@advrec/models`; re-exported here so existing imports keep working. */
+export { TfjsModel, registerTfjsModel } from '@advrec/models';
+export type { TfjsModelDefinition, TfjsTableSpec } from '@advrec/models';
 export {
   AMR_GRID_LIMITS,
   AMR_PAPER_GRID,

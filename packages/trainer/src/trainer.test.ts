@@ -12,6 +12,7 @@ import {
 import type { Dataset } from '@advrec/data';
 import {
   MatrixFactorization,
+  TfjsModel,
   VisualBPR,
   mfReferenceScore,
   readCheckpoint,
@@ -26,7 +27,6 @@ import { getEngineProvider, selectEngineProvider } from './engine.js';
 import type { TrainConfig } from './config.js';
 import { Trainer, TrainingDivergedError } from './trainer.js';
 import type { PhaseProgress } from './trainer.js';
-import { TfjsModel } from './tfjs-model.js';
 
 let dataset: Dataset;
 let directory: string;

@@ -1,23 +1,19 @@
 import type * as tfc from '@tensorflow/tfjs-core';
 import { ConfigError } from '@advrec/data';
-import {
-  MODEL_SPECIFICATION_VERSION,
-  SparseRows,
-  createTable,
-  initializeTruncatedNormal,
-  registerModel,
-} from '@advrec/models';
+import { MODEL_SPECIFICATION_VERSION } from './model.js';
 import type {
   JsonObject,
   Model,
   ModelState,
-  ParameterTable,
   PerturbableSurface,
   ReferenceScore,
-  Side,
-  SparseRowsByName,
   Tfjs,
-} from '@advrec/models';
+} from './model.js';
+import { SparseRows } from './sparse-rows.js';
+import type { SparseRowsByName } from './sparse-rows.js';
+import { createTable, initializeTruncatedNormal } from './tables.js';
+import type { ParameterTable, Side } from './tables.js';
+import { registerModel } from './registry.js';
 
 /** A table of a tfjs-defined model. */
 export interface TfjsTableSpec {

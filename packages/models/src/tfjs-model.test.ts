@@ -1,10 +1,10 @@
-import { describeModelContract } from '@advrec/models/contract';
-import { mfReferenceScore } from '@advrec/models';
-import type { ReferenceScore } from '@advrec/models';
-import { loadTfjs } from './backend.js';
+import * as tf from '@tensorflow/tfjs';
+import { describeModelContract } from './contract.js';
+import { mfReferenceScore } from './mf.js';
+import type { ReferenceScore } from './model.js';
 import { TfjsModel, registerTfjsModel } from './tfjs-model.js';
 
-const { tf } = await loadTfjs('cpu');
+await tf.setBackend('cpu');
 
 /** A plugin-style model with a bias: y_ui = p_u . q_i + b_i (b_i as a 1-wide item table). */
 const biasedScore: ReferenceScore = (t, users, items, dense) =>
