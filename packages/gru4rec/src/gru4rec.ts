@@ -1,27 +1,13 @@
 import type * as tfc from '@tensorflow/tfjs-core';
-import { ConfigError } from '@advrec/data';
 import {
-  ChunkedSequenceKernel,
+  SequentialModelBase,
   SEQUENCE_ITEM_TABLE,
-  SEQUENTIAL_MODEL_SPECIFICATION_VERSION,
   builtModule,
   createTable,
   initializeGlorotUniform,
   resolveModelOptions,
-  restoreTables,
 } from '@advrec/models';
-import type {
-  JsonObject,
-  ModelSpecificationVersion,
-  ParameterTable,
-  PerturbableSurface,
-  SequenceEncoder,
-  SequenceEncoderInputs,
-  SequenceGradientKernel,
-  SequenceKernelContext,
-  SequentialModel,
-  Tfjs,
-} from '@advrec/models';
+import type { ParameterTable, SequenceEncoder, SequenceEncoderInputs, Tfjs } from '@advrec/models';
 import { createPassKernel } from './kernel.js';
 
 /** Registered name of {@link GRU4Rec}. */
@@ -123,71 +109,35 @@ export function gru4recEncoder(config: ResolvedGRU4RecConfig): SequenceEncoder {
  * item space, scored by inner product with the item embeddings; trained with the
  * sequential trainer's next-item loss (not the paper's session-parallel TOP1 loss).
  */
-export class GRU4Rec implements SequentialModel {
-  readonly kind = 'sequential' as const;
-  readonly specificationVersion: ModelSpecificationVersion = SEQUENTIAL_MODEL_SPECIFICATION_VERSION;
-  readonly modelName = GRU4REC_MODEL_NAME;
-  readonly config: JsonObject;
-  readonly numUsers = 0;
-  readonly numItems: number;
-  readonly maxLength: number;
-  readonly dimension: number;
-  readonly tables: readonly ParameterTable[];
-  readonly trainableTables: readonly string[];
-  readonly surfaces: readonly PerturbableSurface[];
-  readonly encode: SequenceEncoder;
-  readonly resolved: ResolvedGRU4RecConfig;
-
+export class GRU4Rec extends SequentialModelBase<ResolvedGRU4RecConfig> {
   constructor(numItems: number, config: GRU4RecConfig = {}, tables?: readonly ParameterTable[]) {
-    if (!(Number.isInteger(numItems) && numItems >= 1))
-      throw new ConfigError([
-        { path: 'numItems', message: `must be a positive integer, got ${numItems}` },
-      ]);
     const c = resolveGRU4RecConfig(config);
-    this.resolved = c;
-    this.config = { ...c };
-    this.numItems = numItems;
-    this.maxLength = c.maxLength;
-    this.dimension = c.dimension;
     const { dimension: d, hiddenSize: h } = c;
-    const fresh = [
-      createTable(SEQUENCE_ITEM_TABLE, 'item', numItems, d, true, 'dimension'),
-      createTable(GRU_INPUT_WEIGHTS, 'dense', d, 3 * h, true, 'hiddenSize'),
-      createTable(GRU_RECURRENT_WEIGHTS, 'dense', h, 3 * h, true, 'hiddenSize'),
-      createTable(GRU_INPUT_BIAS, 'dense', 1, 3 * h, true, 'hiddenSize'),
-      createTable(GRU_RECURRENT_BIAS, 'dense', 1, 3 * h, true, 'hiddenSize'),
-      createTable(OUTPUT_WEIGHTS, 'dense', h, d, true, 'hiddenSize'),
-      createTable(OUTPUT_BIAS, 'dense', 1, d, true, 'dimension'),
-    ];
-    if (tables) {
-      restoreTables('GRU4Rec', fresh, tables);
-    } else {
-      initializeGlorotUniform(fresh[0]!, c.seed, 0);
-      // Per gate, Glorot over (in, h), as Keras initialises each gate's kernel.
-      initializeGlorotUniform(fresh[1]!, c.seed, 1, d, h);
-      initializeGlorotUniform(fresh[2]!, c.seed, 2, h, h);
-      initializeGlorotUniform(fresh[5]!, c.seed, 5);
-    }
-    this.tables = fresh;
-    this.trainableTables = fresh.map((t) => t.name);
-    this.surfaces = [{ name: SEQUENCE_ITEM_TABLE, side: 'item', rows: numItems, dimension: d }];
-    this.encode = gru4recEncoder(c);
-  }
-
-  /**
-   * GRU4Rec's forward and backward written out by hand (`GRU4RecGradientKernel`), dense
-   * products on onnxruntime, passes cut into fixed chunks run on `threads` worker threads
-   * (`ChunkedSequenceKernel`): the same loss and gradients as differentiating
-   * {@link encode}, identical on any thread count.
-   */
-  createGradientKernel(context: SequenceKernelContext): SequenceGradientKernel {
-    return new ChunkedSequenceKernel({
-      values: new Map(this.tables.map((t) => [t.name, t.values])),
-      config: { ...this.resolved },
-      module: builtModule(import.meta.url, 'kernel.js'),
-      createPassKernel,
-      gemm: context.gemm,
-      threads: context.threads,
+    super({
+      modelName: GRU4REC_MODEL_NAME,
+      label: 'GRU4Rec',
+      numItems,
+      resolved: c,
+      tables: [
+        createTable(SEQUENCE_ITEM_TABLE, 'item', numItems, d, true, 'dimension'),
+        createTable(GRU_INPUT_WEIGHTS, 'dense', d, 3 * h, true, 'hiddenSize'),
+        createTable(GRU_RECURRENT_WEIGHTS, 'dense', h, 3 * h, true, 'hiddenSize'),
+        createTable(GRU_INPUT_BIAS, 'dense', 1, 3 * h, true, 'hiddenSize'),
+        createTable(GRU_RECURRENT_BIAS, 'dense', 1, 3 * h, true, 'hiddenSize'),
+        createTable(OUTPUT_WEIGHTS, 'dense', h, d, true, 'hiddenSize'),
+        createTable(OUTPUT_BIAS, 'dense', 1, d, true, 'dimension'),
+      ],
+      restore: tables,
+      initialize: (fresh) => {
+        initializeGlorotUniform(fresh[0]!, c.seed, 0);
+        // Per gate, Glorot over (in, h), as Keras initialises each gate's kernel.
+        initializeGlorotUniform(fresh[1]!, c.seed, 1, d, h);
+        initializeGlorotUniform(fresh[2]!, c.seed, 2, h, h);
+        initializeGlorotUniform(fresh[5]!, c.seed, 5);
+      },
+      encode: gru4recEncoder(c),
+      // The hand-written pass (`GRU4RecGradientKernel`).
+      kernel: { module: builtModule(import.meta.url, 'kernel.js'), createPassKernel },
     });
   }
 }

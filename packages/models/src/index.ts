@@ -121,6 +121,8 @@ export {
 } from './sequence-kernel.js';
 export type { ChunkedSequenceKernelOptions, CreatePassKernel } from './sequence-kernel.js';
 export { builtModule, startKernelWorkers, workerErrorMessage } from './workers.js';
+export { SequentialModelBase } from './sequential-base.js';
+export type { SequentialModelBaseConfig, SequentialModelParts } from './sequential-base.js';
 export { TfjsModel, registerTfjsModel } from './tfjs-model.js';
 export type { TfjsModelDefinition, TfjsTableSpec } from './tfjs-model.js';
 export {

@@ -1,29 +1,15 @@
 import type * as tfc from '@tensorflow/tfjs-core';
-import { ConfigError } from '@advrec/data';
 import { createPassKernel } from './kernel.js';
 import {
-  ChunkedSequenceKernel,
+  SequentialModelBase,
   SEQUENCE_ITEM_TABLE,
   builtModule,
-  SEQUENTIAL_MODEL_SPECIFICATION_VERSION,
   createTable,
   initializeGlorotUniform,
   matMulExplicitGradient,
   resolveModelOptions,
-  restoreTables,
 } from '@advrec/models';
-import type {
-  JsonObject,
-  ModelSpecificationVersion,
-  ParameterTable,
-  PerturbableSurface,
-  SequenceEncoder,
-  SequenceEncoderInputs,
-  SequenceGradientKernel,
-  SequenceKernelContext,
-  SequentialModel,
-  Tfjs,
-} from '@advrec/models';
+import type { ParameterTable, SequenceEncoder, SequenceEncoderInputs, Tfjs } from '@advrec/models';
 
 /** Registered name of {@link SASRec}. */
 export const SASREC_MODEL_NAME = 'sasrec';
@@ -198,64 +184,28 @@ function sasrecTables(numItems: number, c: ResolvedSASRecConfig): ParameterTable
  * block the layer norms' gains and offsets, the query/key/value projections and the
  * feed-forward layers (Glorot weights, zero biases).
  */
-export class SASRec implements SequentialModel {
-  readonly kind = 'sequential' as const;
-  readonly specificationVersion: ModelSpecificationVersion = SEQUENTIAL_MODEL_SPECIFICATION_VERSION;
-  readonly modelName = SASREC_MODEL_NAME;
-  readonly config: JsonObject;
-  readonly numUsers = 0;
-  readonly numItems: number;
-  readonly maxLength: number;
-  readonly dimension: number;
-  readonly tables: readonly ParameterTable[];
-  readonly trainableTables: readonly string[];
-  readonly surfaces: readonly PerturbableSurface[];
-  readonly encode: SequenceEncoder;
-  readonly resolved: ResolvedSASRecConfig;
-
+export class SASRec extends SequentialModelBase<ResolvedSASRecConfig> {
   constructor(numItems: number, config: SASRecConfig = {}, tables?: readonly ParameterTable[]) {
-    if (!(Number.isInteger(numItems) && numItems >= 1))
-      throw new ConfigError([
-        { path: 'numItems', message: `must be a positive integer, got ${numItems}` },
-      ]);
     const c = resolveSASRecConfig(config);
-    this.resolved = c;
-    this.config = { ...c };
-    this.numItems = numItems;
-    this.maxLength = c.maxLength;
-    this.dimension = c.dimension;
-    const fresh = sasrecTables(numItems, c);
-    if (tables) {
-      restoreTables('SASRec', fresh, tables);
-    } else {
-      fresh.forEach((table, k) => {
-        if (table.name === SEQUENCE_ITEM_TABLE || table.name === POSITION_EMBEDDINGS)
-          initializeGlorotUniform(table, c.seed, k);
-        else if (table.name.endsWith('.weights')) initializeGlorotUniform(table, c.seed, k);
-      });
-    }
-    this.tables = fresh;
-    this.trainableTables = fresh.map((t) => t.name);
-    this.surfaces = [
-      { name: SEQUENCE_ITEM_TABLE, side: 'item', rows: numItems, dimension: c.dimension },
-    ];
-    this.encode = sasrecEncoder(c);
-  }
-
-  /**
-   * SASRec's forward and backward written out by hand (`SASRecGradientKernel`), dense
-   * products on onnxruntime, passes cut into fixed chunks run on `threads` worker threads
-   * (`ChunkedSequenceKernel`): the same loss and gradients as differentiating {@link encode},
-   * at a fraction of tfjs-wasm's time per batch, identical on any thread count.
-   */
-  createGradientKernel(context: SequenceKernelContext): SequenceGradientKernel {
-    return new ChunkedSequenceKernel({
-      values: new Map(this.tables.map((t) => [t.name, t.values])),
-      config: { ...this.resolved },
-      module: builtModule(import.meta.url, 'kernel.js'),
-      createPassKernel,
-      gemm: context.gemm,
-      threads: context.threads,
+    super({
+      modelName: SASREC_MODEL_NAME,
+      label: 'SASRec',
+      numItems,
+      resolved: c,
+      tables: sasrecTables(numItems, c),
+      restore: tables,
+      initialize: (fresh) =>
+        fresh.forEach((table, k) => {
+          if (
+            table.name === SEQUENCE_ITEM_TABLE ||
+            table.name === POSITION_EMBEDDINGS ||
+            table.name.endsWith('.weights')
+          )
+            initializeGlorotUniform(table, c.seed, k);
+        }),
+      encode: sasrecEncoder(c),
+      // The hand-written pass (`SASRecGradientKernel`), at a fraction of tfjs-wasm's time per batch.
+      kernel: { module: builtModule(import.meta.url, 'kernel.js'), createPassKernel },
     });
   }
 }
