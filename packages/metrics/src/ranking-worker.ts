@@ -4,7 +4,7 @@
  * @internal
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { workerErrorMessage } from '@advrec/models';
+import { workerErrorMessage } from '@advrec/models/workers';
 import { makeRankingKernel } from './kernel.js';
 import { runRange } from './worker-pool.js';
 import type { SharedRankingJob } from './worker-pool.js';

@@ -1,4 +1,5 @@
-import { builtModule, startKernelWorkers } from '@advrec/models';
+// The light subpath: the ranking workers load this module too.
+import { builtModule, startKernelWorkers } from '@advrec/models/workers';
 import { makeRankingKernel } from './kernel.js';
 
 /** Shared inputs and outputs of a full-ranking run over factorized scores. @internal */

@@ -1,3 +1,7 @@
+/**
+ * Starting kernel worker threads. Also exported as `@advrec/models/workers`, which imports
+ * nothing else: a worker's entry module loads it without the rest of the package.
+ */
 import { Worker } from 'node:worker_threads';
 
 /**

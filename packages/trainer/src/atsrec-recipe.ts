@@ -10,9 +10,10 @@ import { fgm } from '@advrec/adversary';
 import type { SequenceSplit } from '@advrec/data';
 import { meanPairwiseCosine, meanRowNorm, pairedTTest } from '@advrec/metrics';
 import { SEQUENCE_ITEM_TABLE, cloneTable } from '@advrec/models';
-import type { ParameterTable, SequentialModel, Tfjs } from '@advrec/models';
+import type { SequentialModel, Tfjs } from '@advrec/models';
 import { trainSequentialModel } from './sequential.js';
 import type { SequenceEpochEvent, SequenceTrainConfig, SequenceTrainResult } from './sequential.js';
+import { tableOf } from './sequence-pass.js';
 import { craftSequencePerturbation } from './sequential-attack.js';
 import { evaluateSequential, hitRateAndNdcg } from './sequential-evaluation.js';
 import type { HitRateAndNdcg, SequenceEvaluationSet } from './sequential-evaluation.js';
@@ -70,20 +71,14 @@ export interface SequentialArmEvaluation {
 
 /** The item table's mean row norm (the unit of relative epsilons on sequential models). */
 export function meanItemRowNorm(model: SequentialModel): number {
-  const items = itemTable(model);
+  const items = tableOf(model, SEQUENCE_ITEM_TABLE);
   return meanRowNorm(items.values, items.rows, items.dimension);
 }
 
 /** Mean pairwise cosine of the item embeddings. */
 export function itemEmbeddingCosine(model: SequentialModel): number {
-  const items = itemTable(model);
+  const items = tableOf(model, SEQUENCE_ITEM_TABLE);
   return meanPairwiseCosine(items.values, items.rows, items.dimension).meanCosine;
-}
-
-function itemTable(model: SequentialModel): ParameterTable {
-  const items = model.tables.find((t) => t.name === SEQUENCE_ITEM_TABLE);
-  if (!items) throw new RangeError(`the model has no ${SEQUENCE_ITEM_TABLE} table`);
-  return items;
 }
 
 /** SASRec's sampled protocol at 10 on `set`, the item table perturbed when given. */

@@ -5,7 +5,7 @@
  * @internal
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { workerErrorMessage } from '@advrec/models';
+import { workerErrorMessage } from '@advrec/models/workers';
 import { SLOT_FIELDS, createMfKernel } from './mf-kernel.js';
 import type { MfKernelWorkerData } from './mf-kernel.js';
 

@@ -5,7 +5,7 @@
  * @internal
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { workerErrorMessage } from '@advrec/models';
+import { workerErrorMessage } from '@advrec/models/workers';
 import type { WasmApi } from './mf-kernel.js';
 import { runSgdShare } from './sgd-kernel.js';
 import type { SgdJob, SgdKernel } from './sgd-kernel.js';
