@@ -14,23 +14,19 @@
  * @packageDocumentation
  */
 import type * as tfc from '@tensorflow/tfjs-core';
-import { ConfigError } from '@advrec/data';
 import {
   SEQUENCE_ITEM_TABLE,
   SEQUENTIAL_MODEL_SPECIFICATION_VERSION,
+  SequentialModelBase,
   createTable,
   initializeGlorotUniform,
   registerSequentialModel,
   resolveModelOptions,
-  restoreTables,
 } from '@advrec/models';
 import type {
   JsonObject,
-  ModelSpecificationVersion,
   ParameterTable,
-  PerturbableSurface,
   SequenceEncoder,
-  SequentialModel,
   SequentialModelFactory,
 } from '@advrec/models';
 
@@ -99,50 +95,32 @@ export function sequenceMeanEncoder(config: ResolvedSequenceMeanConfig): Sequenc
 }
 
 /** The causal-mean sequential model (see the module's documentation). */
-export class SequenceMean implements SequentialModel {
-  readonly kind = 'sequential' as const;
-  readonly specificationVersion: ModelSpecificationVersion = SEQUENTIAL_MODEL_SPECIFICATION_VERSION;
-  readonly modelName = SEQUENCE_MEAN_MODEL_NAME;
-  readonly config: JsonObject;
-  readonly numUsers = 0;
-  readonly numItems: number;
-  readonly maxLength: number;
-  readonly dimension: number;
-  readonly tables: readonly ParameterTable[];
-  readonly trainableTables: readonly string[];
-  readonly surfaces: readonly PerturbableSurface[];
-  readonly encode: SequenceEncoder;
-
+export class SequenceMean extends SequentialModelBase<ResolvedSequenceMeanConfig> {
   constructor(
     numItems: number,
     config: SequenceMeanConfig = {},
     tables?: readonly ParameterTable[],
   ) {
-    if (!(Number.isInteger(numItems) && numItems >= 1))
-      throw new ConfigError([
-        { path: 'numItems', message: `must be a positive integer, got ${numItems}` },
-      ]);
     const c = resolveSequenceMeanConfig(config);
-    this.config = { ...c };
-    this.numItems = numItems;
-    this.maxLength = c.maxLength;
-    this.dimension = c.dimension;
-    const fresh = [
-      createTable(SEQUENCE_ITEM_TABLE, 'item', numItems, c.dimension, true, 'dimension'),
-      createTable(MEAN_WEIGHTS, 'dense', c.dimension, c.dimension, true, 'dimension'),
-      createTable(MEAN_BIAS, 'dense', 1, c.dimension, true, 'dimension'),
-    ];
-    if (tables) restoreTables('SequenceMean', fresh, tables);
-    else {
-      initializeGlorotUniform(fresh[0]!, c.seed, 0);
-      initializeGlorotUniform(fresh[1]!, c.seed, 1);
-    }
-    this.tables = fresh;
-    this.trainableTables = fresh.map((t) => t.name);
-    this.surfaces = [
-      { name: SEQUENCE_ITEM_TABLE, side: 'item', rows: numItems, dimension: c.dimension },
-    ];
-    this.encode = sequenceMeanEncoder(c);
+    // The base fills the contract's fields, checks numItems, restores the checkpoint's tables
+    // or calls `initialize`, and makes the item table the one surface ATSRec perturbs.
+    super({
+      modelName: SEQUENCE_MEAN_MODEL_NAME,
+      label: 'SequenceMean',
+      numItems,
+      resolved: c,
+      tables: [
+        createTable(SEQUENCE_ITEM_TABLE, 'item', numItems, c.dimension, true, 'dimension'),
+        createTable(MEAN_WEIGHTS, 'dense', c.dimension, c.dimension, true, 'dimension'),
+        createTable(MEAN_BIAS, 'dense', 1, c.dimension, true, 'dimension'),
+      ],
+      restore: tables,
+      initialize: (fresh) => {
+        initializeGlorotUniform(fresh[0]!, c.seed, 0);
+        initializeGlorotUniform(fresh[1]!, c.seed, 1);
+      },
+      encode: sequenceMeanEncoder(c),
+    });
   }
 }
 

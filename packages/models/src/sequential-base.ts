@@ -63,7 +63,14 @@ export class SequentialModelBase<C extends SequentialModelBaseConfig> implements
   readonly surfaces: readonly PerturbableSurface[];
   readonly encode: SequenceEncoder;
   readonly resolved: C;
-  private readonly kernel: SequentialModelParts<C>['kernel'];
+  /**
+   * Present only for a model given a hand-written pass: its forward and backward, dense
+   * products on the context's Gemm, passes cut into fixed chunks run on `threads` worker
+   * threads ({@link ChunkedSequenceKernel}), the same loss and gradients as differentiating
+   * {@link encode}, identical on any thread count. Without it the trainer differentiates the
+   * encoder and records that the model brings no kernel.
+   */
+  readonly createGradientKernel?: (context: SequenceKernelContext) => SequenceGradientKernel;
 
   constructor(parts: SequentialModelParts<C>) {
     const { numItems, resolved } = parts;
@@ -85,25 +92,16 @@ export class SequentialModelBase<C extends SequentialModelBaseConfig> implements
       { name: SEQUENCE_ITEM_TABLE, side: 'item', rows: numItems, dimension: resolved.dimension },
     ];
     this.encode = parts.encode;
-    this.kernel = parts.kernel;
-  }
-
-  /**
-   * The model's hand-written forward and backward (when it has one), dense products on the
-   * context's Gemm, passes cut into fixed chunks run on `threads` worker threads: the same
-   * loss and gradients as differentiating {@link encode}, identical on any thread count.
-   */
-  createGradientKernel(
-    context: SequenceKernelContext,
-  ): SequenceGradientKernel | { readonly declined: string } {
-    if (!this.kernel) return { declined: `${this.modelName} has no hand-written kernel` };
-    return new ChunkedSequenceKernel({
-      values: new Map(this.tables.map((t) => [t.name, t.values])),
-      config: { ...this.resolved } as unknown as JsonObject,
-      module: this.kernel.module,
-      createPassKernel: this.kernel.createPassKernel,
-      gemm: context.gemm,
-      threads: context.threads,
-    });
+    const kernel = parts.kernel;
+    if (kernel)
+      this.createGradientKernel = (context) =>
+        new ChunkedSequenceKernel({
+          values: new Map(this.tables.map((t) => [t.name, t.values])),
+          config: { ...this.resolved } as unknown as JsonObject,
+          module: kernel.module,
+          createPassKernel: kernel.createPassKernel,
+          gemm: context.gemm,
+          threads: context.threads,
+        });
   }
 }
