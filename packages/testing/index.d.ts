@@ -17,7 +17,11 @@ export declare function chromiumPath(): string | null;
 export declare function redisServerPath(): string | null;
 /** A TCP port free on 127.0.0.1 right now. */
 export declare function freePort(): Promise<number>;
-/** A throw-away Redis server on 127.0.0.1 (free port, no persistence), once it accepts connections. */
+/**
+ * A throw-away Redis server on 127.0.0.1 (free port, no persistence), once it accepts
+ * connections; `extraArgs` are further redis-server flags (`['--requirepass', 'secret']`).
+ */
 export declare function startRedisServer(
   path?: string | null,
+  extraArgs?: readonly string[],
 ): Promise<{ readonly url: string; readonly port: number; stop(): void }>;

@@ -78,13 +78,23 @@ export function freePort() {
  * Starts a throw-away Redis server on 127.0.0.1 (a free port, no persistence) and resolves
  * once it accepts connections, with its URL and `stop()` (SIGKILL). Rejects after 20 s.
  */
-export async function startRedisServer(path = redisServerPath()) {
+export async function startRedisServer(path = redisServerPath(), extraArgs = []) {
   if (path === null)
     throw new Error('no redis-server: install Debian redis-server or set REDIS_SERVER');
   const port = await freePort();
   const child = spawn(
     path,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      ...extraArgs,
+    ],
     {
       stdio: ['ignore', 'pipe', 'ignore'],
     },

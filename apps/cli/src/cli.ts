@@ -28,6 +28,8 @@ Exit codes:
   3    data error (missing or malformed file, unknown id, feature rows that do not match the items)
   4    download error (network, SHA-256 mismatch, unsafe archive member)
   5    could not write a file (disk full, no permission); the previous file is kept
+  6    the job queue's Redis server stopped answering for longer than --queue-wait (sweep,
+       features, worker); the jobs stay on the queue: run the same command again to go on
   130  interrupted (Ctrl-C); training saves checkpoints/last.ckpt after the current epoch
 `;
 

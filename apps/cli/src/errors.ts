@@ -18,6 +18,11 @@ export const EXIT_CODES = {
   download: 4,
   /** A file could not be written (disk full, no permission, a file where a folder should be); the previous file is kept. */
   io: 5,
+  /**
+   * The job queue's Redis server stopped answering for longer than `--queue-wait` (sweep,
+   * features, worker); the jobs stay on the queue: run the same command again to go on.
+   */
+  queueLost: 6,
   /** Interrupted (Ctrl-C / SIGINT); the last complete checkpoint is intact. */
   interrupted: 130,
 } as const;
@@ -26,6 +31,7 @@ export const EXIT_CODES = {
 export type ExitCode = (typeof EXIT_CODES)[keyof typeof EXIT_CODES];
 
 const DOWNLOAD_ERROR = Symbol.for('advrec.error.DownloadError');
+const QUEUE_LOST_ERROR = Symbol.for('advrec.error.QueueLostError');
 
 /** A download, checksum or archive-safety failure (exit code 4). */
 export class DownloadError extends AdvrecError {
@@ -48,6 +54,9 @@ export function throwIfIssues(issues: readonly ConfigIssue[]): void {
 
 /** The exit code for an error thrown by a command. */
 export function exitCodeOf(error: unknown): ExitCode {
+  // @advrec/sweep's QueueLostError, known by its marker (this module loads at every start).
+  if (typeof error === 'object' && error !== null && QUEUE_LOST_ERROR in error)
+    return EXIT_CODES.queueLost;
   if (DownloadError.isInstance(error)) return EXIT_CODES.download;
   if (WriteError.isInstance(error)) return EXIT_CODES.io;
   if (ConfigError.isInstance(error)) return EXIT_CODES.usage;

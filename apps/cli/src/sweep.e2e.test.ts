@@ -298,3 +298,171 @@ describe('advrec sweep', () => {
     );
   });
 });
+
+describe.skipIf(redisServer === null)(
+  'the queue without its server, and jobs that are not jobs',
+  () => {
+    /** A one-run sweep on a small synthetic set. */
+    const smallSweep = (name: string, epochs: number, plugins: string[] = []): string => {
+      const file = join(work, `${name}.yaml`);
+      writeFileSync(
+        file,
+        `config:
+  data: { source: synthetic, synthetic: { users: 120, items: 90, seed: 3 } }
+  model: { name: mf, embeddingSize: 8 }
+  training: { epochs: ${epochs}, threads: 1, validation: { every: 1 } }
+  evaluation: { cutoffs: [10] }
+  plugins: ${JSON.stringify(plugins)}
+seeds: [1]
+`,
+      );
+      return file;
+    };
+    const noStack = (text: string): void => {
+      expect(text).not.toMatch(/^\s+at /m);
+      expect(text).not.toMatch(/\[ioredis\]|Unhandled error event/);
+    };
+
+    it('a wrong password is named as such, without printing it', async () => {
+      const server = await startRedisServer(redisServer, ['--requirepass', 'right-horse']);
+      try {
+        const proc = start([
+          'worker',
+          '--queue',
+          `redis://:battery-staple@127.0.0.1:${server.port}`,
+        ]);
+        expect(await proc.exited).toBe(2);
+        expect(proc.stderr).toMatch(
+          new RegExp(
+            `--queue: the Redis server at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${server.port} refused the URL's credentials \\(WRONGPASS`,
+          ),
+        );
+        expect(proc.stderr).not.toContain('battery-staple');
+        noStack(proc.stderr);
+      } finally {
+        server.stop();
+      }
+    });
+
+    it('Redis killed mid-sweep: the sweep and its worker say so in one line, wait --queue-wait, exit 6; the same sweep then finishes', async () => {
+      const server = await startRedisServer(redisServer);
+      const folder = join(work, 'lost');
+      const file = smallSweep('lost', 400);
+      const worker = start(['worker', '--queue', server.url, '--queue-wait', '2']);
+      const sweep = start([
+        'sweep',
+        file,
+        '-o',
+        folder,
+        '--queue',
+        server.url,
+        '--queue-wait',
+        '2',
+      ]);
+      await until(() => /started: run /.test(worker.stderr), 'the worker to start the run');
+      const killedAt = Date.now();
+      server.stop();
+      expect(await sweep.exited, sweep.stderr).toBe(6);
+      expect(await worker.exited, worker.stderr).toBe(6);
+      // Two seconds of waiting, a second between checks, the worker's checkpoint: well inside 30 s.
+      expect(Date.now() - killedAt).toBeLessThan(30_000);
+      for (const proc of [sweep, worker]) {
+        noStack(proc.stderr);
+        expect(proc.stderr.match(/does not answer/g)).toHaveLength(1);
+        expect(proc.stderr).toMatch(
+          /has not answered for \d+ s \(.*\); the jobs stay on the queue: start Redis again and run the same command to go on/,
+        );
+      }
+      expect(sweep.stderr).toMatch(/advrec: queue advrec: the Redis server at redis:\/\/127/);
+      // The worker stopped its run as Ctrl-C does: a resumable checkpoint.
+      const run = readdirSync(join(folder, 'runs'))[0]!;
+      expect(existsSync(join(folder, 'runs', run, 'checkpoints', 'last.ckpt'))).toBe(true);
+      // Redis back (empty: this one keeps no data): the same command resumes the run.
+      const again = await startRedisServer(redisServer);
+      try {
+        const worker2 = start(['worker', '--queue', again.url]);
+        const sweep2 = start(['sweep', file, '-o', folder, '--queue', again.url]);
+        expect(await sweep2.exited, sweep2.stderr).toBe(0);
+        worker2.child.kill('SIGTERM');
+        expect(await worker2.exited).toBe(0);
+        const completions = readFileSync(join(folder, 'completions.jsonl'), 'utf8');
+        expect(JSON.parse(completions.trim()).status).toBe('resumed');
+      } finally {
+        again.stop();
+      }
+    }, 120_000);
+
+    it('a job whose data is not JSON, or not an advrec job, fails at once, named by its id', async () => {
+      const { Queue } = await import('bullmq');
+      const queue = new Queue('odd-jobs', { connection: { url: queueUrl } });
+      try {
+        await queue.add('train', { kind: 'train' }, { jobId: 'garbled-1', attempts: 3 });
+        await queue.add('train', { kind: 'nonsense' }, { jobId: 'nonsense-1', attempts: 3 });
+        const { Redis } = await import('ioredis');
+        const client = new Redis(queueUrl);
+        await client.hset('bull:odd-jobs:garbled-1', 'data', '{"kind": "train", oops');
+        client.disconnect();
+        const worker = start(['worker', '--queue', queueUrl, '--queue-name', 'odd-jobs']);
+        await until(
+          () =>
+            /job garbled-1 failed/.test(worker.stderr) &&
+            /job nonsense-1 failed/.test(worker.stderr),
+          'both jobs to fail',
+        );
+        // Longer than the retry's backoff (1 s): a retry would have started by now.
+        await new Promise((r) => setTimeout(r, 2000));
+        worker.child.kill('SIGTERM');
+        expect(await worker.exited).toBe(0);
+        expect(worker.stderr).toMatch(
+          /job garbled-1 failed: unreadable job: \[exit 3\] queue odd-jobs, job garbled-1: its data is not JSON/,
+        );
+        expect(worker.stderr).toMatch(
+          /job nonsense-1 failed: malformed job: \[exit 3\] queue odd-jobs, job nonsense-1: /,
+        );
+        noStack(worker.stderr);
+        for (const id of ['garbled-1', 'nonsense-1']) {
+          expect(await queue.getJobState(id)).toBe('failed');
+          // Failed once, for good, although the job allowed 3 attempts.
+          expect(worker.stderr.match(new RegExp(`job ${id} failed`, 'g'))).toHaveLength(1);
+        }
+      } finally {
+        await queue.obliterate({ force: true });
+        await queue.close();
+      }
+    });
+
+    it('a plugin that throws inside a queued run (from its own timer) is named, exit 2, and not retried', async () => {
+      const plugin = join(work, 'timer-boom.mjs');
+      // It misbehaves only where runs train (a worker's job thread), not where the sweep loads it.
+      writeFileSync(
+        plugin,
+        `import { isMainThread } from 'node:worker_threads';
+if (!isMainThread) setTimeout(() => { throw new Error('boom from a timer'); }, 200);
+export {};`,
+      );
+      const folder = join(work, 'plugin-in-job');
+      const file = smallSweep('plugin-in-job', 40, [plugin]);
+      const worker = start(['worker', '--queue', queueUrl, '--queue-name', 'plugin-jobs']);
+      const sweep = start([
+        'sweep',
+        file,
+        '-o',
+        folder,
+        '--queue',
+        queueUrl,
+        '--queue-name',
+        'plugin-jobs',
+        '--attempts',
+        '3',
+      ]);
+      expect(await sweep.exited, sweep.stderr).not.toBe(0);
+      worker.child.kill('SIGTERM');
+      await worker.exited;
+      expect(worker.stderr).toMatch(
+        /failed: run \S+: \[exit 2\] plugin ".*timer-boom\.mjs" failed: boom from a timer/,
+      );
+      expect(worker.stderr.match(/started: run /g)).toHaveLength(1);
+      noStack(worker.stderr + sweep.stderr);
+    }, 120_000);
+  },
+);

@@ -14,13 +14,16 @@ export type { JobRunner, SweepJob, SweepJobResult } from './jobs.js';
 export { JobThread, runLocalPool } from './pool.js';
 export type { JobEvents, PoolOptions } from './pool.js';
 export {
+  DEFAULT_QUEUE_LOST_AFTER_MS,
   DEFAULT_QUEUE_NAME,
+  QueueLostError,
   QueuePackageMissingError,
   checkQueue,
+  redactUrl,
   runOnQueue,
   runQueueWorker,
 } from './queue.js';
-export type { QueueWorkerOptions } from './queue.js';
+export type { QueueRunOptions, QueueWorkerOptions } from './queue.js';
 export { MAX_RUN_NAME_BYTES, MAX_SWEEP_RUNS, expandSweep, readSweepFile } from './spec.js';
 export type {
   AxisScalar,

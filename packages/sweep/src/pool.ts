@@ -29,7 +29,8 @@ function threadEntry(): URL {
 }
 
 type ThreadAnswer =
-  { ok: true; result: SweepJobResult } | { ok: false; message: string; exitCode: number };
+  | { ok: true; result: SweepJobResult }
+  | { ok: false; message: string; exitCode: number; ending?: boolean };
 
 /**
  * A worker thread of this process that runs jobs one at a time and is kept between them
@@ -50,13 +51,18 @@ export class JobThread {
     const worker = new Worker(threadEntry(), {
       workerData: { runnerModule: this.runnerModule.href },
     });
+    // Only the thread in use fails the running job: a thread that said it is ending (after
+    // an error outside its job) has been replaced already, and its exit says nothing new.
     const fail = (error: JobFailedError): void => {
-      if (this.worker === worker) this.worker = null;
+      if (this.worker !== worker) return;
+      this.worker = null;
       const current = this.current;
       this.current = null;
       current?.reject(error);
     };
     worker.on('message', (answer: ThreadAnswer) => {
+      if (this.worker !== worker) return;
+      if (!answer.ok && answer.ending) this.worker = null;
       const current = this.current;
       this.current = null;
       if (!current) return;

@@ -15,12 +15,23 @@ interface EchoResult {
   readonly threadId: number;
 }
 
-async function pool(workers: number, values: number[], failing: number[] = []) {
+async function pool(
+  workers: number,
+  values: number[],
+  failing: number[] = [],
+  fromTimer: number[] = [],
+) {
   const done = new Map<string, EchoResult>();
   const failed = new Map<string, JobFailedError>();
   const jobs = values.map((value) => ({
     id: `job-${value}`,
-    job: { kind: 'echo', value, fail: failing.includes(value), exitCode: 3 },
+    job: {
+      kind: 'echo',
+      value,
+      fail: failing.includes(value),
+      timer: fromTimer.includes(value),
+      exitCode: 3,
+    },
   }));
   await runLocalPool<(typeof jobs)[number], EchoResult>(jobs, {
     workers,
@@ -52,8 +63,21 @@ describe('the in-process pool', () => {
     const threads = new Set([...done.values()].map((r) => r.threadId));
     expect(threads.size).toBe(2);
     expect(threads.has(0)).toBe(false);
-    expect(failed.get('job-4')?.message).toBe('job 4 failed on purpose');
+    expect(failed.get('job-4')?.message).toBe(
+      "described in the job's thread: job 4 failed on purpose",
+    );
     expect(failed.get('job-4')?.exitCode).toBe(3);
+  });
+
+  it("an error thrown outside a job's promise (a plugin's timer) fails that job as the thread's runner describes it; the next job gets a fresh thread", async () => {
+    const { done, failed } = await pool(2, [1, 2, 3, 4], [], [2]);
+    expect([...failed.keys()]).toEqual(['job-2']);
+    expect(failed.get('job-2')?.message).toBe(
+      "described in the job's thread: job 2 threw from a timer",
+    );
+    // The runner's exit code, not the thread's death (1, which a queue retries).
+    expect(failed.get('job-2')?.exitCode).toBe(2);
+    expect([...done.keys()].sort()).toEqual(['job-1', 'job-3', 'job-4']);
   });
 
   it('names a runner module that exports no jobRunner', async () => {

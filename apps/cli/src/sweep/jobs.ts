@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { DataFormatError, writeFileAtomic } from '@advrec/data';
 import type { ImageEntry } from '@advrec/features';
 import type { CommandContext } from '../run-folder/context.js';
-import { describeFailure, exitCodeOf } from '../errors.js';
+import { describeFailure } from '../errors.js';
 import { JobFailedError } from '@advrec/sweep';
 import type { JobRunner } from '@advrec/sweep';
 import { Progress } from '../progress.js';
@@ -284,10 +284,11 @@ export function asWorkerJob(value: unknown, where: string): WorkerJob {
 export const jobRunner: JobRunner<WorkerJob, JobResult> = {
   runJob,
   checkJob: asWorkerJob,
-  describeFailure: (error) => ({
-    message: describeFailure(error).line.replace(/^advrec: /, ''),
-    exitCode: exitCodeOf(error),
-  }),
+  describeFailure: (error) => {
+    // As the CLI itself describes it: a plugin's own error is named, with exit code 2.
+    const { line, code } = describeFailure(error);
+    return { message: line.replace(/^advrec: /, ''), exitCode: code };
+  },
   describeJob: (job) => (job.kind === 'train' ? `run ${job.runId}` : `features shard ${job.shard}`),
 };
 

@@ -52,6 +52,11 @@ export const featuresCli: CliCommand = {
         'a Redis URL: put the shards on a job queue served by `advrec worker` processes (default 8 shards)',
       )
       .option('--queue-name <name>', 'queue name (default advrec)')
+      .option(
+        '--queue-wait <seconds>',
+        'how long a Redis server that stopped answering is waited for before giving up with exit code 6 (default 30)',
+        integer('--queue-wait', 1),
+      )
       .action(
         run(async (context, flags) => (await import('./run.js')).featuresCommand(flags, context)),
       );

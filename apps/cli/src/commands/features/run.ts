@@ -36,6 +36,8 @@ export interface FeaturesOptions {
   /** A Redis URL: the shards go to `advrec worker` processes. */
   readonly queue?: string;
   readonly queueName?: string;
+  /** Seconds a Redis server that stopped answering is waited for (default 30). */
+  readonly queueWait?: number;
 }
 
 const IMAGE = new Set(['.jpg', '.jpeg', '.png', '.webp']);
@@ -186,7 +188,10 @@ async function shardedFeatures(
   };
   const started = performance.now();
   if (options.queue !== undefined) {
-    await runOnQueue(options.queue, options.queueName ?? 'advrec', items, events, context.signal);
+    await runOnQueue(options.queue, options.queueName ?? 'advrec', items, events, context.signal, {
+      ...(options.queueWait !== undefined ? { lostAfterMs: options.queueWait * 1000 } : {}),
+      log: (line) => context.progress.log(line),
+    });
   } else
     await runLocalPool(items, {
       workers: options.workers ?? 1,

@@ -29,6 +29,11 @@ export const sweepCli: CliCommand = {
       )
       .option('--queue-name <name>', 'queue name (default advrec)')
       .option('--attempts <n>', 'tries per run on the queue (default 3)', integer('--attempts', 1))
+      .option(
+        '--queue-wait <seconds>',
+        'how long a Redis server that stopped answering is waited for before giving up with exit code 6 (default 30)',
+        integer('--queue-wait', 1),
+      )
       .option('--force', 'write into a folder that holds another sweep')
       .action(
         run(async (context, file: string, flags) =>
@@ -56,6 +61,11 @@ export const sweepCli: CliCommand = {
         '--stalled-interval <ms>',
         'how often to look for jobs of dead workers (default 30000)',
         integer('--stalled-interval', 500),
+      )
+      .option(
+        '--queue-wait <seconds>',
+        'how long a Redis server that stopped answering is waited for before giving up with exit code 6 (default 30)',
+        integer('--queue-wait', 1),
       )
       .action(
         run(async (context, flags) => (await import('./worker.js')).workerCommand(flags, context)),

@@ -55,6 +55,8 @@ export interface SweepOptions {
   readonly queueName?: string;
   /** Tries per run on the queue (default 3). */
   readonly attempts?: number;
+  /** Seconds a Redis server that stopped answering is waited for (default 30). */
+  readonly queueWait?: number;
   readonly force?: boolean;
 }
 
@@ -434,6 +436,8 @@ export async function sweepCommand(
         context.signal,
         {
           ...(options.attempts !== undefined ? { attempts: options.attempts } : {}),
+          ...(options.queueWait !== undefined ? { lostAfterMs: options.queueWait * 1000 } : {}),
+          log: (line) => context.progress.log(line),
         },
       );
     } else

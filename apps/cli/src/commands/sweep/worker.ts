@@ -10,6 +10,8 @@ export interface WorkerOptions {
   readonly concurrency?: number;
   readonly lockDuration?: number;
   readonly stalledInterval?: number;
+  /** Seconds a Redis server that stopped answering is waited for (default 30). */
+  readonly queueWait?: number;
 }
 
 /**
@@ -32,6 +34,7 @@ export async function workerCommand(
       // Always printed (even with --quiet): a worker's log is its only output.
       log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
       runnerModule: sweepJobRunnerModule(),
+      ...(options.queueWait !== undefined ? { lostAfterMs: options.queueWait * 1000 } : {}),
     },
     context.signal,
   );
