@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sharedDataDir } from '@advrec/testing';
-import { runJob } from './jobs.js';
+import { asWorkerJob, runJob } from './jobs.js';
 import type { FeatureShardJob } from './jobs.js';
 
 const model = join(
@@ -58,4 +58,56 @@ describe('feature shard jobs', () => {
     });
     expect(readFileSync(join(work, 'shard-0000.npy'))).not.toEqual(bytes);
   }, 60_000);
+});
+
+describe('jobs write only where their sweep writes', () => {
+  const where = 'queue advrec, job sweep-1-0';
+  const train = (over: Record<string, unknown>) => ({
+    kind: 'train',
+    sweep: '/data/sweeps/grid',
+    runId: 'eps=0.5.seed=1',
+    folder: '/data/sweeps/grid/runs/eps=0.5.seed=1',
+    config: {},
+    ...over,
+  });
+  const shard = (output: string) => ({
+    kind: 'features-shard',
+    shard: 0,
+    output,
+    model: '/m.onnx',
+    images: [],
+    batchSize: 8,
+  });
+
+  it('a run folder inside its sweep folder, and a shard in an <output>.shards folder, pass', () => {
+    expect(asWorkerJob(train({}), where).kind).toBe('train');
+    expect(asWorkerJob(shard('/out/features.npy.shards/shard-0003.npy'), where).kind).toBe(
+      'features-shard',
+    );
+  });
+
+  it.each([
+    [
+      { folder: '/etc/cron.d' },
+      /its run folder "\/etc\/cron\.d" is not \/data\/sweeps\/grid\/runs\/eps=0\.5\.seed=1/,
+    ],
+    [
+      { runId: '../../elsewhere', folder: '/data/sweeps/elsewhere' },
+      /its run id "\.\.\/\.\.\/elsewhere" is not a plain folder name/,
+    ],
+    [
+      { sweep: 'relative/grid', folder: 'relative/grid/runs/eps=0.5.seed=1' },
+      /not an absolute path/,
+    ],
+  ])('a train job that would write elsewhere is refused, naming the job (%o)', (over, message) => {
+    expect(() => asWorkerJob(train(over), where)).toThrow(message);
+    expect(() => asWorkerJob(train(over), where)).toThrow(/queue advrec, job sweep-1-0/);
+  });
+
+  it('a shard job that would write elsewhere is refused', () => {
+    for (const output of ['/home/user/.bashrc', 'features.npy.shards/shard-0001.npy'])
+      expect(() => asWorkerJob(shard(output), where)).toThrow(
+        /is not an absolute <output>\.shards\/shard-<n>\.npy/,
+      );
+  });
 });

@@ -10,9 +10,9 @@ import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { appendFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DataFormatError, writeFileAtomic } from '@advrec/data';
+import { DataError, DataFormatError, writeFileAtomic } from '@advrec/data';
 import type { ImageEntry } from '@advrec/features';
 import type { CommandContext } from '../run-folder/context.js';
 import { describeFailure } from '../errors.js';
@@ -266,18 +266,53 @@ export function asWorkerJob(value: unknown, where: string): WorkerJob {
       typeof job.runId === 'string' &&
       typeof job.folder === 'string' &&
       typeof job.sweep === 'string' &&
-      typeof job.config === 'object') ||
+      typeof job.config === 'object' &&
+      job.config !== null) ||
       (job.kind === 'features-shard' &&
         typeof job.output === 'string' &&
         typeof job.model === 'string' &&
         Array.isArray(job.images)))
-  )
+  ) {
+    const confined = confinementProblem(job as WorkerJob);
+    if (confined !== null)
+      throw new DataError(
+        `${where}: ${confined}; a job writes only inside its sweep's folder, so it is not run`,
+      );
     return job as WorkerJob;
+  }
   throw new DataFormatError(
     { file: where },
     'an advrec job (kind train or features-shard)',
     JSON.stringify(value)?.slice(0, 120) ?? String(value),
   );
+}
+
+/** A run id a sweep gives: one file name, no separators, not `.` or `..`. */
+const isFileName = (name: string): boolean =>
+  name.length > 0 && name !== '.' && name !== '..' && !/[/\\\0]/.test(name);
+
+/**
+ * What is wrong with where a job would write, or null: a run is written only to
+ * `<sweep>/runs/<runId>` (an absolute sweep folder, a run id that is one file name), and a
+ * feature shard only to `shard-<n>.npy` in a `<output>.shards` folder. A job on a shared
+ * queue is data anyone with the queue's password can write; it must not choose where a
+ * worker writes.
+ */
+function confinementProblem(job: WorkerJob): string | null {
+  if (job.kind === 'train') {
+    if (!isAbsolute(job.sweep)) return `its sweep folder "${job.sweep}" is not an absolute path`;
+    if (!isFileName(job.runId)) return `its run id "${job.runId}" is not a plain folder name`;
+    const expected = join(job.sweep, 'runs', job.runId);
+    return job.folder === expected
+      ? null
+      : `its run folder "${job.folder}" is not ${expected}, inside its sweep folder`;
+  }
+  const folder = dirname(job.output);
+  return isAbsolute(job.output) &&
+    folder.endsWith('.shards') &&
+    /^shard-\d{4,}\.npy$/.test(basename(job.output))
+    ? null
+    : `its shard file "${job.output}" is not an absolute <output>.shards/shard-<n>.npy`;
 }
 
 /** The CLI's jobs for `@advrec/sweep`'s pools and queue workers. */
