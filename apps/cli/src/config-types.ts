@@ -305,6 +305,22 @@ export interface SequentialTrainingSection {
    * @default "auto"
    */
   engine?: 'auto' | 'model-kernel' | 'tfjs';
+  /**
+   * Group each epoch's sequences by length, each batch cut to its longest row (the same
+   * outputs as padding every row to `maxLength`, several times faster on short sequences);
+   * `false`: random batches padded to `maxLength`, as the SASRec code.
+   * @default true
+   */
+  bucketByLength?: boolean;
+  /**
+   * How a batch's loss weighs its positions. `epoch`: the sum over the batch's positions
+   * divided by the epoch's mean positions per batch, so that every position weighs the same
+   * whichever batch it falls in (with `bucketByLength`, what random batches do on average);
+   * `batch`: the mean over the batch's own positions (the SASRec code's; with batches grouped
+   * by length it weighs a short sequence's positions many times more, and trains worse).
+   * @default "epoch"
+   */
+  positionWeighting?: 'batch' | 'epoch';
   /** ATSRec: FGM on the item embeddings of each batch. */
   adversarial?: {
     /**

@@ -192,6 +192,14 @@ export class SequenceBatchSampler {
     return Math.ceil(this.users.length / this.batchSize);
   }
 
+  /** Positions with a target per epoch (every epoch has the same), over its batches. */
+  get meanTargetsPerBatch(): number {
+    let targets = 0;
+    for (const u of this.users)
+      targets += Math.min(this.split.train[u]!.length - 1, this.maxLength);
+    return targets / this.batchesPerEpoch;
+  }
+
   /** The batches of one epoch (deterministic for `(seed, epoch)`). */
   epoch(epoch: number): SequenceBatch[] {
     const random = Random.stream(this.seed, 0x5e9, epoch);

@@ -151,7 +151,14 @@ export function compareSequentialArms(a: SequentialArm, b: SequentialArm): Seque
 /** Training settings every phase shares (the phases set epochs, validation and the rest). */
 export type AtsrecTrainingSettings = Pick<
   SequenceTrainConfig,
-  'batchSize' | 'adam' | 'itemL2' | 'engine' | 'threads' | 'signal' | 'bucketByLength'
+  | 'batchSize'
+  | 'adam'
+  | 'itemL2'
+  | 'engine'
+  | 'threads'
+  | 'signal'
+  | 'bucketByLength'
+  | 'positionWeighting'
 >;
 
 /** What a caller hears about while an experiment runs (progress bars, checkpoints). */

@@ -92,6 +92,25 @@ describe('trainSequentialModel', () => {
     expect(await run()).toEqual(await run());
   });
 
+  it("positionWeighting: 'epoch' weighs each batch by its positions over the epoch's mean, 'batch' by none", async () => {
+    const run = async (positionWeighting: 'batch' | 'epoch', batchSize: number) => {
+      const model = markovModel(40);
+      const result = await trainSequentialModel(tf, model, split, {
+        epochs: 3,
+        batchSize,
+        seed: 9,
+        positionWeighting,
+      });
+      return { tables: Array.from(model.tables[0]!.values), loss: result.epochs[0]!.loss };
+    };
+    // One batch per epoch holds every position: its weight is 1 either way.
+    expect(await run('epoch', 400)).toEqual(await run('batch', 400));
+    // Batches grouped by length hold different numbers of positions: the weights differ.
+    const [epoch, batch] = [await run('epoch', 16), await run('batch', 16)];
+    expect(epoch.tables).not.toEqual(batch.tables);
+    expect(epoch.loss).not.toBeCloseTo(batch.loss, 6);
+  });
+
   it('stops after the current batch when aborted, and the returned state continues the run exactly', async () => {
     const config = {
       epochs: 8,
@@ -298,6 +317,7 @@ describe('trainSequentialModel', () => {
         epochs: -1,
         adversarial: { epsilon: Number.NaN, adversarialWeight: 1 },
         validateEvery: 2,
+        positionWeighting: 'sum' as 'epoch',
       });
       expect.unreachable();
     } catch (error) {
@@ -305,6 +325,7 @@ describe('trainSequentialModel', () => {
       expect((error as ConfigError).issues.map((i) => i.path).sort()).toEqual([
         'adversarial.epsilon',
         'epochs',
+        'positionWeighting',
         'validation',
       ]);
     }

@@ -8,6 +8,7 @@ import type {
   ParameterTable,
   PerturbableSurface,
   SequenceGradientKernel,
+  SequencePassGradients,
   SequentialModel,
   Tfjs,
 } from '@advrec/models';
@@ -63,6 +64,15 @@ export interface SequenceTrainConfig {
   readonly adversarial?: SequenceAdversarialConfig;
   /** See `SequenceBatchSamplerOptions.bucketByLength` (default true). */
   readonly bucketByLength?: boolean;
+  /**
+   * How a batch's loss weighs its positions. `batch`: the mean over the batch's own positions
+   * (the SASRec code's loss, whose random batches all hold about as many positions); with
+   * batches grouped by length, a batch of short sequences then weighs each of its positions
+   * many times more than a batch of long ones. `epoch` (default): the sum over the batch's
+   * positions divided by the epoch's mean positions per batch, so that every position weighs
+   * the same whichever batch it falls in, as in the paper's random batches.
+   */
+  readonly positionWeighting?: 'batch' | 'epoch';
   /** Validate every this many epochs (default 0: never). */
   readonly validateEvery?: number;
   /** Stop after this many validations without improvement (default: never). */
@@ -259,12 +269,27 @@ async function batchLossAndGradients(
   itemGradient: Float32Array,
   perturbation?: Float32Array,
   items?: Float32Array,
+  weight = 1,
 ): Promise<BatchGradients> {
-  const gradients = await kernel.lossAndGradients(
-    passOf(model, batch, training, seed, perturbation, items),
+  const gradients = weighted(
+    await kernel.lossAndGradients(passOf(model, batch, training, seed, perturbation, items)),
+    weight,
   );
   const touched = scatterRows(model.dimension, batch, gradients, itemGradient);
   return { loss: gradients.loss, items: itemGradient, touched, dense: gradients.dense };
+}
+
+/** A pass's loss and gradients times `weight` (in place; the pass itself when 1). */
+function weighted(pass: SequencePassGradients, weight: number): SequencePassGradients {
+  if (weight === 1) return pass;
+  for (const values of [
+    pass.inputRows,
+    pass.positiveRows,
+    pass.negativeRows,
+    ...pass.dense.values(),
+  ])
+    for (let k = 0; k < values.length; k++) values[k] = values[k]! * weight;
+  return { ...pass, loss: pass.loss * weight };
 }
 
 /** The adversary a config names (FGM, ATSRec's, by default). */
@@ -322,6 +347,15 @@ function checkTrainConfig(config: SequenceTrainConfig): void {
       issues.push({ path: `adam.${key}`, message: `must be in [0, 1), got ${adam[key]}` });
   if ((config.validateEvery ?? 0) > 0 && !config.validation)
     issues.push({ path: 'validation', message: 'validateEvery needs a validation set' });
+  if (
+    config.positionWeighting !== undefined &&
+    config.positionWeighting !== 'batch' &&
+    config.positionWeighting !== 'epoch'
+  )
+    issues.push({
+      path: 'positionWeighting',
+      message: `must be "batch" or "epoch", got ${JSON.stringify(config.positionWeighting)}`,
+    });
   if (issues.length > 0) throw new ConfigError(issues);
 }
 
@@ -378,6 +412,8 @@ interface SequenceStep {
   readonly itemSurface: PerturbableSurface | null;
   pending: PendingItemStep | null;
   step: number;
+  /** The epoch's mean positions per batch (see `positionWeighting`). */
+  readonly meanTargets: number;
 }
 
 /** Adam on rows `[from, to)` of the item table for a pending step. */
@@ -502,7 +538,9 @@ async function trainBatch(
   );
   finishPendingStep(run);
   const itemGradient = run.itemGradient;
-  const cleanPass = await started;
+  const weight =
+    (config.positionWeighting ?? 'epoch') === 'epoch' ? batch.targets / run.meanTargets : 1;
+  const cleanPass = weighted(await started, weight);
   const clean = {
     loss: cleanPass.loss,
     touched: scatterRows(d, batch, cleanPass, itemGradient),
@@ -523,6 +561,7 @@ async function trainBatch(
       adversarialGradient,
       perturbation,
       run.itemValues,
+      weight,
     );
     adversarialLoss = adversarial.loss;
     const lambda = config.adversarial.adversarialWeight;
@@ -629,6 +668,7 @@ function createStep(
   choice: SequenceKernelChoice,
   model: SequentialModel,
   config: SequenceTrainConfig,
+  meanTargets: number,
 ): SequenceStep {
   const itemTable = tableOf(model, SEQUENCE_ITEM_TABLE);
   const trainable = model.trainableTables.map((name) => tableOf(model, name));
@@ -677,6 +717,7 @@ function createStep(
     adversary: config.adversarial ? adversaryOf(config.adversarial) : null,
     itemSurface: config.adversarial ? itemSurfaceOf(model) : null,
     step: previous?.step ?? 0,
+    meanTargets,
   };
 }
 
@@ -690,7 +731,7 @@ async function trainWith(
 ): Promise<SequenceTrainResult> {
   const seed = config.seed ?? 0;
   const resume = config.resume;
-  const run = createStep(choice, model, config);
+  const run = createStep(choice, model, config, sampler.meanTargetsPerBatch);
   const { itemTable, trainable, moments } = run;
   const startEpoch = resume?.startEpoch ?? config.startEpoch ?? 0;
   const epochs: SequenceEpochEvent[] = [...(resume?.epochs ?? [])];

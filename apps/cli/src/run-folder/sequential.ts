@@ -36,6 +36,10 @@ export interface SequentialRunConfig {
     readonly patience: number;
     /** What runs the passes (`auto`: the model's own kernel when it has one). */
     readonly engine: SequenceEngineName;
+    /** Batches of sequences of similar length, each cut to its longest row. */
+    readonly bucketByLength: boolean;
+    /** How a batch's loss weighs its positions (the trainer's `positionWeighting`). */
+    readonly positionWeighting: 'batch' | 'epoch';
     readonly adversarial: {
       /** Relative to the mean item-row norm at the start of adversarial training. */
       readonly epsilon: number;
@@ -65,6 +69,8 @@ const TRAINING_KEYS = [
   'validateEvery',
   'patience',
   'engine',
+  'bucketByLength',
+  'positionWeighting',
   'adversarial',
 ] as const;
 
@@ -137,6 +143,18 @@ export function resolveSequentialConfig(
       path: 'training.engine',
       message: `must be one of ${SEQUENCE_ENGINES.join(', ')}, got ${JSON.stringify(engine)}`,
     });
+  const weighting = training.positionWeighting ?? 'epoch';
+  if (weighting !== 'batch' && weighting !== 'epoch')
+    issues.push({
+      path: 'training.positionWeighting',
+      message: `must be "batch" or "epoch", got ${JSON.stringify(weighting)}`,
+    });
+  const bucketByLength = training.bucketByLength ?? true;
+  if (typeof bucketByLength !== 'boolean')
+    issues.push({
+      path: 'training.bucketByLength',
+      message: `must be true or false, got ${JSON.stringify(bucketByLength)}`,
+    });
   const attack = evaluation.attackEpsilons ?? [0.25, 0.5, 1];
   if (!Array.isArray(attack) || attack.some((e) => !(typeof e === 'number' && e >= 0)))
     issues.push({
@@ -160,6 +178,8 @@ export function resolveSequentialConfig(
       validateEvery: integer('training.validateEvery', training.validateEvery, 5, 1),
       patience: integer('training.patience', training.patience, 3, 1),
       engine: engine as SequenceEngineName,
+      bucketByLength: bucketByLength as boolean,
+      positionWeighting: weighting as 'batch' | 'epoch',
       adversarial: {
         // 0.1 x the mean item-row norm: chosen on validation over {0.1, 0.5} on Amazon Games (quality-deep).
         epsilon: positive('training.adversarial.epsilon', adversarial.epsilon, 0.1, true),

@@ -188,6 +188,8 @@ function trainingSettings(
     batchSize: config.training.batchSize,
     adam: { learningRate: config.training.learningRate },
     engine: config.training.engine,
+    bucketByLength: config.training.bucketByLength,
+    positionWeighting: config.training.positionWeighting,
     signal: context.signal,
   };
 }
