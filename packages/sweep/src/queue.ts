@@ -304,9 +304,11 @@ async function waitForJobs<
       },
     })),
   );
+  const readJob = async (key: string) =>
+    (await Job.fromId(queue, key)) as QueueJob<SweepJob, R> | undefined;
   // Jobs that failed for good in an earlier attempt of this sweep are tried again.
   for (const item of jobs) {
-    const job = await Job.fromId(queue, item.key);
+    const job = await readJob(item.key).catch(() => undefined);
     if (job && (await job.getState()) === 'failed') await job.retry('failed');
   }
   const pending = new Map(jobs.map((item) => [item.key, item]));
@@ -316,10 +318,21 @@ async function waitForJobs<
       // The state first, then the job: a job read before its state could be one that
       // completed in between, read without its return value.
       const state = await queue.getJobState(key);
-      const job =
-        state === 'unknown'
-          ? undefined
-          : ((await Job.fromId(queue, key)) as QueueJob<SweepJob, R> | undefined);
+      let job: QueueJob<SweepJob, R> | undefined;
+      try {
+        job = state === 'unknown' ? undefined : await readJob(key);
+      } catch (error) {
+        // Stored data that is not JSON: whatever wrote it, this job cannot be read back.
+        pending.delete(key);
+        events.onFail?.(
+          item,
+          new JobFailedError(
+            `job ${key}: its data on the queue is unreadable (${(error as Error).message})`,
+            3,
+          ),
+        );
+        continue;
+      }
       if (!job) {
         pending.delete(key);
         events.onFail?.(item, new JobFailedError(`job ${key} disappeared from the queue`, 1));
