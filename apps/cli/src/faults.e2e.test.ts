@@ -268,6 +268,32 @@ describe('data lost or corrupted', () => {
     expect(existsSync(join(folder, '.advrec.lock'))).toBe(false);
   }, 120_000);
 
+  it('a run frozen past its lease whose lock was taken over stops at once when it wakes, and leaves the new owner its lock', async () => {
+    const folder = join(work, 'frozen');
+    const child = spawn(process.execPath, [bin, 'train', '--epochs', '5000', '-o', folder], {
+      cwd: work,
+      env: { ...process.env, ADVREC_LOCK_LEASE_MS: '1500' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const done = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const lock = join(folder, '.advrec.lock');
+    for (let k = 0; k < 400 && !existsSync(lock); k++) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 2000));
+    // Another host took the expired lock over meanwhile.
+    const foreign = `${JSON.stringify({ host: 'other-host', bootId: 'b', pidNamespace: 'n', pid: 7, started: new Date().toISOString() })}\n`;
+    writeFileSync(lock, foreign);
+    child.kill('SIGCONT');
+    expect(await done).toBe(2);
+    expect(stderr).toMatch(
+      /frozen: this command's lock was taken over by another advrec command \(process 7 on other-host, .*lock file .*\.advrec\.lock\) after its lease expired/,
+    );
+    expect(stderr).not.toMatch(/^\s+at /m);
+    expect(readFileSync(lock, 'utf8')).toBe(foreign);
+  }, 60_000);
+
   it('--out pointing at a folder of other files, or at a file, is refused before anything is written', async () => {
     const folder = join(work, 'my-notes');
     mkdirSync(folder);

@@ -8,7 +8,7 @@
 import { readFileSync, readlinkSync, unlinkSync } from 'node:fs';
 import { open, readFile, stat, unlink, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ConfigError, processIsAlive } from '@advrec/data';
 
 /** The lock file's name in a run folder. */
@@ -135,12 +135,48 @@ export async function lockRunFolder(folder: string, path = '--out'): Promise<Rel
   throw new ConfigError([{ path, message: `could not lock ${folder} (lock file ${file})` }]);
 }
 
-/** Renews the lease every third of its length until released; removes the file at exit. */
+/**
+ * A process's lock was taken over while it could not renew it (stopped or frozen longer than
+ * the lease, its host cut off from the shared file system): another command now owns the
+ * folder, and this one must not write another byte there.
+ */
+export class LockLostError extends ConfigError {
+  constructor(folder: string, file: string, holder: string) {
+    super([
+      {
+        path: 'lock',
+        message: `${folder}: this command's lock was taken over by another advrec command (${holder}; lock file ${file}) after its lease expired, as when a process is stopped or its host cut off for longer than the lease; stopped without writing more`,
+      },
+    ]);
+  }
+}
+
+/**
+ * Renews the lease every third of its length until released; removes the file at exit. Each
+ * renewal first reads the lock: when it is no longer this command's record (taken over after
+ * the lease expired), the command ends at once with a {@link LockLostError} (thrown from the
+ * timer, so the CLI's fatal-error handler prints it and exits), as two writers must not
+ * share a folder.
+ */
 function holdLease(file: string, record: string, lease: number): ReleaseLock {
   const renew = setInterval(
     () => {
-      const now = new Date();
-      void utimes(file, now, now).catch(() => undefined);
+      void (async () => {
+        const text = await readFile(file, 'utf8').catch(() => null);
+        if (text !== null && text !== record) {
+          clearInterval(renew);
+          const owner = parseOwner(text);
+          const holder = owner
+            ? `process ${owner.pid} on ${owner.host}, since ${owner.started}`
+            : 'an owner it does not name';
+          setImmediate(() => {
+            throw new LockLostError(dirname(file), file, holder);
+          });
+          return;
+        }
+        const now = new Date();
+        await utimes(file, now, now).catch(() => undefined);
+      })();
     },
     Math.max(50, Math.floor(lease / 3)),
   );
