@@ -104,15 +104,23 @@ describe('run-folder lock (lease between hosts)', () => {
     process.env.ADVREC_LOCK_LEASE_MS = '300';
     const dir = folder();
     const file = join(dir, LOCK_FILE);
-    const release = await lockRunFolder(dir);
+    const lost: Error[] = [];
+    const release = await lockRunFolder(dir, '--out', (error) => lost.push(error));
     const first = statSync(file).mtimeMs;
     await sleep(700);
     expect(statSync(file).mtimeMs).toBeGreaterThan(first);
+    expect(lost).toEqual([]);
     // Seen from another namespace, the lock is still fresh.
     const record = JSON.parse(readFileSync(file, 'utf8'));
     writeFileSync(file, `${JSON.stringify({ ...record, pidNamespace: 'pid:[1]' })}\n`);
     expect(await refusal(dir)).toMatch(/another host, container or PID namespace/);
-    // Now the file is someone else's record: our release must not delete it.
+    // Now the file is someone else's record: the next renewal sees it and says the lock is lost.
+    await sleep(250);
+    expect(lost).toHaveLength(1);
+    expect(lost[0]!.message).toMatch(
+      /this command's lock was taken over by another advrec command/,
+    );
+    // Our release must not delete the new owner's lock.
     await release();
     expect(existsSync(file)).toBe(true);
   });

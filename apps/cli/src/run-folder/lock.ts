@@ -87,7 +87,11 @@ export type ReleaseLock = () => Promise<void>;
  * with a message naming the owner and the lock file; a lock whose owner is provably gone, or
  * whose lease expired, is taken over.
  */
-export async function lockRunFolder(folder: string, path = '--out'): Promise<ReleaseLock> {
+export async function lockRunFolder(
+  folder: string,
+  path = '--out',
+  onLost: (error: LockLostError) => void = endTheProcess,
+): Promise<ReleaseLock> {
   const file = join(folder, LOCK_FILE);
   const me = thisOwner();
   const record = `${JSON.stringify(me)}\n`;
@@ -99,7 +103,7 @@ export async function lockRunFolder(folder: string, path = '--out'): Promise<Rel
       await handle.close();
       // A process taking over a stale lock at the same moment could have replaced ours.
       if ((await readFile(file, 'utf8').catch(() => '')) !== record) continue;
-      return holdLease(file, record, lease);
+      return holdLease(file, record, lease, onLost);
     } catch (error) {
       if ((error as { code?: string }).code !== 'EEXIST') throw error;
       const [text, info] = await Promise.all([
@@ -151,14 +155,26 @@ export class LockLostError extends ConfigError {
   }
 }
 
+/** Ends the command: thrown from a timer, the CLI's fatal-error handler prints it and exits. */
+function endTheProcess(error: LockLostError): void {
+  setImmediate(() => {
+    throw error;
+  });
+}
+
 /**
  * Renews the lease every third of its length until released; removes the file at exit. Each
  * renewal first reads the lock: when it is no longer this command's record (taken over after
- * the lease expired), the command ends at once with a {@link LockLostError} (thrown from the
- * timer, so the CLI's fatal-error handler prints it and exits), as two writers must not
- * share a folder.
+ * the lease expired), `onLost` is given a {@link LockLostError} (by default thrown from a
+ * timer, so that the CLI's fatal-error handler prints it and ends the command at once), as
+ * two writers must not share a folder.
  */
-function holdLease(file: string, record: string, lease: number): ReleaseLock {
+function holdLease(
+  file: string,
+  record: string,
+  lease: number,
+  onLost: (error: LockLostError) => void,
+): ReleaseLock {
   const renew = setInterval(
     () => {
       void (async () => {
@@ -169,9 +185,7 @@ function holdLease(file: string, record: string, lease: number): ReleaseLock {
           const holder = owner
             ? `process ${owner.pid} on ${owner.host}, since ${owner.started}`
             : 'an owner it does not name';
-          setImmediate(() => {
-            throw new LockLostError(dirname(file), file, holder);
-          });
+          onLost(new LockLostError(dirname(file), file, holder));
           return;
         }
         const now = new Date();
