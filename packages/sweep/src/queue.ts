@@ -153,10 +153,17 @@ async function watchRedis(
   };
 }
 
-/**
- * Runs `body` until it ends or `lost` rejects, then `close`s (waiting at most 5 s: with the
- * server gone, a close can wait for ever).
- */
+/** Awaits `close`, at most 5 s: with the server gone, a close can wait for ever. */
+async function closeWithin(close: () => Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    close().catch(() => undefined),
+    new Promise((done) => (timer = setTimeout(done, 5000))),
+  ]);
+  clearTimeout(timer);
+}
+
+/** Runs `body` until it ends or `lost` rejects, then closes (see {@link closeWithin}). */
 async function untilLost<T>(
   body: Promise<T>,
   lost: Promise<never>,
@@ -166,12 +173,7 @@ async function untilLost<T>(
   try {
     return await Promise.race([body, lost]);
   } finally {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      close().catch(() => undefined),
-      new Promise((done) => (timer = setTimeout(done, 5000))),
-    ]);
-    clearTimeout(timer);
+    await closeWithin(close);
   }
 }
 
@@ -518,9 +520,7 @@ export async function runQueueWorker(
     // waited for them), then the worker is closed without waiting for the server.
     const deadline = Date.now() + 60_000;
     while (running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    await untilLost(Promise.resolve(), new Promise<never>(() => undefined), () =>
-      worker.close(true),
-    );
+    await closeWithin(() => worker.close(true));
     await Promise.all(threads.map((thread) => thread.close()));
     throw lost;
   }
