@@ -148,6 +148,7 @@ export function scatterRows(
   batch: SequenceBatch,
   gradients: SequencePassGradients,
   itemGradient: Float32Array,
+  weight = 1,
 ): Int32Array {
   const touchedSet = new Set<number>();
   for (const [ids, grad] of [
@@ -161,7 +162,12 @@ export function scatterRows(
       touchedSet.add(id);
       const to = id * d;
       const from = k * d;
-      for (let c = 0; c < d; c++) itemGradient[to + c] = itemGradient[to + c]! + grad[from + c]!;
+      // The weighted row rounded to float32 first, as a weighted pass's own rows would be.
+      if (weight === 1)
+        for (let c = 0; c < d; c++) itemGradient[to + c] = itemGradient[to + c]! + grad[from + c]!;
+      else
+        for (let c = 0; c < d; c++)
+          itemGradient[to + c] = itemGradient[to + c]! + Math.fround(grad[from + c]! * weight);
     }
   }
   return Int32Array.from(touchedSet);

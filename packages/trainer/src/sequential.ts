@@ -275,19 +275,17 @@ async function batchLossAndGradients(
     await kernel.lossAndGradients(passOf(model, batch, training, seed, perturbation, items)),
     weight,
   );
-  const touched = scatterRows(model.dimension, batch, gradients, itemGradient);
+  const touched = scatterRows(model.dimension, batch, gradients, itemGradient, weight);
   return { loss: gradients.loss, items: itemGradient, touched, dense: gradients.dense };
 }
 
-/** A pass's loss and gradients times `weight` (in place; the pass itself when 1). */
+/**
+ * A pass's loss and dense gradients times `weight` (in place; the pass itself when 1). Its
+ * item-row gradients are weighted as {@link scatterRows} adds them up.
+ */
 function weighted(pass: SequencePassGradients, weight: number): SequencePassGradients {
   if (weight === 1) return pass;
-  for (const values of [
-    pass.inputRows,
-    pass.positiveRows,
-    pass.negativeRows,
-    ...pass.dense.values(),
-  ])
+  for (const values of pass.dense.values())
     for (let k = 0; k < values.length; k++) values[k] = values[k]! * weight;
   return { ...pass, loss: pass.loss * weight };
 }
@@ -543,7 +541,7 @@ async function trainBatch(
   const cleanPass = weighted(await started, weight);
   const clean = {
     loss: cleanPass.loss,
-    touched: scatterRows(d, batch, cleanPass, itemGradient),
+    touched: scatterRows(d, batch, cleanPass, itemGradient, weight),
   };
   const denseTotal = new Map(cleanPass.dense);
   // The adversarial pass touches the same rows (same batch).
